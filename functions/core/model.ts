@@ -1,0 +1,147 @@
+/**
+ * The domain's nouns, as zod schemas (for validation at the edges and in adapters reading
+ * stored rows) and the TypeScript types inferred from them. Words follow Svix: partner, event,
+ * subscription, delivery, attempt; every id carries its prefix.
+ */
+import { z } from 'zod';
+
+export const ID_PREFIXES = {
+  partner: 'ptr',
+  event: 'evt',
+  subscription: 'sub',
+  delivery: 'dlv',
+  attempt: 'att',
+} as const;
+export type IdPrefix = (typeof ID_PREFIXES)[keyof typeof ID_PREFIXES];
+
+/** Crockford base32, 26 characters: the ULID alphabet. */
+const ulidPart = '[0-9A-HJKMNP-TV-Z]{26}';
+const prefixedId = (prefix: IdPrefix) =>
+  z.string().regex(new RegExp(`^${prefix}_${ulidPart}$`), `must be an id starting with ${prefix}_`);
+
+export const PartnerId = prefixedId('ptr');
+export const EventId = prefixedId('evt');
+export const SubscriptionId = prefixedId('sub');
+export const DeliveryId = prefixedId('dlv');
+export const AttemptId = prefixedId('att');
+
+/** ISO-8601 UTC timestamp with milliseconds, as `Date.prototype.toISOString` writes it. */
+export const Timestamp = z.iso.datetime();
+
+/** Event types are dotted lower-case words: `order.created`, `subscription.disabled`. */
+export const EventType = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/, 'must be dotted lower-case words, like order.created');
+
+export const Partner = z.object({
+  id: PartnerId,
+  name: z.string().min(1).max(200),
+  createdAt: Timestamp,
+});
+export type Partner = z.infer<typeof Partner>;
+
+export const Event = z.object({
+  id: EventId,
+  partnerId: PartnerId,
+  type: EventType,
+  payload: z.json(),
+  createdAt: Timestamp,
+  idempotencyKey: z.string().min(1).max(255).optional(),
+});
+export type Event = z.infer<typeof Event>;
+
+/** What a producer supplies; the log assigns id and createdAt. */
+export type NewEvent = Omit<Event, 'id' | 'createdAt'>;
+
+export const SubscriptionStatus = z.enum(['active', 'disabled']);
+export type SubscriptionStatus = z.infer<typeof SubscriptionStatus>;
+
+/** A signing secret; during a rotation the old one keeps signing until `expiresAt`. */
+export const SigningSecret = z.object({
+  secret: z.string().startsWith('whsec_'),
+  createdAt: Timestamp,
+  expiresAt: Timestamp.optional(),
+});
+export type SigningSecret = z.infer<typeof SigningSecret>;
+
+export const Subscription = z.object({
+  id: SubscriptionId,
+  partnerId: PartnerId,
+  url: z.url(),
+  /** Empty means every event type. */
+  eventTypes: z.array(EventType),
+  description: z.string().max(500).optional(),
+  status: SubscriptionStatus,
+  disabledReason: z.string().optional(),
+  /** Newest first. */
+  secrets: z.array(SigningSecret).min(1),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+export type Subscription = z.infer<typeof Subscription>;
+
+export const DeliveryStatus = z.enum(['pending', 'succeeded', 'failed', 'dead']);
+export type DeliveryStatus = z.infer<typeof DeliveryStatus>;
+
+/**
+ * One event for one subscription. Its id is the `webhook-id` header: stable across the
+ * retries of this delivery, new for a redelivery.
+ */
+export const Delivery = z.object({
+  id: DeliveryId,
+  eventId: EventId,
+  subscriptionId: SubscriptionId,
+  partnerId: PartnerId,
+  eventType: EventType,
+  status: DeliveryStatus,
+  attempts: z.number().int().nonnegative(),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+  lastAttemptAt: Timestamp.optional(),
+  nextAttemptAt: Timestamp.optional(),
+});
+export type Delivery = z.infer<typeof Delivery>;
+
+export const AttemptErrorKind = z.enum([
+  'timeout',
+  'connection',
+  'dns',
+  'forbidden_target',
+  'http_status',
+  'response_too_large',
+]);
+export type AttemptErrorKind = z.infer<typeof AttemptErrorKind>;
+
+/** One HTTP try of a delivery. */
+export const Attempt = z.object({
+  id: AttemptId,
+  deliveryId: DeliveryId,
+  subscriptionId: SubscriptionId,
+  partnerId: PartnerId,
+  /** 1-based. */
+  number: z.number().int().positive(),
+  startedAt: Timestamp,
+  durationMs: z.number().nonnegative(),
+  statusCode: z.number().int().optional(),
+  error: AttemptErrorKind.optional(),
+  errorMessage: z.string().optional(),
+  responseExcerpt: z.string().optional(),
+});
+export type Attempt = z.infer<typeof Attempt>;
+
+/** What travels on the delivery queue: one message per (event, subscription). */
+export const DeliveryMessage = z.object({
+  deliveryId: DeliveryId,
+  eventId: EventId,
+  subscriptionId: SubscriptionId,
+  partnerId: PartnerId,
+});
+export type DeliveryMessage = z.infer<typeof DeliveryMessage>;
+
+/** A page of a partner-scoped listing: `next` is the cursor to pass as `after`, null at the end. */
+export interface Page<T> {
+  items: T[];
+  next: string | null;
+}

@@ -1,0 +1,107 @@
+/**
+ * What the core needs from the outside world. Each port has a SQLite adapter (the local
+ * runtime) and a DynamoDB/SQS adapter (AWS); the contract suite in test/contract runs the same
+ * tests against every adapter of a port.
+ */
+import type {
+  Attempt,
+  Delivery,
+  DeliveryMessage,
+  Event,
+  Page,
+  Partner,
+  Subscription,
+} from './core/model.ts';
+
+export interface ListQuery {
+  /** Cursor: the id of the last item of the previous page. */
+  after?: string;
+  limit: number;
+}
+
+export interface EventListQuery extends ListQuery {
+  /** Only these event types; absent or empty means all. */
+  types?: string[];
+}
+
+export interface AppendResult {
+  event: Event;
+  /** False when the partner already published an event with the same idempotency key. */
+  created: boolean;
+}
+
+/** The partner-scoped, append-only log of events: what partners poll and what fan-out reads. */
+export interface EventLog {
+  /**
+   * Stores the event, and in the same transaction whatever feeds the stream (the outbox row
+   * locally, the table's own stream on DynamoDB). With an idempotency key the partner has
+   * used before, stores nothing and returns the first event.
+   */
+  append(event: Event): Promise<AppendResult>;
+  get(partnerId: string, eventId: string): Promise<Event | undefined>;
+  /**
+   * The partner's events after the cursor, in commit order: an event committed later never
+   * sorts before one already returned, so a poller following `next` never skips one.
+   * @throws CursorNotFoundError when `after` is not one of the partner's events.
+   */
+  list(partnerId: string, query: EventListQuery): Promise<Page<Event>>;
+}
+
+export interface PartnerStore {
+  /** Stores the partner with the SHA-256 hash of its API key (the key itself is never stored). */
+  create(partner: Partner, apiKeyHash: string): Promise<void>;
+  get(partnerId: string): Promise<Partner | undefined>;
+  findByApiKeyHash(apiKeyHash: string): Promise<Partner | undefined>;
+}
+
+export interface SubscriptionStore {
+  /** Creates or replaces. */
+  put(subscription: Subscription): Promise<void>;
+  /** Not partner-scoped: use cases check ownership. */
+  get(subscriptionId: string): Promise<Subscription | undefined>;
+  list(partnerId: string, query: ListQuery): Promise<Page<Subscription>>;
+  /** Every active subscription of the partner, whatever its event types (fan-out filters). */
+  listActive(partnerId: string): Promise<Subscription[]>;
+  /** Deletes the subscription; true if it existed. */
+  delete(subscriptionId: string): Promise<boolean>;
+}
+
+export interface DeliveryStore {
+  /**
+   * Creates the fan-out deliveries of one event that do not exist yet, keyed by
+   * (eventId, subscriptionId), so a retried fan-out creates no duplicates; returns every one
+   * of them as stored (existing ones unchanged).
+   */
+  createForEvent(deliveries: Delivery[]): Promise<Delivery[]>;
+  get(deliveryId: string): Promise<Delivery | undefined>;
+  /** Stores the attempt and the delivery's new state together. */
+  recordAttempt(attempt: Attempt, delivery: Delivery): Promise<void>;
+  /** Newest first. */
+  listBySubscription(subscriptionId: string, query: ListQuery): Promise<Page<Delivery>>;
+  /** Oldest first. */
+  listAttempts(deliveryId: string): Promise<Attempt[]>;
+}
+
+export interface OutgoingMessage<T> {
+  body: T;
+  /** Seconds before the message becomes visible (SQS DelaySeconds, at most 900). */
+  delaySeconds?: number;
+}
+
+export interface QueueSender<T> {
+  /** Sends every message or throws; partial failures are retried inside the adapter. */
+  send(messages: OutgoingMessage<T>[]): Promise<void>;
+}
+
+/** The dispatcher's backoff: hide a received message for a while instead of retrying at once. */
+export interface VisibilityControl {
+  changeVisibility(receiptHandle: string, timeoutSeconds: number): Promise<void>;
+}
+
+export type DeliveryQueue = QueueSender<DeliveryMessage> & VisibilityControl;
+
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
