@@ -5,6 +5,7 @@
  */
 import type {
   Attempt,
+  AttemptErrorKind,
   Delivery,
   DeliveryMessage,
   Event,
@@ -105,3 +106,30 @@ export interface Clock {
 }
 
 export const systemClock: Clock = { now: () => new Date() };
+
+export interface CallbackRequest {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  timeoutMs: number;
+}
+
+/** What one HTTP try produced: a status code, or the kind of error that prevented one. */
+export interface CallbackResult {
+  statusCode?: number;
+  error?: AttemptErrorKind;
+  errorMessage?: string;
+  /** The first bytes of the response body, for the attempt log. */
+  responseExcerpt?: string;
+  durationMs: number;
+}
+
+/** Sends one signed callback; never throws for what the target did (that is a result). */
+export interface CallbackSender {
+  send(request: CallbackRequest): Promise<CallbackResult>;
+}
+
+/** DNS: every address a host name resolves to (A and AAAA). */
+export interface AddressResolver {
+  resolve(hostname: string): Promise<string[]>;
+}

@@ -68,3 +68,29 @@ export class ForbiddenTargetError extends ValidationError {
     super(`target not allowed: ${reason}`, [{ field, message: reason }]);
   }
 }
+
+export class PayloadTooLargeError extends DomainError {
+  readonly status = 413;
+  readonly title = 'Payload too large';
+}
+
+export class RouteNotFoundError extends DomainError {
+  readonly status = 404;
+  readonly title = 'Not found';
+}
+
+export class MethodNotAllowedError extends DomainError {
+  readonly status = 405;
+  readonly title = 'Method not allowed';
+  readonly allowed: string[];
+
+  constructor(method: string, path: string, allowed: string[]) {
+    super(`${method} is not allowed on ${path}; allowed: ${allowed.join(', ')}`);
+    this.allowed = allowed;
+  }
+}
+
+export class UnsupportedMediaTypeError extends DomainError {
+  readonly status = 415;
+  readonly title = 'Unsupported media type';
+}

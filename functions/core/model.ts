@@ -35,6 +35,20 @@ export const EventType = z
   .max(128)
   .regex(/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/, 'must be dotted lower-case words, like order.created');
 
+/** A subscription's filter entry: an exact type, `prefix.*` for a family of types, or `*`. */
+export const EventTypeFilter = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(
+    /^(\*|[a-z0-9_-]+(\.[a-z0-9_-]+)*(\.\*)?)$/,
+    'must be an event type (order.created), a family (order.*) or *',
+  );
+
+/** Any JSON value: what an event's payload may be. */
+export const JsonValue = z.json();
+export type JsonValue = z.infer<typeof JsonValue>;
+
 export const Partner = z.object({
   id: PartnerId,
   name: z.string().min(1).max(200),
@@ -46,7 +60,7 @@ export const Event = z.object({
   id: EventId,
   partnerId: PartnerId,
   type: EventType,
-  payload: z.json(),
+  payload: JsonValue,
   createdAt: Timestamp,
   idempotencyKey: z.string().min(1).max(255).optional(),
 });
@@ -71,7 +85,7 @@ export const Subscription = z.object({
   partnerId: PartnerId,
   url: z.url(),
   /** Empty means every event type. */
-  eventTypes: z.array(EventType),
+  eventTypes: z.array(EventTypeFilter),
   description: z.string().max(500).optional(),
   status: SubscriptionStatus,
   disabledReason: z.string().optional(),

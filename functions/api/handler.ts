@@ -1,0 +1,277 @@
+/**
+ * The HTTP API: API Gateway v2 (payload 2.0) events in, JSON or problem+json out. Validation
+ * with zod happens here, at the edge; each route then calls one use case.
+ */
+import middy from '@middy/core';
+import type {
+  APIGatewayEventRequestContextV2,
+  APIGatewayProxyEventV2WithRequestContext,
+  APIGatewayProxyStructuredResultV2,
+} from 'aws-lambda';
+import { z } from 'zod';
+import {
+  MethodNotAllowedError,
+  NotFoundError,
+  PayloadTooLargeError,
+  RouteNotFoundError,
+  UnauthorizedError,
+  UnsupportedMediaTypeError,
+  ValidationError,
+} from '../core/errors.ts';
+import { getEvent, publishEvent, toEventView } from '../core/events.ts';
+import {
+  EventId,
+  EventType,
+  EventTypeFilter,
+  JsonValue,
+  PartnerId,
+  SubscriptionId,
+  SubscriptionStatus,
+} from '../core/model.ts';
+import { createPartner } from '../core/partners.ts';
+import {
+  createSubscription,
+  deleteSubscription,
+  getSubscription,
+  listDeliveries,
+  listSubscriptions,
+  rotateSecret,
+  toSubscriptionView,
+  updateSubscription,
+} from '../core/subscriptions.ts';
+import type {
+  AddressResolver,
+  Clock,
+  DeliveryStore,
+  EventLog,
+  PartnerStore,
+  SubscriptionStore,
+} from '../ports.ts';
+import { problemJson, validationErrorFrom } from './problem.ts';
+import { matchRoute, type Operation } from './routes.ts';
+
+/** What the authorizers leave in the request context: the partner's id, or an IAM caller. */
+export interface ApiAuthorizerContext {
+  lambda?: { partnerId?: string };
+  iam?: { userArn?: string };
+}
+
+export type ApiRequestContext = APIGatewayEventRequestContextV2 & { authorizer?: ApiAuthorizerContext };
+export type ApiRequest = APIGatewayProxyEventV2WithRequestContext<ApiRequestContext>;
+export type ApiResponse = APIGatewayProxyStructuredResultV2;
+
+export interface ApiDeps {
+  events: EventLog;
+  partners: PartnerStore;
+  subscriptions: SubscriptionStore;
+  deliveries: DeliveryStore;
+  clock: Clock;
+  resolver: AddressResolver;
+  allowPrivateTargets: boolean;
+}
+
+/** An event's payload, serialised: the bound EventBridge and SQS put on one message. */
+export const MAX_PAYLOAD_BYTES = 256 * 1024;
+const DEFAULT_PAGE = 100;
+const MAX_PAGE = 500;
+
+const CreatePartnerBody = z.strictObject({ name: z.string().trim().min(1).max(200) });
+
+const PublishBody = z.strictObject({
+  partnerId: PartnerId,
+  type: EventType,
+  payload: JsonValue,
+  idempotencyKey: z.string().min(1).max(255).optional(),
+});
+
+const limit = z.coerce.number().int().min(1).max(MAX_PAGE).default(DEFAULT_PAGE);
+const eventTypeList = z
+  .string()
+  .transform((text) =>
+    text
+      .split(',')
+      .map((part) => part.trim())
+      .filter((part) => part !== ''),
+  )
+  .pipe(z.array(EventType).max(50));
+
+const ListEventsQuery = z.strictObject({
+  after: EventId.optional(),
+  limit,
+  types: eventTypeList.optional(),
+});
+
+const PageQuery = z.strictObject({ after: z.string().min(1).max(64).optional(), limit });
+
+const eventTypes = z.array(EventTypeFilter).max(100);
+const description = z.string().max(500);
+
+const CreateSubscriptionBody = z.strictObject({
+  url: z.url({ protocol: /^https?$/ }).max(2048),
+  eventTypes: eventTypes.optional(),
+  description: description.optional(),
+});
+
+const UpdateSubscriptionBody = z
+  .strictObject({
+    url: z
+      .url({ protocol: /^https?$/ })
+      .max(2048)
+      .optional(),
+    eventTypes: eventTypes.optional(),
+    description: description.optional(),
+    status: SubscriptionStatus.optional(),
+  })
+  .refine((body) => Object.keys(body).length > 0, { message: 'must change at least one field' });
+
+function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z.infer<T> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw validationErrorFrom(result.error, where);
+  return result.data;
+}
+
+/** The JSON body, or a clear 400/415 when it is not JSON. */
+function jsonBody(event: ApiRequest): unknown {
+  const contentType = event.headers['content-type'] ?? event.headers['Content-Type'];
+  if (contentType !== undefined && !/^application\/([a-z.+-]*\+)?json\b/i.test(contentType)) {
+    throw new UnsupportedMediaTypeError(`content-type must be application/json, not ${contentType}`);
+  }
+  if (event.body === undefined || event.body === '')
+    throw new ValidationError('a JSON body is required', [{ field: 'body', message: 'required' }]);
+  const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : 'unparseable';
+    throw new ValidationError(`body is not valid JSON: ${reason}`, [
+      { field: 'body', message: 'invalid JSON' },
+    ]);
+  }
+}
+
+/** A path id of the wrong shape names nothing that exists: 404, as for an unknown id. */
+function pathId<T extends z.ZodType<string>>(schema: T, value: string | undefined, what: string): string {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new NotFoundError(`${what} ${value ?? ''} not found`);
+  return result.data;
+}
+
+function json(statusCode: number, body: unknown): ApiResponse {
+  return { statusCode, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
+}
+
+function partnerOf(event: ApiRequest): string {
+  const partnerId = event.requestContext.authorizer?.lambda?.partnerId;
+  if (!partnerId) throw new UnauthorizedError('an API key is required: Authorization: Bearer <apiKey>');
+  return partnerId;
+}
+
+function requireAdmin(event: ApiRequest): void {
+  if (!event.requestContext.authorizer?.iam) throw new UnauthorizedError('admin credentials are required');
+}
+
+type RouteHandler = (
+  deps: ApiDeps,
+  event: ApiRequest,
+  params: Record<string, string>,
+) => Promise<ApiResponse>;
+
+const handlers: Record<Operation, RouteHandler> = {
+  async createPartner(deps, event) {
+    requireAdmin(event);
+    const body = parse(CreatePartnerBody, jsonBody(event), 'body');
+    const { partner, apiKey } = await createPartner(deps, body);
+    return json(201, { ...partner, apiKey });
+  },
+
+  async publishEvent(deps, event) {
+    requireAdmin(event);
+    const body = parse(PublishBody, jsonBody(event), 'body');
+    const size = Buffer.byteLength(JSON.stringify(body.payload));
+    if (size > MAX_PAYLOAD_BYTES) {
+      throw new PayloadTooLargeError(
+        `payload is ${size} bytes; at most ${MAX_PAYLOAD_BYTES} are allowed`,
+        'payload',
+      );
+    }
+    const { event: stored, created } = await publishEvent(deps, body);
+    return json(created ? 202 : 200, { id: stored.id, created });
+  },
+
+  async listEvents(deps, event) {
+    const partnerId = partnerOf(event);
+    const query = parse(ListEventsQuery, event.queryStringParameters ?? {}, 'query');
+    const page = await deps.events.list(partnerId, query);
+    return json(200, { data: page.items.map(toEventView), next: page.next });
+  },
+
+  async getEvent(deps, event, params) {
+    const partnerId = partnerOf(event);
+    const id = pathId(EventId, params.id, 'event');
+    return json(200, toEventView(await getEvent(deps, partnerId, id)));
+  },
+
+  async createSubscription(deps, event) {
+    const partnerId = partnerOf(event);
+    const body = parse(CreateSubscriptionBody, jsonBody(event), 'body');
+    const { subscription, secret } = await createSubscription(deps, partnerId, body);
+    return json(201, { ...toSubscriptionView(subscription), secret });
+  },
+
+  async listSubscriptions(deps, event) {
+    const partnerId = partnerOf(event);
+    const query = parse(PageQuery, event.queryStringParameters ?? {}, 'query');
+    const page = await listSubscriptions(deps, partnerId, query);
+    return json(200, { data: page.items.map(toSubscriptionView), next: page.next });
+  },
+
+  async getSubscription(deps, event, params) {
+    const partnerId = partnerOf(event);
+    const id = pathId(SubscriptionId, params.id, 'subscription');
+    return json(200, toSubscriptionView(await getSubscription(deps, partnerId, id)));
+  },
+
+  async updateSubscription(deps, event, params) {
+    const partnerId = partnerOf(event);
+    const id = pathId(SubscriptionId, params.id, 'subscription');
+    const body = parse(UpdateSubscriptionBody, jsonBody(event), 'body');
+    return json(200, toSubscriptionView(await updateSubscription(deps, partnerId, id, body)));
+  },
+
+  async deleteSubscription(deps, event, params) {
+    const partnerId = partnerOf(event);
+    await deleteSubscription(deps, partnerId, pathId(SubscriptionId, params.id, 'subscription'));
+    return { statusCode: 204 };
+  },
+
+  async rotateSecret(deps, event, params) {
+    const partnerId = partnerOf(event);
+    const id = pathId(SubscriptionId, params.id, 'subscription');
+    const { subscription, secret } = await rotateSecret(deps, partnerId, id);
+    return json(200, { ...toSubscriptionView(subscription), secret });
+  },
+
+  async listDeliveries(deps, event, params) {
+    const partnerId = partnerOf(event);
+    const id = pathId(SubscriptionId, params.id, 'subscription');
+    const query = parse(PageQuery, event.queryStringParameters ?? {}, 'query');
+    const page = await listDeliveries(deps, partnerId, id, query);
+    return json(200, { data: page.items, next: page.next });
+  },
+};
+
+/** Builds the API handler around its ports; the Lambda entry and the local server share it. */
+export function createApiHandler(deps: ApiDeps) {
+  return middy<ApiRequest, ApiResponse>()
+    .use(problemJson())
+    .handler(async (event) => {
+      const method = event.requestContext.http.method;
+      const match = matchRoute(method, event.rawPath);
+      if (match.kind === 'not-found') throw new RouteNotFoundError(`no route for ${event.rawPath}`);
+      if (match.kind === 'method-not-allowed')
+        throw new MethodNotAllowedError(method, event.rawPath, match.allowed);
+      return handlers[match.route.operation](deps, event, match.params);
+    });
+}
+
+export type ApiHandler = ReturnType<typeof createApiHandler>;

@@ -1,0 +1,91 @@
+/**
+ * The one place where errors become HTTP responses: RFC 9457 problem+json, naming the field at
+ * fault. Unknown errors are logged and answered with a 500 that says so, never an empty body.
+ */
+import type { MiddlewareObj } from '@middy/core';
+import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { z } from 'zod';
+import { DomainError, MethodNotAllowedError, ValidationError } from '../core/errors.ts';
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance?: string;
+  errors?: { field: string; message: string }[];
+}
+
+function slug(title: string): string {
+  return title.toLowerCase().replace(/[^a-z0-9]+/g, '-');
+}
+
+export function problemResponse(
+  problem: Problem,
+  headers: Record<string, string> = {},
+): APIGatewayProxyStructuredResultV2 {
+  return {
+    statusCode: problem.status,
+    headers: { 'content-type': PROBLEM_CONTENT_TYPE, ...headers },
+    body: JSON.stringify(problem),
+  };
+}
+
+/** Turns zod issues into a ValidationError naming each field, prefixed by where it was (body, query). */
+export function validationErrorFrom(error: z.ZodError, where: string): ValidationError {
+  const errors = error.issues.map((issue) => ({
+    field: [where, ...issue.path.map(String)].join('.'),
+    message: issue.message,
+  }));
+  const first = errors[0];
+  const detail = first ? `${first.field}: ${first.message}` : `invalid ${where}`;
+  return new ValidationError(
+    errors.length > 1 ? `${detail} (and ${errors.length - 1} more)` : detail,
+    errors,
+  );
+}
+
+/** Maps any thrown value to a problem response. */
+export function toProblemResponse(
+  error: unknown,
+  instance: string | undefined,
+  log: (message: string, error: unknown) => void = (message, e) => console.error(message, e),
+): APIGatewayProxyStructuredResultV2 {
+  if (error instanceof DomainError) {
+    const problem: Problem = {
+      type: `urn:webhook-dispatcher:problem:${slug(error.title)}`,
+      title: error.title,
+      status: error.status,
+      detail: error.message,
+      ...(instance === undefined ? {} : { instance }),
+      ...(error instanceof ValidationError && error.errors.length > 0 ? { errors: error.errors } : {}),
+    };
+    const headers: Record<string, string> =
+      error instanceof MethodNotAllowedError ? { allow: error.allowed.join(', ') } : {};
+    return problemResponse(problem, headers);
+  }
+  log('unhandled error', error);
+  return problemResponse({
+    type: 'urn:webhook-dispatcher:problem:internal-error',
+    title: 'Internal error',
+    status: 500,
+    detail: 'the request could not be completed; it has been logged',
+    ...(instance === undefined ? {} : { instance }),
+  });
+}
+
+interface HttpEventLike {
+  rawPath?: string;
+}
+
+/** Middy middleware: every error thrown by the handler leaves as problem+json. */
+export function problemJson(): MiddlewareObj<HttpEventLike, APIGatewayProxyStructuredResultV2> {
+  return {
+    name: 'problemJson',
+    onError: (request) => {
+      request.response = toProblemResponse(request.error, request.event.rawPath);
+    },
+  };
+}

@@ -1,0 +1,77 @@
+/**
+ * The HTTP API's routes, in one table: the API handler dispatches on it, the local server
+ * decides from it which requests need the admin token and which an API key, and the CDK stack
+ * creates its API Gateway routes (and their authorizers) from it.
+ */
+export type RouteAuth = 'admin' | 'partner';
+export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+
+export interface Route {
+  readonly method: HttpMethod;
+  /** API Gateway route syntax: `{name}` is one path segment. */
+  readonly path: string;
+  /** admin: the platform's own services (IAM in AWS); partner: an API key. */
+  readonly auth: RouteAuth;
+  readonly operation: string;
+}
+
+export const ROUTES = [
+  { method: 'POST', path: '/v1/partners', auth: 'admin', operation: 'createPartner' },
+  { method: 'POST', path: '/v1/events', auth: 'admin', operation: 'publishEvent' },
+  { method: 'GET', path: '/v1/events', auth: 'partner', operation: 'listEvents' },
+  { method: 'GET', path: '/v1/events/{id}', auth: 'partner', operation: 'getEvent' },
+  { method: 'POST', path: '/v1/subscriptions', auth: 'partner', operation: 'createSubscription' },
+  { method: 'GET', path: '/v1/subscriptions', auth: 'partner', operation: 'listSubscriptions' },
+  { method: 'GET', path: '/v1/subscriptions/{id}', auth: 'partner', operation: 'getSubscription' },
+  { method: 'PATCH', path: '/v1/subscriptions/{id}', auth: 'partner', operation: 'updateSubscription' },
+  { method: 'DELETE', path: '/v1/subscriptions/{id}', auth: 'partner', operation: 'deleteSubscription' },
+  {
+    method: 'POST',
+    path: '/v1/subscriptions/{id}/rotate-secret',
+    auth: 'partner',
+    operation: 'rotateSecret',
+  },
+  { method: 'GET', path: '/v1/subscriptions/{id}/deliveries', auth: 'partner', operation: 'listDeliveries' },
+] as const satisfies readonly Route[];
+
+export type Operation = (typeof ROUTES)[number]['operation'];
+
+export type RouteMatch =
+  | { kind: 'found'; route: (typeof ROUTES)[number]; params: Record<string, string> }
+  | { kind: 'method-not-allowed'; allowed: HttpMethod[] }
+  | { kind: 'not-found' };
+
+function matchPath(template: string, path: string): Record<string, string> | undefined {
+  const want = template.split('/');
+  const got = path.split('/');
+  if (want.length !== got.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < want.length; i++) {
+    const w = want[i] ?? '';
+    const g = got[i] ?? '';
+    if (w.startsWith('{') && w.endsWith('}')) {
+      if (g === '') return undefined;
+      try {
+        params[w.slice(1, -1)] = decodeURIComponent(g);
+      } catch {
+        return undefined; // malformed percent-encoding names no resource
+      }
+    } else if (w !== g) {
+      return undefined;
+    }
+  }
+  return params;
+}
+
+/** Finds the route for a request, or says whether the path exists under other methods. */
+export function matchRoute(method: string, rawPath: string): RouteMatch {
+  const path = rawPath.length > 1 ? rawPath.replace(/\/+$/, '') : rawPath;
+  const allowed: HttpMethod[] = [];
+  for (const route of ROUTES) {
+    const params = matchPath(route.path, path);
+    if (!params) continue;
+    if (route.method === method.toUpperCase()) return { kind: 'found', route, params };
+    allowed.push(route.method);
+  }
+  return allowed.length > 0 ? { kind: 'method-not-allowed', allowed } : { kind: 'not-found' };
+}

@@ -1,0 +1,52 @@
+import type { Clock, DeliveryStore, QueueSender, SubscriptionStore } from '../ports.ts';
+import { newId } from './ids.ts';
+import type { Delivery, DeliveryMessage } from './model.ts';
+import type { EventRef } from './patterns.ts';
+import { subscriptionWants } from './subscriptions.ts';
+
+export interface FanOutDeps {
+  subscriptions: SubscriptionStore;
+  deliveries: DeliveryStore;
+  deliveryQueue: QueueSender<DeliveryMessage>;
+  clock: Clock;
+}
+
+/**
+ * Turns one event into one delivery per matching active subscription.
+ * 1. List the partner's active subscriptions and keep those whose filter takes the type.
+ * 2. Create their deliveries; a retried fan-out finds them already there.
+ * 3. Queue the deliveries that have not been tried yet. A retry may queue one twice; the
+ *    dispatcher skips a delivery that already succeeded, and receivers dedupe on webhook-id.
+ * Returns the number of deliveries queued.
+ */
+export async function fanOutEvent(deps: FanOutDeps, ref: EventRef): Promise<number> {
+  const subscriptions = (await deps.subscriptions.listActive(ref.partnerId)).filter((sub) =>
+    subscriptionWants(sub, ref.type),
+  );
+  if (subscriptions.length === 0) return 0;
+  const now = deps.clock.now();
+  const wanted: Delivery[] = subscriptions.map((sub) => ({
+    id: newId('dlv', now.getTime()),
+    eventId: ref.id,
+    subscriptionId: sub.id,
+    partnerId: ref.partnerId,
+    eventType: ref.type,
+    status: 'pending',
+    attempts: 0,
+    createdAt: now.toISOString(),
+    updatedAt: now.toISOString(),
+  }));
+  const stored = await deps.deliveries.createForEvent(wanted);
+  const untried = stored.filter((d) => d.status === 'pending' && d.attempts === 0);
+  await deps.deliveryQueue.send(
+    untried.map((d) => ({
+      body: {
+        deliveryId: d.id,
+        eventId: d.eventId,
+        subscriptionId: d.subscriptionId,
+        partnerId: d.partnerId,
+      },
+    })),
+  );
+  return untried.length;
+}

@@ -1,0 +1,282 @@
+import type { AddressResolver, Clock, DeliveryStore, ListQuery, SubscriptionStore } from '../ports.ts';
+import { ForbiddenTargetError, SubscriptionNotFoundError } from './errors.ts';
+import { newId } from './ids.ts';
+import type { Attempt, Delivery, Page, SigningSecret, Subscription, SubscriptionStatus } from './model.ts';
+import { generateSecret } from './signing.ts';
+import { checkResolvedAddress, checkTargetUrl } from './target-policy.ts';
+
+/** How long a rotated-out secret keeps signing, so receivers can switch without dropping calls. */
+export const SECRET_ROTATION_OVERLAP_MS = 24 * 60 * 60 * 1000;
+
+export interface TargetPolicyDeps {
+  resolver: AddressResolver;
+  allowPrivateTargets: boolean;
+}
+
+/** What a partner sees of a subscription: never its secrets, which are shown once. */
+export interface SubscriptionView {
+  id: string;
+  url: string;
+  eventTypes: string[];
+  description?: string;
+  status: SubscriptionStatus;
+  disabledReason?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export function toSubscriptionView(sub: Subscription): SubscriptionView {
+  return {
+    id: sub.id,
+    url: sub.url,
+    eventTypes: sub.eventTypes,
+    ...(sub.description === undefined ? {} : { description: sub.description }),
+    status: sub.status,
+    ...(sub.disabledReason === undefined ? {} : { disabledReason: sub.disabledReason }),
+    createdAt: sub.createdAt,
+    updatedAt: sub.updatedAt,
+  };
+}
+
+/** True when the subscription's filter takes this event type (`*`, exact, or `family.*`). */
+export function subscriptionWants(sub: Pick<Subscription, 'eventTypes'>, type: string): boolean {
+  if (sub.eventTypes.length === 0) return true;
+  return sub.eventTypes.some(
+    (filter) =>
+      filter === '*' || filter === type || (filter.endsWith('.*') && type.startsWith(filter.slice(0, -1))),
+  );
+}
+
+/** The secrets that sign a callback sent at `now`: the current one and any still overlapping. */
+export function signingSecrets(sub: Subscription, now: Date): string[] {
+  return sub.secrets
+    .filter((s) => s.expiresAt === undefined || Date.parse(s.expiresAt) > now.getTime())
+    .map((s) => s.secret);
+}
+
+/**
+ * Checks a callback URL against the target policy.
+ * 1. Scheme, credentials and literal addresses by the pure policy.
+ * 2. Unless private targets are allowed, resolve the host and check every address; the
+ *    dispatcher checks again at delivery time, since DNS can change.
+ * @throws ForbiddenTargetError
+ */
+export async function assertTargetAllowed(deps: TargetPolicyDeps, url: string): Promise<URL> {
+  const checked = checkTargetUrl(url, { allowPrivate: deps.allowPrivateTargets });
+  if (!checked.ok) throw new ForbiddenTargetError(checked.reason);
+  if (deps.allowPrivateTargets) return checked.url;
+  const host = checked.url.hostname.replace(/^\[|\]$/g, '');
+  let addresses: string[];
+  try {
+    addresses = await deps.resolver.resolve(host);
+  } catch {
+    throw new ForbiddenTargetError(`host ${host} does not resolve`);
+  }
+  if (addresses.length === 0) throw new ForbiddenTargetError(`host ${host} does not resolve`);
+  for (const address of addresses) {
+    const reason = checkResolvedAddress(address, { allowPrivate: false });
+    if (reason) throw new ForbiddenTargetError(reason);
+  }
+  return checked.url;
+}
+
+type SubscriptionDeps = { subscriptions: SubscriptionStore; clock: Clock };
+
+export interface CreateSubscriptionInput {
+  url: string;
+  eventTypes?: string[];
+  description?: string;
+}
+
+/**
+ * Registers a callback URL for a partner.
+ * 1. Check the URL against the target policy.
+ * 2. Generate the subscription id and its first signing secret.
+ * 3. Store it active; return it with the secret, which is shown only here.
+ */
+export async function createSubscription(
+  deps: SubscriptionDeps & TargetPolicyDeps,
+  partnerId: string,
+  input: CreateSubscriptionInput,
+): Promise<{ subscription: Subscription; secret: string }> {
+  await assertTargetAllowed(deps, input.url);
+  const now = deps.clock.now().toISOString();
+  const secret = generateSecret();
+  const subscription: Subscription = {
+    id: newId('sub'),
+    partnerId,
+    url: input.url,
+    eventTypes: input.eventTypes ?? [],
+    ...(input.description === undefined ? {} : { description: input.description }),
+    status: 'active',
+    secrets: [{ secret, createdAt: now }],
+    createdAt: now,
+    updatedAt: now,
+  };
+  await deps.subscriptions.put(subscription);
+  return { subscription, secret };
+}
+
+/**
+ * One of the partner's subscriptions.
+ * @throws SubscriptionNotFoundError, also for another partner's subscription.
+ */
+export async function getSubscription(
+  deps: { subscriptions: SubscriptionStore },
+  partnerId: string,
+  subscriptionId: string,
+): Promise<Subscription> {
+  const sub = await deps.subscriptions.get(subscriptionId);
+  if (!sub || sub.partnerId !== partnerId) throw new SubscriptionNotFoundError(subscriptionId);
+  return sub;
+}
+
+export function listSubscriptions(
+  deps: { subscriptions: SubscriptionStore },
+  partnerId: string,
+  query: ListQuery,
+): Promise<Page<Subscription>> {
+  return deps.subscriptions.list(partnerId, query);
+}
+
+export interface UpdateSubscriptionInput {
+  url?: string;
+  eventTypes?: string[];
+  description?: string;
+  status?: SubscriptionStatus;
+}
+
+/**
+ * Changes a subscription.
+ * 1. Load it (partner-scoped).
+ * 2. Check a new URL against the target policy.
+ * 3. Apply the changes; re-enabling clears the reason it was disabled.
+ */
+export async function updateSubscription(
+  deps: SubscriptionDeps & TargetPolicyDeps,
+  partnerId: string,
+  subscriptionId: string,
+  input: UpdateSubscriptionInput,
+): Promise<Subscription> {
+  const sub = await getSubscription(deps, partnerId, subscriptionId);
+  if (input.url !== undefined) await assertTargetAllowed(deps, input.url);
+  const { disabledReason: previousReason, ...rest } = sub;
+  const status = input.status ?? sub.status;
+  // A subscription disabled by the dispatcher keeps its reason until it is re-enabled.
+  const disabledReason =
+    status === 'active' ? undefined : sub.status === 'disabled' ? previousReason : 'disabled by the partner';
+  const updated: Subscription = {
+    ...rest,
+    ...(disabledReason === undefined ? {} : { disabledReason }),
+    url: input.url ?? sub.url,
+    eventTypes: input.eventTypes ?? sub.eventTypes,
+    ...(input.description === undefined ? {} : { description: input.description }),
+    status,
+    updatedAt: deps.clock.now().toISOString(),
+  };
+  await deps.subscriptions.put(updated);
+  return updated;
+}
+
+/** Deletes one of the partner's subscriptions. @throws SubscriptionNotFoundError */
+export async function deleteSubscription(
+  deps: { subscriptions: SubscriptionStore },
+  partnerId: string,
+  subscriptionId: string,
+): Promise<void> {
+  await getSubscription(deps, partnerId, subscriptionId);
+  await deps.subscriptions.delete(subscriptionId);
+}
+
+/**
+ * Replaces the signing secret.
+ * 1. Generate a new secret; it signs from now on.
+ * 2. Older secrets that have not expired keep signing for SECRET_ROTATION_OVERLAP_MS, so the
+ *    receiver can switch over without rejecting a callback; expired ones are dropped.
+ * 3. Return the new secret, shown only here.
+ */
+export async function rotateSecret(
+  deps: SubscriptionDeps,
+  partnerId: string,
+  subscriptionId: string,
+): Promise<{ subscription: Subscription; secret: string }> {
+  const sub = await getSubscription(deps, partnerId, subscriptionId);
+  const now = deps.clock.now();
+  const overlapUntil = new Date(now.getTime() + SECRET_ROTATION_OVERLAP_MS).toISOString();
+  const kept: SigningSecret[] = sub.secrets
+    .filter((s) => s.expiresAt === undefined || Date.parse(s.expiresAt) > now.getTime())
+    .map((s) => ({
+      ...s,
+      expiresAt: s.expiresAt !== undefined && s.expiresAt < overlapUntil ? s.expiresAt : overlapUntil,
+    }));
+  const secret = generateSecret();
+  const subscription: Subscription = {
+    ...sub,
+    secrets: [{ secret, createdAt: now.toISOString() }, ...kept],
+    updatedAt: now.toISOString(),
+  };
+  await deps.subscriptions.put(subscription);
+  return { subscription, secret };
+}
+
+export interface DeliveryView {
+  id: string;
+  eventId: string;
+  eventType: string;
+  status: Delivery['status'];
+  attemptCount: number;
+  createdAt: string;
+  updatedAt: string;
+  lastAttemptAt?: string;
+  nextAttemptAt?: string;
+  attempts: AttemptView[];
+}
+
+export interface AttemptView {
+  id: string;
+  number: number;
+  startedAt: string;
+  durationMs: number;
+  statusCode?: number;
+  error?: string;
+  errorMessage?: string;
+  responseExcerpt?: string;
+}
+
+function toAttemptView(a: Attempt): AttemptView {
+  const { deliveryId: _d, subscriptionId: _s, partnerId: _p, ...view } = a;
+  return view;
+}
+
+/**
+ * A page of a subscription's deliveries, newest first, each with its attempts.
+ * 1. Check the subscription is the partner's.
+ * 2. Page through its deliveries and load each one's attempts.
+ */
+export async function listDeliveries(
+  deps: { subscriptions: SubscriptionStore; deliveries: DeliveryStore },
+  partnerId: string,
+  subscriptionId: string,
+  query: ListQuery,
+): Promise<Page<DeliveryView>> {
+  await getSubscription(deps, partnerId, subscriptionId);
+  const page = await deps.deliveries.listBySubscription(subscriptionId, query);
+  const items = await Promise.all(
+    page.items.map(async (d): Promise<DeliveryView> => {
+      const attempts = await deps.deliveries.listAttempts(d.id);
+      return {
+        id: d.id,
+        eventId: d.eventId,
+        eventType: d.eventType,
+        status: d.status,
+        attemptCount: d.attempts,
+        createdAt: d.createdAt,
+        updatedAt: d.updatedAt,
+        ...(d.lastAttemptAt === undefined ? {} : { lastAttemptAt: d.lastAttemptAt }),
+        ...(d.nextAttemptAt === undefined ? {} : { nextAttemptAt: d.nextAttemptAt }),
+        attempts: attempts.map(toAttemptView),
+      };
+    }),
+  );
+  return { items, next: page.next };
+}

@@ -1,0 +1,193 @@
+/**
+ * The local stand-in for API Gateway (HTTP API, payload 2.0): each request becomes the event
+ * API Gateway would send, authorised as the deployed routes are (admin routes by the admin
+ * token in place of IAM, partner routes by the same Lambda authorizer), and is answered by
+ * the same API handler.
+ */
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { APIGatewayRequestAuthorizerEventV2 } from 'aws-lambda';
+import type { ApiHandler, ApiRequest, ApiResponse } from '../functions/api/handler.ts';
+import { problemResponse } from '../functions/api/problem.ts';
+import { matchRoute } from '../functions/api/routes.ts';
+import { type AuthorizerHandler, bearerToken } from '../functions/authorizer/handler.ts';
+import { lambdaContext } from './lambda-context.ts';
+
+/** API Gateway's own request limit is 10 MB; ours is tighter since an event is at most 256 KiB. */
+export const MAX_REQUEST_BYTES = 1024 * 1024;
+
+export interface HttpServerDeps {
+  api: ApiHandler;
+  authorizer: AuthorizerHandler;
+  adminToken: string;
+  log: (message: string, error?: unknown) => void;
+}
+
+class BodyTooLargeError extends Error {}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (declared > MAX_REQUEST_BYTES) throw new BodyTooLargeError();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_REQUEST_BYTES) throw new BodyTooLargeError();
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function headersOf(req: IncomingMessage): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
+  }
+  return headers;
+}
+
+function toApiRequest(req: IncomingMessage, body: Buffer): ApiRequest {
+  const url = new URL(req.url ?? '/', 'http://local');
+  const query: Record<string, string> = {};
+  // API Gateway joins repeated query parameters with commas.
+  for (const key of new Set(url.searchParams.keys())) query[key] = url.searchParams.getAll(key).join(',');
+  const headers = headersOf(req);
+  const now = new Date();
+  return {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath: url.pathname,
+    rawQueryString: url.search.slice(1),
+    headers,
+    ...(Object.keys(query).length > 0 ? { queryStringParameters: query } : {}),
+    requestContext: {
+      accountId: '000000000000',
+      apiId: 'local',
+      domainName: headers.host ?? 'localhost',
+      domainPrefix: 'local',
+      http: {
+        method: req.method ?? 'GET',
+        path: url.pathname,
+        protocol: `HTTP/${req.httpVersion}`,
+        sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+        userAgent: headers['user-agent'] ?? '',
+      },
+      requestId: randomUUID(),
+      routeKey: '$default',
+      stage: '$default',
+      time: now.toUTCString(),
+      timeEpoch: now.getTime(),
+    },
+    ...(body.length > 0 ? { body: body.toString('utf8') } : {}),
+    isBase64Encoded: false,
+  };
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function unauthorized(detail: string, instance: string): ApiResponse {
+  return problemResponse(
+    {
+      type: 'urn:webhook-dispatcher:problem:unauthorized',
+      title: 'Unauthorized',
+      status: 401,
+      detail,
+      instance,
+    },
+    { 'www-authenticate': 'Bearer' },
+  );
+}
+
+/** Authorises the request as its deployed route would be, or returns the 401 to send. */
+async function authorize(deps: HttpServerDeps, request: ApiRequest): Promise<ApiResponse | undefined> {
+  const match = matchRoute(request.requestContext.http.method, request.rawPath);
+  if (match.kind !== 'found') return undefined; // the API handler answers 404/405
+  const token = bearerToken(request.headers.authorization);
+  if (match.route.auth === 'admin') {
+    if (!token || !sameSecret(token, deps.adminToken)) {
+      return unauthorized(
+        'this route needs the admin token: Authorization: Bearer <admin token>',
+        request.rawPath,
+      );
+    }
+    request.requestContext.authorizer = { iam: { userArn: 'arn:aws:iam::000000000000:user/local-admin' } };
+    return undefined;
+  }
+  const authEvent: APIGatewayRequestAuthorizerEventV2 = {
+    version: '2.0',
+    type: 'REQUEST',
+    routeArn: `arn:aws:execute-api:local:000000000000:local/$default/${match.route.method}${match.route.path}`,
+    identitySource: token ? [request.headers.authorization ?? ''] : [],
+    routeKey: `${match.route.method} ${match.route.path}`,
+    rawPath: request.rawPath,
+    rawQueryString: request.rawQueryString,
+    cookies: [],
+    headers: request.headers as Record<string, string>,
+    queryStringParameters: request.queryStringParameters as Record<string, string>,
+    requestContext: request.requestContext,
+    pathParameters: match.params,
+    stageVariables: {},
+  };
+  const result = await deps.authorizer(authEvent, lambdaContext('authorizer'));
+  if (!result.isAuthorized) {
+    return unauthorized('a valid API key is required: Authorization: Bearer <apiKey>', request.rawPath);
+  }
+  request.requestContext.authorizer = { lambda: { partnerId: result.context.partnerId } };
+  return undefined;
+}
+
+function send(res: ServerResponse, response: ApiResponse): void {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(response.headers ?? {})) headers[name] = String(value);
+  res.writeHead(response.statusCode ?? 200, headers);
+  res.end(response.body ?? '');
+}
+
+async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  let body: Buffer;
+  try {
+    body = await readBody(req);
+  } catch (error) {
+    if (!(error instanceof BodyTooLargeError)) throw error;
+    res.setHeader('connection', 'close');
+    send(
+      res,
+      problemResponse({
+        type: 'urn:webhook-dispatcher:problem:payload-too-large',
+        title: 'Payload too large',
+        status: 413,
+        detail: `request bodies are limited to ${MAX_REQUEST_BYTES} bytes`,
+        instance: req.url ?? '/',
+      }),
+    );
+    return;
+  }
+  const request = toApiRequest(req, body);
+  const denied = await authorize(deps, request);
+  send(res, denied ?? (await deps.api(request, lambdaContext('api'))));
+}
+
+export function createHttpServer(deps: HttpServerDeps): Server {
+  return createServer((req, res) => {
+    handle(deps, req, res).catch((error: unknown) => {
+      deps.log('request failed', error);
+      if (!res.headersSent) {
+        send(
+          res,
+          problemResponse({
+            type: 'urn:webhook-dispatcher:problem:internal-error',
+            title: 'Internal error',
+            status: 500,
+            detail: 'the request could not be completed; it has been logged',
+          }),
+        );
+      } else {
+        res.destroy();
+      }
+    });
+  });
+}

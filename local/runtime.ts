@@ -1,0 +1,259 @@
+/**
+ * The local runtime: the whole pipeline of the AWS stack in one process on one SQLite file.
+ *
+ *   HTTP server ─▶ API handler ─▶ events + outbox (one transaction)
+ *   router: outbox ─▶ rule patterns ─▶ fan-out queue ─▶ fan-out handler ─▶ delivery queue
+ *   delivery queue ─▶ dispatcher handler ─▶ signed POST; retries by visibility; DLQs
+ *
+ * Every hop is a table in the same file, so a restart (even after kill -9) loses nothing: what
+ * was in flight becomes visible again when its visibility timeout ends.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { systemResolver } from '../functions/adapters/dns.ts';
+import { UndiciCallbackSender } from '../functions/adapters/http/callback-sender.ts';
+import { openDatabase, type SqliteDatabase } from '../functions/adapters/sqlite/database.ts';
+import { SqliteDeliveryStore } from '../functions/adapters/sqlite/deliveries.ts';
+import { SqliteEventLog } from '../functions/adapters/sqlite/events.ts';
+import { SqliteOutbox } from '../functions/adapters/sqlite/outbox.ts';
+import { SqlitePartnerStore } from '../functions/adapters/sqlite/partners.ts';
+import { SqliteQueue } from '../functions/adapters/sqlite/queues.ts';
+import { SqliteSubscriptionStore } from '../functions/adapters/sqlite/subscriptions.ts';
+import { createApiHandler } from '../functions/api/handler.ts';
+import { createAuthorizerHandler } from '../functions/authorizer/handler.ts';
+import type { LocalConfig } from '../functions/config.ts';
+import type { DeliveryMessage } from '../functions/core/model.ts';
+import type { BusEnvelope } from '../functions/core/patterns.ts';
+import { maxAttempts } from '../functions/core/retry.ts';
+import { createDispatcherHandler } from '../functions/dispatcher/handler.ts';
+import { createFanoutHandler } from '../functions/fanout/handler.ts';
+import type { AddressResolver, CallbackSender, Clock, EventLog, QueueSender } from '../functions/ports.ts';
+import { systemClock } from '../functions/ports.ts';
+import { createHttpServer } from './http-server.ts';
+import { QueuePoller } from './poller.ts';
+import { OutboxRouter } from './router.ts';
+import { Wakeup } from './wakeup.ts';
+
+export type Log = (message: string, error?: unknown) => void;
+
+export interface LocalRuntimeOptions {
+  log?: Log;
+  clock?: Clock;
+  random?: () => number;
+  resolver?: AddressResolver;
+  sender?: CallbackSender;
+  /** Longest a poller or the router sleeps with nothing to do. @default 1000 */
+  idleMs?: number;
+}
+
+export interface LocalQueues {
+  fanout: SqliteQueue<BusEnvelope>;
+  fanoutDlq: SqliteQueue<BusEnvelope>;
+  delivery: SqliteQueue<DeliveryMessage>;
+  deliveryDlq: SqliteQueue<DeliveryMessage>;
+}
+
+export interface LocalDispatcher {
+  /** Base URL of the HTTP API. */
+  url: string;
+  adminToken: string;
+  /** Whether the admin token was generated (and stored) by this data directory. */
+  adminTokenGenerated: boolean;
+  dataDir: string;
+  db: SqliteDatabase;
+  queues: LocalQueues;
+  /** Stops taking requests, lets the batches in flight finish, and closes the database. */
+  stop(): Promise<void>;
+}
+
+/** The fan-out queue's visibility timeout and max receives, as the CDK stack sets them. */
+const FANOUT_VISIBILITY_SECONDS = 30;
+const FANOUT_MAX_RECEIVES = 5;
+const DISPATCHER_BATCH_SIZE = 10;
+const DISPATCHER_CONCURRENCY = 8;
+
+/**
+ * A received delivery stays hidden for six delivery timeouts (AWS's advice for a queue's
+ * visibility against its function's timeout), so it is retried only when its dispatcher died.
+ */
+export function deliveryVisibilitySeconds(deliveryTimeoutMs: number): number {
+  return Math.max(5, Math.ceil((6 * deliveryTimeoutMs) / 1000));
+}
+
+/** The admin token: the configured one, or one generated once and kept in the data directory. */
+function adminTokenFor(config: LocalConfig, dataDir: string): { token: string; generated: boolean } {
+  if (config.adminToken) return { token: config.adminToken, generated: false };
+  const file = join(dataDir, 'admin-token');
+  if (existsSync(file)) return { token: readFileSync(file, 'utf8').trim(), generated: true };
+  const token = `adm_${randomBytes(24).toString('base64url')}`;
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  return { token, generated: true };
+}
+
+export async function startLocalDispatcher(
+  config: LocalConfig,
+  options: LocalRuntimeOptions = {},
+): Promise<LocalDispatcher> {
+  const log: Log =
+    options.log ?? ((message, error) => (error ? console.error(message, error) : console.log(message)));
+  const clock = options.clock ?? systemClock;
+  const idleMs = options.idleMs ?? 1_000;
+  const dataDir = resolve(config.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  const admin = adminTokenFor(config, dataDir);
+
+  const db = openDatabase(join(dataDir, 'dispatcher.db'));
+  const partners = new SqlitePartnerStore(db);
+  const subscriptions = new SqliteSubscriptionStore(db);
+  const deliveries = new SqliteDeliveryStore(db);
+  const outbox = new SqliteOutbox(db);
+
+  const fanoutDlq = new SqliteQueue<BusEnvelope>(db, {
+    name: 'fanout-dlq',
+    visibilityTimeoutSeconds: 30,
+    clock,
+  });
+  const fanout = new SqliteQueue<BusEnvelope>(db, {
+    name: 'fanout',
+    visibilityTimeoutSeconds: FANOUT_VISIBILITY_SECONDS,
+    maxReceiveCount: FANOUT_MAX_RECEIVES,
+    deadLetterQueue: fanoutDlq,
+    clock,
+  });
+  const deliveryDlq = new SqliteQueue<DeliveryMessage>(db, {
+    name: 'delivery-dlq',
+    visibilityTimeoutSeconds: 30,
+    clock,
+  });
+  const delivery = new SqliteQueue<DeliveryMessage>(db, {
+    name: 'delivery',
+    visibilityTimeoutSeconds: deliveryVisibilitySeconds(config.deliveryTimeoutMs),
+    maxReceiveCount: maxAttempts(config.retrySchedule),
+    deadLetterQueue: deliveryDlq,
+    clock,
+  });
+
+  const routerWakeup = new Wakeup();
+  const eventLog = new SqliteEventLog(db);
+  // Publishing wakes the router at once, rather than at its next idle check.
+  const events: EventLog = {
+    append: async (event) => {
+      const result = await eventLog.append(event);
+      routerWakeup.wake();
+      return result;
+    },
+    get: (partnerId, eventId) => eventLog.get(partnerId, eventId),
+    list: (partnerId, query) => eventLog.list(partnerId, query),
+  };
+  const ownSender = options.sender
+    ? undefined
+    : new UndiciCallbackSender({ allowPrivateTargets: config.allowPrivateTargets });
+  const sender = options.sender ?? ownSender;
+  if (!sender) throw new Error('no callback sender');
+
+  const deliveryPoller: QueuePoller<DeliveryMessage> = new QueuePoller({
+    name: 'dispatcher',
+    queue: delivery,
+    batchSize: DISPATCHER_BATCH_SIZE,
+    concurrency: DISPATCHER_CONCURRENCY,
+    idleMs,
+    log,
+    handler: createDispatcherHandler(
+      {
+        events,
+        subscriptions,
+        deliveries,
+        sender,
+        clock,
+        retrySchedule: config.retrySchedule,
+        deliveryTimeoutMs: config.deliveryTimeoutMs,
+        queue: delivery,
+        ...(options.random ? { random: options.random } : {}),
+      },
+      log,
+    ),
+  });
+  const deliveryQueue: QueueSender<DeliveryMessage> = {
+    send: async (messages) => {
+      await delivery.send(messages);
+      deliveryPoller.wakeup.wake();
+    },
+  };
+  const fanoutPoller = new QueuePoller({
+    name: 'fanout',
+    queue: fanout,
+    batchSize: 10,
+    concurrency: 2,
+    idleMs,
+    log,
+    handler: createFanoutHandler({ subscriptions, deliveries, deliveryQueue, clock }, log),
+  });
+
+  const router = new OutboxRouter(db, outbox, { fanout });
+  let running = true;
+  const routerLoop = (async () => {
+    while (running) {
+      let routed = 0;
+      try {
+        routed = router.routeBatch();
+      } catch (error) {
+        log('router: batch failed', error);
+      }
+      if (routed > 0) fanoutPoller.wakeup.wake();
+      else await routerWakeup.sleep(idleMs);
+    }
+  })();
+
+  const server: Server = createHttpServer({
+    api: createApiHandler({
+      events,
+      partners,
+      subscriptions,
+      deliveries,
+      clock,
+      resolver: options.resolver ?? systemResolver,
+      allowPrivateTargets: config.allowPrivateTargets,
+    }),
+    authorizer: createAuthorizerHandler({ partners }),
+    adminToken: admin.token,
+    log,
+  });
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolveListen();
+    });
+  });
+  fanoutPoller.start();
+  deliveryPoller.start();
+
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  let stopping: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${address.port}`,
+    adminToken: admin.token,
+    adminTokenGenerated: admin.generated,
+    dataDir,
+    db,
+    queues: { fanout, fanoutDlq, delivery, deliveryDlq },
+    stop() {
+      stopping ??= (async () => {
+        running = false;
+        routerWakeup.wake();
+        const closed = new Promise<void>((done) => server.close(() => done()));
+        server.closeIdleConnections();
+        await Promise.all([routerLoop, fanoutPoller.stop(), deliveryPoller.stop()]);
+        server.closeAllConnections();
+        await closed;
+        await ownSender?.close();
+        db.close();
+      })();
+      return stopping;
+    },
+  };
+}
