@@ -1,0 +1,240 @@
+/**
+ * The local runtime's one SQLite file: opening it, its schema migrations, the transaction
+ * helper every adapter uses, and typed readers for result rows.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync, type SQLOutputValue } from 'node:sqlite';
+
+export type SqliteDatabase = DatabaseSync;
+
+/**
+ * Schema migrations; entry i takes the database from `user_version` i to i + 1. Append new
+ * entries, never edit a released one: a file on disk has already run it.
+ *
+ * The stores do not reference each other with foreign keys (a delivery's event, a
+ * subscription's partner): the DynamoDB adapters cannot enforce them either, and the contract
+ * suite must pass on both. Foreign keys hold only inside one store (attempts → deliveries,
+ * outbox → events).
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE partners (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    api_key_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+  ) STRICT;
+
+  -- seq is assigned inside the write lock, and SQLite has one writer at a time (also across
+  -- processes sharing the file), so seq order is commit order: the polling cursor. AUTOINCREMENT
+  -- keeps a rolled-back seq from being reused.
+  CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    partner_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    idempotency_key TEXT,
+    UNIQUE (partner_id, idempotency_key)
+  ) STRICT;
+  CREATE INDEX events_by_partner ON events (partner_id, seq);
+
+  -- The local stream: one row per appended event, written in the append's transaction, removed
+  -- by the router once it has enqueued the event.
+  CREATE TABLE outbox (
+    seq INTEGER PRIMARY KEY REFERENCES events (seq),
+    event_id TEXT NOT NULL,
+    partner_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  ) STRICT;
+
+  CREATE TABLE subscriptions (
+    id TEXT PRIMARY KEY,
+    partner_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    event_types TEXT NOT NULL,
+    description TEXT,
+    status TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+    disabled_reason TEXT,
+    secrets TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX subscriptions_by_partner ON subscriptions (partner_id, id);
+
+  CREATE TABLE deliveries (
+    id TEXT PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    subscription_id TEXT NOT NULL,
+    partner_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed', 'dead')),
+    attempts INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    last_attempt_at TEXT,
+    next_attempt_at TEXT,
+    UNIQUE (event_id, subscription_id)
+  ) STRICT;
+  CREATE INDEX deliveries_by_subscription ON deliveries (subscription_id, id);
+
+  CREATE TABLE attempts (
+    id TEXT PRIMARY KEY,
+    delivery_id TEXT NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+    subscription_id TEXT NOT NULL,
+    partner_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    duration_ms REAL NOT NULL,
+    status_code INTEGER,
+    error TEXT,
+    error_message TEXT,
+    response_excerpt TEXT
+  ) STRICT;
+  CREATE INDEX attempts_by_delivery ON attempts (delivery_id, number);
+
+  -- Every local queue in one table. Times are epoch milliseconds. receipt_handle is replaced on
+  -- every receive, so only the latest receiver can delete the message or change its visibility.
+  CREATE TABLE queue_messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    message_id TEXT NOT NULL UNIQUE,
+    body TEXT NOT NULL,
+    sent_at INTEGER NOT NULL,
+    visible_at INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    first_received_at INTEGER,
+    receipt_handle TEXT UNIQUE,
+    dead_letter_source TEXT
+  ) STRICT;
+  CREATE INDEX queue_messages_by_queue ON queue_messages (queue, visible_at);
+  `,
+];
+
+/** The schema version this code expects; a file from newer code is refused. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/**
+ * Opens (creating if needed) the database at `path`, or an in-memory one for ':memory:', and
+ * brings its schema up to date.
+ */
+export function openDatabase(path: string): SqliteDatabase {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  // The busy timeout applies from the first statement: another process may hold the lock.
+  const db = new DatabaseSync(path, { timeout: 5000, enableForeignKeyConstraints: true });
+  try {
+    db.exec('PRAGMA journal_mode = WAL');
+    db.exec('PRAGMA busy_timeout = 5000');
+    db.exec('PRAGMA foreign_keys = ON');
+    // NORMAL is durable across process crashes in WAL mode; only an OS crash or power loss can
+    // lose the last commits, acceptable for a local runtime.
+    db.exec('PRAGMA synchronous = NORMAL');
+    migrate(db);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  return db;
+}
+
+function userVersion(db: SqliteDatabase): number {
+  const row = db.prepare('PRAGMA user_version').get();
+  return row === undefined ? 0 : readInteger(row, 'user_version');
+}
+
+function migrate(db: SqliteDatabase): void {
+  if (userVersion(db) === SCHEMA_VERSION) return;
+  // Read the version again inside the write lock: another process opening the same file may
+  // have migrated it in the meantime.
+  transaction(db, () => {
+    const from = userVersion(db);
+    if (from > SCHEMA_VERSION) {
+      throw new Error(`database schema version ${from} is newer than this code's ${SCHEMA_VERSION}`);
+    }
+    for (const sql of MIGRATIONS.slice(from)) db.exec(sql);
+    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+  });
+}
+
+let savepointCounter = 0;
+
+/**
+ * Runs `fn` in a transaction: committed when it returns, rolled back when it throws. Inside
+ * another transaction it runs in a savepoint, so adapters can use it freely and callers can
+ * still group several adapters' writes (an outbox removal and a queue send) into one.
+ *
+ * Synchronous on purpose: node:sqlite is synchronous, and an `await` inside `fn` would let
+ * other code's statements on this connection run inside the transaction.
+ * BEGIN IMMEDIATE takes the write lock up front, so a read-then-write never fails halfway
+ * with SQLITE_BUSY when another process wrote in between.
+ */
+export function transaction<T>(db: SqliteDatabase, fn: () => T): T {
+  const nested = db.isTransaction;
+  const savepoint = `sp_${++savepointCounter}`;
+  db.exec(nested ? `SAVEPOINT ${savepoint}` : 'BEGIN IMMEDIATE');
+  try {
+    const result = fn();
+    if (result instanceof Promise) {
+      throw new TypeError('transaction() callbacks must be synchronous; do not pass an async function');
+    }
+    db.exec(nested ? `RELEASE ${savepoint}` : 'COMMIT');
+    return result;
+  } catch (error) {
+    if (nested) {
+      db.exec(`ROLLBACK TO ${savepoint}`);
+      db.exec(`RELEASE ${savepoint}`);
+    } else if (db.isTransaction) {
+      db.exec('ROLLBACK');
+    }
+    throw error;
+  }
+}
+
+/** A result row of node:sqlite. */
+export type Row = Record<string, SQLOutputValue>;
+
+function columnError(column: string, expected: string, value: SQLOutputValue | undefined): Error {
+  return new TypeError(`column ${column}: expected ${expected}, got ${typeof value}`);
+}
+
+export function readText(row: Row, column: string): string {
+  const value = row[column];
+  if (typeof value !== 'string') throw columnError(column, 'text', value);
+  return value;
+}
+
+export function readOptionalText(row: Row, column: string): string | undefined {
+  const value = row[column];
+  if (value === null || value === undefined) return undefined;
+  if (typeof value !== 'string') throw columnError(column, 'text', value);
+  return value;
+}
+
+export function readNumber(row: Row, column: string): number {
+  const value = row[column];
+  if (typeof value !== 'number') throw columnError(column, 'number', value);
+  return value;
+}
+
+export function readInteger(row: Row, column: string): number {
+  const value = readNumber(row, column);
+  if (!Number.isInteger(value)) throw columnError(column, 'integer', value);
+  return value;
+}
+
+export function readOptionalInteger(row: Row, column: string): number | undefined {
+  const value = row[column];
+  if (value === null || value === undefined) return undefined;
+  return readInteger(row, column);
+}
+
+/** Optional domain fields are absent, not undefined-valued, so stored rows deep-equal input. */
+export function withoutUndefined<T extends object>(value: T): T {
+  for (const key of Object.keys(value) as (keyof T)[]) {
+    if (value[key] === undefined) delete value[key];
+  }
+  return value;
+}

@@ -1,0 +1,166 @@
+import {
+  type Attempt,
+  AttemptErrorKind,
+  type Delivery,
+  DeliveryStatus,
+  type Page,
+} from '../../core/model.ts';
+import type { DeliveryStore, ListQuery } from '../../ports.ts';
+import {
+  type Row,
+  readInteger,
+  readNumber,
+  readOptionalInteger,
+  readOptionalText,
+  readText,
+  type SqliteDatabase,
+  transaction,
+  withoutUndefined,
+} from './database.ts';
+
+const DELIVERY_COLUMNS =
+  'id, event_id, subscription_id, partner_id, event_type, status, attempts, created_at, updated_at, last_attempt_at, next_attempt_at';
+const ATTEMPT_COLUMNS =
+  'id, delivery_id, subscription_id, partner_id, number, started_at, duration_ms, status_code, error, error_message, response_excerpt';
+
+function toDelivery(row: Row): Delivery {
+  return withoutUndefined({
+    id: readText(row, 'id'),
+    eventId: readText(row, 'event_id'),
+    subscriptionId: readText(row, 'subscription_id'),
+    partnerId: readText(row, 'partner_id'),
+    eventType: readText(row, 'event_type'),
+    status: DeliveryStatus.parse(readText(row, 'status')),
+    attempts: readInteger(row, 'attempts'),
+    createdAt: readText(row, 'created_at'),
+    updatedAt: readText(row, 'updated_at'),
+    lastAttemptAt: readOptionalText(row, 'last_attempt_at'),
+    nextAttemptAt: readOptionalText(row, 'next_attempt_at'),
+  });
+}
+
+function toAttempt(row: Row): Attempt {
+  const error = readOptionalText(row, 'error');
+  return withoutUndefined({
+    id: readText(row, 'id'),
+    deliveryId: readText(row, 'delivery_id'),
+    subscriptionId: readText(row, 'subscription_id'),
+    partnerId: readText(row, 'partner_id'),
+    number: readInteger(row, 'number'),
+    startedAt: readText(row, 'started_at'),
+    durationMs: readNumber(row, 'duration_ms'),
+    statusCode: readOptionalInteger(row, 'status_code'),
+    error: error === undefined ? undefined : AttemptErrorKind.parse(error),
+    errorMessage: readOptionalText(row, 'error_message'),
+    responseExcerpt: readOptionalText(row, 'response_excerpt'),
+  });
+}
+
+export class SqliteDeliveryStore implements DeliveryStore {
+  readonly #db: SqliteDatabase;
+
+  constructor(db: SqliteDatabase) {
+    this.#db = db;
+  }
+
+  async createForEvent(deliveries: Delivery[]): Promise<Delivery[]> {
+    const db = this.#db;
+    return transaction(db, () => {
+      const insert = db.prepare(
+        `INSERT INTO deliveries (${DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (event_id, subscription_id) DO NOTHING`,
+      );
+      const select = db.prepare(
+        `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE event_id = ? AND subscription_id = ?`,
+      );
+      return deliveries.map((d) => {
+        insert.run(
+          d.id,
+          d.eventId,
+          d.subscriptionId,
+          d.partnerId,
+          d.eventType,
+          d.status,
+          d.attempts,
+          d.createdAt,
+          d.updatedAt,
+          d.lastAttemptAt ?? null,
+          d.nextAttemptAt ?? null,
+        );
+        const stored = select.get(d.eventId, d.subscriptionId);
+        if (stored === undefined) throw new Error(`delivery ${d.id} neither inserted nor found`);
+        return toDelivery(stored);
+      });
+    });
+  }
+
+  async get(deliveryId: string): Promise<Delivery | undefined> {
+    const row = this.#db.prepare(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE id = ?`).get(deliveryId);
+    return row === undefined ? undefined : toDelivery(row);
+  }
+
+  /** Updates the delivery's mutable fields; its identity (event, subscription) never changes. */
+  async recordAttempt(attempt: Attempt, delivery: Delivery): Promise<void> {
+    const db = this.#db;
+    transaction(db, () => {
+      const updated = db
+        .prepare(
+          `UPDATE deliveries SET status = ?, attempts = ?, updated_at = ?, last_attempt_at = ?, next_attempt_at = ?
+           WHERE id = ?`,
+        )
+        .run(
+          delivery.status,
+          delivery.attempts,
+          delivery.updatedAt,
+          delivery.lastAttemptAt ?? null,
+          delivery.nextAttemptAt ?? null,
+          delivery.id,
+        );
+      if (Number(updated.changes) === 0) throw new Error(`delivery ${delivery.id} not found`);
+      db.prepare(`INSERT INTO attempts (${ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+        attempt.id,
+        attempt.deliveryId,
+        attempt.subscriptionId,
+        attempt.partnerId,
+        attempt.number,
+        attempt.startedAt,
+        attempt.durationMs,
+        attempt.statusCode ?? null,
+        attempt.error ?? null,
+        attempt.errorMessage ?? null,
+        attempt.responseExcerpt ?? null,
+      );
+    });
+  }
+
+  /**
+   * Newest first, by id (ULIDs sort by creation time). Reads one extra row to tell whether
+   * another page exists: `next` is null on the last page.
+   */
+  async listBySubscription(subscriptionId: string, query: ListQuery): Promise<Page<Delivery>> {
+    const rows =
+      query.after === undefined
+        ? this.#db
+            .prepare(
+              `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE subscription_id = ? ORDER BY id DESC LIMIT ?`,
+            )
+            .all(subscriptionId, query.limit + 1)
+        : this.#db
+            .prepare(
+              `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE subscription_id = ? AND id < ?
+               ORDER BY id DESC LIMIT ?`,
+            )
+            .all(subscriptionId, query.after, query.limit + 1);
+    const items = rows.slice(0, query.limit).map(toDelivery);
+    return { items, next: rows.length > query.limit ? (items.at(-1)?.id ?? null) : null };
+  }
+
+  async listAttempts(deliveryId: string): Promise<Attempt[]> {
+    return this.#db
+      .prepare(
+        `SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE delivery_id = ? ORDER BY number, started_at, id`,
+      )
+      .all(deliveryId)
+      .map(toAttempt);
+  }
+}

@@ -1,0 +1,105 @@
+import { CursorNotFoundError } from '../../core/errors.ts';
+import type { Event, JsonValue, Page } from '../../core/model.ts';
+import type { AppendResult, EventListQuery, EventLog } from '../../ports.ts';
+import {
+  type Row,
+  readInteger,
+  readOptionalText,
+  readText,
+  type SqliteDatabase,
+  transaction,
+  withoutUndefined,
+} from './database.ts';
+
+const COLUMNS = 'id, partner_id, type, payload, created_at, idempotency_key';
+
+function toEvent(row: Row): Event {
+  const payload: JsonValue = JSON.parse(readText(row, 'payload'));
+  return withoutUndefined({
+    id: readText(row, 'id'),
+    partnerId: readText(row, 'partner_id'),
+    type: readText(row, 'type'),
+    payload,
+    createdAt: readText(row, 'created_at'),
+    idempotencyKey: readOptionalText(row, 'idempotency_key'),
+  });
+}
+
+/**
+ * The event log on SQLite. Events are polled in `seq` order, which is commit order (see the
+ * schema), not id order: ids are minted before the write lock is taken, so a later commit can
+ * carry a smaller id, and paging by id could skip it.
+ */
+export class SqliteEventLog implements EventLog {
+  readonly #db: SqliteDatabase;
+
+  constructor(db: SqliteDatabase) {
+    this.#db = db;
+  }
+
+  async append(event: Event): Promise<AppendResult> {
+    const db = this.#db;
+    return transaction(db, () => {
+      const inserted = db
+        .prepare(
+          `INSERT INTO events (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (partner_id, idempotency_key) DO NOTHING
+           RETURNING seq, ${COLUMNS}`,
+        )
+        .get(
+          event.id,
+          event.partnerId,
+          event.type,
+          JSON.stringify(event.payload),
+          event.createdAt,
+          event.idempotencyKey ?? null,
+        );
+      if (inserted === undefined) {
+        // Only an idempotency key can conflict here (a null key never does): return the first.
+        const first = db
+          .prepare(`SELECT ${COLUMNS} FROM events WHERE partner_id = ? AND idempotency_key = ?`)
+          .get(event.partnerId, event.idempotencyKey ?? null);
+        if (first === undefined) throw new Error(`event ${event.id} neither inserted nor found`);
+        return { event: toEvent(first), created: false };
+      }
+      db.prepare(
+        'INSERT INTO outbox (seq, event_id, partner_id, type, created_at) VALUES (?, ?, ?, ?, ?)',
+      ).run(readInteger(inserted, 'seq'), event.id, event.partnerId, event.type, event.createdAt);
+      return { event: toEvent(inserted), created: true };
+    });
+  }
+
+  async get(partnerId: string, eventId: string): Promise<Event | undefined> {
+    const row = this.#db
+      .prepare(`SELECT ${COLUMNS} FROM events WHERE id = ? AND partner_id = ?`)
+      .get(eventId, partnerId);
+    return row === undefined ? undefined : toEvent(row);
+  }
+
+  /**
+   * `next` is the id of the last event returned, or, when the page is empty, the `after` given
+   * (null when there was none): the log is open-ended, so a poller always resumes from `next`
+   * and an empty page just means "nothing new yet", never "the end".
+   */
+  async list(partnerId: string, query: EventListQuery): Promise<Page<Event>> {
+    let afterSeq = 0;
+    if (query.after !== undefined) {
+      const cursor = this.#db
+        .prepare('SELECT seq FROM events WHERE id = ? AND partner_id = ?')
+        .get(query.after, partnerId);
+      if (cursor === undefined) throw new CursorNotFoundError(query.after);
+      afterSeq = readInteger(cursor, 'seq');
+    }
+    const types = query.types ?? [];
+    const rows = this.#db
+      .prepare(
+        `SELECT ${COLUMNS} FROM events
+         WHERE partner_id = ? AND seq > ?
+           AND (? = 0 OR type IN (SELECT value FROM json_each(?)))
+         ORDER BY seq LIMIT ?`,
+      )
+      .all(partnerId, afterSeq, types.length, JSON.stringify(types), query.limit);
+    const items = rows.map(toEvent);
+    return { items, next: items.at(-1)?.id ?? query.after ?? null };
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * The local stream: the outbox rows SqliteEventLog.append writes in the event's transaction.
+ * The router reads them oldest first and removes them in the same transaction() as the queue
+ * send, so an event is enqueued exactly once however the process stops.
+ */
+import type { EventRef } from '../../core/patterns.ts';
+import { readInteger, readText, type SqliteDatabase } from './database.ts';
+
+export interface OutboxEntry {
+  /** The event's commit sequence: removal key, and the stream's order. */
+  seq: number;
+  ref: EventRef;
+}
+
+export class SqliteOutbox {
+  readonly #db: SqliteDatabase;
+
+  constructor(db: SqliteDatabase) {
+    this.#db = db;
+  }
+
+  /** Up to `limit` entries, oldest first. Synchronous so it can run inside transaction(). */
+  peek(limit: number): OutboxEntry[] {
+    return this.#db
+      .prepare('SELECT seq, event_id, partner_id, type, created_at FROM outbox ORDER BY seq LIMIT ?')
+      .all(limit)
+      .map((row) => ({
+        seq: readInteger(row, 'seq'),
+        ref: {
+          id: readText(row, 'event_id'),
+          partnerId: readText(row, 'partner_id'),
+          type: readText(row, 'type'),
+          createdAt: readText(row, 'created_at'),
+        },
+      }));
+  }
+
+  /** Removes the entries; seqs that are already gone are ignored. */
+  remove(seqs: number[]): void {
+    if (seqs.length === 0) return;
+    this.#db
+      .prepare('DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))')
+      .run(JSON.stringify(seqs));
+  }
+}

@@ -1,0 +1,320 @@
+/**
+ * SQS-like queues in the local database, so the local runtime's pollers can hand the fan-out
+ * and dispatcher handlers the same batches, with the same retry behaviour, as Lambda's SQS
+ * event source does on AWS.
+ */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { SQSRecord } from 'aws-lambda';
+import {
+  type Clock,
+  type OutgoingMessage,
+  type QueueSender,
+  systemClock,
+  type VisibilityControl,
+} from '../../ports.ts';
+import {
+  type Row,
+  readInteger,
+  readOptionalText,
+  readText,
+  type SqliteDatabase,
+  transaction,
+} from './database.ts';
+
+/** SQS's limits, enforced here too so the local runtime rejects what AWS would. */
+const MAX_DELAY_SECONDS = 900;
+const MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200;
+const MAX_RECEIVE_COUNT = 1000;
+
+/** As SQS's ReceiptHandleIsInvalid: the handle is unknown, or a later receive replaced it. */
+export class ReceiptHandleIsInvalidError extends Error {
+  constructor(receiptHandle: string) {
+    super(`receipt handle is invalid or no longer current: ${receiptHandle}`);
+    this.name = 'ReceiptHandleIsInvalidError';
+  }
+}
+
+export interface SqliteQueueOptions<T> {
+  name: string;
+  visibilityTimeoutSeconds: number;
+  /** Receives after which the next receive moves the message to `deadLetterQueue`; set both or neither. */
+  maxReceiveCount?: number;
+  deadLetterQueue?: SqliteQueue<T>;
+  /** @default systemClock */
+  clock?: Clock;
+}
+
+export interface QueueStats {
+  /** Receivable now. */
+  visible: number;
+  /** Received and hidden until their visibility timeout ends. */
+  inFlight: number;
+  /** Never received yet, hidden by their delay. */
+  delayed: number;
+}
+
+export interface QueuedMessage<T> {
+  messageId: string;
+  body: T;
+  receiveCount: number;
+  sentAt: Date;
+  visibleAt: Date;
+}
+
+function checkSeconds(what: string, value: number, max: number): void {
+  if (!Number.isInteger(value) || value < 0 || value > max) {
+    throw new RangeError(`${what} must be an integer from 0 to ${max}, got ${value}`);
+  }
+}
+
+export function queueArn(name: string): string {
+  return `arn:aws:sqs:local:000000000000:${name}`;
+}
+
+/**
+ * A named queue with SQS standard-queue semantics, stored in the shared database so that a
+ * restart loses nothing: a message received but not deleted when the process stopped simply
+ * becomes visible again when its visibility timeout ends, as on SQS.
+ */
+export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
+  readonly name: string;
+  readonly arn: string;
+  readonly visibilityTimeoutSeconds: number;
+  readonly maxReceiveCount: number | undefined;
+  readonly deadLetterQueue: SqliteQueue<T> | undefined;
+  readonly #db: SqliteDatabase;
+  readonly #clock: Clock;
+
+  constructor(db: SqliteDatabase, options: SqliteQueueOptions<T>) {
+    checkSeconds(
+      'visibilityTimeoutSeconds',
+      options.visibilityTimeoutSeconds,
+      MAX_VISIBILITY_TIMEOUT_SECONDS,
+    );
+    if ((options.maxReceiveCount === undefined) !== (options.deadLetterQueue === undefined)) {
+      throw new Error(
+        `queue ${options.name}: maxReceiveCount and deadLetterQueue go together (a redrive policy)`,
+      );
+    }
+    if (options.maxReceiveCount !== undefined) {
+      const max = options.maxReceiveCount;
+      if (!Number.isInteger(max) || max < 1 || max > MAX_RECEIVE_COUNT) {
+        throw new RangeError(`maxReceiveCount must be an integer from 1 to ${MAX_RECEIVE_COUNT}, got ${max}`);
+      }
+    }
+    if (options.deadLetterQueue !== undefined) {
+      if (options.deadLetterQueue.#db !== db) {
+        throw new Error(`queue ${options.name}: the dead-letter queue must be in the same database`);
+      }
+      if (options.deadLetterQueue.name === options.name) {
+        throw new Error(`queue ${options.name} cannot be its own dead-letter queue`);
+      }
+    }
+    this.name = options.name;
+    this.arn = queueArn(options.name);
+    this.visibilityTimeoutSeconds = options.visibilityTimeoutSeconds;
+    this.maxReceiveCount = options.maxReceiveCount;
+    this.deadLetterQueue = options.deadLetterQueue;
+    this.#db = db;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /** Sends every message, atomically; synchronous so it can join a caller's transaction(). */
+  sendNow(messages: OutgoingMessage<T>[]): void {
+    for (const m of messages) checkSeconds('delaySeconds', m.delaySeconds ?? 0, MAX_DELAY_SECONDS);
+    if (messages.length === 0) return;
+    const now = this.#now();
+    const db = this.#db;
+    transaction(db, () => {
+      const insert = db.prepare(
+        'INSERT INTO queue_messages (queue, message_id, body, sent_at, visible_at) VALUES (?, ?, ?, ?, ?)',
+      );
+      for (const m of messages) {
+        insert.run(this.name, randomUUID(), JSON.stringify(m.body), now, now + (m.delaySeconds ?? 0) * 1000);
+      }
+    });
+  }
+
+  async send(messages: OutgoingMessage<T>[]): Promise<void> {
+    this.sendNow(messages);
+  }
+
+  /**
+   * Up to `max` visible messages, oldest first. Each one returned gets its receive count
+   * incremented, is hidden for the visibility timeout and carries a new receipt handle (the
+   * previous one stops working). As on SQS, a message that has already been received
+   * maxReceiveCount times goes to the dead-letter queue at this receive instead of being
+   * returned.
+   */
+  receive(max: number): SQSRecord[] {
+    if (!Number.isInteger(max) || max < 1) throw new RangeError(`max must be a positive integer, got ${max}`);
+    const now = this.#now();
+    const db = this.#db;
+    // One write transaction: two pollers (or processes) never receive the same message.
+    return transaction(db, () => {
+      const select = db.prepare(
+        `SELECT seq, message_id, body, sent_at, receive_count, first_received_at, dead_letter_source
+         FROM queue_messages WHERE queue = ? AND visible_at <= ? AND seq > ? ORDER BY seq LIMIT ?`,
+      );
+      const markReceived = db.prepare(
+        `UPDATE queue_messages
+         SET receive_count = receive_count + 1, visible_at = ?, receipt_handle = ?,
+             first_received_at = coalesce(first_received_at, ?)
+         WHERE seq = ?`,
+      );
+      const records: SQSRecord[] = [];
+      // Paging by seq rather than re-running the same query: with a zero visibility timeout a
+      // received message stays visible and must not be returned twice in one receive.
+      let afterSeq = 0;
+      while (records.length < max) {
+        const rows = select.all(this.name, now, afterSeq, max - records.length);
+        if (rows.length === 0) break;
+        for (const row of rows) {
+          const seq = readInteger(row, 'seq');
+          afterSeq = seq;
+          const receiveCount = readInteger(row, 'receive_count');
+          if (this.deadLetterQueue !== undefined && receiveCount >= (this.maxReceiveCount ?? Infinity)) {
+            this.#moveToDeadLetterQueue(seq, this.deadLetterQueue, now);
+            continue;
+          }
+          const receiptHandle = randomBytes(24).toString('base64url');
+          markReceived.run(now + this.visibilityTimeoutSeconds * 1000, receiptHandle, now, seq);
+          records.push(this.#toRecord(row, receiveCount + 1, receiptHandle, now));
+        }
+      }
+      return records;
+    });
+  }
+
+  /** Deletes the message; false when the handle is unknown or a later receive replaced it. */
+  delete(receiptHandle: string): boolean {
+    const result = this.#db
+      .prepare('DELETE FROM queue_messages WHERE queue = ? AND receipt_handle = ?')
+      .run(this.name, receiptHandle);
+    return Number(result.changes) > 0;
+  }
+
+  /**
+   * Hides the message for `timeoutSeconds` from now (0 makes it visible at once).
+   * @throws ReceiptHandleIsInvalidError when the handle is unknown or no longer current.
+   */
+  async changeVisibility(receiptHandle: string, timeoutSeconds: number): Promise<void> {
+    checkSeconds('timeoutSeconds', timeoutSeconds, MAX_VISIBILITY_TIMEOUT_SECONDS);
+    const result = this.#db
+      .prepare('UPDATE queue_messages SET visible_at = ? WHERE queue = ? AND receipt_handle = ?')
+      .run(this.#now() + timeoutSeconds * 1000, this.name, receiptHandle);
+    if (Number(result.changes) === 0) throw new ReceiptHandleIsInvalidError(receiptHandle);
+  }
+
+  /**
+   * Moves up to `max` (default all) visible messages of this queue, oldest first, to `target`
+   * with their receive count reset, as the SQS console's "start DLQ redrive" does; messages
+   * in flight here stay. Returns how many moved.
+   */
+  redriveTo(target: SqliteQueue<T>, max?: number): number {
+    if (target.#db !== this.#db) throw new Error('redrive target must be in the same database');
+    if (target.name === this.name) throw new Error(`cannot redrive queue ${this.name} into itself`);
+    const now = this.#now();
+    const result = this.#db
+      .prepare(
+        `UPDATE queue_messages
+         SET queue = ?, visible_at = ?, receive_count = 0, first_received_at = NULL,
+             receipt_handle = NULL, dead_letter_source = NULL
+         WHERE seq IN (
+           SELECT seq FROM queue_messages WHERE queue = ? AND visible_at <= ? ORDER BY seq LIMIT ?
+         )`,
+      )
+      .run(target.name, now, this.name, now, max ?? -1);
+    return Number(result.changes);
+  }
+
+  stats(): QueueStats {
+    const row = this.#db
+      .prepare(
+        `SELECT
+           count(*) FILTER (WHERE visible_at <= :now) AS visible,
+           count(*) FILTER (WHERE visible_at > :now AND receive_count > 0) AS in_flight,
+           count(*) FILTER (WHERE visible_at > :now AND receive_count = 0) AS delayed
+         FROM queue_messages WHERE queue = :queue`,
+      )
+      .get({ now: this.#now(), queue: this.name });
+    if (row === undefined) return { visible: 0, inFlight: 0, delayed: 0 };
+    return {
+      visible: readInteger(row, 'visible'),
+      inFlight: readInteger(row, 'in_flight'),
+      delayed: readInteger(row, 'delayed'),
+    };
+  }
+
+  /** When the earliest message becomes (or became) visible; null when the queue is empty. */
+  nextVisibleAt(): Date | null {
+    const row = this.#db
+      .prepare('SELECT min(visible_at) AS at FROM queue_messages WHERE queue = ?')
+      .get(this.name);
+    const at = row?.at;
+    return typeof at === 'number' ? new Date(at) : null;
+  }
+
+  /** Up to `limit` messages in send order, whatever their visibility: for the ops page. */
+  list(limit: number): QueuedMessage<T>[] {
+    return this.#db
+      .prepare(
+        `SELECT message_id, body, receive_count, sent_at, visible_at
+         FROM queue_messages WHERE queue = ? ORDER BY seq LIMIT ?`,
+      )
+      .all(this.name, limit)
+      .map((row) => ({
+        messageId: readText(row, 'message_id'),
+        body: this.#parseBody(row),
+        receiveCount: readInteger(row, 'receive_count'),
+        sentAt: new Date(readInteger(row, 'sent_at')),
+        visibleAt: new Date(readInteger(row, 'visible_at')),
+      }));
+  }
+
+  #now(): number {
+    return this.#clock.now().getTime();
+  }
+
+  /**
+   * As on SQS, the message keeps its id, sent time and receive count in the dead-letter queue,
+   * and remembers its source (the DeadLetterQueueSourceArn attribute).
+   */
+  #moveToDeadLetterQueue(seq: number, dlq: SqliteQueue<T>, now: number): void {
+    this.#db
+      .prepare(
+        `UPDATE queue_messages
+         SET queue = ?, visible_at = ?, receipt_handle = NULL, dead_letter_source = ?
+         WHERE seq = ?`,
+      )
+      .run(dlq.name, now, this.name, seq);
+  }
+
+  #parseBody(row: Row): T {
+    // The queue only ever stores JSON.stringify of a T; consumers validate at their own edge.
+    return JSON.parse(readText(row, 'body')) as T;
+  }
+
+  #toRecord(row: Row, receiveCount: number, receiptHandle: string, now: number): SQSRecord {
+    const body = readText(row, 'body');
+    const firstReceivedAt = row.first_received_at === null ? now : readInteger(row, 'first_received_at');
+    const deadLetterSource = readOptionalText(row, 'dead_letter_source');
+    return {
+      messageId: readText(row, 'message_id'),
+      receiptHandle,
+      body,
+      attributes: {
+        ApproximateReceiveCount: String(receiveCount),
+        SentTimestamp: String(readInteger(row, 'sent_at')),
+        SenderId: 'local',
+        ApproximateFirstReceiveTimestamp: String(firstReceivedAt),
+        ...(deadLetterSource === undefined ? {} : { DeadLetterQueueSourceArn: queueArn(deadLetterSource) }),
+      },
+      messageAttributes: {},
+      md5OfBody: createHash('md5').update(body).digest('hex'),
+      eventSource: 'aws:sqs',
+      eventSourceARN: this.arn,
+      awsRegion: 'local',
+    };
+  }
+}

@@ -1,0 +1,95 @@
+import { z } from 'zod';
+import {
+  EventTypeFilter,
+  type Page,
+  SigningSecret,
+  type Subscription,
+  SubscriptionStatus,
+} from '../../core/model.ts';
+import type { ListQuery, SubscriptionStore } from '../../ports.ts';
+import { type Row, readOptionalText, readText, type SqliteDatabase, withoutUndefined } from './database.ts';
+
+const COLUMNS =
+  'id, partner_id, url, event_types, description, status, disabled_reason, secrets, created_at, updated_at';
+
+const EventTypes = z.array(EventTypeFilter);
+const Secrets = z.array(SigningSecret);
+
+function toSubscription(row: Row): Subscription {
+  return withoutUndefined({
+    id: readText(row, 'id'),
+    partnerId: readText(row, 'partner_id'),
+    url: readText(row, 'url'),
+    eventTypes: EventTypes.parse(JSON.parse(readText(row, 'event_types'))),
+    description: readOptionalText(row, 'description'),
+    status: SubscriptionStatus.parse(readText(row, 'status')),
+    disabledReason: readOptionalText(row, 'disabled_reason'),
+    secrets: Secrets.parse(JSON.parse(readText(row, 'secrets'))),
+    createdAt: readText(row, 'created_at'),
+    updatedAt: readText(row, 'updated_at'),
+  });
+}
+
+export class SqliteSubscriptionStore implements SubscriptionStore {
+  readonly #db: SqliteDatabase;
+
+  constructor(db: SqliteDatabase) {
+    this.#db = db;
+  }
+
+  async put(s: Subscription): Promise<void> {
+    // An upsert, not INSERT OR REPLACE: replace deletes the row first, which would fire any
+    // ON DELETE action a later migration adds.
+    this.#db
+      .prepare(
+        `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET
+           partner_id = excluded.partner_id, url = excluded.url, event_types = excluded.event_types,
+           description = excluded.description, status = excluded.status,
+           disabled_reason = excluded.disabled_reason, secrets = excluded.secrets,
+           created_at = excluded.created_at, updated_at = excluded.updated_at`,
+      )
+      .run(
+        s.id,
+        s.partnerId,
+        s.url,
+        JSON.stringify(s.eventTypes),
+        s.description ?? null,
+        s.status,
+        s.disabledReason ?? null,
+        JSON.stringify(s.secrets),
+        s.createdAt,
+        s.updatedAt,
+      );
+  }
+
+  async get(subscriptionId: string): Promise<Subscription | undefined> {
+    const row = this.#db.prepare(`SELECT ${COLUMNS} FROM subscriptions WHERE id = ?`).get(subscriptionId);
+    return row === undefined ? undefined : toSubscription(row);
+  }
+
+  /**
+   * In id order, which is creation order (ULIDs). The cursor is only compared, never looked
+   * up, so paging survives the deletion of the subscription it names. One extra row is read
+   * to tell whether another page exists: `next` is null on the last page.
+   */
+  async list(partnerId: string, query: ListQuery): Promise<Page<Subscription>> {
+    const rows = this.#db
+      .prepare(`SELECT ${COLUMNS} FROM subscriptions WHERE partner_id = ? AND id > ? ORDER BY id LIMIT ?`)
+      .all(partnerId, query.after ?? '', query.limit + 1);
+    const items = rows.slice(0, query.limit).map(toSubscription);
+    return { items, next: rows.length > query.limit ? (items.at(-1)?.id ?? null) : null };
+  }
+
+  async listActive(partnerId: string): Promise<Subscription[]> {
+    return this.#db
+      .prepare(`SELECT ${COLUMNS} FROM subscriptions WHERE partner_id = ? AND status = 'active' ORDER BY id`)
+      .all(partnerId)
+      .map(toSubscription);
+  }
+
+  async delete(subscriptionId: string): Promise<boolean> {
+    const result = this.#db.prepare('DELETE FROM subscriptions WHERE id = ?').run(subscriptionId);
+    return Number(result.changes) > 0;
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * Prefixed ULIDs (https://github.com/ulid/spec): 48 bits of milliseconds then 80 random bits,
+ * in Crockford base32, so ids sort by creation time as plain strings.
+ */
+import { randomBytes } from 'node:crypto';
+import type { IdPrefix } from './model.ts';
+
+const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+const TIME_CHARS = 10;
+const RANDOM_CHARS = 16;
+const RANDOM_BYTES = 10;
+const MAX_TIME = 2 ** 48 - 1;
+const MAX_RANDOM = (1n << 80n) - 1n;
+
+function encode(value: bigint, length: number): string {
+  let text = '';
+  let rest = value;
+  for (let i = 0; i < length; i++) {
+    text = ALPHABET.charAt(Number(rest & 31n)) + text;
+    rest >>= 5n;
+  }
+  return text;
+}
+
+function toBigInt(bytes: Uint8Array): bigint {
+  let value = 0n;
+  for (const byte of bytes) value = (value << 8n) | BigInt(byte);
+  return value;
+}
+
+/** A source of random bytes, like `crypto.randomBytes`. */
+export type RandomSource = (size: number) => Uint8Array;
+
+/**
+ * Builds a ULID generator with its own monotonic state. `ulid` below is the process-wide one;
+ * this exists so tests can drive the random part (e.g. to reach the overflow).
+ */
+export function createUlid(random: RandomSource = randomBytes): (time?: number) => string {
+  let lastTime = -1;
+  let lastRandom = 0n;
+  return (time = Date.now()) => {
+    if (!Number.isInteger(time) || time < 0 || time > MAX_TIME) {
+      throw new RangeError(`ULID time must be an integer from 0 to ${MAX_TIME}, got ${time}`);
+    }
+    if (time === lastTime) {
+      // Same millisecond: the spec's monotonic mode increments the random part, so ids made in
+      // one tight loop still sort in creation order.
+      if (lastRandom === MAX_RANDOM) {
+        throw new Error('ULID random part overflowed within one millisecond');
+      }
+      lastRandom += 1n;
+    } else {
+      lastTime = time;
+      lastRandom = toBigInt(random(RANDOM_BYTES));
+    }
+    return encode(BigInt(time), TIME_CHARS) + encode(lastRandom, RANDOM_CHARS);
+  };
+}
+
+/** A 26-character ULID for `time` (ms since the epoch), monotonic within a millisecond in this process. */
+export const ulid: (time?: number) => string = createUlid();
+
+/** A new id such as `evt_01J9Z…`: the prefix, an underscore, a ULID. */
+export function newId(prefix: IdPrefix, time?: number): string {
+  return `${prefix}_${ulid(time)}`;
+}
+
+/**
+ * The millisecond timestamp a ULID encodes, for a bare ULID or a prefixed id.
+ * @throws Error when the text is not a ULID.
+ */
+export function idTime(id: string): number {
+  const bare = id.slice(id.lastIndexOf('_') + 1).toUpperCase();
+  if (bare.length !== TIME_CHARS + RANDOM_CHARS) {
+    throw new Error(`${id} is not a ULID: expected 26 characters after the prefix`);
+  }
+  for (const char of bare) {
+    if (!ALPHABET.includes(char)) throw new Error(`${id} is not a ULID: bad character ${char}`);
+  }
+  let time = 0;
+  for (const char of bare.slice(0, TIME_CHARS)) time = time * 32 + ALPHABET.indexOf(char);
+  if (time > MAX_TIME) throw new Error(`${id} is not a ULID: its time exceeds 48 bits`);
+  return time;
+}

@@ -1,0 +1,60 @@
+/**
+ * The callback retry schedule. Entry k (0-based) is the wait in seconds before attempt k + 1,
+ * counted from the previous try, so the schedule's length is the number of attempts. The
+ * dispatcher applies a wait by hiding the SQS message (ChangeMessageVisibility), hence the cap.
+ */
+
+/** SQS's longest visibility timeout (12 hours): no single wait can be longer. */
+export const MAX_RETRY_DELAY_SECONDS = 43_200;
+
+/** 0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: eight attempts spread over about 28 hours. */
+export const DEFAULT_RETRY_SCHEDULE: readonly number[] = [0, 5, 300, 1800, 7200, 18000, 36000, 36000];
+
+/**
+ * Parses a schedule such as `0, 5, 300`: comma-separated whole seconds, each at most 43200.
+ * @throws Error naming the first bad entry, or saying the list is empty.
+ */
+export function parseRetrySchedule(text: string): number[] {
+  if (text.trim() === '') throw new Error('retry schedule is empty: give at least one delay in seconds');
+  return text.split(',').map((raw, index) => {
+    const entry = raw.trim();
+    if (!/^\d+$/.test(entry)) {
+      throw new Error(
+        `retry schedule entry ${index + 1} ("${entry}") is not a whole, non-negative number of seconds`,
+      );
+    }
+    const seconds = Number(entry);
+    if (seconds > MAX_RETRY_DELAY_SECONDS) {
+      throw new Error(
+        `retry schedule entry ${index + 1} (${entry}) exceeds ${MAX_RETRY_DELAY_SECONDS} seconds, ` +
+          "SQS's maximum visibility timeout",
+      );
+    }
+    return seconds;
+  });
+}
+
+/** How many tries a delivery gets before it is dead-lettered. */
+export function maxAttempts(schedule: readonly number[]): number {
+  return schedule.length;
+}
+
+/**
+ * Seconds to wait after `attemptsMade` failed tries before the next one, jittered to ±20 % so
+ * deliveries that failed together (a receiver outage) do not all retry in the same second;
+ * null when the schedule has no tries left and the delivery goes to the dead-letter queue.
+ * @param attemptsMade tries made so far, at least 1.
+ * @param random a source in [0, 1), injectable for tests.
+ */
+export function retryDelaySeconds(
+  schedule: readonly number[],
+  attemptsMade: number,
+  random: () => number = Math.random,
+): number | null {
+  if (!Number.isInteger(attemptsMade) || attemptsMade < 1) {
+    throw new RangeError(`attemptsMade must be a whole number of at least 1, got ${attemptsMade}`);
+  }
+  const delay = schedule[attemptsMade];
+  if (delay === undefined) return null;
+  return Math.min(Math.round(delay * (0.8 + 0.4 * random())), MAX_RETRY_DELAY_SECONDS);
+}

@@ -1,0 +1,198 @@
+/** The DeliveryStore contract: every adapter runs this suite (see sqlite.test.ts). */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Delivery } from '../../functions/core/model.ts';
+import type { DeliveryStore } from '../../functions/ports.ts';
+import { at, id, makeAttempt, makeDelivery, makeEvent } from './fixtures.ts';
+
+export interface DeliveryStoreSubject {
+  deliveries: DeliveryStore;
+  close(): Promise<void>;
+}
+
+export function deliveryStoreContract(name: string, make: () => Promise<DeliveryStoreSubject>): void {
+  describe(`DeliveryStore contract: ${name}`, () => {
+    let subject: DeliveryStoreSubject;
+    let deliveries: DeliveryStore;
+    const partnerId = id('ptr');
+    const subscriptionId = id('sub');
+    const otherSubscriptionId = id('sub');
+
+    beforeEach(async () => {
+      subject = await make();
+      deliveries = subject.deliveries;
+    });
+
+    afterEach(async () => {
+      await subject.close();
+    });
+
+    /** One delivery per event for `subscriptionId`, created a second apart (ids sort likewise). */
+    function series(count: number): Delivery[] {
+      return Array.from({ length: count }, (_, i) =>
+        makeDelivery(makeEvent(partnerId), subscriptionId, {
+          id: id('dlv', Date.parse(at(i))),
+          createdAt: at(i),
+          updatedAt: at(i),
+        }),
+      );
+    }
+
+    /** The port takes one event's deliveries per call. */
+    async function createEach(items: Delivery[]): Promise<void> {
+      for (const item of items) await deliveries.createForEvent([item]);
+    }
+
+    describe('createForEvent', () => {
+      it('creates every delivery and returns them as stored', async () => {
+        const event = makeEvent(partnerId);
+        const batch = [makeDelivery(event, subscriptionId), makeDelivery(event, otherSubscriptionId)];
+
+        expect(await deliveries.createForEvent(batch)).toEqual(batch);
+        for (const delivery of batch) expect(await deliveries.get(delivery.id)).toEqual(delivery);
+      });
+
+      it('creates no duplicate for an (event, subscription) pair, returning the existing one unchanged', async () => {
+        const event = makeEvent(partnerId);
+        const original = makeDelivery(event, subscriptionId);
+        await deliveries.createForEvent([original]);
+        await deliveries.recordAttempt(makeAttempt(original, { statusCode: 500 }), {
+          ...original,
+          status: 'failed',
+          attempts: 1,
+          updatedAt: at(5),
+          lastAttemptAt: at(5),
+          nextAttemptAt: at(10),
+        });
+        const stored = await deliveries.get(original.id);
+
+        // A retried fan-out mints new delivery ids for the same pairs.
+        const retried = [makeDelivery(event, subscriptionId), makeDelivery(event, otherSubscriptionId)];
+        const result = await deliveries.createForEvent(retried);
+
+        expect(result).toEqual([stored, retried[1]]);
+        expect(await deliveries.get(retried[0]?.id ?? '')).toBeUndefined();
+      });
+
+      it('accepts an empty batch', async () => {
+        expect(await deliveries.createForEvent([])).toEqual([]);
+      });
+    });
+
+    describe('get', () => {
+      it('gets nothing for an unknown id', async () => {
+        expect(await deliveries.get(id('dlv'))).toBeUndefined();
+      });
+    });
+
+    describe('recordAttempt and listAttempts', () => {
+      it('stores the attempt and the delivery’s new state together', async () => {
+        const delivery = makeDelivery(makeEvent(partnerId), subscriptionId);
+        await deliveries.createForEvent([delivery]);
+        const attempt = makeAttempt(delivery, {
+          statusCode: 503,
+          error: 'http_status',
+          errorMessage: 'Service Unavailable',
+          responseExcerpt: '<html>busy</html>',
+        });
+        const next: Delivery = {
+          ...delivery,
+          status: 'failed',
+          attempts: 1,
+          updatedAt: at(1),
+          lastAttemptAt: at(1),
+          nextAttemptAt: at(6),
+        };
+
+        await deliveries.recordAttempt(attempt, next);
+
+        expect(await deliveries.get(delivery.id)).toEqual(next);
+        expect(await deliveries.listAttempts(delivery.id)).toEqual([attempt]);
+      });
+
+      it('lists attempts oldest first, without other deliveries’ attempts', async () => {
+        const event = makeEvent(partnerId);
+        const delivery = makeDelivery(event, subscriptionId);
+        const other = makeDelivery(event, otherSubscriptionId);
+        await deliveries.createForEvent([delivery, other]);
+        const attempts = [1, 2, 3].map((number) =>
+          makeAttempt(delivery, {
+            number,
+            startedAt: at(number * 10),
+            ...(number < 3 ? { statusCode: undefined, error: 'timeout' as const } : {}),
+          }),
+        );
+        for (const [i, attempt] of attempts.entries()) {
+          await deliveries.recordAttempt(attempt, {
+            ...delivery,
+            status: i === 2 ? 'succeeded' : 'failed',
+            attempts: attempt.number,
+            updatedAt: attempt.startedAt,
+            lastAttemptAt: attempt.startedAt,
+          });
+          await deliveries.recordAttempt(makeAttempt(other, { number: attempt.number }), other);
+        }
+
+        const listed = await deliveries.listAttempts(delivery.id);
+
+        expect(listed.map((a) => a.id)).toEqual(attempts.map((a) => a.id));
+        expect(listed[0]).not.toHaveProperty('statusCode');
+        expect(listed[0]?.error).toBe('timeout');
+        expect((await deliveries.get(delivery.id))?.status).toBe('succeeded');
+      });
+
+      it('rejects an attempt for an unknown delivery and stores nothing', async () => {
+        const ghost = makeDelivery(makeEvent(partnerId), subscriptionId);
+
+        await expect(deliveries.recordAttempt(makeAttempt(ghost), ghost)).rejects.toThrow();
+        expect(await deliveries.listAttempts(ghost.id)).toEqual([]);
+        expect(await deliveries.get(ghost.id)).toBeUndefined();
+      });
+
+      it('lists no attempts for a delivery never tried', async () => {
+        const delivery = makeDelivery(makeEvent(partnerId), subscriptionId);
+        await deliveries.createForEvent([delivery]);
+
+        expect(await deliveries.listAttempts(delivery.id)).toEqual([]);
+      });
+    });
+
+    describe('listBySubscription', () => {
+      it('lists the subscription’s deliveries newest first, never another subscription’s', async () => {
+        const items = series(3);
+        await createEach(items);
+        await deliveries.createForEvent([makeDelivery(makeEvent(partnerId), otherSubscriptionId)]);
+
+        const page = await deliveries.listBySubscription(subscriptionId, { limit: 10 });
+
+        expect(page).toEqual({ items: items.toReversed(), next: null });
+      });
+
+      it('pages newest first with limit and next, visiting each delivery once and ending with next null', async () => {
+        const items = series(5);
+        await createEach(items);
+
+        const seen: string[] = [];
+        let after: string | undefined;
+        let pages = 0;
+        do {
+          const page = await deliveries.listBySubscription(
+            subscriptionId,
+            after === undefined ? { limit: 2 } : { limit: 2, after },
+          );
+          seen.push(...page.items.map((d) => d.id));
+          after = page.next ?? undefined;
+          pages++;
+        } while (after !== undefined);
+
+        expect(seen).toEqual(items.toReversed().map((d) => d.id));
+        expect(pages).toBe(3);
+      });
+
+      it('returns next null when the last page is exactly full', async () => {
+        await createEach(series(2));
+
+        expect((await deliveries.listBySubscription(subscriptionId, { limit: 2 })).next).toBeNull();
+      });
+    });
+  });
+}

@@ -1,0 +1,379 @@
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type { SQSRecord } from 'aws-lambda';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openDatabase, type SqliteDatabase, transaction } from '../../functions/adapters/sqlite/database.ts';
+import { ReceiptHandleIsInvalidError, SqliteQueue } from '../../functions/adapters/sqlite/queues.ts';
+import { ManualClock, tempDir } from './fixtures.ts';
+
+interface Job {
+  n: number;
+}
+
+const jobs = (...ns: number[]) => ns.map((n) => ({ body: { n } }));
+const bodies = (records: { body: string }[]) => records.map((r) => JSON.parse(r.body));
+
+describe('SqliteQueue', () => {
+  let db: SqliteDatabase;
+  let clock: ManualClock;
+  let dlq: SqliteQueue<Job>;
+  let queue: SqliteQueue<Job>;
+
+  function queues(database: SqliteDatabase): { queue: SqliteQueue<Job>; dlq: SqliteQueue<Job> } {
+    const deadLetters = new SqliteQueue<Job>(database, {
+      name: 'work-dlq',
+      visibilityTimeoutSeconds: 30,
+      clock,
+    });
+    return {
+      dlq: deadLetters,
+      queue: new SqliteQueue<Job>(database, {
+        name: 'work',
+        visibilityTimeoutSeconds: 30,
+        maxReceiveCount: 3,
+        deadLetterQueue: deadLetters,
+        clock,
+      }),
+    };
+  }
+
+  beforeEach(() => {
+    db = openDatabase(':memory:');
+    clock = new ManualClock();
+    ({ queue, dlq } = queues(db));
+  });
+
+  afterEach(() => {
+    if (db.isOpen) db.close();
+  });
+
+  describe('receive', () => {
+    it('returns SQS-shaped records', () => {
+      queue.sendNow(jobs(1));
+      const sentAt = String(clock.now().getTime());
+      clock.advance(2);
+
+      const [record] = queue.receive(10);
+
+      const body = JSON.stringify({ n: 1 });
+      expect(record).toEqual({
+        messageId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+        receiptHandle: expect.any(String),
+        body,
+        attributes: {
+          ApproximateReceiveCount: '1',
+          SentTimestamp: sentAt,
+          SenderId: 'local',
+          ApproximateFirstReceiveTimestamp: String(clock.now().getTime()),
+        },
+        messageAttributes: {},
+        md5OfBody: createHash('md5').update(body).digest('hex'),
+        eventSource: 'aws:sqs',
+        eventSourceARN: 'arn:aws:sqs:local:000000000000:work',
+        awsRegion: 'local',
+      });
+    });
+
+    it('returns up to max messages, oldest first', () => {
+      queue.sendNow(jobs(1, 2, 3));
+
+      expect(bodies(queue.receive(2))).toEqual([{ n: 1 }, { n: 2 }]);
+      expect(bodies(queue.receive(2))).toEqual([{ n: 3 }]);
+      expect(queue.receive(2)).toEqual([]);
+    });
+
+    it('never returns a message of another queue', () => {
+      queue.sendNow(jobs(1));
+
+      expect(dlq.receive(10)).toEqual([]);
+    });
+
+    it('returns a message once per receive even with a zero visibility timeout', () => {
+      const eager = new SqliteQueue<Job>(db, { name: 'eager', visibilityTimeoutSeconds: 0, clock });
+      eager.sendNow(jobs(1));
+
+      expect(eager.receive(10)).toHaveLength(1);
+      expect(eager.receive(10)).toHaveLength(1);
+    });
+
+    it('rejects a max below one', () => {
+      expect(() => queue.receive(0)).toThrow(RangeError);
+    });
+  });
+
+  describe('visibility timeout', () => {
+    it('hides a received message until the timeout ends, then shows it again', () => {
+      queue.sendNow(jobs(1));
+      queue.receive(10);
+
+      clock.advance(29);
+      expect(queue.receive(10)).toEqual([]);
+
+      clock.advance(1);
+      expect(bodies(queue.receive(10))).toEqual([{ n: 1 }]);
+    });
+
+    it('increments the receive count and keeps the first receive time on every receive', () => {
+      queue.sendNow(jobs(1));
+      const first = queue.receive(1)[0];
+      clock.advance(30);
+
+      const second = queue.receive(1)[0];
+
+      expect(second?.messageId).toBe(first?.messageId);
+      expect(second?.attributes.ApproximateReceiveCount).toBe('2');
+      expect(second?.attributes.ApproximateFirstReceiveTimestamp).toBe(
+        first?.attributes.ApproximateFirstReceiveTimestamp,
+      );
+      expect(second?.receiptHandle).not.toBe(first?.receiptHandle);
+    });
+  });
+
+  describe('delete', () => {
+    it('deletes a received message with its current receipt handle', () => {
+      queue.sendNow(jobs(1));
+      const [record] = queue.receive(1);
+
+      expect(queue.delete(record?.receiptHandle ?? '')).toBe(true);
+      clock.advance(30);
+      expect(queue.receive(10)).toEqual([]);
+    });
+
+    it('ignores a stale receipt handle, as SQS does, and keeps the message', () => {
+      queue.sendNow(jobs(1));
+      const stale = queue.receive(1)[0]?.receiptHandle ?? '';
+      clock.advance(30);
+      queue.receive(1);
+
+      expect(queue.delete(stale)).toBe(false);
+      expect(queue.stats()).toEqual({ visible: 0, inFlight: 1, delayed: 0 });
+    });
+  });
+
+  describe('changeVisibility', () => {
+    it('hides the message for the new timeout from now', async () => {
+      queue.sendNow(jobs(1));
+      const [record] = queue.receive(1);
+
+      await queue.changeVisibility(record?.receiptHandle ?? '', 300);
+
+      clock.advance(299);
+      expect(queue.receive(10)).toEqual([]);
+      clock.advance(1);
+      expect(queue.receive(10)).toHaveLength(1);
+    });
+
+    it('makes the message visible at once with a zero timeout', async () => {
+      queue.sendNow(jobs(1));
+      const [record] = queue.receive(1);
+
+      await queue.changeVisibility(record?.receiptHandle ?? '', 0);
+
+      expect(queue.receive(10)).toHaveLength(1);
+    });
+
+    it('rejects a receipt handle replaced by a later receive with ReceiptHandleIsInvalidError', async () => {
+      queue.sendNow(jobs(1));
+      const stale = queue.receive(1)[0]?.receiptHandle ?? '';
+      clock.advance(30);
+      queue.receive(1);
+
+      await expect(queue.changeVisibility(stale, 60)).rejects.toBeInstanceOf(ReceiptHandleIsInvalidError);
+    });
+
+    it('rejects an unknown receipt handle with ReceiptHandleIsInvalidError', async () => {
+      await expect(queue.changeVisibility('nope', 60)).rejects.toBeInstanceOf(ReceiptHandleIsInvalidError);
+    });
+
+    it('rejects a timeout beyond SQS’s twelve hours', async () => {
+      queue.sendNow(jobs(1));
+      const [record] = queue.receive(1);
+
+      await expect(queue.changeVisibility(record?.receiptHandle ?? '', 43_201)).rejects.toThrow(RangeError);
+    });
+  });
+
+  describe('delay', () => {
+    it('keeps a delayed message hidden until its delay ends', async () => {
+      await queue.send([{ body: { n: 1 }, delaySeconds: 20 }, { body: { n: 2 } }]);
+
+      expect(bodies(queue.receive(10))).toEqual([{ n: 2 }]);
+      expect(queue.stats()).toEqual({ visible: 0, inFlight: 1, delayed: 1 });
+      clock.advance(19);
+      expect(queue.receive(10)).toEqual([]);
+      clock.advance(1);
+      expect(bodies(queue.receive(10))).toEqual([{ n: 1 }]);
+    });
+
+    it('rejects a delay beyond SQS’s 900 seconds and sends none of the batch', () => {
+      expect(() => queue.sendNow([{ body: { n: 1 } }, { body: { n: 2 }, delaySeconds: 901 }])).toThrow(
+        RangeError,
+      );
+      expect(queue.list(10)).toEqual([]);
+    });
+  });
+
+  describe('dead-letter queue', () => {
+    it('moves a message received maxReceiveCount times to the DLQ at the next receive', () => {
+      queue.sendNow(jobs(1));
+      const received: SQSRecord[] = [];
+      for (let i = 0; i < 3; i++) {
+        received.push(...queue.receive(10));
+        clock.advance(30);
+      }
+
+      expect(received.map((r) => r.attributes.ApproximateReceiveCount)).toEqual(['1', '2', '3']);
+      expect(queue.receive(10)).toEqual([]);
+      expect(queue.stats()).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+
+      const [dead] = dlq.receive(10);
+      expect(dead?.messageId).toBe(received[0]?.messageId);
+      expect(dead?.body).toBe(received[0]?.body);
+      expect(dead?.attributes.DeadLetterQueueSourceArn).toBe(queue.arn);
+      expect(dead?.eventSourceARN).toBe(dlq.arn);
+    });
+
+    it('still returns the other messages of a receive that dead-letters one', () => {
+      queue.sendNow(jobs(1));
+      for (let i = 0; i < 3; i++) {
+        queue.receive(1);
+        clock.advance(30);
+      }
+      queue.sendNow(jobs(2, 3));
+
+      expect(bodies(queue.receive(2))).toEqual([{ n: 2 }, { n: 3 }]);
+      expect(dlq.stats().visible).toBe(1);
+    });
+
+    it('requires maxReceiveCount and deadLetterQueue together', () => {
+      expect(
+        () => new SqliteQueue<Job>(db, { name: 'x', visibilityTimeoutSeconds: 30, maxReceiveCount: 3 }),
+      ).toThrow(/together/);
+    });
+  });
+
+  describe('redriveTo', () => {
+    function deadLetter(...ns: number[]): void {
+      queue.sendNow(jobs(...ns));
+      for (let i = 0; i < 4; i++) {
+        queue.receive(10);
+        clock.advance(30);
+      }
+    }
+
+    it('moves dead letters back to the source with their receive count reset', () => {
+      deadLetter(1, 2);
+
+      expect(dlq.redriveTo(queue)).toBe(2);
+
+      expect(dlq.stats()).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+      const records = queue.receive(10);
+      expect(bodies(records)).toEqual([{ n: 1 }, { n: 2 }]);
+      expect(records.map((r) => r.attributes.ApproximateReceiveCount)).toEqual(['1', '1']);
+      expect(records[0]?.attributes.DeadLetterQueueSourceArn).toBeUndefined();
+    });
+
+    it('moves at most max messages, oldest first', () => {
+      deadLetter(1, 2, 3);
+
+      expect(dlq.redriveTo(queue, 2)).toBe(2);
+
+      expect(bodies(queue.receive(10))).toEqual([{ n: 1 }, { n: 2 }]);
+      expect(dlq.stats().visible).toBe(1);
+    });
+
+    it('leaves messages in flight in the DLQ where they are', () => {
+      deadLetter(1);
+      dlq.receive(10);
+
+      expect(dlq.redriveTo(queue)).toBe(0);
+    });
+  });
+
+  describe('stats, nextVisibleAt and list', () => {
+    it('counts visible, in-flight and delayed messages', () => {
+      queue.sendNow([...jobs(1, 2, 3), { body: { n: 4 }, delaySeconds: 10 }]);
+      queue.receive(1);
+
+      expect(queue.stats()).toEqual({ visible: 2, inFlight: 1, delayed: 1 });
+    });
+
+    it('tells when the earliest message becomes visible, null when the queue is empty', () => {
+      expect(queue.nextVisibleAt()).toBeNull();
+      const start = clock.now().getTime();
+      queue.sendNow([
+        { body: { n: 1 }, delaySeconds: 20 },
+        { body: { n: 2 }, delaySeconds: 5 },
+      ]);
+
+      expect(queue.nextVisibleAt()).toEqual(new Date(start + 5000));
+      queue.receive(10);
+      clock.advance(5);
+      queue.receive(10);
+      expect(queue.nextVisibleAt()).toEqual(new Date(start + 20_000));
+    });
+
+    it('lists messages in send order whatever their visibility, with parsed bodies', () => {
+      const start = clock.now().getTime();
+      queue.sendNow(jobs(1, 2));
+      queue.receive(1);
+
+      expect(queue.list(10)).toEqual([
+        {
+          messageId: expect.any(String),
+          body: { n: 1 },
+          receiveCount: 1,
+          sentAt: new Date(start),
+          visibleAt: new Date(start + 30_000),
+        },
+        {
+          messageId: expect.any(String),
+          body: { n: 2 },
+          receiveCount: 0,
+          sentAt: new Date(start),
+          visibleAt: new Date(start),
+        },
+      ]);
+    });
+  });
+
+  describe('transactions', () => {
+    it('undoes a sendNow with the transaction it ran in', () => {
+      expect(() =>
+        transaction(db, () => {
+          queue.sendNow(jobs(1));
+          throw new Error('rolled back');
+        }),
+      ).toThrow();
+
+      expect(queue.list(10)).toEqual([]);
+    });
+  });
+
+  describe('restart', () => {
+    it('keeps every message in the file, and in-flight ones reappear when their visibility ends', () => {
+      const tmp = tempDir();
+      try {
+        const path = join(tmp.dir, 'local.db');
+        const before = openDatabase(path);
+        const { queue: q1 } = queues(before);
+        q1.sendNow(jobs(1, 2, 3));
+        const [inFlight] = q1.receive(1);
+        before.close();
+
+        const after = openDatabase(path);
+        const { queue: q2 } = queues(after);
+        expect(q2.stats()).toEqual({ visible: 2, inFlight: 1, delayed: 0 });
+        expect(bodies(q2.receive(10))).toEqual([{ n: 2 }, { n: 3 }]);
+
+        clock.advance(30);
+        const [again] = q2.receive(10);
+        expect(again?.messageId).toBe(inFlight?.messageId);
+        expect(again?.attributes.ApproximateReceiveCount).toBe('2');
+        after.close();
+      } finally {
+        tmp.remove();
+      }
+    });
+  });
+});

@@ -1,0 +1,290 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  openDatabase,
+  SCHEMA_VERSION,
+  type SqliteDatabase,
+  transaction,
+} from '../../functions/adapters/sqlite/database.ts';
+import { SqliteDeliveryStore } from '../../functions/adapters/sqlite/deliveries.ts';
+import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
+import { SqliteOutbox } from '../../functions/adapters/sqlite/outbox.ts';
+import { SqlitePartnerStore } from '../../functions/adapters/sqlite/partners.ts';
+import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
+import { deliveryStoreContract } from './delivery-store.contract.ts';
+import { eventLogContract } from './event-log.contract.ts';
+import { id, makeEvent, makePartner, tempDir } from './fixtures.ts';
+import { partnerStoreContract } from './partner-store.contract.ts';
+import { subscriptionStoreContract } from './subscription-store.contract.ts';
+
+interface Backing {
+  name: string;
+  open(): { db: SqliteDatabase; close(): Promise<void> };
+}
+
+const backings: Backing[] = [
+  {
+    name: 'SQLite in memory',
+    open: () => {
+      const db = openDatabase(':memory:');
+      return { db, close: async () => db.close() };
+    },
+  },
+  {
+    name: 'SQLite file (WAL)',
+    open: () => {
+      const tmp = tempDir();
+      const db = openDatabase(join(tmp.dir, 'data', 'local.db'));
+      return {
+        db,
+        close: async () => {
+          db.close();
+          tmp.remove();
+        },
+      };
+    },
+  },
+];
+
+for (const backing of backings) {
+  eventLogContract(backing.name, async () => {
+    const { db, close } = backing.open();
+    return { log: new SqliteEventLog(db), close };
+  });
+  partnerStoreContract(backing.name, async () => {
+    const { db, close } = backing.open();
+    return { partners: new SqlitePartnerStore(db), close };
+  });
+  subscriptionStoreContract(backing.name, async () => {
+    const { db, close } = backing.open();
+    return { subscriptions: new SqliteSubscriptionStore(db), close };
+  });
+  deliveryStoreContract(backing.name, async () => {
+    const { db, close } = backing.open();
+    return { deliveries: new SqliteDeliveryStore(db), close };
+  });
+}
+
+function pragma(db: SqliteDatabase, name: string): unknown {
+  const row = db.prepare(`PRAGMA ${name}`).get();
+  return row === undefined ? undefined : Object.values(row)[0];
+}
+
+describe('openDatabase', () => {
+  let tmp: ReturnType<typeof tempDir>;
+
+  beforeEach(() => {
+    tmp = tempDir();
+  });
+
+  afterEach(() => {
+    tmp.remove();
+  });
+
+  it('creates the parent directory and opens the file in WAL mode with the expected pragmas', () => {
+    const path = join(tmp.dir, 'a', 'b', 'local.db');
+
+    const db = openDatabase(path);
+
+    expect(existsSync(path)).toBe(true);
+    expect(pragma(db, 'journal_mode')).toBe('wal');
+    expect(pragma(db, 'busy_timeout')).toBe(5000);
+    expect(pragma(db, 'foreign_keys')).toBe(1);
+    expect(pragma(db, 'synchronous')).toBe(1);
+    expect(pragma(db, 'user_version')).toBe(SCHEMA_VERSION);
+    db.close();
+  });
+
+  it('keeps the data and the schema version when the file is opened again', async () => {
+    const path = join(tmp.dir, 'local.db');
+    const first = openDatabase(path);
+    const event = makeEvent(id('ptr'));
+    await new SqliteEventLog(first).append(event);
+    first.close();
+
+    const second = openDatabase(path);
+
+    expect(await new SqliteEventLog(second).get(event.partnerId, event.id)).toEqual(event);
+    expect(pragma(second, 'user_version')).toBe(SCHEMA_VERSION);
+    second.close();
+  });
+
+  it('refuses a file migrated by newer code', () => {
+    const path = join(tmp.dir, 'local.db');
+    const db = openDatabase(path);
+    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+    db.close();
+
+    expect(() => openDatabase(path)).toThrow(/newer/);
+  });
+
+  it('opens an in-memory database with the schema', () => {
+    const db = openDatabase(':memory:');
+
+    expect(pragma(db, 'user_version')).toBe(SCHEMA_VERSION);
+    db.close();
+  });
+});
+
+describe('transaction', () => {
+  let db: SqliteDatabase;
+
+  beforeEach(() => {
+    db = openDatabase(':memory:');
+    db.exec('CREATE TABLE t (v INTEGER NOT NULL)');
+  });
+
+  afterEach(() => {
+    db.close();
+  });
+
+  const values = () =>
+    db
+      .prepare('SELECT v FROM t ORDER BY v')
+      .all()
+      .map((row) => row.v);
+  const insert = (v: number) => db.prepare('INSERT INTO t (v) VALUES (?)').run(v);
+
+  it('commits what the callback wrote and returns its result', () => {
+    const result = transaction(db, () => {
+      insert(1);
+      return 'done';
+    });
+
+    expect(result).toBe('done');
+    expect(values()).toEqual([1]);
+    expect(db.isTransaction).toBe(false);
+  });
+
+  it('rolls back everything and rethrows when the callback throws', () => {
+    expect(() =>
+      transaction(db, () => {
+        insert(1);
+        throw new Error('boom');
+      }),
+    ).toThrow('boom');
+
+    expect(values()).toEqual([]);
+    expect(db.isTransaction).toBe(false);
+  });
+
+  it('rolls back only the inner part when a nested transaction throws', () => {
+    transaction(db, () => {
+      insert(1);
+      expect(() =>
+        transaction(db, () => {
+          insert(2);
+          throw new Error('inner');
+        }),
+      ).toThrow('inner');
+      insert(3);
+    });
+
+    expect(values()).toEqual([1, 3]);
+  });
+
+  it('rolls back a nested transaction together with the outer one', () => {
+    expect(() =>
+      transaction(db, () => {
+        transaction(db, () => insert(1));
+        throw new Error('outer');
+      }),
+    ).toThrow('outer');
+
+    expect(values()).toEqual([]);
+  });
+
+  it('rejects an async callback and rolls back what it wrote synchronously', () => {
+    expect(() =>
+      transaction(db, async () => {
+        insert(1);
+      }),
+    ).toThrow(TypeError);
+
+    expect(values()).toEqual([]);
+  });
+});
+
+describe('SqliteOutbox', () => {
+  let db: SqliteDatabase;
+  let log: SqliteEventLog;
+  let outbox: SqliteOutbox;
+  const partnerId = makePartner().id;
+
+  beforeEach(() => {
+    db = openDatabase(':memory:');
+    log = new SqliteEventLog(db);
+    outbox = new SqliteOutbox(db);
+  });
+
+  afterEach(() => {
+    db.close();
+  });
+
+  describe('append', () => {
+    it('writes one outbox entry referencing the event', async () => {
+      const event = makeEvent(partnerId);
+
+      await log.append(event);
+
+      expect(outbox.peek(10)).toEqual([
+        {
+          seq: expect.any(Number),
+          ref: { id: event.id, partnerId, type: event.type, createdAt: event.createdAt },
+        },
+      ]);
+    });
+
+    it('writes no second entry for a repeated idempotency key', async () => {
+      await log.append(makeEvent(partnerId, { idempotencyKey: 'k' }));
+      await log.append(makeEvent(partnerId, { idempotencyKey: 'k' }));
+
+      expect(outbox.peek(10)).toHaveLength(1);
+    });
+
+    it('writes no entry when the event cannot be stored', async () => {
+      const event = makeEvent(partnerId);
+      await log.append(event);
+      outbox.remove(outbox.peek(10).map((e) => e.seq));
+
+      await expect(log.append({ ...event, idempotencyKey: 'new-key' })).rejects.toThrow();
+      expect(outbox.peek(10)).toEqual([]);
+    });
+  });
+
+  describe('peek', () => {
+    it('returns entries oldest first, up to the limit, without removing them', async () => {
+      const events = [makeEvent(partnerId), makeEvent(partnerId), makeEvent(partnerId)];
+      for (const event of events) await log.append(event);
+
+      expect(outbox.peek(2).map((e) => e.ref.id)).toEqual([events[0]?.id, events[1]?.id]);
+      expect(outbox.peek(10)).toHaveLength(3);
+    });
+  });
+
+  describe('remove', () => {
+    it('removes exactly the given entries and ignores ones already gone', async () => {
+      for (let i = 0; i < 3; i++) await log.append(makeEvent(partnerId));
+      const [first, second, third] = outbox.peek(10);
+
+      outbox.remove([first?.seq ?? -1, third?.seq ?? -1, 999_999]);
+
+      expect(outbox.peek(10)).toEqual([second]);
+    });
+
+    it('is undone with the transaction it ran in', async () => {
+      await log.append(makeEvent(partnerId));
+      const entries = outbox.peek(10);
+
+      expect(() =>
+        transaction(db, () => {
+          outbox.remove(entries.map((e) => e.seq));
+          throw new Error('queue send failed');
+        }),
+      ).toThrow();
+
+      expect(outbox.peek(10)).toEqual(entries);
+    });
+  });
+});

@@ -1,0 +1,167 @@
+/** The SubscriptionStore contract: every adapter runs this suite (see sqlite.test.ts). */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Subscription } from '../../functions/core/model.ts';
+import type { ListQuery, SubscriptionStore } from '../../functions/ports.ts';
+import { at, id, makeSubscription } from './fixtures.ts';
+
+export interface SubscriptionStoreSubject {
+  subscriptions: SubscriptionStore;
+  close(): Promise<void>;
+}
+
+export function subscriptionStoreContract(name: string, make: () => Promise<SubscriptionStoreSubject>): void {
+  describe(`SubscriptionStore contract: ${name}`, () => {
+    let subject: SubscriptionStoreSubject;
+    let subscriptions: SubscriptionStore;
+    const partnerId = id('ptr');
+    const otherPartnerId = id('ptr');
+
+    beforeEach(async () => {
+      subject = await make();
+      subscriptions = subject.subscriptions;
+    });
+
+    afterEach(async () => {
+      await subject.close();
+    });
+
+    /** Subscriptions created one second apart, so their ids sort in creation order. */
+    function series(count: number, owner = partnerId): Subscription[] {
+      return Array.from({ length: count }, (_, i) =>
+        makeSubscription(owner, { id: id('sub', Date.parse(at(i))), createdAt: at(i), updatedAt: at(i) }),
+      );
+    }
+
+    async function putAll(items: Subscription[]): Promise<void> {
+      for (const item of items) await subscriptions.put(item);
+    }
+
+    async function readAll(query: Omit<ListQuery, 'after'>): Promise<string[]> {
+      const seen: string[] = [];
+      let after: string | undefined;
+      do {
+        const page = await subscriptions.list(partnerId, after === undefined ? query : { ...query, after });
+        seen.push(...page.items.map((s) => s.id));
+        after = page.next ?? undefined;
+      } while (after !== undefined);
+      return seen;
+    }
+
+    describe('put and get', () => {
+      it('reads a subscription back unchanged, optional fields included', async () => {
+        const subscription = makeSubscription(partnerId, {
+          description: 'orders to the ERP',
+          eventTypes: [],
+          secrets: [
+            { secret: 'whsec_bmV3ZXN0LXNlY3JldC1vZi1hbGwtb2YtdGhlbQ', createdAt: at(10) },
+            { secret: 'whsec_b2xkZXItc2VjcmV0LXN0aWxsLXNpZ25pbmc', createdAt: at(0), expiresAt: at(86_400) },
+          ],
+        });
+        await subscriptions.put(subscription);
+
+        expect(await subscriptions.get(subscription.id)).toEqual(subscription);
+      });
+
+      it('reads back absent optional fields as absent', async () => {
+        const subscription = makeSubscription(partnerId);
+        await subscriptions.put(subscription);
+
+        const stored = await subscriptions.get(subscription.id);
+        expect(stored).toEqual(subscription);
+        expect(stored).not.toHaveProperty('description');
+        expect(stored).not.toHaveProperty('disabledReason');
+      });
+
+      it('replaces a subscription put again with the same id', async () => {
+        const original = makeSubscription(partnerId, { description: 'first' });
+        await subscriptions.put(original);
+        const { description: _dropped, ...rest } = original;
+        const replaced: Subscription = {
+          ...rest,
+          url: 'https://hooks.example.com/v2',
+          status: 'disabled',
+          disabledReason: 'failing since yesterday',
+          updatedAt: at(3600),
+        };
+
+        await subscriptions.put(replaced);
+
+        expect(await subscriptions.get(original.id)).toEqual(replaced);
+      });
+
+      it('gets nothing for an unknown id', async () => {
+        expect(await subscriptions.get(id('sub'))).toBeUndefined();
+      });
+    });
+
+    describe('list', () => {
+      it('lists the partner’s subscriptions in id order, never another partner’s', async () => {
+        const mine = series(3);
+        await putAll([...series(2, otherPartnerId), ...mine.toReversed()]);
+
+        const page = await subscriptions.list(partnerId, { limit: 10 });
+
+        expect(page).toEqual({ items: mine, next: null });
+      });
+
+      it('pages with limit and next, visiting each subscription once and ending with next null', async () => {
+        const items = series(5);
+        await putAll(items);
+
+        const first = await subscriptions.list(partnerId, { limit: 2 });
+        expect(first.items.map((s) => s.id)).toEqual([items[0]?.id, items[1]?.id]);
+        expect(first.next).toBe(items[1]?.id);
+        expect(await readAll({ limit: 2 })).toEqual(items.map((s) => s.id));
+      });
+
+      it('returns next null when the last page is exactly full', async () => {
+        await putAll(series(4));
+
+        const first = await subscriptions.list(partnerId, { limit: 2 });
+        const second = await subscriptions.list(partnerId, { limit: 2, after: first.next ?? '' });
+
+        expect(second.items).toHaveLength(2);
+        expect(second.next).toBeNull();
+      });
+
+      it('keeps paging when the cursor’s subscription was deleted in between', async () => {
+        const items = series(4);
+        await putAll(items);
+        const first = await subscriptions.list(partnerId, { limit: 2 });
+        await subscriptions.delete(first.next ?? '');
+
+        const second = await subscriptions.list(partnerId, { limit: 2, after: first.next ?? '' });
+
+        expect(second.items.map((s) => s.id)).toEqual([items[2]?.id, items[3]?.id]);
+      });
+    });
+
+    describe('listActive', () => {
+      it('returns only the partner’s active subscriptions, whatever their event types', async () => {
+        const active = makeSubscription(partnerId, { eventTypes: ['invoice.paid'] });
+        const everything = makeSubscription(partnerId, { eventTypes: [] });
+        await putAll([
+          active,
+          everything,
+          makeSubscription(partnerId, { status: 'disabled', disabledReason: 'failing' }),
+          makeSubscription(otherPartnerId),
+        ]);
+
+        const listed = await subscriptions.listActive(partnerId);
+
+        expect(listed.map((s) => s.id).sort()).toEqual([active.id, everything.id].sort());
+      });
+    });
+
+    describe('delete', () => {
+      it('deletes and reports whether the subscription existed', async () => {
+        const subscription = makeSubscription(partnerId);
+        await subscriptions.put(subscription);
+
+        expect(await subscriptions.delete(subscription.id)).toBe(true);
+        expect(await subscriptions.get(subscription.id)).toBeUndefined();
+        expect(await subscriptions.delete(subscription.id)).toBe(false);
+      });
+    });
+  });
+}

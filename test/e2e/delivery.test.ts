@@ -1,0 +1,308 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { eventually, request, startTestDispatcher, type TestDispatcher } from './harness.ts';
+import { answer, startReceiver, type TestReceiver } from './receiver.ts';
+
+interface Delivery {
+  id: string;
+  eventId: string;
+  status: string;
+  attemptCount: number;
+  attempts: { number: number; statusCode?: number; error?: string }[];
+}
+
+const running: { stop(): Promise<void> }[] = [];
+afterEach(async () => {
+  for (const r of running.splice(0).reverse()) await r.stop();
+});
+
+async function dispatcherWith(env: Record<string, string> = {}): Promise<TestDispatcher> {
+  const d = await startTestDispatcher(env);
+  running.push({ stop: () => d.cleanup() });
+  return d;
+}
+
+async function receiverWith(...args: Parameters<typeof startReceiver>): Promise<TestReceiver> {
+  const r = await startReceiver(...args);
+  running.push({ stop: () => r.close() });
+  return r;
+}
+
+/** A partner with one subscription pointing at the receiver, whose secret the receiver verifies with. */
+async function subscribed(d: TestDispatcher, receiver: TestReceiver, body: Record<string, unknown> = {}) {
+  const partner = await d.createPartner();
+  const sub = await d.as<{ id: string; secret: string }>(partner.apiKey, 'POST', '/v1/subscriptions', {
+    url: receiver.url,
+    ...body,
+  });
+  expect(sub.status).toBe(201);
+  receiver.secrets.push(sub.body.secret);
+  return { partner, subscriptionId: sub.body.id };
+}
+
+async function publish(
+  d: TestDispatcher,
+  partnerId: string,
+  type = 'order.created',
+  payload: unknown = { n: 1 },
+) {
+  const res = await d.admin<{ id: string }>('POST', '/v1/events', { partnerId, type, payload });
+  expect(res.status).toBe(202);
+  return res.body.id;
+}
+
+async function deliveries(d: TestDispatcher, apiKey: string, subscriptionId: string): Promise<Delivery[]> {
+  const res = await d.as<{ data: Delivery[] }>(
+    apiKey,
+    'GET',
+    `/v1/subscriptions/${subscriptionId}/deliveries`,
+  );
+  return res.body.data;
+}
+
+describe('local dispatcher, end to end', () => {
+  describe('publish, callback, poll', () => {
+    it('delivers a signed callback that standardwebhooks verifies, with the body a poll returns', async () => {
+      const d = await dispatcherWith();
+      const receiver = await receiverWith();
+      const { partner } = await subscribed(d, receiver);
+
+      const eventId = await publish(d, partner.id, 'order.created', { orderId: 'o_1', total: 42 });
+
+      const callback = await eventually(() => receiver.callbacks[0]);
+      expect(callback.verifiedBy).toEqual([0]);
+      expect(callback.headers['webhook-id']).toMatch(/^dlv_/);
+      expect(callback.headers['content-type']).toBe('application/json');
+      const polled = await d.as<{ data: unknown[]; next: string }>(partner.apiKey, 'GET', '/v1/events');
+      expect(polled.body.data).toEqual([JSON.parse(callback.body)]);
+      expect(JSON.parse(callback.body)).toMatchObject({
+        id: eventId,
+        type: 'order.created',
+        payload: { orderId: 'o_1', total: 42 },
+      });
+      expect(polled.body.next).toBe(eventId);
+    });
+
+    it('delivers only the event types a subscription asked for', async () => {
+      const d = await dispatcherWith();
+      const orders = await receiverWith();
+      const everything = await receiverWith();
+      const { partner } = await subscribed(d, orders, { eventTypes: ['order.*'] });
+      const all = await d.as<{ secret: string }>(partner.apiKey, 'POST', '/v1/subscriptions', {
+        url: everything.url,
+      });
+      everything.secrets.push(all.body.secret);
+
+      await publish(d, partner.id, 'invoice.paid');
+      await publish(d, partner.id, 'order.shipped');
+
+      await eventually(() =>
+        everything.callbacks.length === 2 && orders.callbacks.length >= 1 ? true : undefined,
+      );
+      expect(orders.callbacks.map((c) => JSON.parse(c.body).type)).toEqual(['order.shipped']);
+      expect(everything.callbacks.every((c) => c.verifiedBy.length === 1)).toBe(true);
+    });
+
+    it('signs with both the new and the old secret after a rotation', async () => {
+      const d = await dispatcherWith();
+      const receiver = await receiverWith();
+      const { partner, subscriptionId } = await subscribed(d, receiver);
+      const rotated = await d.as<{ secret: string }>(
+        partner.apiKey,
+        'POST',
+        `/v1/subscriptions/${subscriptionId}/rotate-secret`,
+      );
+      receiver.secrets.push(rotated.body.secret);
+
+      await publish(d, partner.id);
+
+      const callback = await eventually(() => receiver.callbacks[0]);
+      expect(callback.verifiedBy).toEqual([0, 1]);
+      expect(callback.headers['webhook-signature']?.split(' ')).toHaveLength(2);
+    });
+
+    it('never delivers one partner’s event to another partner’s subscription', async () => {
+      const d = await dispatcherWith();
+      const mine = await receiverWith();
+      const theirs = await receiverWith();
+      const { partner } = await subscribed(d, mine);
+      await subscribed(d, theirs);
+
+      await publish(d, partner.id);
+
+      await eventually(() => mine.callbacks[0]);
+      expect(theirs.callbacks).toHaveLength(0);
+    });
+  });
+
+  describe('retries and dead letters', () => {
+    it('retries a failing receiver by the schedule, then dead-letters the delivery; a redrive delivers it', async () => {
+      const d = await dispatcherWith({ DISPATCHER_RETRY_SCHEDULE: '0,1,1' });
+      const receiver = await receiverWith(answer(500));
+      const { partner, subscriptionId } = await subscribed(d, receiver);
+      const eventId = await publish(d, partner.id);
+
+      const dead = await eventually(async () => {
+        const [delivery] = await deliveries(d, partner.apiKey, subscriptionId);
+        return delivery?.status === 'dead' ? delivery : undefined;
+      });
+      expect(dead.eventId).toBe(eventId);
+      expect(dead.attempts.map((a) => [a.number, a.statusCode, a.error])).toEqual([
+        [1, 500, 'http_status'],
+        [2, 500, 'http_status'],
+        [3, 500, 'http_status'],
+      ]);
+      // Every try of one delivery carries the same webhook-id, so the receiver can dedupe.
+      expect(new Set(receiver.callbacks.map((c) => c.headers['webhook-id']))).toEqual(new Set([dead.id]));
+      await eventually(() => (d.dispatcher.queues.deliveryDlq.stats().visible === 1 ? true : undefined));
+
+      receiver.respond = answer(200);
+      expect(d.dispatcher.queues.deliveryDlq.redriveTo(d.dispatcher.queues.delivery)).toBe(1);
+      const redriven = await eventually(async () => {
+        const [delivery] = await deliveries(d, partner.apiKey, subscriptionId);
+        return delivery?.status === 'succeeded' ? delivery : undefined;
+      });
+      expect(redriven.attemptCount).toBe(4);
+      expect(d.dispatcher.queues.deliveryDlq.stats().visible).toBe(0);
+    });
+
+    it('records a timeout and a refused connection as attempt errors and retries them', async () => {
+      const d = await dispatcherWith({
+        DISPATCHER_RETRY_SCHEDULE: '0,1',
+        DISPATCHER_DELIVERY_TIMEOUT_MS: '300',
+      });
+      const hanging = await receiverWith(() => {}); // never answers
+      const { partner, subscriptionId } = await subscribed(d, hanging);
+      const closed = await receiverWith();
+      await closed.close(); // nothing listens on its port any more
+      const refused = await d.as<{ id: string }>(partner.apiKey, 'POST', '/v1/subscriptions', {
+        url: closed.url,
+      });
+
+      await publish(d, partner.id);
+
+      for (const [id, error] of [
+        [subscriptionId, 'timeout'],
+        [refused.body.id, 'connection'],
+      ] as const) {
+        const dead = await eventually(async () => {
+          const [delivery] = await deliveries(d, partner.apiKey, id);
+          return delivery?.status === 'dead' ? delivery : undefined;
+        });
+        expect(dead.attempts.map((a) => a.error)).toEqual([error, error]);
+      }
+    });
+  });
+
+  describe('restarts', () => {
+    it('loses nothing when stopped cleanly with deliveries in flight', async () => {
+      let d = await dispatcherWith({
+        DISPATCHER_RETRY_SCHEDULE: '0,1,1,1,1,1',
+        DISPATCHER_DELIVERY_TIMEOUT_MS: '500',
+      });
+      const receiver = await receiverWith(answer(503));
+      const { partner } = await subscribed(d, receiver);
+      const ids: string[] = [];
+      for (let i = 0; i < 10; i++) ids.push(await publish(d, partner.id, 'order.created', { i }));
+      await eventually(() => (receiver.callbacks.length >= 1 ? true : undefined));
+
+      d = await d.restart();
+      running.push({ stop: () => d.cleanup() });
+      receiver.respond = answer(204);
+      const afterRestart = receiver.callbacks.length;
+
+      const delivered = await eventually(() => {
+        const ok = new Set(
+          receiver.callbacks
+            .slice(afterRestart)
+            .filter((c) => c.verifiedBy.length === 1)
+            .map((c) => JSON.parse(c.body).id as string),
+        );
+        return ids.every((id) => ok.has(id)) ? ok : undefined;
+      }, 15_000);
+      expect(delivered.size).toBe(10);
+    });
+
+    it('redelivers what was in flight after the process is killed with SIGKILL', async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'dispatcher-kill-'));
+      running.push({ stop: async () => rmSync(dataDir, { recursive: true, force: true }) });
+      // The receiver holds every request open: deliveries are in flight when the process dies.
+      const receiver = await receiverWith(() => {});
+      const env = {
+        DISPATCHER_DATA_DIR: dataDir,
+        DISPATCHER_ADMIN_TOKEN: 'test-admin-token-0123456789',
+        DISPATCHER_DELIVERY_TIMEOUT_MS: '1000',
+      };
+      const port = await freePort();
+      const child = spawn(process.execPath, ['bin/dispatcher.ts', 'start'], {
+        env: { ...process.env, ...env, PORT: String(port) },
+        stdio: 'ignore',
+      });
+      running.push({ stop: async () => void child.kill('SIGKILL') });
+      const url = `http://127.0.0.1:${port}`;
+      await eventually(() => request(`${url}/v1/nope`, 'GET', undefined).catch(() => undefined));
+
+      const admin = (method: string, path: string, body?: unknown) =>
+        request<Record<string, string>>(url + path, method, env.DISPATCHER_ADMIN_TOKEN, body);
+      const partner = (await admin('POST', '/v1/partners', { name: 'acme' })).body;
+      const sub = await request<{ secret: string }>(`${url}/v1/subscriptions`, 'POST', partner.apiKey, {
+        url: receiver.url,
+      });
+      receiver.secrets.push(sub.body.secret);
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        ids.push(
+          (
+            await admin('POST', '/v1/events', {
+              partnerId: partner.id,
+              type: 'order.created',
+              payload: { i },
+            })
+          ).body.id ?? '',
+        );
+      }
+      await eventually(() => (receiver.callbacks.length >= 5 ? true : undefined));
+      await kill(child);
+      const beforeRestart = receiver.callbacks.length;
+
+      receiver.respond = answer(204);
+      const d = await startTestDispatcher(env, {}, dataDir);
+      running.push({ stop: () => d.stop() });
+
+      const delivered = await eventually(() => {
+        const ok = new Set(
+          receiver.callbacks
+            .slice(beforeRestart)
+            .filter((c) => c.verifiedBy.length === 1)
+            .map((c) => JSON.parse(c.body).id),
+        );
+        return ids.every((id) => ok.has(id)) ? ok : undefined;
+      }, 15_000);
+      expect(delivered.size).toBe(5);
+    });
+  });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+function kill(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
+}

@@ -1,0 +1,117 @@
+/**
+ * Starts the local runtime in-process on a temp data dir and a free port, with helpers to call
+ * its API as the admin or as a partner. Every test gets its own dispatcher.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type LocalConfig, parseLocalConfig } from '../../functions/config.ts';
+import { type LocalDispatcher, type LocalRuntimeOptions, startLocalDispatcher } from '../../local/runtime.ts';
+
+export interface ApiResult<T = Record<string, unknown>> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+export interface TestDispatcher {
+  dispatcher: LocalDispatcher;
+  config: LocalConfig;
+  dataDir: string;
+  /** Calls the API with the admin token. */
+  admin<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<ApiResult<T>>;
+  /** Calls the API with a partner's API key. */
+  as<T = Record<string, unknown>>(
+    apiKey: string,
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<ApiResult<T>>;
+  /** A new partner: its id and API key. */
+  createPartner(name?: string): Promise<{ id: string; apiKey: string }>;
+  /** Stops the dispatcher (the data dir stays until `cleanup`). */
+  stop(): Promise<void>;
+  /** Starts a new dispatcher on the same data dir, as after a restart. */
+  restart(): Promise<TestDispatcher>;
+  cleanup(): Promise<void>;
+}
+
+export async function request<T>(
+  url: string,
+  method: string,
+  token: string | undefined,
+  body?: unknown,
+): Promise<ApiResult<T>> {
+  const headers: Record<string, string> = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  let payload: string | undefined;
+  if (body !== undefined) {
+    headers['content-type'] = 'application/json';
+    payload = typeof body === 'string' ? body : JSON.stringify(body);
+  }
+  const response = await fetch(url, { method, headers, ...(payload === undefined ? {} : { body: payload }) });
+  const text = await response.text();
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: (text === '' ? {} : JSON.parse(text)) as T,
+  };
+}
+
+const quiet = () => {};
+
+export async function startTestDispatcher(
+  env: Record<string, string> = {},
+  options: LocalRuntimeOptions = {},
+  dataDir = mkdtempSync(join(tmpdir(), 'dispatcher-e2e-')),
+): Promise<TestDispatcher> {
+  const config = parseLocalConfig({
+    PORT: '0',
+    DISPATCHER_DATA_DIR: dataDir,
+    DISPATCHER_ADMIN_TOKEN: 'test-admin-token-0123456789',
+    DISPATCHER_DELIVERY_TIMEOUT_MS: '2000',
+    ...env,
+  });
+  const dispatcher = await startLocalDispatcher(config, { log: quiet, idleMs: 200, ...options });
+  let stopped = false;
+  const self: TestDispatcher = {
+    dispatcher,
+    config,
+    dataDir,
+    admin: (method, path, body) => request(dispatcher.url + path, method, dispatcher.adminToken, body),
+    as: (apiKey, method, path, body) => request(dispatcher.url + path, method, apiKey, body),
+    async createPartner(name = 'acme') {
+      const res = await self.admin<{ id: string; apiKey: string }>('POST', '/v1/partners', { name });
+      if (res.status !== 201) throw new Error(`createPartner: ${res.status} ${JSON.stringify(res.body)}`);
+      return { id: res.body.id, apiKey: res.body.apiKey };
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await dispatcher.stop();
+    },
+    async restart() {
+      await self.stop();
+      return startTestDispatcher(env, options, dataDir);
+    },
+    async cleanup() {
+      await self.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return self;
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(
+  check: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}

@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { createUlid, idTime, newId, ulid } from '../../functions/core/ids.ts';
+import { AttemptId, DeliveryId, EventId, PartnerId, SubscriptionId } from '../../functions/core/model.ts';
+
+const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
+describe('ulid', () => {
+  describe('format', () => {
+    it('is 26 Crockford base32 characters', () => {
+      expect(ulid()).toMatch(ULID);
+    });
+
+    it('encodes the time in the first 10 characters', () => {
+      expect(ulid(0).slice(0, 10)).toBe('0000000000');
+      expect(ulid(2 ** 48 - 1).slice(0, 10)).toBe('7ZZZZZZZZZ');
+    });
+
+    it('rejects times outside 48 bits or not whole milliseconds', () => {
+      expect(() => ulid(-1)).toThrow(RangeError);
+      expect(() => ulid(2 ** 48)).toThrow(RangeError);
+      expect(() => ulid(1.5)).toThrow(RangeError);
+    });
+  });
+
+  describe('monotonicity', () => {
+    it('sorts 10,000 ids made in a tight loop in creation order, with no duplicates', () => {
+      const ids = Array.from({ length: 10_000 }, () => ulid());
+      for (let i = 1; i < ids.length; i++) {
+        expect((ids[i - 1] ?? '') < (ids[i] ?? '')).toBe(true);
+      }
+      expect(new Set(ids).size).toBe(ids.length);
+    });
+
+    it('increments the random part within one millisecond', () => {
+      const next = createUlid(() => new Uint8Array(10));
+      // 1000 ms is 31 * 32 + 8: "Z8" in base32.
+      expect(next(1_000)).toBe(`00000000Z8${'0'.repeat(16)}`);
+      expect(next(1_000)).toBe(`00000000Z8${'0'.repeat(15)}1`);
+      expect(next(1_000)).toBe(`00000000Z8${'0'.repeat(15)}2`);
+    });
+
+    it('carries into the next character when incrementing', () => {
+      const next = createUlid((size) =>
+        Uint8Array.from({ length: size }, (_, i) => (i === size - 1 ? 0xff : 0)),
+      );
+      expect(next(0).slice(-2)).toBe('7Z');
+      expect(next(0).slice(-2)).toBe('80');
+    });
+
+    it('draws a fresh random part in a new millisecond', () => {
+      let fill = 0;
+      const next = createUlid((size) => new Uint8Array(size).fill(fill++));
+      const first = next(1_000);
+      const second = next(1_001);
+      expect(second.slice(10)).not.toBe(first.slice(10));
+    });
+
+    it('throws rather than wrap when the random part overflows', () => {
+      const next = createUlid((size) => new Uint8Array(size).fill(0xff));
+      expect(next(5)).toMatch(/Z{16}$/);
+      expect(() => next(5)).toThrow(/overflow/);
+    });
+  });
+});
+
+describe('newId', () => {
+  it('makes ids every id schema of the model accepts', () => {
+    expect(EventId.parse(newId('evt'))).toMatch(/^evt_/);
+    expect(PartnerId.parse(newId('ptr'))).toMatch(/^ptr_/);
+    expect(SubscriptionId.parse(newId('sub'))).toMatch(/^sub_/);
+    expect(DeliveryId.parse(newId('dlv'))).toMatch(/^dlv_/);
+    expect(AttemptId.parse(newId('att'))).toMatch(/^att_/);
+  });
+
+  it('is not accepted by the schema of another prefix', () => {
+    expect(EventId.safeParse(newId('sub')).success).toBe(false);
+  });
+
+  it('sorts by the time it was given', () => {
+    expect(newId('evt', 1_000) < newId('evt', 1_001)).toBe(true);
+  });
+});
+
+describe('idTime', () => {
+  it('round-trips the time of a prefixed id', () => {
+    const time = Date.UTC(2025, 0, 2, 3, 4, 5, 678);
+    expect(idTime(newId('evt', time))).toBe(time);
+  });
+
+  it('round-trips the time of a bare ULID, including the extremes', () => {
+    expect(idTime(ulid(0))).toBe(0);
+    expect(idTime(ulid(2 ** 48 - 1))).toBe(2 ** 48 - 1);
+  });
+
+  it('reads ids made now as now', () => {
+    const before = Date.now();
+    const time = idTime(newId('dlv'));
+    expect(time).toBeGreaterThanOrEqual(before);
+    expect(time).toBeLessThanOrEqual(Date.now());
+  });
+
+  it('rejects text that is not a ULID', () => {
+    expect(() => idTime('evt_short')).toThrow(/not a ULID/);
+    expect(() => idTime(`evt_${'U'.repeat(26)}`)).toThrow(/bad character U/);
+    expect(() => idTime(`8${'0'.repeat(25)}`)).toThrow(/48 bits/);
+  });
+});
