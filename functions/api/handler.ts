@@ -191,7 +191,7 @@ const handlers: Record<Operation, RouteHandler> = {
     if (size > MAX_PAYLOAD_BYTES) {
       throw new PayloadTooLargeError(
         `payload is ${size} bytes; at most ${MAX_PAYLOAD_BYTES} are allowed`,
-        'payload',
+        [{ field: 'payload', message: `at most ${MAX_PAYLOAD_BYTES} bytes` }],
       );
     }
     const { event: stored, created } = await publishEvent(deps, body);

@@ -47,20 +47,30 @@ export function validationErrorFrom(error: z.ZodError, where: string): Validatio
   );
 }
 
+/** Where a request carried its input: a field named by a use case is qualified with it. */
+export type InputLocation = 'body' | 'query';
+
+function qualify(field: string, where: InputLocation | undefined): string {
+  if (where === undefined || /^(body|query)(\.|$)/.test(field)) return field;
+  return `${where}.${field}`;
+}
+
 /** Maps any thrown value to a problem response. */
 export function toProblemResponse(
   error: unknown,
   instance: string | undefined,
+  where?: InputLocation,
   log: (message: string, error: unknown) => void = (message, e) => console.error(message, e),
 ): APIGatewayProxyStructuredResultV2 {
   if (error instanceof DomainError) {
+    const errors = error.errors.map((e) => ({ field: qualify(e.field, where), message: e.message }));
     const problem: Problem = {
       type: `urn:webhook-dispatcher:problem:${slug(error.title)}`,
       title: error.title,
       status: error.status,
       detail: error.message,
       ...(instance === undefined ? {} : { instance }),
-      ...(error instanceof ValidationError && error.errors.length > 0 ? { errors: error.errors } : {}),
+      ...(errors.length > 0 ? { errors } : {}),
     };
     const headers: Record<string, string> =
       error instanceof MethodNotAllowedError ? { allow: error.allowed.join(', ') } : {};
@@ -78,6 +88,7 @@ export function toProblemResponse(
 
 interface HttpEventLike {
   rawPath?: string;
+  requestContext?: { http?: { method?: string } };
 }
 
 /** Middy middleware: every error thrown by the handler leaves as problem+json. */
@@ -85,7 +96,9 @@ export function problemJson(): MiddlewareObj<HttpEventLike, APIGatewayProxyStruc
   return {
     name: 'problemJson',
     onError: (request) => {
-      request.response = toProblemResponse(request.error, request.event.rawPath);
+      const method = request.event.requestContext?.http?.method ?? 'GET';
+      const where = method === 'GET' || method === 'DELETE' ? 'query' : 'body';
+      request.response = toProblemResponse(request.error, request.event.rawPath, where);
     },
   };
 }

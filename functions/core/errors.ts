@@ -2,28 +2,31 @@
  * Named errors of the domain. Each carries the HTTP status and problem type it maps to; the
  * mapping to a problem+json response happens in one place (functions/api/problem.ts).
  */
+export interface FieldError {
+  /**
+   * The input field at fault, as the use case names it (`url`, `after`); the HTTP layer
+   * qualifies it with where the request carried it (`body.url`, `query.after`).
+   */
+  field: string;
+  message: string;
+}
+
 export abstract class DomainError extends Error {
   abstract readonly status: number;
   abstract readonly title: string;
-  /** The request field at fault, when there is one. */
-  readonly field: string | undefined;
+  /** The fields at fault, when the error is about particular ones. */
+  readonly errors: FieldError[];
 
-  constructor(message: string, field?: string) {
+  constructor(message: string, errors: FieldError[] = []) {
     super(message);
     this.name = new.target.name;
-    this.field = field;
+    this.errors = errors;
   }
 }
 
 export class ValidationError extends DomainError {
   readonly status = 400;
   readonly title = 'Invalid request';
-  readonly errors: { field: string; message: string }[];
-
-  constructor(message: string, errors: { field: string; message: string }[] = []) {
-    super(message, errors[0]?.field);
-    this.errors = errors;
-  }
 }
 
 export class UnauthorizedError extends DomainError {
@@ -38,7 +41,7 @@ export class NotFoundError extends DomainError {
 
 export class PartnerNotFoundError extends NotFoundError {
   constructor(id: string) {
-    super(`partner ${id} not found`, 'partnerId');
+    super(`partner ${id} not found`, [{ field: 'partnerId', message: 'no such partner' }]);
   }
 }
 
