@@ -189,10 +189,9 @@ const handlers: Record<Operation, RouteHandler> = {
     const body = parse(PublishBody, jsonBody(event), 'body');
     const size = Buffer.byteLength(JSON.stringify(body.payload));
     if (size > MAX_PAYLOAD_BYTES) {
-      throw new PayloadTooLargeError(
-        `payload is ${size} bytes; at most ${MAX_PAYLOAD_BYTES} are allowed`,
-        [{ field: 'payload', message: `at most ${MAX_PAYLOAD_BYTES} bytes` }],
-      );
+      throw new PayloadTooLargeError(`payload is ${size} bytes; at most ${MAX_PAYLOAD_BYTES} are allowed`, [
+        { field: 'payload', message: `at most ${MAX_PAYLOAD_BYTES} bytes` },
+      ]);
     }
     const { event: stored, created } = await publishEvent(deps, body);
     return json(created ? 202 : 200, { id: stored.id, created });
