@@ -71,3 +71,68 @@ export function parseLocalConfig(env: Record<string, string | undefined>): Local
 export function loadLocalConfig(): LocalConfig {
   return parseLocalConfig(process.env);
 }
+
+/** The environment variables the Lambda functions read; the CDK stack sets them from here. */
+export const LAMBDA_ENV = {
+  eventsTable: 'EVENTS_TABLE_NAME',
+  partnersTable: 'PARTNERS_TABLE_NAME',
+  subscriptionsTable: 'SUBSCRIPTIONS_TABLE_NAME',
+  deliveriesTable: 'DELIVERIES_TABLE_NAME',
+  deliveryQueueUrl: 'DELIVERY_QUEUE_URL',
+  retrySchedule: 'DISPATCHER_RETRY_SCHEDULE',
+  deliveryTimeoutMs: 'DISPATCHER_DELIVERY_TIMEOUT_MS',
+  allowPrivateTargets: 'DISPATCHER_ALLOW_PRIVATE_TARGETS',
+  retentionDays: 'DISPATCHER_RETENTION_DAYS',
+} as const;
+
+const name = z.string().min(1);
+
+/** One schema per setting, keyed like LambdaConfig. */
+const lambdaSettings = {
+  eventsTable: name,
+  partnersTable: name,
+  subscriptionsTable: name,
+  deliveriesTable: name,
+  deliveryQueueUrl: z.url(),
+  retrySchedule: retrySchedule.default([...DEFAULT_RETRY_SCHEDULE]),
+  deliveryTimeoutMs: z.coerce.number().int().min(100).max(60_000).default(10_000),
+  // Production refuses private targets unless a deployment says otherwise.
+  allowPrivateTargets: booleanText.default(false),
+  retentionDays: z.coerce.number().int().min(1).max(3650).default(30),
+} satisfies Record<keyof typeof LAMBDA_ENV, z.ZodType>;
+
+/** Settings of the Lambda functions; each function asks only for the keys it uses. */
+export interface LambdaConfig {
+  eventsTable: string;
+  partnersTable: string;
+  subscriptionsTable: string;
+  deliveriesTable: string;
+  deliveryQueueUrl: string;
+  retrySchedule: readonly number[];
+  deliveryTimeoutMs: number;
+  allowPrivateTargets: boolean;
+  retentionDays: number;
+}
+
+type LambdaKey = keyof LambdaConfig;
+
+/**
+ * Parses the variables behind `keys` (and no others, so a function is not failed for a
+ * variable it never uses); throws a ConfigError naming each missing or bad one.
+ */
+export function parseLambdaConfig<K extends LambdaKey>(
+  keys: readonly K[],
+  env: Record<string, string | undefined>,
+): Pick<LambdaConfig, K> {
+  const schema = z.object(Object.fromEntries(keys.map((key) => [LAMBDA_ENV[key], lambdaSettings[key]])));
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues);
+  const values: Record<string, unknown> = parsed.data;
+  return Object.fromEntries(keys.map((key) => [key, values[LAMBDA_ENV[key]]])) as Pick<LambdaConfig, K>;
+}
+
+/** A Lambda function's configuration from its environment, read once at cold start. */
+export function loadLambdaConfig<K extends LambdaKey>(keys: readonly K[]): Pick<LambdaConfig, K> {
+  return parseLambdaConfig(keys, process.env);
+}
