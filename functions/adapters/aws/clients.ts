@@ -1,0 +1,13 @@
+/**
+ * The AWS SDK clients, created once per cold start at module scope and passed to the adapters
+ * (never created inside a handler). Region and credentials come from the Lambda environment.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+
+export const dynamoClient = DynamoDBDocumentClient.from(new DynamoDBClient({}), {
+  marshallOptions: { removeUndefinedValues: true },
+});
+
+export const sqsClient = new SQSClient({});

@@ -1,0 +1,178 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../functions/adapters/sqlite/database.ts';
+import { SqliteDeliveryStore } from '../../functions/adapters/sqlite/deliveries.ts';
+import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
+import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
+import { type DeliverDeps, deliver } from '../../functions/core/delivery.ts';
+import { newId } from '../../functions/core/ids.ts';
+import type { Delivery, DeliveryMessage, Subscription } from '../../functions/core/model.ts';
+import { verifySignature } from '../../functions/core/signing.ts';
+import type { CallbackRequest, CallbackResult } from '../../functions/ports.ts';
+
+const NOW = new Date('2026-11-25T12:00:00.000Z');
+const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+
+/** A CallbackSender that records requests and answers from a script. */
+function scriptedSender(results: CallbackResult[]) {
+  const requests: CallbackRequest[] = [];
+  return {
+    requests,
+    async send(request: CallbackRequest): Promise<CallbackResult> {
+      requests.push(request);
+      return results.shift() ?? { statusCode: 200, durationMs: 1 };
+    },
+  };
+}
+
+describe('deliver', () => {
+  let deps: DeliverDeps & { sender: ReturnType<typeof scriptedSender> };
+  let message: DeliveryMessage;
+  let subscription: Subscription;
+
+  async function setUp(results: CallbackResult[], status: Subscription['status'] = 'active') {
+    const db = openDatabase(':memory:');
+    const events = new SqliteEventLog(db);
+    const subscriptions = new SqliteSubscriptionStore(db);
+    const deliveries = new SqliteDeliveryStore(db);
+    const partnerId = newId('ptr');
+    const { event } = await events.append({
+      id: newId('evt'),
+      partnerId,
+      type: 'order.created',
+      payload: { orderId: 'o_1' },
+      createdAt: NOW.toISOString(),
+    });
+    subscription = {
+      id: newId('sub'),
+      partnerId,
+      url: 'https://partner.example/hooks',
+      eventTypes: [],
+      status,
+      secrets: [{ secret: SECRET, createdAt: NOW.toISOString() }],
+      createdAt: NOW.toISOString(),
+      updatedAt: NOW.toISOString(),
+    };
+    await subscriptions.put(subscription);
+    const delivery: Delivery = {
+      id: newId('dlv'),
+      eventId: event.id,
+      subscriptionId: subscription.id,
+      partnerId,
+      eventType: event.type,
+      status: 'pending',
+      attempts: 0,
+      createdAt: NOW.toISOString(),
+      updatedAt: NOW.toISOString(),
+    };
+    await deliveries.createForEvent([delivery]);
+    message = { deliveryId: delivery.id, eventId: event.id, subscriptionId: subscription.id, partnerId };
+    deps = {
+      events,
+      subscriptions,
+      deliveries,
+      sender: scriptedSender(results),
+      clock: { now: () => NOW },
+      retrySchedule: [0, 5, 300],
+      deliveryTimeoutMs: 1000,
+      random: () => 0.5,
+    };
+  }
+
+  describe('a 2xx answer', () => {
+    beforeEach(() => setUp([{ statusCode: 204, durationMs: 12 }]));
+
+    it('marks the delivery succeeded and asks the queue to drop the message', async () => {
+      expect(await deliver(deps, message, 1)).toEqual({ kind: 'done', reason: 'succeeded' });
+      const stored = await deps.deliveries.get(message.deliveryId);
+      expect(stored).toMatchObject({ status: 'succeeded', attempts: 1, lastAttemptAt: NOW.toISOString() });
+      expect(stored?.nextAttemptAt).toBeUndefined();
+      expect(await deps.deliveries.listAttempts(message.deliveryId)).toMatchObject([
+        { number: 1, statusCode: 204, durationMs: 12 },
+      ]);
+    });
+
+    it('posts the event signed with the delivery id as webhook-id', async () => {
+      await deliver(deps, message, 1);
+      const [request] = deps.sender.requests;
+      expect(request?.url).toBe(subscription.url);
+      expect(request?.headers['webhook-id']).toBe(message.deliveryId);
+      expect(JSON.parse(request?.body ?? '')).toEqual({
+        id: message.eventId,
+        type: 'order.created',
+        payload: { orderId: 'o_1' },
+        createdAt: NOW.toISOString(),
+      });
+      expect(
+        verifySignature({
+          headers: request?.headers ?? {},
+          body: request?.body ?? '',
+          secret: SECRET,
+          now: NOW,
+        }),
+      ).toBe(true);
+    });
+
+    it('skips a delivery that already succeeded, without sending again', async () => {
+      await deliver(deps, message, 1);
+      expect(await deliver(deps, message, 2)).toEqual({ kind: 'done', reason: 'already-succeeded' });
+      expect(deps.sender.requests).toHaveLength(1);
+    });
+  });
+
+  describe('a failed try', () => {
+    it('schedules the next try after the schedule’s wait, with jitter', async () => {
+      await setUp([{ statusCode: 500, durationMs: 3, responseExcerpt: 'oops' }]);
+      expect(await deliver(deps, message, 1)).toEqual({ kind: 'retry', delaySeconds: 5 });
+      expect(await deps.deliveries.get(message.deliveryId)).toMatchObject({
+        status: 'failed',
+        attempts: 1,
+        nextAttemptAt: new Date(NOW.getTime() + 5000).toISOString(),
+      });
+      expect(await deps.deliveries.listAttempts(message.deliveryId)).toMatchObject([
+        { number: 1, statusCode: 500, error: 'http_status', responseExcerpt: 'oops' },
+      ]);
+    });
+
+    it('records a connection error with its kind', async () => {
+      await setUp([{ error: 'timeout', errorMessage: 'no answer in 1000 ms', durationMs: 1000 }]);
+      expect(await deliver(deps, message, 1)).toMatchObject({ kind: 'retry' });
+      expect(await deps.deliveries.listAttempts(message.deliveryId)).toMatchObject([
+        { number: 1, error: 'timeout', errorMessage: 'no answer in 1000 ms' },
+      ]);
+    });
+
+    it('is dead after the last scheduled try', async () => {
+      await setUp([{ statusCode: 503, durationMs: 1 }]);
+      expect(await deliver(deps, message, 3)).toEqual({ kind: 'dead' });
+      const stored = await deps.deliveries.get(message.deliveryId);
+      expect(stored?.status).toBe('dead');
+      expect(stored?.nextAttemptAt).toBeUndefined();
+    });
+
+    it('numbers attempts across a redrive, whose receive count starts again', async () => {
+      await setUp([
+        { statusCode: 500, durationMs: 1 },
+        { statusCode: 200, durationMs: 1 },
+      ]);
+      await deliver(deps, message, 3);
+      expect(await deliver(deps, message, 1)).toEqual({ kind: 'done', reason: 'succeeded' });
+      const attempts = await deps.deliveries.listAttempts(message.deliveryId);
+      expect(attempts.map((a) => a.number)).toEqual([1, 2]);
+    });
+  });
+
+  describe('nothing to send to', () => {
+    it('drops the message of a disabled subscription without sending', async () => {
+      await setUp([], 'disabled');
+      expect(await deliver(deps, message, 1)).toEqual({ kind: 'done', reason: 'disabled' });
+      expect(deps.sender.requests).toHaveLength(0);
+    });
+
+    it('drops the message of a deleted subscription without sending', async () => {
+      await setUp([]);
+      await deps.subscriptions.delete(subscription.id);
+      expect(await deliver(deps, message, 1)).toEqual({ kind: 'done', reason: 'gone' });
+      expect(deps.sender.requests).toHaveLength(0);
+    });
+  });
+});

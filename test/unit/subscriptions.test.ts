@@ -1,0 +1,145 @@
+import { describe, expect, it } from 'vitest';
+import { openDatabase } from '../../functions/adapters/sqlite/database.ts';
+import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
+import { ForbiddenTargetError } from '../../functions/core/errors.ts';
+import { newId } from '../../functions/core/ids.ts';
+import type { Subscription } from '../../functions/core/model.ts';
+import {
+  assertTargetAllowed,
+  createSubscription,
+  rotateSecret,
+  SECRET_ROTATION_OVERLAP_MS,
+  signingSecrets,
+  subscriptionWants,
+  updateSubscription,
+} from '../../functions/core/subscriptions.ts';
+
+const resolverOf = (addresses: Record<string, string[]>) => ({
+  async resolve(host: string) {
+    const found = addresses[host];
+    if (!found) throw new Error(`ENOTFOUND ${host}`);
+    return found;
+  },
+});
+
+describe('subscriptionWants', () => {
+  it.each([
+    [[], 'order.created', true],
+    [['*'], 'order.created', true],
+    [['order.created'], 'order.created', true],
+    [['order.created'], 'order.updated', false],
+    [['order.*'], 'order.created', true],
+    [['order.*'], 'order.item.added', true],
+    [['order.*'], 'orders.created', false],
+    [['order.*'], 'order', false],
+    [['invoice.paid', 'order.*'], 'invoice.paid', true],
+  ] as const)('filter %j takes %s: %s', (eventTypes, type, wanted) => {
+    expect(subscriptionWants({ eventTypes: [...eventTypes] }, type)).toBe(wanted);
+  });
+});
+
+describe('secrets', () => {
+  function deps(now: Date) {
+    return {
+      subscriptions: new SqliteSubscriptionStore(openDatabase(':memory:')),
+      clock: { now: () => now },
+      resolver: resolverOf({}),
+      allowPrivateTargets: true,
+    };
+  }
+
+  it('signs with the old secret beside the new one for the overlap after a rotation, then only the new', async () => {
+    const now = new Date('2026-11-25T12:00:00.000Z');
+    const d = deps(now);
+    const partnerId = newId('ptr');
+    const created = await createSubscription(d, partnerId, { url: 'https://partner.example/hooks' });
+    const rotated = await rotateSecret(d, partnerId, created.subscription.id);
+
+    expect(signingSecrets(rotated.subscription, now)).toEqual([rotated.secret, created.secret]);
+    const later = new Date(now.getTime() + SECRET_ROTATION_OVERLAP_MS + 1);
+    expect(signingSecrets(rotated.subscription, later)).toEqual([rotated.secret]);
+  });
+
+  it('drops secrets already expired at the next rotation', async () => {
+    const start = new Date('2026-11-25T12:00:00.000Z');
+    let now = start;
+    const d = { ...deps(start), clock: { now: () => now } };
+    const partnerId = newId('ptr');
+    const created = await createSubscription(d, partnerId, { url: 'https://partner.example/hooks' });
+    await rotateSecret(d, partnerId, created.subscription.id);
+    now = new Date(start.getTime() + 2 * SECRET_ROTATION_OVERLAP_MS);
+    const third = await rotateSecret(d, partnerId, created.subscription.id);
+    expect(third.subscription.secrets).toHaveLength(2);
+    expect(third.subscription.secrets.map((s) => s.secret)).not.toContain(created.secret);
+  });
+});
+
+describe('updateSubscription', () => {
+  it('keeps the reason a disabled subscription was disabled, and clears it on re-enabling', async () => {
+    const now = new Date('2026-11-25T12:00:00.000Z');
+    const subscriptions = new SqliteSubscriptionStore(openDatabase(':memory:'));
+    const d = {
+      subscriptions,
+      clock: { now: () => now },
+      resolver: resolverOf({}),
+      allowPrivateTargets: true,
+    };
+    const partnerId = newId('ptr');
+    const sub: Subscription = {
+      id: newId('sub'),
+      partnerId,
+      url: 'https://partner.example/hooks',
+      eventTypes: [],
+      status: 'disabled',
+      disabledReason: 'no success for 5 days',
+      secrets: [{ secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', createdAt: now.toISOString() }],
+      createdAt: now.toISOString(),
+      updatedAt: now.toISOString(),
+    };
+    await subscriptions.put(sub);
+
+    const described = await updateSubscription(d, partnerId, sub.id, { description: 'orders' });
+    expect(described.disabledReason).toBe('no success for 5 days');
+    const enabled = await updateSubscription(d, partnerId, sub.id, { status: 'active' });
+    expect(enabled.disabledReason).toBeUndefined();
+    const disabled = await updateSubscription(d, partnerId, sub.id, { status: 'disabled' });
+    expect(disabled.disabledReason).toBe('disabled by the partner');
+  });
+});
+
+describe('assertTargetAllowed', () => {
+  const strict = (addresses: Record<string, string[]>) => ({
+    resolver: resolverOf(addresses),
+    allowPrivateTargets: false,
+  });
+
+  it('accepts an https host whose every address is public', async () => {
+    await expect(
+      assertTargetAllowed(
+        strict({ 'hooks.example': ['93.184.216.34', '2606:2800:220:1::1'] }),
+        'https://hooks.example/x',
+      ),
+    ).resolves.toBeInstanceOf(URL);
+  });
+
+  it('refuses a host with any private address among its addresses', async () => {
+    await expect(
+      assertTargetAllowed(
+        strict({ 'mixed.example': ['93.184.216.34', '10.1.2.3'] }),
+        'https://mixed.example/x',
+      ),
+    ).rejects.toThrow(ForbiddenTargetError);
+  });
+
+  it('refuses a host that does not resolve', async () => {
+    await expect(assertTargetAllowed(strict({}), 'https://nowhere.example/x')).rejects.toThrow(
+      /does not resolve/,
+    );
+  });
+
+  it('skips the lookup when private targets are allowed', async () => {
+    await expect(
+      assertTargetAllowed({ resolver: resolverOf({}), allowPrivateTargets: true }, 'http://127.0.0.1:4000/x'),
+    ).resolves.toBeInstanceOf(URL);
+  });
+});
