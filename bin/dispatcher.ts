@@ -4,9 +4,10 @@
  * that verifies signatures (to try callbacks out on one machine).
  */
 import { parseArgs } from 'node:util';
+import { openDatabase } from '../functions/adapters/sqlite/database.ts';
 import { ConfigError, type LocalConfig, loadLocalConfig } from '../functions/config.ts';
 import { startReceiver } from '../local/receiver.ts';
-import { startLocalDispatcher } from '../local/runtime.ts';
+import { databasePath, openLocalQueues, startLocalDispatcher } from '../local/runtime.ts';
 
 const USAGE = `usage: dispatcher <command>
 
@@ -14,6 +15,8 @@ commands:
   start                          run the local dispatcher (HTTP API, fan-out, delivery) on SQLite
   receive --secret whsec_… [--port 4000]
                                  run a callback receiver that verifies and prints each callback
+  queues                         show the local queues: visible, in flight, delayed
+  redrive <fanout|delivery>      move the dead letters of a queue back to it, to be tried again
   help                           show this
 
 environment (start):
@@ -52,10 +55,9 @@ function quickStart(url: string, adminToken: string): string {
 `;
 }
 
-async function start(): Promise<void> {
-  let config: LocalConfig;
+function config(): LocalConfig {
   try {
-    config = loadLocalConfig();
+    return loadLocalConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(error.message);
@@ -63,13 +65,42 @@ async function start(): Promise<void> {
     }
     throw error;
   }
-  const dispatcher = await startLocalDispatcher(config);
+}
+
+/** Opens the data dir's queues beside a running dispatcher (SQLite allows both). */
+function localQueues() {
+  const settings = config();
+  return openLocalQueues(openDatabase(databasePath(settings.dataDir)), settings);
+}
+
+function showQueues(): void {
+  const queues = localQueues();
+  console.table(Object.fromEntries(Object.values(queues).map((queue) => [queue.name, queue.stats()])));
+}
+
+function redrive(args: string[]): void {
+  const queues = localQueues();
+  const [name] = args;
+  if (name !== 'fanout' && name !== 'delivery') {
+    console.error('redrive: name the queue whose dead letters to move back: fanout or delivery');
+    process.exit(2);
+  }
+  const moved =
+    name === 'fanout'
+      ? queues.fanoutDlq.redriveTo(queues.fanout)
+      : queues.deliveryDlq.redriveTo(queues.delivery);
+  console.log(`moved ${moved} message(s) from ${name}-dlq back to ${name}`);
+}
+
+async function start(): Promise<void> {
+  const settings = config();
+  const dispatcher = await startLocalDispatcher(settings);
   console.log(`webhook dispatcher listening on ${dispatcher.url}`);
   console.log(`data: ${dispatcher.dataDir}`);
   console.log(
     `admin token: ${dispatcher.adminToken}${dispatcher.adminTokenGenerated ? ' (generated, kept in the data dir; set DISPATCHER_ADMIN_TOKEN to choose one)' : ''}`,
   );
-  if (config.allowPrivateTargets) {
+  if (settings.allowPrivateTargets) {
     console.warn(
       'warning: private targets are allowed (http and loopback/private addresses): fine on one machine, ' +
         'never in production. Set DISPATCHER_ALLOW_PRIVATE_TARGETS=false to refuse them.',
@@ -118,6 +149,12 @@ switch (command) {
     break;
   case 'receive':
     await receive(rest);
+    break;
+  case 'queues':
+    showQueues();
+    break;
+  case 'redrive':
+    redrive(rest);
     break;
   case 'help':
   case '--help':

@@ -93,6 +93,51 @@ function adminTokenFor(config: LocalConfig, dataDir: string): { token: string; g
   return { token, generated: true };
 }
 
+/**
+ * The local queues, as the CDK stack configures their SQS counterparts: the delivery queue's
+ * max receive count is the retry schedule's length, so the queue itself dead-letters a
+ * delivery after its last try.
+ */
+export function openLocalQueues(
+  db: SqliteDatabase,
+  config: Pick<LocalConfig, 'deliveryTimeoutMs' | 'retrySchedule'>,
+  clock: Clock = systemClock,
+): LocalQueues {
+  const fanoutDlq = new SqliteQueue<BusEnvelope>(db, {
+    name: 'fanout-dlq',
+    visibilityTimeoutSeconds: 30,
+    clock,
+  });
+  const deliveryDlq = new SqliteQueue<DeliveryMessage>(db, {
+    name: 'delivery-dlq',
+    visibilityTimeoutSeconds: 30,
+    clock,
+  });
+  return {
+    fanout: new SqliteQueue<BusEnvelope>(db, {
+      name: 'fanout',
+      visibilityTimeoutSeconds: FANOUT_VISIBILITY_SECONDS,
+      maxReceiveCount: FANOUT_MAX_RECEIVES,
+      deadLetterQueue: fanoutDlq,
+      clock,
+    }),
+    fanoutDlq,
+    delivery: new SqliteQueue<DeliveryMessage>(db, {
+      name: 'delivery',
+      visibilityTimeoutSeconds: deliveryVisibilitySeconds(config.deliveryTimeoutMs),
+      maxReceiveCount: maxAttempts(config.retrySchedule),
+      deadLetterQueue: deliveryDlq,
+      clock,
+    }),
+    deliveryDlq,
+  };
+}
+
+/** Where the local runtime keeps its database. */
+export function databasePath(dataDir: string): string {
+  return join(resolve(dataDir), 'dispatcher.db');
+}
+
 export async function startLocalDispatcher(
   config: LocalConfig,
   options: LocalRuntimeOptions = {},
@@ -105,36 +150,14 @@ export async function startLocalDispatcher(
   mkdirSync(dataDir, { recursive: true });
   const admin = adminTokenFor(config, dataDir);
 
-  const db = openDatabase(join(dataDir, 'dispatcher.db'));
+  const db = openDatabase(databasePath(dataDir));
   const partners = new SqlitePartnerStore(db);
   const subscriptions = new SqliteSubscriptionStore(db);
   const deliveries = new SqliteDeliveryStore(db);
   const outbox = new SqliteOutbox(db);
 
-  const fanoutDlq = new SqliteQueue<BusEnvelope>(db, {
-    name: 'fanout-dlq',
-    visibilityTimeoutSeconds: 30,
-    clock,
-  });
-  const fanout = new SqliteQueue<BusEnvelope>(db, {
-    name: 'fanout',
-    visibilityTimeoutSeconds: FANOUT_VISIBILITY_SECONDS,
-    maxReceiveCount: FANOUT_MAX_RECEIVES,
-    deadLetterQueue: fanoutDlq,
-    clock,
-  });
-  const deliveryDlq = new SqliteQueue<DeliveryMessage>(db, {
-    name: 'delivery-dlq',
-    visibilityTimeoutSeconds: 30,
-    clock,
-  });
-  const delivery = new SqliteQueue<DeliveryMessage>(db, {
-    name: 'delivery',
-    visibilityTimeoutSeconds: deliveryVisibilitySeconds(config.deliveryTimeoutMs),
-    maxReceiveCount: maxAttempts(config.retrySchedule),
-    deadLetterQueue: deliveryDlq,
-    clock,
-  });
+  const queues = openLocalQueues(db, config, clock);
+  const { fanout, delivery } = queues;
 
   const routerWakeup = new Wakeup();
   const eventLog = new SqliteEventLog(db);
@@ -240,7 +263,7 @@ export async function startLocalDispatcher(
     adminTokenGenerated: admin.generated,
     dataDir,
     db,
-    queues: { fanout, fanoutDlq, delivery, deliveryDlq },
+    queues,
     stop() {
       stopping ??= (async () => {
         running = false;

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -140,7 +140,7 @@ describe('local dispatcher, end to end', () => {
   });
 
   describe('retries and dead letters', () => {
-    it('retries a failing receiver by the schedule, then dead-letters the delivery; a redrive delivers it', async () => {
+    it('retries a failing receiver by the schedule, then dead-letters the delivery; a CLI redrive delivers it', async () => {
       const d = await dispatcherWith({ DISPATCHER_RETRY_SCHEDULE: '0,1,1' });
       const receiver = await receiverWith(answer(500));
       const { partner, subscriptionId } = await subscribed(d, receiver);
@@ -161,7 +161,12 @@ describe('local dispatcher, end to end', () => {
       await eventually(() => (d.dispatcher.queues.deliveryDlq.stats().visible === 1 ? true : undefined));
 
       receiver.respond = answer(200);
-      expect(d.dispatcher.queues.deliveryDlq.redriveTo(d.dispatcher.queues.delivery)).toBe(1);
+      // Ops redrive with the CLI, beside the running dispatcher, as they would from a shell.
+      const output = execFileSync(process.execPath, ['bin/dispatcher.ts', 'redrive', 'delivery'], {
+        env: { ...process.env, DISPATCHER_DATA_DIR: d.dataDir, DISPATCHER_RETRY_SCHEDULE: '0,1,1' },
+        encoding: 'utf8',
+      });
+      expect(output).toContain('moved 1 message(s) from delivery-dlq back to delivery');
       const redriven = await eventually(async () => {
         const [delivery] = await deliveries(d, partner.apiKey, subscriptionId);
         return delivery?.status === 'succeeded' ? delivery : undefined;
