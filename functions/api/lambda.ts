@@ -1,0 +1,32 @@
+/** Lambda entry of the HTTP API: the API handler on DynamoDB. */
+import { correlationPaths } from '@aws-lambda-powertools/logger/correlationId';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { dynamoClient } from '../adapters/aws/clients.ts';
+import { DynamoDeliveryStore } from '../adapters/aws/deliveries.ts';
+import { DynamoEventLog } from '../adapters/aws/events.ts';
+import { logger } from '../adapters/aws/logger.ts';
+import { DynamoPartnerStore } from '../adapters/aws/partners.ts';
+import { DynamoSubscriptionStore } from '../adapters/aws/subscriptions.ts';
+import { systemResolver } from '../adapters/dns.ts';
+import { loadLambdaConfig } from '../config.ts';
+import { systemClock } from '../ports.ts';
+import { createApiHandler } from './handler.ts';
+
+const config = loadLambdaConfig([
+  'eventsTable',
+  'partnersTable',
+  'subscriptionsTable',
+  'deliveriesTable',
+  'allowPrivateTargets',
+  'retentionDays',
+]);
+
+export const handler = createApiHandler({
+  events: new DynamoEventLog(dynamoClient, config.eventsTable, { retentionDays: config.retentionDays }),
+  partners: new DynamoPartnerStore(dynamoClient, config.partnersTable),
+  subscriptions: new DynamoSubscriptionStore(dynamoClient, config.subscriptionsTable),
+  deliveries: new DynamoDeliveryStore(dynamoClient, config.deliveriesTable),
+  clock: systemClock,
+  resolver: systemResolver,
+  allowPrivateTargets: config.allowPrivateTargets,
+}).use(injectLambdaContext(logger, { correlationIdPath: correlationPaths.API_GATEWAY_HTTP }));

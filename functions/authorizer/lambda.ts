@@ -1,0 +1,14 @@
+/** Lambda entry of the partner API's authorizer: API keys looked up by hash in DynamoDB. */
+import { correlationPaths } from '@aws-lambda-powertools/logger/correlationId';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { dynamoClient } from '../adapters/aws/clients.ts';
+import { logger } from '../adapters/aws/logger.ts';
+import { DynamoPartnerStore } from '../adapters/aws/partners.ts';
+import { loadLambdaConfig } from '../config.ts';
+import { createAuthorizerHandler } from './handler.ts';
+
+const config = loadLambdaConfig(['partnersTable']);
+
+export const handler = createAuthorizerHandler({
+  partners: new DynamoPartnerStore(dynamoClient, config.partnersTable),
+}).use(injectLambdaContext(logger, { correlationIdPath: correlationPaths.API_GATEWAY_HTTP }));

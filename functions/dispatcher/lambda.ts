@@ -1,0 +1,38 @@
+/** Lambda entry of the dispatcher: signed POSTs for the delivery queue's messages. */
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { dynamoClient, sqsClient } from '../adapters/aws/clients.ts';
+import { DynamoDeliveryStore } from '../adapters/aws/deliveries.ts';
+import { DynamoEventLog } from '../adapters/aws/events.ts';
+import { logError, logger } from '../adapters/aws/logger.ts';
+import { SqsQueue } from '../adapters/aws/sqs-queue.ts';
+import { DynamoSubscriptionStore } from '../adapters/aws/subscriptions.ts';
+import { UndiciCallbackSender } from '../adapters/http/callback-sender.ts';
+import { loadLambdaConfig } from '../config.ts';
+import type { DeliveryMessage } from '../core/model.ts';
+import { systemClock } from '../ports.ts';
+import { createDispatcherHandler } from './handler.ts';
+
+const config = loadLambdaConfig([
+  'eventsTable',
+  'subscriptionsTable',
+  'deliveriesTable',
+  'deliveryQueueUrl',
+  'retrySchedule',
+  'deliveryTimeoutMs',
+  'allowPrivateTargets',
+]);
+
+export const handler = createDispatcherHandler(
+  {
+    events: new DynamoEventLog(dynamoClient, config.eventsTable),
+    subscriptions: new DynamoSubscriptionStore(dynamoClient, config.subscriptionsTable),
+    deliveries: new DynamoDeliveryStore(dynamoClient, config.deliveriesTable),
+    // The pool outlives invocations: warm starts reuse its keep-alive connections.
+    sender: new UndiciCallbackSender({ allowPrivateTargets: config.allowPrivateTargets }),
+    queue: new SqsQueue<DeliveryMessage>(sqsClient, config.deliveryQueueUrl),
+    clock: systemClock,
+    retrySchedule: config.retrySchedule,
+    deliveryTimeoutMs: config.deliveryTimeoutMs,
+  },
+  logError,
+).use(injectLambdaContext(logger));
