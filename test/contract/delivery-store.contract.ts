@@ -148,6 +148,19 @@ export function deliveryStoreContract(name: string, make: () => Promise<Delivery
         expect(await deliveries.get(ghost.id)).toBeUndefined();
       });
 
+      it('keeps both attempts when two copies of one message were tried with the same number', async () => {
+        const delivery = makeDelivery(makeEvent(partnerId), subscriptionId);
+        await deliveries.createForEvent([delivery]);
+        const first = makeAttempt(delivery, { number: 1, statusCode: 500 });
+        const second = makeAttempt(delivery, { number: 1, statusCode: 200 });
+
+        await deliveries.recordAttempt(first, { ...delivery, attempts: 1, status: 'failed' });
+        await deliveries.recordAttempt(second, { ...delivery, attempts: 1, status: 'succeeded' });
+
+        const stored = await deliveries.listAttempts(delivery.id);
+        expect(stored.map((a) => a.id).sort()).toEqual([first.id, second.id].sort());
+      });
+
       it('lists no attempts for a delivery never tried', async () => {
         const delivery = makeDelivery(makeEvent(partnerId), subscriptionId);
         await deliveries.createForEvent([delivery]);

@@ -11,7 +11,7 @@
  *              condition is the counter's previous value, so seq order is commit order.
  * partners     pk = `PARTNER#<id>` (the partner) | `KEY#<sha256 of API key>` (→ partnerId)
  * subscriptions pk = id; GSI byPartner (partnerId, id)
- * deliveries   pk = `DLV#<deliveryId>`, sk = `DELIVERY` (the delivery) | `ATTEMPT#<nnnnnn>`
+ * deliveries   pk = `DLV#<deliveryId>`, sk = `DELIVERY` (the delivery) | `ATTEMPT#<nnnnnn>#<attemptId>`
  *              pk = `FANOUT#<eventId>#<subscriptionId>`, sk = `FANOUT` (→ deliveryId: makes
  *              fan-out idempotent); GSI bySubscription (subscriptionId, deliveryId) over
  *              delivery items only (a sparse index: only they carry `gsiSubscriptionId`)
@@ -64,7 +64,11 @@ export const SUBSCRIPTIONS_TABLE: TableDefinition = {
   name: 'Subscriptions',
   partitionKey: { name: 'id', type: 'S' },
   globalIndexes: [
-    { indexName: 'byPartner', partitionKey: { name: 'partnerId', type: 'S' }, sortKey: { name: 'id', type: 'S' } },
+    {
+      indexName: 'byPartner',
+      partitionKey: { name: 'partnerId', type: 'S' },
+      sortKey: { name: 'id', type: 'S' },
+    },
   ],
   stream: false,
   ttlAttribute: TTL_ATTRIBUTE,

@@ -1,0 +1,266 @@
+/**
+ * Deliveries and their attempts on DynamoDB (the deliveries table of tables.ts):
+ * - `DLV#<id>` / `DELIVERY`: the delivery, carrying `gsiSubscriptionId` for the bySubscription
+ *   index (attempt items do not, so the index holds deliveries only);
+ * - `DLV#<id>` / `ATTEMPT#<number, 6 digits>#<attemptId>`: its attempts, oldest first in key
+ *   order; the attempt id keeps both when two copies of one message are tried at once;
+ * - `FANOUT#<eventId>#<subscriptionId>` / `FANOUT`: the (event, subscription) pair's delivery
+ *   id. DynamoDB has no unique index on two attributes; this item, written only if absent in the
+ *   delivery's own transaction, is what keeps a retried fan-out from creating a second delivery.
+ */
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  TransactWriteCommand,
+  type TransactWriteCommandInput,
+} from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
+import { Attempt, Delivery, DeliveryId, type Page } from '../../core/model.ts';
+import type { DeliveryStore, ListQuery } from '../../ports.ts';
+import {
+  attributeNames,
+  backoff,
+  cancellationCodes,
+  compact,
+  conditionFailed,
+  hasConflict,
+  type Item,
+  queryItems,
+  queryUpTo,
+} from './dynamo.ts';
+
+export const BY_SUBSCRIPTION_INDEX = 'bySubscription';
+
+const DELIVERY_SK = 'DELIVERY';
+const FANOUT_SK = 'FANOUT';
+const ATTEMPT_PREFIX = 'ATTEMPT#';
+const ATTEMPT_DIGITS = 6;
+/** Tries of a fan-out transaction that collides with a concurrent one on the same pair. */
+const CONFLICT_TRIES = 5;
+
+const deliveryKey = (deliveryId: string) => ({ pk: `DLV#${deliveryId}`, sk: DELIVERY_SK });
+const fanoutKey = (eventId: string, subscriptionId: string) => ({
+  pk: `FANOUT#${eventId}#${subscriptionId}`,
+  sk: FANOUT_SK,
+});
+const attemptKey = (deliveryId: string, number: number, attemptId: string) => ({
+  pk: `DLV#${deliveryId}`,
+  sk: `${ATTEMPT_PREFIX}${String(number).padStart(ATTEMPT_DIGITS, '0')}#${attemptId}`,
+});
+
+const FanoutPointer = z.object({ deliveryId: DeliveryId });
+
+// Delivery's and Attempt's zod objects drop pk, sk, kind and gsiSubscriptionId.
+const toDelivery = (item: Item): Delivery => Delivery.parse(item);
+const toAttempt = (item: Item): Attempt => Attempt.parse(item);
+
+function deliveryItem(delivery: Delivery): Item {
+  return {
+    ...compact(delivery),
+    ...deliveryKey(delivery.id),
+    kind: 'delivery',
+    gsiSubscriptionId: delivery.subscriptionId,
+  };
+}
+
+export class DynamoDeliveryStore implements DeliveryStore {
+  readonly tableName: string;
+  readonly #client: DynamoDBDocumentClient;
+
+  constructor(client: DynamoDBDocumentClient, tableName: string) {
+    this.#client = client;
+    this.tableName = tableName;
+  }
+
+  /**
+   * One transaction per delivery (the FANOUT# item and the delivery, both only if absent), run
+   * side by side. When the pair's FANOUT# item exists, the delivery it names is returned as it
+   * is now. Not one transaction for the whole batch: a single existing pair would cancel it all.
+   */
+  async createForEvent(deliveries: Delivery[]): Promise<Delivery[]> {
+    return Promise.all(deliveries.map((delivery) => this.#createOne(delivery)));
+  }
+
+  async get(deliveryId: string): Promise<Delivery | undefined> {
+    const result = await this.#client.send(
+      new GetCommand({ TableName: this.tableName, Key: deliveryKey(deliveryId), ConsistentRead: true }),
+    );
+    return result.Item === undefined ? undefined : toDelivery(result.Item);
+  }
+
+  /**
+   * The attempt and the delivery's mutable fields (its identity never changes) in one
+   * transaction, on the condition that the delivery exists: for an unknown delivery nothing
+   * is stored. An attempt stored again with the same number replaces the earlier one.
+   */
+  async recordAttempt(attempt: Attempt, delivery: Delivery): Promise<void> {
+    if (attempt.deliveryId !== delivery.id) {
+      throw new Error(`attempt ${attempt.id} belongs to delivery ${attempt.deliveryId}, not ${delivery.id}`);
+    }
+    const set = ['#status = :status', '#attempts = :attempts', '#updatedAt = :updatedAt'];
+    const remove: string[] = [];
+    const values: Item = {
+      ':status': delivery.status,
+      ':attempts': delivery.attempts,
+      ':updatedAt': delivery.updatedAt,
+    };
+    for (const field of ['lastAttemptAt', 'nextAttemptAt'] as const) {
+      const value = delivery[field];
+      if (value === undefined) {
+        remove.push(`#${field}`);
+      } else {
+        set.push(`#${field} = :${field}`);
+        values[`:${field}`] = value;
+      }
+    }
+    try {
+      await this.#client.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: this.tableName,
+                Item: {
+                  ...compact(attempt),
+                  ...attemptKey(attempt.deliveryId, attempt.number, attempt.id),
+                  kind: 'attempt',
+                },
+              },
+            },
+            {
+              Update: {
+                TableName: this.tableName,
+                Key: deliveryKey(delivery.id),
+                UpdateExpression: `SET ${set.join(', ')}${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`,
+                ConditionExpression: 'attribute_exists(pk)',
+                ExpressionAttributeNames: attributeNames(
+                  'status',
+                  'attempts',
+                  'updatedAt',
+                  'lastAttemptAt',
+                  'nextAttemptAt',
+                ),
+                ExpressionAttributeValues: values,
+              },
+            },
+          ],
+        }),
+      );
+    } catch (error) {
+      const codes = cancellationCodes(error);
+      if (codes !== undefined && conditionFailed(codes, 1)) {
+        throw new Error(`delivery ${delivery.id} not found`, { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Newest first, by id (ULIDs sort by creation time), through the bySubscription index, which
+   * like every global index is eventually consistent. One extra item is read to tell whether
+   * another page exists: `next` is null on the last page.
+   */
+  async listBySubscription(subscriptionId: string, query: ListQuery): Promise<Page<Delivery>> {
+    const items = await queryUpTo(
+      this.#client,
+      {
+        TableName: this.tableName,
+        IndexName: BY_SUBSCRIPTION_INDEX,
+        KeyConditionExpression:
+          query.after === undefined
+            ? '#gsiSubscriptionId = :subscriptionId'
+            : '#gsiSubscriptionId = :subscriptionId AND #id < :after',
+        ExpressionAttributeNames: attributeNames(
+          'gsiSubscriptionId',
+          ...(query.after === undefined ? [] : ['id']),
+        ),
+        ExpressionAttributeValues: {
+          ':subscriptionId': subscriptionId,
+          ...(query.after === undefined ? {} : { ':after': query.after }),
+        },
+        ScanIndexForward: false,
+      },
+      query.limit + 1,
+    );
+    const page = items.slice(0, query.limit).map(toDelivery);
+    return { items: page, next: items.length > query.limit ? (page.at(-1)?.id ?? null) : null };
+  }
+
+  /** Oldest first: the sort key orders attempts by number. */
+  async listAttempts(deliveryId: string): Promise<Attempt[]> {
+    const attempts: Attempt[] = [];
+    for await (const item of queryItems(this.#client, {
+      TableName: this.tableName,
+      KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :prefix)',
+      ExpressionAttributeNames: attributeNames('pk', 'sk'),
+      ExpressionAttributeValues: { ':pk': deliveryKey(deliveryId).pk, ':prefix': ATTEMPT_PREFIX },
+      ConsistentRead: true,
+    })) {
+      attempts.push(toAttempt(item));
+    }
+    return attempts;
+  }
+
+  async #createOne(delivery: Delivery): Promise<Delivery> {
+    const input: TransactWriteCommandInput = {
+      TransactItems: [
+        {
+          Put: {
+            TableName: this.tableName,
+            Item: {
+              ...fanoutKey(delivery.eventId, delivery.subscriptionId),
+              kind: 'fanout',
+              deliveryId: delivery.id,
+            },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          },
+        },
+        {
+          Put: {
+            TableName: this.tableName,
+            Item: deliveryItem(delivery),
+            ConditionExpression: 'attribute_not_exists(pk)',
+          },
+        },
+      ],
+    };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#client.send(new TransactWriteCommand(input));
+        return toDelivery(deliveryItem(delivery));
+      } catch (error) {
+        const codes = cancellationCodes(error);
+        if (codes === undefined) throw error;
+        if (conditionFailed(codes, 0)) return this.#existing(delivery);
+        if (conditionFailed(codes, 1)) {
+          throw new Error(`delivery ${delivery.id} already exists for another pair`, { cause: error });
+        }
+        // A concurrent fan-out of the same event is writing the pair: once it commits, the
+        // next try finds its FANOUT# item.
+        if (!hasConflict(codes) || attempt >= CONFLICT_TRIES) throw error;
+        await backoff(attempt, 10, 200);
+      }
+    }
+  }
+
+  async #existing(wanted: Delivery): Promise<Delivery> {
+    const pointer = await this.#client.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: fanoutKey(wanted.eventId, wanted.subscriptionId),
+        ConsistentRead: true,
+      }),
+    );
+    if (pointer.Item === undefined) {
+      throw new Error(`fan-out of event ${wanted.eventId} to ${wanted.subscriptionId} vanished`);
+    }
+    const deliveryId = FanoutPointer.parse(pointer.Item).deliveryId;
+    const existing = await this.get(deliveryId);
+    if (existing === undefined) {
+      throw new Error(
+        `delivery ${deliveryId} of event ${wanted.eventId} to ${wanted.subscriptionId} is missing`,
+      );
+    }
+    return existing;
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * What the DynamoDB adapters share: item hygiene, transaction-cancellation reasons, paging,
+ * and the backoff between optimistic retries. The adapters take a DynamoDBDocumentClient
+ * created elsewhere (clients.ts in Lambda, the tests' own for DynamoDB Local); they assume it
+ * unmarshalls numbers as plain numbers (the default, no `wrapNumbers`).
+ */
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
+
+/** A stored item as read back: attribute name to unmarshalled value. */
+export type Item = Record<string, unknown>;
+
+/**
+ * A copy without `undefined`-valued properties, at any depth. The marshaller rejects them
+ * unless the client was built with `removeUndefinedValues`, and the adapters do not rely on
+ * how their injected client was configured.
+ */
+export function compact<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(compact) as T;
+  if (typeof value !== 'object' || value === null) return value;
+  // Only plain objects are walked: Sets, Uint8Arrays and the like marshal as themselves.
+  if (Object.getPrototypeOf(value) !== Object.prototype) return value;
+  const result: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(value)) {
+    if (field !== undefined) result[key] = compact(field);
+  }
+  return result as T;
+}
+
+/**
+ * The per-item codes of a cancelled transaction, in TransactItems order ('None',
+ * 'ConditionalCheckFailed', 'TransactionConflict', …); undefined for any other error.
+ * Matched by name as well as class, so a second copy of client-dynamodb in node_modules still counts.
+ */
+export function cancellationCodes(error: unknown): string[] | undefined {
+  if (
+    !(error instanceof TransactionCanceledException) &&
+    !(error instanceof Error && error.name === 'TransactionCanceledException')
+  ) {
+    return undefined;
+  }
+  const reasons: unknown = Reflect.get(error, 'CancellationReasons');
+  if (!Array.isArray(reasons)) return [];
+  return reasons.map((reason: unknown) => {
+    const code: unknown =
+      typeof reason === 'object' && reason !== null ? Reflect.get(reason, 'Code') : undefined;
+    return typeof code === 'string' ? code : 'None';
+  });
+}
+
+export const CONDITION_FAILED = 'ConditionalCheckFailed';
+/** Another transaction was writing one of the items at the same moment: safe to retry. */
+export const TRANSACTION_CONFLICT = 'TransactionConflict';
+
+/** True when a cancelled transaction failed on item `index`'s condition. */
+export function conditionFailed(codes: readonly string[], index: number): boolean {
+  return codes[index] === CONDITION_FAILED;
+}
+
+export function hasConflict(codes: readonly string[]): boolean {
+  return codes.includes(TRANSACTION_CONFLICT);
+}
+
+/**
+ * Every item a query returns, page after page. A filtered query can return an empty page with a
+ * LastEvaluatedKey (the filter runs after Limit and the 1 MB cap), so only the missing key ends it.
+ */
+export async function* queryItems(
+  client: DynamoDBDocumentClient,
+  input: QueryCommandInput,
+): AsyncGenerator<Item> {
+  let startKey: QueryCommandInput['ExclusiveStartKey'];
+  do {
+    const page = await client.send(
+      new QueryCommand(startKey === undefined ? input : { ...input, ExclusiveStartKey: startKey }),
+    );
+    for (const item of page.Items ?? []) yield item;
+    startKey = page.LastEvaluatedKey;
+  } while (startKey !== undefined);
+}
+
+/**
+ * Up to `count` items of a query, reading further pages only as needed. A filtered query passes
+ * `minPageSize`: Limit caps the items read before the filter, so asking for just the missing
+ * few would take a round trip per few items; the surplus read is dropped.
+ */
+export async function queryUpTo(
+  client: DynamoDBDocumentClient,
+  input: Omit<QueryCommandInput, 'Limit'>,
+  count: number,
+  minPageSize = 1,
+): Promise<Item[]> {
+  const items: Item[] = [];
+  if (count < 1) return items;
+  let startKey: QueryCommandInput['ExclusiveStartKey'];
+  do {
+    const page = await client.send(
+      new QueryCommand({
+        ...input,
+        Limit: Math.max(count - items.length, minPageSize),
+        ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
+      }),
+    );
+    items.push(...(page.Items ?? []));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey !== undefined && items.length < count);
+  return items.slice(0, count);
+}
+
+/** "Full jitter" backoff before retry number `attempt` (1 for the first retry). */
+export function backoff(attempt: number, baseMs: number, capMs: number): Promise<void> {
+  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(attempt - 1, 20));
+  return new Promise((resolve) => setTimeout(resolve, Math.random() * ceiling));
+}
+
+/**
+ * `names` of ExpressionAttributeNames for attributes that are DynamoDB reserved words
+ * (`type`, `status`, `name`, `number`, …): always going through `#name` avoids ever guessing.
+ */
+export function attributeNames(...names: string[]): Record<string, string> {
+  return Object.fromEntries(names.map((name) => [`#${name}`, name]));
+}

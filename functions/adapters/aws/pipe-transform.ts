@@ -1,0 +1,90 @@
+/**
+ * What the EventBridge Pipe does to a DynamoDB stream record, evaluated here from the very
+ * strings the stack deploys (pipe.ts), so a test can feed real DynamoDB Local stream records
+ * through it and check that the bus event is what the fan-out expects.
+ *
+ * Only what the deployed values use is implemented: `<$.a.b>` placeholders of dot paths in
+ * the input template, and a dot path as the detail type. Anything else throws, so a change to
+ * pipe.ts that needs more fails loudly here instead of being evaluated differently from AWS.
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { type BusEnvelope, type EventPattern, matchesPattern } from '../../core/patterns.ts';
+import { PIPE_DETAIL_TYPE, PIPE_FILTER_PATTERN, PIPE_INPUT_TEMPLATE, PIPE_SOURCE } from './pipe.ts';
+
+const PLACEHOLDER = /<(\$[^<>]*)>/g;
+const DOT_PATH = /^\$(\.[A-Za-z0-9_@-]+)+$/;
+
+const Detail = z.object({ id: z.string(), partnerId: z.string(), type: z.string(), createdAt: z.string() });
+
+/** The value at a JSONPath of the form `$.a.b.c`; undefined when any step is missing. */
+export function valueAtPath(document: unknown, path: string): unknown {
+  if (!DOT_PATH.test(path)) throw new Error(`only dot paths like $.a.b are supported, got ${path}`);
+  let value: unknown = document;
+  for (const step of path.slice(2).split('.')) {
+    if (typeof value !== 'object' || value === null || Array.isArray(value) || !Object.hasOwn(value, step)) {
+      return undefined;
+    }
+    value = Reflect.get(value, step);
+  }
+  return value;
+}
+
+function requireValue(record: unknown, path: string): unknown {
+  const value = valueAtPath(record, path);
+  if (value === undefined) throw new Error(`the stream record has nothing at ${path}`);
+  return value;
+}
+
+/**
+ * Fills the template's placeholders from the record. As in Pipes, a placeholder inside a JSON
+ * string ("<$.x>") takes the value's text, escaped for that string; one standing on its own
+ * takes the value as JSON.
+ */
+export function renderInputTemplate(template: string, record: unknown): string {
+  return template.replace(PLACEHOLDER, (match: string, path: string, offset: number) => {
+    const value = requireValue(record, path);
+    const quoted = template[offset - 1] === '"' && template[offset + match.length] === '"';
+    if (!quoted) return JSON.stringify(value);
+    const text = typeof value === 'string' ? value : JSON.stringify(value);
+    return JSON.stringify(text).slice(1, -1);
+  });
+}
+
+/** The pipe's filter: true for the stream records it passes on (inserts of event items). */
+export function pipeAccepts(record: unknown): boolean {
+  // The filter is declared `as const`, so its arrays are readonly tuples: still an EventPattern.
+  const pattern: EventPattern = PIPE_FILTER_PATTERN;
+  return matchesPattern(pattern, record);
+}
+
+export interface PipeTransformOptions {
+  /** The bus event's id. @default a random UUID, as EventBridge assigns */
+  id?: string;
+  account?: string;
+  region?: string;
+  /** When the bus receives the event: EventBridge sets `time` then, the pipe sets none. */
+  now?: Date;
+}
+
+/**
+ * The bus event EventBridge builds from one stream record (as Lambda and Pipes see it:
+ * `eventName`, `dynamodb.NewImage` in attribute-value JSON) that passed the filter: source
+ * PIPE_SOURCE, detail-type from PIPE_DETAIL_TYPE, detail the rendered PIPE_INPUT_TEMPLATE.
+ */
+export function applyPipeTransform(record: unknown, options: PipeTransformOptions = {}): BusEnvelope {
+  const detailType = requireValue(record, PIPE_DETAIL_TYPE);
+  if (typeof detailType !== 'string') throw new Error(`${PIPE_DETAIL_TYPE} must be a string`);
+  const detail = Detail.parse(JSON.parse(renderInputTemplate(PIPE_INPUT_TEMPLATE, record)));
+  return {
+    version: '0',
+    id: options.id ?? randomUUID(),
+    'detail-type': detailType,
+    source: PIPE_SOURCE,
+    account: options.account ?? '000000000000',
+    time: (options.now ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    region: options.region ?? 'local',
+    resources: [],
+    detail,
+  };
+}

@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { PIPE_SOURCE } from '../../functions/adapters/aws/pipe.ts';
+import {
+  applyPipeTransform,
+  pipeAccepts,
+  renderInputTemplate,
+  valueAtPath,
+} from '../../functions/adapters/aws/pipe-transform.ts';
+
+/** A stream record as Pipes receives it, for an item with these string attributes. */
+function streamRecord(eventName: string, image: Record<string, string>): unknown {
+  return {
+    eventID: '1',
+    eventName,
+    eventVersion: '1.1',
+    eventSource: 'aws:dynamodb',
+    awsRegion: 'local',
+    dynamodb: {
+      ApproximateCreationDateTime: 1_735_689_600,
+      Keys: { pk: { S: image.pk }, sk: { S: image.sk } },
+      NewImage: Object.fromEntries(Object.entries(image).map(([name, value]) => [name, { S: value }])),
+      SequenceNumber: '100',
+      SizeBytes: 100,
+      StreamViewType: 'NEW_IMAGE',
+    },
+  };
+}
+
+const eventImage = {
+  pk: 'ptr_01JGFJJZ000000000000000000',
+  sk: 'E#000000000000001',
+  kind: 'event',
+  id: 'evt_01JGFJJZ000000000000000001',
+  partnerId: 'ptr_01JGFJJZ000000000000000000',
+  type: 'order.created',
+  createdAt: '2025-01-01T00:00:00.000Z',
+  payload: '{"a":1}',
+};
+
+describe('pipeAccepts', () => {
+  it('passes the insert of an event item', () => {
+    expect(pipeAccepts(streamRecord('INSERT', eventImage))).toBe(true);
+  });
+
+  it('drops counters, pointers, modifications and TTL removals', () => {
+    const partner = eventImage.pk;
+    expect(pipeAccepts(streamRecord('INSERT', { pk: partner, sk: 'SEQ', kind: 'counter' }))).toBe(false);
+    expect(pipeAccepts(streamRecord('INSERT', { pk: partner, sk: 'ID#x', kind: 'eventId' }))).toBe(false);
+    expect(pipeAccepts(streamRecord('MODIFY', eventImage))).toBe(false);
+    expect(pipeAccepts({ eventName: 'REMOVE', dynamodb: { Keys: { pk: { S: partner } } } })).toBe(false);
+  });
+});
+
+describe('applyPipeTransform', () => {
+  it('builds the bus event from the deployed template and detail-type path', () => {
+    const now = new Date('2025-01-01T00:00:05.123Z');
+
+    const envelope = applyPipeTransform(streamRecord('INSERT', eventImage), { id: 'bus-1', now });
+
+    expect(envelope).toEqual({
+      version: '0',
+      id: 'bus-1',
+      'detail-type': 'order.created',
+      source: PIPE_SOURCE,
+      account: '000000000000',
+      time: '2025-01-01T00:00:05Z',
+      region: 'local',
+      resources: [],
+      detail: {
+        id: eventImage.id,
+        partnerId: eventImage.partnerId,
+        type: 'order.created',
+        createdAt: '2025-01-01T00:00:00.000Z',
+      },
+    });
+  });
+
+  it('fails on a record without the template’s attributes rather than sending "undefined"', () => {
+    const { type: _missing, ...withoutType } = eventImage;
+
+    expect(() => applyPipeTransform(streamRecord('INSERT', withoutType))).toThrow(/NewImage\.type\.S/);
+  });
+});
+
+describe('renderInputTemplate', () => {
+  it('escapes a value placed inside a JSON string and inserts a bare one as JSON', () => {
+    const record = { a: { text: 'say "hi"\n', list: [1, 'two'] } };
+
+    const rendered = renderInputTemplate('{"text": "<$.a.text>", "list": <$.a.list>}', record);
+
+    expect(JSON.parse(rendered)).toEqual({ text: 'say "hi"\n', list: [1, 'two'] });
+  });
+
+  it('supports dot paths only', () => {
+    expect(valueAtPath({ a: { b: 1 } }, '$.a.b')).toBe(1);
+    expect(valueAtPath({ a: { b: 1 } }, '$.a.c')).toBeUndefined();
+    expect(() => valueAtPath({ a: [1] }, '$.a[0]')).toThrow(/dot paths/);
+    expect(() => valueAtPath({ a: 1 }, '$..a')).toThrow(/dot paths/);
+  });
+});

@@ -1,0 +1,227 @@
+/**
+ * The AWS path from an append to a queued delivery, on DynamoDB Local with the strings the
+ * stack deploys: DynamoEventLog writes the events table, its real stream records go through
+ * the pipe's filter and transformation (pipe.ts, via pipe-transform.ts), the bus envelope
+ * through the routing rules, and the fan-out handler runs on the Dynamo stores.
+ */
+import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
+import {
+  type _Record,
+  DescribeStreamCommand,
+  DynamoDBStreamsClient,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+} from '@aws-sdk/client-dynamodb-streams';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
+import { DynamoEventLog } from '../../functions/adapters/aws/events.ts';
+import { applyPipeTransform, pipeAccepts } from '../../functions/adapters/aws/pipe-transform.ts';
+import { DynamoSubscriptionStore } from '../../functions/adapters/aws/subscriptions.ts';
+import type { DeliveryMessage } from '../../functions/core/model.ts';
+import {
+  type BusEnvelope,
+  EVENT_SOURCE,
+  routeTargets,
+  toBusEnvelope,
+} from '../../functions/core/patterns.ts';
+import { createFanoutHandler } from '../../functions/fanout/handler.ts';
+import type { OutgoingMessage, QueueSender } from '../../functions/ports.ts';
+import { lambdaContext } from '../../local/lambda-context.ts';
+import { id, ManualClock, makeEvent, makeSubscription } from '../contract/fixtures.ts';
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../dynamodb-local/server.ts';
+import {
+  createTables,
+  deleteTables,
+  localDocumentClient,
+  localEndpoint,
+  type TableNames,
+  uniquePrefix,
+} from '../dynamodb-local/tables.ts';
+
+class RecordingQueue<T> implements QueueSender<T> {
+  readonly sent: OutgoingMessage<T>[] = [];
+
+  async send(messages: OutgoingMessage<T>[]): Promise<void> {
+    this.sent.push(...messages);
+  }
+}
+
+/**
+ * A record as Pipes (and Lambda) receive it. The SDK hands back `ApproximateCreationDateTime`
+ * as a Date where the event source sends epoch seconds; the images are already attribute-value
+ * JSON ({ "S": "…" }), which a JSON round trip keeps as it is.
+ */
+function asPipeRecord(record: _Record, streamArn: string): unknown {
+  const plain: unknown = JSON.parse(JSON.stringify(record));
+  if (typeof plain !== 'object' || plain === null) throw new Error('stream record is not an object');
+  const dynamodb: unknown = Reflect.get(plain, 'dynamodb');
+  const created = record.dynamodb?.ApproximateCreationDateTime;
+  return {
+    ...plain,
+    eventSourceARN: streamArn,
+    dynamodb: {
+      ...(typeof dynamodb === 'object' && dynamodb !== null ? dynamodb : {}),
+      ...(created === undefined ? {} : { ApproximateCreationDateTime: Math.floor(created.getTime() / 1000) }),
+    },
+  };
+}
+
+function sqsRecord(body: BusEnvelope, queueArn: string): SQSRecord {
+  const text = JSON.stringify(body);
+  return {
+    messageId: body.id,
+    receiptHandle: `handle-${body.id}`,
+    body: text,
+    attributes: {
+      ApproximateReceiveCount: '1',
+      SentTimestamp: String(Date.now()),
+      SenderId: 'events.amazonaws.com',
+      ApproximateFirstReceiveTimestamp: String(Date.now()),
+    },
+    messageAttributes: {},
+    md5OfBody: '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: queueArn,
+    awsRegion: LOCAL_REGION,
+  };
+}
+
+describe('events table stream → pipe → bus → fan-out', () => {
+  let client: DynamoDBDocumentClient;
+  let streams: DynamoDBStreamsClient;
+  let tables: TableNames;
+
+  beforeAll(async () => {
+    client = localDocumentClient();
+    streams = new DynamoDBStreamsClient({
+      endpoint: localEndpoint(),
+      region: LOCAL_REGION,
+      credentials: LOCAL_CREDENTIALS,
+    });
+    tables = await createTables(client, uniquePrefix('stream-to-fanout'));
+  });
+
+  afterAll(async () => {
+    await deleteTables(client, Object.values(tables));
+    client.destroy();
+    streams.destroy();
+  });
+
+  /** Every record of the table's stream so far, from the start of each shard. */
+  async function streamRecords(expected: number): Promise<{ records: _Record[]; streamArn: string }> {
+    const table = await client.send(new DescribeTableCommand({ TableName: tables.events }));
+    const streamArn = table.Table?.LatestStreamArn;
+    if (streamArn === undefined) throw new Error(`table ${tables.events} has no stream`);
+    const records: _Record[] = [];
+    // Records reach the stream asynchronously; read again a few times until all are there.
+    for (let round = 0; round < 20 && records.length < expected; round++) {
+      records.length = 0;
+      const stream = await streams.send(new DescribeStreamCommand({ StreamArn: streamArn }));
+      for (const shard of stream.StreamDescription?.Shards ?? []) {
+        const start = await streams.send(
+          new GetShardIteratorCommand({
+            StreamArn: streamArn,
+            ShardId: shard.ShardId,
+            ShardIteratorType: 'TRIM_HORIZON',
+          }),
+        );
+        let iterator = start.ShardIterator;
+        // An open shard always returns a next iterator: stop at the first empty read.
+        while (iterator !== undefined) {
+          const page = await streams.send(new GetRecordsCommand({ ShardIterator: iterator }));
+          const batch = page.Records ?? [];
+          records.push(...batch);
+          iterator = batch.length > 0 ? page.NextShardIterator : undefined;
+        }
+      }
+      if (records.length < expected) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return { records, streamArn };
+  }
+
+  it('turns an appended event into one delivery queued for the subscription that wants it', async () => {
+    // The log on the system clock: its items expire 30 days from now, and DynamoDB Local's TTL
+    // really deletes expired items (REMOVE records in the stream).
+    const events = new DynamoEventLog(client, tables.events);
+    const clock = new ManualClock();
+    const subscriptions = new DynamoSubscriptionStore(client, tables.subscriptions);
+    const deliveries = new DynamoDeliveryStore(client, tables.deliveries);
+    const partnerId = id('ptr');
+    const subscription = makeSubscription(partnerId, { eventTypes: ['order.*'] });
+    await subscriptions.put(subscription);
+
+    const wanted = makeEvent(partnerId, { type: 'order.created', idempotencyKey: 'order-1' });
+    // A second event, which the subscription does not want: it reaches the fan-out too (the
+    // second append also modifies the counter), but creates no delivery.
+    const unwanted = makeEvent(partnerId, { type: 'invoice.paid' });
+    await events.append(wanted);
+    await events.append(unwanted);
+
+    // Inserts: counter, 2 events, 2 ID# pointers, 1 IDEM# item; then the counter's modify.
+    const { records, streamArn } = await streamRecords(7);
+    const sortKey = (record: _Record) => record.dynamodb?.Keys?.sk?.S;
+    expect(records.map((r) => `${r.eventName} ${sortKey(r)}`).sort()).toEqual(
+      [
+        'INSERT SEQ',
+        'MODIFY SEQ',
+        'INSERT E#000000000000001',
+        'INSERT E#000000000000002',
+        `INSERT ID#${wanted.id}`,
+        `INSERT ID#${unwanted.id}`,
+        'INSERT IDEM#order-1',
+      ].sort(),
+    );
+    const passed = records.filter((record) => pipeAccepts(asPipeRecord(record, streamArn)));
+    expect(passed.map(sortKey)).toEqual(['E#000000000000001', 'E#000000000000002']);
+
+    const envelopes = passed.map((record) => applyPipeTransform(asPipeRecord(record, streamArn)));
+    expect(envelopes.map((e) => e.detail.id)).toEqual([wanted.id, unwanted.id]);
+    for (const [envelope, event] of envelopes.map((e, i) => [e, [wanted, unwanted][i]] as const)) {
+      if (event === undefined) throw new Error('more envelopes than events');
+      const ref = { id: event.id, partnerId, type: event.type, createdAt: event.createdAt };
+      expect(envelope.detail).toEqual(ref);
+      expect(envelope.source).toBe(EVENT_SOURCE);
+      expect(envelope['detail-type']).toBe(event.type);
+      // What the local router puts on its queue, but for the two fields EventBridge assigns.
+      expect(envelope).toEqual({ ...toBusEnvelope(ref), id: expect.any(String), time: expect.any(String) });
+      expect(routeTargets(envelope)).toEqual(['fanout']);
+    }
+
+    const deliveryQueue = new RecordingQueue<DeliveryMessage>();
+    const logged: unknown[] = [];
+    const handler = createFanoutHandler(
+      { subscriptions, deliveries, deliveryQueue, clock },
+      (_message, error) => logged.push(error),
+    );
+    const batch: SQSEvent = {
+      Records: envelopes.map((envelope) => sqsRecord(envelope, 'arn:aws:sqs:local:000000000000:fanout')),
+    };
+    const response = await handler(batch, lambdaContext('fanout'));
+
+    expect(logged).toEqual([]);
+    expect(response).toEqual({ batchItemFailures: [] });
+    const created = await deliveries.listBySubscription(subscription.id, { limit: 10 });
+    expect(created.items).toHaveLength(1);
+    const delivery = created.items[0];
+    expect(delivery).toMatchObject({
+      eventId: wanted.id,
+      subscriptionId: subscription.id,
+      partnerId,
+      eventType: 'order.created',
+      status: 'pending',
+      attempts: 0,
+    });
+    expect(deliveryQueue.sent).toEqual([
+      {
+        body: {
+          deliveryId: delivery?.id,
+          eventId: wanted.id,
+          subscriptionId: subscription.id,
+          partnerId,
+        },
+      },
+    ]);
+  });
+});
