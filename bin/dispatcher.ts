@@ -26,7 +26,9 @@ environment (start):
   DISPATCHER_RETRY_SCHEDULE         seconds between tries, comma-separated
                                     (default 0,5,300,1800,7200,18000,36000,36000)
   DISPATCHER_DELIVERY_TIMEOUT_MS    per-callback timeout (default 10000)
-  DISPATCHER_ALLOW_PRIVATE_TARGETS  allow http and private/loopback targets (default true)`;
+  DISPATCHER_ALLOW_PRIVATE_TARGETS  allow http and private/loopback targets (default true)
+  DISPATCHER_DISABLE_AFTER_HOURS    disable a subscription failing this long without a success
+                                    (default 120)`;
 
 function quickStart(url: string, adminToken: string): string {
   return `Quick start, in another terminal:

@@ -3,6 +3,7 @@
  * typed object; a missing or bad variable fails at start with a message naming it.
  */
 import { z } from 'zod';
+import { DEFAULT_DISABLE_AFTER_MS } from './core/health.ts';
 import { DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from './core/retry.ts';
 
 const booleanText = z
@@ -18,6 +19,13 @@ const retrySchedule = z.string().transform((text, ctx) => {
   }
 });
 
+/** Hours an endpoint may fail without one success before its subscription is disabled. */
+const disableAfterHours = z.coerce
+  .number()
+  .positive()
+  .max(24 * 365)
+  .default(DEFAULT_DISABLE_AFTER_MS / 3_600_000);
+
 const LocalEnv = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -26,6 +34,7 @@ const LocalEnv = z.object({
   DISPATCHER_RETRY_SCHEDULE: retrySchedule.optional(),
   DISPATCHER_DELIVERY_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   DISPATCHER_ALLOW_PRIVATE_TARGETS: booleanText.default(true),
+  DISPATCHER_DISABLE_AFTER_HOURS: disableAfterHours,
 });
 
 /** Settings of the local runtime (`dispatcher start`). */
@@ -38,6 +47,7 @@ export interface LocalConfig {
   retrySchedule: readonly number[];
   deliveryTimeoutMs: number;
   allowPrivateTargets: boolean;
+  disableAfterMs: number;
 }
 
 /** Thrown with every bad variable named, so a start-up failure says what to fix. */
@@ -64,6 +74,7 @@ export function parseLocalConfig(env: Record<string, string | undefined>): Local
     retrySchedule: e.DISPATCHER_RETRY_SCHEDULE ?? DEFAULT_RETRY_SCHEDULE,
     deliveryTimeoutMs: e.DISPATCHER_DELIVERY_TIMEOUT_MS,
     allowPrivateTargets: e.DISPATCHER_ALLOW_PRIVATE_TARGETS,
+    disableAfterMs: e.DISPATCHER_DISABLE_AFTER_HOURS * 3_600_000,
   };
 }
 
@@ -83,6 +94,7 @@ export const LAMBDA_ENV = {
   deliveryTimeoutMs: 'DISPATCHER_DELIVERY_TIMEOUT_MS',
   allowPrivateTargets: 'DISPATCHER_ALLOW_PRIVATE_TARGETS',
   retentionDays: 'DISPATCHER_RETENTION_DAYS',
+  disableAfterHours: 'DISPATCHER_DISABLE_AFTER_HOURS',
 } as const;
 
 const name = z.string().min(1);
@@ -99,6 +111,7 @@ const lambdaSettings = {
   // Production refuses private targets unless a deployment says otherwise.
   allowPrivateTargets: booleanText.default(false),
   retentionDays: z.coerce.number().int().min(1).max(3650).default(30),
+  disableAfterHours,
 } satisfies Record<keyof typeof LAMBDA_ENV, z.ZodType>;
 
 /** Settings of the Lambda functions; each function asks only for the keys it uses. */
@@ -112,6 +125,7 @@ export interface LambdaConfig {
   deliveryTimeoutMs: number;
   allowPrivateTargets: boolean;
   retentionDays: number;
+  disableAfterHours: number;
 }
 
 type LambdaKey = keyof LambdaConfig;

@@ -65,6 +65,24 @@ export interface SubscriptionStore {
   listActive(partnerId: string): Promise<Subscription[]>;
   /** Deletes the subscription; true if it existed. */
   delete(subscriptionId: string): Promise<boolean>;
+  /**
+   * Applies a change of endpoint health in place: only the health fields are written, so a
+   * concurrent PATCH by the partner is never overwritten with a stale copy. `failing` keeps an
+   * earlier `failingSince`; `disable` applies only to an active subscription, so of several
+   * concurrent disablers exactly one sees `changed: true`. Undefined when the subscription is gone.
+   */
+  updateHealth(subscriptionId: string, change: HealthChange): Promise<HealthUpdate | undefined>;
+}
+
+export type HealthChange =
+  | { kind: 'failing'; since: string }
+  | { kind: 'healthy' }
+  | { kind: 'disable'; reason: string; at: string };
+
+export interface HealthUpdate {
+  subscription: Subscription;
+  /** Whether this call changed anything (false: the change was already in place). */
+  changed: boolean;
 }
 
 export interface DeliveryStore {
@@ -121,6 +139,8 @@ export interface CallbackResult {
   errorMessage?: string;
   /** The first bytes of the response body, for the attempt log. */
   responseExcerpt?: string;
+  /** The wait a 429 or 503 asked for with Retry-After, in seconds. */
+  retryAfterSeconds?: number;
   durationMs: number;
 }
 

@@ -193,6 +193,7 @@ export async function startLocalDispatcher(
         clock,
         retrySchedule: config.retrySchedule,
         deliveryTimeoutMs: config.deliveryTimeoutMs,
+        disableAfterMs: config.disableAfterMs,
         queue: delivery,
         ...(options.random ? { random: options.random } : {}),
       },

@@ -1,12 +1,20 @@
-import type { CallbackSender, Clock, DeliveryStore, EventLog, SubscriptionStore } from '../ports.ts';
+import type {
+  CallbackResult,
+  CallbackSender,
+  Clock,
+  DeliveryStore,
+  EventLog,
+  SubscriptionStore,
+} from '../ports.ts';
 import { toEventView } from './events.ts';
+import { type HealthDeps, recordTry } from './health.ts';
 import { newId } from './ids.ts';
 import type { Attempt, Delivery, DeliveryMessage } from './model.ts';
-import { retryDelaySeconds } from './retry.ts';
+import { retryAfterDelaySeconds, retryDelaySeconds } from './retry.ts';
 import { webhookHeaders } from './signing.ts';
 import { signingSecrets } from './subscriptions.ts';
 
-export interface DeliverDeps {
+export interface DeliverDeps extends HealthDeps {
   events: EventLog;
   subscriptions: SubscriptionStore;
   deliveries: DeliveryStore;
@@ -22,7 +30,7 @@ export interface DeliverDeps {
  * `delaySeconds` (`retry`), or let it go to the dead-letter queue (`dead`).
  */
 export type DeliverOutcome =
-  | { kind: 'done'; reason: 'succeeded' | 'already-succeeded' | 'gone' | 'disabled' }
+  | { kind: 'done'; reason: 'succeeded' | 'already-succeeded' | 'gone' | 'disabled' | 'endpoint-gone' }
   | { kind: 'retry'; delaySeconds: number }
   | { kind: 'dead' };
 
@@ -33,8 +41,9 @@ export type DeliverOutcome =
  * 2. Sign the event with the subscription's live secrets; `webhook-id` is the delivery id,
  *    the same on every retry, so receivers can dedupe.
  * 3. POST it, and store the attempt with the delivery's new state.
- * 4. 2xx: done. Otherwise retry after the schedule's next wait, or, when `receiveCount`
- *    (the queue's count of tries, which a DLQ redrive resets) has used the schedule up, dead.
+ * 4. Decide what the queue does with the message (see `decide`): `receiveCount` is the
+ *    queue's count of tries, which a DLQ redrive resets.
+ * 5. Keep the endpoint's health: a long run of failures, or a 410, disables the subscription.
  */
 export async function deliver(
   deps: DeliverDeps,
@@ -64,7 +73,8 @@ export async function deliver(
     body,
     timeoutMs: deps.deliveryTimeoutMs,
   });
-  const succeeded = result.statusCode !== undefined && result.statusCode >= 200 && result.statusCode < 300;
+  const outcome = decide(deps, result, receiveCount);
+  const succeeded = outcome.kind === 'done' && outcome.reason === 'succeeded';
 
   const number = delivery.attempts + 1;
   const attempt: Attempt = {
@@ -76,27 +86,51 @@ export async function deliver(
     startedAt: started.toISOString(),
     durationMs: result.durationMs,
     ...(result.statusCode === undefined ? {} : { statusCode: result.statusCode }),
-    ...(result.error === undefined
-      ? succeeded
+    ...(result.error !== undefined
+      ? { error: result.error }
+      : succeeded
         ? {}
-        : { error: 'http_status' as const }
-      : { error: result.error }),
+        : { error: 'http_status' as const }),
     ...(result.errorMessage === undefined ? {} : { errorMessage: result.errorMessage }),
     ...(result.responseExcerpt === undefined ? {} : { responseExcerpt: result.responseExcerpt }),
   };
-  const delay = succeeded ? null : retryDelaySeconds(deps.retrySchedule, receiveCount, deps.random);
+  const now = deps.clock.now();
   const { nextAttemptAt: _previous, ...rest } = delivery;
   const updated: Delivery = {
     ...rest,
-    status: succeeded ? 'succeeded' : delay === null ? 'dead' : 'failed',
+    status: succeeded ? 'succeeded' : outcome.kind === 'dead' ? 'dead' : 'failed',
     attempts: number,
-    updatedAt: deps.clock.now().toISOString(),
+    updatedAt: now.toISOString(),
     lastAttemptAt: attempt.startedAt,
-    ...(delay === null
-      ? {}
-      : { nextAttemptAt: new Date(deps.clock.now().getTime() + delay * 1000).toISOString() }),
+    ...(outcome.kind === 'retry'
+      ? { nextAttemptAt: new Date(now.getTime() + outcome.delaySeconds * 1000).toISOString() }
+      : {}),
   };
   await deps.deliveries.recordAttempt(attempt, updated);
-  if (succeeded) return { kind: 'done', reason: 'succeeded' };
-  return delay === null ? { kind: 'dead' } : { kind: 'retry', delaySeconds: delay };
+  await recordTry(
+    deps,
+    subscription,
+    succeeded ? 'succeeded' : result.statusCode === 410 ? 'gone' : 'failed',
+  );
+  return outcome;
+}
+
+/**
+ * What a try's result means for its message: 2xx is done; 410 Gone is done too (the endpoint
+ * is disabled, retrying is pointless); anything else is retried after the schedule's next
+ * wait, or the wait a 429/503 asked for with Retry-After, until the schedule is used up.
+ */
+function decide(deps: DeliverDeps, result: CallbackResult, receiveCount: number): DeliverOutcome {
+  const status = result.statusCode;
+  if (status !== undefined && status >= 200 && status < 300) return { kind: 'done', reason: 'succeeded' };
+  if (status === 410) return { kind: 'done', reason: 'endpoint-gone' };
+  const delay = retryDelaySeconds(deps.retrySchedule, receiveCount, deps.random);
+  if (delay === null) return { kind: 'dead' };
+  if (result.retryAfterSeconds !== undefined) {
+    return {
+      kind: 'retry',
+      delaySeconds: retryAfterDelaySeconds(deps.retrySchedule, result.retryAfterSeconds),
+    };
+  }
+  return { kind: 'retry', delaySeconds: delay };
 }

@@ -89,6 +89,8 @@ export const Subscription = z.object({
   description: z.string().max(500).optional(),
   status: SubscriptionStatus,
   disabledReason: z.string().optional(),
+  /** When the current run of failed tries began; absent while the endpoint is healthy. */
+  failingSince: Timestamp.optional(),
   /** Newest first. */
   secrets: z.array(SigningSecret).min(1),
   createdAt: Timestamp,

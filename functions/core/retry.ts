@@ -40,9 +40,10 @@ export function maxAttempts(schedule: readonly number[]): number {
 }
 
 /**
- * Seconds to wait after `attemptsMade` failed tries before the next one, jittered to ±20 % so
- * deliveries that failed together (a receiver outage) do not all retry in the same second;
- * null when the schedule has no tries left and the delivery goes to the dead-letter queue.
+ * Seconds to wait after `attemptsMade` failed tries before the next one, with full jitter
+ * (uniform between 0 and the schedule's wait) so deliveries that failed together, in a
+ * receiver's outage, spread out instead of retrying in the same second; null when the
+ * schedule has no tries left and the delivery goes to the dead-letter queue.
  * @param attemptsMade tries made so far, at least 1.
  * @param random a source in [0, 1), injectable for tests.
  */
@@ -56,5 +57,15 @@ export function retryDelaySeconds(
   }
   const delay = schedule[attemptsMade];
   if (delay === undefined) return null;
-  return Math.min(Math.round(delay * (0.8 + 0.4 * random())), MAX_RETRY_DELAY_SECONDS);
+  return Math.min(Math.round(delay * random()), MAX_RETRY_DELAY_SECONDS);
+}
+
+/**
+ * The wait a receiver asked for with Retry-After, kept within the schedule's bounds: at least
+ * a second, at most the schedule's longest wait, so a receiver can slow its retries down but
+ * cannot park a delivery beyond what the schedule would.
+ */
+export function retryAfterDelaySeconds(schedule: readonly number[], retryAfterSeconds: number): number {
+  const longest = Math.min(Math.max(1, ...schedule), MAX_RETRY_DELAY_SECONDS);
+  return Math.min(Math.max(1, Math.ceil(retryAfterSeconds)), longest);
 }

@@ -150,7 +150,7 @@ export interface UpdateSubscriptionInput {
  * Changes a subscription.
  * 1. Load it (partner-scoped).
  * 2. Check a new URL against the target policy.
- * 3. Apply the changes; re-enabling clears the reason it was disabled.
+ * 3. Apply the changes; re-enabling clears the reason it was disabled and its failing run.
  */
 export async function updateSubscription(
   deps: SubscriptionDeps & TargetPolicyDeps,
@@ -160,14 +160,17 @@ export async function updateSubscription(
 ): Promise<Subscription> {
   const sub = await getSubscription(deps, partnerId, subscriptionId);
   if (input.url !== undefined) await assertTargetAllowed(deps, input.url);
-  const { disabledReason: previousReason, ...rest } = sub;
+  const { disabledReason: previousReason, failingSince, ...rest } = sub;
   const status = input.status ?? sub.status;
+  // Re-enabling starts the endpoint's health afresh: the old run of failures is forgiven.
+  const reenabled = sub.status === 'disabled' && status === 'active';
   // A subscription disabled by the dispatcher keeps its reason until it is re-enabled.
   const disabledReason =
     status === 'active' ? undefined : sub.status === 'disabled' ? previousReason : 'disabled by the partner';
   const updated: Subscription = {
     ...rest,
     ...(disabledReason === undefined ? {} : { disabledReason }),
+    ...(failingSince === undefined || reenabled ? {} : { failingSince }),
     url: input.url ?? sub.url,
     eventTypes: input.eventTypes ?? sub.eventTypes,
     ...(input.description === undefined ? {} : { description: input.description }),

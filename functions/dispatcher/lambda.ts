@@ -20,6 +20,7 @@ const config = loadLambdaConfig([
   'retrySchedule',
   'deliveryTimeoutMs',
   'allowPrivateTargets',
+  'disableAfterHours',
 ]);
 
 export const handler = createDispatcherHandler(
@@ -33,6 +34,7 @@ export const handler = createDispatcherHandler(
     clock: systemClock,
     retrySchedule: config.retrySchedule,
     deliveryTimeoutMs: config.deliveryTimeoutMs,
+    disableAfterMs: config.disableAfterHours * 3_600_000,
   },
   logError,
 ).use(injectLambdaContext(logger));

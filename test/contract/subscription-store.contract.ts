@@ -136,6 +136,72 @@ export function subscriptionStoreContract(name: string, make: () => Promise<Subs
       });
     });
 
+    describe('updateHealth', () => {
+      it('marks a run of failures once, keeping when it began', async () => {
+        const subscription = makeSubscription(partnerId, { description: 'kept' });
+        await subscriptions.put(subscription);
+
+        const first = await subscriptions.updateHealth(subscription.id, { kind: 'failing', since: at(1) });
+        const second = await subscriptions.updateHealth(subscription.id, { kind: 'failing', since: at(2) });
+
+        expect(first).toEqual({ subscription: { ...subscription, failingSince: at(1) }, changed: true });
+        expect(second).toEqual({ subscription: { ...subscription, failingSince: at(1) }, changed: false });
+      });
+
+      it('ends a run of failures', async () => {
+        const subscription = makeSubscription(partnerId, { failingSince: at(1) });
+        await subscriptions.put(subscription);
+
+        const { failingSince: _, ...healthy } = subscription;
+        expect(await subscriptions.updateHealth(subscription.id, { kind: 'healthy' })).toEqual({
+          subscription: healthy,
+          changed: true,
+        });
+        expect(await subscriptions.updateHealth(subscription.id, { kind: 'healthy' })).toEqual({
+          subscription: healthy,
+          changed: false,
+        });
+      });
+
+      it('disables an active subscription once: a second disabler sees no change', async () => {
+        const subscription = makeSubscription(partnerId);
+        await subscriptions.put(subscription);
+        const change = { kind: 'disable', reason: 'the endpoint answered 410 Gone', at: at(5) } as const;
+
+        const [a, b] = await Promise.all([
+          subscriptions.updateHealth(subscription.id, change),
+          subscriptions.updateHealth(subscription.id, change),
+        ]);
+
+        expect([a?.changed, b?.changed].sort()).toEqual([false, true]);
+        expect(await subscriptions.get(subscription.id)).toEqual({
+          ...subscription,
+          status: 'disabled',
+          disabledReason: 'the endpoint answered 410 Gone',
+          updatedAt: at(5),
+        });
+      });
+
+      it('writes only the health fields, never reverting a concurrent change', async () => {
+        const subscription = makeSubscription(partnerId, { url: 'https://old.example/hooks' });
+        await subscriptions.put(subscription);
+        await subscriptions.put({ ...subscription, url: 'https://new.example/hooks' });
+
+        await subscriptions.updateHealth(subscription.id, { kind: 'failing', since: at(1) });
+
+        expect((await subscriptions.get(subscription.id))?.url).toBe('https://new.example/hooks');
+      });
+
+      it('answers undefined for a subscription that is gone', async () => {
+        expect(
+          await subscriptions.updateHealth(id('sub'), { kind: 'failing', since: at(1) }),
+        ).toBeUndefined();
+        expect(
+          await subscriptions.updateHealth(id('sub'), { kind: 'disable', reason: 'x', at: at(1) }),
+        ).toBeUndefined();
+      });
+    });
+
     describe('listActive', () => {
       it('returns only the partner’s active subscriptions, whatever their event types', async () => {
         const active = makeSubscription(partnerId, { eventTypes: ['invoice.paid'] });

@@ -12,7 +12,7 @@ interface Delivery {
   eventId: string;
   status: string;
   attemptCount: number;
-  attempts: { number: number; statusCode?: number; error?: string }[];
+  attempts: { number: number; startedAt: string; statusCode?: number; error?: string }[];
 }
 
 const running: { stop(): Promise<void> }[] = [];
@@ -200,6 +200,75 @@ describe('local dispatcher, end to end', () => {
         });
         expect(dead.attempts.map((a) => a.error)).toEqual([error, error]);
       }
+    });
+  });
+
+  describe('endpoint health', () => {
+    it('disables a subscription answering 410 Gone and tells the partner by poll and by its other subscription', async () => {
+      const d = await dispatcherWith();
+      const gone = await receiverWith(answer(410));
+      const healthy = await receiverWith();
+      const { partner, subscriptionId } = await subscribed(d, gone);
+      const other = await d.as<{ secret: string }>(partner.apiKey, 'POST', '/v1/subscriptions', {
+        url: healthy.url,
+      });
+      healthy.secrets.push(other.body.secret);
+
+      await publish(d, partner.id);
+
+      const notice = await eventually(() =>
+        healthy.callbacks.map((c) => JSON.parse(c.body)).find((e) => e.type === 'subscription.disabled'),
+      );
+      expect(notice.payload).toMatchObject({
+        subscriptionId,
+        url: gone.url,
+        reason: 'the endpoint answered 410 Gone',
+      });
+      expect(gone.callbacks).toHaveLength(1); // not retried
+      const sub = await d.as(partner.apiKey, 'GET', `/v1/subscriptions/${subscriptionId}`);
+      expect(sub.body).toMatchObject({
+        status: 'disabled',
+        disabledReason: 'the endpoint answered 410 Gone',
+      });
+      const polled = await d.as<{ data: { type: string }[] }>(
+        partner.apiKey,
+        'GET',
+        '/v1/events?types=subscription.disabled',
+      );
+      expect(polled.body.data).toHaveLength(1);
+
+      // The partner fixes its endpoint and turns the subscription back on.
+      gone.respond = answer(204);
+      const enabled = await d.as(partner.apiKey, 'PATCH', `/v1/subscriptions/${subscriptionId}`, {
+        status: 'active',
+      });
+      expect(enabled.body).toMatchObject({ status: 'active' });
+      expect(enabled.body).not.toHaveProperty('disabledReason');
+      await publish(d, partner.id, 'order.shipped');
+      await eventually(() => gone.callbacks.find((c) => JSON.parse(c.body).type === 'order.shipped'));
+    });
+
+    it('waits what a 429 asked for with Retry-After before the next try', async () => {
+      const d = await dispatcherWith({ DISPATCHER_RETRY_SCHEDULE: '0,1,30' });
+      let calls = 0;
+      const receiver = await receiverWith((_callback, res) => {
+        calls += 1;
+        if (calls === 1) res.writeHead(429, { 'retry-after': '2' }).end();
+        else res.writeHead(204).end();
+      });
+      const { partner, subscriptionId } = await subscribed(d, receiver);
+
+      await publish(d, partner.id);
+
+      const done = await eventually(async () => {
+        const [delivery] = await deliveries(d, partner.apiKey, subscriptionId);
+        return delivery?.status === 'succeeded' ? delivery : undefined;
+      });
+      const [first, second] = done.attempts;
+      expect(first?.statusCode).toBe(429);
+      // The schedule alone would have retried within a second; the receiver asked for two.
+      const waited = Date.parse(second?.startedAt ?? '') - Date.parse(first?.startedAt ?? '');
+      expect(waited).toBeGreaterThanOrEqual(2000);
     });
   });
 

@@ -10,6 +10,7 @@ import { verifySignature } from '../../functions/core/signing.ts';
 import type { CallbackRequest, CallbackResult } from '../../functions/ports.ts';
 
 const NOW = new Date('2026-11-25T12:00:00.000Z');
+const DAY = 24 * 60 * 60 * 1000;
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 
 /** A CallbackSender that records requests and answers from a script. */
@@ -74,6 +75,7 @@ describe('deliver', () => {
       clock: { now: () => NOW },
       retrySchedule: [0, 5, 300],
       deliveryTimeoutMs: 1000,
+      disableAfterMs: DAY,
       random: () => 0.5,
     };
   }
@@ -120,13 +122,14 @@ describe('deliver', () => {
   });
 
   describe('a failed try', () => {
-    it('schedules the next try after the schedule’s wait, with jitter', async () => {
+    it('schedules the next try after the schedule’s wait, with full jitter', async () => {
       await setUp([{ statusCode: 500, durationMs: 3, responseExcerpt: 'oops' }]);
-      expect(await deliver(deps, message, 1)).toEqual({ kind: 'retry', delaySeconds: 5 });
+      deps.random = () => 0.8;
+      expect(await deliver(deps, message, 1)).toEqual({ kind: 'retry', delaySeconds: 4 });
       expect(await deps.deliveries.get(message.deliveryId)).toMatchObject({
         status: 'failed',
         attempts: 1,
-        nextAttemptAt: new Date(NOW.getTime() + 5000).toISOString(),
+        nextAttemptAt: new Date(NOW.getTime() + 4000).toISOString(),
       });
       expect(await deps.deliveries.listAttempts(message.deliveryId)).toMatchObject([
         { number: 1, statusCode: 500, error: 'http_status', responseExcerpt: 'oops' },
@@ -158,6 +161,78 @@ describe('deliver', () => {
       expect(await deliver(deps, message, 1)).toEqual({ kind: 'done', reason: 'succeeded' });
       const attempts = await deps.deliveries.listAttempts(message.deliveryId);
       expect(attempts.map((a) => a.number)).toEqual([1, 2]);
+    });
+  });
+
+  describe('Retry-After', () => {
+    it('waits what a 429 asked for, within the schedule’s longest wait', async () => {
+      await setUp([{ statusCode: 429, retryAfterSeconds: 120, durationMs: 1 }]);
+      expect(await deliver(deps, message, 1)).toEqual({ kind: 'retry', delaySeconds: 120 });
+    });
+
+    it('caps a longer Retry-After at the schedule’s longest wait', async () => {
+      await setUp([{ statusCode: 503, retryAfterSeconds: 86_400, durationMs: 1 }]);
+      expect(await deliver(deps, message, 1)).toEqual({ kind: 'retry', delaySeconds: 300 });
+    });
+
+    it('does not buy a try beyond the schedule', async () => {
+      await setUp([{ statusCode: 429, retryAfterSeconds: 10, durationMs: 1 }]);
+      expect(await deliver(deps, message, 3)).toEqual({ kind: 'dead' });
+    });
+  });
+
+  describe('endpoint health', () => {
+    async function disabledEvents() {
+      const page = await deps.events.list(subscription.partnerId, {
+        limit: 10,
+        types: ['subscription.disabled'],
+      });
+      return page.items;
+    }
+
+    it('disables the subscription on 410 Gone, without retrying, and tells the partner in its log', async () => {
+      await setUp([{ statusCode: 410, durationMs: 1 }]);
+      expect(await deliver(deps, message, 1)).toEqual({ kind: 'done', reason: 'endpoint-gone' });
+      expect(await deps.subscriptions.get(subscription.id)).toMatchObject({
+        status: 'disabled',
+        disabledReason: 'the endpoint answered 410 Gone',
+      });
+      expect((await deps.deliveries.get(message.deliveryId))?.status).toBe('failed');
+      const [event] = await disabledEvents();
+      expect(event?.payload).toMatchObject({ subscriptionId: subscription.id, url: subscription.url });
+    });
+
+    it('marks when a run of failures began, and a success ends it', async () => {
+      await setUp([
+        { statusCode: 500, durationMs: 1 },
+        { statusCode: 200, durationMs: 1 },
+      ]);
+      await deliver(deps, message, 1);
+      expect((await deps.subscriptions.get(subscription.id))?.failingSince).toBe(NOW.toISOString());
+      await deliver(deps, message, 2);
+      expect((await deps.subscriptions.get(subscription.id))?.failingSince).toBeUndefined();
+    });
+
+    it('disables a subscription failing without a success for the whole period, once', async () => {
+      await setUp([
+        { statusCode: 500, durationMs: 1 },
+        { statusCode: 500, durationMs: 1 },
+        { statusCode: 500, durationMs: 1 },
+      ]);
+      let now = NOW;
+      deps.clock = { now: () => now };
+      await deliver(deps, message, 1);
+      now = new Date(NOW.getTime() + DAY - 1000);
+      await deliver(deps, message, 2);
+      expect((await deps.subscriptions.get(subscription.id))?.status).toBe('active');
+
+      now = new Date(NOW.getTime() + DAY);
+      await deliver(deps, message, 3);
+      expect(await deps.subscriptions.get(subscription.id)).toMatchObject({
+        status: 'disabled',
+        disabledReason: `no successful delivery since ${NOW.toISOString()}`,
+      });
+      expect(await disabledEvents()).toHaveLength(1);
     });
   });
 

@@ -4,6 +4,7 @@ import {
   MAX_RETRY_DELAY_SECONDS,
   maxAttempts,
   parseRetrySchedule,
+  retryAfterDelaySeconds,
   retryDelaySeconds,
 } from '../../functions/core/retry.ts';
 
@@ -70,19 +71,19 @@ describe('maxAttempts', () => {
 });
 
 describe('retryDelaySeconds', () => {
-  const middle = () => 0.5;
+  const top = () => 1;
 
   describe('schedule lookup', () => {
-    it('waits the entry after the attempts made, with neutral jitter', () => {
-      expect(retryDelaySeconds(DEFAULT_RETRY_SCHEDULE, 1, middle)).toBe(5);
-      expect(retryDelaySeconds(DEFAULT_RETRY_SCHEDULE, 2, middle)).toBe(300);
-      expect(retryDelaySeconds(DEFAULT_RETRY_SCHEDULE, 7, middle)).toBe(36000);
+    it('waits at most the entry after the attempts made', () => {
+      expect(retryDelaySeconds(DEFAULT_RETRY_SCHEDULE, 1, top)).toBe(5);
+      expect(retryDelaySeconds(DEFAULT_RETRY_SCHEDULE, 2, top)).toBe(300);
+      expect(retryDelaySeconds(DEFAULT_RETRY_SCHEDULE, 7, top)).toBe(36000);
     });
 
     it('is null once every attempt has been made (dead letter)', () => {
-      expect(retryDelaySeconds(DEFAULT_RETRY_SCHEDULE, 8, middle)).toBeNull();
-      expect(retryDelaySeconds(DEFAULT_RETRY_SCHEDULE, 9, middle)).toBeNull();
-      expect(retryDelaySeconds([0], 1, middle)).toBeNull();
+      expect(retryDelaySeconds(DEFAULT_RETRY_SCHEDULE, 8, top)).toBeNull();
+      expect(retryDelaySeconds(DEFAULT_RETRY_SCHEDULE, 9, top)).toBeNull();
+      expect(retryDelaySeconds([0], 1, top)).toBeNull();
     });
 
     it('rejects attemptsMade below 1 or fractional', () => {
@@ -91,32 +92,46 @@ describe('retryDelaySeconds', () => {
     });
   });
 
-  describe('jitter', () => {
-    it('is at least 80 % of the entry when random() is 0', () => {
-      expect(retryDelaySeconds([0, 300], 1, () => 0)).toBe(240);
-      expect(retryDelaySeconds([0, 5], 1, () => 0)).toBe(4);
+  describe('full jitter', () => {
+    it('is zero when random() is 0 and half the entry when it is 0.5', () => {
+      expect(retryDelaySeconds([0, 300], 1, () => 0)).toBe(0);
+      expect(retryDelaySeconds([0, 300], 1, () => 0.5)).toBe(150);
     });
 
-    it('is just under 120 % of the entry when random() is 0.999', () => {
-      expect(retryDelaySeconds([0, 300], 1, () => 0.999)).toBe(360);
-      expect(retryDelaySeconds([0, 1800], 1, () => 0.999)).toBe(2159);
-    });
-
-    it('stays within ±20 % for any random value', () => {
-      for (let i = 0; i < 1000; i++) {
-        const delay = retryDelaySeconds([0, 7200], 1) ?? Number.NaN;
-        expect(delay).toBeGreaterThanOrEqual(5760);
-        expect(delay).toBeLessThanOrEqual(8640);
+    it('spreads over the whole range from zero to the entry', () => {
+      const delays = Array.from({ length: 2000 }, () => retryDelaySeconds([0, 7200], 1) ?? Number.NaN);
+      expect(Math.min(...delays)).toBeGreaterThanOrEqual(0);
+      expect(Math.max(...delays)).toBeLessThanOrEqual(7200);
+      // Uniform: each quarter of the range gets a fair share (a bound no fair draw misses).
+      for (let q = 0; q < 4; q++) {
+        const share = delays.filter((d) => d >= q * 1800 && d < (q + 1) * 1800).length / delays.length;
+        expect(share).toBeGreaterThan(0.15);
       }
     });
 
     it('keeps a zero wait at zero', () => {
-      expect(retryDelaySeconds([0, 0], 1, () => 0.999)).toBe(0);
+      expect(retryDelaySeconds([0, 0], 1, top)).toBe(0);
     });
 
-    it('never exceeds 43200 seconds, even with jitter on the maximum entry', () => {
-      expect(retryDelaySeconds([0, 43200], 1, () => 0.999)).toBe(43200);
-      expect(retryDelaySeconds([0, 43200], 1, () => 0)).toBe(34560);
+    it('never exceeds 43200 seconds', () => {
+      expect(retryDelaySeconds([0, 43200], 1, () => 0.9999)).toBe(43196);
+      expect(retryDelaySeconds([0, 43200], 1, () => 1)).toBe(43200);
     });
+  });
+});
+
+describe('retryAfterDelaySeconds', () => {
+  it('honours the wait a receiver asked for within the schedule', () => {
+    expect(retryAfterDelaySeconds(DEFAULT_RETRY_SCHEDULE, 120)).toBe(120);
+  });
+
+  it('never waits longer than the schedule’s longest wait', () => {
+    expect(retryAfterDelaySeconds(DEFAULT_RETRY_SCHEDULE, 86_400)).toBe(36_000);
+    expect(retryAfterDelaySeconds([0, 5, 60], 3600)).toBe(60);
+  });
+
+  it('waits at least a second, rounding a fraction up', () => {
+    expect(retryAfterDelaySeconds(DEFAULT_RETRY_SCHEDULE, 0)).toBe(1);
+    expect(retryAfterDelaySeconds(DEFAULT_RETRY_SCHEDULE, 2.2)).toBe(3);
   });
 });

@@ -5,9 +5,16 @@
  * The index is eventually consistent (a global secondary index cannot be read consistently):
  * on AWS a subscription just put can be missing from `list` and `listActive` for a moment.
  */
-import { DeleteCommand, type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { type Page, Subscription } from '../../core/model.ts';
-import type { ListQuery, SubscriptionStore } from '../../ports.ts';
+import type { HealthChange, HealthUpdate, ListQuery, SubscriptionStore } from '../../ports.ts';
 import { attributeNames, compact, type Item, queryItems, queryUpTo } from './dynamo.ts';
 
 export const BY_PARTNER_INDEX = 'byPartner';
@@ -85,5 +92,57 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
       new DeleteCommand({ TableName: this.tableName, Key: { id: subscriptionId }, ReturnValues: 'ALL_OLD' }),
     );
     return result.Attributes !== undefined;
+  }
+
+  async updateHealth(subscriptionId: string, change: HealthChange): Promise<HealthUpdate | undefined> {
+    try {
+      const result = await this.#client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { id: subscriptionId },
+          ...healthUpdate(change),
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return result.Attributes === undefined
+        ? undefined
+        : { subscription: toSubscription(result.Attributes), changed: true };
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      // Gone, or the change was already in place: tell them apart with a consistent read.
+      const current = await this.get(subscriptionId);
+      return current === undefined ? undefined : { subscription: current, changed: false };
+    }
+  }
+}
+
+/** The update of a health change; its condition makes a change already in place fail as a no-op. */
+function healthUpdate(change: HealthChange) {
+  switch (change.kind) {
+    case 'failing':
+      return {
+        UpdateExpression: 'SET #failingSince = :since',
+        ConditionExpression: 'attribute_exists(#id) AND attribute_not_exists(#failingSince)',
+        ExpressionAttributeNames: attributeNames('id', 'failingSince'),
+        ExpressionAttributeValues: { ':since': change.since },
+      };
+    case 'healthy':
+      return {
+        UpdateExpression: 'REMOVE #failingSince',
+        ConditionExpression: 'attribute_exists(#id) AND attribute_exists(#failingSince)',
+        ExpressionAttributeNames: attributeNames('id', 'failingSince'),
+      };
+    case 'disable':
+      return {
+        UpdateExpression: 'SET #status = :disabled, #disabledReason = :reason, #updatedAt = :at',
+        ConditionExpression: 'attribute_exists(#id) AND #status = :active',
+        ExpressionAttributeNames: attributeNames('id', 'status', 'disabledReason', 'updatedAt'),
+        ExpressionAttributeValues: {
+          ':disabled': 'disabled',
+          ':active': 'active',
+          ':reason': change.reason,
+          ':at': change.at,
+        },
+      };
   }
 }

@@ -97,8 +97,13 @@ export class UndiciCallbackSender implements CallbackSender {
         bodyTimeout: req.timeoutMs,
       });
       const { excerpt, truncated } = await readBounded(response.body);
+      const retryAfter =
+        response.statusCode === 429 || response.statusCode === 503
+          ? parseRetryAfter(response.headers['retry-after'], Date.now())
+          : undefined;
       return {
         statusCode: response.statusCode,
+        ...(retryAfter === undefined ? {} : { retryAfterSeconds: retryAfter }),
         ...(excerpt === '' ? {} : { responseExcerpt: excerpt }),
         ...(truncated ? { errorMessage: `response body over ${MAX_RESPONSE_BYTES} bytes was not read` } : {}),
         durationMs: elapsed(),
@@ -115,6 +120,18 @@ export class UndiciCallbackSender implements CallbackSender {
   close(): Promise<void> {
     return this.#agent.close();
   }
+}
+
+/**
+ * Retry-After as seconds: either delta-seconds or an HTTP date (RFC 9110 §10.2.3); undefined
+ * when absent or unreadable.
+ */
+export function parseRetryAfter(value: string | string[] | undefined, now: number): number | undefined {
+  const text = (Array.isArray(value) ? value[0] : value)?.trim();
+  if (!text) return undefined;
+  if (/^\d+$/.test(text)) return Number(text);
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, (date - now) / 1000);
 }
 
 /** Reads at most MAX_RESPONSE_BYTES, keeping an excerpt; a larger body is abandoned. */

@@ -59,6 +59,7 @@ const MIGRATIONS: readonly string[] = [
     description TEXT,
     status TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
     disabled_reason TEXT,
+    failing_since TEXT,
     secrets TEXT NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL

@@ -6,11 +6,18 @@ import {
   type Subscription,
   SubscriptionStatus,
 } from '../../core/model.ts';
-import type { ListQuery, SubscriptionStore } from '../../ports.ts';
-import { type Row, readOptionalText, readText, type SqliteDatabase, withoutUndefined } from './database.ts';
+import type { HealthChange, HealthUpdate, ListQuery, SubscriptionStore } from '../../ports.ts';
+import {
+  type Row,
+  readOptionalText,
+  readText,
+  type SqliteDatabase,
+  transaction,
+  withoutUndefined,
+} from './database.ts';
 
 const COLUMNS =
-  'id, partner_id, url, event_types, description, status, disabled_reason, secrets, created_at, updated_at';
+  'id, partner_id, url, event_types, description, status, disabled_reason, failing_since, secrets, created_at, updated_at';
 
 const EventTypes = z.array(EventTypeFilter);
 const Secrets = z.array(SigningSecret);
@@ -24,6 +31,7 @@ function toSubscription(row: Row): Subscription {
     description: readOptionalText(row, 'description'),
     status: SubscriptionStatus.parse(readText(row, 'status')),
     disabledReason: readOptionalText(row, 'disabled_reason'),
+    failingSince: readOptionalText(row, 'failing_since'),
     secrets: Secrets.parse(JSON.parse(readText(row, 'secrets'))),
     createdAt: readText(row, 'created_at'),
     updatedAt: readText(row, 'updated_at'),
@@ -42,11 +50,12 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
     // ON DELETE action a later migration adds.
     this.#db
       .prepare(
-        `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET
            partner_id = excluded.partner_id, url = excluded.url, event_types = excluded.event_types,
            description = excluded.description, status = excluded.status,
-           disabled_reason = excluded.disabled_reason, secrets = excluded.secrets,
+           disabled_reason = excluded.disabled_reason, failing_since = excluded.failing_since,
+           secrets = excluded.secrets,
            created_at = excluded.created_at, updated_at = excluded.updated_at`,
       )
       .run(
@@ -57,6 +66,7 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
         s.description ?? null,
         s.status,
         s.disabledReason ?? null,
+        s.failingSince ?? null,
         JSON.stringify(s.secrets),
         s.createdAt,
         s.updatedAt,
@@ -91,5 +101,31 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
   async delete(subscriptionId: string): Promise<boolean> {
     const result = this.#db.prepare('DELETE FROM subscriptions WHERE id = ?').run(subscriptionId);
     return Number(result.changes) > 0;
+  }
+
+  async updateHealth(subscriptionId: string, change: HealthChange): Promise<HealthUpdate | undefined> {
+    const [sql, params] = healthUpdate(change);
+    return transaction(this.#db, () => {
+      const result = this.#db.prepare(`UPDATE subscriptions SET ${sql}`).run(...params, subscriptionId);
+      const row = this.#db.prepare(`SELECT ${COLUMNS} FROM subscriptions WHERE id = ?`).get(subscriptionId);
+      return row === undefined
+        ? undefined
+        : { subscription: toSubscription(row), changed: Number(result.changes) > 0 };
+    });
+  }
+}
+
+/** The SET and WHERE of a health change; the WHERE makes a change that is already in place a no-op. */
+function healthUpdate(change: HealthChange): [string, (string | null)[]] {
+  switch (change.kind) {
+    case 'failing':
+      return ['failing_since = ? WHERE failing_since IS NULL AND id = ?', [change.since]];
+    case 'healthy':
+      return ['failing_since = NULL WHERE failing_since IS NOT NULL AND id = ?', []];
+    case 'disable':
+      return [
+        "status = 'disabled', disabled_reason = ?, updated_at = ? WHERE status = 'active' AND id = ?",
+        [change.reason, change.at],
+      ];
   }
 }
