@@ -21,9 +21,9 @@ export const RESPONSE_EXCERPT_BYTES = 1024;
 const FORBIDDEN = 'EFORBIDDENTARGET';
 
 /** A `lookup` for net/tls.connect that refuses addresses the target policy forbids. */
-export function checkedLookup(allowPrivate: boolean): LookupFunction {
+export function checkedLookup(allowPrivate: boolean, lookup: typeof dnsLookup = dnsLookup): LookupFunction {
   return (hostname, options, callback) => {
-    dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
+    lookup(hostname, { ...options, all: true }, (error, addresses) => {
       if (error) return callback(error, []);
       for (const { address } of addresses) {
         const reason = checkResolvedAddress(address, { allowPrivate });
@@ -64,6 +64,8 @@ export interface UndiciSenderOptions {
   allowPrivateTargets: boolean;
   /** Sockets per origin. @default 64 */
   connectionsPerOrigin?: number;
+  /** The resolver connections use. @default node:dns lookup (the system's, as getaddrinfo) */
+  lookup?: typeof dnsLookup;
 }
 
 export class UndiciCallbackSender implements CallbackSender {
@@ -75,7 +77,7 @@ export class UndiciCallbackSender implements CallbackSender {
     this.#agent = new Agent({
       connections: options.connectionsPerOrigin ?? 64,
       keepAliveTimeout: 4_000,
-      connect: { lookup: checkedLookup(options.allowPrivateTargets) },
+      connect: { lookup: checkedLookup(options.allowPrivateTargets, options.lookup) },
     });
   }
 
