@@ -1,0 +1,187 @@
+import { Aws, Duration, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as pipes from 'aws-cdk-lib/aws-pipes';
+import { Construct } from 'constructs';
+import {
+  PIPE_DETAIL_TYPE,
+  PIPE_FILTER_PATTERN,
+  PIPE_INPUT_TEMPLATE,
+  PIPE_SOURCE,
+} from '../../functions/adapters/aws/pipe.ts';
+import { EVENT_SOURCE } from '../../functions/core/patterns.ts';
+import { DeadLetterQueue } from './queues.ts';
+import type { DefinedTable } from './table.ts';
+
+export interface EventStreamProps {
+  /** The events table; its stream feeds the pipe. */
+  readonly eventsTable: DefinedTable;
+  /** How long the bus archive keeps events for replay. */
+  readonly archiveRetention: Duration;
+  /**
+   * Tries of a failing batch before its record goes to the pipe's DLQ (bisecting on the way).
+   * @default 10
+   */
+  readonly maxRetryAttempts?: number;
+  /** @default 10 */
+  readonly batchSize?: number;
+  /** @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/**
+ * The events table's stream onto a custom bus: an EventBridge Pipe that passes only inserted
+ * event items, shaped into bus events exactly as functions/adapters/aws/pipe.ts says, with
+ * bounded retries, bisection of failing batches and a DLQ of its own. The bus archives every
+ * event it carries, so ops can replay a time range (also the way back for a rule target's
+ * dead letters).
+ */
+export class EventStream extends Construct {
+  public readonly bus: events.EventBus;
+  public readonly archive: events.Archive;
+  public readonly pipe: pipes.CfnPipe;
+  public readonly role: iam.Role;
+  /** Gets what the pipe could not deliver: stream batch metadata, not the events themselves. */
+  public readonly deadLetterQueue: DeadLetterQueue;
+  public readonly logGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: EventStreamProps) {
+    super(scope, id);
+    const maxRetryAttempts = props.maxRetryAttempts ?? 10;
+    const batchSize = props.batchSize ?? 10;
+    if (!props.eventsTable.definition.stream) {
+      throw new Error(`${id}: table ${props.eventsTable.definition.name} has no stream to read`);
+    }
+    if (!Number.isInteger(maxRetryAttempts) || maxRetryAttempts < 0 || maxRetryAttempts > 10_000) {
+      throw new Error(`${id}: maxRetryAttempts must be a whole number from 0 to 10000 (bounded retries)`);
+    }
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
+      throw new Error(`${id}: batchSize must be a whole number from 1 to 10000`);
+    }
+    const archiveDays = props.archiveRetention.toDays();
+    if (!Number.isInteger(archiveDays) || archiveDays < 1) {
+      throw new Error(`${id}: archiveRetention must be a whole number of days, at least one`);
+    }
+
+    this.bus = new events.EventBus(this, 'Bus', {
+      description: 'Partner events from the events table, routed to fan-out by the rules',
+    });
+    this.archive = this.bus.archive('Archive', {
+      description: 'Every partner event, for replay',
+      eventPattern: { source: [EVENT_SOURCE] },
+      retention: props.archiveRetention,
+    });
+
+    this.deadLetterQueue = new DeadLetterQueue(this, 'DeadLetterQueue', {
+      otherSource: 'the EventBridge Pipe from the events table stream',
+    });
+
+    this.logGroup = new logs.LogGroup(this, 'LogGroup', {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+    });
+
+    this.role = new iam.Role(this, 'Role', {
+      description: 'EventBridge Pipe: events table stream to the partner event bus',
+      assumedBy: new iam.ServicePrincipal('pipes.amazonaws.com', {
+        conditions: { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } },
+      }),
+    });
+    const streamArn = props.eventsTable.streamArn;
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'],
+        resources: [streamArn],
+      }),
+    );
+    // The Pipes DynamoDB source requires ListStreams. It is an account-level list call, which
+    // CDK's own Table.grantStreamRead grants on "*" too; it returns stream ARNs, never items.
+    this.role.addToPolicy(new iam.PolicyStatement({ actions: ['dynamodb:ListStreams'], resources: ['*'] }));
+    this.bus.grantPutEventsTo(this.role);
+    this.deadLetterQueue.grantSendMessages(this.role);
+    this.logGroup.grantWrite(this.role);
+    const rolePolicy = this.role.node.findChild('DefaultPolicy');
+    Validations.of(rolePolicy.node.defaultChild ?? rolePolicy).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'The EventBridge Pipes DynamoDB source requires dynamodb:ListStreams (EventBridge user guide, "DynamoDB ' +
+        'execution role permissions"). It is an account-level list call, granted on "*" as CDK\'s own ' +
+        'Table.grantStreamRead does, and it returns stream ARNs, never items. It is alone in its statement; every ' +
+        'other action of this role names its resource (the stream, the bus, the DLQ, the log group).',
+    });
+
+    this.pipe = new pipes.CfnPipe(this, 'Pipe', {
+      description: 'Inserted events from the events table stream onto the partner event bus',
+      roleArn: this.role.roleArn,
+      source: streamArn,
+      sourceParameters: {
+        dynamoDbStreamParameters: {
+          // TRIM_HORIZON: a pipe created after the table (a new service stack) still sends
+          // the last 24 h of events; fan-out is idempotent and receivers dedupe on webhook-id.
+          startingPosition: 'TRIM_HORIZON',
+          batchSize,
+          maximumRetryAttempts: maxRetryAttempts,
+          onPartialBatchItemFailure: 'AUTOMATIC_BISECT',
+          deadLetterConfig: { arn: this.deadLetterQueue.queueArn },
+        },
+        filterCriteria: { filters: [{ pattern: JSON.stringify(PIPE_FILTER_PATTERN) }] },
+      },
+      target: this.bus.eventBusArn,
+      targetParameters: {
+        inputTemplate: PIPE_INPUT_TEMPLATE,
+        eventBridgeEventBusParameters: { detailType: PIPE_DETAIL_TYPE, source: PIPE_SOURCE },
+      },
+      // ERROR only, and no execution data: a stream record carries the partner's payload.
+      logConfiguration: {
+        level: 'ERROR',
+        cloudwatchLogsLogDestination: { logGroupArn: this.logGroup.logGroupArn },
+      },
+      desiredState: 'RUNNING',
+    });
+    // CloudFormation must attach the role's policy before it creates the pipe, or the pipe
+    // fails its permission check on creation.
+    this.pipe.node.addDependency(rolePolicy);
+  }
+
+  /** The pipe's name, the `PipeName` dimension of its metrics. */
+  public get pipeName(): string {
+    return this.pipe.ref;
+  }
+
+  /**
+   * Failed, partially failed and timed-out pipe executions: anything here is retried, and
+   * after the retries, dead-lettered.
+   */
+  public metricFailures(period: Duration = Duration.minutes(5)): cloudwatch.IMetric {
+    const metric = (metricName: string) =>
+      new cloudwatch.Metric({
+        namespace: 'AWS/EventBridge/Pipes',
+        metricName,
+        dimensionsMap: { PipeName: this.pipeName },
+        statistic: cloudwatch.Stats.SUM,
+        period,
+      });
+    return new cloudwatch.MathExpression({
+      expression: 'FILL(failed, 0) + FILL(partial, 0) + FILL(timeout, 0)',
+      usingMetrics: {
+        failed: metric('ExecutionFailed'),
+        partial: metric('ExecutionPartiallyFailed'),
+        timeout: metric('ExecutionTimeout'),
+      },
+      label: 'Pipe executions failed',
+      period,
+    });
+  }
+
+  /** A pipe metric by name (EventCount, Invocations, Duration, …). */
+  public metric(metricName: string, statistic: string = cloudwatch.Stats.SUM): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: 'AWS/EventBridge/Pipes',
+      metricName,
+      dimensionsMap: { PipeName: this.pipeName },
+      statistic,
+      period: Duration.minutes(5),
+    });
+  }
+}

@@ -1,0 +1,203 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Duration } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import type { Construct } from 'constructs';
+import type { LAMBDA_ENV } from '../../functions/config.ts';
+import type { DefinedTable } from './table.ts';
+
+/** The repository root: entries, package-lock.json and tsconfig.json are found from here. */
+export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export type LogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+export type TableAccess = 'read' | 'write' | 'readWrite';
+export type QueueAccess = 'send' | 'changeVisibility';
+type Env = typeof LAMBDA_ENV;
+export type TableEnvVar = Env['eventsTable' | 'partnersTable' | 'subscriptionsTable' | 'deliveriesTable'];
+export type QueueEnvVar = Env['deliveryQueueUrl'];
+
+export interface DispatcherFunctionProps {
+  /** The entry file, relative to the repository root; it exports `handler`. */
+  readonly entry: string;
+  readonly description: string;
+  /** POWERTOOLS_SERVICE_NAME: the `service` key of every log line. */
+  readonly serviceName: string;
+  /** @default Duration.seconds(10) */
+  readonly timeout?: Duration;
+  /** @default 256 */
+  readonly memorySize?: number;
+  /** @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+  /** POWERTOOLS_LOG_LEVEL, and the Lambda application log level. @default 'INFO' */
+  readonly logLevel?: LogLevel;
+  /**
+   * Settings the function reads; resources are bound with `useTable` / `useQueue`, which set
+   * the permission and the variable together.
+   * @default - none
+   */
+  readonly environment?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The data-plane actions per access level. Transactions need the per-item actions (a
+ * TransactWriteItems Put needs PutItem, a ConditionCheck ConditionCheckItem). No Scan, no
+ * DescribeTable, no stream actions: no function uses them.
+ */
+const TABLE_ACTIONS: Record<TableAccess, readonly string[]> = {
+  read: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:ConditionCheckItem'],
+  write: [
+    'dynamodb:PutItem',
+    'dynamodb:UpdateItem',
+    'dynamodb:DeleteItem',
+    'dynamodb:BatchWriteItem',
+    'dynamodb:ConditionCheckItem',
+  ],
+  readWrite: [
+    'dynamodb:GetItem',
+    'dynamodb:BatchGetItem',
+    'dynamodb:Query',
+    'dynamodb:ConditionCheckItem',
+    'dynamodb:PutItem',
+    'dynamodb:UpdateItem',
+    'dynamodb:DeleteItem',
+    'dynamodb:BatchWriteItem',
+  ],
+};
+
+const QUEUE_ACTIONS: Record<QueueAccess, readonly string[]> = {
+  send: ['sqs:SendMessage'],
+  changeVisibility: ['sqs:ChangeMessageVisibility'],
+};
+
+const APPLICATION_LOG_LEVELS: Record<LogLevel, lambda.ApplicationLogLevel> = {
+  DEBUG: lambda.ApplicationLogLevel.DEBUG,
+  INFO: lambda.ApplicationLogLevel.INFO,
+  WARN: lambda.ApplicationLogLevel.WARN,
+  ERROR: lambda.ApplicationLogLevel.ERROR,
+};
+
+/**
+ * An ESM bundle may still contain CommonJS (undici, parts of the SDK) that calls `require`
+ * for Node built-ins; ESM has no `require`, so the bundle gets one.
+ */
+const REQUIRE_BANNER =
+  "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);";
+
+/** Bundling runs esbuild from node_modules; without it CDK would fall back to Docker. */
+function assertLocalEsbuild(): void {
+  try {
+    createRequire(import.meta.url).resolve('esbuild');
+  } catch {
+    throw new Error(
+      'esbuild is not installed: Lambda bundles are built locally, never in Docker. Run `npm ci` first.',
+    );
+  }
+}
+
+/**
+ * Every Lambda function of the dispatcher: Node.js 24 on arm64, a minified ESM bundle with
+ * source maps, its own log group with a retention, JSON logs with the Powertools settings, and
+ * a role of its own that starts with nothing but writing to that log group (no managed
+ * policy). Resources are bound with `useTable` / `useQueue`, each granting the least access
+ * and setting the variable the function reads (names from `LAMBDA_ENV`).
+ *
+ * The AWS SDK is bundled rather than taken from the runtime: the bundle then runs the SDK
+ * version in package-lock.json (the one the contract tests ran against DynamoDB Local), not
+ * whatever version the runtime ships that week, and esbuild keeps only the clients used. It
+ * costs a few hundred KB of minified code per function, still far from any Lambda limit.
+ *
+ * Bundling never uses Docker: esbuild from node_modules runs locally, and without it the
+ * construct fails at once rather than letting CDK fall back to a Docker build.
+ */
+export class DispatcherFunction extends NodejsFunction {
+  /** Variables already set, so a second binding of one fails instead of overwriting it. */
+  private readonly bound: Set<string>;
+
+  constructor(scope: Construct, id: string, props: DispatcherFunctionProps) {
+    const entry = join(PROJECT_ROOT, props.entry);
+    if (!existsSync(entry)) throw new Error(`${id}: entry ${props.entry} does not exist`);
+    const memorySize = props.memorySize ?? 256;
+    if (!Number.isInteger(memorySize) || memorySize < 128 || memorySize > 10_240) {
+      throw new Error(`${id}: memorySize must be a whole number of MB from 128 to 10240, got ${memorySize}`);
+    }
+    assertLocalEsbuild();
+
+    // Created beside the function: they go into its props, which exist before `this` does.
+    const logGroup = new logs.LogGroup(scope, `${id}LogGroup`, {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+    });
+    const role = new iam.Role(scope, `${id}Role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `Runs the ${props.serviceName} function`,
+    });
+    logGroup.grantWrite(role);
+
+    const logLevel = props.logLevel ?? 'INFO';
+    super(scope, id, {
+      entry,
+      handler: 'handler',
+      description: props.description,
+      runtime: lambda.Runtime.NODEJS_24_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize,
+      timeout: props.timeout ?? Duration.seconds(10),
+      role,
+      logGroup,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      applicationLogLevelV2: APPLICATION_LOG_LEVELS[logLevel],
+      systemLogLevelV2: lambda.SystemLogLevel.WARN,
+      projectRoot: PROJECT_ROOT,
+      depsLockFilePath: join(PROJECT_ROOT, 'package-lock.json'),
+      environment: {
+        ...props.environment,
+        NODE_OPTIONS: '--enable-source-maps',
+        POWERTOOLS_SERVICE_NAME: props.serviceName,
+        POWERTOOLS_LOG_LEVEL: logLevel,
+      },
+      bundling: {
+        format: OutputFormat.ESM,
+        target: 'node24',
+        mainFields: ['module', 'main'],
+        banner: REQUIRE_BANNER,
+        minify: true,
+        sourceMap: true,
+        sourceMapMode: SourceMapMode.DEFAULT,
+        sourcesContent: false,
+        bundleAwsSDK: true,
+        externalModules: [],
+        forceDockerBundling: false,
+      },
+    });
+    this.bound = new Set(Object.keys(props.environment ?? {}));
+  }
+
+  /** Grants `access` to the table (and, to read, its indexes) and sets `envVar` to its name. */
+  public useTable(table: DefinedTable, envVar: TableEnvVar, access: TableAccess): this {
+    this.bind(envVar, table.table.tableName);
+    const resources =
+      access === 'write' ? [table.table.tableArn] : [table.table.tableArn, ...table.indexArns];
+    this.addToRolePolicy(new iam.PolicyStatement({ actions: [...TABLE_ACTIONS[access]], resources }));
+    return this;
+  }
+
+  /** Grants `access` to the queue and sets `envVar` to its URL. */
+  public useQueue(queue: sqs.IQueue, envVar: QueueEnvVar, access: QueueAccess): this {
+    this.bind(envVar, queue.queueUrl);
+    this.addToRolePolicy(
+      new iam.PolicyStatement({ actions: [...QUEUE_ACTIONS[access]], resources: [queue.queueArn] }),
+    );
+    return this;
+  }
+
+  private bind(envVar: string, value: string): void {
+    if (this.bound.has(envVar)) throw new Error(`${this.node.path}: ${envVar} is already bound`);
+    this.bound.add(envVar);
+    this.addEnvironment(envVar, value);
+  }
+}

@@ -1,0 +1,197 @@
+import { Duration, Validations } from 'aws-cdk-lib';
+import * as apigwv1 from 'aws-cdk-lib/aws-apigateway';
+import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
+import {
+  HttpIamAuthorizer,
+  HttpLambdaAuthorizer,
+  HttpLambdaResponseType,
+} from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import type * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { type HttpMethod, ROUTES, type Route, type RouteAuth } from '../../functions/api/routes.ts';
+import { LAMBDA_ENV } from '../../functions/config.ts';
+import { DispatcherFunction } from './function.ts';
+import type { DefinedTable } from './table.ts';
+
+export interface PartnerApiProps {
+  readonly eventsTable: DefinedTable;
+  readonly partnersTable: DefinedTable;
+  readonly subscriptionsTable: DefinedTable;
+  readonly deliveriesTable: DefinedTable;
+  /** Days an event is kept (the API sets its TTL). */
+  readonly retentionDays: number;
+  /**
+   * The routes; admin ones take IAM authorization, partner ones the Lambda authorizer.
+   * @default ROUTES
+   */
+  readonly routes?: readonly Route[];
+  /**
+   * The stage's default throttle: steady requests per second, and burst.
+   * @default { rateLimit: 100, burstLimit: 200 }
+   */
+  readonly throttle?: apigw.ThrottleSettings;
+  /**
+   * How long API Gateway caches an authorizer answer per Authorization header. A revoked API
+   * key keeps working this long.
+   * @default Duration.minutes(5)
+   */
+  readonly authorizerCacheTtl?: Duration;
+  /** @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+const METHODS: Record<HttpMethod, apigw.HttpMethod> = {
+  GET: apigw.HttpMethod.GET,
+  POST: apigw.HttpMethod.POST,
+  PATCH: apigw.HttpMethod.PATCH,
+  DELETE: apigw.HttpMethod.DELETE,
+};
+
+/** One JSON line per request: who (partner id or IAM caller), what, how it went. */
+const ACCESS_LOG_FORMAT = JSON.stringify({
+  requestId: '$context.requestId',
+  requestTime: '$context.requestTime',
+  ip: '$context.identity.sourceIp',
+  userAgent: '$context.identity.userAgent',
+  method: '$context.httpMethod',
+  path: '$context.path',
+  routeKey: '$context.routeKey',
+  status: '$context.status',
+  protocol: '$context.protocol',
+  responseLength: '$context.responseLength',
+  latencyMs: '$context.responseLatency',
+  integrationLatencyMs: '$context.integrationLatency',
+  integrationError: '$context.integrationErrorMessage',
+  partnerId: '$context.authorizer.partnerId',
+  authorizerError: '$context.authorizer.error',
+  iamCaller: '$context.identity.userArn',
+});
+
+/**
+ * The HTTP API (API Gateway v2, payload 2.0), its routes made from `ROUTES`: partner routes
+ * behind the API-key Lambda authorizer (simple responses, cached per Authorization header),
+ * admin routes (publish, partners) behind IAM. A `$default` route sends every other request
+ * to the API function, which answers 404 or 405 in problem+json. Access logs go to a log
+ * group; the stage throttles.
+ */
+export class PartnerApi extends Construct {
+  public readonly api: apigw.HttpApi;
+  public readonly stage: apigw.HttpStage;
+  public readonly apiFunction: DispatcherFunction;
+  public readonly authorizerFunction: DispatcherFunction;
+  public readonly accessLogGroup: logs.LogGroup;
+  /** One per entry of `routes` (each has one method). */
+  public readonly routes: readonly apigw.HttpRoute[];
+  private readonly adminRoutes: readonly apigw.HttpRoute[];
+
+  constructor(scope: Construct, id: string, props: PartnerApiProps) {
+    super(scope, id);
+    const routes = props.routes ?? ROUTES;
+    const keys = routes.map((route) => `${route.method} ${route.path}`);
+    if (new Set(keys).size !== keys.length)
+      throw new Error(`${id}: routes must be unique: ${keys.join(', ')}`);
+    const throttle = props.throttle ?? { rateLimit: 100, burstLimit: 200 };
+    const cacheTtl = props.authorizerCacheTtl ?? Duration.minutes(5);
+    if (cacheTtl.toSeconds() > 3600) throw new Error(`${id}: authorizerCacheTtl must be at most one hour`);
+    if (!Number.isInteger(props.retentionDays) || props.retentionDays < 1) {
+      throw new Error(`${id}: retentionDays must be a whole number of days, at least one`);
+    }
+
+    this.apiFunction = new DispatcherFunction(this, 'ApiFunction', {
+      entry: 'functions/api/lambda.ts',
+      description: 'HTTP API: partners, events, subscriptions, deliveries',
+      serviceName: 'api',
+      timeout: Duration.seconds(10),
+      memorySize: 512,
+      logRetention: props.logRetention,
+      environment: {
+        [LAMBDA_ENV.retentionDays]: String(props.retentionDays),
+        [LAMBDA_ENV.allowPrivateTargets]: 'false',
+      },
+    })
+      .useTable(props.eventsTable, LAMBDA_ENV.eventsTable, 'readWrite')
+      .useTable(props.partnersTable, LAMBDA_ENV.partnersTable, 'readWrite')
+      .useTable(props.subscriptionsTable, LAMBDA_ENV.subscriptionsTable, 'readWrite')
+      .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, 'read');
+
+    this.authorizerFunction = new DispatcherFunction(this, 'AuthorizerFunction', {
+      entry: 'functions/authorizer/lambda.ts',
+      description: 'Partner API authorizer: Bearer API key to partner id',
+      serviceName: 'authorizer',
+      timeout: Duration.seconds(5),
+      logRetention: props.logRetention,
+    }).useTable(props.partnersTable, LAMBDA_ENV.partnersTable, 'read');
+
+    const authorizers: Record<RouteAuth, apigw.IHttpRouteAuthorizer> = {
+      admin: new HttpIamAuthorizer(),
+      partner: new HttpLambdaAuthorizer('PartnerApiKey', this.authorizerFunction, {
+        responseTypes: [HttpLambdaResponseType.SIMPLE],
+        identitySource: ['$request.header.Authorization'],
+        resultsCacheTtl: cacheTtl,
+      }),
+    };
+    // One invoke permission for the whole API instead of one per route: every route goes to
+    // this one function anyway.
+    const integration = new HttpLambdaIntegration('Api', this.apiFunction, {
+      payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
+      scopePermissionToRoute: false,
+    });
+
+    this.api = new apigw.HttpApi(this, 'HttpApi', {
+      description:
+        'Webhook dispatcher: partners poll events and manage subscriptions; the platform publishes',
+      createDefaultStage: false,
+      defaultIntegration: integration,
+    });
+    // The route resource itself, not the route construct: that also holds the integration
+    // and the invoke permission.
+    const defaultRoute = this.api.node.tryFindChild('DefaultRoute')?.node.defaultChild;
+    if (defaultRoute === undefined) throw new Error(`${id}: the HTTP API has no $default route`);
+    Validations.of(defaultRoute).acknowledge({
+      id: 'AwsSolutions-APIG4',
+      reason:
+        'The $default route only catches requests no other route matches, so the API function can answer ' +
+        "404 or 405 (with Allow) in problem+json instead of API Gateway's bare 404. It grants nothing: the " +
+        "function serves an operation only with the authorizer context of that operation's route (the " +
+        'partner id from the Lambda authorizer, or an IAM caller), so a request that reaches an operation ' +
+        'through $default (e.g. a trailing slash) gets 401.',
+    });
+
+    this.routes = routes.map((route) => {
+      const [created] = this.api.addRoutes({
+        path: route.path,
+        methods: [METHODS[route.method]],
+        integration,
+        authorizer: authorizers[route.auth],
+      });
+      if (!created) throw new Error(`${id}: no route created for ${route.method} ${route.path}`);
+      return created;
+    });
+    this.adminRoutes = this.routes.filter((_, index) => routes[index]?.auth === 'admin');
+
+    this.accessLogGroup = new logs.LogGroup(this, 'AccessLogs', {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+    });
+    this.stage = this.api.addStage('DefaultStage', {
+      stageName: '$default',
+      autoDeploy: true,
+      throttle,
+      accessLogSettings: {
+        destination: new apigw.LogGroupLogDestination(this.accessLogGroup),
+        format: apigwv1.AccessLogFormat.custom(ACCESS_LOG_FORMAT),
+      },
+    });
+  }
+
+  /** The API's base URL (the `$default` stage's). */
+  public get url(): string {
+    return this.stage.url;
+  }
+
+  /** Lets `grantee` (a producer service's role) call the admin routes: publish, partners. */
+  public grantAdminInvoke(grantee: iam.IGrantable): void {
+    for (const route of this.adminRoutes) route.grantInvoke(grantee);
+  }
+}

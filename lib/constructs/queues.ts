@@ -1,0 +1,128 @@
+import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+/**
+ * 256 KiB: EventBridge's largest event, so the biggest message any hop here can carry (the
+ * queues carry event references, not payloads). Set explicitly so it is a choice, not the
+ * service default of the day.
+ */
+export const MAX_MESSAGE_SIZE_BYTES = 262_144;
+
+/** SQS's longest retention: dead letters wait this long for ops. */
+export const DEAD_LETTER_RETENTION = Duration.days(14);
+
+/** The settings every queue here shares: SQS-managed encryption, TLS only, explicit size. */
+const COMMON: sqs.QueueProps = {
+  encryption: sqs.QueueEncryption.SQS_MANAGED,
+  enforceSSL: true,
+  maxMessageSizeBytes: MAX_MESSAGE_SIZE_BYTES,
+};
+
+export interface DeadLetterQueueProps {
+  /**
+   * The queues that dead-letter into this one: its RedriveAllowPolicy allows exactly them.
+   * Give this or `otherSource`.
+   * @default - none
+   */
+  readonly sourceQueues?: readonly sqs.IQueue[];
+  /**
+   * What dead-letters into this queue when that is not an SQS queue (a pipe, a rule target),
+   * for the record. The RedriveAllowPolicy is then DENY_ALL: no queue may use it as its DLQ.
+   * Give this or `sourceQueues`.
+   * @default - none
+   */
+  readonly otherSource?: string;
+}
+
+/** A dead-letter queue: kept 14 days (longer than any source queue keeps a message). */
+export class DeadLetterQueue extends sqs.Queue {
+  constructor(scope: Construct, id: string, props: DeadLetterQueueProps) {
+    const sources = props.sourceQueues ?? [];
+    const other = props.otherSource?.trim() ?? '';
+    if (sources.length > 0 === (other !== '')) {
+      throw new Error(`${id}: give either sourceQueues or otherSource`);
+    }
+    if (sources.length > 10) throw new Error(`${id}: a RedriveAllowPolicy names at most 10 source queues`);
+    super(scope, id, {
+      ...COMMON,
+      retentionPeriod: DEAD_LETTER_RETENTION,
+      redriveAllowPolicy:
+        sources.length > 0
+          ? { redrivePermission: sqs.RedrivePermission.BY_QUEUE, sourceQueues: [...sources] }
+          : { redrivePermission: sqs.RedrivePermission.DENY_ALL },
+    });
+    if (other !== '') {
+      // cdk-nag recognises a DLQ only by another queue's RedrivePolicy naming it.
+      Validations.of(this.node.defaultChild ?? this).acknowledge({
+        id: 'AwsSolutions-SQS3',
+        reason:
+          `This queue is itself a dead-letter queue: ${other} names it in its own dead-letter config, which ` +
+          "the rule does not read (it recognises a DLQ only by another queue's RedrivePolicy). A DLQ of a DLQ " +
+          'would only move the same alarm one hop on: the service stack alarms on its first visible message.',
+      });
+    }
+  }
+}
+
+export interface QueueWithDeadLetterProps {
+  /**
+   * The queue's physical name. It must be known before the queue exists: the DLQ's
+   * RedriveAllowPolicy names the queue's ARN, and a reference would make the two queues
+   * depend on each other (the queue's RedrivePolicy already names the DLQ).
+   */
+  readonly queueName: string;
+  /** At least 6 × the timeout of the function that consumes the queue (AWS's advice). */
+  readonly visibilityTimeout: Duration;
+  /** Receives before a message moves to the DLQ. */
+  readonly maxReceiveCount: number;
+  /**
+   * How long the queue keeps a message; must be shorter than the DLQ's 14 days, since a
+   * standard queue's message keeps its first enqueue time in the DLQ.
+   * @default Duration.days(4)
+   */
+  readonly retentionPeriod?: Duration;
+}
+
+/**
+ * A queue and its dead-letter queue, set up for a redrive from the SQS console: the DLQ's
+ * RedriveAllowPolicy allows exactly this queue.
+ */
+export class QueueWithDeadLetter extends Construct {
+  public readonly queue: sqs.Queue;
+  public readonly deadLetterQueue: DeadLetterQueue;
+
+  constructor(scope: Construct, id: string, props: QueueWithDeadLetterProps) {
+    super(scope, id);
+    if (!/^[A-Za-z0-9_-]{1,80}$/.test(props.queueName)) {
+      throw new Error(`${id}: queueName must be 1-80 letters, digits, - or _, got "${props.queueName}"`);
+    }
+    if (
+      !Number.isInteger(props.maxReceiveCount) ||
+      props.maxReceiveCount < 1 ||
+      props.maxReceiveCount > 1000
+    ) {
+      throw new Error(
+        `${id}: maxReceiveCount must be a whole number from 1 to 1000, got ${props.maxReceiveCount}`,
+      );
+    }
+    const visibility = props.visibilityTimeout.toSeconds();
+    if (visibility > 43_200) throw new Error(`${id}: visibilityTimeout must be at most 12 hours`);
+    const retention = props.retentionPeriod ?? Duration.days(4);
+    if (retention.toSeconds() >= DEAD_LETTER_RETENTION.toSeconds()) {
+      throw new Error(`${id}: retentionPeriod must be shorter than the DLQ's 14 days`);
+    }
+
+    const ownArn = Stack.of(this).formatArn({ service: 'sqs', resource: props.queueName });
+    this.deadLetterQueue = new DeadLetterQueue(this, 'DeadLetterQueue', {
+      sourceQueues: [sqs.Queue.fromQueueArn(this, 'Source', ownArn)],
+    });
+    this.queue = new sqs.Queue(this, 'Queue', {
+      ...COMMON,
+      queueName: props.queueName,
+      visibilityTimeout: props.visibilityTimeout,
+      retentionPeriod: retention,
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount },
+    });
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * The deployment's settings, read once from CDK context (`cdk.json` or `-c key=value`) and
+ * checked before any construct is built, so a bad value fails synth with the key named.
+ *
+ *   npx cdk synth -c stage=prod -c alarmEmail=ops@example.com -c retrySchedule=0,5,300,1800
+ */
+import type { Node } from 'constructs';
+import { z } from 'zod';
+import { DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from '../functions/core/retry.ts';
+
+/** What a deployment may choose; everything else is fixed by the design. */
+export interface DispatcherSettings {
+  /** Names the stacks (`WebhookDispatcher-<stage>-…`) and tags every resource. */
+  readonly stage: string;
+  /** Seconds before each delivery try; its length is the delivery queue's maxReceiveCount. */
+  readonly retrySchedule: readonly number[];
+  /** Per-callback HTTP timeout; the dispatcher's function timeout is derived from it. */
+  readonly deliveryTimeoutMs: number;
+  /** Most concurrent dispatcher invocations the delivery queue's event source starts. */
+  readonly dispatcherMaxConcurrency: number;
+  /** Days events are kept (their TTL), and how long the bus archive keeps them for replay. */
+  readonly retentionDays: number;
+  /** Where alarm notifications go; unset: the topic has no subscription. */
+  readonly alarmEmail: string | undefined;
+}
+
+/** The context key of each setting. */
+export const CONTEXT_KEYS = {
+  stage: 'stage',
+  retrySchedule: 'retrySchedule',
+  deliveryTimeoutMs: 'deliveryTimeoutMs',
+  dispatcherMaxConcurrency: 'dispatcherMaxConcurrency',
+  retentionDays: 'retentionDays',
+  alarmEmail: 'alarmEmail',
+} as const satisfies Record<keyof DispatcherSettings, string>;
+
+export const DEFAULT_SETTINGS: DispatcherSettings = {
+  stage: 'dev',
+  retrySchedule: DEFAULT_RETRY_SCHEDULE,
+  deliveryTimeoutMs: 10_000,
+  dispatcherMaxConcurrency: 10,
+  retentionDays: 30,
+  alarmEmail: undefined,
+};
+
+// `-c key=value` always gives a string; cdk.json may give a number or a list.
+const retrySchedule = z.union([z.string(), z.array(z.number())]).transform((value, ctx) => {
+  try {
+    return parseRetrySchedule(Array.isArray(value) ? value.join(',') : value);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: error instanceof Error ? error.message : String(error) });
+    return z.NEVER;
+  }
+});
+
+const ContextSchema = z.object({
+  [CONTEXT_KEYS.stage]: z
+    .string()
+    .regex(
+      /^[a-z][a-z0-9-]{0,19}$/,
+      'must be 1-20 lower-case letters, digits or hyphens, starting with a letter',
+    )
+    .default(DEFAULT_SETTINGS.stage),
+  [CONTEXT_KEYS.retrySchedule]: retrySchedule.optional(),
+  // The same bounds as the dispatcher's own config (functions/config.ts).
+  [CONTEXT_KEYS.deliveryTimeoutMs]: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(60_000)
+    .default(DEFAULT_SETTINGS.deliveryTimeoutMs),
+  // The bounds SQS event sources accept for MaximumConcurrency.
+  [CONTEXT_KEYS.dispatcherMaxConcurrency]: z.coerce
+    .number()
+    .int()
+    .min(2)
+    .max(1000)
+    .default(DEFAULT_SETTINGS.dispatcherMaxConcurrency),
+  [CONTEXT_KEYS.retentionDays]: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(3650)
+    .default(DEFAULT_SETTINGS.retentionDays),
+  [CONTEXT_KEYS.alarmEmail]: z.email('must be an e-mail address').optional(),
+});
+
+/** Thrown with every bad context value named. */
+export class SettingsError extends Error {
+  constructor(issues: readonly z.core.$ZodIssue[]) {
+    super(
+      `invalid CDK context:\n${issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`).join('\n')}`,
+    );
+    this.name = 'SettingsError';
+  }
+}
+
+/**
+ * Parses the settings out of context values; an absent or empty value takes its default.
+ * @throws SettingsError naming each bad value.
+ */
+export function parseSettings(context: Readonly<Record<string, unknown>>): DispatcherSettings {
+  const present = Object.fromEntries(
+    Object.values(CONTEXT_KEYS)
+      .map((key): [string, unknown] => [key, context[key]])
+      .filter(([, value]) => value !== undefined && value !== ''),
+  );
+  const parsed = ContextSchema.safeParse(present);
+  if (!parsed.success) throw new SettingsError(parsed.error.issues);
+  const c = parsed.data;
+  return {
+    stage: c.stage,
+    retrySchedule: c.retrySchedule ?? DEFAULT_SETTINGS.retrySchedule,
+    deliveryTimeoutMs: c.deliveryTimeoutMs,
+    dispatcherMaxConcurrency: c.dispatcherMaxConcurrency,
+    retentionDays: c.retentionDays,
+    alarmEmail: c.alarmEmail,
+  };
+}
+
+/** The settings from a construct tree's context (the app's). */
+export function readSettings(node: Node): DispatcherSettings {
+  return parseSettings(
+    Object.fromEntries(Object.values(CONTEXT_KEYS).map((key) => [key, node.tryGetContext(key)])),
+  );
+}

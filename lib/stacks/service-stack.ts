@@ -1,0 +1,131 @@
+import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+import { DeliveryPipeline } from '../constructs/delivery-pipeline.ts';
+import { EventStream } from '../constructs/event-stream.ts';
+import { Monitoring } from '../constructs/monitoring.ts';
+import { PartnerApi } from '../constructs/partner-api.ts';
+import type { DispatcherTables } from './data-stack.ts';
+
+export interface ServiceStackProps extends StackProps {
+  /** The tables, from the data stack. */
+  readonly tables: DispatcherTables;
+  /** Seconds before each delivery try; its length is the number of tries. */
+  readonly retrySchedule: readonly number[];
+  /** Per-callback HTTP timeout. */
+  readonly deliveryTimeout: Duration;
+  /** Most concurrent dispatcher invocations. */
+  readonly dispatcherMaxConcurrency: number;
+  /** Days events are kept, and replayable from the bus archive. */
+  readonly retentionDays: number;
+  /**
+   * Where alarm notifications go.
+   * @default - none: subscribe to the alarm topic yourself
+   */
+  readonly alarmEmail?: string;
+  /** @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/**
+ * The stateless stack: everything that can be rebuilt from code. The pipe from the events
+ * stream, the bus, its archive and rules, the queues and functions of the push path, the HTTP
+ * API, and the alarms and dashboard over all of it. Queues hold only messages in flight, and
+ * the pipe starts at the stream's trim horizon, so deleting and deploying this stack again
+ * loses no event.
+ */
+export class ServiceStack extends Stack {
+  public readonly eventStream: EventStream;
+  public readonly pipeline: DeliveryPipeline;
+  public readonly api: PartnerApi;
+  public readonly monitoring: Monitoring;
+
+  constructor(scope: Construct, id: string, props: ServiceStackProps) {
+    super(scope, id, props);
+    const { tables } = props;
+    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+
+    this.eventStream = new EventStream(this, 'EventStream', {
+      eventsTable: tables.events,
+      archiveRetention: Duration.days(props.retentionDays),
+      logRetention,
+    });
+    this.pipeline = new DeliveryPipeline(this, 'Delivery', {
+      bus: this.eventStream.bus,
+      eventsTable: tables.events,
+      subscriptionsTable: tables.subscriptions,
+      deliveriesTable: tables.deliveries,
+      queueNamePrefix: this.stackName,
+      retrySchedule: props.retrySchedule,
+      deliveryTimeout: props.deliveryTimeout,
+      dispatcherMaxConcurrency: props.dispatcherMaxConcurrency,
+      logRetention,
+    });
+    this.api = new PartnerApi(this, 'Api', {
+      eventsTable: tables.events,
+      partnersTable: tables.partners,
+      subscriptionsTable: tables.subscriptions,
+      deliveriesTable: tables.deliveries,
+      retentionDays: props.retentionDays,
+      logRetention,
+    });
+
+    const { fanout, delivery } = this.pipeline;
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      name: this.stackName,
+      deadLetterQueues: [
+        { label: 'pipe', queue: this.eventStream.deadLetterQueue },
+        { label: 'rule', queue: this.pipeline.ruleDeadLetterQueue },
+        { label: 'fanout', queue: fanout.deadLetterQueue },
+        { label: 'delivery', queue: delivery.deadLetterQueue },
+      ],
+      queues: [
+        { label: 'fanout', queue: fanout.queue },
+        { label: 'delivery', queue: delivery.queue },
+      ],
+      deliveryQueue: delivery.queue,
+      backlogAge: this.pipeline.backlogAge,
+      dispatcher: this.pipeline.dispatcherFunction,
+      functions: [
+        { label: 'api', fn: this.api.apiFunction },
+        { label: 'authorizer', fn: this.api.authorizerFunction },
+        { label: 'fanout', fn: this.pipeline.fanoutFunction },
+        { label: 'dispatcher', fn: this.pipeline.dispatcherFunction },
+      ],
+      pipeFailures: this.eventStream.metricFailures(),
+      pipeEvents: this.eventStream.metric('EventCount'),
+      apiStage: this.api.stage,
+      ...(props.alarmEmail === undefined ? {} : { alarmEmail: props.alarmEmail }),
+    });
+
+    const output = (id: string, value: string, description: string) =>
+      new CfnOutput(this, id, { value, description });
+    output('ApiUrl', this.api.url, 'Base URL of the HTTP API');
+    output('EventBusName', this.eventStream.bus.eventBusName, 'The partner event bus (archived)');
+    output('FanoutQueueUrl', fanout.queue.queueUrl, 'Fan-out queue');
+    output('DeliveryQueueUrl', delivery.queue.queueUrl, 'Delivery queue');
+    output(
+      'FanoutDeadLetterQueueUrl',
+      fanout.deadLetterQueue.queueUrl,
+      'Fan-out DLQ: redrive from the SQS console',
+    );
+    output(
+      'DeliveryDeadLetterQueueUrl',
+      delivery.deadLetterQueue.queueUrl,
+      'Delivery DLQ: redrive from the SQS console',
+    );
+    output(
+      'PipeDeadLetterQueueUrl',
+      this.eventStream.deadLetterQueue.queueUrl,
+      'Pipe DLQ: stream batches it gave up on',
+    );
+    output(
+      'RuleDeadLetterQueueUrl',
+      this.pipeline.ruleDeadLetterQueue.queueUrl,
+      'Rule target DLQ: events the rules could not queue; replay them from the bus archive',
+    );
+    output('AlarmTopicArn', this.monitoring.topic.topicArn, 'SNS topic of every alarm');
+    output('DashboardName', this.monitoring.dashboard.dashboardName, 'CloudWatch dashboard');
+    output('DashboardUrl', this.monitoring.dashboardUrl, 'CloudWatch dashboard in the console');
+  }
+}

@@ -1,0 +1,130 @@
+/** The constructs refuse bad props when built, before anything is synthesized. */
+import { App, Duration, Stack } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import { describe, expect, it } from 'vitest';
+import {
+  DELIVERIES_TABLE,
+  EVENTS_TABLE,
+  PARTNERS_TABLE,
+  SUBSCRIPTIONS_TABLE,
+} from '../../functions/adapters/aws/tables.ts';
+import { LAMBDA_ENV } from '../../functions/config.ts';
+import { DEFAULT_RETRY_SCHEDULE } from '../../functions/core/retry.ts';
+import { DeliveryPipeline, type DeliveryPipelineProps } from '../../lib/constructs/delivery-pipeline.ts';
+import { EventStream } from '../../lib/constructs/event-stream.ts';
+import { DispatcherFunction } from '../../lib/constructs/function.ts';
+import { DeadLetterQueue, QueueWithDeadLetter } from '../../lib/constructs/queues.ts';
+import { DefinedTable } from '../../lib/constructs/table.ts';
+
+function stack(): Stack {
+  // No bundling: these tests only build constructs.
+  return new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Test');
+}
+
+describe('QueueWithDeadLetter', () => {
+  const valid = { queueName: 'q', visibilityTimeout: Duration.seconds(60), maxReceiveCount: 3 };
+
+  it.each([
+    ['a name SQS refuses', { ...valid, queueName: 'no spaces' }, /queueName/],
+    ['no receives', { ...valid, maxReceiveCount: 0 }, /maxReceiveCount/],
+    [
+      'a visibility timeout over 12 hours',
+      { ...valid, visibilityTimeout: Duration.hours(13) },
+      /visibilityTimeout/,
+    ],
+    ['a retention as long as the DLQ', { ...valid, retentionPeriod: Duration.days(14) }, /retentionPeriod/],
+  ])('refuses %s', (_, props, message) => {
+    expect(() => new QueueWithDeadLetter(stack(), 'Q', props)).toThrow(message);
+  });
+});
+
+describe('DeadLetterQueue', () => {
+  it('needs to know what dead-letters into it: source queues or another source, not both', () => {
+    const scope = stack();
+    const source = new DeadLetterQueue(scope, 'Other', { otherSource: 'a pipe' });
+    expect(() => new DeadLetterQueue(scope, 'Neither', {})).toThrow(/either sourceQueues or otherSource/);
+    expect(
+      () => new DeadLetterQueue(scope, 'Both', { sourceQueues: [source], otherSource: 'a pipe' }),
+    ).toThrow(/either sourceQueues or otherSource/);
+  });
+});
+
+describe('DispatcherFunction', () => {
+  it('refuses to bind one variable twice', () => {
+    const scope = stack();
+    const table = new DefinedTable(scope, 'Partners', { definition: PARTNERS_TABLE });
+    const fn = new DispatcherFunction(scope, 'Fn', {
+      entry: 'functions/authorizer/lambda.ts',
+      description: 'test',
+      serviceName: 'test',
+      environment: { [LAMBDA_ENV.retentionDays]: '1' },
+    }).useTable(table, LAMBDA_ENV.partnersTable, 'read');
+    expect(() => fn.useTable(table, LAMBDA_ENV.partnersTable, 'write')).toThrow(/already bound/);
+  });
+
+  it('refuses an entry that does not exist', () => {
+    expect(
+      () =>
+        new DispatcherFunction(stack(), 'Fn', {
+          entry: 'functions/nope.ts',
+          description: 'x',
+          serviceName: 'x',
+        }),
+    ).toThrow(/does not exist/);
+  });
+});
+
+describe('EventStream', () => {
+  it('needs a table with a stream', () => {
+    const scope = stack();
+    const partners = new DefinedTable(scope, 'Partners', { definition: PARTNERS_TABLE });
+    expect(
+      () => new EventStream(scope, 'Stream', { eventsTable: partners, archiveRetention: Duration.days(1) }),
+    ).toThrow(/has no stream/);
+  });
+});
+
+describe('DeliveryPipeline', () => {
+  function props(scope: Stack, overrides: Partial<DeliveryPipelineProps>): DeliveryPipelineProps {
+    return {
+      bus: new events.EventBus(scope, 'Bus'),
+      eventsTable: new DefinedTable(scope, 'Events', { definition: EVENTS_TABLE }),
+      subscriptionsTable: new DefinedTable(scope, 'Subscriptions', { definition: SUBSCRIPTIONS_TABLE }),
+      deliveriesTable: new DefinedTable(scope, 'Deliveries', { definition: DELIVERIES_TABLE }),
+      queueNamePrefix: 'test',
+      retrySchedule: DEFAULT_RETRY_SCHEDULE,
+      deliveryTimeout: Duration.seconds(10),
+      dispatcherMaxConcurrency: 10,
+      ...overrides,
+    };
+  }
+
+  it('refuses a retry schedule the delivery queue would drop messages before finishing', () => {
+    const scope = stack();
+    // Seven 12-hour waits after the first try: 84 h, and the queue keeps a message 96 h.
+    const tooLong = [0, ...Array.from({ length: 7 }, () => 43_200)];
+    expect(() => new DeliveryPipeline(scope, 'P', props(scope, { retrySchedule: tooLong }))).toThrow(
+      /retry schedule can span 85 h/,
+    );
+  });
+
+  it("counts every wait as the longest, since a receiver's Retry-After can stretch it that far", () => {
+    const scope = stack();
+    // The waits add up to under a day, but each may be stretched to 12 h: 8 × 12 h.
+    const stretchable = [0, ...Array.from({ length: 7 }, () => 60), 43_200];
+    expect(() => new DeliveryPipeline(scope, 'P', props(scope, { retrySchedule: stretchable }))).toThrow(
+      /can span/,
+    );
+  });
+
+  it.each([
+    ['an empty retry schedule', { retrySchedule: [] }, /retrySchedule/],
+    ['a wait SQS cannot hide a message for', { retrySchedule: [0, 50_000] }, /entry 2/],
+    ['a delivery timeout over a minute', { deliveryTimeout: Duration.minutes(2) }, /deliveryTimeout/],
+    ['a dispatcher concurrency below 2', { dispatcherMaxConcurrency: 1 }, /dispatcherMaxConcurrency/],
+    ['no routing rules', { rules: [] }, /routing rule/],
+  ] as const)('refuses %s', (_, overrides, message) => {
+    const scope = stack();
+    expect(() => new DeliveryPipeline(scope, 'P', props(scope, overrides))).toThrow(message);
+  });
+});

@@ -1,0 +1,85 @@
+/**
+ * The app as `cdk synth` builds it (functions bundled, templates validated by CDK's built-in
+ * CloudFormation checks): cdk-nag's AwsSolutions pack finds nothing that is not acknowledged,
+ * every acknowledgement is one we meant, and every bundle is the ESM, source-mapped build the
+ * functions are configured for.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Validations } from 'aws-cdk-lib';
+import { Annotations, Match } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { resourcesOfType, type Synthesized, synthesize } from './fixture.ts';
+
+let synth: Synthesized;
+beforeAll(() => {
+  synth = synthesize({ full: true });
+}, 120_000);
+
+/** Every acknowledgement in the app: construct path (below the stack) and rule id → reason. */
+function acknowledgements(root: IConstruct): { path: string; id: string; reason: string }[] {
+  return root.node.findAll().flatMap((construct) =>
+    construct.node.metadata
+      .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+      .flatMap((entry) =>
+        Object.entries(entry.data as Record<string, string>).map(([id, reason]) => ({
+          path: construct.node.path.split('/').slice(1).join('/'),
+          id: id.replace(/^annotation::/i, ''),
+          reason,
+        })),
+      ),
+  );
+}
+
+describe('cdk-nag AwsSolutions', () => {
+  it('reports no unacknowledged error or warning', () => {
+    const report = new AwsSolutionsChecks().validateScope(synth.app);
+    expect(report.violations.map((violation) => violation.ruleName)).toEqual([]);
+    expect(report.success).toBe(true);
+  });
+
+  it('leaves nothing in the report synth writes: no cdk-nag or CloudFormation validation finding', () => {
+    const file = join(synth.assembly.directory, 'validation-report.json');
+    const reports: unknown = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')).pluginReports : [];
+    expect(reports).toEqual([]);
+  });
+
+  it('acknowledges only the findings we reviewed, each where it arises, with a reason', () => {
+    const found = acknowledgements(synth.app);
+    expect(found.map(({ path, id }) => `${path} ${id}`).sort()).toEqual(
+      [
+        'Api/HttpApi/DefaultRoute/Resource AwsSolutions-APIG4',
+        'Delivery/RuleDeadLetterQueue/Resource AwsSolutions-SQS3',
+        'EventStream/DeadLetterQueue/Resource AwsSolutions-SQS3',
+        'EventStream/Role/DefaultPolicy/Resource AwsSolutions-IAM5[Resource::*]',
+      ].sort(),
+    );
+    for (const { path, reason } of found) expect(reason.length, path).toBeGreaterThan(150);
+  });
+
+  it('leaves no warning or error annotation on either stack', () => {
+    for (const stack of [synth.stacks.data, synth.stacks.service]) {
+      expect(Annotations.fromStack(stack).findError('*', Match.anyValue())).toEqual([]);
+      expect(Annotations.fromStack(stack).findWarning('*', Match.anyValue())).toEqual([]);
+    }
+  });
+});
+
+describe('function bundles', () => {
+  it('are ESM with a require shim and a linked source map, exporting handler', () => {
+    const functions = resourcesOfType(synth.service, 'AWS::Lambda::Function');
+    expect(functions).toHaveLength(4);
+    for (const [id, properties] of functions) {
+      const key = (properties.Code as { S3Key: string }).S3Key;
+      const dir = join(synth.assembly.directory, `asset.${key.replace(/\.zip$/, '')}`);
+      expect(properties.Handler, id).toBe('index.handler');
+      const bundle = readFileSync(join(dir, 'index.mjs'), 'utf8');
+      expect(bundle.startsWith("import { createRequire } from 'node:module';"), id).toBe(true);
+      expect(bundle, id).toMatch(/export\s*\{[^}]*\bhandler\b[^}]*\}/);
+      expect(bundle.trimEnd().endsWith('//# sourceMappingURL=index.mjs.map'), id).toBe(true);
+      expect(existsSync(join(dir, 'index.mjs.map')), id).toBe(true);
+    }
+  });
+});

@@ -1,0 +1,572 @@
+import { Match } from 'aws-cdk-lib/assertions';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  PIPE_DETAIL_TYPE,
+  PIPE_FILTER_PATTERN,
+  PIPE_INPUT_TEMPLATE,
+  PIPE_SOURCE,
+} from '../../functions/adapters/aws/pipe.ts';
+import { ROUTES } from '../../functions/api/routes.ts';
+import { LAMBDA_ENV } from '../../functions/config.ts';
+import { EVENT_SOURCE, ROUTING_RULES } from '../../functions/core/patterns.ts';
+import { DEFAULT_RETRY_SCHEDULE, maxAttempts } from '../../functions/core/retry.ts';
+import { DEFAULT_SETTINGS } from '../../lib/settings.ts';
+import { getAtt, propertiesOf, ref, resourcesOfType, type Synthesized, synthesize } from './fixture.ts';
+
+let synth: Synthesized;
+beforeAll(() => {
+  synth = synthesize();
+});
+
+const FOURTEEN_DAYS = 14 * 24 * 3600;
+
+/** How the service stack reads a value the data stack publishes (a weak cross-stack reference). */
+function fromDataStack(attribute: unknown) {
+  const outputs = synth.data.findOutputs('*', { Value: attribute });
+  const [name, ...others] = Object.keys(outputs);
+  if (name === undefined || others.length > 0) {
+    throw new Error(`expected one data stack output of ${JSON.stringify(attribute)}`);
+  }
+  return {
+    'Fn::GetStackOutput': Match.objectLike({ StackName: synth.stacks.data.stackName, OutputName: name }),
+  };
+}
+
+function roleOf(fn: IFunction) {
+  if (fn.role === undefined) throw new Error(`${fn.node.path} has no role`);
+  return fn.role;
+}
+
+function eventsTable() {
+  return synth.stacks.data.tables.events.table;
+}
+
+describe('EventStream', () => {
+  const pipe = () => synth.stacks.service.eventStream;
+
+  it('reads the events table stream', () => {
+    synth.service.hasResourceProperties('AWS::Pipes::Pipe', {
+      Source: fromDataStack(getAtt(eventsTable(), 'StreamArn')),
+    });
+  });
+
+  it('passes only what PIPE_FILTER_PATTERN lets through (inserted event items)', () => {
+    const [[, properties] = ['', {}], ...others] = resourcesOfType(synth.service, 'AWS::Pipes::Pipe');
+    expect(others).toHaveLength(0);
+    const filters = (properties.SourceParameters as { FilterCriteria: { Filters: { Pattern: string }[] } })
+      .FilterCriteria.Filters;
+    expect(filters.map((filter) => JSON.parse(filter.Pattern))).toEqual([PIPE_FILTER_PATTERN]);
+  });
+
+  it('retries a bounded number of times, bisects failing batches and then dead-letters them', () => {
+    synth.service.hasResourceProperties('AWS::Pipes::Pipe', {
+      SourceParameters: {
+        DynamoDBStreamParameters: {
+          StartingPosition: 'TRIM_HORIZON',
+          MaximumRetryAttempts: 10,
+          OnPartialBatchItemFailure: 'AUTOMATIC_BISECT',
+          DeadLetterConfig: { Arn: getAtt(pipe().deadLetterQueue, 'Arn') },
+        },
+      },
+    });
+  });
+
+  it('puts events on the bus shaped by the template, detail type and source of pipe.ts', () => {
+    synth.service.hasResourceProperties('AWS::Pipes::Pipe', {
+      Target: getAtt(pipe().bus, 'Arn'),
+      TargetParameters: {
+        InputTemplate: PIPE_INPUT_TEMPLATE,
+        EventBridgeEventBusParameters: { DetailType: PIPE_DETAIL_TYPE, Source: PIPE_SOURCE },
+      },
+    });
+  });
+
+  it('runs as a role only EventBridge Pipes of this account can assume, with least privilege', () => {
+    synth.service.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: {
+        Statement: [
+          Match.objectLike({
+            Principal: { Service: 'pipes.amazonaws.com' },
+            Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+          }),
+        ],
+      },
+    });
+    const roleRef = ref(pipe().role);
+    synth.service.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [roleRef],
+      PolicyDocument: {
+        Statement: Match.arrayEquals([
+          Match.objectLike({
+            Action: ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'],
+            Resource: fromDataStack(getAtt(eventsTable(), 'StreamArn')),
+          }),
+          // The one action IAM cannot scope to a resource; alone in its statement.
+          Match.objectLike({ Action: 'dynamodb:ListStreams', Resource: '*' }),
+          Match.objectLike({ Action: 'events:PutEvents', Resource: getAtt(pipe().bus, 'Arn') }),
+          Match.objectLike({
+            Action: Match.arrayWith(['sqs:SendMessage']),
+            Resource: getAtt(pipe().deadLetterQueue, 'Arn'),
+          }),
+          Match.objectLike({
+            Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+            Resource: getAtt(pipe().logGroup, 'Arn'),
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('archives every event on the bus for replay, for the retention period', () => {
+    synth.service.hasResourceProperties('AWS::Events::Archive', {
+      SourceArn: getAtt(pipe().bus, 'Arn'),
+      EventPattern: { source: [EVENT_SOURCE] },
+      RetentionDays: DEFAULT_SETTINGS.retentionDays,
+    });
+  });
+});
+
+describe('routing rules', () => {
+  it.each(ROUTING_RULES.map((rule) => [rule.name, rule] as const))(
+    '%s: deployed with the exact pattern of ROUTING_RULES, to the fan-out queue, with a DLQ',
+    (_, rule) => {
+      const { pipeline, eventStream } = synth.stacks.service;
+      synth.service.hasResourceProperties('AWS::Events::Rule', {
+        EventBusName: ref(eventStream.bus),
+        Description: rule.description,
+        EventPattern: rule.pattern,
+        Targets: [
+          Match.objectLike({
+            Arn: getAtt(pipeline.fanout.queue, 'Arn'),
+            DeadLetterConfig: { Arn: getAtt(pipeline.ruleDeadLetterQueue, 'Arn') },
+            RetryPolicy: { MaximumRetryAttempts: 185, MaximumEventAgeInSeconds: 86_400 },
+          }),
+        ],
+      });
+    },
+  );
+
+  it('creates no rule ROUTING_RULES does not have', () => {
+    synth.service.resourceCountIs('AWS::Events::Rule', ROUTING_RULES.length);
+  });
+});
+
+describe('queues', () => {
+  it('encrypts every queue (SQS-managed keys) and sets its maximum message size explicitly', () => {
+    synth.service.allResourcesProperties('AWS::SQS::Queue', {
+      SqsManagedSseEnabled: true,
+      MaximumMessageSize: 262_144,
+    });
+  });
+
+  it('refuses plain-HTTP access to every queue', () => {
+    const queues = resourcesOfType(synth.service, 'AWS::SQS::Queue').map(([id]) => id);
+    const policies = resourcesOfType(synth.service, 'AWS::SQS::QueuePolicy');
+    for (const id of queues) {
+      const policy = policies.find(
+        ([, properties]) => JSON.stringify(properties.Queues) === JSON.stringify([{ Ref: id }]),
+      );
+      expect(policy, id).toBeDefined();
+      expect(policy?.[1].PolicyDocument).toMatchObject({
+        Statement: expect.arrayContaining([
+          expect.objectContaining({
+            Effect: 'Deny',
+            Action: 'sqs:*',
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+        ]),
+      });
+    }
+  });
+
+  it('moves a delivery to the DLQ after the last try of the retry schedule', () => {
+    const { delivery } = synth.stacks.service.pipeline;
+    synth.service.hasResourceProperties('AWS::SQS::Queue', {
+      QueueName: Match.stringLikeRegexp('-delivery$'),
+      RedrivePolicy: {
+        deadLetterTargetArn: getAtt(delivery.deadLetterQueue, 'Arn'),
+        maxReceiveCount: maxAttempts(DEFAULT_RETRY_SCHEDULE),
+      },
+    });
+  });
+
+  it('dead-letters fan-out messages after five receives', () => {
+    const { fanout } = synth.stacks.service.pipeline;
+    synth.service.hasResourceProperties('AWS::SQS::Queue', {
+      QueueName: Match.stringLikeRegexp('-fanout$'),
+      RedrivePolicy: { deadLetterTargetArn: getAtt(fanout.deadLetterQueue, 'Arn'), maxReceiveCount: 5 },
+    });
+  });
+
+  it.each(['fanout', 'delivery'] as const)(
+    'lets the %s DLQ be redriven to its queue only, and keeps dead letters longer than the queue keeps messages',
+    (name) => {
+      const { queue, deadLetterQueue } = synth.stacks.service.pipeline[name];
+      const queueName = `${synth.stacks.service.stackName}-${name}`;
+      const source = propertiesOf(synth.service, queue);
+      const dlq = propertiesOf(synth.service, deadLetterQueue);
+      expect(source.QueueName).toBe(queueName);
+      expect(dlq.RedriveAllowPolicy).toEqual({
+        redrivePermission: 'byQueue',
+        sourceQueueArns: [
+          {
+            'Fn::Join': [
+              '',
+              [
+                'arn:',
+                { Ref: 'AWS::Partition' },
+                ':sqs:',
+                { Ref: 'AWS::Region' },
+                ':',
+                { Ref: 'AWS::AccountId' },
+                `:${queueName}`,
+              ],
+            ],
+          },
+        ],
+      });
+      expect(dlq.MessageRetentionPeriod).toBe(FOURTEEN_DAYS);
+      expect(Number(source.MessageRetentionPeriod)).toBeLessThan(FOURTEEN_DAYS);
+    },
+  );
+
+  it('lets no queue dead-letter into the pipe or rule DLQ (their sources are not queues)', () => {
+    const { eventStream, pipeline } = synth.stacks.service;
+    for (const dlq of [eventStream.deadLetterQueue, pipeline.ruleDeadLetterQueue]) {
+      const properties = propertiesOf(synth.service, dlq);
+      expect(properties.RedriveAllowPolicy).toEqual({ redrivePermission: 'denyAll' });
+      expect(properties.MessageRetentionPeriod).toBe(FOURTEEN_DAYS);
+    }
+  });
+});
+
+describe('SQS event sources', () => {
+  it.each([
+    [
+      'fan-out',
+      () => synth.stacks.service.pipeline.fanoutFunction,
+      () => synth.stacks.service.pipeline.fanout,
+      5,
+    ],
+    [
+      'dispatcher',
+      () => synth.stacks.service.pipeline.dispatcherFunction,
+      () => synth.stacks.service.pipeline.delivery,
+      DEFAULT_SETTINGS.dispatcherMaxConcurrency,
+    ],
+  ] as const)(
+    '%s: batches of 10, partial batch failures, capped concurrency',
+    (_, fn, queue, concurrency) => {
+      synth.service.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        EventSourceArn: getAtt(queue().queue, 'Arn'),
+        FunctionName: ref(fn()),
+        BatchSize: 10,
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+        ScalingConfig: { MaximumConcurrency: concurrency },
+      });
+    },
+  );
+
+  it('gives every consumed queue a visibility timeout of at least six function timeouts', () => {
+    const mappings = resourcesOfType(synth.service, 'AWS::Lambda::EventSourceMapping');
+    expect(mappings).toHaveLength(2);
+    const functions = new Map(resourcesOfType(synth.service, 'AWS::Lambda::Function'));
+    const queues = new Map(resourcesOfType(synth.service, 'AWS::SQS::Queue'));
+    for (const [id, mapping] of mappings) {
+      const functionId = (mapping.FunctionName as { Ref: string }).Ref;
+      const queueId = (mapping.EventSourceArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+      const timeout = Number(functions.get(functionId)?.Timeout);
+      const visibility = Number(queues.get(queueId)?.VisibilityTimeout);
+      expect(timeout, id).toBeGreaterThan(0);
+      expect(visibility, id).toBeGreaterThanOrEqual(6 * timeout);
+    }
+  });
+});
+
+describe('functions', () => {
+  it('runs every function on nodejs24.x, arm64, with source maps and JSON logs', () => {
+    synth.service.resourceCountIs('AWS::Lambda::Function', 4);
+    synth.service.allResourcesProperties('AWS::Lambda::Function', {
+      Runtime: 'nodejs24.x',
+      Architectures: ['arm64'],
+      Environment: {
+        Variables: Match.objectLike({
+          NODE_OPTIONS: '--enable-source-maps',
+          POWERTOOLS_SERVICE_NAME: Match.anyValue(),
+          POWERTOOLS_LOG_LEVEL: 'INFO',
+        }),
+      },
+      LoggingConfig: Match.objectLike({ LogFormat: 'JSON', LogGroup: Match.anyValue() }),
+    });
+  });
+
+  it('gives each function a role of its own with no managed policy', () => {
+    synth.service.allResourcesProperties('AWS::IAM::Role', { ManagedPolicyArns: Match.absent() });
+  });
+
+  it('keeps function logs for a month', () => {
+    synth.service.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+  });
+
+  it.each([
+    [
+      'api',
+      () => synth.stacks.service.api.apiFunction,
+      [
+        LAMBDA_ENV.eventsTable,
+        LAMBDA_ENV.partnersTable,
+        LAMBDA_ENV.subscriptionsTable,
+        LAMBDA_ENV.deliveriesTable,
+        LAMBDA_ENV.allowPrivateTargets,
+        LAMBDA_ENV.retentionDays,
+      ],
+    ],
+    ['authorizer', () => synth.stacks.service.api.authorizerFunction, [LAMBDA_ENV.partnersTable]],
+    [
+      'fanout',
+      () => synth.stacks.service.pipeline.fanoutFunction,
+      [LAMBDA_ENV.subscriptionsTable, LAMBDA_ENV.deliveriesTable, LAMBDA_ENV.deliveryQueueUrl],
+    ],
+    [
+      'dispatcher',
+      () => synth.stacks.service.pipeline.dispatcherFunction,
+      [
+        LAMBDA_ENV.eventsTable,
+        LAMBDA_ENV.subscriptionsTable,
+        LAMBDA_ENV.deliveriesTable,
+        LAMBDA_ENV.deliveryQueueUrl,
+        LAMBDA_ENV.retrySchedule,
+        LAMBDA_ENV.deliveryTimeoutMs,
+        LAMBDA_ENV.allowPrivateTargets,
+      ],
+    ],
+  ] as const)(
+    'sets the LAMBDA_ENV variables the %s function needs, and no others (the rest keep their defaults)',
+    (_, fn, names) => {
+      const properties = propertiesOf(synth.service, fn());
+      const variables = (properties.Environment as { Variables: Record<string, unknown> }).Variables;
+      const lambdaEnvNames: readonly string[] = Object.values(LAMBDA_ENV);
+      expect(
+        Object.keys(variables)
+          .filter((name) => lambdaEnvNames.includes(name))
+          .sort(),
+      ).toEqual([...names].sort());
+    },
+  );
+
+  it('gives the dispatcher the retry schedule and timeout, and refuses private targets everywhere', () => {
+    synth.service.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          [LAMBDA_ENV.retrySchedule]: DEFAULT_RETRY_SCHEDULE.join(','),
+          [LAMBDA_ENV.deliveryTimeoutMs]: String(DEFAULT_SETTINGS.deliveryTimeoutMs),
+          [LAMBDA_ENV.allowPrivateTargets]: 'false',
+        }),
+      },
+    });
+    for (const [, properties] of resourcesOfType(synth.service, 'AWS::Lambda::Function')) {
+      const variables = (properties.Environment as { Variables: Record<string, unknown> }).Variables;
+      expect(variables[LAMBDA_ENV.allowPrivateTargets] ?? 'false').toBe('false');
+    }
+  });
+
+  it('lets the dispatcher disable a failing subscription and tell the partner (writes to both tables)', () => {
+    const { dispatcherFunction } = synth.stacks.service.pipeline;
+    const { events, subscriptions } = synth.stacks.data.tables;
+    synth.service.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [ref(roleOf(dispatcherFunction))],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: Match.arrayWith(['dynamodb:PutItem', 'dynamodb:UpdateItem']),
+            Resource: Match.arrayWith([
+              fromDataStack(getAtt(events.table, 'Arn')),
+              fromDataStack(getAtt(subscriptions.table, 'Arn')),
+            ]),
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('lets the dispatcher hide delivery messages (its backoff) and the fan-out send them', () => {
+    const { pipeline } = synth.stacks.service;
+    const deliveryArn = getAtt(pipeline.delivery.queue, 'Arn');
+    synth.service.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [ref(roleOf(pipeline.dispatcherFunction))],
+      PolicyDocument: {
+        // Merged with the event source's receive/delete statement on the same queue.
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: Match.arrayWith(['sqs:ChangeMessageVisibility']),
+            Resource: deliveryArn,
+          }),
+        ]),
+      },
+    });
+    synth.service.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [ref(roleOf(pipeline.fanoutFunction))],
+      PolicyDocument: {
+        Statement: Match.arrayWith([Match.objectLike({ Action: 'sqs:SendMessage', Resource: deliveryArn })]),
+      },
+    });
+  });
+});
+
+describe('HTTP API', () => {
+  it('protects every route of ROUTES: admin routes with IAM, partner routes with the Lambda authorizer', () => {
+    const authorizerId = ref(synth.stacks.service.api.api.node.findChild('PartnerApiKey'));
+    synth.service.resourceCountIs('AWS::ApiGatewayV2::Route', ROUTES.length + 1);
+    for (const route of ROUTES) {
+      synth.service.hasResourceProperties(
+        'AWS::ApiGatewayV2::Route',
+        route.auth === 'admin'
+          ? {
+              RouteKey: `${route.method} ${route.path}`,
+              AuthorizationType: 'AWS_IAM',
+              AuthorizerId: Match.absent(),
+            }
+          : {
+              RouteKey: `${route.method} ${route.path}`,
+              AuthorizationType: 'CUSTOM',
+              AuthorizerId: authorizerId,
+            },
+      );
+    }
+  });
+
+  it('sends every other request to the API function ($default), which answers 404 or 405', () => {
+    synth.service.hasResourceProperties('AWS::ApiGatewayV2::Route', {
+      RouteKey: '$default',
+      AuthorizationType: 'NONE',
+      Target: Match.anyValue(),
+    });
+    synth.service.resourceCountIs('AWS::ApiGatewayV2::Integration', 1);
+    synth.service.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
+      IntegrationType: 'AWS_PROXY',
+      PayloadFormatVersion: '2.0',
+      IntegrationUri: getAtt(synth.stacks.service.api.apiFunction, 'Arn'),
+    });
+  });
+
+  it('authorizes partners by API key with simple responses, cached five minutes per Authorization header', () => {
+    synth.service.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      AuthorizerType: 'REQUEST',
+      AuthorizerPayloadFormatVersion: '2.0',
+      EnableSimpleResponses: true,
+      IdentitySource: ['$request.header.Authorization'],
+      AuthorizerResultTtlInSeconds: 300,
+    });
+  });
+
+  it('logs every request to a log group and throttles the stage', () => {
+    synth.service.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: '$default',
+      AutoDeploy: true,
+      AccessLogSettings: {
+        DestinationArn: getAtt(synth.stacks.service.api.accessLogGroup, 'Arn'),
+        Format: Match.stringLikeRegexp('\\$context\\.requestId'),
+      },
+      DefaultRouteSettings: { ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 },
+    });
+  });
+});
+
+describe('Monitoring', () => {
+  const monitoring = () => synth.stacks.service.monitoring;
+  const topic = () => ref(monitoring().topic);
+
+  it('alarms on the first message in every dead-letter queue', () => {
+    const dlqIds = resourcesOfType(synth.service, 'AWS::SQS::Queue')
+      .filter(([, properties]) => properties.RedriveAllowPolicy !== undefined)
+      .map(([id]) => id);
+    expect(dlqIds).toHaveLength(4);
+    for (const id of dlqIds) {
+      synth.service.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [id, 'QueueName'] } }],
+        ComparisonOperator: 'GreaterThanThreshold',
+        Threshold: 0,
+        AlarmActions: [topic()],
+      });
+    }
+  });
+
+  it('alarms when delivery messages wait unclaimed and the oldest is older than a healthy backoff explains', () => {
+    const queueName = getAtt(synth.stacks.service.pipeline.delivery.queue, 'QueueName');
+    const metric = (name: string, stat: string) =>
+      Match.objectLike({
+        MetricStat: Match.objectLike({
+          Metric: {
+            Namespace: 'AWS/SQS',
+            MetricName: name,
+            Dimensions: [{ Name: 'QueueName', Value: queueName }],
+          },
+          Stat: stat,
+        }),
+      });
+    synth.service.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Metrics: Match.arrayWith([
+        Match.objectLike({ Expression: 'IF(waiting > 0, age, 0)' }),
+        metric('ApproximateAgeOfOldestMessage', 'Maximum'),
+        metric('ApproximateNumberOfMessagesVisible', 'Minimum'),
+      ]),
+      Threshold: synth.stacks.service.pipeline.backlogAge.toSeconds(),
+      AlarmActions: [topic()],
+    });
+  });
+
+  it('alarms on dispatcher errors and on pipe failures', () => {
+    synth.service.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/Lambda',
+      MetricName: 'Errors',
+      Dimensions: [{ Name: 'FunctionName', Value: ref(synth.stacks.service.pipeline.dispatcherFunction) }],
+      AlarmActions: [topic()],
+    });
+    synth.service.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Metrics: Match.arrayWith([
+        Match.objectLike({
+          MetricStat: Match.objectLike({
+            Metric: Match.objectLike({
+              Namespace: 'AWS/EventBridge/Pipes',
+              MetricName: 'ExecutionFailed',
+              Dimensions: [{ Name: 'PipeName', Value: ref(synth.stacks.service.eventStream.pipe) }],
+            }),
+          }),
+        }),
+      ]),
+      AlarmActions: [topic()],
+    });
+  });
+
+  it('notifies a TLS-only topic with no subscriber unless an alarm e-mail is set', () => {
+    synth.service.resourceCountIs('AWS::SNS::Subscription', 0);
+    synth.service.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+
+  it('publishes a dashboard and the URLs ops need', () => {
+    synth.service.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    for (const output of [
+      'ApiUrl',
+      'FanoutQueueUrl',
+      'DeliveryQueueUrl',
+      'FanoutDeadLetterQueueUrl',
+      'DeliveryDeadLetterQueueUrl',
+      'PipeDeadLetterQueueUrl',
+      'RuleDeadLetterQueueUrl',
+      'DashboardName',
+      'DashboardUrl',
+      'AlarmTopicArn',
+    ]) {
+      synth.service.hasOutput(output, { Value: Match.anyValue() });
+    }
+  });
+});
