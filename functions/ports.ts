@@ -23,6 +23,8 @@ export interface ListQuery {
 export interface EventListQuery extends ListQuery {
   /** Only these event types; absent or empty means all. */
   types?: string[];
+  /** Only events created at or after this time (ISO-8601). */
+  since?: string;
 }
 
 export interface AppendResult {
@@ -92,11 +94,18 @@ export interface DeliveryStore {
    * of them as stored (existing ones unchanged).
    */
   createForEvent(deliveries: Delivery[]): Promise<Delivery[]>;
+  /**
+   * Creates deliveries a partner asked for (redelivery, replay, test): each one is new, never
+   * matched against an earlier delivery of the same event and subscription.
+   */
+  create(deliveries: Delivery[]): Promise<void>;
   get(deliveryId: string): Promise<Delivery | undefined>;
   /** Stores the attempt and the delivery's new state together. */
   recordAttempt(attempt: Attempt, delivery: Delivery): Promise<void>;
   /** Newest first. */
   listBySubscription(subscriptionId: string, query: ListQuery): Promise<Page<Delivery>>;
+  /** Newest first. */
+  listByEvent(eventId: string, query: ListQuery): Promise<Page<Delivery>>;
   /** Oldest first. */
   listAttempts(deliveryId: string): Promise<Attempt[]>;
 }

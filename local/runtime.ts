@@ -237,6 +237,7 @@ export async function startLocalDispatcher(
       partners,
       subscriptions,
       deliveries,
+      deliveryQueue,
       clock,
       resolver: options.resolver ?? systemResolver,
       allowPrivateTargets: config.allowPrivateTargets,

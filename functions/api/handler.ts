@@ -9,6 +9,7 @@ import type {
   APIGatewayProxyStructuredResultV2,
 } from 'aws-lambda';
 import { z } from 'zod';
+import { listEventDeliveries, listSubscriptionDeliveries } from '../core/attempt-log.ts';
 import {
   MethodNotAllowedError,
   NotFoundError,
@@ -20,20 +21,23 @@ import {
 } from '../core/errors.ts';
 import { getEvent, publishEvent, toEventView } from '../core/events.ts';
 import {
+  type DeliveryMessage,
   EventId,
   EventType,
   EventTypeFilter,
+  isReservedEventType,
   JsonValue,
   PartnerId,
   SubscriptionId,
   SubscriptionStatus,
+  Timestamp,
 } from '../core/model.ts';
 import { createPartner } from '../core/partners.ts';
+import { redeliverEvent, replaySubscription, sendTestEvent } from '../core/redelivery.ts';
 import {
   createSubscription,
   deleteSubscription,
   getSubscription,
-  listDeliveries,
   listSubscriptions,
   rotateSecret,
   toSubscriptionView,
@@ -45,6 +49,7 @@ import type {
   DeliveryStore,
   EventLog,
   PartnerStore,
+  QueueSender,
   SubscriptionStore,
 } from '../ports.ts';
 import { problemJson, validationErrorFrom } from './problem.ts';
@@ -65,6 +70,8 @@ export interface ApiDeps {
   partners: PartnerStore;
   subscriptions: SubscriptionStore;
   deliveries: DeliveryStore;
+  /** Where redeliveries, replays and test events are queued for the dispatcher. */
+  deliveryQueue: QueueSender<DeliveryMessage>;
   clock: Clock;
   resolver: AddressResolver;
   allowPrivateTargets: boolean;
@@ -79,7 +86,9 @@ const CreatePartnerBody = z.strictObject({ name: z.string().trim().min(1).max(20
 
 const PublishBody = z.strictObject({
   partnerId: PartnerId,
-  type: EventType,
+  type: EventType.refine((type) => !isReservedEventType(type), {
+    message: 'subscription.* and webhook.* are reserved for the dispatcher',
+  }),
   payload: JsonValue,
   idempotencyKey: z.string().min(1).max(255).optional(),
 });
@@ -123,6 +132,10 @@ const UpdateSubscriptionBody = z
     status: SubscriptionStatus.optional(),
   })
   .refine((body) => Object.keys(body).length > 0, { message: 'must change at least one field' });
+
+const RedeliverBody = z.strictObject({ subscriptionId: SubscriptionId.optional() });
+
+const ReplayBody = z.strictObject({ since: Timestamp, after: EventId.optional() });
 
 function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z.infer<T> {
   const result = schema.safeParse(value);
@@ -254,8 +267,39 @@ const handlers: Record<Operation, RouteHandler> = {
     const partnerId = partnerOf(event);
     const id = pathId(SubscriptionId, params.id, 'subscription');
     const query = parse(PageQuery, event.queryStringParameters ?? {}, 'query');
-    const page = await listDeliveries(deps, partnerId, id, query);
+    const page = await listSubscriptionDeliveries(deps, partnerId, id, query);
     return json(200, { data: page.items, next: page.next });
+  },
+
+  async listEventDeliveries(deps, event, params) {
+    const partnerId = partnerOf(event);
+    const id = pathId(EventId, params.id, 'event');
+    const query = parse(PageQuery, event.queryStringParameters ?? {}, 'query');
+    const page = await listEventDeliveries(deps, partnerId, id, query);
+    return json(200, { data: page.items, next: page.next });
+  },
+
+  async redeliverEvent(deps, event, params) {
+    const partnerId = partnerOf(event);
+    const id = pathId(EventId, params.id, 'event');
+    const body =
+      event.body === undefined || event.body === '' ? {} : parse(RedeliverBody, jsonBody(event), 'body');
+    const deliveries = await redeliverEvent(deps, partnerId, id, body.subscriptionId);
+    return json(202, { data: deliveries.map((d) => ({ id: d.id, subscriptionId: d.subscriptionId })) });
+  },
+
+  async replaySubscription(deps, event, params) {
+    const partnerId = partnerOf(event);
+    const id = pathId(SubscriptionId, params.id, 'subscription');
+    const body = parse(ReplayBody, jsonBody(event), 'body');
+    return json(202, await replaySubscription(deps, partnerId, id, body));
+  },
+
+  async sendTestEvent(deps, event, params) {
+    const partnerId = partnerOf(event);
+    const id = pathId(SubscriptionId, params.id, 'subscription');
+    const { event: test, delivery } = await sendTestEvent(deps, partnerId, id);
+    return json(202, { eventId: test.id, deliveryId: delivery.id });
   },
 };
 

@@ -1,14 +1,16 @@
 /** Lambda entry of the HTTP API: the API handler on DynamoDB. */
 import { correlationPaths } from '@aws-lambda-powertools/logger/correlationId';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { dynamoClient } from '../adapters/aws/clients.ts';
+import { dynamoClient, sqsClient } from '../adapters/aws/clients.ts';
 import { DynamoDeliveryStore } from '../adapters/aws/deliveries.ts';
 import { DynamoEventLog } from '../adapters/aws/events.ts';
 import { logger } from '../adapters/aws/logger.ts';
 import { DynamoPartnerStore } from '../adapters/aws/partners.ts';
+import { SqsQueue } from '../adapters/aws/sqs-queue.ts';
 import { DynamoSubscriptionStore } from '../adapters/aws/subscriptions.ts';
 import { systemResolver } from '../adapters/dns.ts';
 import { loadLambdaConfig } from '../config.ts';
+import type { DeliveryMessage } from '../core/model.ts';
 import { systemClock } from '../ports.ts';
 import { createApiHandler } from './handler.ts';
 
@@ -19,6 +21,7 @@ const config = loadLambdaConfig([
   'deliveriesTable',
   'allowPrivateTargets',
   'retentionDays',
+  'deliveryQueueUrl',
 ]);
 
 export const handler = createApiHandler({
@@ -26,6 +29,7 @@ export const handler = createApiHandler({
   partners: new DynamoPartnerStore(dynamoClient, config.partnersTable),
   subscriptions: new DynamoSubscriptionStore(dynamoClient, config.subscriptionsTable),
   deliveries: new DynamoDeliveryStore(dynamoClient, config.deliveriesTable),
+  deliveryQueue: new SqsQueue<DeliveryMessage>(sqsClient, config.deliveryQueueUrl),
   clock: systemClock,
   resolver: systemResolver,
   allowPrivateTargets: config.allowPrivateTargets,

@@ -20,6 +20,8 @@ export const ROUTES = [
   { method: 'POST', path: '/v1/events', auth: 'admin', operation: 'publishEvent' },
   { method: 'GET', path: '/v1/events', auth: 'partner', operation: 'listEvents' },
   { method: 'GET', path: '/v1/events/{id}', auth: 'partner', operation: 'getEvent' },
+  { method: 'GET', path: '/v1/events/{id}/deliveries', auth: 'partner', operation: 'listEventDeliveries' },
+  { method: 'POST', path: '/v1/events/{id}/redeliver', auth: 'partner', operation: 'redeliverEvent' },
   { method: 'POST', path: '/v1/subscriptions', auth: 'partner', operation: 'createSubscription' },
   { method: 'GET', path: '/v1/subscriptions', auth: 'partner', operation: 'listSubscriptions' },
   { method: 'GET', path: '/v1/subscriptions/{id}', auth: 'partner', operation: 'getSubscription' },
@@ -32,6 +34,8 @@ export const ROUTES = [
     operation: 'rotateSecret',
   },
   { method: 'GET', path: '/v1/subscriptions/{id}/deliveries', auth: 'partner', operation: 'listDeliveries' },
+  { method: 'POST', path: '/v1/subscriptions/{id}/replay', auth: 'partner', operation: 'replaySubscription' },
+  { method: 'POST', path: '/v1/subscriptions/{id}/test', auth: 'partner', operation: 'sendTestEvent' },
 ] as const satisfies readonly Route[];
 
 export type Operation = (typeof ROUTES)[number]['operation'];

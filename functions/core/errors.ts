@@ -97,3 +97,15 @@ export class UnsupportedMediaTypeError extends DomainError {
   readonly status = 415;
   readonly title = 'Unsupported media type';
 }
+
+export class ConflictError extends DomainError {
+  readonly status = 409;
+  readonly title = 'Conflict';
+}
+
+/** A partner action that needs an active subscription, asked of a disabled one. */
+export class SubscriptionDisabledError extends ConflictError {
+  constructor(id: string) {
+    super(`subscription ${id} is disabled: PATCH it with {"status":"active"} first`);
+  }
+}

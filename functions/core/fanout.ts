@@ -31,6 +31,7 @@ export async function fanOutEvent(deps: FanOutDeps, ref: EventRef): Promise<numb
     subscriptionId: sub.id,
     partnerId: ref.partnerId,
     eventType: ref.type,
+    origin: 'fanout',
     status: 'pending',
     attempts: 0,
     createdAt: now.toISOString(),

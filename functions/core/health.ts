@@ -1,9 +1,6 @@
 import type { Clock, EventLog, SubscriptionStore } from '../ports.ts';
 import { newId } from './ids.ts';
-import type { Subscription } from './model.ts';
-
-/** The event a partner gets in its own log when one of its subscriptions is disabled. */
-export const SUBSCRIPTION_DISABLED = 'subscription.disabled';
+import { SUBSCRIPTION_DISABLED, type Subscription } from './model.ts';
 
 /** How long an endpoint may fail without a single success before it is disabled: 5 days. */
 export const DEFAULT_DISABLE_AFTER_MS = 5 * 24 * 60 * 60 * 1000;

@@ -35,6 +35,17 @@ export const EventType = z
   .max(128)
   .regex(/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/, 'must be dotted lower-case words, like order.created');
 
+/** The event types the dispatcher itself publishes into a partner's log. */
+export const SUBSCRIPTION_DISABLED = 'subscription.disabled';
+export const WEBHOOK_TEST = 'webhook.test';
+
+/** Families of types reserved for the dispatcher: producers cannot publish them. */
+const RESERVED_TYPE_PREFIXES = ['subscription.', 'webhook.'] as const;
+
+export function isReservedEventType(type: string): boolean {
+  return RESERVED_TYPE_PREFIXES.some((prefix) => type.startsWith(prefix));
+}
+
 /** A subscription's filter entry: an exact type, `prefix.*` for a family of types, or `*`. */
 export const EventTypeFilter = z
   .string()
@@ -102,6 +113,13 @@ export const DeliveryStatus = z.enum(['pending', 'succeeded', 'failed', 'dead'])
 export type DeliveryStatus = z.infer<typeof DeliveryStatus>;
 
 /**
+ * Why a delivery exists: fan-out of a new event (at most one per event and subscription), or
+ * a partner's request: redelivering an event, replaying a period, or a test event.
+ */
+export const DeliveryOrigin = z.enum(['fanout', 'redelivery', 'replay', 'test']);
+export type DeliveryOrigin = z.infer<typeof DeliveryOrigin>;
+
+/**
  * One event for one subscription. Its id is the `webhook-id` header: stable across the
  * retries of this delivery, new for a redelivery.
  */
@@ -111,6 +129,7 @@ export const Delivery = z.object({
   subscriptionId: SubscriptionId,
   partnerId: PartnerId,
   eventType: EventType,
+  origin: DeliveryOrigin,
   status: DeliveryStatus,
   attempts: z.number().int().nonnegative(),
   createdAt: Timestamp,

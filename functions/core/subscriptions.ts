@@ -1,7 +1,15 @@
 import type { AddressResolver, Clock, DeliveryStore, ListQuery, SubscriptionStore } from '../ports.ts';
 import { ForbiddenTargetError, SubscriptionNotFoundError } from './errors.ts';
 import { newId } from './ids.ts';
-import type { Attempt, Delivery, Page, SigningSecret, Subscription, SubscriptionStatus } from './model.ts';
+import {
+  type Attempt,
+  type Delivery,
+  type Page,
+  type SigningSecret,
+  type Subscription,
+  type SubscriptionStatus,
+  WEBHOOK_TEST,
+} from './model.ts';
 import { generateSecret } from './signing.ts';
 import { checkResolvedAddress, checkTargetUrl } from './target-policy.ts';
 
@@ -38,8 +46,13 @@ export function toSubscriptionView(sub: Subscription): SubscriptionView {
   };
 }
 
-/** True when the subscription's filter takes this event type (`*`, exact, or `family.*`). */
+/**
+ * True when fan-out should deliver this event type to the subscription: its filter takes it
+ * (`*`, exact, or `family.*`), and it is not a test event.
+ */
 export function subscriptionWants(sub: Pick<Subscription, 'eventTypes'>, type: string): boolean {
+  // A test event goes only to the subscription it was asked for (see sendTestEvent).
+  if (type === WEBHOOK_TEST) return false;
   if (sub.eventTypes.length === 0) return true;
   return sub.eventTypes.some(
     (filter) =>
@@ -220,66 +233,4 @@ export async function rotateSecret(
   };
   await deps.subscriptions.put(subscription);
   return { subscription, secret };
-}
-
-export interface DeliveryView {
-  id: string;
-  eventId: string;
-  eventType: string;
-  status: Delivery['status'];
-  attemptCount: number;
-  createdAt: string;
-  updatedAt: string;
-  lastAttemptAt?: string;
-  nextAttemptAt?: string;
-  attempts: AttemptView[];
-}
-
-export interface AttemptView {
-  id: string;
-  number: number;
-  startedAt: string;
-  durationMs: number;
-  statusCode?: number;
-  error?: string;
-  errorMessage?: string;
-  responseExcerpt?: string;
-}
-
-function toAttemptView(a: Attempt): AttemptView {
-  const { deliveryId: _d, subscriptionId: _s, partnerId: _p, ...view } = a;
-  return view;
-}
-
-/**
- * A page of a subscription's deliveries, newest first, each with its attempts.
- * 1. Check the subscription is the partner's.
- * 2. Page through its deliveries and load each one's attempts.
- */
-export async function listDeliveries(
-  deps: { subscriptions: SubscriptionStore; deliveries: DeliveryStore },
-  partnerId: string,
-  subscriptionId: string,
-  query: ListQuery,
-): Promise<Page<DeliveryView>> {
-  await getSubscription(deps, partnerId, subscriptionId);
-  const page = await deps.deliveries.listBySubscription(subscriptionId, query);
-  const items = await Promise.all(
-    page.items.map(async (d): Promise<DeliveryView> => {
-      const attempts = await deps.deliveries.listAttempts(d.id);
-      return {
-        id: d.id,
-        eventId: d.eventId,
-        eventType: d.eventType,
-        status: d.status,
-        attemptCount: d.attempts,
-        createdAt: d.createdAt,
-        updatedAt: d.updatedAt,
-        ...(d.lastAttemptAt === undefined ? {} : { lastAttemptAt: d.lastAttemptAt }),
-        ...(d.nextAttemptAt === undefined ? {} : { nextAttemptAt: d.nextAttemptAt }),
-        attempts: attempts.map(toAttemptView),
-      };
-    }),
-  );
-  return { items, next: page.next };
 }

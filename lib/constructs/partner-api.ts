@@ -9,6 +9,7 @@ import {
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { type HttpMethod, ROUTES, type Route, type RouteAuth } from '../../functions/api/routes.ts';
 import { LAMBDA_ENV } from '../../functions/config.ts';
@@ -20,6 +21,8 @@ export interface PartnerApiProps {
   readonly partnersTable: DefinedTable;
   readonly subscriptionsTable: DefinedTable;
   readonly deliveriesTable: DefinedTable;
+  /** Where redeliveries, replays and test events a partner asks for are queued. */
+  readonly deliveryQueue: sqs.IQueue;
   /** Days an event is kept (the API sets its TTL). */
   readonly retentionDays: number;
   /**
@@ -114,7 +117,8 @@ export class PartnerApi extends Construct {
       .useTable(props.eventsTable, LAMBDA_ENV.eventsTable, 'readWrite')
       .useTable(props.partnersTable, LAMBDA_ENV.partnersTable, 'readWrite')
       .useTable(props.subscriptionsTable, LAMBDA_ENV.subscriptionsTable, 'readWrite')
-      .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, 'read');
+      .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, 'readWrite')
+      .useQueue(props.deliveryQueue, LAMBDA_ENV.deliveryQueueUrl, 'send');
 
     this.authorizerFunction = new DispatcherFunction(this, 'AuthorizerFunction', {
       entry: 'functions/authorizer/lambda.ts',

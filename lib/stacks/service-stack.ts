@@ -66,6 +66,7 @@ export class ServiceStack extends Stack {
       partnersTable: tables.partners,
       subscriptionsTable: tables.subscriptions,
       deliveriesTable: tables.deliveries,
+      deliveryQueue: this.pipeline.delivery.queue,
       retentionDays: props.retentionDays,
       logRetention,
     });

@@ -318,6 +318,7 @@ describe('functions', () => {
         LAMBDA_ENV.partnersTable,
         LAMBDA_ENV.subscriptionsTable,
         LAMBDA_ENV.deliveriesTable,
+        LAMBDA_ENV.deliveryQueueUrl,
         LAMBDA_ENV.allowPrivateTargets,
         LAMBDA_ENV.retentionDays,
       ],
@@ -405,12 +406,17 @@ describe('functions', () => {
         ]),
       },
     });
-    synth.service.hasResourceProperties('AWS::IAM::Policy', {
-      Roles: [ref(roleOf(pipeline.fanoutFunction))],
-      PolicyDocument: {
-        Statement: Match.arrayWith([Match.objectLike({ Action: 'sqs:SendMessage', Resource: deliveryArn })]),
-      },
-    });
+    // Fan-out queues deliveries; the API queues the redeliveries, replays and tests partners ask for.
+    for (const fn of [pipeline.fanoutFunction, synth.stacks.service.api.apiFunction]) {
+      synth.service.hasResourceProperties('AWS::IAM::Policy', {
+        Roles: [ref(roleOf(fn))],
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Action: 'sqs:SendMessage', Resource: deliveryArn }),
+          ]),
+        },
+      });
+    }
   });
 });
 

@@ -169,6 +169,51 @@ export function deliveryStoreContract(name: string, make: () => Promise<Delivery
       });
     });
 
+    describe('create', () => {
+      it('adds a partner’s redeliveries beside the fan-out delivery of the same pair', async () => {
+        const event = makeEvent(partnerId);
+        const original = makeDelivery(event, subscriptionId);
+        await deliveries.createForEvent([original]);
+        const again = [
+          makeDelivery(event, subscriptionId, { origin: 'redelivery' }),
+          makeDelivery(event, subscriptionId, { origin: 'replay' }),
+        ];
+
+        await deliveries.create(again);
+
+        for (const d of again) expect(await deliveries.get(d.id)).toEqual(d);
+        // Fan-out still finds its own delivery, not a redelivery.
+        const retried = await deliveries.createForEvent([makeDelivery(event, subscriptionId)]);
+        expect(retried).toEqual([original]);
+      });
+
+      it('refuses fan-out deliveries, which only createForEvent may create', async () => {
+        await expect(
+          deliveries.create([makeDelivery(makeEvent(partnerId), subscriptionId)]),
+        ).rejects.toThrow();
+      });
+    });
+
+    describe('listByEvent', () => {
+      it('lists every delivery of the event newest first, never another event’s, in pages', async () => {
+        const event = makeEvent(partnerId);
+        const first = makeDelivery(event, subscriptionId, { id: id('dlv', Date.parse(at(1))) });
+        const second = makeDelivery(event, otherSubscriptionId, { id: id('dlv', Date.parse(at(2))) });
+        const third = makeDelivery(event, subscriptionId, {
+          id: id('dlv', Date.parse(at(3))),
+          origin: 'redelivery',
+        });
+        await deliveries.createForEvent([first, second]);
+        await deliveries.create([third]);
+        await deliveries.createForEvent([makeDelivery(makeEvent(partnerId), subscriptionId)]);
+
+        const page1 = await deliveries.listByEvent(event.id, { limit: 2 });
+        expect(page1.items.map((d) => d.id)).toEqual([third.id, second.id]);
+        const page2 = await deliveries.listByEvent(event.id, { limit: 2, after: page1.next ?? '' });
+        expect(page2).toEqual({ items: [first], next: null });
+      });
+    });
+
     describe('listBySubscription', () => {
       it('lists the subscription’s deliveries newest first, never another subscription’s', async () => {
         const items = series(3);

@@ -150,6 +150,7 @@ describe('DynamoDeliveryStore items', () => {
         sk: 'DELIVERY',
         kind: 'delivery',
         gsiSubscriptionId: delivery.subscriptionId,
+        gsiEventId: delivery.eventId,
         ...delivery,
         status: 'succeeded',
         attempts: 12,

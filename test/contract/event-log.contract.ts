@@ -112,6 +112,16 @@ export function eventLogContract(name: string, make: () => Promise<EventLogSubje
         expect(page.items).toEqual([a, b, c]);
       });
 
+      it('returns only events created at or after `since`, still in append order', async () => {
+        const events = [0, 10, 20, 30].map((seconds) => makeEvent(partnerId, { createdAt: at(seconds) }));
+        await appendAll(events);
+
+        const page = await log.list(partnerId, { limit: 10, since: at(10) });
+
+        expect(page.items.map((e) => e.id)).toEqual(events.slice(1).map((e) => e.id));
+        expect((await log.list(partnerId, { limit: 1, since: at(15) })).items).toEqual([events[2]]);
+      });
+
       it('pages with limit and next, visiting every event exactly once', async () => {
         const events = Array.from({ length: 7 }, () => makeEvent(partnerId));
         await appendAll(events);

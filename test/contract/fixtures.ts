@@ -65,6 +65,7 @@ export function makeDelivery(
     subscriptionId,
     partnerId: event.partnerId,
     eventType: event.type,
+    origin: 'fanout',
     status: 'pending',
     attempts: 0,
     createdAt: at(),

@@ -286,6 +286,14 @@ describe('HTTP API', () => {
       }
     });
 
+    it('rejects the types the dispatcher publishes itself with a 400 naming body.type', async () => {
+      const partner = await d.createPartner();
+      for (const type of ['subscription.disabled', 'webhook.test']) {
+        const res = await d.admin('POST', '/v1/events', { partnerId: partner.id, type, payload: {} });
+        expectProblem(res, 400, 'body.type');
+      }
+    });
+
     it('rejects a missing payload with a 400 naming body.payload', async () => {
       const partner = await d.createPartner();
       const res = await d.admin('POST', '/v1/events', { partnerId: partner.id, type: 'order.created' });

@@ -10,6 +10,7 @@ import { answer, startReceiver, type TestReceiver } from './receiver.ts';
 interface Delivery {
   id: string;
   eventId: string;
+  origin: string;
   status: string;
   attemptCount: number;
   attempts: { number: number; startedAt: string; statusCode?: number; error?: string }[];
@@ -203,6 +204,140 @@ describe('local dispatcher, end to end', () => {
     });
   });
 
+  describe('partner actions', () => {
+    const types = (r: TestReceiver) => r.callbacks.map((c) => JSON.parse(c.body).type as string);
+
+    it('redelivers an event with a new webhook-id and the original event id, listed under the event', async () => {
+      const d = await dispatcherWith();
+      const receiver = await receiverWith();
+      const { partner, subscriptionId } = await subscribed(d, receiver);
+      const eventId = await publish(d, partner.id);
+      const first = await eventually(() => receiver.callbacks[0]);
+
+      const res = await d.as<{ data: { id: string; subscriptionId: string }[] }>(
+        partner.apiKey,
+        'POST',
+        `/v1/events/${eventId}/redeliver`,
+      );
+      expect(res.status).toBe(202);
+      expect(res.body.data).toEqual([{ id: expect.stringMatching(/^dlv_/), subscriptionId }]);
+
+      const second = await eventually(() => receiver.callbacks[1]);
+      expect(second.headers['webhook-id']).toBe(res.body.data[0]?.id);
+      expect(second.headers['webhook-id']).not.toBe(first.headers['webhook-id']);
+      expect(JSON.parse(second.body).id).toBe(eventId);
+      expect(second.verifiedBy).toEqual([0]);
+      const listed = await eventually(async () => {
+        const page = await d.as<{ data: Delivery[] }>(
+          partner.apiKey,
+          'GET',
+          `/v1/events/${eventId}/deliveries`,
+        );
+        return page.body.data.every((x) => x.status === 'succeeded') && page.body.data.length === 2
+          ? page.body.data
+          : undefined;
+      });
+      expect(listed.map((x) => x.origin)).toEqual(['redelivery', 'fanout']);
+    });
+
+    it('redelivers to the one subscription named, and refuses a disabled one with 409', async () => {
+      const d = await dispatcherWith();
+      const a = await receiverWith();
+      const b = await receiverWith();
+      const { partner, subscriptionId } = await subscribed(d, a);
+      const other = await d.as<{ id: string; secret: string }>(partner.apiKey, 'POST', '/v1/subscriptions', {
+        url: b.url,
+      });
+      b.secrets.push(other.body.secret);
+      const eventId = await publish(d, partner.id);
+      await eventually(() => (a.callbacks.length === 1 && b.callbacks.length === 1 ? true : undefined));
+
+      await d.as(partner.apiKey, 'POST', `/v1/events/${eventId}/redeliver`, { subscriptionId });
+      await eventually(() => a.callbacks[1]);
+      expect(b.callbacks).toHaveLength(1);
+
+      await d.as(partner.apiKey, 'PATCH', `/v1/subscriptions/${other.body.id}`, { status: 'disabled' });
+      const refused = await d.as(partner.apiKey, 'POST', `/v1/events/${eventId}/redeliver`, {
+        subscriptionId: other.body.id,
+      });
+      expect(refused.status).toBe(409);
+      expect(refused.headers.get('content-type')).toBe('application/problem+json');
+    });
+
+    it('does not redeliver another partner’s event', async () => {
+      const d = await dispatcherWith();
+      const receiver = await receiverWith();
+      const { partner } = await subscribed(d, receiver);
+      const stranger = await d.createPartner('stranger');
+      const eventId = await publish(d, partner.id);
+      expect((await d.as(stranger.apiKey, 'POST', `/v1/events/${eventId}/redeliver`)).status).toBe(404);
+      expect((await d.as(stranger.apiKey, 'GET', `/v1/events/${eventId}/deliveries`)).status).toBe(404);
+    });
+
+    it('replays to one subscription everything it takes since a time', async () => {
+      const d = await dispatcherWith();
+      const receiver = await receiverWith();
+      const { partner, subscriptionId } = await subscribed(d, receiver, { eventTypes: ['order.*'] });
+      await publish(d, partner.id, 'order.created', { n: 1 });
+      await eventually(() => receiver.callbacks[0]);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const since = new Date().toISOString();
+      await publish(d, partner.id, 'order.shipped', { n: 2 });
+      await publish(d, partner.id, 'invoice.paid', { n: 3 });
+      await publish(d, partner.id, 'order.delivered', { n: 4 });
+      await eventually(() => (receiver.callbacks.length === 3 ? true : undefined));
+
+      const res = await d.as(partner.apiKey, 'POST', `/v1/subscriptions/${subscriptionId}/replay`, { since });
+
+      expect(res.status).toBe(202);
+      expect(res.body).toEqual({ queued: 2, next: null });
+      await eventually(() => (receiver.callbacks.length === 5 ? true : undefined));
+      expect(types(receiver).slice(3).sort()).toEqual(['order.delivered', 'order.shipped']);
+    });
+
+    it('rejects a replay without a valid since, naming the field', async () => {
+      const d = await dispatcherWith();
+      const receiver = await receiverWith();
+      const { partner, subscriptionId } = await subscribed(d, receiver);
+      const res = await d.as<{ errors: { field: string }[] }>(
+        partner.apiKey,
+        'POST',
+        `/v1/subscriptions/${subscriptionId}/replay`,
+        { since: 'yesterday' },
+      );
+      expect(res.status).toBe(400);
+      expect(res.body.errors.map((e) => e.field)).toEqual(['body.since']);
+    });
+
+    it('sends a webhook.test event to the one subscription asked, and logs it for polling', async () => {
+      const d = await dispatcherWith();
+      const tested = await receiverWith();
+      const bystander = await receiverWith();
+      const { partner, subscriptionId } = await subscribed(d, tested);
+      const other = await d.as<{ secret: string }>(partner.apiKey, 'POST', '/v1/subscriptions', {
+        url: bystander.url,
+      });
+      bystander.secrets.push(other.body.secret);
+
+      const res = await d.as<{ eventId: string; deliveryId: string }>(
+        partner.apiKey,
+        'POST',
+        `/v1/subscriptions/${subscriptionId}/test`,
+      );
+
+      expect(res.status).toBe(202);
+      const callback = await eventually(() => tested.callbacks[0]);
+      expect(callback.verifiedBy).toEqual([0]);
+      expect(callback.headers['webhook-id']).toBe(res.body.deliveryId);
+      expect(JSON.parse(callback.body)).toMatchObject({ id: res.body.eventId, type: 'webhook.test' });
+      const polled = await d.as<{ data: { id: string }[] }>(partner.apiKey, 'GET', '/v1/events');
+      expect(polled.body.data.map((e) => e.id)).toEqual([res.body.eventId]);
+      // Fan-out saw the test event too, and gave it to no other subscription.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(bystander.callbacks).toHaveLength(0);
+    });
+  });
+
   describe('endpoint health', () => {
     it('disables a subscription answering 410 Gone and tells the partner by poll and by its other subscription', async () => {
       const d = await dispatcherWith();
@@ -274,8 +409,9 @@ describe('local dispatcher, end to end', () => {
 
   describe('restarts', () => {
     it('loses nothing when stopped cleanly with deliveries in flight', async () => {
+      // Enough short tries that no delivery runs out of them however long the restart takes.
       let d = await dispatcherWith({
-        DISPATCHER_RETRY_SCHEDULE: '0,1,1,1,1,1',
+        DISPATCHER_RETRY_SCHEDULE: Array(30).fill(1).join(','),
         DISPATCHER_DELIVERY_TIMEOUT_MS: '500',
       });
       const receiver = await receiverWith(answer(503));

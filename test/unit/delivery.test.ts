@@ -60,6 +60,7 @@ describe('deliver', () => {
       subscriptionId: subscription.id,
       partnerId,
       eventType: event.type,
+      origin: 'fanout',
       status: 'pending',
       attempts: 0,
       createdAt: NOW.toISOString(),

@@ -11,6 +11,7 @@
 import {
   type DynamoDBDocumentClient,
   GetCommand,
+  PutCommand,
   TransactWriteCommand,
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
@@ -30,6 +31,7 @@ import {
 } from './dynamo.ts';
 
 export const BY_SUBSCRIPTION_INDEX = 'bySubscription';
+export const BY_EVENT_INDEX = 'byEvent';
 
 const DELIVERY_SK = 'DELIVERY';
 const FANOUT_SK = 'FANOUT';
@@ -60,6 +62,7 @@ function deliveryItem(delivery: Delivery): Item {
     ...deliveryKey(delivery.id),
     kind: 'delivery',
     gsiSubscriptionId: delivery.subscriptionId,
+    gsiEventId: delivery.eventId,
   };
 }
 
@@ -79,6 +82,22 @@ export class DynamoDeliveryStore implements DeliveryStore {
    */
   async createForEvent(deliveries: Delivery[]): Promise<Delivery[]> {
     return Promise.all(deliveries.map((delivery) => this.#createOne(delivery)));
+  }
+
+  /** Plain puts, each only if its id is new: no FANOUT# item, so any number per pair. */
+  async create(deliveries: Delivery[]): Promise<void> {
+    await Promise.all(
+      deliveries.map((delivery) => {
+        if (delivery.origin === 'fanout') throw new Error('fan-out deliveries are created by createForEvent');
+        return this.#client.send(
+          new PutCommand({
+            TableName: this.tableName,
+            Item: deliveryItem(delivery),
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        );
+      }),
+    );
   }
 
   async get(deliveryId: string): Promise<Delivery | undefined> {
@@ -160,22 +179,31 @@ export class DynamoDeliveryStore implements DeliveryStore {
    * like every global index is eventually consistent. One extra item is read to tell whether
    * another page exists: `next` is null on the last page.
    */
-  async listBySubscription(subscriptionId: string, query: ListQuery): Promise<Page<Delivery>> {
+  listBySubscription(subscriptionId: string, query: ListQuery): Promise<Page<Delivery>> {
+    return this.#newestFirst(BY_SUBSCRIPTION_INDEX, 'gsiSubscriptionId', subscriptionId, query);
+  }
+
+  /** Newest first, through the byEvent index, paged as listBySubscription. */
+  listByEvent(eventId: string, query: ListQuery): Promise<Page<Delivery>> {
+    return this.#newestFirst(BY_EVENT_INDEX, 'gsiEventId', eventId, query);
+  }
+
+  async #newestFirst(
+    indexName: string,
+    keyName: string,
+    value: string,
+    query: ListQuery,
+  ): Promise<Page<Delivery>> {
     const items = await queryUpTo(
       this.#client,
       {
         TableName: this.tableName,
-        IndexName: BY_SUBSCRIPTION_INDEX,
+        IndexName: indexName,
         KeyConditionExpression:
-          query.after === undefined
-            ? '#gsiSubscriptionId = :subscriptionId'
-            : '#gsiSubscriptionId = :subscriptionId AND #id < :after',
-        ExpressionAttributeNames: attributeNames(
-          'gsiSubscriptionId',
-          ...(query.after === undefined ? [] : ['id']),
-        ),
+          query.after === undefined ? `#${keyName} = :value` : `#${keyName} = :value AND #id < :after`,
+        ExpressionAttributeNames: attributeNames(keyName, ...(query.after === undefined ? [] : ['id'])),
         ExpressionAttributeValues: {
-          ':subscriptionId': subscriptionId,
+          ':value': value,
           ...(query.after === undefined ? {} : { ':after': query.after }),
         },
         ScanIndexForward: false,

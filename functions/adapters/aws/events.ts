@@ -202,26 +202,32 @@ export class DynamoEventLog implements EventLog {
     }
     const types = [...new Set(query.types ?? [])];
     const typeFilter = typeCondition(types);
+    const conditions = [
+      ...(typeFilter === undefined ? [] : [`(${typeFilter.expression})`]),
+      ...(query.since === undefined ? [] : ['#createdAt >= :since']),
+    ];
     const items = await queryUpTo(
       this.#client,
       {
         TableName: this.tableName,
         KeyConditionExpression: '#pk = :pk AND #sk BETWEEN :from AND :to',
-        ...(typeFilter === undefined ? {} : { FilterExpression: typeFilter.expression }),
+        ...(conditions.length === 0 ? {} : { FilterExpression: conditions.join(' AND ') }),
         ExpressionAttributeNames: {
           ...attributeNames('pk', 'sk'),
           ...(typeFilter === undefined ? {} : attributeNames('type')),
+          ...(query.since === undefined ? {} : attributeNames('createdAt')),
         },
         ExpressionAttributeValues: {
           ':pk': partnerId,
           ':from': eventKey(afterSeq + 1),
           ':to': EVENT_KEY_END,
           ...typeFilter?.values,
+          ...(query.since === undefined ? {} : { ':since': query.since }),
         },
         ConsistentRead: true,
       },
       query.limit,
-      typeFilter === undefined ? 1 : FILTERED_PAGE_SIZE,
+      conditions.length === 0 ? 1 : FILTERED_PAGE_SIZE,
     );
     const events = items.map(toEvent);
     return { items: events, next: events.at(-1)?.id ?? query.after ?? null };

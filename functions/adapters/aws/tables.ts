@@ -13,8 +13,9 @@
  * subscriptions pk = id; GSI byPartner (partnerId, id)
  * deliveries   pk = `DLV#<deliveryId>`, sk = `DELIVERY` (the delivery) | `ATTEMPT#<nnnnnn>#<attemptId>`
  *              pk = `FANOUT#<eventId>#<subscriptionId>`, sk = `FANOUT` (→ deliveryId: makes
- *              fan-out idempotent); GSI bySubscription (subscriptionId, deliveryId) over
- *              delivery items only (a sparse index: only they carry `gsiSubscriptionId`)
+ *              fan-out idempotent); GSIs bySubscription (subscriptionId, deliveryId) and
+ *              byEvent (eventId, deliveryId) over delivery items only (sparse indexes: only
+ *              they carry `gsiSubscriptionId` and `gsiEventId`)
  * Items that expire carry `expiresAt` (epoch seconds), the tables' TTL attribute.
  */
 export interface KeyAttribute {
@@ -82,6 +83,11 @@ export const DELIVERIES_TABLE: TableDefinition = {
     {
       indexName: 'bySubscription',
       partitionKey: { name: 'gsiSubscriptionId', type: 'S' },
+      sortKey: { name: 'id', type: 'S' },
+    },
+    {
+      indexName: 'byEvent',
+      partitionKey: { name: 'gsiEventId', type: 'S' },
       sortKey: { name: 'id', type: 'S' },
     },
   ],

@@ -72,15 +72,19 @@ const MIGRATIONS: readonly string[] = [
     subscription_id TEXT NOT NULL,
     partner_id TEXT NOT NULL,
     event_type TEXT NOT NULL,
+    origin TEXT NOT NULL CHECK (origin IN ('fanout', 'redelivery', 'replay', 'test')),
     status TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed', 'dead')),
     attempts INTEGER NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     last_attempt_at TEXT,
-    next_attempt_at TEXT,
-    UNIQUE (event_id, subscription_id)
+    next_attempt_at TEXT
   ) STRICT;
+  -- Fan-out creates at most one delivery per (event, subscription); a partner's redeliveries,
+  -- replays and tests add more.
+  CREATE UNIQUE INDEX deliveries_fanout ON deliveries (event_id, subscription_id) WHERE origin = 'fanout';
   CREATE INDEX deliveries_by_subscription ON deliveries (subscription_id, id);
+  CREATE INDEX deliveries_by_event ON deliveries (event_id, id);
 
   CREATE TABLE attempts (
     id TEXT PRIMARY KEY,

@@ -2,6 +2,7 @@ import {
   type Attempt,
   AttemptErrorKind,
   type Delivery,
+  DeliveryOrigin,
   DeliveryStatus,
   type Page,
 } from '../../core/model.ts';
@@ -19,7 +20,25 @@ import {
 } from './database.ts';
 
 const DELIVERY_COLUMNS =
-  'id, event_id, subscription_id, partner_id, event_type, status, attempts, created_at, updated_at, last_attempt_at, next_attempt_at';
+  'id, event_id, subscription_id, partner_id, event_type, origin, status, attempts, created_at, updated_at, last_attempt_at, next_attempt_at';
+const INSERT_DELIVERY = `INSERT INTO deliveries (${DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+
+function deliveryValues(d: Delivery) {
+  return [
+    d.id,
+    d.eventId,
+    d.subscriptionId,
+    d.partnerId,
+    d.eventType,
+    d.origin,
+    d.status,
+    d.attempts,
+    d.createdAt,
+    d.updatedAt,
+    d.lastAttemptAt ?? null,
+    d.nextAttemptAt ?? null,
+  ];
+}
 const ATTEMPT_COLUMNS =
   'id, delivery_id, subscription_id, partner_id, number, started_at, duration_ms, status_code, error, error_message, response_excerpt';
 
@@ -30,6 +49,7 @@ function toDelivery(row: Row): Delivery {
     subscriptionId: readText(row, 'subscription_id'),
     partnerId: readText(row, 'partner_id'),
     eventType: readText(row, 'event_type'),
+    origin: DeliveryOrigin.parse(readText(row, 'origin')),
     status: DeliveryStatus.parse(readText(row, 'status')),
     attempts: readInteger(row, 'attempts'),
     createdAt: readText(row, 'created_at'),
@@ -67,30 +87,31 @@ export class SqliteDeliveryStore implements DeliveryStore {
     const db = this.#db;
     return transaction(db, () => {
       const insert = db.prepare(
-        `INSERT INTO deliveries (${DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (event_id, subscription_id) DO NOTHING`,
+        `${INSERT_DELIVERY} ON CONFLICT (event_id, subscription_id) WHERE origin = 'fanout' DO NOTHING`,
       );
       const select = db.prepare(
-        `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE event_id = ? AND subscription_id = ?`,
+        `SELECT ${DELIVERY_COLUMNS} FROM deliveries
+         WHERE event_id = ? AND subscription_id = ? AND origin = 'fanout'`,
       );
       return deliveries.map((d) => {
-        insert.run(
-          d.id,
-          d.eventId,
-          d.subscriptionId,
-          d.partnerId,
-          d.eventType,
-          d.status,
-          d.attempts,
-          d.createdAt,
-          d.updatedAt,
-          d.lastAttemptAt ?? null,
-          d.nextAttemptAt ?? null,
-        );
+        if (d.origin !== 'fanout')
+          throw new Error(`createForEvent takes fan-out deliveries, not ${d.origin}`);
+        insert.run(...deliveryValues(d));
         const stored = select.get(d.eventId, d.subscriptionId);
         if (stored === undefined) throw new Error(`delivery ${d.id} neither inserted nor found`);
         return toDelivery(stored);
       });
+    });
+  }
+
+  async create(deliveries: Delivery[]): Promise<void> {
+    const db = this.#db;
+    transaction(db, () => {
+      const insert = db.prepare(INSERT_DELIVERY);
+      for (const d of deliveries) {
+        if (d.origin === 'fanout') throw new Error('fan-out deliveries are created by createForEvent');
+        insert.run(...deliveryValues(d));
+      }
     });
   }
 
@@ -137,20 +158,26 @@ export class SqliteDeliveryStore implements DeliveryStore {
    * Newest first, by id (ULIDs sort by creation time). Reads one extra row to tell whether
    * another page exists: `next` is null on the last page.
    */
-  async listBySubscription(subscriptionId: string, query: ListQuery): Promise<Page<Delivery>> {
-    const rows =
-      query.after === undefined
-        ? this.#db
-            .prepare(
-              `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE subscription_id = ? ORDER BY id DESC LIMIT ?`,
-            )
-            .all(subscriptionId, query.limit + 1)
-        : this.#db
-            .prepare(
-              `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE subscription_id = ? AND id < ?
-               ORDER BY id DESC LIMIT ?`,
-            )
-            .all(subscriptionId, query.after, query.limit + 1);
+  listBySubscription(subscriptionId: string, query: ListQuery): Promise<Page<Delivery>> {
+    return this.#newestFirst('subscription_id', subscriptionId, query);
+  }
+
+  /** Newest first, paged as listBySubscription. */
+  listByEvent(eventId: string, query: ListQuery): Promise<Page<Delivery>> {
+    return this.#newestFirst('event_id', eventId, query);
+  }
+
+  async #newestFirst(
+    column: 'subscription_id' | 'event_id',
+    value: string,
+    query: ListQuery,
+  ): Promise<Page<Delivery>> {
+    const rows = this.#db
+      .prepare(
+        `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE ${column} = ? AND id < ? ORDER BY id DESC LIMIT ?`,
+      )
+      // Every id sorts below '~': no cursor means from the newest.
+      .all(value, query.after ?? '~', query.limit + 1);
     const items = rows.slice(0, query.limit).map(toDelivery);
     return { items, next: rows.length > query.limit ? (items.at(-1)?.id ?? null) : null };
   }

@@ -96,9 +96,10 @@ export class SqliteEventLog implements EventLog {
         `SELECT ${COLUMNS} FROM events
          WHERE partner_id = ? AND seq > ?
            AND (? = 0 OR type IN (SELECT value FROM json_each(?)))
+           AND created_at >= ?
          ORDER BY seq LIMIT ?`,
       )
-      .all(partnerId, afterSeq, types.length, JSON.stringify(types), query.limit);
+      .all(partnerId, afterSeq, types.length, JSON.stringify(types), query.since ?? '', query.limit);
     const items = rows.map(toEvent);
     return { items, next: items.at(-1)?.id ?? query.after ?? null };
   }

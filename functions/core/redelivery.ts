@@ -1,0 +1,168 @@
+import type { Clock, DeliveryStore, EventLog, QueueSender, SubscriptionStore } from '../ports.ts';
+import { SubscriptionDisabledError } from './errors.ts';
+import { getEvent } from './events.ts';
+import { newId } from './ids.ts';
+import {
+  type Delivery,
+  type DeliveryMessage,
+  type DeliveryOrigin,
+  type Event,
+  type Subscription,
+  WEBHOOK_TEST,
+} from './model.ts';
+import { getSubscription, subscriptionWants } from './subscriptions.ts';
+
+/** Events one replay request queues at most; the partner continues from `next`. */
+export const REPLAY_LIMIT = 1000;
+
+export interface RedeliveryDeps {
+  events: EventLog;
+  subscriptions: SubscriptionStore;
+  deliveries: DeliveryStore;
+  deliveryQueue: QueueSender<DeliveryMessage>;
+  clock: Clock;
+}
+
+/**
+ * Creates and queues a new delivery of each event to its subscription. Each has a new id, so
+ * a new `webhook-id`: a receiver that deduplicates will not drop it as a retry; the event id
+ * in the body is the original's.
+ */
+async function queueDeliveries(
+  deps: RedeliveryDeps,
+  pairs: readonly { event: Pick<Event, 'id' | 'partnerId' | 'type'>; subscription: Subscription }[],
+  origin: Exclude<DeliveryOrigin, 'fanout'>,
+): Promise<Delivery[]> {
+  const now = deps.clock.now();
+  const deliveries: Delivery[] = pairs.map(({ event, subscription }) => ({
+    id: newId('dlv', now.getTime()),
+    eventId: event.id,
+    subscriptionId: subscription.id,
+    partnerId: event.partnerId,
+    eventType: event.type,
+    origin,
+    status: 'pending',
+    attempts: 0,
+    createdAt: now.toISOString(),
+    updatedAt: now.toISOString(),
+  }));
+  if (deliveries.length === 0) return deliveries;
+  await deps.deliveries.create(deliveries);
+  await deps.deliveryQueue.send(
+    deliveries.map((d) => ({
+      body: {
+        deliveryId: d.id,
+        eventId: d.eventId,
+        subscriptionId: d.subscriptionId,
+        partnerId: d.partnerId,
+      },
+    })),
+  );
+  return deliveries;
+}
+
+async function activeSubscription(deps: RedeliveryDeps, partnerId: string, subscriptionId: string) {
+  const subscription = await getSubscription(deps, partnerId, subscriptionId);
+  if (subscription.status !== 'active') throw new SubscriptionDisabledError(subscriptionId);
+  return subscription;
+}
+
+/**
+ * Sends one of the partner's events again.
+ * 1. Load the event (partner-scoped: another partner's is not found).
+ * 2. To the one subscription named, which must be active, or else to every active
+ *    subscription whose filter takes the event's type.
+ * 3. Create and queue a new delivery for each.
+ */
+export async function redeliverEvent(
+  deps: RedeliveryDeps,
+  partnerId: string,
+  eventId: string,
+  subscriptionId?: string,
+): Promise<Delivery[]> {
+  const event = await getEvent(deps, partnerId, eventId);
+  const subscriptions =
+    subscriptionId === undefined
+      ? (await deps.subscriptions.listActive(partnerId)).filter((s) => subscriptionWants(s, event.type))
+      : [await activeSubscription(deps, partnerId, subscriptionId)];
+  return queueDeliveries(
+    deps,
+    subscriptions.map((subscription) => ({ event, subscription })),
+    'redelivery',
+  );
+}
+
+export interface ReplayRequest {
+  /** Replay events created at or after this time. */
+  since: string;
+  /** Continue a replay after this event (the `next` of the previous answer). */
+  after?: string;
+}
+
+export interface ReplayResult {
+  queued: number;
+  /** Set when REPLAY_LIMIT was reached: pass it as `after` to replay the rest. */
+  next: string | null;
+}
+
+/**
+ * Re-sends everything since a time to one subscription, e.g. after its receiver lost data.
+ * 1. Load the subscription, which must be active.
+ * 2. Page through the partner's events since then (after `after`, when continuing), keeping
+ *    those the subscription's filter takes, up to REPLAY_LIMIT.
+ * 3. Create and queue a new delivery for each; say where to continue if the limit was hit.
+ */
+export async function replaySubscription(
+  deps: RedeliveryDeps,
+  partnerId: string,
+  subscriptionId: string,
+  request: ReplayRequest,
+): Promise<ReplayResult> {
+  const subscription = await activeSubscription(deps, partnerId, subscriptionId);
+  const wanted: Event[] = [];
+  let after = request.after;
+  let scanned: Event | undefined;
+  while (wanted.length < REPLAY_LIMIT) {
+    const page = await deps.events.list(partnerId, {
+      since: request.since,
+      limit: Math.min(500, REPLAY_LIMIT - wanted.length),
+      ...(after === undefined ? {} : { after }),
+    });
+    if (page.items.length === 0) break;
+    wanted.push(...page.items.filter((e) => subscriptionWants(subscription, e.type)));
+    scanned = page.items.at(-1);
+    after = scanned?.id;
+  }
+  await queueDeliveries(
+    deps,
+    wanted.map((event) => ({ event, subscription })),
+    'replay',
+  );
+  return { queued: wanted.length, next: wanted.length >= REPLAY_LIMIT ? (scanned?.id ?? null) : null };
+}
+
+/**
+ * Sends a `webhook.test` event to one subscription, so a partner can check its receiver.
+ * 1. Load the subscription, which must be active.
+ * 2. Append the test event to the partner's log (pollable like any other; fan-out never
+ *    delivers this type, so no other subscription gets it).
+ * 3. Create and queue its delivery to this subscription.
+ */
+export async function sendTestEvent(
+  deps: RedeliveryDeps,
+  partnerId: string,
+  subscriptionId: string,
+): Promise<{ event: Event; delivery: Delivery }> {
+  const subscription = await activeSubscription(deps, partnerId, subscriptionId);
+  const now = deps.clock.now();
+  const { event } = await deps.events.append({
+    id: newId('evt', now.getTime()),
+    partnerId,
+    type: WEBHOOK_TEST,
+    payload: { subscriptionId, message: 'A test event, sent at your request.' },
+    createdAt: now.toISOString(),
+  });
+  const [delivery] = await queueDeliveries(deps, [{ event, subscription }], 'test');
+  if (!delivery) throw new Error('test delivery was not created');
+  return { event, delivery };
+}
