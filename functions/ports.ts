@@ -114,6 +114,11 @@ export interface OutgoingMessage<T> {
   body: T;
   /** Seconds before the message becomes visible (SQS DelaySeconds, at most 900). */
   delaySeconds?: number;
+  /**
+   * The tenant the message belongs to (SQS fair queues' MessageGroupId on a standard queue):
+   * a consumer keeps one group's backlog or slowness from holding back the others.
+   */
+  groupId?: string;
 }
 
 export interface QueueSender<T> {

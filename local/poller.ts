@@ -1,9 +1,12 @@
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { SqliteQueue } from '../functions/adapters/sqlite/queues.ts';
 import { lambdaContext } from './lambda-context.ts';
 import { Wakeup } from './wakeup.ts';
 
 type BatchHandler = (event: SQSEvent, context: ReturnType<typeof lambdaContext>) => Promise<SQSBatchResponse>;
+
+/** Records asked of the queue in one receive. */
+const RECEIVE_MAX = 100;
 
 export interface PollerOptions<T> {
   name: string;
@@ -11,24 +14,36 @@ export interface PollerOptions<T> {
   handler: BatchHandler;
   /** Records per invocation, as an SQS event source mapping's BatchSize. */
   batchSize: number;
-  /** Invocations in flight at once, as an event source mapping's maximum concurrency. */
-  concurrency: number;
+  /** Records in flight at most, across invocations (the event source's concurrency). */
+  maxInFlight: number;
+  /**
+   * Records of one message group in flight at most: a group whose messages hang (a slow
+   * endpoint) holds this many slots and no more, so the other groups keep flowing.
+   * @default no cap
+   */
+  maxInFlightPerGroup?: number;
   /** Longest sleep when the queue looks empty; writes from other processes are seen this late. */
   idleMs?: number;
   log: (message: string, error?: unknown) => void;
 }
 
 /**
- * What Lambda's SQS event source mapping does, in-process: receive a batch, invoke the
- * handler, delete the records it did not report in `batchItemFailures`. A failed record stays
+ * What Lambda's SQS event source mapping does, in-process: receive, invoke the handler with
+ * batches, delete the records it did not report in `batchItemFailures`. A failed record stays
  * in the queue and comes back when its visibility timeout (which the handler may have
- * changed) runs out; a handler that throws fails the whole batch.
+ * changed) runs out; a handler that throws fails its whole batch.
+ *
+ * Receiving never waits for invocations to finish, only for room: an invocation stuck on a
+ * hanging endpoint holds its own records' slots, not the poller.
  */
 export class QueuePoller<T> {
   readonly wakeup = new Wakeup();
   readonly #options: PollerOptions<T>;
+  readonly #invocations = new Set<Promise<void>>();
+  readonly #inFlightByGroup = new Map<string, number>();
+  #inFlight = 0;
   #running = false;
-  #loops: Promise<void>[] = [];
+  #loop: Promise<void> = Promise.resolve();
 
   constructor(options: PollerOptions<T>) {
     this.#options = options;
@@ -37,44 +52,74 @@ export class QueuePoller<T> {
   start(): void {
     if (this.#running) return;
     this.#running = true;
-    this.#loops = Array.from({ length: this.#options.concurrency }, () => this.#loop());
+    this.#loop = this.#receiveLoop();
   }
 
-  /** Stops receiving and waits for the batches in flight. */
+  /** Stops receiving and waits for the invocations in flight. */
   async stop(): Promise<void> {
     this.#running = false;
     this.wakeup.wake();
-    await Promise.all(this.#loops);
+    await this.#loop;
+    await Promise.all(this.#invocations);
   }
 
-  async #loop(): Promise<void> {
-    const { queue, idleMs = 1_000 } = this.#options;
+  async #receiveLoop(): Promise<void> {
+    const { queue, idleMs = 1_000, batchSize, maxInFlight } = this.#options;
     while (this.#running) {
-      const records = queue.receive(this.#options.batchSize);
+      const room = maxInFlight - this.#inFlight;
+      const records = room > 0 ? queue.receive(Math.min(room, RECEIVE_MAX), this.#admit) : [];
       if (records.length === 0) {
-        const next = queue.nextVisibleAt();
+        // Full, or nothing receivable: sleep until an invocation ends, new work is announced,
+        // or the next hidden message becomes visible.
+        const next = room > 0 ? queue.nextVisibleAt() : null;
         const wait = next === null ? idleMs : Math.min(idleMs, Math.max(1, next.getTime() - Date.now()));
         await this.wakeup.sleep(wait);
         continue;
       }
-      // Another loop may find work too: let it look while this batch runs.
-      if (records.length === this.#options.batchSize) this.wakeup.wake();
-      await this.#invoke(records);
+      this.#inFlight += records.length;
+      for (let i = 0; i < records.length; i += batchSize) {
+        const invocation = this.#invoke(records.slice(i, i + batchSize)).finally(() => {
+          this.#invocations.delete(invocation);
+        });
+        this.#invocations.add(invocation);
+      }
     }
   }
 
-  async #invoke(records: SQSEvent['Records']): Promise<void> {
+  /** Counts each admitted record against its group's cap; passes over groups at the cap. */
+  readonly #admit = (groupId: string | undefined): boolean => {
+    const cap = this.#options.maxInFlightPerGroup;
+    if (cap === undefined || groupId === undefined) return true;
+    const count = this.#inFlightByGroup.get(groupId) ?? 0;
+    if (count >= cap) return false;
+    this.#inFlightByGroup.set(groupId, count + 1);
+    return true;
+  };
+
+  #release(records: SQSRecord[]): void {
+    this.#inFlight -= records.length;
+    for (const record of records) {
+      const groupId = record.attributes.MessageGroupId;
+      if (this.#options.maxInFlightPerGroup === undefined || groupId === undefined) continue;
+      const count = (this.#inFlightByGroup.get(groupId) ?? 1) - 1;
+      if (count > 0) this.#inFlightByGroup.set(groupId, count);
+      else this.#inFlightByGroup.delete(groupId);
+    }
+    this.wakeup.wake();
+  }
+
+  async #invoke(records: SQSRecord[]): Promise<void> {
     const { queue, handler, name, log } = this.#options;
-    let failed: Set<string>;
     try {
       const response = await handler({ Records: records }, lambdaContext(name));
-      failed = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
+      const failed = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
+      for (const record of records) {
+        if (!failed.has(record.messageId)) queue.delete(record.receiptHandle);
+      }
     } catch (error) {
       log(`${name}: batch of ${records.length} failed`, error);
-      return;
-    }
-    for (const record of records) {
-      if (!failed.has(record.messageId)) queue.delete(record.receiptHandle);
+    } finally {
+      this.#release(records);
     }
   }
 }

@@ -72,8 +72,14 @@ export interface LocalDispatcher {
 /** The fan-out queue's visibility timeout and max receives, as the CDK stack sets them. */
 const FANOUT_VISIBILITY_SECONDS = 30;
 const FANOUT_MAX_RECEIVES = 5;
-const DISPATCHER_BATCH_SIZE = 10;
-const DISPATCHER_CONCURRENCY = 8;
+/**
+ * Deliveries are dispatched one per invocation, so a hanging endpoint holds only its own
+ * slots: at most DISPATCHER_IN_FLIGHT_PER_SUBSCRIPTION of them, out of DISPATCHER_IN_FLIGHT.
+ * (On AWS the same isolation comes from the delivery queue's message groups, a fair queue,
+ * and from Lambda scaling out.)
+ */
+const DISPATCHER_IN_FLIGHT = 256;
+const DISPATCHER_IN_FLIGHT_PER_SUBSCRIPTION = 16;
 
 /**
  * A received delivery stays hidden for six delivery timeouts (AWS's advice for a queue's
@@ -180,8 +186,9 @@ export async function startLocalDispatcher(
   const deliveryPoller: QueuePoller<DeliveryMessage> = new QueuePoller({
     name: 'dispatcher',
     queue: delivery,
-    batchSize: DISPATCHER_BATCH_SIZE,
-    concurrency: DISPATCHER_CONCURRENCY,
+    batchSize: 1,
+    maxInFlight: DISPATCHER_IN_FLIGHT,
+    maxInFlightPerGroup: DISPATCHER_IN_FLIGHT_PER_SUBSCRIPTION,
     idleMs,
     log,
     handler: createDispatcherHandler(
@@ -210,7 +217,7 @@ export async function startLocalDispatcher(
     name: 'fanout',
     queue: fanout,
     batchSize: 10,
-    concurrency: 2,
+    maxInFlight: 20,
     idleMs,
     log,
     handler: createFanoutHandler({ subscriptions, deliveries, deliveryQueue, clock }, log),

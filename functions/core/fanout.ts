@@ -1,8 +1,19 @@
-import type { Clock, DeliveryStore, QueueSender, SubscriptionStore } from '../ports.ts';
+import type { Clock, DeliveryStore, OutgoingMessage, QueueSender, SubscriptionStore } from '../ports.ts';
 import { newId } from './ids.ts';
 import type { Delivery, DeliveryMessage } from './model.ts';
 import type { EventRef } from './patterns.ts';
 import { subscriptionWants } from './subscriptions.ts';
+
+/**
+ * The queue message of a delivery. One group per subscription (a fair queue's tenant): a slow
+ * endpoint's backlog does not hold back the other subscriptions' deliveries.
+ */
+export function queuedDelivery(d: Delivery): OutgoingMessage<DeliveryMessage> {
+  return {
+    body: { deliveryId: d.id, eventId: d.eventId, subscriptionId: d.subscriptionId, partnerId: d.partnerId },
+    groupId: d.subscriptionId,
+  };
+}
 
 export interface FanOutDeps {
   subscriptions: SubscriptionStore;
@@ -39,15 +50,6 @@ export async function fanOutEvent(deps: FanOutDeps, ref: EventRef): Promise<numb
   }));
   const stored = await deps.deliveries.createForEvent(wanted);
   const untried = stored.filter((d) => d.status === 'pending' && d.attempts === 0);
-  await deps.deliveryQueue.send(
-    untried.map((d) => ({
-      body: {
-        deliveryId: d.id,
-        eventId: d.eventId,
-        subscriptionId: d.subscriptionId,
-        partnerId: d.partnerId,
-      },
-    })),
-  );
+  await deps.deliveryQueue.send(untried.map(queuedDelivery));
   return untried.length;
 }

@@ -1,6 +1,7 @@
 import type { Clock, DeliveryStore, EventLog, QueueSender, SubscriptionStore } from '../ports.ts';
 import { SubscriptionDisabledError } from './errors.ts';
 import { getEvent } from './events.ts';
+import { queuedDelivery } from './fanout.ts';
 import { newId } from './ids.ts';
 import {
   type Delivery,
@@ -48,16 +49,7 @@ async function queueDeliveries(
   }));
   if (deliveries.length === 0) return deliveries;
   await deps.deliveries.create(deliveries);
-  await deps.deliveryQueue.send(
-    deliveries.map((d) => ({
-      body: {
-        deliveryId: d.id,
-        eventId: d.eventId,
-        subscriptionId: d.subscriptionId,
-        partnerId: d.partnerId,
-      },
-    })),
-  );
+  await deps.deliveryQueue.send(deliveries.map(queuedDelivery));
   return deliveries;
 }
 

@@ -101,6 +101,40 @@ describe('SqliteQueue', () => {
     });
   });
 
+  describe('message groups', () => {
+    it('carries a message’s group as MessageGroupId, also through the DLQ and a redrive', () => {
+      queue.sendNow([{ body: { n: 1 }, groupId: 'sub_a' }, { body: { n: 2 } }]);
+      const records = queue.receive(10);
+      expect(records.map((r) => r.attributes.MessageGroupId)).toEqual(['sub_a', undefined]);
+
+      for (let i = 0; i < 3; i++) {
+        clock.advance(30);
+        queue.receive(10);
+      }
+      expect(dlq.receive(10).map((r) => r.attributes.MessageGroupId)).toEqual(['sub_a', undefined]);
+      clock.advance(30);
+      dlq.redriveTo(queue);
+      expect(queue.receive(10).map((r) => r.attributes.MessageGroupId)).toEqual(['sub_a', undefined]);
+    });
+
+    it('passes over what admit refuses, leaving it visible and its receive count untouched', () => {
+      queue.sendNow([
+        { body: { n: 1 }, groupId: 'slow' },
+        { body: { n: 2 }, groupId: 'slow' },
+        { body: { n: 3 }, groupId: 'fast' },
+        { body: { n: 4 } },
+      ]);
+      let slowTaken = 0;
+      const admit = (group: string | undefined) => group !== 'slow' || slowTaken++ < 1;
+
+      expect(bodies(queue.receive(10, admit))).toEqual([{ n: 1 }, { n: 3 }, { n: 4 }]);
+
+      const [left] = queue.receive(10);
+      expect(bodies(left === undefined ? [] : [left])).toEqual([{ n: 2 }]);
+      expect(left?.attributes.ApproximateReceiveCount).toBe('1');
+    });
+  });
+
   describe('visibility timeout', () => {
     it('hides a received message until the timeout ends, then shows it again', () => {
       queue.sendNow(jobs(1));

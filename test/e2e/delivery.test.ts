@@ -204,6 +204,29 @@ describe('local dispatcher, end to end', () => {
     });
   });
 
+  describe('isolation', () => {
+    it('keeps delivering to healthy subscriptions while another one hangs, holding a bounded number of slots', async () => {
+      const d = await dispatcherWith({ DISPATCHER_DELIVERY_TIMEOUT_MS: '20000' });
+      const hanging = await receiverWith(() => {}); // holds every request open
+      const healthy = await receiverWith();
+      const { partner } = await subscribed(d, hanging);
+      const other = await d.as<{ secret: string }>(partner.apiKey, 'POST', '/v1/subscriptions', {
+        url: healthy.url,
+      });
+      healthy.secrets.push(other.body.secret);
+
+      const ids: string[] = [];
+      for (let i = 0; i < 40; i++) ids.push(await publish(d, partner.id, 'order.created', { i }));
+
+      // Every healthy callback arrives while the hanging endpoint still holds its requests.
+      await eventually(() => (healthy.callbacks.length === 40 ? true : undefined));
+      expect(new Set(healthy.callbacks.map((c) => JSON.parse(c.body).id))).toEqual(new Set(ids));
+      // The hanging subscription gets no more than its share of concurrent requests.
+      expect(hanging.callbacks.length).toBeGreaterThan(0);
+      expect(hanging.callbacks.length).toBeLessThanOrEqual(16);
+    });
+  });
+
   describe('partner actions', () => {
     const types = (r: TestReceiver) => r.callbacks.map((c) => JSON.parse(c.body).type as string);
 

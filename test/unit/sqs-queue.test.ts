@@ -38,6 +38,17 @@ describe('SqsQueue', () => {
       expect(sizes).toEqual([10, 10, 3]);
     });
 
+    it('puts a message in its group, making the standard queue a fair queue', async () => {
+      sqs.on(SendMessageBatchCommand).resolves({ Failed: [] });
+
+      await queue().send([{ body: { n: 1 }, groupId: 'sub_1' }]);
+
+      expect(sqs).toHaveReceivedCommandWith(SendMessageBatchCommand, {
+        QueueUrl: QUEUE_URL,
+        Entries: [{ Id: '0', MessageBody: '{"n":1}', MessageGroupId: 'sub_1' }],
+      });
+    });
+
     it('sends nothing for no messages', async () => {
       await queue().send([]);
       expect(sqs).not.toHaveReceivedCommand(SendMessageBatchCommand);

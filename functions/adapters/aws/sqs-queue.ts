@@ -54,6 +54,9 @@ export class SqsQueue<T> implements QueueSender<T>, VisibilityControl {
           Id: String(j),
           MessageBody: JSON.stringify(m.body),
           ...(m.delaySeconds === undefined ? {} : { DelaySeconds: m.delaySeconds }),
+          // On a standard queue this makes it a fair queue: SQS keeps one group's backlog
+          // from delaying the messages of the others.
+          ...(m.groupId === undefined ? {} : { MessageGroupId: m.groupId }),
         }),
       );
       batches.push(this.#sendBatch(entries));

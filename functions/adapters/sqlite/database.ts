@@ -113,7 +113,8 @@ const MIGRATIONS: readonly string[] = [
     receive_count INTEGER NOT NULL DEFAULT 0,
     first_received_at INTEGER,
     receipt_handle TEXT UNIQUE,
-    dead_letter_source TEXT
+    dead_letter_source TEXT,
+    group_id TEXT
   ) STRICT;
   CREATE INDEX queue_messages_by_queue ON queue_messages (queue, visible_at);
   `,

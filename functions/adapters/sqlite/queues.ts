@@ -127,10 +127,12 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
     const db = this.#db;
     transaction(db, () => {
       const insert = db.prepare(
-        'INSERT INTO queue_messages (queue, message_id, body, sent_at, visible_at) VALUES (?, ?, ?, ?, ?)',
+        `INSERT INTO queue_messages (queue, message_id, body, sent_at, visible_at, group_id)
+         VALUES (?, ?, ?, ?, ?, ?)`,
       );
       for (const m of messages) {
-        insert.run(this.name, randomUUID(), JSON.stringify(m.body), now, now + (m.delaySeconds ?? 0) * 1000);
+        const visibleAt = now + (m.delaySeconds ?? 0) * 1000;
+        insert.run(this.name, randomUUID(), JSON.stringify(m.body), now, visibleAt, m.groupId ?? null);
       }
     });
   }
@@ -145,15 +147,20 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
    * previous one stops working). As on SQS, a message that has already been received
    * maxReceiveCount times goes to the dead-letter queue at this receive instead of being
    * returned.
+   *
+   * `admit`, when given, is asked about each candidate's group in order and may pass it over
+   * (it stays visible, its receive count untouched): a consumer uses it to cap how many of
+   * one group's messages it has in flight, as SQS fair queues keep one tenant from crowding
+   * out the others.
    */
-  receive(max: number): SQSRecord[] {
+  receive(max: number, admit?: (groupId: string | undefined) => boolean): SQSRecord[] {
     if (!Number.isInteger(max) || max < 1) throw new RangeError(`max must be a positive integer, got ${max}`);
     const now = this.#now();
     const db = this.#db;
     // One write transaction: two pollers (or processes) never receive the same message.
     return transaction(db, () => {
       const select = db.prepare(
-        `SELECT seq, message_id, body, sent_at, receive_count, first_received_at, dead_letter_source
+        `SELECT seq, message_id, body, sent_at, receive_count, first_received_at, dead_letter_source, group_id
          FROM queue_messages WHERE queue = ? AND visible_at <= ? AND seq > ? ORDER BY seq LIMIT ?`,
       );
       const markReceived = db.prepare(
@@ -177,6 +184,7 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
             this.#moveToDeadLetterQueue(seq, this.deadLetterQueue, now);
             continue;
           }
+          if (admit !== undefined && !admit(readOptionalText(row, 'group_id'))) continue;
           const receiptHandle = randomBytes(24).toString('base64url');
           markReceived.run(now + this.visibilityTimeoutSeconds * 1000, receiptHandle, now, seq);
           records.push(this.#toRecord(row, receiveCount + 1, receiptHandle, now));
@@ -299,6 +307,7 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
     const body = readText(row, 'body');
     const firstReceivedAt = row.first_received_at === null ? now : readInteger(row, 'first_received_at');
     const deadLetterSource = readOptionalText(row, 'dead_letter_source');
+    const groupId = readOptionalText(row, 'group_id');
     return {
       messageId: readText(row, 'message_id'),
       receiptHandle,
@@ -309,6 +318,7 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
         SenderId: 'local',
         ApproximateFirstReceiveTimestamp: String(firstReceivedAt),
         ...(deadLetterSource === undefined ? {} : { DeadLetterQueueSourceArn: queueArn(deadLetterSource) }),
+        ...(groupId === undefined ? {} : { MessageGroupId: groupId }),
       },
       messageAttributes: {},
       md5OfBody: createHash('md5').update(body).digest('hex'),
