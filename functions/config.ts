@@ -2,7 +2,7 @@
  * The one module that reads the environment. Each runtime parses it once, with zod, into a
  * typed object; a missing or bad variable fails at start with a message naming it.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { DEFAULT_DISABLE_AFTER_MS } from './core/health.ts';
 import { DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from './core/retry.ts';
 

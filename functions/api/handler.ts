@@ -8,7 +8,7 @@ import type {
   APIGatewayProxyEventV2WithRequestContext,
   APIGatewayProxyStructuredResultV2,
 } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { listEventDeliveries, listSubscriptionDeliveries } from '../core/attempt-log.ts';
 import {
   MethodNotAllowedError,

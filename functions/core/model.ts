@@ -3,7 +3,7 @@
  * stored rows) and the TypeScript types inferred from them. Words follow Svix: partner, event,
  * subscription, delivery, attempt; every id carries its prefix.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const ID_PREFIXES = {
   partner: 'ptr',

@@ -5,7 +5,7 @@
  */
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { type Log, processBatch } from '../batch.ts';
 import { type FanOutDeps, fanOutEvent } from '../core/fanout.ts';
 import { EventId, EventType, PartnerId, Timestamp } from '../core/model.ts';

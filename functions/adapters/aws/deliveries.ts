@@ -15,7 +15,7 @@ import {
   TransactWriteCommand,
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
-import { z } from 'zod';
+import * as z from 'zod';
 import { Attempt, Delivery, DeliveryId, type Page } from '../../core/model.ts';
 import type { DeliveryStore, ListQuery } from '../../ports.ts';
 import {

@@ -15,7 +15,7 @@ import {
   TransactWriteCommand,
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
-import { z } from 'zod';
+import * as z from 'zod';
 import { CursorNotFoundError } from '../../core/errors.ts';
 import { Event, EventId, type Page } from '../../core/model.ts';
 import {

@@ -8,7 +8,7 @@
  * pipe.ts that needs more fails loudly here instead of being evaluated differently from AWS.
  */
 import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { type BusEnvelope, type EventPattern, matchesPattern } from '../../core/patterns.ts';
 import { PIPE_DETAIL_TYPE, PIPE_FILTER_PATTERN, PIPE_INPUT_TEMPLATE, PIPE_SOURCE } from './pipe.ts';
 
