@@ -100,7 +100,12 @@ export interface DeliveryStore {
    */
   create(deliveries: Delivery[]): Promise<void>;
   get(deliveryId: string): Promise<Delivery | undefined>;
-  /** Stores the attempt and the delivery's new state together. */
+  /**
+   * Stores the attempt and the delivery's new state together. Two copies of one message can
+   * be tried at once (queues deliver at least once), so the write is safe against a stale
+   * copy: `attempts` is incremented in place (the value in `delivery` is not written), and a
+   * delivery that already succeeded keeps its success (a copy's failure never overwrites it).
+   */
   recordAttempt(attempt: Attempt, delivery: Delivery): Promise<void>;
   /** Newest first. */
   listBySubscription(subscriptionId: string, query: ListQuery): Promise<Page<Delivery>>;

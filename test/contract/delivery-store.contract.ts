@@ -109,6 +109,35 @@ export function deliveryStoreContract(name: string, make: () => Promise<Delivery
         expect(await deliveries.listAttempts(delivery.id)).toEqual([attempt]);
       });
 
+      it('counts attempts in place and never lets a stale copy’s failure overwrite a success', async () => {
+        const delivery = makeDelivery(makeEvent(partnerId), subscriptionId);
+        await deliveries.createForEvent([delivery]);
+        // Two copies of one message, both read the delivery before either wrote.
+        const success = {
+          ...delivery,
+          status: 'succeeded' as const,
+          attempts: 1,
+          updatedAt: at(1),
+          lastAttemptAt: at(1),
+        };
+        const failure = {
+          ...delivery,
+          status: 'failed' as const,
+          attempts: 1,
+          updatedAt: at(2),
+          lastAttemptAt: at(2),
+          nextAttemptAt: at(7),
+        };
+
+        await deliveries.recordAttempt(makeAttempt(delivery, { statusCode: 200 }), success);
+        await deliveries.recordAttempt(makeAttempt(delivery, { statusCode: 503 }), failure);
+
+        const stored = await deliveries.get(delivery.id);
+        expect(stored).toMatchObject({ status: 'succeeded', attempts: 2, lastAttemptAt: at(2) });
+        expect(stored?.nextAttemptAt).toBeUndefined();
+        expect(await deliveries.listAttempts(delivery.id)).toHaveLength(2);
+      });
+
       it('lists attempts oldest first, without other deliveries’ attempts', async () => {
         const event = makeEvent(partnerId);
         const delivery = makeDelivery(event, subscriptionId);

@@ -153,7 +153,7 @@ describe('DynamoDeliveryStore items', () => {
         gsiEventId: delivery.eventId,
         ...delivery,
         status: 'succeeded',
-        attempts: 12,
+        attempts: 1,
       },
       {
         pk: `FANOUT#${delivery.eventId}#${delivery.subscriptionId}`,

@@ -116,62 +116,73 @@ export class DynamoDeliveryStore implements DeliveryStore {
     if (attempt.deliveryId !== delivery.id) {
       throw new Error(`attempt ${attempt.id} belongs to delivery ${attempt.deliveryId}, not ${delivery.id}`);
     }
-    const set = ['#status = :status', '#attempts = :attempts', '#updatedAt = :updatedAt'];
-    const remove: string[] = [];
-    const values: Item = {
-      ':status': delivery.status,
-      ':attempts': delivery.attempts,
-      ':updatedAt': delivery.updatedAt,
+    const attemptPut = {
+      Put: {
+        TableName: this.tableName,
+        Item: {
+          ...compact(attempt),
+          ...attemptKey(attempt.deliveryId, attempt.number, attempt.id),
+          kind: 'attempt',
+        },
+      },
     };
-    for (const field of ['lastAttemptAt', 'nextAttemptAt'] as const) {
-      const value = delivery[field];
-      if (value === undefined) {
-        remove.push(`#${field}`);
-      } else {
-        set.push(`#${field} = :${field}`);
-        values[`:${field}`] = value;
+    const stateUpdate = (keepSuccess: boolean) => {
+      // attempts is incremented in place; a success already stored is kept (then only the
+      // count and the time of the last try change).
+      const set = ['#updatedAt = :updatedAt'];
+      const remove: string[] = [];
+      const values: Item = { ':updatedAt': delivery.updatedAt, ':one': 1 };
+      const fields = keepSuccess
+        ? (['lastAttemptAt'] as const)
+        : (['lastAttemptAt', 'nextAttemptAt'] as const);
+      if (!keepSuccess) {
+        set.push('#status = :status');
+        values[':status'] = delivery.status;
+      }
+      for (const field of fields) {
+        const value = delivery[field];
+        if (value === undefined) {
+          remove.push(`#${field}`);
+        } else {
+          set.push(`#${field} = :${field}`);
+          values[`:${field}`] = value;
+        }
+      }
+      if (!keepSuccess) values[':succeeded'] = 'succeeded';
+      return {
+        Update: {
+          TableName: this.tableName,
+          Key: deliveryKey(delivery.id),
+          UpdateExpression: `SET ${set.join(', ')} ADD #attempts :one${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`,
+          ConditionExpression: keepSuccess
+            ? 'attribute_exists(pk)'
+            : 'attribute_exists(pk) AND #status <> :succeeded',
+          // DynamoDB refuses a name that the expressions do not use: name only these.
+          ExpressionAttributeNames: attributeNames(
+            'attempts',
+            'updatedAt',
+            ...fields,
+            ...(keepSuccess ? [] : ['status']),
+          ),
+          ExpressionAttributeValues: values,
+        },
+      };
+    };
+    for (const keepSuccess of [false, true]) {
+      try {
+        await this.#client.send(
+          new TransactWriteCommand({ TransactItems: [attemptPut, stateUpdate(keepSuccess)] }),
+        );
+        return;
+      } catch (error) {
+        const codes = cancellationCodes(error);
+        if (codes === undefined || !conditionFailed(codes, 1)) throw error;
+        // Missing, or already succeeded: tell them apart, and for a success keep it.
+        const current = await this.get(delivery.id);
+        if (current === undefined) throw new Error(`delivery ${delivery.id} not found`, { cause: error });
       }
     }
-    try {
-      await this.#client.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Put: {
-                TableName: this.tableName,
-                Item: {
-                  ...compact(attempt),
-                  ...attemptKey(attempt.deliveryId, attempt.number, attempt.id),
-                  kind: 'attempt',
-                },
-              },
-            },
-            {
-              Update: {
-                TableName: this.tableName,
-                Key: deliveryKey(delivery.id),
-                UpdateExpression: `SET ${set.join(', ')}${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`,
-                ConditionExpression: 'attribute_exists(pk)',
-                ExpressionAttributeNames: attributeNames(
-                  'status',
-                  'attempts',
-                  'updatedAt',
-                  'lastAttemptAt',
-                  'nextAttemptAt',
-                ),
-                ExpressionAttributeValues: values,
-              },
-            },
-          ],
-        }),
-      );
-    } catch (error) {
-      const codes = cancellationCodes(error);
-      if (codes !== undefined && conditionFailed(codes, 1)) {
-        throw new Error(`delivery ${delivery.id} not found`, { cause: error });
-      }
-      throw error;
-    }
+    throw new Error(`delivery ${delivery.id}: the attempt could not be recorded`);
   }
 
   /**

@@ -124,17 +124,20 @@ export class SqliteDeliveryStore implements DeliveryStore {
   async recordAttempt(attempt: Attempt, delivery: Delivery): Promise<void> {
     const db = this.#db;
     transaction(db, () => {
+      // SET expressions read the row as it was: a success already stored is kept.
       const updated = db
         .prepare(
-          `UPDATE deliveries SET status = ?, attempts = ?, updated_at = ?, last_attempt_at = ?, next_attempt_at = ?
+          `UPDATE deliveries SET
+             status = CASE status WHEN 'succeeded' THEN status ELSE ? END,
+             next_attempt_at = CASE status WHEN 'succeeded' THEN NULL ELSE ? END,
+             attempts = attempts + 1, updated_at = ?, last_attempt_at = ?
            WHERE id = ?`,
         )
         .run(
           delivery.status,
-          delivery.attempts,
+          delivery.nextAttemptAt ?? null,
           delivery.updatedAt,
           delivery.lastAttemptAt ?? null,
-          delivery.nextAttemptAt ?? null,
           delivery.id,
         );
       if (Number(updated.changes) === 0) throw new Error(`delivery ${delivery.id} not found`);
