@@ -58,8 +58,12 @@ export interface PartnerStore {
 }
 
 export interface SubscriptionStore {
-  /** Creates or replaces. */
-  put(subscription: Subscription): Promise<void>;
+  /**
+   * Creates or replaces. With `expectedUpdatedAt`, replaces only the version read then:
+   * a change written in between (a concurrent PATCH, a rotation, the dispatcher disabling it)
+   * fails the write with StaleWriteError instead of being lost.
+   */
+  put(subscription: Subscription, options?: { expectedUpdatedAt?: string }): Promise<void>;
   /** Not partner-scoped: use cases check ownership. */
   get(subscriptionId: string): Promise<Subscription | undefined>;
   list(partnerId: string, query: ListQuery): Promise<Page<Subscription>>;

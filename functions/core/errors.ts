@@ -109,3 +109,6 @@ export class SubscriptionDisabledError extends ConflictError {
     super(`subscription ${id} is disabled: PATCH it with {"status":"active"} first`);
   }
 }
+
+/** A conditional write found the item changed since it was read. */
+export class StaleWriteError extends ConflictError {}

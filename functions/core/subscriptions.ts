@@ -1,5 +1,5 @@
 import type { AddressResolver, Clock, DeliveryStore, ListQuery, SubscriptionStore } from '../ports.ts';
-import { ForbiddenTargetError, SubscriptionNotFoundError } from './errors.ts';
+import { ForbiddenTargetError, StaleWriteError, SubscriptionNotFoundError } from './errors.ts';
 import { newId } from './ids.ts';
 import {
   type Attempt,
@@ -60,11 +60,14 @@ export function subscriptionWants(sub: Pick<Subscription, 'eventTypes'>, type: s
   );
 }
 
-/** The secrets that sign a callback sent at `now`: the current one and any still overlapping. */
+/** The secrets still live at `now`: the current one and any still overlapping it. */
+function liveSecrets(sub: Subscription, now: Date): SigningSecret[] {
+  return sub.secrets.filter((s) => s.expiresAt === undefined || Date.parse(s.expiresAt) > now.getTime());
+}
+
+/** The secrets that sign a callback sent at `now`. */
 export function signingSecrets(sub: Subscription, now: Date): string[] {
-  return sub.secrets
-    .filter((s) => s.expiresAt === undefined || Date.parse(s.expiresAt) > now.getTime())
-    .map((s) => s.secret);
+  return liveSecrets(sub, now).map((s) => s.secret);
 }
 
 /**
@@ -159,11 +162,41 @@ export interface UpdateSubscriptionInput {
   status?: SubscriptionStatus;
 }
 
+/** Tries of a read-change-write before a client is told to try again itself (409). */
+const MODIFY_TRIES = 3;
+
+/**
+ * Reads a subscription, changes it and writes it back on the condition that nobody wrote in
+ * between; when somebody did (a concurrent PATCH or rotation, the dispatcher disabling it),
+ * starts over from the fresh copy. `updatedAt` moves strictly forward, so each write is a
+ * new version even within one millisecond.
+ */
+async function modifySubscription(
+  deps: SubscriptionDeps,
+  partnerId: string,
+  subscriptionId: string,
+  change: (sub: Subscription, now: Date) => Subscription,
+): Promise<Subscription> {
+  for (let attempt = 1; ; attempt++) {
+    const sub = await getSubscription(deps, partnerId, subscriptionId);
+    const now = deps.clock.now();
+    const updatedAt = new Date(Math.max(now.getTime(), Date.parse(sub.updatedAt) + 1)).toISOString();
+    const updated: Subscription = { ...change(sub, now), updatedAt };
+    try {
+      await deps.subscriptions.put(updated, { expectedUpdatedAt: sub.updatedAt });
+      return updated;
+    } catch (error) {
+      if (!(error instanceof StaleWriteError) || attempt >= MODIFY_TRIES) throw error;
+    }
+  }
+}
+
 /**
  * Changes a subscription.
- * 1. Load it (partner-scoped).
- * 2. Check a new URL against the target policy.
- * 3. Apply the changes; re-enabling clears the reason it was disabled and its failing run.
+ * 1. Check a new URL against the target policy.
+ * 2. Apply the changes to the stored subscription (partner-scoped), retrying over concurrent
+ *    writes. Re-enabling clears the reason it was disabled and its run of failures; a new
+ *    URL starts a fresh run too, since it is a different endpoint.
  */
 export async function updateSubscription(
   deps: SubscriptionDeps & TargetPolicyDeps,
@@ -171,27 +204,29 @@ export async function updateSubscription(
   subscriptionId: string,
   input: UpdateSubscriptionInput,
 ): Promise<Subscription> {
-  const sub = await getSubscription(deps, partnerId, subscriptionId);
   if (input.url !== undefined) await assertTargetAllowed(deps, input.url);
-  const { disabledReason: previousReason, failingSince, ...rest } = sub;
-  const status = input.status ?? sub.status;
-  // Re-enabling starts the endpoint's health afresh: the old run of failures is forgiven.
-  const reenabled = sub.status === 'disabled' && status === 'active';
-  // A subscription disabled by the dispatcher keeps its reason until it is re-enabled.
-  const disabledReason =
-    status === 'active' ? undefined : sub.status === 'disabled' ? previousReason : 'disabled by the partner';
-  const updated: Subscription = {
-    ...rest,
-    ...(disabledReason === undefined ? {} : { disabledReason }),
-    ...(failingSince === undefined || reenabled ? {} : { failingSince }),
-    url: input.url ?? sub.url,
-    eventTypes: input.eventTypes ?? sub.eventTypes,
-    ...(input.description === undefined ? {} : { description: input.description }),
-    status,
-    updatedAt: deps.clock.now().toISOString(),
-  };
-  await deps.subscriptions.put(updated);
-  return updated;
+  return modifySubscription(deps, partnerId, subscriptionId, (sub) => {
+    const { disabledReason: previousReason, failingSince, ...rest } = sub;
+    const status = input.status ?? sub.status;
+    const freshStart =
+      (sub.status === 'disabled' && status === 'active') || (input.url ?? sub.url) !== sub.url;
+    // A subscription disabled by the dispatcher keeps its reason until it is re-enabled.
+    const disabledReason =
+      status === 'active'
+        ? undefined
+        : sub.status === 'disabled'
+          ? previousReason
+          : 'disabled by the partner';
+    return {
+      ...rest,
+      ...(disabledReason === undefined ? {} : { disabledReason }),
+      ...(failingSince === undefined || freshStart ? {} : { failingSince }),
+      url: input.url ?? sub.url,
+      eventTypes: input.eventTypes ?? sub.eventTypes,
+      ...(input.description === undefined ? {} : { description: input.description }),
+      status,
+    };
+  });
 }
 
 /** Deletes one of the partner's subscriptions. @throws SubscriptionNotFoundError */
@@ -209,28 +244,22 @@ export async function deleteSubscription(
  * 1. Generate a new secret; it signs from now on.
  * 2. Older secrets that have not expired keep signing for SECRET_ROTATION_OVERLAP_MS, so the
  *    receiver can switch over without rejecting a callback; expired ones are dropped.
- * 3. Return the new secret, shown only here.
+ * 3. Write it over concurrent writes (two rotations both keep their secret), and return the
+ *    new secret, shown only here.
  */
 export async function rotateSecret(
   deps: SubscriptionDeps,
   partnerId: string,
   subscriptionId: string,
 ): Promise<{ subscription: Subscription; secret: string }> {
-  const sub = await getSubscription(deps, partnerId, subscriptionId);
-  const now = deps.clock.now();
-  const overlapUntil = new Date(now.getTime() + SECRET_ROTATION_OVERLAP_MS).toISOString();
-  const kept: SigningSecret[] = sub.secrets
-    .filter((s) => s.expiresAt === undefined || Date.parse(s.expiresAt) > now.getTime())
-    .map((s) => ({
+  const secret = generateSecret();
+  const subscription = await modifySubscription(deps, partnerId, subscriptionId, (sub, now) => {
+    const overlapUntil = new Date(now.getTime() + SECRET_ROTATION_OVERLAP_MS).toISOString();
+    const kept: SigningSecret[] = liveSecrets(sub, now).map((s) => ({
       ...s,
       expiresAt: s.expiresAt !== undefined && s.expiresAt < overlapUntil ? s.expiresAt : overlapUntil,
     }));
-  const secret = generateSecret();
-  const subscription: Subscription = {
-    ...sub,
-    secrets: [{ secret, createdAt: now.toISOString() }, ...kept],
-    updatedAt: now.toISOString(),
-  };
-  await deps.subscriptions.put(subscription);
+    return { ...sub, secrets: [{ secret, createdAt: now.toISOString() }, ...kept] };
+  });
   return { subscription, secret };
 }

@@ -1,5 +1,6 @@
 /** The SubscriptionStore contract: every adapter runs this suite (see sqlite.test.ts). */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { StaleWriteError } from '../../functions/core/errors.ts';
 import type { Subscription } from '../../functions/core/model.ts';
 import type { ListQuery, SubscriptionStore } from '../../functions/ports.ts';
 import { at, id, makeSubscription } from './fixtures.ts';
@@ -133,6 +134,46 @@ export function subscriptionStoreContract(name: string, make: () => Promise<Subs
         const second = await subscriptions.list(partnerId, { limit: 2, after: first.next ?? '' });
 
         expect(second.items.map((s) => s.id)).toEqual([items[2]?.id, items[3]?.id]);
+      });
+    });
+
+    describe('put with an expected version', () => {
+      it('replaces the version read', async () => {
+        const subscription = makeSubscription(partnerId, { updatedAt: at(1) });
+        await subscriptions.put(subscription);
+        const next = { ...subscription, description: 'new', updatedAt: at(2) };
+
+        await subscriptions.put(next, { expectedUpdatedAt: at(1) });
+
+        expect(await subscriptions.get(subscription.id)).toEqual(next);
+      });
+
+      it('refuses to overwrite a change written since, keeping that change', async () => {
+        const subscription = makeSubscription(partnerId, { updatedAt: at(1) });
+        await subscriptions.put(subscription);
+        await subscriptions.updateHealth(subscription.id, { kind: 'disable', reason: 'gone', at: at(2) });
+
+        await expect(
+          subscriptions.put(
+            { ...subscription, description: 'stale', updatedAt: at(3) },
+            { expectedUpdatedAt: at(1) },
+          ),
+        ).rejects.toThrow(StaleWriteError);
+        expect(await subscriptions.get(subscription.id)).toMatchObject({
+          status: 'disabled',
+          updatedAt: at(2),
+        });
+      });
+
+      it('does not bring back a subscription deleted since', async () => {
+        const subscription = makeSubscription(partnerId, { updatedAt: at(1) });
+        await subscriptions.put(subscription);
+        await subscriptions.delete(subscription.id);
+
+        await expect(subscriptions.put(subscription, { expectedUpdatedAt: at(1) })).rejects.toThrow(
+          StaleWriteError,
+        );
+        expect(await subscriptions.get(subscription.id)).toBeUndefined();
       });
     });
 

@@ -60,6 +60,22 @@ describe('secrets', () => {
     expect(signingSecrets(rotated.subscription, later)).toEqual([rotated.secret]);
   });
 
+  it('keeps both secrets when two rotations race: neither caller is handed a secret that never signs', async () => {
+    const now = new Date('2026-11-25T12:00:00.000Z');
+    const d = deps(now);
+    const partnerId = newId('ptr');
+    const created = await createSubscription(d, partnerId, { url: 'https://partner.example/hooks' });
+
+    const [a, b] = await Promise.all([
+      rotateSecret(d, partnerId, created.subscription.id),
+      rotateSecret(d, partnerId, created.subscription.id),
+    ]);
+
+    const stored = await d.subscriptions.get(created.subscription.id);
+    const live = stored === undefined ? [] : signingSecrets(stored, now);
+    expect(live).toEqual(expect.arrayContaining([a.secret, b.secret, created.secret]));
+  });
+
   it('drops secrets already expired at the next rotation', async () => {
     const start = new Date('2026-11-25T12:00:00.000Z');
     let now = start;

@@ -13,6 +13,7 @@ import {
   PutCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { StaleWriteError } from '../../core/errors.ts';
 import { type Page, Subscription } from '../../core/model.ts';
 import type { HealthChange, HealthUpdate, ListQuery, SubscriptionStore } from '../../ports.ts';
 import { attributeNames, compact, type Item, queryItems, queryUpTo } from './dynamo.ts';
@@ -34,10 +35,29 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
   }
 
   /** A whole-item put, so fields absent from the new version are gone from the stored one. */
-  async put(subscription: Subscription): Promise<void> {
-    await this.#client.send(
-      new PutCommand({ TableName: this.tableName, Item: { ...compact(subscription), kind: 'subscription' } }),
-    );
+  async put(subscription: Subscription, options: { expectedUpdatedAt?: string } = {}): Promise<void> {
+    const expected = options.expectedUpdatedAt;
+    try {
+      await this.#client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...compact(subscription), kind: 'subscription' },
+          // Only the version read: an item changed or deleted since is not written.
+          ...(expected === undefined
+            ? {}
+            : {
+                ConditionExpression: '#updatedAt = :expected',
+                ExpressionAttributeNames: attributeNames('updatedAt'),
+                ExpressionAttributeValues: { ':expected': expected },
+              }),
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) {
+        throw new StaleWriteError(`subscription ${subscription.id} changed meanwhile`);
+      }
+      throw error;
+    }
   }
 
   async get(subscriptionId: string): Promise<Subscription | undefined> {

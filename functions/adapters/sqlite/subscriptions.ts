@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { StaleWriteError } from '../../core/errors.ts';
 import {
   EventTypeFilter,
   type Page,
@@ -45,7 +46,31 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
     this.#db = db;
   }
 
-  async put(s: Subscription): Promise<void> {
+  async put(s: Subscription, options: { expectedUpdatedAt?: string } = {}): Promise<void> {
+    const values = [
+      s.partnerId,
+      s.url,
+      JSON.stringify(s.eventTypes),
+      s.description ?? null,
+      s.status,
+      s.disabledReason ?? null,
+      s.failingSince ?? null,
+      JSON.stringify(s.secrets),
+      s.createdAt,
+      s.updatedAt,
+    ];
+    if (options.expectedUpdatedAt !== undefined) {
+      // Only the version read: a row changed or deleted since is not written.
+      const result = this.#db
+        .prepare(
+          `UPDATE subscriptions SET partner_id = ?, url = ?, event_types = ?, description = ?, status = ?,
+             disabled_reason = ?, failing_since = ?, secrets = ?, created_at = ?, updated_at = ?
+           WHERE id = ? AND updated_at = ?`,
+        )
+        .run(...values, s.id, options.expectedUpdatedAt);
+      if (Number(result.changes) === 0) throw new StaleWriteError(`subscription ${s.id} changed meanwhile`);
+      return;
+    }
     // An upsert, not INSERT OR REPLACE: replace deletes the row first, which would fire any
     // ON DELETE action a later migration adds.
     this.#db
@@ -55,22 +80,9 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
            partner_id = excluded.partner_id, url = excluded.url, event_types = excluded.event_types,
            description = excluded.description, status = excluded.status,
            disabled_reason = excluded.disabled_reason, failing_since = excluded.failing_since,
-           secrets = excluded.secrets,
-           created_at = excluded.created_at, updated_at = excluded.updated_at`,
+           secrets = excluded.secrets, created_at = excluded.created_at, updated_at = excluded.updated_at`,
       )
-      .run(
-        s.id,
-        s.partnerId,
-        s.url,
-        JSON.stringify(s.eventTypes),
-        s.description ?? null,
-        s.status,
-        s.disabledReason ?? null,
-        s.failingSince ?? null,
-        JSON.stringify(s.secrets),
-        s.createdAt,
-        s.updatedAt,
-      );
+      .run(s.id, ...values);
   }
 
   async get(subscriptionId: string): Promise<Subscription | undefined> {
