@@ -67,13 +67,14 @@ export class QueuePoller<T> {
     const { queue, idleMs = 1_000, batchSize, maxInFlight } = this.#options;
     while (this.#running) {
       const room = maxInFlight - this.#inFlight;
-      const records = room > 0 ? queue.receive(Math.min(room, RECEIVE_MAX), this.#admit) : [];
+      const records =
+        room > 0 ? queue.receive(Math.min(room, RECEIVE_MAX), this.#admit, this.#fullGroups()) : [];
       if (records.length === 0) {
-        // Full, or nothing receivable: sleep until an invocation ends, new work is announced,
-        // or the next hidden message becomes visible.
+        // Full, nothing receivable, or only messages of groups at their cap: sleep until an
+        // invocation ends, new work is announced, or the next hidden message becomes visible.
         const next = room > 0 ? queue.nextVisibleAt() : null;
-        const wait = next === null ? idleMs : Math.min(idleMs, Math.max(1, next.getTime() - Date.now()));
-        await this.wakeup.sleep(wait);
+        const untilVisible = next === null ? idleMs : next.getTime() - Date.now();
+        await this.wakeup.sleep(untilVisible > 0 ? Math.min(idleMs, untilVisible) : idleMs);
         continue;
       }
       this.#inFlight += records.length;
@@ -84,6 +85,13 @@ export class QueuePoller<T> {
         this.#invocations.add(invocation);
       }
     }
+  }
+
+  /** The groups at their cap, which a receive need not read at all. */
+  #fullGroups(): string[] {
+    const cap = this.#options.maxInFlightPerGroup;
+    if (cap === undefined) return [];
+    return [...this.#inFlightByGroup].filter(([, count]) => count >= cap).map(([group]) => group);
   }
 
   /** Counts each admitted record against its group's cap; passes over groups at the cap. */

@@ -1,5 +1,5 @@
-import type { Clock, EventLog, PartnerStore } from '../ports.ts';
-import { EventNotFoundError, PartnerNotFoundError } from './errors.ts';
+import type { Clock, EventListQuery, EventLog, PartnerStore } from '../ports.ts';
+import { EventNotFoundError, PartnerNotFoundError, PayloadTooLargeError } from './errors.ts';
 import { newId } from './ids.ts';
 import type { Event, JsonValue } from './model.ts';
 
@@ -22,17 +22,26 @@ export interface PublishInput {
   idempotencyKey?: string;
 }
 
+/** An event's payload, serialised, at most: what EventBridge and SQS carry in one message. */
+export const MAX_PAYLOAD_BYTES = 256 * 1024;
+
 /**
  * Publishes an event to a partner's log; delivery to its subscriptions follows from the
  * log's stream.
- * 1. Check the partner exists.
+ * 1. Check the payload's size, then that the partner exists.
  * 2. Append the event; a repeated idempotency key returns the first event instead.
- * @throws PartnerNotFoundError
+ * @throws PayloadTooLargeError, PartnerNotFoundError
  */
 export async function publishEvent(
   deps: { events: EventLog; partners: PartnerStore; clock: Clock },
   input: PublishInput,
 ): Promise<{ event: Event; created: boolean }> {
+  const size = Buffer.byteLength(JSON.stringify(input.payload));
+  if (size > MAX_PAYLOAD_BYTES) {
+    throw new PayloadTooLargeError(`payload is ${size} bytes; at most ${MAX_PAYLOAD_BYTES} are allowed`, [
+      { field: 'payload', message: `at most ${MAX_PAYLOAD_BYTES} bytes` },
+    ]);
+  }
   const partner = await deps.partners.get(input.partnerId);
   if (!partner) throw new PartnerNotFoundError(input.partnerId);
   const now = deps.clock.now();
@@ -45,6 +54,35 @@ export async function publishEvent(
     ...(input.idempotencyKey === undefined ? {} : { idempotencyKey: input.idempotencyKey }),
   };
   return deps.events.append(event);
+}
+
+/**
+ * The most event JSON one page carries: Lambda's synchronous responses are limited to 6 MB,
+ * and a page of a hundred 256 KiB payloads would be far over.
+ */
+export const MAX_PAGE_BYTES = 5 * 1024 * 1024;
+
+/**
+ * A page of the partner's events as the partner sees them.
+ * 1. Read the page from the log (commit order, after the cursor).
+ * 2. Stop early when the events' JSON would pass MAX_PAGE_BYTES (always keeping the first),
+ *    with `next` at the last event kept, so nothing is skipped.
+ */
+export async function listEvents(
+  deps: { events: EventLog },
+  partnerId: string,
+  query: EventListQuery,
+): Promise<{ data: EventView[]; next: string | null }> {
+  const page = await deps.events.list(partnerId, query);
+  const data: EventView[] = [];
+  let bytes = 0;
+  for (const event of page.items) {
+    const view = toEventView(event);
+    bytes += Buffer.byteLength(JSON.stringify(view));
+    if (bytes > MAX_PAGE_BYTES && data.length > 0) return { data, next: data.at(-1)?.id ?? null };
+    data.push(view);
+  }
+  return { data, next: page.next };
 }
 
 /**

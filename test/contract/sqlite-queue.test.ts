@@ -117,6 +117,15 @@ describe('SqliteQueue', () => {
       expect(queue.receive(10).map((r) => r.attributes.MessageGroupId)).toEqual(['sub_a', undefined]);
     });
 
+    it('does not receive the groups it is told to exclude', () => {
+      queue.sendNow([
+        { body: { n: 1 }, groupId: 'full' },
+        { body: { n: 2 }, groupId: 'open' },
+      ]);
+      expect(bodies(queue.receive(10, undefined, ['full']))).toEqual([{ n: 2 }]);
+      expect(bodies(queue.receive(10))).toEqual([{ n: 1 }]);
+    });
+
     it('passes over what admit refuses, leaving it visible and its receive count untouched', () => {
       queue.sendNow([
         { body: { n: 1 }, groupId: 'slow' },

@@ -151,9 +151,14 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
    * `admit`, when given, is asked about each candidate's group in order and may pass it over
    * (it stays visible, its receive count untouched): a consumer uses it to cap how many of
    * one group's messages it has in flight, as SQS fair queues keep one tenant from crowding
-   * out the others.
+   * out the others. Groups in `exclude` (already at their cap) are not even read, so a large
+   * backlog of one slow group costs nothing per receive.
    */
-  receive(max: number, admit?: (groupId: string | undefined) => boolean): SQSRecord[] {
+  receive(
+    max: number,
+    admit?: (groupId: string | undefined) => boolean,
+    exclude: readonly string[] = [],
+  ): SQSRecord[] {
     if (!Number.isInteger(max) || max < 1) throw new RangeError(`max must be a positive integer, got ${max}`);
     const now = this.#now();
     const db = this.#db;
@@ -161,7 +166,9 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
     return transaction(db, () => {
       const select = db.prepare(
         `SELECT seq, message_id, body, sent_at, receive_count, first_received_at, dead_letter_source, group_id
-         FROM queue_messages WHERE queue = ? AND visible_at <= ? AND seq > ? ORDER BY seq LIMIT ?`,
+         FROM queue_messages WHERE queue = ? AND visible_at <= ? AND seq > ?
+           AND (group_id IS NULL OR group_id NOT IN (SELECT value FROM json_each(?)))
+         ORDER BY seq LIMIT ?`,
       );
       const markReceived = db.prepare(
         `UPDATE queue_messages
@@ -174,7 +181,7 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
       // received message stays visible and must not be returned twice in one receive.
       let afterSeq = 0;
       while (records.length < max) {
-        const rows = select.all(this.name, now, afterSeq, max - records.length);
+        const rows = select.all(this.name, now, afterSeq, JSON.stringify(exclude), max - records.length);
         if (rows.length === 0) break;
         for (const row of rows) {
           const seq = readInteger(row, 'seq');
