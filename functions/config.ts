@@ -19,12 +19,13 @@ const retrySchedule = z.string().transform((text, ctx) => {
   }
 });
 
-/** Hours an endpoint may fail without one success before its subscription is disabled. */
-const disableAfterHours = z.coerce
+/** Hours an endpoint may fail without one success before it is disabled, read as ms. */
+const disableAfter = z.coerce
   .number()
   .positive()
   .max(24 * 365)
-  .default(DEFAULT_DISABLE_AFTER_MS / 3_600_000);
+  .default(DEFAULT_DISABLE_AFTER_MS / 3_600_000)
+  .transform((hours) => hours * 3_600_000);
 
 const LocalEnv = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
@@ -34,7 +35,7 @@ const LocalEnv = z.object({
   DISPATCHER_RETRY_SCHEDULE: retrySchedule.optional(),
   DISPATCHER_DELIVERY_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   DISPATCHER_ALLOW_PRIVATE_TARGETS: booleanText.default(true),
-  DISPATCHER_DISABLE_AFTER_HOURS: disableAfterHours,
+  DISPATCHER_DISABLE_AFTER_HOURS: disableAfter,
 });
 
 /** Settings of the local runtime (`dispatcher start`). */
@@ -74,7 +75,7 @@ export function parseLocalConfig(env: Record<string, string | undefined>): Local
     retrySchedule: e.DISPATCHER_RETRY_SCHEDULE ?? DEFAULT_RETRY_SCHEDULE,
     deliveryTimeoutMs: e.DISPATCHER_DELIVERY_TIMEOUT_MS,
     allowPrivateTargets: e.DISPATCHER_ALLOW_PRIVATE_TARGETS,
-    disableAfterMs: e.DISPATCHER_DISABLE_AFTER_HOURS * 3_600_000,
+    disableAfterMs: e.DISPATCHER_DISABLE_AFTER_HOURS,
   };
 }
 
@@ -94,7 +95,7 @@ export const LAMBDA_ENV = {
   deliveryTimeoutMs: 'DISPATCHER_DELIVERY_TIMEOUT_MS',
   allowPrivateTargets: 'DISPATCHER_ALLOW_PRIVATE_TARGETS',
   retentionDays: 'DISPATCHER_RETENTION_DAYS',
-  disableAfterHours: 'DISPATCHER_DISABLE_AFTER_HOURS',
+  disableAfterMs: 'DISPATCHER_DISABLE_AFTER_HOURS',
 } as const;
 
 const name = z.string().min(1);
@@ -111,7 +112,7 @@ const lambdaSettings = {
   // Production refuses private targets unless a deployment says otherwise.
   allowPrivateTargets: booleanText.default(false),
   retentionDays: z.coerce.number().int().min(1).max(3650).default(30),
-  disableAfterHours,
+  disableAfterMs: disableAfter,
 } satisfies Record<keyof typeof LAMBDA_ENV, z.ZodType>;
 
 /** Settings of the Lambda functions; each function asks only for the keys it uses. */
@@ -125,7 +126,7 @@ export interface LambdaConfig {
   deliveryTimeoutMs: number;
   allowPrivateTargets: boolean;
   retentionDays: number;
-  disableAfterHours: number;
+  disableAfterMs: number;
 }
 
 type LambdaKey = keyof LambdaConfig;

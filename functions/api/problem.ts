@@ -5,7 +5,12 @@
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { z } from 'zod';
-import { DomainError, MethodNotAllowedError, ValidationError } from '../core/errors.ts';
+import {
+  DomainError,
+  MethodNotAllowedError,
+  ServiceUnavailableError,
+  ValidationError,
+} from '../core/errors.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
@@ -73,7 +78,11 @@ export function toProblemResponse(
       ...(errors.length > 0 ? { errors } : {}),
     };
     const headers: Record<string, string> =
-      error instanceof MethodNotAllowedError ? { allow: error.allowed.join(', ') } : {};
+      error instanceof MethodNotAllowedError
+        ? { allow: error.allowed.join(', ') }
+        : error instanceof ServiceUnavailableError
+          ? { 'retry-after': String(error.retryAfterSeconds) }
+          : {};
     return problemResponse(problem, headers);
   }
   log('unhandled error', error);

@@ -112,3 +112,10 @@ export class SubscriptionDisabledError extends ConflictError {
 
 /** A conditional write found the item changed since it was read. */
 export class StaleWriteError extends ConflictError {}
+
+/** A transient overload: the client should try again shortly (503 with Retry-After). */
+export class ServiceUnavailableError extends DomainError {
+  readonly status = 503;
+  readonly title = 'Service unavailable';
+  readonly retryAfterSeconds: number = 1;
+}

@@ -30,6 +30,10 @@ export function parseRetrySchedule(text: string): number[] {
           "SQS's maximum visibility timeout",
       );
     }
+    // Fan-out queues a delivery at once: the first try has no wait to take from the schedule.
+    if (index === 0 && seconds !== 0) {
+      throw new Error(`retry schedule entry 1 (${entry}) must be 0: the first try is made at once`);
+    }
     return seconds;
   });
 }

@@ -20,12 +20,14 @@ const config = loadLambdaConfig([
   'retrySchedule',
   'deliveryTimeoutMs',
   'allowPrivateTargets',
-  'disableAfterHours',
+  'disableAfterMs',
+  'retentionDays',
 ]);
 
 export const handler = createDispatcherHandler(
   {
-    events: new DynamoEventLog(dynamoClient, config.eventsTable),
+    // It appends subscription.disabled events, which keep the deployment's retention.
+    events: new DynamoEventLog(dynamoClient, config.eventsTable, { retentionDays: config.retentionDays }),
     subscriptions: new DynamoSubscriptionStore(dynamoClient, config.subscriptionsTable),
     deliveries: new DynamoDeliveryStore(dynamoClient, config.deliveriesTable),
     // The pool outlives invocations: warm starts reuse its keep-alive connections.
@@ -34,7 +36,7 @@ export const handler = createDispatcherHandler(
     clock: systemClock,
     retrySchedule: config.retrySchedule,
     deliveryTimeoutMs: config.deliveryTimeoutMs,
-    disableAfterMs: config.disableAfterHours * 3_600_000,
+    disableAfterMs: config.disableAfterMs,
   },
   logError,
 ).use(injectLambdaContext(logger));

@@ -29,6 +29,8 @@ export interface DeliveryPipelineProps {
   readonly deliveryTimeout: Duration;
   /** MaximumConcurrency of the dispatcher's event source (2-1000). */
   readonly dispatcherMaxConcurrency: number;
+  /** Days an event is kept: the dispatcher appends `subscription.disabled` events. */
+  readonly retentionDays: number;
   /**
    * MaximumConcurrency of the fan-out function's event source (2-1000).
    * @default 5
@@ -199,6 +201,7 @@ export class DeliveryPipeline extends Construct {
       environment: {
         [LAMBDA_ENV.retrySchedule]: schedule.join(','),
         [LAMBDA_ENV.deliveryTimeoutMs]: String(timeoutMs),
+        [LAMBDA_ENV.retentionDays]: String(props.retentionDays),
         // Production never calls private, loopback or metadata addresses.
         [LAMBDA_ENV.allowPrivateTargets]: 'false',
       },

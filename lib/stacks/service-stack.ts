@@ -59,6 +59,7 @@ export class ServiceStack extends Stack {
       retrySchedule: props.retrySchedule,
       deliveryTimeout: props.deliveryTimeout,
       dispatcherMaxConcurrency: props.dispatcherMaxConcurrency,
+      retentionDays: props.retentionDays,
       logRetention,
     });
     this.api = new PartnerApi(this, 'Api', {

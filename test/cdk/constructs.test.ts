@@ -95,6 +95,7 @@ describe('DeliveryPipeline', () => {
       retrySchedule: DEFAULT_RETRY_SCHEDULE,
       deliveryTimeout: Duration.seconds(10),
       dispatcherMaxConcurrency: 10,
+      retentionDays: 30,
       ...overrides,
     };
   }

@@ -339,6 +339,7 @@ describe('functions', () => {
         LAMBDA_ENV.deliveryQueueUrl,
         LAMBDA_ENV.retrySchedule,
         LAMBDA_ENV.deliveryTimeoutMs,
+        LAMBDA_ENV.retentionDays,
         LAMBDA_ENV.allowPrivateTargets,
       ],
     ],

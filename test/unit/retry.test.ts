@@ -29,7 +29,8 @@ describe('parseRetrySchedule', () => {
     });
 
     it('accepts a single entry and the 43200 s maximum', () => {
-      expect(parseRetrySchedule('43200')).toEqual([43200]);
+      expect(parseRetrySchedule('0')).toEqual([0]);
+      expect(parseRetrySchedule('0,43200')).toEqual([0, 43200]);
     });
 
     it('round-trips the default schedule', () => {
@@ -40,6 +41,10 @@ describe('parseRetrySchedule', () => {
   describe('invalid input', () => {
     it.each(['', '   '])('rejects an empty list (%j)', (text) => {
       expect(() => parseRetrySchedule(text)).toThrow(/empty/);
+    });
+
+    it('rejects a first entry other than 0: the first try is made at once', () => {
+      expect(() => parseRetrySchedule('60,300')).toThrow(/entry 1 \(60\) must be 0/);
     });
 
     it.each([

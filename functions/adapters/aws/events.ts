@@ -16,7 +16,7 @@ import {
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import * as z from 'zod';
-import { CursorNotFoundError } from '../../core/errors.ts';
+import { CursorNotFoundError, ServiceUnavailableError } from '../../core/errors.ts';
 import { Event, EventId, type Page } from '../../core/model.ts';
 import {
   type AppendResult,
@@ -67,13 +67,15 @@ function toEvent(item: Item): Event {
   return Event.parse({ ...item, payload: JSON.parse(StoredPayload.parse(item.payload)) });
 }
 
-/** Thrown when an append lost the race for the next seq more times than it may retry. */
-export class SequenceContentionError extends Error {
+/**
+ * Thrown when an append lost the race for the next seq more times than it may retry: a burst
+ * of events for one partner; the publisher is told to try again (503).
+ */
+export class SequenceContentionError extends ServiceUnavailableError {
   constructor(partnerId: string, attempts: number) {
     super(
       `could not append to partner ${partnerId}'s log: the next seq was taken ${attempts} times in a row`,
     );
-    this.name = 'SequenceContentionError';
   }
 }
 
