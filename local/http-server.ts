@@ -8,9 +8,10 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { APIGatewayRequestAuthorizerEventV2 } from 'aws-lambda';
 import type { ApiHandler, ApiRequest, ApiResponse } from '../functions/api/handler.ts';
-import { problemResponse } from '../functions/api/problem.ts';
+import { toProblemResponse } from '../functions/api/problem.ts';
 import { matchRoute } from '../functions/api/routes.ts';
 import { type AuthorizerHandler, bearerToken } from '../functions/authorizer/handler.ts';
+import { PayloadTooLargeError, UnauthorizedError } from '../functions/core/errors.ts';
 import { lambdaContext } from './lambda-context.ts';
 
 /** API Gateway's own request limit is 10 MB; ours is tighter since an event is at most 256 KiB. */
@@ -90,16 +91,8 @@ function sameSecret(given: string, expected: string): boolean {
 }
 
 function unauthorized(detail: string, instance: string): ApiResponse {
-  return problemResponse(
-    {
-      type: 'urn:webhook-dispatcher:problem:unauthorized',
-      title: 'Unauthorized',
-      status: 401,
-      detail,
-      instance,
-    },
-    { 'www-authenticate': 'Bearer' },
-  );
+  const response = toProblemResponse(new UnauthorizedError(detail), instance);
+  return { ...response, headers: { ...response.headers, 'www-authenticate': 'Bearer' } };
 }
 
 /** Authorises the request as its deployed route would be, or returns the 401 to send. */
@@ -154,16 +147,8 @@ async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerRes
   } catch (error) {
     if (!(error instanceof BodyTooLargeError)) throw error;
     res.setHeader('connection', 'close');
-    send(
-      res,
-      problemResponse({
-        type: 'urn:webhook-dispatcher:problem:payload-too-large',
-        title: 'Payload too large',
-        status: 413,
-        detail: `request bodies are limited to ${MAX_REQUEST_BYTES} bytes`,
-        instance: req.url ?? '/',
-      }),
-    );
+    const tooLarge = new PayloadTooLargeError(`request bodies are limited to ${MAX_REQUEST_BYTES} bytes`);
+    send(res, toProblemResponse(tooLarge, req.url ?? '/'));
     return;
   }
   const request = toApiRequest(req, body);
@@ -176,14 +161,10 @@ export function createHttpServer(deps: HttpServerDeps): Server {
     handle(deps, req, res).catch((error: unknown) => {
       deps.log('request failed', error);
       if (!res.headersSent) {
+        // Already logged above: the mapping's own log would say it twice.
         send(
           res,
-          problemResponse({
-            type: 'urn:webhook-dispatcher:problem:internal-error',
-            title: 'Internal error',
-            status: 500,
-            detail: 'the request could not be completed; it has been logged',
-          }),
+          toProblemResponse(error, req.url ?? '/', undefined, () => {}),
         );
       } else {
         res.destroy();

@@ -69,7 +69,11 @@ export interface LocalDispatcher {
   stop(): Promise<void>;
 }
 
-/** The fan-out queue's visibility timeout and max receives, as the CDK stack sets them. */
+/**
+ * The fan-out queue's visibility timeout and max receives. Max receives match the CDK stack;
+ * the visibility is shorter than on AWS (six Lambda timeouts there), since in-process fan-out
+ * has no cold start and a crashed one should be retried soon.
+ */
 const FANOUT_VISIBILITY_SECONDS = 30;
 const FANOUT_MAX_RECEIVES = 5;
 /**
@@ -100,7 +104,7 @@ function adminTokenFor(config: LocalConfig, dataDir: string): { token: string; g
 }
 
 /**
- * The local queues, as the CDK stack configures their SQS counterparts: the delivery queue's
+ * The local queues, with the redrive policies of their SQS counterparts: the delivery queue's
  * max receive count is the retry schedule's length, so the queue itself dead-letters a
  * delivery after its last try.
  */

@@ -1,8 +1,29 @@
 import type { Clock, DeliveryStore, OutgoingMessage, QueueSender, SubscriptionStore } from '../ports.ts';
 import { newId } from './ids.ts';
-import type { Delivery, DeliveryMessage } from './model.ts';
+import type { Delivery, DeliveryMessage, DeliveryOrigin } from './model.ts';
 import type { EventRef } from './patterns.ts';
 import { subscriptionWants } from './subscriptions.ts';
+
+/** A delivery of the event to the subscription, not tried yet. */
+export function newDelivery(
+  event: Pick<EventRef, 'id' | 'partnerId' | 'type'>,
+  subscriptionId: string,
+  origin: DeliveryOrigin,
+  now: Date,
+): Delivery {
+  return {
+    id: newId('dlv', now.getTime()),
+    eventId: event.id,
+    subscriptionId,
+    partnerId: event.partnerId,
+    eventType: event.type,
+    origin,
+    status: 'pending',
+    attempts: 0,
+    createdAt: now.toISOString(),
+    updatedAt: now.toISOString(),
+  };
+}
 
 /**
  * The queue message of a delivery. One group per subscription (a fair queue's tenant): a slow
@@ -36,18 +57,7 @@ export async function fanOutEvent(deps: FanOutDeps, ref: EventRef): Promise<numb
   );
   if (subscriptions.length === 0) return 0;
   const now = deps.clock.now();
-  const wanted: Delivery[] = subscriptions.map((sub) => ({
-    id: newId('dlv', now.getTime()),
-    eventId: ref.id,
-    subscriptionId: sub.id,
-    partnerId: ref.partnerId,
-    eventType: ref.type,
-    origin: 'fanout',
-    status: 'pending',
-    attempts: 0,
-    createdAt: now.toISOString(),
-    updatedAt: now.toISOString(),
-  }));
+  const wanted = subscriptions.map((sub) => newDelivery(ref, sub.id, 'fanout', now));
   const stored = await deps.deliveries.createForEvent(wanted);
   const untried = stored.filter((d) => d.status === 'pending' && d.attempts === 0);
   await deps.deliveryQueue.send(untried.map(queuedDelivery));

@@ -77,9 +77,6 @@ export const Event = z.object({
 });
 export type Event = z.infer<typeof Event>;
 
-/** What a producer supplies; the log assigns id and createdAt. */
-export type NewEvent = Omit<Event, 'id' | 'createdAt'>;
-
 export const SubscriptionStatus = z.enum(['active', 'disabled']);
 export type SubscriptionStatus = z.infer<typeof SubscriptionStatus>;
 

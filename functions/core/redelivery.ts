@@ -1,7 +1,7 @@
 import type { Clock, DeliveryStore, EventLog, QueueSender, SubscriptionStore } from '../ports.ts';
 import { SubscriptionDisabledError } from './errors.ts';
 import { getEvent } from './events.ts';
-import { queuedDelivery } from './fanout.ts';
+import { newDelivery, queuedDelivery } from './fanout.ts';
 import { newId } from './ids.ts';
 import {
   type Delivery,
@@ -35,18 +35,7 @@ async function queueDeliveries(
   origin: Exclude<DeliveryOrigin, 'fanout'>,
 ): Promise<Delivery[]> {
   const now = deps.clock.now();
-  const deliveries: Delivery[] = pairs.map(({ event, subscription }) => ({
-    id: newId('dlv', now.getTime()),
-    eventId: event.id,
-    subscriptionId: subscription.id,
-    partnerId: event.partnerId,
-    eventType: event.type,
-    origin,
-    status: 'pending',
-    attempts: 0,
-    createdAt: now.toISOString(),
-    updatedAt: now.toISOString(),
-  }));
+  const deliveries = pairs.map(({ event, subscription }) => newDelivery(event, subscription.id, origin, now));
   if (deliveries.length === 0) return deliveries;
   await deps.deliveries.create(deliveries);
   await deps.deliveryQueue.send(deliveries.map(queuedDelivery));

@@ -1,9 +1,7 @@
-import type { AddressResolver, Clock, DeliveryStore, ListQuery, SubscriptionStore } from '../ports.ts';
+import type { AddressResolver, Clock, ListQuery, SubscriptionStore } from '../ports.ts';
 import { ForbiddenTargetError, StaleWriteError, SubscriptionNotFoundError } from './errors.ts';
 import { newId } from './ids.ts';
 import {
-  type Attempt,
-  type Delivery,
   type Page,
   type SigningSecret,
   type Subscription,

@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PIPE_SOURCE } from '../../functions/adapters/aws/pipe.ts';
-import {
-  applyPipeTransform,
-  pipeAccepts,
-  renderInputTemplate,
-  valueAtPath,
-} from '../../functions/adapters/aws/pipe-transform.ts';
+import { applyPipeTransform, pipeAccepts, renderInputTemplate, valueAtPath } from './pipe-transform.ts';
 
 /** A stream record as Pipes receives it, for an item with these string attributes. */
 function streamRecord(eventName: string, image: Record<string, string>): unknown {

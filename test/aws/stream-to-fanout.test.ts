@@ -17,7 +17,6 @@ import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
 import { DynamoEventLog } from '../../functions/adapters/aws/events.ts';
-import { applyPipeTransform, pipeAccepts } from '../../functions/adapters/aws/pipe-transform.ts';
 import { DynamoSubscriptionStore } from '../../functions/adapters/aws/subscriptions.ts';
 import type { DeliveryMessage } from '../../functions/core/model.ts';
 import {
@@ -39,6 +38,7 @@ import {
   type TableNames,
   uniquePrefix,
 } from '../dynamodb-local/tables.ts';
+import { applyPipeTransform, pipeAccepts } from './pipe-transform.ts';
 
 class RecordingQueue<T> implements QueueSender<T> {
   readonly sent: OutgoingMessage<T>[] = [];

@@ -9,8 +9,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import * as z from 'zod';
-import { type BusEnvelope, type EventPattern, matchesPattern } from '../../core/patterns.ts';
-import { PIPE_DETAIL_TYPE, PIPE_FILTER_PATTERN, PIPE_INPUT_TEMPLATE, PIPE_SOURCE } from './pipe.ts';
+import {
+  PIPE_DETAIL_TYPE,
+  PIPE_FILTER_PATTERN,
+  PIPE_INPUT_TEMPLATE,
+  PIPE_SOURCE,
+} from '../../functions/adapters/aws/pipe.ts';
+import { type BusEnvelope, type EventPattern, matchesPattern } from '../../functions/core/patterns.ts';
 
 const PLACEHOLDER = /<(\$[^<>]*)>/g;
 const DOT_PATH = /^\$(\.[A-Za-z0-9_@-]+)+$/;
