@@ -1,0 +1,145 @@
+/**
+ * The dispatcher handler alone, in its own process: createDispatcherHandler with the SQLite
+ * adapters on an in-memory database, the real UndiciCallbackSender and a no-op
+ * VisibilityControl, fed SQS-shaped batches by concurrent "invocations" (batch size and
+ * concurrency from the runner). Events, the subscription and the deliveries (made by the
+ * product's own fan-out) exist before the clock starts, so what is timed is what the Lambda
+ * does per record: load the delivery, its subscription and event, sign, POST, store the attempt.
+ */
+import { randomUUID } from 'node:crypto';
+import type { SQSRecord } from 'aws-lambda';
+import { z } from 'zod';
+import { systemResolver } from '../functions/adapters/dns.ts';
+import { UndiciCallbackSender } from '../functions/adapters/http/callback-sender.ts';
+import { openDatabase } from '../functions/adapters/sqlite/database.ts';
+import { SqliteDeliveryStore } from '../functions/adapters/sqlite/deliveries.ts';
+import { SqliteEventLog } from '../functions/adapters/sqlite/events.ts';
+import { SqliteSubscriptionStore } from '../functions/adapters/sqlite/subscriptions.ts';
+import { fanOutEvent } from '../functions/core/fanout.ts';
+import { DEFAULT_DISABLE_AFTER_MS } from '../functions/core/health.ts';
+import { newId } from '../functions/core/ids.ts';
+import type { DeliveryMessage } from '../functions/core/model.ts';
+import { DEFAULT_RETRY_SCHEDULE } from '../functions/core/retry.ts';
+import { createSubscription } from '../functions/core/subscriptions.ts';
+import { createDispatcherHandler } from '../functions/dispatcher/handler.ts';
+import type { OutgoingMessage } from '../functions/ports.ts';
+import { systemClock } from '../functions/ports.ts';
+import { lambdaContext } from '../local/lambda-context.ts';
+import { benchPayload, EVENT_TYPE } from './payload.ts';
+import { nowMs, serve } from './rpc.ts';
+
+const Prepare = z.object({ url: z.string(), count: z.number().int().positive() });
+const Run = z.object({
+  batchSize: z.number().int().positive(),
+  concurrency: z.number().int().positive(),
+  /** Give up (and report what was done) after this long. */
+  timeLimitMs: z.number().positive(),
+});
+
+export interface HandlerPrepared {
+  /** The subscription's signing secret, for the receiver. */
+  secret: string;
+  setupMs: number;
+}
+
+export interface HandlerRunResult {
+  delivered: number;
+  failed: number;
+  startedAt: number;
+  endedAt: number;
+}
+
+const db = openDatabase(':memory:');
+const events = new SqliteEventLog(db);
+const subscriptions = new SqliteSubscriptionStore(db);
+const deliveries = new SqliteDeliveryStore(db);
+const sender = new UndiciCallbackSender({ allowPrivateTargets: true });
+let records: SQSRecord[] = [];
+
+function toRecord(message: OutgoingMessage<DeliveryMessage>): SQSRecord {
+  const body = JSON.stringify(message.body);
+  return {
+    messageId: randomUUID(),
+    receiptHandle: randomUUID(),
+    body,
+    attributes: {
+      ApproximateReceiveCount: '1',
+      SentTimestamp: String(Date.now()),
+      SenderId: 'bench',
+      ApproximateFirstReceiveTimestamp: String(Date.now()),
+    },
+    messageAttributes: {},
+    md5OfBody: '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: 'arn:aws:sqs:local:000000000000:delivery',
+    awsRegion: 'local',
+  };
+}
+
+/**
+ * Stores a subscription to `url` and `count` events, and fans each out with the product's
+ * own use case; the delivery messages it queues become the SQS records `run` hands over.
+ */
+async function prepare(params: unknown): Promise<HandlerPrepared> {
+  const p = Prepare.parse(params);
+  const started = nowMs();
+  const partnerId = newId('ptr');
+  const { secret } = await createSubscription(
+    { subscriptions, clock: systemClock, resolver: systemResolver, allowPrivateTargets: true },
+    partnerId,
+    { url: p.url },
+  );
+  const deliveryQueue = {
+    send: async (messages: OutgoingMessage<DeliveryMessage>[]) => {
+      records.push(...messages.map(toRecord));
+    },
+  };
+  records = [];
+  for (let seq = 0; seq < p.count; seq++) {
+    const { event } = await events.append({
+      id: newId('evt'),
+      partnerId,
+      type: EVENT_TYPE,
+      payload: benchPayload(seq, nowMs()),
+      createdAt: new Date().toISOString(),
+    });
+    await fanOutEvent({ subscriptions, deliveries, deliveryQueue, clock: systemClock }, event);
+  }
+  if (records.length !== p.count)
+    throw new Error(`fan-out queued ${records.length} of ${p.count} deliveries`);
+  return { secret, setupMs: nowMs() - started };
+}
+
+async function run(params: unknown): Promise<HandlerRunResult> {
+  const p = Run.parse(params);
+  const handler = createDispatcherHandler({
+    events,
+    subscriptions,
+    deliveries,
+    sender,
+    clock: systemClock,
+    retrySchedule: DEFAULT_RETRY_SCHEDULE,
+    deliveryTimeoutMs: 10_000,
+    disableAfterMs: DEFAULT_DISABLE_AFTER_MS,
+    queue: { changeVisibility: async () => {} },
+  });
+  const startedAt = nowMs();
+  const deadline = startedAt + p.timeLimitMs;
+  let next = 0;
+  let delivered = 0;
+  let failed = 0;
+  const invoker = async () => {
+    while (next < records.length && nowMs() < deadline) {
+      const batch = records.slice(next, next + p.batchSize);
+      next += batch.length;
+      const response = await handler({ Records: batch }, lambdaContext('dispatcher'));
+      const failures = response?.batchItemFailures.length ?? 0;
+      failed += failures;
+      delivered += batch.length - failures;
+    }
+  };
+  await Promise.all(Array.from({ length: p.concurrency }, invoker));
+  return { delivered, failed, startedAt, endedAt: nowMs() };
+}
+
+serve({ prepare, run });

@@ -1,0 +1,753 @@
+/**
+ * `npm run bench`: every figure of the performance issue, each measured in this run beside
+ * its baseline on this machine, printed as one table and written to bench/results.json.
+ *
+ * Processes: the receiver (bench/receiver.ts), the local runtime (bench/dispatcher-process.ts)
+ * and the handler alone (bench/handler-process.ts) each run in a process of their own; this
+ * one generates the load (publishing through the HTTP API, or the bare undici ceiling). All
+ * traffic stays on 127.0.0.1; every loop is bounded in count and in time, and a watchdog ends
+ * the whole bench if it ever runs past its budget.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generateSecret } from '../functions/core/signing.ts';
+import { DEFAULT_SETTINGS } from '../lib/settings.ts';
+import { type ColdStartFigures, measureColdStart } from './cold-start.ts';
+import type { DispatcherInfo, DispatcherMemory } from './dispatcher-process.ts';
+import type { HandlerPrepared, HandlerRunResult } from './handler-process.ts';
+import {
+  DispatcherApi,
+  type PacedStats,
+  type PublishStats,
+  paced,
+  postAll,
+  prepareCallbacks,
+  publishBurst,
+  rawPool,
+} from './load.ts';
+import { signedCallback } from './payload.ts';
+import type { ReceiverInfo, Tally } from './receiver.ts';
+import { type Child, nowMs, sleep, startChild } from './rpc.ts';
+
+/**
+ * Sizes of every run, chosen so that each lasts a few seconds on a 2-core machine and the
+ * whole bench about three minutes; every run also has a time limit, and a run cut short
+ * reports its rate over that limit.
+ *
+ * Concurrency, as the product sets it: the callback sender keeps 64 sockets per origin, and
+ * the local runtime caps its deliveries in flight per subscription (local/runtime.ts). The
+ * ceiling is the better of a bare pool at 16 and at 64 requests in flight, so it is a ceiling
+ * for any of them. The handler alone gets batches of 10 (the delivery queue's event source
+ * batch size, lib/constructs/delivery-pipeline.ts) from as many concurrent invocations as
+ * the deployed dispatcher's default maximum concurrency.
+ */
+const PLAN = {
+  budgetMs: 5 * 60_000,
+  coldStartSpawns: 5,
+  ceiling: { warmup: 1_000, count: 10_000, connections: 64, inFlight: [16, 64] },
+  handler: { count: 4_000, batchSize: 10, concurrency: DEFAULT_SETTINGS.dispatcherMaxConcurrency },
+  publishConcurrency: 16,
+  warmupEvents: 200,
+  throughput: [
+    { subscriptions: 1, events: 2_000 },
+    { subscriptions: 10, events: 300 },
+    { subscriptions: 100, events: 30 },
+  ],
+  runLimitMs: 20_000,
+  /**
+   * Open loop: each publish goes at its scheduled time whatever the earlier ones are doing
+   * (`maxInFlight` is the whole run's count, so the sender never waits for the server), so a
+   * slow API shows as latency rather than as a slower sender. 100/s is below saturation, for
+   * contrast.
+   */
+  latency: {
+    rate: 500,
+    durationMs: 4_000,
+    maxInFlight: 2_000,
+    belowSaturation: { rate: 100, durationMs: 5_000 },
+  },
+  isolation: { healthy: 10, hanging: 10, events: 200, windowMs: 10_000, deliveryTimeoutMs: 1_000 },
+};
+
+const TARGETS = {
+  endToEndRatio: 0.5,
+  isolationRatio: 0.9,
+  p99Ms: 50,
+  bundleKB: 300,
+  importMs: 100,
+};
+
+const RECEIVER = new URL('./receiver.ts', import.meta.url);
+const DISPATCHER = new URL('./dispatcher-process.ts', import.meta.url);
+const HANDLER = new URL('./handler-process.ts', import.meta.url);
+const RESULTS = fileURLToPath(new URL('./results.json', import.meta.url));
+
+const benchStarted = nowMs();
+const children = new Set<Child>();
+/** Bundles and data directories of this run, removed at the end whatever happens. */
+const tmp = mkdtempSync(join(os.tmpdir(), 'dispatcher-bench-'));
+
+function progress(message: string): void {
+  process.stderr.write(`[${((nowMs() - benchStarted) / 1000).toFixed(1).padStart(5)} s] ${message}\n`);
+}
+
+function spawnChild(module: URL, env: Record<string, string> = {}): Child {
+  const child = startChild(module, env);
+  children.add(child);
+  return child;
+}
+
+async function stopChild(child: Child): Promise<void> {
+  children.delete(child);
+  await child.stop();
+}
+
+function percentile(values: readonly number[], p: number): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index] ?? null;
+}
+
+interface RunFigures {
+  expected: number;
+  tally: Tally;
+  publish: PublishStats;
+  seconds: number;
+  callbacksPerSecond: number;
+}
+
+/**
+ * One end-to-end run: publish `events` to the partner as fast as the API takes them, and
+ * count unique verified callbacks until `expected` arrived or the window closed. The rate is
+ * over first publish → last verified receipt (→ the window's end when incomplete).
+ */
+async function endToEnd(
+  api: DispatcherApi,
+  receiver: Child,
+  partnerId: string,
+  secrets: Record<string, string>,
+  events: number,
+  expected: number,
+  windowMs: number,
+): Promise<RunFigures> {
+  await receiver.call('reset', { secrets });
+  const publish = await publishBurst(api, partnerId, events, PLAN.publishConcurrency, windowMs);
+  const deadlineAt = publish.firstAt + windowMs;
+  const tally = await receiver.call<Tally>('waitFor', { expected, deadlineAt }, windowMs + 15_000);
+  const end = tally.complete && tally.lastAt !== null ? tally.lastAt : deadlineAt;
+  const seconds = (end - publish.firstAt) / 1000;
+  return { expected, tally, publish, seconds, callbacksPerSecond: tally.verified / seconds };
+}
+
+interface RunningDispatcher {
+  child: Child;
+  api: DispatcherApi;
+  info: DispatcherInfo;
+}
+
+async function startDispatcher(
+  dataDir: string,
+  env: Record<string, string> = {},
+): Promise<RunningDispatcher> {
+  const child = spawnChild(DISPATCHER, {
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DISPATCHER_DATA_DIR: dataDir,
+    DISPATCHER_ADMIN_TOKEN: `adm_bench_${randomBytes(12).toString('hex')}`,
+    ...env,
+  });
+  const info = await child.call<DispatcherInfo>('info', {}, 30_000);
+  return { child, info, api: new DispatcherApi(info.url, info.adminToken, PLAN.publishConcurrency) };
+}
+
+async function stopDispatcher(d: RunningDispatcher): Promise<void> {
+  await d.api.close();
+  await d.child.call('stop', {}, 30_000).catch(() => undefined);
+  await stopChild(d.child);
+}
+
+/** A partner subscribed to each URL; the secrets by URL path, for the receiver. */
+async function partnerWith(api: DispatcherApi, name: string, urls: readonly string[]) {
+  const partner = await api.createPartner(name);
+  const secrets: Record<string, string> = {};
+  for (const url of urls) secrets[new URL(url).pathname] = (await api.subscribe(partner.apiKey, url)).secret;
+  return { partnerId: partner.id, secrets };
+}
+
+interface QueueStats {
+  visible: number;
+  inFlight: number;
+  delayed: number;
+}
+
+/** Waits (bounded) until the runtime's delivery queue is empty, so runs do not overlap. */
+async function drain(d: RunningDispatcher, limitMs = 10_000): Promise<boolean> {
+  const deadline = nowMs() + limitMs;
+  while (nowMs() < deadline) {
+    const queues = await d.child.call<Record<string, QueueStats>>('queues');
+    const busy = Object.entries(queues)
+      .filter(([name]) => name !== 'deliveryDlq')
+      .some(([, q]) => q.visible + q.inFlight > 0);
+    if (!busy) return true;
+    await sleep(50);
+  }
+  return false;
+}
+
+let warmups = 0;
+
+/** Runs a few hundred callbacks through a fresh runtime first, so no figure pays for JIT warm-up. */
+async function warmUp(d: RunningDispatcher, receiver: Child, origin: string): Promise<void> {
+  const warm = await partnerWith(d.api, 'warmup', [`${origin}/warmup/${++warmups}`]);
+  await endToEnd(d.api, receiver, warm.partnerId, warm.secrets, PLAN.warmupEvents, PLAN.warmupEvents, 20_000);
+  await drain(d);
+}
+
+// ─── the measurements ────────────────────────────────────────────────────────────────────
+
+async function ceilingAt(receiver: Child, info: ReceiverInfo, inFlight: number) {
+  const secret = generateSecret();
+  const { warmup, count, connections } = PLAN.ceiling;
+  const path = `/ceiling/${inFlight}`;
+  await receiver.call('reset', { secrets: { [path]: secret } });
+  await postAll(info.healthyOrigin, path, prepareCallbacks(warmup, secret), {
+    connections,
+    inFlight,
+    timeLimitMs: 10_000,
+  });
+  const callbacks = prepareCallbacks(count, secret);
+  await receiver.call('reset', { secrets: { [path]: secret } });
+  const posted = await postAll(info.healthyOrigin, path, callbacks, {
+    connections,
+    inFlight,
+    timeLimitMs: PLAN.runLimitMs,
+  });
+  const tally = await receiver.call<Tally>('waitFor', { expected: count, deadlineAt: nowMs() + 5_000 });
+  const end = tally.lastAt ?? posted.endedAt;
+  const seconds = (end - posted.startedAt) / 1000;
+  return { inFlight, ...posted, count, tally, seconds, callbacksPerSecond: tally.verified / seconds };
+}
+
+/** The raw ceiling: the best of a bare undici pool at each concurrency. */
+async function measureCeiling(receiver: Child, info: ReceiverInfo) {
+  const runs = [];
+  for (const inFlight of PLAN.ceiling.inFlight) runs.push(await ceilingAt(receiver, info, inFlight));
+  const best = runs.reduce((a, b) => (b.callbacksPerSecond > a.callbacksPerSecond ? b : a));
+  return { runs, inFlight: best.inFlight, callbacksPerSecond: best.callbacksPerSecond };
+}
+
+/** The latency floor: bare signed POSTs at the latency run's rate, send → verified receipt. */
+async function measureRawLatency(receiver: Child, info: ReceiverInfo) {
+  const secret = generateSecret();
+  const { rate, durationMs, maxInFlight } = PLAN.latency;
+  await receiver.call('reset', { secrets: { '/raw': secret }, latency: true });
+  const pool = rawPool(info.healthyOrigin, 64);
+  const stats = await paced(rate, durationMs, maxInFlight, async (i) => {
+    const callback = signedCallback(i, secret);
+    const res = await pool.request({
+      path: '/raw',
+      method: 'POST',
+      headers: callback.headers,
+      body: callback.body,
+    });
+    await res.body.text();
+    return res.statusCode === 204;
+  });
+  await pool.close();
+  const tally = await receiver.call<Tally>('waitFor', { expected: stats.sent, deadlineAt: nowMs() + 5_000 });
+  const latencies = await receiver.call<number[]>('latencies');
+  return { stats, tally, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+}
+
+async function measureHandler(receiver: Child, info: ReceiverInfo) {
+  const child = spawnChild(HANDLER);
+  try {
+    const { count, batchSize, concurrency } = PLAN.handler;
+    const prepared = await child.call<HandlerPrepared>(
+      'prepare',
+      { url: `${info.healthyOrigin}/handler`, count },
+      60_000,
+    );
+    await receiver.call('reset', { secrets: { '/handler': prepared.secret } });
+    const result = await child.call<HandlerRunResult>(
+      'run',
+      { batchSize, concurrency, timeLimitMs: PLAN.runLimitMs },
+      PLAN.runLimitMs + 30_000,
+    );
+    const tally = await receiver.call<Tally>('tally');
+    const seconds = (result.endedAt - result.startedAt) / 1000;
+    return {
+      ...result,
+      count,
+      setupMs: prepared.setupMs,
+      tally,
+      seconds,
+      callbacksPerSecond: tally.verified / seconds,
+    };
+  } finally {
+    await stopChild(child);
+  }
+}
+
+/**
+ * One fresh runtime per subscription count, so a run never inherits another's backlog; its
+ * memory is sampled throughout (the peak is the highest of the three).
+ */
+async function measureThroughput(receiver: Child, info: ReceiverInfo, dataDir: string) {
+  const runs = [];
+  for (const run of PLAN.throughput) {
+    const d = await startDispatcher(join(dataDir, String(run.subscriptions)));
+    try {
+      const urls = Array.from(
+        { length: run.subscriptions },
+        (_, i) => `${info.healthyOrigin}/t${run.subscriptions}/s${i}`,
+      );
+      const p = await partnerWith(d.api, `throughput-${run.subscriptions}`, urls);
+      const idle = await d.child.call<DispatcherMemory>('memory');
+      await warmUp(d, receiver, info.healthyOrigin);
+      await d.child.call('resetPeak');
+      const expected = run.events * run.subscriptions;
+      progress(`  ${run.subscriptions} subscription(s): ${run.events} events → ${expected} callbacks`);
+      const figures = await endToEnd(
+        d.api,
+        receiver,
+        p.partnerId,
+        p.secrets,
+        run.events,
+        expected,
+        PLAN.runLimitMs,
+      );
+      const memory = await d.child.call<DispatcherMemory>('memory');
+      runs.push({ subscriptions: run.subscriptions, events: run.events, ...figures, idle, memory });
+    } finally {
+      await stopDispatcher(d);
+    }
+  }
+  return runs;
+}
+
+interface LatencyFigures {
+  rate: number;
+  stats: PacedStats;
+  tally: Tally;
+  p50: number | null;
+  p90: number | null;
+  p99: number | null;
+  max: number | null;
+}
+
+/** Publishes at a fixed rate to one subscription; publish (send) → verified receipt, per event. */
+async function latencyAt(
+  d: RunningDispatcher,
+  receiver: Child,
+  p: { partnerId: string; secrets: Record<string, string> },
+  rate: number,
+  durationMs: number,
+): Promise<LatencyFigures> {
+  await receiver.call('reset', { secrets: p.secrets, latency: true });
+  const stats = await paced(rate, durationMs, PLAN.latency.maxInFlight, (i) => d.api.publish(p.partnerId, i));
+  const tally = await receiver.call<Tally>(
+    'waitFor',
+    { expected: stats.sent, deadlineAt: nowMs() + 15_000 },
+    30_000,
+  );
+  const latencies = await receiver.call<number[]>('latencies');
+  return {
+    rate,
+    stats,
+    tally,
+    p50: percentile(latencies, 50),
+    p90: percentile(latencies, 90),
+    p99: percentile(latencies, 99),
+    max: percentile(latencies, 100),
+  };
+}
+
+async function measureLatency(receiver: Child, info: ReceiverInfo, dataDir: string) {
+  const d = await startDispatcher(dataDir);
+  try {
+    const p = await partnerWith(d.api, 'latency', [`${info.healthyOrigin}/latency/s0`]);
+    await warmUp(d, receiver, info.healthyOrigin);
+    const low = PLAN.latency.belowSaturation;
+    progress(`  ${low.rate} events/s for ${low.durationMs} ms`);
+    const belowSaturation = await latencyAt(d, receiver, p, low.rate, low.durationMs);
+    await drain(d);
+    progress(`  ${PLAN.latency.rate} events/s for ${PLAN.latency.durationMs} ms`);
+    const atTarget = await latencyAt(d, receiver, p, PLAN.latency.rate, PLAN.latency.durationMs);
+    return { atTarget, belowSaturation };
+  } finally {
+    await stopDispatcher(d);
+  }
+}
+
+/**
+ * Healthy throughput with and without hanging neighbours, each run on a fresh runtime (so
+ * neither inherits the other's backlog) with the same number of healthy subscriptions. The
+ * hanging endpoints are another origin, as a stalled partner's host would be, so they do not
+ * share the healthy endpoints' connection pool.
+ */
+async function measureIsolation(receiver: Child, info: ReceiverInfo, dataDir: string) {
+  const { healthy, hanging, events, windowMs, deliveryTimeoutMs } = PLAN.isolation;
+  const run = async (name: string, urls: string[]) => {
+    const d = await startDispatcher(join(dataDir, name), {
+      DISPATCHER_DELIVERY_TIMEOUT_MS: String(deliveryTimeoutMs),
+    });
+    try {
+      const p = await partnerWith(d.api, name, urls);
+      await warmUp(d, receiver, info.healthyOrigin);
+      const healthySecrets = Object.fromEntries(
+        Object.entries(p.secrets).filter(([path]) => !path.includes('/hang')),
+      );
+      const figures = await endToEnd(
+        d.api,
+        receiver,
+        p.partnerId,
+        healthySecrets,
+        events,
+        events * healthy,
+        windowMs,
+      );
+      const queues = await d.child.call<Record<string, QueueStats>>('queues');
+      return { ...figures, queues };
+    } finally {
+      await stopDispatcher(d);
+    }
+  };
+  progress(`  all healthy: ${events} events → ${events * healthy} callbacks, window ${windowMs} ms`);
+  const baseline = await run(
+    'all-healthy',
+    Array.from({ length: healthy }, (_, i) => `${info.healthyOrigin}/iso-ok/s${i}`),
+  );
+  progress(`  half hanging: ${events} events → ${events * healthy} healthy callbacks, window ${windowMs} ms`);
+  // Healthy and hanging subscriptions alternate, so the partner's fan-out order mixes them
+  // as a random order would.
+  const mixed = Array.from({ length: healthy + hanging }, (_, i) =>
+    i % 2 === 1 && i < 2 * hanging
+      ? `${info.hangOrigin}/iso-mixed/hang${i}`
+      : `${info.healthyOrigin}/iso-mixed/s${i}`,
+  );
+  const withHanging = await run('half-hanging', mixed);
+  return { baseline, withHanging, ratio: withHanging.callbacksPerSecond / baseline.callbacksPerSecond };
+}
+
+// ─── the table ───────────────────────────────────────────────────────────────────────────
+
+interface Row {
+  figure: string;
+  value: string;
+  baseline: string;
+  ratio: string;
+  target: string;
+  met: string;
+}
+
+const rate = (perSecond: number) => `${Math.round(perSecond).toLocaleString('en-US')} /s`;
+const ms = (value: number | null) => (value === null ? 'n/a' : `${value.toFixed(1)} ms`);
+const kb = (bytes: number) => `${(bytes / 1024).toFixed(0)} KB`;
+const mb = (bytes: number | null) => (bytes === null ? 'n/a' : `${(bytes / 1024 / 1024).toFixed(0)} MB`);
+const times = (ratio: number) => `${ratio.toFixed(2)}×`;
+const verdict = (met: boolean) => (met ? 'yes' : '**NO, missed**');
+
+function renderTable(rows: readonly Row[]): string {
+  const header: Row = {
+    figure: 'figure',
+    value: 'value',
+    baseline: 'baseline',
+    ratio: 'ratio',
+    target: 'target',
+    met: 'met?',
+  };
+  const keys = Object.keys(header) as (keyof Row)[];
+  const widths = keys.map((key) => Math.max(...[header, ...rows].map((row) => row[key].length)));
+  const line = (row: Row) => `| ${keys.map((key, i) => row[key].padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  const rule = `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`;
+  return [line(header), rule, ...rows.map(line)].join('\n');
+}
+
+/** The commit measured, and whether its code differed from it (bench/, docs and package.json aside). */
+function revision(): { commit: string; dirty: boolean } | null {
+  try {
+    const git = (...args: string[]) =>
+      execFileSync('git', args, { cwd: fileURLToPath(new URL('../', import.meta.url)), encoding: 'utf8' });
+    const changed = git(
+      'status',
+      '--porcelain',
+      '--untracked-files=no',
+      '--',
+      '.',
+      ':!bench',
+      ':!package.json',
+      ':!*.md',
+    );
+    return { commit: git('rev-parse', '--short', 'HEAD').trim(), dirty: changed.trim() !== '' };
+  } catch {
+    return null;
+  }
+}
+
+function machine() {
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memoryBytes: os.totalmem(),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+  };
+}
+
+/** CPU seconds, from /proc: the machine's busy time and steal, and this bench's own (with its reaped children). */
+interface CpuSnapshot {
+  busy: number;
+  steal: number;
+  own: number;
+}
+
+const TICKS_PER_SECOND = 100;
+
+function cpuSnapshot(): CpuSnapshot | null {
+  try {
+    const machineLine = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = machineLine
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    const self = readFileSync('/proc/self/stat', 'utf8');
+    const fields = self
+      .slice(self.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
+    // utime, stime, cutime, cstime: fields 14 to 17, counted from the state field (3).
+    const own = fields.slice(11, 15).reduce((a, b) => a + b, 0);
+    return {
+      busy: (user + nice + system + irq + softirq) / TICKS_PER_SECOND,
+      steal: steal / TICKS_PER_SECOND,
+      own: own / TICKS_PER_SECOND,
+    };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * How much CPU other processes took while the bench ran: on a shared machine a test run in
+ * another terminal skews every figure, so the bench says so rather than leaving it unseen.
+ */
+function contention(start: CpuSnapshot | null, seconds: number) {
+  const end = cpuSnapshot();
+  if (!start || !end) return null;
+  const others = Math.max(0, end.busy - start.busy - (end.own - start.own));
+  const capacity = seconds * os.availableParallelism();
+  return {
+    otherProcessesCpuSeconds: others,
+    stealCpuSeconds: end.steal - start.steal,
+    benchCpuSeconds: end.own - start.own,
+    otherShare: others / capacity,
+  };
+}
+
+async function main(): Promise<void> {
+  const cpuAtStart = cpuSnapshot();
+  const measured = revision();
+  const loadAtStart = os.loadavg();
+  try {
+    progress(
+      'cold start: bundling the four Lambdas as the CDK wrapper does, importing each in fresh processes',
+    );
+    const coldStart: ColdStartFigures = await measureColdStart(join(tmp, 'bundles'), PLAN.coldStartSpawns);
+
+    const receiver = spawnChild(RECEIVER);
+    const receiverInfo = await receiver.call<ReceiverInfo>('info');
+    progress(
+      `raw ceiling: bare undici pool → receiver, ${PLAN.ceiling.count} signed POSTs at ${PLAN.ceiling.inFlight.join(' and ')} in flight`,
+    );
+    const ceiling = await measureCeiling(receiver, receiverInfo);
+    progress(`latency floor: bare POSTs at ${PLAN.latency.rate}/s`);
+    const rawLatency = await measureRawLatency(receiver, receiverInfo);
+    progress(
+      `dispatcher handler alone: ${PLAN.handler.count} deliveries in batches of ${PLAN.handler.batchSize}`,
+    );
+    const handler = await measureHandler(receiver, receiverInfo);
+    progress('throughput through the local runtime');
+    const throughput = await measureThroughput(receiver, receiverInfo, join(tmp, 'throughput'));
+    progress('latency through the local runtime, 1 subscription');
+    const latency = await measureLatency(receiver, receiverInfo, join(tmp, 'latency'));
+    progress(
+      `isolation: ${PLAN.isolation.healthy} healthy + ${PLAN.isolation.hanging} hanging subscriptions`,
+    );
+    const isolation = await measureIsolation(receiver, receiverInfo, join(tmp, 'isolation'));
+    await stopChild(receiver);
+
+    const rows: Row[] = [];
+    rows.push({
+      figure: `raw ceiling: bare undici pool → receiver (${ceiling.inFlight} in flight)`,
+      value: rate(ceiling.callbacksPerSecond),
+      baseline: '—',
+      ratio: '—',
+      target: '—',
+      met: '—',
+    });
+    for (const run of throughput) {
+      const ratio = run.callbacksPerSecond / ceiling.callbacksPerSecond;
+      const complete = run.tally.complete ? '' : ` (${run.tally.verified}/${run.expected} in window)`;
+      const refused = run.publish.rejected > 0 ? `, ${run.publish.rejected} publishes refused` : '';
+      rows.push({
+        figure: `end to end, ${run.subscriptions} subscription${run.subscriptions === 1 ? '' : 's'} (callbacks/s)`,
+        value: rate(run.callbacksPerSecond) + complete + refused,
+        baseline: rate(ceiling.callbacksPerSecond),
+        ratio: times(ratio),
+        target: run.subscriptions === 1 ? `≥ ${TARGETS.endToEndRatio}× ceiling` : '—',
+        met: run.subscriptions === 1 ? verdict(ratio >= TARGETS.endToEndRatio) : '—',
+      });
+    }
+    rows.push({
+      figure: `dispatcher handler alone: batches of ${PLAN.handler.batchSize}, ${PLAN.handler.concurrency} concurrent, storage in memory`,
+      value: rate(handler.callbacksPerSecond),
+      baseline: rate(ceiling.callbacksPerSecond),
+      ratio: times(handler.callbacksPerSecond / ceiling.callbacksPerSecond),
+      target: '—',
+      met: '—',
+    });
+    const { atTarget, belowSaturation } = latency;
+    const accepted = `offered ${atTarget.rate}/s, accepted ${Math.round(atTarget.stats.achievedRate)}/s`;
+    rows.push({
+      figure: `latency p50, publish → receipt at ${atTarget.rate} events/s`,
+      value: ms(atTarget.p50),
+      baseline: `${ms(rawLatency.p50)} (bare POST)`,
+      ratio: atTarget.p50 !== null && rawLatency.p50 ? times(atTarget.p50 / rawLatency.p50) : '—',
+      target: '—',
+      met: '—',
+    });
+    rows.push({
+      figure: `latency p99, publish → receipt at ${atTarget.rate} events/s (${accepted})`,
+      value: ms(atTarget.p99),
+      baseline: `${ms(rawLatency.p99)} (bare POST)`,
+      ratio: atTarget.p99 !== null && rawLatency.p99 ? times(atTarget.p99 / rawLatency.p99) : '—',
+      target: `≤ ${TARGETS.p99Ms} ms`,
+      met: verdict(atTarget.p99 !== null && atTarget.p99 <= TARGETS.p99Ms && atTarget.tally.complete),
+    });
+    rows.push({
+      figure: `latency p50 / p99 at ${belowSaturation.rate} events/s (below saturation, for contrast)`,
+      value: `${ms(belowSaturation.p50)} / ${ms(belowSaturation.p99)}`,
+      baseline: '—',
+      ratio: '—',
+      target: '—',
+      met: '—',
+    });
+    rows.push({
+      figure: `isolation: healthy callbacks/s, ${PLAN.isolation.hanging} of ${PLAN.isolation.healthy + PLAN.isolation.hanging} subscriptions hanging`,
+      value: rate(isolation.withHanging.callbacksPerSecond),
+      baseline: `${rate(isolation.baseline.callbacksPerSecond)} (all healthy)`,
+      ratio: times(isolation.ratio),
+      target: `≥ ${TARGETS.isolationRatio}×`,
+      met: verdict(isolation.ratio >= TARGETS.isolationRatio),
+    });
+    for (const bundle of coldStart.bundles) {
+      const external = bundle.externals.some((name) => name.startsWith('@aws-sdk/'))
+        ? ', AWS SDK external'
+        : '';
+      rows.push({
+        figure: `bundle size, ${bundle.name} (minified${external})`,
+        value: kb(bundle.bytes),
+        baseline: '—',
+        ratio: '—',
+        target: `≤ ${TARGETS.bundleKB} KB`,
+        met: verdict(bundle.bytes <= TARGETS.bundleKB * 1024),
+      });
+      rows.push({
+        figure: `cold import, ${bundle.name} (median of ${PLAN.coldStartSpawns})`,
+        value: ms(bundle.importMs),
+        baseline: `${ms(coldStart.baselineImportMs)} (empty module)`,
+        ratio: times(bundle.importMs / coldStart.baselineImportMs),
+        target: `≤ ${TARGETS.importMs} ms`,
+        met: verdict(bundle.importMs <= TARGETS.importMs && bundle.networkAttempts.length === 0),
+      });
+    }
+    const peakOf = (run: (typeof throughput)[number]) => run.memory.vmHwm ?? run.memory.sampledPeak;
+    const heaviest = throughput.reduce((a, b) => (peakOf(b) > peakOf(a) ? b : a));
+    rows.push({
+      figure: `peak RSS of the local runtime, throughput runs (highest: ${heaviest.subscriptions} subscription${heaviest.subscriptions === 1 ? '' : 's'})`,
+      value: mb(peakOf(heaviest)),
+      baseline: `${mb(heaviest.idle.rss)} (idle, after start)`,
+      ratio: times(peakOf(heaviest) / heaviest.idle.rss),
+      target: '—',
+      met: '—',
+    });
+
+    const table = renderTable(rows);
+    const host = machine();
+    const totalSeconds = (nowMs() - benchStarted) / 1000;
+    const busy = contention(cpuAtStart, totalSeconds);
+    const commit = measured
+      ? `${measured.commit}${measured.dirty ? ' + uncommitted changes' : ''}`
+      : 'unknown';
+    process.stdout.write(
+      `\nCommit ${commit}. Machine: ${host.cpu}, ${host.cores} cores, ${(host.memoryBytes / 1024 ** 3).toFixed(1)} GB RAM, ` +
+        `Node ${host.node}, ${host.platform}\n\n${table}\n\n`,
+    );
+    const missed = rows.filter((row) => row.met.includes('NO'));
+    if (missed.length > 0)
+      process.stdout.write(`Targets missed: ${missed.map((row) => row.figure).join('; ')}\n`);
+    const network = coldStart.bundles.filter((bundle) => bundle.networkAttempts.length > 0);
+    if (network.length > 0)
+      process.stdout.write(
+        `Warning: importing touched the network: ${network.map((b) => b.name).join(', ')}\n`,
+      );
+    for (const run of throughput)
+      if (run.memory.logged > 0)
+        process.stdout.write(
+          `The runtime (${run.subscriptions} subscriptions) logged ${run.memory.logged} line(s) under load: ${run.memory.firstLogs.join(' | ')}\n`,
+        );
+    if (busy)
+      process.stdout.write(
+        `Other processes used ${busy.otherProcessesCpuSeconds.toFixed(0)} CPU-seconds during the bench ` +
+          `(${(100 * busy.otherShare).toFixed(0)}% of the machine; load average at start ${loadAtStart[0]?.toFixed(2)})` +
+          `${busy.otherShare > 0.1 ? ': the machine was shared, the figures are noisier than they would be alone' : ''}.\n`,
+      );
+    process.stdout.write(`Total bench time: ${totalSeconds.toFixed(0)} s. Results: ${RESULTS}\n`);
+
+    writeFileSync(
+      RESULTS,
+      `${JSON.stringify(
+        {
+          revision: measured,
+          machine: host,
+          contention: { ...busy, loadAverageAtStart: loadAtStart },
+          startedAt: new Date(benchStarted).toISOString(),
+          totalSeconds,
+          plan: PLAN,
+          targets: TARGETS,
+          table: rows,
+          figures: { ceiling, rawLatency, handler, throughput, latency, isolation, coldStart },
+        },
+        null,
+        2,
+      )}\n`,
+    );
+  } finally {
+    await Promise.all([...children].map((child) => stopChild(child)));
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+const watchdog = setTimeout(() => {
+  progress(`bench: over its ${PLAN.budgetMs / 60_000} minute budget, stopping`);
+  for (const child of children) child.process.kill('SIGKILL');
+  rmSync(tmp, { recursive: true, force: true });
+  process.exit(1);
+}, PLAN.budgetMs);
+watchdog.unref();
+process.on('SIGINT', () => {
+  for (const child of children) child.process.kill('SIGKILL');
+  rmSync(tmp, { recursive: true, force: true });
+  process.exit(130);
+});
+
+await main();
+clearTimeout(watchdog);
