@@ -65,8 +65,12 @@ export class QueuePoller<T> {
 
   async #receiveLoop(): Promise<void> {
     const { queue, idleMs = 1_000, batchSize, maxInFlight } = this.#options;
+    // Busy, receive only once a batch's worth of slots is free: a receive per finished record
+    // would spend more time in the queue's transactions than on the deliveries.
+    const lowWater = Math.min(Math.max(batchSize, 8), maxInFlight);
     while (this.#running) {
-      const room = maxInFlight - this.#inFlight;
+      const free = maxInFlight - this.#inFlight;
+      const room = this.#inFlight > 0 && free < lowWater ? 0 : free;
       const records =
         room > 0 ? queue.receive(Math.min(room, RECEIVE_MAX), this.#admit, this.#fullGroups()) : [];
       if (records.length === 0) {

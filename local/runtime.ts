@@ -82,7 +82,7 @@ const FANOUT_MAX_RECEIVES = 5;
  * (On AWS the same isolation comes from the delivery queue's message groups, a fair queue,
  * and from Lambda scaling out.)
  */
-const DISPATCHER_IN_FLIGHT = 256;
+const DISPATCHER_IN_FLIGHT = 512;
 const DISPATCHER_IN_FLIGHT_PER_SUBSCRIPTION = 16;
 
 /**
@@ -183,7 +183,12 @@ export async function startLocalDispatcher(
   };
   const ownSender = options.sender
     ? undefined
-    : new UndiciCallbackSender({ allowPrivateTargets: config.allowPrivateTargets });
+    : new UndiciCallbackSender({
+        allowPrivateTargets: config.allowPrivateTargets,
+        // A socket for every delivery in flight, even when they all go to one host: a
+        // callback's timeout should not run while it waits for a socket.
+        connectionsPerOrigin: DISPATCHER_IN_FLIGHT,
+      });
   const sender = options.sender ?? ownSender;
   if (!sender) throw new Error('no callback sender');
 

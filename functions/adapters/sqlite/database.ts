@@ -4,7 +4,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { DatabaseSync, type SQLOutputValue } from 'node:sqlite';
+import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
 
 export type SqliteDatabase = DatabaseSync;
 
@@ -197,6 +197,27 @@ export function transaction<T>(db: SqliteDatabase, fn: () => T): T {
     }
     throw error;
   }
+}
+
+const statements = new WeakMap<SqliteDatabase, Map<string, StatementSync>>();
+
+/**
+ * The prepared statement for `sql` on this connection, prepared once: preparing is a large
+ * part of a small statement's cost, and the adapters run the same few statements per
+ * delivery.
+ */
+export function prepared(db: SqliteDatabase, sql: string): StatementSync {
+  let cache = statements.get(db);
+  if (cache === undefined) {
+    cache = new Map();
+    statements.set(db, cache);
+  }
+  let statement = cache.get(sql);
+  if (statement === undefined) {
+    statement = db.prepare(sql);
+    cache.set(sql, statement);
+  }
+  return statement;
 }
 
 /** A result row of node:sqlite. */

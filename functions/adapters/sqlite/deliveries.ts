@@ -8,6 +8,7 @@ import {
 } from '../../core/model.ts';
 import type { DeliveryStore, ListQuery } from '../../ports.ts';
 import {
+  prepared,
   type Row,
   readInteger,
   readNumber,
@@ -86,10 +87,12 @@ export class SqliteDeliveryStore implements DeliveryStore {
   async createForEvent(deliveries: Delivery[]): Promise<Delivery[]> {
     const db = this.#db;
     return transaction(db, () => {
-      const insert = db.prepare(
+      const insert = prepared(
+        db,
         `${INSERT_DELIVERY} ON CONFLICT (event_id, subscription_id) WHERE origin = 'fanout' DO NOTHING`,
       );
-      const select = db.prepare(
+      const select = prepared(
+        db,
         `SELECT ${DELIVERY_COLUMNS} FROM deliveries
          WHERE event_id = ? AND subscription_id = ? AND origin = 'fanout'`,
       );
@@ -107,7 +110,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
   async create(deliveries: Delivery[]): Promise<void> {
     const db = this.#db;
     transaction(db, () => {
-      const insert = db.prepare(INSERT_DELIVERY);
+      const insert = prepared(db, INSERT_DELIVERY);
       for (const d of deliveries) {
         if (d.origin === 'fanout') throw new Error('fan-out deliveries are created by createForEvent');
         insert.run(...deliveryValues(d));
@@ -116,7 +119,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
 
   async get(deliveryId: string): Promise<Delivery | undefined> {
-    const row = this.#db.prepare(`SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE id = ?`).get(deliveryId);
+    const row = prepared(this.#db, `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE id = ?`).get(deliveryId);
     return row === undefined ? undefined : toDelivery(row);
   }
 
@@ -125,23 +128,22 @@ export class SqliteDeliveryStore implements DeliveryStore {
     const db = this.#db;
     transaction(db, () => {
       // SET expressions read the row as it was: a success already stored is kept.
-      const updated = db
-        .prepare(
-          `UPDATE deliveries SET
+      const updated = prepared(
+        db,
+        `UPDATE deliveries SET
              status = CASE status WHEN 'succeeded' THEN status ELSE ? END,
              next_attempt_at = CASE status WHEN 'succeeded' THEN NULL ELSE ? END,
              attempts = attempts + 1, updated_at = ?, last_attempt_at = ?
            WHERE id = ?`,
-        )
-        .run(
-          delivery.status,
-          delivery.nextAttemptAt ?? null,
-          delivery.updatedAt,
-          delivery.lastAttemptAt ?? null,
-          delivery.id,
-        );
+      ).run(
+        delivery.status,
+        delivery.nextAttemptAt ?? null,
+        delivery.updatedAt,
+        delivery.lastAttemptAt ?? null,
+        delivery.id,
+      );
       if (Number(updated.changes) === 0) throw new Error(`delivery ${delivery.id} not found`);
-      db.prepare(`INSERT INTO attempts (${ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+      prepared(db, `INSERT INTO attempts (${ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
         attempt.id,
         attempt.deliveryId,
         attempt.subscriptionId,
@@ -175,10 +177,10 @@ export class SqliteDeliveryStore implements DeliveryStore {
     value: string,
     query: ListQuery,
   ): Promise<Page<Delivery>> {
-    const rows = this.#db
-      .prepare(
-        `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE ${column} = ? AND id < ? ORDER BY id DESC LIMIT ?`,
-      )
+    const rows = prepared(
+      this.#db,
+      `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE ${column} = ? AND id < ? ORDER BY id DESC LIMIT ?`,
+    )
       // Every id sorts below '~': no cursor means from the newest.
       .all(value, query.after ?? '~', query.limit + 1);
     const items = rows.slice(0, query.limit).map(toDelivery);
@@ -186,10 +188,10 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
 
   async listAttempts(deliveryId: string): Promise<Attempt[]> {
-    return this.#db
-      .prepare(
-        `SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE delivery_id = ? ORDER BY number, started_at, id`,
-      )
+    return prepared(
+      this.#db,
+      `SELECT ${ATTEMPT_COLUMNS} FROM attempts WHERE delivery_id = ? ORDER BY number, started_at, id`,
+    )
       .all(deliveryId)
       .map(toAttempt);
   }

@@ -2,6 +2,7 @@ import { CursorNotFoundError } from '../../core/errors.ts';
 import type { Event, JsonValue, Page } from '../../core/model.ts';
 import type { AppendResult, EventListQuery, EventLog } from '../../ports.ts';
 import {
+  prepared,
   type Row,
   readInteger,
   readOptionalText,
@@ -40,29 +41,30 @@ export class SqliteEventLog implements EventLog {
   async append(event: Event): Promise<AppendResult> {
     const db = this.#db;
     return transaction(db, () => {
-      const inserted = db
-        .prepare(
-          `INSERT INTO events (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)
+      const inserted = prepared(
+        db,
+        `INSERT INTO events (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)
            ON CONFLICT (partner_id, idempotency_key) DO NOTHING
            RETURNING seq, ${COLUMNS}`,
-        )
-        .get(
-          event.id,
-          event.partnerId,
-          event.type,
-          JSON.stringify(event.payload),
-          event.createdAt,
-          event.idempotencyKey ?? null,
-        );
+      ).get(
+        event.id,
+        event.partnerId,
+        event.type,
+        JSON.stringify(event.payload),
+        event.createdAt,
+        event.idempotencyKey ?? null,
+      );
       if (inserted === undefined) {
         // Only an idempotency key can conflict here (a null key never does): return the first.
-        const first = db
-          .prepare(`SELECT ${COLUMNS} FROM events WHERE partner_id = ? AND idempotency_key = ?`)
-          .get(event.partnerId, event.idempotencyKey ?? null);
+        const first = prepared(
+          db,
+          `SELECT ${COLUMNS} FROM events WHERE partner_id = ? AND idempotency_key = ?`,
+        ).get(event.partnerId, event.idempotencyKey ?? null);
         if (first === undefined) throw new Error(`event ${event.id} neither inserted nor found`);
         return { event: toEvent(first), created: false };
       }
-      db.prepare(
+      prepared(
+        db,
         'INSERT INTO outbox (seq, event_id, partner_id, type, created_at) VALUES (?, ?, ?, ?, ?)',
       ).run(readInteger(inserted, 'seq'), event.id, event.partnerId, event.type, event.createdAt);
       return { event: toEvent(inserted), created: true };
@@ -70,9 +72,10 @@ export class SqliteEventLog implements EventLog {
   }
 
   async get(partnerId: string, eventId: string): Promise<Event | undefined> {
-    const row = this.#db
-      .prepare(`SELECT ${COLUMNS} FROM events WHERE id = ? AND partner_id = ?`)
-      .get(eventId, partnerId);
+    const row = prepared(this.#db, `SELECT ${COLUMNS} FROM events WHERE id = ? AND partner_id = ?`).get(
+      eventId,
+      partnerId,
+    );
     return row === undefined ? undefined : toEvent(row);
   }
 
@@ -84,22 +87,22 @@ export class SqliteEventLog implements EventLog {
   async list(partnerId: string, query: EventListQuery): Promise<Page<Event>> {
     let afterSeq = 0;
     if (query.after !== undefined) {
-      const cursor = this.#db
-        .prepare('SELECT seq FROM events WHERE id = ? AND partner_id = ?')
-        .get(query.after, partnerId);
+      const cursor = prepared(this.#db, 'SELECT seq FROM events WHERE id = ? AND partner_id = ?').get(
+        query.after,
+        partnerId,
+      );
       if (cursor === undefined) throw new CursorNotFoundError(query.after);
       afterSeq = readInteger(cursor, 'seq');
     }
     const types = query.types ?? [];
-    const rows = this.#db
-      .prepare(
-        `SELECT ${COLUMNS} FROM events
+    const rows = prepared(
+      this.#db,
+      `SELECT ${COLUMNS} FROM events
          WHERE partner_id = ? AND seq > ?
            AND (? = 0 OR type IN (SELECT value FROM json_each(?)))
            AND created_at >= ?
          ORDER BY seq LIMIT ?`,
-      )
-      .all(partnerId, afterSeq, types.length, JSON.stringify(types), query.since ?? '', query.limit);
+    ).all(partnerId, afterSeq, types.length, JSON.stringify(types), query.since ?? '', query.limit);
     const items = rows.map(toEvent);
     return { items, next: items.at(-1)?.id ?? query.after ?? null };
   }

@@ -4,7 +4,7 @@
  * send, so an event is enqueued exactly once however the process stops.
  */
 import type { EventRef } from '../../core/patterns.ts';
-import { readInteger, readText, type SqliteDatabase } from './database.ts';
+import { prepared, readInteger, readText, type SqliteDatabase } from './database.ts';
 
 export interface OutboxEntry {
   /** The event's commit sequence: removal key, and the stream's order. */
@@ -21,8 +21,10 @@ export class SqliteOutbox {
 
   /** Up to `limit` entries, oldest first. Synchronous so it can run inside transaction(). */
   peek(limit: number): OutboxEntry[] {
-    return this.#db
-      .prepare('SELECT seq, event_id, partner_id, type, created_at FROM outbox ORDER BY seq LIMIT ?')
+    return prepared(
+      this.#db,
+      'SELECT seq, event_id, partner_id, type, created_at FROM outbox ORDER BY seq LIMIT ?',
+    )
       .all(limit)
       .map((row) => ({
         seq: readInteger(row, 'seq'),
@@ -38,8 +40,8 @@ export class SqliteOutbox {
   /** Removes the entries; seqs that are already gone are ignored. */
   remove(seqs: number[]): void {
     if (seqs.length === 0) return;
-    this.#db
-      .prepare('DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))')
-      .run(JSON.stringify(seqs));
+    prepared(this.#db, 'DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))').run(
+      JSON.stringify(seqs),
+    );
   }
 }

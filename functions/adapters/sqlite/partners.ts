@@ -1,6 +1,6 @@
 import type { Partner } from '../../core/model.ts';
 import type { PartnerStore } from '../../ports.ts';
-import { type Row, readText, type SqliteDatabase } from './database.ts';
+import { prepared, type Row, readText, type SqliteDatabase } from './database.ts';
 
 function toPartner(row: Row): Partner {
   return { id: readText(row, 'id'), name: readText(row, 'name'), createdAt: readText(row, 'created_at') };
@@ -15,20 +15,23 @@ export class SqlitePartnerStore implements PartnerStore {
 
   /** Throws on a duplicate id or API key hash (both unique). */
   async create(partner: Partner, apiKeyHash: string): Promise<void> {
-    this.#db
-      .prepare('INSERT INTO partners (id, name, api_key_hash, created_at) VALUES (?, ?, ?, ?)')
-      .run(partner.id, partner.name, apiKeyHash, partner.createdAt);
+    prepared(this.#db, 'INSERT INTO partners (id, name, api_key_hash, created_at) VALUES (?, ?, ?, ?)').run(
+      partner.id,
+      partner.name,
+      apiKeyHash,
+      partner.createdAt,
+    );
   }
 
   async get(partnerId: string): Promise<Partner | undefined> {
-    const row = this.#db.prepare('SELECT id, name, created_at FROM partners WHERE id = ?').get(partnerId);
+    const row = prepared(this.#db, 'SELECT id, name, created_at FROM partners WHERE id = ?').get(partnerId);
     return row === undefined ? undefined : toPartner(row);
   }
 
   async findByApiKeyHash(apiKeyHash: string): Promise<Partner | undefined> {
-    const row = this.#db
-      .prepare('SELECT id, name, created_at FROM partners WHERE api_key_hash = ?')
-      .get(apiKeyHash);
+    const row = prepared(this.#db, 'SELECT id, name, created_at FROM partners WHERE api_key_hash = ?').get(
+      apiKeyHash,
+    );
     return row === undefined ? undefined : toPartner(row);
   }
 }

@@ -13,6 +13,7 @@ import {
   type VisibilityControl,
 } from '../../ports.ts';
 import {
+  prepared,
   type Row,
   readInteger,
   readOptionalText,
@@ -126,7 +127,8 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
     const now = this.#now();
     const db = this.#db;
     transaction(db, () => {
-      const insert = db.prepare(
+      const insert = prepared(
+        db,
         `INSERT INTO queue_messages (queue, message_id, body, sent_at, visible_at, group_id)
          VALUES (?, ?, ?, ?, ?, ?)`,
       );
@@ -164,13 +166,15 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
     const db = this.#db;
     // One write transaction: two pollers (or processes) never receive the same message.
     return transaction(db, () => {
-      const select = db.prepare(
+      const select = prepared(
+        db,
         `SELECT seq, message_id, body, sent_at, receive_count, first_received_at, dead_letter_source, group_id
          FROM queue_messages WHERE queue = ? AND visible_at <= ? AND seq > ?
            AND (group_id IS NULL OR group_id NOT IN (SELECT value FROM json_each(?)))
          ORDER BY seq LIMIT ?`,
       );
-      const markReceived = db.prepare(
+      const markReceived = prepared(
+        db,
         `UPDATE queue_messages
          SET receive_count = receive_count + 1, visible_at = ?, receipt_handle = ?,
              first_received_at = coalesce(first_received_at, ?)
@@ -203,9 +207,10 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
 
   /** Deletes the message; false when the handle is unknown or a later receive replaced it. */
   delete(receiptHandle: string): boolean {
-    const result = this.#db
-      .prepare('DELETE FROM queue_messages WHERE queue = ? AND receipt_handle = ?')
-      .run(this.name, receiptHandle);
+    const result = prepared(
+      this.#db,
+      'DELETE FROM queue_messages WHERE queue = ? AND receipt_handle = ?',
+    ).run(this.name, receiptHandle);
     return Number(result.changes) > 0;
   }
 
@@ -215,9 +220,10 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
    */
   async changeVisibility(receiptHandle: string, timeoutSeconds: number): Promise<void> {
     checkSeconds('timeoutSeconds', timeoutSeconds, MAX_VISIBILITY_TIMEOUT_SECONDS);
-    const result = this.#db
-      .prepare('UPDATE queue_messages SET visible_at = ? WHERE queue = ? AND receipt_handle = ?')
-      .run(this.#now() + timeoutSeconds * 1000, this.name, receiptHandle);
+    const result = prepared(
+      this.#db,
+      'UPDATE queue_messages SET visible_at = ? WHERE queue = ? AND receipt_handle = ?',
+    ).run(this.#now() + timeoutSeconds * 1000, this.name, receiptHandle);
     if (Number(result.changes) === 0) throw new ReceiptHandleIsInvalidError(receiptHandle);
   }
 
@@ -230,29 +236,27 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
     if (target.#db !== this.#db) throw new Error('redrive target must be in the same database');
     if (target.name === this.name) throw new Error(`cannot redrive queue ${this.name} into itself`);
     const now = this.#now();
-    const result = this.#db
-      .prepare(
-        `UPDATE queue_messages
+    const result = prepared(
+      this.#db,
+      `UPDATE queue_messages
          SET queue = ?, visible_at = ?, receive_count = 0, first_received_at = NULL,
              receipt_handle = NULL, dead_letter_source = NULL
          WHERE seq IN (
            SELECT seq FROM queue_messages WHERE queue = ? AND visible_at <= ? ORDER BY seq LIMIT ?
          )`,
-      )
-      .run(target.name, now, this.name, now, max ?? -1);
+    ).run(target.name, now, this.name, now, max ?? -1);
     return Number(result.changes);
   }
 
   stats(): QueueStats {
-    const row = this.#db
-      .prepare(
-        `SELECT
+    const row = prepared(
+      this.#db,
+      `SELECT
            count(*) FILTER (WHERE visible_at <= :now) AS visible,
            count(*) FILTER (WHERE visible_at > :now AND receive_count > 0) AS in_flight,
            count(*) FILTER (WHERE visible_at > :now AND receive_count = 0) AS delayed
          FROM queue_messages WHERE queue = :queue`,
-      )
-      .get({ now: this.#now(), queue: this.name });
+    ).get({ now: this.#now(), queue: this.name });
     if (row === undefined) return { visible: 0, inFlight: 0, delayed: 0 };
     return {
       visible: readInteger(row, 'visible'),
@@ -263,20 +267,20 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
 
   /** When the earliest message becomes (or became) visible; null when the queue is empty. */
   nextVisibleAt(): Date | null {
-    const row = this.#db
-      .prepare('SELECT min(visible_at) AS at FROM queue_messages WHERE queue = ?')
-      .get(this.name);
+    const row = prepared(this.#db, 'SELECT min(visible_at) AS at FROM queue_messages WHERE queue = ?').get(
+      this.name,
+    );
     const at = row?.at;
     return typeof at === 'number' ? new Date(at) : null;
   }
 
   /** Up to `limit` messages in send order, whatever their visibility: for the ops page. */
   list(limit: number): QueuedMessage<T>[] {
-    return this.#db
-      .prepare(
-        `SELECT message_id, body, receive_count, sent_at, visible_at
+    return prepared(
+      this.#db,
+      `SELECT message_id, body, receive_count, sent_at, visible_at
          FROM queue_messages WHERE queue = ? ORDER BY seq LIMIT ?`,
-      )
+    )
       .all(this.name, limit)
       .map((row) => ({
         messageId: readText(row, 'message_id'),
@@ -296,13 +300,12 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
    * and remembers its source (the DeadLetterQueueSourceArn attribute).
    */
   #moveToDeadLetterQueue(seq: number, dlq: SqliteQueue<T>, now: number): void {
-    this.#db
-      .prepare(
-        `UPDATE queue_messages
+    prepared(
+      this.#db,
+      `UPDATE queue_messages
          SET queue = ?, visible_at = ?, receipt_handle = NULL, dead_letter_source = ?
          WHERE seq = ?`,
-      )
-      .run(dlq.name, now, this.name, seq);
+    ).run(dlq.name, now, this.name, seq);
   }
 
   #parseBody(row: Row): T {

@@ -9,6 +9,7 @@ import {
 } from '../../core/model.ts';
 import type { HealthChange, HealthUpdate, ListQuery, SubscriptionStore } from '../../ports.ts';
 import {
+  prepared,
   type Row,
   readOptionalText,
   readText,
@@ -61,32 +62,30 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
     ];
     if (options.expectedUpdatedAt !== undefined) {
       // Only the version read: a row changed or deleted since is not written.
-      const result = this.#db
-        .prepare(
-          `UPDATE subscriptions SET partner_id = ?, url = ?, event_types = ?, description = ?, status = ?,
+      const result = prepared(
+        this.#db,
+        `UPDATE subscriptions SET partner_id = ?, url = ?, event_types = ?, description = ?, status = ?,
              disabled_reason = ?, failing_since = ?, secrets = ?, created_at = ?, updated_at = ?
            WHERE id = ? AND updated_at = ?`,
-        )
-        .run(...values, s.id, options.expectedUpdatedAt);
+      ).run(...values, s.id, options.expectedUpdatedAt);
       if (Number(result.changes) === 0) throw new StaleWriteError(`subscription ${s.id} changed meanwhile`);
       return;
     }
     // An upsert, not INSERT OR REPLACE: replace deletes the row first, which would fire any
     // ON DELETE action a later migration adds.
-    this.#db
-      .prepare(
-        `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    prepared(
+      this.#db,
+      `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET
            partner_id = excluded.partner_id, url = excluded.url, event_types = excluded.event_types,
            description = excluded.description, status = excluded.status,
            disabled_reason = excluded.disabled_reason, failing_since = excluded.failing_since,
            secrets = excluded.secrets, created_at = excluded.created_at, updated_at = excluded.updated_at`,
-      )
-      .run(s.id, ...values);
+    ).run(s.id, ...values);
   }
 
   async get(subscriptionId: string): Promise<Subscription | undefined> {
-    const row = this.#db.prepare(`SELECT ${COLUMNS} FROM subscriptions WHERE id = ?`).get(subscriptionId);
+    const row = prepared(this.#db, `SELECT ${COLUMNS} FROM subscriptions WHERE id = ?`).get(subscriptionId);
     return row === undefined ? undefined : toSubscription(row);
   }
 
@@ -96,30 +95,33 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
    * to tell whether another page exists: `next` is null on the last page.
    */
   async list(partnerId: string, query: ListQuery): Promise<Page<Subscription>> {
-    const rows = this.#db
-      .prepare(`SELECT ${COLUMNS} FROM subscriptions WHERE partner_id = ? AND id > ? ORDER BY id LIMIT ?`)
-      .all(partnerId, query.after ?? '', query.limit + 1);
+    const rows = prepared(
+      this.#db,
+      `SELECT ${COLUMNS} FROM subscriptions WHERE partner_id = ? AND id > ? ORDER BY id LIMIT ?`,
+    ).all(partnerId, query.after ?? '', query.limit + 1);
     const items = rows.slice(0, query.limit).map(toSubscription);
     return { items, next: rows.length > query.limit ? (items.at(-1)?.id ?? null) : null };
   }
 
   async listActive(partnerId: string): Promise<Subscription[]> {
-    return this.#db
-      .prepare(`SELECT ${COLUMNS} FROM subscriptions WHERE partner_id = ? AND status = 'active' ORDER BY id`)
+    return prepared(
+      this.#db,
+      `SELECT ${COLUMNS} FROM subscriptions WHERE partner_id = ? AND status = 'active' ORDER BY id`,
+    )
       .all(partnerId)
       .map(toSubscription);
   }
 
   async delete(subscriptionId: string): Promise<boolean> {
-    const result = this.#db.prepare('DELETE FROM subscriptions WHERE id = ?').run(subscriptionId);
+    const result = prepared(this.#db, 'DELETE FROM subscriptions WHERE id = ?').run(subscriptionId);
     return Number(result.changes) > 0;
   }
 
   async updateHealth(subscriptionId: string, change: HealthChange): Promise<HealthUpdate | undefined> {
     const [sql, params] = healthUpdate(change);
     return transaction(this.#db, () => {
-      const result = this.#db.prepare(`UPDATE subscriptions SET ${sql}`).run(...params, subscriptionId);
-      const row = this.#db.prepare(`SELECT ${COLUMNS} FROM subscriptions WHERE id = ?`).get(subscriptionId);
+      const result = prepared(this.#db, `UPDATE subscriptions SET ${sql}`).run(...params, subscriptionId);
+      const row = prepared(this.#db, `SELECT ${COLUMNS} FROM subscriptions WHERE id = ?`).get(subscriptionId);
       return row === undefined
         ? undefined
         : { subscription: toSubscription(row), changed: Number(result.changes) > 0 };
