@@ -41,6 +41,8 @@ export class QueuePoller<T> {
   readonly #options: PollerOptions<T>;
   readonly #invocations = new Set<Promise<void>>();
   readonly #inFlightByGroup = new Map<string, number>();
+  /** Groups at their cap, not admitted again until half their slots are free. */
+  readonly #full = new Set<string>();
   #inFlight = 0;
   #running = false;
   #loop: Promise<void> = Promise.resolve();
@@ -93,31 +95,41 @@ export class QueuePoller<T> {
 
   /** The groups at their cap, which a receive need not read at all. */
   #fullGroups(): string[] {
-    const cap = this.#options.maxInFlightPerGroup;
-    if (cap === undefined) return [];
-    return [...this.#inFlightByGroup].filter(([, count]) => count >= cap).map(([group]) => group);
+    return [...this.#full];
   }
 
-  /** Counts each admitted record against its group's cap; passes over groups at the cap. */
+  /**
+   * Counts each admitted record against its group's cap; passes over groups at the cap. A
+   * group that reached its cap stays full until half its slots are free again: each receive
+   * may have to read past that group's backlog, so it is not worth one per finished record.
+   */
   readonly #admit = (groupId: string | undefined): boolean => {
     const cap = this.#options.maxInFlightPerGroup;
     if (cap === undefined || groupId === undefined) return true;
-    const count = this.#inFlightByGroup.get(groupId) ?? 0;
-    if (count >= cap) return false;
-    this.#inFlightByGroup.set(groupId, count + 1);
+    if (this.#full.has(groupId)) return false;
+    const count = (this.#inFlightByGroup.get(groupId) ?? 0) + 1;
+    this.#inFlightByGroup.set(groupId, count);
+    if (count >= cap) this.#full.add(groupId);
     return true;
   };
 
   #release(records: SQSRecord[]): void {
+    const cap = this.#options.maxInFlightPerGroup;
     this.#inFlight -= records.length;
+    let roomForMore = false;
     for (const record of records) {
       const groupId = record.attributes.MessageGroupId;
-      if (this.#options.maxInFlightPerGroup === undefined || groupId === undefined) continue;
+      if (cap === undefined || groupId === undefined) {
+        roomForMore = true;
+        continue;
+      }
       const count = (this.#inFlightByGroup.get(groupId) ?? 1) - 1;
       if (count > 0) this.#inFlightByGroup.set(groupId, count);
       else this.#inFlightByGroup.delete(groupId);
+      if (this.#full.has(groupId) && count <= cap / 2) this.#full.delete(groupId);
+      if (!this.#full.has(groupId)) roomForMore = true;
     }
-    this.wakeup.wake();
+    if (roomForMore) this.wakeup.wake();
   }
 
   async #invoke(records: SQSRecord[]): Promise<void> {
