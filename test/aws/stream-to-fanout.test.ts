@@ -221,6 +221,7 @@ describe('events table stream → pipe → bus → fan-out', () => {
           subscriptionId: subscription.id,
           partnerId,
         },
+        groupId: subscription.id,
       },
     ]);
   });
