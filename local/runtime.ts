@@ -248,16 +248,19 @@ export async function startLocalDispatcher(
   })();
 
   const server: Server = createHttpServer({
-    api: createApiHandler({
-      events,
-      partners,
-      subscriptions,
-      deliveries,
-      deliveryQueue,
-      clock,
-      resolver: options.resolver ?? systemResolver,
-      allowPrivateTargets: config.allowPrivateTargets,
-    }),
+    api: createApiHandler(
+      {
+        events,
+        partners,
+        subscriptions,
+        deliveries,
+        deliveryQueue,
+        clock,
+        resolver: options.resolver ?? systemResolver,
+        allowPrivateTargets: config.allowPrivateTargets,
+      },
+      log,
+    ),
     authorizer: createAuthorizerHandler({ partners }),
     adminToken: admin.token,
     log,

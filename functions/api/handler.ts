@@ -294,9 +294,9 @@ const handlers: Record<Operation, RouteHandler> = {
 };
 
 /** Builds the API handler around its ports; the Lambda entry and the local server share it. */
-export function createApiHandler(deps: ApiDeps) {
+export function createApiHandler(deps: ApiDeps, log?: (message: string, error: unknown) => void) {
   return middy<ApiRequest, ApiResponse>()
-    .use(problemJson())
+    .use(problemJson(log))
     .handler(async (event) => {
       const method = event.requestContext.http.method;
       const match = matchRoute(method, event.rawPath);

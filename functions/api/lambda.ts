@@ -4,7 +4,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { dynamoClient, sqsClient } from '../adapters/aws/clients.ts';
 import { DynamoDeliveryStore } from '../adapters/aws/deliveries.ts';
 import { DynamoEventLog } from '../adapters/aws/events.ts';
-import { logger } from '../adapters/aws/logger.ts';
+import { logError, logger } from '../adapters/aws/logger.ts';
 import { DynamoPartnerStore } from '../adapters/aws/partners.ts';
 import { SqsQueue } from '../adapters/aws/sqs-queue.ts';
 import { DynamoSubscriptionStore } from '../adapters/aws/subscriptions.ts';
@@ -24,13 +24,18 @@ const config = loadLambdaConfig([
   'deliveryQueueUrl',
 ]);
 
-export const handler = createApiHandler({
-  events: new DynamoEventLog(dynamoClient, config.eventsTable, { retentionDays: config.retentionDays }),
-  partners: new DynamoPartnerStore(dynamoClient, config.partnersTable),
-  subscriptions: new DynamoSubscriptionStore(dynamoClient, config.subscriptionsTable),
-  deliveries: new DynamoDeliveryStore(dynamoClient, config.deliveriesTable),
-  deliveryQueue: new SqsQueue<DeliveryMessage>(sqsClient, config.deliveryQueueUrl),
-  clock: systemClock,
-  resolver: systemResolver,
-  allowPrivateTargets: config.allowPrivateTargets,
-}).use(injectLambdaContext(logger, { correlationIdPath: correlationPaths.API_GATEWAY_HTTP }));
+export const handler = createApiHandler(
+  {
+    events: new DynamoEventLog(dynamoClient, config.eventsTable, { retentionDays: config.retentionDays }),
+    partners: new DynamoPartnerStore(dynamoClient, config.partnersTable),
+    subscriptions: new DynamoSubscriptionStore(dynamoClient, config.subscriptionsTable),
+    deliveries: new DynamoDeliveryStore(dynamoClient, config.deliveriesTable, {
+      retentionDays: config.retentionDays,
+    }),
+    deliveryQueue: new SqsQueue<DeliveryMessage>(sqsClient, config.deliveryQueueUrl),
+    clock: systemClock,
+    resolver: systemResolver,
+    allowPrivateTargets: config.allowPrivateTargets,
+  },
+  logError,
+).use(injectLambdaContext(logger, { correlationIdPath: correlationPaths.API_GATEWAY_HTTP }));

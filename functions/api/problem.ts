@@ -100,14 +100,16 @@ interface HttpEventLike {
   requestContext?: { http?: { method?: string } };
 }
 
-/** Middy middleware: every error thrown by the handler leaves as problem+json. */
-export function problemJson(): MiddlewareObj<HttpEventLike, APIGatewayProxyStructuredResultV2> {
+/** Middy middleware: every error thrown by the handler leaves as problem+json; unknown ones are logged. */
+export function problemJson(
+  log?: (message: string, error: unknown) => void,
+): MiddlewareObj<HttpEventLike, APIGatewayProxyStructuredResultV2> {
   return {
     name: 'problemJson',
     onError: (request) => {
       const method = request.event.requestContext?.http?.method ?? 'GET';
       const where = method === 'GET' || method === 'DELETE' ? 'query' : 'body';
-      request.response = toProblemResponse(request.error, request.event.rawPath, where);
+      request.response = toProblemResponse(request.error, request.event.rawPath, where, log);
     },
   };
 }

@@ -29,7 +29,9 @@ export const handler = createDispatcherHandler(
     // It appends subscription.disabled events, which keep the deployment's retention.
     events: new DynamoEventLog(dynamoClient, config.eventsTable, { retentionDays: config.retentionDays }),
     subscriptions: new DynamoSubscriptionStore(dynamoClient, config.subscriptionsTable),
-    deliveries: new DynamoDeliveryStore(dynamoClient, config.deliveriesTable),
+    deliveries: new DynamoDeliveryStore(dynamoClient, config.deliveriesTable, {
+      retentionDays: config.retentionDays,
+    }),
     // The pool outlives invocations: warm starts reuse its keep-alive connections.
     sender: new UndiciCallbackSender({ allowPrivateTargets: config.allowPrivateTargets }),
     queue: new SqsQueue<DeliveryMessage>(sqsClient, config.deliveryQueueUrl),

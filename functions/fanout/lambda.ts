@@ -10,12 +10,19 @@ import type { DeliveryMessage } from '../core/model.ts';
 import { systemClock } from '../ports.ts';
 import { createFanoutHandler } from './handler.ts';
 
-const config = loadLambdaConfig(['subscriptionsTable', 'deliveriesTable', 'deliveryQueueUrl']);
+const config = loadLambdaConfig([
+  'subscriptionsTable',
+  'deliveriesTable',
+  'deliveryQueueUrl',
+  'retentionDays',
+]);
 
 export const handler = createFanoutHandler(
   {
     subscriptions: new DynamoSubscriptionStore(dynamoClient, config.subscriptionsTable),
-    deliveries: new DynamoDeliveryStore(dynamoClient, config.deliveriesTable),
+    deliveries: new DynamoDeliveryStore(dynamoClient, config.deliveriesTable, {
+      retentionDays: config.retentionDays,
+    }),
     deliveryQueue: new SqsQueue<DeliveryMessage>(sqsClient, config.deliveryQueueUrl),
     clock: systemClock,
   },

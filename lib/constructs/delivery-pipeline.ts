@@ -29,7 +29,10 @@ export interface DeliveryPipelineProps {
   readonly deliveryTimeout: Duration;
   /** MaximumConcurrency of the dispatcher's event source (2-1000). */
   readonly dispatcherMaxConcurrency: number;
-  /** Days an event is kept: the dispatcher appends `subscription.disabled` events. */
+  /**
+   * Days an event is kept: the dispatcher appends `subscription.disabled` events, and
+   * deliveries and attempts expire with their events.
+   */
   readonly retentionDays: number;
   /**
    * MaximumConcurrency of the fan-out function's event source (2-1000).
@@ -179,6 +182,8 @@ export class DeliveryPipeline extends Construct {
       serviceName: 'fanout',
       timeout: fanoutTimeout,
       logRetention: props.logRetention,
+      // The deliveries it creates expire with the events they are about.
+      environment: { [LAMBDA_ENV.retentionDays]: String(props.retentionDays) },
     })
       .useTable(props.subscriptionsTable, LAMBDA_ENV.subscriptionsTable, 'read')
       .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, 'readWrite')

@@ -327,7 +327,12 @@ describe('functions', () => {
     [
       'fanout',
       () => synth.stacks.service.pipeline.fanoutFunction,
-      [LAMBDA_ENV.subscriptionsTable, LAMBDA_ENV.deliveriesTable, LAMBDA_ENV.deliveryQueueUrl],
+      [
+        LAMBDA_ENV.subscriptionsTable,
+        LAMBDA_ENV.deliveriesTable,
+        LAMBDA_ENV.deliveryQueueUrl,
+        LAMBDA_ENV.retentionDays,
+      ],
     ],
     [
       'dispatcher',

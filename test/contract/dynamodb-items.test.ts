@@ -134,9 +134,14 @@ describe('DynamoPartnerStore items', () => {
 });
 
 describe('DynamoDeliveryStore items', () => {
-  it('writes the fan-out pointer, the delivery with its index key, and attempts under the delivery', async () => {
+  it('writes the fan-out pointer, the delivery with its index keys, and attempts under the delivery, all expiring retentionDays after their writing', async () => {
     const name = await table(DELIVERIES_TABLE);
-    const store = new DynamoDeliveryStore(client, name);
+    const now = Math.floor(Date.now() / 1000);
+    const store = new DynamoDeliveryStore(client, name, {
+      clock: new ManualClock(new Date(now * 1000)),
+      retentionDays: 7,
+    });
+    const expiresAt = now + 7 * 86_400;
     const delivery = makeDelivery(makeEvent(id('ptr')), id('sub'));
     const attempt = makeAttempt(delivery, { number: 12 });
 
@@ -144,7 +149,13 @@ describe('DynamoDeliveryStore items', () => {
     await store.recordAttempt(attempt, { ...delivery, status: 'succeeded', attempts: 12 });
 
     expect(await scan(name)).toEqual([
-      { pk: `DLV#${delivery.id}`, sk: `ATTEMPT#000012#${attempt.id}`, kind: 'attempt', ...attempt },
+      {
+        pk: `DLV#${delivery.id}`,
+        sk: `ATTEMPT#000012#${attempt.id}`,
+        kind: 'attempt',
+        ...attempt,
+        expiresAt,
+      },
       {
         pk: `DLV#${delivery.id}`,
         sk: 'DELIVERY',
@@ -154,12 +165,14 @@ describe('DynamoDeliveryStore items', () => {
         ...delivery,
         status: 'succeeded',
         attempts: 1,
+        expiresAt,
       },
       {
         pk: `FANOUT#${delivery.eventId}#${delivery.subscriptionId}`,
         sk: 'FANOUT',
         kind: 'fanout',
         deliveryId: delivery.id,
+        expiresAt,
       },
     ]);
   });

@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import * as z from 'zod';
 import { Attempt, Delivery, DeliveryId, type Page } from '../../core/model.ts';
-import type { DeliveryStore, ListQuery } from '../../ports.ts';
+import { type Clock, type DeliveryStore, type ListQuery, systemClock } from '../../ports.ts';
 import {
   attributeNames,
   backoff,
@@ -56,23 +56,44 @@ const FanoutPointer = z.object({ deliveryId: DeliveryId });
 const toDelivery = (item: Item): Delivery => Delivery.parse(item);
 const toAttempt = (item: Item): Attempt => Attempt.parse(item);
 
-function deliveryItem(delivery: Delivery): Item {
+function deliveryItem(delivery: Delivery, expiresAt: number): Item {
   return {
     ...compact(delivery),
     ...deliveryKey(delivery.id),
     kind: 'delivery',
     gsiSubscriptionId: delivery.subscriptionId,
     gsiEventId: delivery.eventId,
+    expiresAt,
   };
+}
+
+export interface DynamoDeliveryStoreOptions {
+  /**
+   * Days after their writing when TTL deletes deliveries, attempts and fan-out pointers: the
+   * events they are about are gone by then too. @default 30
+   */
+  retentionDays?: number;
+  /** @default systemClock */
+  clock?: Clock;
 }
 
 export class DynamoDeliveryStore implements DeliveryStore {
   readonly tableName: string;
   readonly #client: DynamoDBDocumentClient;
 
-  constructor(client: DynamoDBDocumentClient, tableName: string) {
+  readonly #retentionSeconds: number;
+  readonly #clock: Clock;
+
+  constructor(client: DynamoDBDocumentClient, tableName: string, options: DynamoDeliveryStoreOptions = {}) {
     this.#client = client;
     this.tableName = tableName;
+    this.#retentionSeconds = Math.round((options.retentionDays ?? 30) * 24 * 60 * 60);
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /** The TTL of an item written now. */
+  #expiresAt(): number {
+    return Math.floor(this.#clock.now().getTime() / 1000) + this.#retentionSeconds;
   }
 
   /**
@@ -92,7 +113,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
         return this.#client.send(
           new PutCommand({
             TableName: this.tableName,
-            Item: deliveryItem(delivery),
+            Item: deliveryItem(delivery, this.#expiresAt()),
             ConditionExpression: 'attribute_not_exists(pk)',
           }),
         );
@@ -123,6 +144,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
           ...compact(attempt),
           ...attemptKey(attempt.deliveryId, attempt.number, attempt.id),
           kind: 'attempt',
+          expiresAt: this.#expiresAt(),
         },
       },
     };
@@ -250,6 +272,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
               ...fanoutKey(delivery.eventId, delivery.subscriptionId),
               kind: 'fanout',
               deliveryId: delivery.id,
+              expiresAt: this.#expiresAt(),
             },
             ConditionExpression: 'attribute_not_exists(pk)',
           },
@@ -257,7 +280,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
         {
           Put: {
             TableName: this.tableName,
-            Item: deliveryItem(delivery),
+            Item: deliveryItem(delivery, this.#expiresAt()),
             ConditionExpression: 'attribute_not_exists(pk)',
           },
         },
@@ -266,7 +289,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.#client.send(new TransactWriteCommand(input));
-        return toDelivery(deliveryItem(delivery));
+        return delivery;
       } catch (error) {
         const codes = cancellationCodes(error);
         if (codes === undefined) throw error;
