@@ -15,6 +15,8 @@ import { getSubscription, subscriptionWants } from './subscriptions.ts';
 
 /** Events one replay request queues at most; the partner continues from `next`. */
 export const REPLAY_LIMIT = 1000;
+/** Pages of the log one replay request reads at most. */
+const REPLAY_MAX_PAGES = 20;
 
 export interface RedeliveryDeps {
   events: EventLog;
@@ -90,8 +92,8 @@ export interface ReplayResult {
  * Re-sends everything since a time to one subscription, e.g. after its receiver lost data.
  * 1. Load the subscription, which must be active.
  * 2. Page through the partner's events since then (after `after`, when continuing), keeping
- *    those the subscription's filter takes, up to REPLAY_LIMIT.
- * 3. Create and queue a new delivery for each; say where to continue if the limit was hit.
+ *    those the subscription's filter takes, up to REPLAY_LIMIT events or REPLAY_MAX_PAGES pages.
+ * 3. Create and queue a new delivery for each; say where to continue if a bound was hit.
  */
 export async function replaySubscription(
   deps: RedeliveryDeps,
@@ -102,24 +104,29 @@ export async function replaySubscription(
   const subscription = await activeSubscription(deps, partnerId, subscriptionId);
   const wanted: Event[] = [];
   let after = request.after;
-  let scanned: Event | undefined;
-  while (wanted.length < REPLAY_LIMIT) {
+  let cutShort = false;
+  for (let pages = 0; wanted.length < REPLAY_LIMIT; pages++) {
+    // A narrow filter over a long log: stop after a bounded read and say where to go on.
+    if (pages >= REPLAY_MAX_PAGES) {
+      cutShort = true;
+      break;
+    }
     const page = await deps.events.list(partnerId, {
       since: request.since,
       limit: Math.min(500, REPLAY_LIMIT - wanted.length),
       ...(after === undefined ? {} : { after }),
     });
-    if (page.items.length === 0) break;
     wanted.push(...page.items.filter((e) => subscriptionWants(subscription, e.type)));
-    scanned = page.items.at(-1);
-    after = scanned?.id;
+    // The log's cursor also moves past events a filtered page passed over.
+    if (page.next === null || page.next === after) break;
+    after = page.next;
   }
   await queueDeliveries(
     deps,
     wanted.map((event) => ({ event, subscription })),
     'replay',
   );
-  return { queued: wanted.length, next: wanted.length >= REPLAY_LIMIT ? (scanned?.id ?? null) : null };
+  return { queued: wanted.length, next: wanted.length >= REPLAY_LIMIT || cutShort ? (after ?? null) : null };
 }
 
 /**

@@ -133,6 +133,35 @@ describe('DynamoPartnerStore items', () => {
   });
 });
 
+describe('DynamoEventLog filtered polling', () => {
+  it('reads a bounded number of events per page, and moves the cursor past those it passed over', async () => {
+    const name = await table(EVENTS_TABLE);
+    const log = new DynamoEventLog(client, name, { maxExamined: 10 });
+    const partnerId = id('ptr');
+    const others = Array.from({ length: 25 }, () => makeEvent(partnerId, { type: 'order.created' }));
+    const rare = makeEvent(partnerId, { type: 'invoice.paid' });
+    for (const event of [...others, rare]) await log.append(event);
+
+    // The rare type is 26th: each page reads about ten events, and the cursor follows them.
+    const first = await log.list(partnerId, { limit: 5, types: ['invoice.paid'] });
+    expect(first.items).toEqual([]);
+    expect(first.next).toBe(others[9]?.id);
+    const seen = [];
+    let after = first.next ?? undefined;
+    for (let i = 0; i < 5 && seen.length === 0; i++) {
+      const page = await log.list(partnerId, {
+        limit: 5,
+        types: ['invoice.paid'],
+        ...(after ? { after } : {}),
+      });
+      seen.push(...page.items);
+      after = page.next ?? undefined;
+    }
+    expect(seen).toEqual([rare]);
+    expect(after).toBe(rare.id);
+  });
+});
+
 describe('DynamoDeliveryStore items', () => {
   it('writes the fan-out pointer, the delivery with its index keys, and attempts under the delivery, all expiring retentionDays after their writing', async () => {
     const name = await table(DELIVERIES_TABLE);

@@ -12,6 +12,8 @@ import { randomUUID } from 'node:crypto';
 import {
   type DynamoDBDocumentClient,
   GetCommand,
+  QueryCommand,
+  type QueryCommandInput,
   TransactWriteCommand,
   type TransactWriteCommandInput,
 } from '@aws-sdk/lib-dynamodb';
@@ -33,7 +35,6 @@ import {
   conditionFailed,
   hasConflict,
   type Item,
-  queryUpTo,
 } from './dynamo.ts';
 
 const SEQ_DIGITS = 15;
@@ -90,6 +91,8 @@ export interface DynamoEventLogOptions {
   clock?: Clock;
   /** Tries of one append, counting the first, while concurrent appends take its seq. @default 40 */
   maxAttempts?: number;
+  /** Events one filtered page reads at most (see list). @default 1000 */
+  maxExamined?: number;
   /** Base and cap of the jittered backoff between those tries, in ms. @default 5 and 200 */
   backoffBaseMs?: number;
   backoffCapMs?: number;
@@ -103,6 +106,7 @@ export class DynamoEventLog implements EventLog {
   readonly #maxAttempts: number;
   readonly #backoffBaseMs: number;
   readonly #backoffCapMs: number;
+  readonly #maxExamined: number;
 
   constructor(client: DynamoDBDocumentClient, tableName: string, options: DynamoEventLogOptions = {}) {
     const retentionDays = options.retentionDays ?? 30;
@@ -118,6 +122,7 @@ export class DynamoEventLog implements EventLog {
     this.#maxAttempts = maxAttempts;
     this.#backoffBaseMs = options.backoffBaseMs ?? 5;
     this.#backoffCapMs = options.backoffCapMs ?? 200;
+    this.#maxExamined = options.maxExamined ?? 1000;
   }
 
   /**
@@ -208,30 +213,57 @@ export class DynamoEventLog implements EventLog {
       ...(typeFilter === undefined ? [] : [`(${typeFilter.expression})`]),
       ...(query.since === undefined ? [] : ['#createdAt >= :since']),
     ];
-    const items = await queryUpTo(
-      this.#client,
-      {
-        TableName: this.tableName,
-        KeyConditionExpression: '#pk = :pk AND #sk BETWEEN :from AND :to',
-        ...(conditions.length === 0 ? {} : { FilterExpression: conditions.join(' AND ') }),
-        ExpressionAttributeNames: {
-          ...attributeNames('pk', 'sk'),
-          ...(typeFilter === undefined ? {} : attributeNames('type')),
-          ...(query.since === undefined ? {} : attributeNames('createdAt')),
-        },
-        ExpressionAttributeValues: {
-          ':pk': partnerId,
-          ':from': eventKey(afterSeq + 1),
-          ':to': EVENT_KEY_END,
-          ...typeFilter?.values,
-          ...(query.since === undefined ? {} : { ':since': query.since }),
-        },
-        ConsistentRead: true,
+    const input: QueryCommandInput = {
+      TableName: this.tableName,
+      KeyConditionExpression: '#pk = :pk AND #sk BETWEEN :from AND :to',
+      ...(conditions.length === 0 ? {} : { FilterExpression: conditions.join(' AND ') }),
+      ExpressionAttributeNames: {
+        ...attributeNames('pk', 'sk'),
+        ...(typeFilter === undefined ? {} : attributeNames('type')),
+        ...(query.since === undefined ? {} : attributeNames('createdAt')),
       },
-      query.limit,
-      conditions.length === 0 ? 1 : FILTERED_PAGE_SIZE,
-    );
-    const events = items.map(toEvent);
+      ExpressionAttributeValues: {
+        ':pk': partnerId,
+        ':from': eventKey(afterSeq + 1),
+        ':to': EVENT_KEY_END,
+        ...typeFilter?.values,
+        ...(query.since === undefined ? {} : { ':since': query.since }),
+      },
+      ConsistentRead: true,
+    };
+    // A filter is applied after DynamoDB reads: a rare type could read the whole partition.
+    // One page examines about maxExamined events at most; when that ends it early, `next` is the
+    // last event examined, so the next poll goes on from there instead of reading it again.
+    const items: Item[] = [];
+    let examined = 0;
+    let startKey: QueryCommandInput['ExclusiveStartKey'];
+    do {
+      const page = await this.#client.send(
+        new QueryCommand({
+          ...input,
+          Limit:
+            conditions.length === 0
+              ? query.limit - items.length
+              : Math.min(FILTERED_PAGE_SIZE, this.#maxExamined - examined),
+          ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
+        }),
+      );
+      items.push(...(page.Items ?? []));
+      examined += page.ScannedCount ?? 0;
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined && items.length < query.limit && examined < this.#maxExamined);
+    const events = items.slice(0, query.limit).map(toEvent);
+    if (events.length < query.limit && startKey !== undefined) {
+      const last = await this.#client.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { pk: partnerId, sk: startKey.sk },
+          ConsistentRead: true,
+        }),
+      );
+      const id = last.Item === undefined ? undefined : EventId.safeParse(last.Item.id).data;
+      if (id !== undefined) return { items: events, next: id };
+    }
     return { items: events, next: events.at(-1)?.id ?? query.after ?? null };
   }
 
