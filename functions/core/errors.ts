@@ -110,6 +110,15 @@ export class SubscriptionDisabledError extends ConflictError {
   }
 }
 
+/** An idempotency key sent again with a different event. */
+export class IdempotencyKeyReusedError extends ConflictError {
+  constructor(key: string, eventId: string) {
+    super(`idempotency key ${key} was used for event ${eventId}, with another type or payload`, [
+      { field: 'idempotencyKey', message: 'already used for a different event' },
+    ]);
+  }
+}
+
 /** A conditional write found the item changed since it was read. */
 export class StaleWriteError extends ConflictError {}
 

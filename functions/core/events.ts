@@ -1,5 +1,11 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { Clock, EventListQuery, EventLog, PartnerStore } from '../ports.ts';
-import { EventNotFoundError, PartnerNotFoundError, PayloadTooLargeError } from './errors.ts';
+import {
+  EventNotFoundError,
+  IdempotencyKeyReusedError,
+  PartnerNotFoundError,
+  PayloadTooLargeError,
+} from './errors.ts';
 import { newId } from './ids.ts';
 import type { Event, JsonValue } from './model.ts';
 
@@ -29,8 +35,9 @@ export const MAX_PAYLOAD_BYTES = 256 * 1024;
  * Publishes an event to a partner's log; delivery to its subscriptions follows from the
  * log's stream.
  * 1. Check the payload's size, then that the partner exists.
- * 2. Append the event; a repeated idempotency key returns the first event instead.
- * @throws PayloadTooLargeError, PartnerNotFoundError
+ * 2. Append the event; a repeated idempotency key returns the first event instead, unless
+ *    the key came with a different type or payload (409).
+ * @throws PayloadTooLargeError, PartnerNotFoundError, IdempotencyKeyReusedError
  */
 export async function publishEvent(
   deps: { events: EventLog; partners: PartnerStore; clock: Clock },
@@ -53,7 +60,16 @@ export async function publishEvent(
     createdAt: now.toISOString(),
     ...(input.idempotencyKey === undefined ? {} : { idempotencyKey: input.idempotencyKey }),
   };
-  return deps.events.append(event);
+  const result = await deps.events.append(event);
+  // A retry may repeat a key; a different event under the same key is a producer's bug, and
+  // answering with the first event would hide it.
+  if (
+    !result.created &&
+    (result.event.type !== event.type || !isDeepStrictEqual(result.event.payload, event.payload))
+  ) {
+    throw new IdempotencyKeyReusedError(input.idempotencyKey ?? '', result.event.id);
+  }
+  return result;
 }
 
 /**

@@ -240,7 +240,7 @@ describe('HTTP API', () => {
       const partner = await d.createPartner();
       const body = { partnerId: partner.id, type: 'order.created', payload: { n: 1 }, idempotencyKey: 'k-1' };
       const first = await d.admin<Published>('POST', '/v1/events', body);
-      const second = await d.admin<Published>('POST', '/v1/events', { ...body, payload: { n: 2 } });
+      const second = await d.admin<Published>('POST', '/v1/events', body);
       expect(first.status).toBe(202);
       expect(first.body.created).toBe(true);
       expect(second.status).toBe(200);
@@ -249,6 +249,23 @@ describe('HTTP API', () => {
       const polled = await d.as<Page<EventView>>(partner.apiKey, 'GET', '/v1/events');
       expect(polled.body.data.map((e) => e.id)).toEqual([first.body.id]);
       expect(polled.body.data[0]?.payload).toEqual({ n: 1 });
+    });
+
+    it('answers 409 naming body.idempotencyKey when a key comes back with a different event', async () => {
+      const partner = await d.createPartner();
+      const first = {
+        partnerId: partner.id,
+        type: 'order.created',
+        payload: { n: 1 },
+        idempotencyKey: 'k-409',
+      };
+      expect((await d.admin('POST', '/v1/events', first)).status).toBe(202);
+
+      const res = await d.admin('POST', '/v1/events', { ...first, payload: { n: 2 } });
+
+      expectProblem(res, 409, 'body.idempotencyKey');
+      const again = await d.admin('POST', '/v1/events', { ...first, payload: { n: 1 } });
+      expect(again.status).toBe(200);
     });
 
     it('scopes idempotency keys to the partner', async () => {
