@@ -53,11 +53,12 @@ export async function deliver(
   const delivery = await deps.deliveries.get(message.deliveryId);
   if (!delivery) return { kind: 'done', reason: 'gone' };
   if (delivery.status === 'succeeded') return { kind: 'done', reason: 'already-succeeded' };
-  const subscription = await deps.subscriptions.get(delivery.subscriptionId);
-  if (!subscription) return { kind: 'done', reason: 'gone' };
+  const [subscription, event] = await Promise.all([
+    deps.subscriptions.get(delivery.subscriptionId),
+    deps.events.get(delivery.partnerId, delivery.eventId),
+  ]);
+  if (!subscription || !event) return { kind: 'done', reason: 'gone' };
   if (subscription.status !== 'active') return { kind: 'done', reason: 'disabled' };
-  const event = await deps.events.get(delivery.partnerId, delivery.eventId);
-  if (!event) return { kind: 'done', reason: 'gone' };
 
   const started = deps.clock.now();
   const body = JSON.stringify(toEventView(event));
