@@ -4,20 +4,39 @@
  */
 import * as z from 'zod';
 import { DEFAULT_DISABLE_AFTER_MS } from './core/health.ts';
-import { DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from './core/retry.ts';
+import { checkRetrySchedule, DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from './core/retry.ts';
 
 const booleanText = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
 
-const retrySchedule = z.string().transform((text, ctx) => {
+/**
+ * A retry schedule as comma-separated text (an environment variable, `-c key=value`) or as a
+ * list of numbers (cdk.json). Exported with the other shared bounds below, so the CDK
+ * settings accept exactly what the functions will.
+ */
+export const retryScheduleSetting = z.union([z.string(), z.array(z.number())]).transform((value, ctx) => {
   try {
-    return parseRetrySchedule(text);
+    if (typeof value === 'string') return parseRetrySchedule(value);
+    checkRetrySchedule(value);
+    return value;
   } catch (error) {
     ctx.addIssue({ code: 'custom', message: error instanceof Error ? error.message : String(error) });
     return z.NEVER;
   }
 });
+
+/** Milliseconds a callback may take. */
+export const DELIVERY_TIMEOUT_MS = { min: 100, max: 60_000, default: 10_000 } as const;
+export const deliveryTimeoutMsSetting = z.coerce
+  .number()
+  .int()
+  .min(DELIVERY_TIMEOUT_MS.min)
+  .max(DELIVERY_TIMEOUT_MS.max)
+  .default(DELIVERY_TIMEOUT_MS.default);
+
+/** Days an event (and its deliveries) is kept. */
+export const retentionDaysSetting = z.coerce.number().int().min(1).max(3650).default(30);
 
 /** Hours an endpoint may fail without one success before it is disabled, read as ms. */
 const disableAfter = z.coerce
@@ -32,8 +51,8 @@ const LocalEnv = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   DISPATCHER_DATA_DIR: z.string().min(1).default('.data'),
   DISPATCHER_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
-  DISPATCHER_RETRY_SCHEDULE: retrySchedule.optional(),
-  DISPATCHER_DELIVERY_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+  DISPATCHER_RETRY_SCHEDULE: retryScheduleSetting.optional(),
+  DISPATCHER_DELIVERY_TIMEOUT_MS: deliveryTimeoutMsSetting,
   DISPATCHER_ALLOW_PRIVATE_TARGETS: booleanText.default(true),
   DISPATCHER_DISABLE_AFTER_HOURS: disableAfter,
 });
@@ -107,11 +126,11 @@ const lambdaSettings = {
   subscriptionsTable: name,
   deliveriesTable: name,
   deliveryQueueUrl: z.url(),
-  retrySchedule: retrySchedule.default([...DEFAULT_RETRY_SCHEDULE]),
-  deliveryTimeoutMs: z.coerce.number().int().min(100).max(60_000).default(10_000),
+  retrySchedule: retryScheduleSetting.default([...DEFAULT_RETRY_SCHEDULE]),
+  deliveryTimeoutMs: deliveryTimeoutMsSetting,
   // Production refuses private targets unless a deployment says otherwise.
   allowPrivateTargets: booleanText.default(false),
-  retentionDays: z.coerce.number().int().min(1).max(3650).default(30),
+  retentionDays: retentionDaysSetting,
   disableAfterMs: disableAfter,
 } satisfies Record<keyof typeof LAMBDA_ENV, z.ZodType>;
 

@@ -6,7 +6,13 @@
  */
 import type { Node } from 'constructs';
 import { z } from 'zod';
-import { DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from '../functions/core/retry.ts';
+import {
+  DELIVERY_TIMEOUT_MS,
+  deliveryTimeoutMsSetting,
+  retentionDaysSetting,
+  retryScheduleSetting,
+} from '../functions/config.ts';
+import { DEFAULT_RETRY_SCHEDULE } from '../functions/core/retry.ts';
 
 /** What a deployment may choose; everything else is fixed by the design. */
 export interface DispatcherSettings {
@@ -37,21 +43,11 @@ export const CONTEXT_KEYS = {
 export const DEFAULT_SETTINGS: DispatcherSettings = {
   stage: 'dev',
   retrySchedule: DEFAULT_RETRY_SCHEDULE,
-  deliveryTimeoutMs: 10_000,
+  deliveryTimeoutMs: DELIVERY_TIMEOUT_MS.default,
   dispatcherMaxConcurrency: 10,
   retentionDays: 30,
   alarmEmail: undefined,
 };
-
-// `-c key=value` always gives a string; cdk.json may give a number or a list.
-const retrySchedule = z.union([z.string(), z.array(z.number())]).transform((value, ctx) => {
-  try {
-    return parseRetrySchedule(Array.isArray(value) ? value.join(',') : value);
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: error instanceof Error ? error.message : String(error) });
-    return z.NEVER;
-  }
-});
 
 const ContextSchema = z.object({
   [CONTEXT_KEYS.stage]: z
@@ -61,14 +57,9 @@ const ContextSchema = z.object({
       'must be 1-20 lower-case letters, digits or hyphens, starting with a letter',
     )
     .default(DEFAULT_SETTINGS.stage),
-  [CONTEXT_KEYS.retrySchedule]: retrySchedule.optional(),
-  // The same bounds as the dispatcher's own config (functions/config.ts).
-  [CONTEXT_KEYS.deliveryTimeoutMs]: z.coerce
-    .number()
-    .int()
-    .min(100)
-    .max(60_000)
-    .default(DEFAULT_SETTINGS.deliveryTimeoutMs),
+  // The dispatcher's own schemas (functions/config.ts): synth accepts what the functions will.
+  [CONTEXT_KEYS.retrySchedule]: retryScheduleSetting.optional(),
+  [CONTEXT_KEYS.deliveryTimeoutMs]: deliveryTimeoutMsSetting,
   // The bounds SQS event sources accept for MaximumConcurrency.
   [CONTEXT_KEYS.dispatcherMaxConcurrency]: z.coerce
     .number()
@@ -76,12 +67,7 @@ const ContextSchema = z.object({
     .min(2)
     .max(1000)
     .default(DEFAULT_SETTINGS.dispatcherMaxConcurrency),
-  [CONTEXT_KEYS.retentionDays]: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(3650)
-    .default(DEFAULT_SETTINGS.retentionDays),
+  [CONTEXT_KEYS.retentionDays]: retentionDaysSetting,
   [CONTEXT_KEYS.alarmEmail]: z.email('must be an e-mail address').optional(),
 });
 

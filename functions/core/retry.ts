@@ -16,25 +16,50 @@ export const DEFAULT_RETRY_SCHEDULE: readonly number[] = [0, 5, 300, 1800, 7200,
  */
 export function parseRetrySchedule(text: string): number[] {
   if (text.trim() === '') throw new Error('retry schedule is empty: give at least one delay in seconds');
-  return text.split(',').map((raw, index) => {
+  const schedule = text.split(',').map((raw, index) => {
     const entry = raw.trim();
     if (!/^\d+$/.test(entry)) {
       throw new Error(
         `retry schedule entry ${index + 1} ("${entry}") is not a whole, non-negative number of seconds`,
       );
     }
-    const seconds = Number(entry);
+    return Number(entry);
+  });
+  checkRetrySchedule(schedule);
+  return schedule;
+}
+
+/** Tries at most: SQS's highest maxReceiveCount, which the delivery queue's equals. */
+export const MAX_RETRY_ATTEMPTS = 1000;
+
+/**
+ * Checks a schedule, however it was given (text, CDK context, construct props): 1 to 1000
+ * entries of whole seconds, each at most 43200, the first 0.
+ * @throws Error naming the first bad entry.
+ */
+export function checkRetrySchedule(schedule: readonly number[]): void {
+  if (schedule.length === 0 || schedule.length > MAX_RETRY_ATTEMPTS) {
+    throw new Error(
+      `retry schedule must have 1 to ${MAX_RETRY_ATTEMPTS} entries (the delivery queue's maxReceiveCount), ` +
+        `not ${schedule.length}`,
+    );
+  }
+  schedule.forEach((seconds, index) => {
+    if (!Number.isInteger(seconds) || seconds < 0) {
+      throw new Error(
+        `retry schedule entry ${index + 1} (${seconds}) is not a whole, non-negative number of seconds`,
+      );
+    }
     if (seconds > MAX_RETRY_DELAY_SECONDS) {
       throw new Error(
-        `retry schedule entry ${index + 1} (${entry}) exceeds ${MAX_RETRY_DELAY_SECONDS} seconds, ` +
+        `retry schedule entry ${index + 1} (${seconds}) exceeds ${MAX_RETRY_DELAY_SECONDS} seconds, ` +
           "SQS's maximum visibility timeout",
       );
     }
     // Fan-out queues a delivery at once: the first try has no wait to take from the schedule.
     if (index === 0 && seconds !== 0) {
-      throw new Error(`retry schedule entry 1 (${entry}) must be 0: the first try is made at once`);
+      throw new Error(`retry schedule entry 1 (${seconds}) must be 0: the first try is made at once`);
     }
-    return seconds;
   });
 }
 

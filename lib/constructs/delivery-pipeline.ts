@@ -5,9 +5,9 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { LAMBDA_ENV } from '../../functions/config.ts';
+import { DELIVERY_TIMEOUT_MS, LAMBDA_ENV } from '../../functions/config.ts';
 import { type EventPattern, ROUTING_RULES, type RoutingRule } from '../../functions/core/patterns.ts';
-import { MAX_RETRY_DELAY_SECONDS, maxAttempts } from '../../functions/core/retry.ts';
+import { checkRetrySchedule, maxAttempts } from '../../functions/core/retry.ts';
 import { DispatcherFunction } from './function.ts';
 import { DeadLetterQueue, QueueWithDeadLetter } from './queues.ts';
 import type { DefinedTable } from './table.ts';
@@ -97,21 +97,16 @@ export class DeliveryPipeline extends Construct {
   constructor(scope: Construct, id: string, props: DeliveryPipelineProps) {
     super(scope, id);
     const schedule = props.retrySchedule;
-    if (schedule.length === 0 || schedule.length > 1000) {
-      throw new Error(
-        `${id}: retrySchedule must have 1 to 1000 entries (the delivery queue's maxReceiveCount)`,
-      );
-    }
-    for (const [index, wait] of schedule.entries()) {
-      if (!Number.isInteger(wait) || wait < 0 || wait > MAX_RETRY_DELAY_SECONDS) {
-        throw new Error(
-          `${id}: retrySchedule entry ${index + 1} must be whole seconds from 0 to ${MAX_RETRY_DELAY_SECONDS}`,
-        );
-      }
+    try {
+      checkRetrySchedule(schedule);
+    } catch (error) {
+      throw new Error(`${id}: retrySchedule: ${error instanceof Error ? error.message : String(error)}`);
     }
     const timeoutMs = props.deliveryTimeout.toMilliseconds();
-    if (timeoutMs < 100 || timeoutMs > 60_000) {
-      throw new Error(`${id}: deliveryTimeout must be from 100 ms to 60 s`);
+    if (timeoutMs < DELIVERY_TIMEOUT_MS.min || timeoutMs > DELIVERY_TIMEOUT_MS.max) {
+      throw new Error(
+        `${id}: deliveryTimeout must be from ${DELIVERY_TIMEOUT_MS.min} ms to ${DELIVERY_TIMEOUT_MS.max / 1000} s`,
+      );
     }
     checkConcurrency(`${id}: dispatcherMaxConcurrency`, props.dispatcherMaxConcurrency);
     const fanoutMaxConcurrency = props.fanoutMaxConcurrency ?? 5;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  checkRetrySchedule,
   DEFAULT_RETRY_SCHEDULE,
   MAX_RETRY_DELAY_SECONDS,
   maxAttempts,
@@ -65,6 +66,17 @@ describe('parseRetrySchedule', () => {
     it('throws a plain Error', () => {
       expect(() => parseRetrySchedule('x')).toThrow(Error);
     });
+  });
+});
+
+describe('checkRetrySchedule', () => {
+  it('holds a schedule given as numbers to the same rules as parsed text', () => {
+    expect(() => checkRetrySchedule([0, 5, 300])).not.toThrow();
+    expect(() => checkRetrySchedule([])).toThrow(/1 to 1000 entries/);
+    expect(() => checkRetrySchedule(Array(1001).fill(0))).toThrow(/1 to 1000 entries/);
+    expect(() => checkRetrySchedule([60, 300])).toThrow(/entry 1 \(60\) must be 0/);
+    expect(() => checkRetrySchedule([0, 1.5])).toThrow(/entry 2 \(1.5\)/);
+    expect(() => checkRetrySchedule([0, 43_201])).toThrow(/entry 2 \(43201\) exceeds/);
   });
 });
 

@@ -24,6 +24,7 @@ import {
   cancellationCodes,
   compact,
   conditionFailed,
+  expiresAt,
   hasConflict,
   type Item,
   queryItems,
@@ -81,19 +82,19 @@ export class DynamoDeliveryStore implements DeliveryStore {
   readonly tableName: string;
   readonly #client: DynamoDBDocumentClient;
 
-  readonly #retentionSeconds: number;
+  readonly #retentionDays: number;
   readonly #clock: Clock;
 
   constructor(client: DynamoDBDocumentClient, tableName: string, options: DynamoDeliveryStoreOptions = {}) {
     this.#client = client;
     this.tableName = tableName;
-    this.#retentionSeconds = Math.round((options.retentionDays ?? 30) * 24 * 60 * 60);
+    this.#retentionDays = options.retentionDays ?? 30;
     this.#clock = options.clock ?? systemClock;
   }
 
   /** The TTL of an item written now. */
   #expiresAt(): number {
-    return Math.floor(this.#clock.now().getTime() / 1000) + this.#retentionSeconds;
+    return expiresAt(this.#clock, this.#retentionDays);
   }
 
   /**

@@ -4,8 +4,10 @@
  * created elsewhere (clients.ts in Lambda, the tests' own for DynamoDB Local); they assume it
  * unmarshalls numbers as plain numbers (the default, no `wrapNumbers`).
  */
+
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
+import type { Clock } from '../../ports.ts';
 
 /** A stored item as read back: attribute name to unmarshalled value. */
 export type Item = Record<string, unknown>;
@@ -119,4 +121,9 @@ export function backoff(attempt: number, baseMs: number, capMs: number): Promise
  */
 export function attributeNames(...names: string[]): Record<string, string> {
   return Object.fromEntries(names.map((name) => [`#${name}`, name]));
+}
+
+/** The TTL attribute's value for an item written now and kept `retentionDays`. */
+export function expiresAt(clock: Clock, retentionDays: number): number {
+  return Math.floor(clock.now().getTime() / 1000) + Math.round(retentionDays * 86_400);
 }

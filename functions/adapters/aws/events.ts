@@ -33,6 +33,7 @@ import {
   cancellationCodes,
   compact,
   conditionFailed,
+  expiresAt,
   hasConflict,
   type Item,
 } from './dynamo.ts';
@@ -46,8 +47,6 @@ const EVENT_KEY_END = 'E#~';
 const MAX_IN_OPERANDS = 100;
 /** With a types filter, read at least this many items per request (see queryUpTo). */
 const FILTERED_PAGE_SIZE = 100;
-
-const SECONDS_PER_DAY = 86_400;
 
 function eventKey(seq: number): string {
   return `${EVENT_PREFIX}${String(seq).padStart(SEQ_DIGITS, '0')}`;
@@ -135,8 +134,7 @@ export class DynamoEventLog implements EventLog {
    * A cancelled transaction writes nothing, so seqs have no gaps.
    */
   async append(event: Event): Promise<AppendResult> {
-    const expiresAt =
-      Math.floor(this.#clock.now().getTime() / 1000) + Math.round(this.retentionDays * SECONDS_PER_DAY);
+    const ttl = expiresAt(this.#clock, this.retentionDays);
     const eventItem = compact({
       pk: event.partnerId,
       kind: 'event',
@@ -146,17 +144,12 @@ export class DynamoEventLog implements EventLog {
       payload: JSON.stringify(event.payload),
       createdAt: event.createdAt,
       idempotencyKey: event.idempotencyKey,
-      expiresAt,
+      expiresAt: ttl,
     });
     for (let attempt = 1; ; attempt++) {
       const previous = await this.#counter(event.partnerId);
       const seq = previous + 1;
-      const input = this.#appendTransaction(
-        event,
-        { ...eventItem, sk: eventKey(seq), seq },
-        previous,
-        expiresAt,
-      );
+      const input = this.#appendTransaction(event, { ...eventItem, sk: eventKey(seq), seq }, previous, ttl);
       try {
         await this.#client.send(new TransactWriteCommand(input));
         return { event: toEvent({ ...eventItem, seq }), created: true };
