@@ -73,8 +73,18 @@ export class QueuePoller<T> {
     while (this.#running) {
       const free = maxInFlight - this.#inFlight;
       const room = this.#inFlight > 0 && free < lowWater ? 0 : free;
-      const records =
-        room > 0 ? queue.receive(Math.min(room, RECEIVE_MAX), this.#admit, this.#fullGroups()) : [];
+      let records: SQSRecord[] = [];
+      if (room > 0) {
+        const admission = this.#admission();
+        try {
+          records = await queue.receiveBatch(Math.min(room, RECEIVE_MAX), admission.admit, [...this.#full]);
+        } catch (error) {
+          this.#options.log(`${this.#options.name}: receive failed`, error);
+          await this.wakeup.sleep(idleMs);
+          continue;
+        }
+        admission.commit();
+      }
       if (records.length === 0) {
         // Full, nothing receivable, or only messages of groups at their cap: sleep until an
         // invocation ends, new work is announced, or the next hidden message becomes visible.
@@ -93,25 +103,42 @@ export class QueuePoller<T> {
     }
   }
 
-  /** The groups at their cap, which a receive need not read at all. */
-  #fullGroups(): string[] {
-    return [...this.#full];
+  /**
+   * Wakes the poller for messages just sent, unless every one of them belongs to a group at
+   * its cap: a receive could not take them yet, and each receive with groups excluded still
+   * reads past their visible messages.
+   */
+  announce(groupIds: readonly (string | undefined)[]): void {
+    if (groupIds.some((groupId) => groupId === undefined || !this.#full.has(groupId))) this.wakeup.wake();
   }
 
   /**
-   * Counts each admitted record against its group's cap; passes over groups at the cap. A
-   * group that reached its cap stays full until half its slots are free again: each receive
-   * may have to read past that group's backlog, so it is not worth one per finished record.
+   * The admission of one receive: `admit` is asked about each candidate's group and passes
+   * over groups at their cap, counting what it admits; `commit` adds those counts once the
+   * receive has committed (a receive that failed took nothing). A group that reached its cap
+   * stays full until half its slots are free again: each receive may have to read past that
+   * group's backlog, so it is not worth one per finished record.
    */
-  readonly #admit = (groupId: string | undefined): boolean => {
+  #admission(): { admit: (groupId: string | undefined) => boolean; commit: () => void } {
     const cap = this.#options.maxInFlightPerGroup;
-    if (cap === undefined || groupId === undefined) return true;
-    if (this.#full.has(groupId)) return false;
-    const count = (this.#inFlightByGroup.get(groupId) ?? 0) + 1;
-    this.#inFlightByGroup.set(groupId, count);
-    if (count >= cap) this.#full.add(groupId);
-    return true;
-  };
+    const taken = new Map<string, number>();
+    return {
+      admit: (groupId) => {
+        if (cap === undefined || groupId === undefined) return true;
+        const count = (this.#inFlightByGroup.get(groupId) ?? 0) + (taken.get(groupId) ?? 0);
+        if (this.#full.has(groupId) || count >= cap) return false;
+        taken.set(groupId, (taken.get(groupId) ?? 0) + 1);
+        return true;
+      },
+      commit: () => {
+        for (const [groupId, n] of taken) {
+          const count = (this.#inFlightByGroup.get(groupId) ?? 0) + n;
+          this.#inFlightByGroup.set(groupId, count);
+          if (cap !== undefined && count >= cap) this.#full.add(groupId);
+        }
+      },
+    };
+  }
 
   #release(records: SQSRecord[]): void {
     const cap = this.#options.maxInFlightPerGroup;
@@ -137,9 +164,9 @@ export class QueuePoller<T> {
     try {
       const response = await handler({ Records: records }, lambdaContext(name));
       const failed = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
-      for (const record of records) {
-        if (!failed.has(record.messageId)) queue.delete(record.receiptHandle);
-      }
+      await queue.deleteBatch(
+        records.filter((record) => !failed.has(record.messageId)).map((record) => record.receiptHandle),
+      );
     } catch (error) {
       log(`${name}: batch of ${records.length} failed`, error);
     } finally {

@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { systemResolver } from '../functions/adapters/dns.ts';
 import { UndiciCallbackSender } from '../functions/adapters/http/callback-sender.ts';
-import { openDatabase, type SqliteDatabase } from '../functions/adapters/sqlite/database.ts';
+import { closeDatabase, openDatabase, type SqliteDatabase } from '../functions/adapters/sqlite/database.ts';
 import { SqliteDeliveryStore } from '../functions/adapters/sqlite/deliveries.ts';
 import { SqliteEventLog } from '../functions/adapters/sqlite/events.ts';
 import { SqliteOutbox } from '../functions/adapters/sqlite/outbox.ts';
@@ -219,7 +219,7 @@ export async function startLocalDispatcher(
   const deliveryQueue: QueueSender<DeliveryMessage> = {
     send: async (messages) => {
       await delivery.send(messages);
-      deliveryPoller.wakeup.wake();
+      deliveryPoller.announce(messages.map((m) => m.groupId));
     },
   };
   const fanoutPoller = new QueuePoller({
@@ -295,7 +295,7 @@ export async function startLocalDispatcher(
         server.closeAllConnections();
         await closed;
         await ownSender?.close();
-        db.close();
+        closeDatabase(db);
       })();
       return stopping;
     },

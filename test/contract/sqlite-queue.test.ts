@@ -144,6 +144,52 @@ describe('SqliteQueue', () => {
     });
   });
 
+  describe('receive order and admission', () => {
+    it('returns the messages visible longest first, so a retry due earlier goes before newer ones', () => {
+      queue.sendNow(jobs(1));
+      queue.receive(10); // hidden for 30 s
+      clock.advance(1);
+      queue.sendNow(jobs(2)); // visible from t = 1 s
+      clock.advance(40); // 1 is visible again from t = 30 s
+
+      expect(bodies(queue.receive(10))).toEqual([{ n: 2 }, { n: 1 }]);
+    });
+
+    it('asks admit about a group it turned down only once, and still finds the other groups behind it', () => {
+      queue.sendNow([
+        ...Array.from({ length: 80 }, (_, n) => ({ body: { n }, groupId: 'slow' })),
+        { body: { n: 80 }, groupId: 'fast' },
+      ]);
+      const asked: (string | undefined)[] = [];
+      const admit = (group: string | undefined) => {
+        asked.push(group);
+        return group !== 'slow';
+      };
+
+      expect(bodies(queue.receive(10, admit))).toEqual([{ n: 80 }]);
+      expect(asked).toEqual(['slow', 'fast']);
+      expect(queue.stats()).toEqual({ visible: 80, inFlight: 1, delayed: 0 });
+    });
+  });
+
+  describe('batched with other writes', () => {
+    it('receives and deletes through the shared commit, as SQS’s batch calls', async () => {
+      queue.sendNow(jobs(1, 2, 3));
+      const records = await queue.receiveBatch(2);
+      expect(bodies(records)).toEqual([{ n: 1 }, { n: 2 }]);
+
+      const [first] = records;
+      queue.receive(10); // 3, and nothing else: 1 and 2 are in flight
+      clock.advance(31);
+      const again = queue.receive(1); // 1 again, with a new handle: the first one is stale
+      expect(again[0]?.messageId).toBe(first?.messageId);
+
+      const handles = [...records.map((r) => r.receiptHandle), ...again.map((r) => r.receiptHandle)];
+      expect(await queue.deleteBatch(handles)).toBe(2); // 2 and the new handle of 1
+      expect(queue.stats()).toEqual({ visible: 1, inFlight: 0, delayed: 0 });
+    });
+  });
+
   describe('visibility timeout', () => {
     it('hides a received message until the timeout ends, then shows it again', () => {
       queue.sendNow(jobs(1));

@@ -16,8 +16,8 @@ import {
   readOptionalText,
   readText,
   type SqliteDatabase,
-  transaction,
   withoutUndefined,
+  write,
 } from './database.ts';
 
 const DELIVERY_COLUMNS =
@@ -86,10 +86,11 @@ export class SqliteDeliveryStore implements DeliveryStore {
 
   async createForEvent(deliveries: Delivery[]): Promise<Delivery[]> {
     const db = this.#db;
-    return transaction(db, () => {
+    return write(db, () => {
       const insert = prepared(
         db,
-        `${INSERT_DELIVERY} ON CONFLICT (event_id, subscription_id) WHERE origin = 'fanout' DO NOTHING`,
+        `${INSERT_DELIVERY} ON CONFLICT (event_id, subscription_id) WHERE origin = 'fanout' DO NOTHING
+           RETURNING 1 AS inserted`,
       );
       const select = prepared(
         db,
@@ -99,7 +100,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
       return deliveries.map((d) => {
         if (d.origin !== 'fanout')
           throw new Error(`createForEvent takes fan-out deliveries, not ${d.origin}`);
-        insert.run(...deliveryValues(d));
+        if (insert.get(...deliveryValues(d)) !== undefined) return d;
+        // Fanned out before: the delivery stored then is the one to keep.
         const stored = select.get(d.eventId, d.subscriptionId);
         if (stored === undefined) throw new Error(`delivery ${d.id} neither inserted nor found`);
         return toDelivery(stored);
@@ -109,7 +111,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
 
   async create(deliveries: Delivery[]): Promise<void> {
     const db = this.#db;
-    transaction(db, () => {
+    await write(db, () => {
       const insert = prepared(db, INSERT_DELIVERY);
       for (const d of deliveries) {
         if (d.origin === 'fanout') throw new Error('fan-out deliveries are created by createForEvent');
@@ -126,7 +128,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
   /** Updates the delivery's mutable fields; its identity (event, subscription) never changes. */
   async recordAttempt(attempt: Attempt, delivery: Delivery): Promise<void> {
     const db = this.#db;
-    transaction(db, () => {
+    await write(db, () => {
       // SET expressions read the row as it was: a success already stored is kept.
       const updated = prepared(
         db,

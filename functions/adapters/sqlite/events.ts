@@ -8,8 +8,8 @@ import {
   readOptionalText,
   readText,
   type SqliteDatabase,
-  transaction,
   withoutUndefined,
+  write,
 } from './database.ts';
 
 const COLUMNS = 'id, partner_id, type, payload, created_at, idempotency_key';
@@ -40,7 +40,7 @@ export class SqliteEventLog implements EventLog {
 
   async append(event: Event): Promise<AppendResult> {
     const db = this.#db;
-    return transaction(db, () => {
+    return write(db, () => {
       const inserted = prepared(
         db,
         `INSERT INTO events (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)

@@ -1,6 +1,6 @@
 import type { Partner } from '../../core/model.ts';
 import type { PartnerStore } from '../../ports.ts';
-import { prepared, type Row, readText, type SqliteDatabase } from './database.ts';
+import { prepared, type Row, readText, type SqliteDatabase, write } from './database.ts';
 
 function toPartner(row: Row): Partner {
   return { id: readText(row, 'id'), name: readText(row, 'name'), createdAt: readText(row, 'created_at') };
@@ -15,11 +15,14 @@ export class SqlitePartnerStore implements PartnerStore {
 
   /** Throws on a duplicate id or API key hash (both unique). */
   async create(partner: Partner, apiKeyHash: string): Promise<void> {
-    prepared(this.#db, 'INSERT INTO partners (id, name, api_key_hash, created_at) VALUES (?, ?, ?, ?)').run(
-      partner.id,
-      partner.name,
-      apiKeyHash,
-      partner.createdAt,
+    const db = this.#db;
+    await write(db, () =>
+      prepared(db, 'INSERT INTO partners (id, name, api_key_hash, created_at) VALUES (?, ?, ?, ?)').run(
+        partner.id,
+        partner.name,
+        apiKeyHash,
+        partner.createdAt,
+      ),
     );
   }
 

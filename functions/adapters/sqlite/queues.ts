@@ -3,7 +3,7 @@
  * and dispatcher handlers the same batches, with the same retry behaviour, as Lambda's SQS
  * event source does on AWS.
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { SQSRecord } from 'aws-lambda';
 import {
   type Clock,
@@ -20,12 +20,15 @@ import {
   readText,
   type SqliteDatabase,
   transaction,
+  write,
 } from './database.ts';
 
 /** SQS's limits, enforced here too so the local runtime rejects what AWS would. */
 const MAX_DELAY_SECONDS = 900;
 const MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200;
 const MAX_RECEIVE_COUNT = 1000;
+/** Rows read per query of a receive: a group turned down is excluded from the next one. */
+const RECEIVE_PAGE = 32;
 
 /** As SQS's ReceiptHandleIsInvalid: the handle is unknown, or a later receive replaced it. */
 export class ReceiptHandleIsInvalidError extends Error {
@@ -139,22 +142,24 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
     });
   }
 
-  async send(messages: OutgoingMessage<T>[]): Promise<void> {
-    this.sendNow(messages);
+  /** Sends every message, atomically, committed with the other writes of this turn. */
+  send(messages: OutgoingMessage<T>[]): Promise<void> {
+    return write(this.#db, () => this.sendNow(messages));
   }
 
   /**
-   * Up to `max` visible messages, oldest first. Each one returned gets its receive count
-   * incremented, is hidden for the visibility timeout and carries a new receipt handle (the
-   * previous one stops working). As on SQS, a message that has already been received
-   * maxReceiveCount times goes to the dead-letter queue at this receive instead of being
-   * returned.
+   * Up to `max` visible messages, those visible longest first (for messages never received,
+   * that is send order). Each one returned gets its receive count incremented, is hidden for
+   * the visibility timeout and carries a new receipt handle (the previous one stops working).
+   * As on SQS, a message that has already been received maxReceiveCount times goes to the
+   * dead-letter queue at this receive instead of being returned.
    *
-   * `admit`, when given, is asked about each candidate's group in order and may pass it over
-   * (it stays visible, its receive count untouched): a consumer uses it to cap how many of
-   * one group's messages it has in flight, as SQS fair queues keep one tenant from crowding
-   * out the others. Groups in `exclude` (already at their cap) are not even read, so a large
-   * backlog of one slow group costs nothing per receive.
+   * `admit`, when given, is asked about each candidate's group in order and may turn it down
+   * (its messages stay visible, their receive counts untouched, and the rest of the receive
+   * passes over the group): a consumer uses it to cap how many of one group's messages it has
+   * in flight, as SQS fair queues keep one tenant from crowding out the others. Groups in
+   * `exclude` (already at their cap) are passed over inside SQLite, so a long backlog of one
+   * slow group is never read into JavaScript.
    */
   receive(
     max: number,
@@ -166,12 +171,15 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
     const db = this.#db;
     // One write transaction: two pollers (or processes) never receive the same message.
     return transaction(db, () => {
+      // Read in the index's order (queue, visible_at, seq), so a receive reads only the rows
+      // it returns or passes over, however long the backlog: no sort of every visible row.
       const select = prepared(
         db,
-        `SELECT seq, message_id, body, sent_at, receive_count, first_received_at, dead_letter_source, group_id
-         FROM queue_messages WHERE queue = ? AND visible_at <= ? AND seq > ?
+        `SELECT seq, message_id, body, sent_at, visible_at, receive_count, first_received_at,
+                dead_letter_source, group_id
+         FROM queue_messages WHERE queue = ? AND visible_at <= ? AND (visible_at, seq) > (?, ?)
            AND (group_id IS NULL OR group_id NOT IN (SELECT value FROM json_each(?)))
-         ORDER BY seq LIMIT ?`,
+         ORDER BY visible_at, seq LIMIT ?`,
       );
       const markReceived = prepared(
         db,
@@ -181,28 +189,46 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
          WHERE seq = ?`,
       );
       const records: SQSRecord[] = [];
-      // Paging by seq rather than re-running the same query: with a zero visibility timeout a
-      // received message stays visible and must not be returned twice in one receive.
-      let afterSeq = 0;
+      // Groups not to read: those excluded by the caller, and those `admit` turned down during
+      // this receive (the rest of their backlog is passed over inside SQLite, not read here).
+      const excluded = new Set(exclude);
+      // Paging from the last row read rather than re-running the same query: with a zero
+      // visibility timeout a received message stays visible and must not be returned twice.
+      let after = [Number.MIN_SAFE_INTEGER, 0];
       while (records.length < max) {
-        const rows = select.all(this.name, now, afterSeq, JSON.stringify(exclude), max - records.length);
-        if (rows.length === 0) break;
+        const page = Math.min(max - records.length, RECEIVE_PAGE);
+        const rows = select.all(this.name, now, ...after, JSON.stringify([...excluded]), page);
         for (const row of rows) {
           const seq = readInteger(row, 'seq');
-          afterSeq = seq;
+          after = [readInteger(row, 'visible_at'), seq];
+          const groupId = readOptionalText(row, 'group_id');
+          if (groupId !== undefined && excluded.has(groupId)) continue;
           const receiveCount = readInteger(row, 'receive_count');
           if (this.deadLetterQueue !== undefined && receiveCount >= (this.maxReceiveCount ?? Infinity)) {
             this.#moveToDeadLetterQueue(seq, this.deadLetterQueue, now);
             continue;
           }
-          if (admit !== undefined && !admit(readOptionalText(row, 'group_id'))) continue;
-          const receiptHandle = randomBytes(24).toString('base64url');
+          if (admit !== undefined && !admit(groupId)) {
+            if (groupId !== undefined) excluded.add(groupId);
+            continue;
+          }
+          const receiptHandle = randomUUID();
           markReceived.run(now + this.visibilityTimeoutSeconds * 1000, receiptHandle, now, seq);
           records.push(this.#toRecord(row, receiveCount + 1, receiptHandle, now));
         }
+        if (rows.length < page) break;
       }
       return records;
     });
+  }
+
+  /** `receive`, committed with the other writes of this turn. */
+  receiveBatch(
+    max: number,
+    admit?: (groupId: string | undefined) => boolean,
+    exclude: readonly string[] = [],
+  ): Promise<SQSRecord[]> {
+    return write(this.#db, () => this.receive(max, admit, exclude));
   }
 
   /** Deletes the message; false when the handle is unknown or a later receive replaced it. */
@@ -215,16 +241,31 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
   }
 
   /**
+   * Deletes the messages, committed with the other writes of this turn (as SQS's
+   * DeleteMessageBatch); resolves with how many were deleted (a handle that is unknown or no
+   * longer current deletes nothing).
+   */
+  deleteBatch(receiptHandles: readonly string[]): Promise<number> {
+    return write(this.#db, () =>
+      receiptHandles.reduce((deleted, handle) => deleted + (this.delete(handle) ? 1 : 0), 0),
+    );
+  }
+
+  /**
    * Hides the message for `timeoutSeconds` from now (0 makes it visible at once).
    * @throws ReceiptHandleIsInvalidError when the handle is unknown or no longer current.
    */
   async changeVisibility(receiptHandle: string, timeoutSeconds: number): Promise<void> {
     checkSeconds('timeoutSeconds', timeoutSeconds, MAX_VISIBILITY_TIMEOUT_SECONDS);
-    const result = prepared(
-      this.#db,
-      'UPDATE queue_messages SET visible_at = ? WHERE queue = ? AND receipt_handle = ?',
-    ).run(this.#now() + timeoutSeconds * 1000, this.name, receiptHandle);
-    if (Number(result.changes) === 0) throw new ReceiptHandleIsInvalidError(receiptHandle);
+    const db = this.#db;
+    const visibleAt = this.#now() + timeoutSeconds * 1000;
+    await write(db, () => {
+      const result = prepared(
+        db,
+        'UPDATE queue_messages SET visible_at = ? WHERE queue = ? AND receipt_handle = ?',
+      ).run(visibleAt, this.name, receiptHandle);
+      if (Number(result.changes) === 0) throw new ReceiptHandleIsInvalidError(receiptHandle);
+    });
   }
 
   /**

@@ -14,8 +14,8 @@ import {
   readOptionalText,
   readText,
   type SqliteDatabase,
-  transaction,
   withoutUndefined,
+  write,
 } from './database.ts';
 
 const COLUMNS =
@@ -60,28 +60,34 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
       s.createdAt,
       s.updatedAt,
     ];
-    if (options.expectedUpdatedAt !== undefined) {
+    const db = this.#db;
+    const expectedUpdatedAt = options.expectedUpdatedAt;
+    if (expectedUpdatedAt !== undefined) {
       // Only the version read: a row changed or deleted since is not written.
-      const result = prepared(
-        this.#db,
-        `UPDATE subscriptions SET partner_id = ?, url = ?, event_types = ?, description = ?, status = ?,
+      const result = await write(db, () =>
+        prepared(
+          db,
+          `UPDATE subscriptions SET partner_id = ?, url = ?, event_types = ?, description = ?, status = ?,
              disabled_reason = ?, failing_since = ?, secrets = ?, created_at = ?, updated_at = ?
            WHERE id = ? AND updated_at = ?`,
-      ).run(...values, s.id, options.expectedUpdatedAt);
+        ).run(...values, s.id, expectedUpdatedAt),
+      );
       if (Number(result.changes) === 0) throw new StaleWriteError(`subscription ${s.id} changed meanwhile`);
       return;
     }
     // An upsert, not INSERT OR REPLACE: replace deletes the row first, which would fire any
     // ON DELETE action a later migration adds.
-    prepared(
-      this.#db,
-      `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    await write(db, () =>
+      prepared(
+        db,
+        `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET
            partner_id = excluded.partner_id, url = excluded.url, event_types = excluded.event_types,
            description = excluded.description, status = excluded.status,
            disabled_reason = excluded.disabled_reason, failing_since = excluded.failing_since,
            secrets = excluded.secrets, created_at = excluded.created_at, updated_at = excluded.updated_at`,
-    ).run(s.id, ...values);
+      ).run(s.id, ...values),
+    );
   }
 
   async get(subscriptionId: string): Promise<Subscription | undefined> {
@@ -113,13 +119,16 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
   }
 
   async delete(subscriptionId: string): Promise<boolean> {
-    const result = prepared(this.#db, 'DELETE FROM subscriptions WHERE id = ?').run(subscriptionId);
+    const db = this.#db;
+    const result = await write(db, () =>
+      prepared(db, 'DELETE FROM subscriptions WHERE id = ?').run(subscriptionId),
+    );
     return Number(result.changes) > 0;
   }
 
   async updateHealth(subscriptionId: string, change: HealthChange): Promise<HealthUpdate | undefined> {
     const [sql, params] = healthUpdate(change);
-    return transaction(this.#db, () => {
+    return write(this.#db, () => {
       const result = prepared(this.#db, `UPDATE subscriptions SET ${sql}`).run(...params, subscriptionId);
       const row = prepared(this.#db, `SELECT ${COLUMNS} FROM subscriptions WHERE id = ?`).get(subscriptionId);
       return row === undefined
