@@ -118,6 +118,10 @@ const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX queue_messages_by_queue ON queue_messages (queue, visible_at);
   `,
+  // Receives read each message group's visible messages in order, one index seek per group.
+  `
+  CREATE INDEX queue_messages_by_group ON queue_messages (queue, group_id, visible_at);
+  `,
 ];
 
 /** The schema version this code expects; a file from newer code is refused. */
