@@ -1,6 +1,6 @@
 /**
  * The dispatcher handler alone, in its own process: createDispatcherHandler with the SQLite
- * adapters on an in-memory database, the real UndiciCallbackSender and a no-op
+ * adapters on an in-memory database, the real HttpCallbackSender and a no-op
  * VisibilityControl, fed SQS-shaped batches by concurrent "invocations" (batch size and
  * concurrency from the runner). Events, the subscription and the deliveries (made by the
  * product's own fan-out) exist before the clock starts, so what is timed is what the Lambda
@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
 import { systemResolver } from '../functions/adapters/dns.ts';
-import { UndiciCallbackSender } from '../functions/adapters/http/callback-sender.ts';
+import { HttpCallbackSender } from '../functions/adapters/http/callback-sender.ts';
 import { openDatabase } from '../functions/adapters/sqlite/database.ts';
 import { SqliteDeliveryStore } from '../functions/adapters/sqlite/deliveries.ts';
 import { SqliteEventLog } from '../functions/adapters/sqlite/events.ts';
@@ -53,7 +53,7 @@ const db = openDatabase(':memory:');
 const events = new SqliteEventLog(db);
 const subscriptions = new SqliteSubscriptionStore(db);
 const deliveries = new SqliteDeliveryStore(db);
-const sender = new UndiciCallbackSender({ allowPrivateTargets: true });
+const sender = new HttpCallbackSender({ allowPrivateTargets: true });
 let records: SQSRecord[] = [];
 
 function toRecord(message: OutgoingMessage<DeliveryMessage>): SQSRecord {

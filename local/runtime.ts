@@ -14,7 +14,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { systemResolver } from '../functions/adapters/dns.ts';
-import { UndiciCallbackSender } from '../functions/adapters/http/callback-sender.ts';
+import { HttpCallbackSender } from '../functions/adapters/http/callback-sender.ts';
 import { closeDatabase, openDatabase, type SqliteDatabase } from '../functions/adapters/sqlite/database.ts';
 import { SqliteDeliveryStore } from '../functions/adapters/sqlite/deliveries.ts';
 import { SqliteEventLog } from '../functions/adapters/sqlite/events.ts';
@@ -183,7 +183,7 @@ export async function startLocalDispatcher(
   };
   const ownSender = options.sender
     ? undefined
-    : new UndiciCallbackSender({
+    : new HttpCallbackSender({
         allowPrivateTargets: config.allowPrivateTargets,
         // A socket for every delivery in flight, even when they all go to one host: a
         // callback's timeout should not run while it waits for a socket.

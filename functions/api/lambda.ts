@@ -1,11 +1,11 @@
 /** Lambda entry of the HTTP API: the API handler on DynamoDB. */
-import { correlationPaths } from '@aws-lambda-powertools/logger/correlationId';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { dynamoClient, sqsClient } from '../adapters/aws/clients.ts';
+import { dynamoClient } from '../adapters/aws/clients.ts';
 import { DynamoDeliveryStore } from '../adapters/aws/deliveries.ts';
 import { DynamoEventLog } from '../adapters/aws/events.ts';
-import { logError, logger } from '../adapters/aws/logger.ts';
+import { API_REQUEST_ID_PATH, logError, logger } from '../adapters/aws/logger.ts';
 import { DynamoPartnerStore } from '../adapters/aws/partners.ts';
+import { sqsClient } from '../adapters/aws/sqs-client.ts';
 import { SqsQueue } from '../adapters/aws/sqs-queue.ts';
 import { DynamoSubscriptionStore } from '../adapters/aws/subscriptions.ts';
 import { systemResolver } from '../adapters/dns.ts';
@@ -38,4 +38,4 @@ export const handler = createApiHandler(
     allowPrivateTargets: config.allowPrivateTargets,
   },
   logError,
-).use(injectLambdaContext(logger, { correlationIdPath: correlationPaths.API_GATEWAY_HTTP }));
+).use(injectLambdaContext(logger, { correlationIdPath: API_REQUEST_ID_PATH }));

@@ -1,8 +1,7 @@
 /** Lambda entry of the partner API's authorizer: API keys looked up by hash in DynamoDB. */
-import { correlationPaths } from '@aws-lambda-powertools/logger/correlationId';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { dynamoClient } from '../adapters/aws/clients.ts';
-import { logger } from '../adapters/aws/logger.ts';
+import { API_REQUEST_ID_PATH, logger } from '../adapters/aws/logger.ts';
 import { DynamoPartnerStore } from '../adapters/aws/partners.ts';
 import { loadLambdaConfig } from '../config.ts';
 import { createAuthorizerHandler } from './handler.ts';
@@ -11,4 +10,4 @@ const config = loadLambdaConfig(['partnersTable']);
 
 export const handler = createAuthorizerHandler({
   partners: new DynamoPartnerStore(dynamoClient, config.partnersTable),
-}).use(injectLambdaContext(logger, { correlationIdPath: correlationPaths.API_GATEWAY_HTTP }));
+}).use(injectLambdaContext(logger, { correlationIdPath: API_REQUEST_ID_PATH }));

@@ -1,12 +1,13 @@
 /** Lambda entry of the dispatcher: signed POSTs for the delivery queue's messages. */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { dynamoClient, sqsClient } from '../adapters/aws/clients.ts';
+import { dynamoClient } from '../adapters/aws/clients.ts';
 import { DynamoDeliveryStore } from '../adapters/aws/deliveries.ts';
 import { DynamoEventLog } from '../adapters/aws/events.ts';
 import { logError, logger } from '../adapters/aws/logger.ts';
+import { sqsClient } from '../adapters/aws/sqs-client.ts';
 import { SqsQueue } from '../adapters/aws/sqs-queue.ts';
 import { DynamoSubscriptionStore } from '../adapters/aws/subscriptions.ts';
-import { UndiciCallbackSender } from '../adapters/http/callback-sender.ts';
+import { HttpCallbackSender } from '../adapters/http/callback-sender.ts';
 import { loadLambdaConfig } from '../config.ts';
 import type { DeliveryMessage } from '../core/model.ts';
 import { systemClock } from '../ports.ts';
@@ -32,8 +33,8 @@ export const handler = createDispatcherHandler(
     deliveries: new DynamoDeliveryStore(dynamoClient, config.deliveriesTable, {
       retentionDays: config.retentionDays,
     }),
-    // The pool outlives invocations: warm starts reuse its keep-alive connections.
-    sender: new UndiciCallbackSender({ allowPrivateTargets: config.allowPrivateTargets }),
+    // The agents outlive invocations: warm starts reuse their keep-alive connections.
+    sender: new HttpCallbackSender({ allowPrivateTargets: config.allowPrivateTargets }),
     queue: new SqsQueue<DeliveryMessage>(sqsClient, config.deliveryQueueUrl),
     clock: systemClock,
     retrySchedule: config.retrySchedule,

@@ -1,8 +1,9 @@
 /** Lambda entry of fan-out: bus events from the fan-out queue, deliveries onto the delivery queue. */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { dynamoClient, sqsClient } from '../adapters/aws/clients.ts';
+import { dynamoClient } from '../adapters/aws/clients.ts';
 import { DynamoDeliveryStore } from '../adapters/aws/deliveries.ts';
 import { logError, logger } from '../adapters/aws/logger.ts';
+import { sqsClient } from '../adapters/aws/sqs-client.ts';
 import { SqsQueue } from '../adapters/aws/sqs-queue.ts';
 import { DynamoSubscriptionStore } from '../adapters/aws/subscriptions.ts';
 import { loadLambdaConfig } from '../config.ts';

@@ -1,5 +1,5 @@
 /**
- * The undici callback sender against real HTTP receivers on 127.0.0.1: every way a partner's
+ * The callback sender against real HTTP receivers on 127.0.0.1: every way a partner's
  * server can answer, or fail to, ends as a result the dispatcher can act on.
  */
 import type { lookup as dnsLookup, LookupAddress } from 'node:dns';
@@ -7,16 +7,16 @@ import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
+  HttpCallbackSender,
   MAX_RESPONSE_BYTES,
   parseRetryAfter,
   RESPONSE_EXCERPT_BYTES,
-  UndiciCallbackSender,
 } from '../../functions/adapters/http/callback-sender.ts';
 import type { CallbackRequest } from '../../functions/ports.ts';
 
 const servers: Server[] = [];
-const open = new UndiciCallbackSender({ allowPrivateTargets: true });
-const strict = new UndiciCallbackSender({ allowPrivateTargets: false });
+const open = new HttpCallbackSender({ allowPrivateTargets: true });
+const strict = new HttpCallbackSender({ allowPrivateTargets: false });
 
 afterEach(async () => {
   for (const server of servers.splice(0)) {
@@ -46,7 +46,7 @@ function post(url: string, overrides: Partial<CallbackRequest> = {}): CallbackRe
   };
 }
 
-describe('UndiciCallbackSender', () => {
+describe('HttpCallbackSender', () => {
   describe('answers', () => {
     it('returns the status code and an excerpt of the body, and sends the headers and body as given', async () => {
       let received: { headers: Record<string, unknown>; body: string } | undefined;
@@ -65,6 +65,17 @@ describe('UndiciCallbackSender', () => {
       expect(result.error).toBeUndefined();
       expect(received?.headers['webhook-id']).toBe('dlv_1');
       expect(received?.body).toBe('{"id":"evt_1"}');
+    });
+
+    it('sends the body with its content-length rather than chunked', async () => {
+      let headers: Record<string, unknown> = {};
+      const url = await serve((req, res) => {
+        headers = req.headers;
+        req.resume().on('end', () => res.writeHead(204).end());
+      });
+      expect((await open.send(post(url))).statusCode).toBe(204);
+      expect(headers['content-length']).toBe(String(Buffer.byteLength('{"id":"evt_1"}')));
+      expect(headers['transfer-encoding']).toBeUndefined();
     });
 
     it('keeps at most the excerpt’s bytes of a long body', async () => {
@@ -113,6 +124,8 @@ describe('UndiciCallbackSender', () => {
       const result = await open.send(post(url, { timeoutMs: 200 }));
       expect(result.error).toBe('timeout');
       expect(result.statusCode).toBeUndefined();
+      expect(result.durationMs).toBeGreaterThanOrEqual(190);
+      expect(result.durationMs).toBeLessThan(600);
     });
 
     it('reports a receiver that sends headers and then stalls as a timeout', async () => {
@@ -120,7 +133,24 @@ describe('UndiciCallbackSender', () => {
         res.writeHead(200);
         res.write('partial');
       });
-      expect((await open.send(post(url, { timeoutMs: 200 }))).error).toBe('timeout');
+      const result = await open.send(post(url, { timeoutMs: 200 }));
+      expect(result.error).toBe('timeout');
+      expect(result.durationMs).toBeLessThan(600);
+    });
+
+    it('counts the body against the same deadline: a body trickled without end is a timeout', async () => {
+      const trickles: NodeJS.Timeout[] = [];
+      const url = await serve((_req, res) => {
+        res.writeHead(200);
+        trickles.push(setInterval(() => res.write('.'), 20));
+      });
+      try {
+        const result = await open.send(post(url, { timeoutMs: 300 }));
+        expect(result.error).toBe('timeout');
+        expect(result.durationMs).toBeLessThan(800);
+      } finally {
+        for (const trickle of trickles) clearInterval(trickle);
+      }
     });
 
     it('reports a reset connection as a connection error', async () => {
@@ -134,6 +164,59 @@ describe('UndiciCallbackSender', () => {
       server?.closeAllConnections();
       await new Promise((resolve) => server?.close(resolve));
       expect((await open.send(post(url))).error).toBe('connection');
+    });
+  });
+
+  describe('connections', () => {
+    /** A receiver that counts the connections it accepts, and how many are open at once. */
+    async function counting(listener: RequestListener) {
+      const url = await serve(listener);
+      const counts = { accepted: 0, open: 0, mostOpen: 0 };
+      servers.at(-1)?.on('connection', (socket) => {
+        counts.accepted++;
+        counts.mostOpen = Math.max(counts.mostOpen, ++counts.open);
+        socket.on('close', () => counts.open--);
+      });
+      return { url, counts };
+    }
+
+    it('reuses a kept-alive connection for the next callback to the same origin', async () => {
+      const { url, counts } = await counting((_req, res) => res.writeHead(200).end('ok'));
+      for (let i = 0; i < 3; i++) expect((await open.send(post(url))).statusCode).toBe(200);
+      expect(counts.accepted).toBe(1);
+    });
+
+    it('opens at most connectionsPerOrigin sockets to one origin and queues the rest', async () => {
+      const { url, counts } = await counting((_req, res) => {
+        setTimeout(() => res.writeHead(200).end(), 30);
+      });
+      const pair = new HttpCallbackSender({ allowPrivateTargets: true, connectionsPerOrigin: 2 });
+      try {
+        const results = await Promise.all(Array.from({ length: 6 }, () => pair.send(post(url))));
+        expect(results.map((result) => result.statusCode)).toEqual(Array(6).fill(200));
+        expect(counts.mostOpen).toBe(2);
+      } finally {
+        await pair.close();
+      }
+    });
+
+    it('does not return a connection whose body was abandoned to the pool', async () => {
+      const { url, counts } = await counting((req, res) => {
+        if (req.url?.endsWith('big')) res.writeHead(200).end(Buffer.alloc(MAX_RESPONSE_BYTES * 4, 'y'));
+        else res.writeHead(200).end('ok');
+      });
+      expect((await open.send(post(`${url}?big`))).errorMessage).toMatch(/not read/);
+      expect((await open.send(post(url))).statusCode).toBe(200);
+      expect(counts.accepted).toBe(2);
+    });
+
+    it('closes its pooled connections on close', async () => {
+      const { url, counts } = await counting((_req, res) => res.writeHead(200).end());
+      const closing = new HttpCallbackSender({ allowPrivateTargets: true });
+      expect((await closing.send(post(url))).statusCode).toBe(200);
+      expect(counts.open).toBe(1);
+      await closing.close();
+      await expect.poll(() => counts.open).toBe(0);
     });
   });
 
@@ -168,8 +251,8 @@ describe('UndiciCallbackSender', () => {
       // A resolver under the test's control: hooks.test resolves to loopback, where the receiver is.
       const lookup = ((_host: string, _options: object, callback: (e: null, a: LookupAddress[]) => void) =>
         callback(null, [{ address: '127.0.0.1', family: 4 }])) as unknown as typeof dnsLookup;
-      const strictWithDns = new UndiciCallbackSender({ allowPrivateTargets: false, lookup });
-      const openWithDns = new UndiciCallbackSender({ allowPrivateTargets: true, lookup });
+      const strictWithDns = new HttpCallbackSender({ allowPrivateTargets: false, lookup });
+      const openWithDns = new HttpCallbackSender({ allowPrivateTargets: true, lookup });
       try {
         const refused = await strictWithDns.send(post(`https://hooks.test:${port}/hooks`));
         expect(refused.error).toBe('forbidden_target');

@@ -1,22 +1,27 @@
 /**
- * Outbound callbacks over a keep-alive undici pool. The target policy is enforced on the
- * connection itself: the pool's DNS lookup checks every address it resolves and the socket
- * connects to an address that was checked, so a host cannot pass the check and then
- * re-resolve to a private address (DNS rebinding). Redirects are not followed (undici's
- * default without the redirect interceptor).
+ * Outbound callbacks over Node's own http and https, one keep-alive agent per scheme. The
+ * target policy is enforced on the connection itself: the agents' DNS lookup checks every
+ * address it resolves and the socket connects to an address that was checked, so a host cannot
+ * pass the check and then re-resolve to a private address (DNS rebinding). Redirects are not
+ * followed (Node's http client never follows them).
  */
 import { lookup as dnsLookup } from 'node:dns';
+import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
 import type { LookupFunction } from 'node:net';
-import { performance } from 'node:perf_hooks';
-import { Agent, request } from 'undici';
 import type { AttemptErrorKind } from '../../core/model.ts';
 import { checkResolvedAddress, checkTargetUrl } from '../../core/target-policy.ts';
 import type { CallbackRequest, CallbackResult, CallbackSender } from '../../ports.ts';
+
+// Not an ESM import, whose facade reads every export and lazy getter: ~20 ms more cold start.
+const http = process.getBuiltinModule('node:http');
+const https = process.getBuiltinModule('node:https');
 
 /** Bytes of a response body read at most; the rest is not read and the connection is dropped. */
 export const MAX_RESPONSE_BYTES = 64 * 1024;
 /** Bytes of a response body kept in the attempt log. */
 export const RESPONSE_EXCERPT_BYTES = 1024;
+/** How long an idle pooled connection is kept for the next callback to the same origin. */
+const KEEP_ALIVE_TIMEOUT_MS = 4_000;
 
 const FORBIDDEN = 'EFORBIDDENTARGET';
 
@@ -60,7 +65,7 @@ function classify(error: unknown): AttemptErrorKind {
   return 'connection';
 }
 
-export interface UndiciSenderOptions {
+export interface HttpSenderOptions {
   allowPrivateTargets: boolean;
   /** Sockets per origin. @default 64 */
   connectionsPerOrigin?: number;
@@ -68,17 +73,22 @@ export interface UndiciSenderOptions {
   lookup?: typeof dnsLookup;
 }
 
-export class UndiciCallbackSender implements CallbackSender {
-  readonly #agent: Agent;
+export class HttpCallbackSender implements CallbackSender {
+  readonly #http: HttpAgent;
+  readonly #https: HttpAgent;
   readonly #allowPrivate: boolean;
 
-  constructor(options: UndiciSenderOptions) {
+  constructor(options: HttpSenderOptions) {
     this.#allowPrivate = options.allowPrivateTargets;
-    this.#agent = new Agent({
-      connections: options.connectionsPerOrigin ?? 64,
-      keepAliveTimeout: 4_000,
-      connect: { lookup: checkedLookup(options.allowPrivateTargets, options.lookup) },
-    });
+    const agentOptions = {
+      keepAlive: true,
+      maxSockets: options.connectionsPerOrigin ?? 64,
+      // The idle timeout of pooled sockets; a request in flight is bounded by its own timeout.
+      timeout: KEEP_ALIVE_TIMEOUT_MS,
+      lookup: checkedLookup(options.allowPrivateTargets, options.lookup),
+    };
+    this.#http = new http.Agent(agentOptions);
+    this.#https = new https.Agent(agentOptions);
   }
 
   async send(req: CallbackRequest): Promise<CallbackResult> {
@@ -88,39 +98,59 @@ export class UndiciCallbackSender implements CallbackSender {
     const checked = checkTargetUrl(req.url, { allowPrivate: this.#allowPrivate });
     if (!checked.ok)
       return { error: 'forbidden_target', errorMessage: checked.reason, durationMs: elapsed() };
+    // One deadline for the whole exchange: connecting, the response head and the body.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), req.timeoutMs);
     try {
-      const response = await request(checked.url, {
-        method: 'POST',
-        headers: req.headers,
-        body: req.body,
-        dispatcher: this.#agent,
-        signal: AbortSignal.timeout(req.timeoutMs),
-        headersTimeout: req.timeoutMs,
-        bodyTimeout: req.timeoutMs,
-      });
-      const { excerpt, truncated } = await readBounded(response.body);
+      const response = await this.#post(checked.url, req, deadline.signal);
+      const { excerpt, truncated } = await readBounded(response);
+      const statusCode = response.statusCode ?? 0;
       const retryAfter =
-        response.statusCode === 429 || response.statusCode === 503
+        statusCode === 429 || statusCode === 503
           ? parseRetryAfter(response.headers['retry-after'], Date.now())
           : undefined;
       return {
-        statusCode: response.statusCode,
+        statusCode,
         ...(retryAfter === undefined ? {} : { retryAfterSeconds: retryAfter }),
         ...(excerpt === '' ? {} : { responseExcerpt: excerpt }),
         ...(truncated ? { errorMessage: `response body over ${MAX_RESPONSE_BYTES} bytes was not read` } : {}),
         durationMs: elapsed(),
       };
     } catch (error) {
+      // Past the deadline the error is whatever the destroyed socket reported; it was a timeout.
+      const timedOut = deadline.signal.aborted;
       return {
-        error: classify(error),
-        errorMessage: error instanceof Error ? error.message : String(error),
+        error: timedOut ? 'timeout' : classify(error),
+        errorMessage: timedOut
+          ? `no complete response within ${req.timeoutMs} ms`
+          : error instanceof Error
+            ? error.message
+            : String(error),
         durationMs: elapsed(),
       };
+    } finally {
+      clearTimeout(timer);
     }
   }
 
-  close(): Promise<void> {
-    return this.#agent.close();
+  /** Resolves with the response once its head has arrived; aborting destroys the socket. */
+  #post(url: URL, req: CallbackRequest, signal: AbortSignal): Promise<IncomingMessage> {
+    const secure = url.protocol === 'https:';
+    return new Promise((resolve, reject) => {
+      const request = (secure ? https : http).request(
+        url,
+        { method: 'POST', headers: req.headers, agent: secure ? this.#https : this.#http, signal },
+        resolve,
+      );
+      request.on('error', reject);
+      request.end(req.body);
+    });
+  }
+
+  /** Destroys every socket, pooled or in use. */
+  async close(): Promise<void> {
+    this.#http.destroy();
+    this.#https.destroy();
   }
 }
 
@@ -136,7 +166,10 @@ export function parseRetryAfter(value: string | string[] | undefined, now: numbe
   return Number.isNaN(date) ? undefined : Math.max(0, (date - now) / 1000);
 }
 
-/** Reads at most MAX_RESPONSE_BYTES, keeping an excerpt; a larger body is abandoned. */
+/**
+ * Reads at most MAX_RESPONSE_BYTES, keeping an excerpt; a larger body is abandoned and its
+ * socket destroyed. A body read to its end leaves the socket to the pool.
+ */
 async function readBounded(body: AsyncIterable<Buffer> & { destroy(): unknown }) {
   const kept: Buffer[] = [];
   let keptBytes = 0;
