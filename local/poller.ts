@@ -18,7 +18,10 @@ export interface PollerOptions<T> {
   maxInFlight: number;
   /**
    * Records of one message group in flight at most: a group whose messages hang (a slow
-   * endpoint) holds this many slots and no more, so the other groups keep flowing.
+   * endpoint) holds this many slots and no more, so the other groups keep flowing. A group
+   * whose records fail gets fewer: its cap halves with each failure (down to one) and grows
+   * back by one with each success, so an endpoint that times out or errors costs the others
+   * little, and is not pressed with more requests than it answers.
    * @default no cap
    */
   maxInFlightPerGroup?: number;
@@ -41,6 +44,8 @@ export class QueuePoller<T> {
   readonly #options: PollerOptions<T>;
   readonly #invocations = new Set<Promise<void>>();
   readonly #inFlightByGroup = new Map<string, number>();
+  /** Caps lowered by failures; a group not here has maxInFlightPerGroup. */
+  readonly #capByGroup = new Map<string, number>();
   /** Groups at their cap, not admitted again until half their slots are free. */
   readonly #full = new Set<string>();
   #inFlight = 0;
@@ -105,28 +110,31 @@ export class QueuePoller<T> {
 
   /**
    * Wakes the poller for messages just sent, unless every one of them belongs to a group at
-   * its cap: a receive could not take them yet, and each receive with groups excluded still
-   * reads past their visible messages.
+   * its cap: a receive could not take them yet.
    */
   announce(groupIds: readonly (string | undefined)[]): void {
     if (groupIds.some((groupId) => groupId === undefined || !this.#full.has(groupId))) this.wakeup.wake();
+  }
+
+  #capOf(groupId: string): number {
+    return this.#capByGroup.get(groupId) ?? this.#options.maxInFlightPerGroup ?? Infinity;
   }
 
   /**
    * The admission of one receive: `admit` is asked about each candidate's group and passes
    * over groups at their cap, counting what it admits; `commit` adds those counts once the
    * receive has committed (a receive that failed took nothing). A group that reached its cap
-   * stays full until half its slots are free again: each receive may have to read past that
-   * group's backlog, so it is not worth one per finished record.
+   * stays full until half its slots are free again, so a busy group costs a receive per few
+   * finished records rather than one per record.
    */
   #admission(): { admit: (groupId: string | undefined) => boolean; commit: () => void } {
-    const cap = this.#options.maxInFlightPerGroup;
+    const capped = this.#options.maxInFlightPerGroup !== undefined;
     const taken = new Map<string, number>();
     return {
       admit: (groupId) => {
-        if (cap === undefined || groupId === undefined) return true;
+        if (!capped || groupId === undefined) return true;
         const count = (this.#inFlightByGroup.get(groupId) ?? 0) + (taken.get(groupId) ?? 0);
-        if (this.#full.has(groupId) || count >= cap) return false;
+        if (this.#full.has(groupId) || count >= this.#capOf(groupId)) return false;
         taken.set(groupId, (taken.get(groupId) ?? 0) + 1);
         return true;
       },
@@ -134,25 +142,32 @@ export class QueuePoller<T> {
         for (const [groupId, n] of taken) {
           const count = (this.#inFlightByGroup.get(groupId) ?? 0) + n;
           this.#inFlightByGroup.set(groupId, count);
-          if (cap !== undefined && count >= cap) this.#full.add(groupId);
+          if (count >= this.#capOf(groupId)) this.#full.add(groupId);
         }
       },
     };
   }
 
-  #release(records: SQSRecord[]): void {
-    const cap = this.#options.maxInFlightPerGroup;
+  /** Frees the records' slots, and adjusts each group's cap by how its record fared. */
+  #release(records: SQSRecord[], failed: ReadonlySet<string>): void {
+    const max = this.#options.maxInFlightPerGroup;
     this.#inFlight -= records.length;
     let roomForMore = false;
     for (const record of records) {
       const groupId = record.attributes.MessageGroupId;
-      if (cap === undefined || groupId === undefined) {
+      if (max === undefined || groupId === undefined) {
         roomForMore = true;
         continue;
       }
       const count = (this.#inFlightByGroup.get(groupId) ?? 1) - 1;
       if (count > 0) this.#inFlightByGroup.set(groupId, count);
       else this.#inFlightByGroup.delete(groupId);
+      const before = this.#capOf(groupId);
+      const cap = failed.has(record.messageId)
+        ? Math.max(1, Math.floor(before / 2))
+        : Math.min(max, before + 1);
+      if (cap < max) this.#capByGroup.set(groupId, cap);
+      else this.#capByGroup.delete(groupId);
       if (this.#full.has(groupId) && count <= cap / 2) this.#full.delete(groupId);
       if (!this.#full.has(groupId)) roomForMore = true;
     }
@@ -161,16 +176,17 @@ export class QueuePoller<T> {
 
   async #invoke(records: SQSRecord[]): Promise<void> {
     const { queue, handler, name, log } = this.#options;
+    let failed: ReadonlySet<string> = new Set(records.map((record) => record.messageId));
     try {
       const response = await handler({ Records: records }, lambdaContext(name));
-      const failed = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
+      failed = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
       await queue.deleteBatch(
         records.filter((record) => !failed.has(record.messageId)).map((record) => record.receiptHandle),
       );
     } catch (error) {
       log(`${name}: batch of ${records.length} failed`, error);
     } finally {
-      this.#release(records);
+      this.#release(records, failed);
     }
   }
 }

@@ -78,9 +78,10 @@ const FANOUT_VISIBILITY_SECONDS = 30;
 const FANOUT_MAX_RECEIVES = 5;
 /**
  * Deliveries are dispatched one per invocation, so a hanging endpoint holds only its own
- * slots: at most DISPATCHER_IN_FLIGHT_PER_SUBSCRIPTION of them, out of DISPATCHER_IN_FLIGHT.
- * (On AWS the same isolation comes from the delivery queue's message groups, a fair queue,
- * and from Lambda scaling out.)
+ * slots: at most DISPATCHER_IN_FLIGHT_PER_SUBSCRIPTION of them, out of DISPATCHER_IN_FLIGHT,
+ * and fewer while its deliveries fail (the poller halves a failing subscription's share). (On
+ * AWS the same isolation comes from the delivery queue's message groups, a fair queue, and
+ * from Lambda scaling out.)
  */
 const DISPATCHER_IN_FLIGHT = 512;
 const DISPATCHER_IN_FLIGHT_PER_SUBSCRIPTION = 16;

@@ -225,6 +225,29 @@ describe('local dispatcher, end to end', () => {
       expect(hanging.callbacks.length).toBeGreaterThan(0);
       expect(hanging.callbacks.length).toBeLessThanOrEqual(16);
     });
+
+    it('gives an endpoint that keeps timing out one request at a time, not its whole share', async () => {
+      const d = await dispatcherWith({ DISPATCHER_DELIVERY_TIMEOUT_MS: '300' });
+      let open = 0;
+      /** How many requests the endpoint held when each one arrived, itself included. */
+      const openAtArrival: number[] = [];
+      const hanging = await receiverWith((_callback, res) => {
+        open += 1;
+        openAtArrival.push(open);
+        res.on('close', () => {
+          open -= 1;
+        });
+      });
+      const { partner } = await subscribed(d, hanging);
+      for (let i = 0; i < 30; i++) await publish(d, partner.id, 'order.created', { i });
+
+      await eventually(() => (hanging.callbacks.length >= 21 ? true : undefined));
+      // The first requests take the subscription's share; each timeout halves it, down to one,
+      // so after them the endpoint holds one request at a time (two for the instant a timed-out
+      // connection takes to close on this side).
+      expect(Math.max(...openAtArrival.slice(0, 16))).toBeLessThanOrEqual(16);
+      expect(Math.max(...openAtArrival.slice(17))).toBeLessThanOrEqual(2);
+    });
   });
 
   describe('partner actions', () => {
