@@ -55,6 +55,7 @@ const LocalEnv = z.object({
   DISPATCHER_DELIVERY_TIMEOUT_MS: deliveryTimeoutMsSetting,
   DISPATCHER_ALLOW_PRIVATE_TARGETS: booleanText.default(true),
   DISPATCHER_DISABLE_AFTER_HOURS: disableAfter,
+  DISPATCHER_RETENTION_DAYS: retentionDaysSetting,
 });
 
 /** Settings of the local runtime (`dispatcher start`). */
@@ -68,6 +69,8 @@ export interface LocalConfig {
   deliveryTimeoutMs: number;
   allowPrivateTargets: boolean;
   disableAfterMs: number;
+  /** Days events, their deliveries and attempts are kept, as on AWS (TTL there, a sweep here). */
+  retentionDays: number;
 }
 
 /** Thrown with every bad variable named, so a start-up failure says what to fix. */
@@ -95,6 +98,7 @@ export function parseLocalConfig(env: Record<string, string | undefined>): Local
     deliveryTimeoutMs: e.DISPATCHER_DELIVERY_TIMEOUT_MS,
     allowPrivateTargets: e.DISPATCHER_ALLOW_PRIVATE_TARGETS,
     disableAfterMs: e.DISPATCHER_DISABLE_AFTER_HOURS,
+    retentionDays: e.DISPATCHER_RETENTION_DAYS,
   };
 }
 

@@ -11,6 +11,7 @@ import type {
   Event,
   Page,
   Partner,
+  SkippedReason,
   Subscription,
 } from './core/model.ts';
 
@@ -59,9 +60,18 @@ export interface PartnerStore {
 
 export interface SubscriptionStore {
   /**
+   * Creates a subscription with a new id, counted against its partner's cap: when the partner
+   * already has `maxPerPartner` subscriptions (active or disabled), nothing is written and
+   * SubscriptionLimitError is thrown. Exact under concurrent creates, also from other
+   * processes or Lambda instances.
+   */
+  create(subscription: Subscription, options: { maxPerPartner: number }): Promise<void>;
+  /**
    * Creates or replaces. With `expectedUpdatedAt`, replaces only the version read then:
    * a change written in between (a concurrent PATCH, a rotation, the dispatcher disabling it)
-   * fails the write with StaleWriteError instead of being lost.
+   * fails the write with StaleWriteError instead of being lost. A subscription created here
+   * counts towards its partner's cap but is not refused by it (that is `create`'s job). Only
+   * the subscription's own fields are written: its allowances (takeAllowance) are kept.
    */
   put(subscription: Subscription, options?: { expectedUpdatedAt?: string }): Promise<void>;
   /** Not partner-scoped: use cases check ownership. */
@@ -78,7 +88,31 @@ export interface SubscriptionStore {
    * concurrent disablers exactly one sees `changed: true`. Undefined when the subscription is gone.
    */
   updateHealth(subscriptionId: string, change: HealthChange): Promise<HealthUpdate | undefined>;
+  /**
+   * Counts one use of a rate-limited partner action against the subscription's allowance: at
+   * most `limit` uses in a window of `windowMs`, which opens at the first use after the
+   * previous window closed. Written in place and conditionally on the subscription, so
+   * concurrent callers (other API instances) share one allowance, and nothing else of the
+   * subscription changes. Undefined when the subscription is gone.
+   */
+  takeAllowance(
+    subscriptionId: string,
+    action: RateLimitedAction,
+    allowance: Allowance,
+    now: Date,
+  ): Promise<AllowanceResult | undefined>;
 }
+
+/** Partner actions limited per subscription, since each can send many callbacks. */
+export type RateLimitedAction = 'replay' | 'test';
+
+export interface Allowance {
+  /** Uses per window. */
+  limit: number;
+  windowMs: number;
+}
+
+export type AllowanceResult = { allowed: true } | { allowed: false; retryAfterMs: number };
 
 export type HealthChange =
   | { kind: 'failing'; since: string }
@@ -111,6 +145,13 @@ export interface DeliveryStore {
    * delivery that already succeeded keeps its success (a copy's failure never overwrites it).
    */
   recordAttempt(attempt: Attempt, delivery: Delivery): Promise<void>;
+  /**
+   * Ends a delivery that will not be tried (again): status `skipped` with the reason, no next
+   * try, `updatedAt` = `at`. Conditional, like recordAttempt, so a stale message copy cannot
+   * undo a success: a delivery that succeeded is left as it is. Returns whether the delivery
+   * is now skipped by this call (false: it succeeded, or it is unknown).
+   */
+  skip(deliveryId: string, reason: SkippedReason, at: string): Promise<boolean>;
   /** Newest first. */
   listBySubscription(subscriptionId: string, query: ListQuery): Promise<Page<Delivery>>;
   /** Newest first. */
@@ -131,8 +172,24 @@ export interface OutgoingMessage<T> {
 }
 
 export interface QueueSender<T> {
-  /** Sends every message or throws; partial failures are retried inside the adapter. */
+  /**
+   * Sends every message or throws; partial failures are retried inside the adapter. When it
+   * knows which messages were not sent, it throws MessagesNotSentError naming them; any other
+   * error means none of them may have been sent.
+   */
   send(messages: OutgoingMessage<T>[]): Promise<void>;
+}
+
+/** Some messages of a QueueSender.send were not sent; the others were. */
+export class MessagesNotSentError extends Error {
+  /** Positions, in the array given to `send`, of the messages not sent. */
+  readonly unsent: readonly number[];
+
+  constructor(message: string, unsent: readonly number[], options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.unsent = unsent;
+  }
 }
 
 /** The dispatcher's backoff: hide a received message for a while instead of retrying at once. */

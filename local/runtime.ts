@@ -34,6 +34,7 @@ import type { AddressResolver, CallbackSender, Clock, EventLog, QueueSender } fr
 import { systemClock } from '../functions/ports.ts';
 import { createHttpServer } from './http-server.ts';
 import { QueuePoller } from './poller.ts';
+import { startRetentionSweep } from './retention.ts';
 import { OutboxRouter } from './router.ts';
 import { Wakeup } from './wakeup.ts';
 
@@ -275,6 +276,7 @@ export async function startLocalDispatcher(
   });
   fanoutPoller.start();
   deliveryPoller.start();
+  const retention = startRetentionSweep(db, { retentionDays: config.retentionDays, clock, log });
 
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -292,7 +294,7 @@ export async function startLocalDispatcher(
         routerWakeup.wake();
         const closed = new Promise<void>((done) => server.close(() => done()));
         server.closeIdleConnections();
-        await Promise.all([routerLoop, fanoutPoller.stop(), deliveryPoller.stop()]);
+        await Promise.all([routerLoop, fanoutPoller.stop(), deliveryPoller.stop(), retention.stop()]);
         server.closeAllConnections();
         await closed;
         await ownSender?.close();

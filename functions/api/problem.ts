@@ -9,6 +9,7 @@ import {
   DomainError,
   MethodNotAllowedError,
   ServiceUnavailableError,
+  TooManyRequestsError,
   ValidationError,
 } from '../core/errors.ts';
 
@@ -68,6 +69,8 @@ export function toProblemResponse(
   log: (message: string, error: unknown) => void = (message, e) => console.error(message, e),
 ): APIGatewayProxyStructuredResultV2 {
   if (error instanceof DomainError) {
+    // The client is told to try again, but the cause (a queue or table failing) is ops' to see.
+    if (error.status >= 500) log(`${error.title}: ${error.message}`, error);
     const errors = error.errors.map((e) => ({ field: qualify(e.field, where), message: e.message }));
     const problem: Problem = {
       type: `urn:webhook-dispatcher:problem:${slug(error.title)}`,
@@ -80,7 +83,7 @@ export function toProblemResponse(
     const headers: Record<string, string> =
       error instanceof MethodNotAllowedError
         ? { allow: error.allowed.join(', ') }
-        : error instanceof ServiceUnavailableError
+        : error instanceof ServiceUnavailableError || error instanceof TooManyRequestsError
           ? { 'retry-after': String(error.retryAfterSeconds) }
           : {};
     return problemResponse(problem, headers);

@@ -28,6 +28,8 @@ export interface DeliveryView {
   updatedAt: string;
   lastAttemptAt?: string;
   nextAttemptAt?: string;
+  /** Why the delivery was not tried (again), when its status is `skipped`. */
+  skippedReason?: Delivery['skippedReason'];
   attempts: AttemptView[];
 }
 
@@ -52,6 +54,7 @@ async function withAttempts(deliveries: DeliveryStore, page: Page<Delivery>): Pr
         updatedAt: d.updatedAt,
         ...(d.lastAttemptAt === undefined ? {} : { lastAttemptAt: d.lastAttemptAt }),
         ...(d.nextAttemptAt === undefined ? {} : { nextAttemptAt: d.nextAttemptAt }),
+        ...(d.skippedReason === undefined ? {} : { skippedReason: d.skippedReason }),
         attempts: attempts.map(toAttemptView),
       };
     }),

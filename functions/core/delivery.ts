@@ -9,7 +9,7 @@ import type {
 import { toEventView } from './events.ts';
 import { type HealthDeps, recordTry } from './health.ts';
 import { newId } from './ids.ts';
-import type { Attempt, Delivery, DeliveryMessage } from './model.ts';
+import type { Attempt, Delivery, DeliveryMessage, SkippedReason } from './model.ts';
 import { retryAfterDelaySeconds, retryDelaySeconds } from './retry.ts';
 import { webhookHeaders } from './signing.ts';
 import { signingSecrets } from './subscriptions.ts';
@@ -36,8 +36,9 @@ export type DeliverOutcome =
 
 /**
  * Makes one HTTP try of a delivery.
- * 1. Load the delivery, its subscription and its event; a delivery that already succeeded,
- *    or whose subscription or event is gone or disabled, needs nothing more.
+ * 1. Load the delivery, its subscription and its event. A delivery that already succeeded
+ *    needs nothing more; one whose subscription is disabled or deleted, or whose event has
+ *    expired, is not sent and ends `skipped` with the reason (a success is never undone).
  * 2. Sign the event with the subscription's live secrets; `webhook-id` is the delivery id,
  *    the same on every retry, so receivers can dedupe.
  * 3. POST it, and store the attempt with the delivery's new state.
@@ -57,8 +58,16 @@ export async function deliver(
     deps.subscriptions.get(delivery.subscriptionId),
     deps.events.get(delivery.partnerId, delivery.eventId),
   ]);
-  if (!subscription || !event) return { kind: 'done', reason: 'gone' };
-  if (subscription.status !== 'active') return { kind: 'done', reason: 'disabled' };
+  if (!subscription || !event || subscription.status !== 'active') {
+    const reason: SkippedReason = !subscription
+      ? 'subscription deleted'
+      : !event
+        ? 'event expired'
+        : 'subscription disabled';
+    // Its message is dropped, so this is the delivery's last word: say why it was not sent.
+    await deps.deliveries.skip(delivery.id, reason, deps.clock.now().toISOString());
+    return { kind: 'done', reason: reason === 'subscription disabled' ? 'disabled' : 'gone' };
+  }
 
   const started = deps.clock.now();
   const body = JSON.stringify(toEventView(event));
@@ -96,7 +105,7 @@ export async function deliver(
     ...(result.responseExcerpt === undefined ? {} : { responseExcerpt: result.responseExcerpt }),
   };
   const now = deps.clock.now();
-  const { nextAttemptAt: _previous, ...rest } = delivery;
+  const { nextAttemptAt: _previous, skippedReason: _skipped, ...rest } = delivery;
   const updated: Delivery = {
     ...rest,
     status: succeeded ? 'succeeded' : outcome.kind === 'dead' ? 'dead' : 'failed',

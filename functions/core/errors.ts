@@ -17,8 +17,8 @@ export abstract class DomainError extends Error {
   /** The fields at fault, when the error is about particular ones. */
   readonly errors: FieldError[];
 
-  constructor(message: string, errors: FieldError[] = []) {
-    super(message);
+  constructor(message: string, errors: FieldError[] = [], options?: ErrorOptions) {
+    super(message, options);
     this.name = new.target.name;
     this.errors = errors;
   }
@@ -127,4 +127,38 @@ export class ServiceUnavailableError extends DomainError {
   readonly status = 503;
   readonly title = 'Service unavailable';
   readonly retryAfterSeconds: number = 1;
+}
+
+/**
+ * Deliveries a partner asked for (redelivery, replay, test) whose queue messages could not all
+ * be sent. Those not queued were ended `skipped` ('not queued'); the partner tries again.
+ */
+export class DeliveriesNotQueuedError extends ServiceUnavailableError {
+  constructor(unsent: number, total: number, cause: unknown) {
+    super(`${unsent} of ${total} deliveries could not be queued; try again`, [], { cause });
+  }
+}
+
+/** A partner at its cap of subscriptions asked for one more. */
+export class SubscriptionLimitError extends DomainError {
+  readonly status = 409;
+  readonly title = 'Subscription limit reached';
+  readonly limit: number;
+
+  constructor(limit: number) {
+    super(`a partner may have at most ${limit} subscriptions: delete one before creating another`);
+    this.limit = limit;
+  }
+}
+
+/** A rate-limited action asked for too often (429 with Retry-After). */
+export class TooManyRequestsError extends DomainError {
+  readonly status = 429;
+  readonly title = 'Too many requests';
+  readonly retryAfterSeconds: number;
+
+  constructor(message: string, retryAfterSeconds: number) {
+    super(message);
+    this.retryAfterSeconds = Math.max(1, Math.ceil(retryAfterSeconds));
+  }
 }

@@ -106,8 +106,27 @@ export const Subscription = z.object({
 });
 export type Subscription = z.infer<typeof Subscription>;
 
-export const DeliveryStatus = z.enum(['pending', 'succeeded', 'failed', 'dead']);
+/**
+ * pending: not tried yet; failed: tried, another try is scheduled; succeeded; dead: the retry
+ * schedule is used up; skipped: never tried, or not tried again, because it could not be (see
+ * SkippedReason). succeeded, dead and skipped are final: nothing tries the delivery again
+ * unless ops redrive its dead letter.
+ */
+export const DeliveryStatus = z.enum(['pending', 'succeeded', 'failed', 'dead', 'skipped']);
 export type DeliveryStatus = z.infer<typeof DeliveryStatus>;
+
+/**
+ * Why a delivery was skipped: its subscription was disabled or deleted, or its event expired
+ * (retention), before its next try; or its queue message could not be sent, so nothing would
+ * ever try it (the request that created it was answered 503, for the partner to retry).
+ */
+export const SkippedReason = z.enum([
+  'subscription disabled',
+  'subscription deleted',
+  'event expired',
+  'not queued',
+]);
+export type SkippedReason = z.infer<typeof SkippedReason>;
 
 /**
  * Why a delivery exists: fan-out of a new event (at most one per event and subscription), or
@@ -133,6 +152,8 @@ export const Delivery = z.object({
   updatedAt: Timestamp,
   lastAttemptAt: Timestamp.optional(),
   nextAttemptAt: Timestamp.optional(),
+  /** Set while the status is `skipped`. */
+  skippedReason: SkippedReason.optional(),
 });
 export type Delivery = z.infer<typeof Delivery>;
 

@@ -1,5 +1,19 @@
-import type { Clock, DeliveryStore, EventLog, QueueSender, SubscriptionStore } from '../ports.ts';
-import { SubscriptionDisabledError } from './errors.ts';
+import {
+  type Allowance,
+  type Clock,
+  type DeliveryStore,
+  type EventLog,
+  MessagesNotSentError,
+  type QueueSender,
+  type RateLimitedAction,
+  type SubscriptionStore,
+} from '../ports.ts';
+import {
+  DeliveriesNotQueuedError,
+  SubscriptionDisabledError,
+  SubscriptionNotFoundError,
+  TooManyRequestsError,
+} from './errors.ts';
 import { getEvent } from './events.ts';
 import { newDelivery, queuedDelivery } from './fanout.ts';
 import { newId } from './ids.ts';
@@ -18,6 +32,16 @@ export const REPLAY_LIMIT = 1000;
 /** Pages of the log one replay request reads at most. */
 const REPLAY_MAX_PAGES = 20;
 
+/**
+ * How often a partner may replay or test one subscription: a replay can queue REPLAY_LIMIT
+ * callbacks and a test writes an event, so unbounded they would turn one client loop into a
+ * flood of traffic to the partner's own endpoint and into the log.
+ */
+export const REPLAY_ALLOWANCE: Allowance = { limit: 1, windowMs: 10_000 };
+export const TEST_ALLOWANCE: Allowance = { limit: 10, windowMs: 60_000 };
+
+const ALLOWANCES: Record<RateLimitedAction, Allowance> = { replay: REPLAY_ALLOWANCE, test: TEST_ALLOWANCE };
+
 export interface RedeliveryDeps {
   events: EventLog;
   subscriptions: SubscriptionStore;
@@ -30,6 +54,9 @@ export interface RedeliveryDeps {
  * Creates and queues a new delivery of each event to its subscription. Each has a new id, so
  * a new `webhook-id`: a receiver that deduplicates will not drop it as a retry; the event id
  * in the body is the original's.
+ * 1. Store the deliveries, then send their queue messages.
+ * 2. When some messages were not sent, end those deliveries `skipped` ('not queued'), and
+ *    answer 503 so the partner asks again; the ones that were sent go out as usual.
  */
 async function queueDeliveries(
   deps: RedeliveryDeps,
@@ -40,7 +67,20 @@ async function queueDeliveries(
   const deliveries = pairs.map(({ event, subscription }) => newDelivery(event, subscription.id, origin, now));
   if (deliveries.length === 0) return deliveries;
   await deps.deliveries.create(deliveries);
-  await deps.deliveryQueue.send(deliveries.map(queuedDelivery));
+  try {
+    await deps.deliveryQueue.send(deliveries.map(queuedDelivery));
+  } catch (error) {
+    // Skipped rather than deleted: a failed send can be ambiguous (a request that timed out
+    // after the queue took it), and the dispatcher still tries a skipped delivery whose
+    // message does arrive, where a deleted one would be dropped unsent. The partner's log
+    // also shows what became of the request it was told to retry.
+    const unsent =
+      error instanceof MessagesNotSentError ? error.unsent.flatMap((i) => deliveries[i] ?? []) : deliveries;
+    const at = deps.clock.now().toISOString();
+    // Settled, not awaited one by one: a store that fails too must not turn the 503 into a 500.
+    await Promise.allSettled(unsent.map((d) => deps.deliveries.skip(d.id, 'not queued', at)));
+    throw new DeliveriesNotQueuedError(unsent.length, deliveries.length, error);
+  }
   return deliveries;
 }
 
@@ -48,6 +88,23 @@ async function activeSubscription(deps: RedeliveryDeps, partnerId: string, subsc
   const subscription = await getSubscription(deps, partnerId, subscriptionId);
   if (subscription.status !== 'active') throw new SubscriptionDisabledError(subscriptionId);
   return subscription;
+}
+
+/**
+ * Counts one use of a rate-limited action on the subscription (see ALLOWANCES).
+ * @throws TooManyRequestsError when its allowance is used up, saying when to try again
+ */
+async function takeAllowance(deps: RedeliveryDeps, subscription: Subscription, action: RateLimitedAction) {
+  const allowance = ALLOWANCES[action];
+  const result = await deps.subscriptions.takeAllowance(subscription.id, action, allowance, deps.clock.now());
+  if (result === undefined) throw new SubscriptionNotFoundError(subscription.id);
+  if (!result.allowed) {
+    const seconds = Math.ceil(result.retryAfterMs / 1000);
+    throw new TooManyRequestsError(
+      `${action} of subscription ${subscription.id} is allowed ${allowance.limit} time(s) per ${allowance.windowMs / 1000} s; try again in ${seconds} s`,
+      seconds,
+    );
+  }
 }
 
 /**
@@ -90,7 +147,8 @@ export interface ReplayResult {
 
 /**
  * Re-sends everything since a time to one subscription, e.g. after its receiver lost data.
- * 1. Load the subscription, which must be active.
+ * 1. Load the subscription, which must be active, and take one replay from its allowance
+ *    (REPLAY_ALLOWANCE; 429 when used up).
  * 2. Page through the partner's events since then (after `after`, when continuing), keeping
  *    those the subscription's filter takes, up to REPLAY_LIMIT events or REPLAY_MAX_PAGES pages.
  * 3. Create and queue a new delivery for each; say where to continue if a bound was hit.
@@ -102,6 +160,7 @@ export async function replaySubscription(
   request: ReplayRequest,
 ): Promise<ReplayResult> {
   const subscription = await activeSubscription(deps, partnerId, subscriptionId);
+  await takeAllowance(deps, subscription, 'replay');
   const wanted: Event[] = [];
   let after = request.after;
   let cutShort = false;
@@ -131,7 +190,8 @@ export async function replaySubscription(
 
 /**
  * Sends a `webhook.test` event to one subscription, so a partner can check its receiver.
- * 1. Load the subscription, which must be active.
+ * 1. Load the subscription, which must be active, and take one test from its allowance
+ *    (TEST_ALLOWANCE; 429 when used up).
  * 2. Append the test event to the partner's log (pollable like any other; fan-out never
  *    delivers this type, so no other subscription gets it).
  * 3. Create and queue its delivery to this subscription.
@@ -142,6 +202,7 @@ export async function sendTestEvent(
   subscriptionId: string,
 ): Promise<{ event: Event; delivery: Delivery }> {
   const subscription = await activeSubscription(deps, partnerId, subscriptionId);
+  await takeAllowance(deps, subscription, 'test');
   const now = deps.clock.now();
   const { event } = await deps.events.append({
     id: newId('evt', now.getTime()),

@@ -14,6 +14,12 @@ import { checkResolvedAddress, checkTargetUrl } from './target-policy.ts';
 /** How long a rotated-out secret keeps signing, so receivers can switch without dropping calls. */
 export const SECRET_ROTATION_OVERLAP_MS = 24 * 60 * 60 * 1000;
 
+/**
+ * Subscriptions one partner may have, active or disabled. Fan-out reads every active one of
+ * the partner for each of its events, so this bounds that read and the deliveries per event.
+ */
+export const MAX_SUBSCRIPTIONS_PER_PARTNER = 100;
+
 export interface TargetPolicyDeps {
   resolver: AddressResolver;
   allowPrivateTargets: boolean;
@@ -106,7 +112,8 @@ export interface CreateSubscriptionInput {
  * Registers a callback URL for a partner.
  * 1. Check the URL against the target policy.
  * 2. Generate the subscription id and its first signing secret.
- * 3. Store it active; return it with the secret, which is shown only here.
+ * 3. Store it active, unless the partner already has MAX_SUBSCRIPTIONS_PER_PARTNER
+ *    (SubscriptionLimitError, 409); return it with the secret, which is shown only here.
  */
 export async function createSubscription(
   deps: SubscriptionDeps & TargetPolicyDeps,
@@ -127,7 +134,7 @@ export async function createSubscription(
     createdAt: now,
     updatedAt: now,
   };
-  await deps.subscriptions.put(subscription);
+  await deps.subscriptions.create(subscription, { maxPerPartner: MAX_SUBSCRIPTIONS_PER_PARTNER });
   return { subscription, secret };
 }
 
@@ -194,7 +201,8 @@ async function modifySubscription(
  * 1. Check a new URL against the target policy.
  * 2. Apply the changes to the stored subscription (partner-scoped), retrying over concurrent
  *    writes. Re-enabling clears the reason it was disabled and its run of failures; a new
- *    URL starts a fresh run too, since it is a different endpoint.
+ *    URL starts a fresh run too, since it is a different endpoint. Re-enabling does not
+ *    resend the deliveries skipped while it was disabled: the partner replays them.
  */
 export async function updateSubscription(
   deps: SubscriptionDeps & TargetPolicyDeps,

@@ -198,6 +198,90 @@ export function deliveryStoreContract(name: string, make: () => Promise<Delivery
       });
     });
 
+    describe('skip', () => {
+      it('ends a delivery never tried as skipped, with the reason and no next try', async () => {
+        const delivery = makeDelivery(makeEvent(partnerId), subscriptionId);
+        await deliveries.createForEvent([delivery]);
+
+        expect(await deliveries.skip(delivery.id, 'subscription disabled', at(9))).toBe(true);
+
+        expect(await deliveries.get(delivery.id)).toEqual({
+          ...delivery,
+          status: 'skipped',
+          skippedReason: 'subscription disabled',
+          updatedAt: at(9),
+        });
+      });
+
+      it('ends a failed delivery waiting for its next try, keeping its attempts', async () => {
+        const delivery = makeDelivery(makeEvent(partnerId), subscriptionId);
+        await deliveries.createForEvent([delivery]);
+        const attempt = makeAttempt(delivery, { statusCode: 500, error: 'http_status' });
+        await deliveries.recordAttempt(attempt, {
+          ...delivery,
+          status: 'failed',
+          attempts: 1,
+          updatedAt: at(1),
+          lastAttemptAt: at(1),
+          nextAttemptAt: at(6),
+        });
+
+        expect(await deliveries.skip(delivery.id, 'subscription deleted', at(6))).toBe(true);
+
+        const stored = await deliveries.get(delivery.id);
+        expect(stored).toMatchObject({
+          status: 'skipped',
+          skippedReason: 'subscription deleted',
+          attempts: 1,
+          lastAttemptAt: at(1),
+          updatedAt: at(6),
+        });
+        expect(stored).not.toHaveProperty('nextAttemptAt');
+        expect(await deliveries.listAttempts(delivery.id)).toEqual([attempt]);
+      });
+
+      it('never undoes a success: a stale copy’s skip leaves it succeeded', async () => {
+        const delivery = makeDelivery(makeEvent(partnerId), subscriptionId);
+        await deliveries.createForEvent([delivery]);
+        const succeeded: Delivery = {
+          ...delivery,
+          status: 'succeeded',
+          attempts: 1,
+          updatedAt: at(1),
+          lastAttemptAt: at(1),
+        };
+        await deliveries.recordAttempt(makeAttempt(delivery), succeeded);
+
+        expect(await deliveries.skip(delivery.id, 'event expired', at(2))).toBe(false);
+
+        expect(await deliveries.get(delivery.id)).toEqual(succeeded);
+      });
+
+      it('answers false for an unknown delivery and creates nothing', async () => {
+        const ghost = id('dlv');
+
+        expect(await deliveries.skip(ghost, 'not queued', at(1))).toBe(false);
+        expect(await deliveries.get(ghost)).toBeUndefined();
+      });
+
+      it('is skipped no more once a copy of its message is tried after all', async () => {
+        const delivery = makeDelivery(makeEvent(partnerId), subscriptionId);
+        await deliveries.createForEvent([delivery]);
+        await deliveries.skip(delivery.id, 'not queued', at(1));
+        const { skippedReason: _, ...tried }: Delivery = {
+          ...delivery,
+          status: 'succeeded',
+          attempts: 1,
+          updatedAt: at(2),
+          lastAttemptAt: at(2),
+        };
+
+        await deliveries.recordAttempt(makeAttempt(delivery), tried);
+
+        expect(await deliveries.get(delivery.id)).toEqual(tried);
+      });
+    });
+
     describe('create', () => {
       it('adds a partner’s redeliveries beside the fan-out delivery of the same pair', async () => {
         const event = makeEvent(partnerId);

@@ -5,13 +5,17 @@
  */
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
 import { DynamoEventLog } from '../../functions/adapters/aws/events.ts';
-import { DELIVERIES_TABLE, EVENTS_TABLE } from '../../functions/adapters/aws/tables.ts';
+import { DynamoSubscriptionStore } from '../../functions/adapters/aws/subscriptions.ts';
+import { DELIVERIES_TABLE, EVENTS_TABLE, SUBSCRIPTIONS_TABLE } from '../../functions/adapters/aws/tables.ts';
+import { ServiceUnavailableError, SubscriptionLimitError } from '../../functions/core/errors.ts';
+import type { Subscription } from '../../functions/core/model.ts';
+import { MAX_SUBSCRIPTIONS_PER_PARTNER } from '../../functions/core/subscriptions.ts';
 import { createTable, deleteTables, localDocumentClient, uniquePrefix } from '../dynamodb-local/tables.ts';
-import { id, makeDelivery, makeEvent } from './fixtures.ts';
+import { id, makeDelivery, makeEvent, makeSubscription } from './fixtures.ts';
 
 const WRITERS = 5;
 const APPENDS = 50;
@@ -161,5 +165,122 @@ describe('DynamoDeliveryStore under concurrent fan-outs', () => {
     for (const subscriptionId of subscriptionIds) {
       expect((await store.listBySubscription(subscriptionId, { limit: 10 })).items).toHaveLength(1);
     }
+  });
+});
+
+describe('DynamoSubscriptionStore under concurrent creates and deletes', () => {
+  let table: string;
+
+  beforeEach(async () => {
+    table = await createTable(admin, SUBSCRIPTIONS_TABLE, uniquePrefix('concurrency'));
+  });
+
+  afterEach(async () => {
+    await deleteTables(admin, [table]);
+  });
+
+  /** Creates as an API client would: told to try again (503), it does. */
+  async function createAsClient(
+    store: DynamoSubscriptionStore,
+    subscription: Subscription,
+  ): Promise<boolean> {
+    for (;;) {
+      try {
+        await store.create(subscription, { maxPerPartner: MAX_SUBSCRIPTIONS_PER_PARTNER });
+        return true;
+      } catch (error) {
+        if (error instanceof SubscriptionLimitError) return false;
+        if (!(error instanceof ServiceUnavailableError)) throw error;
+        await sleep(Math.random() * 20);
+      }
+    }
+  }
+
+  async function stored(partnerId: string): Promise<number> {
+    const page = await new DynamoSubscriptionStore(admin, table).list(partnerId, { limit: 500 });
+    return page.items.length;
+  }
+
+  it('admits exactly the cap when instances create at once', async () => {
+    const partnerId = id('ptr');
+    const attempts = MAX_SUBSCRIPTIONS_PER_PARTNER + 20;
+
+    const results = await Promise.all(
+      Array.from({ length: attempts }, (_, i) =>
+        createAsClient(new DynamoSubscriptionStore(writer(i), table), makeSubscription(partnerId)),
+      ),
+    );
+
+    expect(results.filter(Boolean)).toHaveLength(MAX_SUBSCRIPTIONS_PER_PARTNER);
+    expect(await stored(partnerId)).toBe(MAX_SUBSCRIPTIONS_PER_PARTNER);
+  });
+
+  it('keeps the count exact while deletes and creates race at the cap', async () => {
+    const partnerId = id('ptr');
+    const seed = new DynamoSubscriptionStore(admin, table);
+    const existing = Array.from({ length: MAX_SUBSCRIPTIONS_PER_PARTNER }, () => makeSubscription(partnerId));
+    for (const subscription of existing) {
+      await seed.create(subscription, { maxPerPartner: MAX_SUBSCRIPTIONS_PER_PARTNER });
+    }
+
+    const [deleted, created] = await Promise.all([
+      Promise.all(
+        existing.slice(0, 10).map((s, i) => new DynamoSubscriptionStore(writer(i), table).delete(s.id)),
+      ),
+      Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          createAsClient(new DynamoSubscriptionStore(writer(i + 1), table), makeSubscription(partnerId)),
+        ),
+      ),
+    ]);
+
+    expect(deleted.every(Boolean)).toBe(true);
+    const admitted = created.filter(Boolean).length;
+    expect(admitted).toBeLessThanOrEqual(10);
+    expect(await stored(partnerId)).toBe(MAX_SUBSCRIPTIONS_PER_PARTNER - 10 + admitted);
+    // The counter agrees with what is stored: the free places can be taken, and no more.
+    const refill = await Promise.all(
+      Array.from({ length: 10 - admitted + 3 }, (_, i) =>
+        createAsClient(new DynamoSubscriptionStore(writer(i), table), makeSubscription(partnerId)),
+      ),
+    );
+    expect(refill.filter(Boolean)).toHaveLength(10 - admitted);
+    expect(await stored(partnerId)).toBe(MAX_SUBSCRIPTIONS_PER_PARTNER);
+  });
+
+  it('counts the subscriptions a partner had before it was counted', async () => {
+    const partnerId = id('ptr');
+    // Items as an earlier version wrote them: no counter item.
+    for (let i = 0; i < MAX_SUBSCRIPTIONS_PER_PARTNER - 1; i++) {
+      await admin.send(
+        new PutCommand({ TableName: table, Item: { ...makeSubscription(partnerId), kind: 'subscription' } }),
+      );
+    }
+    const store = new DynamoSubscriptionStore(admin, table);
+
+    await store.create(makeSubscription(partnerId), { maxPerPartner: MAX_SUBSCRIPTIONS_PER_PARTNER });
+
+    await expect(
+      store.create(makeSubscription(partnerId), { maxPerPartner: MAX_SUBSCRIPTIONS_PER_PARTNER }),
+    ).rejects.toThrow(SubscriptionLimitError);
+  });
+
+  it('counts a rate-limited action exactly when instances take it at once', async () => {
+    const subscription = makeSubscription(id('ptr'));
+    await new DynamoSubscriptionStore(admin, table).put(subscription);
+    const now = new Date();
+
+    const results = await Promise.all(
+      Array.from({ length: 25 }, (_, i) =>
+        new DynamoSubscriptionStore(writer(i), table).takeAllowance(
+          subscription.id,
+          'test',
+          { limit: 10, windowMs: 60_000 },
+          now,
+        ),
+      ),
+    );
+
+    expect(results.filter((r) => r?.allowed)).toHaveLength(10);
   });
 });

@@ -6,11 +6,14 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openDatabase, readText, type SqliteDatabase } from '../../functions/adapters/sqlite/database.ts';
 import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
+import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
+import { MAX_SUBSCRIPTIONS_PER_PARTNER } from '../../functions/core/subscriptions.ts';
 import { id, tempDir } from './fixtures.ts';
 
 const WRITERS = 4;
 const EVENTS_PER_WRITER = 200;
 const WRITER_SCRIPT = fileURLToPath(new URL('./fixtures/append-events.ts', import.meta.url));
+const CREATOR_SCRIPT = fileURLToPath(new URL('./fixtures/create-subscriptions.ts', import.meta.url));
 
 /** Runs one writer process; resolves when it exits, rejects with its stderr if it fails. */
 async function runWriter(path: string, partnerId: string, name: string): Promise<void> {
@@ -83,5 +86,67 @@ describe('SqliteEventLog under concurrent writers', () => {
     // is not id order.
     expect(pagesWhileWriting).toBeGreaterThan(1);
     expect(committed).not.toEqual(committed.toSorted());
+  });
+});
+
+/** Runs one subscription creator process; resolves with what it printed. */
+async function runCreator(
+  path: string,
+  partnerId: string,
+  count: number,
+): Promise<{ created: number; refused: number }> {
+  const child = fork(
+    CREATOR_SCRIPT,
+    [path, partnerId, String(count), String(MAX_SUBSCRIPTIONS_PER_PARTNER)],
+    {
+      execArgv: [],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const [code] = await once(child, 'exit');
+  if (code !== 0) throw new Error(`creator exited with ${code}: ${stderr}`);
+  return JSON.parse(stdout);
+}
+
+describe('SqliteSubscriptionStore under concurrent creators', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let db: SqliteDatabase;
+
+  beforeEach(() => {
+    tmp = tempDir();
+  });
+
+  afterEach(() => {
+    if (db?.isOpen) db.close();
+    tmp.remove();
+  });
+
+  it('admits exactly the cap of subscriptions when several processes create at once', async () => {
+    const path = join(tmp.dir, 'local.db');
+    db = openDatabase(path);
+    const partnerId = id('ptr');
+    const PROCESSES = 3;
+    const EACH = 45;
+
+    const results = await Promise.all(
+      Array.from({ length: PROCESSES }, () => runCreator(path, partnerId, EACH)),
+    );
+
+    const created = results.reduce((sum, r) => sum + r.created, 0);
+    const refused = results.reduce((sum, r) => sum + r.refused, 0);
+    expect(created).toBe(MAX_SUBSCRIPTIONS_PER_PARTNER);
+    expect(refused).toBe(PROCESSES * EACH - MAX_SUBSCRIPTIONS_PER_PARTNER);
+    // Every process got some in: the creates really raced.
+    for (const r of results) expect(r.created).toBeGreaterThan(0);
+    const stored = await new SqliteSubscriptionStore(db).list(partnerId, { limit: 500 });
+    expect(stored.items).toHaveLength(MAX_SUBSCRIPTIONS_PER_PARTNER);
   });
 });

@@ -14,7 +14,7 @@ import { SqlitePartnerStore } from '../../functions/adapters/sqlite/partners.ts'
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
 import { deliveryStoreContract } from './delivery-store.contract.ts';
 import { eventLogContract } from './event-log.contract.ts';
-import { id, makeEvent, makePartner, tempDir } from './fixtures.ts';
+import { at, id, makeAttempt, makeDelivery, makeEvent, makePartner, tempDir } from './fixtures.ts';
 import { partnerStoreContract } from './partner-store.contract.ts';
 import { subscriptionStoreContract } from './subscription-store.contract.ts';
 
@@ -108,6 +108,88 @@ describe('openDatabase', () => {
     expect(await new SqliteEventLog(second).get(event.partnerId, event.id)).toEqual(event);
     expect(pragma(second, 'user_version')).toBe(SCHEMA_VERSION);
     second.close();
+  });
+
+  it('migrates a file of the previous schema version, keeping its deliveries and their attempts', async () => {
+    const path = join(tmp.dir, 'local.db');
+    const db = openDatabase(path);
+    // Back to the previous version's deliveries and attempts, as a file written by older code.
+    db.exec(`
+      DROP TABLE attempts;
+      DROP TABLE deliveries;
+      DROP INDEX events_by_created_at;
+      ALTER TABLE subscriptions DROP COLUMN replay_window_start;
+      ALTER TABLE subscriptions DROP COLUMN replay_count;
+      ALTER TABLE subscriptions DROP COLUMN test_window_start;
+      ALTER TABLE subscriptions DROP COLUMN test_count;
+      CREATE TABLE deliveries (
+        id TEXT PRIMARY KEY, event_id TEXT NOT NULL, subscription_id TEXT NOT NULL,
+        partner_id TEXT NOT NULL, event_type TEXT NOT NULL,
+        origin TEXT NOT NULL CHECK (origin IN ('fanout', 'redelivery', 'replay', 'test')),
+        status TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed', 'dead')),
+        attempts INTEGER NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+        last_attempt_at TEXT, next_attempt_at TEXT
+      ) STRICT;
+      CREATE UNIQUE INDEX deliveries_fanout ON deliveries (event_id, subscription_id) WHERE origin = 'fanout';
+      CREATE INDEX deliveries_by_subscription ON deliveries (subscription_id, id);
+      CREATE INDEX deliveries_by_event ON deliveries (event_id, id);
+      CREATE TABLE attempts (
+        id TEXT PRIMARY KEY,
+        delivery_id TEXT NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+        subscription_id TEXT NOT NULL, partner_id TEXT NOT NULL, number INTEGER NOT NULL,
+        started_at TEXT NOT NULL, duration_ms REAL NOT NULL, status_code INTEGER, error TEXT,
+        error_message TEXT, response_excerpt TEXT
+      ) STRICT;
+      CREATE INDEX attempts_by_delivery ON attempts (delivery_id, number);
+      PRAGMA user_version = ${SCHEMA_VERSION - 1};
+    `);
+    const delivery = makeDelivery(makeEvent(id('ptr')), id('sub'));
+    const attempt = makeAttempt(delivery, { statusCode: 500, error: 'http_status' });
+    const failed = { ...delivery, status: 'failed' as const, attempts: 1, nextAttemptAt: at(5) };
+    db.prepare(
+      `INSERT INTO deliveries (id, event_id, subscription_id, partner_id, event_type, origin, status,
+         attempts, created_at, updated_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      failed.id,
+      failed.eventId,
+      failed.subscriptionId,
+      failed.partnerId,
+      failed.eventType,
+      failed.origin,
+      failed.status,
+      failed.attempts,
+      failed.createdAt,
+      failed.updatedAt,
+      failed.nextAttemptAt,
+    );
+    db.prepare(
+      `INSERT INTO attempts (id, delivery_id, subscription_id, partner_id, number, started_at,
+         duration_ms, status_code, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      attempt.id,
+      attempt.deliveryId,
+      attempt.subscriptionId,
+      attempt.partnerId,
+      attempt.number,
+      attempt.startedAt,
+      attempt.durationMs,
+      attempt.statusCode ?? null,
+      attempt.error ?? null,
+    );
+    db.close();
+
+    const migrated = openDatabase(path);
+    const deliveries = new SqliteDeliveryStore(migrated);
+
+    expect(pragma(migrated, 'user_version')).toBe(SCHEMA_VERSION);
+    expect(await deliveries.get(delivery.id)).toEqual(failed);
+    expect(await deliveries.listAttempts(delivery.id)).toEqual([attempt]);
+    expect(migrated.prepare('PRAGMA foreign_key_check').all()).toEqual([]);
+    // The new status is accepted, and deleting a delivery still takes its attempts along.
+    expect(await deliveries.skip(delivery.id, 'subscription deleted', at(6))).toBe(true);
+    migrated.prepare('DELETE FROM deliveries WHERE id = ?').run(delivery.id);
+    expect(await deliveries.listAttempts(delivery.id)).toEqual([]);
+    migrated.close();
   });
 
   it('refuses a file migrated by newer code', () => {

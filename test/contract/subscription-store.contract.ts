@@ -1,6 +1,6 @@
 /** The SubscriptionStore contract: every adapter runs this suite (see sqlite.test.ts). */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { StaleWriteError } from '../../functions/core/errors.ts';
+import { StaleWriteError, SubscriptionLimitError } from '../../functions/core/errors.ts';
 import type { Subscription } from '../../functions/core/model.ts';
 import type { ListQuery, SubscriptionStore } from '../../functions/ports.ts';
 import { at, id, makeSubscription } from './fixtures.ts';
@@ -257,6 +257,183 @@ export function subscriptionStoreContract(name: string, make: () => Promise<Subs
         const listed = await subscriptions.listActive(partnerId);
 
         expect(listed.map((s) => s.id).sort()).toEqual([active.id, everything.id].sort());
+      });
+    });
+
+    describe('create', () => {
+      it('creates a subscription that reads back unchanged', async () => {
+        const subscription = makeSubscription(partnerId, { description: 'orders' });
+
+        await subscriptions.create(subscription, { maxPerPartner: 3 });
+
+        expect(await subscriptions.get(subscription.id)).toEqual(subscription);
+      });
+
+      it('refuses one more at the cap, counting disabled subscriptions, and writes nothing', async () => {
+        await subscriptions.create(makeSubscription(partnerId), { maxPerPartner: 3 });
+        await subscriptions.create(makeSubscription(partnerId, { status: 'disabled' }), { maxPerPartner: 3 });
+        await subscriptions.create(makeSubscription(partnerId), { maxPerPartner: 3 });
+        const refused = makeSubscription(partnerId);
+
+        const error = await subscriptions.create(refused, { maxPerPartner: 3 }).catch((e: unknown) => e);
+
+        expect(error).toBeInstanceOf(SubscriptionLimitError);
+        expect(error).toMatchObject({ status: 409, limit: 3 });
+        expect(await subscriptions.get(refused.id)).toBeUndefined();
+        expect((await subscriptions.list(partnerId, { limit: 10 })).items).toHaveLength(3);
+      });
+
+      it('counts each partner on its own', async () => {
+        await subscriptions.create(makeSubscription(otherPartnerId), { maxPerPartner: 1 });
+
+        await subscriptions.create(makeSubscription(partnerId), { maxPerPartner: 1 });
+
+        await expect(subscriptions.create(makeSubscription(partnerId), { maxPerPartner: 1 })).rejects.toThrow(
+          SubscriptionLimitError,
+        );
+      });
+
+      it('frees a place when a subscription is deleted, once however often it is deleted', async () => {
+        const first = makeSubscription(partnerId);
+        await subscriptions.create(first, { maxPerPartner: 2 });
+        await subscriptions.create(makeSubscription(partnerId), { maxPerPartner: 2 });
+
+        await Promise.all([subscriptions.delete(first.id), subscriptions.delete(first.id)]);
+
+        await subscriptions.create(makeSubscription(partnerId), { maxPerPartner: 2 });
+        await expect(subscriptions.create(makeSubscription(partnerId), { maxPerPartner: 2 })).rejects.toThrow(
+          SubscriptionLimitError,
+        );
+      });
+
+      it('counts subscriptions created by put, but not a put that replaces one', async () => {
+        const put = makeSubscription(partnerId);
+        await subscriptions.put(put);
+        await subscriptions.put({ ...put, description: 'replaced' });
+
+        await subscriptions.create(makeSubscription(partnerId), { maxPerPartner: 2 });
+
+        await expect(subscriptions.create(makeSubscription(partnerId), { maxPerPartner: 2 })).rejects.toThrow(
+          SubscriptionLimitError,
+        );
+      });
+
+      it('admits exactly the cap when creates race', async () => {
+        const results = await Promise.allSettled(
+          Array.from({ length: 8 }, () =>
+            subscriptions.create(makeSubscription(partnerId), { maxPerPartner: 5 }),
+          ),
+        );
+
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(5);
+        for (const r of results.filter((x) => x.status === 'rejected')) {
+          expect(r.reason).toBeInstanceOf(SubscriptionLimitError);
+        }
+        expect((await subscriptions.list(partnerId, { limit: 10 })).items).toHaveLength(5);
+      });
+
+      it('refuses an id that exists', async () => {
+        const subscription = makeSubscription(partnerId);
+        await subscriptions.create(subscription, { maxPerPartner: 3 });
+
+        await expect(
+          subscriptions.create({ ...subscription, description: 'again' }, { maxPerPartner: 3 }),
+        ).rejects.toThrow();
+        expect(await subscriptions.get(subscription.id)).toEqual(subscription);
+      });
+    });
+
+    describe('takeAllowance', () => {
+      const T0 = Date.parse(at(0));
+      const perMinute = { limit: 3, windowMs: 60_000 };
+
+      async function stored(): Promise<Subscription> {
+        const subscription = makeSubscription(partnerId);
+        await subscriptions.put(subscription);
+        return subscription;
+      }
+
+      it('allows `limit` uses in a window, then says how long until it closes', async () => {
+        const { id: subscriptionId } = await stored();
+
+        for (const offset of [0, 1_000, 2_000]) {
+          expect(
+            await subscriptions.takeAllowance(subscriptionId, 'test', perMinute, new Date(T0 + offset)),
+          ).toEqual({ allowed: true });
+        }
+
+        expect(
+          await subscriptions.takeAllowance(subscriptionId, 'test', perMinute, new Date(T0 + 45_000)),
+        ).toEqual({
+          allowed: false,
+          retryAfterMs: 15_000,
+        });
+      });
+
+      it('opens a new window once the last one has closed', async () => {
+        const { id: subscriptionId } = await stored();
+        for (let i = 0; i < 3; i++)
+          await subscriptions.takeAllowance(subscriptionId, 'test', perMinute, new Date(T0));
+
+        expect(
+          await subscriptions.takeAllowance(subscriptionId, 'test', perMinute, new Date(T0 + 60_000)),
+        ).toEqual({
+          allowed: true,
+        });
+        expect(
+          await subscriptions.takeAllowance(subscriptionId, 'test', perMinute, new Date(T0 + 60_001)),
+        ).toEqual({ allowed: true });
+      });
+
+      it('keeps each action’s allowance apart', async () => {
+        const { id: subscriptionId } = await stored();
+        const once = { limit: 1, windowMs: 10_000 };
+        await subscriptions.takeAllowance(subscriptionId, 'replay', once, new Date(T0));
+
+        expect(await subscriptions.takeAllowance(subscriptionId, 'test', once, new Date(T0))).toEqual({
+          allowed: true,
+        });
+        expect(await subscriptions.takeAllowance(subscriptionId, 'replay', once, new Date(T0 + 1))).toEqual({
+          allowed: false,
+          retryAfterMs: 9_999,
+        });
+      });
+
+      it('counts concurrent callers exactly', async () => {
+        const { id: subscriptionId } = await stored();
+
+        const results = await Promise.all(
+          Array.from({ length: 6 }, () =>
+            subscriptions.takeAllowance(subscriptionId, 'test', perMinute, new Date(T0)),
+          ),
+        );
+
+        expect(results.filter((r) => r?.allowed)).toHaveLength(3);
+      });
+
+      it('changes nothing else of the subscription, and survives its replacement', async () => {
+        const subscription = await stored();
+        const once = { limit: 1, windowMs: 10_000 };
+        await subscriptions.takeAllowance(subscription.id, 'replay', once, new Date(T0));
+
+        expect(await subscriptions.get(subscription.id)).toEqual(subscription);
+        // A PATCH writes the subscription back: the allowance used stays used.
+        await subscriptions.put(
+          { ...subscription, description: 'patched', updatedAt: at(1) },
+          { expectedUpdatedAt: subscription.updatedAt },
+        );
+        expect(
+          await subscriptions.takeAllowance(subscription.id, 'replay', once, new Date(T0 + 1)),
+        ).toMatchObject({
+          allowed: false,
+        });
+      });
+
+      it('answers undefined for a subscription that is gone, creating nothing', async () => {
+        const ghost = id('sub');
+
+        expect(await subscriptions.takeAllowance(ghost, 'test', perMinute, new Date(T0))).toBeUndefined();
+        expect(await subscriptions.get(ghost)).toBeUndefined();
       });
     });
 

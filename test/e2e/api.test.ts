@@ -68,6 +68,9 @@ interface DeliveryView {
   attempts: AttemptView[];
 }
 
+/** MAX_SUBSCRIPTIONS_PER_PARTNER, as a partner reads it in the documentation. */
+const MAX_SUBSCRIPTIONS = 100;
+
 const ULID = '[0-9A-HJKMNP-TV-Z]{26}';
 const PARTNER_ID = new RegExp(`^ptr_${ULID}$`);
 const EVENT_ID = new RegExp(`^evt_${ULID}$`);
@@ -906,6 +909,60 @@ describe('HTTP API', () => {
           payload: { orderId: 'o-9' },
         });
       });
+    });
+  });
+
+  describe('limits', () => {
+    /** Nothing listens on the discard port: a callback fails at once and stays out of the way. */
+    const nowhere = { url: 'http://127.0.0.1:9/hooks' };
+
+    it(`refuses a partner's subscription beyond ${MAX_SUBSCRIPTIONS} with a 409 naming the limit; a delete makes room`, async () => {
+      const partner = await d.createPartner();
+      const created: SubscriptionView[] = [];
+      for (let i = 0; i < MAX_SUBSCRIPTIONS; i++)
+        created.push(await createSubscription(partner.apiKey, nowhere));
+
+      const refused = await d.as(partner.apiKey, 'POST', '/v1/subscriptions', nowhere);
+
+      const problem = expectProblem(refused, 409);
+      expect(problem.detail).toContain(`at most ${MAX_SUBSCRIPTIONS} subscriptions`);
+      const other = await d.createPartner('other');
+      await createSubscription(other.apiKey, nowhere);
+      expect((await d.as(partner.apiKey, 'DELETE', `/v1/subscriptions/${created[0]?.id}`)).status).toBe(204);
+      await createSubscription(partner.apiKey, nowhere);
+    });
+
+    it('answers a second replay of a subscription within 10 s with 429 and Retry-After', async () => {
+      const partner = await d.createPartner();
+      const sub = await createSubscription(partner.apiKey, nowhere);
+      const other = await createSubscription(partner.apiKey, nowhere);
+      const since = new Date().toISOString();
+
+      expect(
+        (await d.as(partner.apiKey, 'POST', `/v1/subscriptions/${sub.id}/replay`, { since })).status,
+      ).toBe(202);
+      const refused = await d.as(partner.apiKey, 'POST', `/v1/subscriptions/${sub.id}/replay`, { since });
+
+      const problem = expectProblem(refused, 429);
+      expect(problem.type).toBe('urn:webhook-dispatcher:problem:too-many-requests');
+      const retryAfter = Number(refused.headers.get('retry-after'));
+      expect(retryAfter).toBeGreaterThanOrEqual(1);
+      expect(retryAfter).toBeLessThanOrEqual(10);
+      expect(
+        (await d.as(partner.apiKey, 'POST', `/v1/subscriptions/${other.id}/replay`, { since })).status,
+      ).toBe(202);
+    });
+
+    it('answers the eleventh test of a subscription within a minute with 429 and Retry-After', async () => {
+      const partner = await d.createPartner();
+      const sub = await createSubscription(partner.apiKey, nowhere);
+      const path = `/v1/subscriptions/${sub.id}/test`;
+      for (let i = 0; i < 10; i++) expect((await d.as(partner.apiKey, 'POST', path)).status).toBe(202);
+
+      const refused = await d.as(partner.apiKey, 'POST', path);
+
+      expectProblem(refused, 429);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(50);
     });
   });
 

@@ -12,6 +12,7 @@ interface Delivery {
   eventId: string;
   origin: string;
   status: string;
+  skippedReason?: string;
   attemptCount: number;
   attempts: { number: number; startedAt: string; statusCode?: number; error?: string }[];
 }
@@ -427,6 +428,45 @@ describe('local dispatcher, end to end', () => {
       expect(enabled.body).not.toHaveProperty('disabledReason');
       await publish(d, partner.id, 'order.shipped');
       await eventually(() => gone.callbacks.find((c) => JSON.parse(c.body).type === 'order.shipped'));
+    });
+
+    it('ends a delivery skipped when its subscription is disabled before the next try; re-enabling does not resend it, a replay does', async () => {
+      const d = await dispatcherWith({ DISPATCHER_RETRY_SCHEDULE: '0,1,1' });
+      const receiver = await receiverWith();
+      const { partner, subscriptionId } = await subscribed(d, receiver);
+      const path = `/v1/subscriptions/${subscriptionId}`;
+      // The first try fails, and the partner disables the subscription before answering it.
+      receiver.respond = async (_callback, res) => {
+        await d.as(partner.apiKey, 'PATCH', path, { status: 'disabled' });
+        res.writeHead(500).end();
+      };
+      const since = new Date(Date.now() - 1000).toISOString();
+      const eventId = await publish(d, partner.id);
+
+      const skipped = await eventually(async () => {
+        const [delivery] = await deliveries(d, partner.apiKey, subscriptionId);
+        return delivery?.status === 'skipped' ? delivery : undefined;
+      });
+      expect(skipped).toMatchObject({ eventId, skippedReason: 'subscription disabled', attemptCount: 1 });
+      expect(skipped).not.toHaveProperty('nextAttemptAt');
+      const byEvent = await d.as<{ data: Delivery[] }>(
+        partner.apiKey,
+        'GET',
+        `/v1/events/${eventId}/deliveries`,
+      );
+      expect(byEvent.body.data).toMatchObject([{ id: skipped.id, status: 'skipped' }]);
+      expect(receiver.callbacks).toHaveLength(1);
+
+      receiver.respond = answer(204);
+      await d.as(partner.apiKey, 'PATCH', path, { status: 'active' });
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(receiver.callbacks).toHaveLength(1);
+      expect((await deliveries(d, partner.apiKey, subscriptionId))[0]).toMatchObject({ status: 'skipped' });
+
+      const replay = await d.as(partner.apiKey, 'POST', `${path}/replay`, { since });
+      expect(replay.body).toEqual({ queued: 1, next: null });
+      const resent = await eventually(() => receiver.callbacks[1]);
+      expect(JSON.parse(resent.body).id).toBe(eventId);
     });
 
     it('waits what a 429 asked for with Retry-After before the next try', async () => {

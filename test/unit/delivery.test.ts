@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { openDatabase } from '../../functions/adapters/sqlite/database.ts';
+import { openDatabase, type SqliteDatabase } from '../../functions/adapters/sqlite/database.ts';
 import { SqliteDeliveryStore } from '../../functions/adapters/sqlite/deliveries.ts';
 import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
@@ -30,8 +30,10 @@ describe('deliver', () => {
   let message: DeliveryMessage;
   let subscription: Subscription;
 
+  let db: SqliteDatabase;
+
   async function setUp(results: CallbackResult[], status: Subscription['status'] = 'active') {
-    const db = openDatabase(':memory:');
+    db = openDatabase(':memory:');
     const events = new SqliteEventLog(db);
     const subscriptions = new SqliteSubscriptionStore(db);
     const deliveries = new SqliteDeliveryStore(db);
@@ -238,17 +240,82 @@ describe('deliver', () => {
   });
 
   describe('nothing to send to', () => {
-    it('drops the message of a disabled subscription without sending', async () => {
+    it('drops the message of a disabled subscription without sending, and ends the delivery skipped', async () => {
       await setUp([], 'disabled');
       expect(await deliver(deps, message, 1)).toEqual({ kind: 'done', reason: 'disabled' });
       expect(deps.sender.requests).toHaveLength(0);
+      const stored = await deps.deliveries.get(message.deliveryId);
+      expect(stored).toMatchObject({
+        status: 'skipped',
+        skippedReason: 'subscription disabled',
+        attempts: 0,
+        updatedAt: NOW.toISOString(),
+      });
     });
 
-    it('drops the message of a deleted subscription without sending', async () => {
+    it('drops the message of a deleted subscription without sending, and ends the delivery skipped', async () => {
       await setUp([]);
       await deps.subscriptions.delete(subscription.id);
       expect(await deliver(deps, message, 1)).toEqual({ kind: 'done', reason: 'gone' });
       expect(deps.sender.requests).toHaveLength(0);
+      expect(await deps.deliveries.get(message.deliveryId)).toMatchObject({
+        status: 'skipped',
+        skippedReason: 'subscription deleted',
+      });
+    });
+
+    it('drops the message of an expired event without sending, and ends the delivery skipped', async () => {
+      await setUp([]);
+      db.prepare('DELETE FROM outbox').run();
+      db.prepare('DELETE FROM events WHERE id = ?').run(message.eventId);
+      expect(await deliver(deps, message, 1)).toEqual({ kind: 'done', reason: 'gone' });
+      expect(deps.sender.requests).toHaveLength(0);
+      expect(await deps.deliveries.get(message.deliveryId)).toMatchObject({
+        status: 'skipped',
+        skippedReason: 'event expired',
+      });
+    });
+
+    it('skips a delivery that failed once and whose subscription was disabled before its next try', async () => {
+      await setUp([{ statusCode: 500, durationMs: 1 }]);
+      await deliver(deps, message, 1);
+      await deps.subscriptions.updateHealth(subscription.id, {
+        kind: 'disable',
+        reason: 'disabled by the partner',
+        at: NOW.toISOString(),
+      });
+
+      expect(await deliver(deps, message, 2)).toEqual({ kind: 'done', reason: 'disabled' });
+      const stored = await deps.deliveries.get(message.deliveryId);
+      expect(stored).toMatchObject({
+        status: 'skipped',
+        skippedReason: 'subscription disabled',
+        attempts: 1,
+      });
+      expect(stored?.nextAttemptAt).toBeUndefined();
+    });
+
+    it('still sends a delivery skipped as not queued whose message arrives after all', async () => {
+      await setUp([{ statusCode: 204, durationMs: 1 }]);
+      await deps.deliveries.skip(message.deliveryId, 'not queued', NOW.toISOString());
+
+      expect(await deliver(deps, message, 1)).toEqual({ kind: 'done', reason: 'succeeded' });
+      const stored = await deps.deliveries.get(message.deliveryId);
+      expect(stored).toMatchObject({ status: 'succeeded', attempts: 1 });
+      expect(stored).not.toHaveProperty('skippedReason');
+    });
+
+    it('keeps a success when a stale copy of the message finds the subscription disabled', async () => {
+      await setUp([{ statusCode: 200, durationMs: 1 }]);
+      await deliver(deps, message, 1);
+      await deps.subscriptions.updateHealth(subscription.id, {
+        kind: 'disable',
+        reason: 'disabled by the partner',
+        at: NOW.toISOString(),
+      });
+
+      expect(await deliver(deps, message, 2)).toEqual({ kind: 'done', reason: 'already-succeeded' });
+      expect(await deps.deliveries.get(message.deliveryId)).toMatchObject({ status: 'succeeded' });
     });
   });
 });

@@ -3,6 +3,7 @@ import { ChangeMessageVisibilityCommand, SendMessageBatchCommand, SQSClient } fr
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { QueueSendError, SqsQueue } from '../../functions/adapters/aws/sqs-queue.ts';
+import { MessagesNotSentError } from '../../functions/ports.ts';
 
 const QUEUE_URL = 'https://sqs.eu-west-1.amazonaws.com/123456789012/delivery';
 const sqs = mockClient(SQSClient);
@@ -76,6 +77,76 @@ describe('SqsQueue', () => {
 
       await expect(queue().send([{ body: { n: 0 } }])).rejects.toThrow(QueueSendError);
       expect(sqs).toHaveReceivedCommandTimes(SendMessageBatchCommand, 4);
+    });
+
+    it('names every message still not sent after the retries, by its position in the send, across batches', async () => {
+      sqs.on(SendMessageBatchCommand).callsFake((input: { Entries?: { Id?: string }[] }) => {
+        const ids = (input.Entries ?? []).map((e) => e.Id);
+        // The second batch (messages 10-12) always loses its entry 2; the first sends whole.
+        return ids.length <= 3 && ids.includes('2')
+          ? { Failed: [{ Id: '2', Code: 'ServiceUnavailable', SenderFault: false }] }
+          : { Failed: [] };
+      });
+
+      const error = await queue()
+        .send(Array.from({ length: 13 }, (_, n) => ({ body: { n } })))
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+
+      expect(error).toBeInstanceOf(QueueSendError);
+      expect(error).toBeInstanceOf(MessagesNotSentError);
+      expect((error as QueueSendError).unsent).toEqual([12]);
+      expect((error as QueueSendError).failed).toEqual([
+        { Id: '2', Code: 'ServiceUnavailable', SenderFault: false },
+      ]);
+    });
+
+    it('counts every entry of a batch whose request failed as not sent, and still sends the other batches', async () => {
+      sqs
+        .on(SendMessageBatchCommand)
+        .resolvesOnce({ Failed: [] })
+        .rejectsOnce(new Error('socket hang up'))
+        .resolves({ Failed: [] });
+
+      const error = await queue()
+        .send(Array.from({ length: 25 }, (_, n) => ({ body: { n } })))
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+
+      expect(error).toBeInstanceOf(QueueSendError);
+      expect((error as QueueSendError).unsent).toEqual([10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
+      expect((error as Error).message).toContain('socket hang up');
+      expect((error as Error).cause).toEqual(new Error('socket hang up'));
+      expect(sqs).toHaveReceivedCommandTimes(SendMessageBatchCommand, 3);
+    });
+
+    it('retries the transient failures of a batch beside a sender fault, which is not retried', async () => {
+      sqs
+        .on(SendMessageBatchCommand)
+        .resolvesOnce({
+          Failed: [
+            { Id: '0', Code: 'InvalidParameterValue', SenderFault: true },
+            { Id: '1', Code: 'InternalError', SenderFault: false },
+          ],
+        })
+        .resolves({ Failed: [] });
+
+      const error = await queue()
+        .send([{ body: { n: 0 } }, { body: { n: 1 } }, { body: { n: 2 } }])
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+
+      expect((error as QueueSendError).unsent).toEqual([0]);
+      expect(sqs).toHaveReceivedNthCommandWith(SendMessageBatchCommand, 2, {
+        QueueUrl: QUEUE_URL,
+        Entries: [{ Id: '1', MessageBody: '{"n":1}' }],
+      });
     });
 
     it('does not retry a sender fault, which would fail again', async () => {

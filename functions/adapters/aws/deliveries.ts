@@ -14,9 +14,10 @@ import {
   PutCommand,
   TransactWriteCommand,
   type TransactWriteCommandInput,
+  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import * as z from 'zod';
-import { Attempt, Delivery, DeliveryId, type Page } from '../../core/model.ts';
+import { Attempt, Delivery, DeliveryId, type Page, type SkippedReason } from '../../core/model.ts';
 import { type Clock, type DeliveryStore, type ListQuery, systemClock } from '../../ports.ts';
 import {
   attributeNames,
@@ -27,6 +28,7 @@ import {
   expiresAt,
   hasConflict,
   type Item,
+  isConditionFailure,
   queryItems,
   queryUpTo,
 } from './dynamo.ts';
@@ -161,6 +163,8 @@ export class DynamoDeliveryStore implements DeliveryStore {
       if (!keepSuccess) {
         set.push('#status = :status');
         values[':status'] = delivery.status;
+        // A skipped delivery tried after all (a copy of its message) is skipped no more.
+        remove.push('#skippedReason');
       }
       for (const field of fields) {
         const value = delivery[field];
@@ -185,7 +189,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
             'attempts',
             'updatedAt',
             ...fields,
-            ...(keepSuccess ? [] : ['status']),
+            ...(keepSuccess ? [] : ['status', 'skippedReason']),
           ),
           ExpressionAttributeValues: values,
         },
@@ -206,6 +210,32 @@ export class DynamoDeliveryStore implements DeliveryStore {
       }
     }
     throw new Error(`delivery ${delivery.id}: the attempt could not be recorded`);
+  }
+
+  async skip(deliveryId: string, reason: SkippedReason, at: string): Promise<boolean> {
+    try {
+      await this.#client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: deliveryKey(deliveryId),
+          UpdateExpression:
+            'SET #status = :skipped, #skippedReason = :reason, #updatedAt = :at REMOVE #nextAttemptAt',
+          ConditionExpression: 'attribute_exists(pk) AND #status <> :succeeded',
+          ExpressionAttributeNames: attributeNames('status', 'skippedReason', 'updatedAt', 'nextAttemptAt'),
+          ExpressionAttributeValues: {
+            ':skipped': 'skipped',
+            ':reason': reason,
+            ':at': at,
+            ':succeeded': 'succeeded',
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      // Unknown, or it succeeded: either way there is nothing to skip.
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
   }
 
   /**

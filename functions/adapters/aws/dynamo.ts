@@ -5,7 +5,7 @@
  * unmarshalls numbers as plain numbers (the default, no `wrapNumbers`).
  */
 
-import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import type { Clock } from '../../ports.ts';
 
@@ -48,6 +48,17 @@ export function cancellationCodes(error: unknown): string[] | undefined {
       typeof reason === 'object' && reason !== null ? Reflect.get(reason, 'Code') : undefined;
     return typeof code === 'string' ? code : 'None';
   });
+}
+
+/**
+ * True when a single-item write failed on its condition. Matched by name as well as class, as
+ * cancellationCodes is.
+ */
+export function isConditionFailure(error: unknown): boolean {
+  return (
+    error instanceof ConditionalCheckFailedException ||
+    (error instanceof Error && error.name === 'ConditionalCheckFailedException')
+  );
 }
 
 export const CONDITION_FAILED = 'ConditionalCheckFailed';

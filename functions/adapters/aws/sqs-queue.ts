@@ -1,6 +1,8 @@
 /**
  * A queue port on SQS. Sends go in batches of ten (SendMessageBatch); entries SQS reports as
- * failed are retried on their own, with backoff, while the rest are not sent twice.
+ * failed are retried on their own, with backoff, while the rest are not sent twice. What is
+ * still not sent in the end is named in the QueueSendError thrown, so a caller can tell the
+ * messages that went from those that did not.
  */
 import {
   type BatchResultErrorEntry,
@@ -9,21 +11,42 @@ import {
   type SendMessageBatchRequestEntry,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import type { OutgoingMessage, QueueSender, VisibilityControl } from '../../ports.ts';
+import {
+  MessagesNotSentError,
+  type OutgoingMessage,
+  type QueueSender,
+  type VisibilityControl,
+} from '../../ports.ts';
 
 const BATCH_SIZE = 10;
 
-export class QueueSendError extends Error {
+/**
+ * Some messages of a send were not sent. `unsent` are their positions in the array given to
+ * `send`; `failed` the entries SQS refused at the last try (a batch whose request itself
+ * failed has none: `cause` is that error, and all its entries not yet sent count as unsent).
+ */
+export class QueueSendError extends MessagesNotSentError {
   readonly failed: BatchResultErrorEntry[];
 
-  constructor(queueUrl: string, failed: BatchResultErrorEntry[]) {
+  constructor(queueUrl: string, failed: BatchResultErrorEntry[], unsent: readonly number[], cause?: unknown) {
+    const reasons = [
+      ...failed.map((f) => `${f.Code ?? 'error'}${f.Message ? ` (${f.Message})` : ''}`),
+      ...(cause === undefined ? [] : [cause instanceof Error ? cause.message : String(cause)]),
+    ];
     super(
-      `${failed.length} message(s) could not be sent to ${queueUrl}: ` +
-        failed.map((f) => `${f.Code ?? 'error'}${f.Message ? ` (${f.Message})` : ''}`).join(', '),
+      `${unsent.length} message(s) could not be sent to ${queueUrl}: ${reasons.join(', ')}`,
+      unsent,
+      cause === undefined ? undefined : { cause },
     );
-    this.name = 'QueueSendError';
     this.failed = failed;
   }
+}
+
+/** What one batch left unsent: the entries, what SQS said of them, or the request's error. */
+interface BatchOutcome {
+  unsent: SendMessageBatchRequestEntry[];
+  failed: BatchResultErrorEntry[];
+  error?: unknown;
 }
 
 export interface SqsQueueOptions {
@@ -46,10 +69,15 @@ export class SqsQueue<T> implements QueueSender<T>, VisibilityControl {
     this.#backoffMs = options.backoffMs ?? 50;
   }
 
+  /**
+   * Sends every batch side by side and waits for all of them, so that on failure the error
+   * names every message not sent, whichever batch it was in.
+   * @throws QueueSendError naming the messages not sent
+   */
   async send(messages: OutgoingMessage<T>[]): Promise<void> {
-    const batches: Promise<void>[] = [];
-    for (let i = 0; i < messages.length; i += BATCH_SIZE) {
-      const entries = messages.slice(i, i + BATCH_SIZE).map(
+    const batches: { offset: number; entries: SendMessageBatchRequestEntry[] }[] = [];
+    for (let offset = 0; offset < messages.length; offset += BATCH_SIZE) {
+      const entries = messages.slice(offset, offset + BATCH_SIZE).map(
         (m, j): SendMessageBatchRequestEntry => ({
           Id: String(j),
           MessageBody: JSON.stringify(m.body),
@@ -59,24 +87,50 @@ export class SqsQueue<T> implements QueueSender<T>, VisibilityControl {
           ...(m.groupId === undefined ? {} : { MessageGroupId: m.groupId }),
         }),
       );
-      batches.push(this.#sendBatch(entries));
+      batches.push({ offset, entries });
     }
-    await Promise.all(batches);
+    const outcomes = await Promise.all(batches.map((batch) => this.#sendBatch(batch.entries)));
+    const unsent: number[] = [];
+    const failed: BatchResultErrorEntry[] = [];
+    let cause: unknown;
+    outcomes.forEach((outcome, k) => {
+      const offset = batches[k]?.offset ?? 0;
+      for (const entry of outcome.unsent) unsent.push(offset + Number(entry.Id));
+      failed.push(...outcome.failed);
+      if (outcome.error !== undefined) cause ??= outcome.error;
+    });
+    if (unsent.length > 0) throw new QueueSendError(this.queueUrl, failed, unsent, cause);
   }
 
-  async #sendBatch(entries: SendMessageBatchRequestEntry[]): Promise<void> {
+  /** Never throws: what could not be sent is in the outcome. */
+  async #sendBatch(entries: SendMessageBatchRequestEntry[]): Promise<BatchOutcome> {
     let pending = entries;
+    // A sender fault (a malformed entry) fails the same way every time: it is not retried.
+    const refused: SendMessageBatchRequestEntry[] = [];
+    const refusals: BatchResultErrorEntry[] = [];
     for (let attempt = 1; ; attempt++) {
-      const result = await this.#client.send(
-        new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: pending }),
-      );
-      const failed = result.Failed ?? [];
-      if (failed.length === 0) return;
-      // A sender fault (a malformed entry) fails the same way every time: only retry the others.
-      const permanent = failed.filter((f) => f.SenderFault);
-      if (permanent.length > 0 || attempt >= this.#maxTries) throw new QueueSendError(this.queueUrl, failed);
-      const retry = new Set(failed.map((f) => f.Id));
-      pending = pending.filter((e) => retry.has(e.Id));
+      let failed: BatchResultErrorEntry[];
+      try {
+        const result = await this.#client.send(
+          new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: pending }),
+        );
+        failed = result.Failed ?? [];
+      } catch (error) {
+        // The request itself failed (after the SDK's own retries): whether SQS took any of
+        // these entries is unknown, so they count as not sent.
+        return { unsent: [...refused, ...pending], failed: refusals, error };
+      }
+      const permanent = new Set(failed.filter((f) => f.SenderFault).map((f) => f.Id));
+      const transient = new Set(failed.filter((f) => !f.SenderFault).map((f) => f.Id));
+      refused.push(...pending.filter((e) => permanent.has(e.Id)));
+      refusals.push(...failed.filter((f) => f.SenderFault));
+      pending = pending.filter((e) => transient.has(e.Id));
+      if (pending.length === 0 || attempt >= this.#maxTries) {
+        return {
+          unsent: [...refused, ...pending],
+          failed: [...refusals, ...failed.filter((f) => !f.SenderFault)],
+        };
+      }
       await new Promise((resolve) =>
         setTimeout(resolve, this.#backoffMs * 2 ** (attempt - 1) * Math.random()),
       );

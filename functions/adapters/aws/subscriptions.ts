@@ -2,27 +2,83 @@
  * Subscriptions on DynamoDB (the subscriptions table of tables.ts): one item per subscription
  * keyed by id, listed per partner through the byPartner index (partnerId, id).
  *
+ * Each partner also has a counter item, `COUNT#<partnerId>`, holding how many subscriptions it
+ * has. A create puts the subscription and raises the counter in one transaction whose
+ * condition is the cap, and a delete lowers it in the delete's own transaction, so the cap
+ * holds exactly however many Lambda instances create at once. The counter carries no
+ * `partnerId`, so the byPartner index never lists it.
+ *
+ * Each subscription item also carries the allowances of rate-limited partner actions
+ * (`<action>WindowStart`, `<action>Count`; see takeAllowance), which are not part of the
+ * domain's Subscription: `put` therefore writes the subscription's own attributes in place
+ * rather than replacing the whole item.
+ *
  * The index is eventually consistent (a global secondary index cannot be read consistently):
  * on AWS a subscription just put can be missing from `list` and `listActive` for a moment.
  */
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { randomUUID } from 'node:crypto';
 import {
   DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
-  PutCommand,
+  QueryCommand,
+  type QueryCommandInput,
+  TransactWriteCommand,
+  type TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { StaleWriteError } from '../../core/errors.ts';
+import * as z from 'zod';
+import { ServiceUnavailableError, StaleWriteError, SubscriptionLimitError } from '../../core/errors.ts';
 import { type Page, Subscription } from '../../core/model.ts';
-import type { HealthChange, HealthUpdate, ListQuery, SubscriptionStore } from '../../ports.ts';
-import { attributeNames, compact, type Item, queryItems, queryUpTo } from './dynamo.ts';
+import type {
+  Allowance,
+  AllowanceResult,
+  HealthChange,
+  HealthUpdate,
+  ListQuery,
+  RateLimitedAction,
+  SubscriptionStore,
+} from '../../ports.ts';
+import {
+  attributeNames,
+  backoff,
+  cancellationCodes,
+  compact,
+  conditionFailed,
+  hasConflict,
+  type Item,
+  isConditionFailure,
+  queryItems,
+  queryUpTo,
+} from './dynamo.ts';
 
 export const BY_PARTNER_INDEX = 'byPartner';
 
+/** Tries of a transaction on a partner's counter that collides with a concurrent one. */
+const CONFLICT_TRIES = 12;
+/** Tries of an allowance update that raced another caller's. */
+const ALLOWANCE_TRIES = 5;
+
+const counterKey = (partnerId: string) => ({ id: `COUNT#${partnerId}` });
+const Counter = z.object({ subscriptionCount: z.number().int() });
+/** Every attribute the domain's Subscription may have, the key (`id`) aside. */
+const SUBSCRIPTION_FIELDS = Object.keys(Subscription.shape).filter((key) => key !== 'id');
+
 function toSubscription(item: Item): Subscription {
-  // Subscription's zod object drops kind.
+  // Subscription's zod object drops kind and the allowances.
   return Subscription.parse(item);
+}
+
+/** Thrown when a partner's counter stayed contended through every try: the caller retries. */
+export class SubscriptionCounterContentionError extends ServiceUnavailableError {
+  constructor(partnerId: string) {
+    super(`partner ${partnerId}'s subscriptions are being changed by many requests at once`);
+  }
+}
+
+/** The allowance attributes of one action. */
+function allowanceAttributes(action: RateLimitedAction) {
+  return { start: `${action}WindowStart`, count: `${action}Count` };
 }
 
 export class DynamoSubscriptionStore implements SubscriptionStore {
@@ -34,30 +90,30 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
     this.tableName = tableName;
   }
 
-  /** A whole-item put, so fields absent from the new version are gone from the stored one. */
+  async create(subscription: Subscription, options: { maxPerPartner: number }): Promise<void> {
+    const created = await this.#createCounted(subscription, options.maxPerPartner);
+    if (!created) throw new Error(`subscription ${subscription.id} already exists`);
+  }
+
+  /**
+   * A new subscription is created as `create` does (counted), without a cap; an existing one
+   * has its own attributes written in place (absent optional ones removed), keeping its
+   * allowances. With `expectedUpdatedAt`, only the version read is replaced.
+   */
   async put(subscription: Subscription, options: { expectedUpdatedAt?: string } = {}): Promise<void> {
     const expected = options.expectedUpdatedAt;
-    try {
-      await this.#client.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: { ...compact(subscription), kind: 'subscription' },
-          // Only the version read: an item changed or deleted since is not written.
-          ...(expected === undefined
-            ? {}
-            : {
-                ConditionExpression: '#updatedAt = :expected',
-                ExpressionAttributeNames: attributeNames('updatedAt'),
-                ExpressionAttributeValues: { ':expected': expected },
-              }),
-        }),
-      );
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) {
+    if (expected !== undefined) {
+      if (!(await this.#replace(subscription, expected))) {
         throw new StaleWriteError(`subscription ${subscription.id} changed meanwhile`);
       }
-      throw error;
+      return;
     }
+    // Create, or else replace; a delete or create racing in between sends it round again.
+    for (let attempt = 1; attempt <= CONFLICT_TRIES; attempt++) {
+      if (await this.#createCounted(subscription, undefined)) return;
+      if (await this.#replace(subscription, undefined)) return;
+    }
+    throw new SubscriptionCounterContentionError(subscription.partnerId);
   }
 
   async get(subscriptionId: string): Promise<Subscription | undefined> {
@@ -107,11 +163,118 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
     return active;
   }
 
+  /** Deletes the item and lowers its partner's counter in one transaction. */
   async delete(subscriptionId: string): Promise<boolean> {
-    const result = await this.#client.send(
-      new DeleteCommand({ TableName: this.tableName, Key: { id: subscriptionId }, ReturnValues: 'ALL_OLD' }),
-    );
-    return result.Attributes !== undefined;
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.get(subscriptionId);
+      if (current === undefined) return false;
+      try {
+        await this.#client.send(
+          new TransactWriteCommand({
+            ClientRequestToken: randomUUID(),
+            TransactItems: [
+              {
+                Delete: {
+                  TableName: this.tableName,
+                  Key: { id: subscriptionId },
+                  ConditionExpression: 'attribute_exists(#id)',
+                  ExpressionAttributeNames: attributeNames('id'),
+                },
+              },
+              {
+                Update: {
+                  TableName: this.tableName,
+                  Key: counterKey(current.partnerId),
+                  UpdateExpression: 'ADD #subscriptionCount :minusOne',
+                  ConditionExpression: '#subscriptionCount > :zero',
+                  ExpressionAttributeNames: attributeNames('subscriptionCount'),
+                  ExpressionAttributeValues: { ':minusOne': -1, ':zero': 0 },
+                },
+              },
+            ],
+          }),
+        );
+        return true;
+      } catch (error) {
+        const codes = cancellationCodes(error);
+        if (codes === undefined) throw error;
+        // Deleted meanwhile by another caller, who lowered the counter.
+        if (conditionFailed(codes, 0)) return false;
+        if (conditionFailed(codes, 1)) {
+          // No counter, or at zero: a subscription written before partners were counted. It
+          // was never counted, so it goes without lowering anything.
+          const result = await this.#client.send(
+            new DeleteCommand({
+              TableName: this.tableName,
+              Key: { id: subscriptionId },
+              ReturnValues: 'ALL_OLD',
+            }),
+          );
+          return result.Attributes !== undefined;
+        }
+        if (!hasConflict(codes) || attempt >= CONFLICT_TRIES) {
+          if (hasConflict(codes)) throw new SubscriptionCounterContentionError(current.partnerId);
+          throw error;
+        }
+        await backoff(attempt, 10, 500);
+      }
+    }
+  }
+
+  /**
+   * Conditional updates only, no read-then-write: open a new window if the last one has
+   * closed, or else count one more use if the open window has room; when neither condition
+   * holds, a consistent read tells a used-up allowance (or a gone subscription) from a race
+   * with another caller, which is tried again.
+   */
+  async takeAllowance(
+    subscriptionId: string,
+    action: RateLimitedAction,
+    allowance: Allowance,
+    now: Date,
+  ): Promise<AllowanceResult | undefined> {
+    const { start, count } = allowanceAttributes(action);
+    const time = now.getTime();
+    // A window that opened at or before this has closed by `now`.
+    const closedBy = time - allowance.windowMs;
+    for (let attempt = 1; attempt <= ALLOWANCE_TRIES; attempt++) {
+      const opened = await this.#conditionalUpdate({
+        TableName: this.tableName,
+        Key: { id: subscriptionId },
+        UpdateExpression: 'SET #start = :now, #count = :one',
+        ConditionExpression:
+          'attribute_exists(#id) AND (attribute_not_exists(#start) OR #start <= :closedBy)',
+        ExpressionAttributeNames: { '#id': 'id', '#start': start, '#count': count },
+        ExpressionAttributeValues: { ':now': time, ':one': 1, ':closedBy': closedBy },
+      });
+      if (opened) return { allowed: true };
+      const counted = await this.#conditionalUpdate({
+        TableName: this.tableName,
+        Key: { id: subscriptionId },
+        UpdateExpression: 'SET #count = #count + :one',
+        ConditionExpression: 'attribute_exists(#id) AND #start > :closedBy AND #count < :limit',
+        ExpressionAttributeNames: { '#id': 'id', '#start': start, '#count': count },
+        ExpressionAttributeValues: { ':one': 1, ':closedBy': closedBy, ':limit': allowance.limit },
+      });
+      if (counted) return { allowed: true };
+      const result = await this.#client.send(
+        new GetCommand({ TableName: this.tableName, Key: { id: subscriptionId }, ConsistentRead: true }),
+      );
+      if (result.Item === undefined) return undefined;
+      const windowStart: unknown = result.Item[start];
+      const uses: unknown = result.Item[count];
+      if (
+        typeof windowStart === 'number' &&
+        typeof uses === 'number' &&
+        windowStart > closedBy &&
+        uses >= allowance.limit
+      ) {
+        return { allowed: false, retryAfterMs: windowStart + allowance.windowMs - time };
+      }
+      // Another caller changed the window between the two updates: go round again.
+      await backoff(attempt, 5, 50);
+    }
+    throw new ServiceUnavailableError(`subscription ${subscriptionId}: too many concurrent requests`);
   }
 
   async updateHealth(subscriptionId: string, change: HealthChange): Promise<HealthUpdate | undefined> {
@@ -128,11 +291,146 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
         ? undefined
         : { subscription: toSubscription(result.Attributes), changed: true };
     } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      if (!isConditionFailure(error)) throw error;
       // Gone, or the change was already in place: tell them apart with a consistent read.
       const current = await this.get(subscriptionId);
       return current === undefined ? undefined : { subscription: current, changed: false };
     }
+  }
+
+  /** True if the update was written, false if its condition failed. */
+  async #conditionalUpdate(input: ConstructorParameters<typeof UpdateCommand>[0]): Promise<boolean> {
+    try {
+      await this.#client.send(new UpdateCommand(input));
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Puts a new subscription and raises its partner's counter in one transaction, on the
+   * condition that the id is new and, with `max`, that the counter is below it.
+   * @returns false when the id exists
+   * @throws SubscriptionLimitError at the cap
+   */
+  async #createCounted(subscription: Subscription, max: number | undefined): Promise<boolean> {
+    await this.#ensureCounter(subscription.partnerId);
+    const input = (): TransactWriteCommandInput => ({
+      // An SDK retry of a transaction that committed then succeeds instead of finding the id taken.
+      ClientRequestToken: randomUUID(),
+      TransactItems: [
+        {
+          Put: {
+            TableName: this.tableName,
+            Item: { ...compact(subscription), kind: 'subscription' },
+            ConditionExpression: 'attribute_not_exists(#id)',
+            ExpressionAttributeNames: attributeNames('id'),
+          },
+        },
+        {
+          Update: {
+            TableName: this.tableName,
+            Key: counterKey(subscription.partnerId),
+            UpdateExpression: 'ADD #subscriptionCount :one',
+            ExpressionAttributeNames: attributeNames('subscriptionCount'),
+            ...(max === undefined
+              ? { ExpressionAttributeValues: { ':one': 1 } }
+              : {
+                  ConditionExpression: '#subscriptionCount < :max',
+                  ExpressionAttributeValues: { ':one': 1, ':max': max },
+                }),
+          },
+        },
+      ],
+    });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#client.send(new TransactWriteCommand(input()));
+        return true;
+      } catch (error) {
+        const codes = cancellationCodes(error);
+        if (codes === undefined) throw error;
+        if (conditionFailed(codes, 0)) return false;
+        if (max !== undefined && conditionFailed(codes, 1)) throw new SubscriptionLimitError(max);
+        if (!hasConflict(codes)) throw error;
+        // Concurrent creates and deletes of the partner's subscriptions all write its counter.
+        if (attempt >= CONFLICT_TRIES) throw new SubscriptionCounterContentionError(subscription.partnerId);
+        await backoff(attempt, 10, 500);
+      }
+    }
+  }
+
+  /**
+   * Writes the subscription's own attributes onto the existing item (removing optional ones it
+   * lacks), with `expected` only onto the version read.
+   * @returns false when the item is gone, or (with `expected`) changed since
+   */
+  async #replace(subscription: Subscription, expected: string | undefined): Promise<boolean> {
+    const item: Item = compact(subscription);
+    const set: string[] = [];
+    const remove: string[] = [];
+    const values: Item = {};
+    for (const field of SUBSCRIPTION_FIELDS) {
+      if (item[field] === undefined) {
+        remove.push(`#${field}`);
+      } else {
+        set.push(`#${field} = :${field}`);
+        values[`:${field}`] = item[field];
+      }
+    }
+    if (expected !== undefined) values[':expected'] = expected;
+    return this.#conditionalUpdate({
+      TableName: this.tableName,
+      Key: { id: subscription.id },
+      UpdateExpression: `SET ${set.join(', ')}${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`,
+      ConditionExpression:
+        expected === undefined ? 'attribute_exists(#id)' : 'attribute_exists(#id) AND #updatedAt = :expected',
+      ExpressionAttributeNames: attributeNames('id', ...SUBSCRIPTION_FIELDS),
+      ExpressionAttributeValues: values,
+    });
+  }
+
+  /**
+   * Makes sure the partner's counter exists. The first time, it starts from the partner's
+   * subscriptions as the index lists them: none for a new partner; for subscriptions written
+   * before partners were counted, their number, so the cap counts them too.
+   */
+  async #ensureCounter(partnerId: string): Promise<void> {
+    const existing = await this.#client.send(
+      new GetCommand({ TableName: this.tableName, Key: counterKey(partnerId), ConsistentRead: true }),
+    );
+    if (existing.Item !== undefined) {
+      Counter.parse(existing.Item);
+      return;
+    }
+    let count = 0;
+    const query: QueryCommandInput = {
+      TableName: this.tableName,
+      IndexName: BY_PARTNER_INDEX,
+      KeyConditionExpression: '#partnerId = :partnerId',
+      ExpressionAttributeNames: attributeNames('partnerId'),
+      ExpressionAttributeValues: { ':partnerId': partnerId },
+      Select: 'COUNT',
+    };
+    let startKey: QueryCommandInput['ExclusiveStartKey'];
+    do {
+      const page = await this.#client.send(
+        new QueryCommand(startKey === undefined ? query : { ...query, ExclusiveStartKey: startKey }),
+      );
+      count += page.Count ?? 0;
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    // Only if still absent: a concurrent first create may have made it already.
+    await this.#conditionalUpdate({
+      TableName: this.tableName,
+      Key: counterKey(partnerId),
+      UpdateExpression: 'SET #kind = :kind, #subscriptionCount = :count',
+      ConditionExpression: 'attribute_not_exists(#id)',
+      ExpressionAttributeNames: attributeNames('id', 'kind', 'subscriptionCount'),
+      ExpressionAttributeValues: { ':kind': 'subscriptionCount', ':count': count },
+    });
   }
 }
 

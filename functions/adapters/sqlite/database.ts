@@ -122,6 +122,76 @@ const MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX queue_messages_by_group ON queue_messages (queue, group_id, visible_at);
   `,
+  // Deliveries can end `skipped`, with the reason; indexes for the retention sweep; the
+  // allowances of rate-limited partner actions on each subscription.
+  //
+  // A CHECK cannot be altered, so deliveries is rebuilt. attempts is rebuilt with it: foreign
+  // keys stay on (they cannot be turned off inside the migration's transaction), so dropping
+  // the old deliveries would cascade to every attempt referencing it. The new attempts table
+  // references deliveries_new, and renaming that to deliveries carries the reference along.
+  `
+  CREATE TABLE deliveries_new (
+    id TEXT PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    subscription_id TEXT NOT NULL,
+    partner_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    origin TEXT NOT NULL CHECK (origin IN ('fanout', 'redelivery', 'replay', 'test')),
+    status TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed', 'dead', 'skipped')),
+    attempts INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    last_attempt_at TEXT,
+    next_attempt_at TEXT,
+    -- Checked on read (SkippedReason), not here, so that a new reason needs no rebuild.
+    skipped_reason TEXT
+  ) STRICT;
+  INSERT INTO deliveries_new (id, event_id, subscription_id, partner_id, event_type, origin, status,
+      attempts, created_at, updated_at, last_attempt_at, next_attempt_at)
+    SELECT id, event_id, subscription_id, partner_id, event_type, origin, status,
+      attempts, created_at, updated_at, last_attempt_at, next_attempt_at
+    FROM deliveries;
+
+  CREATE TABLE attempts_new (
+    id TEXT PRIMARY KEY,
+    delivery_id TEXT NOT NULL REFERENCES deliveries_new (id) ON DELETE CASCADE,
+    subscription_id TEXT NOT NULL,
+    partner_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    duration_ms REAL NOT NULL,
+    status_code INTEGER,
+    error TEXT,
+    error_message TEXT,
+    response_excerpt TEXT
+  ) STRICT;
+  INSERT INTO attempts_new (id, delivery_id, subscription_id, partner_id, number, started_at,
+      duration_ms, status_code, error, error_message, response_excerpt)
+    SELECT id, delivery_id, subscription_id, partner_id, number, started_at,
+      duration_ms, status_code, error, error_message, response_excerpt
+    FROM attempts;
+
+  DROP TABLE attempts;
+  DROP TABLE deliveries;
+  ALTER TABLE deliveries_new RENAME TO deliveries;
+  ALTER TABLE attempts_new RENAME TO attempts;
+
+  CREATE UNIQUE INDEX deliveries_fanout ON deliveries (event_id, subscription_id) WHERE origin = 'fanout';
+  CREATE INDEX deliveries_by_subscription ON deliveries (subscription_id, id);
+  CREATE INDEX deliveries_by_event ON deliveries (event_id, id);
+  CREATE INDEX attempts_by_delivery ON attempts (delivery_id, number);
+
+  -- The retention sweep finds what has expired without reading what has not.
+  CREATE INDEX events_by_created_at ON events (created_at);
+  CREATE INDEX deliveries_by_created_at ON deliveries (created_at);
+
+  -- Allowances of rate-limited partner actions: the start of the current window (epoch ms)
+  -- and the uses counted in it. Only SqliteSubscriptionStore.takeAllowance writes them.
+  ALTER TABLE subscriptions ADD COLUMN replay_window_start INTEGER;
+  ALTER TABLE subscriptions ADD COLUMN replay_count INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE subscriptions ADD COLUMN test_window_start INTEGER;
+  ALTER TABLE subscriptions ADD COLUMN test_count INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 /** The schema version this code expects; a file from newer code is refused. */

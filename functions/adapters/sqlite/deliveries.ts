@@ -5,6 +5,7 @@ import {
   DeliveryOrigin,
   DeliveryStatus,
   type Page,
+  SkippedReason,
 } from '../../core/model.ts';
 import type { DeliveryStore, ListQuery } from '../../ports.ts';
 import {
@@ -21,8 +22,8 @@ import {
 } from './database.ts';
 
 const DELIVERY_COLUMNS =
-  'id, event_id, subscription_id, partner_id, event_type, origin, status, attempts, created_at, updated_at, last_attempt_at, next_attempt_at';
-const INSERT_DELIVERY = `INSERT INTO deliveries (${DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+  'id, event_id, subscription_id, partner_id, event_type, origin, status, attempts, created_at, updated_at, last_attempt_at, next_attempt_at, skipped_reason';
+const INSERT_DELIVERY = `INSERT INTO deliveries (${DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 function deliveryValues(d: Delivery) {
   return [
@@ -38,12 +39,14 @@ function deliveryValues(d: Delivery) {
     d.updatedAt,
     d.lastAttemptAt ?? null,
     d.nextAttemptAt ?? null,
+    d.skippedReason ?? null,
   ];
 }
 const ATTEMPT_COLUMNS =
   'id, delivery_id, subscription_id, partner_id, number, started_at, duration_ms, status_code, error, error_message, response_excerpt';
 
 function toDelivery(row: Row): Delivery {
+  const skippedReason = readOptionalText(row, 'skipped_reason');
   return withoutUndefined({
     id: readText(row, 'id'),
     eventId: readText(row, 'event_id'),
@@ -57,6 +60,7 @@ function toDelivery(row: Row): Delivery {
     updatedAt: readText(row, 'updated_at'),
     lastAttemptAt: readOptionalText(row, 'last_attempt_at'),
     nextAttemptAt: readOptionalText(row, 'next_attempt_at'),
+    skippedReason: skippedReason === undefined ? undefined : SkippedReason.parse(skippedReason),
   });
 }
 
@@ -129,13 +133,14 @@ export class SqliteDeliveryStore implements DeliveryStore {
   async recordAttempt(attempt: Attempt, delivery: Delivery): Promise<void> {
     const db = this.#db;
     await write(db, () => {
-      // SET expressions read the row as it was: a success already stored is kept.
+      // SET expressions read the row as it was: a success already stored is kept. A skipped
+      // delivery tried after all (a copy of its message) is skipped no more.
       const updated = prepared(
         db,
         `UPDATE deliveries SET
              status = CASE status WHEN 'succeeded' THEN status ELSE ? END,
              next_attempt_at = CASE status WHEN 'succeeded' THEN NULL ELSE ? END,
-             attempts = attempts + 1, updated_at = ?, last_attempt_at = ?
+             attempts = attempts + 1, updated_at = ?, last_attempt_at = ?, skipped_reason = NULL
            WHERE id = ?`,
       ).run(
         delivery.status,
@@ -159,6 +164,18 @@ export class SqliteDeliveryStore implements DeliveryStore {
         attempt.responseExcerpt ?? null,
       );
     });
+  }
+
+  async skip(deliveryId: string, reason: SkippedReason, at: string): Promise<boolean> {
+    const db = this.#db;
+    const result = await write(db, () =>
+      prepared(
+        db,
+        `UPDATE deliveries SET status = 'skipped', skipped_reason = ?, next_attempt_at = NULL, updated_at = ?
+         WHERE id = ? AND status <> 'succeeded'`,
+      ).run(reason, at, deliveryId),
+    );
+    return Number(result.changes) > 0;
   }
 
   /**
@@ -187,6 +204,34 @@ export class SqliteDeliveryStore implements DeliveryStore {
       .all(value, query.after ?? '~', query.limit + 1);
     const items = rows.slice(0, query.limit).map(toDelivery);
     return { items, next: rows.length > query.limit ? (items.at(-1)?.id ?? null) : null };
+  }
+
+  /**
+   * Deletes up to `limit` of the deliveries created before `before`, oldest first, with their
+   * attempts; returns how many deliveries went. For the retention sweep: synchronous, so it
+   * can run inside the sweep's write.
+   */
+  deleteCreatedBefore(before: string, limit: number): number {
+    const result = prepared(
+      this.#db,
+      `DELETE FROM deliveries WHERE id IN (
+         SELECT id FROM deliveries WHERE created_at < ? ORDER BY created_at LIMIT ?)`,
+    ).run(before, limit);
+    return Number(result.changes);
+  }
+
+  /**
+   * Deletes up to `limit` of the deliveries of these events, with their attempts; returns how
+   * many deliveries went (fewer than `limit`: none are left). Synchronous, as above.
+   */
+  deleteForEvents(eventIds: readonly string[], limit: number): number {
+    if (eventIds.length === 0 || limit < 1) return 0;
+    const result = prepared(
+      this.#db,
+      `DELETE FROM deliveries WHERE id IN (
+         SELECT id FROM deliveries WHERE event_id IN (SELECT value FROM json_each(?)) LIMIT ?)`,
+    ).run(JSON.stringify(eventIds), limit);
+    return Number(result.changes);
   }
 
   async listAttempts(deliveryId: string): Promise<Attempt[]> {

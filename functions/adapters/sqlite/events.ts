@@ -80,6 +80,31 @@ export class SqliteEventLog implements EventLog {
   }
 
   /**
+   * Up to `limit` of the oldest events, of any partner, created before `before`: what the
+   * retention sweep removes next. Synchronous, so it can run inside the sweep's write.
+   */
+  expired(before: string, limit: number): { seq: number; id: string }[] {
+    return prepared(this.#db, 'SELECT seq, id FROM events WHERE created_at < ? ORDER BY created_at LIMIT ?')
+      .all(before, limit)
+      .map((row) => ({ seq: readInteger(row, 'seq'), id: readText(row, 'id') }));
+  }
+
+  /**
+   * Deletes the events with these seqs, their idempotency keys with them (a key whose event is
+   * gone can be used again), and their outbox rows if the router has not taken them yet.
+   * Returns how many events were deleted. Synchronous, like `expired`.
+   */
+  deleteEvents(seqs: readonly number[]): number {
+    if (seqs.length === 0) return 0;
+    const list = JSON.stringify(seqs);
+    prepared(this.#db, 'DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))').run(list);
+    const result = prepared(this.#db, 'DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?))').run(
+      list,
+    );
+    return Number(result.changes);
+  }
+
+  /**
    * `next` is the id of the last event returned, or, when the page is empty, the `after` given
    * (null when there was none): the log is open-ended, so a poller always resumes from `next`
    * and an empty page just means "nothing new yet", never "the end".

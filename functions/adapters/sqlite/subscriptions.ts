@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { StaleWriteError } from '../../core/errors.ts';
+import { StaleWriteError, SubscriptionLimitError } from '../../core/errors.ts';
 import {
   EventTypeFilter,
   type Page,
@@ -7,10 +7,20 @@ import {
   type Subscription,
   SubscriptionStatus,
 } from '../../core/model.ts';
-import type { HealthChange, HealthUpdate, ListQuery, SubscriptionStore } from '../../ports.ts';
+import type {
+  Allowance,
+  AllowanceResult,
+  HealthChange,
+  HealthUpdate,
+  ListQuery,
+  RateLimitedAction,
+  SubscriptionStore,
+} from '../../ports.ts';
 import {
   prepared,
   type Row,
+  readInteger,
+  readOptionalInteger,
   readOptionalText,
   readText,
   type SqliteDatabase,
@@ -20,6 +30,12 @@ import {
 
 const COLUMNS =
   'id, partner_id, url, event_types, description, status, disabled_reason, failing_since, secrets, created_at, updated_at';
+
+/** Each rate-limited action's columns: the start of its window (epoch ms) and its uses in it. */
+const ALLOWANCE_COLUMNS: Record<RateLimitedAction, { start: string; count: string }> = {
+  replay: { start: 'replay_window_start', count: 'replay_count' },
+  test: { start: 'test_window_start', count: 'test_count' },
+};
 
 const EventTypes = z.array(EventTypeFilter);
 const Secrets = z.array(SigningSecret);
@@ -47,19 +63,25 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
     this.#db = db;
   }
 
+  /** Counts and inserts in one write: the write lock makes the count exact across processes. */
+  async create(s: Subscription, options: { maxPerPartner: number }): Promise<void> {
+    const db = this.#db;
+    await write(db, () => {
+      const row = prepared(db, 'SELECT COUNT(*) AS n FROM subscriptions WHERE partner_id = ?').get(
+        s.partnerId,
+      );
+      if (row !== undefined && readInteger(row, 'n') >= options.maxPerPartner) {
+        throw new SubscriptionLimitError(options.maxPerPartner);
+      }
+      prepared(db, `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+        s.id,
+        ...subscriptionValues(s),
+      );
+    });
+  }
+
   async put(s: Subscription, options: { expectedUpdatedAt?: string } = {}): Promise<void> {
-    const values = [
-      s.partnerId,
-      s.url,
-      JSON.stringify(s.eventTypes),
-      s.description ?? null,
-      s.status,
-      s.disabledReason ?? null,
-      s.failingSince ?? null,
-      JSON.stringify(s.secrets),
-      s.createdAt,
-      s.updatedAt,
-    ];
+    const values = subscriptionValues(s);
     const db = this.#db;
     const expectedUpdatedAt = options.expectedUpdatedAt;
     if (expectedUpdatedAt !== undefined) {
@@ -126,6 +148,37 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
     return Number(result.changes) > 0;
   }
 
+  /** Read and written in one write, so concurrent callers are counted one after another. */
+  async takeAllowance(
+    subscriptionId: string,
+    action: RateLimitedAction,
+    allowance: Allowance,
+    now: Date,
+  ): Promise<AllowanceResult | undefined> {
+    const db = this.#db;
+    const { start, count } = ALLOWANCE_COLUMNS[action];
+    const time = now.getTime();
+    return write(db, (): AllowanceResult | undefined => {
+      const row = prepared(db, `SELECT ${start}, ${count} FROM subscriptions WHERE id = ?`).get(
+        subscriptionId,
+      );
+      if (row === undefined) return undefined;
+      const windowStart = readOptionalInteger(row, start);
+      if (windowStart === undefined || windowStart + allowance.windowMs <= time) {
+        prepared(db, `UPDATE subscriptions SET ${start} = ?, ${count} = 1 WHERE id = ?`).run(
+          time,
+          subscriptionId,
+        );
+        return { allowed: true };
+      }
+      if (readInteger(row, count) < allowance.limit) {
+        prepared(db, `UPDATE subscriptions SET ${count} = ${count} + 1 WHERE id = ?`).run(subscriptionId);
+        return { allowed: true };
+      }
+      return { allowed: false, retryAfterMs: windowStart + allowance.windowMs - time };
+    });
+  }
+
   async updateHealth(subscriptionId: string, change: HealthChange): Promise<HealthUpdate | undefined> {
     const [sql, params] = healthUpdate(change);
     return write(this.#db, () => {
@@ -136,6 +189,22 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
         : { subscription: toSubscription(row), changed: Number(result.changes) > 0 };
     });
   }
+}
+
+/** The column values of a subscription, in COLUMNS order after `id`. */
+function subscriptionValues(s: Subscription): (string | null)[] {
+  return [
+    s.partnerId,
+    s.url,
+    JSON.stringify(s.eventTypes),
+    s.description ?? null,
+    s.status,
+    s.disabledReason ?? null,
+    s.failingSince ?? null,
+    JSON.stringify(s.secrets),
+    s.createdAt,
+    s.updatedAt,
+  ];
 }
 
 /** The SET and WHERE of a health change; the WHERE makes a change that is already in place a no-op. */
