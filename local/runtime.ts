@@ -32,6 +32,7 @@ import { createDispatcherHandler } from '../functions/dispatcher/handler.ts';
 import { createFanoutHandler } from '../functions/fanout/handler.ts';
 import type { AddressResolver, CallbackSender, Clock, EventLog, QueueSender } from '../functions/ports.ts';
 import { systemClock } from '../functions/ports.ts';
+import { startCheckpointer } from './checkpointer.ts';
 import { createHttpServer } from './http-server.ts';
 import { QueuePoller } from './poller.ts';
 import { startRetentionSweep } from './retention.ts';
@@ -163,6 +164,7 @@ export async function startLocalDispatcher(
   const admin = adminTokenFor(config, dataDir);
 
   const db = openDatabase(databasePath(dataDir));
+  const checkpointer = startCheckpointer(db, databasePath(dataDir), { log });
   const partners = new SqlitePartnerStore(db);
   const subscriptions = new SqliteSubscriptionStore(db);
   const deliveries = new SqliteDeliveryStore(db);
@@ -298,6 +300,7 @@ export async function startLocalDispatcher(
         server.closeAllConnections();
         await closed;
         await ownSender?.close();
+        await checkpointer.stop();
         closeDatabase(db);
       })();
       return stopping;

@@ -1,0 +1,45 @@
+/**
+ * The WAL checkpointer's thread (see checkpointer.ts): its own connection to the database,
+ * copying committed pages from the write-ahead log into the database file every few
+ * milliseconds. Self-contained (no project imports): Node runs it as it is.
+ */
+import { DatabaseSync } from 'node:sqlite';
+import { parentPort, workerData } from 'node:worker_threads';
+
+interface CheckpointWorkerData {
+  path: string;
+  intervalMs: number;
+}
+
+const { path, intervalMs } = workerData as CheckpointWorkerData;
+const db = new DatabaseSync(path, { timeout: 5000 });
+// PASSIVE copies what it can without waiting for, or blocking, the writer and the readers.
+const passive = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
+// Under steady writes a passive checkpoint never catches the log's end, and the log only starts
+// over once it has; past this many pages (16 MiB) a RESTART makes it, holding the writer back
+// only while it copies the few pages the passive checkpoints left.
+const restart = db.prepare('PRAGMA wal_checkpoint(RESTART)');
+const RESTART_AFTER_PAGES = 4096;
+
+function run(): void {
+  try {
+    const result = passive.get();
+    if (typeof result?.log === 'number' && result.log > RESTART_AFTER_PAGES) restart.get();
+  } catch (error) {
+    // A busy or failing checkpoint is retried at the next tick; the writer is never blocked.
+    parentPort?.postMessage({
+      kind: 'error',
+      message: error instanceof Error ? error.message : String(error),
+    });
+  }
+}
+
+const timer = setInterval(run, intervalMs);
+parentPort?.postMessage({ kind: 'ready' });
+parentPort?.on('message', (message: unknown) => {
+  if (message !== 'stop') return;
+  clearInterval(timer);
+  run();
+  db.close();
+  parentPort?.close();
+});
