@@ -96,6 +96,25 @@ describe('SqliteQueue', () => {
       expect(eager.receive(10)).toHaveLength(1);
     });
 
+    it('returns each message once per receive with a zero visibility timeout, over several pages', () => {
+      const eager = new SqliteQueue<Job>(db, { name: 'eager', visibilityTimeoutSeconds: 0, clock });
+      const n = Array.from({ length: 100 }, (_, i) => i);
+      eager.sendNow([
+        ...jobs(...n.slice(0, 50)),
+        ...n.slice(50).map((i) => ({ body: { n: i }, groupId: 'g' })),
+      ]);
+      clock.advance(1); // received now, they become visible again later than they were sent
+
+      const records = eager.receive(500);
+
+      expect(
+        bodies(records)
+          .map((b: Job) => b.n)
+          .sort((a: number, b: number) => a - b),
+      ).toEqual(n);
+      expect(records.every((r) => r.attributes.ApproximateReceiveCount === '1')).toBe(true);
+    });
+
     it('rejects a max below one', () => {
       expect(() => queue.receive(0)).toThrow(RangeError);
     });

@@ -90,6 +90,26 @@ describe('write (group commit)', () => {
     expect(committed()).toEqual(['c']);
   });
 
+  it('rejects every write of a turn that SQLite rolled back whole (disk full), and commits none', async () => {
+    const pages = Number(prepared(db, 'PRAGMA page_count').get()?.page_count);
+    db.exec(`PRAGMA max_page_count = ${pages + 2}`); // room for a small row, not for a large one
+    const huge = () =>
+      prepared(db, "INSERT INTO partners (id, name, api_key_hash, created_at) VALUES ('p', ?, 'h', '')").run(
+        'x'.repeat(64 * 1024),
+      );
+
+    const results = await Promise.allSettled([
+      write(db, insert('a')),
+      write(db, huge),
+      write(db, insert('c')),
+    ]);
+
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    for (const r of results) if (r.status === 'rejected') expect(String(r.reason)).toMatch(/full/);
+    expect(committed()).toEqual([]);
+    expect(db.isTransaction).toBe(false);
+  });
+
   it('commits what is still waiting when the database is closed with closeDatabase', async () => {
     const pending = write(db, insert('a'));
     closeDatabase(db);

@@ -263,10 +263,12 @@ export function transaction<T>(db: SqliteDatabase, fn: () => T): T {
     db.exec(nested ? `RELEASE ${savepoint}` : 'COMMIT');
     return result;
   } catch (error) {
-    if (nested) {
+    // Some errors (disk full, I/O) make SQLite roll back the whole transaction itself: then
+    // there is no savepoint left to roll back to, and the caller must hear the error itself.
+    if (nested && db.isTransaction) {
       db.exec(`ROLLBACK TO ${savepoint}`);
       db.exec(`RELEASE ${savepoint}`);
-    } else if (db.isTransaction) {
+    } else if (!nested && db.isTransaction) {
       db.exec('ROLLBACK');
     }
     throw error;
@@ -323,6 +325,9 @@ export function flushWrites(db: SqliteDatabase): void {
         try {
           outcomes.push({ ok: true, value: transaction(db, () => w.run()) });
         } catch (error) {
+          // SQLite rolled back the whole batch (disk full, I/O): none of it is committed, and
+          // the writes after this one must not commit in a transaction of their own.
+          if (!db.isTransaction) throw error;
           outcomes.push({ ok: false, value: error });
         }
       }

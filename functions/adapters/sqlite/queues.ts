@@ -242,8 +242,10 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
              first_received_at = coalesce(first_received_at, ?)
          WHERE seq = ?`,
     );
-    // Paging from the last row read rather than re-running the same query: with a zero
-    // visibility timeout a received message stays visible and must not be returned twice.
+    // Paging from the last row read rather than re-running the same query. With a zero
+    // visibility timeout a received message stays visible, now at `now`, so a later page can
+    // meet it again: it is passed over, never returned twice.
+    const received = new Set<number>();
     let after = [Number.MIN_SAFE_INTEGER, 0];
     while (records.length < max) {
       const page = Math.min(max - records.length, RECEIVE_PAGE);
@@ -251,6 +253,7 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
       for (const row of rows) {
         const seq = readInteger(row, 'seq');
         after = [readInteger(row, 'visible_at'), seq];
+        if (received.has(seq)) continue;
         const receiveCount = readInteger(row, 'receive_count');
         if (this.deadLetterQueue !== undefined && receiveCount >= (this.maxReceiveCount ?? Infinity)) {
           this.#moveToDeadLetterQueue(seq, this.deadLetterQueue, now);
@@ -259,6 +262,7 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
         if (admit !== undefined && !admit(group ?? undefined)) return;
         const receiptHandle = randomUUID();
         markReceived.run(now + this.visibilityTimeoutSeconds * 1000, receiptHandle, now, seq);
+        received.add(seq);
         records.push(this.#toRecord(row, receiveCount + 1, receiptHandle, now));
       }
       if (rows.length < page) return;
