@@ -15,19 +15,29 @@ const EVENTS_PER_WRITER = 200;
 const WRITER_SCRIPT = fileURLToPath(new URL('./fixtures/append-events.ts', import.meta.url));
 const CREATOR_SCRIPT = fileURLToPath(new URL('./fixtures/create-subscriptions.ts', import.meta.url));
 
-/** Runs one writer process; resolves when it exits, rejects with its stderr if it fails. */
-async function runWriter(path: string, partnerId: string, name: string): Promise<void> {
+/**
+ * Runs a fixture script in a process of its own; resolves with what it printed when it exits,
+ * rejects with its stderr if it fails.
+ */
+async function runProcess(script: string, args: string[]): Promise<string> {
   // execArgv: [] so the child does not inherit the test runner's loader flags.
-  const child = fork(WRITER_SCRIPT, [path, partnerId, String(EVENTS_PER_WRITER), name], {
-    execArgv: [],
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-  });
+  const child = fork(script, args, { execArgv: [], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  let stdout = '';
   let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
   const [code] = await once(child, 'exit');
-  if (code !== 0) throw new Error(`writer ${name} exited with ${code}: ${stderr}`);
+  if (code !== 0) throw new Error(`${script} ${args.join(' ')} exited with ${code}: ${stderr}`);
+  return stdout;
+}
+
+/** One writer process appending EVENTS_PER_WRITER events. */
+async function runWriter(path: string, partnerId: string, name: string): Promise<void> {
+  await runProcess(WRITER_SCRIPT, [path, partnerId, String(EVENTS_PER_WRITER), name]);
 }
 
 describe('SqliteEventLog under concurrent writers', () => {
@@ -95,24 +105,12 @@ async function runCreator(
   partnerId: string,
   count: number,
 ): Promise<{ created: number; refused: number }> {
-  const child = fork(
-    CREATOR_SCRIPT,
-    [path, partnerId, String(count), String(MAX_SUBSCRIPTIONS_PER_PARTNER)],
-    {
-      execArgv: [],
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const [code] = await once(child, 'exit');
-  if (code !== 0) throw new Error(`creator exited with ${code}: ${stderr}`);
+  const stdout = await runProcess(CREATOR_SCRIPT, [
+    path,
+    partnerId,
+    String(count),
+    String(MAX_SUBSCRIPTIONS_PER_PARTNER),
+  ]);
   return JSON.parse(stdout);
 }
 
