@@ -12,7 +12,9 @@ interface CheckpointWorkerData {
 }
 
 const { path, intervalMs } = workerData as CheckpointWorkerData;
-const db = new DatabaseSync(path, { timeout: 5000 });
+// Short: a RESTART holds the writer back while it waits for readers, so it waits briefly and
+// tries again at a later tick rather than stalling the runtime's commits.
+const db = new DatabaseSync(path, { timeout: 100 });
 // PASSIVE copies what it can without waiting for, or blocking, the writer and the readers.
 const passive = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
 // Under steady writes a passive checkpoint never catches the log's end, and the log only starts
@@ -21,16 +23,26 @@ const passive = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
 const restart = db.prepare('PRAGMA wal_checkpoint(RESTART)');
 const RESTART_AFTER_PAGES = 4096;
 
+/** Failed checkpoints in a row after which the thread gives up (one second's worth at 20 ms). */
+const GIVE_UP_AFTER_FAILURES = 50;
+let failures = 0;
+
 function run(): void {
   try {
     const result = passive.get();
     if (typeof result?.log === 'number' && result.log > RESTART_AFTER_PAGES) restart.get();
+    failures = 0;
   } catch (error) {
-    // A busy or failing checkpoint is retried at the next tick; the writer is never blocked.
-    parentPort?.postMessage({
-      kind: 'error',
-      message: error instanceof Error ? error.message : String(error),
-    });
+    // Retried at the next tick. The first failure of a run is told; a run that goes on ends
+    // the thread, and the runtime's connection checkpoints by itself again.
+    failures += 1;
+    if (failures === 1 || failures >= GIVE_UP_AFTER_FAILURES) {
+      parentPort?.postMessage({
+        kind: 'error',
+        message: error instanceof Error ? error.message : String(error),
+      });
+    }
+    if (failures >= GIVE_UP_AFTER_FAILURES) process.exit(1);
   }
 }
 

@@ -269,13 +269,23 @@ export async function startLocalDispatcher(
     adminToken: admin.token,
     log,
   });
-  await new Promise<void>((resolveListen, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => {
-      server.off('error', reject);
-      resolveListen();
+  try {
+    await new Promise<void>((resolveListen, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolveListen();
+      });
     });
-  });
+  } catch (error) {
+    // Not started (the port is taken, say): leave nothing running and the file closed.
+    running = false;
+    routerWakeup.wake();
+    await routerLoop;
+    await checkpointer.stop();
+    closeDatabase(db);
+    throw error;
+  }
   fanoutPoller.start();
   deliveryPoller.start();
   const retention = startRetentionSweep(db, { retentionDays: config.retentionDays, clock, log });

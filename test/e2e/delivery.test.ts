@@ -1,9 +1,11 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseLocalConfig } from '../../functions/config.ts';
+import { databasePath, startLocalDispatcher } from '../../local/runtime.ts';
 import { eventually, request, startTestDispatcher, type TestDispatcher } from './harness.ts';
 import { answer, startReceiver, type TestReceiver } from './receiver.ts';
 
@@ -494,6 +496,23 @@ describe('local dispatcher, end to end', () => {
   });
 
   describe('restarts', () => {
+    it('leaves nothing running and the database closed when it cannot listen', async () => {
+      const taken = createServer();
+      await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+      const address = taken.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      const dataDir = mkdtempSync(join(tmpdir(), 'dispatcher-taken-'));
+      try {
+        const config = parseLocalConfig({ PORT: String(port), DISPATCHER_DATA_DIR: dataDir });
+        await expect(startLocalDispatcher(config, { log: () => {} })).rejects.toThrow(/EADDRINUSE/);
+        // Closing the last connection removes the write-ahead log: nothing holds the file.
+        expect(existsSync(`${databasePath(dataDir)}-wal`)).toBe(false);
+      } finally {
+        taken.close();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+
     it('loses nothing when stopped cleanly with deliveries in flight', async () => {
       // Enough short tries that no delivery runs out of them however long the restart takes.
       let d = await dispatcherWith({
