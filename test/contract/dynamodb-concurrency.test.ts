@@ -5,7 +5,7 @@
  */
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
 import { DynamoEventLog } from '../../functions/adapters/aws/events.ts';
@@ -260,6 +260,29 @@ describe('DynamoSubscriptionStore under concurrent creates and deletes', () => {
 
     await store.create(makeSubscription(partnerId), { maxPerPartner: MAX_SUBSCRIPTIONS_PER_PARTNER });
 
+    await expect(
+      store.create(makeSubscription(partnerId), { maxPerPartner: MAX_SUBSCRIPTIONS_PER_PARTNER }),
+    ).rejects.toThrow(SubscriptionLimitError);
+  });
+
+  it('starts the counter of a partner from before counting when it deletes, so the count stays exact', async () => {
+    const partnerId = id('ptr');
+    const old = Array.from({ length: MAX_SUBSCRIPTIONS_PER_PARTNER }, () => makeSubscription(partnerId));
+    for (const subscription of old) {
+      await admin.send(new PutCommand({ TableName: table, Item: { ...subscription, kind: 'subscription' } }));
+    }
+    const store = new DynamoSubscriptionStore(admin, table);
+
+    expect(await store.delete(old[0]?.id ?? '')).toBe(true);
+
+    // The delete itself started the counter and lowered it, so no later count from the index
+    // (eventually consistent, racing other writers) is needed.
+    const counter = await admin.send(
+      new GetCommand({ TableName: table, Key: { id: `COUNT#${partnerId}` }, ConsistentRead: true }),
+    );
+    expect(counter.Item?.subscriptionCount).toBe(MAX_SUBSCRIPTIONS_PER_PARTNER - 1);
+    // 99 left: one place is free, and only one.
+    await store.create(makeSubscription(partnerId), { maxPerPartner: MAX_SUBSCRIPTIONS_PER_PARTNER });
     await expect(
       store.create(makeSubscription(partnerId), { maxPerPartner: MAX_SUBSCRIPTIONS_PER_PARTNER }),
     ).rejects.toThrow(SubscriptionLimitError);

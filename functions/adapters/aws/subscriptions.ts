@@ -201,8 +201,21 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
         // Deleted meanwhile by another caller, who lowered the counter.
         if (conditionFailed(codes, 0)) return false;
         if (conditionFailed(codes, 1)) {
-          // No counter, or at zero: a subscription written before partners were counted. It
-          // was never counted, so it goes without lowering anything.
+          const counter = await this.#client.send(
+            new GetCommand({
+              TableName: this.tableName,
+              Key: counterKey(current.partnerId),
+              ConsistentRead: true,
+            }),
+          );
+          if (counter.Item === undefined && attempt < CONFLICT_TRIES) {
+            // A partner from before subscriptions were counted: start its counter as a create
+            // would (counting this one), then delete in the transaction that lowers it.
+            await this.#ensureCounter(current.partnerId);
+            continue;
+          }
+          // At zero: the counter already leaves this subscription out, so it goes without
+          // lowering anything.
           const result = await this.#client.send(
             new DeleteCommand({
               TableName: this.tableName,
