@@ -5,6 +5,11 @@ import { Wakeup } from './wakeup.ts';
 
 type BatchHandler = (event: SQSEvent, context: ReturnType<typeof lambdaContext>) => Promise<SQSBatchResponse>;
 
+/** A message group's slots before it has earned more (see maxInFlightPerGroup). */
+const GROUP_START_SLOTS = 4;
+/** Groups whose caps are remembered before idle ones at the full cap are forgotten. */
+const MAX_REMEMBERED_GROUPS = 10_000;
+
 /** Records asked of the queue in one receive. */
 const RECEIVE_MAX = 100;
 
@@ -19,9 +24,10 @@ export interface PollerOptions<T> {
   /**
    * Records of one message group in flight at most: a group whose messages hang (a slow
    * endpoint) holds this many slots and no more, so the other groups keep flowing. A group
-   * whose records fail gets fewer: its cap halves with each failure (down to one) and grows
-   * back by one with each success, so an endpoint that times out or errors costs the others
-   * little, and is not pressed with more requests than it answers.
+   * starts with a few (GROUP_START_SLOTS) and earns the rest: one more with each success, up
+   * to this cap, and half as many with each failure, down to one. So an endpoint that times
+   * out or errors costs the others little and is not pressed with more requests than it
+   * answers, while a healthy one reaches the cap after a dozen callbacks and keeps it.
    * @default no cap
    */
   maxInFlightPerGroup?: number;
@@ -44,7 +50,7 @@ export class QueuePoller<T> {
   readonly #options: PollerOptions<T>;
   readonly #invocations = new Set<Promise<void>>();
   readonly #inFlightByGroup = new Map<string, number>();
-  /** Caps lowered by failures; a group not here has maxInFlightPerGroup. */
+  /** Each group's current cap; a group not here starts with GROUP_START_SLOTS. */
   readonly #capByGroup = new Map<string, number>();
   /** Groups at their cap, not admitted again until half their slots are free. */
   readonly #full = new Set<string>();
@@ -117,7 +123,8 @@ export class QueuePoller<T> {
   }
 
   #capOf(groupId: string): number {
-    return this.#capByGroup.get(groupId) ?? this.#options.maxInFlightPerGroup ?? Infinity;
+    const max = this.#options.maxInFlightPerGroup ?? Infinity;
+    return this.#capByGroup.get(groupId) ?? Math.min(max, GROUP_START_SLOTS);
   }
 
   /**
@@ -166,12 +173,19 @@ export class QueuePoller<T> {
       const cap = failed.has(record.messageId)
         ? Math.max(1, Math.floor(before / 2))
         : Math.min(max, before + 1);
-      if (cap < max) this.#capByGroup.set(groupId, cap);
-      else this.#capByGroup.delete(groupId);
+      this.#capByGroup.set(groupId, cap);
       if (this.#full.has(groupId) && count <= cap / 2) this.#full.delete(groupId);
       if (!this.#full.has(groupId)) roomForMore = true;
     }
     if (roomForMore) this.wakeup.wake();
+    if (max !== undefined && this.#capByGroup.size > MAX_REMEMBERED_GROUPS) this.#forgetIdleGroups(max);
+  }
+
+  /** Forgets the groups at the cap with nothing in flight: back, they start over as new ones. */
+  #forgetIdleGroups(max: number): void {
+    for (const [groupId, cap] of this.#capByGroup) {
+      if (cap >= max && !this.#inFlightByGroup.has(groupId)) this.#capByGroup.delete(groupId);
+    }
   }
 
   async #invoke(records: SQSRecord[]): Promise<void> {

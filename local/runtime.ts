@@ -81,7 +81,8 @@ const FANOUT_MAX_RECEIVES = 5;
 /**
  * Deliveries are dispatched one per invocation, so a hanging endpoint holds only its own
  * slots: at most DISPATCHER_IN_FLIGHT_PER_SUBSCRIPTION of them, out of DISPATCHER_IN_FLIGHT,
- * and fewer while its deliveries fail (the poller halves a failing subscription's share). (On
+ * and fewer until its deliveries succeed (the poller starts a subscription with a few and
+ * halves a failing one's share; see maxInFlightPerGroup). (On
  * AWS the same isolation comes from the delivery queue's message groups, a fair queue, and
  * from Lambda scaling out.)
  */

@@ -244,12 +244,32 @@ describe('local dispatcher, end to end', () => {
       const { partner } = await subscribed(d, hanging);
       for (let i = 0; i < 30; i++) await publish(d, partner.id, 'order.created', { i });
 
-      await eventually(() => (hanging.callbacks.length >= 21 ? true : undefined));
-      // The first requests take the subscription's share; each timeout halves it, down to one,
-      // so after them the endpoint holds one request at a time (two for the instant a timed-out
-      // connection takes to close on this side).
-      expect(Math.max(...openAtArrival.slice(0, 16))).toBeLessThanOrEqual(16);
-      expect(Math.max(...openAtArrival.slice(17))).toBeLessThanOrEqual(2);
+      await eventually(() => (hanging.callbacks.length >= 10 ? true : undefined));
+      // A subscription starts with 4 slots; each timeout halves its share, down to one, so
+      // after the first requests the endpoint holds one at a time (two for the instant a
+      // timed-out connection takes to close on this side).
+      expect(Math.max(...openAtArrival.slice(0, 4))).toBeLessThanOrEqual(4);
+      expect(Math.max(...openAtArrival.slice(5))).toBeLessThanOrEqual(2);
+    });
+
+    it('lets an endpoint that answers, however slowly, earn its whole share of 16', async () => {
+      const d = await dispatcherWith();
+      let open = 0;
+      const openAtArrival: number[] = [];
+      const slow = await receiverWith((_callback, res) => {
+        open += 1;
+        openAtArrival.push(open);
+        setTimeout(() => {
+          open -= 1;
+          res.writeHead(204).end();
+        }, 150);
+      });
+      const { partner } = await subscribed(d, slow);
+      for (let i = 0; i < 80; i++) await publish(d, partner.id, 'order.created', { i });
+
+      await eventually(() => (slow.callbacks.length === 80 ? true : undefined));
+      expect(Math.max(...openAtArrival)).toBeGreaterThan(8);
+      expect(Math.max(...openAtArrival)).toBeLessThanOrEqual(16);
     });
   });
 
