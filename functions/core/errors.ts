@@ -134,8 +134,14 @@ export class ServiceUnavailableError extends DomainError {
  * be sent. Those not queued were ended `skipped` ('not queued'); the partner tries again.
  */
 export class DeliveriesNotQueuedError extends ServiceUnavailableError {
-  constructor(unsent: number, total: number, cause: unknown) {
-    super(`${unsent} of ${total} deliveries could not be queued; try again`, [], { cause });
+  override readonly retryAfterSeconds: number;
+
+  /** `retryAfterSeconds`: when asking again will be allowed (a replay's allowance is spent). */
+  constructor(unsent: number, total: number, cause: unknown, retryAfterSeconds = 1) {
+    super(`${unsent} of ${total} deliveries could not be queued; try again in ${retryAfterSeconds} s`, [], {
+      cause,
+    });
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 

@@ -56,7 +56,8 @@ export interface RedeliveryDeps {
  * in the body is the original's.
  * 1. Store the deliveries, then send their queue messages.
  * 2. When some messages were not sent, end those deliveries `skipped` ('not queued'), and
- *    answer 503 so the partner asks again; the ones that were sent go out as usual.
+ *    answer 503 so the partner asks again (a replay once its allowance allows it); the ones
+ *    that were sent go out as usual.
  */
 async function queueDeliveries(
   deps: RedeliveryDeps,
@@ -79,7 +80,9 @@ async function queueDeliveries(
     const at = deps.clock.now().toISOString();
     // Settled, not awaited one by one: a store that fails too must not turn the 503 into a 500.
     await Promise.allSettled(unsent.map((d) => deps.deliveries.skip(d.id, 'not queued', at)));
-    throw new DeliveriesNotQueuedError(unsent.length, deliveries.length, error);
+    // A replay has spent its allowance: asking again sooner would only be refused with a 429.
+    const retryAfterSeconds = origin === 'replay' ? Math.ceil(REPLAY_ALLOWANCE.windowMs / 1000) : 1;
+    throw new DeliveriesNotQueuedError(unsent.length, deliveries.length, error, retryAfterSeconds);
   }
   return deliveries;
 }

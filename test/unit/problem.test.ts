@@ -35,7 +35,20 @@ describe('toProblemResponse', () => {
     expect(logged).toMatchObject([{ cause }]);
     expect(response.statusCode).toBe(503);
     expect(response.headers).toMatchObject({ 'retry-after': '1' });
-    expect(JSON.parse(String(response.body)).detail).toBe('2 of 5 deliveries could not be queued; try again');
+    expect(JSON.parse(String(response.body)).detail).toBe(
+      '2 of 5 deliveries could not be queued; try again in 1 s',
+    );
+  });
+
+  it('asks a replay that could not be queued to come back once its allowance reopens', () => {
+    const response = toProblemResponse(
+      new DeliveriesNotQueuedError(1, 1, new Error('queue unreachable'), 10),
+      '/v1/subscriptions/sub_1/replay',
+      undefined,
+      () => {},
+    );
+    expect(response.statusCode).toBe(503);
+    expect(response.headers).toMatchObject({ 'retry-after': '10' });
   });
 
   it('answers a rate-limited action asked too often with 429 and Retry-After', () => {

@@ -124,6 +124,8 @@ describe('partner-requested deliveries when the queue fails', () => {
 
     await expect(replay).rejects.toThrow(DeliveriesNotQueuedError);
     await expect(replay).rejects.toBeInstanceOf(ServiceUnavailableError);
+    // Not sooner than the replay allowance lets it in again: a retry then is not a 429.
+    await expect(replay).rejects.toMatchObject({ retryAfterSeconds: 10 });
     const deliveries = await stored();
     expect(deliveries).toHaveLength(3);
     for (const d of deliveries) {
