@@ -21,6 +21,19 @@ export interface ListQuery {
   limit: number;
 }
 
+/**
+ * The page of a list read with one row more than `query.limit`: that extra row only tells
+ * whether another page exists, so `next` (the last item's id) is null on the last page.
+ */
+export function pageOfLookahead<R, T extends { id: string }>(
+  rows: readonly R[],
+  query: ListQuery,
+  toItem: (row: R) => T,
+): Page<T> {
+  const items = rows.slice(0, query.limit).map(toItem);
+  return { items, next: rows.length > query.limit ? (items.at(-1)?.id ?? null) : null };
+}
+
 export interface EventListQuery extends ListQuery {
   /** Only these event types; absent or empty means all. */
   types?: string[];

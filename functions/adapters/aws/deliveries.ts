@@ -18,7 +18,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import * as z from 'zod';
 import { Attempt, Delivery, DeliveryId, type Page, type SkippedReason } from '../../core/model.ts';
-import { type Clock, type DeliveryStore, type ListQuery, systemClock } from '../../ports.ts';
+import { type Clock, type DeliveryStore, type ListQuery, pageOfLookahead, systemClock } from '../../ports.ts';
 import {
   attributeNames,
   backoff,
@@ -274,8 +274,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
       },
       query.limit + 1,
     );
-    const page = items.slice(0, query.limit).map(toDelivery);
-    return { items: page, next: items.length > query.limit ? (page.at(-1)?.id ?? null) : null };
+    return pageOfLookahead(items, query, toDelivery);
   }
 
   /** Oldest first: the sort key orders attempts by number. */

@@ -30,14 +30,15 @@ import {
 import * as z from 'zod';
 import { ServiceUnavailableError, StaleWriteError, SubscriptionLimitError } from '../../core/errors.ts';
 import { type Page, Subscription } from '../../core/model.ts';
-import type {
-  Allowance,
-  AllowanceResult,
-  HealthChange,
-  HealthUpdate,
-  ListQuery,
-  RateLimitedAction,
-  SubscriptionStore,
+import {
+  type Allowance,
+  type AllowanceResult,
+  type HealthChange,
+  type HealthUpdate,
+  type ListQuery,
+  pageOfLookahead,
+  type RateLimitedAction,
+  type SubscriptionStore,
 } from '../../ports.ts';
 import {
   attributeNames,
@@ -144,8 +145,7 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
       },
       query.limit + 1,
     );
-    const page = items.slice(0, query.limit).map(toSubscription);
-    return { items: page, next: items.length > query.limit ? (page.at(-1)?.id ?? null) : null };
+    return pageOfLookahead(items, query, toSubscription);
   }
 
   async listActive(partnerId: string): Promise<Subscription[]> {

@@ -7,7 +7,7 @@ import {
   type Page,
   SkippedReason,
 } from '../../core/model.ts';
-import type { DeliveryStore, ListQuery } from '../../ports.ts';
+import { type DeliveryStore, type ListQuery, pageOfLookahead } from '../../ports.ts';
 import {
   prepared,
   type Row,
@@ -202,8 +202,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
     )
       // Every id sorts below '~': no cursor means from the newest.
       .all(value, query.after ?? '~', query.limit + 1);
-    const items = rows.slice(0, query.limit).map(toDelivery);
-    return { items, next: rows.length > query.limit ? (items.at(-1)?.id ?? null) : null };
+    return pageOfLookahead(rows, query, toDelivery);
   }
 
   /**

@@ -1,20 +1,14 @@
-import * as z from 'zod';
 import { StaleWriteError, SubscriptionLimitError } from '../../core/errors.ts';
+import { type Page, Subscription, SubscriptionStatus } from '../../core/model.ts';
 import {
-  EventTypeFilter,
-  type Page,
-  SigningSecret,
-  type Subscription,
-  SubscriptionStatus,
-} from '../../core/model.ts';
-import type {
-  Allowance,
-  AllowanceResult,
-  HealthChange,
-  HealthUpdate,
-  ListQuery,
-  RateLimitedAction,
-  SubscriptionStore,
+  type Allowance,
+  type AllowanceResult,
+  type HealthChange,
+  type HealthUpdate,
+  type ListQuery,
+  pageOfLookahead,
+  type RateLimitedAction,
+  type SubscriptionStore,
 } from '../../ports.ts';
 import {
   prepared,
@@ -37,8 +31,8 @@ const ALLOWANCE_COLUMNS: Record<RateLimitedAction, { start: string; count: strin
   test: { start: 'test_window_start', count: 'test_count' },
 };
 
-const EventTypes = z.array(EventTypeFilter);
-const Secrets = z.array(SigningSecret);
+/** The JSON columns, read back with the model's own schemas. */
+const { eventTypes: EventTypes, secrets: Secrets } = Subscription.shape;
 
 function toSubscription(row: Row): Subscription {
   return withoutUndefined({
@@ -127,8 +121,7 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
       this.#db,
       `SELECT ${COLUMNS} FROM subscriptions WHERE partner_id = ? AND id > ? ORDER BY id LIMIT ?`,
     ).all(partnerId, query.after ?? '', query.limit + 1);
-    const items = rows.slice(0, query.limit).map(toSubscription);
-    return { items, next: rows.length > query.limit ? (items.at(-1)?.id ?? null) : null };
+    return pageOfLookahead(rows, query, toSubscription);
   }
 
   async listActive(partnerId: string): Promise<Subscription[]> {
