@@ -56,13 +56,14 @@ export interface RedeliveryDeps {
  * in the body is the original's.
  * 1. Store the deliveries, then send their queue messages.
  * 2. When some messages were not sent, end those deliveries `skipped` ('not queued'), and
- *    answer 503 so the partner asks again (a replay once its allowance allows it); the ones
- *    that were sent go out as usual.
+ *    answer 503 so the partner asks again after `retryAfterSeconds` (a caller whose request
+ *    spent an allowance says when it reopens); the ones that were sent go out as usual.
  */
 async function queueDeliveries(
   deps: RedeliveryDeps,
   pairs: readonly { event: Pick<Event, 'id' | 'partnerId' | 'type'>; subscription: Subscription }[],
   origin: Exclude<DeliveryOrigin, 'fanout'>,
+  retryAfterSeconds = 1,
 ): Promise<Delivery[]> {
   const now = deps.clock.now();
   const deliveries = pairs.map(({ event, subscription }) => newDelivery(event, subscription.id, origin, now));
@@ -80,8 +81,6 @@ async function queueDeliveries(
     const at = deps.clock.now().toISOString();
     // Settled, not awaited one by one: a store that fails too must not turn the 503 into a 500.
     await Promise.allSettled(unsent.map((d) => deps.deliveries.skip(d.id, 'not queued', at)));
-    // A replay has spent its allowance: asking again sooner would only be refused with a 429.
-    const retryAfterSeconds = origin === 'replay' ? Math.ceil(REPLAY_ALLOWANCE.windowMs / 1000) : 1;
     throw new DeliveriesNotQueuedError(unsent.length, deliveries.length, error, retryAfterSeconds);
   }
   return deliveries;
@@ -187,6 +186,8 @@ export async function replaySubscription(
     deps,
     wanted.map((event) => ({ event, subscription })),
     'replay',
+    // This replay spent the allowance: asking again sooner would only be refused with a 429.
+    Math.ceil(REPLAY_ALLOWANCE.windowMs / 1000),
   );
   return { queued: wanted.length, next: wanted.length >= REPLAY_LIMIT || cutShort ? (after ?? null) : null };
 }
