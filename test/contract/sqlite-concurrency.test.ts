@@ -40,19 +40,20 @@ async function runWriter(path: string, partnerId: string, name: string): Promise
   await runProcess(WRITER_SCRIPT, [path, partnerId, String(EVENTS_PER_WRITER), name]);
 }
 
+// Each test gets a directory of its own for the database file the processes share.
+let tmp: ReturnType<typeof tempDir>;
+let db: SqliteDatabase;
+
+beforeEach(() => {
+  tmp = tempDir();
+});
+
+afterEach(() => {
+  if (db?.isOpen) db.close();
+  tmp.remove();
+});
+
 describe('SqliteEventLog under concurrent writers', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let db: SqliteDatabase;
-
-  beforeEach(() => {
-    tmp = tempDir();
-  });
-
-  afterEach(() => {
-    if (db?.isOpen) db.close();
-    tmp.remove();
-  });
-
   it('lets a poller following next see every event exactly once, in commit order', async () => {
     const path = join(tmp.dir, 'local.db');
     // Migrate before the writers start, so they only ever append.
@@ -115,18 +116,6 @@ async function runCreator(
 }
 
 describe('SqliteSubscriptionStore under concurrent creators', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let db: SqliteDatabase;
-
-  beforeEach(() => {
-    tmp = tempDir();
-  });
-
-  afterEach(() => {
-    if (db?.isOpen) db.close();
-    tmp.remove();
-  });
-
   it('admits exactly the cap of subscriptions when several processes create at once', async () => {
     const path = join(tmp.dir, 'local.db');
     db = openDatabase(path);
