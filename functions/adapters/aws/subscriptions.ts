@@ -165,6 +165,7 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
 
   /** Deletes the item and lowers its partner's counter in one transaction. */
   async delete(subscriptionId: string): Promise<boolean> {
+    let counterStarted = false;
     for (let attempt = 1; ; attempt++) {
       const current = await this.get(subscriptionId);
       if (current === undefined) return false;
@@ -200,20 +201,14 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
         if (codes === undefined) throw error;
         // Deleted meanwhile by another caller, who lowered the counter.
         if (conditionFailed(codes, 0)) return false;
+        if (conditionFailed(codes, 1) && !counterStarted) {
+          // Perhaps a partner from before subscriptions were counted: start its counter as a
+          // create does (counting this one), then delete in the transaction that lowers it.
+          counterStarted = true;
+          await this.#ensureCounter(current.partnerId);
+          continue;
+        }
         if (conditionFailed(codes, 1)) {
-          const counter = await this.#client.send(
-            new GetCommand({
-              TableName: this.tableName,
-              Key: counterKey(current.partnerId),
-              ConsistentRead: true,
-            }),
-          );
-          if (counter.Item === undefined && attempt < CONFLICT_TRIES) {
-            // A partner from before subscriptions were counted: start its counter as a create
-            // would (counting this one), then delete in the transaction that lowers it.
-            await this.#ensureCounter(current.partnerId);
-            continue;
-          }
           // At zero: the counter already leaves this subscription out, so it goes without
           // lowering anything.
           const result = await this.#client.send(
@@ -329,7 +324,6 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
    * @throws SubscriptionLimitError at the cap
    */
   async #createCounted(subscription: Subscription, max: number | undefined): Promise<boolean> {
-    await this.#ensureCounter(subscription.partnerId);
     const input = (): TransactWriteCommandInput => ({
       // An SDK retry of a transaction that committed then succeeds instead of finding the id taken.
       ClientRequestToken: randomUUID(),
@@ -348,8 +342,12 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
             Key: counterKey(subscription.partnerId),
             UpdateExpression: 'ADD #subscriptionCount :one',
             ExpressionAttributeNames: attributeNames('subscriptionCount'),
+            // Both fail on a partner without a counter yet, which is then started and tried again.
             ...(max === undefined
-              ? { ExpressionAttributeValues: { ':one': 1 } }
+              ? {
+                  ConditionExpression: 'attribute_exists(#subscriptionCount)',
+                  ExpressionAttributeValues: { ':one': 1 },
+                }
               : {
                   ConditionExpression: '#subscriptionCount < :max',
                   ExpressionAttributeValues: { ':one': 1, ':max': max },
@@ -358,6 +356,7 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
         },
       ],
     });
+    let counterStarted = false;
     for (let attempt = 1; ; attempt++) {
       try {
         await this.#client.send(new TransactWriteCommand(input()));
@@ -366,6 +365,11 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
         const codes = cancellationCodes(error);
         if (codes === undefined) throw error;
         if (conditionFailed(codes, 0)) return false;
+        if (conditionFailed(codes, 1) && !counterStarted) {
+          counterStarted = true;
+          await this.#ensureCounter(subscription.partnerId);
+          continue;
+        }
         if (max !== undefined && conditionFailed(codes, 1)) throw new SubscriptionLimitError(max);
         if (!hasConflict(codes)) throw error;
         // Concurrent creates and deletes of the partner's subscriptions all write its counter.
@@ -406,9 +410,9 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
   }
 
   /**
-   * Makes sure the partner's counter exists. The first time, it starts from the partner's
-   * subscriptions as the index lists them: none for a new partner; for subscriptions written
-   * before partners were counted, their number, so the cap counts them too.
+   * Makes sure the partner's counter exists, when a create or delete found none. It starts
+   * from the partner's subscriptions as the index lists them: none for a new partner; for
+   * subscriptions written before partners were counted, their number, so the cap counts them.
    */
   async #ensureCounter(partnerId: string): Promise<void> {
     const existing = await this.#client.send(
