@@ -165,68 +165,43 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
 
   /** Deletes the item and lowers its partner's counter in one transaction. */
   async delete(subscriptionId: string): Promise<boolean> {
-    let counterStarted = false;
-    for (let attempt = 1; ; attempt++) {
-      const current = await this.get(subscriptionId);
-      if (current === undefined) return false;
-      try {
-        await this.#client.send(
-          new TransactWriteCommand({
-            ClientRequestToken: randomUUID(),
-            TransactItems: [
-              {
-                Delete: {
-                  TableName: this.tableName,
-                  Key: { id: subscriptionId },
-                  ConditionExpression: 'attribute_exists(#id)',
-                  ExpressionAttributeNames: attributeNames('id'),
-                },
-              },
-              {
-                Update: {
-                  TableName: this.tableName,
-                  Key: counterKey(current.partnerId),
-                  UpdateExpression: 'ADD #subscriptionCount :minusOne',
-                  ConditionExpression: '#subscriptionCount > :zero',
-                  ExpressionAttributeNames: attributeNames('subscriptionCount'),
-                  ExpressionAttributeValues: { ':minusOne': -1, ':zero': 0 },
-                },
-              },
-            ],
-          }),
-        );
-        return true;
-      } catch (error) {
-        const codes = cancellationCodes(error);
-        if (codes === undefined) throw error;
-        // Deleted meanwhile by another caller, who lowered the counter.
-        if (conditionFailed(codes, 0)) return false;
-        if (conditionFailed(codes, 1) && !counterStarted) {
-          // Perhaps a partner from before subscriptions were counted: start its counter as a
-          // create does (counting this one), then delete in the transaction that lowers it.
-          counterStarted = true;
-          await this.#ensureCounter(current.partnerId);
-          continue;
-        }
-        if (conditionFailed(codes, 1)) {
-          // At zero: the counter already leaves this subscription out, so it goes without
-          // lowering anything.
-          const result = await this.#client.send(
-            new DeleteCommand({
-              TableName: this.tableName,
-              Key: { id: subscriptionId },
-              ReturnValues: 'ALL_OLD',
-            }),
-          );
-          return result.Attributes !== undefined;
-        }
-        if (!hasConflict(codes) || attempt >= CONFLICT_TRIES) {
-          if (hasConflict(codes)) throw new SubscriptionCounterContentionError(current.partnerId);
-          throw error;
-        }
-        await backoff(attempt, 10, 500);
-      }
+    const current = await this.get(subscriptionId);
+    if (current === undefined) return false;
+    const outcome = await this.#writeCounted(current.partnerId, [
+      {
+        Delete: {
+          TableName: this.tableName,
+          Key: { id: subscriptionId },
+          ConditionExpression: 'attribute_exists(#id)',
+          ExpressionAttributeNames: attributeNames('id'),
+        },
+      },
+      {
+        Update: {
+          TableName: this.tableName,
+          Key: counterKey(current.partnerId),
+          UpdateExpression: 'ADD #subscriptionCount :minusOne',
+          ConditionExpression: '#subscriptionCount > :zero',
+          ExpressionAttributeNames: attributeNames('subscriptionCount'),
+          ExpressionAttributeValues: { ':minusOne': -1, ':zero': 0 },
+        },
+      },
+    ]);
+    // Deleted meanwhile by another caller, who lowered the counter.
+    if (outcome === 'item') return false;
+    if (outcome === 'counter') {
+      // At zero: the counter already leaves this subscription out, so it goes without
+      // lowering anything.
+      const result = await this.#client.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: { id: subscriptionId },
+          ReturnValues: 'ALL_OLD',
+        }),
+      );
+      return result.Attributes !== undefined;
     }
+    return true;
   }
 
   /**
@@ -324,56 +299,73 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
    * @throws SubscriptionLimitError at the cap
    */
   async #createCounted(subscription: Subscription, max: number | undefined): Promise<boolean> {
-    const input = (): TransactWriteCommandInput => ({
-      // An SDK retry of a transaction that committed then succeeds instead of finding the id taken.
-      ClientRequestToken: randomUUID(),
-      TransactItems: [
-        {
-          Put: {
-            TableName: this.tableName,
-            Item: { ...compact(subscription), kind: 'subscription' },
-            ConditionExpression: 'attribute_not_exists(#id)',
-            ExpressionAttributeNames: attributeNames('id'),
-          },
+    const outcome = await this.#writeCounted(subscription.partnerId, [
+      {
+        Put: {
+          TableName: this.tableName,
+          Item: { ...compact(subscription), kind: 'subscription' },
+          ConditionExpression: 'attribute_not_exists(#id)',
+          ExpressionAttributeNames: attributeNames('id'),
         },
-        {
-          Update: {
-            TableName: this.tableName,
-            Key: counterKey(subscription.partnerId),
-            UpdateExpression: 'ADD #subscriptionCount :one',
-            ExpressionAttributeNames: attributeNames('subscriptionCount'),
-            // Both fail on a partner without a counter yet, which is then started and tried again.
-            ...(max === undefined
-              ? {
-                  ConditionExpression: 'attribute_exists(#subscriptionCount)',
-                  ExpressionAttributeValues: { ':one': 1 },
-                }
-              : {
-                  ConditionExpression: '#subscriptionCount < :max',
-                  ExpressionAttributeValues: { ':one': 1, ':max': max },
-                }),
-          },
+      },
+      {
+        Update: {
+          TableName: this.tableName,
+          Key: counterKey(subscription.partnerId),
+          UpdateExpression: 'ADD #subscriptionCount :one',
+          ExpressionAttributeNames: attributeNames('subscriptionCount'),
+          // Both fail on a partner without a counter yet, which is then started and tried again.
+          ...(max === undefined
+            ? {
+                ConditionExpression: 'attribute_exists(#subscriptionCount)',
+                ExpressionAttributeValues: { ':one': 1 },
+              }
+            : {
+                ConditionExpression: '#subscriptionCount < :max',
+                ExpressionAttributeValues: { ':one': 1, ':max': max },
+              }),
         },
-      ],
-    });
+      },
+    ]);
+    if (outcome === 'counter') {
+      if (max === undefined) throw new Error(`the counter of partner ${subscription.partnerId} is missing`);
+      throw new SubscriptionLimitError(max);
+    }
+    return outcome === 'written';
+  }
+
+  /**
+   * Runs a transaction of a subscription item (first) and its partner's counter (second),
+   * trying again over concurrent writes of the counter (every create and delete of the
+   * partner's subscriptions writes it). The first time the counter's condition fails, the
+   * counter may be missing: it is started (see #ensureCounter) and the transaction tried again.
+   * Each try has a token of its own: an SDK retry of a try that committed then succeeds
+   * instead of finding its own write.
+   * @returns 'written', or whose condition failed: the item's or (again) the counter's
+   */
+  async #writeCounted(
+    partnerId: string,
+    items: NonNullable<TransactWriteCommandInput['TransactItems']>,
+  ): Promise<'written' | 'item' | 'counter'> {
     let counterStarted = false;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.#client.send(new TransactWriteCommand(input()));
-        return true;
+        await this.#client.send(
+          new TransactWriteCommand({ ClientRequestToken: randomUUID(), TransactItems: items }),
+        );
+        return 'written';
       } catch (error) {
         const codes = cancellationCodes(error);
         if (codes === undefined) throw error;
-        if (conditionFailed(codes, 0)) return false;
-        if (conditionFailed(codes, 1) && !counterStarted) {
+        if (conditionFailed(codes, 0)) return 'item';
+        if (conditionFailed(codes, 1)) {
+          if (counterStarted) return 'counter';
           counterStarted = true;
-          await this.#ensureCounter(subscription.partnerId);
+          await this.#ensureCounter(partnerId);
           continue;
         }
-        if (max !== undefined && conditionFailed(codes, 1)) throw new SubscriptionLimitError(max);
         if (!hasConflict(codes)) throw error;
-        // Concurrent creates and deletes of the partner's subscriptions all write its counter.
-        if (attempt >= CONFLICT_TRIES) throw new SubscriptionCounterContentionError(subscription.partnerId);
+        if (attempt >= CONFLICT_TRIES) throw new SubscriptionCounterContentionError(partnerId);
         await backoff(attempt, 10, 500);
       }
     }
