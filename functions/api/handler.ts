@@ -13,12 +13,22 @@ import { listEventDeliveries, listSubscriptionDeliveries } from '../core/attempt
 import {
   MethodNotAllowedError,
   NotFoundError,
+  PayloadTooLargeError,
   RouteNotFoundError,
   UnauthorizedError,
   UnsupportedMediaTypeError,
   ValidationError,
 } from '../core/errors.ts';
-import { getEvent, listEvents, publishEvent, toEventView } from '../core/events.ts';
+import {
+  type BatchEntry,
+  type BatchResult,
+  getEvent,
+  listEvents,
+  MAX_BATCH_EVENTS,
+  publishEvent,
+  publishEvents,
+  toEventView,
+} from '../core/events.ts';
 import {
   type DeliveryMessage,
   EventId,
@@ -51,7 +61,7 @@ import type {
   QueueSender,
   SubscriptionStore,
 } from '../ports.ts';
-import { problemJson, validationErrorFrom } from './problem.ts';
+import { type Problem, problemJson, toProblem, validationErrorFrom } from './problem.ts';
 import { matchRoute, type Operation } from './routes.ts';
 
 /** What the authorizers leave in the request context: the partner's id, or an IAM caller. */
@@ -76,6 +86,14 @@ export interface ApiDeps {
   allowPrivateTargets: boolean;
 }
 
+type Log = (message: string, error: unknown) => void;
+
+/**
+ * The largest request body, in both runtimes (the local server refuses larger ones before they
+ * reach the handler; on AWS, API Gateway would pass up to 10 MB).
+ */
+export const MAX_REQUEST_BYTES = 1024 * 1024;
+
 const DEFAULT_PAGE = 100;
 const MAX_PAGE = 500;
 
@@ -88,6 +106,14 @@ const PublishBody = z.strictObject({
   }),
   payload: JsonValue,
   idempotencyKey: z.string().min(1).max(255).optional(),
+});
+
+/** Each entry is checked on its own, with PublishBody, so that one bad entry fails alone. */
+const PublishBatchBody = z.strictObject({
+  events: z
+    .array(z.unknown())
+    .min(1, 'must hold at least one event')
+    .max(MAX_BATCH_EVENTS, `at most ${MAX_BATCH_EVENTS} events per batch`),
 });
 
 const limit = z.coerce.number().int().min(1).max(MAX_PAGE).default(DEFAULT_PAGE);
@@ -140,7 +166,13 @@ function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z
   return result.data;
 }
 
-/** The JSON body, or a clear 400/415 when it is not JSON. */
+/** One entry of a batch, checked as a single publish is, its fields named `body.events[i].…`. */
+function batchEntry(entry: unknown, index: number): BatchEntry {
+  const result = PublishBody.safeParse(entry);
+  return result.success ? result.data : validationErrorFrom(result.error, `body.events[${index}]`);
+}
+
+/** The JSON body, or a clear 400/413/415 when it is not JSON or too large. */
 function jsonBody(event: ApiRequest): unknown {
   const contentType = event.headers['content-type'] ?? event.headers['Content-Type'];
   if (contentType !== undefined && !/^application\/([a-z.+-]*\+)?json\b/i.test(contentType)) {
@@ -148,6 +180,8 @@ function jsonBody(event: ApiRequest): unknown {
   }
   if (event.body === undefined || event.body === '')
     throw new ValidationError('a JSON body is required', [{ field: 'body', message: 'required' }]);
+  if (Buffer.byteLength(event.body, event.isBase64Encoded ? 'base64' : 'utf8') > MAX_REQUEST_BYTES)
+    throw new PayloadTooLargeError(`request bodies are limited to ${MAX_REQUEST_BYTES} bytes`);
   const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
   try {
     return JSON.parse(text);
@@ -184,7 +218,20 @@ type RouteHandler = (
   deps: ApiDeps,
   event: ApiRequest,
   params: Record<string, string>,
+  log: Log | undefined,
 ) => Promise<ApiResponse>;
+
+/** An entry of a batch's answer: as a single publish answers, or the problem it would answer. */
+function batchResultView(
+  result: BatchResult,
+  index: number,
+  instance: string,
+  log: Log | undefined,
+): { id: string; created: boolean } | { error: Problem } {
+  if ('error' in result)
+    return { error: toProblem(result.error, instance, `body.events[${index}]`, log).problem };
+  return { id: result.event.id, created: result.created };
+}
 
 const handlers: Record<Operation, RouteHandler> = {
   async createPartner(deps, event) {
@@ -199,6 +246,13 @@ const handlers: Record<Operation, RouteHandler> = {
     const body = parse(PublishBody, jsonBody(event), 'body');
     const { event: stored, created } = await publishEvent(deps, body);
     return json(created ? 202 : 200, { id: stored.id, created });
+  },
+
+  async publishEventBatch(deps, event, _params, log) {
+    requireAdmin(event);
+    const body = parse(PublishBatchBody, jsonBody(event), 'body');
+    const results = await publishEvents(deps, body.events.map(batchEntry));
+    return json(200, { results: results.map((r, i) => batchResultView(r, i, event.rawPath, log)) });
   },
 
   async listEvents(deps, event) {
@@ -294,7 +348,7 @@ const handlers: Record<Operation, RouteHandler> = {
 };
 
 /** Builds the API handler around its ports; the Lambda entry and the local server share it. */
-export function createApiHandler(deps: ApiDeps, log?: (message: string, error: unknown) => void) {
+export function createApiHandler(deps: ApiDeps, log?: Log) {
   return middy<ApiRequest, ApiResponse>()
     .use(problemJson(log))
     .handler(async (event) => {
@@ -303,7 +357,7 @@ export function createApiHandler(deps: ApiDeps, log?: (message: string, error: u
       if (match.kind === 'not-found') throw new RouteNotFoundError(`no route for ${event.rawPath}`);
       if (match.kind === 'method-not-allowed')
         throw new MethodNotAllowedError(method, event.rawPath, match.allowed);
-      return handlers[match.route.operation](deps, event, match.params);
+      return handlers[match.route.operation](deps, event, match.params, log);
     });
 }
 

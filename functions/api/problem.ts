@@ -56,18 +56,29 @@ export function validationErrorFrom(error: z.ZodError, where: string): Validatio
 /** Where a request carried its input: a field named by a use case is qualified with it. */
 export type InputLocation = 'body' | 'query';
 
-function qualify(field: string, where: InputLocation | undefined): string {
-  if (where === undefined || /^(body|query)(\.|$)/.test(field)) return field;
+/**
+ * `where` is an input location, or a place inside one (`body.events[3]` for an entry of a
+ * batch); a field already named from the request's top (`body.…`, `query.…`) stays as it is.
+ */
+function qualify(field: string, where: string | undefined): string {
+  if (where === undefined || /^(body|query)(\.|\[|$)/.test(field)) return field;
   return `${where}.${field}`;
 }
 
-/** Maps any thrown value to a problem response. */
-export function toProblemResponse(
+type Log = (message: string, error: unknown) => void;
+
+const logToConsole: Log = (message, error) => console.error(message, error);
+
+/**
+ * Maps any thrown value to a problem and the headers that go with it (Allow, Retry-After);
+ * errors of the server's side (5xx) are logged.
+ */
+export function toProblem(
   error: unknown,
   instance: string | undefined,
-  where?: InputLocation,
-  log: (message: string, error: unknown) => void = (message, e) => console.error(message, e),
-): APIGatewayProxyStructuredResultV2 {
+  where?: string,
+  log: Log = logToConsole,
+): { problem: Problem; headers: Record<string, string> } {
   if (error instanceof DomainError) {
     // The client is told to try again, but the cause (a queue or table failing) is ops' to see.
     if (error.status >= 500) log(`${error.title}: ${error.message}`, error);
@@ -86,16 +97,28 @@ export function toProblemResponse(
         : error instanceof ServiceUnavailableError || error instanceof TooManyRequestsError
           ? { 'retry-after': String(error.retryAfterSeconds) }
           : {};
-    return problemResponse(problem, headers);
+    return { problem, headers };
   }
   log('unhandled error', error);
-  return problemResponse({
+  const problem: Problem = {
     type: 'urn:webhook-dispatcher:problem:internal-error',
     title: 'Internal error',
     status: 500,
     detail: 'the request could not be completed; it has been logged',
     ...(instance === undefined ? {} : { instance }),
-  });
+  };
+  return { problem, headers: {} };
+}
+
+/** Maps any thrown value to a problem response. */
+export function toProblemResponse(
+  error: unknown,
+  instance: string | undefined,
+  where?: InputLocation,
+  log: Log = logToConsole,
+): APIGatewayProxyStructuredResultV2 {
+  const { problem, headers } = toProblem(error, instance, where, log);
+  return problemResponse(problem, headers);
 }
 
 interface HttpEventLike {
@@ -104,9 +127,7 @@ interface HttpEventLike {
 }
 
 /** Middy middleware: every error thrown by the handler leaves as problem+json; unknown ones are logged. */
-export function problemJson(
-  log?: (message: string, error: unknown) => void,
-): MiddlewareObj<HttpEventLike, APIGatewayProxyStructuredResultV2> {
+export function problemJson(log?: Log): MiddlewareObj<HttpEventLike, APIGatewayProxyStructuredResultV2> {
   return {
     name: 'problemJson',
     onError: (request) => {

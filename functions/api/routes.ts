@@ -18,6 +18,9 @@ export interface Route {
 export const ROUTES = [
   { method: 'POST', path: '/v1/partners', auth: 'admin', operation: 'createPartner' },
   { method: 'POST', path: '/v1/events', auth: 'admin', operation: 'publishEvent' },
+  // Before `/v1/events/{id}`: the first route that matches wins here, and API Gateway too
+  // prefers a fixed segment to a parameter.
+  { method: 'POST', path: '/v1/events/batch', auth: 'admin', operation: 'publishEventBatch' },
   { method: 'GET', path: '/v1/events', auth: 'partner', operation: 'listEvents' },
   { method: 'GET', path: '/v1/events/{id}', auth: 'partner', operation: 'getEvent' },
   { method: 'GET', path: '/v1/events/{id}/deliveries', auth: 'partner', operation: 'listEventDeliveries' },

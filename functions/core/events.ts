@@ -1,13 +1,15 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Clock, EventListQuery, EventLog, PartnerStore } from '../ports.ts';
 import {
+  DomainError,
   EventNotFoundError,
   IdempotencyKeyReusedError,
   PartnerNotFoundError,
   PayloadTooLargeError,
+  ServiceUnavailableError,
 } from './errors.ts';
 import { newId } from './ids.ts';
-import type { Event, JsonValue } from './model.ts';
+import type { Event, JsonValue, Partner } from './model.ts';
 
 /** What a partner sees of an event, both when polling and in a callback body. */
 export interface EventView {
@@ -28,6 +30,13 @@ export interface PublishInput {
   idempotencyKey?: string;
 }
 
+/** What publishing needs: the log, the partners (only to look one up) and the clock. */
+export interface PublishDeps {
+  events: EventLog;
+  partners: Pick<PartnerStore, 'get'>;
+  clock: Clock;
+}
+
 /** An event's payload, serialised, at most: what EventBridge and SQS carry in one message. */
 export const MAX_PAYLOAD_BYTES = 256 * 1024;
 
@@ -40,7 +49,7 @@ export const MAX_PAYLOAD_BYTES = 256 * 1024;
  * @throws PayloadTooLargeError, PartnerNotFoundError, IdempotencyKeyReusedError
  */
 export async function publishEvent(
-  deps: { events: EventLog; partners: PartnerStore; clock: Clock },
+  deps: PublishDeps,
   input: PublishInput,
 ): Promise<{ event: Event; created: boolean }> {
   const size = Buffer.byteLength(JSON.stringify(input.payload));
@@ -70,6 +79,93 @@ export async function publishEvent(
     throw new IdempotencyKeyReusedError(input.idempotencyKey ?? '', result.event.id);
   }
   return result;
+}
+
+/** Events one batch publishes at most. */
+export const MAX_BATCH_EVENTS = 100;
+
+/**
+ * Partners whose events one batch appends at the same time. A partner's own events are
+ * appended one after another: on DynamoDB they would contend for the partner's seq counter
+ * anyway, and one at a time keeps them in the request's order.
+ */
+export const BATCH_PARTNER_CONCURRENCY = 10;
+
+/** An entry of a batch could not be stored (its table or database failed): publish it again. */
+export class EventNotStoredError extends ServiceUnavailableError {
+  constructor(cause: unknown) {
+    super('the event could not be stored; publish it again', [], { cause });
+  }
+}
+
+/** One entry of a batch: the event to publish, or the error the edge already found in it. */
+export type BatchEntry = PublishInput | DomainError;
+
+/** What became of one entry: as publishEvent answers, or why it was not published. */
+export type BatchResult = { event: Event; created: boolean } | { error: DomainError };
+
+/**
+ * Publishes a batch of events, each exactly as publishEvent would on its own, and answers for
+ * each in the request's order; an entry that fails fails alone.
+ * 1. Answer entries that arrived as errors with those errors.
+ * 2. Group the others by partner, in request order; look each partner up once.
+ * 3. Publish each partner's entries one after another, so two entries with one idempotency
+ *    key are two successive publishes (the second gets the first's id, or a 409), and the
+ *    partner's log holds them in request order. Up to BATCH_PARTNER_CONCURRENCY partners at
+ *    a time.
+ * 4. An entry whose storage failed is answered with EventNotStoredError (503); the others
+ *    still go ahead.
+ */
+export async function publishEvents(
+  deps: PublishDeps,
+  entries: readonly BatchEntry[],
+): Promise<BatchResult[]> {
+  const results: BatchResult[] = new Array(entries.length);
+  const byPartner = new Map<string, { index: number; input: PublishInput }[]>();
+  entries.forEach((entry, index) => {
+    if (entry instanceof DomainError) {
+      results[index] = { error: entry };
+      return;
+    }
+    const lane = byPartner.get(entry.partnerId) ?? [];
+    lane.push({ index, input: entry });
+    byPartner.set(entry.partnerId, lane);
+  });
+
+  const publishDeps = { ...deps, partners: lookUpOnce(deps.partners) };
+  const lanes = [...byPartner.values()];
+  const worker = async () => {
+    for (let lane = lanes.shift(); lane !== undefined; lane = lanes.shift()) {
+      for (const { index, input } of lane) results[index] = await publishOne(publishDeps, input);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(BATCH_PARTNER_CONCURRENCY, lanes.length) }, worker));
+  return results;
+}
+
+/** publishEvent, its failure as a result; one that is not the domain's is the storage's. */
+async function publishOne(deps: PublishDeps, input: PublishInput): Promise<BatchResult> {
+  try {
+    return await publishEvent(deps, input);
+  } catch (error) {
+    return { error: error instanceof DomainError ? error : new EventNotStoredError(error) };
+  }
+}
+
+/** The partner store's `get`, asked once per partner; a lookup that failed is asked again. */
+function lookUpOnce(partners: Pick<PartnerStore, 'get'>): Pick<PartnerStore, 'get'> {
+  const lookups = new Map<string, Promise<Partner | undefined>>();
+  return {
+    get(partnerId) {
+      let lookup = lookups.get(partnerId);
+      if (lookup === undefined) {
+        lookup = partners.get(partnerId);
+        lookups.set(partnerId, lookup);
+        lookup.catch(() => lookups.delete(partnerId));
+      }
+      return lookup;
+    },
+  };
 }
 
 /**
