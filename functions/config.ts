@@ -114,6 +114,8 @@ export const LAMBDA_ENV = {
   subscriptionsTable: 'SUBSCRIPTIONS_TABLE_NAME',
   deliveriesTable: 'DELIVERIES_TABLE_NAME',
   deliveryQueueUrl: 'DELIVERY_QUEUE_URL',
+  slowLaneQueueUrl: 'SLOW_LANE_QUEUE_URL',
+  deliveryDeadLetterQueueUrl: 'DELIVERY_DLQ_URL',
   retrySchedule: 'DISPATCHER_RETRY_SCHEDULE',
   deliveryTimeoutMs: 'DISPATCHER_DELIVERY_TIMEOUT_MS',
   allowPrivateTargets: 'DISPATCHER_ALLOW_PRIVATE_TARGETS',
@@ -130,6 +132,8 @@ const lambdaSettings = {
   subscriptionsTable: name,
   deliveriesTable: name,
   deliveryQueueUrl: z.url(),
+  slowLaneQueueUrl: z.url(),
+  deliveryDeadLetterQueueUrl: z.url(),
   retrySchedule: retryScheduleSetting.default([...DEFAULT_RETRY_SCHEDULE]),
   deliveryTimeoutMs: deliveryTimeoutMsSetting,
   // Production refuses private targets unless a deployment says otherwise.
@@ -145,6 +149,8 @@ export interface LambdaConfig {
   subscriptionsTable: string;
   deliveriesTable: string;
   deliveryQueueUrl: string;
+  slowLaneQueueUrl: string;
+  deliveryDeadLetterQueueUrl: string;
   retrySchedule: readonly number[];
   deliveryTimeoutMs: number;
   allowPrivateTargets: boolean;

@@ -154,8 +154,11 @@ export interface DeliveryStore {
   /**
    * Stores the attempt and the delivery's new state together. Two copies of one message can
    * be tried at once (queues deliver at least once), so the write is safe against a stale
-   * copy: `attempts` is incremented in place (the value in `delivery` is not written), and a
-   * delivery that already succeeded keeps its success (a copy's failure never overwrites it).
+   * copy: `attempts` becomes the attempt's number unless it is higher already (a try made by
+   * two copies counts once; the value in `delivery` is not written), the new state is taken
+   * only from the delivery's latest try, and a delivery that succeeded keeps its success (a
+   * copy's failure never overwrites it, and a copy's success of the same try wins over a
+   * failure). The attempt itself is always stored.
    */
   recordAttempt(attempt: Attempt, delivery: Delivery): Promise<void>;
   /**
@@ -205,12 +208,45 @@ export class MessagesNotSentError extends Error {
   }
 }
 
-/** The dispatcher's backoff: hide a received message for a while instead of retrying at once. */
+/** Hides a received message for a while (SQS ChangeMessageVisibility). */
 export interface VisibilityControl {
   changeVisibility(receiptHandle: string, timeoutSeconds: number): Promise<void>;
 }
 
-export type DeliveryQueue = QueueSender<DeliveryMessage> & VisibilityControl;
+/**
+ * Where the dispatcher puts a delivery's next try. `send` takes any `delaySeconds`, however
+ * long: the adapter holds a wait the queue cannot (SQS delays at most 900 s) outside it, so
+ * no waiting try is ever held in flight, and it puts each message in the lane its body names.
+ */
+export interface DeliveryQueue extends QueueSender<DeliveryMessage> {
+  /**
+   * Whether a slow lane of its own serves failing endpoints (on AWS); without one (locally,
+   * where the poller shares out slots per subscription) the dispatcher never moves a message.
+   */
+  readonly hasSlowLane: boolean;
+  /** Puts a delivery whose schedule is used up in the dead-letter queue, for ops to redrive. */
+  deadLetter(message: DeliveryMessage): Promise<void>;
+}
+
+/** A delivery's try waiting outside the queues until shortly before it is due. */
+export interface DueRetry {
+  message: DeliveryMessage;
+  groupId?: string;
+  /** When the try should be made (ISO-8601). */
+  dueAt: string;
+}
+
+/**
+ * Tries whose wait is longer than a queue can delay a message, kept until they come due, so
+ * nothing waits in flight. The sweeper moves them into the queues shortly before their time.
+ */
+export interface DueRetryStore {
+  put(retries: readonly DueRetry[]): Promise<void>;
+  /** Up to `limit` retries due before `horizon`, soonest first (roughly: across shards). */
+  due(horizon: Date, limit: number): Promise<DueRetry[]>;
+  /** Removes retries `due` returned, once they are queued; removing one already gone is no error. */
+  remove(retries: readonly DueRetry[]): Promise<void>;
+}
 
 export interface Clock {
   now(): Date;

@@ -18,7 +18,7 @@ import { DEFAULT_RETRY_SCHEDULE } from '../functions/core/retry.ts';
 export interface DispatcherSettings {
   /** Names the stacks (`WebhookDispatcher-<stage>-…`) and tags every resource. */
   readonly stage: string;
-  /** Seconds before each delivery try; its length is the delivery queue's maxReceiveCount. */
+  /** Seconds before each delivery try; its length is the number of tries. */
   readonly retrySchedule: readonly number[];
   /** Per-callback HTTP timeout; the dispatcher's function timeout is derived from it. */
   readonly deliveryTimeoutMs: number;

@@ -54,6 +54,8 @@ export class QueuePoller<T> {
   readonly #capByGroup = new Map<string, number>();
   /** Groups at their cap, not admitted again until half their slots are free. */
   readonly #full = new Set<string>();
+  /** Records the handler reported as failed tries (see reportFailure), until they are released. */
+  readonly #reportedFailures = new Set<string>();
   #inFlight = 0;
   #running = false;
   #loop: Promise<void> = Promise.resolve();
@@ -155,7 +157,7 @@ export class QueuePoller<T> {
     };
   }
 
-  /** Frees the records' slots, and adjusts each group's cap by how its record fared. */
+  /** Frees the records' slots, and adjusts each group's cap by how its record fared (`failed`). */
   #release(records: SQSRecord[], failed: ReadonlySet<string>): void {
     const max = this.#options.maxInFlightPerGroup;
     this.#inFlight -= records.length;
@@ -188,6 +190,14 @@ export class QueuePoller<T> {
     }
   }
 
+  /**
+   * Counts a record the handler processed (and so will have deleted) as a failure of its
+   * group all the same: a try that failed and was queued again as a message of its own.
+   */
+  reportFailure(messageId: string): void {
+    this.#reportedFailures.add(messageId);
+  }
+
   async #invoke(records: SQSRecord[]): Promise<void> {
     const { queue, handler, name, log } = this.#options;
     let failed: ReadonlySet<string> = new Set(records.map((record) => record.messageId));
@@ -200,7 +210,11 @@ export class QueuePoller<T> {
     } catch (error) {
       log(`${name}: batch of ${records.length} failed`, error);
     } finally {
-      this.#release(records, failed);
+      const reported = records.filter((record) => this.#reportedFailures.delete(record.messageId));
+      this.#release(
+        records,
+        reported.length === 0 ? failed : new Set([...failed, ...reported.map((r) => r.messageId)]),
+      );
     }
   }
 }

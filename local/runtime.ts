@@ -3,7 +3,7 @@
  *
  *   HTTP server ─▶ API handler ─▶ events + outbox (one transaction)
  *   router: outbox ─▶ rule patterns ─▶ fan-out queue ─▶ fan-out handler ─▶ delivery queue
- *   delivery queue ─▶ dispatcher handler ─▶ signed POST; retries by visibility; DLQs
+ *   delivery queue ─▶ dispatcher handler ─▶ signed POST; each retry a delayed message; DLQs
  *
  * Every hop is a table in the same file, so a restart (even after kill -9) loses nothing: what
  * was in flight becomes visible again when its visibility timeout ends.
@@ -25,12 +25,13 @@ import { SqliteSubscriptionStore } from '../functions/adapters/sqlite/subscripti
 import { createApiHandler } from '../functions/api/handler.ts';
 import { createAuthorizerHandler } from '../functions/authorizer/handler.ts';
 import type { LocalConfig } from '../functions/config.ts';
+import { DELIVERY_MAX_RECEIVES } from '../functions/core/delivery.ts';
 import type { DeliveryMessage } from '../functions/core/model.ts';
 import type { BusEnvelope } from '../functions/core/patterns.ts';
-import { maxAttempts } from '../functions/core/retry.ts';
+import { MAX_RETRY_DELAY_SECONDS } from '../functions/core/retry.ts';
 import { createDispatcherHandler } from '../functions/dispatcher/handler.ts';
 import { createFanoutHandler } from '../functions/fanout/handler.ts';
-import type { AddressResolver, CallbackSender, Clock, EventLog, QueueSender } from '../functions/ports.ts';
+import type { AddressResolver, CallbackSender, Clock, DeliveryQueue, EventLog } from '../functions/ports.ts';
 import { systemClock } from '../functions/ports.ts';
 import { startCheckpointer } from './checkpointer.ts';
 import { createHttpServer } from './http-server.ts';
@@ -108,13 +109,15 @@ function adminTokenFor(config: LocalConfig, dataDir: string): { token: string; g
 }
 
 /**
- * The local queues, with the redrive policies of their SQS counterparts: the delivery queue's
- * max receive count is the retry schedule's length, so the queue itself dead-letters a
- * delivery after its last try.
+ * The local queues, with the redrive policies of their SQS counterparts. The dispatcher puts
+ * a delivery in the delivery DLQ itself after its last try; the delivery queue's max receive
+ * count only catches a message its handler fails on over and over. The delivery queue also
+ * holds the long waits (up to the longest a schedule may have): locally nothing has a quota
+ * of messages in flight, so there is no need for AWS's due retries.
  */
 export function openLocalQueues(
   db: SqliteDatabase,
-  config: Pick<LocalConfig, 'deliveryTimeoutMs' | 'retrySchedule'>,
+  config: Pick<LocalConfig, 'deliveryTimeoutMs'>,
   clock: Clock = systemClock,
 ): LocalQueues {
   const fanoutDlq = new SqliteQueue<BusEnvelope>(db, {
@@ -139,8 +142,9 @@ export function openLocalQueues(
     delivery: new SqliteQueue<DeliveryMessage>(db, {
       name: 'delivery',
       visibilityTimeoutSeconds: deliveryVisibilitySeconds(config.deliveryTimeoutMs),
-      maxReceiveCount: maxAttempts(config.retrySchedule),
+      maxReceiveCount: DELIVERY_MAX_RECEIVES,
       deadLetterQueue: deliveryDlq,
+      maxDelaySeconds: MAX_RETRY_DELAY_SECONDS,
       clock,
     }),
     deliveryDlq,
@@ -172,7 +176,7 @@ export async function startLocalDispatcher(
   const outbox = new SqliteOutbox(db);
 
   const queues = openLocalQueues(db, config, clock);
-  const { fanout, delivery } = queues;
+  const { fanout, delivery, deliveryDlq } = queues;
 
   const routerWakeup = new Wakeup();
   const eventLog = new SqliteEventLog(db);
@@ -197,6 +201,15 @@ export async function startLocalDispatcher(
   const sender = options.sender ?? ownSender;
   if (!sender) throw new Error('no callback sender');
 
+  // One queue, no lanes: the poller's share per subscription keeps failing endpoints apart.
+  const deliveryQueue: DeliveryQueue = {
+    hasSlowLane: false,
+    send: async (messages) => {
+      await delivery.send(messages);
+      deliveryPoller.announce(messages.map((m) => m.groupId));
+    },
+    deadLetter: (message) => deliveryDlq.send([{ body: message }]),
+  };
   const deliveryPoller: QueuePoller<DeliveryMessage> = new QueuePoller({
     name: 'dispatcher',
     queue: delivery,
@@ -215,18 +228,18 @@ export async function startLocalDispatcher(
         retrySchedule: config.retrySchedule,
         deliveryTimeoutMs: config.deliveryTimeoutMs,
         disableAfterMs: config.disableAfterMs,
-        queue: delivery,
+        queue: deliveryQueue,
         ...(options.random ? { random: options.random } : {}),
       },
       log,
+      // A failed try ends its message too (its next try is a message of its own): tell the
+      // poller, which halves the subscription's share.
+      (record, outcome) => {
+        if (outcome.kind === 'retry' || outcome.kind === 'dead')
+          deliveryPoller.reportFailure(record.messageId);
+      },
     ),
   });
-  const deliveryQueue: QueueSender<DeliveryMessage> = {
-    send: async (messages) => {
-      await delivery.send(messages);
-      deliveryPoller.announce(messages.map((m) => m.groupId));
-    },
-  };
   const fanoutPoller = new QueuePoller({
     name: 'fanout',
     queue: fanout,

@@ -2,6 +2,7 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { dynamoClient } from '../adapters/aws/clients.ts';
 import { DynamoDeliveryStore } from '../adapters/aws/deliveries.ts';
+import { SqsDeliveryQueue } from '../adapters/aws/delivery-queue.ts';
 import { DynamoEventLog } from '../adapters/aws/events.ts';
 import { API_REQUEST_ID_PATH, logError, logger } from '../adapters/aws/logger.ts';
 import { DynamoPartnerStore } from '../adapters/aws/partners.ts';
@@ -22,6 +23,7 @@ const config = loadLambdaConfig([
   'allowPrivateTargets',
   'retentionDays',
   'deliveryQueueUrl',
+  'slowLaneQueueUrl',
 ]);
 
 export const handler = createApiHandler(
@@ -32,7 +34,10 @@ export const handler = createApiHandler(
     deliveries: new DynamoDeliveryStore(dynamoClient, config.deliveriesTable, {
       retentionDays: config.retentionDays,
     }),
-    deliveryQueue: new SqsQueue<DeliveryMessage>(sqsClient, config.deliveryQueueUrl),
+    deliveryQueue: new SqsDeliveryQueue({
+      main: new SqsQueue<DeliveryMessage>(sqsClient, config.deliveryQueueUrl),
+      slow: new SqsQueue<DeliveryMessage>(sqsClient, config.slowLaneQueueUrl),
+    }),
     clock: systemClock,
     resolver: systemResolver,
     allowPrivateTargets: config.allowPrivateTargets,

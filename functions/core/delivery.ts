@@ -2,11 +2,13 @@ import type {
   CallbackResult,
   CallbackSender,
   Clock,
+  DeliveryQueue,
   DeliveryStore,
   EventLog,
   SubscriptionStore,
 } from '../ports.ts';
 import { toEventView } from './events.ts';
+import { laneOf } from './fanout.ts';
 import { type HealthDeps, recordTry } from './health.ts';
 import { newId } from './ids.ts';
 import type { Attempt, Delivery, DeliveryMessage, SkippedReason } from './model.ts';
@@ -14,11 +16,21 @@ import { retryAfterDelaySeconds, retryDelaySeconds } from './retry.ts';
 import { webhookHeaders } from './signing.ts';
 import { signingSecrets } from './subscriptions.ts';
 
+/**
+ * Receives of one delivery message before its queue dead-letters it. Every try ends its
+ * message's receive, so a message comes back only after an error of the dispatcher's own (a
+ * store or queue fault, a function that died): this is a net for a message that fails that
+ * way over and over, not a count of tries.
+ */
+export const DELIVERY_MAX_RECEIVES = 10;
+
 export interface DeliverDeps extends HealthDeps {
   events: EventLog;
   subscriptions: SubscriptionStore;
   deliveries: DeliveryStore;
   sender: CallbackSender;
+  /** Where the next try goes; queued before this try is recorded. */
+  queue: DeliveryQueue;
   clock: Clock;
   retrySchedule: readonly number[];
   deliveryTimeoutMs: number;
@@ -26,34 +38,43 @@ export interface DeliverDeps extends HealthDeps {
 }
 
 /**
- * What the queue should do with the message: drop it (`done`), show it again after
- * `delaySeconds` (`retry`), or let it go to the dead-letter queue (`dead`).
+ * What became of a message. Every outcome ends its receive: `done` (nothing more to send,
+ * or a stale copy), `moved` (queued again in the slow lane, untried), `retry` (tried, failed,
+ * the next try queued after `delaySeconds`) or `dead` (tried, failed, the schedule used up,
+ * the message put in the dead-letter queue). An error of the dispatcher's own throws, and
+ * the same message comes back with no try spent.
  */
 export type DeliverOutcome =
-  | { kind: 'done'; reason: 'succeeded' | 'already-succeeded' | 'gone' | 'disabled' | 'endpoint-gone' }
+  | {
+      kind: 'done';
+      reason: 'succeeded' | 'already-succeeded' | 'stale' | 'gone' | 'disabled' | 'endpoint-gone';
+    }
+  | { kind: 'moved' }
   | { kind: 'retry'; delaySeconds: number }
   | { kind: 'dead' };
 
 /**
- * Makes one HTTP try of a delivery.
- * 1. Load the delivery, its subscription and its event. A delivery that already succeeded
- *    needs nothing more; one whose subscription is disabled or deleted, or whose event has
- *    expired, is not sent and ends `skipped` with the reason (a success is never undone).
+ * Makes one HTTP try of a delivery, in three phases: prepare, make the call, handle the outcome.
+ * 1. Load the delivery, its subscription and its event. Nothing is sent for a delivery that
+ *    succeeded, or that has already recorded the try this message is for (a stale copy); one
+ *    whose subscription is disabled or deleted, or whose event has expired, ends `skipped`
+ *    with the reason (a success is never undone). A main-lane message of a failing endpoint
+ *    moves to the slow lane untried.
  * 2. Sign the event with the subscription's live secrets; `webhook-id` is the delivery id,
- *    the same on every retry, so receivers can dedupe.
- * 3. POST it, and store the attempt with the delivery's new state.
- * 4. Decide what the queue does with the message (see `decide`): `receiveCount` is the
- *    queue's count of tries, which a DLQ redrive resets.
- * 5. Keep the endpoint's health: a long run of failures, or a 410, disables the subscription.
+ *    the same on every retry, so receivers can dedupe. POST it.
+ * 3. Queue what comes next (see `decide`): the next try after its wait, or the dead-letter
+ *    queue once the schedule is used up; only then record the attempt with the delivery's
+ *    new state, so a crash in between leaves the same message to come back, never a delivery
+ *    with no try to come.
+ * 4. Keep the endpoint's health: a long run of failures, or a 410, disables the subscription.
  */
-export async function deliver(
-  deps: DeliverDeps,
-  message: DeliveryMessage,
-  receiveCount: number,
-): Promise<DeliverOutcome> {
+export async function deliver(deps: DeliverDeps, message: DeliveryMessage): Promise<DeliverOutcome> {
   const delivery = await deps.deliveries.get(message.deliveryId);
   if (!delivery) return { kind: 'done', reason: 'gone' };
   if (delivery.status === 'succeeded') return { kind: 'done', reason: 'already-succeeded' };
+  const attempt = message.attempt ?? delivery.attempts + 1;
+  if (attempt <= delivery.attempts) return { kind: 'done', reason: 'stale' };
+  const step = message.step ?? Math.min(delivery.attempts, deps.retrySchedule.length - 1);
   const [subscription, event] = await Promise.all([
     deps.subscriptions.get(delivery.subscriptionId),
     deps.events.get(delivery.partnerId, delivery.eventId),
@@ -67,6 +88,12 @@ export async function deliver(
     // Its message is dropped, so this is the delivery's last word: say why it was not sent.
     await deps.deliveries.skip(delivery.id, reason, deps.clock.now().toISOString());
     return { kind: 'done', reason: reason === 'subscription disabled' ? 'disabled' : 'gone' };
+  }
+  // One message group per subscription, as fan-out queues them.
+  const groupId = delivery.subscriptionId;
+  if (deps.queue.hasSlowLane && laneOf(subscription) === 'slow' && message.lane !== 'slow') {
+    await deps.queue.send([{ body: { ...nextTry(message, attempt, step), lane: 'slow' }, groupId }]);
+    return { kind: 'moved' };
   }
 
   const started = deps.clock.now();
@@ -83,16 +110,29 @@ export async function deliver(
     body,
     timeoutMs: deps.deliveryTimeoutMs,
   });
-  const outcome = decide(deps, result, receiveCount);
+  const outcome = decide(deps, result, step);
   const succeeded = outcome.kind === 'done' && outcome.reason === 'succeeded';
 
-  const number = delivery.attempts + 1;
-  const attempt: Attempt = {
+  if (outcome.kind === 'retry') {
+    // A failing endpoint's next try waits in the slow lane.
+    await deps.queue.send([
+      {
+        body: { ...nextTry(message, attempt + 1, step + 1), lane: 'slow' },
+        delaySeconds: outcome.delaySeconds,
+        groupId,
+      },
+    ]);
+  } else if (outcome.kind === 'dead') {
+    // Redriven, it is the next try of a fresh schedule, in the main lane.
+    await deps.queue.deadLetter(nextTry(message, attempt + 1, 0));
+  }
+
+  const attemptRecord: Attempt = {
     id: newId('att', started.getTime()),
     deliveryId: delivery.id,
     subscriptionId: delivery.subscriptionId,
     partnerId: delivery.partnerId,
-    number,
+    number: attempt,
     startedAt: started.toISOString(),
     durationMs: result.durationMs,
     ...(result.statusCode === undefined ? {} : { statusCode: result.statusCode }),
@@ -109,14 +149,14 @@ export async function deliver(
   const updated: Delivery = {
     ...rest,
     status: succeeded ? 'succeeded' : outcome.kind === 'dead' ? 'dead' : 'failed',
-    attempts: number,
+    attempts: attempt,
     updatedAt: now.toISOString(),
-    lastAttemptAt: attempt.startedAt,
+    lastAttemptAt: attemptRecord.startedAt,
     ...(outcome.kind === 'retry'
       ? { nextAttemptAt: new Date(now.getTime() + outcome.delaySeconds * 1000).toISOString() }
       : {}),
   };
-  await deps.deliveries.recordAttempt(attempt, updated);
+  await deps.deliveries.recordAttempt(attemptRecord, updated);
   await recordTry(
     deps,
     subscription,
@@ -125,16 +165,23 @@ export async function deliver(
   return outcome;
 }
 
+/** The message of a delivery's try number `attempt`, at `step` of the schedule, in the main lane. */
+function nextTry(message: DeliveryMessage, attempt: number, step: number): DeliveryMessage {
+  const { lane: _lane, ...ids } = message;
+  return { ...ids, attempt, step };
+}
+
 /**
- * What a try's result means for its message: 2xx is done; 410 Gone is done too (the endpoint
- * is disabled, retrying is pointless); anything else is retried after the schedule's next
- * wait, or the wait a 429/503 asked for with Retry-After, until the schedule is used up.
+ * What a try's result means for its delivery: 2xx is done; 410 Gone is done too (the
+ * endpoint is disabled, retrying is pointless); anything else is retried after the schedule's
+ * next wait, or the wait a 429/503 asked for with Retry-After, until the schedule is used up.
+ * `step` is the try's place in the schedule (0 for the first).
  */
-function decide(deps: DeliverDeps, result: CallbackResult, receiveCount: number): DeliverOutcome {
+function decide(deps: DeliverDeps, result: CallbackResult, step: number): DeliverOutcome {
   const status = result.statusCode;
   if (status !== undefined && status >= 200 && status < 300) return { kind: 'done', reason: 'succeeded' };
   if (status === 410) return { kind: 'done', reason: 'endpoint-gone' };
-  const delay = retryDelaySeconds(deps.retrySchedule, receiveCount, deps.random);
+  const delay = retryDelaySeconds(deps.retrySchedule, step + 1, deps.random);
   if (delay === null) return { kind: 'dead' };
   if (result.retryAfterSeconds !== undefined) {
     return {

@@ -1,8 +1,18 @@
 import type { Clock, DeliveryStore, OutgoingMessage, QueueSender, SubscriptionStore } from '../ports.ts';
-import { newId } from './ids.ts';
-import type { Delivery, DeliveryMessage, DeliveryOrigin } from './model.ts';
+import { derivedId, idTime, newId } from './ids.ts';
+import type { Delivery, DeliveryLane, DeliveryMessage, DeliveryOrigin, Subscription } from './model.ts';
 import type { EventRef } from './patterns.ts';
 import { subscriptionWants } from './subscriptions.ts';
+
+/**
+ * The id of the fan-out delivery of an event to a subscription: the same every time for the
+ * pair (with the event's time), so fanning an event out again, after a retry or a redrive or
+ * a replay of the bus archive, finds the delivery made the first time instead of sending a
+ * second callback.
+ */
+export function fanoutDeliveryId(eventId: string, subscriptionId: string): string {
+  return derivedId('dlv', idTime(eventId), `${eventId}/${subscriptionId}`);
+}
 
 /** A delivery of the event to the subscription, not tried yet. */
 export function newDelivery(
@@ -12,7 +22,8 @@ export function newDelivery(
   now: Date,
 ): Delivery {
   return {
-    id: newId('dlv', now.getTime()),
+    // Only fan-out is one per pair; a partner's redelivery, replay or test is a new delivery.
+    id: origin === 'fanout' ? fanoutDeliveryId(event.id, subscriptionId) : newId('dlv', now.getTime()),
     eventId: event.id,
     subscriptionId,
     partnerId: event.partnerId,
@@ -25,13 +36,27 @@ export function newDelivery(
   };
 }
 
+/** The lane of a subscription's deliveries: the slow one while it is failing. */
+export function laneOf(subscription: Pick<Subscription, 'failingSince'>): DeliveryLane {
+  return subscription.failingSince === undefined ? 'main' : 'slow';
+}
+
 /**
- * The queue message of a delivery. One group per subscription (a fair queue's tenant): a slow
- * endpoint's backlog does not hold back the other subscriptions' deliveries.
+ * The queue message of a delivery's next try, in the subscription's lane. One group per
+ * subscription (a fair queue's tenant): a slow endpoint's backlog does not hold back the
+ * other subscriptions' deliveries.
  */
-export function queuedDelivery(d: Delivery): OutgoingMessage<DeliveryMessage> {
+export function queuedDelivery(d: Delivery, lane: DeliveryLane = 'main'): OutgoingMessage<DeliveryMessage> {
   return {
-    body: { deliveryId: d.id, eventId: d.eventId, subscriptionId: d.subscriptionId, partnerId: d.partnerId },
+    body: {
+      deliveryId: d.id,
+      eventId: d.eventId,
+      subscriptionId: d.subscriptionId,
+      partnerId: d.partnerId,
+      attempt: d.attempts + 1,
+      step: 0,
+      ...(lane === 'main' ? {} : { lane }),
+    },
     groupId: d.subscriptionId,
   };
 }
@@ -47,8 +72,9 @@ export interface FanOutDeps {
  * Turns one event into one delivery per matching active subscription.
  * 1. List the partner's active subscriptions and keep those whose filter takes the type.
  * 2. Create their deliveries; a retried fan-out finds them already there.
- * 3. Queue the deliveries that have not been tried yet. A retry may queue one twice; the
- *    dispatcher skips a delivery that already succeeded, and receivers dedupe on webhook-id.
+ * 3. Queue the deliveries that have not been tried yet, each in its subscription's lane. A
+ *    retry may queue one twice; the dispatcher drops a copy whose try is already recorded, and
+ *    receivers dedupe on webhook-id.
  * Returns the number of deliveries queued.
  */
 export async function fanOutEvent(deps: FanOutDeps, ref: EventRef): Promise<number> {
@@ -59,7 +85,8 @@ export async function fanOutEvent(deps: FanOutDeps, ref: EventRef): Promise<numb
   const now = deps.clock.now();
   const wanted = subscriptions.map((sub) => newDelivery(ref, sub.id, 'fanout', now));
   const stored = await deps.deliveries.createForEvent(wanted);
+  const lanes = new Map(subscriptions.map((sub) => [sub.id, laneOf(sub)]));
   const untried = stored.filter((d) => d.status === 'pending' && d.attempts === 0);
-  await deps.deliveryQueue.send(untried.map(queuedDelivery));
+  await deps.deliveryQueue.send(untried.map((d) => queuedDelivery(d, lanes.get(d.subscriptionId))));
   return untried.length;
 }

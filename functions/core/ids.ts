@@ -2,7 +2,7 @@
  * Prefixed ULIDs (https://github.com/ulid/spec): 48 bits of milliseconds then 80 random bits,
  * in Crockford base32, so ids sort by creation time as plain strings.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { IdPrefix } from './model.ts';
 
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -63,6 +63,20 @@ export const ulid: (time?: number) => string = createUlid();
 /** A new id such as `evt_01J9Z…`: the prefix, an underscore, a ULID. */
 export function newId(prefix: IdPrefix, time?: number): string {
   return `${prefix}_${ulid(time)}`;
+}
+
+/**
+ * An id that is the same every time for the same `key`: a ULID whose time is `time` and whose
+ * random part is the first 80 bits of the key's SHA-256. It sorts among ids made at that time
+ * like any other, and lets a write that is repeated (a retried fan-out, an event emitted
+ * again) find the first one by its key alone.
+ */
+export function derivedId(prefix: IdPrefix, time: number, key: string): string {
+  if (!Number.isInteger(time) || time < 0 || time > MAX_TIME) {
+    throw new RangeError(`ULID time must be an integer from 0 to ${MAX_TIME}, got ${time}`);
+  }
+  const hash = createHash('sha256').update(key).digest().subarray(0, RANDOM_BYTES);
+  return `${prefix}_${encode(BigInt(time), TIME_CHARS)}${encode(toBigInt(hash), RANDOM_CHARS)}`;
 }
 
 /**

@@ -184,12 +184,31 @@ export const Attempt = z.object({
 });
 export type Attempt = z.infer<typeof Attempt>;
 
-/** What travels on the delivery queue: one message per (event, subscription). */
+/**
+ * The lanes of the delivery path: deliveries to an endpoint that is failing (a failure since
+ * its last success) go to the slow lane, which has invocations of its own, so a hanging or
+ * failing endpoint never holds a batch of the healthy ones.
+ */
+export const DeliveryLane = z.enum(['main', 'slow']);
+export type DeliveryLane = z.infer<typeof DeliveryLane>;
+
+/**
+ * What travels on the delivery queues: one message per try of a delivery. `attempt` and
+ * `step` move on only with a real HTTP try, when the next message is queued; an error of the
+ * dispatcher's own brings the same message back, so it spends no try. Messages queued before
+ * these fields existed lack them: the dispatcher then takes them from the delivery.
+ */
 export const DeliveryMessage = z.object({
   deliveryId: DeliveryId,
   eventId: EventId,
   subscriptionId: SubscriptionId,
   partnerId: PartnerId,
+  /** The try this message is for (1-based): a copy whose try the delivery has already recorded is stale. */
+  attempt: z.number().int().positive().optional(),
+  /** Its place in the retry schedule (0: the first try); a redrive from the dead-letter queue starts again at 0. */
+  step: z.number().int().nonnegative().optional(),
+  /** Absent: the main lane. */
+  lane: DeliveryLane.optional(),
 });
 export type DeliveryMessage = z.infer<typeof DeliveryMessage>;
 

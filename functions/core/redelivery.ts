@@ -15,7 +15,7 @@ import {
   TooManyRequestsError,
 } from './errors.ts';
 import { getEvent } from './events.ts';
-import { newDelivery, queuedDelivery } from './fanout.ts';
+import { laneOf, newDelivery, queuedDelivery } from './fanout.ts';
 import { newId } from './ids.ts';
 import {
   type Delivery,
@@ -70,7 +70,9 @@ async function queueDeliveries(
   if (deliveries.length === 0) return deliveries;
   await deps.deliveries.create(deliveries);
   try {
-    await deps.deliveryQueue.send(deliveries.map(queuedDelivery));
+    await deps.deliveryQueue.send(
+      deliveries.map((d, i) => queuedDelivery(d, laneOf(pairs[i]?.subscription ?? {}))),
+    );
   } catch (error) {
     // Skipped rather than deleted: a failed send can be ambiguous (a request that timed out
     // after the queue took it), and the dispatcher still tries a skipped delivery whose

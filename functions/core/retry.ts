@@ -1,11 +1,18 @@
 /**
  * The callback retry schedule. Entry k (0-based) is the wait in seconds before attempt k + 1,
  * counted from the previous try, so the schedule's length is the number of attempts. The
- * dispatcher applies a wait by hiding the SQS message (ChangeMessageVisibility), hence the cap.
+ * dispatcher queues each try as a message of its own, after its wait (see DeliveryQueue).
  */
 
-/** SQS's longest visibility timeout (12 hours): no single wait can be longer. */
+/** The longest single wait: 12 hours. */
 export const MAX_RETRY_DELAY_SECONDS = 43_200;
+
+/**
+ * The share of a wait that jitter may take off: each wait is drawn between 80% and 100% of
+ * its schedule value, so deliveries that failed together spread out, and the schedule stays
+ * a promise a receiver can plan an outage around.
+ */
+export const RETRY_JITTER = 0.2;
 
 /** 0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: eight attempts spread over about 28 hours. */
 export const DEFAULT_RETRY_SCHEDULE: readonly number[] = [0, 5, 300, 1800, 7200, 18000, 36000, 36000];
@@ -29,7 +36,7 @@ export function parseRetrySchedule(text: string): number[] {
   return schedule;
 }
 
-/** Tries at most: SQS's highest maxReceiveCount, which the delivery queue's equals. */
+/** Tries at most. */
 export const MAX_RETRY_ATTEMPTS = 1000;
 
 /**
@@ -39,10 +46,7 @@ export const MAX_RETRY_ATTEMPTS = 1000;
  */
 export function checkRetrySchedule(schedule: readonly number[]): void {
   if (schedule.length === 0 || schedule.length > MAX_RETRY_ATTEMPTS) {
-    throw new Error(
-      `retry schedule must have 1 to ${MAX_RETRY_ATTEMPTS} entries (the delivery queue's maxReceiveCount), ` +
-        `not ${schedule.length}`,
-    );
+    throw new Error(`retry schedule must have 1 to ${MAX_RETRY_ATTEMPTS} entries, not ${schedule.length}`);
   }
   schedule.forEach((seconds, index) => {
     if (!Number.isInteger(seconds) || seconds < 0) {
@@ -52,8 +56,8 @@ export function checkRetrySchedule(schedule: readonly number[]): void {
     }
     if (seconds > MAX_RETRY_DELAY_SECONDS) {
       throw new Error(
-        `retry schedule entry ${index + 1} (${seconds}) exceeds ${MAX_RETRY_DELAY_SECONDS} seconds, ` +
-          "SQS's maximum visibility timeout",
+        `retry schedule entry ${index + 1} (${seconds}) exceeds ${MAX_RETRY_DELAY_SECONDS} seconds (12 hours), ` +
+          'the longest wait',
       );
     }
     // Fan-out queues a delivery at once: the first try has no wait to take from the schedule.
@@ -69,10 +73,10 @@ export function maxAttempts(schedule: readonly number[]): number {
 }
 
 /**
- * Seconds to wait after `attemptsMade` failed tries before the next one, with full jitter
- * (uniform between 0 and the schedule's wait) so deliveries that failed together, in a
- * receiver's outage, spread out instead of retrying in the same second; null when the
- * schedule has no tries left and the delivery goes to the dead-letter queue.
+ * Seconds to wait after `attemptsMade` failed tries before the next one, with jitter (uniform
+ * between 80% and 100% of the schedule's wait, see RETRY_JITTER) so deliveries that failed
+ * together, in a receiver's outage, spread out instead of retrying in the same second; null
+ * when the schedule has no tries left and the delivery goes to the dead-letter queue.
  * @param attemptsMade tries made so far, at least 1.
  * @param random a source in [0, 1), injectable for tests.
  */
@@ -86,7 +90,7 @@ export function retryDelaySeconds(
   }
   const delay = schedule[attemptsMade];
   if (delay === undefined) return null;
-  return Math.min(Math.round(delay * random()), MAX_RETRY_DELAY_SECONDS);
+  return Math.min(Math.round(delay * (1 - RETRY_JITTER + RETRY_JITTER * random())), MAX_RETRY_DELAY_SECONDS);
 }
 
 /**

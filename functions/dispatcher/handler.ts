@@ -1,36 +1,38 @@
 /**
- * Dispatcher: SQS batches of delivery messages in; one signed POST each. A failed try is
- * reported in `batchItemFailures` after its message has been hidden for the retry schedule's
- * next wait (ChangeMessageVisibility), so the queue itself is the backoff timer; after the
- * last try the message is made visible at once, and the queue moves it to the DLQ on the
- * receive that exceeds its max receive count.
+ * Dispatcher: SQS batches of delivery messages in; one signed POST each, all of a batch side
+ * by side. Every try ends its message's receive: a failed one queues the next try as a
+ * message of its own (after its wait; see DeliveryQueue) or, after the schedule's last try,
+ * puts it in the dead-letter queue. So no waiting try is held in flight, and only the
+ * dispatcher's own errors fail a record: the same message then comes back when its
+ * visibility timeout ends, with no try spent, and the queue's max receive count only catches
+ * a message that fails that way over and over (a poison message).
  */
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { type Log, processBatch } from '../batch.ts';
-import { type DeliverDeps, deliver } from '../core/delivery.ts';
+import { type DeliverDeps, type DeliverOutcome, deliver } from '../core/delivery.ts';
 import { DeliveryMessage } from '../core/model.ts';
-import type { VisibilityControl } from '../ports.ts';
 
-export interface DispatcherDeps extends DeliverDeps {
-  queue: VisibilityControl;
-}
+export type DispatcherDeps = DeliverDeps;
 
-async function processRecord(deps: DispatcherDeps, record: SQSRecord): Promise<boolean> {
-  const message = DeliveryMessage.parse(JSON.parse(record.body));
-  const receiveCount = Number(record.attributes.ApproximateReceiveCount) || 1;
-  const outcome = await deliver(deps, message, receiveCount);
-  if (outcome.kind === 'done') return true;
-  await deps.queue.changeVisibility(
-    record.receiptHandle,
-    outcome.kind === 'retry' ? outcome.delaySeconds : 0,
-  );
-  return false;
-}
+/** Told what became of each record (the local runtime shares out its slots by it). */
+export type OutcomeObserver = (record: SQSRecord, outcome: DeliverOutcome) => void;
 
-export function createDispatcherHandler(deps: DispatcherDeps, log: Log = console.error) {
+export function createDispatcherHandler(
+  deps: DispatcherDeps,
+  log: Log = console.error,
+  observe?: OutcomeObserver,
+) {
   return middy<SQSEvent, SQSBatchResponse>().handler((event) =>
-    processBatch(event.Records, (record) => processRecord(deps, record), log),
+    processBatch(
+      event.Records,
+      async (record) => {
+        const outcome = await deliver(deps, DeliveryMessage.parse(JSON.parse(record.body)));
+        observe?.(record, outcome);
+        return true;
+      },
+      log,
+    ),
   );
 }
 

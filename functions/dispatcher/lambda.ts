@@ -1,7 +1,9 @@
-/** Lambda entry of the dispatcher: signed POSTs for the delivery queue's messages. */
+/** Lambda entry of the dispatcher: signed POSTs for the delivery queues' messages (both lanes). */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { dynamoClient } from '../adapters/aws/clients.ts';
 import { DynamoDeliveryStore } from '../adapters/aws/deliveries.ts';
+import { SqsDeliveryQueue } from '../adapters/aws/delivery-queue.ts';
+import { DynamoDueRetryStore } from '../adapters/aws/due-retries.ts';
 import { DynamoEventLog } from '../adapters/aws/events.ts';
 import { logError, logger } from '../adapters/aws/logger.ts';
 import { sqsClient } from '../adapters/aws/sqs-client.ts';
@@ -18,6 +20,8 @@ const config = loadLambdaConfig([
   'subscriptionsTable',
   'deliveriesTable',
   'deliveryQueueUrl',
+  'slowLaneQueueUrl',
+  'deliveryDeadLetterQueueUrl',
   'retrySchedule',
   'deliveryTimeoutMs',
   'allowPrivateTargets',
@@ -35,7 +39,12 @@ export const handler = createDispatcherHandler(
     }),
     // The agents outlive invocations: warm starts reuse their keep-alive connections.
     sender: new HttpCallbackSender({ allowPrivateTargets: config.allowPrivateTargets }),
-    queue: new SqsQueue<DeliveryMessage>(sqsClient, config.deliveryQueueUrl),
+    queue: new SqsDeliveryQueue({
+      main: new SqsQueue<DeliveryMessage>(sqsClient, config.deliveryQueueUrl),
+      slow: new SqsQueue<DeliveryMessage>(sqsClient, config.slowLaneQueueUrl),
+      deadLetters: new SqsQueue<DeliveryMessage>(sqsClient, config.deliveryDeadLetterQueueUrl),
+      due: new DynamoDueRetryStore(dynamoClient, config.deliveriesTable),
+    }),
     clock: systemClock,
     retrySchedule: config.retrySchedule,
     deliveryTimeoutMs: config.deliveryTimeoutMs,

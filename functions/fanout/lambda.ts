@@ -1,7 +1,8 @@
-/** Lambda entry of fan-out: bus events from the fan-out queue, deliveries onto the delivery queue. */
+/** Lambda entry of fan-out: bus events from the fan-out queue, deliveries onto the delivery queues. */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { dynamoClient } from '../adapters/aws/clients.ts';
 import { DynamoDeliveryStore } from '../adapters/aws/deliveries.ts';
+import { SqsDeliveryQueue } from '../adapters/aws/delivery-queue.ts';
 import { logError, logger } from '../adapters/aws/logger.ts';
 import { sqsClient } from '../adapters/aws/sqs-client.ts';
 import { SqsQueue } from '../adapters/aws/sqs-queue.ts';
@@ -15,6 +16,7 @@ const config = loadLambdaConfig([
   'subscriptionsTable',
   'deliveriesTable',
   'deliveryQueueUrl',
+  'slowLaneQueueUrl',
   'retentionDays',
 ]);
 
@@ -24,7 +26,11 @@ export const handler = createFanoutHandler(
     deliveries: new DynamoDeliveryStore(dynamoClient, config.deliveriesTable, {
       retentionDays: config.retentionDays,
     }),
-    deliveryQueue: new SqsQueue<DeliveryMessage>(sqsClient, config.deliveryQueueUrl),
+    // A failing endpoint's new deliveries go straight to the slow lane.
+    deliveryQueue: new SqsDeliveryQueue({
+      main: new SqsQueue<DeliveryMessage>(sqsClient, config.deliveryQueueUrl),
+      slow: new SqsQueue<DeliveryMessage>(sqsClient, config.slowLaneQueueUrl),
+    }),
     clock: systemClock,
   },
   logError,

@@ -6,14 +6,28 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { DELIVERY_TIMEOUT_MS, LAMBDA_ENV } from '../../functions/config.ts';
+import { DELIVERY_MAX_RECEIVES } from '../../functions/core/delivery.ts';
+import { DUE_SWEEP_INTERVAL_SECONDS } from '../../functions/core/due-retries.ts';
 import { type EventPattern, ROUTING_RULES, type RoutingRule } from '../../functions/core/patterns.ts';
-import { checkRetrySchedule, maxAttempts } from '../../functions/core/retry.ts';
+import { checkRetrySchedule } from '../../functions/core/retry.ts';
 import { DispatcherFunction } from './function.ts';
 import { DeadLetterQueue, QueueWithDeadLetter } from './queues.ts';
 import type { DefinedTable } from './table.ts';
 
 /** AWS's advice for a queue a Lambda function consumes: at least six function timeouts. */
 export const VISIBILITY_TIMEOUT_FACTOR = 6;
+
+/** Records per invocation of the fan-out and dispatcher functions (their event sources' BatchSize). */
+export const FANOUT_BATCH_SIZE = 10;
+export const DISPATCHER_BATCH_SIZE = 10;
+/** MaximumConcurrency of the fan-out function's event source, unless the props say otherwise. */
+export const DEFAULT_FANOUT_MAX_CONCURRENCY = 5;
+/**
+ * MaximumConcurrency of the slow lane's event source, unless the props say otherwise: the
+ * deliveries of failing endpoints share this many invocations, apart from the healthy ones.
+ */
+export const DEFAULT_SLOW_LANE_MAX_CONCURRENCY = 5;
+export { DUE_LOOKAHEAD_SECONDS, DUE_SWEEP_INTERVAL_SECONDS } from '../../functions/core/due-retries.ts';
 
 export interface DeliveryPipelineProps {
   /** The bus the rules listen on. */
@@ -23,12 +37,18 @@ export interface DeliveryPipelineProps {
   readonly deliveriesTable: DefinedTable;
   /** Prefix of the queues' physical names (their DLQs' RedriveAllowPolicy names them). */
   readonly queueNamePrefix: string;
-  /** Seconds before each delivery try; its length is the delivery queue's maxReceiveCount. */
+  /** Seconds before each delivery try; its length is the number of tries. */
   readonly retrySchedule: readonly number[];
   /** Per-callback HTTP timeout. */
   readonly deliveryTimeout: Duration;
-  /** MaximumConcurrency of the dispatcher's event source (2-1000). */
+  /** MaximumConcurrency of the dispatcher's event source on the main lane (2-1000). */
   readonly dispatcherMaxConcurrency: number;
+  /**
+   * MaximumConcurrency of the dispatcher's event source on the slow lane (2-1000), which
+   * failing endpoints' deliveries share.
+   * @default DEFAULT_SLOW_LANE_MAX_CONCURRENCY
+   */
+  readonly slowLaneMaxConcurrency?: number;
   /**
    * Days an event is kept: the dispatcher appends `subscription.disabled` events, and
    * deliveries and attempts expire with their events.
@@ -45,7 +65,9 @@ export interface DeliveryPipelineProps {
    */
   readonly rules?: readonly RoutingRule[];
   /**
-   * How long the delivery queue keeps a message: the whole retry schedule must fit in it.
+   * How long the delivery queues keep a message. Each try is a message of its own, waiting at
+   * most 15 minutes in a queue (longer waits are due retries in the deliveries table), so this
+   * only bounds how long a backlog may wait for the dispatcher; an alarm fires long before.
    * @default Duration.days(4)
    */
   readonly deliveryRetention?: Duration;
@@ -69,28 +91,37 @@ function checkConcurrency(name: string, value: number): void {
 
 /**
  * The push path: rules on the bus → fan-out queue → fan-out function (one delivery per
- * matching subscription) → delivery queue → dispatcher function (one signed POST each).
+ * matching subscription) → delivery queues → dispatcher function (one signed POST each).
  *
- * The dispatcher backs off by hiding a failed message for the schedule's next wait, so each
- * receive of a delivery message is one try, and the delivery queue's maxReceiveCount is the
- * schedule's length: the receive after the last try moves the message to the DLQ. Both
- * consumers report partial batch failures; their event sources cap concurrency
- * (MaximumConcurrency) rather than reserving it, so a busy function never throttles
- * messages into extra receives.
+ * Two delivery queues, two lanes: the main one, and a slow one for the deliveries of
+ * endpoints that are failing, each with an event source of its own on the dispatcher, so a
+ * hanging endpoint holds slow-lane invocations only. Every try ends its message's receive:
+ * the next try is a new message (DelaySeconds up to 15 minutes; a longer wait is a due retry
+ * in the deliveries table, which the sweeper function queues shortly before its time), and
+ * after the schedule's last try the dispatcher puts the message in the delivery DLQ itself.
+ * Nothing waiting is held in flight, so the queues' in-flight quota is never approached by
+ * retries; maxReceiveCount only catches a poison message. Both consumers report partial batch
+ * failures; their event sources cap concurrency (MaximumConcurrency) rather than reserving it,
+ * so a busy function never throttles messages into extra receives.
  */
 export class DeliveryPipeline extends Construct {
   public readonly rules: readonly events.Rule[];
   /** Gets the events a rule could not put on its target queue. */
   public readonly ruleDeadLetterQueue: DeadLetterQueue;
   public readonly fanout: QueueWithDeadLetter;
+  /** The main lane; its DLQ also gets the deliveries whose schedule is used up. */
   public readonly delivery: QueueWithDeadLetter;
+  /** The slow lane: deliveries to endpoints that are failing. */
+  public readonly slowLane: QueueWithDeadLetter;
   public readonly fanoutFunction: DispatcherFunction;
   public readonly dispatcherFunction: DispatcherFunction;
+  /** Queues the due retries shortly before their time, every DUE_SWEEP_INTERVAL_SECONDS. */
+  public readonly sweeperFunction: DispatcherFunction;
+  public readonly sweepRule: events.Rule;
   /**
-   * The age of the delivery queue's oldest message that means deliveries are falling behind.
-   * ApproximateAgeOfOldestMessage counts a message until its third receive, and the
-   * dispatcher's jitter only shortens waits, so on a healthy queue it stays under the first
-   * three waits plus three tries; 15 minutes past that is a backlog.
+   * The age of the main lane's oldest message that means deliveries are falling behind: its
+   * messages are queued with no delay (the waits of retries are in the slow lane), so on a
+   * healthy queue every one is received within seconds.
    */
   public readonly backlogAge: Duration;
 
@@ -109,7 +140,7 @@ export class DeliveryPipeline extends Construct {
       );
     }
     checkConcurrency(`${id}: dispatcherMaxConcurrency`, props.dispatcherMaxConcurrency);
-    const fanoutMaxConcurrency = props.fanoutMaxConcurrency ?? 5;
+    const fanoutMaxConcurrency = props.fanoutMaxConcurrency ?? DEFAULT_FANOUT_MAX_CONCURRENCY;
     checkConcurrency(`${id}: fanoutMaxConcurrency`, fanoutMaxConcurrency);
     const rules = props.rules ?? ROUTING_RULES;
     if (rules.length === 0) throw new Error(`${id}: at least one routing rule is needed`);
@@ -119,24 +150,9 @@ export class DeliveryPipeline extends Construct {
     const dispatcherTimeout = Duration.seconds(Math.ceil(timeoutMs / 1000) + 20);
     const fanoutTimeout = Duration.seconds(30);
     const deliveryRetention = props.deliveryRetention ?? Duration.days(4);
-    // The longest a delivery can take from its first try to its last: jitter only shortens a
-    // wait, but a receiver's Retry-After (429/503) may stretch any wait up to the schedule's
-    // longest (functions/core/retry.ts); each try may also run a full function timeout.
-    const longestWait = Math.max(...schedule);
-    const worstSpan =
-      (schedule[0] ?? 0) +
-      (schedule.length - 1) * longestWait +
-      schedule.length * dispatcherTimeout.toSeconds();
-    if (worstSpan > deliveryRetention.toSeconds() - Duration.days(1).toSeconds()) {
-      throw new Error(
-        `${id}: the retry schedule can span ${Math.ceil(worstSpan / 3600)} h (each wait stretched to the ` +
-          `longest by Retry-After); it must end a day before the delivery queue drops the message ` +
-          `(${deliveryRetention.toDays()} days)`,
-      );
-    }
-
-    const firstWaits = schedule.slice(0, 3).reduce((sum, wait) => sum + wait, 0);
-    this.backlogAge = Duration.minutes(Math.ceil((firstWaits + 3 * dispatcherTimeout.toSeconds()) / 60) + 15);
+    const slowLaneMaxConcurrency = props.slowLaneMaxConcurrency ?? DEFAULT_SLOW_LANE_MAX_CONCURRENCY;
+    checkConcurrency(`${id}: slowLaneMaxConcurrency`, slowLaneMaxConcurrency);
+    this.backlogAge = Duration.minutes(15);
 
     this.fanout = new QueueWithDeadLetter(this, 'Fanout', {
       queueName: `${props.queueNamePrefix}-fanout`,
@@ -144,12 +160,15 @@ export class DeliveryPipeline extends Construct {
       // Fan-out is idempotent (one delivery per event and subscription), so retries are safe.
       maxReceiveCount: 5,
     });
-    this.delivery = new QueueWithDeadLetter(this, 'Delivery', {
-      queueName: `${props.queueNamePrefix}-delivery`,
-      visibilityTimeout: Duration.seconds(dispatcherTimeout.toSeconds() * VISIBILITY_TIMEOUT_FACTOR),
-      maxReceiveCount: maxAttempts(schedule),
-      retentionPeriod: deliveryRetention,
-    });
+    const lane = (laneId: string, queueName: string) =>
+      new QueueWithDeadLetter(this, laneId, {
+        queueName: `${props.queueNamePrefix}-${queueName}`,
+        visibilityTimeout: Duration.seconds(dispatcherTimeout.toSeconds() * VISIBILITY_TIMEOUT_FACTOR),
+        maxReceiveCount: DELIVERY_MAX_RECEIVES,
+        retentionPeriod: deliveryRetention,
+      });
+    this.delivery = lane('Delivery', 'delivery');
+    this.slowLane = lane('SlowLane', 'delivery-slow');
 
     this.ruleDeadLetterQueue = new DeadLetterQueue(this, 'RuleDeadLetterQueue', {
       otherSource: 'every EventBridge rule target on the partner bus',
@@ -182,10 +201,11 @@ export class DeliveryPipeline extends Construct {
     })
       .useTable(props.subscriptionsTable, LAMBDA_ENV.subscriptionsTable, 'read')
       .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, 'readWrite')
-      .useQueue(this.delivery.queue, LAMBDA_ENV.deliveryQueueUrl, 'send');
+      .useQueue(this.delivery.queue, LAMBDA_ENV.deliveryQueueUrl, 'send')
+      .useQueue(this.slowLane.queue, LAMBDA_ENV.slowLaneQueueUrl, 'send');
     this.fanoutFunction.addEventSource(
       new SqsEventSource(this.fanout.queue, {
-        batchSize: 10,
+        batchSize: FANOUT_BATCH_SIZE,
         reportBatchItemFailures: true,
         maxConcurrency: fanoutMaxConcurrency,
       }),
@@ -193,7 +213,7 @@ export class DeliveryPipeline extends Construct {
 
     this.dispatcherFunction = new DispatcherFunction(this, 'DispatcherFunction', {
       entry: 'functions/dispatcher/lambda.ts',
-      description: 'Dispatcher: one signed callback per delivery message, backoff by visibility timeout',
+      description: 'Dispatcher: one signed callback per delivery message; each retry a message of its own',
       serviceName: 'dispatcher',
       timeout: dispatcherTimeout,
       memorySize: 512,
@@ -208,16 +228,42 @@ export class DeliveryPipeline extends Construct {
     })
       // Writes to events and subscriptions too: it keeps each endpoint's health, disables a
       // subscription that keeps failing and appends `subscription.disabled` to the partner's log.
+      // Its due retries go into the deliveries table.
       .useTable(props.eventsTable, LAMBDA_ENV.eventsTable, 'readWrite')
       .useTable(props.subscriptionsTable, LAMBDA_ENV.subscriptionsTable, 'readWrite')
       .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, 'readWrite')
-      .useQueue(this.delivery.queue, LAMBDA_ENV.deliveryQueueUrl, 'changeVisibility');
-    this.dispatcherFunction.addEventSource(
-      new SqsEventSource(this.delivery.queue, {
-        batchSize: 10,
-        reportBatchItemFailures: true,
-        maxConcurrency: props.dispatcherMaxConcurrency,
-      }),
-    );
+      .useQueue(this.delivery.queue, LAMBDA_ENV.deliveryQueueUrl, 'send')
+      .useQueue(this.slowLane.queue, LAMBDA_ENV.slowLaneQueueUrl, 'send')
+      .useQueue(this.delivery.deadLetterQueue, LAMBDA_ENV.deliveryDeadLetterQueueUrl, 'send');
+    const lanes: [QueueWithDeadLetter, number][] = [
+      [this.delivery, props.dispatcherMaxConcurrency],
+      [this.slowLane, slowLaneMaxConcurrency],
+    ];
+    for (const [{ queue }, maxConcurrency] of lanes) {
+      this.dispatcherFunction.addEventSource(
+        new SqsEventSource(queue, {
+          batchSize: DISPATCHER_BATCH_SIZE,
+          reportBatchItemFailures: true,
+          maxConcurrency,
+        }),
+      );
+    }
+
+    this.sweeperFunction = new DispatcherFunction(this, 'SweeperFunction', {
+      entry: 'functions/sweeper/lambda.ts',
+      description: 'Sweeper: queues the delivery retries that come due soon',
+      serviceName: 'sweeper',
+      timeout: Duration.seconds(DUE_SWEEP_INTERVAL_SECONDS),
+      logRetention: props.logRetention,
+    })
+      .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, 'readWrite')
+      .useQueue(this.delivery.queue, LAMBDA_ENV.deliveryQueueUrl, 'send')
+      .useQueue(this.slowLane.queue, LAMBDA_ENV.slowLaneQueueUrl, 'send');
+    this.sweepRule = new events.Rule(this, 'SweepSchedule', {
+      description: 'Runs the sweeper of due delivery retries',
+      schedule: events.Schedule.rate(Duration.seconds(DUE_SWEEP_INTERVAL_SECONDS)),
+      // One sweep at a time is enough; a missed one is made up by the next (the lookahead).
+      targets: [new targets.LambdaFunction(this.sweeperFunction, { retryAttempts: 0 })],
+    });
   }
 }

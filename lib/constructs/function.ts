@@ -20,7 +20,7 @@ export type TableAccess = 'read' | 'write' | 'readWrite';
 export type QueueAccess = 'send' | 'changeVisibility';
 type Env = typeof LAMBDA_ENV;
 export type TableEnvVar = Env['eventsTable' | 'partnersTable' | 'subscriptionsTable' | 'deliveriesTable'];
-export type QueueEnvVar = Env['deliveryQueueUrl'];
+export type QueueEnvVar = Env['deliveryQueueUrl' | 'slowLaneQueueUrl' | 'deliveryDeadLetterQueueUrl'];
 
 export interface DispatcherFunctionProps {
   /** The entry file, relative to the repository root; it exports `handler`. */

@@ -14,6 +14,11 @@ export interface NamedQueue {
   readonly queue: sqs.IQueue;
 }
 
+/** A dead-letter queue, and what ops do with its messages (the text of its alarm). */
+export interface DeadLetterQueueWatch extends NamedQueue {
+  readonly recovery: string;
+}
+
 /** A function and what to call it on the dashboard. */
 export interface NamedFunction {
   readonly label: string;
@@ -23,8 +28,8 @@ export interface NamedFunction {
 export interface MonitoringProps {
   /** Names the dashboard and prefixes the alarm names. */
   readonly name: string;
-  /** Every dead-letter queue: each gets an alarm on its first message. */
-  readonly deadLetterQueues: readonly NamedQueue[];
+  /** Every dead-letter queue: each gets an alarm on its first message, saying how to recover. */
+  readonly deadLetterQueues: readonly DeadLetterQueueWatch[];
   /** The work queues, for the dashboard. */
   readonly queues: readonly NamedQueue[];
   /** The delivery queue: an alarm when messages wait unclaimed and the oldest is older than `backlogAge`. */
@@ -87,7 +92,7 @@ export class Monitoring extends Construct {
     }
     const notify = new actions.SnsAction(this.topic);
 
-    this.deadLetterAlarms = props.deadLetterQueues.map(({ label, queue }) =>
+    this.deadLetterAlarms = props.deadLetterQueues.map(({ label, queue, recovery }) =>
       queue
         .metricApproximateNumberOfMessagesVisible({
           statistic: cloudwatch.Stats.MAXIMUM,
@@ -95,9 +100,7 @@ export class Monitoring extends Construct {
         })
         .createAlarm(this, `${label}DeadLetters`, {
           alarmName: `${props.name}-${label}-dead-letters`,
-          alarmDescription:
-            `Messages in the ${label} dead-letter queue. Find the cause in the logs, fix it, then redrive ` +
-            '(SQS console: the queue, "Start DLQ redrive"; the pipe and rule DLQs: replay the bus archive).',
+          alarmDescription: `Messages in the ${label} dead-letter queue. ${recovery}`,
           threshold: 0,
           comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
           evaluationPeriods: 1,

@@ -16,13 +16,21 @@ import { LAMBDA_ENV } from '../../functions/config.ts';
 import { DispatcherFunction } from './function.ts';
 import type { DefinedTable } from './table.ts';
 
+/** The stage's default throttle, for all callers together: steady requests per second, and burst. */
+export const DEFAULT_STAGE_THROTTLE = {
+  rateLimit: 100,
+  burstLimit: 200,
+} as const satisfies apigw.ThrottleSettings;
+
 export interface PartnerApiProps {
   readonly eventsTable: DefinedTable;
   readonly partnersTable: DefinedTable;
   readonly subscriptionsTable: DefinedTable;
   readonly deliveriesTable: DefinedTable;
-  /** Where redeliveries, replays and test events a partner asks for are queued. */
+  /** Where redeliveries, replays and test events a partner asks for are queued (main lane). */
   readonly deliveryQueue: sqs.IQueue;
+  /** Where they are queued for a subscription whose endpoint is failing. */
+  readonly slowLaneQueue: sqs.IQueue;
   /** Days an event is kept (the API sets its TTL). */
   readonly retentionDays: number;
   /**
@@ -95,7 +103,7 @@ export class PartnerApi extends Construct {
     const keys = routes.map((route) => `${route.method} ${route.path}`);
     if (new Set(keys).size !== keys.length)
       throw new Error(`${id}: routes must be unique: ${keys.join(', ')}`);
-    const throttle = props.throttle ?? { rateLimit: 100, burstLimit: 200 };
+    const throttle = props.throttle ?? DEFAULT_STAGE_THROTTLE;
     const cacheTtl = props.authorizerCacheTtl ?? Duration.minutes(5);
     if (cacheTtl.toSeconds() > 3600) throw new Error(`${id}: authorizerCacheTtl must be at most one hour`);
     if (!Number.isInteger(props.retentionDays) || props.retentionDays < 1) {
@@ -118,7 +126,8 @@ export class PartnerApi extends Construct {
       .useTable(props.partnersTable, LAMBDA_ENV.partnersTable, 'readWrite')
       .useTable(props.subscriptionsTable, LAMBDA_ENV.subscriptionsTable, 'readWrite')
       .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, 'readWrite')
-      .useQueue(props.deliveryQueue, LAMBDA_ENV.deliveryQueueUrl, 'send');
+      .useQueue(props.deliveryQueue, LAMBDA_ENV.deliveryQueueUrl, 'send')
+      .useQueue(props.slowLaneQueue, LAMBDA_ENV.slowLaneQueueUrl, 'send');
 
     this.authorizerFunction = new DispatcherFunction(this, 'AuthorizerFunction', {
       entry: 'functions/authorizer/lambda.ts',

@@ -27,6 +27,11 @@ export interface ServiceStackProps extends StackProps {
   readonly logRetention?: logs.RetentionDays;
 }
 
+/** What to do with a queue's poison messages, in its DLQ alarm. */
+function redriveTo(source: string): string {
+  return `Messages that failed their handler over and over. Find the cause in the logs, fix it, then redrive them to ${source} (SQS console: the queue, "Start DLQ redrive").`;
+}
+
 /**
  * The stateless stack: everything that can be rebuilt from code. The pipe from the events
  * stream, the bus, its archive and rules, the queues and functions of the push path, the HTTP
@@ -68,22 +73,47 @@ export class ServiceStack extends Stack {
       subscriptionsTable: tables.subscriptions,
       deliveriesTable: tables.deliveries,
       deliveryQueue: this.pipeline.delivery.queue,
+      slowLaneQueue: this.pipeline.slowLane.queue,
       retentionDays: props.retentionDays,
       logRetention,
     });
 
-    const { fanout, delivery } = this.pipeline;
+    const { fanout, delivery, slowLane } = this.pipeline;
     this.monitoring = new Monitoring(this, 'Monitoring', {
       name: this.stackName,
       deadLetterQueues: [
-        { label: 'pipe', queue: this.eventStream.deadLetterQueue },
-        { label: 'rule', queue: this.pipeline.ruleDeadLetterQueue },
-        { label: 'fanout', queue: fanout.deadLetterQueue },
-        { label: 'delivery', queue: delivery.deadLetterQueue },
+        {
+          label: 'pipe',
+          queue: this.eventStream.deadLetterQueue,
+          recovery:
+            'Each message names a stream batch the pipe gave up on (shard, sequence numbers, arrival times), not ' +
+            'its events, which never reached the bus: they are in the events table (pollable) but got no callback. ' +
+            'Fix the cause (pipe logs, bus quotas), then have the partners affected replay the window ' +
+            '(POST /v1/subscriptions/{id}/replay with since = the first arrival time).',
+        },
+        {
+          label: 'rule',
+          queue: this.pipeline.ruleDeadLetterQueue,
+          recovery:
+            'Each message is an event the rule could not put on the fan-out queue. Fix the cause, then replay the ' +
+            'bus archive over the window (EventBridge console, Archives, Start replay): fan-out makes one delivery ' +
+            'per event and subscription, so events that did get through are not sent twice.',
+        },
+        { label: 'fanout', queue: fanout.deadLetterQueue, recovery: redriveTo('the fan-out queue') },
+        {
+          label: 'delivery',
+          queue: delivery.deadLetterQueue,
+          recovery:
+            'Deliveries whose tries are used up (and main-lane messages that failed 10 receives). Once the ' +
+            'receiver is fixed, redrive them to the delivery queue (SQS console: the queue, "Start DLQ redrive", ' +
+            '"Redrive to a custom destination", the DeliveryQueueArn output): each is tried at once with a fresh schedule.',
+        },
+        { label: 'slow-lane', queue: slowLane.deadLetterQueue, recovery: redriveTo('the slow lane') },
       ],
       queues: [
         { label: 'fanout', queue: fanout.queue },
         { label: 'delivery', queue: delivery.queue },
+        { label: 'slow-lane', queue: slowLane.queue },
       ],
       deliveryQueue: delivery.queue,
       backlogAge: this.pipeline.backlogAge,
@@ -93,6 +123,7 @@ export class ServiceStack extends Stack {
         { label: 'authorizer', fn: this.api.authorizerFunction },
         { label: 'fanout', fn: this.pipeline.fanoutFunction },
         { label: 'dispatcher', fn: this.pipeline.dispatcherFunction },
+        { label: 'sweeper', fn: this.pipeline.sweeperFunction },
       ],
       pipeFailures: this.eventStream.metricFailures(),
       pipeEvents: this.eventStream.metric('EventCount'),
@@ -105,7 +136,13 @@ export class ServiceStack extends Stack {
     output('ApiUrl', this.api.url, 'Base URL of the HTTP API');
     output('EventBusName', this.eventStream.bus.eventBusName, 'The partner event bus (archived)');
     output('FanoutQueueUrl', fanout.queue.queueUrl, 'Fan-out queue');
-    output('DeliveryQueueUrl', delivery.queue.queueUrl, 'Delivery queue');
+    output('DeliveryQueueUrl', delivery.queue.queueUrl, 'Delivery queue (main lane)');
+    output(
+      'DeliveryQueueArn',
+      delivery.queue.queueArn,
+      'Delivery queue: the destination of a delivery DLQ redrive',
+    );
+    output('SlowLaneQueueUrl', slowLane.queue.queueUrl, 'Delivery queue of failing endpoints (slow lane)');
     output(
       'FanoutDeadLetterQueueUrl',
       fanout.deadLetterQueue.queueUrl,
@@ -114,7 +151,12 @@ export class ServiceStack extends Stack {
     output(
       'DeliveryDeadLetterQueueUrl',
       delivery.deadLetterQueue.queueUrl,
-      'Delivery DLQ: redrive from the SQS console',
+      'Delivery DLQ: redrive to the DeliveryQueueArn from the SQS console',
+    );
+    output(
+      'SlowLaneDeadLetterQueueUrl',
+      slowLane.deadLetterQueue.queueUrl,
+      'Slow-lane DLQ: redrive from the SQS console',
     );
     output(
       'PipeDeadLetterQueueUrl',

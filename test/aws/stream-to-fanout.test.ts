@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
 import { DynamoEventLog } from '../../functions/adapters/aws/events.ts';
 import { DynamoSubscriptionStore } from '../../functions/adapters/aws/subscriptions.ts';
+import { fanoutDeliveryId } from '../../functions/core/fanout.ts';
 import type { DeliveryMessage } from '../../functions/core/model.ts';
 import {
   type BusEnvelope,
@@ -213,6 +214,7 @@ describe('events table stream → pipe → bus → fan-out', () => {
       status: 'pending',
       attempts: 0,
     });
+    expect(delivery?.id).toBe(fanoutDeliveryId(wanted.id, subscription.id));
     expect(deliveryQueue.sent).toEqual([
       {
         body: {
@@ -220,6 +222,8 @@ describe('events table stream → pipe → bus → fan-out', () => {
           eventId: wanted.id,
           subscriptionId: subscription.id,
           partnerId,
+          attempt: 1,
+          step: 0,
         },
         groupId: subscription.id,
       },

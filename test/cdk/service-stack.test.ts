@@ -9,8 +9,11 @@ import {
 } from '../../functions/adapters/aws/pipe.ts';
 import { ROUTES } from '../../functions/api/routes.ts';
 import { LAMBDA_ENV } from '../../functions/config.ts';
+import { DELIVERY_MAX_RECEIVES } from '../../functions/core/delivery.ts';
+import { DUE_SWEEP_INTERVAL_SECONDS } from '../../functions/core/due-retries.ts';
 import { EVENT_SOURCE, ROUTING_RULES } from '../../functions/core/patterns.ts';
-import { DEFAULT_RETRY_SCHEDULE, maxAttempts } from '../../functions/core/retry.ts';
+import { DEFAULT_RETRY_SCHEDULE } from '../../functions/core/retry.ts';
+import { DEFAULT_SLOW_LANE_MAX_CONCURRENCY } from '../../lib/constructs/delivery-pipeline.ts';
 import { DEFAULT_SETTINGS } from '../../lib/settings.ts';
 import { getAtt, propertiesOf, ref, resourcesOfType, type Synthesized, synthesize } from './fixture.ts';
 
@@ -147,8 +150,12 @@ describe('routing rules', () => {
     },
   );
 
-  it('creates no rule ROUTING_RULES does not have', () => {
-    synth.service.resourceCountIs('AWS::Events::Rule', ROUTING_RULES.length);
+  it('creates no rule on the bus that ROUTING_RULES does not have (the other rule is the sweeper’s schedule)', () => {
+    synth.service.resourceCountIs('AWS::Events::Rule', ROUTING_RULES.length + 1);
+    const onBus = resourcesOfType(synth.service, 'AWS::Events::Rule').filter(
+      ([, properties]) => properties.EventBusName !== undefined,
+    );
+    expect(onBus).toHaveLength(ROUTING_RULES.length);
   });
 });
 
@@ -180,16 +187,22 @@ describe('queues', () => {
     }
   });
 
-  it('moves a delivery to the DLQ after the last try of the retry schedule', () => {
-    const { delivery } = synth.stacks.service.pipeline;
-    synth.service.hasResourceProperties('AWS::SQS::Queue', {
-      QueueName: Match.stringLikeRegexp('-delivery$'),
-      RedrivePolicy: {
-        deadLetterTargetArn: getAtt(delivery.deadLetterQueue, 'Arn'),
-        maxReceiveCount: maxAttempts(DEFAULT_RETRY_SCHEDULE),
-      },
-    });
-  });
+  it.each([
+    ['delivery', '-delivery$'],
+    ['slowLane', '-delivery-slow$'],
+  ] as const)(
+    'dead-letters a %s message only after it fails 10 receives (a poison message), not by its tries',
+    (name, queueName) => {
+      const lane = synth.stacks.service.pipeline[name];
+      synth.service.hasResourceProperties('AWS::SQS::Queue', {
+        QueueName: Match.stringLikeRegexp(queueName),
+        RedrivePolicy: {
+          deadLetterTargetArn: getAtt(lane.deadLetterQueue, 'Arn'),
+          maxReceiveCount: DELIVERY_MAX_RECEIVES,
+        },
+      });
+    },
+  );
 
   it('dead-letters fan-out messages after five receives', () => {
     const { fanout } = synth.stacks.service.pipeline;
@@ -199,11 +212,15 @@ describe('queues', () => {
     });
   });
 
-  it.each(['fanout', 'delivery'] as const)(
+  it.each([
+    ['fanout', 'fanout'],
+    ['delivery', 'delivery'],
+    ['slowLane', 'delivery-slow'],
+  ] as const)(
     'lets the %s DLQ be redriven to its queue only, and keeps dead letters longer than the queue keeps messages',
-    (name) => {
+    (name, suffix) => {
       const { queue, deadLetterQueue } = synth.stacks.service.pipeline[name];
-      const queueName = `${synth.stacks.service.stackName}-${name}`;
+      const queueName = `${synth.stacks.service.stackName}-${suffix}`;
       const source = propertiesOf(synth.service, queue);
       const dlq = propertiesOf(synth.service, deadLetterQueue);
       expect(source.QueueName).toBe(queueName);
@@ -250,10 +267,16 @@ describe('SQS event sources', () => {
       5,
     ],
     [
-      'dispatcher',
+      'dispatcher (main lane)',
       () => synth.stacks.service.pipeline.dispatcherFunction,
       () => synth.stacks.service.pipeline.delivery,
       DEFAULT_SETTINGS.dispatcherMaxConcurrency,
+    ],
+    [
+      'dispatcher (slow lane)',
+      () => synth.stacks.service.pipeline.dispatcherFunction,
+      () => synth.stacks.service.pipeline.slowLane,
+      DEFAULT_SLOW_LANE_MAX_CONCURRENCY,
     ],
   ] as const)(
     '%s: batches of 10, partial batch failures, capped concurrency',
@@ -270,7 +293,7 @@ describe('SQS event sources', () => {
 
   it('gives every consumed queue a visibility timeout of at least six function timeouts', () => {
     const mappings = resourcesOfType(synth.service, 'AWS::Lambda::EventSourceMapping');
-    expect(mappings).toHaveLength(2);
+    expect(mappings).toHaveLength(3);
     const functions = new Map(resourcesOfType(synth.service, 'AWS::Lambda::Function'));
     const queues = new Map(resourcesOfType(synth.service, 'AWS::SQS::Queue'));
     for (const [id, mapping] of mappings) {
@@ -286,7 +309,7 @@ describe('SQS event sources', () => {
 
 describe('functions', () => {
   it('runs every function on nodejs24.x, arm64, with source maps and JSON logs', () => {
-    synth.service.resourceCountIs('AWS::Lambda::Function', 4);
+    synth.service.resourceCountIs('AWS::Lambda::Function', 5);
     synth.service.allResourcesProperties('AWS::Lambda::Function', {
       Runtime: 'nodejs24.x',
       Architectures: ['arm64'],
@@ -319,6 +342,7 @@ describe('functions', () => {
         LAMBDA_ENV.subscriptionsTable,
         LAMBDA_ENV.deliveriesTable,
         LAMBDA_ENV.deliveryQueueUrl,
+        LAMBDA_ENV.slowLaneQueueUrl,
         LAMBDA_ENV.allowPrivateTargets,
         LAMBDA_ENV.retentionDays,
       ],
@@ -331,6 +355,7 @@ describe('functions', () => {
         LAMBDA_ENV.subscriptionsTable,
         LAMBDA_ENV.deliveriesTable,
         LAMBDA_ENV.deliveryQueueUrl,
+        LAMBDA_ENV.slowLaneQueueUrl,
         LAMBDA_ENV.retentionDays,
       ],
     ],
@@ -342,11 +367,18 @@ describe('functions', () => {
         LAMBDA_ENV.subscriptionsTable,
         LAMBDA_ENV.deliveriesTable,
         LAMBDA_ENV.deliveryQueueUrl,
+        LAMBDA_ENV.slowLaneQueueUrl,
+        LAMBDA_ENV.deliveryDeadLetterQueueUrl,
         LAMBDA_ENV.retrySchedule,
         LAMBDA_ENV.deliveryTimeoutMs,
         LAMBDA_ENV.retentionDays,
         LAMBDA_ENV.allowPrivateTargets,
       ],
+    ],
+    [
+      'sweeper',
+      () => synth.stacks.service.pipeline.sweeperFunction,
+      [LAMBDA_ENV.deliveriesTable, LAMBDA_ENV.deliveryQueueUrl, LAMBDA_ENV.slowLaneQueueUrl],
     ],
   ] as const)(
     'sets the LAMBDA_ENV variables the %s function needs, and no others (the rest keep their defaults)',
@@ -397,32 +429,58 @@ describe('functions', () => {
     });
   });
 
-  it('lets the dispatcher hide delivery messages (its backoff) and the fan-out send them', () => {
+  /** The statements of the IAM policy attached to the function's role. */
+  function statementsOf(fn: IFunction): { Action: string | string[]; Resource: unknown }[] {
+    const role = ref(roleOf(fn));
+    const policy = resourcesOfType(synth.service, 'AWS::IAM::Policy').find(
+      ([, properties]) => JSON.stringify(properties.Roles) === JSON.stringify([role]),
+    );
+    if (policy === undefined) throw new Error(`no policy for ${fn.node.path}`);
+    return (policy[1].PolicyDocument as { Statement: { Action: string | string[]; Resource: unknown }[] })
+      .Statement;
+  }
+
+  /** Every queue the function may send to (CDK merges statements of one action). */
+  function sendsTo(fn: IFunction): unknown[] {
+    return statementsOf(fn)
+      .filter((statement) => statement.Action === 'sqs:SendMessage')
+      .flatMap((statement) =>
+        Array.isArray(statement.Resource) ? statement.Resource : [statement.Resource],
+      );
+  }
+
+  it('lets the dispatcher queue the next try in either lane and dead-letter a delivery', () => {
     const { pipeline } = synth.stacks.service;
-    const deliveryArn = getAtt(pipeline.delivery.queue, 'Arn');
-    synth.service.hasResourceProperties('AWS::IAM::Policy', {
-      Roles: [ref(roleOf(pipeline.dispatcherFunction))],
-      PolicyDocument: {
-        // Merged with the event source's receive/delete statement on the same queue.
-        Statement: Match.arrayWith([
-          Match.objectLike({
-            Action: Match.arrayWith(['sqs:ChangeMessageVisibility']),
-            Resource: deliveryArn,
-          }),
-        ]),
-      },
-    });
-    // Fan-out queues deliveries; the API queues the redeliveries, replays and tests partners ask for.
-    for (const fn of [pipeline.fanoutFunction, synth.stacks.service.api.apiFunction]) {
-      synth.service.hasResourceProperties('AWS::IAM::Policy', {
-        Roles: [ref(roleOf(fn))],
-        PolicyDocument: {
-          Statement: Match.arrayWith([
-            Match.objectLike({ Action: 'sqs:SendMessage', Resource: deliveryArn }),
-          ]),
-        },
-      });
+    const queues = [
+      getAtt(pipeline.delivery.queue, 'Arn'),
+      getAtt(pipeline.slowLane.queue, 'Arn'),
+      getAtt(pipeline.delivery.deadLetterQueue, 'Arn'),
+    ];
+    expect(sendsTo(pipeline.dispatcherFunction)).toHaveLength(queues.length);
+    expect(sendsTo(pipeline.dispatcherFunction)).toEqual(expect.arrayContaining(queues));
+  });
+
+  it('lets fan-out, the API and the sweeper queue deliveries in either lane, and nowhere else', () => {
+    const { pipeline, api } = synth.stacks.service;
+    // Fan-out queues deliveries; the API queues the redeliveries, replays and tests partners
+    // ask for; the sweeper queues the due retries.
+    for (const fn of [pipeline.fanoutFunction, api.apiFunction, pipeline.sweeperFunction]) {
+      expect(sendsTo(fn)).toEqual([
+        getAtt(pipeline.delivery.queue, 'Arn'),
+        getAtt(pipeline.slowLane.queue, 'Arn'),
+      ]);
     }
+  });
+
+  it('runs the sweeper every minute, with a timeout that ends one run before the next starts', () => {
+    const { sweeperFunction } = synth.stacks.service.pipeline;
+    synth.service.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: `rate(${DUE_SWEEP_INTERVAL_SECONDS / 60} minute)`,
+      Targets: [Match.objectLike({ Arn: getAtt(sweeperFunction, 'Arn') })],
+    });
+    expect(propertiesOf(synth.service, sweeperFunction).Timeout).toBeLessThanOrEqual(
+      DUE_SWEEP_INTERVAL_SECONDS,
+    );
   });
 });
 
@@ -445,6 +503,17 @@ describe('HTTP API', () => {
               AuthorizerId: authorizerId,
             },
       );
+    }
+  });
+
+  it('serves POST /v1/events/batch to IAM-signed callers only, as POST /v1/events', () => {
+    for (const routeKey of ['POST /v1/events', 'POST /v1/events/batch']) {
+      synth.service.hasResourceProperties('AWS::ApiGatewayV2::Route', {
+        RouteKey: routeKey,
+        AuthorizationType: 'AWS_IAM',
+        AuthorizerId: Match.absent(),
+        Target: Match.anyValue(),
+      });
     }
   });
 
@@ -493,7 +562,7 @@ describe('Monitoring', () => {
     const dlqIds = resourcesOfType(synth.service, 'AWS::SQS::Queue')
       .filter(([, properties]) => properties.RedriveAllowPolicy !== undefined)
       .map(([id]) => id);
-    expect(dlqIds).toHaveLength(4);
+    expect(dlqIds).toHaveLength(5);
     for (const id of dlqIds) {
       synth.service.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Namespace: 'AWS/SQS',
@@ -504,6 +573,19 @@ describe('Monitoring', () => {
         AlarmActions: [topic()],
       });
     }
+  });
+
+  it('tells ops in each dead-letter alarm how its messages are recovered', () => {
+    const descriptions = resourcesOfType(synth.service, 'AWS::CloudWatch::Alarm')
+      .map(([, properties]) => String(properties.AlarmDescription ?? ''))
+      .filter((text) => text.includes('dead-letter queue'));
+    expect(descriptions).toHaveLength(5);
+    const of = (label: string) =>
+      descriptions.find((text) => text.includes(`the ${label} dead-letter`)) ?? '';
+    expect(of('delivery')).toMatch(/custom destination.*DeliveryQueueArn/);
+    expect(of('pipe')).toMatch(/replay/);
+    expect(of('pipe')).not.toMatch(/bus archive/);
+    expect(of('rule')).toMatch(/bus archive/);
   });
 
   it('alarms when delivery messages wait unclaimed and the oldest is older than a healthy backoff explains', () => {

@@ -1,5 +1,7 @@
+import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LAMBDA_ENV } from '../../functions/config.ts';
+import { DELIVERY_MAX_RECEIVES } from '../../functions/core/delivery.ts';
 import { DEFAULT_RETRY_SCHEDULE } from '../../functions/core/retry.ts';
 import { DEFAULT_SETTINGS, parseSettings, SettingsError } from '../../lib/settings.ts';
 import { getAtt, ref, type Synthesized, synthesize } from './fixture.ts';
@@ -72,12 +74,15 @@ describe('settings from context reach the stacks', () => {
     expect(synth.stacks.service.stackName).toBe('WebhookDispatcher-prod-Service');
   });
 
-  it('gives the delivery queue one receive per entry of the retry schedule', () => {
+  it('gives the dispatcher the retry schedule, whose length no longer sets the queue’s max receives', () => {
+    synth.service.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ [LAMBDA_ENV.retrySchedule]: '0,60,600' }) },
+    });
     synth.service.hasResourceProperties('AWS::SQS::Queue', {
       QueueName: 'WebhookDispatcher-prod-Service-delivery',
       RedrivePolicy: {
         deadLetterTargetArn: getAtt(synth.stacks.service.pipeline.delivery.deadLetterQueue, 'Arn'),
-        maxReceiveCount: 3,
+        maxReceiveCount: DELIVERY_MAX_RECEIVES,
       },
     });
   });

@@ -29,8 +29,8 @@ export function deliveryStoreContract(name: string, make: () => Promise<Delivery
     /** One delivery per event for `subscriptionId`, created a second apart (ids sort likewise). */
     function series(count: number): Delivery[] {
       return Array.from({ length: count }, (_, i) =>
-        makeDelivery(makeEvent(partnerId), subscriptionId, {
-          id: id('dlv', Date.parse(at(i))),
+        // A fan-out delivery's id carries its event's time.
+        makeDelivery(makeEvent(partnerId, { id: id('evt', Date.parse(at(i))) }), subscriptionId, {
           createdAt: at(i),
           updatedAt: at(i),
         }),
@@ -65,12 +65,15 @@ export function deliveryStoreContract(name: string, make: () => Promise<Delivery
         });
         const stored = await deliveries.get(original.id);
 
-        // A retried fan-out mints new delivery ids for the same pairs.
-        const retried = [makeDelivery(event, subscriptionId), makeDelivery(event, otherSubscriptionId)];
+        // A retried fan-out makes the same pairs again, at a later time.
+        const retried = [
+          makeDelivery(event, subscriptionId, { createdAt: at(60), updatedAt: at(60) }),
+          makeDelivery(event, otherSubscriptionId),
+        ];
         const result = await deliveries.createForEvent(retried);
 
         expect(result).toEqual([stored, retried[1]]);
-        expect(await deliveries.get(retried[0]?.id ?? '')).toBeUndefined();
+        expect(await deliveries.get(original.id)).toEqual(stored);
       });
 
       it('accepts an empty batch', async () => {
@@ -109,7 +112,7 @@ export function deliveryStoreContract(name: string, make: () => Promise<Delivery
         expect(await deliveries.listAttempts(delivery.id)).toEqual([attempt]);
       });
 
-      it('counts attempts in place and never lets a stale copy’s failure overwrite a success', async () => {
+      it('counts a try made by two copies once, and never lets a stale copy’s failure overwrite a success', async () => {
         const delivery = makeDelivery(makeEvent(partnerId), subscriptionId);
         await deliveries.createForEvent([delivery]);
         // Two copies of one message, both read the delivery before either wrote.
@@ -133,9 +136,58 @@ export function deliveryStoreContract(name: string, make: () => Promise<Delivery
         await deliveries.recordAttempt(makeAttempt(delivery, { statusCode: 503 }), failure);
 
         const stored = await deliveries.get(delivery.id);
-        expect(stored).toMatchObject({ status: 'succeeded', attempts: 2, lastAttemptAt: at(2) });
+        expect(stored).toMatchObject({ status: 'succeeded', attempts: 1, lastAttemptAt: at(1) });
         expect(stored?.nextAttemptAt).toBeUndefined();
         expect(await deliveries.listAttempts(delivery.id)).toHaveLength(2);
+      });
+
+      it('lets a copy’s success win over the failure recorded for the same try', async () => {
+        const delivery = makeDelivery(makeEvent(partnerId), subscriptionId);
+        await deliveries.createForEvent([delivery]);
+        await deliveries.recordAttempt(makeAttempt(delivery, { statusCode: 503 }), {
+          ...delivery,
+          status: 'failed',
+          attempts: 1,
+          updatedAt: at(1),
+          lastAttemptAt: at(1),
+          nextAttemptAt: at(6),
+        });
+        await deliveries.recordAttempt(makeAttempt(delivery, { statusCode: 200 }), {
+          ...delivery,
+          status: 'succeeded',
+          attempts: 1,
+          updatedAt: at(2),
+          lastAttemptAt: at(2),
+        });
+
+        const stored = await deliveries.get(delivery.id);
+        expect(stored).toMatchObject({ status: 'succeeded', attempts: 1, lastAttemptAt: at(2) });
+        expect(stored?.nextAttemptAt).toBeUndefined();
+      });
+
+      it('keeps the state of a later try when a stale copy records an earlier one', async () => {
+        const delivery = makeDelivery(makeEvent(partnerId), subscriptionId);
+        await deliveries.createForEvent([delivery]);
+        const second: Delivery = {
+          ...delivery,
+          status: 'failed',
+          attempts: 2,
+          updatedAt: at(10),
+          lastAttemptAt: at(10),
+          nextAttemptAt: at(310),
+        };
+        await deliveries.recordAttempt(makeAttempt(delivery, { number: 2, statusCode: 500 }), second);
+        await deliveries.recordAttempt(makeAttempt(delivery, { number: 1, statusCode: 500 }), {
+          ...delivery,
+          status: 'failed',
+          attempts: 1,
+          updatedAt: at(11),
+          lastAttemptAt: at(11),
+          nextAttemptAt: at(16),
+        });
+
+        expect(await deliveries.get(delivery.id)).toEqual(second);
+        expect((await deliveries.listAttempts(delivery.id)).map((a) => a.number)).toEqual([1, 2]);
       });
 
       it('lists attempts oldest first, without other deliveries’ attempts', async () => {
@@ -309,21 +361,25 @@ export function deliveryStoreContract(name: string, make: () => Promise<Delivery
 
     describe('listByEvent', () => {
       it('lists every delivery of the event newest first, never another event’s, in pages', async () => {
-        const event = makeEvent(partnerId);
-        const first = makeDelivery(event, subscriptionId, { id: id('dlv', Date.parse(at(1))) });
-        const second = makeDelivery(event, otherSubscriptionId, { id: id('dlv', Date.parse(at(2))) });
-        const third = makeDelivery(event, subscriptionId, {
+        const event = makeEvent(partnerId, { id: id('evt', Date.parse(at(0))) });
+        // Fan-out deliveries carry the event's time; their pairs' hashes order them.
+        const [older, newer] = [
+          makeDelivery(event, subscriptionId),
+          makeDelivery(event, otherSubscriptionId),
+        ].sort((a, b) => a.id.localeCompare(b.id));
+        if (!older || !newer) throw new Error('two deliveries expected');
+        const redelivery = makeDelivery(event, subscriptionId, {
           id: id('dlv', Date.parse(at(3))),
           origin: 'redelivery',
         });
-        await deliveries.createForEvent([first, second]);
-        await deliveries.create([third]);
+        await deliveries.createForEvent([older, newer]);
+        await deliveries.create([redelivery]);
         await deliveries.createForEvent([makeDelivery(makeEvent(partnerId), subscriptionId)]);
 
         const page1 = await deliveries.listByEvent(event.id, { limit: 2 });
-        expect(page1.items.map((d) => d.id)).toEqual([third.id, second.id]);
+        expect(page1.items.map((d) => d.id)).toEqual([redelivery.id, newer.id]);
         const page2 = await deliveries.listByEvent(event.id, { limit: 2, after: page1.next ?? '' });
-        expect(page2).toEqual({ items: [first], next: null });
+        expect(page2).toEqual({ items: [older], next: null });
       });
     });
 

@@ -14,6 +14,7 @@ import {
   PARTNERS_TABLE,
   type TableDefinition,
 } from '../../functions/adapters/aws/tables.ts';
+import { fanoutDeliveryId } from '../../functions/core/fanout.ts';
 import { createTable, deleteTables, localDocumentClient, uniquePrefix } from '../dynamodb-local/tables.ts';
 import { id, ManualClock, makeAttempt, makeDelivery, makeEvent, makePartner } from './fixtures.ts';
 
@@ -163,7 +164,7 @@ describe('DynamoEventLog filtered polling', () => {
 });
 
 describe('DynamoDeliveryStore items', () => {
-  it('writes the fan-out pointer, the delivery with its index keys, and attempts under the delivery, all expiring retentionDays after their writing', async () => {
+  it('writes the delivery under the id of its pair with its index keys, and attempts under the delivery, all expiring retentionDays after their writing, and nothing else', async () => {
     const name = await table(DELIVERIES_TABLE);
     const now = Math.floor(Date.now() / 1000);
     const store = new DynamoDeliveryStore(client, name, {
@@ -177,6 +178,7 @@ describe('DynamoDeliveryStore items', () => {
     await store.createForEvent([delivery]);
     await store.recordAttempt(attempt, { ...delivery, status: 'succeeded', attempts: 12 });
 
+    expect(delivery.id).toBe(fanoutDeliveryId(delivery.eventId, delivery.subscriptionId));
     expect(await scan(name)).toEqual([
       {
         pk: `DLV#${delivery.id}`,
@@ -193,16 +195,17 @@ describe('DynamoDeliveryStore items', () => {
         gsiEventId: delivery.eventId,
         ...delivery,
         status: 'succeeded',
-        attempts: 1,
-        expiresAt,
-      },
-      {
-        pk: `FANOUT#${delivery.eventId}#${delivery.subscriptionId}`,
-        sk: 'FANOUT',
-        kind: 'fanout',
-        deliveryId: delivery.id,
+        attempts: 12,
         expiresAt,
       },
     ]);
+  });
+
+  it('refuses a fan-out delivery whose id is not its pair’s, so no pair can have two', async () => {
+    const store = new DynamoDeliveryStore(client, await table(DELIVERIES_TABLE));
+    const delivery = makeDelivery(makeEvent(id('ptr')), id('sub'), { id: id('dlv') });
+
+    await expect(store.createForEvent([delivery])).rejects.toThrow(/does not have the id of its pair/);
+    expect(await store.get(delivery.id)).toBeUndefined();
   });
 });

@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fanoutDeliveryId } from '../../functions/core/fanout.ts';
 import { newId } from '../../functions/core/ids.ts';
 import type {
   Attempt,
@@ -60,7 +61,8 @@ export function makeDelivery(
   overrides: Partial<Delivery> = {},
 ): Delivery {
   return {
-    id: id('dlv'),
+    // A fan-out delivery's id is its pair's; a partner's redelivery gets a new one.
+    id: (overrides.origin ?? 'fanout') === 'fanout' ? fanoutDeliveryId(event.id, subscriptionId) : id('dlv'),
     eventId: event.id,
     subscriptionId,
     partnerId: event.partnerId,

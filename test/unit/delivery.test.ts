@@ -7,7 +7,12 @@ import { type DeliverDeps, deliver } from '../../functions/core/delivery.ts';
 import { newId } from '../../functions/core/ids.ts';
 import type { Delivery, DeliveryMessage, Subscription } from '../../functions/core/model.ts';
 import { verifySignature } from '../../functions/core/signing.ts';
-import type { CallbackRequest, CallbackResult } from '../../functions/ports.ts';
+import type {
+  CallbackRequest,
+  CallbackResult,
+  DeliveryQueue,
+  OutgoingMessage,
+} from '../../functions/ports.ts';
 
 const NOW = new Date('2026-11-25T12:00:00.000Z');
 const DAY = 24 * 60 * 60 * 1000;
@@ -25,12 +30,38 @@ function scriptedSender(results: CallbackResult[]) {
   };
 }
 
+/** A DeliveryQueue that records what it is given. */
+function recordingQueue(hasSlowLane = false) {
+  const sent: OutgoingMessage<DeliveryMessage>[] = [];
+  const dead: DeliveryMessage[] = [];
+  const queue: DeliveryQueue & { sent: typeof sent; dead: typeof dead } = {
+    hasSlowLane,
+    sent,
+    dead,
+    async send(messages) {
+      sent.push(...messages);
+    },
+    async deadLetter(m) {
+      dead.push(m);
+    },
+  };
+  return queue;
+}
+
 describe('deliver', () => {
-  let deps: DeliverDeps & { sender: ReturnType<typeof scriptedSender> };
+  let deps: DeliverDeps & {
+    sender: ReturnType<typeof scriptedSender>;
+    queue: ReturnType<typeof recordingQueue>;
+  };
   let message: DeliveryMessage;
   let subscription: Subscription;
 
   let db: SqliteDatabase;
+
+  /** The message of try number `attempt`, at its place in the schedule. */
+  function tryOf(attempt: number, step = attempt - 1): DeliveryMessage {
+    return { ...message, attempt, step };
+  }
 
   async function setUp(results: CallbackResult[], status: Subscription['status'] = 'active') {
     db = openDatabase(':memory:');
@@ -75,6 +106,7 @@ describe('deliver', () => {
       subscriptions,
       deliveries,
       sender: scriptedSender(results),
+      queue: recordingQueue(),
       clock: { now: () => NOW },
       retrySchedule: [0, 5, 300],
       deliveryTimeoutMs: 1000,
@@ -87,7 +119,7 @@ describe('deliver', () => {
     beforeEach(() => setUp([{ statusCode: 204, durationMs: 12 }]));
 
     it('marks the delivery succeeded and asks the queue to drop the message', async () => {
-      expect(await deliver(deps, message, 1)).toEqual({ kind: 'done', reason: 'succeeded' });
+      expect(await deliver(deps, tryOf(1))).toEqual({ kind: 'done', reason: 'succeeded' });
       const stored = await deps.deliveries.get(message.deliveryId);
       expect(stored).toMatchObject({ status: 'succeeded', attempts: 1, lastAttemptAt: NOW.toISOString() });
       expect(stored?.nextAttemptAt).toBeUndefined();
@@ -97,7 +129,7 @@ describe('deliver', () => {
     });
 
     it('posts the event signed with the delivery id as webhook-id', async () => {
-      await deliver(deps, message, 1);
+      await deliver(deps, tryOf(1));
       const [request] = deps.sender.requests;
       expect(request?.url).toBe(subscription.url);
       expect(request?.headers['webhook-id']).toBe(message.deliveryId);
@@ -118,17 +150,24 @@ describe('deliver', () => {
     });
 
     it('skips a delivery that already succeeded, without sending again', async () => {
-      await deliver(deps, message, 1);
-      expect(await deliver(deps, message, 2)).toEqual({ kind: 'done', reason: 'already-succeeded' });
+      await deliver(deps, tryOf(1));
+      expect(await deliver(deps, tryOf(2))).toEqual({ kind: 'done', reason: 'already-succeeded' });
       expect(deps.sender.requests).toHaveLength(1);
     });
   });
 
   describe('a failed try', () => {
-    it('schedules the next try after the schedule’s wait, with full jitter', async () => {
+    it('queues the next try as a message of its own, in the slow lane, after a wait of at least 80% of the schedule’s', async () => {
       await setUp([{ statusCode: 500, durationMs: 3, responseExcerpt: 'oops' }]);
-      deps.random = () => 0.8;
-      expect(await deliver(deps, message, 1)).toEqual({ kind: 'retry', delaySeconds: 4 });
+      deps.random = () => 0;
+      expect(await deliver(deps, tryOf(1))).toEqual({ kind: 'retry', delaySeconds: 4 });
+      expect(deps.queue.sent).toEqual([
+        {
+          body: { ...message, attempt: 2, step: 1, lane: 'slow' },
+          delaySeconds: 4,
+          groupId: subscription.id,
+        },
+      ]);
       expect(await deps.deliveries.get(message.deliveryId)).toMatchObject({
         status: 'failed',
         attempts: 1,
@@ -141,46 +180,142 @@ describe('deliver', () => {
 
     it('records a connection error with its kind', async () => {
       await setUp([{ error: 'timeout', errorMessage: 'no answer in 1000 ms', durationMs: 1000 }]);
-      expect(await deliver(deps, message, 1)).toMatchObject({ kind: 'retry' });
+      expect(await deliver(deps, tryOf(1))).toMatchObject({ kind: 'retry' });
       expect(await deps.deliveries.listAttempts(message.deliveryId)).toMatchObject([
         { number: 1, error: 'timeout', errorMessage: 'no answer in 1000 ms' },
       ]);
     });
 
-    it('is dead after the last scheduled try', async () => {
+    it('after the last scheduled try, puts the next try at the start of a fresh schedule in the dead-letter queue', async () => {
       await setUp([{ statusCode: 503, durationMs: 1 }]);
-      expect(await deliver(deps, message, 3)).toEqual({ kind: 'dead' });
+      expect(await deliver(deps, tryOf(3))).toEqual({ kind: 'dead' });
+      expect(deps.queue.dead).toEqual([{ ...message, attempt: 4, step: 0 }]);
+      expect(deps.queue.sent).toEqual([]);
       const stored = await deps.deliveries.get(message.deliveryId);
       expect(stored?.status).toBe('dead');
       expect(stored?.nextAttemptAt).toBeUndefined();
     });
 
-    it('numbers attempts across a redrive, whose receive count starts again', async () => {
+    it('tries a redriven dead letter at once and numbers its attempts on, with the schedule from its start', async () => {
       await setUp([
+        { statusCode: 500, durationMs: 1 },
         { statusCode: 500, durationMs: 1 },
         { statusCode: 200, durationMs: 1 },
       ]);
-      await deliver(deps, message, 3);
-      expect(await deliver(deps, message, 1)).toEqual({ kind: 'done', reason: 'succeeded' });
+      await deliver(deps, tryOf(1, 2));
+      const [redriven] = deps.queue.dead;
+      if (!redriven) throw new Error('nothing dead-lettered');
+
+      // The redriven message's failure waits the schedule's second wait (5 s), not its last.
+      deps.random = () => 1;
+      expect(await deliver(deps, redriven)).toEqual({ kind: 'retry', delaySeconds: 5 });
+      const next = deps.queue.sent.at(-1)?.body;
+      expect(next).toMatchObject({ attempt: 3, step: 1 });
+      expect(await deliver(deps, next ?? message)).toEqual({ kind: 'done', reason: 'succeeded' });
       const attempts = await deps.deliveries.listAttempts(message.deliveryId);
-      expect(attempts.map((a) => a.number)).toEqual([1, 2]);
+      expect(attempts.map((a) => a.number)).toEqual([1, 2, 3]);
+    });
+
+    it('drops a stale copy of a message whose try is already recorded, without sending', async () => {
+      await setUp([{ statusCode: 500, durationMs: 1 }]);
+      await deliver(deps, tryOf(1));
+      expect(await deliver(deps, tryOf(1))).toEqual({ kind: 'done', reason: 'stale' });
+      expect(deps.sender.requests).toHaveLength(1);
+      expect(deps.queue.sent).toHaveLength(1);
+    });
+
+    it('spends no try on an error of its own: the next try is queued before the attempt is recorded', async () => {
+      await setUp([
+        { statusCode: 500, durationMs: 1 },
+        { statusCode: 500, durationMs: 1 },
+      ]);
+      const record = deps.deliveries.recordAttempt.bind(deps.deliveries);
+      deps.deliveries.recordAttempt = async () => {
+        throw new Error('store unavailable');
+      };
+      await expect(deliver(deps, tryOf(1))).rejects.toThrow('store unavailable');
+      // The next try was queued already, so the delivery is not left without one ...
+      expect(deps.queue.sent.map((m) => m.body.attempt)).toEqual([2]);
+      // ... and the message comes back as the same try, which counts once.
+      deps.deliveries.recordAttempt = record;
+      expect(await deliver(deps, tryOf(1))).toMatchObject({ kind: 'retry' });
+      expect(await deps.deliveries.get(message.deliveryId)).toMatchObject({ attempts: 1, status: 'failed' });
+    });
+
+    it('records nothing when the next try cannot be queued, so the same message tries again', async () => {
+      await setUp([
+        { statusCode: 500, durationMs: 1 },
+        { statusCode: 500, durationMs: 1 },
+      ]);
+      deps.queue.send = async () => {
+        throw new Error('queue unavailable');
+      };
+      await expect(deliver(deps, tryOf(1))).rejects.toThrow('queue unavailable');
+      expect(await deps.deliveries.get(message.deliveryId)).toMatchObject({ attempts: 0, status: 'pending' });
+      expect(await deps.deliveries.listAttempts(message.deliveryId)).toEqual([]);
+    });
+
+    it('takes the try and its place from the delivery for a message that carries neither', async () => {
+      await setUp([
+        { statusCode: 500, durationMs: 1 },
+        { statusCode: 500, durationMs: 1 },
+      ]);
+      await deliver(deps, tryOf(1));
+      deps.random = () => 1;
+      expect(await deliver(deps, message)).toEqual({ kind: 'retry', delaySeconds: 300 });
+      expect(deps.queue.sent.at(-1)?.body).toMatchObject({ attempt: 3, step: 2 });
+    });
+  });
+
+  describe('lanes', () => {
+    async function failing() {
+      await deps.subscriptions.updateHealth(subscription.id, { kind: 'failing', since: NOW.toISOString() });
+    }
+
+    it('moves a main-lane message of a failing endpoint to the slow lane, untried', async () => {
+      await setUp([]);
+      deps.queue = recordingQueue(true);
+      await failing();
+      expect(await deliver(deps, tryOf(1))).toEqual({ kind: 'moved' });
+      expect(deps.sender.requests).toHaveLength(0);
+      expect(deps.queue.sent).toEqual([
+        { body: { ...message, attempt: 1, step: 0, lane: 'slow' }, groupId: subscription.id },
+      ]);
+      expect(await deps.deliveries.get(message.deliveryId)).toMatchObject({ attempts: 0, status: 'pending' });
+    });
+
+    it('tries a failing endpoint’s slow-lane message, and a healthy endpoint’s in either lane', async () => {
+      await setUp([{ statusCode: 204, durationMs: 1 }]);
+      deps.queue = recordingQueue(true);
+      await failing();
+      expect(await deliver(deps, { ...tryOf(1), lane: 'slow' })).toEqual({
+        kind: 'done',
+        reason: 'succeeded',
+      });
+      expect((await deps.subscriptions.get(subscription.id))?.failingSince).toBeUndefined();
+    });
+
+    it('never moves a message where the queue has no slow lane', async () => {
+      await setUp([{ statusCode: 204, durationMs: 1 }]);
+      await failing();
+      expect(await deliver(deps, tryOf(1))).toEqual({ kind: 'done', reason: 'succeeded' });
     });
   });
 
   describe('Retry-After', () => {
     it('waits what a 429 asked for, within the schedule’s longest wait', async () => {
       await setUp([{ statusCode: 429, retryAfterSeconds: 120, durationMs: 1 }]);
-      expect(await deliver(deps, message, 1)).toEqual({ kind: 'retry', delaySeconds: 120 });
+      expect(await deliver(deps, tryOf(1))).toEqual({ kind: 'retry', delaySeconds: 120 });
     });
 
     it('caps a longer Retry-After at the schedule’s longest wait', async () => {
       await setUp([{ statusCode: 503, retryAfterSeconds: 86_400, durationMs: 1 }]);
-      expect(await deliver(deps, message, 1)).toEqual({ kind: 'retry', delaySeconds: 300 });
+      expect(await deliver(deps, tryOf(1))).toEqual({ kind: 'retry', delaySeconds: 300 });
     });
 
     it('does not buy a try beyond the schedule', async () => {
       await setUp([{ statusCode: 429, retryAfterSeconds: 10, durationMs: 1 }]);
-      expect(await deliver(deps, message, 3)).toEqual({ kind: 'dead' });
+      expect(await deliver(deps, tryOf(3))).toEqual({ kind: 'dead' });
     });
   });
 
@@ -195,7 +330,7 @@ describe('deliver', () => {
 
     it('disables the subscription on 410 Gone, without retrying, and tells the partner in its log', async () => {
       await setUp([{ statusCode: 410, durationMs: 1 }]);
-      expect(await deliver(deps, message, 1)).toEqual({ kind: 'done', reason: 'endpoint-gone' });
+      expect(await deliver(deps, tryOf(1))).toEqual({ kind: 'done', reason: 'endpoint-gone' });
       expect(await deps.subscriptions.get(subscription.id)).toMatchObject({
         status: 'disabled',
         disabledReason: 'the endpoint answered 410 Gone',
@@ -210,9 +345,9 @@ describe('deliver', () => {
         { statusCode: 500, durationMs: 1 },
         { statusCode: 200, durationMs: 1 },
       ]);
-      await deliver(deps, message, 1);
+      await deliver(deps, tryOf(1));
       expect((await deps.subscriptions.get(subscription.id))?.failingSince).toBe(NOW.toISOString());
-      await deliver(deps, message, 2);
+      await deliver(deps, tryOf(2));
       expect((await deps.subscriptions.get(subscription.id))?.failingSince).toBeUndefined();
     });
 
@@ -224,13 +359,13 @@ describe('deliver', () => {
       ]);
       let now = NOW;
       deps.clock = { now: () => now };
-      await deliver(deps, message, 1);
+      await deliver(deps, tryOf(1));
       now = new Date(NOW.getTime() + DAY - 1000);
-      await deliver(deps, message, 2);
+      await deliver(deps, tryOf(2));
       expect((await deps.subscriptions.get(subscription.id))?.status).toBe('active');
 
       now = new Date(NOW.getTime() + DAY);
-      await deliver(deps, message, 3);
+      await deliver(deps, tryOf(3));
       expect(await deps.subscriptions.get(subscription.id)).toMatchObject({
         status: 'disabled',
         disabledReason: `no successful delivery since ${NOW.toISOString()}`,
@@ -242,7 +377,7 @@ describe('deliver', () => {
   describe('nothing to send to', () => {
     it('drops the message of a disabled subscription without sending, and ends the delivery skipped', async () => {
       await setUp([], 'disabled');
-      expect(await deliver(deps, message, 1)).toEqual({ kind: 'done', reason: 'disabled' });
+      expect(await deliver(deps, tryOf(1))).toEqual({ kind: 'done', reason: 'disabled' });
       expect(deps.sender.requests).toHaveLength(0);
       const stored = await deps.deliveries.get(message.deliveryId);
       expect(stored).toMatchObject({
@@ -256,7 +391,7 @@ describe('deliver', () => {
     it('drops the message of a deleted subscription without sending, and ends the delivery skipped', async () => {
       await setUp([]);
       await deps.subscriptions.delete(subscription.id);
-      expect(await deliver(deps, message, 1)).toEqual({ kind: 'done', reason: 'gone' });
+      expect(await deliver(deps, tryOf(1))).toEqual({ kind: 'done', reason: 'gone' });
       expect(deps.sender.requests).toHaveLength(0);
       expect(await deps.deliveries.get(message.deliveryId)).toMatchObject({
         status: 'skipped',
@@ -268,7 +403,7 @@ describe('deliver', () => {
       await setUp([]);
       db.prepare('DELETE FROM outbox').run();
       db.prepare('DELETE FROM events WHERE id = ?').run(message.eventId);
-      expect(await deliver(deps, message, 1)).toEqual({ kind: 'done', reason: 'gone' });
+      expect(await deliver(deps, tryOf(1))).toEqual({ kind: 'done', reason: 'gone' });
       expect(deps.sender.requests).toHaveLength(0);
       expect(await deps.deliveries.get(message.deliveryId)).toMatchObject({
         status: 'skipped',
@@ -278,14 +413,14 @@ describe('deliver', () => {
 
     it('skips a delivery that failed once and whose subscription was disabled before its next try', async () => {
       await setUp([{ statusCode: 500, durationMs: 1 }]);
-      await deliver(deps, message, 1);
+      await deliver(deps, tryOf(1));
       await deps.subscriptions.updateHealth(subscription.id, {
         kind: 'disable',
         reason: 'disabled by the partner',
         at: NOW.toISOString(),
       });
 
-      expect(await deliver(deps, message, 2)).toEqual({ kind: 'done', reason: 'disabled' });
+      expect(await deliver(deps, tryOf(2))).toEqual({ kind: 'done', reason: 'disabled' });
       const stored = await deps.deliveries.get(message.deliveryId);
       expect(stored).toMatchObject({
         status: 'skipped',
@@ -299,7 +434,7 @@ describe('deliver', () => {
       await setUp([{ statusCode: 204, durationMs: 1 }]);
       await deps.deliveries.skip(message.deliveryId, 'not queued', NOW.toISOString());
 
-      expect(await deliver(deps, message, 1)).toEqual({ kind: 'done', reason: 'succeeded' });
+      expect(await deliver(deps, tryOf(1))).toEqual({ kind: 'done', reason: 'succeeded' });
       const stored = await deps.deliveries.get(message.deliveryId);
       expect(stored).toMatchObject({ status: 'succeeded', attempts: 1 });
       expect(stored).not.toHaveProperty('skippedReason');
@@ -307,14 +442,14 @@ describe('deliver', () => {
 
     it('keeps a success when a stale copy of the message finds the subscription disabled', async () => {
       await setUp([{ statusCode: 200, durationMs: 1 }]);
-      await deliver(deps, message, 1);
+      await deliver(deps, tryOf(1));
       await deps.subscriptions.updateHealth(subscription.id, {
         kind: 'disable',
         reason: 'disabled by the partner',
         at: NOW.toISOString(),
       });
 
-      expect(await deliver(deps, message, 2)).toEqual({ kind: 'done', reason: 'already-succeeded' });
+      expect(await deliver(deps, tryOf(2))).toEqual({ kind: 'done', reason: 'already-succeeded' });
       expect(await deps.deliveries.get(message.deliveryId)).toMatchObject({ status: 'succeeded' });
     });
   });

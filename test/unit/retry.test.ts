@@ -14,7 +14,7 @@ describe('DEFAULT_RETRY_SCHEDULE', () => {
     expect(DEFAULT_RETRY_SCHEDULE).toEqual([0, 5, 300, 1800, 7200, 18000, 36000, 36000]);
   });
 
-  it('keeps every wait within the SQS visibility timeout', () => {
+  it('keeps every wait within the longest allowed', () => {
     expect(Math.max(...DEFAULT_RETRY_SCHEDULE)).toBeLessThanOrEqual(MAX_RETRY_DELAY_SECONDS);
   });
 });
@@ -59,8 +59,10 @@ describe('parseRetrySchedule', () => {
       expect(() => parseRetrySchedule(text)).toThrow(message);
     });
 
-    it('rejects an entry over 43200 and says it is the SQS limit', () => {
-      expect(() => parseRetrySchedule('0,43201')).toThrow(/entry 2 \(43201\) exceeds 43200 seconds.*SQS/);
+    it('rejects an entry over 43200 and says it is the longest wait', () => {
+      expect(() => parseRetrySchedule('0,43201')).toThrow(
+        /entry 2 \(43201\) exceeds 43200 seconds.*longest wait/,
+      );
     });
 
     it('throws a plain Error', () => {
@@ -109,19 +111,21 @@ describe('retryDelaySeconds', () => {
     });
   });
 
-  describe('full jitter', () => {
-    it('is zero when random() is 0 and half the entry when it is 0.5', () => {
-      expect(retryDelaySeconds([0, 300], 1, () => 0)).toBe(0);
-      expect(retryDelaySeconds([0, 300], 1, () => 0.5)).toBe(150);
+  describe('jitter', () => {
+    it('is 80% of the entry when random() is 0, 90% at 0.5, and the whole entry at 1', () => {
+      expect(retryDelaySeconds([0, 300], 1, () => 0)).toBe(240);
+      expect(retryDelaySeconds([0, 300], 1, () => 0.5)).toBe(270);
+      expect(retryDelaySeconds([0, 300], 1, top)).toBe(300);
     });
 
-    it('spreads over the whole range from zero to the entry', () => {
+    it('spreads over the whole range from 80% of the entry to the entry, never below', () => {
       const delays = Array.from({ length: 2000 }, () => retryDelaySeconds([0, 7200], 1) ?? Number.NaN);
-      expect(Math.min(...delays)).toBeGreaterThanOrEqual(0);
+      expect(Math.min(...delays)).toBeGreaterThanOrEqual(5760);
       expect(Math.max(...delays)).toBeLessThanOrEqual(7200);
       // Uniform: each quarter of the range gets a fair share (a bound no fair draw misses).
       for (let q = 0; q < 4; q++) {
-        const share = delays.filter((d) => d >= q * 1800 && d < (q + 1) * 1800).length / delays.length;
+        const share =
+          delays.filter((d) => d >= 5760 + q * 360 && d < 5760 + (q + 1) * 360).length / delays.length;
         expect(share).toBeGreaterThan(0.15);
       }
     });
@@ -131,8 +135,8 @@ describe('retryDelaySeconds', () => {
     });
 
     it('never exceeds 43200 seconds', () => {
-      expect(retryDelaySeconds([0, 43200], 1, () => 0.9999)).toBe(43196);
-      expect(retryDelaySeconds([0, 43200], 1, () => 1)).toBe(43200);
+      expect(retryDelaySeconds([0, 43200], 1, () => 0.9999)).toBe(43199);
+      expect(retryDelaySeconds([0, 43200], 1, top)).toBe(43200);
     });
   });
 });

@@ -1,32 +1,28 @@
 /**
  * Deliveries and their attempts on DynamoDB (the deliveries table of tables.ts):
  * - `DLV#<id>` / `DELIVERY`: the delivery, carrying `gsiSubscriptionId` for the bySubscription
- *   index (attempt items do not, so the index holds deliveries only);
+ *   index (attempt items do not, so the index holds deliveries only). A fan-out delivery's id
+ *   is derived from its (event, subscription) pair (fanoutDeliveryId), so the put that creates
+ *   it only if absent is all it takes to keep a retried fan-out from creating a second one;
  * - `DLV#<id>` / `ATTEMPT#<number, 6 digits>#<attemptId>`: its attempts, oldest first in key
- *   order; the attempt id keeps both when two copies of one message are tried at once;
- * - `FANOUT#<eventId>#<subscriptionId>` / `FANOUT`: the (event, subscription) pair's delivery
- *   id. DynamoDB has no unique index on two attributes; this item, written only if absent in the
- *   delivery's own transaction, is what keeps a retried fan-out from creating a second delivery.
+ *   order; the attempt id keeps both when two copies of one message are tried at once.
  */
 import {
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
   TransactWriteCommand,
-  type TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import * as z from 'zod';
-import { Attempt, Delivery, DeliveryId, type Page, type SkippedReason } from '../../core/model.ts';
+import { fanoutDeliveryId } from '../../core/fanout.ts';
+import { Attempt, Delivery, type Page, type SkippedReason } from '../../core/model.ts';
 import { type Clock, type DeliveryStore, type ListQuery, pageOfLookahead, systemClock } from '../../ports.ts';
 import {
   attributeNames,
-  backoff,
   cancellationCodes,
   compact,
   conditionFailed,
   expiresAt,
-  hasConflict,
   type Item,
   isConditionFailure,
   queryItems,
@@ -37,23 +33,14 @@ export const BY_SUBSCRIPTION_INDEX = 'bySubscription';
 export const BY_EVENT_INDEX = 'byEvent';
 
 const DELIVERY_SK = 'DELIVERY';
-const FANOUT_SK = 'FANOUT';
 const ATTEMPT_PREFIX = 'ATTEMPT#';
 const ATTEMPT_DIGITS = 6;
-/** Tries of a fan-out transaction that collides with a concurrent one on the same pair. */
-const CONFLICT_TRIES = 5;
 
 const deliveryKey = (deliveryId: string) => ({ pk: `DLV#${deliveryId}`, sk: DELIVERY_SK });
-const fanoutKey = (eventId: string, subscriptionId: string) => ({
-  pk: `FANOUT#${eventId}#${subscriptionId}`,
-  sk: FANOUT_SK,
-});
 const attemptKey = (deliveryId: string, number: number, attemptId: string) => ({
   pk: `DLV#${deliveryId}`,
   sk: `${ATTEMPT_PREFIX}${String(number).padStart(ATTEMPT_DIGITS, '0')}#${attemptId}`,
 });
-
-const FanoutPointer = z.object({ deliveryId: DeliveryId });
 
 // Delivery's and Attempt's zod objects drop pk, sk, kind and gsiSubscriptionId.
 const toDelivery = (item: Item): Delivery => Delivery.parse(item);
@@ -72,8 +59,8 @@ function deliveryItem(delivery: Delivery, expiresAt: number): Item {
 
 export interface DynamoDeliveryStoreOptions {
   /**
-   * Days after their writing when TTL deletes deliveries, attempts and fan-out pointers: the
-   * events they are about are gone by then too. @default 30
+   * Days after their writing when TTL deletes deliveries and attempts: the events they are
+   * about are gone by then too. @default 30
    */
   retentionDays?: number;
   /** @default systemClock */
@@ -100,15 +87,14 @@ export class DynamoDeliveryStore implements DeliveryStore {
   }
 
   /**
-   * One transaction per delivery (the FANOUT# item and the delivery, both only if absent), run
-   * side by side. When the pair's FANOUT# item exists, the delivery it names is returned as it
-   * is now. Not one transaction for the whole batch: a single existing pair would cancel it all.
+   * One put per delivery, only if its id is new, side by side. Fan-out ids are derived from
+   * the pair, so an existing id is the pair's delivery, returned as it is now.
    */
   async createForEvent(deliveries: Delivery[]): Promise<Delivery[]> {
     return Promise.all(deliveries.map((delivery) => this.#createOne(delivery)));
   }
 
-  /** Plain puts, each only if its id is new: no FANOUT# item, so any number per pair. */
+  /** Plain puts, each only if its id is new (a new id per request): any number per pair. */
   async create(deliveries: Delivery[]): Promise<void> {
     await Promise.all(
       deliveries.map((delivery) => {
@@ -132,9 +118,11 @@ export class DynamoDeliveryStore implements DeliveryStore {
   }
 
   /**
-   * The attempt and the delivery's mutable fields (its identity never changes) in one
-   * transaction, on the condition that the delivery exists: for an unknown delivery nothing
-   * is stored. An attempt stored again with the same number replaces the earlier one.
+   * The attempt, and in the same transaction the delivery's mutable fields (its identity
+   * never changes), on the condition that the delivery exists, has not succeeded and has not
+   * recorded this try or a later one. When that condition fails, a success still wins over a
+   * failure recorded for the same try by another copy of its message; otherwise only the
+   * attempt is stored, for the log. For an unknown delivery nothing is stored.
    */
   async recordAttempt(attempt: Attempt, delivery: Delivery): Promise<void> {
     if (attempt.deliveryId !== delivery.id) {
@@ -151,65 +139,80 @@ export class DynamoDeliveryStore implements DeliveryStore {
         },
       },
     };
-    const stateUpdate = (keepSuccess: boolean) => {
-      // attempts is incremented in place; a success already stored is kept (then only the
-      // count and the time of the last try change).
-      const set = ['#updatedAt = :updatedAt'];
-      const remove: string[] = [];
-      const values: Item = { ':updatedAt': delivery.updatedAt, ':one': 1 };
-      const fields = keepSuccess
-        ? (['lastAttemptAt'] as const)
-        : (['lastAttemptAt', 'nextAttemptAt'] as const);
-      if (!keepSuccess) {
-        set.push('#status = :status');
-        values[':status'] = delivery.status;
-        // A skipped delivery tried after all (a copy of its message) is skipped no more.
-        remove.push('#skippedReason');
-      }
-      for (const field of fields) {
-        const value = delivery[field];
-        if (value === undefined) {
-          remove.push(`#${field}`);
-        } else {
-          set.push(`#${field} = :${field}`);
-          values[`:${field}`] = value;
-        }
-      }
-      if (!keepSuccess) values[':succeeded'] = 'succeeded';
-      return {
-        Update: {
-          TableName: this.tableName,
-          Key: deliveryKey(delivery.id),
-          UpdateExpression: `SET ${set.join(', ')} ADD #attempts :one${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`,
-          ConditionExpression: keepSuccess
-            ? 'attribute_exists(pk)'
-            : 'attribute_exists(pk) AND #status <> :succeeded',
-          // DynamoDB refuses a name that the expressions do not use: name only these.
-          ExpressionAttributeNames: attributeNames(
-            'attempts',
-            'updatedAt',
-            ...fields,
-            ...(keepSuccess ? [] : ['status', 'skippedReason']),
-          ),
-          ExpressionAttributeValues: values,
-        },
-      };
-    };
-    for (const keepSuccess of [false, true]) {
+    try {
+      await this.#client.send(
+        new TransactWriteCommand({
+          TransactItems: [attemptPut, this.#stateUpdate(delivery, attempt.number)],
+        }),
+      );
+      return;
+    } catch (error) {
+      const codes = cancellationCodes(error);
+      if (codes === undefined || !conditionFailed(codes, 1)) throw error;
+    }
+    const current = await this.get(delivery.id);
+    if (current === undefined) throw new Error(`delivery ${delivery.id} not found`);
+    if (delivery.status === 'succeeded' && current.status !== 'succeeded') {
       try {
         await this.#client.send(
-          new TransactWriteCommand({ TransactItems: [attemptPut, stateUpdate(keepSuccess)] }),
+          new TransactWriteCommand({ TransactItems: [attemptPut, this.#stateUpdate(delivery)] }),
         );
         return;
       } catch (error) {
         const codes = cancellationCodes(error);
         if (codes === undefined || !conditionFailed(codes, 1)) throw error;
-        // Missing, or already succeeded: tell them apart, and for a success keep it.
-        const current = await this.get(delivery.id);
-        if (current === undefined) throw new Error(`delivery ${delivery.id} not found`, { cause: error });
       }
     }
-    throw new Error(`delivery ${delivery.id}: the attempt could not be recorded`);
+    await this.#client.send(new PutCommand({ TableName: this.tableName, Item: attemptPut.Put.Item }));
+  }
+
+  /**
+   * The update of recordAttempt: status, next and last try, `attempts` = the try's number,
+   * and no skippedReason (a skipped delivery tried after all is skipped no more). With
+   * `number`, only while the delivery has recorded no try that late; without it (a success
+   * over a copy's failure of the same try), whatever the count.
+   */
+  #stateUpdate(delivery: Delivery, number?: number) {
+    const set = ['#status = :status', '#updatedAt = :updatedAt'];
+    const remove = ['#skippedReason'];
+    const values: Item = {
+      ':status': delivery.status,
+      ':updatedAt': delivery.updatedAt,
+      ':succeeded': 'succeeded',
+    };
+    const fields = ['lastAttemptAt', 'nextAttemptAt'] as const;
+    for (const field of fields) {
+      const value = delivery[field];
+      if (value === undefined) {
+        remove.push(`#${field}`);
+      } else {
+        set.push(`#${field} = :${field}`);
+        values[`:${field}`] = value;
+      }
+    }
+    let condition = 'attribute_exists(pk) AND #status <> :succeeded';
+    if (number !== undefined) {
+      set.push('#attempts = :number');
+      values[':number'] = number;
+      condition += ' AND (attribute_not_exists(#attempts) OR #attempts < :number)';
+    }
+    return {
+      Update: {
+        TableName: this.tableName,
+        Key: deliveryKey(delivery.id),
+        UpdateExpression: `SET ${set.join(', ')} REMOVE ${remove.join(', ')}`,
+        ConditionExpression: condition,
+        // DynamoDB refuses a name that the expressions do not use: name only these.
+        ExpressionAttributeNames: attributeNames(
+          'status',
+          'updatedAt',
+          'skippedReason',
+          ...fields,
+          ...(number === undefined ? [] : ['attempts']),
+        ),
+        ExpressionAttributeValues: values,
+      },
+    };
   }
 
   async skip(deliveryId: string, reason: SkippedReason, at: string): Promise<boolean> {
@@ -293,66 +296,25 @@ export class DynamoDeliveryStore implements DeliveryStore {
   }
 
   async #createOne(delivery: Delivery): Promise<Delivery> {
-    const input: TransactWriteCommandInput = {
-      TransactItems: [
-        {
-          Put: {
-            TableName: this.tableName,
-            Item: {
-              ...fanoutKey(delivery.eventId, delivery.subscriptionId),
-              kind: 'fanout',
-              deliveryId: delivery.id,
-              expiresAt: this.#expiresAt(),
-            },
-            ConditionExpression: 'attribute_not_exists(pk)',
-          },
-        },
-        {
-          Put: {
-            TableName: this.tableName,
-            Item: deliveryItem(delivery, this.#expiresAt()),
-            ConditionExpression: 'attribute_not_exists(pk)',
-          },
-        },
-      ],
-    };
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.#client.send(new TransactWriteCommand(input));
-        return delivery;
-      } catch (error) {
-        const codes = cancellationCodes(error);
-        if (codes === undefined) throw error;
-        if (conditionFailed(codes, 0)) return this.#existing(delivery);
-        if (conditionFailed(codes, 1)) {
-          throw new Error(`delivery ${delivery.id} already exists for another pair`, { cause: error });
-        }
-        // A concurrent fan-out of the same event is writing the pair: once it commits, the
-        // next try finds its FANOUT# item.
-        if (!hasConflict(codes) || attempt >= CONFLICT_TRIES) throw error;
-        await backoff(attempt, 10, 200);
-      }
-    }
-  }
-
-  async #existing(wanted: Delivery): Promise<Delivery> {
-    const pointer = await this.#client.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: fanoutKey(wanted.eventId, wanted.subscriptionId),
-        ConsistentRead: true,
-      }),
-    );
-    if (pointer.Item === undefined) {
-      throw new Error(`fan-out of event ${wanted.eventId} to ${wanted.subscriptionId} vanished`);
-    }
-    const deliveryId = FanoutPointer.parse(pointer.Item).deliveryId;
-    const existing = await this.get(deliveryId);
-    if (existing === undefined) {
+    if (delivery.id !== fanoutDeliveryId(delivery.eventId, delivery.subscriptionId)) {
       throw new Error(
-        `delivery ${deliveryId} of event ${wanted.eventId} to ${wanted.subscriptionId} is missing`,
+        `fan-out delivery ${delivery.id} does not have the id of its pair (${delivery.eventId}, ${delivery.subscriptionId})`,
       );
     }
+    try {
+      await this.#client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: deliveryItem(delivery, this.#expiresAt()),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return delivery;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+    const existing = await this.get(delivery.id);
+    if (existing === undefined) throw new Error(`delivery ${delivery.id} exists but could not be read`);
     return existing;
   }
 }

@@ -12,8 +12,10 @@
  * partners     pk = `PARTNER#<id>` (the partner) | `KEY#<sha256 of API key>` (→ partnerId)
  * subscriptions pk = id; GSI byPartner (partnerId, id)
  * deliveries   pk = `DLV#<deliveryId>`, sk = `DELIVERY` (the delivery) | `ATTEMPT#<nnnnnn>#<attemptId>`
- *              pk = `FANOUT#<eventId>#<subscriptionId>`, sk = `FANOUT` (→ deliveryId: makes
- *              fan-out idempotent); GSIs bySubscription (subscriptionId, deliveryId) and
+ *              (a fan-out delivery's id is derived from its event and subscription, so a put
+ *              only if absent makes fan-out idempotent);
+ *              pk = `DUE#<shard>`, sk = `<dueAt>#<deliveryId>#<attempt>`: a try waiting longer
+ *              than SQS can delay a message (due-retries.ts); GSIs bySubscription (subscriptionId, deliveryId) and
  *              byEvent (eventId, deliveryId) over delivery items only (sparse indexes: only
  *              they carry `gsiSubscriptionId` and `gsiEventId`)
  * Items that expire carry `expiresAt` (epoch seconds), the tables' TTL attribute.

@@ -133,22 +133,33 @@ export class SqliteDeliveryStore implements DeliveryStore {
   async recordAttempt(attempt: Attempt, delivery: Delivery): Promise<void> {
     const db = this.#db;
     await write(db, () => {
-      // SET expressions read the row as it was: a success already stored is kept. A skipped
+      // SET expressions read the row as it was. The new state is taken unless the delivery
+      // succeeded already, or (for a failure) already recorded this try or a later one: a
+      // copy of a message tried twice counts once, and never undoes a success. A skipped
       // delivery tried after all (a copy of its message) is skipped no more.
       const updated = prepared(
         db,
         `UPDATE deliveries SET
-             status = CASE status WHEN 'succeeded' THEN status ELSE ? END,
-             next_attempt_at = CASE status WHEN 'succeeded' THEN NULL ELSE ? END,
-             attempts = attempts + 1, updated_at = ?, last_attempt_at = ?, skipped_reason = NULL
-           WHERE id = ?`,
-      ).run(
-        delivery.status,
-        delivery.nextAttemptAt ?? null,
-        delivery.updatedAt,
-        delivery.lastAttemptAt ?? null,
-        delivery.id,
-      );
+             status = CASE WHEN status = 'succeeded' THEN status
+                           WHEN :status = 'succeeded' OR attempts < :number THEN :status ELSE status END,
+             next_attempt_at = CASE WHEN status = 'succeeded' THEN NULL
+                           WHEN :status = 'succeeded' OR attempts < :number THEN :next ELSE next_attempt_at END,
+             last_attempt_at = CASE WHEN status = 'succeeded' THEN last_attempt_at
+                           WHEN :status = 'succeeded' OR attempts < :number THEN :last ELSE last_attempt_at END,
+             skipped_reason = CASE WHEN status = 'succeeded' THEN NULL
+                           WHEN :status = 'succeeded' OR attempts < :number THEN NULL ELSE skipped_reason END,
+             updated_at = CASE WHEN status = 'succeeded' THEN updated_at
+                           WHEN :status = 'succeeded' OR attempts < :number THEN :updated ELSE updated_at END,
+             attempts = max(attempts, :number)
+           WHERE id = :id`,
+      ).run({
+        status: delivery.status,
+        number: attempt.number,
+        next: delivery.nextAttemptAt ?? null,
+        last: delivery.lastAttemptAt ?? null,
+        updated: delivery.updatedAt,
+        id: delivery.id,
+      });
       if (Number(updated.changes) === 0) throw new Error(`delivery ${delivery.id} not found`);
       prepared(db, `INSERT INTO attempts (${ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
         attempt.id,

@@ -44,6 +44,12 @@ export interface SqliteQueueOptions<T> {
   /** Receives after which the next receive moves the message to `deadLetterQueue`; set both or neither. */
   maxReceiveCount?: number;
   deadLetterQueue?: SqliteQueue<T>;
+  /**
+   * Longest delaySeconds a send takes. SQS's 900 unless a queue stands for more than an SQS
+   * queue: the local delivery queue also holds the long waits that AWS keeps as due retries.
+   * @default 900
+   */
+  maxDelaySeconds?: number;
   /** @default systemClock */
   clock?: Clock;
 }
@@ -86,6 +92,7 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
   readonly visibilityTimeoutSeconds: number;
   readonly maxReceiveCount: number | undefined;
   readonly deadLetterQueue: SqliteQueue<T> | undefined;
+  readonly maxDelaySeconds: number;
   readonly #db: SqliteDatabase;
   readonly #clock: Clock;
 
@@ -119,13 +126,14 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
     this.visibilityTimeoutSeconds = options.visibilityTimeoutSeconds;
     this.maxReceiveCount = options.maxReceiveCount;
     this.deadLetterQueue = options.deadLetterQueue;
+    this.maxDelaySeconds = options.maxDelaySeconds ?? MAX_DELAY_SECONDS;
     this.#db = db;
     this.#clock = options.clock ?? systemClock;
   }
 
   /** Sends every message, atomically; synchronous so it can join a caller's transaction(). */
   sendNow(messages: OutgoingMessage<T>[]): void {
-    for (const m of messages) checkSeconds('delaySeconds', m.delaySeconds ?? 0, MAX_DELAY_SECONDS);
+    for (const m of messages) checkSeconds('delaySeconds', m.delaySeconds ?? 0, this.maxDelaySeconds);
     if (messages.length === 0) return;
     const now = this.#now();
     const db = this.#db;
@@ -362,7 +370,7 @@ export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
     return typeof at === 'number' ? new Date(at) : null;
   }
 
-  /** Up to `limit` messages in send order, whatever their visibility: for the ops page. */
+  /** Up to `limit` messages in send order, whatever their visibility: for `npm run queues`. */
   list(limit: number): QueuedMessage<T>[] {
     return prepared(
       this.#db,

@@ -1,0 +1,106 @@
+/**
+ * AWS's published quotas that this project designs around, one place for each, named after
+ * the documentation page that states it. The CDK code, the adapters and the capacity model
+ * read them from here, so a quota is never written down twice. Where a quota differs by
+ * Region, the value is the largest Regions' (us-east-1, us-west-2, eu-west-1).
+ */
+
+/** https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-queues.html */
+export const SQS = {
+  /** Longest DelaySeconds of a message (or a queue's delay): 15 minutes. */
+  maxDelaySeconds: 900,
+  /**
+   * Messages a standard queue holds in flight (received, not deleted), approximately. At the
+   * quota a long-polling receive returns no messages and no error.
+   */
+  standardInFlight: 120_000,
+  /** Longest visibility timeout: 12 hours. */
+  maxVisibilityTimeoutSeconds: 43_200,
+  /** Entries of one SendMessageBatch / DeleteMessageBatch / ChangeMessageVisibilityBatch. */
+  maxBatchEntries: 10,
+  /** Highest maxReceiveCount of a redrive policy. */
+  maxReceiveCount: 1000,
+  /** Longest wait of a long-polling receive. */
+  maxLongPollWaitSeconds: 20,
+  /**
+   * How long a queue keeps a message unless told otherwise: 4 days (14 at most).
+   * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html
+   */
+  defaultRetentionSeconds: 345_600,
+} as const;
+
+/**
+ * How a Lambda function's SQS event source scales: five concurrent batches at first, up to 300
+ * more a minute while messages wait, MaximumConcurrency from 2 to 1000.
+ * https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html
+ */
+export const SQS_EVENT_SOURCE = {
+  initialConcurrency: 5,
+  scaleUpPerMinute: 300,
+  minMaximumConcurrency: 2,
+  maxMaximumConcurrency: 1000,
+} as const;
+
+/** https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html */
+export const LAMBDA = {
+  /** Concurrent executions of all functions of an account in a Region (new accounts get less). */
+  accountConcurrency: 1000,
+  /** Longest run of one invocation: 15 minutes. */
+  maxTimeoutSeconds: 900,
+} as const;
+
+export const DYNAMODB = {
+  /**
+   * What one partition serves per second, however much the table has: 1,000 write units and
+   * 3,000 read units. A new on-demand table is warm for 4,000 writes and 12,000 reads a second.
+   * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/warm-throughput-scenarios.html
+   */
+  partitionWriteUnitsPerSecond: 1000,
+  partitionReadUnitsPerSecond: 3000,
+  newOnDemandWarmWriteUnitsPerSecond: 4000,
+  newOnDemandWarmReadUnitsPerSecond: 12_000,
+  /**
+   * One write unit writes 1 KB; a transactional write takes two (prepare and commit).
+   * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html
+   */
+  writeUnitBytes: 1024,
+  transactionalWriteFactor: 2,
+  /**
+   * The table-level throughput quota that bounds an on-demand table without a maximum set.
+   * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode-max-throughput.html
+   */
+  onDemandTableWriteUnitsPerSecond: 40_000,
+  onDemandTableReadUnitsPerSecond: 40_000,
+} as const;
+
+/**
+ * Requests per second across all of an account's APIs in a Region (token bucket: steady rate,
+ * burst). https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html
+ */
+export const API_GATEWAY = {
+  accountRatePerSecond: 10_000,
+  accountBurst: 5000,
+} as const;
+
+/** https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-quota.html */
+export const EVENTBRIDGE = {
+  /** PutEvents requests per second, per account (each up to 10 entries). */
+  putEventsPerSecond: 10_000,
+  putEventsMaxEntries: 10,
+  /**
+   * Rule target invocations per second (an event matched by a rule, sent to a target); over it
+   * invocations are delayed, not dropped.
+   */
+  targetInvocationsPerSecond: 18_750,
+} as const;
+
+/**
+ * A pipe reads each stream shard one batch at a time (ParallelizationFactor 1 unless set), and
+ * sends at most 10 events per PutEvents to an event bus target.
+ * https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-pipes-batching-concurrency.html
+ * https://docs.aws.amazon.com/eventbridge/latest/pipes-reference/API_PipeSourceDynamoDBStreamParameters.html
+ */
+export const PIPES = {
+  defaultParallelizationFactor: 1,
+  eventBusTargetMaxBatch: 10,
+} as const;
