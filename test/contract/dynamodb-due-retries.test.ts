@@ -2,8 +2,8 @@
  * Due retries on DynamoDB Local: the tries whose wait is longer than SQS can delay a message,
  * and the sweep that queues them shortly before their time.
  */
-import { type DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { describe, expect, it } from 'vitest';
 import { SqsDeliveryQueue } from '../../functions/adapters/aws/delivery-queue.ts';
 import { DUE_SHARDS, DynamoDueRetryStore } from '../../functions/adapters/aws/due-retries.ts';
 import { DELIVERIES_TABLE } from '../../functions/adapters/aws/tables.ts';
@@ -15,29 +15,12 @@ import {
   type OutgoingMessage,
   type QueueSender,
 } from '../../functions/ports.ts';
-import { createTable, deleteTables, localDocumentClient, uniquePrefix } from '../dynamodb-local/tables.ts';
+import { tablesPerTest } from '../dynamodb-local/tables.ts';
 import { id, ManualClock } from './fixtures.ts';
 
-let client: DynamoDBDocumentClient;
-const created: string[] = [];
-
-beforeAll(() => {
-  client = localDocumentClient();
-});
-
-afterEach(async () => {
-  await deleteTables(client, created.splice(0));
-});
-
-afterAll(() => {
-  client.destroy();
-});
-
-async function table(): Promise<string> {
-  const name = await createTable(client, DELIVERIES_TABLE, uniquePrefix('due'));
-  created.push(name);
-  return name;
-}
+const local = tablesPerTest('due');
+const client = local.client;
+const table = () => local.table(DELIVERIES_TABLE);
 
 class RecordingQueue implements QueueSender<DeliveryMessage> {
   readonly sent: OutgoingMessage<DeliveryMessage>[] = [];

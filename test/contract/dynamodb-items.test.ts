@@ -3,41 +3,17 @@
  * pipe's filter, the TTL and the indexes depend on them, and the contract suites (which only see
  * domain objects) cannot.
  */
-import { type DynamoDBDocumentClient, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { describe, expect, it } from 'vitest';
 import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
 import { DynamoEventLog } from '../../functions/adapters/aws/events.ts';
 import { DynamoPartnerStore } from '../../functions/adapters/aws/partners.ts';
-import {
-  DELIVERIES_TABLE,
-  EVENTS_TABLE,
-  PARTNERS_TABLE,
-  type TableDefinition,
-} from '../../functions/adapters/aws/tables.ts';
+import { DELIVERIES_TABLE, EVENTS_TABLE, PARTNERS_TABLE } from '../../functions/adapters/aws/tables.ts';
 import { fanoutDeliveryId } from '../../functions/core/fanout.ts';
-import { createTable, deleteTables, localDocumentClient, uniquePrefix } from '../dynamodb-local/tables.ts';
+import { tablesPerTest } from '../dynamodb-local/tables.ts';
 import { id, ManualClock, makeAttempt, makeDelivery, makeEvent, makePartner } from './fixtures.ts';
 
-let client: DynamoDBDocumentClient;
-const created: string[] = [];
-
-beforeAll(() => {
-  client = localDocumentClient();
-});
-
-afterEach(async () => {
-  await deleteTables(client, created.splice(0));
-});
-
-afterAll(() => {
-  client.destroy();
-});
-
-async function table(definition: TableDefinition): Promise<string> {
-  const name = await createTable(client, definition, uniquePrefix('items'));
-  created.push(name);
-  return name;
-}
+const { client, table } = tablesPerTest('items');
 
 async function scan(tableName: string): Promise<Record<string, unknown>[]> {
   const result = await client.send(new ScanCommand({ TableName: tableName, ConsistentRead: true }));

@@ -14,7 +14,7 @@ import {
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { inject } from 'vitest';
+import { afterAll, afterEach, inject } from 'vitest';
 import {
   DELIVERIES_TABLE,
   EVENTS_TABLE,
@@ -130,4 +130,30 @@ export async function deleteTables(client: DynamoDBDocumentClient, names: readon
       }
     }),
   );
+}
+
+/**
+ * For a test file: one document client for the whole file, and tables made by `table` for one
+ * test and deleted after it. Call at the top level of the file (it registers the hooks).
+ */
+export function tablesPerTest(label: string): {
+  client: DynamoDBDocumentClient;
+  table(definition: TableDefinition): Promise<string>;
+} {
+  const client = localDocumentClient();
+  const created: string[] = [];
+  afterEach(async () => {
+    await deleteTables(client, created.splice(0));
+  });
+  afterAll(() => {
+    client.destroy();
+  });
+  return {
+    client,
+    async table(definition) {
+      const name = await createTable(client, definition, uniquePrefix(label));
+      created.push(name);
+      return name;
+    },
+  };
 }
