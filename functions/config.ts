@@ -4,6 +4,7 @@
  */
 import * as z from 'zod';
 import { DEFAULT_DISABLE_AFTER_MS } from './core/health.ts';
+import { DEFAULT_REQUEST_LIMITS, REQUESTS_PER_SECOND } from './core/limits.ts';
 import { checkRetrySchedule, DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from './core/retry.ts';
 
 const booleanText = z
@@ -38,6 +39,10 @@ export const deliveryTimeoutMsSetting = z.coerce
 /** Days an event (and its deliveries) is kept. */
 export const retentionDaysSetting = z.coerce.number().int().min(1).max(3650).default(30);
 
+/** A caller's requests per second; the CDK settings accept exactly this too. */
+export const requestsPerSecondSetting = (fallback: number) =>
+  z.coerce.number().int().min(REQUESTS_PER_SECOND.min).max(REQUESTS_PER_SECOND.max).default(fallback);
+
 /** Hours an endpoint may fail without one success before it is disabled, read as ms. */
 const disableAfter = z.coerce
   .number()
@@ -56,6 +61,8 @@ const LocalEnv = z.object({
   DISPATCHER_ALLOW_PRIVATE_TARGETS: booleanText.default(true),
   DISPATCHER_DISABLE_AFTER_HOURS: disableAfter,
   DISPATCHER_RETENTION_DAYS: retentionDaysSetting,
+  DISPATCHER_PARTNER_REQUESTS_PER_SECOND: requestsPerSecondSetting(DEFAULT_REQUEST_LIMITS.partnerPerSecond),
+  DISPATCHER_PRODUCER_REQUESTS_PER_SECOND: requestsPerSecondSetting(DEFAULT_REQUEST_LIMITS.producerPerSecond),
 });
 
 /** Settings of the local runtime (`dispatcher start`). */
@@ -71,6 +78,9 @@ export interface LocalConfig {
   disableAfterMs: number;
   /** Days events, their deliveries and attempts are kept, as on AWS (TTL there, a sweep here). */
   retentionDays: number;
+  /** Requests per second of one partner's API key, and of the producer (the admin token). */
+  partnerRequestsPerSecond: number;
+  producerRequestsPerSecond: number;
 }
 
 /** Thrown with every bad variable named, so a start-up failure says what to fix. */
@@ -99,6 +109,8 @@ export function parseLocalConfig(env: Record<string, string | undefined>): Local
     allowPrivateTargets: e.DISPATCHER_ALLOW_PRIVATE_TARGETS,
     disableAfterMs: e.DISPATCHER_DISABLE_AFTER_HOURS,
     retentionDays: e.DISPATCHER_RETENTION_DAYS,
+    partnerRequestsPerSecond: e.DISPATCHER_PARTNER_REQUESTS_PER_SECOND,
+    producerRequestsPerSecond: e.DISPATCHER_PRODUCER_REQUESTS_PER_SECOND,
   };
 }
 
@@ -121,6 +133,8 @@ export const LAMBDA_ENV = {
   allowPrivateTargets: 'DISPATCHER_ALLOW_PRIVATE_TARGETS',
   retentionDays: 'DISPATCHER_RETENTION_DAYS',
   disableAfterMs: 'DISPATCHER_DISABLE_AFTER_HOURS',
+  partnerRequestsPerSecond: 'DISPATCHER_PARTNER_REQUESTS_PER_SECOND',
+  producerRequestsPerSecond: 'DISPATCHER_PRODUCER_REQUESTS_PER_SECOND',
 } as const;
 
 const name = z.string().min(1);
@@ -140,6 +154,8 @@ const lambdaSettings = {
   allowPrivateTargets: booleanText.default(false),
   retentionDays: retentionDaysSetting,
   disableAfterMs: disableAfter,
+  partnerRequestsPerSecond: requestsPerSecondSetting(DEFAULT_REQUEST_LIMITS.partnerPerSecond),
+  producerRequestsPerSecond: requestsPerSecondSetting(DEFAULT_REQUEST_LIMITS.producerPerSecond),
 } satisfies Record<keyof typeof LAMBDA_ENV, z.ZodType>;
 
 /** Settings of the Lambda functions; each function asks only for the keys it uses. */
@@ -156,6 +172,8 @@ export interface LambdaConfig {
   allowPrivateTargets: boolean;
   retentionDays: number;
   disableAfterMs: number;
+  partnerRequestsPerSecond: number;
+  producerRequestsPerSecond: number;
 }
 
 type LambdaKey = keyof LambdaConfig;

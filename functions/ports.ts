@@ -116,6 +116,19 @@ export interface SubscriptionStore {
   ): Promise<AllowanceResult | undefined>;
 }
 
+/**
+ * Counts a caller's requests in fixed windows, one count shared by every API instance (a
+ * table item on AWS), so a caller's limit holds however many instances serve it.
+ */
+export interface RateLimiter {
+  /**
+   * Counts one request of `key` against `allowance` in the window that holds `now` (windows
+   * start at multiples of `windowMs`); refused past the limit, with the time to the next
+   * window. A request refused is not counted.
+   */
+  take(key: string, allowance: Allowance, now: Date): Promise<AllowanceResult>;
+}
+
 /** Partner actions limited per subscription, since each can send many callbacks. */
 export type RateLimitedAction = 'replay' | 'test';
 

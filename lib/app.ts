@@ -29,6 +29,10 @@ export function defineDispatcherApp(
     deliveryTimeout: Duration.millis(settings.deliveryTimeoutMs),
     dispatcherMaxConcurrency: settings.dispatcherMaxConcurrency,
     retentionDays: settings.retentionDays,
+    requestLimits: {
+      partnerPerSecond: settings.partnerRequestsPerSecond,
+      producerPerSecond: settings.producerRequestsPerSecond,
+    },
     ...(settings.alarmEmail === undefined ? {} : { alarmEmail: settings.alarmEmail }),
   });
   Tags.of(app).add('project', 'webhook-dispatcher');

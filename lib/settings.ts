@@ -9,9 +9,11 @@ import { z } from 'zod';
 import {
   DELIVERY_TIMEOUT_MS,
   deliveryTimeoutMsSetting,
+  requestsPerSecondSetting,
   retentionDaysSetting,
   retryScheduleSetting,
 } from '../functions/config.ts';
+import { DEFAULT_REQUEST_LIMITS } from '../functions/core/limits.ts';
 import { DEFAULT_RETRY_SCHEDULE } from '../functions/core/retry.ts';
 
 /** What a deployment may choose; everything else is fixed by the design. */
@@ -26,6 +28,9 @@ export interface DispatcherSettings {
   readonly dispatcherMaxConcurrency: number;
   /** Days events are kept (their TTL), and how long the bus archive keeps them for replay. */
   readonly retentionDays: number;
+  /** Requests per second of each partner's API key, and of each producer (IAM role or user). */
+  readonly partnerRequestsPerSecond: number;
+  readonly producerRequestsPerSecond: number;
   /** Where alarm notifications go; unset: the topic has no subscription. */
   readonly alarmEmail: string | undefined;
 }
@@ -37,6 +42,8 @@ export const CONTEXT_KEYS = {
   deliveryTimeoutMs: 'deliveryTimeoutMs',
   dispatcherMaxConcurrency: 'dispatcherMaxConcurrency',
   retentionDays: 'retentionDays',
+  partnerRequestsPerSecond: 'partnerRequestsPerSecond',
+  producerRequestsPerSecond: 'producerRequestsPerSecond',
   alarmEmail: 'alarmEmail',
 } as const satisfies Record<keyof DispatcherSettings, string>;
 
@@ -46,6 +53,8 @@ export const DEFAULT_SETTINGS: DispatcherSettings = {
   deliveryTimeoutMs: DELIVERY_TIMEOUT_MS.default,
   dispatcherMaxConcurrency: 10,
   retentionDays: 30,
+  partnerRequestsPerSecond: DEFAULT_REQUEST_LIMITS.partnerPerSecond,
+  producerRequestsPerSecond: DEFAULT_REQUEST_LIMITS.producerPerSecond,
   alarmEmail: undefined,
 };
 
@@ -68,6 +77,10 @@ const ContextSchema = z.object({
     .max(1000)
     .default(DEFAULT_SETTINGS.dispatcherMaxConcurrency),
   [CONTEXT_KEYS.retentionDays]: retentionDaysSetting,
+  [CONTEXT_KEYS.partnerRequestsPerSecond]: requestsPerSecondSetting(DEFAULT_REQUEST_LIMITS.partnerPerSecond),
+  [CONTEXT_KEYS.producerRequestsPerSecond]: requestsPerSecondSetting(
+    DEFAULT_REQUEST_LIMITS.producerPerSecond,
+  ),
   [CONTEXT_KEYS.alarmEmail]: z.email('must be an e-mail address').optional(),
 });
 
@@ -100,6 +113,8 @@ export function parseSettings(context: Readonly<Record<string, unknown>>): Dispa
     deliveryTimeoutMs: c.deliveryTimeoutMs,
     dispatcherMaxConcurrency: c.dispatcherMaxConcurrency,
     retentionDays: c.retentionDays,
+    partnerRequestsPerSecond: c.partnerRequestsPerSecond,
+    producerRequestsPerSecond: c.producerRequestsPerSecond,
     alarmEmail: c.alarmEmail,
   };
 }

@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { systemResolver } from '../functions/adapters/dns.ts';
 import { HttpCallbackSender } from '../functions/adapters/http/callback-sender.ts';
+import { InMemoryRateLimiter } from '../functions/adapters/memory/rate-limiter.ts';
 import { closeDatabase, openDatabase, type SqliteDatabase } from '../functions/adapters/sqlite/database.ts';
 import { SqliteDeliveryStore } from '../functions/adapters/sqlite/deliveries.ts';
 import { SqliteEventLog } from '../functions/adapters/sqlite/events.ts';
@@ -276,6 +277,12 @@ export async function startLocalDispatcher(
         clock,
         resolver: options.resolver ?? systemResolver,
         allowPrivateTargets: config.allowPrivateTargets,
+        // One process serves the whole API: its own counts are exact.
+        limiter: new InMemoryRateLimiter(),
+        limits: {
+          partnerPerSecond: config.partnerRequestsPerSecond,
+          producerPerSecond: config.producerRequestsPerSecond,
+        },
       },
       log,
     ),

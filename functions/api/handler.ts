@@ -29,6 +29,7 @@ import {
   publishEvents,
   toEventView,
 } from '../core/events.ts';
+import { admitRequest, type Caller, type RequestLimits } from '../core/limits.ts';
 import {
   type DeliveryMessage,
   EventId,
@@ -59,10 +60,11 @@ import type {
   EventLog,
   PartnerStore,
   QueueSender,
+  RateLimiter,
   SubscriptionStore,
 } from '../ports.ts';
 import { type Problem, problemJson, toProblem, validationErrorFrom } from './problem.ts';
-import { matchRoute, type Operation } from './routes.ts';
+import { matchRoute, type Operation, type RouteAuth } from './routes.ts';
 
 /** What the authorizers leave in the request context: the partner's id, or an IAM caller. */
 export interface ApiAuthorizerContext {
@@ -84,6 +86,9 @@ export interface ApiDeps {
   clock: Clock;
   resolver: AddressResolver;
   allowPrivateTargets: boolean;
+  /** Counts each caller's requests against `limits`. */
+  limiter: RateLimiter;
+  limits: RequestLimits;
 }
 
 type Log = (message: string, error: unknown) => void;
@@ -212,6 +217,19 @@ function partnerOf(event: ApiRequest): string {
 
 function requireAdmin(event: ApiRequest): void {
   if (!event.requestContext.authorizer?.iam) throw new UnauthorizedError('admin credentials are required');
+}
+
+/**
+ * Who is calling, for the limits: the partner of the API key, or the producer's IAM identity.
+ * An assumed role's session name is dropped (`…:assumed-role/Role/session` counts as the
+ * role), so every instance of one producer service shares the role's limit.
+ */
+export function callerOf(event: ApiRequest, auth: RouteAuth): Caller {
+  if (auth === 'partner') return { kind: 'partner', partnerId: partnerOf(event) };
+  requireAdmin(event);
+  const arn = event.requestContext.authorizer?.iam?.userArn ?? 'unknown';
+  const role = /^(arn:[^:]+:sts::\d+:assumed-role\/[^/]+)\/.+$/.exec(arn);
+  return { kind: 'producer', identity: role?.[1] ?? arn };
 }
 
 type RouteHandler = (
@@ -357,6 +375,7 @@ export function createApiHandler(deps: ApiDeps, log?: Log) {
       if (match.kind === 'not-found') throw new RouteNotFoundError(`no route for ${event.rawPath}`);
       if (match.kind === 'method-not-allowed')
         throw new MethodNotAllowedError(method, event.rawPath, match.allowed);
+      await admitRequest(deps, callerOf(event, match.route.auth));
       return handlers[match.route.operation](deps, event, match.params, log);
     });
 }

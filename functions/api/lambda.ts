@@ -6,11 +6,13 @@ import { SqsDeliveryQueue } from '../adapters/aws/delivery-queue.ts';
 import { DynamoEventLog } from '../adapters/aws/events.ts';
 import { API_REQUEST_ID_PATH, logError, logger } from '../adapters/aws/logger.ts';
 import { DynamoPartnerStore } from '../adapters/aws/partners.ts';
+import { DynamoRateLimiter } from '../adapters/aws/rate-limiter.ts';
 import { sqsClient } from '../adapters/aws/sqs-client.ts';
 import { SqsQueue } from '../adapters/aws/sqs-queue.ts';
 import { DynamoSubscriptionStore } from '../adapters/aws/subscriptions.ts';
 import { systemResolver } from '../adapters/dns.ts';
 import { loadLambdaConfig } from '../config.ts';
+import { rememberingRefusals } from '../core/limits.ts';
 import type { DeliveryMessage } from '../core/model.ts';
 import { systemClock } from '../ports.ts';
 import { createApiHandler } from './handler.ts';
@@ -24,6 +26,8 @@ const config = loadLambdaConfig([
   'retentionDays',
   'deliveryQueueUrl',
   'slowLaneQueueUrl',
+  'partnerRequestsPerSecond',
+  'producerRequestsPerSecond',
 ]);
 
 export const handler = createApiHandler(
@@ -41,6 +45,13 @@ export const handler = createApiHandler(
     clock: systemClock,
     resolver: systemResolver,
     allowPrivateTargets: config.allowPrivateTargets,
+    // The counts live in the partners table, shared by every instance; a caller refused once
+    // is refused by this instance until its window ends without another write.
+    limiter: rememberingRefusals(new DynamoRateLimiter(dynamoClient, config.partnersTable)),
+    limits: {
+      partnerPerSecond: config.partnerRequestsPerSecond,
+      producerPerSecond: config.producerRequestsPerSecond,
+    },
   },
   logError,
 ).use(injectLambdaContext(logger, { correlationIdPath: API_REQUEST_ID_PATH }));

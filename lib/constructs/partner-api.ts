@@ -12,14 +12,25 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { type HttpMethod, ROUTES, type Route, type RouteAuth } from '../../functions/api/routes.ts';
+import { API_GATEWAY } from '../../functions/aws-quotas.ts';
 import { LAMBDA_ENV } from '../../functions/config.ts';
+import {
+  DEFAULT_REQUEST_LIMITS,
+  REQUESTS_PER_SECOND,
+  type RequestLimits,
+} from '../../functions/core/limits.ts';
 import { DispatcherFunction } from './function.ts';
 import type { DefinedTable } from './table.ts';
 
-/** The stage's default throttle, for all callers together: steady requests per second, and burst. */
+/**
+ * The stage's default throttle, for all callers together: a ceiling for the whole deployment,
+ * half the account's HTTP API quota (the other half is left to the account's other APIs).
+ * Each caller has its own, lower limit in the API function (requestLimits), so one partner
+ * polling hard is answered 429 alone rather than using up this ceiling for everyone.
+ */
 export const DEFAULT_STAGE_THROTTLE = {
-  rateLimit: 100,
-  burstLimit: 200,
+  rateLimit: API_GATEWAY.accountRatePerSecond / 2,
+  burstLimit: API_GATEWAY.accountBurst / 2,
 } as const satisfies apigw.ThrottleSettings;
 
 export interface PartnerApiProps {
@@ -34,13 +45,19 @@ export interface PartnerApiProps {
   /** Days an event is kept (the API sets its TTL). */
   readonly retentionDays: number;
   /**
+   * Requests per second of each partner (per API key) and of each producer (per IAM role or
+   * user), counted across every instance of the API function.
+   * @default DEFAULT_REQUEST_LIMITS
+   */
+  readonly requestLimits?: RequestLimits;
+  /**
    * The routes; admin ones take IAM authorization, partner ones the Lambda authorizer.
    * @default ROUTES
    */
   readonly routes?: readonly Route[];
   /**
-   * The stage's default throttle: steady requests per second, and burst.
-   * @default { rateLimit: 100, burstLimit: 200 }
+   * The stage's default throttle, for all callers together: steady requests per second, and burst.
+   * @default DEFAULT_STAGE_THROTTLE
    */
   readonly throttle?: apigw.ThrottleSettings;
   /**
@@ -104,6 +121,14 @@ export class PartnerApi extends Construct {
     if (new Set(keys).size !== keys.length)
       throw new Error(`${id}: routes must be unique: ${keys.join(', ')}`);
     const throttle = props.throttle ?? DEFAULT_STAGE_THROTTLE;
+    const limits = props.requestLimits ?? DEFAULT_REQUEST_LIMITS;
+    for (const [name, value] of Object.entries(limits)) {
+      if (!Number.isInteger(value) || value < REQUESTS_PER_SECOND.min || value > REQUESTS_PER_SECOND.max) {
+        throw new Error(
+          `${id}: requestLimits.${name} must be a whole number from ${REQUESTS_PER_SECOND.min} to ${REQUESTS_PER_SECOND.max}`,
+        );
+      }
+    }
     const cacheTtl = props.authorizerCacheTtl ?? Duration.minutes(5);
     if (cacheTtl.toSeconds() > 3600) throw new Error(`${id}: authorizerCacheTtl must be at most one hour`);
     if (!Number.isInteger(props.retentionDays) || props.retentionDays < 1) {
@@ -120,6 +145,8 @@ export class PartnerApi extends Construct {
       environment: {
         [LAMBDA_ENV.retentionDays]: String(props.retentionDays),
         [LAMBDA_ENV.allowPrivateTargets]: 'false',
+        [LAMBDA_ENV.partnerRequestsPerSecond]: String(limits.partnerPerSecond),
+        [LAMBDA_ENV.producerRequestsPerSecond]: String(limits.producerPerSecond),
       },
     })
       .useTable(props.eventsTable, LAMBDA_ENV.eventsTable, 'readWrite')

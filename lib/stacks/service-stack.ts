@@ -1,6 +1,7 @@
 import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import type { RequestLimits } from '../../functions/core/limits.ts';
 import { DeliveryPipeline } from '../constructs/delivery-pipeline.ts';
 import { EventStream } from '../constructs/event-stream.ts';
 import { Monitoring } from '../constructs/monitoring.ts';
@@ -18,6 +19,11 @@ export interface ServiceStackProps extends StackProps {
   readonly dispatcherMaxConcurrency: number;
   /** Days events are kept, and replayable from the bus archive. */
   readonly retentionDays: number;
+  /**
+   * Requests per second of each partner and of each producer.
+   * @default DEFAULT_REQUEST_LIMITS
+   */
+  readonly requestLimits?: RequestLimits;
   /**
    * Where alarm notifications go.
    * @default - none: subscribe to the alarm topic yourself
@@ -75,6 +81,7 @@ export class ServiceStack extends Stack {
       deliveryQueue: this.pipeline.delivery.queue,
       slowLaneQueue: this.pipeline.slowLane.queue,
       retentionDays: props.retentionDays,
+      ...(props.requestLimits === undefined ? {} : { requestLimits: props.requestLimits }),
       logRetention,
     });
 

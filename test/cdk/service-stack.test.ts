@@ -345,6 +345,8 @@ describe('functions', () => {
         LAMBDA_ENV.slowLaneQueueUrl,
         LAMBDA_ENV.allowPrivateTargets,
         LAMBDA_ENV.retentionDays,
+        LAMBDA_ENV.partnerRequestsPerSecond,
+        LAMBDA_ENV.producerRequestsPerSecond,
       ],
     ],
     ['authorizer', () => synth.stacks.service.api.authorizerFunction, [LAMBDA_ENV.partnersTable]],
@@ -549,7 +551,8 @@ describe('HTTP API', () => {
         DestinationArn: getAtt(synth.stacks.service.api.accessLogGroup, 'Arn'),
         Format: Match.stringLikeRegexp('\\$context\\.requestId'),
       },
-      DefaultRouteSettings: { ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 },
+      // A ceiling for the deployment, under the account's HTTP API quota; callers have their own limits.
+      DefaultRouteSettings: { ThrottlingRateLimit: 5000, ThrottlingBurstLimit: 2500 },
     });
   });
 });

@@ -20,6 +20,8 @@ describe('parseSettings', () => {
       deliveryTimeoutMs: '5000',
       dispatcherMaxConcurrency: '25',
       retentionDays: '90',
+      partnerRequestsPerSecond: '20',
+      producerRequestsPerSecond: '800',
       alarmEmail: 'ops@example.com',
     });
     expect(fromCli).toEqual({
@@ -28,6 +30,8 @@ describe('parseSettings', () => {
       deliveryTimeoutMs: 5000,
       dispatcherMaxConcurrency: 25,
       retentionDays: 90,
+      partnerRequestsPerSecond: 20,
+      producerRequestsPerSecond: 800,
       alarmEmail: 'ops@example.com',
     });
     expect(parseSettings({ retrySchedule: [0, 60, 600], deliveryTimeoutMs: 5000 })).toMatchObject({
@@ -44,13 +48,16 @@ describe('parseSettings', () => {
         deliveryTimeoutMs: '10',
         dispatcherMaxConcurrency: '1',
         retentionDays: 'a month',
+        partnerRequestsPerSecond: '0',
         alarmEmail: 'ops',
       });
     expect(bad).toThrow(SettingsError);
     expect(bad).toThrow(
       /stage:[\s\S]*retrySchedule:.*43200[\s\S]*deliveryTimeoutMs:[\s\S]*dispatcherMaxConcurrency:/,
     );
-    expect(bad).toThrow(/retentionDays:[\s\S]*alarmEmail: must be an e-mail address/);
+    expect(bad).toThrow(
+      /retentionDays:[\s\S]*partnerRequestsPerSecond:[\s\S]*alarmEmail: must be an e-mail address/,
+    );
   });
 });
 
@@ -64,6 +71,8 @@ describe('settings from context reach the stacks', () => {
         deliveryTimeoutMs: '20000',
         dispatcherMaxConcurrency: '25',
         retentionDays: '90',
+        partnerRequestsPerSecond: '20',
+        producerRequestsPerSecond: '800',
         alarmEmail: 'ops@example.com',
       },
     });
@@ -108,6 +117,17 @@ describe('settings from context reach the stacks', () => {
     synth.service.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       FunctionName: ref(synth.stacks.service.pipeline.dispatcherFunction),
       ScalingConfig: { MaximumConcurrency: 25 },
+    });
+  });
+
+  it('gives the API function each caller’s limit', () => {
+    synth.service.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          [LAMBDA_ENV.partnerRequestsPerSecond]: '20',
+          [LAMBDA_ENV.producerRequestsPerSecond]: '800',
+        }),
+      },
     });
   });
 

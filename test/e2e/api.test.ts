@@ -161,7 +161,8 @@ describe('HTTP API', () => {
   let d: TestDispatcher;
 
   beforeAll(async () => {
-    d = await startTestDispatcher();
+    // These tests make many requests a second from one partner; the limits have tests of their own.
+    d = await startTestDispatcher({ DISPATCHER_PARTNER_REQUESTS_PER_SECOND: '10000' });
   });
 
   afterAll(async () => {
@@ -1396,5 +1397,65 @@ describe('HTTP API with private targets forbidden', () => {
       const read = await d.as<SubscriptionView>(partner.apiKey, 'GET', path);
       expect(read.body.url).toBe('https://hooks.example.com/in');
     });
+  });
+});
+
+describe('HTTP API limits per caller', () => {
+  let d: TestDispatcher;
+
+  beforeAll(async () => {
+    d = await startTestDispatcher({
+      DISPATCHER_PARTNER_REQUESTS_PER_SECOND: '5',
+      DISPATCHER_PRODUCER_REQUESTS_PER_SECOND: '50',
+    });
+  });
+
+  afterAll(async () => {
+    await d.cleanup();
+  });
+
+  it('answers a partner that polls too hard 429 with Retry-After, while another partner polls on', async () => {
+    const busy = await d.createPartner('busy');
+    const calm = await d.createPartner('calm');
+
+    const [hard, gentle] = await Promise.all([
+      Promise.all(Array.from({ length: 30 }, () => d.as(busy.apiKey, 'GET', '/v1/events'))),
+      Promise.all(Array.from({ length: 3 }, () => d.as(calm.apiKey, 'GET', '/v1/events'))),
+    ]);
+
+    // The burst may straddle two one-second windows: at most two windows' worth get through.
+    const allowed = hard.filter((res) => res.status === 200);
+    expect(allowed.length).toBeGreaterThanOrEqual(5);
+    expect(allowed.length).toBeLessThanOrEqual(10);
+    const refused = hard.filter((res) => res.status !== 200);
+    for (const res of refused) {
+      const problem = expectProblem(res, 429);
+      expect(problem.detail).toMatch(/5 requests per second/);
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    }
+    expect(gentle.map((res) => res.status)).toEqual([200, 200, 200]);
+  });
+
+  it('lets the partner in again once its window has passed', async () => {
+    const partner = await d.createPartner();
+    await Promise.all(Array.from({ length: 12 }, () => d.as(partner.apiKey, 'GET', '/v1/events')));
+
+    const later = await eventually(async () => {
+      const res = await d.as(partner.apiKey, 'GET', '/v1/events');
+      return res.status === 200 ? res : undefined;
+    }, 3000);
+    expect(later.status).toBe(200);
+  });
+
+  it('limits producers apart from partners: a partner over its limit does not slow publishing', async () => {
+    const partner = await d.createPartner('subscriber');
+    await Promise.all(Array.from({ length: 20 }, () => d.as(partner.apiKey, 'GET', '/v1/events')));
+
+    const published = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        d.admin('POST', '/v1/events', { partnerId: partner.id, type: 'order.created', payload: { i } }),
+      ),
+    );
+    expect(published.map((res) => res.status)).toEqual(Array.from({ length: 10 }, () => 202));
   });
 });

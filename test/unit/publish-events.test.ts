@@ -4,6 +4,7 @@
  * defining property: a batch answers and stores exactly what the same events published one
  * by one, in order, would.
  */
+
 import { randomUUID } from 'node:crypto';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +12,7 @@ import { DynamoEventLog } from '../../functions/adapters/aws/events.ts';
 import { DynamoPartnerStore } from '../../functions/adapters/aws/partners.ts';
 import { EVENTS_TABLE, PARTNERS_TABLE } from '../../functions/adapters/aws/tables.ts';
 import { systemResolver } from '../../functions/adapters/dns.ts';
+import { InMemoryRateLimiter } from '../../functions/adapters/memory/rate-limiter.ts';
 import {
   closeDatabase,
   openDatabase,
@@ -39,6 +41,7 @@ import {
   publishEvents,
 } from '../../functions/core/events.ts';
 import { newId } from '../../functions/core/ids.ts';
+import { DEFAULT_REQUEST_LIMITS } from '../../functions/core/limits.ts';
 import type { JsonValue } from '../../functions/core/model.ts';
 import { type Clock, type EventLog, type PartnerStore, systemClock } from '../../functions/ports.ts';
 import { lambdaContext } from '../../local/lambda-context.ts';
@@ -320,6 +323,8 @@ describe('POST /v1/events/batch in the API handler', () => {
         clock: systemClock,
         resolver: systemResolver,
         allowPrivateTargets: true,
+        limiter: new InMemoryRateLimiter(),
+        limits: DEFAULT_REQUEST_LIMITS,
       },
       (message, error) => logged.push({ message, error }),
     );
