@@ -52,7 +52,7 @@ export async function publishEvent(
   deps: PublishDeps,
   input: PublishInput,
 ): Promise<{ event: Event; created: boolean }> {
-  const size = Buffer.byteLength(JSON.stringify(input.payload));
+  const size = payloadBytes(input);
   if (size > MAX_PAYLOAD_BYTES) {
     throw new PayloadTooLargeError(`payload is ${size} bytes; at most ${MAX_PAYLOAD_BYTES} are allowed`, [
       { field: 'payload', message: `at most ${MAX_PAYLOAD_BYTES} bytes` },
@@ -81,14 +81,15 @@ export async function publishEvent(
   return result;
 }
 
+/** The size of the event's payload as JSON, what MAX_PAYLOAD_BYTES bounds. */
+function payloadBytes(input: PublishInput): number {
+  return Buffer.byteLength(JSON.stringify(input.payload));
+}
+
 /** Events one batch publishes at most. */
 export const MAX_BATCH_EVENTS = 100;
 
-/**
- * Partners whose events one batch appends at the same time. A partner's own events are
- * appended one after another: on DynamoDB they would contend for the partner's seq counter
- * anyway, and one at a time keeps them in the request's order.
- */
+/** Partners whose events one batch publishes at the same time. */
 export const BATCH_PARTNER_CONCURRENCY = 10;
 
 /** An entry of a batch could not be stored (its table or database failed): publish it again. */
@@ -109,10 +110,11 @@ export type BatchResult = { event: Event; created: boolean } | { error: DomainEr
  * each in the request's order; an entry that fails fails alone.
  * 1. Answer entries that arrived as errors with those errors.
  * 2. Group the others by partner, in request order; look each partner up once.
- * 3. Publish each partner's entries one after another, so two entries with one idempotency
- *    key are two successive publishes (the second gets the first's id, or a 409), and the
- *    partner's log holds them in request order. Up to BATCH_PARTNER_CONCURRENCY partners at
- *    a time.
+ * 3. Publish each partner's entries side by side, started in request order: the log places
+ *    appends in the order they are made (on DynamoDB, one counter update for them all), so
+ *    the partner's log holds them in request order. An entry repeating an idempotency key
+ *    of the batch waits for the first, so the two are two successive publishes (the second
+ *    gets the first's id, or a 409). Up to BATCH_PARTNER_CONCURRENCY partners at a time.
  * 4. An entry whose storage failed is answered with EventNotStoredError (503); the others
  *    still go ahead.
  */
@@ -136,7 +138,24 @@ export async function publishEvents(
   const lanes = [...byPartner.values()];
   const worker = async () => {
     for (let lane = lanes.shift(); lane !== undefined; lane = lanes.shift()) {
-      for (const { index, input } of lane) results[index] = await publishOne(publishDeps, input);
+      const byKey = new Map<string, Promise<unknown>>();
+      await Promise.all(
+        lane.map(({ index, input }) => {
+          // The first entry of a key that gets as far as the log claims it; a later one with
+          // the key waits for it and finds the key used, as it would published after it. An
+          // entry refused before the log (its payload too large) claims nothing.
+          const key = payloadBytes(input) > MAX_PAYLOAD_BYTES ? undefined : input.idempotencyKey;
+          const earlier = key === undefined ? undefined : byKey.get(key);
+          const published =
+            earlier === undefined
+              ? publishOne(publishDeps, input)
+              : earlier.then(() => publishOne(publishDeps, input));
+          if (key !== undefined) byKey.set(key, published);
+          return published.then((result) => {
+            results[index] = result;
+          });
+        }),
+      );
     }
   };
   await Promise.all(Array.from({ length: Math.min(BATCH_PARTNER_CONCURRENCY, lanes.length) }, worker));

@@ -1,14 +1,20 @@
 /**
- * What only concurrent writers show on DynamoDB: the seq counter's optimistic transaction keeps
- * commit order and a poller in step, and the conditional writes keep idempotency keys and
- * fan-out pairs unique. Writers use independent clients, as separate Lambda instances would.
+ * What only concurrent writers show on DynamoDB: appends take their places from one counter
+ * and a poller never passes a place still being written, so it sees every event once; the
+ * conditional writes keep idempotency keys and fan-out pairs unique. Writers use independent clients, as separate Lambda instances would.
  */
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
-import { DynamoEventLog } from '../../functions/adapters/aws/events.ts';
+import { DynamoEventLog, EVENT_STRIPES } from '../../functions/adapters/aws/events.ts';
 import { DynamoSubscriptionStore } from '../../functions/adapters/aws/subscriptions.ts';
 import { DELIVERIES_TABLE, EVENTS_TABLE, SUBSCRIPTIONS_TABLE } from '../../functions/adapters/aws/tables.ts';
 import { ServiceUnavailableError, SubscriptionLimitError } from '../../functions/core/errors.ts';
@@ -38,6 +44,37 @@ function writer(i: number): DynamoDBDocumentClient {
   return client;
 }
 
+/** The partner's events as stored, in seq order (the order in which they took their places). */
+async function committed(
+  client: DynamoDBDocumentClient,
+  table: string,
+  partnerId: string,
+): Promise<{ id: string; seq: number }[]> {
+  const rows: { id: string; seq: number; kind: string }[] = [];
+  for (let stripe = 0; stripe < EVENT_STRIPES; stripe++) {
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await client.send(
+        new QueryCommand({
+          TableName: table,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :e)',
+          ExpressionAttributeValues: { ':pk': `${partnerId}#E${stripe}`, ':e': 'E#' },
+          ConsistentRead: true,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        rows.push({ id: String(item.id), seq: Number(item.seq), kind: String(item.kind) });
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined);
+  }
+  return rows
+    .filter((row) => row.kind === 'event')
+    .sort((a, b) => a.seq - b.seq)
+    .map(({ id, seq }) => ({ id, seq }));
+}
+
 describe('DynamoEventLog under concurrent writers', () => {
   let table: string;
 
@@ -48,26 +85,6 @@ describe('DynamoEventLog under concurrent writers', () => {
   afterEach(async () => {
     await deleteTables(admin, [table]);
   });
-
-  /** The partner's events as stored, in seq order: what commit order was. */
-  async function committed(partnerId: string): Promise<{ id: string; seq: number }[]> {
-    const rows: { id: string; seq: number }[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await admin.send(
-        new QueryCommand({
-          TableName: table,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :e)',
-          ExpressionAttributeValues: { ':pk': partnerId, ':e': 'E#' },
-          ConsistentRead: true,
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of page.Items ?? []) rows.push({ id: String(item.id), seq: Number(item.seq) });
-      startKey = page.LastEvaluatedKey;
-    } while (startKey !== undefined);
-    return rows;
-  }
 
   it('lets a poller following next see every event exactly once, in commit order', async () => {
     const partnerId = id('ptr');
@@ -106,7 +123,7 @@ describe('DynamoEventLog under concurrent writers', () => {
     }
     const results = await writes;
 
-    const stored = await committed(partnerId);
+    const stored = await committed(admin, table, partnerId);
     expect(results.every((r) => r.created)).toBe(true);
     expect(stored.map((row) => row.seq)).toEqual(Array.from({ length: APPENDS }, (_, i) => i + 1));
     expect(new Set(seen).size).toBe(seen.length);
@@ -130,7 +147,102 @@ describe('DynamoEventLog under concurrent writers', () => {
     const winners = results.filter((r) => r.created);
     expect(winners).toHaveLength(1);
     for (const result of results) expect(result.event).toEqual(winners[0]?.event);
-    expect(await committed(partnerId)).toEqual([{ id: winners[0]?.event.id, seq: 1 }]);
+    // The others' places are holes: the log holds the one event.
+    expect((await committed(admin, table, partnerId)).map((row) => row.id)).toEqual([winners[0]?.event.id]);
+  });
+});
+
+describe('DynamoEventLog: places taken and never written', () => {
+  let table: string;
+
+  beforeEach(async () => {
+    table = await createTable(admin, EVENTS_TABLE, uniquePrefix('holes'));
+  });
+
+  afterEach(async () => {
+    await deleteTables(admin, [table]);
+  });
+
+  /** Takes the partner's next seq as an append would, and never writes it: a writer that died. */
+  async function takeSeqAndDie(partnerId: string): Promise<void> {
+    await admin.send(
+      new UpdateCommand({
+        TableName: table,
+        Key: { pk: partnerId, sk: 'SEQ' },
+        UpdateExpression: 'ADD #seq :one',
+        ExpressionAttributeNames: { '#seq': 'seq' },
+        ExpressionAttributeValues: { ':one': 1 },
+      }),
+    );
+  }
+
+  it('stops a poller at a place still being written, and fills it once a later event is older than any append takes', async () => {
+    const partnerId = id('ptr');
+    const log = new DynamoEventLog(admin, table, { holeAfterMs: 300 });
+    const before = makeEvent(partnerId);
+    await log.append(before);
+    await takeSeqAndDie(partnerId);
+    const after = makeEvent(partnerId);
+    await log.append(after);
+
+    // The read barrier: the missing place may still be written, so nothing past it is read.
+    expect(await log.list(partnerId, { limit: 10 })).toEqual({ items: [before], next: before.id });
+
+    await sleep(350);
+    const page = await log.list(partnerId, { limit: 10, after: before.id });
+    expect(page).toEqual({ items: [after], next: after.id });
+    expect(await log.list(partnerId, { limit: 10 })).toEqual({ items: [before, after], next: after.id });
+  });
+
+  it('moves an append whose place a poller filled to the next one, where it is read once', async () => {
+    const partnerId = id('ptr');
+    const log = new DynamoEventLog(admin, table);
+    const first = makeEvent(partnerId);
+    await log.append(first);
+    // A poller gave up on seq 2 before the append that took it got there.
+    await admin.send(
+      new PutCommand({
+        TableName: table,
+        Item: {
+          pk: `${partnerId}#E${2 % EVENT_STRIPES}`,
+          sk: 'E#000000000000002',
+          kind: 'hole',
+          seq: 2,
+          writtenAt: 0,
+        },
+      }),
+    );
+    const late = makeEvent(partnerId);
+
+    expect(await log.append(late)).toEqual({ event: late, created: true });
+    expect(await log.get(partnerId, late.id)).toEqual(late);
+    expect(await log.list(partnerId, { limit: 10 })).toEqual({ items: [first, late], next: late.id });
+    expect((await committed(admin, table, partnerId)).map((row) => row.seq)).toEqual([1, 3]);
+  });
+
+  it('places the appends of a batch in the order they were made, with one counter update', async () => {
+    const partnerId = id('ptr');
+    const updates: string[] = [];
+    const counting = localDocumentClient();
+    counting.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (String(context.commandName).startsWith('Update')) updates.push(String(context.commandName));
+        return next(args);
+      },
+      { step: 'initialize', name: 'countUpdates' },
+    );
+    try {
+      const log = new DynamoEventLog(counting, table);
+      const events = Array.from({ length: 100 }, (_, i) => makeEvent(partnerId, { payload: { i } }));
+
+      await Promise.all(events.map((event) => log.append(event)));
+
+      expect(updates).toHaveLength(1);
+      const page = await log.list(partnerId, { limit: 100 });
+      expect(page.items.map((e) => e.id)).toEqual(events.map((e) => e.id));
+    } finally {
+      counting.destroy();
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SequenceContentionError } from '../../functions/adapters/aws/events.ts';
+import { IdempotencyKeyInProgressError } from '../../functions/adapters/aws/events.ts';
 import { toProblemResponse } from '../../functions/api/problem.ts';
 import {
   CursorNotFoundError,
@@ -9,9 +9,9 @@ import {
 } from '../../functions/core/errors.ts';
 
 describe('toProblemResponse', () => {
-  it('answers a burst of appends that lost the race for the sequence with 503 and Retry-After', () => {
+  it('answers a publish whose idempotency key another publish is still writing with 503 and Retry-After', () => {
     const response = toProblemResponse(
-      new SequenceContentionError('ptr_1', 40),
+      new IdempotencyKeyInProgressError('order-42'),
       '/v1/events',
       undefined,
       () => {},

@@ -1,21 +1,27 @@
 /**
- * The event log on DynamoDB (the events table of tables.ts). One partition per partner holds
- * its events under `E#<seq>`, the `SEQ` counter, and the `ID#` and `IDEM#` pointers.
+ * The event log on DynamoDB (the events table of tables.ts), spread so that one partner's
+ * publishing has no hot item:
+ * - `<partnerId>` / `SEQ`: the partner's counter, moved by an atomic ADD (no read, no
+ *   condition): an append takes the next seq, and the appends one instance makes for a partner
+ *   in the same turn (a batch) take theirs with one ADD, in the order they were made;
+ * - `<partnerId>#E<seq mod 4>` / `E#<seq, 15 digits>`: the event, or a `hole` where a seq was
+ *   taken and will never hold one (an append that failed, or a repeated idempotency key);
+ * - `<partnerId>#I<h>` / `ID#<eventId>`: the event's seq (h: a hash of the id, mod 4);
+ * - `<partnerId>#K<h>` / `IDEM#<key>`: the event an idempotency key names.
  *
- * Polling follows seq, not the event id: ids are minted by many writers before they write, so
- * a later commit can carry a smaller id. Every append writes the counter with a condition on
- * the value it read, in the same transaction as the event, so two appends can never commit the
- * same seq and seq order is commit order: a poller that has seen seq n never finds a new event
- * below n later.
+ * Polling follows seq, which is the order in which appends took their place; a seq taken but
+ * not yet written stops the poller there (the read barrier), so an event that commits late
+ * is never skipped. A seq whose append died is filled with a hole by the first poller that
+ * finds it missing while a later seq has been written for longer than any append can take;
+ * both the event and the hole are put only if the place is empty, so exactly one of them
+ * holds it, and an append that loses its place to a hole takes the next one.
  */
-import { randomUUID } from 'node:crypto';
 import {
   type DynamoDBDocumentClient,
   GetCommand,
+  PutCommand,
   QueryCommand,
-  type QueryCommandInput,
-  TransactWriteCommand,
-  type TransactWriteCommandInput,
+  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import * as z from 'zod';
 import { CursorNotFoundError, ServiceUnavailableError } from '../../core/errors.ts';
@@ -27,55 +33,64 @@ import {
   type EventLog,
   systemClock,
 } from '../../ports.ts';
-import {
-  attributeNames,
-  backoff,
-  cancellationCodes,
-  compact,
-  conditionFailed,
-  expiresAt,
-  hasConflict,
-  type Item,
-} from './dynamo.ts';
+import { attributeNames, compact, expiresAt, type Item, isConditionFailure } from './dynamo.ts';
 
+/** Partition keys one partner's events (and its pointers) are spread over. */
+export const EVENT_STRIPES = 4;
+/**
+ * How long a seq may stay missing below a written one before a poller fills it with a hole:
+ * longer than any append can take (the API function's timeout is 10 s, the dispatcher's 30 s).
+ */
+export const HOLE_AFTER_MS = 60_000;
 const SEQ_DIGITS = 15;
 const COUNTER_SK = 'SEQ';
 const EVENT_PREFIX = 'E#';
-/** Sorts after every `E#<digits>` key and before `ID#…`, `IDEM#…` and `SEQ`. */
-const EVENT_KEY_END = 'E#~';
-/** DynamoDB allows at most 100 operands in one IN; the API takes far fewer types. */
-const MAX_IN_OPERANDS = 100;
-/** With a types filter, read at least this many items per request (see queryUpTo). */
-const FILTERED_PAGE_SIZE = 100;
-
-function eventKey(seq: number): string {
-  return `${EVENT_PREFIX}${String(seq).padStart(SEQ_DIGITS, '0')}`;
-}
-
-const idKey = (eventId: string) => `ID#${eventId}`;
-const idempotencyKeyKey = (key: string) => `IDEM#${key}`;
+/** How often, and how far apart, a repeated key looks for the first event before a 503. */
+const FIRST_EVENT_LOOKS = 20;
+const FIRST_EVENT_WAIT_MS = 50;
+/** Items read from each stripe per round of a poll, beyond the page's share. */
+const READ_AHEAD = 2;
 
 const Seq = z.number().int().positive();
 const Counter = z.object({ seq: Seq });
 const IdPointer = z.object({ seq: Seq });
-const IdempotencyPointer = z.object({ eventId: EventId });
-const StoredPayload = z.string();
+const IdempotencyClaim = z.object({ eventId: EventId, claimedAt: z.number() });
+const Placed = z.object({ seq: Seq, kind: z.enum(['event', 'hole']), writtenAt: z.number() });
+
+function hash(text: string): number {
+  let h = 0;
+  for (let i = 0; i < text.length; i++) h = (h * 31 + text.charCodeAt(i)) >>> 0;
+  return h;
+}
+
+const counterKey = (partnerId: string) => ({ pk: partnerId, sk: COUNTER_SK });
+const stripeOf = (partnerId: string, seq: number) => `${partnerId}#E${seq % EVENT_STRIPES}`;
+const eventKey = (partnerId: string, seq: number) => ({
+  pk: stripeOf(partnerId, seq),
+  sk: `${EVENT_PREFIX}${String(seq).padStart(SEQ_DIGITS, '0')}`,
+});
+const idKey = (partnerId: string, eventId: string) => ({
+  pk: `${partnerId}#I${hash(eventId) % EVENT_STRIPES}`,
+  sk: `ID#${eventId}`,
+});
+const idempotencyKey = (partnerId: string, key: string) => ({
+  pk: `${partnerId}#K${hash(key) % EVENT_STRIPES}`,
+  sk: `IDEM#${key}`,
+});
 
 /** Back from an item to the domain event: the payload was stored as JSON text. */
 function toEvent(item: Item): Event {
-  // Event's zod object drops what only the table needs (pk, sk, kind, seq, expiresAt).
-  return Event.parse({ ...item, payload: JSON.parse(StoredPayload.parse(item.payload)) });
+  // Event's zod object drops what only the table needs (pk, sk, kind, seq, writtenAt, expiresAt).
+  return Event.parse({ ...item, payload: JSON.parse(z.string().parse(item.payload)) });
 }
 
 /**
- * Thrown when an append lost the race for the next seq more times than it may retry: a burst
- * of events for one partner; the publisher is told to try again (503).
+ * Another append with the same idempotency key is under way (or died less than HOLE_AFTER_MS
+ * ago): its event is not readable yet, so whether this one is the same cannot be told. 503.
  */
-export class SequenceContentionError extends ServiceUnavailableError {
-  constructor(partnerId: string, attempts: number) {
-    super(
-      `could not append to partner ${partnerId}'s log: the next seq was taken ${attempts} times in a row`,
-    );
+export class IdempotencyKeyInProgressError extends ServiceUnavailableError {
+  constructor(key: string) {
+    super(`an event with idempotency key "${key}" is being published; publish it again shortly`);
   }
 }
 
@@ -88,13 +103,15 @@ export interface DynamoEventLogOptions {
   retentionDays?: number;
   /** @default systemClock */
   clock?: Clock;
-  /** Tries of one append, counting the first, while concurrent appends take its seq. @default 40 */
-  maxAttempts?: number;
   /** Events one filtered page reads at most (see list). @default 1000 */
   maxExamined?: number;
-  /** Base and cap of the jittered backoff between those tries, in ms. @default 5 and 200 */
-  backoffBaseMs?: number;
-  backoffCapMs?: number;
+  /** See HOLE_AFTER_MS. @default HOLE_AFTER_MS */
+  holeAfterMs?: number;
+}
+
+/** The appends of one partner waiting for their seqs, in the order they were made. */
+interface SeqWaiters {
+  waiting: { resolve: (seq: number) => void; reject: (error: unknown) => void }[];
 }
 
 export class DynamoEventLog implements EventLog {
@@ -102,74 +119,55 @@ export class DynamoEventLog implements EventLog {
   readonly retentionDays: number;
   readonly #client: DynamoDBDocumentClient;
   readonly #clock: Clock;
-  readonly #maxAttempts: number;
-  readonly #backoffBaseMs: number;
-  readonly #backoffCapMs: number;
   readonly #maxExamined: number;
+  readonly #holeAfterMs: number;
+  /** Per partner: the appends gathering for the next ADD, and the ADD under way (one at a time). */
+  readonly #gathering = new Map<string, SeqWaiters>();
+  readonly #taking = new Map<string, Promise<void>>();
 
   constructor(client: DynamoDBDocumentClient, tableName: string, options: DynamoEventLogOptions = {}) {
     const retentionDays = options.retentionDays ?? 30;
     if (!(retentionDays > 0)) throw new RangeError(`retentionDays must be positive, got ${retentionDays}`);
-    const maxAttempts = options.maxAttempts ?? 40;
-    if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
-      throw new RangeError(`maxAttempts must be a positive integer, got ${maxAttempts}`);
-    }
     this.#client = client;
     this.tableName = tableName;
     this.retentionDays = retentionDays;
     this.#clock = options.clock ?? systemClock;
-    this.#maxAttempts = maxAttempts;
-    this.#backoffBaseMs = options.backoffBaseMs ?? 5;
-    this.#backoffCapMs = options.backoffCapMs ?? 200;
     this.#maxExamined = options.maxExamined ?? 1000;
+    this.#holeAfterMs = options.holeAfterMs ?? HOLE_AFTER_MS;
   }
 
   /**
-   * 1. Read the partner's counter (consistent read: a stale value would only lose the race).
-   * 2. In one transaction: move the counter from that value to the next, put the event under
-   *    the next seq, its `ID#` pointer and, with a key, its `IDEM#` item.
-   * 3. Cancelled on the `IDEM#` condition: the key was used, return the first event. Cancelled
-   *    on the counter (or a conflict with a concurrent transaction): another append took the
-   *    seq; read the counter again and retry after a jittered pause.
-   * A cancelled transaction writes nothing, so seqs have no gaps.
+   * 1. Take the next seq (at once, before anything is awaited, so appends made in one order
+   *    are placed in that order).
+   * 2. With an idempotency key: claim it, or return the event that claimed it first.
+   * 3. Point the event id at the seq (only if the id is new), then put the event there, only
+   *    if the place is empty; one a poller has filled with a hole is given up for the next seq.
+   * A seq taken and not used (a repeated key, an error) is filled with a hole at once.
    */
   async append(event: Event): Promise<AppendResult> {
-    const ttl = expiresAt(this.#clock, this.retentionDays);
-    const eventItem = compact({
-      pk: event.partnerId,
-      kind: 'event',
-      id: event.id,
-      partnerId: event.partnerId,
-      type: event.type,
-      payload: JSON.stringify(event.payload),
-      createdAt: event.createdAt,
-      idempotencyKey: event.idempotencyKey,
-      expiresAt: ttl,
-    });
-    for (let attempt = 1; ; attempt++) {
-      const previous = await this.#counter(event.partnerId);
-      const seq = previous + 1;
-      const input = this.#appendTransaction(event, { ...eventItem, sk: eventKey(seq), seq }, previous, ttl);
-      try {
-        await this.#client.send(new TransactWriteCommand(input));
-        return { event: toEvent({ ...eventItem, seq }), created: true };
-      } catch (error) {
-        const codes = cancellationCodes(error);
-        if (codes === undefined) throw error;
-        if (event.idempotencyKey !== undefined && conditionFailed(codes, 3)) {
-          const first = await this.#byIdempotencyKey(event.partnerId, event.idempotencyKey);
-          // Undefined only if TTL removed the first event since: then this one is new after all.
-          if (first !== undefined) return { event: first, created: false };
-        } else if (conditionFailed(codes, 2)) {
-          throw new Error(`event ${event.id} already exists in partner ${event.partnerId}'s log`, {
-            cause: error,
-          });
-        } else if (!conditionFailed(codes, 0) && !hasConflict(codes)) {
-          throw error;
+    const reserved = this.#takeSeq(event.partnerId);
+    let seq: number | undefined;
+    try {
+      if (event.idempotencyKey !== undefined) {
+        const first = await this.#claimKey(event, event.idempotencyKey);
+        if (first !== undefined) {
+          await this.#fillHole(event.partnerId, await reserved);
+          return { event: first, created: false };
         }
-        if (attempt >= this.#maxAttempts) throw new SequenceContentionError(event.partnerId, attempt);
-        await backoff(attempt, this.#backoffBaseMs, this.#backoffCapMs);
       }
+      seq = await reserved;
+      await this.#pointAt(event, seq);
+      for (;;) {
+        if (await this.#putEvent(event, seq)) return { event, created: true };
+        const next = await this.#takeSeq(event.partnerId);
+        await this.#pointAt(event, next, seq);
+        seq = next;
+      }
+    } catch (error) {
+      // Whatever happened, the seq must not stop pollers for HOLE_AFTER_MS: fill it now.
+      const unused = seq ?? (await reserved.catch(() => undefined));
+      if (unused !== undefined) await this.#fillHole(event.partnerId, unused).catch(() => {});
+      throw error;
     }
   }
 
@@ -177,202 +175,325 @@ export class DynamoEventLog implements EventLog {
     const seq = await this.#seqOf(partnerId, eventId);
     if (seq === undefined) return undefined;
     const result = await this.#client.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: { pk: partnerId, sk: eventKey(seq) },
-        ConsistentRead: true,
-      }),
+      new GetCommand({ TableName: this.tableName, Key: eventKey(partnerId, seq), ConsistentRead: true }),
     );
-    return result.Item === undefined ? undefined : toEvent(result.Item);
+    return result.Item?.kind === 'event' ? toEvent(result.Item) : undefined;
   }
 
   /**
-   * `next` as in the SQLite log: the id of the last event returned, or, on an empty page, the
-   * `after` given (null when there was none): an empty page means "nothing new yet".
+   * The partner's events after the cursor, in seq order, up to the first seq still being
+   * written (see the module's comment). `next` is the last event examined (a filter may pass
+   * over some), or the `after` given (null when none) when the page examined nothing.
    *
    * Reads are consistent: an eventually consistent read may come from a replica behind the one
    * that served the previous page, and would then not know the cursor it handed out.
    */
   async list(partnerId: string, query: EventListQuery): Promise<Page<Event>> {
-    let afterSeq = 0;
+    let from = 1;
     if (query.after !== undefined) {
       const seq = await this.#seqOf(partnerId, query.after);
       if (seq === undefined) throw new CursorNotFoundError(query.after);
-      afterSeq = seq;
+      from = seq + 1;
     }
-    const types = [...new Set(query.types ?? [])];
-    const typeFilter = typeCondition(types);
-    const conditions = [
-      ...(typeFilter === undefined ? [] : [`(${typeFilter.expression})`]),
-      ...(query.since === undefined ? [] : ['#createdAt >= :since']),
-    ];
-    const input: QueryCommandInput = {
-      TableName: this.tableName,
-      KeyConditionExpression: '#pk = :pk AND #sk BETWEEN :from AND :to',
-      ...(conditions.length === 0 ? {} : { FilterExpression: conditions.join(' AND ') }),
-      ExpressionAttributeNames: {
-        ...attributeNames('pk', 'sk'),
-        ...(typeFilter === undefined ? {} : attributeNames('type')),
-        ...(query.since === undefined ? {} : attributeNames('createdAt')),
-      },
-      ExpressionAttributeValues: {
-        ':pk': partnerId,
-        ':from': eventKey(afterSeq + 1),
-        ':to': EVENT_KEY_END,
-        ...typeFilter?.values,
-        ...(query.since === undefined ? {} : { ':since': query.since }),
-      },
-      ConsistentRead: true,
-    };
-    // A filter is applied after DynamoDB reads: a rare type could read the whole partition.
-    // One page examines about maxExamined events at most; when that ends it early, `next` is the
-    // last event examined, so the next poll goes on from there instead of reading it again.
-    const items: Item[] = [];
+    const types = query.types === undefined || query.types.length === 0 ? undefined : new Set(query.types);
+    const since = query.since === undefined ? undefined : Date.parse(query.since);
+    const wanted = (event: Event) =>
+      (types === undefined || types.has(event.type)) &&
+      (since === undefined || Date.parse(event.createdAt) >= since);
+    const events: Event[] = [];
+    let lastExamined: string | undefined;
     let examined = 0;
-    let startKey: QueryCommandInput['ExclusiveStartKey'];
-    do {
-      const page = await this.#client.send(
-        new QueryCommand({
-          ...input,
-          Limit:
-            conditions.length === 0
-              ? query.limit - items.length
-              : Math.min(FILTERED_PAGE_SIZE, this.#maxExamined - examined),
-          ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
-        }),
-      );
-      items.push(...(page.Items ?? []));
-      examined += page.ScannedCount ?? 0;
-      startKey = page.LastEvaluatedKey;
-    } while (startKey !== undefined && items.length < query.limit && examined < this.#maxExamined);
-    const events = items.slice(0, query.limit).map(toEvent);
-    if (events.length < query.limit && startKey !== undefined) {
-      const last = await this.#client.send(
-        new GetCommand({
-          TableName: this.tableName,
-          Key: { pk: partnerId, sk: startKey.sk },
-          ConsistentRead: true,
-        }),
-      );
-      const id = last.Item === undefined ? undefined : EventId.safeParse(last.Item.id).data;
-      if (id !== undefined) return { items: events, next: id };
+    while (events.length < query.limit && examined < this.#maxExamined) {
+      const share = types === undefined && since === undefined ? query.limit - events.length : 100;
+      const round = await this.#readFrom(partnerId, from, Math.ceil(share / EVENT_STRIPES) + READ_AHEAD);
+      if (round.items.size === 0) break;
+      let stopped = false;
+      for (; from <= round.known && events.length < query.limit && examined < this.#maxExamined; from++) {
+        let item = round.items.get(from);
+        if (item === undefined) {
+          if (!this.#abandoned(round.items, from)) {
+            stopped = true; // the read barrier: this seq is still being written
+            break;
+          }
+          item = await this.#fillHoleOrRead(partnerId, from);
+        }
+        if (item.kind !== 'event') continue;
+        const event = toEvent(item);
+        examined++;
+        lastExamined = event.id;
+        if (wanted(event)) events.push(event);
+      }
+      if (stopped) break;
     }
-    return { items: events, next: events.at(-1)?.id ?? query.after ?? null };
+    return { items: events, next: lastExamined ?? query.after ?? null };
   }
 
-  #appendTransaction(
-    event: Event,
-    eventItem: Item,
-    previous: number,
-    expiresAt: number,
-  ): TransactWriteCommandInput {
-    const table = this.tableName;
-    const seq = previous + 1;
-    // Index order matters: append() reads the cancellation reasons by position.
-    return {
-      // The SDK retries a request whose response was lost; without a token, a retry of a
-      // transaction that did commit would fail on the counter it moved itself, and the loop
-      // in append() would store the event a second time under the next seq.
-      ClientRequestToken: randomUUID(),
-      TransactItems: [
-        previous === 0
-          ? {
-              Put: {
-                TableName: table,
-                Item: { pk: event.partnerId, sk: COUNTER_SK, kind: 'counter', seq },
-                ConditionExpression: 'attribute_not_exists(pk)',
-              },
-            }
-          : {
-              Update: {
-                TableName: table,
-                Key: { pk: event.partnerId, sk: COUNTER_SK },
-                UpdateExpression: 'SET #seq = :next',
-                ConditionExpression: '#seq = :previous',
-                ExpressionAttributeNames: attributeNames('seq'),
-                ExpressionAttributeValues: { ':next': seq, ':previous': previous },
-              },
-            },
-        {
-          Put: { TableName: table, Item: eventItem, ConditionExpression: 'attribute_not_exists(pk)' },
-        },
-        {
-          Put: {
-            TableName: table,
-            Item: { pk: event.partnerId, sk: idKey(event.id), kind: 'eventId', seq, expiresAt },
-            ConditionExpression: 'attribute_not_exists(pk)',
-          },
-        },
-        ...(event.idempotencyKey === undefined
-          ? []
-          : [
-              {
-                Put: {
-                  TableName: table,
-                  Item: {
-                    pk: event.partnerId,
-                    sk: idempotencyKeyKey(event.idempotencyKey),
-                    kind: 'idempotencyKey',
-                    eventId: event.id,
-                    expiresAt,
-                  },
-                  ConditionExpression: 'attribute_not_exists(pk)',
-                },
-              },
-            ]),
-      ],
+  /**
+   * The next seq for an append to the partner. Appends made before the ADD is sent (one turn
+   * of the event loop) share it; the next ADD waits for this one, so seqs follow the order
+   * the appends were made in.
+   */
+  #takeSeq(partnerId: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      let group = this.#gathering.get(partnerId);
+      if (group === undefined) {
+        group = { waiting: [] };
+        this.#gathering.set(partnerId, group);
+        const previous = this.#taking.get(partnerId) ?? Promise.resolve();
+        const taking = previous
+          .then(() => new Promise<void>((done) => setImmediate(done)))
+          .then(() => this.#add(partnerId));
+        this.#taking.set(partnerId, taking);
+        void taking.finally(() => {
+          if (this.#taking.get(partnerId) === taking) this.#taking.delete(partnerId);
+        });
+      }
+      group.waiting.push({ resolve, reject });
+    });
+  }
+
+  /** One ADD for every append gathered: they get the seqs it moved past, in order. */
+  async #add(partnerId: string): Promise<void> {
+    const group = this.#gathering.get(partnerId);
+    this.#gathering.delete(partnerId);
+    if (group === undefined) return;
+    const count = group.waiting.length;
+    try {
+      const result = await this.#client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: counterKey(partnerId),
+          UpdateExpression: 'ADD #seq :count SET #kind = :kind',
+          ExpressionAttributeNames: attributeNames('seq', 'kind'),
+          ExpressionAttributeValues: { ':count': count, ':kind': 'counter' },
+          ReturnValues: 'UPDATED_NEW',
+        }),
+      );
+      const last = Counter.parse(result.Attributes).seq;
+      for (const [i, waiter] of group.waiting.entries()) waiter.resolve(last - count + 1 + i);
+    } catch (error) {
+      for (const waiter of group.waiting) waiter.reject(error);
+    }
+  }
+
+  /**
+   * Claims the key for the event: undefined when it is this event's now, or the event that
+   * claimed it first. A claim whose event never came (its append died more than HOLE_AFTER_MS
+   * ago) is taken over.
+   */
+  async #claimKey(event: Event, key: string): Promise<Event | undefined> {
+    const now = this.#clock.now().getTime();
+    const item = {
+      ...idempotencyKey(event.partnerId, key),
+      kind: 'idempotencyKey',
+      eventId: event.id,
+      claimedAt: now,
+      expiresAt: this.#expiresAt(),
     };
-  }
-
-  /** The partner's last seq, 0 before its first event. */
-  async #counter(partnerId: string): Promise<number> {
-    const result = await this.#client.send(
+    try {
+      await this.#client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: item,
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return undefined;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+    const stored = await this.#client.send(
       new GetCommand({
         TableName: this.tableName,
-        Key: { pk: partnerId, sk: COUNTER_SK },
+        Key: idempotencyKey(event.partnerId, key),
         ConsistentRead: true,
       }),
     );
-    return result.Item === undefined ? 0 : Counter.parse(result.Item).seq;
+    const claim = IdempotencyClaim.parse(stored.Item);
+    if (claim.eventId === event.id) return undefined;
+    // The first append may still be writing (a producer's retry racing its first try): give
+    // it the little time a write takes before answering "in progress".
+    for (let look = 0; look < FIRST_EVENT_LOOKS; look++) {
+      const first = await this.get(event.partnerId, claim.eventId);
+      if (first !== undefined) return first;
+      if (now - claim.claimedAt >= this.#holeAfterMs) break;
+      await new Promise((resolve) => setTimeout(resolve, FIRST_EVENT_WAIT_MS));
+    }
+    if (now - claim.claimedAt < this.#holeAfterMs) throw new IdempotencyKeyInProgressError(key);
+    try {
+      await this.#client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: item,
+          ConditionExpression: '#eventId = :first',
+          ExpressionAttributeNames: attributeNames('eventId'),
+          ExpressionAttributeValues: { ':first': claim.eventId },
+        }),
+      );
+      return undefined;
+    } catch (error) {
+      if (isConditionFailure(error)) throw new IdempotencyKeyInProgressError(key);
+      throw error;
+    }
+  }
+
+  /** Points the event id at `seq`: only a new id, or (with `moving`) one pointing at `moving`. */
+  async #pointAt(event: Event, seq: number, moving?: number): Promise<void> {
+    try {
+      await this.#client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...idKey(event.partnerId, event.id), kind: 'eventId', seq, expiresAt: this.#expiresAt() },
+          ...(moving === undefined
+            ? { ConditionExpression: 'attribute_not_exists(pk)' }
+            : {
+                ConditionExpression: '#seq = :moving',
+                ExpressionAttributeNames: attributeNames('seq'),
+                ExpressionAttributeValues: { ':moving': moving },
+              }),
+        }),
+      );
+    } catch (error) {
+      if (moving === undefined && isConditionFailure(error)) {
+        throw new Error(`event ${event.id} already exists in partner ${event.partnerId}'s log`, {
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+
+  /** Puts the event at `seq` if the place is empty; false when a hole took it first. */
+  async #putEvent(event: Event, seq: number): Promise<boolean> {
+    try {
+      await this.#client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: compact({
+            ...eventKey(event.partnerId, seq),
+            kind: 'event',
+            seq,
+            id: event.id,
+            partnerId: event.partnerId,
+            type: event.type,
+            payload: JSON.stringify(event.payload),
+            createdAt: event.createdAt,
+            idempotencyKey: event.idempotencyKey,
+            writtenAt: this.#clock.now().getTime(),
+            expiresAt: this.#expiresAt(),
+          }),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /** A hole at `seq`, if the place is empty. */
+  async #fillHole(partnerId: string, seq: number): Promise<boolean> {
+    try {
+      await this.#client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            ...eventKey(partnerId, seq),
+            kind: 'hole',
+            seq,
+            writtenAt: this.#clock.now().getTime(),
+            expiresAt: this.#expiresAt(),
+          },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /** Fills `seq` with a hole, or reads the event that got there first. */
+  async #fillHoleOrRead(partnerId: string, seq: number): Promise<Item> {
+    if (await this.#fillHole(partnerId, seq)) return { kind: 'hole', seq };
+    const result = await this.#client.send(
+      new GetCommand({ TableName: this.tableName, Key: eventKey(partnerId, seq), ConsistentRead: true }),
+    );
+    if (result.Item === undefined)
+      throw new Error(`seq ${seq} of partner ${partnerId} is neither empty nor filled`);
+    return result.Item;
+  }
+
+  /**
+   * Whether a missing seq will never be written: a later one has been written for longer than
+   * an append can take (its seq was taken after this one's, and that append ended long ago).
+   */
+  #abandoned(items: ReadonlyMap<number, Item>, seq: number): boolean {
+    const now = this.#clock.now().getTime();
+    for (const [other, item] of items) {
+      if (other > seq && now - Placed.parse(item).writtenAt >= this.#holeAfterMs) return true;
+    }
+    return false;
+  }
+
+  /**
+   * The items at `from` and after: each stripe's next `perStripe`, side by side. `known` is the
+   * highest seq up to which every place was read (a stripe that returned its full count may
+   * hold more beyond its last item).
+   */
+  async #readFrom(
+    partnerId: string,
+    from: number,
+    perStripe: number,
+  ): Promise<{ items: Map<number, Item>; known: number }> {
+    const stripes = await Promise.all(
+      Array.from({ length: EVENT_STRIPES }, (_, stripe) =>
+        this.#client.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            KeyConditionExpression: '#pk = :pk AND #sk >= :from',
+            ExpressionAttributeNames: attributeNames('pk', 'sk'),
+            ExpressionAttributeValues: {
+              ':pk': `${partnerId}#E${stripe}`,
+              ':from': eventKey(partnerId, from).sk,
+            },
+            Limit: perStripe,
+            ConsistentRead: true,
+          }),
+        ),
+      ),
+    );
+    const items = new Map<number, Item>();
+    let known = Number.POSITIVE_INFINITY;
+    let highest = 0;
+    for (const page of stripes) {
+      const rows = page.Items ?? [];
+      for (const row of rows) {
+        const seq = Placed.parse(row).seq;
+        items.set(seq, row);
+        highest = Math.max(highest, seq);
+      }
+      const last = rows.at(-1);
+      if (page.LastEvaluatedKey !== undefined && last !== undefined) {
+        // Beyond this stripe's last item, its places are unread: the next round reads them.
+        known = Math.min(known, Placed.parse(last).seq);
+      }
+    }
+    return { items, known: Math.min(known, highest) };
   }
 
   /** The event's seq, or undefined when it is not one of this partner's events. */
   async #seqOf(partnerId: string, eventId: string): Promise<number | undefined> {
     const result = await this.#client.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: { pk: partnerId, sk: idKey(eventId) },
-        ConsistentRead: true,
-      }),
+      new GetCommand({ TableName: this.tableName, Key: idKey(partnerId, eventId), ConsistentRead: true }),
     );
     return result.Item === undefined ? undefined : IdPointer.parse(result.Item).seq;
   }
 
-  async #byIdempotencyKey(partnerId: string, key: string): Promise<Event | undefined> {
-    const result = await this.#client.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: { pk: partnerId, sk: idempotencyKeyKey(key) },
-        ConsistentRead: true,
-      }),
-    );
-    if (result.Item === undefined) return undefined;
-    return this.get(partnerId, IdempotencyPointer.parse(result.Item).eventId);
+  /** The TTL of an item written now. */
+  #expiresAt(): number {
+    return expiresAt(this.#clock, this.retentionDays);
   }
-}
-
-/** `#type IN (…)` in chunks of at most 100 operands, or undefined for every type. */
-function typeCondition(types: readonly string[]): { expression: string; values: Item } | undefined {
-  if (types.length === 0) return undefined;
-  const values: Item = {};
-  const chunks: string[] = [];
-  for (let start = 0; start < types.length; start += MAX_IN_OPERANDS) {
-    const names = types.slice(start, start + MAX_IN_OPERANDS).map((type, i) => {
-      const name = `:t${start + i}`;
-      values[name] = type;
-      return name;
-    });
-    chunks.push(`#type IN (${names.join(', ')})`);
-  }
-  return { expression: chunks.join(' OR '), values };
 }
