@@ -35,11 +35,6 @@ function attribute(key: KeyAttribute): dynamodb.Attribute {
 export class DefinedTable extends Construct {
   public readonly table: dynamodb.Table;
   public readonly definition: TableDefinition;
-  /**
-   * The ARN of each global secondary index, by name, so read grants list the indexes a
-   * function queries instead of `index/*`.
-   */
-  public readonly indexArns: readonly string[];
 
   constructor(scope: Construct, id: string, props: DefinedTableProps) {
     super(scope, id);
@@ -68,10 +63,12 @@ export class DefinedTable extends Construct {
         indexName: index.indexName,
         partitionKey: attribute(index.partitionKey),
         ...(index.sortKey ? { sortKey: attribute(index.sortKey) } : {}),
-        projectionType: dynamodb.ProjectionType.ALL,
+        // Keys only where the adapter reads whole items by key after the query: a try then
+        // changes nothing the index holds, and writes nothing to it.
+        projectionType:
+          index.projection === 'KEYS_ONLY' ? dynamodb.ProjectionType.KEYS_ONLY : dynamodb.ProjectionType.ALL,
       });
     }
-    this.indexArns = indexNames.map((name) => `${this.table.tableArn}/index/${name}`);
   }
 
   /** The stream's ARN; only the tables whose definition has a stream have one. */

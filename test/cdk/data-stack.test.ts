@@ -53,7 +53,7 @@ describe('DataStack', () => {
                 GlobalSecondaryIndexes: definition.globalIndexes.map((index) => ({
                   IndexName: index.indexName,
                   KeySchema: keySchema(index.partitionKey, index.sortKey),
-                  Projection: { ProjectionType: 'ALL' },
+                  Projection: { ProjectionType: index.projection ?? 'ALL' },
                 })),
               }
             : {}),

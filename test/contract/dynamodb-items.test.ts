@@ -3,10 +3,10 @@
  * pipe's filter, the TTL and the indexes depend on them, and the contract suites (which only see
  * domain objects) cannot.
  */
-import { QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
-import { DynamoEventLog } from '../../functions/adapters/aws/events.ts';
+import { DynamoEventLog, EVENT_STRIPES } from '../../functions/adapters/aws/events.ts';
 import { DynamoPartnerStore } from '../../functions/adapters/aws/partners.ts';
 import { DELIVERIES_TABLE, EVENTS_TABLE, PARTNERS_TABLE } from '../../functions/adapters/aws/tables.ts';
 import { fanoutDeliveryId } from '../../functions/core/fanout.ts';
@@ -21,7 +21,7 @@ async function scan(tableName: string): Promise<Record<string, unknown>[]> {
 }
 
 describe('DynamoEventLog items', () => {
-  it('writes the counter, the event and its pointers, the latter expiring retentionDays after the append', async () => {
+  it('writes the counter, the event on its stripe and its pointers spread by hash, all but the counter expiring retentionDays after the append', async () => {
     const name = await table(EVENTS_TABLE);
     // Now, to the second: a clock in the past would have DynamoDB Local's TTL delete the items.
     const now = Math.floor(Date.now() / 1000);
@@ -34,55 +34,93 @@ describe('DynamoEventLog items', () => {
 
     await log.append(event);
 
-    expect(await scan(name)).toEqual([
-      {
-        pk: event.partnerId,
-        sk: 'E#000000000000001',
-        kind: 'event',
-        seq: 1,
-        id: event.id,
-        partnerId: event.partnerId,
-        type: event.type,
-        // JSON text: DynamoDB numbers and maps would not give every JSON payload back unchanged.
-        payload: JSON.stringify(event.payload),
-        createdAt: event.createdAt,
-        idempotencyKey: 'k-1',
-        expiresAt,
-      },
-      { pk: event.partnerId, sk: `ID#${event.id}`, kind: 'eventId', seq: 1, expiresAt },
-      { pk: event.partnerId, sk: 'IDEM#k-1', kind: 'idempotencyKey', eventId: event.id, expiresAt },
-      // The counter never expires: a partner's seq must not start over.
-      { pk: event.partnerId, sk: 'SEQ', kind: 'counter', seq: 1 },
-    ]);
+    const items = await scan(name);
+    expect(items).toHaveLength(4);
+    expect(items).toEqual(
+      expect.arrayContaining([
+        {
+          pk: `${event.partnerId}#E1`,
+          sk: 'E#000000000000001',
+          kind: 'event',
+          seq: 1,
+          id: event.id,
+          partnerId: event.partnerId,
+          type: event.type,
+          // JSON text: DynamoDB numbers and maps would not give every JSON payload back unchanged.
+          payload: JSON.stringify(event.payload),
+          createdAt: event.createdAt,
+          idempotencyKey: 'k-1',
+          writtenAt: now * 1000,
+          expiresAt,
+        },
+        {
+          pk: expect.stringMatching(new RegExp(`^${event.partnerId}#I[0-${EVENT_STRIPES - 1}]$`)),
+          sk: `ID#${event.id}`,
+          kind: 'eventId',
+          seq: 1,
+          expiresAt,
+        },
+        {
+          pk: expect.stringMatching(new RegExp(`^${event.partnerId}#K[0-${EVENT_STRIPES - 1}]$`)),
+          sk: 'IDEM#k-1',
+          kind: 'idempotencyKey',
+          eventId: event.id,
+          claimedAt: now * 1000,
+          expiresAt,
+        },
+        // The counter never expires: a partner's seq must not start over.
+        { pk: event.partnerId, sk: 'SEQ', kind: 'counter', seq: 1 },
+      ]),
+    );
   });
 
-  it('numbers a partner’s events 1, 2, 3… with no gap left by a repeated idempotency key', async () => {
+  it('spreads one partner’s events over its stripes, seq by seq', async () => {
     const name = await table(EVENTS_TABLE);
     const log = new DynamoEventLog(client, name);
     const partnerId = id('ptr');
-    await log.append(makeEvent(partnerId, { idempotencyKey: 'a' }));
-    await log.append(makeEvent(partnerId, { idempotencyKey: 'a' }));
-    await log.append(makeEvent(partnerId));
+    for (let i = 0; i < 2 * EVENT_STRIPES; i++) await log.append(makeEvent(partnerId));
 
-    const result = await client.send(
-      new QueryCommand({
-        TableName: name,
-        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :e)',
-        ExpressionAttributeValues: { ':pk': partnerId, ':e': 'E#' },
-      }),
+    const events = (await scan(name)).filter((item) => item.kind === 'event');
+    expect(events.map((item) => [item.seq, item.pk])).toEqual(
+      expect.arrayContaining(
+        Array.from({ length: 2 * EVENT_STRIPES }, (_, i) => [
+          i + 1,
+          `${partnerId}#E${(i + 1) % EVENT_STRIPES}`,
+        ]),
+      ),
     );
-    expect(result.Items?.map((item) => item.seq)).toEqual([1, 2]);
   });
 
-  it('rejects an event id the partner’s log already holds, writing nothing', async () => {
+  it('fills the place a repeated idempotency key took with a hole, which polling passes over', async () => {
+    const name = await table(EVENTS_TABLE);
+    const log = new DynamoEventLog(client, name);
+    const partnerId = id('ptr');
+    const first = makeEvent(partnerId, { idempotencyKey: 'a' });
+    await log.append(first);
+    await log.append(makeEvent(partnerId, { idempotencyKey: 'a' }));
+    const third = makeEvent(partnerId);
+    await log.append(third);
+
+    const places = (await scan(name))
+      .filter((item) => String(item.sk).startsWith('E#'))
+      .map((item) => [item.seq, item.kind])
+      .toSorted();
+    expect(places).toEqual([
+      [1, 'event'],
+      [2, 'hole'],
+      [3, 'event'],
+    ]);
+    expect(await log.list(partnerId, { limit: 10 })).toEqual({ items: [first, third], next: third.id });
+  });
+
+  it('rejects an event id the partner’s log already holds, storing no second copy', async () => {
     const name = await table(EVENTS_TABLE);
     const log = new DynamoEventLog(client, name);
     const event = makeEvent(id('ptr'));
     await log.append(event);
-    const before = await scan(name);
 
     await expect(log.append({ ...event, idempotencyKey: 'new-key' })).rejects.toThrow(/already exists/);
-    expect(await scan(name)).toEqual(before);
+    expect(await log.list(event.partnerId, { limit: 10 })).toEqual({ items: [event], next: event.id });
   });
 });
 
@@ -140,7 +178,7 @@ describe('DynamoEventLog filtered polling', () => {
 });
 
 describe('DynamoDeliveryStore items', () => {
-  it('writes the delivery under the id of its pair with its index keys, and attempts under the delivery, all expiring retentionDays after their writing, and nothing else', async () => {
+  it('writes the delivery under the id of its pair with its index keys and its first attempt, later attempts under the delivery, all expiring retentionDays after their writing, and nothing else', async () => {
     const name = await table(DELIVERIES_TABLE);
     const now = Math.floor(Date.now() / 1000);
     const store = new DynamoDeliveryStore(client, name, {
@@ -149,18 +187,22 @@ describe('DynamoDeliveryStore items', () => {
     });
     const expiresAt = now + 7 * 86_400;
     const delivery = makeDelivery(makeEvent(id('ptr')), id('sub'));
-    const attempt = makeAttempt(delivery, { number: 12 });
+    const first = makeAttempt(delivery, { number: 12, statusCode: 500, error: 'http_status' });
+    const second = makeAttempt(delivery, { number: 13 });
 
     await store.createForEvent([delivery]);
-    await store.recordAttempt(attempt, { ...delivery, status: 'succeeded', attempts: 12 });
+    await store.recordAttempt(first, { ...delivery, status: 'failed', attempts: 12 });
+    await store.recordAttempt(second, { ...delivery, status: 'succeeded', attempts: 13 });
 
     expect(delivery.id).toBe(fanoutDeliveryId(delivery.eventId, delivery.subscriptionId));
+    // The first attempt is kept without the ids its delivery already carries.
+    const { deliveryId: _d, subscriptionId: _s, partnerId: _p, ...firstAttempt } = first;
     expect(await scan(name)).toEqual([
       {
         pk: `DLV#${delivery.id}`,
-        sk: `ATTEMPT#000012#${attempt.id}`,
+        sk: `ATTEMPT#000013#${second.id}`,
         kind: 'attempt',
-        ...attempt,
+        ...second,
         expiresAt,
       },
       {
@@ -171,10 +213,12 @@ describe('DynamoDeliveryStore items', () => {
         gsiEventId: delivery.eventId,
         ...delivery,
         status: 'succeeded',
-        attempts: 12,
+        attempts: 13,
+        firstAttempt,
         expiresAt,
       },
     ]);
+    expect(await store.listAttempts(delivery.id)).toEqual([first, second]);
   });
 
   it('refuses a fan-out delivery whose id is not its pair’s, so no pair can have two', async () => {

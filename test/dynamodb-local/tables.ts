@@ -76,7 +76,7 @@ export async function createTable(
   const indexes: GlobalSecondaryIndex[] = definition.globalIndexes.map((index) => ({
     IndexName: index.indexName,
     KeySchema: keySchema(index.partitionKey, index.sortKey),
-    Projection: { ProjectionType: 'ALL' },
+    Projection: { ProjectionType: index.projection ?? 'ALL' },
   }));
   await client.send(
     new CreateTableCommand({

@@ -1,16 +1,27 @@
 /**
  * Deliveries and their attempts on DynamoDB (the deliveries table of tables.ts):
- * - `DLV#<id>` / `DELIVERY`: the delivery, carrying `gsiSubscriptionId` for the bySubscription
- *   index (attempt items do not, so the index holds deliveries only). A fan-out delivery's id
- *   is derived from its (event, subscription) pair (fanoutDeliveryId), so the put that creates
- *   it only if absent is all it takes to keep a retried fan-out from creating a second one;
- * - `DLV#<id>` / `ATTEMPT#<number, 6 digits>#<attemptId>`: its attempts, oldest first in key
- *   order; the attempt id keeps both when two copies of one message are tried at once.
+ * - `DLV#<id>` / `DELIVERY`: the delivery, carrying `gsiSubscriptionId` and `gsiEventId` for
+ *   the bySubscription and byEvent indexes (attempt items do not, so the indexes hold
+ *   deliveries only). A fan-out delivery's id is derived from its (event, subscription) pair
+ *   (fanoutDeliveryId), so the put that creates it only if absent is all it takes to keep a
+ *   retried fan-out from creating a second one. The delivery's first recorded try is kept on
+ *   it, as `firstAttempt`, written by the same update that records its new state;
+ * - `DLV#<id>` / `ATTEMPT#<number, 6 digits>#<attemptId>`: its other attempts (a later try, or
+ *   a second copy of one message tried at the same time), oldest first in key order.
+ *
+ * What a callback costs in writes is the point of this layout: a first try that succeeds is
+ * one conditional update of one item, no transaction and no attempt item; with indexes that
+ * hold only keys (as tables.ts defines them) it writes no index entry either, since an update
+ * that changes no key and no projected attribute writes nothing to an index. Listing reads the
+ * page's keys from an index and the deliveries themselves by key, so it works whatever the
+ * indexes project.
  */
 import {
+  BatchGetCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
+  QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
@@ -19,13 +30,13 @@ import { Attempt, Delivery, type Page, type SkippedReason } from '../../core/mod
 import { type Clock, type DeliveryStore, type ListQuery, pageOfLookahead, systemClock } from '../../ports.ts';
 import {
   attributeNames,
+  backoff,
   cancellationCodes,
   compact,
   conditionFailed,
   expiresAt,
   type Item,
   isConditionFailure,
-  queryItems,
   queryUpTo,
 } from './dynamo.ts';
 
@@ -35,6 +46,12 @@ export const BY_EVENT_INDEX = 'byEvent';
 const DELIVERY_SK = 'DELIVERY';
 const ATTEMPT_PREFIX = 'ATTEMPT#';
 const ATTEMPT_DIGITS = 6;
+/** The delivery item's attribute holding its first recorded try. */
+const FIRST_ATTEMPT = 'firstAttempt';
+/** DynamoDB's largest BatchGetItem. */
+const BATCH_GET_KEYS = 100;
+/** Tries of a batch get's unprocessed keys before the read fails. */
+const BATCH_GET_TRIES = 8;
 
 const deliveryKey = (deliveryId: string) => ({ pk: `DLV#${deliveryId}`, sk: DELIVERY_SK });
 const attemptKey = (deliveryId: string, number: number, attemptId: string) => ({
@@ -42,9 +59,39 @@ const attemptKey = (deliveryId: string, number: number, attemptId: string) => ({
   sk: `${ATTEMPT_PREFIX}${String(number).padStart(ATTEMPT_DIGITS, '0')}#${attemptId}`,
 });
 
-// Delivery's and Attempt's zod objects drop pk, sk, kind and gsiSubscriptionId.
+// Delivery's and Attempt's zod objects drop pk, sk, kind, the index keys and firstAttempt.
 const toDelivery = (item: Item): Delivery => Delivery.parse(item);
 const toAttempt = (item: Item): Attempt => Attempt.parse(item);
+
+/**
+ * The attempt as kept on its delivery: without the ids the delivery item has already (only
+ * one that differs from the delivery's is kept).
+ */
+function firstAttemptOf(attempt: Attempt, delivery: Delivery): Item {
+  const { deliveryId: _delivery, subscriptionId, partnerId, ...rest } = attempt;
+  return compact({
+    ...rest,
+    ...(subscriptionId === delivery.subscriptionId ? {} : { subscriptionId }),
+    ...(partnerId === delivery.partnerId ? {} : { partnerId }),
+  });
+}
+
+/** The first attempt kept on a delivery item, if it has one. */
+function firstAttemptIn(item: Item): Attempt | undefined {
+  const kept = item[FIRST_ATTEMPT];
+  if (typeof kept !== 'object' || kept === null) return undefined;
+  return toAttempt({
+    subscriptionId: item.subscriptionId,
+    partnerId: item.partnerId,
+    ...kept,
+    deliveryId: item.id,
+  });
+}
+
+/** Oldest first: by number, then by id (ULIDs, so by time), as the attempt items' keys sort. */
+function byNumberThenId(a: Attempt, b: Attempt): number {
+  return a.number - b.number || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
 
 function deliveryItem(delivery: Delivery, expiresAt: number): Item {
   return {
@@ -118,7 +165,10 @@ export class DynamoDeliveryStore implements DeliveryStore {
   }
 
   /**
-   * The attempt, and in the same transaction the delivery's mutable fields (its identity
+   * The delivery's first try: one update of the delivery item, which records its new state and
+   * keeps the attempt on it, on the condition that the delivery exists, has not succeeded and
+   * has recorded no try yet. Any other try (or when that condition fails): the attempt as an
+   * item of its own, and in the same transaction the delivery's mutable fields (its identity
    * never changes), on the condition that the delivery exists, has not succeeded and has not
    * recorded this try or a later one. When that condition fails, a success still wins over a
    * failure recorded for the same try by another copy of its message; otherwise only the
@@ -127,6 +177,21 @@ export class DynamoDeliveryStore implements DeliveryStore {
   async recordAttempt(attempt: Attempt, delivery: Delivery): Promise<void> {
     if (attempt.deliveryId !== delivery.id) {
       throw new Error(`attempt ${attempt.id} belongs to delivery ${attempt.deliveryId}, not ${delivery.id}`);
+    }
+    try {
+      await this.#client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: deliveryKey(delivery.id),
+          ...this.#stateUpdate(delivery, {
+            number: attempt.number,
+            first: firstAttemptOf(attempt, delivery),
+          }),
+        }),
+      );
+      return;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
     }
     const attemptPut = {
       Put: {
@@ -139,11 +204,16 @@ export class DynamoDeliveryStore implements DeliveryStore {
         },
       },
     };
+    const stateUpdate = (condition?: { number: number }) => ({
+      Update: {
+        TableName: this.tableName,
+        Key: deliveryKey(delivery.id),
+        ...this.#stateUpdate(delivery, condition),
+      },
+    });
     try {
       await this.#client.send(
-        new TransactWriteCommand({
-          TransactItems: [attemptPut, this.#stateUpdate(delivery, attempt.number)],
-        }),
+        new TransactWriteCommand({ TransactItems: [attemptPut, stateUpdate({ number: attempt.number })] }),
       );
       return;
     } catch (error) {
@@ -154,9 +224,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
     if (current === undefined) throw new Error(`delivery ${delivery.id} not found`);
     if (delivery.status === 'succeeded' && current.status !== 'succeeded') {
       try {
-        await this.#client.send(
-          new TransactWriteCommand({ TransactItems: [attemptPut, this.#stateUpdate(delivery)] }),
-        );
+        await this.#client.send(new TransactWriteCommand({ TransactItems: [attemptPut, stateUpdate()] }));
         return;
       } catch (error) {
         const codes = cancellationCodes(error);
@@ -167,12 +235,14 @@ export class DynamoDeliveryStore implements DeliveryStore {
   }
 
   /**
-   * The update of recordAttempt: status, next and last try, `attempts` = the try's number,
-   * and no skippedReason (a skipped delivery tried after all is skipped no more). With
-   * `number`, only while the delivery has recorded no try that late; without it (a success
-   * over a copy's failure of the same try), whatever the count.
+   * The update of recordAttempt: status, next and last try, and no skippedReason (a skipped
+   * delivery tried after all is skipped no more), on a delivery that exists and has not
+   * succeeded. With `number`, `attempts` becomes the try's number, only while the delivery has
+   * recorded no try that late; with `first` as well, only while it has recorded none at all,
+   * and `first` is kept on it as its first attempt. Without either (a success over a copy's
+   * failure of the same try), whatever the count.
    */
-  #stateUpdate(delivery: Delivery, number?: number) {
+  #stateUpdate(delivery: Delivery, record?: { number: number; first?: Item }) {
     const set = ['#status = :status', '#updatedAt = :updatedAt'];
     const remove = ['#skippedReason'];
     const values: Item = {
@@ -191,27 +261,31 @@ export class DynamoDeliveryStore implements DeliveryStore {
       }
     }
     let condition = 'attribute_exists(pk) AND #status <> :succeeded';
-    if (number !== undefined) {
+    if (record !== undefined) {
       set.push('#attempts = :number');
-      values[':number'] = number;
-      condition += ' AND (attribute_not_exists(#attempts) OR #attempts < :number)';
+      values[':number'] = record.number;
+      if (record.first === undefined) {
+        condition += ' AND (attribute_not_exists(#attempts) OR #attempts < :number)';
+      } else {
+        set.push(`#${FIRST_ATTEMPT} = :first`);
+        values[':first'] = record.first;
+        values[':none'] = 0;
+        condition += ' AND #attempts = :none';
+      }
     }
     return {
-      Update: {
-        TableName: this.tableName,
-        Key: deliveryKey(delivery.id),
-        UpdateExpression: `SET ${set.join(', ')} REMOVE ${remove.join(', ')}`,
-        ConditionExpression: condition,
-        // DynamoDB refuses a name that the expressions do not use: name only these.
-        ExpressionAttributeNames: attributeNames(
-          'status',
-          'updatedAt',
-          'skippedReason',
-          ...fields,
-          ...(number === undefined ? [] : ['attempts']),
-        ),
-        ExpressionAttributeValues: values,
-      },
+      UpdateExpression: `SET ${set.join(', ')} REMOVE ${remove.join(', ')}`,
+      ConditionExpression: condition,
+      // DynamoDB refuses a name that the expressions do not use: name only these.
+      ExpressionAttributeNames: attributeNames(
+        'status',
+        'updatedAt',
+        'skippedReason',
+        ...fields,
+        ...(record === undefined ? [] : ['attempts']),
+        ...(record?.first === undefined ? [] : [FIRST_ATTEMPT]),
+      ),
+      ExpressionAttributeValues: values,
     };
   }
 
@@ -242,9 +316,10 @@ export class DynamoDeliveryStore implements DeliveryStore {
   }
 
   /**
-   * Newest first, by id (ULIDs sort by creation time), through the bySubscription index, which
-   * like every global index is eventually consistent. One extra item is read to tell whether
-   * another page exists: `next` is null on the last page.
+   * Newest first, by id (ULIDs sort by creation time): the page's keys from the bySubscription
+   * index, which like every global index is eventually consistent, then the deliveries
+   * themselves, read consistently. One extra key is read to tell whether another page exists:
+   * `next` is null on the last page.
    */
   listBySubscription(subscriptionId: string, query: ListQuery): Promise<Page<Delivery>> {
     return this.#newestFirst(BY_SUBSCRIPTION_INDEX, 'gsiSubscriptionId', subscriptionId, query);
@@ -261,14 +336,16 @@ export class DynamoDeliveryStore implements DeliveryStore {
     value: string,
     query: ListQuery,
   ): Promise<Page<Delivery>> {
-    const items = await queryUpTo(
+    const keys = await queryUpTo(
       this.#client,
       {
         TableName: this.tableName,
         IndexName: indexName,
         KeyConditionExpression:
           query.after === undefined ? `#${keyName} = :value` : `#${keyName} = :value AND #id < :after`,
-        ExpressionAttributeNames: attributeNames(keyName, ...(query.after === undefined ? [] : ['id'])),
+        // Only the keys: the index holds no more, and the deliveries are read by key.
+        ProjectionExpression: '#pk, #sk, #id',
+        ExpressionAttributeNames: attributeNames(keyName, 'pk', 'sk', 'id'),
         ExpressionAttributeValues: {
           ':value': value,
           ...(query.after === undefined ? {} : { ':after': query.after }),
@@ -277,22 +354,67 @@ export class DynamoDeliveryStore implements DeliveryStore {
       },
       query.limit + 1,
     );
-    return pageOfLookahead(items, query, toDelivery);
+    const page = pageOfLookahead(keys, query, (key) => ({ id: String(key.id), pk: String(key.pk) }));
+    const found = await this.#deliveriesByKey(page.items.map((key) => key.pk));
+    // A delivery that expired between the two reads is left out; the cursor still holds.
+    return {
+      items: page.items.flatMap((key) => {
+        const item = found.get(key.pk);
+        return item === undefined ? [] : [toDelivery(item)];
+      }),
+      next: page.next,
+    };
   }
 
-  /** Oldest first: the sort key orders attempts by number. */
+  /** Delivery items by partition key, consistently, in batches; unprocessed keys are asked again. */
+  async #deliveriesByKey(pks: readonly string[]): Promise<Map<string, Item>> {
+    const found = new Map<string, Item>();
+    for (let start = 0; start < pks.length; start += BATCH_GET_KEYS) {
+      let keys: Record<string, unknown>[] = pks
+        .slice(start, start + BATCH_GET_KEYS)
+        .map((pk) => ({ pk, sk: DELIVERY_SK }));
+      for (let attempt = 1; keys.length > 0; attempt++) {
+        if (attempt > BATCH_GET_TRIES) throw new Error(`${keys.length} deliveries could not be read`);
+        if (attempt > 1) await backoff(attempt - 1, 50, 2_000);
+        const result = await this.#client.send(
+          new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }),
+        );
+        for (const item of result.Responses?.[this.tableName] ?? []) found.set(String(item.pk), item);
+        keys = result.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
+      }
+    }
+    return found;
+  }
+
+  /**
+   * Oldest first: the delivery's own first attempt and its attempt items, read together (they
+   * share the delivery's partition).
+   */
   async listAttempts(deliveryId: string): Promise<Attempt[]> {
     const attempts: Attempt[] = [];
-    for await (const item of queryItems(this.#client, {
-      TableName: this.tableName,
-      KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :prefix)',
-      ExpressionAttributeNames: attributeNames('pk', 'sk'),
-      ExpressionAttributeValues: { ':pk': deliveryKey(deliveryId).pk, ':prefix': ATTEMPT_PREFIX },
-      ConsistentRead: true,
-    })) {
-      attempts.push(toAttempt(item));
-    }
-    return attempts;
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.#client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: '#pk = :pk',
+          ExpressionAttributeNames: attributeNames('pk'),
+          ExpressionAttributeValues: { ':pk': deliveryKey(deliveryId).pk },
+          ConsistentRead: true,
+          ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        if (item.sk === DELIVERY_SK) {
+          const first = firstAttemptIn(item);
+          if (first !== undefined) attempts.push(first);
+        } else if (String(item.sk).startsWith(ATTEMPT_PREFIX)) {
+          attempts.push(toAttempt(item));
+        }
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return attempts.sort(byNumberThenId);
   }
 
   async #createOne(delivery: Delivery): Promise<Delivery> {

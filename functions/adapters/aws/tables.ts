@@ -2,22 +2,24 @@
  * The DynamoDB tables, described once: the CDK stack creates them from this, and the tests
  * create the same tables in DynamoDB Local. Every key is a string attribute.
  *
- * events       pk = partnerId
- *              sk = `E#<seq, 15 digits>`  an event (kind 'event'): the stream carries these
- *                   `SEQ`                 the partner's sequence counter (attribute seq)
- *                   `ID#<eventId>`        eventId → seq, for get and for the `after` cursor
- *                   `IDEM#<key>`          idempotency key → eventId
- *              The counter, the event and its pointers are written in one transaction whose
- *              condition is the counter's previous value, so seq order is commit order.
+ * events       pk = partnerId, sk = `SEQ`: the partner's counter (attribute seq), moved by ADD
+ *              pk = `<partnerId>#E<seq mod 4>`, sk = `E#<seq, 15 digits>`: an event (kind
+ *                   'event': the stream carries these) or a hole (a place taken, never written)
+ *              pk = `<partnerId>#I<h>`, sk = `ID#<eventId>`: eventId → seq, for get and `after`
+ *              pk = `<partnerId>#K<h>`, sk = `IDEM#<key>`: idempotency key → eventId
+ *              (h: a hash mod 4). A partner's writes spread over these partitions; see events.ts
+ *              for how seq order stays the order a poller may read without skipping.
  * partners     pk = `PARTNER#<id>` (the partner) | `KEY#<sha256 of API key>` (→ partnerId)
  * subscriptions pk = id; GSI byPartner (partnerId, id)
- * deliveries   pk = `DLV#<deliveryId>`, sk = `DELIVERY` (the delivery) | `ATTEMPT#<nnnnnn>#<attemptId>`
- *              (a fan-out delivery's id is derived from its event and subscription, so a put
- *              only if absent makes fan-out idempotent);
+ * deliveries   pk = `DLV#<deliveryId>`, sk = `DELIVERY` (the delivery, with its first attempt)
+ *              | `ATTEMPT#<nnnnnn>#<attemptId>` (its other attempts) (a fan-out delivery's id is
+ *              derived from its event and subscription, so a put only if absent makes fan-out
+ *              idempotent);
  *              pk = `DUE#<shard>`, sk = `<dueAt>#<deliveryId>#<attempt>`: a try waiting longer
  *              than SQS can delay a message (due-retries.ts); GSIs bySubscription (subscriptionId, deliveryId) and
  *              byEvent (eventId, deliveryId) over delivery items only (sparse indexes: only
- *              they carry `gsiSubscriptionId` and `gsiEventId`)
+ *              they carry `gsiSubscriptionId` and `gsiEventId`), keys only: a try changes no
+ *              key, so it writes no index entry, and listings read the deliveries by key
  * Items that expire carry `expiresAt` (epoch seconds), the tables' TTL attribute.
  */
 export interface KeyAttribute {
@@ -29,6 +31,11 @@ export interface GlobalIndex {
   readonly indexName: string;
   readonly partitionKey: KeyAttribute;
   readonly sortKey?: KeyAttribute;
+  /**
+   * What the index holds besides the keys: every attribute, or nothing (an update that
+   * changes no key then writes nothing to the index). @default 'ALL'
+   */
+  readonly projection?: 'ALL' | 'KEYS_ONLY';
 }
 
 export interface TableDefinition {
@@ -86,11 +93,13 @@ export const DELIVERIES_TABLE: TableDefinition = {
       indexName: 'bySubscription',
       partitionKey: { name: 'gsiSubscriptionId', type: 'S' },
       sortKey: { name: 'id', type: 'S' },
+      projection: 'KEYS_ONLY',
     },
     {
       indexName: 'byEvent',
       partitionKey: { name: 'gsiEventId', type: 'S' },
       sortKey: { name: 'id', type: 'S' },
+      projection: 'KEYS_ONLY',
     },
   ],
   stream: false,

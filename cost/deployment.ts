@@ -1,0 +1,379 @@
+/**
+ * What the cost model needs to know of the deployment, read from the synthesized templates of
+ * the CDK app (the same synth `cdk synth` runs, without bundling): each function's memory,
+ * architecture, log level and environment; which queue feeds which function and in batches of
+ * how many; the pipe's batch size, filter and transformation; the tables' keys, indexes and
+ * projections; the bus rules, the archive, the sweeper's schedule, the alarms and dashboards.
+ * Nothing here is written down twice: change the stack and the cost follows.
+ */
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { TABLES } from '../functions/adapters/aws/tables.ts';
+import type { EventPattern } from '../functions/core/patterns.ts';
+import { PROJECT_ROOT } from '../lib/constructs/function.ts';
+import { synthesize } from '../test/cdk/fixture.ts';
+
+type Json = Record<string, unknown>;
+
+export type EnvValue =
+  | { readonly kind: 'literal'; readonly value: string }
+  | { readonly kind: 'table'; readonly table: string }
+  | { readonly kind: 'queue'; readonly queue: string };
+
+export interface FunctionSpec {
+  readonly logicalId: string;
+  /** POWERTOOLS_SERVICE_NAME: api, authorizer, fanout, dispatcher, sweeper. */
+  readonly service: string;
+  /** The entry file, `functions/<service>/lambda.ts`. */
+  readonly entry: string;
+  readonly memoryMb: number;
+  readonly architecture: 'arm64' | 'x86_64';
+  /** Lambda's own START/END/REPORT lines are written only at INFO or DEBUG. */
+  readonly systemLogLevel: string;
+  readonly environment: Readonly<Record<string, EnvValue>>;
+}
+
+export interface QueueSpec {
+  readonly logicalId: string;
+  /** A short name: the queue's name after the stack's, else its logical id. */
+  readonly name: string;
+  /** The function an event source mapping feeds from this queue, and its batch size. */
+  readonly consumer?: { readonly service: string; readonly batchSize: number };
+}
+
+export interface KeyElement {
+  readonly name: string;
+  readonly type: 'HASH' | 'RANGE';
+}
+
+export interface IndexSpec {
+  readonly name: string;
+  readonly keys: readonly KeyElement[];
+  readonly projection: 'ALL' | 'KEYS_ONLY' | 'INCLUDE';
+  readonly nonKeyAttributes: readonly string[];
+}
+
+export interface TableSpec {
+  readonly logicalId: string;
+  readonly keys: readonly KeyElement[];
+  readonly attributeTypes: Readonly<Record<string, 'S' | 'N' | 'B'>>;
+  readonly indexes: readonly IndexSpec[];
+  readonly streamViewType?: string;
+  readonly pointInTimeRecovery: boolean;
+  readonly ttlAttribute?: string;
+}
+
+export interface PipeSpec {
+  readonly sourceTable: string;
+  readonly batchSize: number;
+  readonly filters: readonly EventPattern[];
+  readonly inputTemplate: string;
+  /** A JSON path into the record, or a fixed detail type. */
+  readonly detailType: string;
+  readonly source: string;
+}
+
+export interface RuleSpec {
+  readonly logicalId: string;
+  readonly pattern: EventPattern;
+  readonly targetQueues: readonly string[];
+}
+
+export interface Deployment {
+  readonly functions: readonly FunctionSpec[];
+  readonly queues: readonly QueueSpec[];
+  readonly tables: readonly TableSpec[];
+  readonly pipe: PipeSpec;
+  readonly rules: readonly RuleSpec[];
+  readonly archive?: { readonly pattern: EventPattern; readonly retentionDays: number };
+  /** Scheduled invocations: the function and how many seconds apart. */
+  readonly schedules: readonly { readonly service: string; readonly everySeconds: number }[];
+  /** Metrics the alarms evaluate, summed over every alarm. */
+  readonly alarmMetrics: number;
+  readonly dashboards: number;
+}
+
+function isJson(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function field(object: unknown, key: string): unknown {
+  return isJson(object) ? object[key] : undefined;
+}
+
+function text(value: unknown, what: string): string {
+  if (typeof value !== 'string') throw new Error(`${what}: expected a string, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function count(value: unknown, what: string): number {
+  if (typeof value !== 'number') throw new Error(`${what}: expected a number, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function list(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
+}
+
+function pattern(value: unknown, what: string): EventPattern {
+  const parsed: unknown = typeof value === 'string' ? JSON.parse(value) : value;
+  if (!isJson(parsed)) throw new Error(`${what}: not an event pattern`);
+  return parsed as EventPattern;
+}
+
+/** Resources of one type in a template, as [logical id, properties]. */
+function resources(template: Json, type: string): [string, Json][] {
+  const all = field(template, 'Resources');
+  if (!isJson(all)) return [];
+  return Object.entries(all).flatMap(([id, resource]) =>
+    field(resource, 'Type') === type
+      ? [[id, isJson(field(resource, 'Properties')) ? (field(resource, 'Properties') as Json) : {}]]
+      : [],
+  );
+}
+
+/** The logical id a `{Ref}` or `{Fn::GetAtt}` names, or the data stack resource behind a cross-stack reference. */
+function referenced(value: unknown, dataOutputs: Json): string | undefined {
+  const ref = field(value, 'Ref');
+  if (typeof ref === 'string') return ref;
+  const getAtt = field(value, 'Fn::GetAtt');
+  if (Array.isArray(getAtt) && typeof getAtt[0] === 'string') return getAtt[0];
+  const output = field(field(value, 'Fn::GetStackOutput'), 'OutputName');
+  if (typeof output === 'string') return referenced(field(dataOutputs[output], 'Value'), {});
+  const imported = field(value, 'Fn::ImportValue');
+  if (imported !== undefined) throw new Error('Fn::ImportValue references are not resolved here');
+  return undefined;
+}
+
+function keyElements(value: unknown, what: string): KeyElement[] {
+  return list(value).map((element) => {
+    const type = field(element, 'KeyType');
+    if (type !== 'HASH' && type !== 'RANGE') throw new Error(`${what}: bad KeyType ${String(type)}`);
+    return { name: text(field(element, 'AttributeName'), what), type };
+  });
+}
+
+function readTables(data: Json): TableSpec[] {
+  return resources(data, 'AWS::DynamoDB::Table').map(([logicalId, properties]) => {
+    const attributeTypes: Record<string, 'S' | 'N' | 'B'> = {};
+    for (const definition of list(properties.AttributeDefinitions)) {
+      const type = field(definition, 'AttributeType');
+      if (type !== 'S' && type !== 'N' && type !== 'B') throw new Error(`${logicalId}: bad AttributeType`);
+      attributeTypes[text(field(definition, 'AttributeName'), logicalId)] = type;
+    }
+    const indexes = list(properties.GlobalSecondaryIndexes).map((index): IndexSpec => {
+      const projection = field(field(index, 'Projection'), 'ProjectionType') ?? 'ALL';
+      if (projection !== 'ALL' && projection !== 'KEYS_ONLY' && projection !== 'INCLUDE') {
+        throw new Error(`${logicalId}: bad ProjectionType ${String(projection)}`);
+      }
+      return {
+        name: text(field(index, 'IndexName'), logicalId),
+        keys: keyElements(field(index, 'KeySchema'), logicalId),
+        projection,
+        nonKeyAttributes: list(field(field(index, 'Projection'), 'NonKeyAttributes')).map((a) =>
+          text(a, logicalId),
+        ),
+      };
+    });
+    const streamViewType = field(properties.StreamSpecification, 'StreamViewType');
+    const ttl = properties.TimeToLiveSpecification;
+    return {
+      logicalId,
+      keys: keyElements(properties.KeySchema, logicalId),
+      attributeTypes,
+      indexes,
+      ...(typeof streamViewType === 'string' ? { streamViewType } : {}),
+      pointInTimeRecovery:
+        field(properties.PointInTimeRecoverySpecification, 'PointInTimeRecoveryEnabled') === true,
+      ...(field(ttl, 'Enabled') === true
+        ? { ttlAttribute: text(field(ttl, 'AttributeName'), logicalId) }
+        : {}),
+    };
+  });
+}
+
+function readFunctions(service: Json, dataOutputs: Json, tables: ReadonlySet<string>): FunctionSpec[] {
+  return resources(service, 'AWS::Lambda::Function').flatMap(([logicalId, properties]): FunctionSpec[] => {
+    const variables = field(properties.Environment, 'Variables');
+    const name = field(variables, 'POWERTOOLS_SERVICE_NAME');
+    // Functions CDK adds on its own (log retention, custom resources) are not the dispatcher's.
+    if (typeof name !== 'string') return [];
+    const environment: Record<string, EnvValue> = {};
+    for (const [key, value] of Object.entries(isJson(variables) ? variables : {})) {
+      if (typeof value === 'string') {
+        environment[key] = { kind: 'literal', value };
+        continue;
+      }
+      const target = referenced(value, dataOutputs);
+      if (target === undefined) throw new Error(`${logicalId}: cannot resolve ${key}`);
+      environment[key] = tables.has(target)
+        ? { kind: 'table', table: target }
+        : { kind: 'queue', queue: target };
+    }
+    const architecture = list(properties.Architectures)[0] ?? 'x86_64';
+    if (architecture !== 'arm64' && architecture !== 'x86_64')
+      throw new Error(`${logicalId}: bad architecture`);
+    const entry = `functions/${name}/lambda.ts`;
+    if (!existsSync(join(PROJECT_ROOT, entry)))
+      throw new Error(`${logicalId}: no entry ${entry} for service ${name}`);
+    return [
+      {
+        logicalId,
+        service: name,
+        entry,
+        memoryMb: count(properties.MemorySize ?? 128, `${logicalId} MemorySize`),
+        architecture,
+        systemLogLevel: String(field(properties.LoggingConfig, 'SystemLogLevel') ?? 'INFO'),
+        environment,
+      },
+    ];
+  });
+}
+
+function readQueues(service: Json, functions: readonly FunctionSpec[]): QueueSpec[] {
+  const byLogicalId = new Map(functions.map((fn) => [fn.logicalId, fn.service]));
+  const consumers = new Map<string, { service: string; batchSize: number }>();
+  for (const [id, properties] of resources(service, 'AWS::Lambda::EventSourceMapping')) {
+    const queue = referenced(properties.EventSourceArn, {});
+    const fn = byLogicalId.get(referenced(properties.FunctionName, {}) ?? '');
+    if (queue === undefined || fn === undefined) continue;
+    consumers.set(queue, { service: fn, batchSize: count(properties.BatchSize ?? 10, `${id} BatchSize`) });
+  }
+  return resources(service, 'AWS::SQS::Queue').map(([logicalId, properties]) => {
+    const consumer = consumers.get(logicalId);
+    const queueName = typeof properties.QueueName === 'string' ? properties.QueueName : undefined;
+    // Queue names are `<stack name>-<queue>` (delivery-pipeline.ts).
+    const name = queueName?.replace(/^.*-Service-/, '') ?? logicalId;
+    return consumer === undefined ? { logicalId, name } : { logicalId, name, consumer };
+  });
+}
+
+function readPipe(service: Json, dataOutputs: Json): PipeSpec {
+  const pipes = resources(service, 'AWS::Pipes::Pipe');
+  const [pipe] = pipes;
+  if (pipe === undefined || pipes.length > 1) throw new Error(`expected one pipe, found ${pipes.length}`);
+  const [id, properties] = pipe;
+  const stream = field(properties.SourceParameters, 'DynamoDBStreamParameters');
+  const target = properties.TargetParameters;
+  const bus = field(target, 'EventBridgeEventBusParameters');
+  const sourceTable = referenced(properties.Source, dataOutputs);
+  if (sourceTable === undefined) throw new Error(`${id}: cannot resolve its source`);
+  return {
+    sourceTable,
+    batchSize: count(field(stream, 'BatchSize') ?? 1, `${id} BatchSize`),
+    filters: list(field(field(properties.SourceParameters, 'FilterCriteria'), 'Filters')).map((filter) =>
+      pattern(field(filter, 'Pattern'), `${id} filter`),
+    ),
+    inputTemplate: text(field(target, 'InputTemplate'), `${id} InputTemplate`),
+    detailType: text(field(bus, 'DetailType'), `${id} DetailType`),
+    source: text(field(bus, 'Source'), `${id} Source`),
+  };
+}
+
+/** `rate(1 minute)`, `rate(5 minutes)`, `rate(1 hour)`… in seconds. */
+export function rateSeconds(expression: string): number {
+  const match = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/.exec(expression);
+  if (match === null) throw new Error(`unsupported schedule ${expression}`);
+  const unit = match[2]?.replace(/s$/, '');
+  const seconds = unit === 'minute' ? 60 : unit === 'hour' ? 3600 : 86_400;
+  return Number(match[1]) * seconds;
+}
+
+function readRules(service: Json, functions: readonly FunctionSpec[]) {
+  const byLogicalId = new Map(functions.map((fn) => [fn.logicalId, fn.service]));
+  const rules: RuleSpec[] = [];
+  const schedules: { service: string; everySeconds: number }[] = [];
+  for (const [logicalId, properties] of resources(service, 'AWS::Events::Rule')) {
+    const targets = list(properties.Targets).map((t) => referenced(field(t, 'Arn'), {}) ?? '');
+    if (typeof properties.ScheduleExpression === 'string') {
+      const everySeconds = rateSeconds(properties.ScheduleExpression);
+      for (const target of targets) {
+        const fn = byLogicalId.get(target);
+        if (fn !== undefined) schedules.push({ service: fn, everySeconds });
+      }
+      continue;
+    }
+    rules.push({ logicalId, pattern: pattern(properties.EventPattern, logicalId), targetQueues: targets });
+  }
+  return { rules, schedules };
+}
+
+function alarmMetrics(service: Json): number {
+  return resources(service, 'AWS::CloudWatch::Alarm').reduce((sum, [, properties]) => {
+    // A metric-math alarm is billed per metric it reads.
+    const metrics = list(properties.Metrics).filter((m) => field(m, 'MetricStat') !== undefined);
+    return sum + Math.max(1, metrics.length);
+  }, 0);
+}
+
+/** Reads the deployment from the two templates (as `Template.toJSON()` gives them). */
+export function readDeployment(data: Json, service: Json): Deployment {
+  const dataOutputs = isJson(data.Outputs) ? data.Outputs : {};
+  const tables = readTables(data);
+  const functions = readFunctions(service, dataOutputs, new Set(tables.map((t) => t.logicalId)));
+  const { rules, schedules } = readRules(service, functions);
+  const [archive] = resources(service, 'AWS::Events::Archive');
+  return {
+    functions,
+    queues: readQueues(service, functions),
+    tables,
+    pipe: readPipe(service, dataOutputs),
+    rules,
+    ...(archive === undefined
+      ? {}
+      : {
+          archive: {
+            pattern: pattern(archive[1].EventPattern ?? {}, archive[0]),
+            retentionDays: count(archive[1].RetentionDays ?? 0, `${archive[0]} RetentionDays`),
+          },
+        }),
+    schedules,
+    alarmMetrics: alarmMetrics(service),
+    dashboards: resources(service, 'AWS::CloudWatch::Dashboard').length,
+  };
+}
+
+/** Synthesizes the app (cdk.json's context, no bundling) and reads its deployment. */
+export function synthesizeDeployment(context: Readonly<Record<string, unknown>> = {}): Deployment {
+  const synthesized = synthesize({ context });
+  try {
+    return readDeployment(synthesized.data.toJSON(), synthesized.service.toJSON());
+  } finally {
+    rmSync(synthesized.assembly.directory, { recursive: true, force: true });
+  }
+}
+
+/** The function of a service (api, fanout, …). */
+export function functionOf(deployment: Deployment, service: string): FunctionSpec {
+  const fn = deployment.functions.find((f) => f.service === service);
+  if (fn === undefined) throw new Error(`the deployment has no ${service} function`);
+  return fn;
+}
+
+/**
+ * The deployment with each table's index projections as its definition in
+ * functions/adapters/aws/tables.ts asks (a table is matched to its definition by its key and
+ * index names): what the cost would be once the stack builds the indexes that way.
+ */
+export function withDefinitionProjections(deployment: Deployment): Deployment {
+  return {
+    ...deployment,
+    tables: deployment.tables.map((table) => {
+      const definition = TABLES.find(
+        (d) =>
+          d.partitionKey.name === table.keys.find((k) => k.type === 'HASH')?.name &&
+          (d.sortKey?.name ?? undefined) === table.keys.find((k) => k.type === 'RANGE')?.name &&
+          d.globalIndexes.map((i) => i.indexName).join() === table.indexes.map((i) => i.name).join(),
+      );
+      if (definition === undefined) return table;
+      return {
+        ...table,
+        indexes: table.indexes.map((index) => ({
+          ...index,
+          projection: definition.globalIndexes.find((i) => i.indexName === index.name)?.projection ?? 'ALL',
+          nonKeyAttributes: [],
+        })),
+      };
+    }),
+  };
+}

@@ -1,0 +1,727 @@
+/**
+ * Runs the dispatcher's own Lambda entries (functions/<name>/lambda.ts, with the environment
+ * the templates give them) on DynamoDB Local and counts what a callback costs: the API takes
+ * the publishes, the events table's real stream records go through the pipe's filter and
+ * template as deployed, the bus rules put the events on the fan-out queue, and each queue is
+ * drained into its consumer in batches of its event source's size, until the receiver has
+ * every callback. The queues are played here (meter.ts records every send); everything else
+ * is the code that runs on AWS, against the tables the templates describe.
+ *
+ * The entries read their environment and create their clients once, at import, as Lambda
+ * does: one process measures with one set of tables (`Harness.start` once per process).
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import {
+  type AttributeValue,
+  CreateTableCommand,
+  DeleteTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  type GlobalSecondaryIndex,
+  ScanCommand,
+} from '@aws-sdk/client-dynamodb';
+import {
+  type _Record,
+  DescribeStreamCommand,
+  DynamoDBStreamsClient,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+} from '@aws-sdk/client-dynamodb-streams';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { DynamoPartnerStore } from '../functions/adapters/aws/partners.ts';
+import { DynamoSubscriptionStore } from '../functions/adapters/aws/subscriptions.ts';
+import { systemResolver } from '../functions/adapters/dns.ts';
+import type { ApiRequest } from '../functions/api/handler.ts';
+import { DYNAMODB_BILLING, EVENTBRIDGE_PRICES, SQS_PRICES } from '../functions/aws-prices.ts';
+import { LAMBDA_ENV } from '../functions/config.ts';
+import { createPartner } from '../functions/core/partners.ts';
+import { matchesPattern } from '../functions/core/patterns.ts';
+import { createSubscription } from '../functions/core/subscriptions.ts';
+import { systemClock } from '../functions/ports.ts';
+import { PROJECT_ROOT } from '../lib/constructs/function.ts';
+import { lambdaContext } from '../local/lambda-context.ts';
+import { renderInputTemplate, valueAtPath } from '../test/aws/pipe-transform.ts';
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../test/dynamodb-local/server.ts';
+import {
+  type Deployment,
+  type EnvValue,
+  type FunctionSpec,
+  functionOf,
+  type TableSpec,
+} from './deployment.ts';
+import { itemBytes } from './item-size.ts';
+import {
+  asRequest,
+  type Invocation,
+  indexEntry,
+  type MeterSink,
+  meterDynamo,
+  recordSqs,
+  type SentMessage,
+  sqsRequests,
+  type Units,
+  Usage,
+  Waves,
+} from './meter.ts';
+
+/** One way of publishing: how many events, how many a request, how big. */
+export interface ScenarioSpec {
+  readonly name: string;
+  readonly description: string;
+  /** Events published; with one subscription, also the callbacks. */
+  readonly events: number;
+  /** Events per API request: 1 is POST /v1/events, more is POST /v1/events/batch. */
+  readonly eventsPerRequest: number;
+  /** Bytes of each published event's JSON ({partnerId, type, payload}). */
+  readonly eventBytes: number;
+}
+
+/** Stored bytes of one table or index, and the same times the seconds each byte is kept. */
+export interface Stored {
+  bytes: number;
+  byteSeconds: number;
+  /** Bytes of items that never expire (a partner's counter): per partner, not per callback. */
+  persistentBytes: number;
+}
+
+/** What a scenario used in all (divide by `callbacks` for one callback). */
+export interface Measured {
+  readonly scenario: ScenarioSpec;
+  readonly callbacks: number;
+  /** Size of each API request's body. */
+  readonly apiRequestBytes: readonly number[];
+  readonly invocations: readonly Invocation[];
+  readonly dynamo: Readonly<Record<string, Units>>;
+  readonly sqs: Readonly<Record<string, { requests: number; messages: number }>>;
+  /** Stream records written, events the pipe passed, and its billed requests (64 KB each). */
+  readonly stream: { records: number; pipeEvents: number; pipeRequests: number };
+  /** Events put on the bus, billed events (64 KB each), bytes archived. */
+  readonly bus: { events: number; billedEvents: number; archivedBytes: number };
+  /** Keyed `<table>` or `<table>/<index>`. */
+  readonly stored: Readonly<Record<string, Stored>>;
+  readonly logBytes: number;
+  readonly failedConditions: number;
+  readonly failedTransactions: number;
+}
+
+/** A payload that makes the published event's JSON exactly `bytes` long. */
+export function publishedEvent(partnerId: string, bytes: number, n: number) {
+  const base = { partnerId, type: 'order.created', payload: { orderId: `o_${n}`, data: '' } };
+  const pad = bytes - Buffer.byteLength(JSON.stringify(base));
+  if (pad < 0) throw new Error(`an event cannot be as small as ${bytes} bytes`);
+  return { ...base, payload: { ...base.payload, data: 'x'.repeat(pad) } };
+}
+
+type Handler = (event: unknown, context: ReturnType<typeof lambdaContext>) => Promise<unknown>;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const ACCOUNT = '000000000000';
+/** How long the receiver holds each callback, so that those sent together answer together. */
+const CALLBACK_WAVE_MS = 50;
+
+export interface HarnessOptions {
+  /** DynamoDB Local's endpoint. */
+  readonly endpoint: string;
+  readonly deployment: Deployment;
+}
+
+export class Harness {
+  static #started = false;
+
+  readonly #deployment: Deployment;
+  readonly #endpoint: string;
+  readonly #raw: DynamoDBClient;
+  readonly #streams: DynamoDBStreamsClient;
+  readonly #sink: MeterSink = { usage: undefined, invocation: undefined, waves: new Waves() };
+  /** Logical table id → physical name, and back. */
+  readonly #tableNames = new Map<string, string>();
+  readonly #tables = new Map<string, TableSpec>();
+  readonly #queues = new Map<string, string[]>();
+  readonly #handlers = new Map<string, Handler>();
+  #receiver: Server | undefined;
+  /** The meter's own client, for its reads around transactions. */
+  #meterClient: DynamoDBClient | undefined;
+  #receiverUrl = '';
+  #callbacks = 0;
+  #logged: string[] = [];
+
+  private constructor(options: HarnessOptions) {
+    this.#deployment = options.deployment;
+    this.#endpoint = options.endpoint;
+    const config = { endpoint: options.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS };
+    this.#raw = new DynamoDBClient(config);
+    this.#streams = new DynamoDBStreamsClient(config);
+  }
+
+  /**
+   * Creates the tables, points the SDK at DynamoDB Local, meters the functions' clients and
+   * imports their entries. Once per process: the entries keep what they read at import.
+   */
+  static async start(options: HarnessOptions): Promise<Harness> {
+    if (Harness.#started) throw new Error('the cost harness starts once per process');
+    Harness.#started = true;
+    const harness = new Harness(options);
+    await harness.#createTables();
+    await harness.#startReceiver();
+    await harness.#importFunctions();
+    return harness;
+  }
+
+  async stop(): Promise<void> {
+    this.#receiver?.close();
+    this.#receiver?.closeAllConnections();
+    await Promise.all(
+      [...this.#tableNames.values()].map((name) =>
+        this.#raw.send(new DeleteTableCommand({ TableName: name })),
+      ),
+    );
+    this.#raw.destroy();
+    this.#streams.destroy();
+    this.#meterClient?.destroy();
+  }
+
+  async #createTables(): Promise<void> {
+    const prefix = `cost-${randomBytes(4).toString('hex')}`;
+    await Promise.all(
+      this.#deployment.tables.map(async (table) => {
+        const name = `${prefix}-${table.logicalId}`;
+        const indexes: GlobalSecondaryIndex[] = table.indexes.map((index) => ({
+          IndexName: index.name,
+          KeySchema: index.keys.map((k) => ({ AttributeName: k.name, KeyType: k.type })),
+          Projection: {
+            ProjectionType: index.projection,
+            ...(index.projection === 'INCLUDE' ? { NonKeyAttributes: [...index.nonKeyAttributes] } : {}),
+          },
+        }));
+        await this.#raw.send(
+          new CreateTableCommand({
+            TableName: name,
+            BillingMode: 'PAY_PER_REQUEST',
+            AttributeDefinitions: Object.entries(table.attributeTypes).map(
+              ([AttributeName, AttributeType]) => ({
+                AttributeName,
+                AttributeType,
+              }),
+            ),
+            KeySchema: table.keys.map((k) => ({ AttributeName: k.name, KeyType: k.type })),
+            ...(indexes.length > 0 ? { GlobalSecondaryIndexes: indexes } : {}),
+            ...(table.streamViewType === undefined
+              ? {}
+              : {
+                  StreamSpecification: {
+                    StreamEnabled: true,
+                    StreamViewType: table.streamViewType as 'NEW_IMAGE',
+                  },
+                }),
+          }),
+        );
+        this.#tableNames.set(table.logicalId, name);
+        this.#tables.set(name, table);
+      }),
+    );
+  }
+
+  async #startReceiver(): Promise<void> {
+    // The partner's endpoint: it answers every callback 204, as a first try that succeeds.
+    const server = createServer((request, response) => {
+      if (this.#sink.invocation !== undefined) this.#sink.invocation.callbacks += 1;
+      this.#callbacks += 1;
+      void asRequest(this.#sink, 'callback', async () => {
+        request.resume();
+        await once(request, 'end');
+        // Callbacks sent side by side reach the server a moment apart: wait for them to be one wave.
+        await new Promise((resolve) => setTimeout(resolve, CALLBACK_WAVE_MS));
+      }).then(() => response.writeHead(204).end());
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    this.#receiver = server;
+    this.#receiverUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks`;
+  }
+
+  #queueUrl(logicalId: string): string {
+    return `https://sqs.${LOCAL_REGION}.amazonaws.com/${ACCOUNT}/${logicalId}`;
+  }
+
+  #queueOfUrl = (url: string): string => {
+    const logicalId = url.slice(url.lastIndexOf('/') + 1);
+    if (!this.#deployment.queues.some((q) => q.logicalId === logicalId))
+      throw new Error(`no queue at ${url}`);
+    return logicalId;
+  };
+
+  /** A function's variables, as the template sets them, with this run's tables and queues. */
+  #environment(fn: FunctionSpec): Record<string, string> {
+    const resolve = (value: EnvValue): string => {
+      if (value.kind === 'literal') return value.value;
+      if (value.kind === 'queue') return this.#queueUrl(value.queue);
+      const name = this.#tableNames.get(value.table);
+      if (name === undefined) throw new Error(`${fn.logicalId}: no table ${value.table}`);
+      return name;
+    };
+    return {
+      ...Object.fromEntries(Object.entries(fn.environment).map(([key, value]) => [key, resolve(value)])),
+      // The receiver is on loopback, which production refuses; the check itself costs no request.
+      [LAMBDA_ENV.allowPrivateTargets]: 'true',
+    };
+  }
+
+  async #importFunctions(): Promise<void> {
+    Object.assign(process.env, {
+      AWS_REGION: LOCAL_REGION,
+      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+      AWS_ENDPOINT_URL_DYNAMODB: this.#endpoint,
+    });
+    const module = (path: string) => import(pathToFileURL(join(PROJECT_ROOT, path)).href);
+    const { dynamoClient } = (await module('functions/adapters/aws/clients.ts')) as {
+      dynamoClient: DynamoDBDocumentClient;
+    };
+    const { sqsClient } = (await module('functions/adapters/aws/sqs-client.ts')) as { sqsClient: SQSClient };
+    this.#meterClient = meterDynamo(dynamoClient, this.#sink, {
+      endpoint: this.#endpoint,
+      region: LOCAL_REGION,
+      credentials: LOCAL_CREDENTIALS,
+      tables: this.#tables,
+    });
+    recordSqs(sqsClient, this.#sink, {
+      queueOfUrl: this.#queueOfUrl,
+      chunkBytes: SQS_PRICES.chunkBytes,
+      onSend: (messages) => this.#enqueue(messages),
+    });
+    const services = new Set([
+      'api',
+      ...this.#deployment.queues.flatMap((q) => (q.consumer === undefined ? [] : [q.consumer.service])),
+      ...this.#deployment.schedules.map((s) => s.service),
+    ]);
+    for (const service of services) {
+      const fn = functionOf(this.#deployment, service);
+      const environment = this.#environment(fn);
+      const previous = { ...process.env };
+      Object.assign(process.env, environment);
+      try {
+        const entry: unknown = await module(fn.entry);
+        const handler = isRecord(entry) ? entry.handler : undefined;
+        if (typeof handler !== 'function') throw new Error(`${fn.entry} exports no handler`);
+        this.#handlers.set(service, handler as Handler);
+      } finally {
+        for (const key of Object.keys(environment)) {
+          if (previous[key] === undefined) delete process.env[key];
+          else process.env[key] = previous[key];
+        }
+      }
+    }
+  }
+
+  #enqueue(messages: readonly SentMessage[]): void {
+    for (const message of messages) {
+      if ((message.delaySeconds ?? 0) > 0) {
+        throw new Error(`a message was sent with a delay of ${message.delaySeconds} s: a try failed`);
+      }
+      const queue = this.#queueOfUrl(message.queueUrl);
+      const pending = this.#queues.get(queue) ?? [];
+      pending.push(message.body);
+      this.#queues.set(queue, pending);
+    }
+  }
+
+  /** Invokes a function's handler as Lambda would, metered, its log lines counted and kept aside. */
+  async #invoke(service: string, event: unknown, records: number): Promise<unknown> {
+    const handler = this.#handlers.get(service);
+    const usage = this.#sink.usage;
+    if (handler === undefined || usage === undefined) throw new Error(`cannot invoke ${service}`);
+    const invocation: Invocation = { service, records, awsCalls: 0, callbacks: 0, spans: [] };
+    usage.invocations.push(invocation);
+    this.#sink.invocation = invocation;
+    const writes = { stdout: process.stdout.write, stderr: process.stderr.write };
+    const capture = (chunk: unknown) => {
+      const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8');
+      usage.logBytes += Buffer.byteLength(text);
+      this.#logged.push(text);
+      return true;
+    };
+    process.stdout.write = capture as typeof process.stdout.write;
+    process.stderr.write = capture as typeof process.stderr.write;
+    try {
+      return await handler(event, lambdaContext(functionOf(this.#deployment, service).logicalId));
+    } finally {
+      process.stdout.write = writes.stdout;
+      process.stderr.write = writes.stderr;
+      this.#sink.invocation = undefined;
+    }
+  }
+
+  #failure(message: string): Error {
+    return new Error(
+      `${message}${this.#logged.length > 0 ? `\nfunction logs:\n${this.#logged.join('')}` : ''}`,
+    );
+  }
+
+  /** Publishes, fans out and delivers one scenario's events, and returns what it used. */
+  async measure(scenario: ScenarioSpec): Promise<Measured> {
+    const partnerId = await this.#setUp(scenario.name);
+    const reference = Date.now();
+    const storedBefore = await this.#stored(reference);
+    const seen = new Set((await this.#streamRecords()).map((r) => r.eventID));
+    const usage = new Usage();
+    this.#sink.usage = usage;
+    this.#logged = [];
+    const callbacksBefore = this.#callbacks;
+    const apiRequestBytes: number[] = [];
+    const streamStats = { records: 0, pipeEvents: 0, pipeRequests: 0 };
+    const bus = { events: 0, billedEvents: 0, archivedBytes: 0 };
+    try {
+      for (let first = 0; first < scenario.events; first += scenario.eventsPerRequest) {
+        const count = Math.min(scenario.eventsPerRequest, scenario.events - first);
+        const events = Array.from({ length: count }, (_, i) =>
+          publishedEvent(partnerId, scenario.eventBytes, first + i),
+        );
+        const body = JSON.stringify(scenario.eventsPerRequest === 1 ? events[0] : { events });
+        apiRequestBytes.push(Buffer.byteLength(body));
+        await this.#publish(scenario.eventsPerRequest === 1 ? '/v1/events' : '/v1/events/batch', body, count);
+      }
+      const records = await this.#newStreamRecords(seen, scenario.events);
+      streamStats.records = records.length;
+      for (const record of records) this.#pipe(record, streamStats, bus);
+      await this.#drain();
+      const callbacks = this.#callbacks - callbacksBefore;
+      if (callbacks !== scenario.events) {
+        throw this.#failure(`${scenario.name}: ${callbacks} callbacks for ${scenario.events} events`);
+      }
+      const storedAfter = await this.#stored(reference);
+      return {
+        scenario,
+        callbacks,
+        apiRequestBytes,
+        invocations: usage.invocations,
+        dynamo: Object.fromEntries(usage.dynamo),
+        sqs: Object.fromEntries(usage.sqs),
+        stream: streamStats,
+        bus,
+        stored: difference(storedAfter, storedBefore),
+        logBytes: usage.logBytes,
+        failedConditions: usage.failedConditions,
+        failedTransactions: usage.failedTransactions,
+      };
+    } finally {
+      this.#sink.usage = undefined;
+    }
+  }
+
+  /** One run of each scheduled function with nothing due: what an idle deployment pays for. */
+  async measureSchedules(): Promise<Record<string, Pick<Measured, 'invocations' | 'dynamo' | 'sqs'>>> {
+    const result: Record<string, Pick<Measured, 'invocations' | 'dynamo' | 'sqs'>> = {};
+    for (const { service } of this.#deployment.schedules) {
+      const usage = new Usage();
+      this.#sink.usage = usage;
+      try {
+        await this.#invoke(
+          service,
+          { source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {} },
+          0,
+        );
+      } finally {
+        this.#sink.usage = undefined;
+      }
+      result[service] = {
+        invocations: usage.invocations,
+        dynamo: Object.fromEntries(usage.dynamo),
+        sqs: Object.fromEntries(usage.sqs),
+      };
+    }
+    return result;
+  }
+
+  /** A partner and one subscription to the receiver, through the use cases, unmetered. */
+  async #setUp(name: string): Promise<string> {
+    const client = DynamoDBDocumentClient.from(this.#raw);
+    const table = (service: string, variable: string) => {
+      const value = functionOf(this.#deployment, service).environment[variable];
+      if (value?.kind !== 'table') throw new Error(`${service} has no table in ${variable}`);
+      const physical = this.#tableNames.get(value.table);
+      if (physical === undefined) throw new Error(`no table ${value.table}`);
+      return physical;
+    };
+    const partners = new DynamoPartnerStore(client, table('api', LAMBDA_ENV.partnersTable));
+    const subscriptions = new DynamoSubscriptionStore(client, table('api', LAMBDA_ENV.subscriptionsTable));
+    const { partner } = await createPartner({ partners, clock: systemClock }, { name: `cost ${name}` });
+    await createSubscription(
+      { subscriptions, clock: systemClock, resolver: systemResolver, allowPrivateTargets: true },
+      partner.id,
+      { url: this.#receiverUrl },
+    );
+    return partner.id;
+  }
+
+  async #publish(path: string, body: string, count: number): Promise<void> {
+    const now = new Date();
+    const request: ApiRequest = {
+      version: '2.0',
+      routeKey: '$default',
+      rawPath: path,
+      rawQueryString: '',
+      headers: { 'content-type': 'application/json' },
+      requestContext: {
+        accountId: ACCOUNT,
+        apiId: 'cost',
+        domainName: 'cost.local',
+        domainPrefix: 'cost',
+        http: { method: 'POST', path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'cost' },
+        requestId: randomUUID(),
+        routeKey: '$default',
+        stage: '$default',
+        time: now.toUTCString(),
+        timeEpoch: now.getTime(),
+        authorizer: { iam: { userArn: `arn:aws:sts::${ACCOUNT}:assumed-role/Producer/cost` } },
+      },
+      body,
+      isBase64Encoded: false,
+    };
+    const response = await this.#invoke('api', request, count);
+    const status = isRecord(response) ? response.statusCode : undefined;
+    const text = isRecord(response) && typeof response.body === 'string' ? response.body : '';
+    const created = (text.match(/"created":true/g) ?? []).length;
+    if ((status !== 200 && status !== 202) || created !== count) {
+      throw this.#failure(
+        `POST ${path} answered ${String(status)} with ${created} of ${count} created: ${text.slice(0, 500)}`,
+      );
+    }
+  }
+
+  async #streamArn(): Promise<string> {
+    const physical = this.#tableNames.get(this.#deployment.pipe.sourceTable);
+    const described = await this.#raw.send(new DescribeTableCommand({ TableName: physical }));
+    const arn = described.Table?.LatestStreamArn;
+    if (arn === undefined)
+      throw new Error(`the pipe's table ${this.#deployment.pipe.sourceTable} has no stream`);
+    return arn;
+  }
+
+  /** Every record of the pipe's source stream so far. */
+  async #streamRecords(): Promise<_Record[]> {
+    const streamArn = await this.#streamArn();
+    const records: _Record[] = [];
+    const stream = await this.#streams.send(new DescribeStreamCommand({ StreamArn: streamArn }));
+    for (const shard of stream.StreamDescription?.Shards ?? []) {
+      const start = await this.#streams.send(
+        new GetShardIteratorCommand({
+          StreamArn: streamArn,
+          ShardId: shard.ShardId,
+          ShardIteratorType: 'TRIM_HORIZON',
+        }),
+      );
+      let iterator = start.ShardIterator;
+      while (iterator !== undefined) {
+        const page = await this.#streams.send(new GetRecordsCommand({ ShardIterator: iterator }));
+        const batch = page.Records ?? [];
+        records.push(...batch);
+        iterator = batch.length > 0 ? page.NextShardIterator : undefined;
+      }
+    }
+    return records;
+  }
+
+  /** The records written since `seen`, once they stop coming (records reach the stream a moment after the write). */
+  async #newStreamRecords(seen: ReadonlySet<string | undefined>, atLeast: number): Promise<_Record[]> {
+    let last = -1;
+    for (let round = 0; round < 100; round++) {
+      const fresh = (await this.#streamRecords()).filter((r) => !seen.has(r.eventID));
+      if (fresh.length >= atLeast && fresh.length === last) return fresh;
+      last = fresh.length;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`the stream did not settle: ${last} records`);
+  }
+
+  /** The pipe (its deployed filter and template), the bus, its archive and its rules, for one record. */
+  #pipe(
+    record: _Record,
+    stats: { pipeEvents: number; pipeRequests: number },
+    bus: { events: number; billedEvents: number; archivedBytes: number },
+  ): void {
+    const pipe = this.#deployment.pipe;
+    const source = pipeRecord(record);
+    if (!pipe.filters.some((filter) => matchesPattern(filter, source))) return;
+    const chunk = EVENTBRIDGE_PRICES.chunkBytes;
+    stats.pipeEvents += 1;
+    stats.pipeRequests += Math.max(1, Math.ceil(Buffer.byteLength(JSON.stringify(source)) / chunk));
+    const detailType = pipe.detailType.startsWith('$.')
+      ? valueAtPath(source, pipe.detailType)
+      : pipe.detailType;
+    const envelope = {
+      version: '0',
+      id: randomUUID(),
+      'detail-type': String(detailType),
+      source: pipe.source,
+      account: ACCOUNT,
+      time: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      region: LOCAL_REGION,
+      resources: [],
+      detail: JSON.parse(renderInputTemplate(pipe.inputTemplate, source)) as unknown,
+    };
+    const text = JSON.stringify(envelope);
+    const bytes = Buffer.byteLength(text);
+    bus.events += 1;
+    bus.billedEvents += Math.max(1, Math.ceil(bytes / chunk));
+    const archive = this.#deployment.archive;
+    if (archive !== undefined && matchesPattern(archive.pattern, envelope)) bus.archivedBytes += bytes;
+    for (const rule of this.#deployment.rules) {
+      if (!matchesPattern(rule.pattern, envelope)) continue;
+      for (const queue of rule.targetQueues) {
+        // EventBridge sends each matched event to an SQS target as a message of its own.
+        this.#sink.usage?.addSqs(
+          queue,
+          'SendMessage (rule target)',
+          sqsRequests([text], SQS_PRICES.chunkBytes),
+          1,
+        );
+        this.#enqueue([{ queueUrl: this.#queueUrl(queue), body: text }]);
+      }
+    }
+  }
+
+  /** Feeds every queue to its consumer, batch by batch, as an event source mapping does, until all are empty. */
+  async #drain(): Promise<void> {
+    for (let round = 0; round < 10_000; round++) {
+      const queue = this.#deployment.queues.find(
+        (q) => q.consumer !== undefined && (this.#queues.get(q.logicalId)?.length ?? 0) > 0,
+      );
+      if (queue?.consumer === undefined) {
+        const stranded = [...this.#queues]
+          .filter(([, bodies]) => bodies.length > 0)
+          .map(([q, b]) => `${q}: ${b.length}`);
+        if (stranded.length > 0)
+          throw this.#failure(`messages left in queues without a consumer: ${stranded.join(', ')}`);
+        return;
+      }
+      const pending = this.#queues.get(queue.logicalId) ?? [];
+      const bodies = pending.splice(0, queue.consumer.batchSize);
+      this.#sink.usage?.addSqs(
+        queue.logicalId,
+        'ReceiveMessage (event source)',
+        sqsRequests(bodies, SQS_PRICES.chunkBytes),
+        bodies.length,
+      );
+      const event: SQSEvent = { Records: bodies.map((body) => sqsRecord(body, queue.logicalId)) };
+      const response = (await this.#invoke(queue.consumer.service, event, bodies.length)) as SQSBatchResponse;
+      const failures = response?.batchItemFailures ?? [];
+      if (failures.length > 0)
+        throw this.#failure(
+          `${queue.consumer.service} failed ${failures.length} of ${bodies.length} records`,
+        );
+      // The event source deletes the batch's messages in one DeleteMessageBatch.
+      this.#sink.usage?.addSqs(queue.logicalId, 'DeleteMessageBatch (event source)', 1, bodies.length);
+    }
+    throw new Error('the queues did not drain');
+  }
+
+  /** Bytes stored per table and index now, with TTL lifetimes counted from `reference`. */
+  async #stored(reference: number): Promise<Map<string, Stored>> {
+    const stored = new Map<string, Stored>();
+    const add = (key: string, bytes: number, expiresAt: number | undefined) => {
+      const entry = stored.get(key) ?? { bytes: 0, byteSeconds: 0, persistentBytes: 0 };
+      entry.bytes += bytes;
+      if (expiresAt === undefined) entry.persistentBytes += bytes;
+      else entry.byteSeconds += bytes * Math.max(0, expiresAt - reference / 1000);
+      stored.set(key, entry);
+    };
+    for (const [physical, table] of this.#tables) {
+      let startKey: Record<string, AttributeValue> | undefined;
+      do {
+        const page = await this.#raw.send(
+          new ScanCommand({
+            TableName: physical,
+            ConsistentRead: true,
+            ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+          }),
+        );
+        for (const item of page.Items ?? []) {
+          const ttl = table.ttlAttribute === undefined ? undefined : item[table.ttlAttribute]?.N;
+          const expiresAt = ttl === undefined ? undefined : Number(ttl);
+          add(table.logicalId, itemBytes(item) + DYNAMODB_BILLING.storageOverheadBytes, expiresAt);
+          for (const index of table.indexes) {
+            const entry = indexEntry(
+              item,
+              index,
+              table.keys.map((k) => k.name),
+            );
+            if (entry !== undefined) {
+              add(
+                `${table.logicalId}/${index.name}`,
+                itemBytes(entry) + DYNAMODB_BILLING.storageOverheadBytes,
+                expiresAt,
+              );
+            }
+          }
+        }
+        startKey = page.LastEvaluatedKey;
+      } while (startKey !== undefined);
+    }
+    return stored;
+  }
+}
+
+function difference(
+  after: ReadonlyMap<string, Stored>,
+  before: ReadonlyMap<string, Stored>,
+): Record<string, Stored> {
+  const result: Record<string, Stored> = {};
+  for (const [key, now] of after) {
+    const then = before.get(key) ?? { bytes: 0, byteSeconds: 0, persistentBytes: 0 };
+    const delta = {
+      bytes: now.bytes - then.bytes,
+      byteSeconds: now.byteSeconds - then.byteSeconds,
+      persistentBytes: now.persistentBytes - then.persistentBytes,
+    };
+    if (delta.bytes !== 0 || delta.byteSeconds !== 0) result[key] = delta;
+  }
+  return result;
+}
+
+/**
+ * A stream record as Pipes receive it: the SDK gives `ApproximateCreationDateTime` as a Date
+ * where the event source has epoch seconds; the images stay in attribute-value JSON.
+ */
+function pipeRecord(record: _Record): unknown {
+  const plain: unknown = JSON.parse(JSON.stringify(record));
+  const dynamodb = isRecord(plain) && isRecord(plain.dynamodb) ? plain.dynamodb : {};
+  const created = record.dynamodb?.ApproximateCreationDateTime;
+  return {
+    ...(isRecord(plain) ? plain : {}),
+    eventSourceARN: 'arn:aws:dynamodb:local:000000000000:table/events/stream/cost',
+    dynamodb: {
+      ...dynamodb,
+      ...(created === undefined ? {} : { ApproximateCreationDateTime: Math.floor(created.getTime() / 1000) }),
+    },
+  };
+}
+
+function sqsRecord(body: string, queue: string): SQSEvent['Records'][number] {
+  const id = randomUUID();
+  return {
+    messageId: id,
+    receiptHandle: `handle-${id}`,
+    body,
+    attributes: {
+      ApproximateReceiveCount: '1',
+      SentTimestamp: String(Date.now()),
+      SenderId: ACCOUNT,
+      ApproximateFirstReceiveTimestamp: String(Date.now()),
+    },
+    messageAttributes: {},
+    md5OfBody: '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: `arn:aws:sqs:${LOCAL_REGION}:${ACCOUNT}:${queue}`,
+    awsRegion: LOCAL_REGION,
+  };
+}

@@ -1,0 +1,436 @@
+/**
+ * Meters what the functions ask of AWS, from inside their own SDK clients: a middleware on the
+ * DynamoDB document client asks every command for its consumed capacity (per table and per
+ * index) and adds it up; one on the SQS client records every message sent, without sending it,
+ * and hands it to the harness, which plays the queue.
+ *
+ * DynamoDB Local reports the capacity of single-item writes, batches and reads as DynamoDB
+ * does, but not that of transactions (it bills a whole table's share of a transaction at four
+ * units per KB of all its items together). A transaction is therefore priced here from the
+ * documented rules instead: two write units per KB of each item (the larger of its old and new
+ * image, both read around the transaction), and the index entries it changes at the standard
+ * rate. A write whose condition fails is charged as DynamoDB charges it (one unit per KB of the
+ * item), which DynamoDB Local does not report either.
+ */
+import { type AttributeValue, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DYNAMODB_BILLING } from '../functions/aws-prices.ts';
+import type { IndexSpec, TableSpec } from './deployment.ts';
+import { itemBytes, unitsOf } from './item-size.ts';
+
+/** Capacity consumed on one table or index. */
+export interface Units {
+  readUnits: number;
+  writeUnits: number;
+  /** Requests that touched it. */
+  requests: number;
+}
+
+/**
+ * A request an invocation made and waited for. `start` and `end` are ticks of the invocation's
+ * waves, not times: a request that starts after another's end waited for it.
+ */
+export interface Span {
+  readonly kind: 'aws' | 'callback';
+  readonly start: number;
+  end: number;
+}
+
+/** What one invocation of a function did. */
+export interface Invocation {
+  readonly service: string;
+  readonly records: number;
+  /** AWS requests the function made (DynamoDB and SQS). */
+  awsCalls: number;
+  /** Callbacks it POSTed. */
+  callbacks: number;
+  /** Its AWS requests and callbacks, for the length of its longest chain of waits. */
+  readonly spans: Span[];
+}
+
+/**
+ * Holds every answer until all the requests in flight have theirs, then hands them out
+ * together: the invocation moves in waves, as it would if every request took the same time.
+ * DynamoDB Local answers concurrent requests one after another, and left to that, requests
+ * made side by side would look as if made in turn; in waves, which request waited for which
+ * is what the code says, however fast the machine.
+ */
+export class Waves {
+  #tick = 0;
+  #inFlight = 0;
+  #held: { span: Span; release: () => void }[] = [];
+
+  /** Runs `work` as the span's request and returns its answer once its wave ends. */
+  async wait<T>(span: Span, work: () => Promise<T>): Promise<T> {
+    this.#inFlight += 1;
+    const outcome = await work().then(
+      (value) => ({ ok: true as const, value }),
+      (error: unknown) => ({ ok: false as const, error }),
+    );
+    this.#inFlight -= 1;
+    if (this.#inFlight === 0) {
+      const end = this.next();
+      span.end = end;
+      for (const held of this.#held.splice(0)) {
+        held.span.end = end;
+        held.release();
+      }
+    } else {
+      await new Promise<void>((release) => this.#held.push({ span, release }));
+    }
+    if (!outcome.ok) throw outcome.error;
+    return outcome.value;
+  }
+
+  next(): number {
+    this.#tick += 1;
+    return this.#tick;
+  }
+}
+
+/**
+ * Runs `work` as a request of the running invocation, in its waves, recorded as a span; with
+ * no invocation running, just runs it.
+ */
+export function asRequest<T>(sink: MeterSink, kind: Span['kind'], work: () => Promise<T>): Promise<T> {
+  const invocation = sink.invocation;
+  if (invocation === undefined) return work();
+  const span: Span = { kind, start: sink.waves.next(), end: Number.NaN };
+  invocation.spans.push(span);
+  return sink.waves.wait(span, work);
+}
+
+/** One message a function sent, as the queue would hold it. */
+export interface SentMessage {
+  readonly queueUrl: string;
+  readonly body: string;
+  readonly delaySeconds?: number;
+}
+
+/** What a scenario used, added up as it runs. */
+export class Usage {
+  /** Keyed `<table>` or `<table>/<index>` (logical ids). */
+  readonly dynamo = new Map<string, Units>();
+  /** SQS requests, billed (64 KB chunks), keyed `<queue> <action>`. */
+  readonly sqs = new Map<string, { requests: number; messages: number }>();
+  readonly invocations: Invocation[] = [];
+  failedConditions = 0;
+  failedTransactions = 0;
+  logBytes = 0;
+
+  addUnits(key: string, kind: 'readUnits' | 'writeUnits', units: number, request = true): void {
+    const entry = this.dynamo.get(key) ?? { readUnits: 0, writeUnits: 0, requests: 0 };
+    entry[kind] += units;
+    if (request) entry.requests += 1;
+    this.dynamo.set(key, entry);
+  }
+
+  addSqs(queue: string, action: string, requests: number, messages: number): void {
+    const key = `${queue} ${action}`;
+    const entry = this.sqs.get(key) ?? { requests: 0, messages: 0 };
+    entry.requests += requests;
+    entry.messages += messages;
+    this.sqs.set(key, entry);
+  }
+}
+
+/** Where the meters write: the running invocation, if any, and the scenario's usage. */
+export interface MeterSink {
+  usage: Usage | undefined;
+  invocation: Invocation | undefined;
+  readonly waves: Waves;
+}
+
+const READS = new Set([
+  'GetItemCommand',
+  'QueryCommand',
+  'ScanCommand',
+  'BatchGetItemCommand',
+  'TransactGetItemsCommand',
+]);
+const SINGLE_WRITES = new Set(['PutItemCommand', 'UpdateItemCommand', 'DeleteItemCommand']);
+
+type Json = Record<string, unknown>;
+
+function isJson(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A native key value (the document client's input) as an attribute value. */
+function marshalKey(key: Json): Record<string, AttributeValue> {
+  const out: Record<string, AttributeValue> = {};
+  for (const [name, value] of Object.entries(key)) {
+    if (typeof value === 'string') out[name] = { S: value };
+    else if (typeof value === 'number' || typeof value === 'bigint') out[name] = { N: String(value) };
+    else throw new Error(`key attribute ${name} is neither a string nor a number`);
+  }
+  return out;
+}
+
+/** An item's entry in an index (its keys, the index's keys and projected attributes), or undefined when it is not in it. */
+export function indexEntry(
+  item: Record<string, AttributeValue> | undefined,
+  index: IndexSpec,
+  tableKeys: readonly string[],
+): Record<string, AttributeValue> | undefined {
+  if (item === undefined || index.keys.some((key) => item[key.name] === undefined)) return undefined;
+  if (index.projection === 'ALL') return item;
+  const names = new Set([...tableKeys, ...index.keys.map((k) => k.name)]);
+  if (index.projection === 'INCLUDE') for (const name of index.nonKeyAttributes) names.add(name);
+  return Object.fromEntries(Object.entries(item).filter(([name]) => names.has(name)));
+}
+
+/** Write units an index is charged for a write that turns `before` into `after` (GSI write rules). */
+export function indexWriteUnits(
+  before: Record<string, AttributeValue> | undefined,
+  after: Record<string, AttributeValue> | undefined,
+  index: IndexSpec,
+  tableKeys: readonly string[],
+): number {
+  const unit = DYNAMODB_BILLING.writeUnitBytes;
+  const old = indexEntry(before, index, tableKeys);
+  const next = indexEntry(after, index, tableKeys);
+  if (old === undefined && next === undefined) return 0;
+  if (old === undefined && next !== undefined) return unitsOf(itemBytes(next), unit);
+  if (next === undefined && old !== undefined) return unitsOf(itemBytes(old), unit);
+  if (old === undefined || next === undefined) return 0;
+  const keyChanged = index.keys.some(
+    (key) => JSON.stringify(old[key.name]) !== JSON.stringify(next[key.name]),
+  );
+  if (keyChanged) return unitsOf(itemBytes(old), unit) + unitsOf(itemBytes(next), unit);
+  const same =
+    Object.keys(old).length === Object.keys(next).length &&
+    Object.entries(old).every(([name, value]) => JSON.stringify(value) === JSON.stringify(next[name]));
+  return same ? 0 : unitsOf(itemBytes(next), unit);
+}
+
+export interface DynamoMeterOptions {
+  endpoint: string;
+  region: string;
+  credentials: { accessKeyId: string; secretAccessKey: string };
+  /** Physical table name → its spec. */
+  tables: ReadonlyMap<string, TableSpec>;
+}
+
+/**
+ * Adds the DynamoDB meter to `client` (the functions' own module-scope client). Reads around
+ * transactions and failed writes go through a client of its own, which is not metered.
+ */
+export function meterDynamo(
+  client: DynamoDBDocumentClient,
+  sink: MeterSink,
+  options: DynamoMeterOptions,
+): DynamoDBClient {
+  const raw = new DynamoDBClient({
+    endpoint: options.endpoint,
+    region: options.region,
+    credentials: options.credentials,
+  });
+  const spec = (tableName: string): TableSpec => {
+    const table = options.tables.get(tableName);
+    if (table === undefined) throw new Error(`unmetered table ${tableName}`);
+    return table;
+  };
+  const read = async (tableName: string, key: Record<string, AttributeValue>) =>
+    (await raw.send(new GetItemCommand({ TableName: tableName, Key: key, ConsistentRead: true }))).Item;
+
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const command = context.commandName ?? '';
+      const input: unknown = args.input;
+      if (!isJson(input)) return next(args);
+      if (sink.invocation !== undefined) sink.invocation.awsCalls += 1;
+      const usage = sink.usage;
+      if (usage === undefined) return next(args);
+      return asRequest(sink, 'aws', () => metered(() => next(args), command, input, usage));
+    },
+    { step: 'initialize', name: 'costMeter' },
+  );
+
+  async function metered<T>(send: () => Promise<T>, command: string, input: Json, usage: Usage): Promise<T> {
+    if (command === 'TransactWriteItemsCommand') {
+      const items = transactionItems(input);
+      const before = await Promise.all(items.map((item) => read(item.tableName, item.key)));
+      let after = before;
+      try {
+        const result = await send();
+        after = await Promise.all(items.map((item) => read(item.tableName, item.key)));
+        return result;
+      } catch (error) {
+        usage.failedTransactions += 1;
+        throw error;
+      } finally {
+        addTransaction(usage, items, before, after);
+      }
+    }
+    input.ReturnConsumedCapacity = 'INDEXES';
+    try {
+      const result = await send();
+      addReported(usage, command, field(field(result, 'output'), 'ConsumedCapacity'));
+      return result;
+    } catch (error) {
+      if (
+        SINGLE_WRITES.has(command) &&
+        error instanceof Error &&
+        error.name === 'ConditionalCheckFailedException'
+      ) {
+        const tableName = String(input.TableName);
+        const table = spec(tableName);
+        const key = isJson(input.Key) ? input.Key : pickKey(input.Item, table);
+        const existing = await read(tableName, marshalKey(key));
+        usage.addUnits(
+          table.logicalId,
+          'writeUnits',
+          unitsOf(existing ? itemBytes(existing) : 0, DYNAMODB_BILLING.writeUnitBytes),
+        );
+        usage.failedConditions += 1;
+      }
+      throw error;
+    }
+  }
+
+  function pickKey(item: unknown, table: TableSpec): Json {
+    if (!isJson(item)) throw new Error(`${table.logicalId}: a put without an item`);
+    return Object.fromEntries(table.keys.map((key) => [key.name, item[key.name]]));
+  }
+
+  function transactionItems(input: Json): TransactionItem[] {
+    return (Array.isArray(input.TransactItems) ? input.TransactItems : []).map((entry: unknown) => {
+      const [kind = '', operation] = Object.entries(isJson(entry) ? entry : {})[0] ?? [];
+      if (!isJson(operation)) throw new Error('a transaction item without an operation');
+      const tableName = String(operation.TableName);
+      const table = spec(tableName);
+      const key = marshalKey(
+        kind === 'Put' ? pickKey(operation.Item, table) : isJson(operation.Key) ? operation.Key : {},
+      );
+      return { kind, tableName, table, key };
+    });
+  }
+
+  function addReported(usage: Usage, command: string, reported: unknown): void {
+    const kind = READS.has(command) ? 'readUnits' : 'writeUnits';
+    for (const capacity of Array.isArray(reported) ? reported : [reported]) {
+      if (!isJson(capacity)) continue;
+      const table = spec(String(capacity.TableName)).logicalId;
+      const onTable = field(capacity.Table, 'CapacityUnits');
+      const indexes = isJson(capacity.GlobalSecondaryIndexes) ? capacity.GlobalSecondaryIndexes : {};
+      // A query of an index reports 0 on the table: only what was read counts as a request.
+      if (typeof onTable === 'number' && (onTable > 0 || Object.keys(indexes).length === 0)) {
+        usage.addUnits(table, kind, onTable);
+      }
+      for (const [name, detail] of Object.entries(indexes)) {
+        const units = field(detail, 'CapacityUnits');
+        if (typeof units === 'number') usage.addUnits(`${table}/${name}`, kind, units);
+      }
+    }
+  }
+
+  return raw;
+}
+
+function field(object: unknown, key: string): unknown {
+  return isJson(object) ? object[key] : undefined;
+}
+
+interface TransactionItem {
+  kind: string;
+  tableName: string;
+  table: TableSpec;
+  key: Record<string, AttributeValue>;
+}
+
+type Image = Record<string, AttributeValue> | undefined;
+
+/**
+ * A transaction's writes by the documented rules: two units per KB of each item (the larger of
+ * its images), and each index entry it changes at the standard rate (index updates follow the
+ * commit, as any write's do).
+ */
+function addTransaction(
+  usage: Usage,
+  items: readonly TransactionItem[],
+  before: readonly Image[],
+  after: readonly Image[],
+): void {
+  items.forEach((item, i) => {
+    const old = before[i];
+    const next = after[i];
+    const bytes = Math.max(old ? itemBytes(old) : 0, next ? itemBytes(next) : 0);
+    usage.addUnits(
+      item.table.logicalId,
+      'writeUnits',
+      DYNAMODB_BILLING.transactionalWriteFactor * unitsOf(bytes, DYNAMODB_BILLING.writeUnitBytes),
+    );
+    if (item.kind === 'ConditionCheck') return;
+    const tableKeys = item.table.keys.map((k) => k.name);
+    for (const index of item.table.indexes) {
+      const units = indexWriteUnits(old, next, index, tableKeys);
+      if (units > 0) usage.addUnits(`${item.table.logicalId}/${index.name}`, 'writeUnits', units);
+    }
+  });
+}
+
+/** Billed SQS requests of one action carrying these bodies: one per 64 KB of payload. */
+export function sqsRequests(bodies: readonly string[], chunkBytes: number): number {
+  const bytes = bodies.reduce((sum, body) => sum + Buffer.byteLength(body), 0);
+  return Math.max(1, Math.ceil(bytes / chunkBytes));
+}
+
+/**
+ * Adds the SQS recorder to `client`: every send is recorded and answered as SQS would answer
+ * a success, and nothing is sent. Any other action fails: the path measured does not use it.
+ */
+export function recordSqs(
+  client: SQSClient,
+  sink: MeterSink,
+  options: {
+    queueOfUrl: (url: string) => string;
+    chunkBytes: number;
+    onSend: (messages: SentMessage[]) => void;
+  },
+): void {
+  client.middlewareStack.add(
+    () => async (args) => {
+      const input: unknown = args.input;
+      if (!isJson(input)) throw new Error('an SQS request without input');
+      if (sink.invocation !== undefined) sink.invocation.awsCalls += 1;
+      const queueUrl = String(input.QueueUrl);
+      const entries = Array.isArray(input.Entries)
+        ? input.Entries.filter(isJson)
+        : [isJson(input) ? input : {}];
+      const messages: SentMessage[] = entries.map((entry) => ({
+        queueUrl,
+        body: String(entry.MessageBody),
+        ...(typeof entry.DelaySeconds === 'number' ? { delaySeconds: entry.DelaySeconds } : {}),
+      }));
+      const batch = Array.isArray(input.Entries);
+      if (!batch && input.MessageBody === undefined)
+        throw new Error('only SendMessage and SendMessageBatch are recorded');
+      sink.usage?.addSqs(
+        options.queueOfUrl(queueUrl),
+        batch ? 'SendMessageBatch' : 'SendMessage',
+        sqsRequests(
+          messages.map((m) => m.body),
+          options.chunkBytes,
+        ),
+        messages.length,
+      );
+      options.onSend(messages);
+      // Nothing is sent, but the request takes its place among the others.
+      await asRequest(sink, 'aws', async () => undefined);
+      const output = batch
+        ? {
+            Successful: entries.map((entry, i) => ({
+              Id: String(entry.Id),
+              MessageId: `m-${i}`,
+              MD5OfMessageBody: '',
+            })),
+            Failed: [],
+          }
+        : { MessageId: 'm-0', MD5OfMessageBody: '' };
+      return { output: { ...output, $metadata: {} }, response: {} } as never;
+    },
+    { step: 'initialize', name: 'costRecorder' },
+  );
+}

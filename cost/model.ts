@@ -1,0 +1,438 @@
+/**
+ * Prices what a scenario used (harness.ts) with AWS's us-east-1 on-demand prices
+ * (functions/aws-prices.ts): one line per billed item, per callback and per million callbacks,
+ * grouped by service; and what an idle deployment pays each month whatever the traffic.
+ * Pure: the same measurement always gives the same figures.
+ */
+import {
+  API_GATEWAY_PRICES,
+  CLOUDWATCH_PRICES,
+  DYNAMODB_BILLING,
+  DYNAMODB_PRICES,
+  EVENTBRIDGE_PRICES,
+  LAMBDA_PRICES,
+  POLLING,
+  priceOf,
+  type Rate,
+  SECONDS_PER_MONTH,
+  SQS_PRICES,
+} from '../functions/aws-prices.ts';
+import { type Deployment, functionOf } from './deployment.ts';
+import type { Measured } from './harness.ts';
+import type { Invocation, Span, Units } from './meter.ts';
+import type { Assumptions } from './scenarios.ts';
+
+export const SERVICES = [
+  'API Gateway',
+  'Lambda',
+  'DynamoDB',
+  'DynamoDB Streams',
+  'EventBridge Pipes',
+  'EventBridge',
+  'SQS',
+  'CloudWatch',
+] as const;
+export type Service = (typeof SERVICES)[number];
+
+/** One billed item: how much of it one callback (or one month) takes, and what that costs. */
+export interface CostLine {
+  readonly service: Service;
+  readonly item: string;
+  /** Billed units per callback (or per month, for fixed costs). */
+  readonly quantity: number;
+  readonly unit: string;
+  /** Per million callbacks (or per month, for fixed costs). */
+  readonly usd: number;
+}
+
+export interface ScenarioCost {
+  readonly name: string;
+  readonly description: string;
+  readonly perMillionCallbacksUsd: number;
+  /** Callbacks the run made, all answered at the first try. */
+  readonly callbacks: number;
+  /** Writes refused on their condition, and transactions cancelled: none on this path. */
+  readonly failedConditions: number;
+  readonly failedTransactions: number;
+  readonly byService: Readonly<Record<Service, number>>;
+  readonly lines: readonly CostLine[];
+  /** DynamoDB write units per callback, by table and index. */
+  readonly writeUnitsPerCallback: Readonly<Record<string, number>>;
+  readonly readUnitsPerCallback: Readonly<Record<string, number>>;
+}
+
+const GB = 1024 ** 3;
+const MILLION = 1_000_000;
+
+/**
+ * How a measured amount becomes a line: `quantity` scales what is shown, `usd` what is
+ * priced (per callback, priced per million; per run, both per month).
+ */
+interface Scale {
+  readonly quantity: number;
+  readonly usd: number;
+}
+
+const PER_CALLBACK: Scale = { quantity: 1, usd: MILLION };
+
+function line(
+  service: Service,
+  item: string,
+  unit: string,
+  rate: Rate,
+  amount: number,
+  scale: Scale,
+): CostLine {
+  return { service, item, quantity: amount * scale.quantity, unit, usd: priceOf(rate, amount * scale.usd) };
+}
+
+/** `CDK logical id` → a readable name: `DeliveriesTable439E74BF/byEvent` → `Deliveries/byEvent`. */
+export function readableName(logicalId: string): string {
+  return logicalId
+    .split('/')
+    .map((part, i) => (i === 0 ? part.replace(/[0-9A-F]{8}$/, '').replace(/Table$/, '') : part))
+    .join('/');
+}
+
+/**
+ * The longest chain of requests an invocation waited for one after another (each started
+ * after the one before was answered), weighted by how long each takes on AWS.
+ */
+export function chainMs(spans: readonly Span[], assumptions: Assumptions): number {
+  const sorted = spans.toSorted((a, b) => a.end - b.end);
+  const best: number[] = [];
+  let longest = 0;
+  sorted.forEach((span, i) => {
+    const weight = span.kind === 'aws' ? assumptions.awsRequestMs : assumptions.callbackMs;
+    let before = 0;
+    for (let j = 0; j < i; j++) {
+      const earlier = sorted[j];
+      if (earlier !== undefined && earlier.end < span.start) before = Math.max(before, best[j] ?? 0);
+    }
+    best[i] = before + weight;
+    longest = Math.max(longest, best[i] ?? 0);
+  });
+  return longest;
+}
+
+/** Billed duration of an invocation on AWS, per the assumptions, in ms. */
+export function billedMs(invocation: Invocation, assumptions: Assumptions): number {
+  const ms = assumptions.invocationOverheadMs + chainMs(invocation.spans, assumptions);
+  return Math.ceil(ms / LAMBDA_PRICES.billingGranularityMs) * LAMBDA_PRICES.billingGranularityMs;
+}
+
+function gbSecondRate(deployment: Deployment, service: string): Rate {
+  return functionOf(deployment, service).architecture === 'arm64'
+    ? LAMBDA_PRICES.arm64GbSecond
+    : LAMBDA_PRICES.x86GbSecond;
+}
+
+/** Lambda lines (requests, duration) of these invocations, `per` callbacks (or months). */
+function lambdaLines(
+  invocations: readonly Invocation[],
+  per: number,
+  deployment: Deployment,
+  assumptions: Assumptions,
+  scale: Scale,
+): CostLine[] {
+  const services = [...new Set(invocations.map((i) => i.service))];
+  return services.flatMap((service): CostLine[] => {
+    const mine = invocations.filter((i) => i.service === service);
+    const memoryGb = functionOf(deployment, service).memoryMb / 1024;
+    const gbSeconds = mine.reduce((sum, i) => sum + (billedMs(i, assumptions) / 1000) * memoryGb, 0);
+    const fn = functionOf(deployment, service);
+    return [
+      line('Lambda', `${service}: invocations`, 'requests', LAMBDA_PRICES.request, mine.length / per, scale),
+      line(
+        'Lambda',
+        `${service}: duration (${fn.memoryMb} MB, ${fn.architecture})`,
+        'GB-s',
+        gbSecondRate(deployment, service),
+        gbSeconds / per,
+        scale,
+      ),
+    ];
+  });
+}
+
+/** DynamoDB read and write lines, per `per` callbacks (or runs). */
+function dynamoLines(dynamo: Readonly<Record<string, Units>>, per: number, scale: Scale): CostLine[] {
+  const entries = Object.entries(dynamo).toSorted(([a], [b]) => a.localeCompare(b));
+  return [
+    ...entries.flatMap(([key, units]) =>
+      units.writeUnits > 0
+        ? [
+            line(
+              'DynamoDB',
+              `${readableName(key)}: writes`,
+              'WRU',
+              DYNAMODB_PRICES.writeRequestUnit,
+              units.writeUnits / per,
+              scale,
+            ),
+          ]
+        : [],
+    ),
+    ...entries.flatMap(([key, units]) =>
+      units.readUnits > 0
+        ? [
+            line(
+              'DynamoDB',
+              `${readableName(key)}: reads`,
+              'RRU',
+              DYNAMODB_PRICES.readRequestUnit,
+              units.readUnits / per,
+              scale,
+            ),
+          ]
+        : [],
+    ),
+  ];
+}
+
+function sqsLines(
+  sqs: Readonly<Record<string, { requests: number }>>,
+  per: number,
+  scale: Scale,
+  deployment: Deployment,
+): CostLine[] {
+  return Object.entries(sqs)
+    .toSorted(([a], [b]) => a.localeCompare(b))
+    .map(([key, { requests }]) => {
+      const [queue = '', ...action] = key.split(' ');
+      const name = deployment.queues.find((q) => q.logicalId === queue)?.name ?? queue;
+      return line(
+        'SQS',
+        `${name} queue: ${action.join(' ')}`,
+        'requests',
+        SQS_PRICES.request,
+        requests / per,
+        scale,
+      );
+    });
+}
+
+/** What one callback of a measured scenario costs, line by line, and per million callbacks. */
+export function priceScenario(
+  measured: Measured,
+  deployment: Deployment,
+  assumptions: Assumptions,
+): ScenarioCost {
+  const per = measured.callbacks;
+  const lines: CostLine[] = [];
+  const httpRequests = measured.apiRequestBytes.reduce(
+    (total, bytes) => total + Math.max(1, Math.ceil(bytes / API_GATEWAY_PRICES.httpMeteringBytes)),
+    0,
+  );
+  lines.push(
+    line(
+      'API Gateway',
+      'HTTP API requests (512 KB each)',
+      'requests',
+      API_GATEWAY_PRICES.httpRequest,
+      httpRequests / per,
+      PER_CALLBACK,
+    ),
+  );
+  lines.push(...lambdaLines(measured.invocations, per, deployment, assumptions, PER_CALLBACK));
+  lines.push(...dynamoLines(measured.dynamo, per, PER_CALLBACK));
+
+  // Storage: each byte for as long as its TTL keeps it; continuous backups bill table data only.
+  const stored = Object.entries(measured.stored);
+  const gbMonths = (byteSeconds: number) => byteSeconds / GB / SECONDS_PER_MONTH / per;
+  const storage = sum(stored.map(([, s]) => gbMonths(s.byteSeconds)));
+  lines.push(
+    line(
+      'DynamoDB',
+      'storage, tables and indexes, until TTL',
+      'GB-month',
+      DYNAMODB_PRICES.storageGbMonth,
+      storage,
+      PER_CALLBACK,
+    ),
+  );
+  const backedUp = new Set(deployment.tables.filter((t) => t.pointInTimeRecovery).map((t) => t.logicalId));
+  const backup = sum(stored.filter(([key]) => backedUp.has(key)).map(([, s]) => gbMonths(s.byteSeconds)));
+  lines.push(
+    line(
+      'DynamoDB',
+      'point-in-time recovery, table data',
+      'GB-month',
+      DYNAMODB_PRICES.pointInTimeRecoveryGbMonth,
+      backup,
+      PER_CALLBACK,
+    ),
+  );
+  lines.push(
+    line(
+      'DynamoDB Streams',
+      'GetRecords by the pipe (at most 1000 records each)',
+      'read requests',
+      DYNAMODB_PRICES.streamReadRequest,
+      measured.stream.records / DYNAMODB_BILLING.streamRecordsPerGetRecords / per,
+      PER_CALLBACK,
+    ),
+  );
+  lines.push(
+    line(
+      'EventBridge Pipes',
+      'events past the filter (64 KB each)',
+      'requests',
+      EVENTBRIDGE_PRICES.pipeRequest,
+      measured.stream.pipeRequests / per,
+      PER_CALLBACK,
+    ),
+  );
+  lines.push(
+    line(
+      'EventBridge',
+      'custom events on the bus (64 KB each)',
+      'events',
+      EVENTBRIDGE_PRICES.customEvent,
+      measured.bus.billedEvents / per,
+      PER_CALLBACK,
+    ),
+  );
+  const archivedGb = measured.bus.archivedBytes / GB / per;
+  const archiveDays = deployment.archive?.retentionDays ?? 0;
+  lines.push(
+    line(
+      'EventBridge',
+      'archive, events processed',
+      'GB',
+      EVENTBRIDGE_PRICES.archiveProcessedGb,
+      archivedGb,
+      PER_CALLBACK,
+    ),
+  );
+  lines.push(
+    line(
+      'EventBridge',
+      `archive, storage (${archiveDays} days)`,
+      'GB-month',
+      EVENTBRIDGE_PRICES.archiveStorageGbMonth,
+      (archivedGb * archiveDays * 86_400) / SECONDS_PER_MONTH,
+      PER_CALLBACK,
+    ),
+  );
+  lines.push(...sqsLines(measured.sqs, per, PER_CALLBACK, deployment));
+  const platformBytes = sum(
+    measured.invocations.map((i) => {
+      const level = functionOf(deployment, i.service).systemLogLevel;
+      return level === 'INFO' || level === 'DEBUG' ? assumptions.platformLogBytesPerInvocation : 0;
+    }),
+  );
+  lines.push(
+    line(
+      'CloudWatch',
+      'logs ingested',
+      'GB',
+      CLOUDWATCH_PRICES.logsIngestedGb,
+      (measured.logBytes + platformBytes) / GB / per,
+      PER_CALLBACK,
+    ),
+  );
+
+  const byService = Object.fromEntries(
+    SERVICES.map((service) => [service, sum(lines.filter((l) => l.service === service).map((l) => l.usd))]),
+  ) as Record<Service, number>;
+  const perTable = (kind: 'writeUnits' | 'readUnits') =>
+    Object.fromEntries(
+      Object.entries(measured.dynamo)
+        .filter(([, units]) => units[kind] > 0)
+        .map(([key, units]) => [readableName(key), units[kind] / per]),
+    );
+  return {
+    name: measured.scenario.name,
+    description: measured.scenario.description,
+    perMillionCallbacksUsd: sum(lines.map((l) => l.usd)),
+    callbacks: measured.callbacks,
+    failedConditions: measured.failedConditions,
+    failedTransactions: measured.failedTransactions,
+    byService,
+    lines,
+    writeUnitsPerCallback: perTable('writeUnits'),
+    readUnitsPerCallback: perTable('readUnits'),
+  };
+}
+
+/** What one run of each scheduled function used (harness.ts measureSchedules). */
+export type ScheduledRuns = Readonly<Record<string, Pick<Measured, 'invocations' | 'dynamo' | 'sqs'>>>;
+
+/** What the deployment pays each month with no traffic at all: schedules, pollers, alarms. */
+export function priceIdleMonth(
+  deployment: Deployment,
+  runs: ScheduledRuns,
+  assumptions: Assumptions,
+): CostLine[] {
+  const lines: CostLine[] = [];
+  const once: Scale = { quantity: 1, usd: 1 };
+  for (const { service, everySeconds } of deployment.schedules) {
+    const run = runs[service];
+    if (run === undefined) throw new Error(`no measured run of ${service}`);
+    const monthly: Scale = {
+      quantity: SECONDS_PER_MONTH / everySeconds,
+      usd: SECONDS_PER_MONTH / everySeconds,
+    };
+    lines.push(
+      line(
+        'EventBridge',
+        `${service}: scheduled invocations`,
+        'invocations',
+        EVENTBRIDGE_PRICES.scheduledInvocation,
+        1,
+        monthly,
+      ),
+    );
+    lines.push(...lambdaLines(run.invocations, 1, deployment, assumptions, monthly));
+    lines.push(...dynamoLines(run.dynamo, 1, monthly));
+    lines.push(...sqsLines(run.sqs, 1, monthly, deployment));
+  }
+  const polled = deployment.queues.filter((q) => q.consumer !== undefined).length;
+  const receives = (POLLING.sqsEventSourcePollers * SECONDS_PER_MONTH) / POLLING.sqsLongPollSeconds;
+  lines.push(
+    line(
+      'SQS',
+      `empty receives of ${polled} event sources (${POLLING.sqsEventSourcePollers} pollers each, ${POLLING.sqsLongPollSeconds} s waits)`,
+      'requests',
+      SQS_PRICES.request,
+      receives * polled,
+      once,
+    ),
+  );
+  lines.push(
+    line(
+      'DynamoDB Streams',
+      `the pipe's GetRecords (${assumptions.streamShards} shard, ${POLLING.streamPollsPerSecondPerShard} a second)`,
+      'read requests',
+      DYNAMODB_PRICES.streamReadRequest,
+      assumptions.streamShards * POLLING.streamPollsPerSecondPerShard * SECONDS_PER_MONTH,
+      once,
+    ),
+  );
+  lines.push(
+    line(
+      'CloudWatch',
+      'alarms (per metric evaluated)',
+      'alarm metrics',
+      CLOUDWATCH_PRICES.alarmMetricMonth,
+      deployment.alarmMetrics,
+      once,
+    ),
+  );
+  lines.push(
+    line(
+      'CloudWatch',
+      'dashboards',
+      'dashboards',
+      CLOUDWATCH_PRICES.dashboardMonth,
+      deployment.dashboards,
+      once,
+    ),
+  );
+  return lines;
+}
+
+function sum(values: readonly number[]): number {
+  return values.reduce((a, b) => a + b, 0);
+}

@@ -1,0 +1,104 @@
+/**
+ * `npm run cost`: what a callback costs on AWS, per service, for each scenario (docs/cost.md).
+ * It synthesizes the CDK app, starts DynamoDB Local (as the test suite does), runs the
+ * functions' own Lambda entries on it through each scenario, and prices what they did.
+ *
+ *   npm run cost                              the table
+ *   npm run cost -- --json                    {scenarios: [{name, perMillionCallbacksUsd, …}], …}
+ *   npm run cost -- --projections=definitions index projections as tables.ts defines them
+ *   npm run cost -- --scenario=batched
+ */
+import { parseArgs } from 'node:util';
+import { ensureDynamoDbLocal } from '../test/dynamodb-local/install.ts';
+import { startDynamoDbLocal } from '../test/dynamodb-local/server.ts';
+import { type Deployment, synthesizeDeployment, withDefinitionProjections } from './deployment.ts';
+import { Harness } from './harness.ts';
+import { priceIdleMonth, priceScenario } from './model.ts';
+import { type CostReport, formatReport, toJson } from './report.ts';
+import { ASSUMPTIONS, SCENARIOS, scenarioNamed, TARGET_USD_PER_MILLION_CALLBACKS } from './scenarios.ts';
+
+const USAGE = `usage: npm run cost -- [--json] [--projections=template|definitions] [--scenario=name[,name…]]
+scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}`;
+
+export interface CostOptions {
+  /** Index projections from the synthesized template (what deploys today) or from tables.ts. @default 'template' */
+  readonly projections?: 'template' | 'definitions';
+  /** @default every scenario */
+  readonly scenarios?: readonly string[];
+}
+
+/**
+ * Measures every scenario on the DynamoDB Local at `endpoint` and prices it. Once per process:
+ * the functions keep the tables they were imported with.
+ */
+export async function measureCost(endpoint: string, options: CostOptions = {}): Promise<CostReport> {
+  const projections = options.projections ?? 'template';
+  const synthesized = synthesizeDeployment();
+  const deployment: Deployment =
+    projections === 'template' ? synthesized : withDefinitionProjections(synthesized);
+  const scenarios = (options.scenarios ?? SCENARIOS.map((s) => s.name)).map(scenarioNamed);
+  const harness = await Harness.start({ endpoint, deployment });
+  try {
+    const measured = [];
+    for (const scenario of scenarios) measured.push(await harness.measure(scenario));
+    const runs = await harness.measureSchedules();
+    const costs = measured.map((m) => priceScenario(m, deployment, ASSUMPTIONS));
+    const idleMonth = priceIdleMonth(deployment, runs, ASSUMPTIONS);
+    const target = costs.find((c) => c.name === 'batched') ?? costs[0];
+    return {
+      region: 'us-east-1',
+      pricing: 'on-demand',
+      projections,
+      target: {
+        scenario: target?.name ?? 'batched',
+        usdPerMillionCallbacks: TARGET_USD_PER_MILLION_CALLBACKS,
+        met: target !== undefined && target.perMillionCallbacksUsd <= TARGET_USD_PER_MILLION_CALLBACKS,
+      },
+      scenarios: costs,
+      idleMonthUsd: idleMonth.reduce((sum, line) => sum + line.usd, 0),
+      idleMonth,
+      assumptions: ASSUMPTIONS,
+    };
+  } finally {
+    await harness.stop();
+  }
+}
+
+/** Runs the CLI on `args` and returns what it prints. */
+export async function runCost(args: readonly string[]): Promise<string> {
+  const { values } = parseArgs({
+    args: [...args],
+    options: {
+      json: { type: 'boolean', default: false },
+      projections: { type: 'string', default: 'template' },
+      scenario: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return `${USAGE}\n`;
+  const projections = values.projections;
+  if (projections !== 'template' && projections !== 'definitions') {
+    throw new Error('--projections must be template or definitions');
+  }
+  const scenarios = values.scenario?.split(',');
+  for (const name of scenarios ?? []) scenarioNamed(name);
+  const server = await startDynamoDbLocal(await ensureDynamoDbLocal());
+  try {
+    const report = await measureCost(server.endpoint, { projections, ...(scenarios ? { scenarios } : {}) });
+    return values.json ? toJson(report) : formatReport(report);
+  } finally {
+    await server.stop();
+  }
+}
+
+if (import.meta.main) {
+  try {
+    process.stdout.write(await runCost(process.argv.slice(2)));
+  } catch (error) {
+    process.stderr.write(
+      `${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n${USAGE}\n`,
+    );
+    process.exitCode = 1;
+  }
+}

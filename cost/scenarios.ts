@@ -1,0 +1,65 @@
+/**
+ * The scenarios `npm run cost` prices, and the assumptions the prices rest on beyond what is
+ * measured. Each scenario: one partner, one subscription that takes every event, 1 KB events,
+ * and a receiver that answers every callback 204 at the first try.
+ */
+import type { ScenarioSpec } from './harness.ts';
+
+/** The issue's target: at most this much per million callbacks, in the `batched` scenario. */
+export const TARGET_USD_PER_MILLION_CALLBACKS = 5;
+
+/** Bytes of each published event's JSON ({partnerId, type, payload}): 1 KB. */
+export const EVENT_BYTES = 1024;
+
+export const SCENARIOS: readonly ScenarioSpec[] = [
+  {
+    name: 'batched',
+    description: 'events published 100 at a time (POST /v1/events/batch)',
+    events: 100,
+    eventsPerRequest: 100,
+    eventBytes: EVENT_BYTES,
+  },
+  {
+    name: 'single',
+    description: 'events published one at a time (POST /v1/events)',
+    events: 100,
+    eventsPerRequest: 1,
+    eventBytes: EVENT_BYTES,
+  },
+];
+
+/**
+ * What is not measured here and has to be assumed. Lambda bills the time an invocation runs,
+ * which on AWS is mostly waiting: for DynamoDB and SQS, and in the dispatcher for the partner's
+ * endpoint. The run measures which requests an invocation waits for one after another (its
+ * longest chain of requests, each started after the one before it was answered); each such
+ * request is taken to take `awsRequestMs`, a callback `callbackMs`, and the handler's own work
+ * `invocationOverheadMs` per invocation.
+ */
+export interface Assumptions {
+  /** One DynamoDB or SQS request, as an invocation waits for it. */
+  readonly awsRequestMs: number;
+  /** The partner's endpoint answering a callback. */
+  readonly callbackMs: number;
+  /** The handler's own work per invocation (parsing, signing, JSON). */
+  readonly invocationOverheadMs: number;
+  /** Shards of the events table's stream, each polled by the pipe whether or not it has records. */
+  readonly streamShards: number;
+  /** Lambda's START/END/REPORT lines per invocation, when the system log level writes them. */
+  readonly platformLogBytesPerInvocation: number;
+}
+
+export const ASSUMPTIONS: Assumptions = {
+  awsRequestMs: 10,
+  callbackMs: 100,
+  invocationOverheadMs: 10,
+  streamShards: 1,
+  platformLogBytesPerInvocation: 700,
+};
+
+export function scenarioNamed(name: string): ScenarioSpec {
+  const scenario = SCENARIOS.find((s) => s.name === name);
+  if (scenario === undefined)
+    throw new Error(`no scenario ${name}: ${SCENARIOS.map((s) => s.name).join(', ')}`);
+  return scenario;
+}

@@ -1,0 +1,28 @@
+/**
+ * What a callback costs once the stack builds the deliveries indexes as their definition asks
+ * (keys only, functions/adapters/aws/tables.ts): the same measurement as dynamodb-cost.test.ts
+ * on tables with those projections. A try then writes no index entry.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { CostReport } from '../../cost/report.ts';
+import { measureCost } from '../../cost/run.ts';
+import { localEndpoint } from '../dynamodb-local/tables.ts';
+
+describe('the cost of a callback, with the indexes the table definitions ask for', () => {
+  let report: CostReport;
+
+  beforeAll(async () => {
+    report = await measureCost(localEndpoint(), { projections: 'definitions' });
+  }, 180_000);
+
+  it('writes each delivery index entry once, when fan-out creates the delivery: four units a callback in all', () => {
+    for (const s of report.scenarios) {
+      const writes = s.writeUnitsPerCallback;
+      expect(writes.Deliveries, s.name).toBe(2);
+      expect(writes['Deliveries/bySubscription'], s.name).toBe(1);
+      expect(writes['Deliveries/byEvent'], s.name).toBe(1);
+      expect(s.callbacks, s.name).toBe(100);
+      expect(s.failedConditions + s.failedTransactions, s.name).toBe(0);
+    }
+  });
+});

@@ -1,0 +1,230 @@
+/**
+ * What a callback costs, measured as `npm run cost` measures it: the functions' own Lambda
+ * entries on DynamoDB Local, with the tables, batch sizes and projections of the synthesized
+ * templates. The per-callback counts are pinned here, so a change that adds a write, a read or
+ * a request fails this test and has to say so. Beside it, the meter's own rules are checked
+ * against DynamoDB Local where DynamoDB Local reports capacity faithfully.
+ */
+import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
+import { PutCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TableSpec } from '../../cost/deployment.ts';
+import { itemBytes, unitsOf } from '../../cost/item-size.ts';
+import { type MeterSink, meterDynamo, Usage, Waves } from '../../cost/meter.ts';
+import type { CostReport } from '../../cost/report.ts';
+import { measureCost } from '../../cost/run.ts';
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../dynamodb-local/server.ts';
+import {
+  deleteTables,
+  localClient,
+  localDocumentClient,
+  localEndpoint,
+  uniquePrefix,
+} from '../dynamodb-local/tables.ts';
+
+/** Every figure is per callback. */
+describe('the cost of a callback, with the indexes the template builds', () => {
+  let report: CostReport;
+
+  beforeAll(async () => {
+    report = await measureCost(localEndpoint(), { projections: 'template' });
+  }, 180_000);
+
+  function scenario(name: string) {
+    const found = report.scenarios.find((s) => s.name === name);
+    if (found === undefined) throw new Error(`no scenario ${name}`);
+    return found;
+  }
+
+  const quantity = (name: string, service: string, item: string) =>
+    scenario(name).lines.find((l) => l.service === service && l.item === item)?.quantity ?? 0;
+
+  it('makes every callback at the first try, with no refused condition and no cancelled transaction', () => {
+    for (const s of report.scenarios) {
+      expect(s.callbacks, s.name).toBe(100);
+      expect(s.failedConditions, s.name).toBe(0);
+      expect(s.failedTransactions, s.name).toBe(0);
+      expect(quantity(s.name, 'CloudWatch', 'logs ingested'), s.name).toBe(0);
+    }
+  });
+
+  it('writes the delivery twice (fan-out’s put, the try’s update with its attempt) and each index entry once', () => {
+    for (const name of ['batched', 'single']) {
+      const writes = scenario(name).writeUnitsPerCallback;
+      expect(writes.Deliveries, name).toBe(2);
+      // The template projects keys only: the try's update changes no key, so no index entry.
+      expect(writes['Deliveries/bySubscription'], name).toBe(1);
+      expect(writes['Deliveries/byEvent'], name).toBe(1);
+    }
+  });
+
+  it('reads the delivery, its subscription and its event once each, and the partner’s subscriptions once', () => {
+    for (const name of ['batched', 'single']) {
+      const reads = scenario(name).readUnitsPerCallback;
+      expect(reads.Deliveries, name).toBe(1);
+      expect(reads.Subscriptions, name).toBe(1);
+      expect(reads['Subscriptions/byPartner'], name).toBe(0.5);
+      // The event log's own figures (its design is the event log's to change): at most these.
+      expect(reads.Events, name).toBeLessThanOrEqual(2);
+    }
+  });
+
+  it('costs the event log at most its present write units, and the batch one rate-limit count per request', () => {
+    expect(scenario('batched').writeUnitsPerCallback.Events).toBeLessThanOrEqual(3.01);
+    expect(scenario('single').writeUnitsPerCallback.Events).toBeLessThanOrEqual(4);
+    expect(scenario('batched').writeUnitsPerCallback.Partners).toBeCloseTo(0.01);
+    expect(scenario('single').writeUnitsPerCallback.Partners).toBe(1);
+  });
+
+  it('takes one API request, pipe request and bus event per event, batching only what is batched', () => {
+    expect(quantity('batched', 'API Gateway', 'HTTP API requests (512 KB each)')).toBeCloseTo(0.01);
+    expect(quantity('single', 'API Gateway', 'HTTP API requests (512 KB each)')).toBe(1);
+    for (const name of ['batched', 'single']) {
+      expect(quantity(name, 'EventBridge Pipes', 'events past the filter (64 KB each)'), name).toBe(1);
+      expect(quantity(name, 'EventBridge', 'custom events on the bus (64 KB each)'), name).toBe(1);
+    }
+  });
+
+  it('sends each queue one message a callback, received and deleted in batches of ten', () => {
+    for (const name of ['batched', 'single']) {
+      const sqs = Object.fromEntries(
+        scenario(name)
+          .lines.filter((l) => l.service === 'SQS')
+          .map((l) => [l.item, l.quantity]),
+      );
+      expect(sqs, name).toEqual({
+        'fanout queue: SendMessage (rule target)': 1,
+        'fanout queue: ReceiveMessage (event source)': 0.1,
+        'fanout queue: DeleteMessageBatch (event source)': 0.1,
+        'delivery queue: SendMessageBatch': 1,
+        'delivery queue: ReceiveMessage (event source)': 0.1,
+        'delivery queue: DeleteMessageBatch (event source)': 0.1,
+      });
+    }
+  });
+
+  it('invokes the API once a request and each consumer once a batch of ten', () => {
+    expect(quantity('batched', 'Lambda', 'api: invocations')).toBeCloseTo(0.01);
+    expect(quantity('single', 'Lambda', 'api: invocations')).toBe(1);
+    for (const name of ['batched', 'single']) {
+      expect(quantity(name, 'Lambda', 'fanout: invocations'), name).toBe(0.1);
+      expect(quantity(name, 'Lambda', 'dispatcher: invocations'), name).toBe(0.1);
+    }
+  });
+
+  it('prices publishing in batches below publishing one by one, and says whether the target is met', () => {
+    expect(scenario('batched').perMillionCallbacksUsd).toBeLessThan(
+      scenario('single').perMillionCallbacksUsd,
+    );
+    expect(report.target).toEqual({
+      scenario: 'batched',
+      usdPerMillionCallbacks: 5,
+      met: scenario('batched').perMillionCallbacksUsd <= 5,
+    });
+  });
+});
+
+describe('the DynamoDB meter against DynamoDB Local', () => {
+  const client = localDocumentClient();
+  const raw = localClient();
+  const tableName = `${uniquePrefix('cost-meter')}-Things`;
+  const spec: TableSpec = {
+    logicalId: 'ThingsTable00000000',
+    keys: [{ name: 'pk', type: 'HASH' }],
+    attributeTypes: { pk: 'S', gsi: 'S' },
+    indexes: [
+      { name: 'byGsi', keys: [{ name: 'gsi', type: 'HASH' }], projection: 'KEYS_ONLY', nonKeyAttributes: [] },
+    ],
+    pointInTimeRecovery: false,
+  };
+  const sink: MeterSink = { usage: new Usage(), invocation: undefined, waves: new Waves() };
+  let meterClient: { destroy(): void } | undefined;
+
+  beforeAll(async () => {
+    await raw.send(
+      new CreateTableCommand({
+        TableName: tableName,
+        BillingMode: 'PAY_PER_REQUEST',
+        AttributeDefinitions: [
+          { AttributeName: 'pk', AttributeType: 'S' },
+          { AttributeName: 'gsi', AttributeType: 'S' },
+        ],
+        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+        GlobalSecondaryIndexes: [
+          {
+            IndexName: 'byGsi',
+            KeySchema: [{ AttributeName: 'gsi', KeyType: 'HASH' }],
+            Projection: { ProjectionType: 'KEYS_ONLY' },
+          },
+        ],
+      }),
+    );
+    meterClient = meterDynamo(client, sink, {
+      endpoint: localEndpoint(),
+      region: LOCAL_REGION,
+      credentials: LOCAL_CREDENTIALS,
+      tables: new Map([[tableName, spec]]),
+    });
+  });
+
+  afterAll(async () => {
+    await deleteTables(client, [tableName]);
+    client.destroy();
+    raw.destroy();
+    meterClient?.destroy();
+  });
+
+  function fresh(): Usage {
+    const usage = new Usage();
+    sink.usage = usage;
+    return usage;
+  }
+
+  it('sizes items as DynamoDB Local bills their puts, on both sides of the 1 KB steps', async () => {
+    for (const length of [10, 990, 1000, 1010, 2000, 3100]) {
+      const usage = fresh();
+      const item = { pk: `p-${length}`, data: 'x'.repeat(length), n: 12345, tags: ['a', 'b'] };
+      await client.send(new PutCommand({ TableName: tableName, Item: item }));
+      const bytes = itemBytes({
+        pk: { S: item.pk },
+        data: { S: item.data },
+        n: { N: '12345' },
+        tags: { L: [{ S: 'a' }, { S: 'b' }] },
+      });
+      expect(usage.dynamo.get(spec.logicalId)?.writeUnits, `${length}`).toBe(unitsOf(bytes, 1024));
+    }
+  });
+
+  it('writes no keys-only index entry for an update that changes no key', async () => {
+    await client.send(
+      new PutCommand({ TableName: tableName, Item: { pk: 'indexed', gsi: 'g', status: 'new' } }),
+    );
+    const usage = fresh();
+    await client.send(
+      new UpdateCommand({
+        TableName: tableName,
+        Key: { pk: 'indexed' },
+        UpdateExpression: 'SET #s = :s',
+        ExpressionAttributeNames: { '#s': 'status' },
+        ExpressionAttributeValues: { ':s': 'tried' },
+      }),
+    );
+    expect(usage.dynamo.get(spec.logicalId)?.writeUnits).toBe(1);
+    expect(usage.dynamo.get(`${spec.logicalId}/byGsi`)).toBeUndefined();
+  });
+
+  it('prices a transaction at two units per KB of each item, whatever DynamoDB Local reports', async () => {
+    const usage = fresh();
+    await client.send(
+      new TransactWriteCommand({
+        TransactItems: [
+          { Put: { TableName: tableName, Item: { pk: 'tx-1', data: 'x'.repeat(100) } } },
+          { Put: { TableName: tableName, Item: { pk: 'tx-2', data: 'x'.repeat(1500), gsi: 'g' } } },
+        ],
+      }),
+    );
+    // 1 KB and 2 KB, doubled; the second item's new index entry at the standard rate.
+    expect(usage.dynamo.get(spec.logicalId)?.writeUnits).toBe(2 * 1 + 2 * 2);
+    expect(usage.dynamo.get(`${spec.logicalId}/byGsi`)?.writeUnits).toBe(1);
+  });
+});
