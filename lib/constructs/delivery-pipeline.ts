@@ -20,13 +20,23 @@ export const VISIBILITY_TIMEOUT_FACTOR = 6;
 /** Records per invocation of the fan-out and dispatcher functions (their event sources' BatchSize). */
 export const FANOUT_BATCH_SIZE = 10;
 export const DISPATCHER_BATCH_SIZE = 10;
-/** MaximumConcurrency of the fan-out function's event source, unless the props say otherwise. */
-export const DEFAULT_FANOUT_MAX_CONCURRENCY = 5;
+/**
+ * MaximumConcurrency of the fan-out function's event source, unless the props say otherwise:
+ * enough for thousands of events a second (npm run capacity).
+ */
+export const DEFAULT_FANOUT_MAX_CONCURRENCY = 50;
 /**
  * MaximumConcurrency of the slow lane's event source, unless the props say otherwise: the
- * deliveries of failing endpoints share this many invocations, apart from the healthy ones.
+ * deliveries of failing endpoints share this many invocations, apart from the healthy ones
+ * (enough for a fleet's dead endpoints' tries to keep up: npm run capacity).
  */
-export const DEFAULT_SLOW_LANE_MAX_CONCURRENCY = 5;
+export const DEFAULT_SLOW_LANE_MAX_CONCURRENCY = 50;
+/**
+ * How long the delivery queues keep a message, unless the props say otherwise: past the five
+ * days after which a failing endpoint is disabled, so a backlog of a failing endpoint's tries
+ * is skipped when it is disabled, never dropped by the queue.
+ */
+export const DEFAULT_DELIVERY_RETENTION = Duration.days(7);
 export { DUE_LOOKAHEAD_SECONDS, DUE_SWEEP_INTERVAL_SECONDS } from '../../functions/core/due-retries.ts';
 
 export interface DeliveryPipelineProps {
@@ -68,7 +78,7 @@ export interface DeliveryPipelineProps {
    * How long the delivery queues keep a message. Each try is a message of its own, waiting at
    * most 15 minutes in a queue (longer waits are due retries in the deliveries table), so this
    * only bounds how long a backlog may wait for the dispatcher; an alarm fires long before.
-   * @default Duration.days(4)
+   * @default DEFAULT_DELIVERY_RETENTION
    */
   readonly deliveryRetention?: Duration;
   /** @default logs.RetentionDays.ONE_MONTH */
@@ -146,10 +156,10 @@ export class DeliveryPipeline extends Construct {
     if (rules.length === 0) throw new Error(`${id}: at least one routing rule is needed`);
 
     // A batch is processed concurrently, so one slow callback bounds the invocation: the
-    // delivery timeout, plus room for DNS, DynamoDB and the SQS visibility change.
+    // delivery timeout, plus room for DNS, DynamoDB and queueing the next try.
     const dispatcherTimeout = Duration.seconds(Math.ceil(timeoutMs / 1000) + 20);
     const fanoutTimeout = Duration.seconds(30);
-    const deliveryRetention = props.deliveryRetention ?? Duration.days(4);
+    const deliveryRetention = props.deliveryRetention ?? DEFAULT_DELIVERY_RETENTION;
     const slowLaneMaxConcurrency = props.slowLaneMaxConcurrency ?? DEFAULT_SLOW_LANE_MAX_CONCURRENCY;
     checkConcurrency(`${id}: slowLaneMaxConcurrency`, slowLaneMaxConcurrency);
     this.backlogAge = Duration.minutes(15);
@@ -199,10 +209,17 @@ export class DeliveryPipeline extends Construct {
       // The deliveries it creates expire with the events they are about.
       environment: { [LAMBDA_ENV.retentionDays]: String(props.retentionDays) },
     })
-      .useTable(props.subscriptionsTable, LAMBDA_ENV.subscriptionsTable, 'read')
-      .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, 'readWrite')
-      .useQueue(this.delivery.queue, LAMBDA_ENV.deliveryQueueUrl, 'send')
-      .useQueue(this.slowLane.queue, LAMBDA_ENV.slowLaneQueueUrl, 'send');
+      // Subscriptions: listActive, a Query on byPartner (never the table).
+      .useTable(props.subscriptionsTable, LAMBDA_ENV.subscriptionsTable, {
+        indexes: { byPartner: ['dynamodb:Query'] },
+      })
+      // Deliveries: createForEvent (a put only if absent, or else a get of the one there).
+      .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, {
+        table: ['dynamodb:PutItem', 'dynamodb:GetItem'],
+      })
+      // SendMessageBatch, to the lane of each subscription.
+      .useQueue(this.delivery.queue, LAMBDA_ENV.deliveryQueueUrl, ['sqs:SendMessage'])
+      .useQueue(this.slowLane.queue, LAMBDA_ENV.slowLaneQueueUrl, ['sqs:SendMessage']);
     this.fanoutFunction.addEventSource(
       new SqsEventSource(this.fanout.queue, {
         batchSize: FANOUT_BATCH_SIZE,
@@ -226,15 +243,23 @@ export class DeliveryPipeline extends Construct {
         [LAMBDA_ENV.allowPrivateTargets]: 'false',
       },
     })
-      // Writes to events and subscriptions too: it keeps each endpoint's health, disables a
-      // subscription that keeps failing and appends `subscription.disabled` to the partner's log.
-      // Its due retries go into the deliveries table.
-      .useTable(props.eventsTable, LAMBDA_ENV.eventsTable, 'readWrite')
-      .useTable(props.subscriptionsTable, LAMBDA_ENV.subscriptionsTable, 'readWrite')
-      .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, 'readWrite')
-      .useQueue(this.delivery.queue, LAMBDA_ENV.deliveryQueueUrl, 'send')
-      .useQueue(this.slowLane.queue, LAMBDA_ENV.slowLaneQueueUrl, 'send')
-      .useQueue(this.delivery.deadLetterQueue, LAMBDA_ENV.deliveryDeadLetterQueueUrl, 'send');
+      // Events: get; append (of `subscription.disabled`).
+      .useTable(props.eventsTable, LAMBDA_ENV.eventsTable, {
+        table: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      })
+      // Subscriptions: get, updateHealth.
+      .useTable(props.subscriptionsTable, LAMBDA_ENV.subscriptionsTable, {
+        table: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+      })
+      // Deliveries: get, skip, recordAttempt; and the due retries of waits over 15 minutes
+      // (BatchWriteItem puts).
+      .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, {
+        table: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+      })
+      // SendMessageBatch: the next try to either lane, a used-up delivery to the DLQ.
+      .useQueue(this.delivery.queue, LAMBDA_ENV.deliveryQueueUrl, ['sqs:SendMessage'])
+      .useQueue(this.slowLane.queue, LAMBDA_ENV.slowLaneQueueUrl, ['sqs:SendMessage'])
+      .useQueue(this.delivery.deadLetterQueue, LAMBDA_ENV.deliveryDeadLetterQueueUrl, ['sqs:SendMessage']);
     const lanes: [QueueWithDeadLetter, number][] = [
       [this.delivery, props.dispatcherMaxConcurrency],
       [this.slowLane, slowLaneMaxConcurrency],
@@ -256,9 +281,13 @@ export class DeliveryPipeline extends Construct {
       timeout: Duration.seconds(DUE_SWEEP_INTERVAL_SECONDS),
       logRetention: props.logRetention,
     })
-      .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, 'readWrite')
-      .useQueue(this.delivery.queue, LAMBDA_ENV.deliveryQueueUrl, 'send')
-      .useQueue(this.slowLane.queue, LAMBDA_ENV.slowLaneQueueUrl, 'send');
+      // Deliveries: the due retries (a Query per shard; BatchWriteItem deletes once queued).
+      .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, {
+        table: ['dynamodb:Query', 'dynamodb:BatchWriteItem'],
+      })
+      // SendMessageBatch, to the lane each message names.
+      .useQueue(this.delivery.queue, LAMBDA_ENV.deliveryQueueUrl, ['sqs:SendMessage'])
+      .useQueue(this.slowLane.queue, LAMBDA_ENV.slowLaneQueueUrl, ['sqs:SendMessage']);
     this.sweepRule = new events.Rule(this, 'SweepSchedule', {
       description: 'Runs the sweeper of due delivery retries',
       schedule: events.Schedule.rate(Duration.seconds(DUE_SWEEP_INTERVAL_SECONDS)),

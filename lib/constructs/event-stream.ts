@@ -15,6 +15,15 @@ import { EVENT_SOURCE } from '../../functions/core/patterns.ts';
 import { DeadLetterQueue } from './queues.ts';
 import type { DefinedTable } from './table.ts';
 
+/** Stream records per pipe batch (one PutEvents to the bus), unless the props say otherwise. */
+export const DEFAULT_PIPE_BATCH_SIZE = 10;
+/**
+ * Batches of one stream shard the pipe sends at once (1 to 10): records of one partition key
+ * (one stripe of a partner's log) stay in order, and the bus's order does not matter to
+ * fan-out, so the most lets one partner's events through at thousands a second.
+ */
+export const PIPE_PARALLELIZATION_FACTOR = 10;
+
 export interface EventStreamProps {
   /** The events table; its stream feeds the pipe. */
   readonly eventsTable: DefinedTable;
@@ -50,7 +59,7 @@ export class EventStream extends Construct {
   constructor(scope: Construct, id: string, props: EventStreamProps) {
     super(scope, id);
     const maxRetryAttempts = props.maxRetryAttempts ?? 10;
-    const batchSize = props.batchSize ?? 10;
+    const batchSize = props.batchSize ?? DEFAULT_PIPE_BATCH_SIZE;
     if (!props.eventsTable.definition.stream) {
       throw new Error(`${id}: table ${props.eventsTable.definition.name} has no stream to read`);
     }
@@ -99,7 +108,11 @@ export class EventStream extends Construct {
     // CDK's own Table.grantStreamRead grants on "*" too; it returns stream ARNs, never items.
     this.role.addToPolicy(new iam.PolicyStatement({ actions: ['dynamodb:ListStreams'], resources: ['*'] }));
     this.bus.grantPutEventsTo(this.role);
-    this.deadLetterQueue.grantSendMessages(this.role);
+    // SendMessage is all the pipe needs of its DLQ (EventBridge user guide, "DynamoDB execution
+    // role permissions"); grantSendMessages would add GetQueueAttributes and GetQueueUrl.
+    this.role.addToPolicy(
+      new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [this.deadLetterQueue.queueArn] }),
+    );
     this.logGroup.grantWrite(this.role);
     const rolePolicy = this.role.node.findChild('DefaultPolicy');
     Validations.of(rolePolicy.node.defaultChild ?? rolePolicy).acknowledge({
@@ -121,6 +134,7 @@ export class EventStream extends Construct {
           // the last 24 h of events; fan-out is idempotent and receivers dedupe on webhook-id.
           startingPosition: 'TRIM_HORIZON',
           batchSize,
+          parallelizationFactor: PIPE_PARALLELIZATION_FACTOR,
           maximumRetryAttempts: maxRetryAttempts,
           onPartialBatchItemFailure: 'AUTOMATIC_BISECT',
           deadLetterConfig: { arn: this.deadLetterQueue.queueArn },

@@ -16,8 +16,43 @@ import type { DefinedTable } from './table.ts';
 export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export type LogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
-export type TableAccess = 'read' | 'write' | 'readWrite';
-export type QueueAccess = 'send' | 'changeVisibility';
+
+/**
+ * The DynamoDB actions a function may be granted on a table's items, as IAM names them.
+ * TransactWriteItems has no action of its own: each operation in it needs its item action (a
+ * Put PutItem, an Update UpdateItem, a Delete DeleteItem, a ConditionCheck
+ * ConditionCheckItem), and TransactGetItems needs GetItem
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html).
+ * BatchWriteItem and BatchGetItem are actions of their own, whatever their requests hold.
+ */
+export type TableAction =
+  | 'dynamodb:GetItem'
+  | 'dynamodb:PutItem'
+  | 'dynamodb:UpdateItem'
+  | 'dynamodb:DeleteItem'
+  | 'dynamodb:ConditionCheckItem'
+  | 'dynamodb:Query'
+  | 'dynamodb:BatchGetItem'
+  | 'dynamodb:BatchWriteItem';
+
+/** What a function may do with a global secondary index: only read it with Query. */
+export type IndexAction = 'dynamodb:Query';
+
+/** The actions a function is granted on a table and on its indexes, each listed. */
+export interface TableGrant {
+  /** Actions on the table itself (its items; Query here queries the table's own key). @default - none */
+  readonly table?: readonly TableAction[];
+  /** Actions on each index, by index name. @default - none */
+  readonly indexes?: Readonly<Record<string, readonly IndexAction[]>>;
+}
+
+/**
+ * The SQS actions a function may be granted on a queue it does not consume through an event
+ * source (which grants its own): sending, the only call the functions make to a queue.
+ * SendMessageBatch is authorized by sqs:SendMessage.
+ */
+export type QueueAction = 'sqs:SendMessage';
+
 type Env = typeof LAMBDA_ENV;
 export type TableEnvVar = Env['eventsTable' | 'partnersTable' | 'subscriptionsTable' | 'deliveriesTable'];
 export type QueueEnvVar = Env['deliveryQueueUrl' | 'slowLaneQueueUrl' | 'deliveryDeadLetterQueueUrl'];
@@ -44,37 +79,6 @@ export interface DispatcherFunctionProps {
   readonly environment?: Readonly<Record<string, string>>;
 }
 
-/**
- * The data-plane actions per access level. Transactions need the per-item actions (a
- * TransactWriteItems Put needs PutItem, a ConditionCheck ConditionCheckItem). No Scan, no
- * DescribeTable, no stream actions: no function uses them.
- */
-const TABLE_ACTIONS: Record<TableAccess, readonly string[]> = {
-  read: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:ConditionCheckItem'],
-  write: [
-    'dynamodb:PutItem',
-    'dynamodb:UpdateItem',
-    'dynamodb:DeleteItem',
-    'dynamodb:BatchWriteItem',
-    'dynamodb:ConditionCheckItem',
-  ],
-  readWrite: [
-    'dynamodb:GetItem',
-    'dynamodb:BatchGetItem',
-    'dynamodb:Query',
-    'dynamodb:ConditionCheckItem',
-    'dynamodb:PutItem',
-    'dynamodb:UpdateItem',
-    'dynamodb:DeleteItem',
-    'dynamodb:BatchWriteItem',
-  ],
-};
-
-const QUEUE_ACTIONS: Record<QueueAccess, readonly string[]> = {
-  send: ['sqs:SendMessage'],
-  changeVisibility: ['sqs:ChangeMessageVisibility'],
-};
-
 const APPLICATION_LOG_LEVELS: Record<LogLevel, lambda.ApplicationLogLevel> = {
   DEBUG: lambda.ApplicationLogLevel.DEBUG,
   INFO: lambda.ApplicationLogLevel.INFO,
@@ -89,6 +93,12 @@ const APPLICATION_LOG_LEVELS: Record<LogLevel, lambda.ApplicationLogLevel> = {
  */
 const REQUIRE_BANNER =
   "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);";
+
+/** A grant that lists an action twice is a slip in the list, not a wish for more access. */
+function checkUnique(path: string, what: string, actions: readonly string[]): void {
+  const twice = actions.filter((action, index) => actions.indexOf(action) !== index);
+  if (twice.length > 0) throw new Error(`${path}: ${what}: ${twice.join(', ')} listed twice`);
+}
 
 /** Bundling runs esbuild from node_modules; without it CDK would fall back to Docker. */
 function assertLocalEsbuild(): void {
@@ -105,8 +115,9 @@ function assertLocalEsbuild(): void {
  * Every Lambda function of the dispatcher: Node.js 24 on arm64, a minified ESM bundle with
  * source maps, its own log group with a retention, JSON logs with the Powertools settings, and
  * a role of its own that starts with nothing but writing to that log group (no managed
- * policy). Resources are bound with `useTable` / `useQueue`, each granting the least access
- * and setting the variable the function reads (names from `LAMBDA_ENV`).
+ * policy). Resources are bound with `useTable` / `useQueue`, each granting the actions listed
+ * (the calls the function's code makes, no access level) and setting the variable the function
+ * reads (names from `LAMBDA_ENV`).
  *
  * The AWS SDK v3 is taken from the Lambda runtime, not bundled: it is about 370 KB of minified
  * code per function, more than everything else together, and cold starts pay for every byte
@@ -177,21 +188,48 @@ export class DispatcherFunction extends NodejsFunction {
     this.bound = new Set(Object.keys(props.environment ?? {}));
   }
 
-  /** Grants `access` to the table (and, to read, its indexes) and sets `envVar` to its name. */
-  public useTable(table: DefinedTable, envVar: TableEnvVar, access: TableAccess): this {
+  /**
+   * Grants exactly the listed actions on the table and on the indexes named, and sets
+   * `envVar` to the table's name. List what the function's code calls, no more: the grant is
+   * the function's whole access to the table.
+   */
+  public useTable(table: DefinedTable, envVar: TableEnvVar, grant: TableGrant): this {
+    const name = table.definition.name;
+    const tableActions = grant.table ?? [];
+    const indexes = Object.entries(grant.indexes ?? {});
+    if (tableActions.length === 0 && indexes.length === 0) {
+      throw new Error(`${this.node.path}: no actions granted on table ${name}`);
+    }
+    checkUnique(this.node.path, `table ${name}`, tableActions);
     this.bind(envVar, table.table.tableName);
-    const resources =
-      access === 'write' ? [table.table.tableArn] : [table.table.tableArn, ...table.indexArns];
-    this.addToRolePolicy(new iam.PolicyStatement({ actions: [...TABLE_ACTIONS[access]], resources }));
+    if (tableActions.length > 0) {
+      this.addToRolePolicy(
+        new iam.PolicyStatement({ actions: [...tableActions], resources: [table.table.tableArn] }),
+      );
+    }
+    const known = new Set(table.definition.globalIndexes.map((index) => index.indexName));
+    for (const [indexName, actions] of indexes) {
+      if (!known.has(indexName))
+        throw new Error(`${this.node.path}: table ${name} has no index ${indexName}`);
+      if (actions.length === 0)
+        throw new Error(`${this.node.path}: no actions granted on index ${indexName}`);
+      checkUnique(this.node.path, `index ${indexName}`, actions);
+      this.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: [...actions],
+          resources: [`${table.table.tableArn}/index/${indexName}`],
+        }),
+      );
+    }
     return this;
   }
 
-  /** Grants `access` to the queue and sets `envVar` to its URL. */
-  public useQueue(queue: sqs.IQueue, envVar: QueueEnvVar, access: QueueAccess): this {
+  /** Grants exactly the listed actions on the queue and sets `envVar` to its URL. */
+  public useQueue(queue: sqs.IQueue, envVar: QueueEnvVar, actions: readonly QueueAction[]): this {
+    if (actions.length === 0) throw new Error(`${this.node.path}: no actions granted on ${envVar}`);
+    checkUnique(this.node.path, envVar, actions);
     this.bind(envVar, queue.queueUrl);
-    this.addToRolePolicy(
-      new iam.PolicyStatement({ actions: [...QUEUE_ACTIONS[access]], resources: [queue.queueArn] }),
-    );
+    this.addToRolePolicy(new iam.PolicyStatement({ actions: [...actions], resources: [queue.queueArn] }));
     return this;
   }
 

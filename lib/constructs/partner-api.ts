@@ -149,12 +149,29 @@ export class PartnerApi extends Construct {
         [LAMBDA_ENV.producerRequestsPerSecond]: String(limits.producerPerSecond),
       },
     })
-      .useTable(props.eventsTable, LAMBDA_ENV.eventsTable, 'readWrite')
-      .useTable(props.partnersTable, LAMBDA_ENV.partnersTable, 'readWrite')
-      .useTable(props.subscriptionsTable, LAMBDA_ENV.subscriptionsTable, 'readWrite')
-      .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, 'readWrite')
-      .useQueue(props.deliveryQueue, LAMBDA_ENV.deliveryQueueUrl, 'send')
-      .useQueue(props.slowLaneQueue, LAMBDA_ENV.slowLaneQueueUrl, 'send');
+      // Events: append, get, list.
+      .useTable(props.eventsTable, LAMBDA_ENV.eventsTable, {
+        table: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
+      })
+      // Partners: create, get; the callers' request counts (the rate limiter's updates).
+      .useTable(props.partnersTable, LAMBDA_ENV.partnersTable, {
+        table: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      })
+      // Subscriptions: create, get, put, delete and takeAllowance on the table; list,
+      // listActive and the start of a partner's counter query byPartner (never the table).
+      .useTable(props.subscriptionsTable, LAMBDA_ENV.subscriptionsTable, {
+        table: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+        indexes: { byPartner: ['dynamodb:Query'] },
+      })
+      // Deliveries: create, skip and listAttempts on the table; listBySubscription and
+      // listByEvent query their index for the page's keys, then read the deliveries in batches.
+      .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, {
+        table: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query', 'dynamodb:BatchGetItem'],
+        indexes: { bySubscription: ['dynamodb:Query'], byEvent: ['dynamodb:Query'] },
+      })
+      // SendMessageBatch: redeliveries, replays and tests, to the subscription's lane.
+      .useQueue(props.deliveryQueue, LAMBDA_ENV.deliveryQueueUrl, ['sqs:SendMessage'])
+      .useQueue(props.slowLaneQueue, LAMBDA_ENV.slowLaneQueueUrl, ['sqs:SendMessage']);
 
     this.authorizerFunction = new DispatcherFunction(this, 'AuthorizerFunction', {
       entry: 'functions/authorizer/lambda.ts',
@@ -162,7 +179,9 @@ export class PartnerApi extends Construct {
       serviceName: 'authorizer',
       timeout: Duration.seconds(5),
       logRetention: props.logRetention,
-    }).useTable(props.partnersTable, LAMBDA_ENV.partnersTable, 'read');
+    })
+      // findByApiKeyHash: a get of the key's item, then of its partner.
+      .useTable(props.partnersTable, LAMBDA_ENV.partnersTable, { table: ['dynamodb:GetItem'] });
 
     const authorizers: Record<RouteAuth, apigw.IHttpRouteAuthorizer> = {
       admin: new HttpIamAuthorizer(),

@@ -2,7 +2,8 @@ import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { RequestLimits } from '../../functions/core/limits.ts';
-import { DeliveryPipeline } from '../constructs/delivery-pipeline.ts';
+import { ROUTING_RULES } from '../../functions/core/patterns.ts';
+import { DeliveryPipeline, DUE_LOOKAHEAD_SECONDS } from '../constructs/delivery-pipeline.ts';
 import { EventStream } from '../constructs/event-stream.ts';
 import { Monitoring } from '../constructs/monitoring.ts';
 import { PartnerApi } from '../constructs/partner-api.ts';
@@ -124,7 +125,12 @@ export class ServiceStack extends Stack {
       ],
       deliveryQueue: delivery.queue,
       backlogAge: this.pipeline.backlogAge,
+      slowLane: slowLane.queue,
       dispatcher: this.pipeline.dispatcherFunction,
+      fanout: this.pipeline.fanoutFunction,
+      sweeper: this.pipeline.sweeperFunction,
+      // It queues the retries due this far ahead: a longer silence makes them late.
+      sweeperSilence: Duration.seconds(DUE_LOOKAHEAD_SECONDS),
       functions: [
         { label: 'api', fn: this.api.apiFunction },
         { label: 'authorizer', fn: this.api.authorizerFunction },
@@ -132,6 +138,12 @@ export class ServiceStack extends Stack {
         { label: 'dispatcher', fn: this.pipeline.dispatcherFunction },
         { label: 'sweeper', fn: this.pipeline.sweeperFunction },
       ],
+      bus: this.eventStream.bus,
+      // The pipeline builds one rule per entry of ROUTING_RULES, in order.
+      rules: this.pipeline.rules.map((rule, index) => ({
+        label: ROUTING_RULES[index]?.name ?? `rule-${index + 1}`,
+        rule,
+      })),
       pipeFailures: this.eventStream.metricFailures(),
       pipeEvents: this.eventStream.metric('EventCount'),
       apiStage: this.api.stage,

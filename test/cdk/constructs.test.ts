@@ -1,5 +1,6 @@
 /** The constructs refuse bad props when built, before anything is synthesized. */
 import { App, Duration, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as events from 'aws-cdk-lib/aws-events';
 import { describe, expect, it } from 'vitest';
 import {
@@ -15,6 +16,7 @@ import { EventStream } from '../../lib/constructs/event-stream.ts';
 import { DispatcherFunction } from '../../lib/constructs/function.ts';
 import { DeadLetterQueue, QueueWithDeadLetter } from '../../lib/constructs/queues.ts';
 import { DefinedTable } from '../../lib/constructs/table.ts';
+import { getAtt } from './fixture.ts';
 
 function stack(): Stack {
   // No bundling: these tests only build constructs.
@@ -50,16 +52,62 @@ describe('DeadLetterQueue', () => {
 });
 
 describe('DispatcherFunction', () => {
-  it('refuses to bind one variable twice', () => {
-    const scope = stack();
-    const table = new DefinedTable(scope, 'Partners', { definition: PARTNERS_TABLE });
-    const fn = new DispatcherFunction(scope, 'Fn', {
+  function fnIn(scope: Stack): DispatcherFunction {
+    return new DispatcherFunction(scope, 'Fn', {
       entry: 'functions/authorizer/lambda.ts',
       description: 'test',
       serviceName: 'test',
       environment: { [LAMBDA_ENV.retentionDays]: '1' },
-    }).useTable(table, LAMBDA_ENV.partnersTable, 'read');
-    expect(() => fn.useTable(table, LAMBDA_ENV.partnersTable, 'write')).toThrow(/already bound/);
+    });
+  }
+
+  it('refuses to bind one variable twice', () => {
+    const scope = stack();
+    const table = new DefinedTable(scope, 'Partners', { definition: PARTNERS_TABLE });
+    const fn = fnIn(scope).useTable(table, LAMBDA_ENV.partnersTable, { table: ['dynamodb:GetItem'] });
+    expect(() => fn.useTable(table, LAMBDA_ENV.partnersTable, { table: ['dynamodb:PutItem'] })).toThrow(
+      /already bound/,
+    );
+  });
+
+  it.each([
+    ['no action at all', {}, /no actions granted on table/],
+    ['an action listed twice', { table: ['dynamodb:GetItem', 'dynamodb:GetItem'] as const }, /listed twice/],
+    ['an index the table does not have', { indexes: { byPartner: ['dynamodb:Query'] as const } }, /no index/],
+    ['an index with no action', { indexes: { bySubscription: [] } }, /no actions granted on index/],
+  ])('refuses a table grant of %s', (_, grant, message) => {
+    const scope = stack();
+    const table = new DefinedTable(scope, 'Deliveries', { definition: DELIVERIES_TABLE });
+    expect(() => fnIn(scope).useTable(table, LAMBDA_ENV.deliveriesTable, grant)).toThrow(message);
+  });
+
+  it('refuses a queue grant of no action', () => {
+    const scope = stack();
+    const queue = new DeadLetterQueue(scope, 'Queue', { otherSource: 'a test' });
+    expect(() => fnIn(scope).useQueue(queue, LAMBDA_ENV.deliveryQueueUrl, [])).toThrow(/no actions/);
+  });
+
+  it('grants table actions on the table and index actions on each index named, nothing else', () => {
+    const scope = stack();
+    const table = new DefinedTable(scope, 'Deliveries', { definition: DELIVERIES_TABLE });
+    fnIn(scope).useTable(table, LAMBDA_ENV.deliveriesTable, {
+      table: ['dynamodb:PutItem'],
+      indexes: { byEvent: ['dynamodb:Query'] },
+    });
+    const tableArn = getAtt(table.table, 'Arn');
+    Template.fromStack(scope).hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayEquals([
+          Match.objectLike({ Action: ['logs:CreateLogStream', 'logs:PutLogEvents'] }),
+          { Effect: 'Allow', Action: 'dynamodb:PutItem', Resource: tableArn },
+          {
+            Effect: 'Allow',
+            Action: 'dynamodb:Query',
+            Resource: { 'Fn::Join': ['', [tableArn, '/index/byEvent']] },
+          },
+        ]),
+      },
+    });
   });
 
   it('refuses an entry that does not exist', () => {

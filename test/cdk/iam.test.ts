@@ -1,0 +1,471 @@
+/**
+ * Least privilege: every role's policy, action by action and resource by resource, against
+ * what the code it runs calls.
+ *
+ * GRANTS states each function's whole policy. Its DynamoDB and SQS lines are the calls of the
+ * adapter methods the function's use cases reach (the comments at each `useTable`/`useQueue`
+ * say which); the other lines are its log group and the statements its SQS event sources add.
+ * Two checks tie the grants to the code:
+ * - ADAPTER_CALLS pins what each file of functions/adapters/aws sends to AWS, read from the
+ *   source: a new SDK call fails here until it is pinned and the grants of the functions that
+ *   reach it are reviewed;
+ * - every DynamoDB and SQS grant must be a call of an adapter the function's lambda.ts wires to
+ *   that very table, index or queue: a grant without a call fails.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import type { IConstruct } from 'constructs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { LAMBDA_ENV } from '../../functions/config.ts';
+import { PROJECT_ROOT } from '../../lib/constructs/function.ts';
+import { logicalIdOf, propertiesOf, resourcesOfType, type Synthesized, synthesize } from './fixture.ts';
+
+let synth: Synthesized;
+beforeAll(() => {
+  synth = synthesize();
+});
+
+type FunctionName = 'api' | 'authorizer' | 'fanout' | 'dispatcher' | 'sweeper';
+
+/** Resources by the names GRANTS uses. */
+type Grants = Readonly<Record<string, readonly string[]>>;
+
+const LOGS = ['logs:CreateLogStream', 'logs:PutLogEvents'];
+/**
+ * What an SQS event source adds for the queue it consumes (CDK's grantConsumeMessages). Lambda
+ * itself needs ReceiveMessage, DeleteMessage and GetQueueAttributes; the function's code calls
+ * none of them (it reports failed records in its answer instead of deleting or hiding them).
+ */
+const CONSUME = [
+  'sqs:ChangeMessageVisibility',
+  'sqs:DeleteMessage',
+  'sqs:GetQueueAttributes',
+  'sqs:GetQueueUrl',
+  'sqs:ReceiveMessage',
+];
+
+/** Each function's whole policy: resource → actions. */
+const GRANTS: Record<FunctionName, Grants> = {
+  api: {
+    'api logs': LOGS,
+    events: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
+    partners: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+    subscriptions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+    'subscriptions/index/byPartner': ['dynamodb:Query'],
+    deliveries: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query', 'dynamodb:BatchGetItem'],
+    'deliveries/index/bySubscription': ['dynamodb:Query'],
+    'deliveries/index/byEvent': ['dynamodb:Query'],
+    delivery: ['sqs:SendMessage'],
+    'slow-lane': ['sqs:SendMessage'],
+  },
+  authorizer: {
+    'authorizer logs': LOGS,
+    partners: ['dynamodb:GetItem'],
+  },
+  fanout: {
+    'fanout logs': LOGS,
+    'subscriptions/index/byPartner': ['dynamodb:Query'],
+    deliveries: ['dynamodb:GetItem', 'dynamodb:PutItem'],
+    delivery: ['sqs:SendMessage'],
+    'slow-lane': ['sqs:SendMessage'],
+    fanout: CONSUME,
+  },
+  dispatcher: {
+    'dispatcher logs': LOGS,
+    events: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+    subscriptions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+    deliveries: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+    delivery: ['sqs:SendMessage', ...CONSUME],
+    'slow-lane': ['sqs:SendMessage', ...CONSUME],
+    'delivery-dlq': ['sqs:SendMessage'],
+  },
+  sweeper: {
+    'sweeper logs': LOGS,
+    deliveries: ['dynamodb:Query', 'dynamodb:BatchWriteItem'],
+    delivery: ['sqs:SendMessage'],
+    'slow-lane': ['sqs:SendMessage'],
+  },
+};
+
+/** The pipe's role (EventBridge user guide, "Event source permissions for Amazon EventBridge Pipes"). */
+const PIPE_GRANTS: Grants = {
+  'events stream': ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'],
+  // Not scoped to a resource by IAM; acknowledged in event-stream.ts.
+  '*': ['dynamodb:ListStreams'],
+  bus: ['events:PutEvents'],
+  'pipe-dlq': ['sqs:SendMessage'],
+  'pipe logs': LOGS,
+};
+
+/** The queues each function consumes through an SQS event source. */
+const CONSUMES: Record<FunctionName, readonly string[]> = {
+  api: [],
+  authorizer: [],
+  fanout: ['fanout'],
+  dispatcher: ['delivery', 'slow-lane'],
+  sweeper: [],
+};
+
+const ENTRIES: Record<FunctionName, string> = {
+  api: 'functions/api/lambda.ts',
+  authorizer: 'functions/authorizer/lambda.ts',
+  fanout: 'functions/fanout/lambda.ts',
+  dispatcher: 'functions/dispatcher/lambda.ts',
+  sweeper: 'functions/sweeper/lambda.ts',
+};
+
+/** The resource each setting a lambda.ts passes to an adapter names. */
+const CONFIG_RESOURCES = {
+  eventsTable: 'events',
+  partnersTable: 'partners',
+  subscriptionsTable: 'subscriptions',
+  deliveriesTable: 'deliveries',
+  deliveryQueueUrl: 'delivery',
+  slowLaneQueueUrl: 'slow-lane',
+  deliveryDeadLetterQueueUrl: 'delivery-dlq',
+} as const satisfies Partial<Record<keyof typeof LAMBDA_ENV, string>>;
+
+type ResourceKey = keyof typeof CONFIG_RESOURCES;
+
+function isResourceKey(key: string): key is ResourceKey {
+  return Object.hasOwn(CONFIG_RESOURCES, key);
+}
+
+interface AdapterCalls {
+  /** The IAM actions of every request the file sends. */
+  readonly actions: readonly string[];
+  /** Whether it queries a table's own key (Query without an IndexName). */
+  readonly queriesTable?: boolean;
+  /** The indexes it queries. */
+  readonly indexes?: readonly string[];
+}
+
+/**
+ * What each file of functions/adapters/aws sends, as the IAM actions that authorize it. A
+ * transaction counts as the item actions of its operations; SendMessageBatch as SendMessage.
+ */
+const ADAPTER_CALLS: Readonly<Record<string, AdapterCalls>> = {
+  'clients.ts': { actions: [] },
+  'deliveries.ts': {
+    actions: [
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:Query',
+      'dynamodb:BatchGetItem',
+    ],
+    queriesTable: true,
+    indexes: ['bySubscription', 'byEvent'],
+  },
+  'delivery-queue.ts': { actions: [] },
+  'due-retries.ts': { actions: ['dynamodb:Query', 'dynamodb:BatchWriteItem'], queriesTable: true },
+  // The paging helpers the adapters share; it wires to nothing itself.
+  'dynamo.ts': { actions: ['dynamodb:Query'] },
+  'events.ts': {
+    actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
+    queriesTable: true,
+  },
+  'logger.ts': { actions: [] },
+  'partners.ts': { actions: ['dynamodb:GetItem', 'dynamodb:PutItem'] },
+  'pipe.ts': { actions: [] },
+  'rate-limiter.ts': { actions: ['dynamodb:UpdateItem'] },
+  'sqs-client.ts': { actions: [] },
+  'sqs-queue.ts': { actions: ['sqs:SendMessage'] },
+  'subscriptions.ts': {
+    actions: [
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:Query',
+    ],
+    indexes: ['byPartner'],
+  },
+  'tables.ts': { actions: [] },
+};
+
+/** The IAM action of each SDK command (Service Authorization Reference, DynamoDB and SQS). */
+const COMMAND_ACTIONS: Readonly<Record<string, readonly string[]>> = {
+  GetCommand: ['dynamodb:GetItem'],
+  PutCommand: ['dynamodb:PutItem'],
+  UpdateCommand: ['dynamodb:UpdateItem'],
+  DeleteCommand: ['dynamodb:DeleteItem'],
+  QueryCommand: ['dynamodb:Query'],
+  ScanCommand: ['dynamodb:Scan'],
+  BatchGetCommand: ['dynamodb:BatchGetItem'],
+  BatchWriteCommand: ['dynamodb:BatchWriteItem'],
+  // Their operations' item actions: see TRANSACT_OPERATIONS.
+  TransactGetCommand: [],
+  TransactWriteCommand: [],
+  SendMessageCommand: ['sqs:SendMessage'],
+  SendMessageBatchCommand: ['sqs:SendMessage'],
+  ReceiveMessageCommand: ['sqs:ReceiveMessage'],
+  DeleteMessageCommand: ['sqs:DeleteMessage'],
+  DeleteMessageBatchCommand: ['sqs:DeleteMessage'],
+  ChangeMessageVisibilityCommand: ['sqs:ChangeMessageVisibility'],
+  ChangeMessageVisibilityBatchCommand: ['sqs:ChangeMessageVisibility'],
+};
+
+/** The item action of each operation of a transaction (DynamoDB developer guide, "Using IAM with DynamoDB transactions"). */
+const TRANSACT_OPERATIONS: Readonly<Record<string, string>> = {
+  Put: 'dynamodb:PutItem',
+  Update: 'dynamodb:UpdateItem',
+  Delete: 'dynamodb:DeleteItem',
+  ConditionCheck: 'dynamodb:ConditionCheckItem',
+  Get: 'dynamodb:GetItem',
+};
+
+const ADAPTERS_DIR = join(PROJECT_ROOT, 'functions/adapters/aws');
+
+/** The IAM actions of the requests a source file sends, read from the commands it builds. */
+function actionsInSource(source: string): { actions: string[]; unknown: string[] } {
+  const actions = new Set<string>();
+  const unknown: string[] = [];
+  for (const [, command = ''] of source.matchAll(/\bnew (\w+Command)\(/g)) {
+    const mapped = COMMAND_ACTIONS[command];
+    if (mapped === undefined) unknown.push(command);
+    for (const action of mapped ?? []) actions.add(action);
+  }
+  if (/\bnew Transact(Write|Get)Command\(/.test(source)) {
+    for (const [, operation = ''] of source.matchAll(/\b(Put|Update|Delete|ConditionCheck|Get)\s*:\s*\{/g)) {
+      const action = TRANSACT_OPERATIONS[operation];
+      if (action !== undefined) actions.add(action);
+    }
+  }
+  // dynamo.ts's paging helpers send a QueryCommand for their caller.
+  if (/\b(queryItems|queryUpTo)\(/.test(source)) actions.add('dynamodb:Query');
+  return { actions: [...actions].sort(), unknown };
+}
+
+/** The adapters a lambda.ts builds, each with the resource it is given (from CONFIG_RESOURCES). */
+function wiring(entry: string): { file: string; resource: string }[] {
+  const source = readFileSync(join(PROJECT_ROOT, entry), 'utf8');
+  const files = new Map<string, string>();
+  for (const [, names = '', file = ''] of source.matchAll(
+    /import \{([^}]+)\} from '\.\.\/adapters\/aws\/([\w-]+\.ts)'/g,
+  )) {
+    for (const name of names.split(',')) files.set(name.replace(/^\s*type\s+/, '').trim(), file);
+  }
+  return [...source.matchAll(/\bnew (\w+)(?:<[^>]*>)?\(\s*(?:dynamoClient|sqsClient),\s*config\.(\w+)/g)].map(
+    ([, className = '', key = '']) => {
+      const file = files.get(className);
+      if (file === undefined || !isResourceKey(key)) {
+        throw new Error(`${entry}: cannot tell what new ${className}(…, config.${key}) is`);
+      }
+      return { file, resource: CONFIG_RESOURCES[key] };
+    },
+  );
+}
+
+function functionsByName(): Record<FunctionName, IFunction> {
+  const { api, pipeline } = synth.stacks.service;
+  return {
+    api: api.apiFunction,
+    authorizer: api.authorizerFunction,
+    fanout: pipeline.fanoutFunction,
+    dispatcher: pipeline.dispatcherFunction,
+    sweeper: pipeline.sweeperFunction,
+  };
+}
+
+/** Names for the logical ids of both stacks, as GRANTS spells them. */
+function resourceNames(): { service: Map<string, string>; data: Map<string, string> } {
+  const { data, service } = synth.stacks;
+  const { pipeline, eventStream } = service;
+  const named = (entries: [IConstruct, string][]) =>
+    new Map(entries.map(([construct, name]) => [logicalIdOf(construct), name]));
+  const logGroups = Object.entries(functionsByName()).map(([name, fn]): [IConstruct, string] => {
+    const logGroup = fn.node.scope?.node.tryFindChild(`${fn.node.id}LogGroup`);
+    if (logGroup === undefined) throw new Error(`no log group beside ${fn.node.path}`);
+    return [logGroup, `${name} logs`];
+  });
+  return {
+    service: named([
+      [pipeline.fanout.queue, 'fanout'],
+      [pipeline.fanout.deadLetterQueue, 'fanout-dlq'],
+      [pipeline.delivery.queue, 'delivery'],
+      [pipeline.delivery.deadLetterQueue, 'delivery-dlq'],
+      [pipeline.slowLane.queue, 'slow-lane'],
+      [pipeline.slowLane.deadLetterQueue, 'slow-lane-dlq'],
+      [pipeline.ruleDeadLetterQueue, 'rule-dlq'],
+      [eventStream.deadLetterQueue, 'pipe-dlq'],
+      [eventStream.bus, 'bus'],
+      [eventStream.logGroup, 'pipe logs'],
+      ...logGroups,
+    ]),
+    data: named([
+      [data.tables.events.table, 'events'],
+      [data.tables.partners.table, 'partners'],
+      [data.tables.subscriptions.table, 'subscriptions'],
+      [data.tables.deliveries.table, 'deliveries'],
+    ]),
+  };
+}
+
+/** What a template value (an ARN, a name, a URL) refers to, as GRANTS names it. */
+function nameOf(value: unknown, names = resourceNames(), stack: 'service' | 'data' = 'service'): string {
+  if (value === '*') return '*';
+  if (typeof value !== 'object' || value === null) return JSON.stringify(value);
+  const lookUp = (id: unknown) => names[stack].get(String(id)) ?? `unknown ${String(id)}`;
+  if ('Ref' in value) return lookUp(value.Ref);
+  if ('Fn::GetAtt' in value && Array.isArray(value['Fn::GetAtt'])) {
+    const [id, attribute] = value['Fn::GetAtt'];
+    return attribute === 'StreamArn' ? `${lookUp(id)} stream` : lookUp(id);
+  }
+  if ('Fn::GetStackOutput' in value) {
+    const output: unknown = value['Fn::GetStackOutput'];
+    const outputName =
+      typeof output === 'object' && output !== null && 'OutputName' in output ? output.OutputName : undefined;
+    const published = synth.data.toJSON().Outputs?.[String(outputName)]?.Value;
+    return nameOf(published, names, 'data');
+  }
+  if ('Fn::Join' in value && Array.isArray(value['Fn::Join'])) {
+    const [separator, parts] = value['Fn::Join'];
+    if (separator === '' && Array.isArray(parts)) {
+      return parts.map((part) => (typeof part === 'string' ? part : nameOf(part, names, stack))).join('');
+    }
+  }
+  return JSON.stringify(value);
+}
+
+interface Statement {
+  Effect?: unknown;
+  Action?: unknown;
+  Resource?: unknown;
+  Condition?: unknown;
+  NotAction?: unknown;
+  NotResource?: unknown;
+}
+
+/** Every statement of the policies attached to the role. */
+function statementsOf(roleLogicalId: string): Statement[] {
+  const attached = resourcesOfType(synth.service, 'AWS::IAM::Policy').filter(([, properties]) =>
+    JSON.stringify(properties.Roles).includes(JSON.stringify({ Ref: roleLogicalId })),
+  );
+  return attached.flatMap(
+    ([, properties]) => (properties.PolicyDocument as { Statement: Statement[] }).Statement,
+  );
+}
+
+/** A policy as `resource: action` lines, sorted; each statement must allow, unconditionally. */
+function linesOf(roleLogicalId: string): string[] {
+  const names = resourceNames();
+  return statementsOf(roleLogicalId)
+    .flatMap((statement) => {
+      expect(statement.Effect, JSON.stringify(statement)).toBe('Allow');
+      expect(
+        statement.Condition ?? statement.NotAction ?? statement.NotResource,
+        JSON.stringify(statement),
+      ).toBe(undefined);
+      const actions = [statement.Action].flat();
+      const resources = [statement.Resource].flat();
+      return resources.flatMap((resource) =>
+        actions.map((action) => `${nameOf(resource, names)}: ${action}`),
+      );
+    })
+    .sort();
+}
+
+function linesOfGrants(grants: Grants): string[] {
+  return Object.entries(grants)
+    .flatMap(([resource, actions]) => actions.map((action) => `${resource}: ${action}`))
+    .sort();
+}
+
+function roleOf(fn: IFunction): string {
+  if (fn.role === undefined) throw new Error(`${fn.node.path} has no role`);
+  return logicalIdOf(fn.role);
+}
+
+const FUNCTIONS: readonly FunctionName[] = ['api', 'authorizer', 'fanout', 'dispatcher', 'sweeper'];
+
+describe('function roles', () => {
+  it.each(FUNCTIONS)('%s: its policy is exactly GRANTS, every statement an unconditional Allow', (name) => {
+    const fn = functionsByName()[name];
+    expect(linesOf(roleOf(fn))).toEqual(linesOfGrants(GRANTS[name]));
+  });
+
+  it.each(FUNCTIONS)('%s: consumes exactly the queues of its SQS event sources', (name) => {
+    const names = resourceNames();
+    const fn = logicalIdOf(functionsByName()[name]);
+    const consumed = resourcesOfType(synth.service, 'AWS::Lambda::EventSourceMapping')
+      .filter(([, mapping]) => JSON.stringify(mapping.FunctionName) === JSON.stringify({ Ref: fn }))
+      .map(([, mapping]) => nameOf(mapping.EventSourceArn, names))
+      .sort();
+    expect(consumed).toEqual([...CONSUMES[name]].sort());
+    const withConsume = Object.entries(GRANTS[name])
+      .filter(([, actions]) => CONSUME.every((action) => actions.includes(action)))
+      .map(([resource]) => resource)
+      .sort();
+    expect(withConsume).toEqual([...CONSUMES[name]].sort());
+  });
+
+  it.each(FUNCTIONS)('%s: each resource its lambda.ts names is the one bound to that variable', (name) => {
+    const fn = functionsByName()[name];
+    const variables = (propertiesOf(synth.service, fn).Environment as { Variables: Record<string, unknown> })
+      .Variables;
+    const source = readFileSync(join(PROJECT_ROOT, ENTRIES[name]), 'utf8');
+    const keys = [...source.matchAll(/config\.(\w+)/g)].map(([, key = '']) => key).filter(isResourceKey);
+    expect(keys.length).toBeGreaterThan(0);
+    const names = resourceNames();
+    for (const key of new Set(keys)) {
+      const variable = LAMBDA_ENV[key];
+      expect(nameOf(variables[variable], names), `${name} ${variable}`).toBe(CONFIG_RESOURCES[key]);
+    }
+  });
+
+  it.each(FUNCTIONS)(
+    '%s: every DynamoDB and SQS grant is a call of an adapter its lambda.ts wires to it',
+    (name) => {
+      const wired = wiring(ENTRIES[name]);
+      const consumed = new Set(CONSUMES[name]);
+      for (const [resource, actions] of Object.entries(GRANTS[name])) {
+        for (const action of actions) {
+          if (LOGS.includes(action) || (consumed.has(resource) && CONSUME.includes(action))) continue;
+          const [table = '', index] = resource.split('/index/');
+          const callers = wired.filter(({ file, resource: wiredTo }) => {
+            const calls = ADAPTER_CALLS[file];
+            if (calls === undefined || wiredTo !== table || !calls.actions.includes(action)) return false;
+            if (index !== undefined) return calls.indexes?.includes(index) ?? false;
+            return action !== 'dynamodb:Query' || calls.queriesTable === true;
+          });
+          expect(
+            callers,
+            `${name} is granted ${action} on ${resource}, which no adapter it wires there calls`,
+          ).not.toEqual([]);
+        }
+      }
+    },
+  );
+});
+
+describe('AWS adapters', () => {
+  it('send exactly the requests ADAPTER_CALLS pins (a new call means reviewing the grants of its callers)', () => {
+    const files = readdirSync(ADAPTERS_DIR)
+      .filter((file) => file.endsWith('.ts'))
+      .sort();
+    expect(files).toEqual(Object.keys(ADAPTER_CALLS).sort());
+    for (const file of files) {
+      const { actions, unknown } = actionsInSource(readFileSync(join(ADAPTERS_DIR, file), 'utf8'));
+      expect(unknown, `${file}: SDK commands with no IAM action in COMMAND_ACTIONS`).toEqual([]);
+      expect(actions, file).toEqual([...(ADAPTER_CALLS[file]?.actions ?? [])].sort());
+    }
+  });
+
+  it('query the indexes ADAPTER_CALLS pins, by their names in the table definitions', () => {
+    for (const [file, calls] of Object.entries(ADAPTER_CALLS)) {
+      const source = readFileSync(join(ADAPTERS_DIR, file), 'utf8');
+      for (const index of calls.indexes ?? []) {
+        expect(source, `${file} queries ${index}`).toContain(`'${index}'`);
+        expect(source, `${file} queries ${index}`).toContain('IndexName');
+      }
+    }
+  });
+});
+
+describe('the pipe role', () => {
+  it('has exactly what EventBridge Pipes needs of a DynamoDB stream source, its bus target and its DLQ', () => {
+    expect(linesOf(logicalIdOf(synth.stacks.service.eventStream.role))).toEqual(linesOfGrants(PIPE_GRANTS));
+  });
+});

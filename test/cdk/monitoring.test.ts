@@ -1,0 +1,451 @@
+/** The alarms and the dashboard of the service stack: what each watches, and that it exists. */
+import { Match } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { SQS } from '../../functions/aws-quotas.ts';
+import { DUE_LOOKAHEAD_SECONDS } from '../../lib/constructs/delivery-pipeline.ts';
+import {
+  API_5XX_PERCENT,
+  DEFAULT_SLOW_LANE_BACKLOG_AGE,
+  IN_FLIGHT_ALARM_THRESHOLD,
+} from '../../lib/constructs/monitoring.ts';
+import { getAtt, logicalIdOf, ref, resourcesOfType, type Synthesized, synthesize } from './fixture.ts';
+
+let synth: Synthesized;
+beforeAll(() => {
+  synth = synthesize();
+});
+
+const monitoring = () => synth.stacks.service.monitoring;
+const topic = () => ref(monitoring().topic);
+
+/** Every alarm's properties, by the suffix of its name after the stack's name. */
+function alarms(): Map<string, Record<string, unknown>> {
+  const prefix = `${synth.stacks.service.stackName}-`;
+  return new Map(
+    resourcesOfType(synth.service, 'AWS::CloudWatch::Alarm').map(([, properties]) => {
+      const name = String(properties.AlarmName);
+      expect(name.startsWith(prefix), name).toBe(true);
+      return [name.slice(prefix.length), properties];
+    }),
+  );
+}
+
+function alarm(suffix: string): Record<string, unknown> {
+  const found = alarms().get(suffix);
+  if (found === undefined) throw new Error(`no alarm ${suffix}`);
+  return found;
+}
+
+interface MetricRef {
+  readonly namespace: string;
+  readonly metricName: string;
+  readonly dimensions: Readonly<Record<string, unknown>>;
+}
+
+interface AlarmMetric {
+  MetricStat?: {
+    Metric: { Namespace: string; MetricName: string; Dimensions?: { Name: string; Value: unknown }[] };
+  };
+}
+
+function dimensionsOf(
+  list: readonly { Name: string; Value: unknown }[] | undefined,
+): Record<string, unknown> {
+  return Object.fromEntries((list ?? []).map(({ Name, Value }) => [Name, Value]));
+}
+
+/** The metrics an alarm reads: its own, or those of its math expression. */
+function metricsOfAlarm(properties: Record<string, unknown>): MetricRef[] {
+  if (properties.MetricName !== undefined) {
+    return [
+      {
+        namespace: String(properties.Namespace),
+        metricName: String(properties.MetricName),
+        dimensions: dimensionsOf(properties.Dimensions as { Name: string; Value: unknown }[] | undefined),
+      },
+    ];
+  }
+  return ((properties.Metrics ?? []) as AlarmMetric[]).flatMap(({ MetricStat }) =>
+    MetricStat === undefined
+      ? []
+      : [
+          {
+            namespace: MetricStat.Metric.Namespace,
+            metricName: MetricStat.Metric.MetricName,
+            dimensions: dimensionsOf(MetricStat.Metric.Dimensions),
+          },
+        ],
+  );
+}
+
+/** The dashboard body as JSON, with each CloudFormation token in it put back as its object. */
+function dashboardBody(): { widgets: { type: string; properties: Record<string, unknown> }[] } {
+  const [[, dashboard] = ['', {}], ...others] = resourcesOfType(synth.service, 'AWS::CloudWatch::Dashboard');
+  expect(others).toHaveLength(0);
+  const parts = (dashboard.DashboardBody as { 'Fn::Join': ['', unknown[]] })['Fn::Join'][1];
+  const tokens: unknown[] = [];
+  const text = parts
+    .map((part) => {
+      if (typeof part === 'string') return part;
+      tokens.push(part);
+      return `@@${tokens.length - 1}@@`;
+    })
+    .join('');
+  return JSON.parse(text, (_, value: unknown) => {
+    const match = typeof value === 'string' ? /^@@(\d+)@@$/.exec(value) : null;
+    return match === null ? value : tokens[Number(match[1])];
+  });
+}
+
+function isToken(value: object): boolean {
+  return Object.keys(value).some((key) => key === 'Ref' || key.startsWith('Fn::'));
+}
+
+/** The metrics a dashboard graph shows: `[namespace, name, key, value, …, options?]` rows. */
+function metricsOfDashboard(): MetricRef[] {
+  return dashboardBody().widgets.flatMap(({ properties }) =>
+    ((properties.metrics ?? []) as unknown[][]).flatMap((row) => {
+      const [namespace, metricName, ...rest] = row;
+      if (typeof namespace !== 'string' || typeof metricName !== 'string') return [];
+      // The last item may be the row's options; a dimension value is a string or a token.
+      const pairs = rest.filter((item) => typeof item !== 'object' || item === null || isToken(item));
+      const dimensions: Record<string, unknown> = {};
+      for (let i = 0; i + 1 < pairs.length; i += 2) dimensions[String(pairs[i])] = pairs[i + 1];
+      return [{ namespace, metricName, dimensions }];
+    }),
+  );
+}
+
+/**
+ * Each metric the alarms and the dashboard may read, with its dimensions, as AWS documents it:
+ * SQS developer guide, "Available CloudWatch metrics for Amazon SQS"; Lambda developer guide,
+ * "Types of metrics for Lambda functions"; API Gateway developer guide, "Monitor CloudWatch
+ * metrics for HTTP APIs"; EventBridge user guide, "Monitoring Amazon EventBridge" (a rule on a
+ * custom bus has both EventBusName and RuleName) and "Logging and monitoring Amazon
+ * EventBridge Pipes".
+ */
+const KNOWN_METRICS: Readonly<Record<string, readonly string[]>> = {
+  'AWS/SQS ApproximateNumberOfMessagesVisible': ['QueueName'],
+  'AWS/SQS ApproximateNumberOfMessagesNotVisible': ['QueueName'],
+  'AWS/SQS ApproximateAgeOfOldestMessage': ['QueueName'],
+  'AWS/Lambda Errors': ['FunctionName'],
+  'AWS/Lambda Throttles': ['FunctionName'],
+  'AWS/Lambda Invocations': ['FunctionName'],
+  'AWS/Lambda Duration': ['FunctionName'],
+  'AWS/ApiGateway Count': ['ApiId', 'Stage'],
+  'AWS/ApiGateway 4xx': ['ApiId', 'Stage'],
+  'AWS/ApiGateway 5xx': ['ApiId', 'Stage'],
+  'AWS/ApiGateway Latency': ['ApiId', 'Stage'],
+  'AWS/Events Invocations': ['EventBusName', 'RuleName'],
+  'AWS/Events FailedInvocations': ['EventBusName', 'RuleName'],
+  'AWS/Events InvocationsSentToDlq': ['EventBusName', 'RuleName'],
+  'AWS/Events InvocationsFailedToBeSentToDlq': ['EventBusName', 'RuleName'],
+  'AWS/Events ThrottledRules': ['EventBusName', 'RuleName'],
+  'AWS/EventBridge/Pipes EventCount': ['PipeName'],
+  'AWS/EventBridge/Pipes ExecutionFailed': ['PipeName'],
+  'AWS/EventBridge/Pipes ExecutionPartiallyFailed': ['PipeName'],
+  'AWS/EventBridge/Pipes ExecutionTimeout': ['PipeName'],
+};
+
+/** Whether a dimension value names a resource of this template that has that name. */
+function namesAResource(dimension: string, value: unknown): boolean {
+  const ids = (type: string) => resourcesOfType(synth.service, type).map(([id]) => id);
+  const isRef = (type: string) =>
+    typeof value === 'object' && value !== null && 'Ref' in value && ids(type).includes(String(value.Ref));
+  switch (dimension) {
+    case 'QueueName':
+      return ids('AWS::SQS::Queue').some(
+        (id) => JSON.stringify(value) === JSON.stringify(getAttOf(id, 'QueueName')),
+      );
+    case 'FunctionName':
+      return isRef('AWS::Lambda::Function');
+    case 'ApiId':
+      return isRef('AWS::ApiGatewayV2::Api');
+    case 'Stage':
+      return resourcesOfType(synth.service, 'AWS::ApiGatewayV2::Stage').some(
+        ([, stage]) => stage.StageName === value,
+      );
+    case 'EventBusName':
+      return isRef('AWS::Events::EventBus');
+    case 'RuleName':
+      // A rule on a custom bus: the last part of its ARN, `arn:…:rule/<bus>/<rule>`.
+      return ids('AWS::Events::Rule').some(
+        (id) =>
+          JSON.stringify(value) ===
+          JSON.stringify({ 'Fn::Select': [2, { 'Fn::Split': ['/', getAttOf(id, 'Arn')] }] }),
+      );
+    case 'PipeName':
+      return isRef('AWS::Pipes::Pipe');
+    default:
+      return false;
+  }
+}
+
+function getAttOf(id: string, attribute: string) {
+  return { 'Fn::GetAtt': [id, attribute] };
+}
+
+describe('alarms', () => {
+  it('notify the alarm topic of alarm and OK, each saying what it means and what to do', () => {
+    expect(alarms().size).toBe(monitoring().alarms.length);
+    for (const [name, properties] of alarms()) {
+      expect(properties.AlarmActions, name).toEqual([topic()]);
+      expect(properties.OKActions, name).toEqual([topic()]);
+      expect(String(properties.AlarmDescription).length, name).toBeGreaterThan(120);
+    }
+  });
+
+  it('read only metrics AWS publishes, with their documented dimensions, each naming a resource here', () => {
+    const read = [...alarms().values()].flatMap(metricsOfAlarm).concat(metricsOfDashboard());
+    expect(read.length).toBeGreaterThan(0);
+    for (const { namespace, metricName, dimensions } of read) {
+      const key = `${namespace} ${metricName}`;
+      expect(KNOWN_METRICS[key], key).toBeDefined();
+      expect(Object.keys(dimensions).sort(), key).toEqual([...(KNOWN_METRICS[key] ?? [])].sort());
+      for (const [dimension, value] of Object.entries(dimensions)) {
+        expect(namesAResource(dimension, value), `${key} ${dimension} ${JSON.stringify(value)}`).toBe(true);
+      }
+    }
+  });
+
+  it('alarm on the first message in every dead-letter queue', () => {
+    const dlqIds = resourcesOfType(synth.service, 'AWS::SQS::Queue')
+      .filter(([, properties]) => properties.RedriveAllowPolicy !== undefined)
+      .map(([id]) => id);
+    expect(dlqIds).toHaveLength(5);
+    for (const id of dlqIds) {
+      synth.service.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [id, 'QueueName'] } }],
+        ComparisonOperator: 'GreaterThanThreshold',
+        Threshold: 0,
+        AlarmActions: [topic()],
+      });
+    }
+  });
+
+  it('tell ops in each dead-letter alarm how its messages are recovered', () => {
+    const of = (label: string) => String(alarm(`${label}-dead-letters`).AlarmDescription);
+    for (const label of ['pipe', 'rule', 'fanout', 'delivery', 'slow-lane']) {
+      expect(of(label)).toContain(`the ${label} dead-letter queue`);
+    }
+    expect(of('delivery')).toMatch(/custom destination.*DeliveryQueueArn/);
+    expect(of('pipe')).toMatch(/replay/);
+    expect(of('pipe')).not.toMatch(/bus archive/);
+    expect(of('rule')).toMatch(/bus archive/);
+  });
+
+  it('alarm on pipe failures', () => {
+    expect(metricsOfAlarm(alarm('pipe-failures')).map((metric) => metric.metricName)).toEqual([
+      'ExecutionFailed',
+      'ExecutionPartiallyFailed',
+      'ExecutionTimeout',
+    ]);
+  });
+
+  it.each([
+    ['rule-failed-invocations', 'FailedInvocations', 1],
+    ['rule-events-lost', 'InvocationsFailedToBeSentToDlq', 1],
+    ['rule-throttled', 'ThrottledRules', 3],
+  ] as const)(
+    'alarm %s on the rules’ %s (missing counts as 0), over %i period(s)',
+    (name, metricName, periods) => {
+      const properties = alarm(name);
+      const { pipeline, eventStream } = synth.stacks.service;
+      expect(metricsOfAlarm(properties)).toEqual(
+        pipeline.rules.map((rule) => ({
+          namespace: 'AWS/Events',
+          metricName,
+          dimensions: {
+            EventBusName: ref(eventStream.bus),
+            RuleName: { 'Fn::Select': [2, { 'Fn::Split': ['/', getAtt(rule, 'Arn')] }] },
+          },
+        })),
+      );
+      expect(properties).toMatchObject({
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+        EvaluationPeriods: periods,
+        TreatMissingData: 'notBreaching',
+      });
+      const expression = (properties.Metrics as { Expression?: string }[]).find(
+        (m) => m.Expression,
+      )?.Expression;
+      expect(expression).toMatch(/^FILL\(\w+, 0\)( \+ FILL\(\w+, 0\))*$/);
+    },
+  );
+
+  it.each([
+    ['fanout', 'fanout'],
+    ['delivery', 'delivery'],
+    ['slow-lane', 'slowLane'],
+  ] as const)('alarm when the %s queue has a tenth of the in-flight quota in flight', (label, lane) => {
+    expect(IN_FLIGHT_ALARM_THRESHOLD).toBe(SQS.standardInFlight / 10);
+    expect(alarm(`${label}-in-flight`)).toMatchObject({
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesNotVisible',
+      Dimensions: [
+        {
+          Name: 'QueueName',
+          Value: getAtt(synth.stacks.service.pipeline[lane].queue, 'QueueName'),
+        },
+      ],
+      Statistic: 'Maximum',
+      Threshold: IN_FLIGHT_ALARM_THRESHOLD,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+  });
+
+  it.each([
+    ['delivery-backlog', 'delivery', () => synth.stacks.service.pipeline.backlogAge.toSeconds(), 2],
+    ['slow-lane-backlog', 'slowLane', () => DEFAULT_SLOW_LANE_BACKLOG_AGE.toSeconds(), 3],
+  ] as const)(
+    'alarm %s when messages wait unclaimed and the oldest is older than a healthy lane explains',
+    (name, lane, threshold, periods) => {
+      const queueName = getAtt(synth.stacks.service.pipeline[lane].queue, 'QueueName');
+      const metric = (metricName: string, stat: string) =>
+        Match.objectLike({
+          MetricStat: Match.objectLike({
+            Metric: {
+              Namespace: 'AWS/SQS',
+              MetricName: metricName,
+              Dimensions: [{ Name: 'QueueName', Value: queueName }],
+            },
+            Stat: stat,
+          }),
+        });
+      synth.service.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: `${synth.stacks.service.stackName}-${name}`,
+        Metrics: Match.arrayWith([
+          Match.objectLike({ Expression: 'IF(waiting > 0, age, 0)' }),
+          metric('ApproximateAgeOfOldestMessage', 'Maximum'),
+          metric('ApproximateNumberOfMessagesVisible', 'Minimum'),
+        ]),
+        Threshold: threshold(),
+        EvaluationPeriods: periods,
+      });
+    },
+  );
+
+  it('alarm on any whole-batch error of the dispatcher and fan-out', () => {
+    const { pipeline } = synth.stacks.service;
+    for (const [name, fn] of [
+      ['dispatcher-errors', pipeline.dispatcherFunction],
+      ['fanout-errors', pipeline.fanoutFunction],
+    ] as const) {
+      expect(alarm(name)).toMatchObject({
+        Namespace: 'AWS/Lambda',
+        MetricName: 'Errors',
+        Dimensions: [{ Name: 'FunctionName', Value: ref(fn) }],
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+      });
+    }
+  });
+
+  it('alarm when most sweeps in 5 minutes fail, and when the sweeper has not run for its lookahead', () => {
+    const sweeper = ref(synth.stacks.service.pipeline.sweeperFunction);
+    expect(alarm('sweeper-errors')).toMatchObject({
+      MetricName: 'Errors',
+      Dimensions: [{ Name: 'FunctionName', Value: sweeper }],
+      Period: 300,
+      Threshold: 3,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
+    expect(alarm('sweeper-stopped')).toMatchObject({
+      Namespace: 'AWS/Lambda',
+      MetricName: 'Invocations',
+      Dimensions: [{ Name: 'FunctionName', Value: sweeper }],
+      Statistic: 'Sum',
+      Period: 60,
+      EvaluationPeriods: DUE_LOOKAHEAD_SECONDS / 60,
+      Threshold: 1,
+      ComparisonOperator: 'LessThanThreshold',
+      // No invocation publishes no data point: silence is the breach.
+      TreatMissingData: 'breaching',
+    });
+  });
+
+  it('alarm on throttles of every function', () => {
+    const functions = resourcesOfType(synth.service, 'AWS::Lambda::Function').map(([id]) => ({ Ref: id }));
+    const throttled = [...alarms().entries()]
+      .filter(([name]) => name.endsWith('-throttles'))
+      .map(([, properties]) => {
+        expect(properties).toMatchObject({ MetricName: 'Throttles', Threshold: 0, Statistic: 'Sum' });
+        return (properties.Dimensions as { Value: unknown }[])[0]?.Value;
+      });
+    expect(throttled).toHaveLength(functions.length);
+    expect(throttled).toEqual(expect.arrayContaining(functions));
+  });
+
+  it('alarm when over 1% of API requests are answered 5xx for two periods', () => {
+    const { api } = synth.stacks.service;
+    const properties = alarm('api-5xx');
+    const dimensions = { ApiId: ref(api.api), Stage: '$default' };
+    expect(metricsOfAlarm(properties)).toEqual([
+      { namespace: 'AWS/ApiGateway', metricName: '5xx', dimensions },
+      { namespace: 'AWS/ApiGateway', metricName: 'Count', dimensions },
+    ]);
+    expect(properties).toMatchObject({ Threshold: API_5XX_PERCENT, EvaluationPeriods: 2 });
+    expect(properties.Metrics).toEqual(
+      expect.arrayContaining([expect.objectContaining({ Expression: '100 * FILL(errors, 0) / requests' })]),
+    );
+  });
+});
+
+describe('dashboard', () => {
+  it('shows the status of every alarm', () => {
+    const widget = dashboardBody().widgets.find((w) => w.properties.title === 'Alarms');
+    expect(widget?.properties.alarms).toEqual(
+      monitoring().alarms.map((a) => ({ 'Fn::GetAtt': [logicalIdOf(a), 'Arn'] })),
+    );
+  });
+
+  it('marks the alarm thresholds on the in-flight and age graphs', () => {
+    const annotations = dashboardBody()
+      .widgets.flatMap(
+        (w) =>
+          (w.properties.annotations as { horizontal?: { value: number }[] } | undefined)?.horizontal ?? [],
+      )
+      .map((a) => a.value);
+    expect(annotations).toEqual(
+      expect.arrayContaining([
+        IN_FLIGHT_ALARM_THRESHOLD,
+        synth.stacks.service.pipeline.backlogAge.toSeconds(),
+        DEFAULT_SLOW_LANE_BACKLOG_AGE.toSeconds(),
+      ]),
+    );
+  });
+});
+
+describe('alarm topic and outputs', () => {
+  it('notifies a TLS-only topic with no subscriber unless an alarm e-mail is set', () => {
+    synth.service.resourceCountIs('AWS::SNS::Subscription', 0);
+    synth.service.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+
+  it('publishes a dashboard and the URLs ops need', () => {
+    synth.service.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    for (const output of [
+      'ApiUrl',
+      'FanoutQueueUrl',
+      'DeliveryQueueUrl',
+      'FanoutDeadLetterQueueUrl',
+      'DeliveryDeadLetterQueueUrl',
+      'PipeDeadLetterQueueUrl',
+      'RuleDeadLetterQueueUrl',
+      'DashboardName',
+      'DashboardUrl',
+      'AlarmTopicArn',
+    ]) {
+      synth.service.hasOutput(output, { Value: Match.anyValue() });
+    }
+  });
+});
