@@ -20,8 +20,6 @@ export const SQS = {
   maxBatchEntries: 10,
   /** Highest maxReceiveCount of a redrive policy. */
   maxReceiveCount: 1000,
-  /** Longest wait of a long-polling receive. */
-  maxLongPollWaitSeconds: 20,
   /**
    * How long a queue keeps a message unless told otherwise: 4 days (14 at most).
    * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html
@@ -45,8 +43,6 @@ export const SQS_EVENT_SOURCE = {
 export const LAMBDA = {
   /** Concurrent executions of all functions of an account in a Region (new accounts get less). */
   accountConcurrency: 1000,
-  /** Longest run of one invocation: 15 minutes. */
-  maxTimeoutSeconds: 900,
 } as const;
 
 export const DYNAMODB = {
@@ -60,7 +56,8 @@ export const DYNAMODB = {
   newOnDemandWarmWriteUnitsPerSecond: 4000,
   newOnDemandWarmReadUnitsPerSecond: 12_000,
   /**
-   * One write unit writes 1 KB; a transactional write takes two (prepare and commit).
+   * One write unit writes 1 KB; a transactional write takes two, prepare and commit.
+   * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html
    * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html
    */
   writeUnitBytes: 1024,
@@ -70,7 +67,6 @@ export const DYNAMODB = {
    * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode-max-throughput.html
    */
   onDemandTableWriteUnitsPerSecond: 40_000,
-  onDemandTableReadUnitsPerSecond: 40_000,
 } as const;
 
 /**
@@ -84,8 +80,9 @@ export const API_GATEWAY = {
 
 /** https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-quota.html */
 export const EVENTBRIDGE = {
-  /** PutEvents requests per second, per account (each up to 10 entries). */
+  /** PutEvents requests per second, per account. */
   putEventsPerSecond: 10_000,
+  /** Entries of one PutEvents: https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEvents.html */
   putEventsMaxEntries: 10,
   /**
    * Rule target invocations per second (an event matched by a rule, sent to a target); over it

@@ -51,7 +51,9 @@ export const DEFAULT_SETTINGS: DispatcherSettings = {
   stage: 'dev',
   retrySchedule: DEFAULT_RETRY_SCHEDULE,
   deliveryTimeoutMs: DELIVERY_TIMEOUT_MS.default,
-  dispatcherMaxConcurrency: 10,
+  // Enough for the fleet of npm run capacity (5,000 callbacks a second), well within the
+  // account's 1,000 concurrent executions.
+  dispatcherMaxConcurrency: 200,
   retentionDays: 30,
   partnerRequestsPerSecond: DEFAULT_REQUEST_LIMITS.partnerPerSecond,
   producerRequestsPerSecond: DEFAULT_REQUEST_LIMITS.producerPerSecond,
