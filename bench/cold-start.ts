@@ -37,6 +37,8 @@ const DUMMY_SETTINGS: Partial<Record<keyof typeof LAMBDA_ENV, string>> = {
   subscriptionsTable: 'bench-subscriptions',
   deliveriesTable: 'bench-deliveries',
   deliveryQueueUrl: 'https://sqs.us-east-1.amazonaws.com/000000000000/bench-delivery',
+  slowLaneQueueUrl: 'https://sqs.us-east-1.amazonaws.com/000000000000/bench-delivery-slow',
+  deliveryDeadLetterQueueUrl: 'https://sqs.us-east-1.amazonaws.com/000000000000/bench-delivery-dlq',
 };
 
 /**

@@ -1,7 +1,7 @@
 /**
  * The dispatcher handler alone, in its own process: createDispatcherHandler with the SQLite
- * adapters on an in-memory database, the real HttpCallbackSender and a no-op
- * VisibilityControl, fed SQS-shaped batches by concurrent "invocations" (batch size and
+ * adapters on an in-memory database, the real HttpCallbackSender and a no-op delivery
+ * queue, fed SQS-shaped batches by concurrent "invocations" (batch size and
  * concurrency from the runner). Events, the subscription and the deliveries (made by the
  * product's own fan-out) exist before the clock starts, so what is timed is what the Lambda
  * does per record: load the delivery, its subscription and event, sign, POST, store the attempt.

@@ -221,11 +221,6 @@ export class MessagesNotSentError extends Error {
   }
 }
 
-/** Hides a received message for a while (SQS ChangeMessageVisibility). */
-export interface VisibilityControl {
-  changeVisibility(receiptHandle: string, timeoutSeconds: number): Promise<void>;
-}
-
 /**
  * Where the dispatcher puts a delivery's next try. `send` takes any `delaySeconds`, however
  * long: the adapter holds a wait the queue cannot (SQS delays at most 900 s) outside it, so

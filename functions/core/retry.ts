@@ -67,11 +67,6 @@ export function checkRetrySchedule(schedule: readonly number[]): void {
   });
 }
 
-/** How many tries a delivery gets before it is dead-lettered. */
-export function maxAttempts(schedule: readonly number[]): number {
-  return schedule.length;
-}
-
 /**
  * Seconds to wait after `attemptsMade` failed tries before the next one, with jitter (uniform
  * between 80% and 100% of the schedule's wait, see RETRY_JITTER) so deliveries that failed

@@ -3,7 +3,6 @@ import {
   checkRetrySchedule,
   DEFAULT_RETRY_SCHEDULE,
   MAX_RETRY_DELAY_SECONDS,
-  maxAttempts,
   parseRetrySchedule,
   retryAfterDelaySeconds,
   retryDelaySeconds,
@@ -79,13 +78,6 @@ describe('checkRetrySchedule', () => {
     expect(() => checkRetrySchedule([60, 300])).toThrow(/entry 1 \(60\) must be 0/);
     expect(() => checkRetrySchedule([0, 1.5])).toThrow(/entry 2 \(1.5\)/);
     expect(() => checkRetrySchedule([0, 43_201])).toThrow(/entry 2 \(43201\) exceeds/);
-  });
-});
-
-describe('maxAttempts', () => {
-  it('is the length of the schedule', () => {
-    expect(maxAttempts(DEFAULT_RETRY_SCHEDULE)).toBe(8);
-    expect(maxAttempts([0])).toBe(1);
   });
 });
 

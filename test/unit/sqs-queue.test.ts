@@ -1,5 +1,5 @@
 import 'aws-sdk-client-mock-vitest/extend';
-import { ChangeMessageVisibilityCommand, SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { QueueSendError, SqsQueue } from '../../functions/adapters/aws/sqs-queue.ts';
@@ -158,20 +158,6 @@ describe('SqsQueue', () => {
         /InvalidParameterValue \(body too long\)/,
       );
       expect(sqs).toHaveReceivedCommandTimes(SendMessageBatchCommand, 1);
-    });
-  });
-
-  describe('changeVisibility', () => {
-    it('hides the received message for the given seconds', async () => {
-      sqs.on(ChangeMessageVisibilityCommand).resolves({});
-
-      await queue().changeVisibility('handle-1', 300);
-
-      expect(sqs).toHaveReceivedCommandWith(ChangeMessageVisibilityCommand, {
-        QueueUrl: QUEUE_URL,
-        ReceiptHandle: 'handle-1',
-        VisibilityTimeout: 300,
-      });
     });
   });
 });

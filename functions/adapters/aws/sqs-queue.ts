@@ -6,17 +6,11 @@
  */
 import {
   type BatchResultErrorEntry,
-  ChangeMessageVisibilityCommand,
   SendMessageBatchCommand,
   type SendMessageBatchRequestEntry,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import {
-  MessagesNotSentError,
-  type OutgoingMessage,
-  type QueueSender,
-  type VisibilityControl,
-} from '../../ports.ts';
+import { MessagesNotSentError, type OutgoingMessage, type QueueSender } from '../../ports.ts';
 
 const BATCH_SIZE = 10;
 
@@ -56,7 +50,7 @@ export interface SqsQueueOptions {
   backoffMs?: number;
 }
 
-export class SqsQueue<T> implements QueueSender<T>, VisibilityControl {
+export class SqsQueue<T> implements QueueSender<T> {
   readonly queueUrl: string;
   readonly #client: SQSClient;
   readonly #maxTries: number;
@@ -135,15 +129,5 @@ export class SqsQueue<T> implements QueueSender<T>, VisibilityControl {
         setTimeout(resolve, this.#backoffMs * 2 ** (attempt - 1) * Math.random()),
       );
     }
-  }
-
-  async changeVisibility(receiptHandle: string, timeoutSeconds: number): Promise<void> {
-    await this.#client.send(
-      new ChangeMessageVisibilityCommand({
-        QueueUrl: this.queueUrl,
-        ReceiptHandle: receiptHandle,
-        VisibilityTimeout: timeoutSeconds,
-      }),
-    );
   }
 }

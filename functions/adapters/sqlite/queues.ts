@@ -5,13 +5,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { SQSRecord } from 'aws-lambda';
-import {
-  type Clock,
-  type OutgoingMessage,
-  type QueueSender,
-  systemClock,
-  type VisibilityControl,
-} from '../../ports.ts';
+import { type Clock, type OutgoingMessage, type QueueSender, systemClock } from '../../ports.ts';
 import {
   prepared,
   type Row,
@@ -86,7 +80,7 @@ export function queueArn(name: string): string {
  * restart loses nothing: a message received but not deleted when the process stopped simply
  * becomes visible again when its visibility timeout ends, as on SQS.
  */
-export class SqliteQueue<T> implements QueueSender<T>, VisibilityControl {
+export class SqliteQueue<T> implements QueueSender<T> {
   readonly name: string;
   readonly arn: string;
   readonly visibilityTimeoutSeconds: number;
