@@ -364,47 +364,39 @@ export class DynamoEventLog implements EventLog {
   }
 
   /** Puts the event at `seq` if the place is empty; false when a hole took it first. */
-  async #putEvent(event: Event, seq: number): Promise<boolean> {
+  #putEvent(event: Event, seq: number): Promise<boolean> {
+    return this.#place(event.partnerId, seq, {
+      kind: 'event',
+      id: event.id,
+      partnerId: event.partnerId,
+      type: event.type,
+      payload: JSON.stringify(event.payload),
+      createdAt: event.createdAt,
+      idempotencyKey: event.idempotencyKey,
+    });
+  }
+
+  /** A hole at `seq`, if the place is empty. */
+  #fillHole(partnerId: string, seq: number): Promise<boolean> {
+    return this.#place(partnerId, seq, { kind: 'hole' });
+  }
+
+  /**
+   * Puts an event or a hole at `seq`, only into an empty place (what keeps an event and a
+   * hole from ever sharing one); false when the place was taken.
+   */
+  async #place(partnerId: string, seq: number, item: Item): Promise<boolean> {
     try {
       await this.#client.send(
         new PutCommand({
           TableName: this.tableName,
           Item: compact({
-            ...eventKey(event.partnerId, seq),
-            kind: 'event',
+            ...eventKey(partnerId, seq),
+            ...item,
             seq,
-            id: event.id,
-            partnerId: event.partnerId,
-            type: event.type,
-            payload: JSON.stringify(event.payload),
-            createdAt: event.createdAt,
-            idempotencyKey: event.idempotencyKey,
             writtenAt: this.#clock.now().getTime(),
             expiresAt: this.#expiresAt(),
           }),
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
-  }
-
-  /** A hole at `seq`, if the place is empty. */
-  async #fillHole(partnerId: string, seq: number): Promise<boolean> {
-    try {
-      await this.#client.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: {
-            ...eventKey(partnerId, seq),
-            kind: 'hole',
-            seq,
-            writtenAt: this.#clock.now().getTime(),
-            expiresAt: this.#expiresAt(),
-          },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
       );
