@@ -128,6 +128,8 @@ export const LAMBDA_ENV = {
   deliveryQueueUrl: 'DELIVERY_QUEUE_URL',
   slowLaneQueueUrl: 'SLOW_LANE_QUEUE_URL',
   deliveryDeadLetterQueueUrl: 'DELIVERY_DLQ_URL',
+  pipeDeadLetterQueueUrl: 'PIPE_DLQ_URL',
+  busName: 'EVENT_BUS_NAME',
   retrySchedule: 'DISPATCHER_RETRY_SCHEDULE',
   deliveryTimeoutMs: 'DISPATCHER_DELIVERY_TIMEOUT_MS',
   allowPrivateTargets: 'DISPATCHER_ALLOW_PRIVATE_TARGETS',
@@ -148,6 +150,8 @@ const lambdaSettings = {
   deliveryQueueUrl: z.url(),
   slowLaneQueueUrl: z.url(),
   deliveryDeadLetterQueueUrl: z.url(),
+  pipeDeadLetterQueueUrl: z.url(),
+  busName: name,
   retrySchedule: retryScheduleSetting.default([...DEFAULT_RETRY_SCHEDULE]),
   deliveryTimeoutMs: deliveryTimeoutMsSetting,
   // Production refuses private targets unless a deployment says otherwise.
@@ -167,6 +171,8 @@ export interface LambdaConfig {
   deliveryQueueUrl: string;
   slowLaneQueueUrl: string;
   deliveryDeadLetterQueueUrl: string;
+  pipeDeadLetterQueueUrl: string;
+  busName: string;
   retrySchedule: readonly number[];
   deliveryTimeoutMs: number;
   allowPrivateTargets: boolean;

@@ -14,6 +14,7 @@ import type {
   SkippedReason,
   Subscription,
 } from './core/model.ts';
+import type { EventRef } from './core/patterns.ts';
 
 export interface ListQuery {
   /** Cursor: the id of the last item of the previous page. */
@@ -254,6 +255,24 @@ export interface DueRetryStore {
   due(horizon: Date, limit: number): Promise<DueRetry[]>;
   /** Removes retries `due` returned, once they are queued; removing one already gone is no error. */
   remove(retries: readonly DueRetry[]): Promise<void>;
+}
+
+/** The events written in a span of time, whatever their partner: what the pipe may have missed. */
+export interface EventWindowReader {
+  /** Pages of the events written from `from` to `to` (both included), in no particular order. */
+  writtenBetween(from: Date, to: Date): AsyncIterable<EventRef[]>;
+}
+
+/** The partner bus, written to as the pipe writes to it. */
+export interface BusPublisher {
+  publish(refs: readonly EventRef[]): Promise<void>;
+}
+
+/** A dead-letter queue read to be emptied: each message, then its deletion once handled. */
+export interface DeadLetterSource {
+  /** Up to ten messages, at once (no wait); none when the queue is empty. */
+  receive(): Promise<{ messageId: string; body: string; receiptHandle: string }[]>;
+  delete(receiptHandle: string): Promise<void>;
 }
 
 export interface Clock {

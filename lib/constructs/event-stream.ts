@@ -11,7 +11,9 @@ import {
   PIPE_INPUT_TEMPLATE,
   PIPE_SOURCE,
 } from '../../functions/adapters/aws/pipe.ts';
+import { LAMBDA_ENV } from '../../functions/config.ts';
 import { EVENT_SOURCE } from '../../functions/core/patterns.ts';
+import { DispatcherFunction } from './function.ts';
 import { DeadLetterQueue } from './queues.ts';
 import type { DefinedTable } from './table.ts';
 
@@ -55,6 +57,8 @@ export class EventStream extends Construct {
   /** Gets what the pipe could not deliver: stream batch metadata, not the events themselves. */
   public readonly deadLetterQueue: DeadLetterQueue;
   public readonly logGroup: logs.LogGroup;
+  /** Empties the DLQ, putting its batches' events on the bus again; ops invoke it. */
+  public readonly recoveryFunction: DispatcherFunction;
 
   constructor(scope: Construct, id: string, props: EventStreamProps) {
     super(scope, id);
@@ -156,6 +160,25 @@ export class EventStream extends Construct {
     // CloudFormation must attach the role's policy before it creates the pipe, or the pipe
     // fails its permission check on creation.
     this.pipe.node.addDependency(rolePolicy);
+
+    // The way back for the pipe's dead letters: invoked by ops, it puts the events each
+    // failed batch held on the bus again (functions/core/recovery.ts).
+    this.recoveryFunction = new DispatcherFunction(this, 'RecoveryFunction', {
+      entry: 'functions/recovery/lambda.ts',
+      description: "Recovery: puts the events of the pipe's dead-lettered batches on the bus again",
+      serviceName: 'recovery',
+      timeout: Duration.minutes(15),
+      logRetention: props.logRetention,
+    })
+      // DynamoEventLog#writtenBetween scans the table for the events of a batch's span.
+      .useTable(props.eventsTable, LAMBDA_ENV.eventsTable, { table: ['dynamodb:Scan'] })
+      // EventBridgeBus#publish.
+      .useBus(this.bus, LAMBDA_ENV.busName)
+      // SqsDeadLetterSource: receive, and delete once the batch's events are on the bus.
+      .useQueue(this.deadLetterQueue, LAMBDA_ENV.pipeDeadLetterQueueUrl, [
+        'sqs:ReceiveMessage',
+        'sqs:DeleteMessage',
+      ]);
   }
 
   /** The pipe's name, the `PipeName` dimension of its metrics. */

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Duration } from 'aws-cdk-lib';
+import type * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -33,7 +34,8 @@ export type TableAction =
   | 'dynamodb:ConditionCheckItem'
   | 'dynamodb:Query'
   | 'dynamodb:BatchGetItem'
-  | 'dynamodb:BatchWriteItem';
+  | 'dynamodb:BatchWriteItem'
+  | 'dynamodb:Scan';
 
 /** What a function may do with a global secondary index: only read it with Query. */
 export type IndexAction = 'dynamodb:Query';
@@ -48,14 +50,19 @@ export interface TableGrant {
 
 /**
  * The SQS actions a function may be granted on a queue it does not consume through an event
- * source (which grants its own): sending, the only call the functions make to a queue.
- * SendMessageBatch is authorized by sqs:SendMessage.
+ * source (which grants its own): sending, and (for the pipe's recovery, which empties a
+ * dead-letter queue itself) receiving and deleting. SendMessageBatch is authorized by
+ * sqs:SendMessage.
  */
-export type QueueAction = 'sqs:SendMessage';
+export type QueueAction = 'sqs:SendMessage' | 'sqs:ReceiveMessage' | 'sqs:DeleteMessage';
 
 type Env = typeof LAMBDA_ENV;
 export type TableEnvVar = Env['eventsTable' | 'partnersTable' | 'subscriptionsTable' | 'deliveriesTable'];
-export type QueueEnvVar = Env['deliveryQueueUrl' | 'slowLaneQueueUrl' | 'deliveryDeadLetterQueueUrl'];
+export type QueueEnvVar = Env[
+  | 'deliveryQueueUrl'
+  | 'slowLaneQueueUrl'
+  | 'deliveryDeadLetterQueueUrl'
+  | 'pipeDeadLetterQueueUrl'];
 
 export interface DispatcherFunctionProps {
   /** The entry file, relative to the repository root; it exports `handler`. */
@@ -230,6 +237,15 @@ export class DispatcherFunction extends NodejsFunction {
     checkUnique(this.node.path, envVar, actions);
     this.bind(envVar, queue.queueUrl);
     this.addToRolePolicy(new iam.PolicyStatement({ actions: [...actions], resources: [queue.queueArn] }));
+    return this;
+  }
+
+  /** Grants PutEvents on the bus and sets `envVar` to its name. */
+  public useBus(bus: events.IEventBus, envVar: Env['busName']): this {
+    this.bind(envVar, bus.eventBusName);
+    this.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['events:PutEvents'], resources: [bus.eventBusArn] }),
+    );
     return this;
   }
 

@@ -96,8 +96,10 @@ export class ServiceStack extends Stack {
           recovery:
             'Each message names a stream batch the pipe gave up on (shard, sequence numbers, arrival times), not ' +
             'its events, which never reached the bus: they are in the events table (pollable) but got no callback. ' +
-            'Fix the cause (pipe logs, bus quotas), then have the partners affected replay the window ' +
-            '(POST /v1/subscriptions/{id}/replay with since = the first arrival time).',
+            'Fix the cause (pipe logs, bus quotas), then invoke the recovery function (the RecoveryFunctionName ' +
+            'output: aws lambda invoke --function-name <name> out.json): it puts the events of every dead-lettered ' +
+            'batch on the bus again and empties the queue. Fan-out makes one delivery per event and subscription, ' +
+            'so events that did get through are not sent twice.',
         },
         {
           label: 'rule',
@@ -137,6 +139,7 @@ export class ServiceStack extends Stack {
         { label: 'fanout', fn: this.pipeline.fanoutFunction },
         { label: 'dispatcher', fn: this.pipeline.dispatcherFunction },
         { label: 'sweeper', fn: this.pipeline.sweeperFunction },
+        { label: 'recovery', fn: this.eventStream.recoveryFunction },
       ],
       bus: this.eventStream.bus,
       // The pipeline builds one rule per entry of ROUTING_RULES, in order.
@@ -186,6 +189,11 @@ export class ServiceStack extends Stack {
       'RuleDeadLetterQueueUrl',
       this.pipeline.ruleDeadLetterQueue.queueUrl,
       'Rule target DLQ: events the rules could not queue; replay them from the bus archive',
+    );
+    output(
+      'RecoveryFunctionName',
+      this.eventStream.recoveryFunction.functionName,
+      "Invoke once the pipe's failures are fixed: its dead-lettered batches' events go on the bus again",
     );
     output('AlarmTopicArn', this.monitoring.topic.topicArn, 'SNS topic of every alarm');
     output('DashboardName', this.monitoring.dashboard.dashboardName, 'CloudWatch dashboard');

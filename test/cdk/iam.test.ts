@@ -26,7 +26,7 @@ beforeAll(() => {
   synth = synthesize();
 });
 
-type FunctionName = 'api' | 'authorizer' | 'fanout' | 'dispatcher' | 'sweeper';
+type FunctionName = 'api' | 'authorizer' | 'fanout' | 'dispatcher' | 'sweeper' | 'recovery';
 
 /** Resources by the names GRANTS uses. */
 type Grants = Readonly<Record<string, readonly string[]>>;
@@ -86,6 +86,12 @@ const GRANTS: Record<FunctionName, Grants> = {
     delivery: ['sqs:SendMessage'],
     'slow-lane': ['sqs:SendMessage'],
   },
+  recovery: {
+    'recovery logs': LOGS,
+    events: ['dynamodb:Scan'],
+    bus: ['events:PutEvents'],
+    'pipe-dlq': ['sqs:ReceiveMessage', 'sqs:DeleteMessage'],
+  },
 };
 
 /** The pipe's role (EventBridge user guide, "Event source permissions for Amazon EventBridge Pipes"). */
@@ -105,6 +111,7 @@ const CONSUMES: Record<FunctionName, readonly string[]> = {
   fanout: ['fanout'],
   dispatcher: ['delivery', 'slow-lane'],
   sweeper: [],
+  recovery: [],
 };
 
 const ENTRIES: Record<FunctionName, string> = {
@@ -113,6 +120,7 @@ const ENTRIES: Record<FunctionName, string> = {
   fanout: 'functions/fanout/lambda.ts',
   dispatcher: 'functions/dispatcher/lambda.ts',
   sweeper: 'functions/sweeper/lambda.ts',
+  recovery: 'functions/recovery/lambda.ts',
 };
 
 /** The resource each setting a lambda.ts passes to an adapter names. */
@@ -124,6 +132,8 @@ const CONFIG_RESOURCES = {
   deliveryQueueUrl: 'delivery',
   slowLaneQueueUrl: 'slow-lane',
   deliveryDeadLetterQueueUrl: 'delivery-dlq',
+  pipeDeadLetterQueueUrl: 'pipe-dlq',
+  busName: 'bus',
 } as const satisfies Partial<Record<keyof typeof LAMBDA_ENV, string>>;
 
 type ResourceKey = keyof typeof CONFIG_RESOURCES;
@@ -146,6 +156,7 @@ interface AdapterCalls {
  * transaction counts as the item actions of its operations; SendMessageBatch as SendMessage.
  */
 const ADAPTER_CALLS: Readonly<Record<string, AdapterCalls>> = {
+  'bus.ts': { actions: ['events:PutEvents'] },
   'clients.ts': { actions: [] },
   'deliveries.ts': {
     actions: [
@@ -160,10 +171,17 @@ const ADAPTER_CALLS: Readonly<Record<string, AdapterCalls>> = {
   },
   'delivery-queue.ts': { actions: [] },
   'due-retries.ts': { actions: ['dynamodb:Query', 'dynamodb:BatchWriteItem'], queriesTable: true },
+  'eventbridge-client.ts': { actions: [] },
   // The paging helpers the adapters share; it wires to nothing itself.
   'dynamo.ts': { actions: ['dynamodb:Query'] },
   'events.ts': {
-    actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
+    actions: [
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:Query',
+      'dynamodb:Scan',
+    ],
     queriesTable: true,
   },
   'logger.ts': { actions: [] },
@@ -171,7 +189,7 @@ const ADAPTER_CALLS: Readonly<Record<string, AdapterCalls>> = {
   'pipe.ts': { actions: [] },
   'rate-limiter.ts': { actions: ['dynamodb:UpdateItem'] },
   'sqs-client.ts': { actions: [] },
-  'sqs-queue.ts': { actions: ['sqs:SendMessage'] },
+  'sqs-queue.ts': { actions: ['sqs:SendMessage', 'sqs:ReceiveMessage', 'sqs:DeleteMessage'] },
   'subscriptions.ts': {
     actions: [
       'dynamodb:GetItem',
@@ -198,6 +216,7 @@ const COMMAND_ACTIONS: Readonly<Record<string, readonly string[]>> = {
   // Their operations' item actions: see TRANSACT_OPERATIONS.
   TransactGetCommand: [],
   TransactWriteCommand: [],
+  PutEventsCommand: ['events:PutEvents'],
   SendMessageCommand: ['sqs:SendMessage'],
   SendMessageBatchCommand: ['sqs:SendMessage'],
   ReceiveMessageCommand: ['sqs:ReceiveMessage'],
@@ -266,6 +285,7 @@ function functionsByName(): Record<FunctionName, IFunction> {
     fanout: pipeline.fanoutFunction,
     dispatcher: pipeline.dispatcherFunction,
     sweeper: pipeline.sweeperFunction,
+    recovery: synth.stacks.service.eventStream.recoveryFunction,
   };
 }
 

@@ -231,7 +231,7 @@ describe('alarms', () => {
       expect(of(label)).toContain(`the ${label} dead-letter queue`);
     }
     expect(of('delivery')).toMatch(/custom destination.*DeliveryQueueArn/);
-    expect(of('pipe')).toMatch(/replay/);
+    expect(of('pipe')).toMatch(/recovery function.*RecoveryFunctionName/);
     expect(of('pipe')).not.toMatch(/bus archive/);
     expect(of('rule')).toMatch(/bus archive/);
   });

@@ -303,7 +303,7 @@ describe('SQS event sources', () => {
 
 describe('functions', () => {
   it('runs every function on nodejs24.x, arm64, with source maps and JSON logs', () => {
-    synth.service.resourceCountIs('AWS::Lambda::Function', 5);
+    synth.service.resourceCountIs('AWS::Lambda::Function', 6);
     synth.service.allResourcesProperties('AWS::Lambda::Function', {
       Runtime: 'nodejs24.x',
       Architectures: ['arm64'],

@@ -120,7 +120,14 @@ describe('the deployment, read from the synthesized templates', () => {
 
   it('finds each function with its memory and architecture', () => {
     const byService = Object.fromEntries(deployment.functions.map((f) => [f.service, f]));
-    expect(Object.keys(byService).sort()).toEqual(['api', 'authorizer', 'dispatcher', 'fanout', 'sweeper']);
+    expect(Object.keys(byService).sort()).toEqual([
+      'api',
+      'authorizer',
+      'dispatcher',
+      'fanout',
+      'recovery',
+      'sweeper',
+    ]);
     for (const fn of deployment.functions) {
       expect(fn.architecture).toBe('arm64');
       expect(fn.memoryMb).toBeGreaterThanOrEqual(128);

@@ -21,16 +21,19 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
+  ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import * as z from 'zod';
 import { CursorNotFoundError, ServiceUnavailableError } from '../../core/errors.ts';
-import { Event, EventId, type Page } from '../../core/model.ts';
+import { Event, EventId, EventType, type Page, PartnerId, Timestamp } from '../../core/model.ts';
+import type { EventRef } from '../../core/patterns.ts';
 import {
   type AppendResult,
   type Clock,
   type EventListQuery,
   type EventLog,
+  type EventWindowReader,
   systemClock,
 } from '../../ports.ts';
 import { attributeNames, compact, expiresAt, type Item, isConditionFailure } from './dynamo.ts';
@@ -55,6 +58,7 @@ const Seq = z.number().int().positive();
 const Counter = z.object({ seq: Seq });
 const IdPointer = z.object({ seq: Seq });
 const IdempotencyClaim = z.object({ eventId: EventId, claimedAt: z.number() });
+const EventRefItem = z.object({ id: EventId, partnerId: PartnerId, type: EventType, createdAt: Timestamp });
 const Placed = z.object({ seq: Seq, kind: z.enum(['event', 'hole']), writtenAt: z.number() });
 
 function hash(text: string): number {
@@ -114,7 +118,7 @@ interface SeqWaiters {
   waiting: { resolve: (seq: number) => void; reject: (error: unknown) => void }[];
 }
 
-export class DynamoEventLog implements EventLog {
+export class DynamoEventLog implements EventLog, EventWindowReader {
   readonly tableName: string;
   readonly retentionDays: number;
   readonly #client: DynamoDBDocumentClient;
@@ -474,6 +478,46 @@ export class DynamoEventLog implements EventLog {
       }
     }
     return { items, known: Math.min(known, highest) };
+  }
+
+  /**
+   * The events written from `from` to `to`, of every partner: a parallel Scan of the whole
+   * table (one segment per stripe) keeping event items of the span. Costly, and only for
+   * recovering what the pipe gave up on (see functions/core/recovery.ts).
+   */
+  async *writtenBetween(from: Date, to: Date): AsyncGenerator<EventRef[]> {
+    const segments = Array.from({ length: EVENT_STRIPES }, (_, segment) =>
+      this.#scanSegment(segment, from, to),
+    );
+    for (const segment of segments) yield* segment;
+  }
+
+  async *#scanSegment(segment: number, from: Date, to: Date): AsyncGenerator<EventRef[]> {
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.#client.send(
+        new ScanCommand({
+          TableName: this.tableName,
+          Segment: segment,
+          TotalSegments: EVENT_STRIPES,
+          FilterExpression: '#kind = :event AND #writtenAt BETWEEN :from AND :to',
+          ProjectionExpression: '#id, #partnerId, #type, #createdAt',
+          ExpressionAttributeNames: attributeNames(
+            'kind',
+            'writtenAt',
+            'id',
+            'partnerId',
+            'type',
+            'createdAt',
+          ),
+          ExpressionAttributeValues: { ':event': 'event', ':from': from.getTime(), ':to': to.getTime() },
+          ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
+        }),
+      );
+      const refs = (page.Items ?? []).map((item) => EventRefItem.parse(item));
+      if (refs.length > 0) yield refs;
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined);
   }
 
   /** The event's seq, or undefined when it is not one of this partner's events. */

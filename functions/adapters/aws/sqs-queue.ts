@@ -6,11 +6,18 @@
  */
 import {
   type BatchResultErrorEntry,
+  DeleteMessageCommand,
+  ReceiveMessageCommand,
   SendMessageBatchCommand,
   type SendMessageBatchRequestEntry,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import { MessagesNotSentError, type OutgoingMessage, type QueueSender } from '../../ports.ts';
+import {
+  type DeadLetterSource,
+  MessagesNotSentError,
+  type OutgoingMessage,
+  type QueueSender,
+} from '../../ports.ts';
 
 const BATCH_SIZE = 10;
 
@@ -129,5 +136,37 @@ export class SqsQueue<T> implements QueueSender<T> {
         setTimeout(resolve, this.#backoffMs * 2 ** (attempt - 1) * Math.random()),
       );
     }
+  }
+}
+
+/** A queue read to be emptied (see DeadLetterSource): no wait, ten messages a receive. */
+export class SqsDeadLetterSource implements DeadLetterSource {
+  readonly queueUrl: string;
+  readonly #client: SQSClient;
+
+  constructor(client: SQSClient, queueUrl: string) {
+    this.#client = client;
+    this.queueUrl = queueUrl;
+  }
+
+  async receive(): Promise<{ messageId: string; body: string; receiptHandle: string }[]> {
+    const result = await this.#client.send(
+      new ReceiveMessageCommand({
+        QueueUrl: this.queueUrl,
+        MaxNumberOfMessages: BATCH_SIZE,
+        WaitTimeSeconds: 0,
+      }),
+    );
+    return (result.Messages ?? []).flatMap((m) =>
+      m.MessageId === undefined || m.ReceiptHandle === undefined
+        ? []
+        : [{ messageId: m.MessageId, body: m.Body ?? '', receiptHandle: m.ReceiptHandle }],
+    );
+  }
+
+  async delete(receiptHandle: string): Promise<void> {
+    await this.#client.send(
+      new DeleteMessageCommand({ QueueUrl: this.queueUrl, ReceiptHandle: receiptHandle }),
+    );
   }
 }

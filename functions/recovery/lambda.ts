@@ -1,0 +1,27 @@
+/** Lambda entry of the pipe's recovery: its dead letters' events back onto the bus. */
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { EventBridgeBus } from '../adapters/aws/bus.ts';
+import { dynamoClient } from '../adapters/aws/clients.ts';
+import { eventBridgeClient } from '../adapters/aws/eventbridge-client.ts';
+import { DynamoEventLog } from '../adapters/aws/events.ts';
+import { logger } from '../adapters/aws/logger.ts';
+import { sqsClient } from '../adapters/aws/sqs-client.ts';
+import { SqsDeadLetterSource } from '../adapters/aws/sqs-queue.ts';
+import { loadLambdaConfig } from '../config.ts';
+import { systemClock } from '../ports.ts';
+import { createRecoveryHandler } from './handler.ts';
+
+const config = loadLambdaConfig(['eventsTable', 'busName', 'pipeDeadLetterQueueUrl']);
+
+/** Time the recovery gives itself of its function's 15 minutes, leaving room to answer. */
+const BUDGET_MS = 13 * 60_000;
+
+export const handler = createRecoveryHandler(
+  {
+    events: new DynamoEventLog(dynamoClient, config.eventsTable),
+    bus: new EventBridgeBus(eventBridgeClient, config.busName),
+    deadLetters: new SqsDeadLetterSource(sqsClient, config.pipeDeadLetterQueueUrl),
+    clock: systemClock,
+  },
+  BUDGET_MS,
+).use(injectLambdaContext(logger));

@@ -1,0 +1,134 @@
+/**
+ * Recovering the pipe's dead letters on DynamoDB Local: the events written in a failed batch's
+ * span are read from the table and put on the bus again; put twice, they still make one
+ * delivery per subscription.
+ */
+import { describe, expect, it } from 'vitest';
+import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
+import { DynamoEventLog } from '../../functions/adapters/aws/events.ts';
+import { DynamoSubscriptionStore } from '../../functions/adapters/aws/subscriptions.ts';
+import { DELIVERIES_TABLE, EVENTS_TABLE, SUBSCRIPTIONS_TABLE } from '../../functions/adapters/aws/tables.ts';
+import { fanOutEvent } from '../../functions/core/fanout.ts';
+import type { DeliveryMessage } from '../../functions/core/model.ts';
+import type { EventRef } from '../../functions/core/patterns.ts';
+import {
+  pipeBatchWindow,
+  RECOVERY_MARGIN_MS,
+  recoverPipeDeadLetters,
+} from '../../functions/core/recovery.ts';
+import type { DeadLetterSource, OutgoingMessage } from '../../functions/ports.ts';
+import { tablesPerTest } from '../dynamodb-local/tables.ts';
+import { id, ManualClock, makeEvent, makeSubscription } from './fixtures.ts';
+
+const local = tablesPerTest('recovery');
+
+/** A stream batch's dead letter as stream sources write it. */
+function deadLetter(first: Date, last: Date): string {
+  return JSON.stringify({
+    version: '1.0',
+    DDBStreamBatchInfo: {
+      shardId: 'shardId-00000001',
+      startSequenceNumber: '100',
+      endSequenceNumber: '200',
+      approximateArrivalOfFirstRecord: first.toISOString(),
+      approximateArrivalOfLastRecord: last.toISOString(),
+      batchSize: 10,
+      streamArn: 'arn:aws:dynamodb:eu-west-1:123456789012:table/events/stream/2026',
+    },
+  });
+}
+
+class Letters implements DeadLetterSource {
+  readonly deleted: string[] = [];
+  #queue: { messageId: string; body: string; receiptHandle: string }[];
+
+  constructor(bodies: string[]) {
+    this.#queue = bodies.map((body, i) => ({ messageId: `m${i}`, body, receiptHandle: `r${i}` }));
+  }
+
+  async receive() {
+    const visible = this.#queue.filter((m) => !this.deleted.includes(m.receiptHandle));
+    return visible.slice(0, 10);
+  }
+
+  async delete(receiptHandle: string) {
+    this.deleted.push(receiptHandle);
+  }
+}
+
+class RecordingBus {
+  readonly put: EventRef[] = [];
+  async publish(refs: readonly EventRef[]) {
+    this.put.push(...refs);
+  }
+}
+
+describe('pipeBatchWindow', () => {
+  it('is the batch’s arrival times, widened by the margin on either side', () => {
+    const first = new Date('2026-12-01T10:00:00.000Z');
+    const last = new Date('2026-12-01T10:00:07.000Z');
+    expect(pipeBatchWindow(deadLetter(first, last))).toEqual({
+      from: new Date(first.getTime() - RECOVERY_MARGIN_MS),
+      to: new Date(last.getTime() + RECOVERY_MARGIN_MS),
+    });
+  });
+
+  it('refuses a message that is not a stream batch’s metadata, naming what is missing', () => {
+    expect(() => pipeBatchWindow('{"detail": {}}')).toThrow(/DDBStreamBatchInfo/);
+  });
+});
+
+describe('recoverPipeDeadLetters on DynamoDB Local', () => {
+  it('puts the events written in each batch’s span on the bus once, deletes the dead letters, and leaves what it cannot read', async () => {
+    const now = Date.now();
+    const clock = new ManualClock(new Date(now));
+    const log = new DynamoEventLog(local.client, await local.table(EVENTS_TABLE), { clock });
+    const partnerId = id('ptr');
+    const inSpan = [makeEvent(partnerId), makeEvent(partnerId)];
+    for (const event of inSpan) await log.append(event);
+    clock.advance((3 * RECOVERY_MARGIN_MS) / 1000);
+    const later = makeEvent(partnerId);
+    await log.append(later);
+
+    const letters = new Letters([
+      deadLetter(new Date(now), new Date(now + 1000)),
+      // The same batch again (a second failure of it): its events go on the bus once.
+      deadLetter(new Date(now), new Date(now + 1000)),
+      'not a dead letter',
+    ]);
+    const bus = new RecordingBus();
+
+    const report = await recoverPipeDeadLetters({ events: log, bus, deadLetters: letters, clock }, 60_000);
+
+    expect(report).toEqual({ batches: 2, events: 2, left: 1 });
+    expect(bus.put.map((r) => r.id).sort()).toEqual(inSpan.map((e) => e.id).sort());
+    expect(bus.put[0]).toEqual({
+      id: expect.any(String),
+      partnerId,
+      type: inSpan[0]?.type,
+      createdAt: inSpan[0]?.createdAt,
+    });
+    expect(letters.deleted).toEqual(['r0', 'r1']);
+  });
+
+  it('makes no second delivery when an event that did get through is fanned out again', async () => {
+    const subscriptions = new DynamoSubscriptionStore(local.client, await local.table(SUBSCRIPTIONS_TABLE));
+    const deliveries = new DynamoDeliveryStore(local.client, await local.table(DELIVERIES_TABLE));
+    const partnerId = id('ptr');
+    await subscriptions.put(makeSubscription(partnerId, { eventTypes: [] }));
+    const sent: OutgoingMessage<DeliveryMessage>[] = [];
+    const deps = {
+      subscriptions,
+      deliveries,
+      deliveryQueue: { send: async (m: OutgoingMessage<DeliveryMessage>[]) => void sent.push(...m) },
+      clock: new ManualClock(),
+    };
+    const event = makeEvent(partnerId);
+
+    expect(await fanOutEvent(deps, event)).toBe(1);
+    expect(await fanOutEvent(deps, event)).toBe(1);
+
+    // The second fan-out finds the delivery the first made: one id, queued again only while untried.
+    expect(new Set(sent.map((m) => m.body.deliveryId)).size).toBe(1);
+  });
+});
