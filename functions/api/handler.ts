@@ -63,6 +63,7 @@ import type {
   RateLimiter,
   SubscriptionStore,
 } from '../ports.ts';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from './json-depth.ts';
 import { type Problem, problemJson, toProblem, validationErrorFrom } from './problem.ts';
 import { matchRoute, type Operation, type RouteAuth } from './routes.ts';
 
@@ -180,14 +181,22 @@ function batchEntry(entry: unknown, index: number): BatchEntry {
 /** The JSON body, or a clear 400/413/415 when it is not JSON or too large. */
 function jsonBody(event: ApiRequest): unknown {
   const contentType = event.headers['content-type'] ?? event.headers['Content-Type'];
-  if (contentType !== undefined && !/^application\/([a-z.+-]*\+)?json\b/i.test(contentType)) {
-    throw new UnsupportedMediaTypeError(`content-type must be application/json, not ${contentType}`);
+  // application/json, with at most a UTF-8 charset: not json-seq, not a list of types, not none.
+  if (contentType === undefined || !/^application\/json\s*(;\s*charset="?utf-8"?\s*)?$/i.test(contentType)) {
+    throw new UnsupportedMediaTypeError(
+      `content-type must be application/json (optionally; charset=utf-8), not ${contentType ?? 'missing'}`,
+    );
   }
   if (event.body === undefined || event.body === '')
     throw new ValidationError('a JSON body is required', [{ field: 'body', message: 'required' }]);
   if (Buffer.byteLength(event.body, event.isBase64Encoded ? 'base64' : 'utf8') > MAX_REQUEST_BYTES)
     throw new PayloadTooLargeError(`request bodies are limited to ${MAX_REQUEST_BYTES} bytes`);
   const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+    throw new ValidationError(`body nests deeper than ${MAX_JSON_DEPTH} levels of objects and arrays`, [
+      { field: 'body', message: `at most ${MAX_JSON_DEPTH} levels deep` },
+    ]);
+  }
   try {
     return JSON.parse(text);
   } catch (error) {

@@ -375,6 +375,67 @@ describe('HTTP API', () => {
       expectProblem(res, 415);
     });
 
+    it.each([
+      ['application/json-seq'],
+      ['application/json, text/plain'],
+      ['application/problem+json'],
+      ['application/json; charset=latin1'],
+    ])('rejects the content type %s with 415, naming what it takes', async (contentType) => {
+      const partner = await d.createPartner();
+      const res = await raw(
+        `${d.dispatcher.url}/v1/events`,
+        'POST',
+        { authorization: `Bearer ${d.dispatcher.adminToken}`, 'content-type': contentType },
+        JSON.stringify({ partnerId: partner.id, type: 'order.created', payload: {} }),
+      );
+      expect(expectProblem(res, 415).detail).toContain('application/json');
+    });
+
+    it('rejects a body with no content type with 415', async () => {
+      const partner = await d.createPartner();
+      const res = await fetch(`${d.dispatcher.url}/v1/events`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${d.dispatcher.adminToken}` },
+        body: new Blob([JSON.stringify({ partnerId: partner.id, type: 'order.created', payload: {} })]),
+      });
+      expect(res.status).toBe(415);
+    });
+
+    it.each([
+      ['application/json; charset=utf-8'],
+      ['Application/JSON'],
+      ['application/json;charset="UTF-8"'],
+    ])('takes %s as JSON', async (contentType) => {
+      const partner = await d.createPartner();
+      const res = await raw(
+        `${d.dispatcher.url}/v1/events`,
+        'POST',
+        { authorization: `Bearer ${d.dispatcher.adminToken}`, 'content-type': contentType },
+        JSON.stringify({ partnerId: partner.id, type: 'order.created', payload: {} }),
+      );
+      expect(res.status).toBe(202);
+    });
+
+    it('rejects a body nested deeper than 64 levels with a 400 naming the limit, and never a 500', async () => {
+      const partner = await d.createPartner();
+      const deep = (levels: number) => `${'['.repeat(levels)}${']'.repeat(levels)}`;
+      const body = (payload: string, key = 'deep-1') =>
+        `{"partnerId":"${partner.id}","type":"order.created","payload":${payload},"idempotencyKey":"${key}"}`;
+
+      for (const levels of [65, 5000, 100_000]) {
+        const res = await d.admin('POST', '/v1/events', body(deep(levels)));
+        expect(expectProblem(res, 400, 'body').detail).toContain('64 levels');
+      }
+      // The body is the first level: a payload 63 deep is 64 in all, and taken, as often as sent.
+      for (let i = 0; i < 2; i++) {
+        const res = await d.admin('POST', '/v1/events', body(deep(63)));
+        expect(res.status, `try ${i + 1}`).toBe(i === 0 ? 202 : 200);
+      }
+      // Brackets inside strings are text, not nesting.
+      const res = await d.admin('POST', '/v1/events', body(JSON.stringify('['.repeat(1000)), 'brackets-1'));
+      expect(res.status).toBe(202);
+    });
+
     it('rejects a request body over 1 MiB with 413', async () => {
       const partner = await d.createPartner();
       const body = JSON.stringify({
