@@ -38,7 +38,10 @@ export function pageOfLookahead<R, T extends { id: string }>(
 export interface EventListQuery extends ListQuery {
   /** Only these event types; absent or empty means all. */
   types?: string[];
-  /** Only events created at or after this time (ISO-8601). */
+  /**
+   * Only events created at or after this instant: ISO-8601 with any offset and precision,
+   * compared as a time, never as text.
+   */
   since?: string;
 }
 

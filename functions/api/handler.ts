@@ -40,7 +40,6 @@ import {
   PartnerId,
   SubscriptionId,
   SubscriptionStatus,
-  Timestamp,
 } from '../core/model.ts';
 import { createPartner } from '../core/partners.ts';
 import { redeliverEvent, replaySubscription, sendTestEvent } from '../core/redelivery.ts';
@@ -164,7 +163,9 @@ const UpdateSubscriptionBody = z
 
 const RedeliverBody = z.strictObject({ subscriptionId: SubscriptionId.optional() });
 
-const ReplayBody = z.strictObject({ since: Timestamp, after: EventId.optional() });
+/** An instant with any offset and precision; compared as a time by the stores. */
+const Instant = z.iso.datetime({ offset: true });
+const ReplayBody = z.strictObject({ since: Instant, after: EventId.optional() });
 
 function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z.infer<T> {
   const result = schema.safeParse(value);

@@ -122,6 +122,24 @@ export function eventLogContract(name: string, make: () => Promise<EventLogSubje
         expect((await log.list(partnerId, { limit: 1, since: at(15) })).items).toEqual([events[2]]);
       });
 
+      it.each([
+        ['whole seconds', '2025-01-01T00:00:10Z'],
+        ['milliseconds', '2025-01-01T00:00:10.000Z'],
+        ['microseconds', '2025-01-01T00:00:10.000000Z'],
+        ['an offset', '2025-01-01T02:00:10+02:00'],
+        ['a negative offset with fractions', '2024-12-31T19:30:10.0-04:30'],
+      ])('compares `since` as an instant, given with %s', async (_, since) => {
+        // 10.5 s sorts before "10Z" as text ('.' < 'Z'): only a comparison of instants keeps it.
+        const early = makeEvent(partnerId, { createdAt: '2025-01-01T00:00:09.999Z' });
+        const exact = makeEvent(partnerId, { createdAt: '2025-01-01T00:00:10.000Z' });
+        const later = makeEvent(partnerId, { createdAt: '2025-01-01T00:00:10.500Z' });
+        for (const event of [early, exact, later]) await log.append(event);
+
+        const page = await log.list(partnerId, { limit: 10, since });
+
+        expect(page.items.map((e) => e.id)).toEqual([exact.id, later.id]);
+      });
+
       it('pages with limit and next, visiting every event exactly once', async () => {
         const events = Array.from({ length: 7 }, () => makeEvent(partnerId));
         await appendAll(events);

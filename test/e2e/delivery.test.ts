@@ -364,6 +364,27 @@ describe('local dispatcher, end to end', () => {
       expect(types(receiver).slice(3).sort()).toEqual(['order.delivered', 'order.shipped']);
     });
 
+    it('replays since a time given in whole seconds with an offset, as the instant it names', async () => {
+      const d = await dispatcherWith();
+      const receiver = await receiverWith();
+      const { partner, subscriptionId } = await subscribed(d, receiver);
+      // The same second, written in whole seconds at +02:00: events of its later milliseconds
+      // sort before it as text, and must be replayed all the same.
+      const now = new Date();
+      const second = new Date(Math.floor(now.getTime() / 1000) * 1000);
+      const local = new Date(second.getTime() + 2 * 3_600_000).toISOString().replace(/\.\d{3}Z$/, '+02:00');
+      await publish(d, partner.id, 'order.created', { n: 1 });
+      await eventually(() => receiver.callbacks[0]);
+
+      const res = await d.as(partner.apiKey, 'POST', `/v1/subscriptions/${subscriptionId}/replay`, {
+        since: local,
+      });
+
+      expect(res.status).toBe(202);
+      expect(res.body).toEqual({ queued: 1, next: null });
+      await eventually(() => (receiver.callbacks.length === 2 ? true : undefined));
+    });
+
     it('rejects a replay without a valid since, naming the field', async () => {
       const d = await dispatcherWith();
       const receiver = await receiverWith();

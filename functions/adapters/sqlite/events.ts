@@ -120,6 +120,9 @@ export class SqliteEventLog implements EventLog {
       afterSeq = readInteger(cursor, 'seq');
     }
     const types = query.types ?? [];
+    // Stored times are all toISOString's (UTC, milliseconds), so the instant `since` names,
+    // written the same way, compares as text exactly as it does as a time.
+    const since = query.since === undefined ? '' : new Date(query.since).toISOString();
     const rows = prepared(
       this.#db,
       `SELECT ${COLUMNS} FROM events
@@ -127,7 +130,7 @@ export class SqliteEventLog implements EventLog {
            AND (? = 0 OR type IN (SELECT value FROM json_each(?)))
            AND created_at >= ?
          ORDER BY seq LIMIT ?`,
-    ).all(partnerId, afterSeq, types.length, JSON.stringify(types), query.since ?? '', query.limit);
+    ).all(partnerId, afterSeq, types.length, JSON.stringify(types), since, query.limit);
     const items = rows.map(toEvent);
     return { items, next: items.at(-1)?.id ?? query.after ?? null };
   }
