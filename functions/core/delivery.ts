@@ -112,6 +112,7 @@ export async function deliver(deps: DeliverDeps, message: DeliveryMessage): Prom
   });
   const outcome = decide(deps, result, step);
   const succeeded = outcome.kind === 'done' && outcome.reason === 'succeeded';
+  const gone = outcome.kind === 'done' && outcome.reason === 'endpoint-gone';
 
   if (outcome.kind === 'retry') {
     // A failing endpoint's next try waits in the slow lane.
@@ -148,7 +149,9 @@ export async function deliver(deps: DeliverDeps, message: DeliveryMessage): Prom
   const { nextAttemptAt: _previous, skippedReason: _skipped, ...rest } = delivery;
   const updated: Delivery = {
     ...rest,
-    status: succeeded ? 'succeeded' : outcome.kind === 'dead' ? 'dead' : 'failed',
+    status: succeeded ? 'succeeded' : outcome.kind === 'dead' ? 'dead' : gone ? 'skipped' : 'failed',
+    // 410 Gone: tried, and not to be tried again, since the subscription is now disabled.
+    ...(gone ? { skippedReason: 'subscription disabled' as const } : {}),
     attempts: attempt,
     updatedAt: now.toISOString(),
     lastAttemptAt: attemptRecord.startedAt,

@@ -175,6 +175,11 @@ function refusal(subject: string, addressClass: AddressClass, options: TargetPol
  * are names pass here; their addresses are checked with `checkResolvedAddress` when resolved.
  */
 export function checkTargetUrl(url: string, options: TargetPolicyOptions): TargetCheck {
+  // WHATWG parsing strips and encodes what a URL should not carry: refuse it as given instead.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+  if (/[\s\u0000-\u001f\u007f]/.test(url)) {
+    return { ok: false, reason: 'the URL holds whitespace or a control character; encode it' };
+  }
   let parsed: URL;
   try {
     // WHATWG parsing already turns 2130706433, 0177.0.0.1 and 0x7f.1 into 127.0.0.1 and
@@ -190,6 +195,7 @@ export function checkTargetUrl(url: string, options: TargetPolicyOptions): Targe
   if (parsed.username !== '' || parsed.password !== '') {
     return { ok: false, reason: 'credentials in the URL are not allowed' };
   }
+  if (parsed.port === '0') return { ok: false, reason: 'port 0 is not a port a receiver listens on' };
 
   const host = parsed.hostname.replace(/\.+$/, '');
   const ip = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;

@@ -165,6 +165,24 @@ export function deliveryStoreContract(name: string, make: () => Promise<Delivery
         expect(stored?.nextAttemptAt).toBeUndefined();
       });
 
+      it('stores a try that ended the delivery skipped with its reason', async () => {
+        const delivery = makeDelivery(makeEvent(partnerId), subscriptionId);
+        await deliveries.createForEvent([delivery]);
+        const gone: Delivery = {
+          ...delivery,
+          status: 'skipped',
+          skippedReason: 'subscription disabled',
+          attempts: 1,
+          updatedAt: at(1),
+          lastAttemptAt: at(1),
+        };
+
+        await deliveries.recordAttempt(makeAttempt(delivery, { statusCode: 410 }), gone);
+
+        expect(await deliveries.get(delivery.id)).toEqual(gone);
+        expect(await deliveries.listAttempts(delivery.id)).toMatchObject([{ number: 1, statusCode: 410 }]);
+      });
+
       it('keeps the state of a later try when a stale copy records an earlier one', async () => {
         const delivery = makeDelivery(makeEvent(partnerId), subscriptionId);
         await deliveries.createForEvent([delivery]);

@@ -335,7 +335,16 @@ describe('deliver', () => {
         status: 'disabled',
         disabledReason: 'the endpoint answered 410 Gone',
       });
-      expect((await deps.deliveries.get(message.deliveryId))?.status).toBe('failed');
+      // Tried, and not to be tried again: skipped, because the subscription is now disabled.
+      const stored = await deps.deliveries.get(message.deliveryId);
+      expect(stored).toMatchObject({
+        status: 'skipped',
+        skippedReason: 'subscription disabled',
+        attempts: 1,
+      });
+      expect(stored?.nextAttemptAt).toBeUndefined();
+      expect(deps.queue.sent).toEqual([]);
+      expect(deps.queue.dead).toEqual([]);
       const [event] = await disabledEvents();
       expect(event?.payload).toMatchObject({ subscriptionId: subscription.id, url: subscription.url });
     });

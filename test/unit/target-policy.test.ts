@@ -87,10 +87,17 @@ describe('checkTargetUrl', () => {
   describe('forbidden URLs', () => {
     const forbidden: [string, RegExp][] = [
       ['http://example.com/hook', /https is required/],
+      ['https://example.com:0/hook', /port 0/],
+      ['https://example.com/my hook', /whitespace or a control character/],
+      [' https://example.com/hook', /whitespace or a control character/],
+      ['https://example.com/hook\n', /whitespace or a control character/],
+      ['https://exa\tmple.com/hook', /whitespace or a control character/],
+      ['https://example.com/\u0000', /whitespace or a control character/],
+      ['https://example.com/\u007f', /whitespace or a control character/],
       ['ftp://example.com/hook', /scheme ftp: is not allowed/],
       ['file:///etc/passwd', /scheme file: is not allowed/],
       ['javascript:alert(1)', /scheme javascript: is not allowed/],
-      ['not a url', /not valid/],
+      ['not-a-url', /not valid/],
       ['https://user:pass@example.com/hook', /credentials/],
       ['https://user@example.com/hook', /credentials/],
       ['https://10.0.0.1/hook', /address 10.0.0.1 is private/],

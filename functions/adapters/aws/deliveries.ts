@@ -244,12 +244,20 @@ export class DynamoDeliveryStore implements DeliveryStore {
    */
   #stateUpdate(delivery: Delivery, record?: { number: number; first?: Item }) {
     const set = ['#status = :status', '#updatedAt = :updatedAt'];
-    const remove = ['#skippedReason'];
+    const remove: string[] = [];
     const values: Item = {
       ':status': delivery.status,
       ':updatedAt': delivery.updatedAt,
       ':succeeded': 'succeeded',
     };
+    // A skipped delivery tried after all is skipped no more; one skipped by its try (a 410)
+    // says why.
+    if (delivery.skippedReason === undefined) {
+      remove.push('#skippedReason');
+    } else {
+      set.push('#skippedReason = :skippedReason');
+      values[':skippedReason'] = delivery.skippedReason;
+    }
     const fields = ['lastAttemptAt', 'nextAttemptAt'] as const;
     for (const field of fields) {
       const value = delivery[field];
@@ -274,7 +282,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
       }
     }
     return {
-      UpdateExpression: `SET ${set.join(', ')} REMOVE ${remove.join(', ')}`,
+      UpdateExpression: `SET ${set.join(', ')}${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`,
       ConditionExpression: condition,
       // DynamoDB refuses a name that the expressions do not use: name only these.
       ExpressionAttributeNames: attributeNames(

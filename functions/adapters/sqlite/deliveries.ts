@@ -136,7 +136,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
       // SET expressions read the row as it was. The new state is taken unless the delivery
       // succeeded already, or (for a failure) already recorded this try or a later one: a
       // copy of a message tried twice counts once, and never undoes a success. A skipped
-      // delivery tried after all (a copy of its message) is skipped no more.
+      // delivery tried after all (a copy of its message) is skipped no more, unless its try
+      // skipped it (a 410), which says why.
       const updated = prepared(
         db,
         `UPDATE deliveries SET
@@ -147,13 +148,14 @@ export class SqliteDeliveryStore implements DeliveryStore {
              last_attempt_at = CASE WHEN status = 'succeeded' THEN last_attempt_at
                            WHEN :status = 'succeeded' OR attempts < :number THEN :last ELSE last_attempt_at END,
              skipped_reason = CASE WHEN status = 'succeeded' THEN NULL
-                           WHEN :status = 'succeeded' OR attempts < :number THEN NULL ELSE skipped_reason END,
+                           WHEN :status = 'succeeded' OR attempts < :number THEN :skipped ELSE skipped_reason END,
              updated_at = CASE WHEN status = 'succeeded' THEN updated_at
                            WHEN :status = 'succeeded' OR attempts < :number THEN :updated ELSE updated_at END,
              attempts = max(attempts, :number)
            WHERE id = :id`,
       ).run({
         status: delivery.status,
+        skipped: delivery.skippedReason ?? null,
         number: attempt.number,
         next: delivery.nextAttemptAt ?? null,
         last: delivery.lastAttemptAt ?? null,
