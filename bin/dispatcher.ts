@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { openDatabase } from '../functions/adapters/sqlite/database.ts';
 import { ConfigError, type LocalConfig, loadLocalConfig } from '../functions/config.ts';
+import { DataDirectoryInUseError } from '../local/data-lock.ts';
 import { startReceiver } from '../local/receiver.ts';
 import { databasePath, openLocalQueues, startLocalDispatcher } from '../local/runtime.ts';
 
@@ -96,7 +97,17 @@ function redrive(args: string[]): void {
 
 async function start(): Promise<void> {
   const settings = config();
-  const dispatcher = await startLocalDispatcher(settings);
+  let dispatcher: Awaited<ReturnType<typeof startLocalDispatcher>>;
+  try {
+    dispatcher = await startLocalDispatcher(settings);
+  } catch (error) {
+    // Said plainly, without a stack: the directory is another process's.
+    if (error instanceof DataDirectoryInUseError) {
+      console.error(error.message);
+      process.exit(1);
+    }
+    throw error;
+  }
   console.log(`webhook dispatcher listening on ${dispatcher.url}`);
   console.log(`data: ${dispatcher.dataDir}`);
   console.log(

@@ -5,8 +5,9 @@
  *   router: outbox ─▶ rule patterns ─▶ fan-out queue ─▶ fan-out handler ─▶ delivery queue
  *   delivery queue ─▶ dispatcher handler ─▶ signed POST; each retry a delayed message; DLQs
  *
- * Every hop is a table in the same file, so a restart (even after kill -9) loses nothing: what
- * was in flight becomes visible again when its visibility timeout ends.
+ * Every hop is a table in the same file, so a restart (even after kill -9) loses nothing: the
+ * runtime owns its data directory (a lock), so at start what the last run had in flight is
+ * made visible again at once.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -35,6 +36,7 @@ import { createFanoutHandler } from '../functions/fanout/handler.ts';
 import type { AddressResolver, CallbackSender, Clock, DeliveryQueue, EventLog } from '../functions/ports.ts';
 import { systemClock } from '../functions/ports.ts';
 import { startCheckpointer } from './checkpointer.ts';
+import { type DataLock, lockDataDir } from './data-lock.ts';
 import { createHttpServer } from './http-server.ts';
 import { QueuePoller } from './poller.ts';
 import { startRetentionSweep } from './retention.ts';
@@ -161,12 +163,28 @@ export async function startLocalDispatcher(
   config: LocalConfig,
   options: LocalRuntimeOptions = {},
 ): Promise<LocalDispatcher> {
+  const dataDir = resolve(config.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  // One runtime per directory: what another one had in flight is then this one's to release.
+  const lock = lockDataDir(dataDir);
+  try {
+    return await startInDirectory(config, options, dataDir, lock);
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+}
+
+async function startInDirectory(
+  config: LocalConfig,
+  options: LocalRuntimeOptions,
+  dataDir: string,
+  lock: DataLock,
+): Promise<LocalDispatcher> {
   const log: Log =
     options.log ?? ((message, error) => (error ? console.error(message, error) : console.log(message)));
   const clock = options.clock ?? systemClock;
   const idleMs = options.idleMs ?? 1_000;
-  const dataDir = resolve(config.dataDir);
-  mkdirSync(dataDir, { recursive: true });
   const admin = adminTokenFor(config, dataDir);
 
   const db = openDatabase(databasePath(dataDir));
@@ -178,6 +196,10 @@ export async function startLocalDispatcher(
 
   const queues = openLocalQueues(db, config, clock);
   const { fanout, delivery, deliveryDlq } = queues;
+  // Received by a runtime that is gone (this directory's lock was free): go again now rather
+  // than after the visibility timeout.
+  const released = fanout.releaseInFlight() + delivery.releaseInFlight();
+  if (released > 0) log(`released ${released} message(s) the last run had in flight`);
 
   const routerWakeup = new Wakeup();
   const eventLog = new SqliteEventLog(db);
@@ -333,6 +355,7 @@ export async function startLocalDispatcher(
         await ownSender?.close();
         await checkpointer.stop();
         closeDatabase(db);
+        lock.release();
       })();
       return stopping;
     },

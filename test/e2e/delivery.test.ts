@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -583,15 +583,15 @@ describe('local dispatcher, end to end', () => {
       expect(delivered.size).toBe(10);
     });
 
-    it('redelivers what was in flight after the process is killed with SIGKILL', async () => {
+    it('redelivers what was in flight within 15 s of a restart after the process is killed with SIGKILL', async () => {
       const dataDir = mkdtempSync(join(tmpdir(), 'dispatcher-kill-'));
       running.push({ stop: async () => rmSync(dataDir, { recursive: true, force: true }) });
       // The receiver holds every request open: deliveries are in flight when the process dies.
       const receiver = await receiverWith(() => {});
+      // The default delivery timeout: a minute of visibility, which a restart does not wait out.
       const env = {
         DISPATCHER_DATA_DIR: dataDir,
         DISPATCHER_ADMIN_TOKEN: 'test-admin-token-0123456789',
-        DISPATCHER_DELIVERY_TIMEOUT_MS: '1000',
       };
       const port = await freePort();
       const child = spawn(process.execPath, ['bin/dispatcher.ts', 'start'], {
@@ -640,6 +640,37 @@ describe('local dispatcher, end to end', () => {
       }, 15_000);
       expect(delivered.size).toBe(5);
     });
+  });
+});
+
+describe('the data directory', () => {
+  it('belongs to one runtime: a second is refused, naming the process that has it; after a stop another starts', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'dispatcher-lock-'));
+    try {
+      const first = await startTestDispatcher({}, {}, dataDir);
+      await expect(startTestDispatcher({}, {}, dataDir)).rejects.toThrow(
+        new RegExp(`in use by process ${process.pid}.*DISPATCHER_DATA_DIR`),
+      );
+      await first.stop();
+      const second = await startTestDispatcher({}, {}, dataDir);
+      await second.stop();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('is taken over from a process that died holding it', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'dispatcher-lock-'));
+    try {
+      const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+      await new Promise((resolve) => child.once('exit', resolve));
+      writeFileSync(join(dataDir, 'dispatcher.lock'), String(child.pid));
+
+      const d = await startTestDispatcher({}, {}, dataDir);
+      await d.stop();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
 

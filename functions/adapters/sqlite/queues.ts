@@ -355,6 +355,22 @@ export class SqliteQueue<T> implements QueueSender<T> {
     };
   }
 
+  /**
+   * Makes every message received and not yet deleted visible now, and its receipt handle
+   * invalid: for a consumer that knows the receiver of those messages is gone (a runtime
+   * starting on the directory a killed one owned), so they need not wait out their visibility
+   * timeout. Delayed messages, never received, keep their delay. Returns how many.
+   */
+  releaseInFlight(): number {
+    const now = this.#now();
+    const result = prepared(
+      this.#db,
+      `UPDATE queue_messages SET visible_at = :now, receipt_handle = NULL
+        WHERE queue = :queue AND visible_at > :now AND receive_count > 0`,
+    ).run({ now, queue: this.name });
+    return Number(result.changes);
+  }
+
   /** When the earliest message becomes (or became) visible; null when the queue is empty. */
   nextVisibleAt(): Date | null {
     const row = prepared(this.#db, 'SELECT min(visible_at) AS at FROM queue_messages WHERE queue = ?').get(
