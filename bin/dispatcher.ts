@@ -25,7 +25,7 @@ environment (start):
   DISPATCHER_DATA_DIR               where the SQLite file lives (default .data)
   DISPATCHER_ADMIN_TOKEN            admin token (default: generated once, kept in the data dir)
   DISPATCHER_RETRY_SCHEDULE         seconds between tries, comma-separated
-                                    (default 0,5,300,1800,7200,18000,36000,36000)
+                                    (default 0,5,300,1800,7200,18000,36000,36000,36000)
   DISPATCHER_DELIVERY_TIMEOUT_MS    per-callback timeout (default 10000)
   DISPATCHER_ALLOW_PRIVATE_TARGETS  allow http and private/loopback targets (default true)
   DISPATCHER_DISABLE_AFTER_HOURS    disable a subscription failing this long without a success

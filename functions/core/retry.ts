@@ -14,8 +14,11 @@ export const MAX_RETRY_DELAY_SECONDS = 43_200;
  */
 export const RETRY_JITTER = 0.2;
 
-/** 0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: eight attempts spread over about 28 hours. */
-export const DEFAULT_RETRY_SCHEDULE: readonly number[] = [0, 5, 300, 1800, 7200, 18000, 36000, 36000];
+/**
+ * 0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 10 h: nine tries over 30 to 37.6 hours (each
+ * wait at least 80% of its value), so a receiver that is down for a day loses nothing.
+ */
+export const DEFAULT_RETRY_SCHEDULE: readonly number[] = [0, 5, 300, 1800, 7200, 18000, 36000, 36000, 36000];
 
 /**
  * Parses a schedule such as `0, 5, 300`: comma-separated whole seconds, each at most 43200.

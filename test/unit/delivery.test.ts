@@ -1,11 +1,16 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { openDatabase, type SqliteDatabase } from '../../functions/adapters/sqlite/database.ts';
+import {
+  closeDatabase,
+  openDatabase,
+  type SqliteDatabase,
+} from '../../functions/adapters/sqlite/database.ts';
 import { SqliteDeliveryStore } from '../../functions/adapters/sqlite/deliveries.ts';
 import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
 import { type DeliverDeps, deliver } from '../../functions/core/delivery.ts';
 import { newId } from '../../functions/core/ids.ts';
 import type { Delivery, DeliveryMessage, Subscription } from '../../functions/core/model.ts';
+import { DEFAULT_RETRY_SCHEDULE } from '../../functions/core/retry.ts';
 import { verifySignature } from '../../functions/core/signing.ts';
 import type {
   CallbackRequest,
@@ -461,5 +466,91 @@ describe('deliver', () => {
       expect(await deliver(deps, tryOf(2))).toEqual({ kind: 'done', reason: 'already-succeeded' });
       expect(await deps.deliveries.get(message.deliveryId)).toMatchObject({ status: 'succeeded' });
     });
+  });
+});
+
+describe('the retry promise', () => {
+  it('loses nothing to a receiver that is down for a day: with the default schedule and the shortest waits, the last try comes after it is back', async () => {
+    const db = openDatabase(':memory:');
+    const events = new SqliteEventLog(db);
+    const subscriptions = new SqliteSubscriptionStore(db);
+    const deliveries = new SqliteDeliveryStore(db);
+    const partnerId = newId('ptr');
+    const { event } = await events.append({
+      id: newId('evt'),
+      partnerId,
+      type: 'order.created',
+      payload: { orderId: 'o_1' },
+      createdAt: NOW.toISOString(),
+    });
+    const subscription: Subscription = {
+      id: newId('sub'),
+      partnerId,
+      url: 'https://partner.example/hooks',
+      eventTypes: [],
+      status: 'active',
+      secrets: [{ secret: SECRET, createdAt: NOW.toISOString() }],
+      createdAt: NOW.toISOString(),
+      updatedAt: NOW.toISOString(),
+    };
+    await subscriptions.put(subscription);
+    const delivery: Delivery = {
+      id: newId('dlv'),
+      eventId: event.id,
+      subscriptionId: subscription.id,
+      partnerId,
+      eventType: event.type,
+      origin: 'fanout',
+      status: 'pending',
+      attempts: 0,
+      createdAt: NOW.toISOString(),
+      updatedAt: NOW.toISOString(),
+    };
+    await deliveries.createForEvent([delivery]);
+
+    // The fake clock moves by each queued wait; the receiver answers 503 for a whole day.
+    let now = NOW.getTime();
+    const backAt = NOW.getTime() + DAY;
+    const queue = recordingQueue();
+    const deps: DeliverDeps = {
+      events,
+      subscriptions,
+      deliveries,
+      queue,
+      sender: {
+        async send() {
+          return now >= backAt ? { statusCode: 204, durationMs: 1 } : { statusCode: 503, durationMs: 1 };
+        },
+      },
+      clock: { now: () => new Date(now) },
+      retrySchedule: DEFAULT_RETRY_SCHEDULE,
+      deliveryTimeoutMs: 1000,
+      // The endpoint is not disabled meanwhile: this is about the schedule alone.
+      disableAfterMs: 7 * DAY,
+      random: () => 0, // every wait at its shortest: 80% of the schedule's
+    };
+
+    let message: DeliveryMessage = {
+      deliveryId: delivery.id,
+      eventId: event.id,
+      subscriptionId: subscription.id,
+      partnerId,
+      attempt: 1,
+      step: 0,
+    };
+    let outcome = await deliver(deps, message);
+    while (outcome.kind === 'retry') {
+      const next = queue.sent.at(-1);
+      if (next === undefined) throw new Error('no next try queued');
+      now += (next.delaySeconds ?? 0) * 1000;
+      message = next.body;
+      outcome = await deliver(deps, message);
+    }
+
+    expect(outcome).toEqual({ kind: 'done', reason: 'succeeded' });
+    expect(queue.dead).toEqual([]);
+    expect(await deliveries.get(delivery.id)).toMatchObject({ status: 'succeeded' });
+    expect(now - NOW.getTime()).toBeGreaterThanOrEqual(DAY);
+    closeDatabase(db);
   });
 });

@@ -10,7 +10,7 @@ import {
 
 describe('DEFAULT_RETRY_SCHEDULE', () => {
   it('is the documented schedule: an immediate try, then backoff up to ten hours', () => {
-    expect(DEFAULT_RETRY_SCHEDULE).toEqual([0, 5, 300, 1800, 7200, 18000, 36000, 36000]);
+    expect(DEFAULT_RETRY_SCHEDULE).toEqual([0, 5, 300, 1800, 7200, 18000, 36000, 36000, 36000]);
   });
 
   it('keeps every wait within the longest allowed', () => {
@@ -92,8 +92,9 @@ describe('retryDelaySeconds', () => {
     });
 
     it('is null once every attempt has been made (dead letter)', () => {
-      expect(retryDelaySeconds(DEFAULT_RETRY_SCHEDULE, 8, top)).toBeNull();
+      expect(retryDelaySeconds(DEFAULT_RETRY_SCHEDULE, 8, top)).toBe(36000);
       expect(retryDelaySeconds(DEFAULT_RETRY_SCHEDULE, 9, top)).toBeNull();
+      expect(retryDelaySeconds(DEFAULT_RETRY_SCHEDULE, 10, top)).toBeNull();
       expect(retryDelaySeconds([0], 1, top)).toBeNull();
     });
 
