@@ -1520,3 +1520,53 @@ describe('HTTP API limits per caller', () => {
     expect(published.map((res) => res.status)).toEqual(Array.from({ length: 10 }, () => 202));
   });
 });
+
+describe('HTTP API when the database cannot be written', () => {
+  let d: TestDispatcher;
+
+  beforeAll(async () => {
+    d = await startTestDispatcher();
+  });
+
+  afterAll(async () => {
+    await d.cleanup();
+  });
+
+  it('answers 503 with Retry-After while the disk is full, loses nothing accepted, and recovers by itself', async () => {
+    const partner = await d.createPartner();
+    const first = await d.admin<{ id: string }>('POST', '/v1/events', {
+      partnerId: partner.id,
+      type: 'order.created',
+      payload: { n: 1 },
+    });
+    expect(first.status).toBe(202);
+    const { db } = d.dispatcher;
+    const pages = Number((db.prepare('PRAGMA page_count').get() as { page_count: number }).page_count);
+    // The disk is full: SQLite may not grow the file by a page.
+    db.exec(`PRAGMA max_page_count = ${pages}`);
+    try {
+      const refused = await d.admin('POST', '/v1/events', {
+        partnerId: partner.id,
+        type: 'order.created',
+        payload: { big: 'x'.repeat(200_000) },
+      });
+      const problem = expectProblem(refused, 503);
+      expect(problem.detail).toMatch(/cannot be written now/);
+      expect(refused.headers.get('retry-after')).toBe('5');
+      // Still up, still reading.
+      expect((await d.as(partner.apiKey, 'GET', '/v1/events')).status).toBe(200);
+    } finally {
+      db.exec('PRAGMA max_page_count = 1073741823');
+    }
+
+    const again = await d.admin('POST', '/v1/events', {
+      partnerId: partner.id,
+      type: 'order.created',
+      payload: { big: 'x'.repeat(200_000) },
+    });
+    expect(again.status).toBe(202);
+    const page = await d.as<{ data: { id: string }[] }>(partner.apiKey, 'GET', '/v1/events');
+    expect(page.body.data.map((e) => e.id)).toContain(first.body.id);
+    expect(page.body.data).toHaveLength(2);
+  });
+});

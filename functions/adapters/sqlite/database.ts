@@ -2,9 +2,11 @@
  * The local runtime's one SQLite file: opening it, its schema migrations, the transaction
  * helper every adapter uses, and typed readers for result rows.
  */
+
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
+import { ServiceUnavailableError } from '../../core/errors.ts';
 
 export type SqliteDatabase = DatabaseSync;
 
@@ -308,6 +310,33 @@ export function write<T>(db: SqliteDatabase, fn: () => T): Promise<T> {
   });
 }
 
+/**
+ * SQLite's primary result codes that say the storage, not the write, failed: busy or locked
+ * past the timeout, read-only, an I/O error, full, or not to be opened. A write refused for
+ * one of them may succeed later; the others (a constraint, say) never will.
+ */
+const STORAGE_FAULTS = new Set([5, 6, 8, 10, 13, 14]);
+
+/** A write refused because the database cannot be written now (see STORAGE_FAULTS): 503, try again. */
+export class StorageUnavailableError extends ServiceUnavailableError {
+  override readonly retryAfterSeconds = 5;
+
+  constructor(cause: unknown) {
+    super(
+      `the database cannot be written now (${cause instanceof Error ? cause.message : String(cause)}); nothing was stored, try again`,
+      [],
+      { cause },
+    );
+  }
+}
+
+/** The error as the write's caller sees it: a storage fault as StorageUnavailableError. */
+function asStorageFault(error: unknown): unknown {
+  if (!(error instanceof Error) || !('errcode' in error) || typeof error.errcode !== 'number') return error;
+  // Extended codes carry the primary one in their low byte.
+  return STORAGE_FAULTS.has(error.errcode & 0xff) ? new StorageUnavailableError(error) : error;
+}
+
 /** Commits the writes waiting for this turn now; `closeDatabase` calls it before closing. */
 export function flushWrites(db: SqliteDatabase): void {
   const batch = pendingWrites.get(db);
@@ -333,13 +362,13 @@ export function flushWrites(db: SqliteDatabase): void {
       }
     });
   } catch (error) {
-    for (const w of batch) w.reject(error);
+    for (const w of batch) w.reject(asStorageFault(error));
     return;
   }
   batch.forEach((w, i) => {
     const outcome = outcomes[i];
     if (outcome?.ok) w.resolve(outcome.value);
-    else w.reject(outcome?.value);
+    else w.reject(asStorageFault(outcome?.value));
   });
 }
 
