@@ -53,6 +53,53 @@ function recordingQueue(hasSlowLane = false) {
   return queue;
 }
 
+/** SQLite stores in memory holding one event, one subscription and its untried delivery. */
+async function storesWithOneDelivery(status: Subscription['status'] = 'active') {
+  const db = openDatabase(':memory:');
+  const events = new SqliteEventLog(db);
+  const subscriptions = new SqliteSubscriptionStore(db);
+  const deliveries = new SqliteDeliveryStore(db);
+  const partnerId = newId('ptr');
+  const { event } = await events.append({
+    id: newId('evt'),
+    partnerId,
+    type: 'order.created',
+    payload: { orderId: 'o_1' },
+    createdAt: NOW.toISOString(),
+  });
+  const subscription: Subscription = {
+    id: newId('sub'),
+    partnerId,
+    url: 'https://partner.example/hooks',
+    eventTypes: [],
+    status,
+    secrets: [{ secret: SECRET, createdAt: NOW.toISOString() }],
+    createdAt: NOW.toISOString(),
+    updatedAt: NOW.toISOString(),
+  };
+  await subscriptions.put(subscription);
+  const delivery: Delivery = {
+    id: newId('dlv'),
+    eventId: event.id,
+    subscriptionId: subscription.id,
+    partnerId,
+    eventType: event.type,
+    origin: 'fanout',
+    status: 'pending',
+    attempts: 0,
+    createdAt: NOW.toISOString(),
+    updatedAt: NOW.toISOString(),
+  };
+  await deliveries.createForEvent([delivery]);
+  const message: DeliveryMessage = {
+    deliveryId: delivery.id,
+    eventId: event.id,
+    subscriptionId: subscription.id,
+    partnerId,
+  };
+  return { db, events, subscriptions, deliveries, subscription, message };
+}
+
 describe('deliver', () => {
   let deps: DeliverDeps & {
     sender: ReturnType<typeof scriptedSender>;
@@ -69,47 +116,14 @@ describe('deliver', () => {
   }
 
   async function setUp(results: CallbackResult[], status: Subscription['status'] = 'active') {
-    db = openDatabase(':memory:');
-    const events = new SqliteEventLog(db);
-    const subscriptions = new SqliteSubscriptionStore(db);
-    const deliveries = new SqliteDeliveryStore(db);
-    const partnerId = newId('ptr');
-    const { event } = await events.append({
-      id: newId('evt'),
-      partnerId,
-      type: 'order.created',
-      payload: { orderId: 'o_1' },
-      createdAt: NOW.toISOString(),
-    });
-    subscription = {
-      id: newId('sub'),
-      partnerId,
-      url: 'https://partner.example/hooks',
-      eventTypes: [],
-      status,
-      secrets: [{ secret: SECRET, createdAt: NOW.toISOString() }],
-      createdAt: NOW.toISOString(),
-      updatedAt: NOW.toISOString(),
-    };
-    await subscriptions.put(subscription);
-    const delivery: Delivery = {
-      id: newId('dlv'),
-      eventId: event.id,
-      subscriptionId: subscription.id,
-      partnerId,
-      eventType: event.type,
-      origin: 'fanout',
-      status: 'pending',
-      attempts: 0,
-      createdAt: NOW.toISOString(),
-      updatedAt: NOW.toISOString(),
-    };
-    await deliveries.createForEvent([delivery]);
-    message = { deliveryId: delivery.id, eventId: event.id, subscriptionId: subscription.id, partnerId };
+    const stores = await storesWithOneDelivery(status);
+    db = stores.db;
+    subscription = stores.subscription;
+    message = stores.message;
     deps = {
-      events,
-      subscriptions,
-      deliveries,
+      events: stores.events,
+      subscriptions: stores.subscriptions,
+      deliveries: stores.deliveries,
       sender: scriptedSender(results),
       queue: recordingQueue(),
       clock: { now: () => NOW },
@@ -471,42 +485,7 @@ describe('deliver', () => {
 
 describe('the retry promise', () => {
   it('loses nothing to a receiver that is down for a day: with the default schedule and the shortest waits, the last try comes after it is back', async () => {
-    const db = openDatabase(':memory:');
-    const events = new SqliteEventLog(db);
-    const subscriptions = new SqliteSubscriptionStore(db);
-    const deliveries = new SqliteDeliveryStore(db);
-    const partnerId = newId('ptr');
-    const { event } = await events.append({
-      id: newId('evt'),
-      partnerId,
-      type: 'order.created',
-      payload: { orderId: 'o_1' },
-      createdAt: NOW.toISOString(),
-    });
-    const subscription: Subscription = {
-      id: newId('sub'),
-      partnerId,
-      url: 'https://partner.example/hooks',
-      eventTypes: [],
-      status: 'active',
-      secrets: [{ secret: SECRET, createdAt: NOW.toISOString() }],
-      createdAt: NOW.toISOString(),
-      updatedAt: NOW.toISOString(),
-    };
-    await subscriptions.put(subscription);
-    const delivery: Delivery = {
-      id: newId('dlv'),
-      eventId: event.id,
-      subscriptionId: subscription.id,
-      partnerId,
-      eventType: event.type,
-      origin: 'fanout',
-      status: 'pending',
-      attempts: 0,
-      createdAt: NOW.toISOString(),
-      updatedAt: NOW.toISOString(),
-    };
-    await deliveries.createForEvent([delivery]);
+    const { db, events, subscriptions, deliveries, message: first } = await storesWithOneDelivery();
 
     // The fake clock moves by each queued wait; the receiver answers 503 for a whole day.
     let now = NOW.getTime();
@@ -530,14 +509,7 @@ describe('the retry promise', () => {
       random: () => 0, // every wait at its shortest: 80% of the schedule's
     };
 
-    let message: DeliveryMessage = {
-      deliveryId: delivery.id,
-      eventId: event.id,
-      subscriptionId: subscription.id,
-      partnerId,
-      attempt: 1,
-      step: 0,
-    };
+    let message: DeliveryMessage = { ...first, attempt: 1, step: 0 };
     let outcome = await deliver(deps, message);
     while (outcome.kind === 'retry') {
       const next = queue.sent.at(-1);
@@ -549,7 +521,7 @@ describe('the retry promise', () => {
 
     expect(outcome).toEqual({ kind: 'done', reason: 'succeeded' });
     expect(queue.dead).toEqual([]);
-    expect(await deliveries.get(delivery.id)).toMatchObject({ status: 'succeeded' });
+    expect(await deliveries.get(first.deliveryId)).toMatchObject({ status: 'succeeded' });
     expect(now - NOW.getTime()).toBeGreaterThanOrEqual(DAY);
     closeDatabase(db);
   });
