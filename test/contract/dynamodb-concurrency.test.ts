@@ -93,13 +93,17 @@ describe('DynamoEventLog under concurrent writers', () => {
     let writersDone = false;
     const writes = Promise.all(
       Array.from({ length: APPENDS }, (_, i) =>
-        new DynamoEventLog(writer(i), table).append(
-          // Each id minted up to 50 ms in the past, as by a slow writer: commit order is not id order.
-          makeEvent(partnerId, {
-            id: id('evt', Date.now() - Math.floor(Math.random() * 50)),
-            type: 'load.test',
-            payload: { i },
-          }),
+        // Spread over about half a second, so the poller reads while the writers commit
+        // (appends made at once would all be done before its first page).
+        sleep(i * 10).then(() =>
+          new DynamoEventLog(writer(i), table).append(
+            // Each id minted up to 50 ms in the past, as by a slow writer: commit order is not id order.
+            makeEvent(partnerId, {
+              id: id('evt', Date.now() - Math.floor(Math.random() * 50)),
+              type: 'load.test',
+              payload: { i },
+            }),
+          ),
         ),
       ),
     ).finally(() => {
