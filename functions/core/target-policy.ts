@@ -3,8 +3,10 @@
  * is an SSRF tool: inside a VPC or a Lambda it can reach the instance metadata service, the ECS
  * or EKS credential endpoints, and private services. So a URL is checked when it is registered
  * (scheme, credentials, literal addresses) and every address its host resolves to is checked
- * again at delivery time, after the DNS lookup, to defeat DNS rebinding. DNS lives elsewhere;
- * this module is pure.
+ * again at delivery time, after the DNS lookup, to defeat DNS rebinding. An address is public
+ * only when it lies outside every block of the IANA IPv4 and IPv6 Special-Purpose Address
+ * Registries, outside multicast, and (for IPv6) inside global unicast 2000::/3. DNS lives
+ * elsewhere; this module is pure.
  */
 import { isIP } from 'node:net';
 
@@ -80,41 +82,88 @@ function inRange(bytes: Bytes, { network, prefixLength }: Pick<Range, 'network' 
   return true;
 }
 
-// First match wins, so the single metadata hosts come before the link-local block holding them.
+/*
+ * The tables below cover every block of the IANA IPv4 and IPv6 Special-Purpose Address Registries
+ * (RFC 6890 and its updates; both registries as updated 2025-10-09), plus multicast from the
+ * address-space registries and the cloud metadata hosts. First match wins, so a more specific
+ * entry comes before the block holding it.
+ *
+ * - A block the registry marks not globally reachable (False, or N/A) gets the closest class:
+ *   private, loopback, link-local, unspecified or multicast where one fits, otherwise reserved.
+ * - A block the registry marks globally reachable (the PCP, TURN and DNS-SD anycast addresses,
+ *   AMT, AS112 and Direct Delegation AS112, ORCHIDv2, Drone Remote ID DETs) is refused as
+ *   reserved as well: these are anycast or identifier spaces of network infrastructure, never a
+ *   webhook receiver, and with anycast nobody can say which host would get the request.
+ * - The exceptions to both rules are the blocks that carry an IPv4 address which the packet
+ *   really reaches (IPv4-mapped ::ffff:0:0/96, NAT64 64:ff9b::/96, 6to4 2002::/16): they are
+ *   classified by that IPv4 address, so ::ffff:8.8.8.8 is as public as 8.8.8.8 and
+ *   ::ffff:127.0.0.1 is loopback. Teredo (2001::/32) embeds its IPv4 address obfuscated and
+ *   behind a relay, so it is refused as reserved like the rest of 2001::/23.
+ */
+
 const IPV4_RANGES: readonly Range[] = [
   range('169.254.169.254/32', 'metadata'), // EC2 instance metadata (IMDS); also GCP and Azure
   range('169.254.170.2/32', 'metadata'), // ECS task credentials
   range('169.254.170.23/32', 'metadata'), // EKS Pod Identity credentials
-  range('0.0.0.0/8', 'unspecified'),
-  range('10.0.0.0/8', 'private'),
-  range('100.64.0.0/10', 'private'), // carrier-grade NAT, private in practice
-  range('127.0.0.0/8', 'loopback'),
-  range('169.254.0.0/16', 'link-local'),
-  range('172.16.0.0/12', 'private'),
-  range('192.0.0.0/24', 'reserved'), // IETF protocol assignments
-  range('192.0.2.0/24', 'reserved'), // TEST-NET-1
-  range('192.88.99.0/24', 'reserved'), // deprecated 6to4 relay anycast
-  range('192.168.0.0/16', 'private'),
-  range('198.18.0.0/15', 'reserved'), // benchmarking
-  range('198.51.100.0/24', 'reserved'), // TEST-NET-2
-  range('203.0.113.0/24', 'reserved'), // TEST-NET-3
-  range('224.0.0.0/4', 'multicast'),
-  range('240.0.0.0/4', 'reserved'), // includes the broadcast 255.255.255.255
+  range('0.0.0.0/32', 'unspecified'), // "this host on this network" (RFC 1122)
+  range('0.0.0.0/8', 'unspecified'), // "this network" (RFC 791, RFC 1122)
+  range('10.0.0.0/8', 'private'), // private use (RFC 1918)
+  range('100.64.0.0/10', 'private'), // shared address space, carrier-grade NAT (RFC 6598)
+  range('127.0.0.0/8', 'loopback'), // loopback (RFC 1122)
+  range('169.254.0.0/16', 'link-local'), // link local (RFC 3927)
+  range('172.16.0.0/12', 'private'), // private use (RFC 1918)
+  range('192.0.0.0/29', 'reserved'), // IPv4 service continuity prefix, DS-Lite (RFC 7335)
+  range('192.0.0.8/32', 'reserved'), // IPv4 dummy address (RFC 7600)
+  range('192.0.0.9/32', 'reserved'), // PCP anycast (RFC 7723), globally reachable
+  range('192.0.0.10/32', 'reserved'), // TURN anycast (RFC 8155), globally reachable
+  range('192.0.0.170/32', 'reserved'), // NAT64/DNS64 discovery (RFC 8880, RFC 7050)
+  range('192.0.0.171/32', 'reserved'), // NAT64/DNS64 discovery (RFC 8880, RFC 7050)
+  range('192.0.0.0/24', 'reserved'), // IETF protocol assignments (RFC 6890)
+  range('192.0.2.0/24', 'reserved'), // documentation, TEST-NET-1 (RFC 5737)
+  range('192.31.196.0/24', 'reserved'), // AS112-v4 (RFC 7535), globally reachable
+  range('192.52.193.0/24', 'reserved'), // AMT (RFC 7450), globally reachable
+  range('192.88.99.2/32', 'reserved'), // 6a44 relay anycast (RFC 6751)
+  range('192.88.99.0/24', 'reserved'), // deprecated 6to4 relay anycast (RFC 7526)
+  range('192.168.0.0/16', 'private'), // private use (RFC 1918)
+  range('192.175.48.0/24', 'reserved'), // Direct Delegation AS112 (RFC 7534), globally reachable
+  range('198.18.0.0/15', 'reserved'), // benchmarking (RFC 2544)
+  range('198.51.100.0/24', 'reserved'), // documentation, TEST-NET-2 (RFC 5737)
+  range('203.0.113.0/24', 'reserved'), // documentation, TEST-NET-3 (RFC 5737)
+  range('224.0.0.0/4', 'multicast'), // multicast (RFC 5771), from the IPv4 address-space registry
+  range('255.255.255.255/32', 'reserved'), // limited broadcast (RFC 8190, RFC 919)
+  range('240.0.0.0/4', 'reserved'), // reserved for future use (RFC 1112)
 ];
 
 const IPV6_RANGES: readonly Range[] = [
-  range('::/128', 'unspecified'),
-  range('::1/128', 'loopback'),
+  range('::/128', 'unspecified'), // unspecified address (RFC 4291)
+  range('::1/128', 'loopback'), // loopback address (RFC 4291)
   range('fd00:ec2::254/128', 'metadata'), // EC2 IMDS over IPv6
   range('fd00:ec2::23/128', 'metadata'), // EKS Pod Identity over IPv6
+  // ::ffff:0:0/96 (IPv4-mapped, RFC 4291) and 64:ff9b::/96 (NAT64, RFC 6052) are classified by
+  // the IPv4 address they embed, see IPV4_EMBEDDING_RANGES.
   range('64:ff9b:1::/48', 'private'), // local-use NAT64 (RFC 8215): reaches the site's own IPv4
-  range('fc00::/7', 'private'), // unique local
-  range('fec0::/10', 'private'), // deprecated site-local
-  range('fe80::/10', 'link-local'),
-  range('ff00::/8', 'multicast'),
-  range('2001:db8::/32', 'reserved'), // documentation
+  range('100::/64', 'reserved'), // discard-only (RFC 6666)
+  range('100:0:0:1::/64', 'reserved'), // dummy IPv6 prefix (RFC 9780)
+  range('2001::/32', 'reserved'), // Teredo (RFC 4380, RFC 8190): embeds an obfuscated IPv4 address
+  range('2001:1::1/128', 'reserved'), // PCP anycast (RFC 7723), globally reachable
+  range('2001:1::2/128', 'reserved'), // TURN anycast (RFC 8155), globally reachable
+  range('2001:1::3/128', 'reserved'), // DNS-SD SRP anycast (RFC 9665), globally reachable
+  range('2001:2::/48', 'reserved'), // benchmarking (RFC 5180, RFC Errata 1752)
+  range('2001:3::/32', 'reserved'), // AMT (RFC 7450), globally reachable
+  range('2001:4:112::/48', 'reserved'), // AS112-v6 (RFC 7535), globally reachable
+  range('2001:10::/28', 'reserved'), // deprecated, previously ORCHID (RFC 4843)
+  range('2001:20::/28', 'reserved'), // ORCHIDv2 (RFC 7343), globally reachable
+  range('2001:30::/28', 'reserved'), // Drone Remote ID entity tags (RFC 9374), globally reachable
+  range('2001::/23', 'reserved'), // IETF protocol assignments (RFC 2928)
+  range('2001:db8::/32', 'reserved'), // documentation (RFC 3849)
+  // 2002::/16 (6to4, RFC 3056) is classified by the IPv4 address it embeds, see classifyIPv6.
+  range('2620:4f:8000::/48', 'reserved'), // Direct Delegation AS112 (RFC 7534), globally reachable
   range('3fff::/20', 'reserved'), // documentation (RFC 9637)
-  range('2001:2::/48', 'reserved'), // benchmarking
+  range('5f00::/16', 'reserved'), // segment routing (SRv6) SIDs (RFC 9602)
+  range('fc00::/7', 'private'), // unique local (RFC 4193, RFC 8190)
+  range('fec0::/10', 'private'), // deprecated site-local (RFC 3879), not in the registry
+  range('fe80::/10', 'link-local'), // link-local unicast (RFC 4291)
+  range('ff00::/8', 'multicast'), // multicast (RFC 4291), from the IPv6 address-space registry
 ];
 
 /** IPv6 ranges whose last 32 bits are an IPv4 address that is what the packet really reaches. */
