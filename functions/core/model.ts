@@ -116,9 +116,10 @@ export const DeliveryStatus = z.enum(['pending', 'succeeded', 'failed', 'dead', 
 export type DeliveryStatus = z.infer<typeof DeliveryStatus>;
 
 /**
- * Why a delivery was skipped: its subscription was disabled or deleted, or its event expired
- * (retention), before its next try; or its queue message could not be sent, so nothing would
- * ever try it (the request that created it was answered 503, for the partner to retry).
+ * Why a delivery was skipped: its subscription was disabled (a 410 Gone disables it at once)
+ * or deleted, or its event expired (retention), before its next try; or its queue message
+ * could not be sent, so nothing would ever try it (the request that created it was answered
+ * 503, for the partner to retry).
  */
 export const SkippedReason = z.enum([
   'subscription disabled',
