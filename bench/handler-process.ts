@@ -11,6 +11,7 @@ import type { SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
 import { systemResolver } from '../functions/adapters/dns.ts';
 import { HttpCallbackSender } from '../functions/adapters/http/callback-sender.ts';
+import { generateLocalKey, KeyFileCipher } from '../functions/adapters/secrets/key-file.ts';
 import { openDatabase } from '../functions/adapters/sqlite/database.ts';
 import { SqliteDeliveryStore } from '../functions/adapters/sqlite/deliveries.ts';
 import { SqliteEventLog } from '../functions/adapters/sqlite/events.ts';
@@ -51,7 +52,7 @@ export interface HandlerRunResult {
 
 const db = openDatabase(':memory:');
 const events = new SqliteEventLog(db);
-const subscriptions = new SqliteSubscriptionStore(db);
+const subscriptions = new SqliteSubscriptionStore(db, new KeyFileCipher([generateLocalKey()]));
 const deliveries = new SqliteDeliveryStore(db);
 const sender = new HttpCallbackSender({ allowPrivateTargets: true });
 let records: SQSRecord[] = [];

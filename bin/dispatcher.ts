@@ -4,11 +4,13 @@
  * that verifies signatures (to try callbacks out on one machine).
  */
 import { parseArgs } from 'node:util';
+import { KeyFileError } from '../functions/adapters/secrets/key-file.ts';
 import { openDatabase } from '../functions/adapters/sqlite/database.ts';
 import { ConfigError, type LocalConfig, loadLocalConfig } from '../functions/config.ts';
 import { DataDirectoryInUseError } from '../local/data-lock.ts';
 import { startReceiver } from '../local/receiver.ts';
 import { databasePath, openLocalQueues, startLocalDispatcher } from '../local/runtime.ts';
+import { rotateDataDirSecretKey } from '../local/secret-keys.ts';
 
 const USAGE = `usage: dispatcher <command>
 
@@ -18,12 +20,16 @@ commands:
                                  run a callback receiver that verifies and prints each callback
   queues                         show the local queues: visible, in flight, delayed
   redrive <fanout|delivery>      move the dead letters of a queue back to it, to be tried again
+  rotate-secret-key              seal every signing secret with a new key, then drop the old
+                                 key from the key file (with the dispatcher stopped)
   help                           show this
 
 environment (start):
   PORT                              HTTP port (default 3000)
   DISPATCHER_DATA_DIR               where the SQLite file lives (default .data)
   DISPATCHER_ADMIN_TOKEN            admin token (default: generated once, kept in the data dir)
+  DISPATCHER_SECRET_KEY_FILE        the key file sealing signing secrets
+                                    (default: secret-keys.json in the data dir, created once)
   DISPATCHER_RETRY_SCHEDULE         seconds between tries, comma-separated
                                     (default 0,5,300,1800,7200,18000,36000,36000,36000)
   DISPATCHER_DELIVERY_TIMEOUT_MS    per-callback timeout (default 10000)
@@ -101,8 +107,8 @@ async function start(): Promise<void> {
   try {
     dispatcher = await startLocalDispatcher(settings);
   } catch (error) {
-    // Said plainly, without a stack: the directory is another process's.
-    if (error instanceof DataDirectoryInUseError) {
+    // Said plainly, without a stack: the directory is another process's, or its key is missing.
+    if (error instanceof DataDirectoryInUseError || error instanceof KeyFileError) {
       console.error(error.message);
       process.exit(1);
     }
@@ -155,6 +161,22 @@ async function receive(args: string[]): Promise<void> {
   console.log(`receiving callbacks on ${url}/webhooks`);
 }
 
+async function rotateKey(): Promise<void> {
+  try {
+    const { keyId, resealed, retired, path } = await rotateDataDirSecretKey(config());
+    console.log(
+      `${path}: signing secrets of ${resealed} subscription(s) sealed with the new key ${keyId}; ` +
+        `retired ${retired.join(', ')}`,
+    );
+  } catch (error) {
+    if (error instanceof DataDirectoryInUseError || error instanceof KeyFileError) {
+      console.error(error.message);
+      process.exit(1);
+    }
+    throw error;
+  }
+}
+
 const [command = 'help', ...rest] = process.argv.slice(2);
 switch (command) {
   case 'start':
@@ -168,6 +190,9 @@ switch (command) {
     break;
   case 'redrive':
     redrive(rest);
+    break;
+  case 'rotate-secret-key':
+    await rotateKey();
     break;
   case 'help':
   case '--help':

@@ -18,7 +18,8 @@ type Json = Record<string, unknown>;
 export type EnvValue =
   | { readonly kind: 'literal'; readonly value: string }
   | { readonly kind: 'table'; readonly table: string }
-  | { readonly kind: 'queue'; readonly queue: string };
+  | { readonly kind: 'queue'; readonly queue: string }
+  | { readonly kind: 'key'; readonly key: string };
 
 export interface FunctionSpec {
   readonly logicalId: string;
@@ -90,6 +91,8 @@ export interface Deployment {
   readonly schedules: readonly { readonly service: string; readonly everySeconds: number }[];
   /** Metrics the alarms evaluate, summed over every alarm. */
   readonly alarmMetrics: number;
+  /** The KMS keys (logical ids in the data stack), each billed by the month. */
+  readonly keys: readonly string[];
   readonly dashboards: number;
 }
 
@@ -192,7 +195,12 @@ function readTables(data: Json): TableSpec[] {
   });
 }
 
-function readFunctions(service: Json, dataOutputs: Json, tables: ReadonlySet<string>): FunctionSpec[] {
+function readFunctions(
+  service: Json,
+  dataOutputs: Json,
+  tables: ReadonlySet<string>,
+  keys: ReadonlySet<string>,
+): FunctionSpec[] {
   return resources(service, 'AWS::Lambda::Function').flatMap(([logicalId, properties]): FunctionSpec[] => {
     const variables = field(properties.Environment, 'Variables');
     const name = field(variables, 'POWERTOOLS_SERVICE_NAME');
@@ -208,7 +216,9 @@ function readFunctions(service: Json, dataOutputs: Json, tables: ReadonlySet<str
       if (target === undefined) throw new Error(`${logicalId}: cannot resolve ${key}`);
       environment[key] = tables.has(target)
         ? { kind: 'table', table: target }
-        : { kind: 'queue', queue: target };
+        : keys.has(target)
+          ? { kind: 'key', key: target }
+          : { kind: 'queue', queue: target };
     }
     const architecture = list(properties.Architectures)[0] ?? 'x86_64';
     if (architecture !== 'arm64' && architecture !== 'x86_64')
@@ -310,7 +320,13 @@ function alarmMetrics(service: Json): number {
 export function readDeployment(data: Json, service: Json): Deployment {
   const dataOutputs = isJson(data.Outputs) ? data.Outputs : {};
   const tables = readTables(data);
-  const functions = readFunctions(service, dataOutputs, new Set(tables.map((t) => t.logicalId)));
+  const keys = resources(data, 'AWS::KMS::Key').map(([logicalId]) => logicalId);
+  const functions = readFunctions(
+    service,
+    dataOutputs,
+    new Set(tables.map((t) => t.logicalId)),
+    new Set(keys),
+  );
   const { rules, schedules } = readRules(service, functions);
   const [archive] = resources(service, 'AWS::Events::Archive');
   return {
@@ -328,6 +344,7 @@ export function readDeployment(data: Json, service: Json): Deployment {
           },
         }),
     schedules,
+    keys,
     alarmMetrics: alarmMetrics(service),
     dashboards: resources(service, 'AWS::CloudWatch::Dashboard').length,
   };

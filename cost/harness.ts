@@ -32,9 +32,11 @@ import {
   GetRecordsCommand,
   GetShardIteratorCommand,
 } from '@aws-sdk/client-dynamodb-streams';
+import type { KMSClient } from '@aws-sdk/client-kms';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { KmsSecretCipher } from '../functions/adapters/aws/kms-cipher.ts';
 import { DynamoPartnerStore } from '../functions/adapters/aws/partners.ts';
 import { DynamoSubscriptionStore } from '../functions/adapters/aws/subscriptions.ts';
 import { systemResolver } from '../functions/adapters/dns.ts';
@@ -63,6 +65,7 @@ import {
   indexEntry,
   type MeterSink,
   meterDynamo,
+  recordKms,
   recordSqs,
   type SentMessage,
   sqsRequests,
@@ -100,6 +103,8 @@ export interface Measured {
   readonly invocations: readonly Invocation[];
   readonly dynamo: Readonly<Record<string, Units>>;
   readonly sqs: Readonly<Record<string, { requests: number; messages: number }>>;
+  /** KMS requests, by command. */
+  readonly kms: Readonly<Record<string, number>>;
   /** Stream records written, events the pipe passed, and its billed requests (64 KB each). */
   readonly stream: { records: number; pipeEvents: number; pipeRequests: number };
   /** Events put on the bus, billed events (64 KB each), bytes archived. */
@@ -148,6 +153,7 @@ export class Harness {
   readonly #tables = new Map<string, TableSpec>();
   readonly #queues = new Map<string, string[]>();
   readonly #handlers = new Map<string, Handler>();
+  #kmsClient: KMSClient | undefined;
   #receiver: Server | undefined;
   /** The meter's own client, for its reads around transactions. */
   #meterClient: DynamoDBClient | undefined;
@@ -249,6 +255,10 @@ export class Harness {
     this.#receiverUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks`;
   }
 
+  #keyArn(logicalId: string): string {
+    return `arn:aws:kms:${LOCAL_REGION}:${ACCOUNT}:key/${logicalId}`;
+  }
+
   #queueUrl(logicalId: string): string {
     return `https://sqs.${LOCAL_REGION}.amazonaws.com/${ACCOUNT}/${logicalId}`;
   }
@@ -265,6 +275,7 @@ export class Harness {
     const resolve = (value: EnvValue): string => {
       if (value.kind === 'literal') return value.value;
       if (value.kind === 'queue') return this.#queueUrl(value.queue);
+      if (value.kind === 'key') return this.#keyArn(value.key);
       const name = this.#tableNames.get(value.table);
       if (name === undefined) throw new Error(`${fn.logicalId}: no table ${value.table}`);
       return name;
@@ -288,6 +299,9 @@ export class Harness {
       dynamoClient: DynamoDBDocumentClient;
     };
     const { sqsClient } = (await module('functions/adapters/aws/sqs-client.ts')) as { sqsClient: SQSClient };
+    const { kmsClient } = (await module('functions/adapters/aws/kms-client.ts')) as { kmsClient: KMSClient };
+    recordKms(kmsClient, this.#sink);
+    this.#kmsClient = kmsClient;
     this.#meterClient = meterDynamo(dynamoClient, this.#sink, {
       endpoint: this.#endpoint,
       region: LOCAL_REGION,
@@ -406,6 +420,7 @@ export class Harness {
         invocations: usage.invocations,
         dynamo: Object.fromEntries(usage.dynamo),
         sqs: Object.fromEntries(usage.sqs),
+        kms: Object.fromEntries(usage.kms),
         stream: streamStats,
         bus,
         stored: difference(storedAfter, storedBefore),
@@ -453,7 +468,15 @@ export class Harness {
       return physical;
     };
     const partners = new DynamoPartnerStore(client, table('api', LAMBDA_ENV.partnersTable));
-    const subscriptions = new DynamoSubscriptionStore(client, table('api', LAMBDA_ENV.subscriptionsTable));
+    const key = functionOf(this.#deployment, 'api').environment[LAMBDA_ENV.secretsKeyArn];
+    if (key?.kind !== 'key' || this.#kmsClient === undefined) throw new Error('api has no secrets key');
+    // The functions' own KMS client: what this seals, theirs opens.
+    const cipher = new KmsSecretCipher(this.#kmsClient, this.#keyArn(key.key));
+    const subscriptions = new DynamoSubscriptionStore(
+      client,
+      table('api', LAMBDA_ENV.subscriptionsTable),
+      cipher,
+    );
     const { partner } = await createPartner({ partners, clock: systemClock }, { name: `cost ${name}` });
     await createSubscription(
       { subscriptions, clock: systemClock, resolver: systemResolver, allowPrivateTargets: true },

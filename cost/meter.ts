@@ -12,7 +12,9 @@
  * rate. A write whose condition fails is charged as DynamoDB charges it (one unit per KB of the
  * item), which DynamoDB Local does not report either.
  */
+import { randomBytes } from 'node:crypto';
 import { type AttributeValue, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import type { KMSClient } from '@aws-sdk/client-kms';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DYNAMODB_BILLING } from '../functions/aws-prices.ts';
@@ -114,6 +116,8 @@ export class Usage {
   readonly dynamo = new Map<string, Units>();
   /** SQS requests, billed (64 KB chunks), keyed `<queue> <action>`. */
   readonly sqs = new Map<string, { requests: number; messages: number }>();
+  /** KMS requests (GenerateDataKey, Decrypt), by command. */
+  readonly kms = new Map<string, number>();
   readonly invocations: Invocation[] = [];
   failedConditions = 0;
   failedTransactions = 0;
@@ -124,6 +128,10 @@ export class Usage {
     entry[kind] += units;
     if (request) entry.requests += 1;
     this.dynamo.set(key, entry);
+  }
+
+  addKms(command: string): void {
+    this.kms.set(command, (this.kms.get(command) ?? 0) + 1);
   }
 
   addSqs(queue: string, action: string, requests: number, messages: number): void {
@@ -429,6 +437,47 @@ export function recordSqs(
             Failed: [],
           }
         : { MessageId: 'm-0', MD5OfMessageBody: '' };
+      return { output: { ...output, $metadata: {} }, response: {} } as never;
+    },
+    { step: 'initialize', name: 'costRecorder' },
+  );
+}
+
+/**
+ * The size of the encrypted data key KMS returns for a 256-bit data key, as in AWS's own
+ * GenerateDataKey example (167 bytes base64-decoded):
+ * https://docs.aws.amazon.com/kms/latest/developerguide/example_kms_GenerateDataKey_section.html
+ */
+export const KMS_DATA_KEY_BLOB_BYTES = 167;
+
+/**
+ * Answers the KMS client's GenerateDataKey and Decrypt in place of KMS, which has no local
+ * stand-in, and counts each request: a data key is random, its "encrypted" copy a random blob
+ * of the size KMS returns, which Decrypt maps back. Nothing is sent.
+ */
+export function recordKms(client: KMSClient, sink: MeterSink): void {
+  const issued = new Map<string, Uint8Array>();
+  client.middlewareStack.add(
+    () => async (args) => {
+      const input: unknown = args.input;
+      if (!isJson(input)) throw new Error('a KMS request without input');
+      if (sink.invocation !== undefined) sink.invocation.awsCalls += 1;
+      let output: Json;
+      if (input.CiphertextBlob instanceof Uint8Array) {
+        const plaintext = issued.get(Buffer.from(input.CiphertextBlob).toString('base64'));
+        if (plaintext === undefined) throw new Error('Decrypt of a data key that was never issued');
+        sink.usage?.addKms('Decrypt');
+        output = { Plaintext: plaintext, KeyId: input.KeyId };
+      } else if (input.KeySpec === 'AES_256') {
+        const plaintext = new Uint8Array(randomBytes(32));
+        const blob = randomBytes(KMS_DATA_KEY_BLOB_BYTES);
+        issued.set(blob.toString('base64'), plaintext);
+        sink.usage?.addKms('GenerateDataKey');
+        output = { Plaintext: plaintext, CiphertextBlob: new Uint8Array(blob), KeyId: input.KeyId };
+      } else {
+        throw new Error('only GenerateDataKey (AES_256) and Decrypt are answered');
+      }
+      await asRequest(sink, 'aws', async () => undefined);
       return { output: { ...output, $metadata: {} }, response: {} } as never;
     },
     { step: 'initialize', name: 'costRecorder' },

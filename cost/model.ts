@@ -10,6 +10,7 @@ import {
   DYNAMODB_BILLING,
   DYNAMODB_PRICES,
   EVENTBRIDGE_PRICES,
+  KMS_PRICES,
   LAMBDA_PRICES,
   POLLING,
   priceOf,
@@ -30,6 +31,7 @@ export const SERVICES = [
   'EventBridge Pipes',
   'EventBridge',
   'SQS',
+  'KMS',
   'CloudWatch',
 ] as const;
 export type Service = (typeof SERVICES)[number];
@@ -316,6 +318,16 @@ export function priceScenario(
     ),
   );
   lines.push(...sqsLines(measured.sqs, per, PER_CALLBACK, deployment));
+  lines.push(
+    line(
+      'KMS',
+      'data keys: GenerateDataKey and Decrypt (once per function instance and key)',
+      'requests',
+      KMS_PRICES.request,
+      sum(Object.values(measured.kms)) / per,
+      PER_CALLBACK,
+    ),
+  );
   const platformBytes = sum(
     measured.invocations.map((i) => {
       const level = functionOf(deployment, i.service).systemLogLevel;
@@ -407,6 +419,16 @@ export function priceIdleMonth(
       'read requests',
       DYNAMODB_PRICES.streamReadRequest,
       assumptions.streamShards * POLLING.streamPollsPerSecondPerShard * SECONDS_PER_MONTH,
+      once,
+    ),
+  );
+  lines.push(
+    line(
+      'KMS',
+      'the key sealing signing secrets (first year; each yearly rotation adds as much)',
+      'keys',
+      KMS_PRICES.keyMonth,
+      deployment.keys.length,
       once,
     ),
   );

@@ -100,6 +100,17 @@ export const EVENTBRIDGE_PRICES = {
   scheduledInvocation: { usd: 1.0, per: 1_000_000 },
 } as const;
 
+/** https://aws.amazon.com/kms/pricing/ */
+export const KMS_PRICES = {
+  /**
+   * A customer managed key, per month; with automatic rotation each newly generated backing
+   * key adds the same again, so a key bills $1 a month in its first year, $2 in its second.
+   */
+  keyMonth: { usd: 1.0, per: 1 },
+  /** Requests to a symmetric key: GenerateDataKey, Decrypt. */
+  request: { usd: 0.03, per: 10_000 },
+} as const;
+
 /** https://aws.amazon.com/cloudwatch/pricing/ */
 export const CLOUDWATCH_PRICES = {
   /** Logs ingested (Standard log class; Lambda's logs are billed the same at this tier). */

@@ -56,6 +56,7 @@ const LocalEnv = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   DISPATCHER_DATA_DIR: z.string().min(1).default('.data'),
   DISPATCHER_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  DISPATCHER_SECRET_KEY_FILE: z.string().min(1).optional(),
   DISPATCHER_RETRY_SCHEDULE: retryScheduleSetting.optional(),
   DISPATCHER_DELIVERY_TIMEOUT_MS: deliveryTimeoutMsSetting,
   DISPATCHER_ALLOW_PRIVATE_TARGETS: booleanText.default(true),
@@ -72,6 +73,8 @@ export interface LocalConfig {
   dataDir: string;
   /** Unset means: generate one at start and print it. */
   adminToken: string | undefined;
+  /** The key file sealing signing secrets; unset means `secret-keys.json` in the data dir. */
+  secretKeyFile: string | undefined;
   retrySchedule: readonly number[];
   deliveryTimeoutMs: number;
   allowPrivateTargets: boolean;
@@ -104,6 +107,7 @@ export function parseLocalConfig(env: Record<string, string | undefined>): Local
     host: e.HOST,
     dataDir: e.DISPATCHER_DATA_DIR,
     adminToken: e.DISPATCHER_ADMIN_TOKEN,
+    secretKeyFile: e.DISPATCHER_SECRET_KEY_FILE,
     retrySchedule: e.DISPATCHER_RETRY_SCHEDULE ?? DEFAULT_RETRY_SCHEDULE,
     deliveryTimeoutMs: e.DISPATCHER_DELIVERY_TIMEOUT_MS,
     allowPrivateTargets: e.DISPATCHER_ALLOW_PRIVATE_TARGETS,
@@ -130,6 +134,7 @@ export const LAMBDA_ENV = {
   deliveryDeadLetterQueueUrl: 'DELIVERY_DLQ_URL',
   pipeDeadLetterQueueUrl: 'PIPE_DLQ_URL',
   busName: 'EVENT_BUS_NAME',
+  secretsKeyArn: 'SECRETS_KEY_ARN',
   retrySchedule: 'DISPATCHER_RETRY_SCHEDULE',
   deliveryTimeoutMs: 'DISPATCHER_DELIVERY_TIMEOUT_MS',
   allowPrivateTargets: 'DISPATCHER_ALLOW_PRIVATE_TARGETS',
@@ -152,6 +157,7 @@ const lambdaSettings = {
   deliveryDeadLetterQueueUrl: z.url(),
   pipeDeadLetterQueueUrl: z.url(),
   busName: name,
+  secretsKeyArn: name,
   retrySchedule: retryScheduleSetting.default([...DEFAULT_RETRY_SCHEDULE]),
   deliveryTimeoutMs: deliveryTimeoutMsSetting,
   // Production refuses private targets unless a deployment says otherwise.
@@ -173,6 +179,8 @@ export interface LambdaConfig {
   deliveryDeadLetterQueueUrl: string;
   pipeDeadLetterQueueUrl: string;
   busName: string;
+  /** The KMS key that seals signing secrets (kms-cipher.ts). */
+  secretsKeyArn: string;
   retrySchedule: readonly number[];
   deliveryTimeoutMs: number;
   allowPrivateTargets: boolean;

@@ -121,6 +121,18 @@ export interface SubscriptionStore {
 }
 
 /**
+ * Keeps signing secrets encrypted at rest, with a key the subscription stores do not hold:
+ * the stores seal every secret they write and open every one they read, so the core only ever
+ * sees them in the clear. A secret is bound to `context` (its subscription's id): opened under
+ * another context, or altered, it fails.
+ */
+export interface SecretCipher {
+  seal(secret: string, context: string): Promise<string>;
+  /** @throws SecretUnreadableError when it does not open (another key, subscription, or altered) */
+  open(sealed: string, context: string): Promise<string>;
+}
+
+/**
  * Counts a caller's requests in fixed windows, one count shared by every API instance (a
  * table item on AWS), so a caller's limit holds however many instances serve it.
  */

@@ -25,6 +25,7 @@ export function defineDispatcherApp(
   const service = new ServiceStack(app, `${prefix}-Service`, {
     description: `Webhook dispatcher (${settings.stage}): API, event pipe, queues, functions, alarms`,
     tables: data.tables,
+    secretsKey: data.secretsKey,
     retrySchedule: settings.retrySchedule,
     deliveryTimeout: Duration.millis(settings.deliveryTimeoutMs),
     dispatcherMaxConcurrency: settings.dispatcherMaxConcurrency,

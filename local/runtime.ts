@@ -17,13 +17,19 @@ import { join, resolve } from 'node:path';
 import { systemResolver } from '../functions/adapters/dns.ts';
 import { HttpCallbackSender } from '../functions/adapters/http/callback-sender.ts';
 import { InMemoryRateLimiter } from '../functions/adapters/memory/rate-limiter.ts';
-import { closeDatabase, openDatabase, type SqliteDatabase } from '../functions/adapters/sqlite/database.ts';
+import type { KeyFileCipher } from '../functions/adapters/secrets/key-file.ts';
+import {
+  closeDatabase,
+  DATABASE_FILE,
+  openDatabase,
+  type SqliteDatabase,
+} from '../functions/adapters/sqlite/database.ts';
 import { SqliteDeliveryStore } from '../functions/adapters/sqlite/deliveries.ts';
 import { SqliteEventLog } from '../functions/adapters/sqlite/events.ts';
 import { SqliteOutbox } from '../functions/adapters/sqlite/outbox.ts';
 import { SqlitePartnerStore } from '../functions/adapters/sqlite/partners.ts';
 import { SqliteQueue } from '../functions/adapters/sqlite/queues.ts';
-import { SqliteSubscriptionStore } from '../functions/adapters/sqlite/subscriptions.ts';
+import { SqliteSubscriptionStore, secretsAtRest } from '../functions/adapters/sqlite/subscriptions.ts';
 import { createApiHandler } from '../functions/api/handler.ts';
 import { createAuthorizerHandler } from '../functions/authorizer/handler.ts';
 import type { LocalConfig } from '../functions/config.ts';
@@ -41,6 +47,7 @@ import { createHttpServer } from './http-server.ts';
 import { QueuePoller } from './poller.ts';
 import { startRetentionSweep } from './retention.ts';
 import { OutboxRouter } from './router.ts';
+import { loadSecretKeys, secretKeyPath } from './secret-keys.ts';
 import { Wakeup } from './wakeup.ts';
 
 export type Log = (message: string, error?: unknown) => void;
@@ -156,7 +163,7 @@ export function openLocalQueues(
 
 /** Where the local runtime keeps its database. */
 export function databasePath(dataDir: string): string {
-  return join(resolve(dataDir), 'dispatcher.db');
+  return join(resolve(dataDir), DATABASE_FILE);
 }
 
 export async function startLocalDispatcher(
@@ -188,9 +195,20 @@ async function startInDirectory(
   const admin = adminTokenFor(config, dataDir);
 
   const db = openDatabase(databasePath(dataDir));
+  let cipher: KeyFileCipher;
+  try {
+    cipher = loadSecretKeys(secretKeyPath(config, dataDir), db, log);
+  } catch (error) {
+    closeDatabase(db);
+    throw error;
+  }
+  const subscriptions = new SqliteSubscriptionStore(db, cipher);
+  // Secrets a store written before sealing holds in the clear are sealed now, once.
+  if (secretsAtRest(db).clear > 0) {
+    log(`sealed the signing secrets of ${await subscriptions.resealAll()} subscription(s)`);
+  }
   const checkpointer = startCheckpointer(db, databasePath(dataDir), { log });
   const partners = new SqlitePartnerStore(db);
-  const subscriptions = new SqliteSubscriptionStore(db);
   const deliveries = new SqliteDeliveryStore(db);
   const outbox = new SqliteOutbox(db);
 

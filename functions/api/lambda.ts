@@ -4,6 +4,8 @@ import { dynamoClient } from '../adapters/aws/clients.ts';
 import { DynamoDeliveryStore } from '../adapters/aws/deliveries.ts';
 import { SqsDeliveryQueue } from '../adapters/aws/delivery-queue.ts';
 import { DynamoEventLog } from '../adapters/aws/events.ts';
+import { KmsSecretCipher } from '../adapters/aws/kms-cipher.ts';
+import { kmsClient } from '../adapters/aws/kms-client.ts';
 import { API_REQUEST_ID_PATH, logError, logger } from '../adapters/aws/logger.ts';
 import { DynamoPartnerStore } from '../adapters/aws/partners.ts';
 import { DynamoRateLimiter } from '../adapters/aws/rate-limiter.ts';
@@ -21,6 +23,7 @@ const config = loadLambdaConfig([
   'eventsTable',
   'partnersTable',
   'subscriptionsTable',
+  'secretsKeyArn',
   'deliveriesTable',
   'allowPrivateTargets',
   'retentionDays',
@@ -34,7 +37,11 @@ export const handler = createApiHandler(
   {
     events: new DynamoEventLog(dynamoClient, config.eventsTable, { retentionDays: config.retentionDays }),
     partners: new DynamoPartnerStore(dynamoClient, config.partnersTable),
-    subscriptions: new DynamoSubscriptionStore(dynamoClient, config.subscriptionsTable),
+    subscriptions: new DynamoSubscriptionStore(
+      dynamoClient,
+      config.subscriptionsTable,
+      new KmsSecretCipher(kmsClient, config.secretsKeyArn),
+    ),
     deliveries: new DynamoDeliveryStore(dynamoClient, config.deliveriesTable, {
       retentionDays: config.retentionDays,
     }),

@@ -5,6 +5,8 @@ import { DynamoDeliveryStore } from '../adapters/aws/deliveries.ts';
 import { SqsDeliveryQueue } from '../adapters/aws/delivery-queue.ts';
 import { DynamoDueRetryStore } from '../adapters/aws/due-retries.ts';
 import { DynamoEventLog } from '../adapters/aws/events.ts';
+import { KmsSecretCipher } from '../adapters/aws/kms-cipher.ts';
+import { kmsClient } from '../adapters/aws/kms-client.ts';
 import { logError, logger } from '../adapters/aws/logger.ts';
 import { sqsClient } from '../adapters/aws/sqs-client.ts';
 import { SqsQueue } from '../adapters/aws/sqs-queue.ts';
@@ -18,6 +20,7 @@ import { createDispatcherHandler } from './handler.ts';
 const config = loadLambdaConfig([
   'eventsTable',
   'subscriptionsTable',
+  'secretsKeyArn',
   'deliveriesTable',
   'deliveryQueueUrl',
   'slowLaneQueueUrl',
@@ -33,7 +36,11 @@ export const handler = createDispatcherHandler(
   {
     // It appends subscription.disabled events, which keep the deployment's retention.
     events: new DynamoEventLog(dynamoClient, config.eventsTable, { retentionDays: config.retentionDays }),
-    subscriptions: new DynamoSubscriptionStore(dynamoClient, config.subscriptionsTable),
+    subscriptions: new DynamoSubscriptionStore(
+      dynamoClient,
+      config.subscriptionsTable,
+      new KmsSecretCipher(kmsClient, config.secretsKeyArn),
+    ),
     deliveries: new DynamoDeliveryStore(dynamoClient, config.deliveriesTable, {
       retentionDays: config.retentionDays,
     }),

@@ -3,6 +3,8 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { dynamoClient } from '../adapters/aws/clients.ts';
 import { DynamoDeliveryStore } from '../adapters/aws/deliveries.ts';
 import { SqsDeliveryQueue } from '../adapters/aws/delivery-queue.ts';
+import { KmsSecretCipher } from '../adapters/aws/kms-cipher.ts';
+import { kmsClient } from '../adapters/aws/kms-client.ts';
 import { logError, logger } from '../adapters/aws/logger.ts';
 import { sqsClient } from '../adapters/aws/sqs-client.ts';
 import { SqsQueue } from '../adapters/aws/sqs-queue.ts';
@@ -14,6 +16,7 @@ import { createFanoutHandler } from './handler.ts';
 
 const config = loadLambdaConfig([
   'subscriptionsTable',
+  'secretsKeyArn',
   'deliveriesTable',
   'deliveryQueueUrl',
   'slowLaneQueueUrl',
@@ -22,7 +25,11 @@ const config = loadLambdaConfig([
 
 export const handler = createFanoutHandler(
   {
-    subscriptions: new DynamoSubscriptionStore(dynamoClient, config.subscriptionsTable),
+    subscriptions: new DynamoSubscriptionStore(
+      dynamoClient,
+      config.subscriptionsTable,
+      new KmsSecretCipher(kmsClient, config.secretsKeyArn),
+    ),
     deliveries: new DynamoDeliveryStore(dynamoClient, config.deliveriesTable, {
       retentionDays: config.retentionDays,
     }),

@@ -1,6 +1,7 @@
 import { Duration } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -44,6 +45,8 @@ export interface DeliveryPipelineProps {
   readonly bus: events.IEventBus;
   readonly eventsTable: DefinedTable;
   readonly subscriptionsTable: DefinedTable;
+  /** Seals and opens the subscriptions' signing secrets. */
+  readonly secretsKey: kms.IKey;
   readonly deliveriesTable: DefinedTable;
   /** Prefix of the queues' physical names (their DLQs' RedriveAllowPolicy names them). */
   readonly queueNamePrefix: string;
@@ -213,6 +216,8 @@ export class DeliveryPipeline extends Construct {
       .useTable(props.subscriptionsTable, LAMBDA_ENV.subscriptionsTable, {
         indexes: { byPartner: ['dynamodb:Query'] },
       })
+      // The subscriptions it reads have their secrets opened.
+      .useSecretsKey(props.secretsKey, ['kms:Decrypt'])
       // Deliveries: createForEvent (a put only if absent, or else a get of the one there).
       .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, {
         table: ['dynamodb:PutItem', 'dynamodb:GetItem'],
@@ -251,6 +256,8 @@ export class DeliveryPipeline extends Construct {
       .useTable(props.subscriptionsTable, LAMBDA_ENV.subscriptionsTable, {
         table: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
       })
+      // It opens the secrets that sign; it never writes one.
+      .useSecretsKey(props.secretsKey, ['kms:Decrypt'])
       // Deliveries: get, skip, recordAttempt; and the due retries of waits over 15 minutes
       // (BatchWriteItem puts).
       .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, {

@@ -5,12 +5,14 @@ import { fileURLToPath } from 'node:url';
 import { Duration } from 'aws-cdk-lib';
 import type * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
-import type { LAMBDA_ENV } from '../../functions/config.ts';
+import { ENCRYPTION_CONTEXT } from '../../functions/adapters/aws/kms-cipher.ts';
+import { LAMBDA_ENV } from '../../functions/config.ts';
 import type { DefinedTable } from './table.ts';
 
 /** The repository root: entries, package-lock.json and tsconfig.json are found from here. */
@@ -55,6 +57,9 @@ export interface TableGrant {
  * sqs:SendMessage.
  */
 export type QueueAction = 'sqs:SendMessage' | 'sqs:ReceiveMessage' | 'sqs:DeleteMessage';
+
+/** What a function does with the secrets key: seal (a new data key) and open. */
+export type SecretsKeyAction = 'kms:GenerateDataKey' | 'kms:Decrypt';
 
 type Env = typeof LAMBDA_ENV;
 export type TableEnvVar = Env['eventsTable' | 'partnersTable' | 'subscriptionsTable' | 'deliveriesTable'];
@@ -237,6 +242,32 @@ export class DispatcherFunction extends NodejsFunction {
     checkUnique(this.node.path, envVar, actions);
     this.bind(envVar, queue.queueUrl);
     this.addToRolePolicy(new iam.PolicyStatement({ actions: [...actions], resources: [queue.queueArn] }));
+    return this;
+  }
+
+  /**
+   * Grants the listed KMS actions on the key that seals signing secrets, for data keys of
+   * their purpose only (the encryption context kms-cipher.ts binds), and sets the variable the
+   * cipher reads to the key's ARN.
+   */
+  public useSecretsKey(key: kms.IKey, actions: readonly SecretsKeyAction[]): this {
+    if (actions.length === 0) throw new Error(`${this.node.path}: no actions granted on the secrets key`);
+    checkUnique(this.node.path, 'the secrets key', actions);
+    this.bind(LAMBDA_ENV.secretsKeyArn, key.keyArn);
+    this.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: [...actions],
+        resources: [key.keyArn],
+        conditions: {
+          StringEquals: Object.fromEntries(
+            Object.entries(ENCRYPTION_CONTEXT).map(([name, value]) => [
+              `kms:EncryptionContext:${name}`,
+              value,
+            ]),
+          ),
+        },
+      }),
+    );
     return this;
   }
 

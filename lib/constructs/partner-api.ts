@@ -8,6 +8,7 @@ import {
 } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import type * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
@@ -37,6 +38,8 @@ export interface PartnerApiProps {
   readonly eventsTable: DefinedTable;
   readonly partnersTable: DefinedTable;
   readonly subscriptionsTable: DefinedTable;
+  /** Seals and opens the subscriptions' signing secrets. */
+  readonly secretsKey: kms.IKey;
   readonly deliveriesTable: DefinedTable;
   /** Where redeliveries, replays and test events a partner asks for are queued (main lane). */
   readonly deliveryQueue: sqs.IQueue;
@@ -163,6 +166,8 @@ export class PartnerApi extends Construct {
         table: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
         indexes: { byPartner: ['dynamodb:Query'] },
       })
+      // Secrets: sealed when a subscription is created, changed or rotated, opened when read.
+      .useSecretsKey(props.secretsKey, ['kms:GenerateDataKey', 'kms:Decrypt'])
       // Deliveries: create, skip and listAttempts on the table; listBySubscription and
       // listByEvent query their index for the page's keys, then read the deliveries in batches.
       .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, {

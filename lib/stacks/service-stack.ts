@@ -1,4 +1,5 @@
 import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { RequestLimits } from '../../functions/core/limits.ts';
@@ -12,6 +13,8 @@ import type { DispatcherTables } from './data-stack.ts';
 export interface ServiceStackProps extends StackProps {
   /** The tables, from the data stack. */
   readonly tables: DispatcherTables;
+  /** The key sealing the signing secrets, from the data stack. */
+  readonly secretsKey: kms.IKey;
   /** Seconds before each delivery try; its length is the number of tries. */
   readonly retrySchedule: readonly number[];
   /** Per-callback HTTP timeout. */
@@ -67,6 +70,7 @@ export class ServiceStack extends Stack {
       eventsTable: tables.events,
       subscriptionsTable: tables.subscriptions,
       deliveriesTable: tables.deliveries,
+      secretsKey: props.secretsKey,
       queueNamePrefix: this.stackName,
       retrySchedule: props.retrySchedule,
       deliveryTimeout: props.deliveryTimeout,
@@ -79,6 +83,7 @@ export class ServiceStack extends Stack {
       partnersTable: tables.partners,
       subscriptionsTable: tables.subscriptions,
       deliveriesTable: tables.deliveries,
+      secretsKey: props.secretsKey,
       deliveryQueue: this.pipeline.delivery.queue,
       slowLaneQueue: this.pipeline.slowLane.queue,
       retentionDays: props.retentionDays,

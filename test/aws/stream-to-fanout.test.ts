@@ -39,6 +39,7 @@ import {
   type TableNames,
   uniquePrefix,
 } from '../dynamodb-local/tables.ts';
+import { testCipher } from '../support/cipher.ts';
 import { applyPipeTransform, pipeAccepts } from './pipe-transform.ts';
 
 class RecordingQueue<T> implements QueueSender<T> {
@@ -147,7 +148,7 @@ describe('events table stream → pipe → bus → fan-out', () => {
     // really deletes expired items (REMOVE records in the stream).
     const events = new DynamoEventLog(client, tables.events);
     const clock = new ManualClock();
-    const subscriptions = new DynamoSubscriptionStore(client, tables.subscriptions);
+    const subscriptions = new DynamoSubscriptionStore(client, tables.subscriptions, testCipher());
     const deliveries = new DynamoDeliveryStore(client, tables.deliveries);
     const partnerId = id('ptr');
     const subscription = makeSubscription(partnerId, { eventTypes: ['order.*'] });

@@ -2,6 +2,7 @@
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as events from 'aws-cdk-lib/aws-events';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import { describe, expect, it } from 'vitest';
 import {
   DELIVERIES_TABLE,
@@ -139,6 +140,7 @@ describe('DeliveryPipeline', () => {
       eventsTable: new DefinedTable(scope, 'Events', { definition: EVENTS_TABLE }),
       subscriptionsTable: new DefinedTable(scope, 'Subscriptions', { definition: SUBSCRIPTIONS_TABLE }),
       deliveriesTable: new DefinedTable(scope, 'Deliveries', { definition: DELIVERIES_TABLE }),
+      secretsKey: new kms.Key(scope, 'SecretsKey', { enableKeyRotation: true }),
       queueNamePrefix: 'test',
       retrySchedule: DEFAULT_RETRY_SCHEDULE,
       deliveryTimeout: Duration.seconds(10),

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { ENCRYPTION_CONTEXT } from '../../functions/adapters/aws/kms-cipher.ts';
 import { LAMBDA_ENV } from '../../functions/config.ts';
 import { PROJECT_ROOT } from '../../lib/constructs/function.ts';
 import { logicalIdOf, propertiesOf, resourcesOfType, type Synthesized, synthesize } from './fixture.ts';
@@ -58,6 +59,7 @@ const GRANTS: Record<FunctionName, Grants> = {
     'deliveries/index/byEvent': ['dynamodb:Query'],
     delivery: ['sqs:SendMessage'],
     'slow-lane': ['sqs:SendMessage'],
+    'secrets key': ['kms:GenerateDataKey', 'kms:Decrypt'],
   },
   authorizer: {
     'authorizer logs': LOGS,
@@ -70,6 +72,7 @@ const GRANTS: Record<FunctionName, Grants> = {
     delivery: ['sqs:SendMessage'],
     'slow-lane': ['sqs:SendMessage'],
     fanout: CONSUME,
+    'secrets key': ['kms:Decrypt'],
   },
   dispatcher: {
     'dispatcher logs': LOGS,
@@ -79,6 +82,7 @@ const GRANTS: Record<FunctionName, Grants> = {
     delivery: ['sqs:SendMessage', ...CONSUME],
     'slow-lane': ['sqs:SendMessage', ...CONSUME],
     'delivery-dlq': ['sqs:SendMessage'],
+    'secrets key': ['kms:Decrypt'],
   },
   sweeper: {
     'sweeper logs': LOGS,
@@ -134,6 +138,7 @@ const CONFIG_RESOURCES = {
   deliveryDeadLetterQueueUrl: 'delivery-dlq',
   pipeDeadLetterQueueUrl: 'pipe-dlq',
   busName: 'bus',
+  secretsKeyArn: 'secrets key',
 } as const satisfies Partial<Record<keyof typeof LAMBDA_ENV, string>>;
 
 type ResourceKey = keyof typeof CONFIG_RESOURCES;
@@ -184,6 +189,8 @@ const ADAPTER_CALLS: Readonly<Record<string, AdapterCalls>> = {
     ],
     queriesTable: true,
   },
+  'kms-cipher.ts': { actions: ['kms:Decrypt', 'kms:GenerateDataKey'] },
+  'kms-client.ts': { actions: [] },
   'logger.ts': { actions: [] },
   'partners.ts': { actions: ['dynamodb:GetItem', 'dynamodb:PutItem'] },
   'pipe.ts': { actions: [] },
@@ -224,6 +231,8 @@ const COMMAND_ACTIONS: Readonly<Record<string, readonly string[]>> = {
   DeleteMessageBatchCommand: ['sqs:DeleteMessage'],
   ChangeMessageVisibilityCommand: ['sqs:ChangeMessageVisibility'],
   ChangeMessageVisibilityBatchCommand: ['sqs:ChangeMessageVisibility'],
+  GenerateDataKeyCommand: ['kms:GenerateDataKey'],
+  DecryptCommand: ['kms:Decrypt'],
 };
 
 /** The item action of each operation of a transaction (DynamoDB developer guide, "Using IAM with DynamoDB transactions"). */
@@ -266,15 +275,15 @@ function wiring(entry: string): { file: string; resource: string }[] {
   )) {
     for (const name of names.split(',')) files.set(name.replace(/^\s*type\s+/, '').trim(), file);
   }
-  return [...source.matchAll(/\bnew (\w+)(?:<[^>]*>)?\(\s*(?:dynamoClient|sqsClient),\s*config\.(\w+)/g)].map(
-    ([, className = '', key = '']) => {
-      const file = files.get(className);
-      if (file === undefined || !isResourceKey(key)) {
-        throw new Error(`${entry}: cannot tell what new ${className}(…, config.${key}) is`);
-      }
-      return { file, resource: CONFIG_RESOURCES[key] };
-    },
-  );
+  return [
+    ...source.matchAll(/\bnew (\w+)(?:<[^>]*>)?\(\s*(?:dynamoClient|sqsClient|kmsClient),\s*config\.(\w+)/g),
+  ].map(([, className = '', key = '']) => {
+    const file = files.get(className);
+    if (file === undefined || !isResourceKey(key)) {
+      throw new Error(`${entry}: cannot tell what new ${className}(…, config.${key}) is`);
+    }
+    return { file, resource: CONFIG_RESOURCES[key] };
+  });
 }
 
 function functionsByName(): Record<FunctionName, IFunction> {
@@ -319,6 +328,7 @@ function resourceNames(): { service: Map<string, string>; data: Map<string, stri
       [data.tables.partners.table, 'partners'],
       [data.tables.subscriptions.table, 'subscriptions'],
       [data.tables.deliveries.table, 'deliveries'],
+      [data.secretsKey, 'secrets key'],
     ]),
   };
 }
@@ -368,16 +378,23 @@ function statementsOf(roleLogicalId: string): Statement[] {
   );
 }
 
-/** A policy as `resource: action` lines, sorted; each statement must allow, unconditionally. */
+/** The one condition a statement may carry: KMS data keys of the signing secrets' purpose only. */
+const SECRETS_KEY_CONDITION = {
+  StringEquals: { 'kms:EncryptionContext:purpose': ENCRYPTION_CONTEXT.purpose },
+};
+
+/**
+ * A policy as `resource: action` lines, sorted; each statement must allow, unconditionally
+ * but for KMS statements, which must hold to the signing secrets' encryption context.
+ */
 function linesOf(roleLogicalId: string): string[] {
   const names = resourceNames();
   return statementsOf(roleLogicalId)
     .flatMap((statement) => {
       expect(statement.Effect, JSON.stringify(statement)).toBe('Allow');
-      expect(
-        statement.Condition ?? statement.NotAction ?? statement.NotResource,
-        JSON.stringify(statement),
-      ).toBe(undefined);
+      expect(statement.NotAction ?? statement.NotResource, JSON.stringify(statement)).toBe(undefined);
+      const kms = [statement.Action].flat().every((action) => String(action).startsWith('kms:'));
+      expect(statement.Condition, JSON.stringify(statement)).toEqual(kms ? SECRETS_KEY_CONDITION : undefined);
       const actions = [statement.Action].flat();
       const resources = [statement.Resource].flat();
       return resources.flatMap((resource) =>
@@ -401,10 +418,13 @@ function roleOf(fn: IFunction): string {
 const FUNCTIONS: readonly FunctionName[] = ['api', 'authorizer', 'fanout', 'dispatcher', 'sweeper'];
 
 describe('function roles', () => {
-  it.each(FUNCTIONS)('%s: its policy is exactly GRANTS, every statement an unconditional Allow', (name) => {
-    const fn = functionsByName()[name];
-    expect(linesOf(roleOf(fn))).toEqual(linesOfGrants(GRANTS[name]));
-  });
+  it.each(FUNCTIONS)(
+    '%s: its policy is exactly GRANTS, every statement an Allow (KMS ones bound to their purpose)',
+    (name) => {
+      const fn = functionsByName()[name];
+      expect(linesOf(roleOf(fn))).toEqual(linesOfGrants(GRANTS[name]));
+    },
+  );
 
   it.each(FUNCTIONS)('%s: consumes exactly the queues of its SQS event sources', (name) => {
     const names = resourceNames();

@@ -2,6 +2,7 @@
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { describe, expect, it } from 'vitest';
 import {
@@ -35,6 +36,7 @@ describe('PartnerApi.grantAdminInvoke', () => {
       partnersTable: new DefinedTable(stack, 'Partners', { definition: PARTNERS_TABLE }),
       subscriptionsTable: new DefinedTable(stack, 'Subscriptions', { definition: SUBSCRIPTIONS_TABLE }),
       deliveriesTable: new DefinedTable(stack, 'Deliveries', { definition: DELIVERIES_TABLE }),
+      secretsKey: new kms.Key(stack, 'SecretsKey', { enableKeyRotation: true }),
       deliveryQueue: new sqs.Queue(stack, 'Delivery'),
       slowLaneQueue: new sqs.Queue(stack, 'SlowLane'),
       retentionDays: 30,

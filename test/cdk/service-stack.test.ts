@@ -341,6 +341,7 @@ describe('functions', () => {
         LAMBDA_ENV.retentionDays,
         LAMBDA_ENV.partnerRequestsPerSecond,
         LAMBDA_ENV.producerRequestsPerSecond,
+        LAMBDA_ENV.secretsKeyArn,
       ],
     ],
     ['authorizer', () => synth.stacks.service.api.authorizerFunction, [LAMBDA_ENV.partnersTable]],
@@ -353,6 +354,7 @@ describe('functions', () => {
         LAMBDA_ENV.deliveryQueueUrl,
         LAMBDA_ENV.slowLaneQueueUrl,
         LAMBDA_ENV.retentionDays,
+        LAMBDA_ENV.secretsKeyArn,
       ],
     ],
     [
@@ -369,6 +371,7 @@ describe('functions', () => {
         LAMBDA_ENV.deliveryTimeoutMs,
         LAMBDA_ENV.retentionDays,
         LAMBDA_ENV.allowPrivateTargets,
+        LAMBDA_ENV.secretsKeyArn,
       ],
     ],
     [

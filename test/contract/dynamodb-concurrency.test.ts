@@ -21,6 +21,7 @@ import { ServiceUnavailableError, SubscriptionLimitError } from '../../functions
 import type { Subscription } from '../../functions/core/model.ts';
 import { MAX_SUBSCRIPTIONS_PER_PARTNER } from '../../functions/core/subscriptions.ts';
 import { createTable, deleteTables, localDocumentClient, uniquePrefix } from '../dynamodb-local/tables.ts';
+import { testCipher } from '../support/cipher.ts';
 import { id, makeDelivery, makeEvent, makeSubscription } from './fixtures.ts';
 
 const WRITERS = 5;
@@ -313,7 +314,9 @@ describe('DynamoSubscriptionStore under concurrent creates and deletes', () => {
   }
 
   async function stored(partnerId: string): Promise<number> {
-    const page = await new DynamoSubscriptionStore(admin, table).list(partnerId, { limit: 500 });
+    const page = await new DynamoSubscriptionStore(admin, table, testCipher()).list(partnerId, {
+      limit: 500,
+    });
     return page.items.length;
   }
 
@@ -323,7 +326,10 @@ describe('DynamoSubscriptionStore under concurrent creates and deletes', () => {
 
     const results = await Promise.all(
       Array.from({ length: attempts }, (_, i) =>
-        createAsClient(new DynamoSubscriptionStore(writer(i), table), makeSubscription(partnerId)),
+        createAsClient(
+          new DynamoSubscriptionStore(writer(i), table, testCipher()),
+          makeSubscription(partnerId),
+        ),
       ),
     );
 
@@ -333,7 +339,7 @@ describe('DynamoSubscriptionStore under concurrent creates and deletes', () => {
 
   it('keeps the count exact while deletes and creates race at the cap', async () => {
     const partnerId = id('ptr');
-    const seed = new DynamoSubscriptionStore(admin, table);
+    const seed = new DynamoSubscriptionStore(admin, table, testCipher());
     const existing = Array.from({ length: MAX_SUBSCRIPTIONS_PER_PARTNER }, () => makeSubscription(partnerId));
     for (const subscription of existing) {
       await seed.create(subscription, { maxPerPartner: MAX_SUBSCRIPTIONS_PER_PARTNER });
@@ -341,11 +347,16 @@ describe('DynamoSubscriptionStore under concurrent creates and deletes', () => {
 
     const [deleted, created] = await Promise.all([
       Promise.all(
-        existing.slice(0, 10).map((s, i) => new DynamoSubscriptionStore(writer(i), table).delete(s.id)),
+        existing
+          .slice(0, 10)
+          .map((s, i) => new DynamoSubscriptionStore(writer(i), table, testCipher()).delete(s.id)),
       ),
       Promise.all(
         Array.from({ length: 20 }, (_, i) =>
-          createAsClient(new DynamoSubscriptionStore(writer(i + 1), table), makeSubscription(partnerId)),
+          createAsClient(
+            new DynamoSubscriptionStore(writer(i + 1), table, testCipher()),
+            makeSubscription(partnerId),
+          ),
         ),
       ),
     ]);
@@ -357,7 +368,10 @@ describe('DynamoSubscriptionStore under concurrent creates and deletes', () => {
     // The counter agrees with what is stored: the free places can be taken, and no more.
     const refill = await Promise.all(
       Array.from({ length: 10 - admitted + 3 }, (_, i) =>
-        createAsClient(new DynamoSubscriptionStore(writer(i), table), makeSubscription(partnerId)),
+        createAsClient(
+          new DynamoSubscriptionStore(writer(i), table, testCipher()),
+          makeSubscription(partnerId),
+        ),
       ),
     );
     expect(refill.filter(Boolean)).toHaveLength(10 - admitted);
@@ -372,7 +386,7 @@ describe('DynamoSubscriptionStore under concurrent creates and deletes', () => {
         new PutCommand({ TableName: table, Item: { ...makeSubscription(partnerId), kind: 'subscription' } }),
       );
     }
-    const store = new DynamoSubscriptionStore(admin, table);
+    const store = new DynamoSubscriptionStore(admin, table, testCipher());
 
     await store.create(makeSubscription(partnerId), { maxPerPartner: MAX_SUBSCRIPTIONS_PER_PARTNER });
 
@@ -387,7 +401,7 @@ describe('DynamoSubscriptionStore under concurrent creates and deletes', () => {
     for (const subscription of old) {
       await admin.send(new PutCommand({ TableName: table, Item: { ...subscription, kind: 'subscription' } }));
     }
-    const store = new DynamoSubscriptionStore(admin, table);
+    const store = new DynamoSubscriptionStore(admin, table, testCipher());
 
     expect(await store.delete(old[0]?.id ?? '')).toBe(true);
 
@@ -406,12 +420,12 @@ describe('DynamoSubscriptionStore under concurrent creates and deletes', () => {
 
   it('counts a rate-limited action exactly when instances take it at once', async () => {
     const subscription = makeSubscription(id('ptr'));
-    await new DynamoSubscriptionStore(admin, table).put(subscription);
+    await new DynamoSubscriptionStore(admin, table, testCipher()).put(subscription);
     const now = new Date();
 
     const results = await Promise.all(
       Array.from({ length: 25 }, (_, i) =>
-        new DynamoSubscriptionStore(writer(i), table).takeAllowance(
+        new DynamoSubscriptionStore(writer(i), table, testCipher()).takeAllowance(
           subscription.id,
           'test',
           { limit: 10, windowMs: 60_000 },

@@ -18,6 +18,7 @@ import {
 } from '../../functions/core/recovery.ts';
 import type { DeadLetterSource, OutgoingMessage } from '../../functions/ports.ts';
 import { tablesPerTest } from '../dynamodb-local/tables.ts';
+import { testCipher } from '../support/cipher.ts';
 import { id, ManualClock, makeEvent, makeSubscription } from './fixtures.ts';
 
 const local = tablesPerTest('recovery');
@@ -112,7 +113,11 @@ describe('recoverPipeDeadLetters on DynamoDB Local', () => {
   });
 
   it('makes no second delivery when an event that did get through is fanned out again', async () => {
-    const subscriptions = new DynamoSubscriptionStore(local.client, await local.table(SUBSCRIPTIONS_TABLE));
+    const subscriptions = new DynamoSubscriptionStore(
+      local.client,
+      await local.table(SUBSCRIPTIONS_TABLE),
+      testCipher(),
+    );
     const deliveries = new DynamoDeliveryStore(local.client, await local.table(DELIVERIES_TABLE));
     const partnerId = id('ptr');
     await subscriptions.put(makeSubscription(partnerId, { eventTypes: [] }));

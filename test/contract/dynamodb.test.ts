@@ -3,7 +3,7 @@
  * test/dynamodb-local/global-setup.ts). Every test gets a table of its own, so no test sees
  * another's items.
  */
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll } from 'vitest';
 import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
 import { DynamoEventLog } from '../../functions/adapters/aws/events.ts';
@@ -17,6 +17,7 @@ import {
   type TableDefinition,
 } from '../../functions/adapters/aws/tables.ts';
 import { createTable, deleteTables, localDocumentClient, uniquePrefix } from '../dynamodb-local/tables.ts';
+import { testCipher } from '../support/cipher.ts';
 import { deliveryStoreContract } from './delivery-store.contract.ts';
 import { eventLogContract } from './event-log.contract.ts';
 import { partnerStoreContract } from './partner-store.contract.ts';
@@ -52,7 +53,23 @@ partnerStoreContract(NAME, async () => {
 
 subscriptionStoreContract(NAME, async () => {
   const table = await freshTable(SUBSCRIPTIONS_TABLE);
-  return { subscriptions: new DynamoSubscriptionStore(client, table.name), close: table.close };
+  return {
+    subscriptions: new DynamoSubscriptionStore(client, table.name, testCipher()),
+    storedSecrets: async (id) =>
+      (await client.send(new GetCommand({ TableName: table.name, Key: { id }, ConsistentRead: true }))).Item
+        ?.secrets,
+    storeClearSecrets: async (id, secrets) => {
+      await client.send(
+        new UpdateCommand({
+          TableName: table.name,
+          Key: { id },
+          UpdateExpression: 'SET secrets = :secrets',
+          ExpressionAttributeValues: { ':secrets': secrets },
+        }),
+      );
+    },
+    close: table.close,
+  };
 });
 
 deliveryStoreContract(NAME, async () => {

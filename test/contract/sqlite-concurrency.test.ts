@@ -8,6 +8,7 @@ import { openDatabase, readText, type SqliteDatabase } from '../../functions/ada
 import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
 import { MAX_SUBSCRIPTIONS_PER_PARTNER } from '../../functions/core/subscriptions.ts';
+import { testCipher } from '../support/cipher.ts';
 import { id, tempDir } from './fixtures.ts';
 
 const WRITERS = 4;
@@ -133,7 +134,7 @@ describe('SqliteSubscriptionStore under concurrent creators', () => {
     expect(refused).toBe(PROCESSES * EACH - MAX_SUBSCRIPTIONS_PER_PARTNER);
     // Every process got some in: the creates really raced.
     for (const r of results) expect(r.created).toBeGreaterThan(0);
-    const stored = await new SqliteSubscriptionStore(db).list(partnerId, { limit: 500 });
+    const stored = await new SqliteSubscriptionStore(db, testCipher()).list(partnerId, { limit: 500 });
     expect(stored.items).toHaveLength(MAX_SUBSCRIPTIONS_PER_PARTNER);
   });
 });

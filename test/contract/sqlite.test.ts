@@ -12,6 +12,7 @@ import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
 import { SqliteOutbox } from '../../functions/adapters/sqlite/outbox.ts';
 import { SqlitePartnerStore } from '../../functions/adapters/sqlite/partners.ts';
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
+import { testCipher } from '../support/cipher.ts';
 import { deliveryStoreContract } from './delivery-store.contract.ts';
 import { eventLogContract } from './event-log.contract.ts';
 import { at, id, makeAttempt, makeDelivery, makeEvent, makePartner, tempDir } from './fixtures.ts';
@@ -58,7 +59,17 @@ for (const backing of backings) {
   });
   subscriptionStoreContract(backing.name, async () => {
     const { db, close } = backing.open();
-    return { subscriptions: new SqliteSubscriptionStore(db), close };
+    return {
+      subscriptions: new SqliteSubscriptionStore(db, testCipher()),
+      storedSecrets: async (id) => {
+        const row = db.prepare('SELECT secrets FROM subscriptions WHERE id = ?').get(id);
+        return JSON.parse(String(row?.secrets));
+      },
+      storeClearSecrets: async (id, secrets) => {
+        db.prepare('UPDATE subscriptions SET secrets = ? WHERE id = ?').run(JSON.stringify(secrets), id);
+      },
+      close,
+    };
   });
   deliveryStoreContract(backing.name, async () => {
     const { db, close } = backing.open();

@@ -7,6 +7,10 @@ import { at, id, makeSubscription } from './fixtures.ts';
 
 export interface SubscriptionStoreSubject {
   subscriptions: SubscriptionStore;
+  /** The signing secrets as the store keeps them for a subscription: its list, as written. */
+  storedSecrets(subscriptionId: string): Promise<unknown>;
+  /** Writes the secrets as a store written before sealing kept them: in the clear. */
+  storeClearSecrets(subscriptionId: string, secrets: Subscription['secrets']): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -47,6 +51,39 @@ export function subscriptionStoreContract(name: string, make: () => Promise<Subs
       } while (after !== undefined);
       return seen;
     }
+
+    describe('signing secrets at rest', () => {
+      const secrets = [
+        { secret: 'whsec_bmV3ZXN0LXNlY3JldC1vZi1hbGwtb2YtdGhlbQ', createdAt: at(10) },
+        { secret: 'whsec_b2xkZXItc2VjcmV0LXN0aWxsLXNpZ25pbmc', createdAt: at(0), expiresAt: at(86_400) },
+      ];
+
+      it('keeps every secret sealed, whichever way the subscription was written', async () => {
+        const created = makeSubscription(partnerId, { secrets });
+        await subscriptions.create(created, { maxPerPartner: 10 });
+        const put = makeSubscription(partnerId, { secrets });
+        await subscriptions.put(put);
+        await subscriptions.put({ ...put, updatedAt: at(5) }, { expectedUpdatedAt: put.updatedAt });
+        for (const sub of [created, put]) {
+          const stored = JSON.stringify(await subject.storedSecrets(sub.id));
+          expect(stored).toContain('sealed.');
+          for (const { secret } of secrets) expect(stored).not.toContain(secret.slice('whsec_'.length));
+          expect((await subscriptions.get(sub.id))?.secrets).toEqual(secrets);
+        }
+      });
+
+      it('reads secrets an older store kept in the clear, and seals them at the next write', async () => {
+        const sub = makeSubscription(partnerId, { secrets });
+        await subscriptions.put(sub);
+        await subject.storeClearSecrets(sub.id, secrets);
+        expect(JSON.stringify(await subject.storedSecrets(sub.id))).toContain(secrets[0]?.secret);
+        const read = await subscriptions.get(sub.id);
+        expect(read?.secrets).toEqual(secrets);
+        if (read)
+          await subscriptions.put({ ...read, updatedAt: at(7) }, { expectedUpdatedAt: read.updatedAt });
+        expect(JSON.stringify(await subject.storedSecrets(sub.id))).not.toContain('whsec_');
+      });
+    });
 
     describe('put and get', () => {
       it('reads a subscription back unchanged, optional fields included', async () => {

@@ -24,6 +24,7 @@ import { newId } from '../../functions/core/ids.ts';
 import type { DeliveryMessage } from '../../functions/core/model.ts';
 import { systemClock } from '../../functions/ports.ts';
 import { lambdaContext } from '../../local/lambda-context.ts';
+import { testCipher } from '../support/cipher.ts';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 60);
 
@@ -37,7 +38,7 @@ beforeAll(async () => {
   db = openDatabase(':memory:');
   const partners = new SqlitePartnerStore(db);
   const events = new SqliteEventLog(db);
-  const subscriptions = new SqliteSubscriptionStore(db);
+  const subscriptions = new SqliteSubscriptionStore(db, testCipher());
   handler = createApiHandler(
     {
       events,

@@ -144,6 +144,15 @@ describe('the deployment, read from the synthesized templates', () => {
     });
   });
 
+  it('finds the key that seals signing secrets, and the functions that use it', () => {
+    expect(deployment.keys).toHaveLength(1);
+    const users = deployment.functions
+      .filter((f) => f.environment.SECRETS_KEY_ARN?.kind === 'key')
+      .map((f) => f.service)
+      .sort();
+    expect(users).toEqual(['api', 'dispatcher', 'fanout']);
+  });
+
   it('finds the pipe with its filter, and a rule that sends every event to the fan-out queue', () => {
     expect(deployment.pipe.filters).toEqual([PIPE_FILTER_PATTERN]);
     expect(deployment.pipe.batchSize).toBeGreaterThanOrEqual(1);
@@ -179,6 +188,7 @@ describe('pricing a measured scenario', () => {
       invocations: [],
       dynamo: {},
       sqs: {},
+      kms: {},
       stream: { records: 0, pipeEvents: 0, pipeRequests: 0 },
       bus: { events: 0, billedEvents: 0, archivedBytes: 0 },
       stored: {},
@@ -246,6 +256,18 @@ describe('pricing a measured scenario', () => {
     expect(idle.find((l) => l.item.startsWith('sweeper: scheduled'))?.quantity).toBeCloseTo(
       (365 / 12) * 1440,
     );
+    expect(idle.find((l) => l.service === 'KMS')).toMatchObject({ quantity: 1, usd: 1 });
+  });
+
+  it('prices KMS requests per callback', () => {
+    const cost = priceScenario(
+      measured({ kms: { Decrypt: 2, GenerateDataKey: 1 } }),
+      deployment,
+      ASSUMPTIONS,
+    );
+    const kms = cost.lines.find((l) => l.service === 'KMS');
+    expect(kms?.quantity).toBeCloseTo(3 / 10);
+    expect(kms?.usd).toBeCloseTo((0.03 / 10_000) * (3 / 10) * 1_000_000);
   });
 
   it('names tables and indexes without their CDK hash', () => {

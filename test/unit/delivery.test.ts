@@ -18,6 +18,7 @@ import type {
   DeliveryQueue,
   OutgoingMessage,
 } from '../../functions/ports.ts';
+import { testCipher } from '../support/cipher.ts';
 
 const NOW = new Date('2026-11-25T12:00:00.000Z');
 const DAY = 24 * 60 * 60 * 1000;
@@ -57,7 +58,7 @@ function recordingQueue(hasSlowLane = false) {
 async function storesWithOneDelivery(status: Subscription['status'] = 'active') {
   const db = openDatabase(':memory:');
   const events = new SqliteEventLog(db);
-  const subscriptions = new SqliteSubscriptionStore(db);
+  const subscriptions = new SqliteSubscriptionStore(db, testCipher());
   const deliveries = new SqliteDeliveryStore(db);
   const partnerId = newId('ptr');
   const { event } = await events.append({

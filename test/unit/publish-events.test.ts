@@ -46,6 +46,7 @@ import type { JsonValue } from '../../functions/core/model.ts';
 import { type Clock, type EventLog, type PartnerStore, systemClock } from '../../functions/ports.ts';
 import { lambdaContext } from '../../local/lambda-context.ts';
 import { createTable, deleteTables, localDocumentClient, uniquePrefix } from '../dynamodb-local/tables.ts';
+import { testCipher } from '../support/cipher.ts';
 
 interface Stores {
   events: EventLog;
@@ -317,7 +318,7 @@ describe('POST /v1/events/batch in the API handler', () => {
       {
         events: new SqliteEventLog(db),
         partners: new SqlitePartnerStore(db),
-        subscriptions: new SqliteSubscriptionStore(db),
+        subscriptions: new SqliteSubscriptionStore(db, testCipher()),
         deliveries: new SqliteDeliveryStore(db),
         deliveryQueue: new SqliteQueue(db, { name: 'delivery', visibilityTimeoutSeconds: 30 }),
         clock: systemClock,

@@ -25,6 +25,7 @@ import {
 } from '../../functions/core/redelivery.ts';
 import { MessagesNotSentError, type OutgoingMessage, type QueueSender } from '../../functions/ports.ts';
 import { ManualClock } from '../contract/fixtures.ts';
+import { testCipher } from '../support/cipher.ts';
 
 const QUEUE_URL = 'https://sqs.eu-west-1.amazonaws.com/123456789012/delivery';
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
@@ -58,7 +59,7 @@ describe('partner-requested deliveries when the queue fails', () => {
     queue = new ScriptedQueue();
     deps = {
       events: new SqliteEventLog(db),
-      subscriptions: new SqliteSubscriptionStore(db),
+      subscriptions: new SqliteSubscriptionStore(db, testCipher()),
       deliveries: new SqliteDeliveryStore(db),
       deliveryQueue: queue,
       clock,
@@ -216,7 +217,7 @@ describe('rate limits of replay and test', () => {
     clock = new ManualClock();
     deps = {
       events: new SqliteEventLog(db),
-      subscriptions: new SqliteSubscriptionStore(db),
+      subscriptions: new SqliteSubscriptionStore(db, testCipher()),
       deliveries: new SqliteDeliveryStore(db),
       deliveryQueue: new ScriptedQueue(),
       clock,

@@ -13,6 +13,7 @@ import {
   subscriptionWants,
   updateSubscription,
 } from '../../functions/core/subscriptions.ts';
+import { testCipher } from '../support/cipher.ts';
 
 const resolverOf = (addresses: Record<string, string[]>) => ({
   async resolve(host: string) {
@@ -41,7 +42,7 @@ describe('subscriptionWants', () => {
 describe('secrets', () => {
   function deps(now: Date) {
     return {
-      subscriptions: new SqliteSubscriptionStore(openDatabase(':memory:')),
+      subscriptions: new SqliteSubscriptionStore(openDatabase(':memory:'), testCipher()),
       clock: { now: () => now },
       resolver: resolverOf({}),
       allowPrivateTargets: true,
@@ -93,7 +94,7 @@ describe('secrets', () => {
 describe('updateSubscription', () => {
   it('keeps the reason a disabled subscription was disabled, and clears it on re-enabling', async () => {
     const now = new Date('2026-11-25T12:00:00.000Z');
-    const subscriptions = new SqliteSubscriptionStore(openDatabase(':memory:'));
+    const subscriptions = new SqliteSubscriptionStore(openDatabase(':memory:'), testCipher());
     const d = {
       subscriptions,
       clock: { now: () => now },

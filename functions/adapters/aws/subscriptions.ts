@@ -13,6 +13,9 @@
  * domain's Subscription: `put` therefore writes the subscription's own attributes in place
  * rather than replacing the whole item.
  *
+ * Signing secrets are sealed by the cipher (KMS envelope encryption, kms-cipher.ts) before
+ * they are written, so a table read, export or backup holds none in the clear.
+ *
  * The index is eventually consistent (a global secondary index cannot be read consistently):
  * on AWS a subscription just put can be missing from `list` and `listActive` for a moment.
  */
@@ -38,8 +41,10 @@ import {
   type ListQuery,
   pageOfLookahead,
   type RateLimitedAction,
+  type SecretCipher,
   type SubscriptionStore,
 } from '../../ports.ts';
+import { openSecrets, sealSecrets } from '../secrets/signing-secrets.ts';
 import {
   attributeNames,
   backoff,
@@ -65,9 +70,11 @@ const Counter = z.object({ subscriptionCount: z.number().int() });
 /** Every attribute the domain's Subscription may have, the key (`id`) aside. */
 const SUBSCRIPTION_FIELDS = Object.keys(Subscription.shape).filter((key) => key !== 'id');
 
-function toSubscription(item: Item): Subscription {
+/** An item as a subscription, its secrets opened by the cipher. */
+async function toSubscription(item: Item, cipher: SecretCipher): Promise<Subscription> {
+  const id = typeof item.id === 'string' ? item.id : '';
   // Subscription's zod object drops kind and the allowances.
-  return Subscription.parse(item);
+  return Subscription.parse({ ...item, secrets: await openSecrets(cipher, id, item.secrets) });
 }
 
 /** Thrown when a partner's counter stayed contended through every try: the caller retries. */
@@ -85,14 +92,16 @@ function allowanceAttributes(action: RateLimitedAction) {
 export class DynamoSubscriptionStore implements SubscriptionStore {
   readonly tableName: string;
   readonly #client: DynamoDBDocumentClient;
+  readonly #cipher: SecretCipher;
 
-  constructor(client: DynamoDBDocumentClient, tableName: string) {
+  constructor(client: DynamoDBDocumentClient, tableName: string, cipher: SecretCipher) {
     this.#client = client;
     this.tableName = tableName;
+    this.#cipher = cipher;
   }
 
   async create(subscription: Subscription, options: { maxPerPartner: number }): Promise<void> {
-    const created = await this.#createCounted(subscription, options.maxPerPartner);
+    const created = await this.#createCounted(await this.#sealed(subscription), options.maxPerPartner);
     if (!created) throw new Error(`subscription ${subscription.id} already exists`);
   }
 
@@ -101,7 +110,8 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
    * has its own attributes written in place (absent optional ones removed), keeping its
    * allowances. With `expectedUpdatedAt`, only the version read is replaced.
    */
-  async put(subscription: Subscription, options: { expectedUpdatedAt?: string } = {}): Promise<void> {
+  async put(given: Subscription, options: { expectedUpdatedAt?: string } = {}): Promise<void> {
+    const subscription = await this.#sealed(given);
     const expected = options.expectedUpdatedAt;
     if (expected !== undefined) {
       if (!(await this.#replace(subscription, expected))) {
@@ -121,7 +131,7 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
     const result = await this.#client.send(
       new GetCommand({ TableName: this.tableName, Key: { id: subscriptionId }, ConsistentRead: true }),
     );
-    return result.Item === undefined ? undefined : toSubscription(result.Item);
+    return result.Item === undefined ? undefined : toSubscription(result.Item, this.#cipher);
   }
 
   /**
@@ -145,7 +155,8 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
       },
       query.limit + 1,
     );
-    return pageOfLookahead(items, query, toSubscription);
+    const subscriptions = await Promise.all(items.map((item) => toSubscription(item, this.#cipher)));
+    return pageOfLookahead(subscriptions, query, (s) => s);
   }
 
   async listActive(partnerId: string): Promise<Subscription[]> {
@@ -158,7 +169,7 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
       ExpressionAttributeNames: attributeNames('partnerId', 'status'),
       ExpressionAttributeValues: { ':partnerId': partnerId, ':active': 'active' },
     })) {
-      active.push(toSubscription(item));
+      active.push(await toSubscription(item, this.#cipher));
     }
     return active;
   }
@@ -272,13 +283,19 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
       );
       return result.Attributes === undefined
         ? undefined
-        : { subscription: toSubscription(result.Attributes), changed: true };
+        : { subscription: await toSubscription(result.Attributes, this.#cipher), changed: true };
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
       // Gone, or the change was already in place: tell them apart with a consistent read.
       const current = await this.get(subscriptionId);
       return current === undefined ? undefined : { subscription: current, changed: false };
     }
+  }
+
+  /** The subscription as it is written: its secrets sealed. */
+  async #sealed(subscription: Subscription): Promise<Subscription> {
+    const secrets = await sealSecrets(this.#cipher, subscription.id, subscription.secrets);
+    return { ...subscription, secrets };
   }
 
   /** True if the update was written, false if its condition failed. */

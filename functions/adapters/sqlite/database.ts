@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
 import { ServiceUnavailableError } from '../../core/errors.ts';
+import { ownerOnly } from '../owner-only.ts';
 
 export type SqliteDatabase = DatabaseSync;
 
@@ -196,6 +197,9 @@ const MIGRATIONS: readonly string[] = [
   `,
 ];
 
+/** The database's file name in the local runtime's data directory. */
+export const DATABASE_FILE = 'dispatcher.db';
+
 /** The schema version this code expects; a file from newer code is refused. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
@@ -204,7 +208,12 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
  * brings its schema up to date.
  */
 export function openDatabase(path: string): SqliteDatabase {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  if (path !== ':memory:') {
+    mkdirSync(dirname(path), { recursive: true });
+    // The file holds partners' events and subscriptions: its owner's alone. SQLite gives the
+    // WAL and shared-memory files it creates the database file's mode.
+    ownerOnly(path, [`${path}-wal`, `${path}-shm`]);
+  }
   // The busy timeout applies from the first statement: another process may hold the lock.
   const db = new DatabaseSync(path, { timeout: 5000, enableForeignKeyConstraints: true });
   try {

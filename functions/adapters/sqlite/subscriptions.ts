@@ -8,8 +8,11 @@ import {
   type ListQuery,
   pageOfLookahead,
   type RateLimitedAction,
+  type SecretCipher,
   type SubscriptionStore,
 } from '../../ports.ts';
+import { isSealed, parseSealed } from '../secrets/sealed.ts';
+import { openSecrets, type StoredSecrets, sealSecrets } from '../secrets/signing-secrets.ts';
 import {
   prepared,
   type Row,
@@ -31,12 +34,14 @@ const ALLOWANCE_COLUMNS: Record<RateLimitedAction, { start: string; count: strin
   test: { start: 'test_window_start', count: 'test_count' },
 };
 
-/** The JSON columns, read back with the model's own schemas. */
-const { eventTypes: EventTypes, secrets: Secrets } = Subscription.shape;
+/** The JSON column of event types, read back with the model's own schema. */
+const { eventTypes: EventTypes } = Subscription.shape;
 
-function toSubscription(row: Row): Subscription {
+/** A row as a subscription, its secrets opened by the cipher. */
+async function toSubscription(row: Row, cipher: SecretCipher): Promise<Subscription> {
+  const id = readText(row, 'id');
   return withoutUndefined({
-    id: readText(row, 'id'),
+    id,
     partnerId: readText(row, 'partner_id'),
     url: readText(row, 'url'),
     eventTypes: EventTypes.parse(JSON.parse(readText(row, 'event_types'))),
@@ -44,21 +49,28 @@ function toSubscription(row: Row): Subscription {
     status: SubscriptionStatus.parse(readText(row, 'status')),
     disabledReason: readOptionalText(row, 'disabled_reason'),
     failingSince: readOptionalText(row, 'failing_since'),
-    secrets: Secrets.parse(JSON.parse(readText(row, 'secrets'))),
+    secrets: await openSecrets(cipher, id, JSON.parse(readText(row, 'secrets'))),
     createdAt: readText(row, 'created_at'),
     updatedAt: readText(row, 'updated_at'),
   });
 }
 
+/**
+ * Subscriptions in the `subscriptions` table, their signing secrets sealed by the cipher (the
+ * database alone never holds a secret in the clear).
+ */
 export class SqliteSubscriptionStore implements SubscriptionStore {
   readonly #db: SqliteDatabase;
+  readonly #cipher: SecretCipher;
 
-  constructor(db: SqliteDatabase) {
+  constructor(db: SqliteDatabase, cipher: SecretCipher) {
     this.#db = db;
+    this.#cipher = cipher;
   }
 
   /** Counts and inserts in one write: the write lock makes the count exact across processes. */
   async create(s: Subscription, options: { maxPerPartner: number }): Promise<void> {
+    const values = await this.#values(s);
     const db = this.#db;
     await write(db, () => {
       const row = prepared(db, 'SELECT COUNT(*) AS n FROM subscriptions WHERE partner_id = ?').get(
@@ -69,13 +81,13 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
       }
       prepared(db, `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
         s.id,
-        ...subscriptionValues(s),
+        ...values,
       );
     });
   }
 
   async put(s: Subscription, options: { expectedUpdatedAt?: string } = {}): Promise<void> {
-    const values = subscriptionValues(s);
+    const values = await this.#values(s);
     const db = this.#db;
     const expectedUpdatedAt = options.expectedUpdatedAt;
     if (expectedUpdatedAt !== undefined) {
@@ -108,7 +120,7 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
 
   async get(subscriptionId: string): Promise<Subscription | undefined> {
     const row = prepared(this.#db, `SELECT ${COLUMNS} FROM subscriptions WHERE id = ?`).get(subscriptionId);
-    return row === undefined ? undefined : toSubscription(row);
+    return row === undefined ? undefined : toSubscription(row, this.#cipher);
   }
 
   /**
@@ -121,16 +133,16 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
       this.#db,
       `SELECT ${COLUMNS} FROM subscriptions WHERE partner_id = ? AND id > ? ORDER BY id LIMIT ?`,
     ).all(partnerId, query.after ?? '', query.limit + 1);
-    return pageOfLookahead(rows, query, toSubscription);
+    const subscriptions = await Promise.all(rows.map((row) => toSubscription(row, this.#cipher)));
+    return pageOfLookahead(subscriptions, query, (s) => s);
   }
 
   async listActive(partnerId: string): Promise<Subscription[]> {
-    return prepared(
+    const rows = prepared(
       this.#db,
       `SELECT ${COLUMNS} FROM subscriptions WHERE partner_id = ? AND status = 'active' ORDER BY id`,
-    )
-      .all(partnerId)
-      .map(toSubscription);
+    ).all(partnerId);
+    return Promise.all(rows.map((row) => toSubscription(row, this.#cipher)));
   }
 
   async delete(subscriptionId: string): Promise<boolean> {
@@ -174,18 +186,68 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
 
   async updateHealth(subscriptionId: string, change: HealthChange): Promise<HealthUpdate | undefined> {
     const [sql, params] = healthUpdate(change);
-    return write(this.#db, () => {
+    const { row, changed } = await write(this.#db, () => {
       const result = prepared(this.#db, `UPDATE subscriptions SET ${sql}`).run(...params, subscriptionId);
       const row = prepared(this.#db, `SELECT ${COLUMNS} FROM subscriptions WHERE id = ?`).get(subscriptionId);
-      return row === undefined
-        ? undefined
-        : { subscription: toSubscription(row), changed: Number(result.changes) > 0 };
+      return { row, changed: Number(result.changes) > 0 };
     });
+    return row === undefined ? undefined : { subscription: await toSubscription(row, this.#cipher), changed };
+  }
+
+  /**
+   * Seals every subscription's secrets again under the cipher's current key, secrets still in
+   * the clear included, in one write: after a key rotation (the old key can then go) or to
+   * seal what a store written before sealing holds. A row changed meanwhile is left as it
+   * is, already sealed by the write that changed it.
+   * @returns how many subscriptions were sealed again
+   */
+  async resealAll(): Promise<number> {
+    const rows = prepared(this.#db, `SELECT ${COLUMNS} FROM subscriptions ORDER BY id`).all();
+    const sealed = await Promise.all(
+      rows.map(async (row) => {
+        const subscription = await toSubscription(row, this.#cipher);
+        const secrets = await sealSecrets(this.#cipher, subscription.id, subscription.secrets);
+        return [JSON.stringify(secrets), subscription.id, readText(row, 'secrets')] as const;
+      }),
+    );
+    const db = this.#db;
+    return write(db, () => {
+      const update = prepared(db, 'UPDATE subscriptions SET secrets = ? WHERE id = ? AND secrets = ?');
+      return sealed.reduce((count, values) => count + Number(update.run(...values).changes), 0);
+    });
+  }
+
+  /** The column values of a subscription, in COLUMNS order after `id`, its secrets sealed. */
+  async #values(s: Subscription): Promise<(string | null)[]> {
+    return subscriptionValues(s, await sealSecrets(this.#cipher, s.id, s.secrets));
   }
 }
 
+/**
+ * How the signing secrets in the database are kept: how many are in the clear, and which keys
+ * seal the others (`<scheme>.<key id>`, as sealed.ts writes them). Needs no key.
+ */
+export function secretsAtRest(db: SqliteDatabase): { clear: number; sealedWith: string[] } {
+  const rows = prepared(
+    db,
+    "SELECT json_extract(s.value, '$.secret') AS secret FROM subscriptions, json_each(subscriptions.secrets) AS s",
+  ).all();
+  let clear = 0;
+  const keys = new Set<string>();
+  for (const row of rows) {
+    const secret = readText(row, 'secret');
+    if (isSealed(secret)) {
+      const { scheme, key } = parseSealed(secret);
+      keys.add(`${scheme}.${key}`);
+    } else {
+      clear += 1;
+    }
+  }
+  return { clear, sealedWith: [...keys].sort() };
+}
+
 /** The column values of a subscription, in COLUMNS order after `id`. */
-function subscriptionValues(s: Subscription): (string | null)[] {
+function subscriptionValues(s: Subscription, sealedSecrets: StoredSecrets): (string | null)[] {
   return [
     s.partnerId,
     s.url,
@@ -194,7 +256,7 @@ function subscriptionValues(s: Subscription): (string | null)[] {
     s.status,
     s.disabledReason ?? null,
     s.failingSince ?? null,
-    JSON.stringify(s.secrets),
+    JSON.stringify(sealedSecrets),
     s.createdAt,
     s.updatedAt,
   ];
