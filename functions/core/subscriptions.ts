@@ -1,5 +1,10 @@
 import type { AddressResolver, Clock, ListQuery, SubscriptionStore } from '../ports.ts';
-import { ForbiddenTargetError, StaleWriteError, SubscriptionNotFoundError } from './errors.ts';
+import {
+  ForbiddenTargetError,
+  ServiceUnavailableError,
+  StaleWriteError,
+  SubscriptionNotFoundError,
+} from './errors.ts';
 import { newId } from './ids.ts';
 import {
   type Page,
@@ -167,14 +172,29 @@ export interface UpdateSubscriptionInput {
   status?: SubscriptionStatus;
 }
 
-/** Tries of a read-change-write before a client is told to try again itself (409). */
-const MODIFY_TRIES = 3;
+/**
+ * Tries of a read-change-write. Each round of concurrent writers has a winner, so this many
+ * writers at once on one subscription all get through; more than that is a 503 to try again,
+ * never a 409: the partner did nothing wrong.
+ */
+export const MODIFY_TRIES = 32;
+/** The longest pause between two tries; each pause is drawn below a bound that doubles. */
+const MODIFY_MAX_PAUSE_MS = 50;
+
+/** Thrown when a subscription's writers kept colliding through every try. */
+export class SubscriptionContentionError extends ServiceUnavailableError {
+  constructor(subscriptionId: string) {
+    super(`subscription ${subscriptionId} is being changed by many requests at once; try again`);
+  }
+}
 
 /**
  * Reads a subscription, changes it and writes it back on the condition that nobody wrote in
  * between; when somebody did (a concurrent PATCH or rotation, the dispatcher disabling it),
- * starts over from the fresh copy. `updatedAt` moves strictly forward, so each write is a
- * new version even within one millisecond.
+ * starts over from the fresh copy after a short random pause, so writers that collided do not
+ * collide again. `updatedAt` moves strictly forward, so each write is a new version even
+ * within one millisecond.
+ * @throws SubscriptionContentionError after MODIFY_TRIES collisions
  */
 async function modifySubscription(
   deps: SubscriptionDeps,
@@ -182,7 +202,7 @@ async function modifySubscription(
   subscriptionId: string,
   change: (sub: Subscription, now: Date) => Subscription,
 ): Promise<Subscription> {
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = 1; attempt <= MODIFY_TRIES; attempt++) {
     const sub = await getSubscription(deps, partnerId, subscriptionId);
     const now = deps.clock.now();
     const updatedAt = new Date(Math.max(now.getTime(), Date.parse(sub.updatedAt) + 1)).toISOString();
@@ -191,9 +211,12 @@ async function modifySubscription(
       await deps.subscriptions.put(updated, { expectedUpdatedAt: sub.updatedAt });
       return updated;
     } catch (error) {
-      if (!(error instanceof StaleWriteError) || attempt >= MODIFY_TRIES) throw error;
+      if (!(error instanceof StaleWriteError)) throw error;
     }
+    const bound = Math.min(MODIFY_MAX_PAUSE_MS, 2 ** attempt);
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * bound));
   }
+  throw new SubscriptionContentionError(subscriptionId);
 }
 
 /**

@@ -19,7 +19,13 @@ import { DynamoSubscriptionStore } from '../../functions/adapters/aws/subscripti
 import { DELIVERIES_TABLE, EVENTS_TABLE, SUBSCRIPTIONS_TABLE } from '../../functions/adapters/aws/tables.ts';
 import { ServiceUnavailableError, SubscriptionLimitError } from '../../functions/core/errors.ts';
 import type { Subscription } from '../../functions/core/model.ts';
-import { MAX_SUBSCRIPTIONS_PER_PARTNER } from '../../functions/core/subscriptions.ts';
+import {
+  createSubscription,
+  MAX_SUBSCRIPTIONS_PER_PARTNER,
+  rotateSecret,
+  signingSecrets,
+  updateSubscription,
+} from '../../functions/core/subscriptions.ts';
 import { createTable, deleteTables, localDocumentClient, uniquePrefix } from '../dynamodb-local/tables.ts';
 import { testCipher } from '../support/cipher.ts';
 import { id, makeDelivery, makeEvent, makeSubscription } from './fixtures.ts';
@@ -435,5 +441,54 @@ describe('DynamoSubscriptionStore under concurrent creates and deletes', () => {
     );
 
     expect(results.filter((r) => r?.allowed)).toHaveLength(10);
+  });
+});
+
+describe('one DynamoDB subscription changed by many instances at once', () => {
+  let table: string;
+
+  beforeEach(async () => {
+    table = await createTable(admin, SUBSCRIPTIONS_TABLE, uniquePrefix('concurrency'));
+  });
+
+  afterEach(async () => {
+    await deleteTables(admin, [table]);
+  });
+
+  it('writes every concurrent PATCH and rotation: no request is told of a conflict it did not cause', async () => {
+    const now = new Date();
+    const depsOf = (i: number) => ({
+      subscriptions: new DynamoSubscriptionStore(writer(i), table, testCipher()),
+      clock: { now: () => now },
+    });
+    const partnerId = id('ptr');
+    const created = await createSubscription(
+      { ...depsOf(0), resolver: { resolve: async () => ['93.184.216.34'] }, allowPrivateTargets: false },
+      partnerId,
+      { url: 'https://partner.example/hooks' },
+    );
+    const subscriptionId = created.subscription.id;
+
+    const [patched, rotated] = await Promise.all([
+      Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          updateSubscription(
+            { ...depsOf(i), resolver: { resolve: async () => [] }, allowPrivateTargets: false },
+            partnerId,
+            subscriptionId,
+            { description: `change ${i}` },
+          ),
+        ),
+      ),
+      Promise.all(
+        Array.from({ length: 6 }, (_, i) => rotateSecret(depsOf(i + 12), partnerId, subscriptionId)),
+      ),
+    ]);
+
+    expect(patched).toHaveLength(12);
+    const stored = await depsOf(0).subscriptions.get(subscriptionId);
+    expect(patched.map((p) => p.description)).toContain(stored?.description);
+    const live = stored === undefined ? [] : signingSecrets(stored, now);
+    expect(live).toEqual(expect.arrayContaining([created.secret, ...rotated.map((r) => r.secret)]));
   });
 });

@@ -1,18 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../../functions/adapters/sqlite/database.ts';
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
-import { ForbiddenTargetError } from '../../functions/core/errors.ts';
+import { ForbiddenTargetError, StaleWriteError } from '../../functions/core/errors.ts';
 import { newId } from '../../functions/core/ids.ts';
 import type { Subscription } from '../../functions/core/model.ts';
 import {
   assertTargetAllowed,
   createSubscription,
+  MODIFY_TRIES,
   rotateSecret,
   SECRET_ROTATION_OVERLAP_MS,
+  SubscriptionContentionError,
   signingSecrets,
   subscriptionWants,
   updateSubscription,
 } from '../../functions/core/subscriptions.ts';
+import type { SubscriptionStore } from '../../functions/ports.ts';
 import { testCipher } from '../support/cipher.ts';
 
 const resolverOf = (addresses: Record<string, string[]>) => ({
@@ -121,6 +124,88 @@ describe('updateSubscription', () => {
     expect(enabled.disabledReason).toBeUndefined();
     const disabled = await updateSubscription(d, partnerId, sub.id, { status: 'disabled' });
     expect(disabled.disabledReason).toBe('disabled by the partner');
+  });
+});
+
+describe('concurrent changes of one subscription', () => {
+  /** The store with its own `put` in place of the inner one's. */
+  function withPut(inner: SubscriptionStore, put: SubscriptionStore['put']): SubscriptionStore {
+    return {
+      create: (s, options) => inner.create(s, options),
+      put,
+      get: (id) => inner.get(id),
+      list: (partnerId, query) => inner.list(partnerId, query),
+      listActive: (partnerId) => inner.listActive(partnerId),
+      delete: (id) => inner.delete(id),
+      updateHealth: (id, change) => inner.updateHealth(id, change),
+      takeAllowance: (id, action, allowance, now) => inner.takeAllowance(id, action, allowance, now),
+    };
+  }
+
+  /** A store that counts the writes refused for a change written in between. */
+  function counting(inner: SubscriptionStore) {
+    const counted = { stale: 0 };
+    const store = withPut(inner, async (subscription, options) => {
+      try {
+        await inner.put(subscription, options);
+      } catch (error) {
+        if (error instanceof StaleWriteError) counted.stale += 1;
+        throw error;
+      }
+    });
+    return { store, counted };
+  }
+
+  it('gives every concurrent PATCH and rotation its own success, however often they collide', async () => {
+    const now = new Date('2026-11-25T12:00:00.000Z');
+    const { store, counted } = counting(new SqliteSubscriptionStore(openDatabase(':memory:'), testCipher()));
+    const d = {
+      subscriptions: store,
+      clock: { now: () => now },
+      resolver: resolverOf({}),
+      allowPrivateTargets: true,
+    };
+    const partnerId = newId('ptr');
+    const created = await createSubscription(d, partnerId, { url: 'https://partner.example/hooks' });
+    const id = created.subscription.id;
+
+    const patches = Array.from({ length: 24 }, (_, i) =>
+      updateSubscription(d, partnerId, id, { description: `change ${i}` }),
+    );
+    const rotations = Array.from({ length: 8 }, () => rotateSecret(d, partnerId, id));
+    const [patched, rotated] = await Promise.all([Promise.all(patches), Promise.all(rotations)]);
+
+    // They did collide, and every one of them was written all the same.
+    expect(counted.stale).toBeGreaterThan(0);
+    expect(patched).toHaveLength(24);
+    const stored = await d.subscriptions.get(id);
+    const live = stored === undefined ? [] : signingSecrets(stored, now);
+    expect(live).toEqual(expect.arrayContaining([created.secret, ...rotated.map((r) => r.secret)]));
+    expect(patched.map((p) => p.description)).toContain(stored?.description);
+  });
+
+  it('answers 503 to try again, never 409, when the writes collide through every try', async () => {
+    const now = new Date('2026-11-25T12:00:00.000Z');
+    const inner = new SqliteSubscriptionStore(openDatabase(':memory:'), testCipher());
+    let puts = 0;
+    const store = withPut(inner, async (subscription, options) => {
+      if (options?.expectedUpdatedAt === undefined) return inner.put(subscription, options);
+      puts += 1;
+      throw new StaleWriteError('changed meanwhile');
+    });
+    const d = {
+      subscriptions: store,
+      clock: { now: () => now },
+      resolver: resolverOf({}),
+      allowPrivateTargets: true,
+    };
+    const partnerId = newId('ptr');
+    const created = await createSubscription(d, partnerId, { url: 'https://partner.example/hooks' });
+
+    const failure = updateSubscription(d, partnerId, created.subscription.id, { description: 'x' });
+    await expect(failure).rejects.toThrow(SubscriptionContentionError);
+    await expect(failure).rejects.toMatchObject({ status: 503 });
+    expect(puts).toBe(MODIFY_TRIES);
   });
 });
 
