@@ -1,4 +1,5 @@
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
+import { MessagesNotSentError, type OutgoingMessage, type QueueSender } from './ports.ts';
 
 export type Log = (message: string, error: unknown) => void;
 
@@ -8,10 +9,10 @@ export type Log = (message: string, error: unknown) => void;
  */
 export async function processBatch(
   records: readonly SQSRecord[],
-  process: (record: SQSRecord) => Promise<boolean>,
+  process: (record: SQSRecord, index: number) => Promise<boolean>,
   log: Log,
 ): Promise<SQSBatchResponse> {
-  const results = await Promise.allSettled(records.map(process));
+  const results = await Promise.allSettled(records.map((record, index) => process(record, index)));
   const batchItemFailures: SQSBatchResponse['batchItemFailures'] = [];
   results.forEach((result, i) => {
     const record = records[i];
@@ -21,4 +22,87 @@ export async function processBatch(
       batchItemFailures.push({ itemIdentifier: record.messageId });
   });
   return { batchItemFailures };
+}
+
+/** One record's share of a SendCoalescer: its sends, and its end. */
+export interface CoalescedSender<T> extends QueueSender<T> {
+  /** The record is done (sent, sent nothing, or failed): the others no longer wait for it. */
+  close(): void;
+}
+
+interface Waiting<T> {
+  messages: OutgoingMessage<T>[];
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Gathers the sends of a batch's records, processed side by side, into one send: it goes when
+ * every record has either sent or ended, so the queue adapter packs the messages of the whole
+ * batch into as few requests as it can (SendMessageBatch takes ten) instead of a request per
+ * record. Each record's send settles with the shared one: it fails only if one of its own
+ * messages was not sent. A record that sends again after that sends on its own.
+ */
+export class SendCoalescer<T> {
+  readonly #queue: QueueSender<T>;
+  #open: number;
+  #waiting: Waiting<T>[] = [];
+
+  constructor(queue: QueueSender<T>, records: number) {
+    this.#queue = queue;
+    this.#open = records;
+  }
+
+  /** The sender of one record. Ask for exactly as many as `records`. */
+  sender(): CoalescedSender<T> {
+    let open = true;
+    const arrive = () => {
+      if (!open) return false;
+      open = false;
+      this.#open -= 1;
+      return true;
+    };
+    return {
+      send: (messages) => {
+        if (!arrive()) return this.#queue.send(messages);
+        const sent = new Promise<void>((resolve, reject) =>
+          this.#waiting.push({ messages, resolve, reject }),
+        );
+        this.#flushWhenAllArrived();
+        return sent;
+      },
+      close: () => {
+        if (arrive()) this.#flushWhenAllArrived();
+      },
+    };
+  }
+
+  #flushWhenAllArrived(): void {
+    if (this.#open > 0 || this.#waiting.length === 0) return;
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    const all = waiting.flatMap((w) => w.messages);
+    Promise.resolve()
+      .then(() => this.#queue.send(all))
+      .then(
+        () => {
+          for (const w of waiting) w.resolve();
+        },
+        (error: unknown) => {
+          if (!(error instanceof MessagesNotSentError)) {
+            for (const w of waiting) w.reject(error);
+            return;
+          }
+          // Only the records whose own messages were not sent fail.
+          const unsent = new Set(error.unsent);
+          let offset = 0;
+          for (const w of waiting) {
+            const mine = w.messages.flatMap((_, i) => (unsent.has(offset + i) ? [i] : []));
+            offset += w.messages.length;
+            if (mine.length === 0) w.resolve();
+            else w.reject(new MessagesNotSentError(error.message, mine, { cause: error }));
+          }
+        },
+      );
+  }
 }

@@ -6,7 +6,7 @@
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import * as z from 'zod';
-import { type Log, processBatch } from '../batch.ts';
+import { type Log, processBatch, SendCoalescer } from '../batch.ts';
 import { type FanOutDeps, fanOutEvent } from '../core/fanout.ts';
 import { EventId, EventType, PartnerId, Timestamp } from '../core/model.ts';
 
@@ -14,18 +14,31 @@ const Envelope = z.object({
   detail: z.object({ id: EventId, partnerId: PartnerId, type: EventType, createdAt: Timestamp }),
 });
 
+/**
+ * The records of a batch are fanned out side by side, and their deliveries queued together
+ * (SendCoalescer): a batch of ten events to one subscription each is one SendMessageBatch,
+ * not ten.
+ */
 export function createFanoutHandler(deps: FanOutDeps, log: Log = console.error) {
-  return middy<SQSEvent, SQSBatchResponse>().handler((event) =>
-    processBatch(
+  return middy<SQSEvent, SQSBatchResponse>().handler((event) => {
+    const coalescer = new SendCoalescer(deps.deliveryQueue, event.Records.length);
+    const senders = event.Records.map(() => coalescer.sender());
+    return processBatch(
       event.Records,
-      async (record) => {
-        const envelope = Envelope.parse(JSON.parse(record.body));
-        await fanOutEvent(deps, envelope.detail);
-        return true;
+      async (record, index) => {
+        const sender = senders[index];
+        if (!sender) throw new Error('no sender for the record');
+        try {
+          const envelope = Envelope.parse(JSON.parse(record.body));
+          await fanOutEvent({ ...deps, deliveryQueue: sender }, envelope.detail);
+          return true;
+        } finally {
+          sender.close();
+        }
       },
       log,
-    ),
-  );
+    );
+  });
 }
 
 export type FanoutHandler = ReturnType<typeof createFanoutHandler>;

@@ -85,7 +85,7 @@ describe('the cost of a callback, with the indexes the template builds', () => {
     }
   });
 
-  it('sends each queue one message a callback, received and deleted in batches of ten', () => {
+  it('sends each queue one message a callback, a batch of deliveries a request, received and deleted in batches of ten', () => {
     for (const name of ['batched', 'single']) {
       const sqs = Object.fromEntries(
         scenario(name)
@@ -96,7 +96,8 @@ describe('the cost of a callback, with the indexes the template builds', () => {
         'fanout queue: SendMessage (rule target)': 1,
         'fanout queue: ReceiveMessage (event source)': 0.1,
         'fanout queue: DeleteMessageBatch (event source)': 0.1,
-        'delivery queue: SendMessageBatch': 1,
+        // Fan-out queues the deliveries of a batch of ten events in one request.
+        'delivery queue: SendMessageBatch': 0.1,
         'delivery queue: ReceiveMessage (event source)': 0.1,
         'delivery queue: DeleteMessageBatch (event source)': 0.1,
       });
