@@ -286,7 +286,8 @@ export async function rotateSecret(
     const overlapUntil = new Date(now.getTime() + SECRET_ROTATION_OVERLAP_MS).toISOString();
     const kept: SigningSecret[] = liveSecrets(sub, now).map((s) => ({
       ...s,
-      expiresAt: s.expiresAt !== undefined && s.expiresAt < overlapUntil ? s.expiresAt : overlapUntil,
+      expiresAt:
+        s.expiresAt !== undefined && Date.parse(s.expiresAt) < Date.parse(overlapUntil) ? s.expiresAt : overlapUntil,
     }));
     return { ...sub, secrets: [{ secret, createdAt: now.toISOString() }, ...kept] };
   });

@@ -135,7 +135,7 @@ describe('signing secrets at rest', () => {
     await publishAndVerify(d, partner.id, receiver);
   });
 
-  it('seals at start the secrets an older store kept in the clear, and still signs with them', async () => {
+  it('seals at start the secrets an older version kept in the clear, with a key file it makes, and still signs with them', async () => {
     const d = await start();
     const { partner, receiver, subscriptionId, secret } = await subscribed(d);
     await d.stop();
@@ -147,8 +147,11 @@ describe('signing secrets at rest', () => {
     );
     expect(secretsAtRest(db).clear).toBe(1);
     closeDatabase(db);
+    // Nor had that version a key file: the first start makes one.
+    rmSync(join(d.dataDir, DEFAULT_KEY_FILE));
 
     const again = await start({}, d.dataDir);
+    expect(modeOf(join(d.dataDir, DEFAULT_KEY_FILE))).toBe(0o600);
     const check = openDatabase(databasePath(d.dataDir));
     try {
       expect(secretsAtRest(check).clear).toBe(0);
