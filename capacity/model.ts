@@ -2,8 +2,8 @@
  * A time-stepped simulation of the dispatcher's AWS pipeline, in aggregated counts:
  *
  *   producers → API Gateway (stage and account throttles) → API Lambda → event log (DynamoDB)
- *   → stream → pipe (one batch per shard at a time) → bus → rule (target invocations quota)
- *   → fan-out queue → fan-out Lambda → delivery queue(s) → dispatcher Lambda → callback
+ *   → stream → pipe (ParallelizationFactor batches per shard at a time, one SendMessageBatch
+ *   each) → fan-out queue → fan-out Lambda → delivery queue(s) → dispatcher Lambda → callback
  *
  * Messages move as cohorts (a count with its publish time, send time, endpoint kind and tries
  * made). Every stage has a capacity taken from AWS's published quotas (functions/aws-quotas.ts)
@@ -18,15 +18,7 @@
  */
 import { EVENT_STRIPES } from '../functions/adapters/aws/events.ts';
 import { PER_ITEM as RATE_COUNT_PER_ITEM } from '../functions/adapters/aws/rate-limiter.ts';
-import {
-  API_GATEWAY,
-  DYNAMODB,
-  EVENTBRIDGE,
-  LAMBDA,
-  PIPES,
-  SQS,
-  SQS_EVENT_SOURCE,
-} from '../functions/aws-quotas.ts';
+import { API_GATEWAY, DYNAMODB, LAMBDA, PIPES, SQS, SQS_EVENT_SOURCE } from '../functions/aws-quotas.ts';
 import { retryDelaySeconds } from '../functions/core/retry.ts';
 
 /**
@@ -79,6 +71,7 @@ export interface PipelineSettings {
   readonly dueShards: number;
   /** How long one sweep keeps starting rounds. */
   readonly sweepBudgetSeconds: number;
+  /** Stream records per pipe batch, one SendMessageBatch to the fan-out queue (at most 10). */
   readonly pipeBatchSize: number;
   /** The HTTP API stage's throttle, shared by every producer. */
   readonly stageThrottle: { readonly rateLimit: number; readonly burstLimit: number };
@@ -113,11 +106,10 @@ export const ASSUMPTIONS = {
   /** A plain (append-only) write, and how long a throttled one is retried by the SDK. */
   writeSeconds: 0.008,
   appendOnlyMaxWaitSeconds: 1,
-  /** A pipe polls each stream shard every so often (taken as 0.25 s), then calls PutEvents. */
+  /** A pipe polls each stream shard every so often (taken as 0.25 s). */
   streamPollSeconds: 0.25,
-  putEventsSeconds: 0.03,
-  /** From the bus to the fan-out queue through the rule's SQS target. */
-  busToQueueSeconds: 0.1,
+  /** The pipe's SendMessageBatch of one batch to the fan-out queue (an SQS call, tens of milliseconds). */
+  sendBatchSeconds: 0.02,
   /** One fan-out batch: list subscriptions, write deliveries, SendMessageBatch (records side by side). */
   fanoutBatchSeconds: 0.06,
   /** Before and after each try of a batch: DynamoDB reads, the attempt record, health. */
@@ -132,7 +124,13 @@ export const ASSUMPTIONS = {
   sweepRoundSeconds: 0.1,
   sweepPageSize: 500,
 } as const;
-export type Assumptions = typeof ASSUMPTIONS;
+type Widened<T> = T extends number
+  ? number
+  : T extends readonly [number, number]
+    ? readonly [number, number]
+    : T;
+/** The assumptions' shape, any figures: what a run may take instead of `ASSUMPTIONS`. */
+export type Assumptions = { readonly [K in keyof typeof ASSUMPTIONS]: Widened<(typeof ASSUMPTIONS)[K]> };
 
 export interface Scenario {
   readonly name: string;
@@ -169,7 +167,7 @@ export interface Ledger {
   publishing: number;
   /** Appended to the log (202). */
   accepted: number;
-  /** Accepted, not fanned out yet (stream, pipe, bus, fan-out queue). */
+  /** Accepted, not fanned out yet (stream, pipe, fan-out queue). */
   upstream: number;
   /** Dropped by the fan-out queue's retention before fan-out took them. */
   expiredEvents: number;
@@ -432,7 +430,7 @@ function apportion(total: number, weights: readonly number[]): number[] {
 
 /**
  * A stage that serves events in order at a rate, each taking `latency` besides its share of
- * the rate: the pipe, the rule's target, the fan-out function.
+ * the rate: the pipe, the fan-out function.
  */
 class Stage {
   readonly queue = new Fifo<EventCohort>();
@@ -602,6 +600,16 @@ function checkSettings(s: PipelineSettings): void {
     }
   }
   if (s.retrySchedule.length === 0) throw new Error('the retry schedule is empty');
+  // A pipe cannot be configured with a bigger batch than its target takes.
+  if (
+    !Number.isInteger(s.pipeBatchSize) ||
+    s.pipeBatchSize < 1 ||
+    s.pipeBatchSize > PIPES.sqsTargetMaxBatch
+  ) {
+    throw new Error(
+      `pipeBatchSize must be from 1 to ${PIPES.sqsTargetMaxBatch}, an SQS queue target's batch, not ${s.pipeBatchSize}`,
+    );
+  }
   if (s.dueLookaheadSeconds > SQS.maxDelaySeconds) {
     throw new Error(`dueLookaheadSeconds must be within SQS's ${SQS.maxDelaySeconds} s of delay`);
   }
@@ -667,7 +675,6 @@ class Simulation {
   readonly #contenders: { n: number; born: number }[] = [];
   #apiBusy = 0;
   readonly #pipe = new Stage();
-  readonly #rule = new Stage();
   readonly #fanout = new Stage();
   #fanoutConcurrency: number;
   #fanoutBusy = 0;
@@ -781,13 +788,10 @@ class Simulation {
       Math.ceil(expectedUnits / DYNAMODB.partitionWriteUnitsPerSecond),
     );
     this.#pipeShards = Math.min(this.#partners * keys, partitions);
-    const batch = Math.min(
-      this.#s.pipeBatchSize,
-      PIPES.eventBusTargetMaxBatch,
-      EVENTBRIDGE.putEventsMaxEntries,
-    );
-    const perShard = (this.#s.pipeParallelizationFactor * batch) / a.putEventsSeconds;
-    this.#pipeRate = Math.min(this.#pipeShards * perShard, EVENTBRIDGE.putEventsPerSecond * batch);
+    // Each shard's batches go side by side, each one SendMessageBatch; a standard queue takes a
+    // nearly unlimited number of calls a second, so nothing caps the shards' sum.
+    const perShard = (this.#s.pipeParallelizationFactor * this.#s.pipeBatchSize) / a.sendBatchSeconds;
+    this.#pipeRate = this.#pipeShards * perShard;
     this.#dueWriteRate = this.#s.dueShards * DYNAMODB.partitionWriteUnitsPerSecond;
 
     if (!(scenario.eventsPerRequest >= 1 && scenario.eventsPerRequest <= this.#s.maxEventsPerRequest)) {
@@ -953,15 +957,12 @@ class Simulation {
     });
   }
 
-  // Phase 3: stream, pipe, bus, fan-out.
+  // Phase 3: stream, pipe, fan-out.
 
   #stream(t: number): void {
     const end = t + this.#dt;
     const a = this.#a;
-    this.#pipe.serve(end, this.#pipeRate, a.putEventsSeconds, (c) => this.#rule.push(c));
-    this.#rule.serve(end, EVENTBRIDGE.targetInvocationsPerSecond, a.busToQueueSeconds, (c) =>
-      this.#fanout.push(c),
-    );
+    this.#pipe.serve(end, this.#pipeRate, a.sendBatchSeconds, (c) => this.#fanout.push(c));
     // The fan-out queue keeps a message for SQS's default retention, as the delivery queue does.
     const expired = this.#fanout.expire(t - this.#s.deliveryRetentionSeconds);
     this.#ledger.expiredEvents += expired;
@@ -980,7 +981,7 @@ class Simulation {
     if (this.#pipe.waiting > this.#pipeRate) {
       this.#limit(
         'pipe',
-        `pipe: ${this.#pipeShards} stream shard(s) × one batch of ${this.#s.pipeBatchSize} at a time (${this.#pipeRate.toFixed(0)} events/s)`,
+        `pipe: ${this.#pipeShards} stream shard(s) × ${this.#s.pipeParallelizationFactor} batch(es) of ${this.#s.pipeBatchSize} at a time (${this.#pipeRate.toFixed(0)} events/s)`,
       );
     }
     if (this.#fanout.waiting > rate) {
@@ -1443,7 +1444,7 @@ class Simulation {
   #result(): ScenarioResult {
     const ledger = { ...this.#ledger };
     ledger.publishing = this.#contenders.reduce((sum, c) => sum + c.n, 0);
-    ledger.upstream = this.#pipe.waiting + this.#rule.waiting + this.#fanout.waiting;
+    ledger.upstream = this.#pipe.waiting + this.#fanout.waiting;
     let pending = 0;
     for (const lane of this.#lanes) pending += lane.ready.count;
     for (const entries of this.#timers.values()) for (const e of entries.values()) pending += e.message.n;

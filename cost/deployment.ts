@@ -3,7 +3,7 @@
  * the CDK app (the same synth `cdk synth` runs, without bundling): each function's memory,
  * architecture, log level and environment; which queue feeds which function and in batches of
  * how many; the pipe's batch size, filter and transformation; the tables' keys, indexes and
- * projections; the bus rules, the archive, the sweeper's schedule, the alarms and dashboards.
+ * projections; the pipe's target queue, the sweeper's schedule, the alarms and dashboards.
  * Nothing here is written down twice: change the stack and the cost follows.
  */
 import { existsSync, rmSync } from 'node:fs';
@@ -69,15 +69,8 @@ export interface PipeSpec {
   readonly batchSize: number;
   readonly filters: readonly EventPattern[];
   readonly inputTemplate: string;
-  /** A JSON path into the record, or a fixed detail type. */
-  readonly detailType: string;
-  readonly source: string;
-}
-
-export interface RuleSpec {
-  readonly logicalId: string;
-  readonly pattern: EventPattern;
-  readonly targetQueues: readonly string[];
+  /** The queue it sends each event to (logical id), in batches of up to `batchSize`. */
+  readonly targetQueue: string;
 }
 
 export interface Deployment {
@@ -85,8 +78,6 @@ export interface Deployment {
   readonly queues: readonly QueueSpec[];
   readonly tables: readonly TableSpec[];
   readonly pipe: PipeSpec;
-  readonly rules: readonly RuleSpec[];
-  readonly archive?: { readonly pattern: EventPattern; readonly retentionDays: number };
   /** Scheduled invocations: the function and how many seconds apart. */
   readonly schedules: readonly { readonly service: string; readonly everySeconds: number }[];
   /** Metrics the alarms evaluate, summed over every alarm. */
@@ -265,9 +256,12 @@ function readPipe(service: Json, dataOutputs: Json): PipeSpec {
   const [id, properties] = pipe;
   const stream = field(properties.SourceParameters, 'DynamoDBStreamParameters');
   const target = properties.TargetParameters;
-  const bus = field(target, 'EventBridgeEventBusParameters');
   const sourceTable = referenced(properties.Source, dataOutputs);
   if (sourceTable === undefined) throw new Error(`${id}: cannot resolve its source`);
+  const targetQueue = referenced(properties.Target, dataOutputs);
+  if (targetQueue === undefined || !resources(service, 'AWS::SQS::Queue').some(([q]) => q === targetQueue)) {
+    throw new Error(`${id}: its target is not a queue of the stack`);
+  }
   return {
     sourceTable,
     batchSize: count(field(stream, 'BatchSize') ?? 1, `${id} BatchSize`),
@@ -275,8 +269,7 @@ function readPipe(service: Json, dataOutputs: Json): PipeSpec {
       pattern(field(filter, 'Pattern'), `${id} filter`),
     ),
     inputTemplate: text(field(target, 'InputTemplate'), `${id} InputTemplate`),
-    detailType: text(field(bus, 'DetailType'), `${id} DetailType`),
-    source: text(field(bus, 'Source'), `${id} Source`),
+    targetQueue,
   };
 }
 
@@ -289,23 +282,21 @@ export function rateSeconds(expression: string): number {
   return Number(match[1]) * seconds;
 }
 
-function readRules(service: Json, functions: readonly FunctionSpec[]) {
+/** The scheduled rules: which function each invokes, how many seconds apart. */
+function readSchedules(service: Json, functions: readonly FunctionSpec[]) {
   const byLogicalId = new Map(functions.map((fn) => [fn.logicalId, fn.service]));
-  const rules: RuleSpec[] = [];
   const schedules: { service: string; everySeconds: number }[] = [];
   for (const [logicalId, properties] of resources(service, 'AWS::Events::Rule')) {
-    const targets = list(properties.Targets).map((t) => referenced(field(t, 'Arn'), {}) ?? '');
-    if (typeof properties.ScheduleExpression === 'string') {
-      const everySeconds = rateSeconds(properties.ScheduleExpression);
-      for (const target of targets) {
-        const fn = byLogicalId.get(target);
-        if (fn !== undefined) schedules.push({ service: fn, everySeconds });
-      }
-      continue;
+    if (typeof properties.ScheduleExpression !== 'string') {
+      throw new Error(`${logicalId}: only scheduled rules are expected (the pipe feeds the fan-out queue)`);
     }
-    rules.push({ logicalId, pattern: pattern(properties.EventPattern, logicalId), targetQueues: targets });
+    const everySeconds = rateSeconds(properties.ScheduleExpression);
+    for (const target of list(properties.Targets).map((t) => referenced(field(t, 'Arn'), {}) ?? '')) {
+      const fn = byLogicalId.get(target);
+      if (fn !== undefined) schedules.push({ service: fn, everySeconds });
+    }
   }
-  return { rules, schedules };
+  return schedules;
 }
 
 function alarmMetrics(service: Json): number {
@@ -327,22 +318,12 @@ export function readDeployment(data: Json, service: Json): Deployment {
     new Set(tables.map((t) => t.logicalId)),
     new Set(keys),
   );
-  const { rules, schedules } = readRules(service, functions);
-  const [archive] = resources(service, 'AWS::Events::Archive');
+  const schedules = readSchedules(service, functions);
   return {
     functions,
     queues: readQueues(service, functions),
     tables,
     pipe: readPipe(service, dataOutputs),
-    rules,
-    ...(archive === undefined
-      ? {}
-      : {
-          archive: {
-            pattern: pattern(archive[1].EventPattern ?? {}, archive[0]),
-            retentionDays: count(archive[1].RetentionDays ?? 0, `${archive[0]} RetentionDays`),
-          },
-        }),
     schedules,
     keys,
     alarmMetrics: alarmMetrics(service),

@@ -2,7 +2,7 @@
  * Runs the dispatcher's own Lambda entries (functions/<name>/lambda.ts, with the environment
  * the templates give them) on DynamoDB Local and counts what a callback costs: the API takes
  * the publishes, the events table's real stream records go through the pipe's filter and
- * template as deployed, the bus rules put the events on the fan-out queue, and each queue is
+ * template as deployed onto the fan-out queue (ten to a SendMessageBatch), and each queue is
  * drained into its consumer in batches of its event source's size, until the receiver has
  * every callback. The queues are played here (meter.ts records every send); everything else
  * is the code that runs on AWS, against the tables the templates describe.
@@ -49,7 +49,7 @@ import { createSubscription } from '../functions/core/subscriptions.ts';
 import { systemClock } from '../functions/ports.ts';
 import { PROJECT_ROOT } from '../lib/constructs/function.ts';
 import { lambdaContext } from '../local/lambda-context.ts';
-import { renderInputTemplate, valueAtPath } from '../test/aws/pipe-transform.ts';
+import { renderInputTemplate } from '../test/aws/pipe-transform.ts';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../test/dynamodb-local/server.ts';
 import {
   type Deployment,
@@ -107,8 +107,6 @@ export interface Measured {
   readonly kms: Readonly<Record<string, number>>;
   /** Stream records written, events the pipe passed, and its billed requests (64 KB each). */
   readonly stream: { records: number; pipeEvents: number; pipeRequests: number };
-  /** Events put on the bus, billed events (64 KB each), bytes archived. */
-  readonly bus: { events: number; billedEvents: number; archivedBytes: number };
   /** Keyed `<table>` or `<table>/<index>`. */
   readonly stored: Readonly<Record<string, Stored>>;
   readonly logBytes: number;
@@ -393,7 +391,6 @@ export class Harness {
     const callbacksBefore = this.#callbacks;
     const apiRequestBytes: number[] = [];
     const streamStats = { records: 0, pipeEvents: 0, pipeRequests: 0 };
-    const bus = { events: 0, billedEvents: 0, archivedBytes: 0 };
     try {
       for (let first = 0; first < scenario.events; first += scenario.eventsPerRequest) {
         const count = Math.min(scenario.eventsPerRequest, scenario.events - first);
@@ -406,7 +403,7 @@ export class Harness {
       }
       const records = await this.#newStreamRecords(seen, scenario.events);
       streamStats.records = records.length;
-      for (const record of records) this.#pipe(record, streamStats, bus);
+      this.#pipe(records, streamStats);
       await this.#drain();
       const callbacks = this.#callbacks - callbacksBefore;
       if (callbacks !== scenario.events) {
@@ -422,7 +419,6 @@ export class Harness {
         sqs: Object.fromEntries(usage.sqs),
         kms: Object.fromEntries(usage.kms),
         stream: streamStats,
-        bus,
         stored: difference(storedAfter, storedBefore),
         logBytes: usage.logBytes,
         failedConditions: usage.failedConditions,
@@ -566,50 +562,31 @@ export class Harness {
     throw new Error(`the stream did not settle: ${last} records`);
   }
 
-  /** The pipe (its deployed filter and template), the bus, its archive and its rules, for one record. */
-  #pipe(
-    record: _Record,
-    stats: { pipeEvents: number; pipeRequests: number },
-    bus: { events: number; billedEvents: number; archivedBytes: number },
-  ): void {
+  /**
+   * The pipe (its deployed filter and template) over the stream records, in stream order: the
+   * records it passes go to its target queue in batches of its batch size, one
+   * SendMessageBatch each (an SQS target takes ten at most).
+   */
+  #pipe(records: readonly _Record[], stats: { pipeEvents: number; pipeRequests: number }): void {
     const pipe = this.#deployment.pipe;
-    const source = pipeRecord(record);
-    if (!pipe.filters.some((filter) => matchesPattern(filter, source))) return;
     const chunk = EVENTBRIDGE_PRICES.chunkBytes;
-    stats.pipeEvents += 1;
-    stats.pipeRequests += Math.max(1, Math.ceil(Buffer.byteLength(JSON.stringify(source)) / chunk));
-    const detailType = pipe.detailType.startsWith('$.')
-      ? valueAtPath(source, pipe.detailType)
-      : pipe.detailType;
-    const envelope = {
-      version: '0',
-      id: randomUUID(),
-      'detail-type': String(detailType),
-      source: pipe.source,
-      account: ACCOUNT,
-      time: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
-      region: LOCAL_REGION,
-      resources: [],
-      detail: JSON.parse(renderInputTemplate(pipe.inputTemplate, source)) as unknown,
-    };
-    const text = JSON.stringify(envelope);
-    const bytes = Buffer.byteLength(text);
-    bus.events += 1;
-    bus.billedEvents += Math.max(1, Math.ceil(bytes / chunk));
-    const archive = this.#deployment.archive;
-    if (archive !== undefined && matchesPattern(archive.pattern, envelope)) bus.archivedBytes += bytes;
-    for (const rule of this.#deployment.rules) {
-      if (!matchesPattern(rule.pattern, envelope)) continue;
-      for (const queue of rule.targetQueues) {
-        // EventBridge sends each matched event to an SQS target as a message of its own.
-        this.#sink.usage?.addSqs(
-          queue,
-          'SendMessage (rule target)',
-          sqsRequests([text], SQS_PRICES.chunkBytes),
-          1,
-        );
-        this.#enqueue([{ queueUrl: this.#queueUrl(queue), body: text }]);
-      }
+    const bodies: string[] = [];
+    for (const record of records) {
+      const source = pipeRecord(record);
+      if (!pipe.filters.some((filter) => matchesPattern(filter, source))) continue;
+      stats.pipeEvents += 1;
+      stats.pipeRequests += Math.max(1, Math.ceil(Buffer.byteLength(JSON.stringify(source)) / chunk));
+      bodies.push(renderInputTemplate(pipe.inputTemplate, source));
+    }
+    for (let first = 0; first < bodies.length; first += pipe.batchSize) {
+      const batch = bodies.slice(first, first + pipe.batchSize);
+      this.#sink.usage?.addSqs(
+        pipe.targetQueue,
+        'SendMessageBatch (pipe target)',
+        sqsRequests(batch, SQS_PRICES.chunkBytes),
+        batch.length,
+      );
+      this.#enqueue(batch.map((body) => ({ queueUrl: this.#queueUrl(pipe.targetQueue), body })));
     }
   }
 

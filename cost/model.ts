@@ -285,38 +285,6 @@ export function priceScenario(
       PER_CALLBACK,
     ),
   );
-  lines.push(
-    line(
-      'EventBridge',
-      'custom events on the bus (64 KB each)',
-      'events',
-      EVENTBRIDGE_PRICES.customEvent,
-      measured.bus.billedEvents / per,
-      PER_CALLBACK,
-    ),
-  );
-  const archivedGb = measured.bus.archivedBytes / GB / per;
-  const archiveDays = deployment.archive?.retentionDays ?? 0;
-  lines.push(
-    line(
-      'EventBridge',
-      'archive, events processed',
-      'GB',
-      EVENTBRIDGE_PRICES.archiveProcessedGb,
-      archivedGb,
-      PER_CALLBACK,
-    ),
-  );
-  lines.push(
-    line(
-      'EventBridge',
-      `archive, storage (${archiveDays} days)`,
-      'GB-month',
-      EVENTBRIDGE_PRICES.archiveStorageGbMonth,
-      (archivedGb * archiveDays * 86_400) / SECONDS_PER_MONTH,
-      PER_CALLBACK,
-    ),
-  );
   lines.push(...sqsLines(measured.sqs, per, PER_CALLBACK, deployment));
   lines.push(
     line(

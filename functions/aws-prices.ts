@@ -88,15 +88,10 @@ export const SQS_PRICES = {
 
 /** https://aws.amazon.com/eventbridge/pricing/ */
 export const EVENTBRIDGE_PRICES = {
-  /** Custom events put on a bus, each 64 KB of an event billed as one. */
-  customEvent: { usd: 1.0, per: 1_000_000 },
   /** EventBridge Pipes: events that pass the pipe's filter, each 64 KB billed as one request. */
   pipeRequest: { usd: 0.4, per: 1_000_000 },
   chunkBytes: 64 * 1024,
-  /** Events archived, per GB processed into the archive, and the archive's storage. */
-  archiveProcessedGb: { usd: 0.1, per: 1 },
-  archiveStorageGbMonth: { usd: 0.023, per: 1 },
-  /** Invocations of a scheduled rule, priced here as custom events (an upper bound). */
+  /** Invocations of a scheduled rule, priced as custom events ($1 a million: an upper bound). */
   scheduledInvocation: { usd: 1.0, per: 1_000_000 },
 } as const;
 

@@ -78,26 +78,16 @@ export const API_GATEWAY = {
   accountBurst: 5000,
 } as const;
 
-/** https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-quota.html */
-export const EVENTBRIDGE = {
-  /** PutEvents requests per second, per account. */
-  putEventsPerSecond: 10_000,
-  /** Entries of one PutEvents: https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEvents.html */
-  putEventsMaxEntries: 10,
-  /**
-   * Rule target invocations per second (an event matched by a rule, sent to a target); over it
-   * invocations are delayed, not dropped.
-   */
-  targetInvocationsPerSecond: 18_750,
-} as const;
-
 /**
  * A pipe reads each stream shard one batch at a time (ParallelizationFactor 1 unless set), and
- * sends at most 10 events per PutEvents to an event bus target.
+ * maps each batch to its target's batch API: an SQS queue target takes at most 10 messages a
+ * batch, one SendMessageBatch. A standard queue supports a nearly unlimited number of API
+ * calls a second, per action, so no queue-side quota caps what the pipe sends.
  * https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-pipes-batching-concurrency.html
  * https://docs.aws.amazon.com/eventbridge/latest/pipes-reference/API_PipeSourceDynamoDBStreamParameters.html
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html
  */
 export const PIPES = {
   defaultParallelizationFactor: 1,
-  eventBusTargetMaxBatch: 10,
+  sqsTargetMaxBatch: 10,
 } as const;

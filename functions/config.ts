@@ -133,7 +133,7 @@ export const LAMBDA_ENV = {
   slowLaneQueueUrl: 'SLOW_LANE_QUEUE_URL',
   deliveryDeadLetterQueueUrl: 'DELIVERY_DLQ_URL',
   pipeDeadLetterQueueUrl: 'PIPE_DLQ_URL',
-  busName: 'EVENT_BUS_NAME',
+  fanoutQueueUrl: 'FANOUT_QUEUE_URL',
   secretsKeyArn: 'SECRETS_KEY_ARN',
   retrySchedule: 'DISPATCHER_RETRY_SCHEDULE',
   deliveryTimeoutMs: 'DISPATCHER_DELIVERY_TIMEOUT_MS',
@@ -156,7 +156,7 @@ const lambdaSettings = {
   slowLaneQueueUrl: z.url(),
   deliveryDeadLetterQueueUrl: z.url(),
   pipeDeadLetterQueueUrl: z.url(),
-  busName: name,
+  fanoutQueueUrl: z.url(),
   secretsKeyArn: name,
   retrySchedule: retryScheduleSetting.default([...DEFAULT_RETRY_SCHEDULE]),
   deliveryTimeoutMs: deliveryTimeoutMsSetting,
@@ -178,7 +178,7 @@ export interface LambdaConfig {
   slowLaneQueueUrl: string;
   deliveryDeadLetterQueueUrl: string;
   pipeDeadLetterQueueUrl: string;
-  busName: string;
+  fanoutQueueUrl: string;
   /** The KMS key that seals signing secrets (kms-cipher.ts). */
   secretsKeyArn: string;
   retrySchedule: readonly number[];

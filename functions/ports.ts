@@ -278,11 +278,6 @@ export interface EventWindowReader {
   writtenBetween(from: Date, to: Date): AsyncIterable<EventRef[]>;
 }
 
-/** The partner bus, written to as the pipe writes to it. */
-export interface BusPublisher {
-  publish(refs: readonly EventRef[]): Promise<void>;
-}
-
 /** A dead-letter queue read to be emptied: each message, then its deletion once handled. */
 export interface DeadLetterSource {
   /** Up to ten messages, at once (no wait); none when the queue is empty. */

@@ -26,7 +26,7 @@ export interface DispatcherSettings {
   readonly deliveryTimeoutMs: number;
   /** Most concurrent dispatcher invocations the delivery queue's event source starts. */
   readonly dispatcherMaxConcurrency: number;
-  /** Days events are kept (their TTL), and how long the bus archive keeps them for replay. */
+  /** Days events are kept (their TTL), and with them their deliveries and attempts. */
   readonly retentionDays: number;
   /** Requests per second of each partner's API key, and of each producer (IAM role or user). */
   readonly partnerRequestsPerSecond: number;

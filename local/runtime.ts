@@ -35,7 +35,7 @@ import { createAuthorizerHandler } from '../functions/authorizer/handler.ts';
 import type { LocalConfig } from '../functions/config.ts';
 import { DELIVERY_MAX_RECEIVES } from '../functions/core/delivery.ts';
 import type { DeliveryMessage } from '../functions/core/model.ts';
-import type { BusEnvelope } from '../functions/core/patterns.ts';
+import type { EventRef } from '../functions/core/patterns.ts';
 import { MAX_RETRY_DELAY_SECONDS } from '../functions/core/retry.ts';
 import { createDispatcherHandler } from '../functions/dispatcher/handler.ts';
 import { createFanoutHandler } from '../functions/fanout/handler.ts';
@@ -63,8 +63,8 @@ export interface LocalRuntimeOptions {
 }
 
 export interface LocalQueues {
-  fanout: SqliteQueue<BusEnvelope>;
-  fanoutDlq: SqliteQueue<BusEnvelope>;
+  fanout: SqliteQueue<EventRef>;
+  fanoutDlq: SqliteQueue<EventRef>;
   delivery: SqliteQueue<DeliveryMessage>;
   deliveryDlq: SqliteQueue<DeliveryMessage>;
 }
@@ -130,7 +130,7 @@ export function openLocalQueues(
   config: Pick<LocalConfig, 'deliveryTimeoutMs'>,
   clock: Clock = systemClock,
 ): LocalQueues {
-  const fanoutDlq = new SqliteQueue<BusEnvelope>(db, {
+  const fanoutDlq = new SqliteQueue<EventRef>(db, {
     name: 'fanout-dlq',
     visibilityTimeoutSeconds: 30,
     clock,
@@ -141,7 +141,7 @@ export function openLocalQueues(
     clock,
   });
   return {
-    fanout: new SqliteQueue<BusEnvelope>(db, {
+    fanout: new SqliteQueue<EventRef>(db, {
       name: 'fanout',
       visibilityTimeoutSeconds: FANOUT_VISIBILITY_SECONDS,
       maxReceiveCount: FANOUT_MAX_RECEIVES,
@@ -291,7 +291,7 @@ async function startInDirectory(
     handler: createFanoutHandler({ subscriptions, deliveries, deliveryQueue, clock }, log),
   });
 
-  const router = new OutboxRouter(db, outbox, { fanout });
+  const router = new OutboxRouter(db, outbox, fanout);
   let running = true;
   const routerLoop = (async () => {
     while (running) {

@@ -6,9 +6,9 @@ import { subscriptionWants } from './subscriptions.ts';
 
 /**
  * The id of the fan-out delivery of an event to a subscription: the same every time for the
- * pair (with the event's time), so fanning an event out again, after a retry or a redrive or
- * a replay of the bus archive, finds the delivery made the first time instead of sending a
- * second callback.
+ * pair (with the event's time), so fanning an event out again, after a retry, a redrive or a
+ * recovery of the pipe's dead letters, finds the delivery made the first time instead of
+ * sending a second callback.
  */
 export function fanoutDeliveryId(eventId: string, subscriptionId: string): string {
   return derivedId('dlv', idTime(eventId), `${eventId}/${subscriptionId}`);

@@ -1,7 +1,7 @@
 /**
- * EventBridge event patterns and the rules built from them. The CDK stack deploys
- * `ROUTING_RULES` as EventBridge rules and the local router evaluates the same patterns with
- * `matchesPattern`, so routing cannot differ between the two runtimes.
+ * EventBridge event patterns, as the EventBridge Pipe's filter uses them on stream records;
+ * `matchesPattern` evaluates one as EventBridge would (the tests run the deployed filter on
+ * real stream records with it, and the cost harness plays the pipe with it).
  *
  * Matching follows EventBridge (and its open-source engine, aws/event-ruler):
  * - every key of the pattern must match (and); any value in a key's list may match (or);
@@ -11,7 +11,6 @@
  * - an absent field matches only `{ exists: false }`;
  * - `$or` takes a list of patterns, any of which may match, alongside the other keys.
  */
-import { randomUUID } from 'node:crypto';
 
 /** The operators of a numeric filter. */
 export type NumericOperator = '=' | '<' | '<=' | '>' | '>=';
@@ -55,80 +54,16 @@ export type EventPattern = {
   [key: string]: EventPattern | readonly PatternValue[] | readonly EventPattern[];
 };
 
-/** The `source` of every event this system puts on its bus. */
-export const EVENT_SOURCE = 'webhook-dispatcher';
-
-/** What travels on the bus: enough to route; the fan-out loads the full event by id. */
+/**
+ * What the fan-out queue carries for an event: enough to find its subscriptions; the
+ * dispatcher loads the full event by id. The EventBridge Pipe writes it from a stream record
+ * (functions/adapters/aws/pipe.ts) and the local router from an outbox row, in this shape.
+ */
 export interface EventRef {
   id: string;
   partnerId: string;
   type: string;
   createdAt: string;
-}
-
-/** An EventBridge event as a rule target receives it, carrying an `EventRef` as its detail. */
-export interface BusEnvelope {
-  version: '0';
-  id: string;
-  'detail-type': string;
-  source: string;
-  account: string;
-  time: string;
-  region: string;
-  resources: string[];
-  detail: EventRef;
-}
-
-/**
- * Wraps an event reference as the bus event. This is the one statement of the mapping the
- * EventBridge Pipe applies to a DynamoDB stream record (its target input template) and the
- * local runtime applies to an outbox row.
- */
-export function toBusEnvelope(
-  ref: EventRef,
-  options: { account?: string; region?: string; id?: string } = {},
-): BusEnvelope {
-  return {
-    version: '0',
-    id: options.id ?? randomUUID(),
-    'detail-type': ref.type,
-    source: EVENT_SOURCE,
-    account: options.account ?? '000000000000',
-    time: ref.createdAt,
-    region: options.region ?? 'local',
-    resources: [],
-    detail: { id: ref.id, partnerId: ref.partnerId, type: ref.type, createdAt: ref.createdAt },
-  };
-}
-
-/** A bus rule: which events go to which target. */
-export interface RoutingRule {
-  name: string;
-  description: string;
-  pattern: EventPattern;
-  target: 'fanout';
-}
-
-/** The rules on the bus; the CDK stack creates one EventBridge rule per entry. */
-export const ROUTING_RULES: readonly RoutingRule[] = [
-  {
-    name: 'partner-events-to-fanout',
-    description: 'Every partner event goes to the fan-out queue, which finds its subscriptions.',
-    pattern: { source: [EVENT_SOURCE] },
-    target: 'fanout',
-  },
-];
-
-/** The distinct targets of the rules whose pattern matches the bus event. */
-export function routeTargets(
-  envelope: unknown,
-  rules: readonly RoutingRule[] = ROUTING_RULES,
-): RoutingRule['target'][] {
-  const targets = new Set<RoutingRule['target']>();
-  for (const rule of rules) {
-    if (matchesPattern(rule.pattern, envelope)) targets.add(rule.target);
-  }
-  return [...targets];
 }
 
 /**

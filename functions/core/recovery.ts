@@ -1,11 +1,12 @@
 import * as z from 'zod';
-import type { BusPublisher, Clock, DeadLetterSource, EventWindowReader } from '../ports.ts';
+import type { Clock, DeadLetterSource, EventWindowReader, QueueSender } from '../ports.ts';
+import type { EventRef } from './patterns.ts';
 
 /**
  * How far either side of a failed stream batch's arrival times its events may have been
  * written: a record arrives in the stream within a second of its write, and the margin is
  * wide so that no event of the batch is missed. Events of the margin that did get through
- * are put on the bus again, which costs nothing: fan-out finds their deliveries made.
+ * are queued for fan-out again, which costs nothing: fan-out finds their deliveries made.
  */
 export const RECOVERY_MARGIN_MS = 5 * 60_000;
 
@@ -42,7 +43,8 @@ export function pipeBatchWindow(body: string): { from: Date; to: Date } {
 
 export interface RecoveryDeps {
   events: EventWindowReader;
-  bus: BusPublisher;
+  /** The fan-out queue, sent to as the pipe sends: one EventRef a message. */
+  fanout: QueueSender<EventRef>;
   deadLetters: DeadLetterSource;
   clock: Clock;
 }
@@ -50,20 +52,20 @@ export interface RecoveryDeps {
 export interface RecoveryReport {
   /** Dead letters handled and deleted. */
   batches: number;
-  /** Events put on the bus again (those of overlapping windows once each). */
+  /** Events queued for fan-out again (those of overlapping windows once each). */
   events: number;
   /** Dead letters left in the queue: unreadable ones, and any left when the time ran out. */
   left: number;
 }
 
 /**
- * Empties the pipe's dead-letter queue, putting the events its batches held on the bus again.
+ * Empties the pipe's dead-letter queue, queueing the events its batches held for fan-out again.
  * 1. Receive dead letters, ten at a time, until the queue is empty or `budgetMs` is spent.
- * 2. For each, read the events written in its batch's span (see pipeBatchWindow) and put them
- *    on the bus as the pipe would; an event of several spans goes once.
- * 3. Delete the dead letter once its events are on the bus. One that is not a stream batch's
+ * 2. For each, read the events written in its batch's span (see pipeBatchWindow) and send them
+ *    to the fan-out queue as the pipe would; an event of several spans goes once.
+ * 3. Delete the dead letter once its events are queued. One that is not a stream batch's
  *    metadata is left in the queue, counted, for ops to look at.
- * Putting an event on the bus again is safe: fan-out's delivery ids come from the event and
+ * Queueing an event for fan-out again is safe: fan-out's delivery ids come from the event and
  * the subscription, so a delivery made before is found, not made twice.
  */
 export async function recoverPipeDeadLetters(deps: RecoveryDeps, budgetMs: number): Promise<RecoveryReport> {
@@ -86,7 +88,7 @@ export async function recoverPipeDeadLetters(deps: RecoveryDeps, budgetMs: numbe
       for await (const page of deps.events.writtenBetween(window.from, window.to)) {
         const fresh = page.filter((ref) => !sent.has(ref.id));
         if (fresh.length === 0) continue;
-        await deps.bus.publish(fresh);
+        await deps.fanout.send(fresh.map((ref) => ({ body: ref })));
         for (const ref of fresh) sent.add(ref.id);
         report.events += fresh.length;
       }

@@ -287,7 +287,9 @@ export async function rotateSecret(
     const kept: SigningSecret[] = liveSecrets(sub, now).map((s) => ({
       ...s,
       expiresAt:
-        s.expiresAt !== undefined && Date.parse(s.expiresAt) < Date.parse(overlapUntil) ? s.expiresAt : overlapUntil,
+        s.expiresAt !== undefined && Date.parse(s.expiresAt) < Date.parse(overlapUntil)
+          ? s.expiresAt
+          : overlapUntil,
     }));
     return { ...sub, secrets: [{ secret, createdAt: now.toISOString() }, ...kept] };
   });

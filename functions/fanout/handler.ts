@@ -1,7 +1,8 @@
 /**
- * Fan-out: SQS batches of bus envelopes (one event each) in; one delivery per matching
- * subscription queued for the dispatcher. Failed records are reported back so only they are
- * retried, and after the queue's max receives they land in its DLQ.
+ * Fan-out: SQS batches of event references (one event each, as the pipe or the local router
+ * writes them) in; one delivery per matching subscription queued for the dispatcher. Failed
+ * records are reported back so only they are retried, and after the queue's max receives they
+ * land in its DLQ.
  */
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
@@ -10,9 +11,12 @@ import { type Log, processBatch, SendCoalescer } from '../batch.ts';
 import { type FanOutDeps, fanOutEvent } from '../core/fanout.ts';
 import { EventId, EventType, PartnerId, Timestamp } from '../core/model.ts';
 
-const Envelope = z.object({
-  detail: z.object({ id: EventId, partnerId: PartnerId, type: EventType, createdAt: Timestamp }),
-});
+const Ref = z.object({ id: EventId, partnerId: PartnerId, type: EventType, createdAt: Timestamp });
+/**
+ * An EventRef, as the pipe and the local router send it; or, from a queue filled before the
+ * pipe sent to it directly, a bus event carrying one as its detail.
+ */
+const FanoutMessage = z.union([Ref, z.object({ detail: Ref }).transform((envelope) => envelope.detail)]);
 
 /**
  * The records of a batch are fanned out side by side, and their deliveries queued together
@@ -29,8 +33,8 @@ export function createFanoutHandler(deps: FanOutDeps, log: Log = console.error) 
         const sender = senders[index];
         if (!sender) throw new Error('no sender for the record');
         try {
-          const envelope = Envelope.parse(JSON.parse(record.body));
-          await fanOutEvent({ ...deps, deliveryQueue: sender }, envelope.detail);
+          const ref = FanoutMessage.parse(JSON.parse(record.body));
+          await fanOutEvent({ ...deps, deliveryQueue: sender }, ref);
           return true;
         } finally {
           sender.close();

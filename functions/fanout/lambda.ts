@@ -1,4 +1,4 @@
-/** Lambda entry of fan-out: bus events from the fan-out queue, deliveries onto the delivery queues. */
+/** Lambda entry of fan-out: event references from the fan-out queue, deliveries onto the delivery queues. */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { dynamoClient } from '../adapters/aws/clients.ts';
 import { DynamoDeliveryStore } from '../adapters/aws/deliveries.ts';

@@ -1,17 +1,16 @@
-/** Lambda entry of the pipe's recovery: its dead letters' events back onto the bus. */
+/** Lambda entry of the pipe's recovery: its dead letters' events back onto the fan-out queue. */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { EventBridgeBus } from '../adapters/aws/bus.ts';
 import { dynamoClient } from '../adapters/aws/clients.ts';
-import { eventBridgeClient } from '../adapters/aws/eventbridge-client.ts';
 import { DynamoEventLog } from '../adapters/aws/events.ts';
 import { logger } from '../adapters/aws/logger.ts';
 import { sqsClient } from '../adapters/aws/sqs-client.ts';
-import { SqsDeadLetterSource } from '../adapters/aws/sqs-queue.ts';
+import { SqsDeadLetterSource, SqsQueue } from '../adapters/aws/sqs-queue.ts';
 import { loadLambdaConfig } from '../config.ts';
+import type { EventRef } from '../core/patterns.ts';
 import { systemClock } from '../ports.ts';
 import { createRecoveryHandler } from './handler.ts';
 
-const config = loadLambdaConfig(['eventsTable', 'busName', 'pipeDeadLetterQueueUrl']);
+const config = loadLambdaConfig(['eventsTable', 'fanoutQueueUrl', 'pipeDeadLetterQueueUrl']);
 
 /** Time the recovery gives itself of its function's 15 minutes, leaving room to answer. */
 const BUDGET_MS = 13 * 60_000;
@@ -19,7 +18,7 @@ const BUDGET_MS = 13 * 60_000;
 export const handler = createRecoveryHandler(
   {
     events: new DynamoEventLog(dynamoClient, config.eventsTable),
-    bus: new EventBridgeBus(eventBridgeClient, config.busName),
+    fanout: new SqsQueue<EventRef>(sqsClient, config.fanoutQueueUrl),
     deadLetters: new SqsDeadLetterSource(sqsClient, config.pipeDeadLetterQueueUrl),
     clock: systemClock,
   },

@@ -4,15 +4,13 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as logs from 'aws-cdk-lib/aws-logs';
-import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { DELIVERY_TIMEOUT_MS, LAMBDA_ENV } from '../../functions/config.ts';
 import { DELIVERY_MAX_RECEIVES } from '../../functions/core/delivery.ts';
 import { DUE_SWEEP_INTERVAL_SECONDS } from '../../functions/core/due-retries.ts';
-import { type EventPattern, ROUTING_RULES, type RoutingRule } from '../../functions/core/patterns.ts';
 import { checkRetrySchedule } from '../../functions/core/retry.ts';
 import { DispatcherFunction } from './function.ts';
-import { DeadLetterQueue, QueueWithDeadLetter } from './queues.ts';
+import { QueueWithDeadLetter } from './queues.ts';
 import type { DefinedTable } from './table.ts';
 
 /** AWS's advice for a queue a Lambda function consumes: at least six function timeouts. */
@@ -41,8 +39,6 @@ export const DEFAULT_DELIVERY_RETENTION = Duration.days(7);
 export { DUE_LOOKAHEAD_SECONDS, DUE_SWEEP_INTERVAL_SECONDS } from '../../functions/core/due-retries.ts';
 
 export interface DeliveryPipelineProps {
-  /** The bus the rules listen on. */
-  readonly bus: events.IEventBus;
   readonly eventsTable: DefinedTable;
   readonly subscriptionsTable: DefinedTable;
   /** Seals and opens the subscriptions' signing secrets. */
@@ -73,11 +69,6 @@ export interface DeliveryPipelineProps {
    */
   readonly fanoutMaxConcurrency?: number;
   /**
-   * The rules on the bus; each sends what its pattern matches to its target's queue.
-   * @default ROUTING_RULES
-   */
-  readonly rules?: readonly RoutingRule[];
-  /**
    * How long the delivery queues keep a message. Each try is a message of its own, waiting at
    * most 15 minutes in a queue (longer waits are due retries in the deliveries table), so this
    * only bounds how long a backlog may wait for the dispatcher; an alarm fires long before.
@@ -88,14 +79,6 @@ export interface DeliveryPipelineProps {
   readonly logRetention?: logs.RetentionDays;
 }
 
-/**
- * EventBridge's rule types name only the fields it knows (source, detail-type, …) and pass
- * the rest through untouched; an EventPattern from patterns.ts is plain EventBridge JSON.
- */
-function ruleEventPattern(pattern: EventPattern): events.EventPattern {
-  return pattern as events.EventPattern;
-}
-
 function checkConcurrency(name: string, value: number): void {
   if (!Number.isInteger(value) || value < 2 || value > 1000) {
     throw new Error(`${name} must be a whole number from 2 to 1000, got ${value}`);
@@ -103,8 +86,9 @@ function checkConcurrency(name: string, value: number): void {
 }
 
 /**
- * The push path: rules on the bus → fan-out queue → fan-out function (one delivery per
- * matching subscription) → delivery queues → dispatcher function (one signed POST each).
+ * The push path: fan-out queue (the events table's pipe sends to it) → fan-out function (one
+ * delivery per matching subscription) → delivery queues → dispatcher function (one signed
+ * POST each).
  *
  * Two delivery queues, two lanes: the main one, and a slow one for the deliveries of
  * endpoints that are failing, each with an event source of its own on the dispatcher, so a
@@ -118,9 +102,6 @@ function checkConcurrency(name: string, value: number): void {
  * so a busy function never throttles messages into extra receives.
  */
 export class DeliveryPipeline extends Construct {
-  public readonly rules: readonly events.Rule[];
-  /** Gets the events a rule could not put on its target queue. */
-  public readonly ruleDeadLetterQueue: DeadLetterQueue;
   public readonly fanout: QueueWithDeadLetter;
   /** The main lane; its DLQ also gets the deliveries whose schedule is used up. */
   public readonly delivery: QueueWithDeadLetter;
@@ -155,8 +136,6 @@ export class DeliveryPipeline extends Construct {
     checkConcurrency(`${id}: dispatcherMaxConcurrency`, props.dispatcherMaxConcurrency);
     const fanoutMaxConcurrency = props.fanoutMaxConcurrency ?? DEFAULT_FANOUT_MAX_CONCURRENCY;
     checkConcurrency(`${id}: fanoutMaxConcurrency`, fanoutMaxConcurrency);
-    const rules = props.rules ?? ROUTING_RULES;
-    if (rules.length === 0) throw new Error(`${id}: at least one routing rule is needed`);
 
     // A batch is processed concurrently, so one slow callback bounds the invocation: the
     // delivery timeout, plus room for DNS, DynamoDB and queueing the next try.
@@ -182,26 +161,6 @@ export class DeliveryPipeline extends Construct {
       });
     this.delivery = lane('Delivery', 'delivery');
     this.slowLane = lane('SlowLane', 'delivery-slow');
-
-    this.ruleDeadLetterQueue = new DeadLetterQueue(this, 'RuleDeadLetterQueue', {
-      otherSource: 'every EventBridge rule target on the partner bus',
-    });
-    const ruleTargets: Record<RoutingRule['target'], sqs.IQueue> = { fanout: this.fanout.queue };
-    this.rules = rules.map(
-      (rule) =>
-        new events.Rule(this, `Rule-${rule.name}`, {
-          eventBus: props.bus,
-          description: rule.description,
-          eventPattern: ruleEventPattern(rule.pattern),
-          targets: [
-            new targets.SqsQueue(ruleTargets[rule.target], {
-              deadLetterQueue: this.ruleDeadLetterQueue,
-              retryAttempts: 185,
-              maxEventAge: Duration.hours(24),
-            }),
-          ],
-        }),
-    );
 
     this.fanoutFunction = new DispatcherFunction(this, 'FanoutFunction', {
       entry: 'functions/fanout/lambda.ts',

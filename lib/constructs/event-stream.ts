@@ -1,27 +1,25 @@
 import { Aws, Duration, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as pipes from 'aws-cdk-lib/aws-pipes';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import {
-  PIPE_DETAIL_TYPE,
-  PIPE_FILTER_PATTERN,
-  PIPE_INPUT_TEMPLATE,
-  PIPE_SOURCE,
-} from '../../functions/adapters/aws/pipe.ts';
+import { PIPE_FILTER_PATTERN, PIPE_INPUT_TEMPLATE } from '../../functions/adapters/aws/pipe.ts';
+import { PIPES } from '../../functions/aws-quotas.ts';
 import { LAMBDA_ENV } from '../../functions/config.ts';
-import { EVENT_SOURCE } from '../../functions/core/patterns.ts';
 import { DispatcherFunction } from './function.ts';
 import { DeadLetterQueue } from './queues.ts';
 import type { DefinedTable } from './table.ts';
 
-/** Stream records per pipe batch (one PutEvents to the bus), unless the props say otherwise. */
-export const DEFAULT_PIPE_BATCH_SIZE = 10;
+/**
+ * Stream records per pipe batch: one SendMessageBatch to the fan-out queue, which takes ten
+ * messages at most (an SQS target's largest batch).
+ */
+export const DEFAULT_PIPE_BATCH_SIZE = PIPES.sqsTargetMaxBatch;
 /**
  * Batches of one stream shard the pipe sends at once (1 to 10): records of one partition key
- * (one stripe of a partner's log) stay in order, and the bus's order does not matter to
+ * (one stripe of a partner's log) stay in order, and the queue's order does not matter to
  * fan-out, so the most lets one partner's events through at thousands a second.
  */
 export const PIPE_PARALLELIZATION_FACTOR = 10;
@@ -29,35 +27,33 @@ export const PIPE_PARALLELIZATION_FACTOR = 10;
 export interface EventStreamProps {
   /** The events table; its stream feeds the pipe. */
   readonly eventsTable: DefinedTable;
-  /** How long the bus archive keeps events for replay. */
-  readonly archiveRetention: Duration;
+  /** Where the pipe sends each event: the fan-out queue. */
+  readonly fanoutQueue: sqs.IQueue;
   /**
    * Tries of a failing batch before its record goes to the pipe's DLQ (bisecting on the way).
    * @default 10
    */
   readonly maxRetryAttempts?: number;
-  /** @default 10 */
+  /** @default DEFAULT_PIPE_BATCH_SIZE (at most that: an SQS target's largest batch) */
   readonly batchSize?: number;
   /** @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
 }
 
 /**
- * The events table's stream onto a custom bus: an EventBridge Pipe that passes only inserted
- * event items, shaped into bus events exactly as functions/adapters/aws/pipe.ts says, with
- * bounded retries, bisection of failing batches and a DLQ of its own. The bus archives every
- * event it carries, so ops can replay a time range (also the way back for a rule target's
- * dead letters).
+ * The events table's stream onto the fan-out queue: an EventBridge Pipe that passes only
+ * inserted event items, each sent as the EventRef functions/adapters/aws/pipe.ts shapes, ten
+ * to a SendMessageBatch, with bounded retries, bisection of failing batches and a DLQ of its
+ * own. The events table is the record of every event: what the pipe gave up on is found there
+ * again (the recovery function), and partners replay from it.
  */
 export class EventStream extends Construct {
-  public readonly bus: events.EventBus;
-  public readonly archive: events.Archive;
   public readonly pipe: pipes.CfnPipe;
   public readonly role: iam.Role;
   /** Gets what the pipe could not deliver: stream batch metadata, not the events themselves. */
   public readonly deadLetterQueue: DeadLetterQueue;
   public readonly logGroup: logs.LogGroup;
-  /** Empties the DLQ, putting its batches' events on the bus again; ops invoke it. */
+  /** Empties the DLQ, queueing its batches' events for fan-out again; ops invoke it. */
   public readonly recoveryFunction: DispatcherFunction;
 
   constructor(scope: Construct, id: string, props: EventStreamProps) {
@@ -70,22 +66,9 @@ export class EventStream extends Construct {
     if (!Number.isInteger(maxRetryAttempts) || maxRetryAttempts < 0 || maxRetryAttempts > 10_000) {
       throw new Error(`${id}: maxRetryAttempts must be a whole number from 0 to 10000 (bounded retries)`);
     }
-    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
-      throw new Error(`${id}: batchSize must be a whole number from 1 to 10000`);
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > PIPES.sqsTargetMaxBatch) {
+      throw new Error(`${id}: batchSize must be a whole number from 1 to ${PIPES.sqsTargetMaxBatch}`);
     }
-    const archiveDays = props.archiveRetention.toDays();
-    if (!Number.isInteger(archiveDays) || archiveDays < 1) {
-      throw new Error(`${id}: archiveRetention must be a whole number of days, at least one`);
-    }
-
-    this.bus = new events.EventBus(this, 'Bus', {
-      description: 'Partner events from the events table, routed to fan-out by the rules',
-    });
-    this.archive = this.bus.archive('Archive', {
-      description: 'Every partner event, for replay',
-      eventPattern: { source: [EVENT_SOURCE] },
-      retention: props.archiveRetention,
-    });
 
     this.deadLetterQueue = new DeadLetterQueue(this, 'DeadLetterQueue', {
       otherSource: 'the EventBridge Pipe from the events table stream',
@@ -96,7 +79,7 @@ export class EventStream extends Construct {
     });
 
     this.role = new iam.Role(this, 'Role', {
-      description: 'EventBridge Pipe: events table stream to the partner event bus',
+      description: 'EventBridge Pipe: events table stream to the fan-out queue',
       assumedBy: new iam.ServicePrincipal('pipes.amazonaws.com', {
         conditions: { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } },
       }),
@@ -111,11 +94,14 @@ export class EventStream extends Construct {
     // The Pipes DynamoDB source requires ListStreams. It is an account-level list call, which
     // CDK's own Table.grantStreamRead grants on "*" too; it returns stream ARNs, never items.
     this.role.addToPolicy(new iam.PolicyStatement({ actions: ['dynamodb:ListStreams'], resources: ['*'] }));
-    this.bus.grantPutEventsTo(this.role);
-    // SendMessage is all the pipe needs of its DLQ (EventBridge user guide, "DynamoDB execution
-    // role permissions"); grantSendMessages would add GetQueueAttributes and GetQueueUrl.
+    // SendMessage is all the pipe needs of its target queue and its DLQ (EventBridge user
+    // guide, "DynamoDB execution role permissions" and the SQS target's); grantSendMessages
+    // would add GetQueueAttributes and GetQueueUrl.
     this.role.addToPolicy(
-      new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [this.deadLetterQueue.queueArn] }),
+      new iam.PolicyStatement({
+        actions: ['sqs:SendMessage'],
+        resources: [props.fanoutQueue.queueArn, this.deadLetterQueue.queueArn],
+      }),
     );
     this.logGroup.grantWrite(this.role);
     const rolePolicy = this.role.node.findChild('DefaultPolicy');
@@ -125,11 +111,11 @@ export class EventStream extends Construct {
         'The EventBridge Pipes DynamoDB source requires dynamodb:ListStreams (EventBridge user guide, "DynamoDB ' +
         'execution role permissions"). It is an account-level list call, granted on "*" as CDK\'s own ' +
         'Table.grantStreamRead does, and it returns stream ARNs, never items. It is alone in its statement; every ' +
-        'other action of this role names its resource (the stream, the bus, the DLQ, the log group).',
+        'other action of this role names its resource (the stream, the fan-out queue, the DLQ, the log group).',
     });
 
     this.pipe = new pipes.CfnPipe(this, 'Pipe', {
-      description: 'Inserted events from the events table stream onto the partner event bus',
+      description: 'Inserted events from the events table stream onto the fan-out queue',
       roleArn: this.role.roleArn,
       source: streamArn,
       sourceParameters: {
@@ -145,11 +131,9 @@ export class EventStream extends Construct {
         },
         filterCriteria: { filters: [{ pattern: JSON.stringify(PIPE_FILTER_PATTERN) }] },
       },
-      target: this.bus.eventBusArn,
-      targetParameters: {
-        inputTemplate: PIPE_INPUT_TEMPLATE,
-        eventBridgeEventBusParameters: { detailType: PIPE_DETAIL_TYPE, source: PIPE_SOURCE },
-      },
+      target: props.fanoutQueue.queueArn,
+      // A standard queue: no message group or deduplication parameters.
+      targetParameters: { inputTemplate: PIPE_INPUT_TEMPLATE },
       // ERROR only, and no execution data: a stream record carries the partner's payload.
       logConfiguration: {
         level: 'ERROR',
@@ -161,20 +145,20 @@ export class EventStream extends Construct {
     // fails its permission check on creation.
     this.pipe.node.addDependency(rolePolicy);
 
-    // The way back for the pipe's dead letters: invoked by ops, it puts the events each
-    // failed batch held on the bus again (functions/core/recovery.ts).
+    // The way back for the pipe's dead letters: invoked by ops, it sends the events each
+    // failed batch held to the fan-out queue again (functions/core/recovery.ts).
     this.recoveryFunction = new DispatcherFunction(this, 'RecoveryFunction', {
       entry: 'functions/recovery/lambda.ts',
-      description: "Recovery: puts the events of the pipe's dead-lettered batches on the bus again",
+      description: "Recovery: queues the events of the pipe's dead-lettered batches for fan-out again",
       serviceName: 'recovery',
       timeout: Duration.minutes(15),
       logRetention: props.logRetention,
     })
       // DynamoEventLog#writtenBetween scans the table for the events of a batch's span.
       .useTable(props.eventsTable, LAMBDA_ENV.eventsTable, { table: ['dynamodb:Scan'] })
-      // EventBridgeBus#publish.
-      .useBus(this.bus, LAMBDA_ENV.busName)
-      // SqsDeadLetterSource: receive, and delete once the batch's events are on the bus.
+      // SendMessageBatch of the events, as the pipe sends them.
+      .useQueue(props.fanoutQueue, LAMBDA_ENV.fanoutQueueUrl, ['sqs:SendMessage'])
+      // SqsDeadLetterSource: receive, and delete once the batch's events are queued.
       .useQueue(this.deadLetterQueue, LAMBDA_ENV.pipeDeadLetterQueueUrl, [
         'sqs:ReceiveMessage',
         'sqs:DeleteMessage',

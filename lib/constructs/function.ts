@@ -3,7 +3,6 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Duration } from 'aws-cdk-lib';
-import type * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -64,6 +63,7 @@ export type SecretsKeyAction = 'kms:GenerateDataKey' | 'kms:Decrypt';
 type Env = typeof LAMBDA_ENV;
 export type TableEnvVar = Env['eventsTable' | 'partnersTable' | 'subscriptionsTable' | 'deliveriesTable'];
 export type QueueEnvVar = Env[
+  | 'fanoutQueueUrl'
   | 'deliveryQueueUrl'
   | 'slowLaneQueueUrl'
   | 'deliveryDeadLetterQueueUrl'
@@ -267,15 +267,6 @@ export class DispatcherFunction extends NodejsFunction {
           ),
         },
       }),
-    );
-    return this;
-  }
-
-  /** Grants PutEvents on the bus and sets `envVar` to its name. */
-  public useBus(bus: events.IEventBus, envVar: Env['busName']): this {
-    this.bind(envVar, bus.eventBusName);
-    this.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ['events:PutEvents'], resources: [bus.eventBusArn] }),
     );
     return this;
   }

@@ -1,14 +1,13 @@
-import { Aws, Duration, Fn } from 'aws-cdk-lib';
+import { Aws, Duration } from 'aws-cdk-lib';
 import type * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
-import type * as events from 'aws-cdk-lib/aws-events';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { EVENTBRIDGE, SQS } from '../../functions/aws-quotas.ts';
+import { SQS } from '../../functions/aws-quotas.ts';
 
 /** A queue and what to call it on the dashboard and in alarm names. */
 export interface NamedQueue {
@@ -25,12 +24,6 @@ export interface DeadLetterQueueWatch extends NamedQueue {
 export interface NamedFunction {
   readonly label: string;
   readonly fn: lambda.IFunction;
-}
-
-/** A rule on the bus and what to call it on the dashboard. */
-export interface NamedRule {
-  readonly label: string;
-  readonly rule: events.IRule;
 }
 
 export interface MonitoringProps {
@@ -64,10 +57,6 @@ export interface MonitoringProps {
   readonly sweeperSilence: Duration;
   /** Every function: on the dashboard, each with an alarm on throttles. */
   readonly functions: readonly NamedFunction[];
-  /** The bus the rules are on (the `EventBusName` dimension of their metrics). */
-  readonly bus: events.IEventBus;
-  /** The rules on the bus: alarms on failed, lost and throttled target invocations (at most 10). */
-  readonly rules: readonly NamedRule[];
   /** Failed pipe executions: an alarm on any. */
   readonly pipeFailures: cloudwatch.IMetric;
   /** Events the pipe passed on, for the dashboard. */
@@ -118,15 +107,12 @@ export const API_5XX_PERCENT = 1;
 /** Sweeper errors in one period (about five runs) that alarm: most runs failed. */
 const SWEEPER_FAILED_RUNS = 3;
 
-/** CloudWatch's hard limit on the metrics of one metric-math alarm. */
-const MAX_ALARM_METRICS = 10;
-
 const LABEL = /^[a-z0-9]+(-[a-z0-9]+)*$/;
 
 /**
  * What ops watch, all notifying one SNS topic (and an e-mail address when given), and a
  * dashboard that reads top to bottom in the order events flow. Alarms, hop by hop:
- * - the pipe's failed executions; the rules' failed, lost and throttled target invocations;
+ * - the pipe's failed executions;
  * - every dead-letter queue's first message, each saying how its messages are recovered;
  * - each work queue's messages in flight, well below SQS's in-flight quota; a main-lane
  *   backlog and a slow-lane backlog;
@@ -205,50 +191,17 @@ export class Monitoring extends Construct {
     });
   }
 
-  /** From the events table to the fan-out queue: the pipe, then the rules on the bus. */
+  /** From the events table to the fan-out queue: the pipe. */
   #eventAlarms(props: MonitoringProps): cloudwatch.Alarm[] {
     const pipeFailures = this.#alarm('PipeFailures', 'pipe-failures', {
       metric: props.pipeFailures,
       alarmDescription:
-        'The pipe from the events table stream to the bus failed executions: it retries and bisects, then ' +
-        "dead-letters the batch (the pipe dead-letter alarm says how to recover). Find the cause in the pipe's " +
-        'log group (errors only): the bus refusing or throttling PutEvents, or the role missing a permission.',
+        'The pipe from the events table stream to the fan-out queue failed executions: it retries and bisects, ' +
+        "then dead-letters the batch (the pipe dead-letter alarm says how to recover). Find the cause in the pipe's " +
+        'log group (errors only): the queue refusing SendMessageBatch, or the role missing a permission.',
       threshold: 0,
     });
-    // EventBridge publishes these only when they are not zero, per rule with the bus's name
-    // for a rule on a custom bus (EventBridge user guide, "Monitoring Amazon EventBridge").
-    const rules = (metricName: string, label: string) => sumOf(label, rulesMetrics(props, metricName));
-    const failed = this.#alarm('RuleFailedInvocations', 'rule-failed-invocations', {
-      metric: rules('FailedInvocations', 'Rule target invocations failed'),
-      alarmDescription:
-        'A bus rule gave up putting events on the fan-out queue (its retries used up, or an error it does not ' +
-        'retry: the queue missing, or its policy refusing EventBridge). Each such event went to the rule ' +
-        'dead-letter queue (its alarm says how to replay it), unless the rule-events-lost alarm fires too. ' +
-        'Check that the fan-out queue exists and lets the rules send to it.',
-      threshold: 0,
-    });
-    const lost = this.#alarm('RuleEventsLost', 'rule-events-lost', {
-      metric: rules('InvocationsFailedToBeSentToDlq', 'Rule invocations failed to be dead-lettered'),
-      alarmDescription:
-        'Events a bus rule could put neither on the fan-out queue nor in the rule dead-letter queue: they are ' +
-        'in the events table and the bus archive, but no callback will be made for them. Fix the rule ' +
-        'dead-letter queue (it must exist and let EventBridge send to it), then replay the bus archive over ' +
-        'the window (EventBridge console, Archives, Start replay).',
-      threshold: 0,
-    });
-    // Throttled invocations are retried, so a short burst only delays; throttling for three
-    // periods running means the account's quota is used up for good.
-    const throttled = this.#alarm('RuleThrottled', 'rule-throttled', {
-      metric: rules('ThrottledRules', 'Rule runs throttled'),
-      alarmDescription:
-        'Bus rules were throttled for 15 minutes: the account is at its EventBridge target-invocation quota ' +
-        `(${EVENTBRIDGE.targetInvocationsPerSecond.toLocaleString('en-US')} a second in the largest Regions; ` +
-        'EventBridge user guide, "EventBridge quotas"). Throttled events are retried for 24 hours, then ' +
-        'dead-lettered. Find what else in the account invokes targets, or request a higher quota.',
-      threshold: 0,
-      evaluationPeriods: 3,
-    });
-    return [pipeFailures, failed, lost, throttled];
+    return [pipeFailures];
   }
 
   /** Messages in flight on every work queue, and the backlogs of the two delivery lanes. */
@@ -392,7 +345,7 @@ export class Monitoring extends Construct {
       new cloudwatch.TextWidget({
         markdown:
           `# ${props.name}\n` +
-          'Events flow top to bottom: **API** → events table → **pipe** → bus → **rules** → **fan-out queue** → ' +
+          'Events flow top to bottom: **API** → events table → **pipe** → **fan-out queue** → ' +
           '**delivery queue** (main lane) or **slow lane** → callbacks; the **sweeper** queues retries that ' +
           'wait longer than 15 minutes. Any message in a dead-letter queue is an alarm.',
         width: wide,
@@ -424,19 +377,7 @@ export class Monitoring extends Construct {
         width: third,
       }),
     );
-    const ruleMetric = (metricName: string, label: string) => sumOf(label, rulesMetrics(props, metricName));
     dashboard.addWidgets(
-      new cloudwatch.GraphWidget({
-        title: 'Rules: target invocations',
-        left: [ruleMetric('Invocations', 'Invocations')],
-        right: [
-          ruleMetric('FailedInvocations', 'Failed'),
-          ruleMetric('InvocationsSentToDlq', 'Dead-lettered'),
-          ruleMetric('InvocationsFailedToBeSentToDlq', 'Lost'),
-          ruleMetric('ThrottledRules', 'Throttled'),
-        ],
-        width: third,
-      }),
       new cloudwatch.GraphWidget({
         title: 'Queue depth (visible)',
         left: props.queues.map(({ label, queue }) =>
@@ -529,7 +470,6 @@ function checkProps(id: string, props: MonitoringProps): void {
     ['DLQ', props.deadLetterQueues],
     ['queue', props.queues],
     ['function', props.functions],
-    ['rule', props.rules],
   ];
   for (const [what, named] of groups) {
     const labels = named.map((entry) => entry.label);
@@ -538,11 +478,6 @@ function checkProps(id: string, props: MonitoringProps): void {
     if (bad !== undefined) {
       throw new Error(`${id}: ${what} label "${bad}" must be lowercase words joined by -`);
     }
-  }
-  if (props.rules.length === 0 || props.rules.length > MAX_ALARM_METRICS) {
-    throw new Error(
-      `${id}: from 1 to ${MAX_ALARM_METRICS} rules (one metric each in an alarm), got ${props.rules.length}`,
-    );
   }
   const silence = props.sweeperSilence.toMinutes({ integral: false });
   if (!Number.isInteger(silence) || silence < 1) {
@@ -567,44 +502,6 @@ function ageWhileWaiting(queue: sqs.IQueue, label: string): cloudwatch.MathExpre
         period: PERIOD,
       }),
     },
-    label,
-    period: PERIOD,
-  });
-}
-
-/** An `AWS/Events` metric of each rule, keyed by its name and the rule's place (ids of one graph must differ). */
-function rulesMetrics(props: MonitoringProps, metricName: string): Record<string, cloudwatch.IMetric> {
-  return Object.fromEntries(
-    props.rules.map(({ label, rule }, index) => [
-      `${metricName.toLowerCase()}${index}`,
-      new cloudwatch.Metric({
-        namespace: 'AWS/Events',
-        metricName,
-        dimensionsMap: { EventBusName: props.bus.eventBusName, RuleName: ruleNameOf(rule) },
-        statistic: cloudwatch.Stats.SUM,
-        period: PERIOD,
-        label,
-      }),
-    ]),
-  );
-}
-
-/**
- * The rule's name. Not `ruleName`: that is the rule's CloudFormation Ref, which for a rule on a
- * custom bus is `<bus name>|<rule name>`, a RuleName no metric has. The ARN of such a rule is
- * `arn:…:rule/<bus name>/<rule name>`.
- */
-function ruleNameOf(rule: events.IRule): string {
-  return Fn.select(2, Fn.split('/', rule.ruleArn));
-}
-
-/** The sum of metrics published only when not zero: each missing value counts as 0. */
-function sumOf(label: string, metrics: Record<string, cloudwatch.IMetric>): cloudwatch.MathExpression {
-  return new cloudwatch.MathExpression({
-    expression: Object.keys(metrics)
-      .map((key) => `FILL(${key}, 0)`)
-      .join(' + '),
-    usingMetrics: metrics,
     label,
     period: PERIOD,
   });

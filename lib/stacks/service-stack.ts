@@ -3,7 +3,6 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { RequestLimits } from '../../functions/core/limits.ts';
-import { ROUTING_RULES } from '../../functions/core/patterns.ts';
 import { DeliveryPipeline, DUE_LOOKAHEAD_SECONDS } from '../constructs/delivery-pipeline.ts';
 import { EventStream } from '../constructs/event-stream.ts';
 import { Monitoring } from '../constructs/monitoring.ts';
@@ -21,7 +20,7 @@ export interface ServiceStackProps extends StackProps {
   readonly deliveryTimeout: Duration;
   /** Most concurrent dispatcher invocations. */
   readonly dispatcherMaxConcurrency: number;
-  /** Days events are kept, and replayable from the bus archive. */
+  /** Days events are kept (TTL), and with them their deliveries and attempts. */
   readonly retentionDays: number;
   /**
    * Requests per second of each partner and of each producer.
@@ -44,8 +43,8 @@ function redriveTo(source: string): string {
 
 /**
  * The stateless stack: everything that can be rebuilt from code. The pipe from the events
- * stream, the bus, its archive and rules, the queues and functions of the push path, the HTTP
- * API, and the alarms and dashboard over all of it. Queues hold only messages in flight, and
+ * stream to the fan-out queue, the queues and functions of the push path, the HTTP API, and
+ * the alarms and dashboard over all of it. Queues hold only messages in flight, and
  * the pipe starts at the stream's trim horizon, so deleting and deploying this stack again
  * loses no event.
  */
@@ -60,13 +59,7 @@ export class ServiceStack extends Stack {
     const { tables } = props;
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
 
-    this.eventStream = new EventStream(this, 'EventStream', {
-      eventsTable: tables.events,
-      archiveRetention: Duration.days(props.retentionDays),
-      logRetention,
-    });
     this.pipeline = new DeliveryPipeline(this, 'Delivery', {
-      bus: this.eventStream.bus,
       eventsTable: tables.events,
       subscriptionsTable: tables.subscriptions,
       deliveriesTable: tables.deliveries,
@@ -76,6 +69,11 @@ export class ServiceStack extends Stack {
       deliveryTimeout: props.deliveryTimeout,
       dispatcherMaxConcurrency: props.dispatcherMaxConcurrency,
       retentionDays: props.retentionDays,
+      logRetention,
+    });
+    this.eventStream = new EventStream(this, 'EventStream', {
+      eventsTable: tables.events,
+      fanoutQueue: this.pipeline.fanout.queue,
       logRetention,
     });
     this.api = new PartnerApi(this, 'Api', {
@@ -100,19 +98,11 @@ export class ServiceStack extends Stack {
           queue: this.eventStream.deadLetterQueue,
           recovery:
             'Each message names a stream batch the pipe gave up on (shard, sequence numbers, arrival times), not ' +
-            'its events, which never reached the bus: they are in the events table (pollable) but got no callback. ' +
-            'Fix the cause (pipe logs, bus quotas), then invoke the recovery function (the RecoveryFunctionName ' +
-            'output: aws lambda invoke --function-name <name> out.json): it puts the events of every dead-lettered ' +
-            'batch on the bus again and empties the queue. Fan-out makes one delivery per event and subscription, ' +
-            'so events that did get through are not sent twice.',
-        },
-        {
-          label: 'rule',
-          queue: this.pipeline.ruleDeadLetterQueue,
-          recovery:
-            'Each message is an event the rule could not put on the fan-out queue. Fix the cause, then replay the ' +
-            'bus archive over the window (EventBridge console, Archives, Start replay): fan-out makes one delivery ' +
-            'per event and subscription, so events that did get through are not sent twice.',
+            'its events, which never reached the fan-out queue: they are in the events table (pollable) but got no ' +
+            'callback. Fix the cause (pipe logs), then invoke the recovery function (the RecoveryFunctionName ' +
+            'output: aws lambda invoke --function-name <name> out.json): it queues the events of every ' +
+            'dead-lettered batch for fan-out again and empties the queue. Fan-out makes one delivery per event and ' +
+            'subscription, so events that did get through are not sent twice.',
         },
         { label: 'fanout', queue: fanout.deadLetterQueue, recovery: redriveTo('the fan-out queue') },
         {
@@ -146,12 +136,6 @@ export class ServiceStack extends Stack {
         { label: 'sweeper', fn: this.pipeline.sweeperFunction },
         { label: 'recovery', fn: this.eventStream.recoveryFunction },
       ],
-      bus: this.eventStream.bus,
-      // The pipeline builds one rule per entry of ROUTING_RULES, in order.
-      rules: this.pipeline.rules.map((rule, index) => ({
-        label: ROUTING_RULES[index]?.name ?? `rule-${index + 1}`,
-        rule,
-      })),
       pipeFailures: this.eventStream.metricFailures(),
       pipeEvents: this.eventStream.metric('EventCount'),
       apiStage: this.api.stage,
@@ -161,7 +145,6 @@ export class ServiceStack extends Stack {
     const output = (id: string, value: string, description: string) =>
       new CfnOutput(this, id, { value, description });
     output('ApiUrl', this.api.url, 'Base URL of the HTTP API');
-    output('EventBusName', this.eventStream.bus.eventBusName, 'The partner event bus (archived)');
     output('FanoutQueueUrl', fanout.queue.queueUrl, 'Fan-out queue');
     output('DeliveryQueueUrl', delivery.queue.queueUrl, 'Delivery queue (main lane)');
     output(
@@ -191,14 +174,9 @@ export class ServiceStack extends Stack {
       'Pipe DLQ: stream batches it gave up on',
     );
     output(
-      'RuleDeadLetterQueueUrl',
-      this.pipeline.ruleDeadLetterQueue.queueUrl,
-      'Rule target DLQ: events the rules could not queue; replay them from the bus archive',
-    );
-    output(
       'RecoveryFunctionName',
       this.eventStream.recoveryFunction.functionName,
-      "Invoke once the pipe's failures are fixed: its dead-lettered batches' events go on the bus again",
+      "Invoke once the pipe's failures are fixed: its dead-lettered batches' events are queued for fan-out again",
     );
     output('AlarmTopicArn', this.monitoring.topic.topicArn, 'SNS topic of every alarm');
     output('DashboardName', this.monitoring.dashboard.dashboardName, 'CloudWatch dashboard');

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { PIPE_SOURCE } from '../../functions/adapters/aws/pipe.ts';
 import { applyPipeTransform, pipeAccepts, renderInputTemplate, valueAtPath } from './pipe-transform.ts';
 
 /** A stream record as Pipes receives it, for an item with these string attributes. */
@@ -47,26 +46,12 @@ describe('pipeAccepts', () => {
 });
 
 describe('applyPipeTransform', () => {
-  it('builds the bus event from the deployed template and detail-type path', () => {
-    const now = new Date('2025-01-01T00:00:05.123Z');
-
-    const envelope = applyPipeTransform(streamRecord('INSERT', eventImage), { id: 'bus-1', now });
-
-    expect(envelope).toEqual({
-      version: '0',
-      id: 'bus-1',
-      'detail-type': 'order.created',
-      source: PIPE_SOURCE,
-      account: '000000000000',
-      time: '2025-01-01T00:00:05Z',
-      region: 'local',
-      resources: [],
-      detail: {
-        id: eventImage.id,
-        partnerId: eventImage.partnerId,
-        type: 'order.created',
-        createdAt: '2025-01-01T00:00:00.000Z',
-      },
+  it('builds the fan-out message, an EventRef, from the deployed template', () => {
+    expect(applyPipeTransform(streamRecord('INSERT', eventImage))).toEqual({
+      id: eventImage.id,
+      partnerId: eventImage.partnerId,
+      type: 'order.created',
+      createdAt: '2025-01-01T00:00:00.000Z',
     });
   });
 

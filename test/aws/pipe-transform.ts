@@ -1,21 +1,15 @@
 /**
  * What the EventBridge Pipe does to a DynamoDB stream record, evaluated here from the very
  * strings the stack deploys (pipe.ts), so a test can feed real DynamoDB Local stream records
- * through it and check that the bus event is what the fan-out expects.
+ * through it and check that the fan-out queue's message is what the fan-out expects.
  *
  * Only what the deployed values use is implemented: `<$.a.b>` placeholders of dot paths in
- * the input template, and a dot path as the detail type. Anything else throws, so a change to
- * pipe.ts that needs more fails loudly here instead of being evaluated differently from AWS.
+ * the input template. Anything else throws, so a change to pipe.ts that needs more fails
+ * loudly here instead of being evaluated differently from AWS.
  */
-import { randomUUID } from 'node:crypto';
 import * as z from 'zod';
-import {
-  PIPE_DETAIL_TYPE,
-  PIPE_FILTER_PATTERN,
-  PIPE_INPUT_TEMPLATE,
-  PIPE_SOURCE,
-} from '../../functions/adapters/aws/pipe.ts';
-import { type BusEnvelope, type EventPattern, matchesPattern } from '../../functions/core/patterns.ts';
+import { PIPE_FILTER_PATTERN, PIPE_INPUT_TEMPLATE } from '../../functions/adapters/aws/pipe.ts';
+import { type EventPattern, type EventRef, matchesPattern } from '../../functions/core/patterns.ts';
 
 const PLACEHOLDER = /<(\$[^<>]*)>/g;
 const DOT_PATH = /^\$(\.[A-Za-z0-9_@-]+)+$/;
@@ -63,33 +57,11 @@ export function pipeAccepts(record: unknown): boolean {
   return matchesPattern(pattern, record);
 }
 
-export interface PipeTransformOptions {
-  /** The bus event's id. @default a random UUID, as EventBridge assigns */
-  id?: string;
-  account?: string;
-  region?: string;
-  /** When the bus receives the event: EventBridge sets `time` then, the pipe sets none. */
-  now?: Date;
-}
-
 /**
- * The bus event EventBridge builds from one stream record (as Lambda and Pipes see it:
- * `eventName`, `dynamodb.NewImage` in attribute-value JSON) that passed the filter: source
- * PIPE_SOURCE, detail-type from PIPE_DETAIL_TYPE, detail the rendered PIPE_INPUT_TEMPLATE.
+ * The body of the message the pipe sends to the fan-out queue for one stream record (as Lambda
+ * and Pipes see it: `eventName`, `dynamodb.NewImage` in attribute-value JSON) that passed the
+ * filter: the rendered PIPE_INPUT_TEMPLATE, an EventRef.
  */
-export function applyPipeTransform(record: unknown, options: PipeTransformOptions = {}): BusEnvelope {
-  const detailType = requireValue(record, PIPE_DETAIL_TYPE);
-  if (typeof detailType !== 'string') throw new Error(`${PIPE_DETAIL_TYPE} must be a string`);
-  const detail = Detail.parse(JSON.parse(renderInputTemplate(PIPE_INPUT_TEMPLATE, record)));
-  return {
-    version: '0',
-    id: options.id ?? randomUUID(),
-    'detail-type': detailType,
-    source: PIPE_SOURCE,
-    account: options.account ?? '000000000000',
-    time: (options.now ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    region: options.region ?? 'local',
-    resources: [],
-    detail,
-  };
+export function applyPipeTransform(record: unknown): EventRef {
+  return Detail.parse(JSON.parse(renderInputTemplate(PIPE_INPUT_TEMPLATE, record)));
 }

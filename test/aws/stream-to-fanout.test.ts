@@ -1,8 +1,8 @@
 /**
  * The AWS path from an append to a queued delivery, on DynamoDB Local with the strings the
  * stack deploys: DynamoEventLog writes the events table, its real stream records go through
- * the pipe's filter and transformation (pipe.ts, via pipe-transform.ts), the bus envelope
- * through the routing rules, and the fan-out handler runs on the Dynamo stores.
+ * the pipe's filter and transformation (pipe.ts, via pipe-transform.ts) into the fan-out
+ * queue's messages, and the fan-out handler runs on the Dynamo stores.
  */
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import {
@@ -20,12 +20,7 @@ import { DynamoEventLog } from '../../functions/adapters/aws/events.ts';
 import { DynamoSubscriptionStore } from '../../functions/adapters/aws/subscriptions.ts';
 import { fanoutDeliveryId } from '../../functions/core/fanout.ts';
 import type { DeliveryMessage } from '../../functions/core/model.ts';
-import {
-  type BusEnvelope,
-  EVENT_SOURCE,
-  routeTargets,
-  toBusEnvelope,
-} from '../../functions/core/patterns.ts';
+import type { EventRef } from '../../functions/core/patterns.ts';
 import { createFanoutHandler } from '../../functions/fanout/handler.ts';
 import type { OutgoingMessage, QueueSender } from '../../functions/ports.ts';
 import { lambdaContext } from '../../local/lambda-context.ts';
@@ -70,16 +65,16 @@ function asPipeRecord(record: _Record, streamArn: string): unknown {
   };
 }
 
-function sqsRecord(body: BusEnvelope, queueArn: string): SQSRecord {
+function sqsRecord(body: EventRef, queueArn: string): SQSRecord {
   const text = JSON.stringify(body);
   return {
-    messageId: body.id,
+    messageId: `message-${body.id}`,
     receiptHandle: `handle-${body.id}`,
     body: text,
     attributes: {
       ApproximateReceiveCount: '1',
       SentTimestamp: String(Date.now()),
-      SenderId: 'events.amazonaws.com',
+      SenderId: 'pipes.amazonaws.com',
       ApproximateFirstReceiveTimestamp: String(Date.now()),
     },
     messageAttributes: {},
@@ -90,7 +85,7 @@ function sqsRecord(body: BusEnvelope, queueArn: string): SQSRecord {
   };
 }
 
-describe('events table stream → pipe → bus → fan-out', () => {
+describe('events table stream → pipe → fan-out queue → fan-out', () => {
   let client: DynamoDBDocumentClient;
   let streams: DynamoDBStreamsClient;
   let tables: TableNames;
@@ -178,18 +173,16 @@ describe('events table stream → pipe → bus → fan-out', () => {
     const passed = records.filter((record) => pipeAccepts(asPipeRecord(record, streamArn)));
     expect(passed.map(sortKey)).toEqual(['E#000000000000001', 'E#000000000000002']);
 
-    const envelopes = passed.map((record) => applyPipeTransform(asPipeRecord(record, streamArn)));
-    expect(envelopes.map((e) => e.detail.id)).toEqual([wanted.id, unwanted.id]);
-    for (const [envelope, event] of envelopes.map((e, i) => [e, [wanted, unwanted][i]] as const)) {
-      if (event === undefined) throw new Error('more envelopes than events');
-      const ref = { id: event.id, partnerId, type: event.type, createdAt: event.createdAt };
-      expect(envelope.detail).toEqual(ref);
-      expect(envelope.source).toBe(EVENT_SOURCE);
-      expect(envelope['detail-type']).toBe(event.type);
-      // What the local router puts on its queue, but for the two fields EventBridge assigns.
-      expect(envelope).toEqual({ ...toBusEnvelope(ref), id: expect.any(String), time: expect.any(String) });
-      expect(routeTargets(envelope)).toEqual(['fanout']);
-    }
+    // Each message the pipe sends is the EventRef the local router sends too.
+    const messages = passed.map((record) => applyPipeTransform(asPipeRecord(record, streamArn)));
+    expect(messages).toEqual(
+      [wanted, unwanted].map((event) => ({
+        id: event.id,
+        partnerId,
+        type: event.type,
+        createdAt: event.createdAt,
+      })),
+    );
 
     const deliveryQueue = new RecordingQueue<DeliveryMessage>();
     const logged: unknown[] = [];
@@ -198,7 +191,7 @@ describe('events table stream → pipe → bus → fan-out', () => {
       (_message, error) => logged.push(error),
     );
     const batch: SQSEvent = {
-      Records: envelopes.map((envelope) => sqsRecord(envelope, 'arn:aws:sqs:local:000000000000:fanout')),
+      Records: messages.map((message) => sqsRecord(message, 'arn:aws:sqs:local:000000000000:fanout')),
     };
     const response = await handler(batch, lambdaContext('fanout'));
 
@@ -228,6 +221,33 @@ describe('events table stream → pipe → bus → fan-out', () => {
         },
         groupId: subscription.id,
       },
+    ]);
+  });
+
+  it('fans out a bus event left in the queue by a deployment that routed through a bus', async () => {
+    const subscriptions = new DynamoSubscriptionStore(client, tables.subscriptions, testCipher());
+    const deliveries = new DynamoDeliveryStore(client, tables.deliveries);
+    const partnerId = id('ptr');
+    const subscription = makeSubscription(partnerId, { eventTypes: [] });
+    await subscriptions.put(subscription);
+    const event = makeEvent(partnerId);
+    const ref = { id: event.id, partnerId, type: event.type, createdAt: event.createdAt };
+    const envelope = { version: '0', id: 'bus-1', 'detail-type': event.type, source: 'x', detail: ref };
+    const record = {
+      ...sqsRecord(ref, 'arn:aws:sqs:local:000000000000:fanout'),
+      body: JSON.stringify(envelope),
+    };
+    const deliveryQueue = new RecordingQueue<DeliveryMessage>();
+    const handler = createFanoutHandler({
+      subscriptions,
+      deliveries,
+      deliveryQueue,
+      clock: new ManualClock(),
+    });
+
+    expect(await handler({ Records: [record] }, lambdaContext('fanout'))).toEqual({ batchItemFailures: [] });
+    expect(deliveryQueue.sent.map((m) => m.body.deliveryId)).toEqual([
+      fanoutDeliveryId(event.id, subscription.id),
     ]);
   });
 });

@@ -1,8 +1,8 @@
 /** The constructs refuse bad props when built, before anything is synthesized. */
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import * as events from 'aws-cdk-lib/aws-events';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { describe, expect, it } from 'vitest';
 import {
   DELIVERIES_TABLE,
@@ -127,16 +127,25 @@ describe('EventStream', () => {
   it('needs a table with a stream', () => {
     const scope = stack();
     const partners = new DefinedTable(scope, 'Partners', { definition: PARTNERS_TABLE });
+    const fanoutQueue = new sqs.Queue(scope, 'Fanout');
+    expect(() => new EventStream(scope, 'Stream', { eventsTable: partners, fanoutQueue })).toThrow(
+      /has no stream/,
+    );
+  });
+
+  it('sends at most ten events a batch: an SQS target takes no more', () => {
+    const scope = stack();
+    const events = new DefinedTable(scope, 'Events', { definition: EVENTS_TABLE });
+    const fanoutQueue = new sqs.Queue(scope, 'Fanout');
     expect(
-      () => new EventStream(scope, 'Stream', { eventsTable: partners, archiveRetention: Duration.days(1) }),
-    ).toThrow(/has no stream/);
+      () => new EventStream(scope, 'Stream', { eventsTable: events, fanoutQueue, batchSize: 11 }),
+    ).toThrow(/batchSize must be a whole number from 1 to 10/);
   });
 });
 
 describe('DeliveryPipeline', () => {
   function props(scope: Stack, overrides: Partial<DeliveryPipelineProps>): DeliveryPipelineProps {
     return {
-      bus: new events.EventBus(scope, 'Bus'),
       eventsTable: new DefinedTable(scope, 'Events', { definition: EVENTS_TABLE }),
       subscriptionsTable: new DefinedTable(scope, 'Subscriptions', { definition: SUBSCRIPTIONS_TABLE }),
       deliveriesTable: new DefinedTable(scope, 'Deliveries', { definition: DELIVERIES_TABLE }),
@@ -162,7 +171,6 @@ describe('DeliveryPipeline', () => {
     ['a slow-lane concurrency below 2', { slowLaneMaxConcurrency: 1 }, /slowLaneMaxConcurrency/],
     ['a delivery timeout over a minute', { deliveryTimeout: Duration.minutes(2) }, /deliveryTimeout/],
     ['a dispatcher concurrency below 2', { dispatcherMaxConcurrency: 1 }, /dispatcherMaxConcurrency/],
-    ['no routing rules', { rules: [] }, /routing rule/],
   ] as const)('refuses %s', (_, overrides, message) => {
     const scope = stack();
     expect(() => new DeliveryPipeline(scope, 'P', props(scope, overrides))).toThrow(message);

@@ -93,7 +93,7 @@ const GRANTS: Record<FunctionName, Grants> = {
   recovery: {
     'recovery logs': LOGS,
     events: ['dynamodb:Scan'],
-    bus: ['events:PutEvents'],
+    fanout: ['sqs:SendMessage'],
     'pipe-dlq': ['sqs:ReceiveMessage', 'sqs:DeleteMessage'],
   },
 };
@@ -103,7 +103,7 @@ const PIPE_GRANTS: Grants = {
   'events stream': ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'],
   // Not scoped to a resource by IAM; acknowledged in event-stream.ts.
   '*': ['dynamodb:ListStreams'],
-  bus: ['events:PutEvents'],
+  fanout: ['sqs:SendMessage'],
   'pipe-dlq': ['sqs:SendMessage'],
   'pipe logs': LOGS,
 };
@@ -137,7 +137,7 @@ const CONFIG_RESOURCES = {
   slowLaneQueueUrl: 'slow-lane',
   deliveryDeadLetterQueueUrl: 'delivery-dlq',
   pipeDeadLetterQueueUrl: 'pipe-dlq',
-  busName: 'bus',
+  fanoutQueueUrl: 'fanout',
   secretsKeyArn: 'secrets key',
 } as const satisfies Partial<Record<keyof typeof LAMBDA_ENV, string>>;
 
@@ -161,7 +161,6 @@ interface AdapterCalls {
  * transaction counts as the item actions of its operations; SendMessageBatch as SendMessage.
  */
 const ADAPTER_CALLS: Readonly<Record<string, AdapterCalls>> = {
-  'bus.ts': { actions: ['events:PutEvents'] },
   'clients.ts': { actions: [] },
   'deliveries.ts': {
     actions: [
@@ -176,7 +175,6 @@ const ADAPTER_CALLS: Readonly<Record<string, AdapterCalls>> = {
   },
   'delivery-queue.ts': { actions: [] },
   'due-retries.ts': { actions: ['dynamodb:Query', 'dynamodb:BatchWriteItem'], queriesTable: true },
-  'eventbridge-client.ts': { actions: [] },
   // The paging helpers the adapters share; it wires to nothing itself.
   'dynamo.ts': { actions: ['dynamodb:Query'] },
   'events.ts': {
@@ -223,7 +221,6 @@ const COMMAND_ACTIONS: Readonly<Record<string, readonly string[]>> = {
   // Their operations' item actions: see TRANSACT_OPERATIONS.
   TransactGetCommand: [],
   TransactWriteCommand: [],
-  PutEventsCommand: ['events:PutEvents'],
   SendMessageCommand: ['sqs:SendMessage'],
   SendMessageBatchCommand: ['sqs:SendMessage'],
   ReceiveMessageCommand: ['sqs:ReceiveMessage'],
@@ -317,9 +314,7 @@ function resourceNames(): { service: Map<string, string>; data: Map<string, stri
       [pipeline.delivery.deadLetterQueue, 'delivery-dlq'],
       [pipeline.slowLane.queue, 'slow-lane'],
       [pipeline.slowLane.deadLetterQueue, 'slow-lane-dlq'],
-      [pipeline.ruleDeadLetterQueue, 'rule-dlq'],
       [eventStream.deadLetterQueue, 'pipe-dlq'],
-      [eventStream.bus, 'bus'],
       [eventStream.logGroup, 'pipe logs'],
       ...logGroups,
     ]),
@@ -415,7 +410,14 @@ function roleOf(fn: IFunction): string {
   return logicalIdOf(fn.role);
 }
 
-const FUNCTIONS: readonly FunctionName[] = ['api', 'authorizer', 'fanout', 'dispatcher', 'sweeper'];
+const FUNCTIONS: readonly FunctionName[] = [
+  'api',
+  'authorizer',
+  'fanout',
+  'dispatcher',
+  'sweeper',
+  'recovery',
+];
 
 describe('function roles', () => {
   it.each(FUNCTIONS)(
@@ -505,7 +507,7 @@ describe('AWS adapters', () => {
 });
 
 describe('the pipe role', () => {
-  it('has exactly what EventBridge Pipes needs of a DynamoDB stream source, its bus target and its DLQ', () => {
+  it('has exactly what EventBridge Pipes needs of a DynamoDB stream source, its queue target and its DLQ', () => {
     expect(linesOf(logicalIdOf(synth.stacks.service.eventStream.role))).toEqual(linesOfGrants(PIPE_GRANTS));
   });
 });

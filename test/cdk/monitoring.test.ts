@@ -120,9 +120,8 @@ function metricsOfDashboard(): MetricRef[] {
  * Each metric the alarms and the dashboard may read, with its dimensions, as AWS documents it:
  * SQS developer guide, "Available CloudWatch metrics for Amazon SQS"; Lambda developer guide,
  * "Types of metrics for Lambda functions"; API Gateway developer guide, "Monitor CloudWatch
- * metrics for HTTP APIs"; EventBridge user guide, "Monitoring Amazon EventBridge" (a rule on a
- * custom bus has both EventBusName and RuleName) and "Logging and monitoring Amazon
- * EventBridge Pipes".
+ * metrics for HTTP APIs"; EventBridge user guide, "Logging and monitoring Amazon EventBridge
+ * Pipes".
  */
 const KNOWN_METRICS: Readonly<Record<string, readonly string[]>> = {
   'AWS/SQS ApproximateNumberOfMessagesVisible': ['QueueName'],
@@ -136,11 +135,6 @@ const KNOWN_METRICS: Readonly<Record<string, readonly string[]>> = {
   'AWS/ApiGateway 4xx': ['ApiId', 'Stage'],
   'AWS/ApiGateway 5xx': ['ApiId', 'Stage'],
   'AWS/ApiGateway Latency': ['ApiId', 'Stage'],
-  'AWS/Events Invocations': ['EventBusName', 'RuleName'],
-  'AWS/Events FailedInvocations': ['EventBusName', 'RuleName'],
-  'AWS/Events InvocationsSentToDlq': ['EventBusName', 'RuleName'],
-  'AWS/Events InvocationsFailedToBeSentToDlq': ['EventBusName', 'RuleName'],
-  'AWS/Events ThrottledRules': ['EventBusName', 'RuleName'],
   'AWS/EventBridge/Pipes EventCount': ['PipeName'],
   'AWS/EventBridge/Pipes ExecutionFailed': ['PipeName'],
   'AWS/EventBridge/Pipes ExecutionPartiallyFailed': ['PipeName'],
@@ -164,15 +158,6 @@ function namesAResource(dimension: string, value: unknown): boolean {
     case 'Stage':
       return resourcesOfType(synth.service, 'AWS::ApiGatewayV2::Stage').some(
         ([, stage]) => stage.StageName === value,
-      );
-    case 'EventBusName':
-      return isRef('AWS::Events::EventBus');
-    case 'RuleName':
-      // A rule on a custom bus: the last part of its ARN, `arn:…:rule/<bus>/<rule>`.
-      return ids('AWS::Events::Rule').some(
-        (id) =>
-          JSON.stringify(value) ===
-          JSON.stringify({ 'Fn::Select': [2, { 'Fn::Split': ['/', getAttOf(id, 'Arn')] }] }),
       );
     case 'PipeName':
       return isRef('AWS::Pipes::Pipe');
@@ -212,7 +197,7 @@ describe('alarms', () => {
     const dlqIds = resourcesOfType(synth.service, 'AWS::SQS::Queue')
       .filter(([, properties]) => properties.RedriveAllowPolicy !== undefined)
       .map(([id]) => id);
-    expect(dlqIds).toHaveLength(5);
+    expect(dlqIds).toHaveLength(4);
     for (const id of dlqIds) {
       synth.service.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Namespace: 'AWS/SQS',
@@ -227,13 +212,12 @@ describe('alarms', () => {
 
   it('tell ops in each dead-letter alarm how its messages are recovered', () => {
     const of = (label: string) => String(alarm(`${label}-dead-letters`).AlarmDescription);
-    for (const label of ['pipe', 'rule', 'fanout', 'delivery', 'slow-lane']) {
+    for (const label of ['pipe', 'fanout', 'delivery', 'slow-lane']) {
       expect(of(label)).toContain(`the ${label} dead-letter queue`);
     }
     expect(of('delivery')).toMatch(/custom destination.*DeliveryQueueArn/);
     expect(of('pipe')).toMatch(/recovery function.*RecoveryFunctionName/);
-    expect(of('pipe')).not.toMatch(/bus archive/);
-    expect(of('rule')).toMatch(/bus archive/);
+    expect(of('pipe')).not.toMatch(/bus/);
   });
 
   it('alarm on pipe failures', () => {
@@ -243,38 +227,6 @@ describe('alarms', () => {
       'ExecutionTimeout',
     ]);
   });
-
-  it.each([
-    ['rule-failed-invocations', 'FailedInvocations', 1],
-    ['rule-events-lost', 'InvocationsFailedToBeSentToDlq', 1],
-    ['rule-throttled', 'ThrottledRules', 3],
-  ] as const)(
-    'alarm %s on the rules’ %s (missing counts as 0), over %i period(s)',
-    (name, metricName, periods) => {
-      const properties = alarm(name);
-      const { pipeline, eventStream } = synth.stacks.service;
-      expect(metricsOfAlarm(properties)).toEqual(
-        pipeline.rules.map((rule) => ({
-          namespace: 'AWS/Events',
-          metricName,
-          dimensions: {
-            EventBusName: ref(eventStream.bus),
-            RuleName: { 'Fn::Select': [2, { 'Fn::Split': ['/', getAtt(rule, 'Arn')] }] },
-          },
-        })),
-      );
-      expect(properties).toMatchObject({
-        Threshold: 0,
-        ComparisonOperator: 'GreaterThanThreshold',
-        EvaluationPeriods: periods,
-        TreatMissingData: 'notBreaching',
-      });
-      const expression = (properties.Metrics as { Expression?: string }[]).find(
-        (m) => m.Expression,
-      )?.Expression;
-      expect(expression).toMatch(/^FILL\(\w+, 0\)( \+ FILL\(\w+, 0\))*$/);
-    },
-  );
 
   it.each([
     ['fanout', 'fanout'],
@@ -440,7 +392,6 @@ describe('alarm topic and outputs', () => {
       'FanoutDeadLetterQueueUrl',
       'DeliveryDeadLetterQueueUrl',
       'PipeDeadLetterQueueUrl',
-      'RuleDeadLetterQueueUrl',
       'DashboardName',
       'DashboardUrl',
       'AlarmTopicArn',

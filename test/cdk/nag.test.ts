@@ -51,7 +51,6 @@ describe('cdk-nag AwsSolutions', () => {
     expect(found.map(({ path, id }) => `${path} ${id}`).sort()).toEqual(
       [
         'Api/HttpApi/DefaultRoute/Resource AwsSolutions-APIG4',
-        'Delivery/RuleDeadLetterQueue/Resource AwsSolutions-SQS3',
         'EventStream/DeadLetterQueue/Resource AwsSolutions-SQS3',
         'EventStream/Role/DefaultPolicy/Resource AwsSolutions-IAM5[Resource::*]',
       ].sort(),

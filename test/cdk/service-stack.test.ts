@@ -1,16 +1,11 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  PIPE_DETAIL_TYPE,
-  PIPE_FILTER_PATTERN,
-  PIPE_INPUT_TEMPLATE,
-  PIPE_SOURCE,
-} from '../../functions/adapters/aws/pipe.ts';
+import { PIPE_FILTER_PATTERN, PIPE_INPUT_TEMPLATE } from '../../functions/adapters/aws/pipe.ts';
 import { ROUTES } from '../../functions/api/routes.ts';
+import { PIPES } from '../../functions/aws-quotas.ts';
 import { LAMBDA_ENV } from '../../functions/config.ts';
 import { DELIVERY_MAX_RECEIVES } from '../../functions/core/delivery.ts';
 import { DUE_SWEEP_INTERVAL_SECONDS } from '../../functions/core/due-retries.ts';
-import { EVENT_SOURCE, ROUTING_RULES } from '../../functions/core/patterns.ts';
 import { DEFAULT_RETRY_SCHEDULE } from '../../functions/core/retry.ts';
 import {
   DEFAULT_FANOUT_MAX_CONCURRENCY,
@@ -72,13 +67,11 @@ describe('EventStream', () => {
     });
   });
 
-  it('puts events on the bus shaped by the template, detail type and source of pipe.ts', () => {
+  it('sends each event to the fan-out queue shaped by the template of pipe.ts, ten to a batch', () => {
     synth.service.hasResourceProperties('AWS::Pipes::Pipe', {
-      Target: getAtt(pipe().bus, 'Arn'),
-      TargetParameters: {
-        InputTemplate: PIPE_INPUT_TEMPLATE,
-        EventBridgeEventBusParameters: { DetailType: PIPE_DETAIL_TYPE, Source: PIPE_SOURCE },
-      },
+      Target: getAtt(synth.stacks.service.pipeline.fanout.queue, 'Arn'),
+      TargetParameters: { InputTemplate: PIPE_INPUT_TEMPLATE },
+      SourceParameters: { DynamoDBStreamParameters: { BatchSize: PIPES.sqsTargetMaxBatch } },
     });
   });
 
@@ -104,8 +97,13 @@ describe('EventStream', () => {
           }),
           // The one action IAM cannot scope to a resource; alone in its statement.
           Match.objectLike({ Action: 'dynamodb:ListStreams', Resource: '*' }),
-          Match.objectLike({ Action: 'events:PutEvents', Resource: getAtt(pipe().bus, 'Arn') }),
-          Match.objectLike({ Action: 'sqs:SendMessage', Resource: getAtt(pipe().deadLetterQueue, 'Arn') }),
+          Match.objectLike({
+            Action: 'sqs:SendMessage',
+            Resource: [
+              getAtt(synth.stacks.service.pipeline.fanout.queue, 'Arn'),
+              getAtt(pipe().deadLetterQueue, 'Arn'),
+            ],
+          }),
           Match.objectLike({
             Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
             Resource: getAtt(pipe().logGroup, 'Arn'),
@@ -115,41 +113,11 @@ describe('EventStream', () => {
     });
   });
 
-  it('archives every event on the bus for replay, for the retention period', () => {
-    synth.service.hasResourceProperties('AWS::Events::Archive', {
-      SourceArn: getAtt(pipe().bus, 'Arn'),
-      EventPattern: { source: [EVENT_SOURCE] },
-      RetentionDays: DEFAULT_SETTINGS.retentionDays,
-    });
-  });
-});
-
-describe('routing rules', () => {
-  it.each(ROUTING_RULES.map((rule) => [rule.name, rule] as const))(
-    '%s: deployed with the exact pattern of ROUTING_RULES, to the fan-out queue, with a DLQ',
-    (_, rule) => {
-      const { pipeline, eventStream } = synth.stacks.service;
-      synth.service.hasResourceProperties('AWS::Events::Rule', {
-        EventBusName: ref(eventStream.bus),
-        Description: rule.description,
-        EventPattern: rule.pattern,
-        Targets: [
-          Match.objectLike({
-            Arn: getAtt(pipeline.fanout.queue, 'Arn'),
-            DeadLetterConfig: { Arn: getAtt(pipeline.ruleDeadLetterQueue, 'Arn') },
-            RetryPolicy: { MaximumRetryAttempts: 185, MaximumEventAgeInSeconds: 86_400 },
-          }),
-        ],
-      });
-    },
-  );
-
-  it('creates no rule on the bus that ROUTING_RULES does not have (the other rule is the sweeper’s schedule)', () => {
-    synth.service.resourceCountIs('AWS::Events::Rule', ROUTING_RULES.length + 1);
-    const onBus = resourcesOfType(synth.service, 'AWS::Events::Rule').filter(
-      ([, properties]) => properties.EventBusName !== undefined,
-    );
-    expect(onBus).toHaveLength(ROUTING_RULES.length);
+  it('has no bus, archive or rule in between: the only rule is the sweeper’s schedule', () => {
+    synth.service.resourceCountIs('AWS::Events::EventBus', 0);
+    synth.service.resourceCountIs('AWS::Events::Archive', 0);
+    synth.service.resourceCountIs('AWS::Events::Rule', 1);
+    synth.service.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: Match.anyValue() });
   });
 });
 
@@ -242,13 +210,10 @@ describe('queues', () => {
     },
   );
 
-  it('lets no queue dead-letter into the pipe or rule DLQ (their sources are not queues)', () => {
-    const { eventStream, pipeline } = synth.stacks.service;
-    for (const dlq of [eventStream.deadLetterQueue, pipeline.ruleDeadLetterQueue]) {
-      const properties = propertiesOf(synth.service, dlq);
-      expect(properties.RedriveAllowPolicy).toEqual({ redrivePermission: 'denyAll' });
-      expect(properties.MessageRetentionPeriod).toBe(FOURTEEN_DAYS);
-    }
+  it('lets no queue dead-letter into the pipe DLQ (its source is not a queue)', () => {
+    const properties = propertiesOf(synth.service, synth.stacks.service.eventStream.deadLetterQueue);
+    expect(properties.RedriveAllowPolicy).toEqual({ redrivePermission: 'denyAll' });
+    expect(properties.MessageRetentionPeriod).toBe(FOURTEEN_DAYS);
   });
 });
 

@@ -131,8 +131,7 @@ describe('settings from context reach the stacks', () => {
     });
   });
 
-  it('keeps events, and their archive, for the retention period', () => {
-    synth.service.hasResourceProperties('AWS::Events::Archive', { RetentionDays: 90 });
+  it('keeps events, and their deliveries, for the retention period', () => {
     synth.service.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: { [LAMBDA_ENV.retentionDays]: '90' } },
     });

@@ -76,16 +76,19 @@ describe('the cost of a callback, with the indexes the template builds', () => {
     expect(scenario('single').writeUnitsPerCallback.Partners).toBe(1);
   });
 
-  it('takes one API request, pipe request and bus event per event, batching only what is batched', () => {
+  it('takes one API request and pipe request per event, batching only what is batched, and no bus', () => {
     expect(quantity('batched', 'API Gateway', 'HTTP API requests (512 KB each)')).toBeCloseTo(0.01);
     expect(quantity('single', 'API Gateway', 'HTTP API requests (512 KB each)')).toBe(1);
     for (const name of ['batched', 'single']) {
       expect(quantity(name, 'EventBridge Pipes', 'events past the filter (64 KB each)'), name).toBe(1);
-      expect(quantity(name, 'EventBridge', 'custom events on the bus (64 KB each)'), name).toBe(1);
+      expect(
+        scenario(name).lines.filter((l) => l.service === 'EventBridge'),
+        name,
+      ).toEqual([]);
     }
   });
 
-  it('sends each queue one message a callback, a batch of deliveries a request, received and deleted in batches of ten', () => {
+  it('sends each queue one message a callback, ten to a request, received and deleted in batches of ten', () => {
     for (const name of ['batched', 'single']) {
       const sqs = Object.fromEntries(
         scenario(name)
@@ -93,7 +96,8 @@ describe('the cost of a callback, with the indexes the template builds', () => {
           .map((l) => [l.item, l.quantity]),
       );
       expect(sqs, name).toEqual({
-        'fanout queue: SendMessage (rule target)': 1,
+        // The pipe sends ten events a SendMessageBatch.
+        'fanout queue: SendMessageBatch (pipe target)': 0.1,
         'fanout queue: ReceiveMessage (event source)': 0.1,
         'fanout queue: DeleteMessageBatch (event source)': 0.1,
         // Fan-out queues the deliveries of a batch of ten events in one request.

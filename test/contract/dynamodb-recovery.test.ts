@@ -1,7 +1,7 @@
 /**
  * Recovering the pipe's dead letters on DynamoDB Local: the events written in a failed batch's
- * span are read from the table and put on the bus again; put twice, they still make one
- * delivery per subscription.
+ * span are read from the table and queued for fan-out again; queued twice, they still make
+ * one delivery per subscription.
  */
 import { describe, expect, it } from 'vitest';
 import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
@@ -57,10 +57,11 @@ class Letters implements DeadLetterSource {
   }
 }
 
-class RecordingBus {
+/** The fan-out queue, recording what it is sent. */
+class RecordingQueue {
   readonly put: EventRef[] = [];
-  async publish(refs: readonly EventRef[]) {
-    this.put.push(...refs);
+  async send(messages: OutgoingMessage<EventRef>[]) {
+    this.put.push(...messages.map((m) => m.body));
   }
 }
 
@@ -80,7 +81,7 @@ describe('pipeBatchWindow', () => {
 });
 
 describe('recoverPipeDeadLetters on DynamoDB Local', () => {
-  it('puts the events written in each batch’s span on the bus once, deletes the dead letters, and leaves what it cannot read', async () => {
+  it('queues the events written in each batch’s span for fan-out once, deletes the dead letters, and leaves what it cannot read', async () => {
     const now = Date.now();
     const clock = new ManualClock(new Date(now));
     const log = new DynamoEventLog(local.client, await local.table(EVENTS_TABLE), { clock });
@@ -93,17 +94,17 @@ describe('recoverPipeDeadLetters on DynamoDB Local', () => {
 
     const letters = new Letters([
       deadLetter(new Date(now), new Date(now + 1000)),
-      // The same batch again (a second failure of it): its events go on the bus once.
+      // The same batch again (a second failure of it): its events are queued once.
       deadLetter(new Date(now), new Date(now + 1000)),
       'not a dead letter',
     ]);
-    const bus = new RecordingBus();
+    const fanout = new RecordingQueue();
 
-    const report = await recoverPipeDeadLetters({ events: log, bus, deadLetters: letters, clock }, 60_000);
+    const report = await recoverPipeDeadLetters({ events: log, fanout, deadLetters: letters, clock }, 60_000);
 
     expect(report).toEqual({ batches: 2, events: 2, left: 1 });
-    expect(bus.put.map((r) => r.id).sort()).toEqual(inSpan.map((e) => e.id).sort());
-    expect(bus.put[0]).toEqual({
+    expect(fanout.put.map((r) => r.id).sort()).toEqual(inSpan.map((e) => e.id).sort());
+    expect(fanout.put[0]).toEqual({
       id: expect.any(String),
       partnerId,
       type: inSpan[0]?.type,

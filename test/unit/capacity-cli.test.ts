@@ -80,10 +80,11 @@ describe('npm run capacity', () => {
     expect(Number(callbacks(50))).toBeGreaterThan(2 * Number(callbacks(5)));
   });
 
-  it('refuses an unknown design, scenario or setting', () => {
+  it('refuses an unknown design, scenario or setting, and a pipe batch an SQS target does not take', () => {
     expect(() => runCapacity(['--design=fifo'])).toThrow(/--design/);
     expect(() => runCapacity(['--scenario=nope'])).toThrow(/no scenario named nope/);
     expect(() => runCapacity(['--set=colour=3'])).toThrow(/--set/);
+    expect(() => runCapacity(['--set=pipeBatchSize=11', '--scenario=fleet'])).toThrow(/pipeBatchSize/);
     expect(() => runCapacity(['--producers=0'])).toThrow(/--producers/);
     expect(() => runCapacity(['--events-per-request=101', '--scenario=fleet'])).toThrow(/eventsPerRequest/);
   });

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  ASSUMPTIONS,
   type DeliveryDesign,
   type Ledger,
   type ModelOptions,
@@ -10,12 +11,13 @@ import {
   simulate,
 } from '../../capacity/model.ts';
 import { projectSettings, SCENARIOS, scenarioNamed } from '../../capacity/scenarios.ts';
-import { SQS } from '../../functions/aws-quotas.ts';
+import { PIPES, SQS } from '../../functions/aws-quotas.ts';
 import {
   DEFAULT_SLOW_LANE_MAX_CONCURRENCY,
   DISPATCHER_BATCH_SIZE,
   DUE_SWEEP_INTERVAL_SECONDS,
 } from '../../lib/constructs/delivery-pipeline.ts';
+import { DEFAULT_PIPE_BATCH_SIZE, PIPE_PARALLELIZATION_FACTOR } from '../../lib/constructs/event-stream.ts';
 import { DEFAULT_SETTINGS } from '../../lib/settings.ts';
 
 const settings = projectSettings();
@@ -45,6 +47,51 @@ describe('projectSettings', () => {
     expect(settings.slowLaneMaxConcurrency).toBe(DEFAULT_SLOW_LANE_MAX_CONCURRENCY);
     expect(settings.dispatcherBatchSize).toBe(DISPATCHER_BATCH_SIZE);
     expect(settings.dueSweepIntervalSeconds).toBe(DUE_SWEEP_INTERVAL_SECONDS);
+    expect(settings.pipeBatchSize).toBe(DEFAULT_PIPE_BATCH_SIZE);
+    expect(settings.pipeParallelizationFactor).toBe(PIPE_PARALLELIZATION_FACTOR);
+  });
+
+  it("keeps the pipe's batch within what an SQS queue target takes", () => {
+    expect(PIPES.sqsTargetMaxBatch).toBe(SQS.maxBatchEntries);
+    expect(settings.pipeBatchSize).toBeLessThanOrEqual(PIPES.sqsTargetMaxBatch);
+  });
+});
+
+describe('the pipe', () => {
+  const fleet = { ...scenarioNamed('fleet'), durationSeconds: 600 };
+  const PIPE_LIMIT =
+    /pipe: (\d+) stream shard\(s\) × (\d+) batch\(es\) of (\d+) at a time \((\d+) events\/s\)/;
+
+  it('sends a shard ParallelizationFactor batches at a time, each one SendMessageBatch to the fan-out queue', () => {
+    // SendMessageBatch taking a second makes the pipe the narrowest stage.
+    const slow = run(fleet, 'scheduled', { assumptions: { ...ASSUMPTIONS, sendBatchSeconds: 1 } });
+    const held = slow.limits.join().match(PIPE_LIMIT);
+    expect(held).not.toBeNull();
+    const [shards, factor, batch, rate] = (held ?? []).slice(1).map(Number);
+    expect(factor).toBe(settings.pipeParallelizationFactor);
+    expect(batch).toBe(settings.pipeBatchSize);
+    expect(rate).toBe((shards ?? 0) * settings.pipeParallelizationFactor * settings.pipeBatchSize);
+    // Fan-out gets the pipe's rate, no more; the rest waits upstream, none of it lost.
+    const fannedOut = slow.ledger.deliveries / slow.durationSeconds;
+    expect(fannedOut).toBeLessThanOrEqual(rate ?? 0);
+    expect(fannedOut).toBeGreaterThan(0.95 * (rate ?? 0));
+    expect(rate).toBeLessThan(fleet.offeredPerSecond);
+    expect(slow.ledger.upstream).toBeGreaterThan(
+      0.5 * (fleet.offeredPerSecond - (rate ?? 0)) * fleet.durationSeconds,
+    );
+    expect(slow.ledger.expiredEvents).toBe(0);
+    expectBalanced(slow.ledger);
+  });
+
+  it("does not hold the project's settings back: the fan-out queue puts no rate on it", () => {
+    const result = run(fleet, 'scheduled');
+    expect(result.limits.join()).not.toMatch(PIPE_LIMIT);
+    expect(result.ledger.upstream).toBeLessThan(fleet.offeredPerSecond);
+  });
+
+  it('refuses a batch bigger than an SQS queue target takes', () => {
+    const big = { ...settings, pipeBatchSize: PIPES.sqsTargetMaxBatch + 1 };
+    expect(() => run(fleet, 'scheduled', { settings: big })).toThrow(/pipeBatchSize must be from 1 to 10/);
   });
 });
 
@@ -213,9 +260,21 @@ describe('simulate', () => {
     expectBalanced(result.ledger);
   });
 
-  it('runs every scenario within its limits and balances its books', () => {
-    for (const scenario of SCENARIOS.filter((s) => s.durationSeconds <= 3600)) {
-      expectBalanced(run(scenario, 'scheduled').ledger);
+  it("carries every scenario's load: all offered accepted, every healthy delivery called back, no stall", () => {
+    for (const scenario of SCENARIOS) {
+      const result = run(scenario, 'scheduled');
+      const l = result.ledger;
+      expectBalanced(l);
+      expect(l.throttled + l.rejected).toBe(0);
+      expect(l.accepted).toBeGreaterThan(0.999 * scenario.offeredPerSecond * scenario.durationSeconds);
+      // Less than a second's events between the log and fan-out at the end, none dropped.
+      expect(l.upstream).toBeLessThan(scenario.offeredPerSecond);
+      expect(l.expiredEvents + l.expired).toBe(0);
+      const e = scenario.endpoints;
+      const healthyShare = e.healthy / (e.healthy + e.dead + e.hanging);
+      expect(result.healthy.callbacks).toBeGreaterThan(0.99 * healthyShare * l.accepted);
+      expect(result.inFlightQuotaReachedAt).toBeNull();
+      expect(result.limits.join()).not.toMatch(/pipe|fan-out|Lambda account/);
     }
-  });
+  }, 60_000);
 });

@@ -153,11 +153,11 @@ describe('the deployment, read from the synthesized templates', () => {
     expect(users).toEqual(['api', 'dispatcher', 'fanout']);
   });
 
-  it('finds the pipe with its filter, and a rule that sends every event to the fan-out queue', () => {
+  it('finds the pipe with its filter, sending every event to the fan-out queue ten to a batch', () => {
     expect(deployment.pipe.filters).toEqual([PIPE_FILTER_PATTERN]);
-    expect(deployment.pipe.batchSize).toBeGreaterThanOrEqual(1);
+    expect(deployment.pipe.batchSize).toBe(10);
     const fanout = deployment.queues.find((q) => q.name === 'fanout');
-    expect(deployment.rules.map((r) => r.targetQueues)).toEqual([[fanout?.logicalId]]);
+    expect(deployment.pipe.targetQueue).toBe(fanout?.logicalId);
     expect(deployment.schedules).toEqual([{ service: 'sweeper', everySeconds: 60 }]);
   });
 
@@ -190,7 +190,6 @@ describe('pricing a measured scenario', () => {
       sqs: {},
       kms: {},
       stream: { records: 0, pipeEvents: 0, pipeRequests: 0 },
-      bus: { events: 0, billedEvents: 0, archivedBytes: 0 },
       stored: {},
       logBytes: 0,
       failedConditions: 0,

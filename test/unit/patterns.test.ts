@@ -1,14 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  EVENT_SOURCE,
-  type EventPattern,
-  type EventRef,
-  matchesPattern,
-  ROUTING_RULES,
-  type RoutingRule,
-  routeTargets,
-  toBusEnvelope,
-} from '../../functions/core/patterns.ts';
+import { type EventPattern, matchesPattern } from '../../functions/core/patterns.ts';
 
 // The sample event of the EventBridge content-filtering docs and the aws/event-ruler README.
 const ec2Event = {
@@ -490,82 +481,5 @@ describe('matchesPattern', () => {
   it('treats a non-object event as having no fields', () => {
     expect(matchesPattern({ source: [{ exists: false }] }, 'text')).toBe(true);
     expect(matchesPattern({ source: ['x'] }, null)).toBe(false);
-  });
-});
-
-const ref: EventRef = {
-  id: 'evt_01J9ZQ4X8M5V3W2K7T6R1N0PAB',
-  partnerId: 'ptr_01J9ZQ4X8M5V3W2K7T6R1N0PAC',
-  type: 'order.created',
-  createdAt: '2025-01-02T03:04:05.678Z',
-};
-
-describe('toBusEnvelope', () => {
-  it('maps an event reference to an EventBridge event', () => {
-    expect(toBusEnvelope(ref, { id: 'e1', account: '123456789012', region: 'eu-west-1' })).toEqual({
-      version: '0',
-      id: 'e1',
-      'detail-type': 'order.created',
-      source: EVENT_SOURCE,
-      account: '123456789012',
-      time: '2025-01-02T03:04:05.678Z',
-      region: 'eu-west-1',
-      resources: [],
-      detail: ref,
-    });
-  });
-
-  it('defaults to a random UUID, the zero account and the local region', () => {
-    const envelope = toBusEnvelope(ref);
-    expect(envelope.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    expect(toBusEnvelope(ref).id).not.toBe(envelope.id);
-    expect(envelope.account).toBe('000000000000');
-    expect(envelope.region).toBe('local');
-  });
-
-  it('copies the reference, so later changes to it do not leak into the envelope', () => {
-    const copy = { ...ref };
-    const envelope = toBusEnvelope(copy);
-    copy.type = 'changed';
-    expect(envelope.detail.type).toBe('order.created');
-  });
-});
-
-describe('routing', () => {
-  it('has one rule sending this source to the fan-out', () => {
-    expect(ROUTING_RULES).toHaveLength(1);
-    expect(ROUTING_RULES[0]).toMatchObject({
-      name: 'partner-events-to-fanout',
-      pattern: { source: [EVENT_SOURCE] },
-      target: 'fanout',
-    });
-  });
-
-  it('routes the envelope of an event to the fan-out', () => {
-    const envelope = toBusEnvelope(ref);
-    expect(ROUTING_RULES.every((rule) => matchesPattern(rule.pattern, envelope))).toBe(true);
-    expect(routeTargets(envelope)).toEqual(['fanout']);
-  });
-
-  it('routes an envelope that went through JSON the same way', () => {
-    expect(routeTargets(JSON.parse(JSON.stringify(toBusEnvelope(ref))))).toEqual(['fanout']);
-  });
-
-  it('routes events from another source nowhere', () => {
-    expect(routeTargets({ ...toBusEnvelope(ref), source: 'aws.ec2' })).toEqual([]);
-    expect(routeTargets(ec2Event)).toEqual([]);
-  });
-
-  it('lists each target once when several rules match', () => {
-    const rules: RoutingRule[] = [
-      { name: 'a', description: 'by source', pattern: { source: [EVENT_SOURCE] }, target: 'fanout' },
-      {
-        name: 'b',
-        description: 'by type',
-        pattern: { 'detail-type': [{ prefix: 'order.' }] },
-        target: 'fanout',
-      },
-    ];
-    expect(routeTargets(toBusEnvelope(ref), rules)).toEqual(['fanout']);
   });
 });
