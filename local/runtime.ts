@@ -171,7 +171,8 @@ export async function startLocalDispatcher(
   options: LocalRuntimeOptions = {},
 ): Promise<LocalDispatcher> {
   const dataDir = resolve(config.dataDir);
-  mkdirSync(dataDir, { recursive: true });
+  // Created for its owner alone; a directory that already exists (one the user chose) is left as it is.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   // One runtime per directory: what another one had in flight is then this one's to release.
   const lock = lockDataDir(dataDir);
   try {

@@ -97,6 +97,13 @@ describe('signing secrets at rest', () => {
     expect(readFileSync(keyFile, 'utf8').includes(secret)).toBe(false);
   });
 
+  it('creates its data directory for its owner alone', async () => {
+    const parent = await start();
+    const d = await start({}, join(parent.dataDir, 'nested', 'data'));
+    expect(modeOf(d.dataDir)).toBe(0o700);
+    expect(modeOf(join(parent.dataDir, 'nested'))).toBe(0o700);
+  });
+
   it('takes group and world access off a database file and key file that had it', async () => {
     const d = await start();
     await subscribed(d);
