@@ -39,6 +39,7 @@ const DUMMY_SETTINGS: Partial<Record<keyof typeof LAMBDA_ENV, string>> = {
   deliveryQueueUrl: 'https://sqs.us-east-1.amazonaws.com/000000000000/bench-delivery',
   slowLaneQueueUrl: 'https://sqs.us-east-1.amazonaws.com/000000000000/bench-delivery-slow',
   deliveryDeadLetterQueueUrl: 'https://sqs.us-east-1.amazonaws.com/000000000000/bench-delivery-dlq',
+  secretsKeyArn: 'arn:aws:kms:us-east-1:000000000000:key/00000000-0000-0000-0000-000000000000',
 };
 
 /**

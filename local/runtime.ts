@@ -17,7 +17,7 @@ import { join, resolve } from 'node:path';
 import { systemResolver } from '../functions/adapters/dns.ts';
 import { HttpCallbackSender } from '../functions/adapters/http/callback-sender.ts';
 import { InMemoryRateLimiter } from '../functions/adapters/memory/rate-limiter.ts';
-import type { KeyFileCipher } from '../functions/adapters/secrets/key-file.ts';
+import { RememberingCipher } from '../functions/adapters/secrets/remembering-cipher.ts';
 import {
   closeDatabase,
   DATABASE_FILE,
@@ -39,7 +39,14 @@ import type { EventRef } from '../functions/core/patterns.ts';
 import { MAX_RETRY_DELAY_SECONDS } from '../functions/core/retry.ts';
 import { createDispatcherHandler } from '../functions/dispatcher/handler.ts';
 import { createFanoutHandler } from '../functions/fanout/handler.ts';
-import type { AddressResolver, CallbackSender, Clock, DeliveryQueue, EventLog } from '../functions/ports.ts';
+import type {
+  AddressResolver,
+  CallbackSender,
+  Clock,
+  DeliveryQueue,
+  EventLog,
+  SecretCipher,
+} from '../functions/ports.ts';
 import { systemClock } from '../functions/ports.ts';
 import { startCheckpointer } from './checkpointer.ts';
 import { type DataLock, lockDataDir } from './data-lock.ts';
@@ -196,9 +203,10 @@ async function startInDirectory(
   const admin = adminTokenFor(config, dataDir);
 
   const db = openDatabase(databasePath(dataDir));
-  let cipher: KeyFileCipher;
+  let cipher: SecretCipher;
   try {
-    cipher = loadSecretKeys(secretKeyPath(config, dataDir), db, log);
+    // Opened secrets are remembered: each delivery reads its subscription again.
+    cipher = new RememberingCipher(loadSecretKeys(secretKeyPath(config, dataDir), db, log));
   } catch (error) {
     closeDatabase(db);
     throw error;

@@ -13,6 +13,7 @@ import { sqsClient } from '../adapters/aws/sqs-client.ts';
 import { SqsQueue } from '../adapters/aws/sqs-queue.ts';
 import { DynamoSubscriptionStore } from '../adapters/aws/subscriptions.ts';
 import { systemResolver } from '../adapters/dns.ts';
+import { RememberingCipher } from '../adapters/secrets/remembering-cipher.ts';
 import { loadLambdaConfig } from '../config.ts';
 import { rememberingRefusals } from '../core/limits.ts';
 import type { DeliveryMessage } from '../core/model.ts';
@@ -40,7 +41,7 @@ export const handler = createApiHandler(
     subscriptions: new DynamoSubscriptionStore(
       dynamoClient,
       config.subscriptionsTable,
-      new KmsSecretCipher(kmsClient, config.secretsKeyArn),
+      new RememberingCipher(new KmsSecretCipher(kmsClient, config.secretsKeyArn)),
     ),
     deliveries: new DynamoDeliveryStore(dynamoClient, config.deliveriesTable, {
       retentionDays: config.retentionDays,

@@ -12,6 +12,7 @@ import { sqsClient } from '../adapters/aws/sqs-client.ts';
 import { SqsQueue } from '../adapters/aws/sqs-queue.ts';
 import { DynamoSubscriptionStore } from '../adapters/aws/subscriptions.ts';
 import { HttpCallbackSender } from '../adapters/http/callback-sender.ts';
+import { RememberingCipher } from '../adapters/secrets/remembering-cipher.ts';
 import { loadLambdaConfig } from '../config.ts';
 import type { DeliveryMessage } from '../core/model.ts';
 import { systemClock } from '../ports.ts';
@@ -39,7 +40,7 @@ export const handler = createDispatcherHandler(
     subscriptions: new DynamoSubscriptionStore(
       dynamoClient,
       config.subscriptionsTable,
-      new KmsSecretCipher(kmsClient, config.secretsKeyArn),
+      new RememberingCipher(new KmsSecretCipher(kmsClient, config.secretsKeyArn)),
     ),
     deliveries: new DynamoDeliveryStore(dynamoClient, config.deliveriesTable, {
       retentionDays: config.retentionDays,

@@ -9,6 +9,7 @@ import { logError, logger } from '../adapters/aws/logger.ts';
 import { sqsClient } from '../adapters/aws/sqs-client.ts';
 import { SqsQueue } from '../adapters/aws/sqs-queue.ts';
 import { DynamoSubscriptionStore } from '../adapters/aws/subscriptions.ts';
+import { RememberingCipher } from '../adapters/secrets/remembering-cipher.ts';
 import { loadLambdaConfig } from '../config.ts';
 import type { DeliveryMessage } from '../core/model.ts';
 import { systemClock } from '../ports.ts';
@@ -28,7 +29,7 @@ export const handler = createFanoutHandler(
     subscriptions: new DynamoSubscriptionStore(
       dynamoClient,
       config.subscriptionsTable,
-      new KmsSecretCipher(kmsClient, config.secretsKeyArn),
+      new RememberingCipher(new KmsSecretCipher(kmsClient, config.secretsKeyArn)),
     ),
     deliveries: new DynamoDeliveryStore(dynamoClient, config.deliveriesTable, {
       retentionDays: config.retentionDays,

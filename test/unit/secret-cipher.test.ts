@@ -22,6 +22,7 @@ import {
   readKeyFile,
   writeKeyFile,
 } from '../../functions/adapters/secrets/key-file.ts';
+import { RememberingCipher } from '../../functions/adapters/secrets/remembering-cipher.ts';
 import { isSealed, parseSealed, SecretUnreadableError } from '../../functions/adapters/secrets/sealed.ts';
 import { openSecrets, sealSecrets } from '../../functions/adapters/secrets/signing-secrets.ts';
 import { generateSecret } from '../../functions/core/signing.ts';
@@ -215,5 +216,33 @@ describe('KmsSecretCipher', () => {
     await expect(c.open(forged, SUB)).rejects.toThrow(SecretUnreadableError);
     const local = await new KeyFileCipher([generateLocalKey()]).seal('whsec_a', SUB);
     await expect(c.open(local, SUB)).rejects.toThrow(/sealed with local, not KMS/);
+  });
+});
+
+describe('RememberingCipher', () => {
+  it('opens each sealed secret once, keeps the subscription part of the key, and forgets the oldest past its bound', async () => {
+    const inner = new KeyFileCipher([generateLocalKey()]);
+    let opened = 0;
+    const counting = {
+      seal: (secret: string, context: string) => inner.seal(secret, context),
+      open: (sealed: string, context: string) => {
+        opened += 1;
+        return inner.open(sealed, context);
+      },
+    };
+    const cipher = new RememberingCipher(counting, 2);
+    const a = await cipher.seal('whsec_a', SUB);
+    const b = await cipher.seal('whsec_b', SUB);
+    expect(await cipher.open(a, SUB)).toBe('whsec_a');
+    expect(await cipher.open(a, SUB)).toBe('whsec_a');
+    expect(opened).toBe(1);
+    // Under another subscription it is opened (and refused) again, never served from memory.
+    await expect(cipher.open(a, OTHER)).rejects.toThrow(SecretUnreadableError);
+    expect(await cipher.open(b, SUB)).toBe('whsec_b');
+    const c = await cipher.seal('whsec_c', SUB);
+    await cipher.open(c, SUB);
+    opened = 0;
+    await cipher.open(a, SUB);
+    expect(opened).toBe(1);
   });
 });
