@@ -215,6 +215,10 @@ async function startInDirectory(
   // Secrets a store written before sealing holds in the clear are sealed now, once.
   if (secretsAtRest(db).clear > 0) {
     log(`sealed the signing secrets of ${await subscriptions.resealAll()} subscription(s)`);
+    // The old rows' bytes stay in free pages and the WAL until rewritten: rebuild the file and
+    // empty the WAL, so no copy of the database holds them.
+    db.exec('VACUUM');
+    db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
   }
   const checkpointer = startCheckpointer(db, databasePath(dataDir), { log });
   const partners = new SqlitePartnerStore(db);

@@ -43,6 +43,14 @@ export function loadSecretKeys(
   const keys = readKeyFile(path);
   if (keys) {
     if (restrictToOwner(path)) log(`${path} was readable by other users; it is now the owner's alone (0600)`);
+    const held = new Set(keys.map((k) => `local.${k.id}`));
+    const missing = secretsAtRest(db).sealedWith.filter((key) => !held.has(key));
+    if (missing.length > 0) {
+      throw new KeyFileError(
+        `the secret key file ${path} lacks ${missing.map((key) => key.replace(/^local\./, '')).join(', ')}, ` +
+          'which seal signing secrets in the database: restore the file that belongs to this data directory',
+      );
+    }
     return new KeyFileCipher(keys);
   }
   if (secretsAtRest(db).sealedWith.length > 0) {
@@ -81,6 +89,9 @@ export async function rotateSecretKey(
         'the key file keeps every key: stop every dispatcher on this data directory and rotate again',
     );
   }
+  // The re-sealed rows on disk (synchronous=NORMAL does not sync each commit) before the old
+  // key leaves the file.
+  db.exec('PRAGMA wal_checkpoint(FULL)');
   writeKeyFile(path, [next]);
   return { keyId: next.id, resealed, retired: keys.map((k) => k.id) };
 }

@@ -6,7 +6,7 @@
 import { chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readKeyFile } from '../../functions/adapters/secrets/key-file.ts';
+import { generateLocalKey, readKeyFile, writeKeyFile } from '../../functions/adapters/secrets/key-file.ts';
 import { closeDatabase, openDatabase } from '../../functions/adapters/sqlite/database.ts';
 import { secretsAtRest } from '../../functions/adapters/sqlite/subscriptions.ts';
 import { DataDirectoryInUseError } from '../../local/data-lock.ts';
@@ -132,6 +132,16 @@ describe('signing secrets at rest', () => {
     await publishAndVerify(again, partner.id, receiver);
   });
 
+  it('refuses to start with a key file that lacks a key the database uses, naming it', async () => {
+    const d = await start();
+    await subscribed(d);
+    await d.stop();
+    const keyFile = join(d.dataDir, DEFAULT_KEY_FILE);
+    const [used] = readKeyFile(keyFile) ?? [];
+    writeKeyFile(keyFile, [generateLocalKey()]);
+    await expect(start({}, d.dataDir)).rejects.toThrow(new RegExp(`lacks ${used?.id}`));
+  });
+
   it('reads its key file from DISPATCHER_SECRET_KEY_FILE, kept apart from the data directory', async () => {
     const elsewhere = await start();
     const keyFile = join(elsewhere.dataDir, 'kept-apart.json');
@@ -159,6 +169,8 @@ describe('signing secrets at rest', () => {
 
     const again = await start({}, d.dataDir);
     expect(modeOf(join(d.dataDir, DEFAULT_KEY_FILE))).toBe(0o600);
+    // Not even in the bytes the old rows left behind.
+    expect(databaseBytes(d.dataDir).includes(secret.slice('whsec_'.length))).toBe(false);
     const check = openDatabase(databasePath(d.dataDir));
     try {
       expect(secretsAtRest(check).clear).toBe(0);

@@ -210,6 +210,19 @@ describe('KmsSecretCipher', () => {
     expect(kms).toHaveReceivedCommandTimes(DecryptCommand, 2);
   });
 
+  it.each([
+    ['a timeout', 'TimeoutError', KmsUnavailableError],
+    ['a reset connection', 'ECONNRESET', KmsUnavailableError],
+    ['a disabled key', 'DisabledException', KmsUnavailableError],
+    ['a missing grant', 'AccessDeniedException', Error],
+  ] as const)('passes %s on as %s', async (_, name, kind) => {
+    const sealed = await cipher().seal('whsec_a', SUB);
+    kms.on(DecryptCommand).rejects(Object.assign(new Error('failed'), { name }));
+    const failure = cipher().open(sealed, SUB);
+    await expect(failure).rejects.toThrow(kind);
+    if (kind === Error) await expect(failure).rejects.not.toThrow(KmsUnavailableError);
+  });
+
   it('reads a data key KMS will not decrypt as unreadable, and a local key’s secret as not its own', async () => {
     const c = cipher();
     const forged = `sealed.kms.${Buffer.from('never-issued').toString('base64url')}.AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAA`;

@@ -30,14 +30,13 @@ export const DATA_KEY_MAX_USES = 2 ** 24;
 /** Opened data keys a container keeps; the oldest is dropped past this. */
 export const OPENED_KEYS_KEPT = 256;
 
-/** KMS errors that pass: the caller tries again later (503 from the API). */
-const TRANSIENT = new Set([
-  'ThrottlingException',
-  'KMSInternalException',
-  'DependencyTimeoutException',
-  'KeyUnavailableException',
-  'LimitExceededException',
-]);
+/** KMS errors that say the data key itself is bad: the secret cannot be opened, ever. */
+const UNREADABLE = new Set(['InvalidCiphertextException', 'IncorrectKeyException']);
+/** KMS errors of a deployment set up wrong (a key or grant missing): left as they are, for ops. */
+const MISCONFIGURED = new Set(['AccessDeniedException', 'NotFoundException', 'InvalidKeyUsageException']);
+
+/** KMS did not answer as it should: nothing was read or written, the caller tries again (503). */
+export class KmsUnavailableError extends ServiceUnavailableError {}
 
 interface DataKey {
   plaintext: Buffer;
@@ -47,16 +46,20 @@ interface DataKey {
   uses: number;
 }
 
-export class KmsUnavailableError extends ServiceUnavailableError {}
-
-/** A KMS error as the caller should see it: one that passes as a 503, a bad data key as unreadable. */
+/**
+ * A KMS error as the caller should see it: a bad data key as unreadable, a deployment set up
+ * wrong as it is, and anything else (throttling, a disabled or unavailable key, a timeout, the
+ * network) as a 503 to try again.
+ */
 function kmsFailure(error: unknown): never {
   const name = error instanceof Error ? error.name : '';
-  if (TRANSIENT.has(name)) throw new KmsUnavailableError(`KMS is not answering (${name})`);
-  if (name === 'InvalidCiphertextException' || name === 'IncorrectKeyException') {
+  if (UNREADABLE.has(name)) {
     throw new SecretUnreadableError(`KMS cannot decrypt a signing secret's data key (${name})`);
   }
-  throw error;
+  if (MISCONFIGURED.has(name)) throw error;
+  throw new KmsUnavailableError('the signing secrets cannot be read just now; try again', [], {
+    cause: error,
+  });
 }
 
 export class KmsSecretCipher implements SecretCipher {

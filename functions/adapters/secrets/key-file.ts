@@ -4,7 +4,8 @@
  * every key in the file opens what it sealed, which is what lets a key be rotated.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import * as z from 'zod';
 import type { SecretCipher } from '../../ports.ts';
 import { isSealed, KEY_BYTES, openWith, parseSealed, SecretUnreadableError, sealWith } from './sealed.ts';
@@ -79,15 +80,28 @@ export function writeKeyFile(path: string, keys: readonly LocalKey[]): void {
     null,
     2,
   )}\n`;
-  const temporary = `${path}.${process.pid}.tmp`;
-  const fd = openSync(temporary, 'w', 0o600);
+  // A new file of its own ('wx': never one that is there, nor a link), removed if it fails.
+  const temporary = `${path}.${randomBytes(8).toString('hex')}.tmp`;
+  const fd = openSync(temporary, 'wx', 0o600);
   try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temporary, path);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw error;
   }
-  renameSync(temporary, path);
+  // The rename itself is on disk only once the directory is.
+  const dir = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
+  }
 }
 
 /** Seals with the newest key; opens with whichever key of the file sealed it. */
