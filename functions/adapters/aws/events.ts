@@ -175,13 +175,26 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
     }
   }
 
+  /**
+   * The event, read eventually consistent first (half the read units; an event and its
+   * pointer never change once the append has returned), and consistently when that finds
+   * nothing: a pointer or event written less than a second ago, or one a hole moved.
+   */
   async get(partnerId: string, eventId: string): Promise<Event | undefined> {
-    const seq = await this.#seqOf(partnerId, eventId);
+    return (await this.#read(partnerId, eventId, false)) ?? this.#read(partnerId, eventId, true);
+  }
+
+  async #read(partnerId: string, eventId: string, consistent: boolean): Promise<Event | undefined> {
+    const seq = await this.#seqOf(partnerId, eventId, consistent);
     if (seq === undefined) return undefined;
     const result = await this.#client.send(
-      new GetCommand({ TableName: this.tableName, Key: eventKey(partnerId, seq), ConsistentRead: true }),
+      new GetCommand({
+        TableName: this.tableName,
+        Key: eventKey(partnerId, seq),
+        ConsistentRead: consistent,
+      }),
     );
-    return result.Item?.kind === 'event' ? toEvent(result.Item) : undefined;
+    return result.Item?.kind === 'event' && result.Item.id === eventId ? toEvent(result.Item) : undefined;
   }
 
   /**
@@ -521,9 +534,13 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
   }
 
   /** The event's seq, or undefined when it is not one of this partner's events. */
-  async #seqOf(partnerId: string, eventId: string): Promise<number | undefined> {
+  async #seqOf(partnerId: string, eventId: string, consistent = true): Promise<number | undefined> {
     const result = await this.#client.send(
-      new GetCommand({ TableName: this.tableName, Key: idKey(partnerId, eventId), ConsistentRead: true }),
+      new GetCommand({
+        TableName: this.tableName,
+        Key: idKey(partnerId, eventId),
+        ConsistentRead: consistent,
+      }),
     );
     return result.Item === undefined ? undefined : IdPointer.parse(result.Item).seq;
   }
