@@ -94,7 +94,11 @@ export interface SubscriptionStore {
   /** Not partner-scoped: use cases check ownership. */
   get(subscriptionId: string): Promise<Subscription | undefined>;
   list(partnerId: string, query: ListQuery): Promise<Page<Subscription>>;
-  /** Every active subscription of the partner, whatever its event types (fan-out filters). */
+  /**
+   * Every active subscription of the partner, whatever its event types (fan-out filters). For
+   * listings that do not sign: a subscription whose secrets cannot be opened comes with none,
+   * so it does not stop the partner's others (`get`, which the dispatcher signs with, fails).
+   */
   listActive(partnerId: string): Promise<Subscription[]>;
   /** Deletes the subscription; true if it existed. */
   delete(subscriptionId: string): Promise<boolean>;

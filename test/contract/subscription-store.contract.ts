@@ -1,5 +1,6 @@
 /** The SubscriptionStore contract: every adapter runs this suite (see sqlite.test.ts). */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SecretUnreadableError } from '../../functions/adapters/secrets/sealed.ts';
 import { StaleWriteError, SubscriptionLimitError } from '../../functions/core/errors.ts';
 import type { Subscription } from '../../functions/core/model.ts';
 import type { ListQuery, SubscriptionStore } from '../../functions/ports.ts';
@@ -70,6 +71,21 @@ export function subscriptionStoreContract(name: string, make: () => Promise<Subs
           for (const { secret } of secrets) expect(stored).not.toContain(secret.slice('whsec_'.length));
           expect((await subscriptions.get(sub.id))?.secrets).toEqual(secrets);
         }
+      });
+
+      it('lists a subscription whose secrets do not open with none, beside the others; get fails on it', async () => {
+        const unreadable = makeSubscription(partnerId, { secrets });
+        const fine = makeSubscription(partnerId, { secrets });
+        await subscriptions.put(unreadable);
+        await subscriptions.put(fine);
+        // Sealed with a key the store's cipher does not hold.
+        await subject.storeClearSecrets(unreadable.id, [
+          { secret: 'sealed.local.k000000000000.AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA', createdAt: at(0) },
+        ]);
+        const listed = await subscriptions.listActive(partnerId);
+        expect(listed.find((s) => s.id === unreadable.id)?.secrets).toEqual([]);
+        expect(listed.find((s) => s.id === fine.id)?.secrets).toEqual(secrets);
+        await expect(subscriptions.get(unreadable.id)).rejects.toThrow(SecretUnreadableError);
       });
 
       it('reads secrets an older store kept in the clear, and seals them at the next write', async () => {

@@ -44,7 +44,7 @@ import {
   type SecretCipher,
   type SubscriptionStore,
 } from '../../ports.ts';
-import { openSecrets, sealSecrets } from '../secrets/signing-secrets.ts';
+import { openSecrets, openSecretsForListing, sealSecrets } from '../secrets/signing-secrets.ts';
 import {
   attributeNames,
   backoff,
@@ -70,11 +70,15 @@ const Counter = z.object({ subscriptionCount: z.number().int() });
 /** Every attribute the domain's Subscription may have, the key (`id`) aside. */
 const SUBSCRIPTION_FIELDS = Object.keys(Subscription.shape).filter((key) => key !== 'id');
 
-/** An item as a subscription, its secrets opened by the cipher. */
-async function toSubscription(item: Item, cipher: SecretCipher): Promise<Subscription> {
+/**
+ * An item as a subscription, its secrets opened by the cipher (`forListing`: see
+ * openSecretsForListing).
+ */
+async function toSubscription(item: Item, cipher: SecretCipher, forListing = false): Promise<Subscription> {
   const id = typeof item.id === 'string' ? item.id : '';
-  // Subscription's zod object drops kind and the allowances.
-  return Subscription.parse({ ...item, secrets: await openSecrets(cipher, id, item.secrets) });
+  const secrets = await (forListing ? openSecretsForListing : openSecrets)(cipher, id, item.secrets);
+  // Subscription's zod object drops kind and the allowances; a listing's may have no secret.
+  return { ...Subscription.omit({ secrets: true }).parse(item), secrets };
 }
 
 /** Thrown when a partner's counter stayed contended through every try: the caller retries. */
@@ -169,7 +173,7 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
       ExpressionAttributeNames: attributeNames('partnerId', 'status'),
       ExpressionAttributeValues: { ':partnerId': partnerId, ':active': 'active' },
     })) {
-      active.push(await toSubscription(item, this.#cipher));
+      active.push(await toSubscription(item, this.#cipher, true));
     }
     return active;
   }

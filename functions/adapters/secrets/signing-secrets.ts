@@ -6,7 +6,7 @@
 import * as z from 'zod';
 import { SigningSecret } from '../../core/model.ts';
 import type { SecretCipher } from '../../ports.ts';
-import { isSealed } from './sealed.ts';
+import { isSealed, SecretUnreadableError } from './sealed.ts';
 
 export const StoredSecrets = z.array(SigningSecret.extend({ secret: z.string().min(1) })).min(1);
 export type StoredSecrets = z.infer<typeof StoredSecrets>;
@@ -36,4 +36,23 @@ export async function openSecrets(
       }),
     ),
   );
+}
+
+/**
+ * The secrets for a listing that does not sign (fan-out, redelivery): those of a subscription
+ * whose secrets do not open are left out (an empty list), so one unreadable subscription does
+ * not stop its partner's others; the dispatcher's read of it, which signs, still fails.
+ * Any other error (KMS not answering) is thrown: the listing as a whole is tried again.
+ */
+export async function openSecretsForListing(
+  cipher: SecretCipher,
+  subscriptionId: string,
+  stored: unknown,
+): Promise<SigningSecret[]> {
+  try {
+    return await openSecrets(cipher, subscriptionId, stored);
+  } catch (error) {
+    if (error instanceof SecretUnreadableError) return [];
+    throw error;
+  }
 }

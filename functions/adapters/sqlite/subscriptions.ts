@@ -12,7 +12,12 @@ import {
   type SubscriptionStore,
 } from '../../ports.ts';
 import { isSealed, parseSealed } from '../secrets/sealed.ts';
-import { openSecrets, type StoredSecrets, sealSecrets } from '../secrets/signing-secrets.ts';
+import {
+  openSecrets,
+  openSecretsForListing,
+  type StoredSecrets,
+  sealSecrets,
+} from '../secrets/signing-secrets.ts';
 import {
   prepared,
   type Row,
@@ -37,9 +42,13 @@ const ALLOWANCE_COLUMNS: Record<RateLimitedAction, { start: string; count: strin
 /** The JSON column of event types, read back with the model's own schema. */
 const { eventTypes: EventTypes } = Subscription.shape;
 
-/** A row as a subscription, its secrets opened by the cipher. */
-async function toSubscription(row: Row, cipher: SecretCipher): Promise<Subscription> {
+/**
+ * A row as a subscription, its secrets opened by the cipher (`forListing`: see
+ * openSecretsForListing).
+ */
+async function toSubscription(row: Row, cipher: SecretCipher, forListing = false): Promise<Subscription> {
   const id = readText(row, 'id');
+  const open = forListing ? openSecretsForListing : openSecrets;
   return withoutUndefined({
     id,
     partnerId: readText(row, 'partner_id'),
@@ -49,7 +58,7 @@ async function toSubscription(row: Row, cipher: SecretCipher): Promise<Subscript
     status: SubscriptionStatus.parse(readText(row, 'status')),
     disabledReason: readOptionalText(row, 'disabled_reason'),
     failingSince: readOptionalText(row, 'failing_since'),
-    secrets: await openSecrets(cipher, id, JSON.parse(readText(row, 'secrets'))),
+    secrets: await open(cipher, id, JSON.parse(readText(row, 'secrets'))),
     createdAt: readText(row, 'created_at'),
     updatedAt: readText(row, 'updated_at'),
   });
@@ -142,7 +151,7 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
       this.#db,
       `SELECT ${COLUMNS} FROM subscriptions WHERE partner_id = ? AND status = 'active' ORDER BY id`,
     ).all(partnerId);
-    return Promise.all(rows.map((row) => toSubscription(row, this.#cipher)));
+    return Promise.all(rows.map((row) => toSubscription(row, this.#cipher, true)));
   }
 
   async delete(subscriptionId: string): Promise<boolean> {
