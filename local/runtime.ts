@@ -203,17 +203,19 @@ async function startInDirectory(
   const admin = adminTokenFor(config, dataDir);
 
   const db = openDatabase(databasePath(dataDir));
+  // One read of how the stored secrets are kept: which keys they need, and any in the clear.
+  const atRest = secretsAtRest(db);
   let cipher: SecretCipher;
   try {
     // Opened secrets are remembered: each delivery reads its subscription again.
-    cipher = new RememberingCipher(loadSecretKeys(secretKeyPath(config, dataDir), db, log));
+    cipher = new RememberingCipher(loadSecretKeys(secretKeyPath(config, dataDir), atRest, log));
   } catch (error) {
     closeDatabase(db);
     throw error;
   }
   const subscriptions = new SqliteSubscriptionStore(db, cipher);
   // Secrets a store written before sealing holds in the clear are sealed now, once.
-  if (secretsAtRest(db).clear > 0) {
+  if (atRest.clear > 0) {
     log(`sealed the signing secrets of ${await subscriptions.resealAll()} subscription(s)`);
     // The old rows' bytes stay in free pages and the WAL until rewritten: rebuild the file and
     // empty the WAL, so no copy of the database holds them.

@@ -18,7 +18,11 @@ import {
   openDatabase,
   type SqliteDatabase,
 } from '../functions/adapters/sqlite/database.ts';
-import { SqliteSubscriptionStore, secretsAtRest } from '../functions/adapters/sqlite/subscriptions.ts';
+import {
+  type SecretsAtRest,
+  SqliteSubscriptionStore,
+  secretsAtRest,
+} from '../functions/adapters/sqlite/subscriptions.ts';
 import type { LocalConfig } from '../functions/config.ts';
 import { lockDataDir } from './data-lock.ts';
 
@@ -30,21 +34,22 @@ export function secretKeyPath(config: Pick<LocalConfig, 'secretKeyFile'>, dataDi
 }
 
 /**
- * The cipher of the key file at `path`. Without a file, a first key is made, unless the
- * database already holds secrets sealed with a key file: a new key would not open them, so
+ * The cipher of the key file at `path`, for a database whose secrets are kept as `atRest`
+ * says (secretsAtRest). Without a file, a first key is made, unless the database already
+ * holds secrets sealed with a key file: a new key would not open them, so
  * the file must be found, not replaced.
  * @throws KeyFileError
  */
 export function loadSecretKeys(
   path: string,
-  db: SqliteDatabase,
+  atRest: SecretsAtRest,
   log: (message: string) => void,
 ): KeyFileCipher {
   const keys = readKeyFile(path);
   if (keys) {
     if (restrictToOwner(path)) log(`${path} was readable by other users; it is now the owner's alone (0600)`);
     const held = new Set(keys.map((k) => `local.${k.id}`));
-    const missing = secretsAtRest(db).sealedWith.filter((key) => !held.has(key));
+    const missing = atRest.sealedWith.filter((key) => !held.has(key));
     if (missing.length > 0) {
       throw new KeyFileError(
         `the secret key file ${path} lacks ${missing.map((key) => key.replace(/^local\./, '')).join(', ')}, ` +
@@ -53,7 +58,7 @@ export function loadSecretKeys(
     }
     return new KeyFileCipher(keys);
   }
-  if (secretsAtRest(db).sealedWith.length > 0) {
+  if (atRest.sealedWith.length > 0) {
     throw new KeyFileError(
       `the secret key file ${path} is missing, and the database holds signing secrets sealed with it: ` +
         'restore the file from a backup, or set DISPATCHER_SECRET_KEY_FILE to where it is',

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseLocalConfig } from '../../functions/config.ts';
 import { databasePath, startLocalDispatcher } from '../../local/runtime.ts';
-import { eventually, request, startTestDispatcher, type TestDispatcher } from './harness.ts';
+import { closedPort, eventually, request, startTestDispatcher, type TestDispatcher } from './harness.ts';
 import { answer, startReceiver, type TestReceiver } from './receiver.ts';
 
 interface Delivery {
@@ -593,7 +593,7 @@ describe('local dispatcher, end to end', () => {
         DISPATCHER_DATA_DIR: dataDir,
         DISPATCHER_ADMIN_TOKEN: 'test-admin-token-0123456789',
       };
-      const port = await freePort();
+      const port = await closedPort();
       const child = spawn(process.execPath, ['bin/dispatcher.ts', 'start'], {
         env: { ...process.env, ...env, PORT: String(port) },
         stdio: 'ignore',
@@ -674,19 +674,6 @@ describe('the data directory', () => {
     }
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
 
 function kill(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {

@@ -7,7 +7,6 @@
  */
 import type { lookup as dnsLookup, LookupAddress } from 'node:dns';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpCallbackSender } from '../../functions/adapters/http/callback-sender.ts';
 import { write } from '../../functions/adapters/sqlite/database.ts';
@@ -17,7 +16,7 @@ import { AttemptErrorKind, DeliveryStatus, SkippedReason } from '../../functions
 import type { Clock } from '../../functions/ports.ts';
 import { startRetentionSweep } from '../../local/retention.ts';
 import type { LocalRuntimeOptions } from '../../local/runtime.ts';
-import { startTestDispatcher, type TestDispatcher } from './harness.ts';
+import { closedPort, startTestDispatcher, type TestDispatcher } from './harness.ts';
 import { answer, type Responder, startReceiver, type TestReceiver } from './receiver.ts';
 
 const HEADING = '### How a delivery ends';
@@ -155,20 +154,6 @@ async function receiver(respond: Responder): Promise<TestReceiver> {
   const r = await startReceiver(respond);
   cleanups.push(() => r.close());
   return r;
-}
-
-/** A port that was bound on 127.0.0.1 and closed again: nothing listens there. */
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
 }
 
 interface Subscribed {

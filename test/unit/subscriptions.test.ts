@@ -142,6 +142,11 @@ describe('concurrent changes of one subscription', () => {
     };
   }
 
+  /** What the use cases take, with this store and a clock stopped at `now`. */
+  function depsOf(subscriptions: SubscriptionStore, now: Date) {
+    return { subscriptions, clock: { now: () => now }, resolver: resolverOf({}), allowPrivateTargets: true };
+  }
+
   /** A store that counts the writes refused for a change written in between. */
   function counting(inner: SubscriptionStore) {
     const counted = { stale: 0 };
@@ -159,12 +164,7 @@ describe('concurrent changes of one subscription', () => {
   it('gives every concurrent PATCH and rotation its own success, however often they collide', async () => {
     const now = new Date('2026-11-25T12:00:00.000Z');
     const { store, counted } = counting(new SqliteSubscriptionStore(openDatabase(':memory:'), testCipher()));
-    const d = {
-      subscriptions: store,
-      clock: { now: () => now },
-      resolver: resolverOf({}),
-      allowPrivateTargets: true,
-    };
+    const d = depsOf(store, now);
     const partnerId = newId('ptr');
     const created = await createSubscription(d, partnerId, { url: 'https://partner.example/hooks' });
     const id = created.subscription.id;
@@ -193,12 +193,7 @@ describe('concurrent changes of one subscription', () => {
       puts += 1;
       throw new StaleWriteError('changed meanwhile');
     });
-    const d = {
-      subscriptions: store,
-      clock: { now: () => now },
-      resolver: resolverOf({}),
-      allowPrivateTargets: true,
-    };
+    const d = depsOf(store, now);
     const partnerId = newId('ptr');
     const created = await createSubscription(d, partnerId, { url: 'https://partner.example/hooks' });
 

@@ -12,6 +12,7 @@
 import { DecryptCommand, GenerateDataKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { ServiceUnavailableError } from '../../core/errors.ts';
 import type { SecretCipher } from '../../ports.ts';
+import { setBounded } from '../bounded-map.ts';
 import {
   isSealed,
   KEY_BYTES,
@@ -152,10 +153,6 @@ export class KmsSecretCipher implements SecretCipher {
   }
 
   #remember(encrypted: string, key: Promise<Buffer>): void {
-    this.#opened.set(encrypted, key);
-    if (this.#opened.size > OPENED_KEYS_KEPT) {
-      const oldest = this.#opened.keys().next().value;
-      if (oldest !== undefined) this.#opened.delete(oldest);
-    }
+    setBounded(this.#opened, encrypted, key, OPENED_KEYS_KEPT);
   }
 }

@@ -67,6 +67,8 @@ const ALLOWANCE_TRIES = 5;
 
 const counterKey = (partnerId: string) => ({ id: `COUNT#${partnerId}` });
 const Counter = z.object({ subscriptionCount: z.number().int() });
+/** The item's own attributes; its secrets are read apart, by the cipher. */
+const SubscriptionWithoutSecrets = Subscription.omit({ secrets: true });
 /** Every attribute the domain's Subscription may have, the key (`id`) aside. */
 const SUBSCRIPTION_FIELDS = Object.keys(Subscription.shape).filter((key) => key !== 'id');
 
@@ -78,7 +80,7 @@ async function toSubscription(item: Item, cipher: SecretCipher, forListing = fal
   const id = typeof item.id === 'string' ? item.id : '';
   const secrets = await (forListing ? openSecretsForListing : openSecrets)(cipher, id, item.secrets);
   // Subscription's zod object drops kind and the allowances; a listing's may have no secret.
-  return { ...Subscription.omit({ secrets: true }).parse(item), secrets };
+  return { ...SubscriptionWithoutSecrets.parse(item), secrets };
 }
 
 /** Thrown when a partner's counter stayed contended through every try: the caller retries. */

@@ -5,6 +5,7 @@
  * subscription are an exact key. Bounded: the entry opened longest ago goes first.
  */
 import type { SecretCipher } from '../../ports.ts';
+import { setBounded } from '../bounded-map.ts';
 
 /** Opened secrets kept, unless told otherwise: far more than a deployment's live secrets. */
 export const REMEMBERED_SECRETS = 10_000;
@@ -28,11 +29,7 @@ export class RememberingCipher implements SecretCipher {
     const known = this.#opened.get(key);
     if (known !== undefined) return known;
     const secret = await this.#inner.open(sealed, context);
-    this.#opened.set(key, secret);
-    if (this.#opened.size > this.#limit) {
-      const oldest = this.#opened.keys().next().value;
-      if (oldest !== undefined) this.#opened.delete(oldest);
-    }
+    setBounded(this.#opened, key, secret, this.#limit);
     return secret;
   }
 }

@@ -236,7 +236,12 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
  * How the signing secrets in the database are kept: how many are in the clear, and which keys
  * seal the others (`<scheme>.<key id>`, as sealed.ts writes them). Needs no key.
  */
-export function secretsAtRest(db: SqliteDatabase): { clear: number; sealedWith: string[] } {
+export interface SecretsAtRest {
+  clear: number;
+  sealedWith: string[];
+}
+
+export function secretsAtRest(db: SqliteDatabase): SecretsAtRest {
   const rows = prepared(
     db,
     "SELECT json_extract(s.value, '$.secret') AS secret FROM subscriptions, json_each(subscriptions.secrets) AS s",
