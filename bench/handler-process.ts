@@ -98,7 +98,6 @@ async function prepare(params: unknown): Promise<HandlerPrepared> {
   records = [];
   for (let seq = 0; seq < p.count; seq++) {
     const { event } = await events.append({
-      id: newId('evt'),
       partnerId,
       type: EVENT_TYPE,
       payload: benchPayload(seq, nowMs()),

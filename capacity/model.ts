@@ -37,8 +37,8 @@ export interface EventLogDesign {
    * transaction as the event (functions/adapters/aws/events.ts): one partner's appends are
    * serialized (the log before functions/adapters/aws/events.ts spread it). `counter-add`:
    * the counter is moved by an atomic ADD, one per partner per request (the appends of one
-   * request share it), the event and its pointer are plain writes, conditional on an empty
-   * place (the log as built). `append-only`: plain writes, nothing shared between appends.
+   * request share it), the event a plain write, conditional on an empty place, under an id
+   * that says its seq (the log as built). `append-only`: plain writes, nothing shared between appends.
    */
   readonly kind: 'seq-counter' | 'counter-add' | 'append-only';
   /** Partition keys one partner's events are spread over (1: the partner id, as today). */
@@ -92,8 +92,13 @@ export interface PipelineSettings {
  * shapes of the project's own work. Each is a typical figure, not a quota.
  */
 export const ASSUMPTIONS = {
-  /** Event item size; an append writes it, its `ID#` pointer and (seq-counter) the counter. */
-  eventKb: 1,
+  /**
+   * Event item size: a 1 KB published event is stored as an item of 1,172 bytes (its
+   * payload as JSON text, its id, keys, type and times; `npm run cost` measures it), so two
+   * write units. An append writes it, the counter and (seq-counter, append-only) an `ID#`
+   * pointer.
+   */
+  eventKb: 1172 / 1024,
   /** API Gateway (an IAM-authorized route), the caller's request count and the API function around the append. */
   apiOverheadSeconds: 0.02,
   /** A consistent GetItem, and a TransactWriteItems, each in single-digit milliseconds. */
@@ -755,14 +760,15 @@ class Simulation {
       }
       this.#logMaxWait = wait + a.appendMaxAttempts * this.#logServiceSeconds;
     } else if (this.#log.kind === 'counter-add') {
-      // The ADD, then the pointer and the event; one ADD serves a partner's events of one
-      // request, so the counter item takes one write per request and partner.
+      // The ADD, then the event (its id says its seq: no pointer); one ADD serves a
+      // partner's events of one request, so the counter item takes one write per request
+      // and partner.
       const perAdd = Math.max(1, scenario.eventsPerRequest / this.#partners);
-      unitsPerEvent = 1 / perAdd + itemUnits + 1;
-      this.#logServiceSeconds = 3 * a.writeSeconds;
+      unitsPerEvent = 1 / perAdd + itemUnits;
+      this.#logServiceSeconds = 2 * a.writeSeconds;
       this.#partnerLogCeiling = Math.min(
         DYNAMODB.partitionWriteUnitsPerSecond * perAdd,
-        (keys * DYNAMODB.partitionWriteUnitsPerSecond) / (itemUnits + 1),
+        (keys * DYNAMODB.partitionWriteUnitsPerSecond) / itemUnits,
       );
       this.#logMaxWait = a.appendOnlyMaxWaitSeconds;
     } else {

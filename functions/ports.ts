@@ -45,7 +45,11 @@ export interface EventListQuery extends ListQuery {
   since?: string;
 }
 
+/** An event as it is published, before the log gives it its id. */
+export type NewEvent = Omit<Event, 'id'>;
+
 export interface AppendResult {
+  /** The event as stored, with the id the log gave it. */
   event: Event;
   /** False when the partner already published an event with the same idempotency key. */
   created: boolean;
@@ -54,11 +58,13 @@ export interface AppendResult {
 /** The partner-scoped, append-only log of events: what partners poll and what fan-out reads. */
 export interface EventLog {
   /**
-   * Stores the event, and in the same transaction whatever feeds the stream (the outbox row
-   * locally, the table's own stream on DynamoDB). With an idempotency key the partner has
+   * Stores the event under a new id, and in the same transaction whatever feeds the stream
+   * (the outbox row locally, the table's own stream on DynamoDB). The id is the log's to
+   * give: a ULID whose time is `createdAt` (on DynamoDB its other bits say where the event
+   * is kept, so reading it by id takes one read). With an idempotency key the partner has
    * used before, stores nothing and returns the first event.
    */
-  append(event: Event): Promise<AppendResult>;
+  append(event: NewEvent): Promise<AppendResult>;
   get(partnerId: string, eventId: string): Promise<Event | undefined>;
   /**
    * The partner's events after the cursor, in commit order: an event committed later never

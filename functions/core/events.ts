@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { Clock, EventListQuery, EventLog, PartnerStore } from '../ports.ts';
+import type { Clock, EventListQuery, EventLog, NewEvent, PartnerStore } from '../ports.ts';
 import {
   DomainError,
   EventNotFoundError,
@@ -8,7 +8,6 @@ import {
   PayloadTooLargeError,
   ServiceUnavailableError,
 } from './errors.ts';
-import { newId } from './ids.ts';
 import type { Event, JsonValue, Partner } from './model.ts';
 
 /** What a partner sees of an event, both when polling and in a callback body. */
@@ -61,8 +60,7 @@ export async function publishEvent(
   const partner = await deps.partners.get(input.partnerId);
   if (!partner) throw new PartnerNotFoundError(input.partnerId);
   const now = deps.clock.now();
-  const event: Event = {
-    id: newId('evt', now.getTime()),
+  const event: NewEvent = {
     partnerId: partner.id,
     type: input.type,
     payload: input.payload,

@@ -1,5 +1,4 @@
 import type { Clock, EventLog, SubscriptionStore } from '../ports.ts';
-import { newId } from './ids.ts';
 import { SUBSCRIPTION_DISABLED, type Subscription } from './model.ts';
 
 /** How long an endpoint may fail without a single success before it is disabled: 5 days. */
@@ -69,7 +68,6 @@ async function disable(
   // the subscription disabled without the event, which GET /v1/subscriptions still shows.
   if (!update?.changed) return;
   await deps.events.append({
-    id: newId('evt', now.getTime()),
     partnerId: subscription.partnerId,
     type: SUBSCRIPTION_DISABLED,
     payload: {

@@ -72,11 +72,40 @@ export function newId(prefix: IdPrefix, time?: number): string {
  * again) find the first one by its key alone.
  */
 export function derivedId(prefix: IdPrefix, time: number, key: string): string {
+  const hash = createHash('sha256').update(key).digest().subarray(0, RANDOM_BYTES);
+  return composedId(prefix, time, toBigInt(hash));
+}
+
+/**
+ * An id whose ULID has time `time` and the 80-bit `random` part given: for a store that
+ * encodes where it keeps something in the id it gives it (see the DynamoDB event log).
+ */
+export function composedId(prefix: IdPrefix, time: number, random: bigint): string {
   if (!Number.isInteger(time) || time < 0 || time > MAX_TIME) {
     throw new RangeError(`ULID time must be an integer from 0 to ${MAX_TIME}, got ${time}`);
   }
-  const hash = createHash('sha256').update(key).digest().subarray(0, RANDOM_BYTES);
-  return `${prefix}_${encode(BigInt(time), TIME_CHARS)}${encode(toBigInt(hash), RANDOM_CHARS)}`;
+  if (random < 0n || random > MAX_RANDOM) throw new RangeError('the random part of a ULID has 80 bits');
+  return `${prefix}_${encode(BigInt(time), TIME_CHARS)}${encode(random, RANDOM_CHARS)}`;
+}
+
+/**
+ * The time and the 80-bit random part of an id with this prefix, or undefined when the text
+ * is not such an id.
+ */
+export function idParts(prefix: IdPrefix, id: string): { time: number; random: bigint } | undefined {
+  if (!id.startsWith(`${prefix}_`)) return undefined;
+  const bare = id.slice(prefix.length + 1);
+  if (bare.length !== TIME_CHARS + RANDOM_CHARS) return undefined;
+  let time = 0n;
+  let random = 0n;
+  for (const [i, char] of [...bare].entries()) {
+    const digit = ALPHABET.indexOf(char);
+    if (digit < 0) return undefined;
+    if (i < TIME_CHARS) time = (time << 5n) | BigInt(digit);
+    else random = (random << 5n) | BigInt(digit);
+  }
+  if (time > BigInt(MAX_TIME)) return undefined;
+  return { time: Number(time), random };
 }
 
 /**

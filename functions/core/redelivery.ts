@@ -16,7 +16,6 @@ import {
 } from './errors.ts';
 import { getEvent } from './events.ts';
 import { laneOf, newDelivery, queuedDelivery } from './fanout.ts';
-import { newId } from './ids.ts';
 import {
   type Delivery,
   type DeliveryMessage,
@@ -211,7 +210,6 @@ export async function sendTestEvent(
   await takeAllowance(deps, subscription, 'test');
   const now = deps.clock.now();
   const { event } = await deps.events.append({
-    id: newId('evt', now.getTime()),
     partnerId,
     type: WEBHOOK_TEST,
     payload: { subscriptionId, message: 'A test event, sent at your request.' },

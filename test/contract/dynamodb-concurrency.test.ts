@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
-import { DynamoEventLog, EVENT_STRIPES } from '../../functions/adapters/aws/events.ts';
+import { DynamoEventLog, EVENT_STRIPES, eventIdAt, seqInId } from '../../functions/adapters/aws/events.ts';
 import { DynamoSubscriptionStore } from '../../functions/adapters/aws/subscriptions.ts';
 import { DELIVERIES_TABLE, EVENTS_TABLE, SUBSCRIPTIONS_TABLE } from '../../functions/adapters/aws/tables.ts';
 import { ServiceUnavailableError, SubscriptionLimitError } from '../../functions/core/errors.ts';
@@ -28,7 +28,7 @@ import {
 } from '../../functions/core/subscriptions.ts';
 import { createTable, deleteTables, localDocumentClient, uniquePrefix } from '../dynamodb-local/tables.ts';
 import { testCipher } from '../support/cipher.ts';
-import { id, makeDelivery, makeEvent, makeSubscription } from './fixtures.ts';
+import { id, makeDelivery, makeEvent, makeSubscription, newEvent } from './fixtures.ts';
 
 const WRITERS = 5;
 const APPENDS = 50;
@@ -104,9 +104,10 @@ describe('DynamoEventLog under concurrent writers', () => {
         // (appends made at once would all be done before its first page).
         sleep(i * 10).then(() =>
           new DynamoEventLog(writer(i), table).append(
-            // Each id minted up to 50 ms in the past, as by a slow writer: commit order is not id order.
-            makeEvent(partnerId, {
-              id: id('evt', Date.now() - Math.floor(Math.random() * 50)),
+            // Each created up to 50 ms in the past, as by a slow writer: its id is a ULID of that
+            // time, so commit order is not id order.
+            newEvent(partnerId, {
+              createdAt: new Date(Date.now() - Math.floor(Math.random() * 50)).toISOString(),
               type: 'load.test',
               payload: { i },
             }),
@@ -148,7 +149,7 @@ describe('DynamoEventLog under concurrent writers', () => {
   it('stores one event for concurrent appends with the same idempotency key', async () => {
     const partnerId = id('ptr');
     const attempts = Array.from({ length: 10 }, () =>
-      makeEvent(partnerId, { idempotencyKey: 'order-42', payload: { n: Math.random() } }),
+      newEvent(partnerId, { idempotencyKey: 'order-42', payload: { n: Math.random() } }),
     );
 
     const results = await Promise.all(
@@ -190,11 +191,9 @@ describe('DynamoEventLog: places taken and never written', () => {
   it('stops a poller at a place still being written, and fills it once a later event is older than any append takes', async () => {
     const partnerId = id('ptr');
     const log = new DynamoEventLog(admin, table, { holeAfterMs: 300 });
-    const before = makeEvent(partnerId);
-    await log.append(before);
+    const { event: before } = await log.append(newEvent(partnerId));
     await takeSeqAndDie(partnerId);
-    const after = makeEvent(partnerId);
-    await log.append(after);
+    const { event: after } = await log.append(newEvent(partnerId));
 
     // The read barrier: the missing place may still be written, so nothing past it is read.
     expect(await log.list(partnerId, { limit: 10 })).toEqual({ items: [before], next: before.id });
@@ -205,30 +204,50 @@ describe('DynamoEventLog: places taken and never written', () => {
     expect(await log.list(partnerId, { limit: 10 })).toEqual({ items: [before, after], next: after.id });
   });
 
-  it('moves an append whose place a poller filled to the next one, where it is read once', async () => {
-    const partnerId = id('ptr');
-    const log = new DynamoEventLog(admin, table);
-    const first = makeEvent(partnerId);
-    await log.append(first);
-    // A poller gave up on seq 2 before the append that took it got there.
+  /** A poller gave up on `seq` before the append that took it got there. */
+  async function holeAt(partnerId: string, seq: number): Promise<void> {
     await admin.send(
       new PutCommand({
         TableName: table,
         Item: {
-          pk: `${partnerId}#E${2 % EVENT_STRIPES}`,
-          sk: 'E#000000000000002',
+          pk: `${partnerId}#E${seq % EVENT_STRIPES}`,
+          sk: `E#${String(seq).padStart(15, '0')}`,
           kind: 'hole',
-          seq: 2,
+          seq,
           writtenAt: 0,
         },
       }),
     );
-    const late = makeEvent(partnerId);
+  }
 
-    expect(await log.append(late)).toEqual({ event: late, created: true });
+  it('moves an append whose place a poller filled to the next one, under the id of that place', async () => {
+    const partnerId = id('ptr');
+    const log = new DynamoEventLog(admin, table);
+    const { event: first } = await log.append(newEvent(partnerId));
+    await holeAt(partnerId, 2);
+    const draft = newEvent(partnerId);
+
+    const { event: late, created } = await log.append(draft);
+
+    expect(created).toBe(true);
+    expect(late).toEqual({ ...draft, id: eventIdAt(partnerId, 3, Date.parse(draft.createdAt)) });
     expect(await log.get(partnerId, late.id)).toEqual(late);
+    expect(await log.get(partnerId, eventIdAt(partnerId, 2, Date.parse(draft.createdAt)))).toBeUndefined();
     expect(await log.list(partnerId, { limit: 10 })).toEqual({ items: [first, late], next: late.id });
     expect((await committed(admin, table, partnerId)).map((row) => row.seq)).toEqual([1, 3]);
+  });
+
+  it('moves the idempotency key with a moved append, so the key still finds its event', async () => {
+    const partnerId = id('ptr');
+    const log = new DynamoEventLog(admin, table);
+    await holeAt(partnerId, 1);
+
+    const moved = await log.append(newEvent(partnerId, { idempotencyKey: 'order-7' }));
+    const repeated = await log.append(newEvent(partnerId, { idempotencyKey: 'order-7' }));
+
+    expect(seqInId(partnerId, moved.event.id)).toBe(2);
+    expect(repeated).toEqual({ event: moved.event, created: false });
+    expect((await committed(admin, table, partnerId)).map((row) => row.id)).toEqual([moved.event.id]);
   });
 
   it('places the appends of a batch in the order they were made, with one counter update', async () => {
@@ -244,13 +263,14 @@ describe('DynamoEventLog: places taken and never written', () => {
     );
     try {
       const log = new DynamoEventLog(counting, table);
-      const events = Array.from({ length: 100 }, (_, i) => makeEvent(partnerId, { payload: { i } }));
+      const drafts = Array.from({ length: 100 }, (_, i) => newEvent(partnerId, { payload: { i } }));
 
-      await Promise.all(events.map((event) => log.append(event)));
+      const results = await Promise.all(drafts.map((draft) => log.append(draft)));
 
       expect(updates).toHaveLength(1);
       const page = await log.list(partnerId, { limit: 100 });
-      expect(page.items.map((e) => e.id)).toEqual(events.map((e) => e.id));
+      expect(page.items.map((e) => e.payload)).toEqual(drafts.map((draft) => draft.payload));
+      expect(page.items.map((e) => e.id)).toEqual(results.map((r) => r.event.id));
     } finally {
       counting.destroy();
     }

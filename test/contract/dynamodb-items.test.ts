@@ -3,15 +3,22 @@
  * pipe's filter, the TTL and the indexes depend on them, and the contract suites (which only see
  * domain objects) cannot.
  */
-import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
-import { DynamoEventLog, EVENT_STRIPES } from '../../functions/adapters/aws/events.ts';
+import {
+  DynamoEventLog,
+  EVENT_STRIPES,
+  eventIdAt,
+  pointerKey,
+  seqInId,
+} from '../../functions/adapters/aws/events.ts';
 import { DynamoPartnerStore } from '../../functions/adapters/aws/partners.ts';
 import { DELIVERIES_TABLE, EVENTS_TABLE, PARTNERS_TABLE } from '../../functions/adapters/aws/tables.ts';
+import { CursorNotFoundError } from '../../functions/core/errors.ts';
 import { fanoutDeliveryId } from '../../functions/core/fanout.ts';
 import { tablesPerTest } from '../dynamodb-local/tables.ts';
-import { id, ManualClock, makeAttempt, makeDelivery, makeEvent, makePartner } from './fixtures.ts';
+import { id, ManualClock, makeAttempt, makeDelivery, makeEvent, makePartner, newEvent } from './fixtures.ts';
 
 const { client, table } = tablesPerTest('items');
 
@@ -21,7 +28,7 @@ async function scan(tableName: string): Promise<Record<string, unknown>[]> {
 }
 
 describe('DynamoEventLog items', () => {
-  it('writes the counter, the event on its stripe and its pointers spread by hash, all but the counter expiring retentionDays after the append', async () => {
+  it('writes the counter, the event on its stripe under an id that says its seq, and its key claim spread by hash, all but the counter expiring retentionDays after the append', async () => {
     const name = await table(EVENTS_TABLE);
     // Now, to the second: a clock in the past would have DynamoDB Local's TTL delete the items.
     const now = Math.floor(Date.now() / 1000);
@@ -29,13 +36,15 @@ describe('DynamoEventLog items', () => {
       clock: new ManualClock(new Date(now * 1000)),
       retentionDays: 7,
     });
-    const event = makeEvent(id('ptr'), { idempotencyKey: 'k-1', payload: { big: 2 ** 60, nested: [null] } });
+    const draft = newEvent(id('ptr'), { idempotencyKey: 'k-1', payload: { big: 2 ** 60, nested: [null] } });
     const expiresAt = now + 7 * 86_400;
 
-    await log.append(event);
+    const { event } = await log.append(draft);
 
+    expect(event.id).toBe(eventIdAt(draft.partnerId, 1, Date.parse(draft.createdAt)));
+    expect(seqInId(draft.partnerId, event.id)).toBe(1);
     const items = await scan(name);
-    expect(items).toHaveLength(4);
+    expect(items).toHaveLength(3);
     expect(items).toEqual(
       expect.arrayContaining([
         {
@@ -51,13 +60,6 @@ describe('DynamoEventLog items', () => {
           createdAt: event.createdAt,
           idempotencyKey: 'k-1',
           writtenAt: now * 1000,
-          expiresAt,
-        },
-        {
-          pk: expect.stringMatching(new RegExp(`^${event.partnerId}#I[0-${EVENT_STRIPES - 1}]$`)),
-          sk: `ID#${event.id}`,
-          kind: 'eventId',
-          seq: 1,
           expiresAt,
         },
         {
@@ -78,7 +80,7 @@ describe('DynamoEventLog items', () => {
     const name = await table(EVENTS_TABLE);
     const log = new DynamoEventLog(client, name);
     const partnerId = id('ptr');
-    for (let i = 0; i < 2 * EVENT_STRIPES; i++) await log.append(makeEvent(partnerId));
+    for (let i = 0; i < 2 * EVENT_STRIPES; i++) await log.append(newEvent(partnerId));
 
     const events = (await scan(name)).filter((item) => item.kind === 'event');
     expect(events.map((item) => [item.seq, item.pk])).toEqual(
@@ -95,11 +97,9 @@ describe('DynamoEventLog items', () => {
     const name = await table(EVENTS_TABLE);
     const log = new DynamoEventLog(client, name);
     const partnerId = id('ptr');
-    const first = makeEvent(partnerId, { idempotencyKey: 'a' });
-    await log.append(first);
-    await log.append(makeEvent(partnerId, { idempotencyKey: 'a' }));
-    const third = makeEvent(partnerId);
-    await log.append(third);
+    const { event: first } = await log.append(newEvent(partnerId, { idempotencyKey: 'a' }));
+    await log.append(newEvent(partnerId, { idempotencyKey: 'a' }));
+    const { event: third } = await log.append(newEvent(partnerId));
 
     const places = (await scan(name))
       .filter((item) => String(item.sk).startsWith('E#'))
@@ -113,14 +113,61 @@ describe('DynamoEventLog items', () => {
     expect(await log.list(partnerId, { limit: 10 })).toEqual({ items: [first, third], next: third.id });
   });
 
-  it('rejects an event id the partner’s log already holds, storing no second copy', async () => {
+  it('reads an event stored before ids said their seq through its pointer, by id and as a cursor', async () => {
     const name = await table(EVENTS_TABLE);
     const log = new DynamoEventLog(client, name);
-    const event = makeEvent(id('ptr'));
-    await log.append(event);
+    const partnerId = id('ptr');
+    // As an earlier version appended it: a plain ULID, and an ID# pointer to its seq.
+    const old = makeEvent(partnerId);
+    await client.send(
+      new UpdateCommand({
+        TableName: name,
+        Key: { pk: partnerId, sk: 'SEQ' },
+        UpdateExpression: 'SET seq = :one',
+        ExpressionAttributeValues: { ':one': 1 },
+      }),
+    );
+    await client.send(
+      new PutCommand({
+        TableName: name,
+        Item: {
+          pk: `${partnerId}#E1`,
+          sk: 'E#000000000000001',
+          kind: 'event',
+          seq: 1,
+          ...old,
+          payload: JSON.stringify(old.payload),
+          writtenAt: Date.now(),
+        },
+      }),
+    );
+    await client.send(
+      new PutCommand({
+        TableName: name,
+        Item: { ...pointerKey(partnerId, old.id), kind: 'eventId', seq: 1 },
+      }),
+    );
+    expect(seqInId(partnerId, old.id)).toBeUndefined();
+    const { event: next } = await log.append(newEvent(partnerId));
 
-    await expect(log.append({ ...event, idempotencyKey: 'new-key' })).rejects.toThrow(/already exists/);
-    expect(await log.list(event.partnerId, { limit: 10 })).toEqual({ items: [event], next: event.id });
+    expect(seqInId(partnerId, next.id)).toBe(2);
+    expect(await log.get(partnerId, old.id)).toEqual(old);
+    expect(await log.list(partnerId, { limit: 10 })).toEqual({ items: [old, next], next: next.id });
+    expect(await log.list(partnerId, { limit: 10, after: old.id })).toEqual({ items: [next], next: next.id });
+  });
+
+  it("finds nothing for an id made for another partner's seq, by id or as a cursor", async () => {
+    const name = await table(EVENTS_TABLE);
+    const log = new DynamoEventLog(client, name);
+    const partnerId = id('ptr');
+    const { event } = await log.append(newEvent(partnerId));
+    const forged = eventIdAt(id('ptr'), 1, Date.parse(event.createdAt));
+
+    expect(seqInId(partnerId, forged)).toBeUndefined();
+    expect(await log.get(partnerId, forged)).toBeUndefined();
+    await expect(log.list(partnerId, { limit: 10, after: forged })).rejects.toBeInstanceOf(
+      CursorNotFoundError,
+    );
   });
 });
 
@@ -153,9 +200,10 @@ describe('DynamoEventLog filtered polling', () => {
     const name = await table(EVENTS_TABLE);
     const log = new DynamoEventLog(client, name, { maxExamined: 10 });
     const partnerId = id('ptr');
-    const others = Array.from({ length: 25 }, () => makeEvent(partnerId, { type: 'order.created' }));
-    const rare = makeEvent(partnerId, { type: 'invoice.paid' });
-    for (const event of [...others, rare]) await log.append(event);
+    const others = [];
+    for (let i = 0; i < 25; i++)
+      others.push((await log.append(newEvent(partnerId, { type: 'order.created' }))).event);
+    const { event: rare } = await log.append(newEvent(partnerId, { type: 'invoice.paid' }));
 
     // The rare type is 26th: each page reads about ten events, and the cursor follows them.
     const first = await log.list(partnerId, { limit: 5, types: ['invoice.paid'] });

@@ -19,7 +19,7 @@ import {
 import type { DeadLetterSource, OutgoingMessage } from '../../functions/ports.ts';
 import { tablesPerTest } from '../dynamodb-local/tables.ts';
 import { testCipher } from '../support/cipher.ts';
-import { id, ManualClock, makeEvent, makeSubscription } from './fixtures.ts';
+import { id, ManualClock, makeEvent, makeSubscription, newEvent } from './fixtures.ts';
 
 const local = tablesPerTest('recovery');
 
@@ -86,11 +86,12 @@ describe('recoverPipeDeadLetters on DynamoDB Local', () => {
     const clock = new ManualClock(new Date(now));
     const log = new DynamoEventLog(local.client, await local.table(EVENTS_TABLE), { clock });
     const partnerId = id('ptr');
-    const inSpan = [makeEvent(partnerId), makeEvent(partnerId)];
-    for (const event of inSpan) await log.append(event);
+    const inSpan = [
+      (await log.append(newEvent(partnerId))).event,
+      (await log.append(newEvent(partnerId))).event,
+    ];
     clock.advance((3 * RECOVERY_MARGIN_MS) / 1000);
-    const later = makeEvent(partnerId);
-    await log.append(later);
+    await log.append(newEvent(partnerId));
 
     const letters = new Letters([
       deadLetter(new Date(now), new Date(now + 1000)),

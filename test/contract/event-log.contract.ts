@@ -1,9 +1,10 @@
 /** The EventLog contract: every adapter runs this suite (see sqlite.test.ts). */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CursorNotFoundError } from '../../functions/core/errors.ts';
+import { idTime } from '../../functions/core/ids.ts';
 import type { Event } from '../../functions/core/model.ts';
-import type { EventListQuery, EventLog } from '../../functions/ports.ts';
-import { at, id, makeEvent } from './fixtures.ts';
+import type { EventListQuery, EventLog, NewEvent } from '../../functions/ports.ts';
+import { at, id, newEvent } from './fixtures.ts';
 
 export interface EventLogSubject {
   log: EventLog;
@@ -26,8 +27,15 @@ export function eventLogContract(name: string, make: () => Promise<EventLogSubje
       await subject.close();
     });
 
-    async function appendAll(events: Event[]): Promise<void> {
-      for (const event of events) await log.append(event);
+    /** Appends one by one; the events as stored, with the ids the log gave them. */
+    async function appendAll(drafts: NewEvent[]): Promise<Event[]> {
+      const stored: Event[] = [];
+      for (const draft of drafts) stored.push((await log.append(draft)).event);
+      return stored;
+    }
+
+    async function append(draft: NewEvent): Promise<Event> {
+      return (await log.append(draft)).event;
     }
 
     /** Follows `next` from the start until a page comes back empty. */
@@ -44,19 +52,30 @@ export function eventLogContract(name: string, make: () => Promise<EventLogSubje
 
     describe('append and get', () => {
       it('returns the stored event with created true, and get reads it back unchanged', async () => {
-        const event = makeEvent(partnerId, { idempotencyKey: 'order-1' });
+        const draft = newEvent(partnerId, { idempotencyKey: 'order-1' });
 
-        const result = await log.append(event);
+        const result = await log.append(draft);
 
-        expect(result).toEqual({ event, created: true });
-        expect(await log.get(partnerId, event.id)).toEqual(event);
+        expect(result).toEqual({ event: { ...draft, id: expect.any(String) }, created: true });
+        expect(await log.get(partnerId, result.event.id)).toEqual(result.event);
+      });
+
+      it('gives each event a new id: a ULID of its createdAt', async () => {
+        const createdAt = at(42);
+        const [a, b] = await appendAll([
+          newEvent(partnerId, { createdAt }),
+          newEvent(partnerId, { createdAt }),
+        ]);
+
+        expect(a?.id).toMatch(/^evt_[0-9A-HJKMNP-TV-Z]{26}$/);
+        expect(a?.id).not.toBe(b?.id);
+        expect(idTime(a?.id ?? '')).toBe(Date.parse(createdAt));
       });
 
       it('round-trips any JSON payload and an absent idempotency key', async () => {
         const payloads = [{ nested: { list: [1, 'two', null, { deep: true }] } }, [1, 2], 'text', 42, null];
         for (const payload of payloads) {
-          const event = makeEvent(partnerId, { payload });
-          await log.append(event);
+          const event = await append(newEvent(partnerId, { payload }));
           const stored = await log.get(partnerId, event.id);
           expect(stored).toEqual(event);
           expect(stored).not.toHaveProperty('idempotencyKey');
@@ -68,8 +87,7 @@ export function eventLogContract(name: string, make: () => Promise<EventLogSubje
       });
 
       it("never returns another partner's event from get", async () => {
-        const event = makeEvent(otherPartnerId);
-        await log.append(event);
+        const event = await append(newEvent(otherPartnerId));
 
         expect(await log.get(partnerId, event.id)).toBeUndefined();
       });
@@ -77,26 +95,25 @@ export function eventLogContract(name: string, make: () => Promise<EventLogSubje
 
     describe('idempotency key', () => {
       it('stores nothing for a repeated key and returns the first event with created false', async () => {
-        const first = makeEvent(partnerId, { idempotencyKey: 'k-1', payload: { n: 1 } });
-        const second = makeEvent(partnerId, { idempotencyKey: 'k-1', payload: { n: 2 } });
-        await log.append(first);
+        const first = await append(newEvent(partnerId, { idempotencyKey: 'k-1', payload: { n: 1 } }));
 
-        const result = await log.append(second);
+        const result = await log.append(newEvent(partnerId, { idempotencyKey: 'k-1', payload: { n: 2 } }));
 
         expect(result).toEqual({ event: first, created: false });
-        expect(await log.get(partnerId, second.id)).toBeUndefined();
         expect((await log.list(partnerId, { limit: 10 })).items).toEqual([first]);
       });
 
       it('scopes keys to the partner', async () => {
-        await log.append(makeEvent(otherPartnerId, { idempotencyKey: 'shared' }));
-        const mine = makeEvent(partnerId, { idempotencyKey: 'shared' });
+        const theirs = await append(newEvent(otherPartnerId, { idempotencyKey: 'shared' }));
+        const mine = newEvent(partnerId, { idempotencyKey: 'shared' });
 
-        expect(await log.append(mine)).toEqual({ event: mine, created: true });
+        const result = await log.append(mine);
+        expect(result).toEqual({ event: { ...mine, id: expect.any(String) }, created: true });
+        expect(result.event.id).not.toBe(theirs.id);
       });
 
       it('never deduplicates events without a key', async () => {
-        await appendAll([makeEvent(partnerId), makeEvent(partnerId)]);
+        await appendAll([newEvent(partnerId), newEvent(partnerId)]);
 
         expect((await log.list(partnerId, { limit: 10 })).items).toHaveLength(2);
       });
@@ -104,8 +121,12 @@ export function eventLogContract(name: string, make: () => Promise<EventLogSubje
 
     describe('list', () => {
       it('returns the partner’s events in append order, never another partner’s', async () => {
-        const [a, b, c] = [makeEvent(partnerId), makeEvent(partnerId), makeEvent(partnerId)] as const;
-        await appendAll([a, makeEvent(otherPartnerId), b, c]);
+        const [a, , b, c] = await appendAll([
+          newEvent(partnerId),
+          newEvent(otherPartnerId),
+          newEvent(partnerId),
+          newEvent(partnerId),
+        ]);
 
         const page = await log.list(partnerId, { limit: 10 });
 
@@ -113,8 +134,9 @@ export function eventLogContract(name: string, make: () => Promise<EventLogSubje
       });
 
       it('returns only events created at or after `since`, still in append order', async () => {
-        const events = [0, 10, 20, 30].map((seconds) => makeEvent(partnerId, { createdAt: at(seconds) }));
-        await appendAll(events);
+        const events = await appendAll(
+          [0, 10, 20, 30].map((seconds) => newEvent(partnerId, { createdAt: at(seconds) })),
+        );
 
         const page = await log.list(partnerId, { limit: 10, since: at(10) });
 
@@ -130,19 +152,19 @@ export function eventLogContract(name: string, make: () => Promise<EventLogSubje
         ['a negative offset with fractions', '2024-12-31T19:30:10.0-04:30'],
       ])('compares `since` as an instant, given with %s', async (_, since) => {
         // 10.5 s sorts before "10Z" as text ('.' < 'Z'): only a comparison of instants keeps it.
-        const early = makeEvent(partnerId, { createdAt: '2025-01-01T00:00:09.999Z' });
-        const exact = makeEvent(partnerId, { createdAt: '2025-01-01T00:00:10.000Z' });
-        const later = makeEvent(partnerId, { createdAt: '2025-01-01T00:00:10.500Z' });
-        for (const event of [early, exact, later]) await log.append(event);
+        const [, exact, later] = await appendAll([
+          newEvent(partnerId, { createdAt: '2025-01-01T00:00:09.999Z' }),
+          newEvent(partnerId, { createdAt: '2025-01-01T00:00:10.000Z' }),
+          newEvent(partnerId, { createdAt: '2025-01-01T00:00:10.500Z' }),
+        ]);
 
         const page = await log.list(partnerId, { limit: 10, since });
 
-        expect(page.items.map((e) => e.id)).toEqual([exact.id, later.id]);
+        expect(page.items.map((e) => e.id)).toEqual([exact?.id, later?.id]);
       });
 
       it('pages with limit and next, visiting every event exactly once', async () => {
-        const events = Array.from({ length: 7 }, () => makeEvent(partnerId));
-        await appendAll(events);
+        const events = await appendAll(Array.from({ length: 7 }, () => newEvent(partnerId)));
 
         const first = await log.list(partnerId, { limit: 3 });
         expect(first.items.map((e) => e.id)).toEqual(events.slice(0, 3).map((e) => e.id));
@@ -151,8 +173,7 @@ export function eventLogContract(name: string, make: () => Promise<EventLogSubje
       });
 
       it('sets next to the last returned id on a partial page, so a poller resumes there', async () => {
-        const events = [makeEvent(partnerId), makeEvent(partnerId)];
-        await appendAll(events);
+        const events = await appendAll([newEvent(partnerId), newEvent(partnerId)]);
 
         const page = await log.list(partnerId, { limit: 10 });
 
@@ -160,14 +181,12 @@ export function eventLogContract(name: string, make: () => Promise<EventLogSubje
       });
 
       it('echoes the cursor as next when nothing new has arrived, and then returns what arrives', async () => {
-        const first = makeEvent(partnerId);
-        await log.append(first);
+        const first = await append(newEvent(partnerId));
 
         const empty = await log.list(partnerId, { after: first.id, limit: 10 });
         expect(empty).toEqual({ items: [], next: first.id });
 
-        const later = makeEvent(partnerId);
-        await log.append(later);
+        const later = await append(newEvent(partnerId));
         const page = await log.list(partnerId, { after: empty.next ?? first.id, limit: 10 });
         expect(page).toEqual({ items: [later], next: later.id });
       });
@@ -178,25 +197,23 @@ export function eventLogContract(name: string, make: () => Promise<EventLogSubje
 
       it('filters by types, across pages', async () => {
         const types = ['order.created', 'invoice.paid', 'order.created', 'order.shipped', 'invoice.paid'];
-        const events = types.map((type) => makeEvent(partnerId, { type }));
-        await appendAll(events);
+        const events = await appendAll(types.map((type) => newEvent(partnerId, { type })));
 
         const wanted = events.filter((e) => e.type !== 'order.created').map((e) => e.id);
         expect(await readAll({ limit: 2, types: ['invoice.paid', 'order.shipped'] })).toEqual(wanted);
       });
 
       it('treats an empty types list as every type', async () => {
-        await appendAll([makeEvent(partnerId, { type: 'a.b' }), makeEvent(partnerId, { type: 'c.d' })]);
+        await appendAll([newEvent(partnerId, { type: 'a.b' }), newEvent(partnerId, { type: 'c.d' })]);
 
         expect((await log.list(partnerId, { limit: 10, types: [] })).items).toHaveLength(2);
       });
 
       it('returns an event committed after the cursor even when its id sorts before it', async () => {
-        const newer = makeEvent(partnerId, { id: id('evt', Date.parse(at(60))) });
-        await log.append(newer);
-        // Minted earlier (a slower writer), committed later.
-        const older = makeEvent(partnerId, { id: id('evt', Date.parse(at(0))) });
-        await log.append(older);
+        const newer = await append(newEvent(partnerId, { createdAt: at(60) }));
+        // Created earlier (a slower writer), committed later.
+        const older = await append(newEvent(partnerId, { createdAt: at(0) }));
+        expect(older.id < newer.id).toBe(true);
 
         const page = await log.list(partnerId, { after: newer.id, limit: 10 });
 
@@ -204,7 +221,7 @@ export function eventLogContract(name: string, make: () => Promise<EventLogSubje
       });
 
       it('rejects an unknown cursor with CursorNotFoundError', async () => {
-        await log.append(makeEvent(partnerId));
+        await log.append(newEvent(partnerId));
 
         await expect(log.list(partnerId, { after: id('evt'), limit: 10 })).rejects.toBeInstanceOf(
           CursorNotFoundError,
@@ -212,8 +229,7 @@ export function eventLogContract(name: string, make: () => Promise<EventLogSubje
       });
 
       it("rejects another partner's event as cursor with CursorNotFoundError", async () => {
-        const theirs = makeEvent(otherPartnerId);
-        await log.append(theirs);
+        const theirs = await append(newEvent(otherPartnerId));
 
         await expect(log.list(partnerId, { after: theirs.id, limit: 10 })).rejects.toBeInstanceOf(
           CursorNotFoundError,

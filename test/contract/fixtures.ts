@@ -12,7 +12,7 @@ import type {
   Partner,
   Subscription,
 } from '../../functions/core/model.ts';
-import type { Clock } from '../../functions/ports.ts';
+import type { Clock, NewEvent } from '../../functions/ports.ts';
 
 /** A fresh id; `time` (ms) pins its ordering when a test depends on it. */
 export function id(prefix: IdPrefix, time?: number): string {
@@ -28,6 +28,12 @@ export function at(seconds = 0): string {
 
 export function makePartner(overrides: Partial<Partner> = {}): Partner {
   return { id: id('ptr'), name: 'Acme', createdAt: at(), ...overrides };
+}
+
+/** An event as published, before a log gives it its id. */
+export function newEvent(partnerId: string, overrides: Partial<NewEvent> = {}): NewEvent {
+  const { id: _id, ...event } = makeEvent(partnerId);
+  return { ...event, ...overrides };
 }
 
 export function makeEvent(partnerId: string, overrides: Partial<Event> = {}): Event {

@@ -15,7 +15,7 @@ import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscri
 import { testCipher } from '../support/cipher.ts';
 import { deliveryStoreContract } from './delivery-store.contract.ts';
 import { eventLogContract } from './event-log.contract.ts';
-import { at, id, makeAttempt, makeDelivery, makeEvent, makePartner, tempDir } from './fixtures.ts';
+import { at, id, makeAttempt, makeDelivery, makeEvent, makePartner, newEvent, tempDir } from './fixtures.ts';
 import { partnerStoreContract } from './partner-store.contract.ts';
 import { subscriptionStoreContract } from './subscription-store.contract.ts';
 
@@ -110,8 +110,7 @@ describe('openDatabase', () => {
   it('keeps the data and the schema version when the file is opened again', async () => {
     const path = join(tmp.dir, 'local.db');
     const first = openDatabase(path);
-    const event = makeEvent(id('ptr'));
-    await new SqliteEventLog(first).append(event);
+    const { event } = await new SqliteEventLog(first).append(newEvent(id('ptr')));
     first.close();
 
     const second = openDatabase(path);
@@ -317,9 +316,7 @@ describe('SqliteOutbox', () => {
 
   describe('append', () => {
     it('writes one outbox entry referencing the event', async () => {
-      const event = makeEvent(partnerId);
-
-      await log.append(event);
+      const { event } = await log.append(newEvent(partnerId));
 
       expect(outbox.peek(10)).toEqual([
         {
@@ -330,26 +327,24 @@ describe('SqliteOutbox', () => {
     });
 
     it('writes no second entry for a repeated idempotency key', async () => {
-      await log.append(makeEvent(partnerId, { idempotencyKey: 'k' }));
-      await log.append(makeEvent(partnerId, { idempotencyKey: 'k' }));
+      await log.append(newEvent(partnerId, { idempotencyKey: 'k' }));
+      await log.append(newEvent(partnerId, { idempotencyKey: 'k' }));
 
       expect(outbox.peek(10)).toHaveLength(1);
     });
 
     it('writes no entry when the event cannot be stored', async () => {
-      const event = makeEvent(partnerId);
-      await log.append(event);
-      outbox.remove(outbox.peek(10).map((e) => e.seq));
+      db.exec(`CREATE TEMP TRIGGER refuse BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'refused'); END`);
 
-      await expect(log.append({ ...event, idempotencyKey: 'new-key' })).rejects.toThrow();
+      await expect(log.append(newEvent(partnerId))).rejects.toThrow('refused');
       expect(outbox.peek(10)).toEqual([]);
     });
   });
 
   describe('peek', () => {
     it('returns entries oldest first, up to the limit, without removing them', async () => {
-      const events = [makeEvent(partnerId), makeEvent(partnerId), makeEvent(partnerId)];
-      for (const event of events) await log.append(event);
+      const events = [];
+      for (let i = 0; i < 3; i++) events.push((await log.append(newEvent(partnerId))).event);
 
       expect(outbox.peek(2).map((e) => e.ref.id)).toEqual([events[0]?.id, events[1]?.id]);
       expect(outbox.peek(10)).toHaveLength(3);
@@ -358,7 +353,7 @@ describe('SqliteOutbox', () => {
 
   describe('remove', () => {
     it('removes exactly the given entries and ignores ones already gone', async () => {
-      for (let i = 0; i < 3; i++) await log.append(makeEvent(partnerId));
+      for (let i = 0; i < 3; i++) await log.append(newEvent(partnerId));
       const [first, second, third] = outbox.peek(10);
 
       outbox.remove([first?.seq ?? -1, third?.seq ?? -1, 999_999]);
@@ -367,7 +362,7 @@ describe('SqliteOutbox', () => {
     });
 
     it('is undone with the transaction it ran in', async () => {
-      await log.append(makeEvent(partnerId));
+      await log.append(newEvent(partnerId));
       const entries = outbox.peek(10);
 
       expect(() =>

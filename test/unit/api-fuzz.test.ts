@@ -57,7 +57,6 @@ beforeAll(async () => {
   );
   await partners.create({ id: partnerId, name: 'fuzz', createdAt: new Date().toISOString() }, 'hash');
   const { event } = await events.append({
-    id: newId('evt'),
     partnerId,
     type: 'order.created',
     payload: { n: 1 },

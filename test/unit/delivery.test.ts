@@ -62,7 +62,6 @@ async function storesWithOneDelivery(status: Subscription['status'] = 'active') 
   const deliveries = new SqliteDeliveryStore(db);
   const partnerId = newId('ptr');
   const { event } = await events.append({
-    id: newId('evt'),
     partnerId,
     type: 'order.created',
     payload: { orderId: 'o_1' },

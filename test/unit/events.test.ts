@@ -12,7 +12,6 @@ describe('listEvents', () => {
     const ids: string[] = [];
     for (let i = 0; i < 25; i++) {
       const { event } = await events.append({
-        id: newId('evt'),
         partnerId,
         type: 'file.uploaded',
         payload: { big },

@@ -87,7 +87,6 @@ describe('partner-requested deliveries when the queue fails', () => {
     const ids: string[] = [];
     for (let i = 0; i < count; i++) {
       const { event } = await deps.events.append({
-        id: newId('evt'),
         partnerId,
         type: 'order.created',
         payload: { i },

@@ -6,8 +6,15 @@
  *   in the same turn (a batch) take theirs with one ADD, in the order they were made;
  * - `<partnerId>#E<seq mod 4>` / `E#<seq, 15 digits>`: the event, or a `hole` where a seq was
  *   taken and will never hold one (an append that failed, or a repeated idempotency key);
- * - `<partnerId>#I<h>` / `ID#<eventId>`: the event's seq (h: a hash of the id, mod 4);
- * - `<partnerId>#K<h>` / `IDEM#<key>`: the event an idempotency key names.
+ * - `<partnerId>#K<h>` / `IDEM#<key>`: the event an idempotency key names (h: a hash of the
+ *   key, mod 4);
+ * - `<partnerId>#I<h>` / `ID#<eventId>`: the seq of an event appended before event ids said
+ *   it (see below); read, never written.
+ *
+ * An event's id says where it is: a ULID whose time is `createdAt` and whose 80 other bits
+ * are its seq (50 bits) and a check (30 bits of a hash of the partner, the seq and the time).
+ * Reading an event by id, or a poll from a cursor, reads no pointer; an id made for another
+ * partner, or not by this log, fails the check and is looked up as an id from before.
  *
  * Polling follows seq, which is the order in which appends took their place; a seq taken but
  * not yet written stops the poller there (the read barrier), so an event that commits late
@@ -16,6 +23,8 @@
  * both the event and the hole are put only if the place is empty, so exactly one of them
  * holds it, and an append that loses its place to a hole takes the next one.
  */
+
+import { createHash } from 'node:crypto';
 import {
   type DynamoDBDocumentClient,
   GetCommand,
@@ -26,6 +35,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import * as z from 'zod';
 import { CursorNotFoundError, ServiceUnavailableError } from '../../core/errors.ts';
+import { composedId, idParts } from '../../core/ids.ts';
 import { Event, EventId, EventType, type Page, PartnerId, Timestamp } from '../../core/model.ts';
 import type { EventRef } from '../../core/patterns.ts';
 import {
@@ -34,6 +44,7 @@ import {
   type EventListQuery,
   type EventLog,
   type EventWindowReader,
+  type NewEvent,
   systemClock,
 } from '../../ports.ts';
 import { attributeNames, compact, expiresAt, type Item, isConditionFailure } from './dynamo.ts';
@@ -67,13 +78,42 @@ function hash(text: string): number {
   return h;
 }
 
+/** Bits of an event id's random part: the seq, then the check. */
+const SEQ_BITS = 50n;
+const CHECK_BITS = 30n;
+const CHECK_MASK = (1n << CHECK_BITS) - 1n;
+
+/** 30 bits of SHA-256 over the partner, the seq and the time. */
+function checkOf(partnerId: string, seq: number, time: number): bigint {
+  const digest = createHash('sha256').update(`${partnerId}\n${seq}\n${time}`).digest();
+  return BigInt(digest.readUInt32BE(0)) & CHECK_MASK;
+}
+
+/** The id of the partner's event at `seq`, created at `time` (ms). */
+export function eventIdAt(partnerId: string, seq: number, time: number): string {
+  if (!Number.isSafeInteger(seq) || seq < 1 || BigInt(seq) >= 1n << SEQ_BITS) {
+    throw new RangeError(`seq must be from 1 to 2^${SEQ_BITS} - 1, got ${seq}`);
+  }
+  return composedId('evt', time, (BigInt(seq) << CHECK_BITS) | checkOf(partnerId, seq, time));
+}
+
+/** The seq an id of eventIdAt says, or undefined when it is not such an id of this partner. */
+export function seqInId(partnerId: string, eventId: string): number | undefined {
+  const parts = idParts('evt', eventId);
+  if (parts === undefined) return undefined;
+  const seq = Number(parts.random >> CHECK_BITS);
+  if (seq < 1) return undefined;
+  return (parts.random & CHECK_MASK) === checkOf(partnerId, seq, parts.time) ? seq : undefined;
+}
+
 const counterKey = (partnerId: string) => ({ pk: partnerId, sk: COUNTER_SK });
 const stripeOf = (partnerId: string, seq: number) => `${partnerId}#E${seq % EVENT_STRIPES}`;
 const eventKey = (partnerId: string, seq: number) => ({
   pk: stripeOf(partnerId, seq),
   sk: `${EVENT_PREFIX}${String(seq).padStart(SEQ_DIGITS, '0')}`,
 });
-const idKey = (partnerId: string, eventId: string) => ({
+/** The key of the pointer an event appended before ids said their seq has. */
+export const pointerKey = (partnerId: string, eventId: string) => ({
   pk: `${partnerId}#I${hash(eventId) % EVENT_STRIPES}`,
   sk: `ID#${eventId}`,
 });
@@ -142,51 +182,71 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
 
   /**
    * 1. Take the next seq (at once, before anything is awaited, so appends made in one order
-   *    are placed in that order).
+   *    are placed in that order); the event's id says it.
    * 2. With an idempotency key: claim it, or return the event that claimed it first.
-   * 3. Point the event id at the seq (only if the id is new), then put the event there, only
-   *    if the place is empty; one a poller has filled with a hole is given up for the next seq.
+   * 3. Put the event at its seq, only if the place is empty. A place a poller has filled with a
+   *    hole is given up for the next seq, under a new id (and the key's claim moves with it).
    * A seq taken and not used (a repeated key, an error) is filled with a hole at once.
    */
-  async append(event: Event): Promise<AppendResult> {
-    const reserved = this.#takeSeq(event.partnerId);
+  async append(draft: NewEvent): Promise<AppendResult> {
+    const time = Date.parse(draft.createdAt);
+    const reserved = this.#takeSeq(draft.partnerId);
     let seq: number | undefined;
     try {
-      if (event.idempotencyKey !== undefined) {
-        const first = await this.#claimKey(event, event.idempotencyKey);
+      seq = await reserved;
+      let event: Event = { ...draft, id: eventIdAt(draft.partnerId, seq, time) };
+      const key = draft.idempotencyKey;
+      if (key !== undefined) {
+        const first = await this.#claimKey(event, key);
         if (first !== undefined) {
-          await this.#fillHole(event.partnerId, await reserved);
+          await this.#fillHole(draft.partnerId, seq);
           return { event: first, created: false };
         }
       }
-      seq = await reserved;
-      await this.#pointAt(event, seq);
       for (;;) {
         if (await this.#putEvent(event, seq)) return { event, created: true };
-        const next = await this.#takeSeq(event.partnerId);
-        await this.#pointAt(event, next, seq);
-        seq = next;
+        seq = await this.#takeSeq(draft.partnerId);
+        const moved: Event = { ...event, id: eventIdAt(draft.partnerId, seq, time) };
+        if (key !== undefined) await this.#moveClaim(event, moved.id, key);
+        event = moved;
       }
     } catch (error) {
       // Whatever happened, the seq must not stop pollers for HOLE_AFTER_MS: fill it now.
       const unused = seq ?? (await reserved.catch(() => undefined));
-      if (unused !== undefined) await this.#fillHole(event.partnerId, unused).catch(() => {});
+      if (unused !== undefined) await this.#fillHole(draft.partnerId, unused).catch(() => {});
       throw error;
     }
   }
 
   /**
-   * The event, read eventually consistent first (half the read units; an event and its
-   * pointer never change once the append has returned), and consistently when that finds
-   * nothing: a pointer or event written less than a second ago, or one a hole moved.
+   * The event, read eventually consistent first (half the read units; an event never changes
+   * once the append has returned), and consistently when that finds nothing: an event written
+   * less than a second ago. An id from before ids said their seq is looked up by its pointer.
    */
   async get(partnerId: string, eventId: string): Promise<Event | undefined> {
-    return (await this.#read(partnerId, eventId, false)) ?? this.#read(partnerId, eventId, true);
+    const seq = seqInId(partnerId, eventId);
+    if (seq === undefined) return this.#getByPointer(partnerId, eventId);
+    return (
+      (await this.#readAt(partnerId, seq, eventId, false)) ?? this.#readAt(partnerId, seq, eventId, true)
+    );
   }
 
-  async #read(partnerId: string, eventId: string, consistent: boolean): Promise<Event | undefined> {
-    const seq = await this.#seqOf(partnerId, eventId, consistent);
-    if (seq === undefined) return undefined;
+  async #getByPointer(partnerId: string, eventId: string): Promise<Event | undefined> {
+    for (const consistent of [false, true]) {
+      const seq = await this.#pointedSeq(partnerId, eventId, consistent);
+      const event = seq === undefined ? undefined : await this.#readAt(partnerId, seq, eventId, consistent);
+      if (event !== undefined) return event;
+    }
+    return undefined;
+  }
+
+  /** The event at `seq`, if it is the one with this id. */
+  async #readAt(
+    partnerId: string,
+    seq: number,
+    eventId: string,
+    consistent: boolean,
+  ): Promise<Event | undefined> {
     const result = await this.#client.send(
       new GetCommand({
         TableName: this.tableName,
@@ -203,12 +263,14 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
    * over some), or the `after` given (null when none) when the page examined nothing.
    *
    * Reads are consistent: an eventually consistent read may come from a replica behind the one
-   * that served the previous page, and would then not know the cursor it handed out.
+   * that served the previous page, and would then not have the events it handed out. The
+   * cursor's seq is in its id (or, for an id from before, in its pointer): a cursor whose
+   * event has expired still says where to go on from.
    */
   async list(partnerId: string, query: EventListQuery): Promise<Page<Event>> {
     let from = 1;
     if (query.after !== undefined) {
-      const seq = await this.#seqOf(partnerId, query.after);
+      const seq = seqInId(partnerId, query.after) ?? (await this.#pointedSeq(partnerId, query.after, true));
       if (seq === undefined) throw new CursorNotFoundError(query.after);
       from = seq + 1;
     }
@@ -354,28 +416,25 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
     }
   }
 
-  /** Points the event id at `seq`: only a new id, or (with `moving`) one pointing at `moving`. */
-  async #pointAt(event: Event, seq: number, moving?: number): Promise<void> {
+  /**
+   * The key's claim follows its event to a new id (the event lost its place to a hole). The
+   * claim is taken over only if it still names the event: otherwise the key is another
+   * append's now (it took over a claim it found abandoned), and this one gives up with a 503.
+   */
+  async #moveClaim(event: Event, movedId: string, key: string): Promise<void> {
     try {
       await this.#client.send(
-        new PutCommand({
+        new UpdateCommand({
           TableName: this.tableName,
-          Item: { ...idKey(event.partnerId, event.id), kind: 'eventId', seq, expiresAt: this.#expiresAt() },
-          ...(moving === undefined
-            ? { ConditionExpression: 'attribute_not_exists(pk)' }
-            : {
-                ConditionExpression: '#seq = :moving',
-                ExpressionAttributeNames: attributeNames('seq'),
-                ExpressionAttributeValues: { ':moving': moving },
-              }),
+          Key: idempotencyKey(event.partnerId, key),
+          UpdateExpression: 'SET #eventId = :moved',
+          ConditionExpression: '#eventId = :event',
+          ExpressionAttributeNames: attributeNames('eventId'),
+          ExpressionAttributeValues: { ':moved': movedId, ':event': event.id },
         }),
       );
     } catch (error) {
-      if (moving === undefined && isConditionFailure(error)) {
-        throw new Error(`event ${event.id} already exists in partner ${event.partnerId}'s log`, {
-          cause: error,
-        });
-      }
+      if (isConditionFailure(error)) throw new IdempotencyKeyInProgressError(key);
       throw error;
     }
   }
@@ -533,12 +592,15 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
     } while (startKey !== undefined);
   }
 
-  /** The event's seq, or undefined when it is not one of this partner's events. */
-  async #seqOf(partnerId: string, eventId: string, consistent = true): Promise<number | undefined> {
+  /**
+   * The seq the pointer of an event from before ids said their seq holds, or undefined when
+   * there is none (not one of this partner's events, or one that expired).
+   */
+  async #pointedSeq(partnerId: string, eventId: string, consistent: boolean): Promise<number | undefined> {
     const result = await this.#client.send(
       new GetCommand({
         TableName: this.tableName,
-        Key: idKey(partnerId, eventId),
+        Key: pointerKey(partnerId, eventId),
         ConsistentRead: consistent,
       }),
     );

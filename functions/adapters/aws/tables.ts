@@ -5,10 +5,12 @@
  * events       pk = partnerId, sk = `SEQ`: the partner's counter (attribute seq), moved by ADD
  *              pk = `<partnerId>#E<seq mod 4>`, sk = `E#<seq, 15 digits>`: an event (kind
  *                   'event': the stream carries these) or a hole (a place taken, never written)
- *              pk = `<partnerId>#I<h>`, sk = `ID#<eventId>`: eventId → seq, for get and `after`
  *              pk = `<partnerId>#K<h>`, sk = `IDEM#<key>`: idempotency key → eventId
+ *              pk = `<partnerId>#I<h>`, sk = `ID#<eventId>`: eventId → seq, only for events
+ *                   appended before ids said their seq (read, never written)
  *              (h: a hash mod 4). A partner's writes spread over these partitions; see events.ts
- *              for how seq order stays the order a poller may read without skipping.
+ *              for how seq order stays the order a poller may read without skipping, and how
+ *              an event's id says its seq.
  * partners     pk = `PARTNER#<id>` (the partner) | `KEY#<sha256 of API key>` (→ partnerId)
  * subscriptions pk = id; GSI byPartner (partnerId, id)
  * deliveries   pk = `DLV#<deliveryId>`, sk = `DELIVERY` (the delivery, with its first attempt)

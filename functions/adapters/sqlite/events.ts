@@ -1,6 +1,7 @@
 import { CursorNotFoundError } from '../../core/errors.ts';
+import { newId } from '../../core/ids.ts';
 import type { Event, JsonValue, Page } from '../../core/model.ts';
-import type { AppendResult, EventListQuery, EventLog } from '../../ports.ts';
+import type { AppendResult, EventListQuery, EventLog, NewEvent } from '../../ports.ts';
 import {
   prepared,
   type Row,
@@ -38,8 +39,10 @@ export class SqliteEventLog implements EventLog {
     this.#db = db;
   }
 
-  async append(event: Event): Promise<AppendResult> {
+  /** The new event's id is a ULID of its `createdAt`, minted before the write lock is taken. */
+  async append(draft: NewEvent): Promise<AppendResult> {
     const db = this.#db;
+    const event: Event = { ...draft, id: newId('evt', Date.parse(draft.createdAt)) };
     return write(db, () => {
       const inserted = prepared(
         db,
