@@ -201,6 +201,12 @@ export interface DeliveryStore {
    */
   recordAttempt(attempt: Attempt, delivery: Delivery): Promise<void>;
   /**
+   * Stores a fan-out delivery that was queued without being stored, with its first attempt,
+   * in one write, only if no delivery with its id is stored yet. When one is (another copy of
+   * the message got there first), the attempt is recorded against it as recordAttempt does.
+   */
+  createWithAttempt(attempt: Attempt, delivery: Delivery): Promise<void>;
+  /**
    * Ends a delivery that will not be tried (again): status `skipped` with the reason, no next
    * try, `updatedAt` = `at`. Conditional, like recordAttempt, so a stale message copy cannot
    * undo a success: a delivery that succeeded is left as it is. Returns whether the delivery

@@ -8,7 +8,7 @@ import type {
   SubscriptionStore,
 } from '../ports.ts';
 import { toEventView } from './events.ts';
-import { laneOf } from './fanout.ts';
+import { laneOf, unstoredDelivery } from './fanout.ts';
 import { type HealthDeps, recordTry } from './health.ts';
 import { newId } from './ids.ts';
 import type { Attempt, Delivery, DeliveryMessage, SkippedReason } from './model.ts';
@@ -55,11 +55,12 @@ export type DeliverOutcome =
 
 /**
  * Makes one HTTP try of a delivery, in three phases: prepare, make the call, handle the outcome.
- * 1. Load the delivery, its subscription and its event. Nothing is sent for a delivery that
- *    succeeded, or that has already recorded the try this message is for (a stale copy); one
- *    whose subscription is disabled or deleted, or whose event has expired, ends `skipped`
- *    with the reason (a success is never undone). A main-lane message of a failing endpoint
- *    moves to the slow lane untried.
+ * 1. Load the delivery, its subscription and its event. A delivery fan-out queued without
+ *    storing it (the message says so) is stored by whatever ends this handling: its try, its
+ *    skip or its move. Nothing is sent for a delivery that succeeded, or that has already
+ *    recorded the try this message is for (a stale copy); one whose subscription is disabled
+ *    or deleted, or whose event has expired, ends `skipped` with the reason (a success is
+ *    never undone). A main-lane message of a failing endpoint moves to the slow lane untried.
  * 2. Sign the event with the subscription's live secrets; `webhook-id` is the delivery id,
  *    the same on every retry, so receivers can dedupe. POST it.
  * 3. Queue what comes next (see `decide`): the next try after its wait, or the dead-letter
@@ -69,8 +70,11 @@ export type DeliverOutcome =
  * 4. Keep the endpoint's health: a long run of failures, or a 410, disables the subscription.
  */
 export async function deliver(deps: DeliverDeps, message: DeliveryMessage): Promise<DeliverOutcome> {
-  const delivery = await deps.deliveries.get(message.deliveryId);
+  const stored = await deps.deliveries.get(message.deliveryId);
+  // Fan-out may have left the delivery for this first handling to store (storeAtFirstTry).
+  const delivery = stored ?? unstoredDelivery(message);
   if (!delivery) return { kind: 'done', reason: 'gone' };
+  const unstored = stored === undefined;
   if (delivery.status === 'succeeded') return { kind: 'done', reason: 'already-succeeded' };
   const attempt = message.attempt ?? delivery.attempts + 1;
   if (attempt <= delivery.attempts) return { kind: 'done', reason: 'stale' };
@@ -86,12 +90,21 @@ export async function deliver(deps: DeliverDeps, message: DeliveryMessage): Prom
         ? 'event expired'
         : 'subscription disabled';
     // Its message is dropped, so this is the delivery's last word: say why it was not sent.
-    await deps.deliveries.skip(delivery.id, reason, deps.clock.now().toISOString());
+    const at = deps.clock.now().toISOString();
+    if (unstored) {
+      const skipped: Delivery = { ...delivery, status: 'skipped', skippedReason: reason, updatedAt: at };
+      const [kept] = await deps.deliveries.createForEvent([skipped]);
+      if (kept?.status !== 'skipped') await deps.deliveries.skip(delivery.id, reason, at);
+    } else {
+      await deps.deliveries.skip(delivery.id, reason, at);
+    }
     return { kind: 'done', reason: reason === 'subscription disabled' ? 'disabled' : 'gone' };
   }
   // One message group per subscription, as fan-out queues them.
   const groupId = delivery.subscriptionId;
   if (deps.queue.hasSlowLane && laneOf(subscription) === 'slow' && message.lane !== 'slow') {
+    // It may wait in the slow lane a long time: stored now, it is listed while it waits.
+    if (unstored) await deps.deliveries.createForEvent([delivery]);
     await deps.queue.send([{ body: { ...nextTry(message, attempt, step), lane: 'slow' }, groupId }]);
     return { kind: 'moved' };
   }
@@ -159,7 +172,8 @@ export async function deliver(deps: DeliverDeps, message: DeliveryMessage): Prom
       ? { nextAttemptAt: new Date(now.getTime() + outcome.delaySeconds * 1000).toISOString() }
       : {}),
   };
-  await deps.deliveries.recordAttempt(attemptRecord, updated);
+  if (unstored) await deps.deliveries.createWithAttempt(attemptRecord, updated);
+  else await deps.deliveries.recordAttempt(attemptRecord, updated);
   await recordTry(
     deps,
     subscription,

@@ -210,6 +210,12 @@ export const DeliveryMessage = z.object({
   step: z.number().int().nonnegative().optional(),
   /** Absent: the main lane. */
   lane: DeliveryLane.optional(),
+  /**
+   * Set by a fan-out that queued the delivery without storing it (on AWS, for a subscription
+   * in the main lane): the delivery's creation time and its event's type, so the dispatcher
+   * can store it with its first try (or its skip, or its move to the slow lane).
+   */
+  unstored: z.object({ createdAt: Timestamp, eventType: EventType }).optional(),
 });
 export type DeliveryMessage = z.infer<typeof DeliveryMessage>;
 

@@ -40,6 +40,8 @@ export const handler = createFanoutHandler(
       slow: new SqsQueue<DeliveryMessage>(sqsClient, config.slowLaneQueueUrl),
     }),
     clock: systemClock,
+    // A main-lane delivery is stored with its first try: one write instead of two.
+    storeAtFirstTry: true,
   },
   logError,
 ).use(injectLambdaContext(logger));

@@ -18,7 +18,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
 import { DynamoEventLog } from '../../functions/adapters/aws/events.ts';
 import { DynamoSubscriptionStore } from '../../functions/adapters/aws/subscriptions.ts';
-import { fanoutDeliveryId } from '../../functions/core/fanout.ts';
+import { type DeliverDeps, deliver } from '../../functions/core/delivery.ts';
+import { fanOutEvent, fanoutDeliveryId } from '../../functions/core/fanout.ts';
 import type { DeliveryMessage } from '../../functions/core/model.ts';
 import type { EventRef } from '../../functions/core/patterns.ts';
 import { createFanoutHandler } from '../../functions/fanout/handler.ts';
@@ -246,6 +247,68 @@ describe('events table stream → pipe → fan-out queue → fan-out', () => {
     expect(await handler({ Records: [record] }, lambdaContext('fanout'))).toEqual({ batchItemFailures: [] });
     expect(deliveryQueue.sent.map((m) => m.body.deliveryId)).toEqual([
       fanoutDeliveryId(event.id, subscription.id),
+    ]);
+  });
+
+  it('leaves a main-lane delivery to its first try to store, and stores a slow-lane one at once, as deployed', async () => {
+    const events = new DynamoEventLog(client, tables.events);
+    const subscriptions = new DynamoSubscriptionStore(client, tables.subscriptions, testCipher());
+    const deliveries = new DynamoDeliveryStore(client, tables.deliveries);
+    const clock = new ManualClock(new Date());
+    const partnerId = id('ptr');
+    const healthy = makeSubscription(partnerId, { eventTypes: [] });
+    const failing = makeSubscription(partnerId, { eventTypes: [], failingSince: clock.now().toISOString() });
+    for (const subscription of [healthy, failing]) await subscriptions.put(subscription);
+    const { event } = await events.append(newEvent(partnerId));
+    const deliveryQueue = new RecordingQueue<DeliveryMessage>();
+
+    const queued = await fanOutEvent(
+      { subscriptions, deliveries, deliveryQueue, clock, storeAtFirstTry: true },
+      { id: event.id, partnerId, type: event.type, createdAt: event.createdAt },
+    );
+
+    expect(queued).toBe(2);
+    const toHealthy = deliveryQueue.sent.find((m) => m.body.subscriptionId === healthy.id)?.body;
+    const toFailing = deliveryQueue.sent.find((m) => m.body.subscriptionId === failing.id)?.body;
+    expect(toHealthy).toMatchObject({
+      unstored: { createdAt: clock.now().toISOString(), eventType: event.type },
+    });
+    expect(toHealthy?.lane).toBeUndefined();
+    expect(toFailing).toMatchObject({ lane: 'slow' });
+    expect(toFailing).not.toHaveProperty('unstored');
+    expect(await deliveries.get(toHealthy?.deliveryId ?? '')).toBeUndefined();
+    expect(await deliveries.get(toFailing?.deliveryId ?? '')).toMatchObject({ status: 'pending' });
+
+    // The dispatcher's first try stores the healthy subscription's delivery, with the try.
+    const requests: string[] = [];
+    const deps: DeliverDeps = {
+      events,
+      subscriptions,
+      deliveries,
+      sender: {
+        async send(request) {
+          requests.push(request.url);
+          return { statusCode: 204, durationMs: 3 };
+        },
+      },
+      queue: { hasSlowLane: true, send: async () => {}, deadLetter: async () => {} },
+      clock,
+      retrySchedule: [0, 5],
+      deliveryTimeoutMs: 1000,
+      disableAfterMs: 86_400_000,
+    };
+    if (toHealthy === undefined) throw new Error('nothing queued for the healthy subscription');
+    expect(await deliver(deps, toHealthy)).toEqual({ kind: 'done', reason: 'succeeded' });
+    expect(await deliver(deps, toHealthy)).toEqual({ kind: 'done', reason: 'already-succeeded' });
+    expect(requests).toEqual([healthy.url]);
+    expect(await deliveries.get(toHealthy.deliveryId)).toMatchObject({
+      id: fanoutDeliveryId(event.id, healthy.id),
+      status: 'succeeded',
+      attempts: 1,
+      origin: 'fanout',
+    });
+    expect(await deliveries.listAttempts(toHealthy.deliveryId)).toEqual([
+      expect.objectContaining({ number: 1, statusCode: 204 }),
     ]);
   });
 });

@@ -268,6 +268,59 @@ export function deliveryStoreContract(name: string, make: () => Promise<Delivery
       });
     });
 
+    describe('createWithAttempt', () => {
+      /** A fan-out delivery after its first try, and that try. */
+      function triedOnce(status: Delivery['status'], statusCode: number) {
+        const delivery = makeDelivery(makeEvent(partnerId), subscriptionId);
+        const attempt = makeAttempt(delivery, { statusCode, startedAt: at(1) });
+        const next: Delivery = { ...delivery, status, attempts: 1, updatedAt: at(1), lastAttemptAt: at(1) };
+        return { delivery, attempt, next };
+      }
+
+      it('stores a delivery no one stored, as its first try left it, with that try', async () => {
+        const { attempt, next } = triedOnce('succeeded', 204);
+
+        await deliveries.createWithAttempt(attempt, next);
+
+        expect(await deliveries.get(next.id)).toEqual(next);
+        expect(await deliveries.listAttempts(next.id)).toEqual([attempt]);
+        expect((await deliveries.listByEvent(next.eventId, { limit: 10 })).items).toEqual([next]);
+        expect((await deliveries.listBySubscription(subscriptionId, { limit: 10 })).items).toEqual([next]);
+      });
+
+      it('records the try against a delivery stored already, as recordAttempt does', async () => {
+        const { delivery, attempt, next } = triedOnce('failed', 500);
+        await deliveries.createForEvent([delivery]);
+
+        await deliveries.createWithAttempt(attempt, next);
+
+        expect(await deliveries.get(next.id)).toEqual(next);
+        expect(await deliveries.listAttempts(next.id)).toEqual([attempt]);
+      });
+
+      it('counts a try made by two copies once, and lets neither copy undo a success', async () => {
+        const { delivery, attempt: success, next } = triedOnce('succeeded', 200);
+        const failure = makeAttempt(delivery, { statusCode: 500, startedAt: at(1) });
+
+        await deliveries.createWithAttempt(success, next);
+        await deliveries.createWithAttempt(failure, { ...next, status: 'failed', nextAttemptAt: at(9) });
+
+        expect(await deliveries.get(next.id)).toEqual(next);
+        const stored = await deliveries.listAttempts(next.id);
+        expect(stored.map((a) => a.id).sort()).toEqual([success.id, failure.id].sort());
+      });
+
+      it('refuses a delivery a partner asked for, which is stored when asked', async () => {
+        const { attempt, next } = triedOnce('succeeded', 200);
+        const redelivery: Delivery = { ...next, id: id('dlv'), origin: 'redelivery' };
+
+        await expect(
+          deliveries.createWithAttempt({ ...attempt, deliveryId: redelivery.id }, redelivery),
+        ).rejects.toThrow();
+        expect(await deliveries.get(redelivery.id)).toBeUndefined();
+      });
+    });
+
     describe('skip', () => {
       it('ends a delivery never tried as skipped, with the reason and no next try', async () => {
         const delivery = makeDelivery(makeEvent(partnerId), subscriptionId);

@@ -8,6 +8,7 @@ import { SqliteDeliveryStore } from '../../functions/adapters/sqlite/deliveries.
 import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
 import { type DeliverDeps, deliver } from '../../functions/core/delivery.ts';
+import { fanoutDeliveryId } from '../../functions/core/fanout.ts';
 import { newId } from '../../functions/core/ids.ts';
 import type { Delivery, DeliveryMessage, Subscription } from '../../functions/core/model.ts';
 import { DEFAULT_RETRY_SCHEDULE } from '../../functions/core/retry.ts';
@@ -54,8 +55,11 @@ function recordingQueue(hasSlowLane = false) {
   return queue;
 }
 
-/** SQLite stores in memory holding one event, one subscription and its untried delivery. */
-async function storesWithOneDelivery(status: Subscription['status'] = 'active') {
+/**
+ * SQLite stores in memory holding one event, one subscription and its untried delivery (with
+ * `stored` false, the delivery is left to the message, as fan-out's storeAtFirstTry leaves it).
+ */
+async function storesWithOneDelivery(status: Subscription['status'] = 'active', stored = true) {
   const db = openDatabase(':memory:');
   const events = new SqliteEventLog(db);
   const subscriptions = new SqliteSubscriptionStore(db, testCipher());
@@ -79,7 +83,7 @@ async function storesWithOneDelivery(status: Subscription['status'] = 'active') 
   };
   await subscriptions.put(subscription);
   const delivery: Delivery = {
-    id: newId('dlv'),
+    id: fanoutDeliveryId(event.id, subscription.id),
     eventId: event.id,
     subscriptionId: subscription.id,
     partnerId,
@@ -90,12 +94,13 @@ async function storesWithOneDelivery(status: Subscription['status'] = 'active') 
     createdAt: NOW.toISOString(),
     updatedAt: NOW.toISOString(),
   };
-  await deliveries.createForEvent([delivery]);
+  if (stored) await deliveries.createForEvent([delivery]);
   const message: DeliveryMessage = {
     deliveryId: delivery.id,
     eventId: event.id,
     subscriptionId: subscription.id,
     partnerId,
+    ...(stored ? {} : { unstored: { createdAt: delivery.createdAt, eventType: delivery.eventType } }),
   };
   return { db, events, subscriptions, deliveries, subscription, message };
 }
@@ -115,8 +120,8 @@ describe('deliver', () => {
     return { ...message, attempt, step };
   }
 
-  async function setUp(results: CallbackResult[], status: Subscription['status'] = 'active') {
-    const stores = await storesWithOneDelivery(status);
+  async function setUp(results: CallbackResult[], status: Subscription['status'] = 'active', stored = true) {
+    const stores = await storesWithOneDelivery(status, stored);
     db = stores.db;
     subscription = stores.subscription;
     message = stores.message;
@@ -479,6 +484,100 @@ describe('deliver', () => {
 
       expect(await deliver(deps, tryOf(2))).toEqual({ kind: 'done', reason: 'already-succeeded' });
       expect(await deps.deliveries.get(message.deliveryId)).toMatchObject({ status: 'succeeded' });
+    });
+  });
+  describe('a delivery fan-out queued without storing it', () => {
+    const untried = (createdAt: string) => ({
+      status: 'pending',
+      attempts: 0,
+      origin: 'fanout',
+      eventType: 'order.created',
+      createdAt,
+    });
+
+    it('is stored by its first try, with that try: one write', async () => {
+      await setUp([{ statusCode: 204, durationMs: 7 }], 'active', false);
+      expect(await deps.deliveries.get(message.deliveryId)).toBeUndefined();
+
+      expect(await deliver(deps, tryOf(1))).toEqual({ kind: 'done', reason: 'succeeded' });
+
+      expect(deps.sender.requests).toHaveLength(1);
+      expect(await deps.deliveries.get(message.deliveryId)).toMatchObject({
+        status: 'succeeded',
+        attempts: 1,
+        origin: 'fanout',
+        createdAt: NOW.toISOString(),
+      });
+      expect(await deps.deliveries.listAttempts(message.deliveryId)).toEqual([
+        expect.objectContaining({ number: 1, statusCode: 204, durationMs: 7 }),
+      ]);
+      expect((await deps.deliveries.listByEvent(message.eventId, { limit: 10 })).items).toHaveLength(1);
+    });
+
+    it('is stored failed by a failed first try, its next try queued with what stores it still', async () => {
+      await setUp([{ statusCode: 500, durationMs: 1 }], 'active', false);
+
+      expect(await deliver(deps, tryOf(1))).toMatchObject({ kind: 'retry' });
+
+      expect(await deps.deliveries.get(message.deliveryId)).toMatchObject({ status: 'failed', attempts: 1 });
+      expect(deps.queue.sent[0]?.body).toMatchObject({ attempt: 2, unstored: message.unstored });
+    });
+
+    it('sends nothing again for a copy of its message once its try is stored', async () => {
+      await setUp([{ statusCode: 204, durationMs: 1 }], 'active', false);
+      await deliver(deps, tryOf(1));
+
+      expect(await deliver(deps, tryOf(1))).toEqual({ kind: 'done', reason: 'already-succeeded' });
+      expect(deps.sender.requests).toHaveLength(1);
+    });
+
+    it('counts a try once when two copies were tried side by side', async () => {
+      await setUp(
+        [
+          { statusCode: 500, durationMs: 1 },
+          { statusCode: 500, durationMs: 1 },
+        ],
+        'active',
+        false,
+      );
+
+      await Promise.all([deliver(deps, tryOf(1)), deliver(deps, tryOf(1))]);
+
+      expect(await deps.deliveries.get(message.deliveryId)).toMatchObject({ status: 'failed', attempts: 1 });
+      expect(await deps.deliveries.listAttempts(message.deliveryId)).toHaveLength(2);
+    });
+
+    it('is stored skipped, with the reason, when its subscription is disabled', async () => {
+      await setUp([], 'disabled', false);
+
+      expect(await deliver(deps, tryOf(1))).toEqual({ kind: 'done', reason: 'disabled' });
+
+      expect(deps.sender.requests).toHaveLength(0);
+      expect(await deps.deliveries.get(message.deliveryId)).toMatchObject({
+        ...untried(NOW.toISOString()),
+        status: 'skipped',
+        skippedReason: 'subscription disabled',
+        updatedAt: NOW.toISOString(),
+      });
+    });
+
+    it('is stored pending when it moves to the slow lane, where it may wait', async () => {
+      await setUp([], 'active', false);
+      deps.queue = recordingQueue(true);
+      await deps.subscriptions.updateHealth(subscription.id, { kind: 'failing', since: NOW.toISOString() });
+
+      expect(await deliver(deps, tryOf(1))).toEqual({ kind: 'moved' });
+
+      expect(await deps.deliveries.get(message.deliveryId)).toMatchObject(untried(NOW.toISOString()));
+      expect(deps.queue.sent[0]?.body).toMatchObject({ lane: 'slow', attempt: 1 });
+    });
+
+    it('is gone when neither the store nor the message has it', async () => {
+      await setUp([], 'active', false);
+      const { unstored: _unstored, ...plain } = tryOf(1);
+
+      expect(await deliver(deps, plain)).toEqual({ kind: 'done', reason: 'gone' });
+      expect(await deps.deliveries.get(message.deliveryId)).toBeUndefined();
     });
   });
 });

@@ -93,6 +93,18 @@ function byNumberThenId(a: Attempt, b: Attempt): number {
   return a.number - b.number || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
+/** A fan-out delivery, with the id of its (event, subscription) pair: what makes its put idempotent. */
+function assertFanoutId(delivery: Delivery): void {
+  if (
+    delivery.origin !== 'fanout' ||
+    delivery.id !== fanoutDeliveryId(delivery.eventId, delivery.subscriptionId)
+  ) {
+    throw new Error(
+      `fan-out delivery ${delivery.id} does not have the id of its pair (${delivery.eventId}, ${delivery.subscriptionId})`,
+    );
+  }
+}
+
 function deliveryItem(delivery: Delivery, expiresAt: number): Item {
   return {
     ...compact(delivery),
@@ -232,6 +244,33 @@ export class DynamoDeliveryStore implements DeliveryStore {
       }
     }
     await this.#client.send(new PutCommand({ TableName: this.tableName, Item: attemptPut.Put.Item }));
+  }
+
+  /**
+   * One put of the delivery as its first try left it, keeping the try on it (as recordAttempt
+   * keeps a first try), only if the id is new; otherwise recordAttempt. With indexes that hold
+   * only keys, this is the delivery's one write and its one entry in each index.
+   */
+  async createWithAttempt(attempt: Attempt, delivery: Delivery): Promise<void> {
+    if (attempt.deliveryId !== delivery.id) {
+      throw new Error(`attempt ${attempt.id} belongs to delivery ${attempt.deliveryId}, not ${delivery.id}`);
+    }
+    assertFanoutId(delivery);
+    try {
+      await this.#client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            ...deliveryItem(delivery, this.#expiresAt()),
+            [FIRST_ATTEMPT]: firstAttemptOf(attempt, delivery),
+          },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      await this.recordAttempt(attempt, delivery);
+    }
   }
 
   /**
@@ -426,11 +465,7 @@ export class DynamoDeliveryStore implements DeliveryStore {
   }
 
   async #createOne(delivery: Delivery): Promise<Delivery> {
-    if (delivery.id !== fanoutDeliveryId(delivery.eventId, delivery.subscriptionId)) {
-      throw new Error(
-        `fan-out delivery ${delivery.id} does not have the id of its pair (${delivery.eventId}, ${delivery.subscriptionId})`,
-      );
-    }
+    assertFanoutId(delivery);
     try {
       await this.#client.send(
         new PutCommand({

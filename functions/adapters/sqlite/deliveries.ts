@@ -131,52 +131,77 @@ export class SqliteDeliveryStore implements DeliveryStore {
 
   /** Updates the delivery's mutable fields; its identity (event, subscription) never changes. */
   async recordAttempt(attempt: Attempt, delivery: Delivery): Promise<void> {
+    await write(this.#db, () => this.#recordAttempt(attempt, delivery));
+  }
+
+  /** Inserts the delivery as it is after its first try, with the try, unless it is stored. */
+  async createWithAttempt(attempt: Attempt, delivery: Delivery): Promise<void> {
+    if (delivery.origin !== 'fanout')
+      throw new Error(`createWithAttempt takes fan-out deliveries, not ${delivery.origin}`);
     const db = this.#db;
     await write(db, () => {
-      // SET expressions read the row as it was. The new state is taken unless the delivery
-      // succeeded already, or (for a failure) already recorded this try or a later one: a
-      // copy of a message tried twice counts once, and never undoes a success. A skipped
-      // delivery tried after all (a copy of its message) is skipped no more, unless its try
-      // skipped it (a 410), which says why.
-      const updated = prepared(
+      const inserted = prepared(
         db,
-        `UPDATE deliveries SET
-             status = CASE WHEN status = 'succeeded' THEN status
-                           WHEN :status = 'succeeded' OR attempts < :number THEN :status ELSE status END,
-             next_attempt_at = CASE WHEN status = 'succeeded' THEN NULL
-                           WHEN :status = 'succeeded' OR attempts < :number THEN :next ELSE next_attempt_at END,
-             last_attempt_at = CASE WHEN status = 'succeeded' THEN last_attempt_at
-                           WHEN :status = 'succeeded' OR attempts < :number THEN :last ELSE last_attempt_at END,
-             skipped_reason = CASE WHEN status = 'succeeded' THEN NULL
-                           WHEN :status = 'succeeded' OR attempts < :number THEN :skipped ELSE skipped_reason END,
-             updated_at = CASE WHEN status = 'succeeded' THEN updated_at
-                           WHEN :status = 'succeeded' OR attempts < :number THEN :updated ELSE updated_at END,
-             attempts = max(attempts, :number)
-           WHERE id = :id`,
-      ).run({
-        status: delivery.status,
-        skipped: delivery.skippedReason ?? null,
-        number: attempt.number,
-        next: delivery.nextAttemptAt ?? null,
-        last: delivery.lastAttemptAt ?? null,
-        updated: delivery.updatedAt,
-        id: delivery.id,
-      });
-      if (Number(updated.changes) === 0) throw new Error(`delivery ${delivery.id} not found`);
-      prepared(db, `INSERT INTO attempts (${ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
-        attempt.id,
-        attempt.deliveryId,
-        attempt.subscriptionId,
-        attempt.partnerId,
-        attempt.number,
-        attempt.startedAt,
-        attempt.durationMs,
-        attempt.statusCode ?? null,
-        attempt.error ?? null,
-        attempt.errorMessage ?? null,
-        attempt.responseExcerpt ?? null,
-      );
+        `${INSERT_DELIVERY} ON CONFLICT (event_id, subscription_id) WHERE origin = 'fanout' DO NOTHING
+           RETURNING 1 AS inserted`,
+      ).get(...deliveryValues(delivery));
+      if (inserted === undefined) this.#recordAttempt(attempt, delivery);
+      else this.#insertAttempt(attempt);
     });
+  }
+
+  #recordAttempt(attempt: Attempt, delivery: Delivery): void {
+    const db = this.#db;
+    // SET expressions read the row as it was. The new state is taken unless the delivery
+    // succeeded already, or (for a failure) already recorded this try or a later one: a
+    // copy of a message tried twice counts once, and never undoes a success. A skipped
+    // delivery tried after all (a copy of its message) is skipped no more, unless its try
+    // skipped it (a 410), which says why.
+    const updated = prepared(
+      db,
+      `UPDATE deliveries SET
+           status = CASE WHEN status = 'succeeded' THEN status
+                         WHEN :status = 'succeeded' OR attempts < :number THEN :status ELSE status END,
+           next_attempt_at = CASE WHEN status = 'succeeded' THEN NULL
+                         WHEN :status = 'succeeded' OR attempts < :number THEN :next ELSE next_attempt_at END,
+           last_attempt_at = CASE WHEN status = 'succeeded' THEN last_attempt_at
+                         WHEN :status = 'succeeded' OR attempts < :number THEN :last ELSE last_attempt_at END,
+           skipped_reason = CASE WHEN status = 'succeeded' THEN NULL
+                         WHEN :status = 'succeeded' OR attempts < :number THEN :skipped ELSE skipped_reason END,
+           updated_at = CASE WHEN status = 'succeeded' THEN updated_at
+                         WHEN :status = 'succeeded' OR attempts < :number THEN :updated ELSE updated_at END,
+           attempts = max(attempts, :number)
+         WHERE id = :id`,
+    ).run({
+      status: delivery.status,
+      skipped: delivery.skippedReason ?? null,
+      number: attempt.number,
+      next: delivery.nextAttemptAt ?? null,
+      last: delivery.lastAttemptAt ?? null,
+      updated: delivery.updatedAt,
+      id: delivery.id,
+    });
+    if (Number(updated.changes) === 0) throw new Error(`delivery ${delivery.id} not found`);
+    this.#insertAttempt(attempt);
+  }
+
+  #insertAttempt(attempt: Attempt): void {
+    prepared(
+      this.#db,
+      `INSERT INTO attempts (${ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      attempt.id,
+      attempt.deliveryId,
+      attempt.subscriptionId,
+      attempt.partnerId,
+      attempt.number,
+      attempt.startedAt,
+      attempt.durationMs,
+      attempt.statusCode ?? null,
+      attempt.error ?? null,
+      attempt.errorMessage ?? null,
+      attempt.responseExcerpt ?? null,
+    );
   }
 
   async skip(deliveryId: string, reason: SkippedReason, at: string): Promise<boolean> {
