@@ -1,17 +1,34 @@
 import type { Clock, DeliveryStore, OutgoingMessage, QueueSender, SubscriptionStore } from '../ports.ts';
-import { derivedId, idTime, newId } from './ids.ts';
+import { derivedId, hashTag, idTime, newId, TAG_CHARS } from './ids.ts';
 import type { Delivery, DeliveryLane, DeliveryMessage, DeliveryOrigin, Subscription } from './model.ts';
 import type { EventRef } from './patterns.ts';
 import { subscriptionWants } from './subscriptions.ts';
 
 /**
+ * The tag every delivery id of an event ends with (30 bits of a hash of the event id): the
+ * DynamoDB store keeps an event's deliveries together under it, so it lists them without an
+ * index and reads one by its id alone.
+ */
+export function eventTag(eventId: string): string {
+  return hashTag(eventId);
+}
+
+const ULID_CHARS = 26;
+
+/** The event tag a delivery id ends with, or undefined for an id from before ids had one. */
+export function eventTagOf(deliveryId: string): string | undefined {
+  const bare = deliveryId.slice(deliveryId.indexOf('_') + 1);
+  return bare.length === ULID_CHARS + TAG_CHARS ? bare.slice(ULID_CHARS) : undefined;
+}
+
+/**
  * The id of the fan-out delivery of an event to a subscription: the same every time for the
  * pair (with the event's time), so fanning an event out again, after a retry, a redrive or a
  * recovery of the pipe's dead letters, finds the delivery made the first time instead of
- * sending a second callback.
+ * sending a second callback. It ends with the event's tag.
  */
 export function fanoutDeliveryId(eventId: string, subscriptionId: string): string {
-  return derivedId('dlv', idTime(eventId), `${eventId}/${subscriptionId}`);
+  return derivedId('dlv', idTime(eventId), `${eventId}/${subscriptionId}`) + eventTag(eventId);
 }
 
 /** A delivery of the event to the subscription, not tried yet. */
@@ -23,7 +40,10 @@ export function newDelivery(
 ): Delivery {
   return {
     // Only fan-out is one per pair; a partner's redelivery, replay or test is a new delivery.
-    id: origin === 'fanout' ? fanoutDeliveryId(event.id, subscriptionId) : newId('dlv', now.getTime()),
+    id:
+      origin === 'fanout'
+        ? fanoutDeliveryId(event.id, subscriptionId)
+        : newId('dlv', now.getTime()) + eventTag(event.id),
     eventId: event.id,
     subscriptionId,
     partnerId: event.partnerId,

@@ -108,14 +108,29 @@ export function idParts(prefix: IdPrefix, id: string): { time: number; random: b
   return { time: Number(time), random };
 }
 
+/** Characters of the tag an id may carry after its ULID (a delivery id's names its event). */
+export const TAG_CHARS = 6;
+
+/** TAG_CHARS characters (30 bits) of SHA-256 over `text`, in the ULID alphabet. */
+export function hashTag(text: string): string {
+  const bits = TAG_CHARS * 5;
+  const bytes = Math.ceil(bits / 8);
+  const digest = createHash('sha256').update(text).digest().subarray(0, bytes);
+  return encode(toBigInt(digest) >> BigInt(bytes * 8 - bits), TAG_CHARS);
+}
+
 /**
- * The millisecond timestamp a ULID encodes, for a bare ULID or a prefixed id.
+ * The millisecond timestamp a ULID encodes, for a bare ULID or a prefixed id, with or without
+ * a tag after the ULID.
  * @throws Error when the text is not a ULID.
  */
 export function idTime(id: string): number {
   const bare = id.slice(id.lastIndexOf('_') + 1).toUpperCase();
-  if (bare.length !== TIME_CHARS + RANDOM_CHARS) {
-    throw new Error(`${id} is not a ULID: expected 26 characters after the prefix`);
+  const ulidChars = TIME_CHARS + RANDOM_CHARS;
+  if (bare.length !== ulidChars && bare.length !== ulidChars + TAG_CHARS) {
+    throw new Error(
+      `${id} is not a ULID: expected 26 characters after the prefix (and a tag of ${TAG_CHARS})`,
+    );
   }
   for (const char of bare) {
     if (!ALPHABET.includes(char)) throw new Error(`${id} is not a ULID: bad character ${char}`);

@@ -22,7 +22,13 @@ const prefixedId = (prefix: IdPrefix) =>
 export const PartnerId = prefixedId('ptr');
 export const EventId = prefixedId('evt');
 export const SubscriptionId = prefixedId('sub');
-export const DeliveryId = prefixedId('dlv');
+/**
+ * A ULID and six more characters naming the delivery's event (where the deliveries of one
+ * event are kept on DynamoDB); deliveries stored before ids named their event have none.
+ */
+export const DeliveryId = z
+  .string()
+  .regex(new RegExp(`^dlv_${ulidPart}([0-9A-HJKMNP-TV-Z]{6})?$`), 'must be an id starting with dlv_');
 export const AttemptId = prefixedId('att');
 
 /** ISO-8601 UTC timestamp with milliseconds, as `Date.prototype.toISOString` writes it. */

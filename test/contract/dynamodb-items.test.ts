@@ -16,9 +16,18 @@ import {
 import { DynamoPartnerStore } from '../../functions/adapters/aws/partners.ts';
 import { DELIVERIES_TABLE, EVENTS_TABLE, PARTNERS_TABLE } from '../../functions/adapters/aws/tables.ts';
 import { CursorNotFoundError } from '../../functions/core/errors.ts';
-import { fanoutDeliveryId } from '../../functions/core/fanout.ts';
+import { eventTag, fanoutDeliveryId } from '../../functions/core/fanout.ts';
 import { tablesPerTest } from '../dynamodb-local/tables.ts';
-import { id, ManualClock, makeAttempt, makeDelivery, makeEvent, makePartner, newEvent } from './fixtures.ts';
+import {
+  at,
+  id,
+  ManualClock,
+  makeAttempt,
+  makeDelivery,
+  makeEvent,
+  makePartner,
+  newEvent,
+} from './fixtures.ts';
 
 const { client, table } = tablesPerTest('items');
 
@@ -226,7 +235,7 @@ describe('DynamoEventLog filtered polling', () => {
 });
 
 describe('DynamoDeliveryStore items', () => {
-  it('writes the delivery under the id of its pair with its index keys and its first attempt, later attempts under the delivery, all expiring retentionDays after their writing, and nothing else', async () => {
+  it('writes the delivery under its event’s tag with its subscription index key and its first attempt, later attempts beside it, all expiring retentionDays after their writing, and nothing else', async () => {
     const name = await table(DELIVERIES_TABLE);
     const now = Math.floor(Date.now() / 1000);
     const store = new DynamoDeliveryStore(client, name, {
@@ -243,30 +252,92 @@ describe('DynamoDeliveryStore items', () => {
     await store.recordAttempt(second, { ...delivery, status: 'succeeded', attempts: 13 });
 
     expect(delivery.id).toBe(fanoutDeliveryId(delivery.eventId, delivery.subscriptionId));
+    const tag = eventTag(delivery.eventId);
+    expect(delivery.id.endsWith(tag)).toBe(true);
     // The first attempt is kept without the ids its delivery already carries.
     const { deliveryId: _d, subscriptionId: _s, partnerId: _p, ...firstAttempt } = first;
-    expect(await scan(name)).toEqual([
+    expect((await scan(name)).toSorted((a, b) => String(a.sk).localeCompare(String(b.sk)))).toEqual([
       {
-        pk: `DLV#${delivery.id}`,
-        sk: `ATTEMPT#000013#${second.id}`,
-        kind: 'attempt',
-        ...second,
-        expiresAt,
-      },
-      {
-        pk: `DLV#${delivery.id}`,
-        sk: 'DELIVERY',
+        pk: `EVD#${tag}`,
+        sk: delivery.id,
         kind: 'delivery',
         gsiSubscriptionId: delivery.subscriptionId,
-        gsiEventId: delivery.eventId,
         ...delivery,
         status: 'succeeded',
         attempts: 13,
         firstAttempt,
         expiresAt,
       },
+      {
+        pk: `EVD#${tag}`,
+        sk: `${delivery.id}#A#000013#${second.id}`,
+        kind: 'attempt',
+        ...second,
+        expiresAt,
+      },
     ]);
     expect(await store.listAttempts(delivery.id)).toEqual([first, second]);
+  });
+
+  it('reads, lists and updates a delivery stored before ids had a tag, in its layout, beside tagged ones', async () => {
+    const name = await table(DELIVERIES_TABLE);
+    const store = new DynamoDeliveryStore(client, name);
+    const event = makeEvent(id('ptr'), { id: id('evt', Date.parse(at(0))) });
+    const subscriptionId = id('sub');
+    // As an earlier version stored it: a plain ULID, its own partition, both index keys.
+    const old = makeDelivery(event, subscriptionId, {
+      id: id('dlv', Date.parse(at(1))),
+      origin: 'redelivery',
+    });
+    await client.send(
+      new PutCommand({
+        TableName: name,
+        Item: {
+          pk: `DLV#${old.id}`,
+          sk: 'DELIVERY',
+          kind: 'delivery',
+          gsiSubscriptionId: subscriptionId,
+          gsiEventId: event.id,
+          ...old,
+        },
+      }),
+    );
+    const tagged = makeDelivery(event, subscriptionId);
+    await store.createForEvent([tagged]);
+    const attempt = makeAttempt(old, { number: 1, statusCode: 500 });
+
+    await store.recordAttempt(attempt, { ...old, status: 'failed', attempts: 1 });
+
+    expect(await store.get(old.id)).toEqual({ ...old, status: 'failed', attempts: 1 });
+    expect(await store.listAttempts(old.id)).toEqual([attempt]);
+    const byEvent = await store.listByEvent(event.id, { limit: 1 });
+    expect(byEvent.items.map((d) => d.id)).toEqual([old.id]);
+    const rest = await store.listByEvent(event.id, { limit: 1, after: byEvent.next ?? '' });
+    expect(rest).toEqual({ items: [tagged], next: null });
+    expect((await store.listBySubscription(subscriptionId, { limit: 10 })).items.map((d) => d.id)).toEqual([
+      old.id,
+      tagged.id,
+    ]);
+  });
+
+  it('lists an event’s deliveries without another event’s that shares its tag', async () => {
+    const name = await table(DELIVERIES_TABLE);
+    const store = new DynamoDeliveryStore(client, name);
+    const event = makeEvent(id('ptr'));
+    const mine = makeDelivery(event, id('sub'));
+    await store.createForEvent([mine]);
+    // Another event's delivery under the same tag (30 bits of a hash: one event in a billion).
+    const other = makeDelivery(makeEvent(id('ptr')), id('sub'));
+    const sharing = { ...other, id: `${other.id.slice(0, -6)}${eventTag(event.id)}` };
+    await client.send(
+      new PutCommand({
+        TableName: name,
+        Item: { pk: `EVD#${eventTag(event.id)}`, sk: sharing.id, kind: 'delivery', ...sharing },
+      }),
+    );
+
+    expect(await store.listByEvent(event.id, { limit: 10 })).toEqual({ items: [mine], next: null });
+    expect(await store.get(sharing.id)).toEqual(sharing);
   });
 
   it('refuses a fan-out delivery whose id is not its pair’s, so no pair can have two', async () => {

@@ -1,6 +1,7 @@
 import * as fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { eventIdAt, seqInId } from '../../functions/adapters/aws/events.ts';
+import { eventTag, eventTagOf, fanoutDeliveryId, newDelivery } from '../../functions/core/fanout.ts';
 import { composedId, createUlid, idParts, idTime, newId, ulid } from '../../functions/core/ids.ts';
 import { AttemptId, DeliveryId, EventId, PartnerId, SubscriptionId } from '../../functions/core/model.ts';
 
@@ -164,5 +165,41 @@ describe('event ids of the DynamoDB log', () => {
     expect(eventIdAt(partnerId, 1, 1000)).not.toBe(eventIdAt(partnerId, 1, 1001));
     expect(() => eventIdAt(partnerId, 0, 0)).toThrow(RangeError);
     expect(() => eventIdAt(partnerId, 2 ** 50, 0)).toThrow(RangeError);
+  });
+});
+
+describe('delivery ids', () => {
+  it('end with their event’s tag, for fan-out and for a delivery a partner asked for', () => {
+    const eventId = newId('evt');
+    const subscriptionId = newId('sub');
+    const event = { id: eventId, partnerId: newId('ptr'), type: 'order.created' };
+    const now = new Date();
+    const ids = [
+      fanoutDeliveryId(eventId, subscriptionId),
+      newDelivery(event, subscriptionId, 'replay', now).id,
+      newDelivery(event, subscriptionId, 'fanout', now).id,
+    ];
+    for (const deliveryId of ids) {
+      expect(DeliveryId.parse(deliveryId)).toBe(deliveryId);
+      expect(deliveryId).toMatch(/^dlv_[0-9A-HJKMNP-TV-Z]{32}$/);
+      expect(eventTagOf(deliveryId)).toBe(eventTag(eventId));
+    }
+    expect(idTime(ids[1] ?? '')).toBe(now.getTime());
+    expect(idTime(ids[0] ?? '')).toBe(idTime(eventId));
+  });
+
+  it('are told apart from ids from before they had a tag, which stay valid', () => {
+    const old = newId('dlv');
+    expect(DeliveryId.parse(old)).toBe(old);
+    expect(eventTagOf(old)).toBeUndefined();
+    expect(DeliveryId.safeParse(`${old}ABC`).success).toBe(false);
+  });
+
+  it('tag different events differently, and one event always the same', () => {
+    const tags = new Set(Array.from({ length: 100 }, () => eventTag(newId('evt'))));
+    expect(tags.size).toBe(100);
+    const eventId = newId('evt');
+    expect(eventTag(eventId)).toBe(eventTag(eventId));
+    expect(eventTag(eventId)).toMatch(/^[0-9A-HJKMNP-TV-Z]{6}$/);
   });
 });

@@ -1,20 +1,25 @@
 /**
- * Deliveries and their attempts on DynamoDB (the deliveries table of tables.ts):
- * - `DLV#<id>` / `DELIVERY`: the delivery, carrying `gsiSubscriptionId` and `gsiEventId` for
- *   the bySubscription and byEvent indexes (attempt items do not, so the indexes hold
- *   deliveries only). A fan-out delivery's id is derived from its (event, subscription) pair
- *   (fanoutDeliveryId), so the put that creates it only if absent is all it takes to keep a
- *   retried fan-out from creating a second one. The delivery's first recorded try is kept on
- *   it, as `firstAttempt`, written by the same update that records its new state;
- * - `DLV#<id>` / `ATTEMPT#<number, 6 digits>#<attemptId>`: its other attempts (a later try, or
+ * Deliveries and their attempts on DynamoDB (the deliveries table of tables.ts). A delivery id
+ * ends with its event's tag (eventTag), and an event's deliveries are kept together under it:
+ * - `EVD#<tag>` / `<id>`: the delivery, carrying `gsiSubscriptionId` for the bySubscription
+ *   index (attempt items do not, so the index holds deliveries only). A fan-out delivery's id
+ *   is derived from its (event, subscription) pair (fanoutDeliveryId), so the put that creates
+ *   it only if absent is all it takes to keep a retried fan-out from creating a second one.
+ *   The delivery's first recorded try is kept on it, as `firstAttempt`;
+ * - `EVD#<tag>` / `<id>#A#<number, 6 digits>#<attemptId>`: its other attempts (a later try, or
  *   a second copy of one message tried at the same time), oldest first in key order.
+ * Listing an event's deliveries is a query of its tag's partition (another event with the same
+ * tag, one in a billion, is filtered out); reading one by id is a get, the key being in the id.
  *
- * What a callback costs in writes is the point of this layout: a first try that succeeds is
- * one conditional update of one item, no transaction and no attempt item; with indexes that
- * hold only keys (as tables.ts defines them) it writes no index entry either, since an update
- * that changes no key and no projected attribute writes nothing to an index. Listing reads the
- * page's keys from an index and the deliveries themselves by key, so it works whatever the
- * indexes project.
+ * Deliveries stored before ids had a tag keep their layout, `DLV#<id>` / `DELIVERY` and
+ * `DLV#<id>` / `ATTEMPT#…`, and their `gsiEventId` entry in the byEvent index, which lists
+ * them by event; nothing writes that index any more, and it empties as they expire.
+ *
+ * What a callback costs in writes is the point of this layout: its delivery is one put (at its
+ * first try, with the try on it) and one entry in the bySubscription index, which holds only
+ * keys; a later try is one conditional update, which changes no key and no projected
+ * attribute and so writes no index entry. Listing by subscription reads the page's keys from
+ * the index and the deliveries themselves by key, so it works whatever the index projects.
  */
 import {
   BatchGetCommand,
@@ -25,7 +30,7 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { fanoutDeliveryId } from '../../core/fanout.ts';
+import { eventTag, eventTagOf, fanoutDeliveryId } from '../../core/fanout.ts';
 import { Attempt, Delivery, type Page, type SkippedReason } from '../../core/model.ts';
 import { type Clock, type DeliveryStore, type ListQuery, pageOfLookahead, systemClock } from '../../ports.ts';
 import {
@@ -43,8 +48,11 @@ import {
 export const BY_SUBSCRIPTION_INDEX = 'bySubscription';
 export const BY_EVENT_INDEX = 'byEvent';
 
-const DELIVERY_SK = 'DELIVERY';
-const ATTEMPT_PREFIX = 'ATTEMPT#';
+/** The sort key of a delivery stored before ids had a tag, and the prefix of its attempts'. */
+const LEGACY_DELIVERY_SK = 'DELIVERY';
+const LEGACY_ATTEMPT_PREFIX = 'ATTEMPT#';
+/** Between a delivery's id and its attempt's number, in the sort key of its attempt items. */
+const ATTEMPT_INFIX = '#A#';
 const ATTEMPT_DIGITS = 6;
 /** The delivery item's attribute holding its first recorded try. */
 const FIRST_ATTEMPT = 'firstAttempt';
@@ -52,12 +60,36 @@ const FIRST_ATTEMPT = 'firstAttempt';
 const BATCH_GET_KEYS = 100;
 /** Tries of a batch get's unprocessed keys before the read fails. */
 const BATCH_GET_TRIES = 8;
+/** Items a filtered query of an event's partition reads at a time, at least. */
+const FILTERED_PAGE_SIZE = 100;
 
-const deliveryKey = (deliveryId: string) => ({ pk: `DLV#${deliveryId}`, sk: DELIVERY_SK });
-const attemptKey = (deliveryId: string, number: number, attemptId: string) => ({
-  pk: `DLV#${deliveryId}`,
-  sk: `${ATTEMPT_PREFIX}${String(number).padStart(ATTEMPT_DIGITS, '0')}#${attemptId}`,
-});
+/** A delivery's id and key, and the item when the listing has read it already. */
+interface StoredKey {
+  id: string;
+  pk: string;
+  sk: string;
+  item?: Item;
+}
+
+const storedKey = ({ pk, sk }: { pk: string; sk: string }) => `${pk}\n${sk}`;
+
+/** The partition of an event's deliveries. */
+const tagPk = (tag: string) => `EVD#${tag}`;
+
+function deliveryKey(deliveryId: string): { pk: string; sk: string } {
+  const tag = eventTagOf(deliveryId);
+  return tag === undefined
+    ? { pk: `DLV#${deliveryId}`, sk: LEGACY_DELIVERY_SK }
+    : { pk: tagPk(tag), sk: deliveryId };
+}
+
+function attemptKey(deliveryId: string, number: number, attemptId: string): { pk: string; sk: string } {
+  const place = `${String(number).padStart(ATTEMPT_DIGITS, '0')}#${attemptId}`;
+  const tag = eventTagOf(deliveryId);
+  return tag === undefined
+    ? { pk: `DLV#${deliveryId}`, sk: `${LEGACY_ATTEMPT_PREFIX}${place}` }
+    : { pk: tagPk(tag), sk: `${deliveryId}${ATTEMPT_INFIX}${place}` };
+}
 
 // Delivery's and Attempt's zod objects drop pk, sk, kind, the index keys and firstAttempt.
 const toDelivery = (item: Item): Delivery => Delivery.parse(item);
@@ -111,7 +143,8 @@ function deliveryItem(delivery: Delivery, expiresAt: number): Item {
     ...deliveryKey(delivery.id),
     kind: 'delivery',
     gsiSubscriptionId: delivery.subscriptionId,
-    gsiEventId: delivery.eventId,
+    // Only the layout from before tags is listed by event through the index.
+    ...(eventTagOf(delivery.id) === undefined ? { gsiEventId: delivery.eventId } : {}),
     expiresAt,
   };
 }
@@ -368,21 +401,60 @@ export class DynamoDeliveryStore implements DeliveryStore {
    * themselves, read consistently. One extra key is read to tell whether another page exists:
    * `next` is null on the last page.
    */
-  listBySubscription(subscriptionId: string, query: ListQuery): Promise<Page<Delivery>> {
-    return this.#newestFirst(BY_SUBSCRIPTION_INDEX, 'gsiSubscriptionId', subscriptionId, query);
+  async listBySubscription(subscriptionId: string, query: ListQuery): Promise<Page<Delivery>> {
+    const keys = await this.#indexKeys(BY_SUBSCRIPTION_INDEX, 'gsiSubscriptionId', subscriptionId, query);
+    return this.#pageOf(keys, query);
   }
 
-  /** Newest first, through the byEvent index, paged as listBySubscription. */
-  listByEvent(eventId: string, query: ListQuery): Promise<Page<Delivery>> {
-    return this.#newestFirst(BY_EVENT_INDEX, 'gsiEventId', eventId, query);
+  /**
+   * Newest first, paged as listBySubscription: the deliveries under the event's tag, one
+   * consistent query of its partition (its attempts, and another event's deliveries under the
+   * same tag, filtered out), and those stored before ids had a tag, through the byEvent index.
+   */
+  async listByEvent(eventId: string, query: ListQuery): Promise<Page<Delivery>> {
+    const after = query.after;
+    const [tagged, legacy] = await Promise.all([
+      queryUpTo(
+        this.#client,
+        {
+          TableName: this.tableName,
+          KeyConditionExpression: after === undefined ? '#pk = :pk' : '#pk = :pk AND #sk < :after',
+          FilterExpression: '#kind = :delivery AND #eventId = :eventId',
+          ExpressionAttributeNames: attributeNames(
+            'pk',
+            ...(after === undefined ? [] : ['sk']),
+            'kind',
+            'eventId',
+          ),
+          ExpressionAttributeValues: {
+            ':pk': tagPk(eventTag(eventId)),
+            ':delivery': 'delivery',
+            ':eventId': eventId,
+            ...(after === undefined ? {} : { ':after': after }),
+          },
+          ScanIndexForward: false,
+          ConsistentRead: true,
+        },
+        query.limit + 1,
+        // Attempt items share the partition: read enough at a time that they cost no round trips.
+        FILTERED_PAGE_SIZE,
+      ),
+      this.#indexKeys(BY_EVENT_INDEX, 'gsiEventId', eventId, query),
+    ]);
+    const rows: StoredKey[] = [
+      ...tagged.map((item) => ({ id: String(item.id), pk: String(item.pk), sk: String(item.sk), item })),
+      ...legacy,
+    ].sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+    return this.#pageOf(rows.slice(0, query.limit + 1), query);
   }
 
-  async #newestFirst(
+  /** Up to a page and one of an index's keys for `value`, newest first, before `after`. */
+  async #indexKeys(
     indexName: string,
     keyName: string,
     value: string,
     query: ListQuery,
-  ): Promise<Page<Delivery>> {
+  ): Promise<StoredKey[]> {
     const keys = await queryUpTo(
       this.#client,
       {
@@ -401,32 +473,39 @@ export class DynamoDeliveryStore implements DeliveryStore {
       },
       query.limit + 1,
     );
-    const page = pageOfLookahead(keys, query, (key) => ({ id: String(key.id), pk: String(key.pk) }));
-    const found = await this.#deliveriesByKey(page.items.map((key) => key.pk));
+    return keys.map((key) => ({ id: String(key.id), pk: String(key.pk), sk: String(key.sk) }));
+  }
+
+  /** The page of these rows (a page and one, newest first), each read by key unless it was read. */
+  async #pageOf(rows: readonly StoredKey[], query: ListQuery): Promise<Page<Delivery>> {
+    const page = pageOfLookahead(rows, query, (row) => row);
+    const found = await this.#deliveriesByKey(page.items.filter((row) => row.item === undefined));
     // A delivery that expired between the two reads is left out; the cursor still holds.
     return {
-      items: page.items.flatMap((key) => {
-        const item = found.get(key.pk);
+      items: page.items.flatMap((row) => {
+        const item = row.item ?? found.get(storedKey(row));
         return item === undefined ? [] : [toDelivery(item)];
       }),
       next: page.next,
     };
   }
 
-  /** Delivery items by partition key, consistently, in batches; unprocessed keys are asked again. */
-  async #deliveriesByKey(pks: readonly string[]): Promise<Map<string, Item>> {
+  /** Delivery items by key, consistently, in batches; unprocessed keys are asked again. */
+  async #deliveriesByKey(rows: readonly StoredKey[]): Promise<Map<string, Item>> {
     const found = new Map<string, Item>();
-    for (let start = 0; start < pks.length; start += BATCH_GET_KEYS) {
-      let keys: Record<string, unknown>[] = pks
+    for (let start = 0; start < rows.length; start += BATCH_GET_KEYS) {
+      let keys: Record<string, unknown>[] = rows
         .slice(start, start + BATCH_GET_KEYS)
-        .map((pk) => ({ pk, sk: DELIVERY_SK }));
+        .map(({ pk, sk }) => ({ pk, sk }));
       for (let attempt = 1; keys.length > 0; attempt++) {
         if (attempt > BATCH_GET_TRIES) throw new Error(`${keys.length} deliveries could not be read`);
         if (attempt > 1) await backoff(attempt - 1, 50, 2_000);
         const result = await this.#client.send(
           new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }),
         );
-        for (const item of result.Responses?.[this.tableName] ?? []) found.set(String(item.pk), item);
+        for (const item of result.Responses?.[this.tableName] ?? []) {
+          found.set(storedKey({ pk: String(item.pk), sk: String(item.sk) }), item);
+        }
         keys = result.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
       }
     }
@@ -435,27 +514,29 @@ export class DynamoDeliveryStore implements DeliveryStore {
 
   /**
    * Oldest first: the delivery's own first attempt and its attempt items, read together (they
-   * share the delivery's partition).
+   * share the delivery's partition, and under a tag their sort keys start with its id).
    */
   async listAttempts(deliveryId: string): Promise<Attempt[]> {
+    const key = deliveryKey(deliveryId);
+    const tagged = eventTagOf(deliveryId) !== undefined;
     const attempts: Attempt[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
       const page = await this.#client.send(
         new QueryCommand({
           TableName: this.tableName,
-          KeyConditionExpression: '#pk = :pk',
-          ExpressionAttributeNames: attributeNames('pk'),
-          ExpressionAttributeValues: { ':pk': deliveryKey(deliveryId).pk },
+          KeyConditionExpression: tagged ? '#pk = :pk AND begins_with(#sk, :id)' : '#pk = :pk',
+          ExpressionAttributeNames: attributeNames('pk', ...(tagged ? ['sk'] : [])),
+          ExpressionAttributeValues: { ':pk': key.pk, ...(tagged ? { ':id': deliveryId } : {}) },
           ConsistentRead: true,
           ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
         }),
       );
       for (const item of page.Items ?? []) {
-        if (item.sk === DELIVERY_SK) {
+        if (item.sk === key.sk) {
           const first = firstAttemptIn(item);
           if (first !== undefined) attempts.push(first);
-        } else if (String(item.sk).startsWith(ATTEMPT_PREFIX)) {
+        } else if (item.kind === 'attempt') {
           attempts.push(toAttempt(item));
         }
       }

@@ -13,15 +13,20 @@
  *              an event's id says its seq.
  * partners     pk = `PARTNER#<id>` (the partner) | `KEY#<sha256 of API key>` (→ partnerId)
  * subscriptions pk = id; GSI byPartner (partnerId, id)
- * deliveries   pk = `DLV#<deliveryId>`, sk = `DELIVERY` (the delivery, with its first attempt)
- *              | `ATTEMPT#<nnnnnn>#<attemptId>` (its other attempts) (a fan-out delivery's id is
- *              derived from its event and subscription, so a put only if absent makes fan-out
- *              idempotent);
+ * deliveries   pk = `EVD#<event tag>`, sk = `<deliveryId>` (the delivery, with its first attempt)
+ *              | `<deliveryId>#A#<nnnnnn>#<attemptId>` (its other attempts): a delivery id ends
+ *              with its event's tag, so an event's deliveries share a partition and one is read
+ *              by its id alone (a fan-out delivery's id is derived from its event and
+ *              subscription, so a put only if absent makes fan-out idempotent);
+ *              pk = `DLV#<deliveryId>`, sk = `DELIVERY` | `ATTEMPT#…`: a delivery stored before
+ *              ids had a tag, read and updated, never created;
  *              pk = `DUE#<shard>`, sk = `<dueAt>#<deliveryId>#<attempt>`: a try waiting longer
- *              than SQS can delay a message (due-retries.ts); GSIs bySubscription (subscriptionId, deliveryId) and
- *              byEvent (eventId, deliveryId) over delivery items only (sparse indexes: only
- *              they carry `gsiSubscriptionId` and `gsiEventId`), keys only: a try changes no
- *              key, so it writes no index entry, and listings read the deliveries by key
+ *              than SQS can delay a message (due-retries.ts). GSI bySubscription
+ *              (gsiSubscriptionId, deliveryId) over delivery items only (a sparse index: only
+ *              they carry `gsiSubscriptionId`), keys only: a try changes no key, so it writes no
+ *              index entry, and listings read the deliveries by key. GSI byEvent (gsiEventId,
+ *              deliveryId) holds only deliveries stored before ids had a tag; nothing writes it
+ *              any more, and it empties as they expire
  * Items that expire carry `expiresAt` (epoch seconds), the tables' TTL attribute.
  */
 export interface KeyAttribute {
