@@ -6,7 +6,14 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseLocalConfig } from '../../functions/config.ts';
 import { databasePath, startLocalDispatcher } from '../../local/runtime.ts';
-import { closedPort, eventually, request, startTestDispatcher, type TestDispatcher } from './harness.ts';
+import {
+  closedPort,
+  eventually,
+  request,
+  settled,
+  startTestDispatcher,
+  type TestDispatcher,
+} from './harness.ts';
 import { answer, startReceiver, type TestReceiver } from './receiver.ts';
 
 interface Delivery {
@@ -348,9 +355,10 @@ describe('local dispatcher, end to end', () => {
       const receiver = await receiverWith();
       const { partner, subscriptionId } = await subscribed(d, receiver, { eventTypes: ['order.*'] });
       await publish(d, partner.id, 'order.created', { n: 1 });
-      await eventually(() => receiver.callbacks[0]);
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      const since = new Date().toISOString();
+      const first = await eventually(() => receiver.callbacks[0]);
+      // A millisecond after the first event: `since` takes it no more, and the others were created later.
+      const since = new Date(Date.parse(JSON.parse(first.body).createdAt) + 1).toISOString();
+      await eventually(() => (Date.now() > Date.parse(since) ? true : undefined));
       await publish(d, partner.id, 'order.shipped', { n: 2 });
       await publish(d, partner.id, 'invoice.paid', { n: 3 });
       await publish(d, partner.id, 'order.delivered', { n: 4 });
@@ -423,7 +431,7 @@ describe('local dispatcher, end to end', () => {
       const polled = await d.as<{ data: { id: string }[] }>(partner.apiKey, 'GET', '/v1/events');
       expect(polled.body.data.map((e) => e.id)).toEqual([res.body.eventId]);
       // Fan-out saw the test event too, and gave it to no other subscription.
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await settled(d);
       expect(bystander.callbacks).toHaveLength(0);
     });
   });
@@ -502,7 +510,7 @@ describe('local dispatcher, end to end', () => {
 
       receiver.respond = answer(204);
       await d.as(partner.apiKey, 'PATCH', path, { status: 'active' });
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await settled(d);
       expect(receiver.callbacks).toHaveLength(1);
       expect((await deliveries(d, partner.apiKey, subscriptionId))[0]).toMatchObject({ status: 'skipped' });
 

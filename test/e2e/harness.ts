@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SqliteOutbox } from '../../functions/adapters/sqlite/outbox.ts';
 import { type LocalConfig, parseLocalConfig } from '../../functions/config.ts';
 import { type LocalDispatcher, type LocalRuntimeOptions, startLocalDispatcher } from '../../local/runtime.ts';
 
@@ -115,6 +116,22 @@ export async function eventually<T>(
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/**
+ * Waits until the runtime has nothing left to do: no event waiting in the outbox, and no
+ * message in the fan-out or delivery queue (visible, in flight or delayed). Past this point
+ * nothing more is sent unless something new is published or asked for, so a test can assert
+ * that something did not happen without sleeping.
+ */
+export async function settled(d: TestDispatcher, timeoutMs = 10_000): Promise<void> {
+  const outbox = new SqliteOutbox(d.dispatcher.db);
+  const empty = (stats: { visible: number; inFlight: number; delayed: number }) =>
+    stats.visible + stats.inFlight + stats.delayed === 0;
+  await eventually(() => {
+    const { fanout, delivery } = d.dispatcher.queues;
+    return outbox.peek(1).length === 0 && empty(fanout.stats()) && empty(delivery.stats()) ? true : undefined;
+  }, timeoutMs);
 }
 
 /** A port that was bound on 127.0.0.1 and closed again: nothing listens there. */
