@@ -1,5 +1,6 @@
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
-import { MessagesNotSentError, type OutgoingMessage, type QueueSender } from './ports.ts';
+import { MessagesNotSentError } from './core/errors.ts';
+import type { OutgoingMessage, QueueSender } from './core/ports.ts';
 
 export type Log = (message: string, error: unknown) => void;
 

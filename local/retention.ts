@@ -11,7 +11,7 @@
 import { type SqliteDatabase, write } from '../functions/adapters/sqlite/database.ts';
 import { SqliteDeliveryStore } from '../functions/adapters/sqlite/deliveries.ts';
 import { SqliteEventLog } from '../functions/adapters/sqlite/events.ts';
-import type { Clock } from '../functions/ports.ts';
+import type { Clock } from '../functions/core/ports.ts';
 
 const DAY_MS = 86_400_000;
 

@@ -1,7 +1,7 @@
 import { type SqliteDatabase, transaction } from '../functions/adapters/sqlite/database.ts';
 import type { SqliteOutbox } from '../functions/adapters/sqlite/outbox.ts';
 import type { SqliteQueue } from '../functions/adapters/sqlite/queues.ts';
-import type { EventRef } from '../functions/core/patterns.ts';
+import type { EventRef } from '../functions/core/model.ts';
 
 /**
  * The local stand-in for the EventBridge Pipe: moves outbox entries (written with each event)

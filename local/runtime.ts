@@ -14,6 +14,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
+import { systemClock } from '../functions/adapters/clock.ts';
 import { systemResolver } from '../functions/adapters/dns.ts';
 import { HttpCallbackSender } from '../functions/adapters/http/callback-sender.ts';
 import { InMemoryRateLimiter } from '../functions/adapters/memory/rate-limiter.ts';
@@ -34,11 +35,7 @@ import { createApiHandler } from '../functions/api/handler.ts';
 import { createAuthorizerHandler } from '../functions/authorizer/handler.ts';
 import type { LocalConfig } from '../functions/config.ts';
 import { DELIVERY_MAX_RECEIVES } from '../functions/core/delivery.ts';
-import type { DeliveryMessage } from '../functions/core/model.ts';
-import type { EventRef } from '../functions/core/patterns.ts';
-import { MAX_RETRY_DELAY_SECONDS } from '../functions/core/retry.ts';
-import { createDispatcherHandler } from '../functions/dispatcher/handler.ts';
-import { createFanoutHandler } from '../functions/fanout/handler.ts';
+import type { DeliveryMessage, EventRef } from '../functions/core/model.ts';
 import type {
   AddressResolver,
   CallbackSender,
@@ -46,8 +43,10 @@ import type {
   DeliveryQueue,
   EventLog,
   SecretCipher,
-} from '../functions/ports.ts';
-import { systemClock } from '../functions/ports.ts';
+} from '../functions/core/ports.ts';
+import { MAX_RETRY_DELAY_SECONDS } from '../functions/core/retry.ts';
+import { createDispatcherHandler } from '../functions/dispatcher/handler.ts';
+import { createFanoutHandler } from '../functions/fanout/handler.ts';
 import { startCheckpointer } from './checkpointer.ts';
 import { type DataLock, lockDataDir } from './data-lock.ts';
 import { createHttpServer } from './http-server.ts';

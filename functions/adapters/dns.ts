@@ -1,5 +1,5 @@
 import { lookup } from 'node:dns/promises';
-import type { AddressResolver } from '../ports.ts';
+import type { AddressResolver } from '../core/ports.ts';
 
 /** The operating system's resolver (getaddrinfo), as a connection would use it. */
 export const systemResolver: AddressResolver = {

@@ -10,15 +10,7 @@ import type {
 } from 'aws-lambda';
 import * as z from 'zod';
 import { listEventDeliveries, listSubscriptionDeliveries } from '../core/attempt-log.ts';
-import {
-  MethodNotAllowedError,
-  NotFoundError,
-  PayloadTooLargeError,
-  RouteNotFoundError,
-  UnauthorizedError,
-  UnsupportedMediaTypeError,
-  ValidationError,
-} from '../core/errors.ts';
+import { NotFoundError, PayloadTooLargeError, UnauthorizedError, ValidationError } from '../core/errors.ts';
 import {
   type BatchEntry,
   type BatchResult,
@@ -42,6 +34,16 @@ import {
   SubscriptionStatus,
 } from '../core/model.ts';
 import { createPartner } from '../core/partners.ts';
+import type {
+  AddressResolver,
+  Clock,
+  DeliveryStore,
+  EventLog,
+  PartnerStore,
+  QueueSender,
+  RateLimiter,
+  SubscriptionStore,
+} from '../core/ports.ts';
 import { redeliverEvent, replaySubscription, sendTestEvent } from '../core/redelivery.ts';
 import {
   createSubscription,
@@ -52,16 +54,7 @@ import {
   toSubscriptionView,
   updateSubscription,
 } from '../core/subscriptions.ts';
-import type {
-  AddressResolver,
-  Clock,
-  DeliveryStore,
-  EventLog,
-  PartnerStore,
-  QueueSender,
-  RateLimiter,
-  SubscriptionStore,
-} from '../ports.ts';
+import { MethodNotAllowedError, RouteNotFoundError, UnsupportedMediaTypeError } from './errors.ts';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from './json-depth.ts';
 import { type Problem, problemJson, toProblem, validationErrorFrom } from './problem.ts';
 import { matchRoute, type Operation, type RouteAuth } from './routes.ts';

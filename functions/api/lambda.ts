@@ -12,12 +12,12 @@ import { DynamoRateLimiter } from '../adapters/aws/rate-limiter.ts';
 import { sqsClient } from '../adapters/aws/sqs-client.ts';
 import { SqsQueue } from '../adapters/aws/sqs-queue.ts';
 import { DynamoSubscriptionStore } from '../adapters/aws/subscriptions.ts';
+import { systemClock } from '../adapters/clock.ts';
 import { systemResolver } from '../adapters/dns.ts';
 import { RememberingCipher } from '../adapters/secrets/remembering-cipher.ts';
 import { loadLambdaConfig } from '../config.ts';
 import { rememberingRefusals } from '../core/limits.ts';
 import type { DeliveryMessage } from '../core/model.ts';
-import { systemClock } from '../ports.ts';
 import { createApiHandler } from './handler.ts';
 
 const config = loadLambdaConfig([

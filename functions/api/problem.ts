@@ -7,11 +7,11 @@ import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { z } from 'zod';
 import {
   DomainError,
-  MethodNotAllowedError,
   ServiceUnavailableError,
   TooManyRequestsError,
   ValidationError,
 } from '../core/errors.ts';
+import { MethodNotAllowedError } from './errors.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 

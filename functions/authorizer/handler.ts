@@ -10,7 +10,7 @@ import type {
 } from 'aws-lambda';
 import { UnauthorizedError } from '../core/errors.ts';
 import { authenticateApiKey } from '../core/partners.ts';
-import type { PartnerStore } from '../ports.ts';
+import type { PartnerStore } from '../core/ports.ts';
 
 export type AuthorizerResult = APIGatewaySimpleAuthorizerWithContextResult<{ partnerId: string }>;
 

@@ -1,6 +1,6 @@
-import type { DeliveryStore, EventLog, ListQuery, SubscriptionStore } from '../ports.ts';
 import { getEvent } from './events.ts';
 import type { Attempt, Delivery, Page } from './model.ts';
+import type { DeliveryStore, EventLog, ListQuery, SubscriptionStore } from './ports.ts';
 import { getSubscription } from './subscriptions.ts';
 
 /** What a partner sees of one try. */

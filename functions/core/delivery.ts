@@ -1,3 +1,8 @@
+import { toEventView } from './events.ts';
+import { laneOf, unstoredDelivery } from './fanout.ts';
+import { type HealthDeps, recordTry } from './health.ts';
+import { newId } from './ids.ts';
+import type { Attempt, Delivery, DeliveryMessage, SkippedReason } from './model.ts';
 import type {
   CallbackResult,
   CallbackSender,
@@ -6,12 +11,7 @@ import type {
   DeliveryStore,
   EventLog,
   SubscriptionStore,
-} from '../ports.ts';
-import { toEventView } from './events.ts';
-import { laneOf, unstoredDelivery } from './fanout.ts';
-import { type HealthDeps, recordTry } from './health.ts';
-import { newId } from './ids.ts';
-import type { Attempt, Delivery, DeliveryMessage, SkippedReason } from './model.ts';
+} from './ports.ts';
 import { retryAfterDelaySeconds, retryDelaySeconds } from './retry.ts';
 import { webhookHeaders } from './signing.ts';
 import { signingSecrets } from './subscriptions.ts';

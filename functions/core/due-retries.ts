@@ -1,5 +1,6 @@
-import { type Clock, type DueRetryStore, MessagesNotSentError, type QueueSender } from '../ports.ts';
+import { MessagesNotSentError } from './errors.ts';
 import type { DeliveryMessage } from './model.ts';
+import type { Clock, DueRetryStore, QueueSender } from './ports.ts';
 
 /** How often the sweeper runs. */
 export const DUE_SWEEP_INTERVAL_SECONDS = 60;

@@ -77,27 +77,6 @@ export class PayloadTooLargeError extends DomainError {
   readonly title = 'Payload too large';
 }
 
-export class RouteNotFoundError extends DomainError {
-  readonly status = 404;
-  readonly title = 'Not found';
-}
-
-export class MethodNotAllowedError extends DomainError {
-  readonly status = 405;
-  readonly title = 'Method not allowed';
-  readonly allowed: string[];
-
-  constructor(method: string, path: string, allowed: string[]) {
-    super(`${method} is not allowed on ${path}; allowed: ${allowed.join(', ')}`);
-    this.allowed = allowed;
-  }
-}
-
-export class UnsupportedMediaTypeError extends DomainError {
-  readonly status = 415;
-  readonly title = 'Unsupported media type';
-}
-
 export class ConflictError extends DomainError {
   readonly status = 409;
   readonly title = 'Conflict';
@@ -166,5 +145,17 @@ export class TooManyRequestsError extends DomainError {
   constructor(message: string, retryAfterSeconds: number) {
     super(message);
     this.retryAfterSeconds = Math.max(1, Math.ceil(retryAfterSeconds));
+  }
+}
+
+/** Some messages of a QueueSender.send were not sent; the others were. */
+export class MessagesNotSentError extends Error {
+  /** Positions, in the array given to `send`, of the messages not sent. */
+  readonly unsent: readonly number[];
+
+  constructor(message: string, unsent: readonly number[], options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.unsent = unsent;
   }
 }

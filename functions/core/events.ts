@@ -1,5 +1,4 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { Clock, EventListQuery, EventLog, NewEvent, PartnerStore } from '../ports.ts';
 import {
   DomainError,
   EventNotFoundError,
@@ -9,6 +8,7 @@ import {
   ServiceUnavailableError,
 } from './errors.ts';
 import type { Event, JsonValue, Partner } from './model.ts';
+import type { Clock, EventListQuery, EventLog, NewEvent, PartnerStore } from './ports.ts';
 
 /** What a partner sees of an event, both when polling and in a callback body. */
 export interface EventView {

@@ -1,7 +1,13 @@
-import type { Clock, DeliveryStore, OutgoingMessage, QueueSender, SubscriptionStore } from '../ports.ts';
 import { derivedId, hashTag, idTime, newId, TAG_CHARS } from './ids.ts';
-import type { Delivery, DeliveryLane, DeliveryMessage, DeliveryOrigin, Subscription } from './model.ts';
-import type { EventRef } from './patterns.ts';
+import type {
+  Delivery,
+  DeliveryLane,
+  DeliveryMessage,
+  DeliveryOrigin,
+  EventRef,
+  Subscription,
+} from './model.ts';
+import type { Clock, DeliveryStore, OutgoingMessage, QueueSender, SubscriptionStore } from './ports.ts';
 import { subscriptionWants } from './subscriptions.ts';
 
 /**

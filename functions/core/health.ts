@@ -1,5 +1,5 @@
-import type { Clock, EventLog, SubscriptionStore } from '../ports.ts';
 import { SUBSCRIPTION_DISABLED, type Subscription } from './model.ts';
+import type { Clock, EventLog, SubscriptionStore } from './ports.ts';
 
 /** How long an endpoint may fail without a single success before it is disabled: 5 days. */
 export const DEFAULT_DISABLE_AFTER_MS = 5 * 24 * 60 * 60 * 1000;

@@ -1,5 +1,5 @@
-import type { Allowance, AllowanceResult, Clock, RateLimiter } from '../ports.ts';
 import { TooManyRequestsError } from './errors.ts';
+import type { Allowance, AllowanceResult, Clock, RateLimiter } from './ports.ts';
 
 /**
  * Requests per second a caller may make, each kind of caller its own limit: a partner by its

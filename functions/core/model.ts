@@ -200,6 +200,18 @@ export const DeliveryLane = z.enum(['main', 'slow']);
 export type DeliveryLane = z.infer<typeof DeliveryLane>;
 
 /**
+ * What the fan-out queue carries for an event: enough to find its subscriptions; the
+ * dispatcher loads the full event by id. The EventBridge Pipe writes it from a stream record
+ * (functions/adapters/aws/pipe.ts) and the local router from an outbox row, in this shape.
+ */
+export interface EventRef {
+  id: string;
+  partnerId: string;
+  type: string;
+  createdAt: string;
+}
+
+/**
  * What travels on the delivery queues: one message per try of a delivery. `attempt` and
  * `step` move on only with a real HTTP try, when the next message is queued; an error of the
  * dispatcher's own brings the same message back, so it spends no try. Messages queued before

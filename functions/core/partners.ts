@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { Clock, PartnerStore } from '../ports.ts';
 import { UnauthorizedError } from './errors.ts';
 import { newId } from './ids.ts';
 import type { Partner } from './model.ts';
+import type { Clock, PartnerStore } from './ports.ts';
 
 const API_KEY_PREFIX = 'dk_';
 

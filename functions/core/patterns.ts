@@ -55,18 +55,6 @@ export type EventPattern = {
 };
 
 /**
- * What the fan-out queue carries for an event: enough to find its subscriptions; the
- * dispatcher loads the full event by id. The EventBridge Pipe writes it from a stream record
- * (functions/adapters/aws/pipe.ts) and the local router from an outbox row, in this shape.
- */
-export interface EventRef {
-  id: string;
-  partnerId: string;
-  type: string;
-  createdAt: string;
-}
-
-/**
  * True when the event matches the pattern, as EventBridge would decide.
  * @throws Error on a content filter EventBridge does not define (or that this module does not
  *   implement, such as `cidr`), rather than silently never matching.

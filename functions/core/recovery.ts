@@ -1,6 +1,6 @@
 import * as z from 'zod';
-import type { Clock, DeadLetterSource, EventWindowReader, QueueSender } from '../ports.ts';
-import type { EventRef } from './patterns.ts';
+import type { EventRef } from './model.ts';
+import type { Clock, DeadLetterSource, EventWindowReader, QueueSender } from './ports.ts';
 
 /**
  * How far either side of a failed stream batch's arrival times its events may have been

@@ -1,15 +1,6 @@
 import {
-  type Allowance,
-  type Clock,
-  type DeliveryStore,
-  type EventLog,
-  MessagesNotSentError,
-  type QueueSender,
-  type RateLimitedAction,
-  type SubscriptionStore,
-} from '../ports.ts';
-import {
   DeliveriesNotQueuedError,
+  MessagesNotSentError,
   SubscriptionDisabledError,
   SubscriptionNotFoundError,
   TooManyRequestsError,
@@ -24,6 +15,15 @@ import {
   type Subscription,
   WEBHOOK_TEST,
 } from './model.ts';
+import type {
+  Allowance,
+  Clock,
+  DeliveryStore,
+  EventLog,
+  QueueSender,
+  RateLimitedAction,
+  SubscriptionStore,
+} from './ports.ts';
 import { getSubscription, subscriptionWants } from './subscriptions.ts';
 
 /** Events one replay request queues at most; the partner continues from `next`. */

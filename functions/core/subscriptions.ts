@@ -1,4 +1,3 @@
-import type { AddressResolver, Clock, ListQuery, SubscriptionStore } from '../ports.ts';
 import {
   ForbiddenTargetError,
   ServiceUnavailableError,
@@ -13,6 +12,7 @@ import {
   type SubscriptionStatus,
   WEBHOOK_TEST,
 } from './model.ts';
+import type { AddressResolver, Clock, ListQuery, SubscriptionStore } from './ports.ts';
 import { generateSecret } from './signing.ts';
 import { checkResolvedAddress, checkTargetUrl } from './target-policy.ts';
 

@@ -11,11 +11,11 @@ import { logError, logger } from '../adapters/aws/logger.ts';
 import { sqsClient } from '../adapters/aws/sqs-client.ts';
 import { SqsQueue } from '../adapters/aws/sqs-queue.ts';
 import { DynamoSubscriptionStore } from '../adapters/aws/subscriptions.ts';
+import { systemClock } from '../adapters/clock.ts';
 import { HttpCallbackSender } from '../adapters/http/callback-sender.ts';
 import { RememberingCipher } from '../adapters/secrets/remembering-cipher.ts';
 import { loadLambdaConfig } from '../config.ts';
 import type { DeliveryMessage } from '../core/model.ts';
-import { systemClock } from '../ports.ts';
 import { createDispatcherHandler } from './handler.ts';
 
 const config = loadLambdaConfig([

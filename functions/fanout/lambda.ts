@@ -9,10 +9,10 @@ import { logError, logger } from '../adapters/aws/logger.ts';
 import { sqsClient } from '../adapters/aws/sqs-client.ts';
 import { SqsQueue } from '../adapters/aws/sqs-queue.ts';
 import { DynamoSubscriptionStore } from '../adapters/aws/subscriptions.ts';
+import { systemClock } from '../adapters/clock.ts';
 import { RememberingCipher } from '../adapters/secrets/remembering-cipher.ts';
 import { loadLambdaConfig } from '../config.ts';
 import type { DeliveryMessage } from '../core/model.ts';
-import { systemClock } from '../ports.ts';
 import { createFanoutHandler } from './handler.ts';
 
 const config = loadLambdaConfig([

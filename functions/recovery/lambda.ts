@@ -5,9 +5,9 @@ import { DynamoEventLog } from '../adapters/aws/events.ts';
 import { logger } from '../adapters/aws/logger.ts';
 import { sqsClient } from '../adapters/aws/sqs-client.ts';
 import { SqsDeadLetterSource, SqsQueue } from '../adapters/aws/sqs-queue.ts';
+import { systemClock } from '../adapters/clock.ts';
 import { loadLambdaConfig } from '../config.ts';
-import type { EventRef } from '../core/patterns.ts';
-import { systemClock } from '../ports.ts';
+import type { EventRef } from '../core/model.ts';
 import { createRecoveryHandler } from './handler.ts';
 
 const config = loadLambdaConfig(['eventsTable', 'fanoutQueueUrl', 'pipeDeadLetterQueueUrl']);

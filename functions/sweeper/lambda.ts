@@ -6,10 +6,10 @@ import { DynamoDueRetryStore } from '../adapters/aws/due-retries.ts';
 import { logger } from '../adapters/aws/logger.ts';
 import { sqsClient } from '../adapters/aws/sqs-client.ts';
 import { SqsQueue } from '../adapters/aws/sqs-queue.ts';
+import { systemClock } from '../adapters/clock.ts';
 import { loadLambdaConfig } from '../config.ts';
 import { DUE_LOOKAHEAD_SECONDS, SWEEP_BUDGET_MS } from '../core/due-retries.ts';
 import type { DeliveryMessage } from '../core/model.ts';
-import { systemClock } from '../ports.ts';
 import { createSweeperHandler } from './handler.ts';
 
 const config = loadLambdaConfig(['deliveriesTable', 'deliveryQueueUrl', 'slowLaneQueueUrl']);

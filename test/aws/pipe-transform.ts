@@ -9,7 +9,8 @@
  */
 import * as z from 'zod';
 import { PIPE_FILTER_PATTERN, PIPE_INPUT_TEMPLATE } from '../../functions/adapters/aws/pipe.ts';
-import { type EventPattern, type EventRef, matchesPattern } from '../../functions/core/patterns.ts';
+import type { EventRef } from '../../functions/core/model.ts';
+import { type EventPattern, matchesPattern } from '../../functions/core/patterns.ts';
 
 const PLACEHOLDER = /<(\$[^<>]*)>/g;
 const DOT_PATH = /^\$(\.[A-Za-z0-9_@-]+)+$/;

@@ -1,7 +1,7 @@
 /** The DeliveryStore contract: every adapter runs this suite (see sqlite.test.ts). */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Delivery } from '../../functions/core/model.ts';
-import type { DeliveryStore } from '../../functions/ports.ts';
+import type { DeliveryStore } from '../../functions/core/ports.ts';
 import { at, id, makeAttempt, makeDelivery, makeEvent } from './fixtures.ts';
 
 export interface DeliveryStoreSubject {

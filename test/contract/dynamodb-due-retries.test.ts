@@ -8,13 +8,9 @@ import { SqsDeliveryQueue } from '../../functions/adapters/aws/delivery-queue.ts
 import { DUE_SHARDS, DynamoDueRetryStore } from '../../functions/adapters/aws/due-retries.ts';
 import { DELIVERIES_TABLE } from '../../functions/adapters/aws/tables.ts';
 import { DUE_LOOKAHEAD_SECONDS, sweepDueRetries } from '../../functions/core/due-retries.ts';
+import { MessagesNotSentError } from '../../functions/core/errors.ts';
 import type { DeliveryMessage } from '../../functions/core/model.ts';
-import {
-  type DueRetry,
-  MessagesNotSentError,
-  type OutgoingMessage,
-  type QueueSender,
-} from '../../functions/ports.ts';
+import type { DueRetry, OutgoingMessage, QueueSender } from '../../functions/core/ports.ts';
 import { tablesPerTest } from '../dynamodb-local/tables.ts';
 import { id, ManualClock } from './fixtures.ts';
 

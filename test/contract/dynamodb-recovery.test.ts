@@ -9,14 +9,13 @@ import { DynamoEventLog } from '../../functions/adapters/aws/events.ts';
 import { DynamoSubscriptionStore } from '../../functions/adapters/aws/subscriptions.ts';
 import { DELIVERIES_TABLE, EVENTS_TABLE, SUBSCRIPTIONS_TABLE } from '../../functions/adapters/aws/tables.ts';
 import { fanOutEvent } from '../../functions/core/fanout.ts';
-import type { DeliveryMessage } from '../../functions/core/model.ts';
-import type { EventRef } from '../../functions/core/patterns.ts';
+import type { DeliveryMessage, EventRef } from '../../functions/core/model.ts';
+import type { DeadLetterSource, OutgoingMessage } from '../../functions/core/ports.ts';
 import {
   pipeBatchWindow,
   RECOVERY_MARGIN_MS,
   recoverPipeDeadLetters,
 } from '../../functions/core/recovery.ts';
-import type { DeadLetterSource, OutgoingMessage } from '../../functions/ports.ts';
 import { tablesPerTest } from '../dynamodb-local/tables.ts';
 import { testCipher } from '../support/cipher.ts';
 import { id, ManualClock, makeEvent, makeSubscription, newEvent } from './fixtures.ts';

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CursorNotFoundError } from '../../functions/core/errors.ts';
 import { idTime } from '../../functions/core/ids.ts';
 import type { Event } from '../../functions/core/model.ts';
-import type { EventListQuery, EventLog, NewEvent } from '../../functions/ports.ts';
+import type { EventListQuery, EventLog, NewEvent } from '../../functions/core/ports.ts';
 import { at, id, newEvent } from './fixtures.ts';
 
 export interface EventLogSubject {

@@ -12,7 +12,7 @@ import type {
   Partner,
   Subscription,
 } from '../../functions/core/model.ts';
-import type { Clock, NewEvent } from '../../functions/ports.ts';
+import type { Clock, NewEvent } from '../../functions/core/ports.ts';
 
 /** A fresh id; `time` (ms) pins its ordering when a test depends on it. */
 export function id(prefix: IdPrefix, time?: number): string {

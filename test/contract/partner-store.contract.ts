@@ -1,6 +1,6 @@
 /** The PartnerStore contract: every adapter runs this suite (see sqlite.test.ts). */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { PartnerStore } from '../../functions/ports.ts';
+import type { PartnerStore } from '../../functions/core/ports.ts';
 import { id, makePartner } from './fixtures.ts';
 
 export interface PartnerStoreSubject {

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoEventLog } from '../../functions/adapters/aws/events.ts';
 import { DynamoPartnerStore } from '../../functions/adapters/aws/partners.ts';
 import { EVENTS_TABLE, PARTNERS_TABLE } from '../../functions/adapters/aws/tables.ts';
+import { systemClock } from '../../functions/adapters/clock.ts';
 import { systemResolver } from '../../functions/adapters/dns.ts';
 import { InMemoryRateLimiter } from '../../functions/adapters/memory/rate-limiter.ts';
 import {
@@ -43,7 +44,7 @@ import {
 import { newId } from '../../functions/core/ids.ts';
 import { DEFAULT_REQUEST_LIMITS } from '../../functions/core/limits.ts';
 import type { JsonValue } from '../../functions/core/model.ts';
-import { type Clock, type EventLog, type PartnerStore, systemClock } from '../../functions/ports.ts';
+import type { Clock, EventLog, PartnerStore } from '../../functions/core/ports.ts';
 import { lambdaContext } from '../../local/lambda-context.ts';
 import { createTable, deleteTables, localDocumentClient, uniquePrefix } from '../dynamodb-local/tables.ts';
 import { testCipher } from '../support/cipher.ts';

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { DynamoRateLimiter, PER_ITEM } from '../../functions/adapters/aws/rate-limiter.ts';
 import { PARTNERS_TABLE } from '../../functions/adapters/aws/tables.ts';
 import { InMemoryRateLimiter } from '../../functions/adapters/memory/rate-limiter.ts';
-import type { RateLimiter } from '../../functions/ports.ts';
+import type { RateLimiter } from '../../functions/core/ports.ts';
 import { tablesPerTest } from '../dynamodb-local/tables.ts';
 
 const local = tablesPerTest('rate');

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SecretUnreadableError } from '../../functions/adapters/secrets/sealed.ts';
 import { StaleWriteError, SubscriptionLimitError } from '../../functions/core/errors.ts';
 import type { Subscription } from '../../functions/core/model.ts';
-import type { ListQuery, SubscriptionStore } from '../../functions/ports.ts';
+import type { ListQuery, SubscriptionStore } from '../../functions/core/ports.ts';
 import { at, id, makeSubscription } from './fixtures.ts';
 
 export interface SubscriptionStoreSubject {

@@ -13,7 +13,7 @@ import { write } from '../../functions/adapters/sqlite/database.ts';
 import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
 import type { DeliveryView } from '../../functions/core/attempt-log.ts';
 import { AttemptErrorKind, DeliveryStatus, SkippedReason } from '../../functions/core/model.ts';
-import type { Clock } from '../../functions/ports.ts';
+import type { Clock } from '../../functions/core/ports.ts';
 import { startRetentionSweep } from '../../local/retention.ts';
 import type { LocalRuntimeOptions } from '../../local/runtime.ts';
 import { closedPort, startTestDispatcher, type TestDispatcher } from './harness.ts';

@@ -12,7 +12,7 @@ import {
   parseRetryAfter,
   RESPONSE_EXCERPT_BYTES,
 } from '../../functions/adapters/http/callback-sender.ts';
-import type { CallbackRequest } from '../../functions/ports.ts';
+import type { CallbackRequest } from '../../functions/core/ports.ts';
 
 const servers: Server[] = [];
 const open = new HttpCallbackSender({ allowPrivateTargets: true });

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import * as fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../functions/adapters/clock.ts';
 import { InMemoryRateLimiter } from '../../functions/adapters/memory/rate-limiter.ts';
 import {
   closeDatabase,
@@ -22,7 +23,6 @@ import { type ApiRequest, createApiHandler } from '../../functions/api/handler.t
 import { ROUTES } from '../../functions/api/routes.ts';
 import { newId } from '../../functions/core/ids.ts';
 import type { DeliveryMessage } from '../../functions/core/model.ts';
-import { systemClock } from '../../functions/ports.ts';
 import { lambdaContext } from '../../local/lambda-context.ts';
 import { testCipher } from '../support/cipher.ts';
 

@@ -1,7 +1,8 @@
 /** SendCoalescer: the sends of a batch's records, gathered into one. */
 import { describe, expect, it } from 'vitest';
 import { SendCoalescer } from '../../functions/batch.ts';
-import { MessagesNotSentError, type OutgoingMessage, type QueueSender } from '../../functions/ports.ts';
+import { MessagesNotSentError } from '../../functions/core/errors.ts';
+import type { OutgoingMessage, QueueSender } from '../../functions/core/ports.ts';
 
 /** A queue that records each send and answers as told. */
 function queue(answer: (messages: OutgoingMessage<string>[]) => Promise<void> = async () => {}) {

@@ -11,14 +11,14 @@ import { type DeliverDeps, deliver } from '../../functions/core/delivery.ts';
 import { fanoutDeliveryId } from '../../functions/core/fanout.ts';
 import { newId } from '../../functions/core/ids.ts';
 import type { Delivery, DeliveryMessage, Subscription } from '../../functions/core/model.ts';
-import { DEFAULT_RETRY_SCHEDULE } from '../../functions/core/retry.ts';
-import { verifySignature } from '../../functions/core/signing.ts';
 import type {
   CallbackRequest,
   CallbackResult,
   DeliveryQueue,
   OutgoingMessage,
-} from '../../functions/ports.ts';
+} from '../../functions/core/ports.ts';
+import { DEFAULT_RETRY_SCHEDULE } from '../../functions/core/retry.ts';
+import { verifySignature } from '../../functions/core/signing.ts';
 import { testCipher } from '../support/cipher.ts';
 
 const NOW = new Date('2026-11-25T12:00:00.000Z');

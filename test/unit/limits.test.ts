@@ -4,7 +4,7 @@ import type { ApiRequest } from '../../functions/api/handler.ts';
 import { callerOf } from '../../functions/api/handler.ts';
 import { TooManyRequestsError } from '../../functions/core/errors.ts';
 import { admitRequest, rememberingRefusals } from '../../functions/core/limits.ts';
-import type { Allowance, AllowanceResult, RateLimiter } from '../../functions/ports.ts';
+import type { Allowance, AllowanceResult, RateLimiter } from '../../functions/core/ports.ts';
 
 const T0 = new Date('2026-12-01T00:00:00.250Z');
 

@@ -9,12 +9,14 @@ import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
 import {
   DeliveriesNotQueuedError,
+  MessagesNotSentError,
   ServiceUnavailableError,
   SubscriptionDisabledError,
   TooManyRequestsError,
 } from '../../functions/core/errors.ts';
 import { newId } from '../../functions/core/ids.ts';
 import type { Delivery, DeliveryMessage, Subscription } from '../../functions/core/model.ts';
+import type { OutgoingMessage, QueueSender } from '../../functions/core/ports.ts';
 import {
   REPLAY_ALLOWANCE,
   type RedeliveryDeps,
@@ -23,7 +25,6 @@ import {
   sendTestEvent,
   TEST_ALLOWANCE,
 } from '../../functions/core/redelivery.ts';
-import { MessagesNotSentError, type OutgoingMessage, type QueueSender } from '../../functions/ports.ts';
 import { ManualClock } from '../contract/fixtures.ts';
 import { testCipher } from '../support/cipher.ts';
 

@@ -3,7 +3,7 @@ import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { QueueSendError, SqsQueue } from '../../functions/adapters/aws/sqs-queue.ts';
-import { MessagesNotSentError } from '../../functions/ports.ts';
+import { MessagesNotSentError } from '../../functions/core/errors.ts';
 
 const QUEUE_URL = 'https://sqs.eu-west-1.amazonaws.com/123456789012/delivery';
 const sqs = mockClient(SQSClient);

@@ -4,6 +4,7 @@ import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscri
 import { ForbiddenTargetError, StaleWriteError } from '../../functions/core/errors.ts';
 import { newId } from '../../functions/core/ids.ts';
 import type { Subscription } from '../../functions/core/model.ts';
+import type { SubscriptionStore } from '../../functions/core/ports.ts';
 import {
   assertTargetAllowed,
   createSubscription,
@@ -15,7 +16,6 @@ import {
   subscriptionWants,
   updateSubscription,
 } from '../../functions/core/subscriptions.ts';
-import type { SubscriptionStore } from '../../functions/ports.ts';
 import { testCipher } from '../support/cipher.ts';
 
 const resolverOf = (addresses: Record<string, string[]>) => ({

@@ -32,7 +32,9 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { eventTag, eventTagOf, fanoutDeliveryId } from '../../core/fanout.ts';
 import { Attempt, Delivery, type Page, type SkippedReason } from '../../core/model.ts';
-import { type Clock, type DeliveryStore, type ListQuery, pageOfLookahead, systemClock } from '../../ports.ts';
+import type { Clock, DeliveryStore, ListQuery } from '../../core/ports.ts';
+import { systemClock } from '../clock.ts';
+import { pageOfLookahead } from '../paging.ts';
 import {
   attributeNames,
   backoff,

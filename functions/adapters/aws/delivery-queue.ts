@@ -7,16 +7,10 @@
  * would reach it); the sweeper queues due retries shortly before their time.
  */
 import { SQS } from '../../aws-quotas.ts';
+import { MessagesNotSentError } from '../../core/errors.ts';
 import type { DeliveryMessage } from '../../core/model.ts';
-import {
-  type Clock,
-  type DeliveryQueue,
-  type DueRetryStore,
-  MessagesNotSentError,
-  type OutgoingMessage,
-  type QueueSender,
-  systemClock,
-} from '../../ports.ts';
+import type { Clock, DeliveryQueue, DueRetryStore, OutgoingMessage, QueueSender } from '../../core/ports.ts';
+import { systemClock } from '../clock.ts';
 
 export interface SqsDeliveryQueueOptions {
   main: QueueSender<DeliveryMessage>;

@@ -9,7 +9,8 @@
 import { BatchWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import * as z from 'zod';
 import { DeliveryMessage, Timestamp } from '../../core/model.ts';
-import { type Clock, type DueRetry, type DueRetryStore, systemClock } from '../../ports.ts';
+import type { Clock, DueRetry, DueRetryStore } from '../../core/ports.ts';
+import { systemClock } from '../clock.ts';
 import { attributeNames, backoff, type Item, queryUpTo } from './dynamo.ts';
 
 /** Partitions the due retries are spread over; the sweeper reads every one. */

@@ -7,7 +7,7 @@
 
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
-import type { Clock } from '../../ports.ts';
+import type { Clock } from '../../core/ports.ts';
 
 /** A stored item as read back: attribute name to unmarshalled value. */
 export type Item = Record<string, unknown>;

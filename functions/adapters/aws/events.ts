@@ -36,17 +36,17 @@ import {
 import * as z from 'zod';
 import { CursorNotFoundError, ServiceUnavailableError } from '../../core/errors.ts';
 import { composedId, idParts } from '../../core/ids.ts';
+import type { EventRef } from '../../core/model.ts';
 import { Event, EventId, EventType, type Page, PartnerId, Timestamp } from '../../core/model.ts';
-import type { EventRef } from '../../core/patterns.ts';
-import {
-  type AppendResult,
-  type Clock,
-  type EventListQuery,
-  type EventLog,
-  type EventWindowReader,
-  type NewEvent,
-  systemClock,
-} from '../../ports.ts';
+import type {
+  AppendResult,
+  Clock,
+  EventListQuery,
+  EventLog,
+  EventWindowReader,
+  NewEvent,
+} from '../../core/ports.ts';
+import { systemClock } from '../clock.ts';
 import { attributeNames, compact, expiresAt, type Item, isConditionFailure } from './dynamo.ts';
 
 /** Partition keys one partner's events (and its pointers) are spread over. */

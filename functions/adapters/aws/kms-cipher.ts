@@ -11,7 +11,7 @@
  */
 import { DecryptCommand, GenerateDataKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { ServiceUnavailableError } from '../../core/errors.ts';
-import type { SecretCipher } from '../../ports.ts';
+import type { SecretCipher } from '../../core/ports.ts';
 import { setBounded } from '../bounded-map.ts';
 import {
   isSealed,

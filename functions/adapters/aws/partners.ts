@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { type DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import * as z from 'zod';
 import { Partner, PartnerId } from '../../core/model.ts';
-import type { PartnerStore } from '../../ports.ts';
+import type { PartnerStore } from '../../core/ports.ts';
 import { cancellationCodes, conditionFailed } from './dynamo.ts';
 
 const partnerKey = (partnerId: string) => `PARTNER#${partnerId}`;

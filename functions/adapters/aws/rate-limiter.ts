@@ -9,7 +9,7 @@
  */
 import { type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { windowOf } from '../../core/limits.ts';
-import type { Allowance, AllowanceResult, RateLimiter } from '../../ports.ts';
+import type { Allowance, AllowanceResult, RateLimiter } from '../../core/ports.ts';
 import { attributeNames, isConditionFailure } from './dynamo.ts';
 
 /** Requests one count item takes per window at most; a larger limit is split over more items. */

@@ -12,12 +12,8 @@ import {
   type SendMessageBatchRequestEntry,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import {
-  type DeadLetterSource,
-  MessagesNotSentError,
-  type OutgoingMessage,
-  type QueueSender,
-} from '../../ports.ts';
+import { MessagesNotSentError } from '../../core/errors.ts';
+import type { DeadLetterSource, OutgoingMessage, QueueSender } from '../../core/ports.ts';
 
 const BATCH_SIZE = 10;
 

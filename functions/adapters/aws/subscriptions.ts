@@ -33,17 +33,17 @@ import {
 import * as z from 'zod';
 import { ServiceUnavailableError, StaleWriteError, SubscriptionLimitError } from '../../core/errors.ts';
 import { type Page, Subscription } from '../../core/model.ts';
-import {
-  type Allowance,
-  type AllowanceResult,
-  type HealthChange,
-  type HealthUpdate,
-  type ListQuery,
-  pageOfLookahead,
-  type RateLimitedAction,
-  type SecretCipher,
-  type SubscriptionStore,
-} from '../../ports.ts';
+import type {
+  Allowance,
+  AllowanceResult,
+  HealthChange,
+  HealthUpdate,
+  ListQuery,
+  RateLimitedAction,
+  SecretCipher,
+  SubscriptionStore,
+} from '../../core/ports.ts';
+import { pageOfLookahead } from '../paging.ts';
 import { openSecrets, openSecretsForListing, sealSecrets } from '../secrets/signing-secrets.ts';
 import {
   attributeNames,

@@ -9,8 +9,8 @@ import { lookup as dnsLookup } from 'node:dns';
 import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
 import type { LookupFunction } from 'node:net';
 import type { AttemptErrorKind } from '../../core/model.ts';
+import type { CallbackRequest, CallbackResult, CallbackSender } from '../../core/ports.ts';
 import { checkResolvedAddress, checkTargetUrl } from '../../core/target-policy.ts';
-import type { CallbackRequest, CallbackResult, CallbackSender } from '../../ports.ts';
 
 // Not an ESM import, whose facade reads every export and lazy getter: ~20 ms more cold start.
 const http = process.getBuiltinModule('node:http');

@@ -3,7 +3,7 @@
  * the local runtime does.
  */
 import { windowOf } from '../../core/limits.ts';
-import type { Allowance, AllowanceResult, RateLimiter } from '../../ports.ts';
+import type { Allowance, AllowanceResult, RateLimiter } from '../../core/ports.ts';
 
 export class InMemoryRateLimiter implements RateLimiter {
   /** Per key, the window being counted and its count; older windows are dropped on the way. */

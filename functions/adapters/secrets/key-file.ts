@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import * as z from 'zod';
-import type { SecretCipher } from '../../ports.ts';
+import type { SecretCipher } from '../../core/ports.ts';
 import { isSealed, KEY_BYTES, openWith, parseSealed, SecretUnreadableError, sealWith } from './sealed.ts';
 
 export interface LocalKey {

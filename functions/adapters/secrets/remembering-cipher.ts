@@ -4,7 +4,7 @@
  * secret never changes (a new seal is new text, with a fresh IV), so the text and its
  * subscription are an exact key. Bounded: the entry opened longest ago goes first.
  */
-import type { SecretCipher } from '../../ports.ts';
+import type { SecretCipher } from '../../core/ports.ts';
 import { setBounded } from '../bounded-map.ts';
 
 /** Opened secrets kept, unless told otherwise: far more than a deployment's live secrets. */

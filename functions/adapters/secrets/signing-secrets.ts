@@ -5,7 +5,7 @@
  */
 import * as z from 'zod';
 import { SigningSecret } from '../../core/model.ts';
-import type { SecretCipher } from '../../ports.ts';
+import type { SecretCipher } from '../../core/ports.ts';
 import { isSealed, SecretUnreadableError } from './sealed.ts';
 
 export const StoredSecrets = z.array(SigningSecret.extend({ secret: z.string().min(1) })).min(1);

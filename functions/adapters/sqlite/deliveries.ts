@@ -7,7 +7,8 @@ import {
   type Page,
   SkippedReason,
 } from '../../core/model.ts';
-import { type DeliveryStore, type ListQuery, pageOfLookahead } from '../../ports.ts';
+import type { DeliveryStore, ListQuery } from '../../core/ports.ts';
+import { pageOfLookahead } from '../paging.ts';
 import {
   prepared,
   type Row,

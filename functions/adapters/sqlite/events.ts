@@ -1,7 +1,7 @@
 import { CursorNotFoundError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import type { Event, JsonValue, Page } from '../../core/model.ts';
-import type { AppendResult, EventListQuery, EventLog, NewEvent } from '../../ports.ts';
+import type { AppendResult, EventListQuery, EventLog, NewEvent } from '../../core/ports.ts';
 import {
   prepared,
   type Row,

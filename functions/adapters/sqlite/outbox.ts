@@ -3,7 +3,7 @@
  * The router reads them oldest first and removes them in the same transaction() as the queue
  * send, so an event is enqueued exactly once however the process stops.
  */
-import type { EventRef } from '../../core/patterns.ts';
+import type { EventRef } from '../../core/model.ts';
 import { prepared, readInteger, readText, type SqliteDatabase } from './database.ts';
 
 export interface OutboxEntry {

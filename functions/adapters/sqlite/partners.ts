@@ -1,5 +1,5 @@
 import type { Partner } from '../../core/model.ts';
-import type { PartnerStore } from '../../ports.ts';
+import type { PartnerStore } from '../../core/ports.ts';
 import { prepared, type Row, readText, type SqliteDatabase, write } from './database.ts';
 
 function toPartner(row: Row): Partner {

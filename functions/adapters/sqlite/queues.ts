@@ -5,7 +5,8 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { SQSRecord } from 'aws-lambda';
-import { type Clock, type OutgoingMessage, type QueueSender, systemClock } from '../../ports.ts';
+import type { Clock, OutgoingMessage, QueueSender } from '../../core/ports.ts';
+import { systemClock } from '../clock.ts';
 import {
   prepared,
   type Row,

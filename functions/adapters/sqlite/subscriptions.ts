@@ -1,16 +1,16 @@
 import { StaleWriteError, SubscriptionLimitError } from '../../core/errors.ts';
 import { type Page, Subscription, SubscriptionStatus } from '../../core/model.ts';
-import {
-  type Allowance,
-  type AllowanceResult,
-  type HealthChange,
-  type HealthUpdate,
-  type ListQuery,
-  pageOfLookahead,
-  type RateLimitedAction,
-  type SecretCipher,
-  type SubscriptionStore,
-} from '../../ports.ts';
+import type {
+  Allowance,
+  AllowanceResult,
+  HealthChange,
+  HealthUpdate,
+  ListQuery,
+  RateLimitedAction,
+  SecretCipher,
+  SubscriptionStore,
+} from '../../core/ports.ts';
+import { pageOfLookahead } from '../paging.ts';
 import { isSealed, parseSealed } from '../secrets/sealed.ts';
 import {
   openSecrets,

@@ -1,5 +1,5 @@
 /**
- * What the core needs from the outside world. Each port has a SQLite adapter (the local
+ * What the core needs from the outside world: interfaces only. Each port has a SQLite adapter (the local
  * runtime) and a DynamoDB/SQS adapter (AWS); the contract suite in test/contract runs the same
  * tests against every adapter of a port.
  */
@@ -9,30 +9,17 @@ import type {
   Delivery,
   DeliveryMessage,
   Event,
+  EventRef,
   Page,
   Partner,
   SkippedReason,
   Subscription,
-} from './core/model.ts';
-import type { EventRef } from './core/patterns.ts';
+} from './model.ts';
 
 export interface ListQuery {
   /** Cursor: the id of the last item of the previous page. */
   after?: string;
   limit: number;
-}
-
-/**
- * The page of a list read with one row more than `query.limit`: that extra row only tells
- * whether another page exists, so `next` (the last item's id) is null on the last page.
- */
-export function pageOfLookahead<R, T extends { id: string }>(
-  rows: readonly R[],
-  query: ListQuery,
-  toItem: (row: R) => T,
-): Page<T> {
-  const items = rows.slice(0, query.limit).map(toItem);
-  return { items, next: rows.length > query.limit ? (items.at(-1)?.id ?? null) : null };
 }
 
 export interface EventListQuery extends ListQuery {
@@ -241,18 +228,6 @@ export interface QueueSender<T> {
   send(messages: OutgoingMessage<T>[]): Promise<void>;
 }
 
-/** Some messages of a QueueSender.send were not sent; the others were. */
-export class MessagesNotSentError extends Error {
-  /** Positions, in the array given to `send`, of the messages not sent. */
-  readonly unsent: readonly number[];
-
-  constructor(message: string, unsent: readonly number[], options?: ErrorOptions) {
-    super(message, options);
-    this.name = new.target.name;
-    this.unsent = unsent;
-  }
-}
-
 /**
  * Where the dispatcher puts a delivery's next try. `send` takes any `delaySeconds`, however
  * long: the adapter holds a wait the queue cannot (SQS delays at most 900 s) outside it, so
@@ -304,8 +279,6 @@ export interface DeadLetterSource {
 export interface Clock {
   now(): Date;
 }
-
-export const systemClock: Clock = { now: () => new Date() };
 
 export interface CallbackRequest {
   url: string;
