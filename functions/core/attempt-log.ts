@@ -90,5 +90,5 @@ export async function listEventDeliveries(
   query: ListQuery,
 ): Promise<Page<DeliveryView>> {
   await getEvent(deps, partnerId, eventId);
-  return withAttempts(deps.deliveries, await deps.deliveries.listByEvent(eventId, query));
+  return withAttempts(deps.deliveries, await deps.deliveries.listByEvent(partnerId, eventId, query));
 }

@@ -75,6 +75,10 @@ export async function deliver(deps: DeliverDeps, message: DeliveryMessage): Prom
   const delivery = stored ?? unstoredDelivery(message);
   if (!delivery) return { kind: 'done', reason: 'gone' };
   const unstored = stored === undefined;
+  // A fan-out message of a delivery skipped already: the event fanned out again (a recovery),
+  // or a copy. A skipped delivery stays skipped; a replay is how a partner sends it again.
+  if (message.unstored !== undefined && stored?.status === 'skipped')
+    return { kind: 'done', reason: 'stale' };
   if (delivery.status === 'succeeded') return { kind: 'done', reason: 'already-succeeded' };
   const attempt = message.attempt ?? delivery.attempts + 1;
   if (attempt <= delivery.attempts) return { kind: 'done', reason: 'stale' };

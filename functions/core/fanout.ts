@@ -121,10 +121,12 @@ export interface FanOutDeps {
    * Leave a main-lane delivery to be stored by the dispatcher, with its first try, rather
    * than here: one write per delivery instead of two (on AWS, a write unit per callback).
    * Until its first try ends it is in its queue but not listed. Deliveries of a subscription
-   * in the slow lane are stored here all the same: they may wait there a long time.
+   * in the slow lane are stored here all the same: they may wait there a long time. A
+   * function says it per event (on AWS, events from before their ids said their place are
+   * stored here, where the store finds a delivery made for them before).
    * @default false
    */
-  storeAtFirstTry?: boolean;
+  storeAtFirstTry?: boolean | ((event: EventRef) => boolean);
 }
 
 /**
@@ -145,7 +147,9 @@ export async function fanOutEvent(deps: FanOutDeps, ref: EventRef): Promise<numb
   const now = deps.clock.now();
   const lanes = new Map(subscriptions.map((sub) => [sub.id, laneOf(sub)]));
   const wanted = subscriptions.map((sub) => newDelivery(ref, sub.id, 'fanout', now));
-  const unstored = deps.storeAtFirstTry ? wanted.filter((d) => lanes.get(d.subscriptionId) === 'main') : [];
+  const atFirstTry =
+    typeof deps.storeAtFirstTry === 'function' ? deps.storeAtFirstTry(ref) : (deps.storeAtFirstTry ?? false);
+  const unstored = atFirstTry ? wanted.filter((d) => lanes.get(d.subscriptionId) === 'main') : [];
   const toStore = wanted.filter((d) => !unstored.includes(d));
   const stored = toStore.length === 0 ? [] : await deps.deliveries.createForEvent(toStore);
   const untried = stored.filter((d) => d.status === 'pending' && d.attempts === 0);

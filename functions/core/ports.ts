@@ -203,7 +203,7 @@ export interface DeliveryStore {
   /** Newest first. */
   listBySubscription(subscriptionId: string, query: ListQuery): Promise<Page<Delivery>>;
   /** Newest first. */
-  listByEvent(eventId: string, query: ListQuery): Promise<Page<Delivery>>;
+  listByEvent(partnerId: string, eventId: string, query: ListQuery): Promise<Page<Delivery>>;
   /** Oldest first. */
   listAttempts(deliveryId: string): Promise<Attempt[]>;
 }

@@ -86,10 +86,11 @@ export async function recoverPipeDeadLetters(deps: RecoveryDeps, budgetMs: numbe
         continue;
       }
       for await (const page of deps.events.writtenBetween(window.from, window.to)) {
-        const fresh = page.filter((ref) => !sent.has(ref.id));
+        // Event ids are unique within a partner's log: key by both.
+        const fresh = page.filter((ref) => !sent.has(`${ref.partnerId}/${ref.id}`));
         if (fresh.length === 0) continue;
         await deps.fanout.send(fresh.map((ref) => ({ body: ref })));
-        for (const ref of fresh) sent.add(ref.id);
+        for (const ref of fresh) sent.add(`${ref.partnerId}/${ref.id}`);
         report.events += fresh.length;
       }
       await deps.deadLetters.delete(letter.receiptHandle);

@@ -3,6 +3,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { dynamoClient } from '../adapters/aws/clients.ts';
 import { DynamoDeliveryStore } from '../adapters/aws/deliveries.ts';
 import { SqsDeliveryQueue } from '../adapters/aws/delivery-queue.ts';
+import { seqInId } from '../adapters/aws/events.ts';
 import { KmsSecretCipher } from '../adapters/aws/kms-cipher.ts';
 import { kmsClient } from '../adapters/aws/kms-client.ts';
 import { logError, logger } from '../adapters/aws/logger.ts';
@@ -40,8 +41,10 @@ export const handler = createFanoutHandler(
       slow: new SqsQueue<DeliveryMessage>(sqsClient, config.slowLaneQueueUrl),
     }),
     clock: systemClock,
-    // A main-lane delivery is stored with its first try: one write instead of two.
-    storeAtFirstTry: true,
+    // A main-lane delivery is stored with its first try: one write instead of two. Not for an
+    // event from before ids said their place, whose delivery may be stored already under the
+    // id it had then (the store looks for it).
+    storeAtFirstTry: (event) => seqInId(event.partnerId, event.id) !== undefined,
   },
   logError,
 ).use(injectLambdaContext(logger));

@@ -1,5 +1,6 @@
 /** The DeliveryStore contract: every adapter runs this suite (see sqlite.test.ts). */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { eventTag } from '../../functions/core/fanout.ts';
 import type { Delivery } from '../../functions/core/model.ts';
 import type { DeliveryStore } from '../../functions/core/ports.ts';
 import { at, id, makeAttempt, makeDelivery, makeEvent } from './fixtures.ts';
@@ -284,7 +285,7 @@ export function deliveryStoreContract(name: string, make: () => Promise<Delivery
 
         expect(await deliveries.get(next.id)).toEqual(next);
         expect(await deliveries.listAttempts(next.id)).toEqual([attempt]);
-        expect((await deliveries.listByEvent(next.eventId, { limit: 10 })).items).toEqual([next]);
+        expect((await deliveries.listByEvent(partnerId, next.eventId, { limit: 10 })).items).toEqual([next]);
         expect((await deliveries.listBySubscription(subscriptionId, { limit: 10 })).items).toEqual([next]);
       });
 
@@ -308,6 +309,19 @@ export function deliveryStoreContract(name: string, make: () => Promise<Delivery
         expect(await deliveries.get(next.id)).toEqual(next);
         const stored = await deliveries.listAttempts(next.id);
         expect(stored.map((a) => a.id).sort()).toEqual([success.id, failure.id].sort());
+      });
+
+      it('lets a success win when two copies store the delivery at the same time', async () => {
+        const { delivery, attempt: success, next } = triedOnce('succeeded', 200);
+        const failure = makeAttempt(delivery, { statusCode: 500, startedAt: at(1) });
+
+        await Promise.all([
+          deliveries.createWithAttempt(failure, { ...next, status: 'failed', nextAttemptAt: at(9) }),
+          deliveries.createWithAttempt(success, next),
+        ]);
+
+        expect(await deliveries.get(next.id)).toMatchObject({ status: 'succeeded', attempts: 1 });
+        expect(await deliveries.listAttempts(next.id)).toHaveLength(2);
       });
 
       it('refuses a delivery a partner asked for, which is stored when asked', async () => {
@@ -439,18 +453,35 @@ export function deliveryStoreContract(name: string, make: () => Promise<Delivery
           makeDelivery(event, otherSubscriptionId),
         ].sort((a, b) => a.id.localeCompare(b.id));
         if (!older || !newer) throw new Error('two deliveries expected');
+        // A redelivery's id is new, and ends with its event's tag as every delivery id does.
         const redelivery = makeDelivery(event, subscriptionId, {
-          id: id('dlv', Date.parse(at(3))),
+          id: `${id('dlv', Date.parse(at(3)))}${eventTag(event.id)}`,
           origin: 'redelivery',
         });
         await deliveries.createForEvent([older, newer]);
         await deliveries.create([redelivery]);
         await deliveries.createForEvent([makeDelivery(makeEvent(partnerId), subscriptionId)]);
 
-        const page1 = await deliveries.listByEvent(event.id, { limit: 2 });
+        const page1 = await deliveries.listByEvent(partnerId, event.id, { limit: 2 });
         expect(page1.items.map((d) => d.id)).toEqual([redelivery.id, newer.id]);
-        const page2 = await deliveries.listByEvent(event.id, { limit: 2, after: page1.next ?? '' });
+        const page2 = await deliveries.listByEvent(partnerId, event.id, {
+          limit: 2,
+          after: page1.next ?? '',
+        });
         expect(page2).toEqual({ items: [older], next: null });
+      });
+
+      it('lists only the partner’s deliveries, were another partner’s event to have the same id', async () => {
+        const event = makeEvent(partnerId);
+        const mine = makeDelivery(event, subscriptionId);
+        const theirs = makeDelivery({ ...event, partnerId: id('ptr') }, otherSubscriptionId);
+        await deliveries.createForEvent([mine]);
+        await deliveries.createForEvent([theirs]);
+
+        expect(await deliveries.listByEvent(partnerId, event.id, { limit: 10 })).toEqual({
+          items: [mine],
+          next: null,
+        });
       });
     });
 

@@ -250,6 +250,28 @@ describe('DynamoEventLog: places taken and never written', () => {
     expect((await committed(admin, table, partnerId)).map((row) => row.id)).toEqual([moved.event.id]);
   });
 
+  it('claims the key anew when it moves, so a retry waits for the moved event instead of taking the key over', async () => {
+    const partnerId = id('ptr');
+    // A clock a second further on at every reading: the claim's first time is its first reading.
+    const start = Date.now();
+    let readings = 0;
+    const clock = { now: () => new Date(start + ++readings * 1000) };
+    const log = new DynamoEventLog(admin, table, { clock });
+    await holeAt(partnerId, 1);
+
+    await log.append(newEvent(partnerId, { idempotencyKey: 'order-8' }));
+
+    const claims = [];
+    for (let stripe = 0; stripe < EVENT_STRIPES; stripe++) {
+      const got = await admin.send(
+        new GetCommand({ TableName: table, Key: { pk: `${partnerId}#K${stripe}`, sk: 'IDEM#order-8' } }),
+      );
+      if (got.Item !== undefined) claims.push(got.Item);
+    }
+    expect(claims).toHaveLength(1);
+    expect(Number(claims[0]?.claimedAt)).toBeGreaterThan(start + 1000);
+  });
+
   it('places the appends of a batch in the order they were made, with one counter update', async () => {
     const partnerId = id('ptr');
     const updates: string[] = [];

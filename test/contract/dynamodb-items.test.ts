@@ -244,12 +244,12 @@ describe('DynamoDeliveryStore items', () => {
     });
     const expiresAt = now + 7 * 86_400;
     const delivery = makeDelivery(makeEvent(id('ptr')), id('sub'));
-    const first = makeAttempt(delivery, { number: 12, statusCode: 500, error: 'http_status' });
-    const second = makeAttempt(delivery, { number: 13 });
+    const first = makeAttempt(delivery, { number: 1, statusCode: 500, error: 'http_status' });
+    const second = makeAttempt(delivery, { number: 2 });
 
     await store.createForEvent([delivery]);
-    await store.recordAttempt(first, { ...delivery, status: 'failed', attempts: 12 });
-    await store.recordAttempt(second, { ...delivery, status: 'succeeded', attempts: 13 });
+    await store.recordAttempt(first, { ...delivery, status: 'failed', attempts: 1 });
+    await store.recordAttempt(second, { ...delivery, status: 'succeeded', attempts: 2 });
 
     expect(delivery.id).toBe(fanoutDeliveryId(delivery.eventId, delivery.subscriptionId));
     const tag = eventTag(delivery.eventId);
@@ -264,13 +264,13 @@ describe('DynamoDeliveryStore items', () => {
         gsiSubscriptionId: delivery.subscriptionId,
         ...delivery,
         status: 'succeeded',
-        attempts: 13,
+        attempts: 2,
         firstAttempt,
         expiresAt,
       },
       {
         pk: `EVD#${tag}`,
-        sk: `${delivery.id}#A#000013#${second.id}`,
+        sk: `${delivery.id}#A#000002#${second.id}`,
         kind: 'attempt',
         ...second,
         expiresAt,
@@ -310,14 +310,40 @@ describe('DynamoDeliveryStore items', () => {
 
     expect(await store.get(old.id)).toEqual({ ...old, status: 'failed', attempts: 1 });
     expect(await store.listAttempts(old.id)).toEqual([attempt]);
-    const byEvent = await store.listByEvent(event.id, { limit: 1 });
+    const byEvent = await store.listByEvent(event.partnerId, event.id, { limit: 1 });
     expect(byEvent.items.map((d) => d.id)).toEqual([old.id]);
-    const rest = await store.listByEvent(event.id, { limit: 1, after: byEvent.next ?? '' });
+    const rest = await store.listByEvent(event.partnerId, event.id, { limit: 1, after: byEvent.next ?? '' });
     expect(rest).toEqual({ items: [tagged], next: null });
     expect((await store.listBySubscription(subscriptionId, { limit: 10 })).items.map((d) => d.id)).toEqual([
       old.id,
       tagged.id,
     ]);
+  });
+
+  it('finds the delivery an event from before had under its id then, when the event is fanned out again', async () => {
+    const name = await table(DELIVERIES_TABLE);
+    const store = new DynamoDeliveryStore(client, name);
+    // An event from before ids said their place (a plain ULID), fanned out then.
+    const event = makeEvent(id('ptr'));
+    const again = makeDelivery(event, id('sub'));
+    const before = { ...again, id: again.id.slice(0, -6), status: 'succeeded' as const, attempts: 1 };
+    await client.send(
+      new PutCommand({
+        TableName: name,
+        Item: {
+          pk: `DLV#${before.id}`,
+          sk: 'DELIVERY',
+          kind: 'delivery',
+          gsiSubscriptionId: before.subscriptionId,
+          gsiEventId: event.id,
+          ...before,
+        },
+      }),
+    );
+
+    expect(await store.createForEvent([again])).toEqual([before]);
+    expect(await store.get(again.id)).toBeUndefined();
+    expect((await store.listByEvent(event.partnerId, event.id, { limit: 10 })).items).toEqual([before]);
   });
 
   it('lists an event’s deliveries without another event’s that shares its tag', async () => {
@@ -336,7 +362,10 @@ describe('DynamoDeliveryStore items', () => {
       }),
     );
 
-    expect(await store.listByEvent(event.id, { limit: 10 })).toEqual({ items: [mine], next: null });
+    expect(await store.listByEvent(event.partnerId, event.id, { limit: 10 })).toEqual({
+      items: [mine],
+      next: null,
+    });
     expect(await store.get(sharing.id)).toEqual(sharing);
   });
 

@@ -109,7 +109,7 @@ describe('local retention sweep', () => {
     for (const event of old) expect(await events.get(partnerId, event.id)).toBeUndefined();
     expect(await events.get(partnerId, young.id)).toEqual(young);
     expect(await deliveries.get(redelivery.id)).toBeUndefined();
-    expect((await deliveries.listByEvent(young.id, { limit: 10 })).items).toHaveLength(1);
+    expect((await deliveries.listByEvent(partnerId, young.id, { limit: 10 })).items).toHaveLength(1);
     expect(count('events')).toBe(1);
     expect(count('deliveries')).toBe(1);
     expect(count('attempts')).toBe(1);

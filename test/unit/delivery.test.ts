@@ -511,7 +511,9 @@ describe('deliver', () => {
       expect(await deps.deliveries.listAttempts(message.deliveryId)).toEqual([
         expect.objectContaining({ number: 1, statusCode: 204, durationMs: 7 }),
       ]);
-      expect((await deps.deliveries.listByEvent(message.eventId, { limit: 10 })).items).toHaveLength(1);
+      expect(
+        (await deps.deliveries.listByEvent(message.partnerId, message.eventId, { limit: 10 })).items,
+      ).toHaveLength(1);
     });
 
     it('is stored failed by a failed first try, its next try queued with what stores it still', async () => {
@@ -559,6 +561,17 @@ describe('deliver', () => {
         skippedReason: 'subscription disabled',
         updatedAt: NOW.toISOString(),
       });
+    });
+
+    it('stays skipped when its event is fanned out again after its subscription is back on', async () => {
+      await setUp([{ statusCode: 204, durationMs: 1 }], 'disabled', false);
+      await deliver(deps, tryOf(1));
+      await deps.subscriptions.put({ ...subscription, status: 'active' });
+
+      expect(await deliver(deps, tryOf(1))).toEqual({ kind: 'done', reason: 'stale' });
+
+      expect(deps.sender.requests).toHaveLength(0);
+      expect(await deps.deliveries.get(message.deliveryId)).toMatchObject({ status: 'skipped' });
     });
 
     it('is stored pending when it moves to the slow lane, where it may wait', async () => {

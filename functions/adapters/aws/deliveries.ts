@@ -17,8 +17,8 @@
  *
  * What a callback costs in writes is the point of this layout: its delivery is one put (at its
  * first try, with the try on it) and one entry in the bySubscription index, which holds only
- * keys; a later try is one conditional update, which changes no key and no projected
- * attribute and so writes no index entry. Listing by subscription reads the page's keys from
+ * keys. A later try writes its attempt item and the delivery's new state in one transaction;
+ * neither changes a key or a projected attribute, so no index entry is written. Listing by subscription reads the page's keys from
  * the index and the deliveries themselves by key, so it works whatever the index projects.
  */
 import {
@@ -31,6 +31,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { eventTag, eventTagOf, fanoutDeliveryId } from '../../core/fanout.ts';
+import { TAG_CHARS } from '../../core/ids.ts';
 import { Attempt, Delivery, type Page, type SkippedReason } from '../../core/model.ts';
 import type { Clock, DeliveryStore, ListQuery } from '../../core/ports.ts';
 import { systemClock } from '../clock.ts';
@@ -46,6 +47,7 @@ import {
   isConditionFailure,
   queryUpTo,
 } from './dynamo.ts';
+import { seqInId } from './events.ts';
 
 export const BY_SUBSCRIPTION_INDEX = 'bySubscription';
 export const BY_EVENT_INDEX = 'byEvent';
@@ -74,6 +76,9 @@ interface StoredKey {
 }
 
 const storedKey = ({ pk, sk }: { pk: string; sk: string }) => `${pk}\n${sk}`;
+
+/** The id a fan-out delivery had before ids ended with their event's tag. */
+const untagged = (deliveryId: string) => deliveryId.slice(0, deliveryId.length - TAG_CHARS);
 
 /** The partition of an event's deliveries. */
 const tagPk = (tag: string) => `EVD#${tag}`;
@@ -212,9 +217,9 @@ export class DynamoDeliveryStore implements DeliveryStore {
   }
 
   /**
-   * The delivery's first try: one update of the delivery item, which records its new state and
-   * keeps the attempt on it, on the condition that the delivery exists, has not succeeded and
-   * has recorded no try yet. Any other try (or when that condition fails): the attempt as an
+   * The delivery's first try (number 1): one update of the delivery item, which records its
+   * new state and keeps the attempt on it, on the condition that the delivery exists, has not
+   * succeeded and has recorded no try yet. Any other try (or when that condition fails): the attempt as an
    * item of its own, and in the same transaction the delivery's mutable fields (its identity
    * never changes), on the condition that the delivery exists, has not succeeded and has not
    * recorded this try or a later one. When that condition fails, a success still wins over a
@@ -225,20 +230,23 @@ export class DynamoDeliveryStore implements DeliveryStore {
     if (attempt.deliveryId !== delivery.id) {
       throw new Error(`attempt ${attempt.id} belongs to delivery ${attempt.deliveryId}, not ${delivery.id}`);
     }
-    try {
-      await this.#client.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: deliveryKey(delivery.id),
-          ...this.#stateUpdate(delivery, {
-            number: attempt.number,
-            first: firstAttemptOf(attempt, delivery),
+    // A later try cannot be kept as the first: no update that would only be refused (and billed).
+    if (attempt.number === 1) {
+      try {
+        await this.#client.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: deliveryKey(delivery.id),
+            ...this.#stateUpdate(delivery, {
+              number: attempt.number,
+              first: firstAttemptOf(attempt, delivery),
+            }),
           }),
-        }),
-      );
-      return;
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
+        );
+        return;
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+      }
     }
     const attemptPut = {
       Put: {
@@ -412,8 +420,9 @@ export class DynamoDeliveryStore implements DeliveryStore {
    * Newest first, paged as listBySubscription: the deliveries under the event's tag, one
    * consistent query of its partition (its attempts, and another event's deliveries under the
    * same tag, filtered out), and those stored before ids had a tag, through the byEvent index.
+   * Only the partner's: event ids are unique within a partner's log.
    */
-  async listByEvent(eventId: string, query: ListQuery): Promise<Page<Delivery>> {
+  async listByEvent(partnerId: string, eventId: string, query: ListQuery): Promise<Page<Delivery>> {
     const after = query.after;
     const [tagged, legacy] = await Promise.all([
       queryUpTo(
@@ -421,17 +430,19 @@ export class DynamoDeliveryStore implements DeliveryStore {
         {
           TableName: this.tableName,
           KeyConditionExpression: after === undefined ? '#pk = :pk' : '#pk = :pk AND #sk < :after',
-          FilterExpression: '#kind = :delivery AND #eventId = :eventId',
+          FilterExpression: '#kind = :delivery AND #eventId = :eventId AND #partnerId = :partnerId',
           ExpressionAttributeNames: attributeNames(
             'pk',
             ...(after === undefined ? [] : ['sk']),
             'kind',
             'eventId',
+            'partnerId',
           ),
           ExpressionAttributeValues: {
             ':pk': tagPk(eventTag(eventId)),
             ':delivery': 'delivery',
             ':eventId': eventId,
+            ':partnerId': partnerId,
             ...(after === undefined ? {} : { ':after': after }),
           },
           ScanIndexForward: false,
@@ -447,7 +458,8 @@ export class DynamoDeliveryStore implements DeliveryStore {
       ...tagged.map((item) => ({ id: String(item.id), pk: String(item.pk), sk: String(item.sk), item })),
       ...legacy,
     ].sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
-    return this.#pageOf(rows.slice(0, query.limit + 1), query);
+    const page = await this.#pageOf(rows.slice(0, query.limit + 1), query);
+    return { ...page, items: page.items.filter((delivery) => delivery.partnerId === partnerId) };
   }
 
   /** Up to a page and one of an index's keys for `value`, newest first, before `after`. */
@@ -549,6 +561,12 @@ export class DynamoDeliveryStore implements DeliveryStore {
 
   async #createOne(delivery: Delivery): Promise<Delivery> {
     assertFanoutId(delivery);
+    // An event from before ids said their place may have its delivery under the id it had
+    // then: the same id without the tag, in the layout from before tags.
+    if (seqInId(delivery.partnerId, delivery.eventId) === undefined) {
+      const earlier = await this.get(untagged(delivery.id));
+      if (earlier !== undefined) return earlier;
+    }
     try {
       await this.#client.send(
         new PutCommand({

@@ -417,9 +417,11 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
   }
 
   /**
-   * The key's claim follows its event to a new id (the event lost its place to a hole). The
-   * claim is taken over only if it still names the event: otherwise the key is another
-   * append's now (it took over a claim it found abandoned), and this one gives up with a 503.
+   * The key's claim follows its event to a new id (the event lost its place to a hole), and
+   * is claimed anew (so a retry of the key waits for the event rather than taking over a claim
+   * that looks abandoned). It moves only if it still names the event: otherwise the key is
+   * another append's now (it took over a claim it found abandoned), and this one gives up with
+   * a 503.
    */
   async #moveClaim(event: Event, movedId: string, key: string): Promise<void> {
     try {
@@ -427,10 +429,15 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
         new UpdateCommand({
           TableName: this.tableName,
           Key: idempotencyKey(event.partnerId, key),
-          UpdateExpression: 'SET #eventId = :moved',
+          // claimedAt moves too: the claim is as fresh as the append now writing its event.
+          UpdateExpression: 'SET #eventId = :moved, #claimedAt = :now',
           ConditionExpression: '#eventId = :event',
-          ExpressionAttributeNames: attributeNames('eventId'),
-          ExpressionAttributeValues: { ':moved': movedId, ':event': event.id },
+          ExpressionAttributeNames: attributeNames('eventId', 'claimedAt'),
+          ExpressionAttributeValues: {
+            ':moved': movedId,
+            ':event': event.id,
+            ':now': this.#clock.now().getTime(),
+          },
         }),
       );
     } catch (error) {

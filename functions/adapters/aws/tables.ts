@@ -18,8 +18,8 @@
  *              with its event's tag, so an event's deliveries share a partition and one is read
  *              by its id alone (a fan-out delivery's id is derived from its event and
  *              subscription, so a put only if absent makes fan-out idempotent);
- *              pk = `DLV#<deliveryId>`, sk = `DELIVERY` | `ATTEMPT#…`: a delivery stored before
- *              ids had a tag, read and updated, never created;
+ *              pk = `DLV#<deliveryId>`, sk = `DELIVERY` | `ATTEMPT#…`: a delivery whose id has
+ *              no tag (stored before ids had one; the service makes no such id now);
  *              pk = `DUE#<shard>`, sk = `<dueAt>#<deliveryId>#<attempt>`: a try waiting longer
  *              than SQS can delay a message (due-retries.ts). GSI bySubscription
  *              (gsiSubscriptionId, deliveryId) over delivery items only (a sparse index: only

@@ -225,22 +225,24 @@ export class SqliteDeliveryStore implements DeliveryStore {
     return this.#newestFirst('subscription_id', subscriptionId, query);
   }
 
-  /** Newest first, paged as listBySubscription. */
-  listByEvent(eventId: string, query: ListQuery): Promise<Page<Delivery>> {
-    return this.#newestFirst('event_id', eventId, query);
+  /** Newest first, paged as listBySubscription; only the partner's. */
+  listByEvent(partnerId: string, eventId: string, query: ListQuery): Promise<Page<Delivery>> {
+    return this.#newestFirst('event_id', eventId, query, partnerId);
   }
 
   async #newestFirst(
     column: 'subscription_id' | 'event_id',
     value: string,
     query: ListQuery,
+    partnerId?: string,
   ): Promise<Page<Delivery>> {
     const rows = prepared(
       this.#db,
-      `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE ${column} = ? AND id < ? ORDER BY id DESC LIMIT ?`,
+      `SELECT ${DELIVERY_COLUMNS} FROM deliveries
+       WHERE ${column} = ? AND (? IS NULL OR partner_id = ?) AND id < ? ORDER BY id DESC LIMIT ?`,
     )
       // Every id sorts below '~': no cursor means from the newest.
-      .all(value, query.after ?? '~', query.limit + 1);
+      .all(value, partnerId ?? null, partnerId ?? null, query.after ?? '~', query.limit + 1);
     return pageOfLookahead(rows, query, toDelivery);
   }
 
