@@ -21,10 +21,16 @@ export const SQS = {
   /** Highest maxReceiveCount of a redrive policy. */
   maxReceiveCount: 1000,
   /**
-   * How long a queue keeps a message unless told otherwise: 4 days (14 at most).
+   * How long a queue keeps a message unless told otherwise: 4 days; and at most: 14 days.
    * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html
    */
   defaultRetentionSeconds: 345_600,
+  maxRetentionSeconds: 1_209_600,
+  /**
+   * Largest message: 256 KiB.
+   * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html
+   */
+  maxMessageBytes: 262_144,
 } as const;
 
 /**

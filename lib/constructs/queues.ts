@@ -1,16 +1,16 @@
 import { Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { SQS } from '../../functions/aws-quotas.ts';
 
 /**
- * 256 KiB: EventBridge's largest event, so the biggest message any hop here can carry (the
- * queues carry event references, not payloads). Set explicitly so it is a choice, not the
- * service default of the day.
+ * SQS's largest message, 256 KiB (the queues carry event references, not payloads). Set
+ * explicitly so it is a choice, not the service default of the day.
  */
-export const MAX_MESSAGE_SIZE_BYTES = 262_144;
+export const MAX_MESSAGE_SIZE_BYTES = SQS.maxMessageBytes;
 
 /** SQS's longest retention: dead letters wait this long for ops. */
-export const DEAD_LETTER_RETENTION = Duration.days(14);
+export const DEAD_LETTER_RETENTION = Duration.seconds(SQS.maxRetentionSeconds);
 
 /** The settings every queue here shares: SQS-managed encryption, TLS only, explicit size. */
 const COMMON: sqs.QueueProps = {
@@ -100,15 +100,19 @@ export class QueueWithDeadLetter extends Construct {
     if (
       !Number.isInteger(props.maxReceiveCount) ||
       props.maxReceiveCount < 1 ||
-      props.maxReceiveCount > 1000
+      props.maxReceiveCount > SQS.maxReceiveCount
     ) {
       throw new Error(
-        `${id}: maxReceiveCount must be a whole number from 1 to 1000, got ${props.maxReceiveCount}`,
+        `${id}: maxReceiveCount must be a whole number from 1 to ${SQS.maxReceiveCount}, got ${props.maxReceiveCount}`,
       );
     }
     const visibility = props.visibilityTimeout.toSeconds();
-    if (visibility > 43_200) throw new Error(`${id}: visibilityTimeout must be at most 12 hours`);
-    const retention = props.retentionPeriod ?? Duration.days(4);
+    if (visibility > SQS.maxVisibilityTimeoutSeconds) {
+      throw new Error(
+        `${id}: visibilityTimeout must be at most ${SQS.maxVisibilityTimeoutSeconds} s (12 hours)`,
+      );
+    }
+    const retention = props.retentionPeriod ?? Duration.seconds(SQS.defaultRetentionSeconds);
     if (retention.toSeconds() >= DEAD_LETTER_RETENTION.toSeconds()) {
       throw new Error(`${id}: retentionPeriod must be shorter than the DLQ's 14 days`);
     }

@@ -3,8 +3,10 @@
  * and dispatcher handlers the same batches, with the same retry behaviour, as Lambda's SQS
  * event source does on AWS.
  */
+
 import { createHash, randomUUID } from 'node:crypto';
 import type { SQSRecord } from 'aws-lambda';
+import { SQS } from '../../aws-quotas.ts';
 import type { Clock, OutgoingMessage, QueueSender } from '../../core/ports.ts';
 import { systemClock } from '../clock.ts';
 import {
@@ -18,10 +20,10 @@ import {
   write,
 } from './database.ts';
 
-/** SQS's limits, enforced here too so the local runtime rejects what AWS would. */
-const MAX_DELAY_SECONDS = 900;
-const MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200;
-const MAX_RECEIVE_COUNT = 1000;
+/** SQS's limits (functions/aws-quotas.ts), enforced here too so the local runtime rejects what AWS would. */
+const MAX_DELAY_SECONDS = SQS.maxDelaySeconds;
+const MAX_VISIBILITY_TIMEOUT_SECONDS = SQS.maxVisibilityTimeoutSeconds;
+const MAX_RECEIVE_COUNT = SQS.maxReceiveCount;
 /** Rows of one group read per query of a receive. */
 const RECEIVE_PAGE = 32;
 
