@@ -4,6 +4,8 @@
  * grouped by service; and what an idle deployment pays each month whatever the traffic.
  * Pure: the same measurement always gives the same figures.
  */
+
+import { DELIVERY_METRICS } from '../functions/adapters/aws/delivery-metrics.ts';
 import {
   API_GATEWAY_PRICES,
   CLOUDWATCH_PRICES,
@@ -339,7 +341,11 @@ export function priceScenario(
 /** What one run of each scheduled function used (harness.ts measureSchedules). */
 export type ScheduledRuns = Readonly<Record<string, Pick<Measured, 'invocations' | 'dynamo' | 'sqs'>>>;
 
-/** What the deployment pays each month with no traffic at all: schedules, pollers, alarms. */
+/**
+ * What the deployment pays each month apart from its callbacks: schedules, pollers, alarms, and
+ * the dispatcher's custom metrics (billed for the hours they are written, so a month with
+ * callbacks every hour bills each one once).
+ */
 export function priceIdleMonth(
   deployment: Deployment,
   runs: ScheduledRuns,
@@ -417,6 +423,17 @@ export function priceIdleMonth(
       'dashboards',
       CLOUDWATCH_PRICES.dashboardMonth,
       deployment.dashboards,
+      once,
+    ),
+  );
+  lines.push(
+    line(
+      'CloudWatch',
+      "custom metrics: the dispatcher's outcomes and latency, in a month with callbacks",
+      'metrics',
+      CLOUDWATCH_PRICES.customMetricMonth,
+      // Each name with the one `service` dimension, written whenever callbacks are made.
+      Object.keys(DELIVERY_METRICS).length,
       once,
     ),
   );

@@ -14,7 +14,7 @@ export interface CostReport {
     readonly met: boolean;
   };
   readonly scenarios: readonly ScenarioCost[];
-  /** What the deployment pays each month with no traffic. */
+  /** What the deployment pays each month apart from its callbacks. */
   readonly idleMonthUsd: number;
   readonly idleMonth: readonly CostLine[];
   readonly assumptions: Assumptions;
@@ -121,7 +121,7 @@ export function formatReport(report: CostReport): string {
     '',
     `DynamoDB write units per callback:\n  ${writes}`,
     '',
-    `Each month with no traffic (not in the figures above): ${usd(report.idleMonthUsd)}`,
+    `Each month, apart from the callbacks (not in the figures above): ${usd(report.idleMonthUsd)}`,
     '',
     idle,
     '',

@@ -114,6 +114,11 @@ export const CLOUDWATCH_PRICES = {
   alarmMetricMonth: { usd: 0.1, per: 1 },
   /** A dashboard, per month (the first three of an account are free). */
   dashboardMonth: { usd: 3.0, per: 1 },
+  /**
+   * A custom metric (a name with one set of dimensions), per month, in the first 10,000;
+   * billed pro rata by the hour it is written in, so a metric written all month is one.
+   */
+  customMetricMonth: { usd: 0.3, per: 1 },
 } as const;
 
 /**

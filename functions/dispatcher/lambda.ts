@@ -1,7 +1,10 @@
 /** Lambda entry of the dispatcher: signed POSTs for the delivery queues' messages (both lanes). */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { dynamoClient } from '../adapters/aws/clients.ts';
 import { DynamoDeliveryStore } from '../adapters/aws/deliveries.ts';
+import { deliveryMetrics } from '../adapters/aws/delivery-metrics.ts';
 import { SqsDeliveryQueue } from '../adapters/aws/delivery-queue.ts';
 import { DynamoDueRetryStore } from '../adapters/aws/due-retries.ts';
 import { DynamoEventLog } from '../adapters/aws/events.ts';
@@ -33,6 +36,9 @@ const config = loadLambdaConfig([
   'retentionDays',
 ]);
 
+/** Namespace and service from the environment the stack sets (POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_SERVICE_NAME). */
+const metrics = new Metrics();
+
 export const handler = createDispatcherHandler(
   {
     // It appends subscription.disabled events, which keep the deployment's retention.
@@ -59,4 +65,8 @@ export const handler = createDispatcherHandler(
     disableAfterMs: config.disableAfterMs,
   },
   logError,
-).use(injectLambdaContext(logger));
+  deliveryMetrics(metrics),
+)
+  .use(injectLambdaContext(logger))
+  // One line of embedded metrics per invocation, with every outcome of its batch.
+  .use(logMetrics(metrics));

@@ -44,6 +44,8 @@ export interface DeliveryPipelineProps {
   /** Seals and opens the subscriptions' signing secrets. */
   readonly secretsKey: kms.IKey;
   readonly deliveriesTable: DefinedTable;
+  /** CloudWatch namespace of the dispatcher's delivery metrics (DELIVERY_METRICS). */
+  readonly metricsNamespace: string;
   /** Prefix of the queues' physical names (their DLQs' RedriveAllowPolicy names them). */
   readonly queueNamePrefix: string;
   /** Seconds before each delivery try; its length is the number of tries. */
@@ -205,6 +207,8 @@ export class DeliveryPipeline extends Construct {
         [LAMBDA_ENV.retentionDays]: String(props.retentionDays),
         // Production never calls private, loopback or metadata addresses.
         [LAMBDA_ENV.allowPrivateTargets]: 'false',
+        // Where Powertools Metrics puts the delivery outcomes (embedded in the log; no grant).
+        POWERTOOLS_METRICS_NAMESPACE: props.metricsNamespace,
       },
     })
       // Events: get; append (of `subscription.disabled`).

@@ -7,6 +7,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { DELIVERY_METRICS } from '../../functions/adapters/aws/delivery-metrics.ts';
 import { SQS } from '../../functions/aws-quotas.ts';
 
 /** A queue and what to call it on the dashboard and in alarm names. */
@@ -61,6 +62,11 @@ export interface MonitoringProps {
   readonly pipeFailures: cloudwatch.IMetric;
   /** Events the pipe passed on, for the dashboard. */
   readonly pipeEvents: cloudwatch.IMetric;
+  /**
+   * The namespace of the dispatcher's delivery metrics (DELIVERY_METRICS, with the `service`
+   * dimension `dispatcher`): the dashboard graphs outcomes and publish → callback latency.
+   */
+  readonly deliveryMetricsNamespace: string;
   /** The API's stage: an alarm on its rate of 5xx answers, and the dashboard. */
   readonly apiStage: apigw.IHttpStage;
   /**
@@ -436,6 +442,35 @@ export class Monitoring extends Construct {
           fn.metricInvocations({ label, statistic: cloudwatch.Stats.SUM, period: PERIOD }),
         ),
         width: third,
+      }),
+    );
+    const delivery = (metricName: string, label: string, statistic: string = cloudwatch.Stats.SUM) =>
+      new cloudwatch.Metric({
+        namespace: props.deliveryMetricsNamespace,
+        metricName,
+        dimensionsMap: { service: 'dispatcher' },
+        label,
+        statistic,
+        period: PERIOD,
+      });
+    dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Callbacks: what became of each try',
+        left: [
+          delivery(DELIVERY_METRICS.succeeded, 'succeeded'),
+          delivery(DELIVERY_METRICS.failed, 'failed, retried'),
+          delivery(DELIVERY_METRICS.dead, 'dead-lettered'),
+          delivery(DELIVERY_METRICS.skipped, 'not sent (skipped)'),
+        ],
+        width: half,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Publish → callback, first tries that succeeded (ms)',
+        left: [
+          delivery(DELIVERY_METRICS.latency, 'p50', cloudwatch.Stats.p(50)),
+          delivery(DELIVERY_METRICS.latency, 'p99', cloudwatch.Stats.p(99)),
+        ],
+        width: half,
       }),
     );
     const byFunction = (metric: (fn: lambda.IFunction, label: string) => cloudwatch.IMetric) =>

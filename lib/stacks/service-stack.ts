@@ -64,6 +64,7 @@ export class ServiceStack extends Stack {
       subscriptionsTable: tables.subscriptions,
       deliveriesTable: tables.deliveries,
       secretsKey: props.secretsKey,
+      metricsNamespace: this.stackName,
       queueNamePrefix: this.stackName,
       retrySchedule: props.retrySchedule,
       deliveryTimeout: props.deliveryTimeout,
@@ -139,6 +140,7 @@ export class ServiceStack extends Stack {
       pipeFailures: this.eventStream.metricFailures(),
       pipeEvents: this.eventStream.metric('EventCount'),
       apiStage: this.api.stage,
+      deliveryMetricsNamespace: this.stackName,
       ...(props.alarmEmail === undefined ? {} : { alarmEmail: props.alarmEmail }),
     });
 

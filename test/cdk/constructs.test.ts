@@ -151,6 +151,7 @@ describe('DeliveryPipeline', () => {
       deliveriesTable: new DefinedTable(scope, 'Deliveries', { definition: DELIVERIES_TABLE }),
       secretsKey: new kms.Key(scope, 'SecretsKey', { enableKeyRotation: true }),
       queueNamePrefix: 'test',
+      metricsNamespace: 'test',
       retrySchedule: DEFAULT_RETRY_SCHEDULE,
       deliveryTimeout: Duration.seconds(10),
       dispatcherMaxConcurrency: 10,

@@ -1,6 +1,7 @@
 /** The alarms and the dashboard of the service stack: what each watches, and that it exists. */
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { DELIVERY_METRICS } from '../../functions/adapters/aws/delivery-metrics.ts';
 import { SQS } from '../../functions/aws-quotas.ts';
 import { DUE_LOOKAHEAD_SECONDS } from '../../lib/constructs/delivery-pipeline.ts';
 import {
@@ -170,6 +171,30 @@ function getAttOf(id: string, attribute: string) {
   return { 'Fn::GetAtt': [id, attribute] };
 }
 
+/** The namespace the dispatcher function writes its delivery metrics to (its environment). */
+function dispatcherMetricsNamespace(): unknown {
+  const dispatcher = resourcesOfType(synth.service, 'AWS::Lambda::Function').find(
+    ([, properties]) =>
+      (properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables
+        ?.POWERTOOLS_SERVICE_NAME === 'dispatcher',
+  );
+  if (dispatcher === undefined) throw new Error('no dispatcher function in the service stack');
+  const variables = (dispatcher[1].Environment as { Variables: Record<string, unknown> }).Variables;
+  return variables.POWERTOOLS_METRICS_NAMESPACE;
+}
+
+describe('the delivery metrics', () => {
+  it('are written by the dispatcher under the stack’s name, and graphed from there on the dashboard', () => {
+    expect(dispatcherMetricsNamespace()).toBe(synth.stacks.service.stackName);
+    const graphed = metricsOfDashboard().filter(
+      (metric) => metric.namespace === dispatcherMetricsNamespace(),
+    );
+    expect(new Set(graphed.map((metric) => metric.metricName))).toEqual(
+      new Set(Object.values(DELIVERY_METRICS)),
+    );
+  });
+});
+
 describe('alarms', () => {
   it('notify the alarm topic of alarm and OK, each saying what it means and what to do', () => {
     expect(alarms().size).toBe(monitoring().alarms.length);
@@ -180,10 +205,15 @@ describe('alarms', () => {
     }
   });
 
-  it('read only metrics AWS publishes, with their documented dimensions, each naming a resource here', () => {
+  it('read only metrics AWS publishes, with their documented dimensions, each naming a resource here, and the dispatcher’s own', () => {
     const read = [...alarms().values()].flatMap(metricsOfAlarm).concat(metricsOfDashboard());
     expect(read.length).toBeGreaterThan(0);
     for (const { namespace, metricName, dimensions } of read) {
+      if (namespace === dispatcherMetricsNamespace()) {
+        expect(Object.values(DELIVERY_METRICS)).toContain(metricName);
+        expect(dimensions).toEqual({ service: 'dispatcher' });
+        continue;
+      }
       const key = `${namespace} ${metricName}`;
       expect(KNOWN_METRICS[key], key).toBeDefined();
       expect(Object.keys(dimensions).sort(), key).toEqual([...(KNOWN_METRICS[key] ?? [])].sort());
