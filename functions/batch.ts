@@ -1,28 +1,46 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
 import { MessagesNotSentError } from './core/errors.ts';
 import type { OutgoingMessage, QueueSender } from './core/ports.ts';
 
 export type Log = (message: string, error: unknown) => void;
 
+/** A record `process` answered false for: it failed without an error of its own. */
+class RecordNotProcessedError extends Error {
+  constructor(messageId: string) {
+    super(`message ${messageId} was not processed`);
+    this.name = 'RecordNotProcessedError';
+  }
+}
+
 /**
- * Runs `process` on every record of an SQS batch concurrently and reports partial failures:
- * a record fails when `process` throws or returns false, and only failed records are retried.
+ * Runs `process` on every record of an SQS batch concurrently and reports partial failures,
+ * with Powertools' batch utility (processPartialResponse, records in parallel): a record fails
+ * when `process` throws (logged) or returns false, only failed records are retried, and a
+ * batch whose every record failed is answered as such rather than thrown. `process` gets the
+ * record's place in the batch.
  */
 export async function processBatch(
   records: readonly SQSRecord[],
   process: (record: SQSRecord, index: number) => Promise<boolean>,
   log: Log,
 ): Promise<SQSBatchResponse> {
-  const results = await Promise.allSettled(records.map((record, index) => process(record, index)));
-  const batchItemFailures: SQSBatchResponse['batchItemFailures'] = [];
-  results.forEach((result, i) => {
-    const record = records[i];
-    if (!record) return;
-    if (result.status === 'rejected') log(`message ${record.messageId} failed`, result.reason);
-    if (result.status === 'rejected' || !result.value)
-      batchItemFailures.push({ itemIdentifier: record.messageId });
-  });
-  return { batchItemFailures };
+  const places = new Map(records.map((record, index) => [record.messageId, index]));
+  return processPartialResponse(
+    { Records: [...records] },
+    async (record: SQSRecord) => {
+      let processed: boolean;
+      try {
+        processed = await process(record, places.get(record.messageId) ?? -1);
+      } catch (error) {
+        log(`message ${record.messageId} failed`, error);
+        throw error;
+      }
+      if (!processed) throw new RecordNotProcessedError(record.messageId);
+    },
+    new BatchProcessor(EventType.SQS),
+    { processInParallel: true, throwOnFullBatchFailure: false },
+  );
 }
 
 /** One record's share of a SendCoalescer: its sends, and its end. */
