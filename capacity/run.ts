@@ -13,6 +13,7 @@
  *   npm run capacity -- --scenario=fleet,one-partner
  */
 import { parseArgs } from 'node:util';
+import { dispatcherTimeoutSeconds } from '../lib/constructs/timings.ts';
 import {
   DELIVERY_DESIGNS,
   type DeliveryDesign,
@@ -91,7 +92,7 @@ function withSet(settings: PipelineSettings, assignments: readonly string[]): Pi
     }
     changed = { ...changed, [name]: value };
     if (name === 'deliveryTimeoutMs') {
-      changed = { ...changed, dispatcherTimeoutSeconds: Math.ceil(value / 1000) + 20 };
+      changed = { ...changed, dispatcherTimeoutSeconds: dispatcherTimeoutSeconds(value) };
     }
   }
   return changed;

@@ -20,6 +20,7 @@ import {
 } from '../lib/constructs/delivery-pipeline.ts';
 import { DEFAULT_PIPE_BATCH_SIZE, PIPE_PARALLELIZATION_FACTOR } from '../lib/constructs/event-stream.ts';
 import { DEFAULT_STAGE_THROTTLE } from '../lib/constructs/partner-api.ts';
+import { dispatcherTimeoutSeconds } from '../lib/constructs/timings.ts';
 import { DEFAULT_SETTINGS, type DispatcherSettings } from '../lib/settings.ts';
 import type { PipelineSettings, Scenario } from './model.ts';
 
@@ -29,7 +30,7 @@ export function projectSettings(settings: DispatcherSettings = DEFAULT_SETTINGS)
     retrySchedule: settings.retrySchedule,
     deliveryTimeoutMs: settings.deliveryTimeoutMs,
     // As DeliveryPipeline derives it: the delivery timeout plus room for DNS, DynamoDB and SQS.
-    dispatcherTimeoutSeconds: Math.ceil(settings.deliveryTimeoutMs / 1000) + 20,
+    dispatcherTimeoutSeconds: dispatcherTimeoutSeconds(settings.deliveryTimeoutMs),
     visibilityTimeoutFactor: VISIBILITY_TIMEOUT_FACTOR,
     dispatcherMaxConcurrency: settings.dispatcherMaxConcurrency,
     slowLaneMaxConcurrency: DEFAULT_SLOW_LANE_MAX_CONCURRENCY,

@@ -5,6 +5,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { SQS_EVENT_SOURCE } from '../../functions/aws-quotas.ts';
 import { DELIVERY_TIMEOUT_MS, LAMBDA_ENV } from '../../functions/config.ts';
 import { DELIVERY_MAX_RECEIVES } from '../../functions/core/delivery.ts';
 import { DUE_SWEEP_INTERVAL_SECONDS } from '../../functions/core/due-retries.ts';
@@ -12,9 +13,14 @@ import { checkRetrySchedule } from '../../functions/core/retry.ts';
 import { DispatcherFunction } from './function.ts';
 import { QueueWithDeadLetter } from './queues.ts';
 import type { DefinedTable } from './table.ts';
+import {
+  dispatcherTimeoutSeconds,
+  FANOUT_TIMEOUT_SECONDS,
+  isEventSourceConcurrency,
+  visibilityTimeoutSeconds,
+} from './timings.ts';
 
-/** AWS's advice for a queue a Lambda function consumes: at least six function timeouts. */
-export const VISIBILITY_TIMEOUT_FACTOR = 6;
+export { VISIBILITY_TIMEOUT_FACTOR } from './timings.ts';
 
 /** Records per invocation of the fan-out and dispatcher functions (their event sources' BatchSize). */
 export const FANOUT_BATCH_SIZE = 10;
@@ -82,8 +88,10 @@ export interface DeliveryPipelineProps {
 }
 
 function checkConcurrency(name: string, value: number): void {
-  if (!Number.isInteger(value) || value < 2 || value > 1000) {
-    throw new Error(`${name} must be a whole number from 2 to 1000, got ${value}`);
+  if (!isEventSourceConcurrency(value)) {
+    throw new Error(
+      `${name} must be a whole number from ${SQS_EVENT_SOURCE.minMaximumConcurrency} to ${SQS_EVENT_SOURCE.maxMaximumConcurrency}, got ${value}`,
+    );
   }
 }
 
@@ -139,10 +147,8 @@ export class DeliveryPipeline extends Construct {
     const fanoutMaxConcurrency = props.fanoutMaxConcurrency ?? DEFAULT_FANOUT_MAX_CONCURRENCY;
     checkConcurrency(`${id}: fanoutMaxConcurrency`, fanoutMaxConcurrency);
 
-    // A batch is processed concurrently, so one slow callback bounds the invocation: the
-    // delivery timeout, plus room for DNS, DynamoDB and queueing the next try.
-    const dispatcherTimeout = Duration.seconds(Math.ceil(timeoutMs / 1000) + 20);
-    const fanoutTimeout = Duration.seconds(30);
+    const dispatcherTimeout = Duration.seconds(dispatcherTimeoutSeconds(timeoutMs));
+    const fanoutTimeout = Duration.seconds(FANOUT_TIMEOUT_SECONDS);
     const deliveryRetention = props.deliveryRetention ?? DEFAULT_DELIVERY_RETENTION;
     const slowLaneMaxConcurrency = props.slowLaneMaxConcurrency ?? DEFAULT_SLOW_LANE_MAX_CONCURRENCY;
     checkConcurrency(`${id}: slowLaneMaxConcurrency`, slowLaneMaxConcurrency);
@@ -150,14 +156,14 @@ export class DeliveryPipeline extends Construct {
 
     this.fanout = new QueueWithDeadLetter(this, 'Fanout', {
       queueName: `${props.queueNamePrefix}-fanout`,
-      visibilityTimeout: Duration.seconds(fanoutTimeout.toSeconds() * VISIBILITY_TIMEOUT_FACTOR),
+      visibilityTimeout: Duration.seconds(visibilityTimeoutSeconds(fanoutTimeout.toSeconds())),
       // Fan-out is idempotent (one delivery per event and subscription), so retries are safe.
       maxReceiveCount: 5,
     });
     const lane = (laneId: string, queueName: string) =>
       new QueueWithDeadLetter(this, laneId, {
         queueName: `${props.queueNamePrefix}-${queueName}`,
-        visibilityTimeout: Duration.seconds(dispatcherTimeout.toSeconds() * VISIBILITY_TIMEOUT_FACTOR),
+        visibilityTimeout: Duration.seconds(visibilityTimeoutSeconds(dispatcherTimeout.toSeconds())),
         maxReceiveCount: DELIVERY_MAX_RECEIVES,
         retentionPeriod: deliveryRetention,
       });
