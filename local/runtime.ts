@@ -189,18 +189,26 @@ export async function startLocalDispatcher(
   }
 }
 
-async function startInDirectory(
-  config: LocalConfig,
-  options: LocalRuntimeOptions,
-  dataDir: string,
-  lock: DataLock,
-): Promise<LocalDispatcher> {
-  const log: Log =
-    options.log ?? ((message, error) => (error ? console.error(message, error) : console.log(message)));
-  const clock = options.clock ?? systemClock;
-  const idleMs = options.idleMs ?? 1_000;
-  const admin = adminTokenFor(config, dataDir);
+/** The stores of one data directory, its queues and its checkpointer: step one of a start. */
+interface OpenStores {
+  db: SqliteDatabase;
+  checkpointer: { stop(): Promise<void> };
+  eventLog: SqliteEventLog;
+  partners: SqlitePartnerStore;
+  subscriptions: SqliteSubscriptionStore;
+  deliveries: SqliteDeliveryStore;
+  outbox: SqliteOutbox;
+  queues: LocalQueues;
+  /** Stops the checkpointer and closes the database. */
+  close(): Promise<void>;
+}
 
+/**
+ * Opens the database and its stores: the signing secrets' keys (refusing to start without
+ * the keys the stored secrets need), secrets still in the clear sealed once, the WAL
+ * checkpointer, and the queues, releasing what a runtime that is gone had in flight.
+ */
+async function openStores(config: LocalConfig, dataDir: string, clock: Clock, log: Log): Promise<OpenStores> {
   const db = openDatabase(databasePath(dataDir));
   // One read of how the stored secrets are kept: which keys they need, and any in the clear.
   const atRest = secretsAtRest(db);
@@ -222,19 +230,53 @@ async function startInDirectory(
     db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
   }
   const checkpointer = startCheckpointer(db, databasePath(dataDir), { log });
-  const partners = new SqlitePartnerStore(db);
-  const deliveries = new SqliteDeliveryStore(db);
-  const outbox = new SqliteOutbox(db);
-
   const queues = openLocalQueues(db, config, clock);
-  const { fanout, delivery, deliveryDlq } = queues;
   // Received by a runtime that is gone (this directory's lock was free): go again now rather
   // than after the visibility timeout.
-  const released = fanout.releaseInFlight() + delivery.releaseInFlight();
+  const released = queues.fanout.releaseInFlight() + queues.delivery.releaseInFlight();
   if (released > 0) log(`released ${released} message(s) the last run had in flight`);
+  return {
+    db,
+    checkpointer,
+    eventLog: new SqliteEventLog(db),
+    partners: new SqlitePartnerStore(db),
+    subscriptions,
+    deliveries: new SqliteDeliveryStore(db),
+    outbox: new SqliteOutbox(db),
+    queues,
+    async close() {
+      await checkpointer.stop();
+      closeDatabase(db);
+    },
+  };
+}
 
+/** The workers over the stores: step two of a start. */
+interface Workers {
+  /** The event log the API appends to: each append wakes the router. */
+  events: EventLog;
+  /** Where the API and fan-out queue deliveries: each send wakes the dispatcher's poller. */
+  deliveryQueue: DeliveryQueue;
+  /** Starts the pollers (the router runs from the start). */
+  start(): void;
+  /** Lets the batches in flight finish and stops every worker. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The outbox router (running from here on), and the fan-out and dispatcher pollers (started
+ * by `start`, once the HTTP server listens), with the handlers the Lambda functions run.
+ */
+function startWorkers(
+  stores: OpenStores,
+  config: LocalConfig,
+  options: LocalRuntimeOptions,
+  context: { clock: Clock; log: Log; idleMs: number },
+): Workers {
+  const { clock, log, idleMs } = context;
+  const { subscriptions, deliveries, eventLog } = stores;
+  const { fanout, delivery, deliveryDlq } = stores.queues;
   const routerWakeup = new Wakeup();
-  const eventLog = new SqliteEventLog(db);
   // Publishing wakes the router at once, rather than at its next idle check.
   const events: EventLog = {
     append: async (event) => {
@@ -305,7 +347,7 @@ async function startInDirectory(
     handler: createFanoutHandler({ subscriptions, deliveries, deliveryQueue, clock }, log),
   });
 
-  const router = new OutboxRouter(db, outbox, fanout);
+  const router = new OutboxRouter(stores.db, stores.outbox, fanout);
   let running = true;
   const routerLoop = (async () => {
     while (running) {
@@ -320,15 +362,40 @@ async function startInDirectory(
     }
   })();
 
+  return {
+    events,
+    deliveryQueue,
+    start() {
+      fanoutPoller.start();
+      deliveryPoller.start();
+    },
+    async stop() {
+      running = false;
+      routerWakeup.wake();
+      await Promise.all([routerLoop, fanoutPoller.stop(), deliveryPoller.stop()]);
+      await ownSender?.close();
+    },
+  };
+}
+
+/** The HTTP server (API and admin routes) listening on the configured address: step three. */
+async function serveHttp(
+  stores: OpenStores,
+  workers: Workers,
+  config: LocalConfig,
+  options: LocalRuntimeOptions,
+  context: { clock: Clock; log: Log; adminToken: string },
+): Promise<Server> {
+  const { partners, subscriptions, deliveries } = stores;
   const server: Server = createHttpServer({
     api: createApiHandler(
       {
-        events,
+        events: workers.events,
         partners,
         subscriptions,
         deliveries,
-        deliveryQueue,
-        clock,
+        deliveryQueue: workers.deliveryQueue,
+        clock: context.clock,
         resolver: options.resolver ?? systemResolver,
         allowPrivateTargets: config.allowPrivateTargets,
         // One process serves the whole API: its own counts are exact.
@@ -338,32 +405,49 @@ async function startInDirectory(
           producerPerSecond: config.producerRequestsPerSecond,
         },
       },
-      log,
+      context.log,
     ),
     authorizer: createAuthorizerHandler({ partners }),
-    adminToken: admin.token,
-    log,
+    adminToken: context.adminToken,
+    log: context.log,
   });
-  try {
-    await new Promise<void>((resolveListen, reject) => {
-      server.once('error', reject);
-      server.listen(config.port, config.host, () => {
-        server.off('error', reject);
-        resolveListen();
-      });
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolveListen();
     });
+  });
+  return server;
+}
+
+/** Opens the stores, starts the workers, serves HTTP; a step that fails undoes the ones before. */
+async function startInDirectory(
+  config: LocalConfig,
+  options: LocalRuntimeOptions,
+  dataDir: string,
+  lock: DataLock,
+): Promise<LocalDispatcher> {
+  const log: Log =
+    options.log ?? ((message, error) => (error ? console.error(message, error) : console.log(message)));
+  const clock = options.clock ?? systemClock;
+  const idleMs = options.idleMs ?? 1_000;
+  const admin = adminTokenFor(config, dataDir);
+
+  const stores = await openStores(config, dataDir, clock, log);
+  let workers: Workers | undefined;
+  let server: Server;
+  try {
+    workers = startWorkers(stores, config, options, { clock, log, idleMs });
+    server = await serveHttp(stores, workers, config, options, { clock, log, adminToken: admin.token });
   } catch (error) {
     // Not started (the port is taken, say): leave nothing running and the file closed.
-    running = false;
-    routerWakeup.wake();
-    await routerLoop;
-    await checkpointer.stop();
-    closeDatabase(db);
+    await workers?.stop();
+    await stores.close();
     throw error;
   }
-  fanoutPoller.start();
-  deliveryPoller.start();
-  const retention = startRetentionSweep(db, { retentionDays: config.retentionDays, clock, log });
+  workers.start();
+  const retention = startRetentionSweep(stores.db, { retentionDays: config.retentionDays, clock, log });
 
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -373,20 +457,16 @@ async function startInDirectory(
     adminToken: admin.token,
     adminTokenGenerated: admin.generated,
     dataDir,
-    db,
-    queues,
+    db: stores.db,
+    queues: stores.queues,
     stop() {
       stopping ??= (async () => {
-        running = false;
-        routerWakeup.wake();
         const closed = new Promise<void>((done) => server.close(() => done()));
         server.closeIdleConnections();
-        await Promise.all([routerLoop, fanoutPoller.stop(), deliveryPoller.stop(), retention.stop()]);
+        await Promise.all([workers?.stop(), retention.stop()]);
         server.closeAllConnections();
         await closed;
-        await ownSender?.close();
-        await checkpointer.stop();
-        closeDatabase(db);
+        await stores.close();
         lock.release();
       })();
       return stopping;
