@@ -1,23 +1,17 @@
 /** Lambda entry of the HTTP API: the API handler on DynamoDB. */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { dynamoClient } from '../adapters/aws/clients.ts';
-import { DynamoDeliveryStore } from '../adapters/aws/deliveries.ts';
-import { SqsDeliveryQueue } from '../adapters/aws/delivery-queue.ts';
-import { DynamoEventLog } from '../adapters/aws/events.ts';
-import { KmsSecretCipher } from '../adapters/aws/kms-cipher.ts';
+import { rememberingKmsCipher } from '../adapters/aws/kms-cipher.ts';
 import { kmsClient } from '../adapters/aws/kms-client.ts';
 import { API_REQUEST_ID_PATH, logError, logger } from '../adapters/aws/logger.ts';
 import { DynamoPartnerStore } from '../adapters/aws/partners.ts';
 import { DynamoRateLimiter } from '../adapters/aws/rate-limiter.ts';
 import { sqsClient } from '../adapters/aws/sqs-client.ts';
-import { SqsQueue } from '../adapters/aws/sqs-queue.ts';
-import { DynamoSubscriptionStore } from '../adapters/aws/subscriptions.ts';
+import { deliveryLanes, deliveryStore, eventLog, subscriptionStore } from '../adapters/aws/wiring.ts';
 import { systemClock } from '../adapters/clock.ts';
 import { systemResolver } from '../adapters/dns.ts';
-import { RememberingCipher } from '../adapters/secrets/remembering-cipher.ts';
 import { loadLambdaConfig } from '../config.ts';
 import { rememberingRefusals } from '../core/limits.ts';
-import type { DeliveryMessage } from '../core/model.ts';
 import { createApiHandler } from './handler.ts';
 
 const config = loadLambdaConfig([
@@ -36,20 +30,15 @@ const config = loadLambdaConfig([
 
 export const handler = createApiHandler(
   {
-    events: new DynamoEventLog(dynamoClient, config.eventsTable, { retentionDays: config.retentionDays }),
+    events: eventLog(dynamoClient, config),
     partners: new DynamoPartnerStore(dynamoClient, config.partnersTable),
-    subscriptions: new DynamoSubscriptionStore(
+    subscriptions: subscriptionStore(
       dynamoClient,
-      config.subscriptionsTable,
-      new RememberingCipher(new KmsSecretCipher(kmsClient, config.secretsKeyArn)),
+      config,
+      rememberingKmsCipher(kmsClient, config.secretsKeyArn),
     ),
-    deliveries: new DynamoDeliveryStore(dynamoClient, config.deliveriesTable, {
-      retentionDays: config.retentionDays,
-    }),
-    deliveryQueue: new SqsDeliveryQueue({
-      main: new SqsQueue<DeliveryMessage>(sqsClient, config.deliveryQueueUrl),
-      slow: new SqsQueue<DeliveryMessage>(sqsClient, config.slowLaneQueueUrl),
-    }),
+    deliveries: deliveryStore(dynamoClient, config),
+    deliveryQueue: deliveryLanes(sqsClient, config),
     clock: systemClock,
     resolver: systemResolver,
     allowPrivateTargets: config.allowPrivateTargets,

@@ -1,10 +1,10 @@
 /** Lambda entry of the pipe's recovery: its dead letters' events back onto the fan-out queue. */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { dynamoClient } from '../adapters/aws/clients.ts';
-import { DynamoEventLog } from '../adapters/aws/events.ts';
 import { logger } from '../adapters/aws/logger.ts';
 import { sqsClient } from '../adapters/aws/sqs-client.ts';
 import { SqsDeadLetterSource, SqsQueue } from '../adapters/aws/sqs-queue.ts';
+import { eventLog } from '../adapters/aws/wiring.ts';
 import { systemClock } from '../adapters/clock.ts';
 import { loadLambdaConfig } from '../config.ts';
 import type { EventRef } from '../core/model.ts';
@@ -17,7 +17,7 @@ const BUDGET_MS = 13 * 60_000;
 
 export const handler = createRecoveryHandler(
   {
-    events: new DynamoEventLog(dynamoClient, config.eventsTable),
+    events: eventLog(dynamoClient, config),
     fanout: new SqsQueue<EventRef>(sqsClient, config.fanoutQueueUrl),
     deadLetters: new SqsDeadLetterSource(sqsClient, config.pipeDeadLetterQueueUrl),
     clock: systemClock,

@@ -197,6 +197,8 @@ const ADAPTER_CALLS: Readonly<Record<string, AdapterCalls>> = {
   'rate-limiter.ts': { actions: ['dynamodb:UpdateItem'] },
   'sqs-client.ts': { actions: [] },
   'sqs-queue.ts': { actions: ['sqs:SendMessage', 'sqs:ReceiveMessage', 'sqs:DeleteMessage'] },
+  // How the Lambda entries make the stores and queues above; it sends nothing itself.
+  'wiring.ts': { actions: [] },
   'subscriptions.ts': {
     actions: [
       'dynamodb:GetItem',
@@ -274,7 +276,7 @@ function wiring(entry: string): { file: string; resource: string }[] {
   )) {
     for (const name of names.split(',')) files.set(name.replace(/^\s*type\s+/, '').trim(), file);
   }
-  return [
+  const constructed = [
     ...source.matchAll(/\bnew (\w+)(?:<[^>]*>)?\(\s*(?:dynamoClient|sqsClient|kmsClient),\s*config\.(\w+)/g),
   ].map(([, className = '', key = '']) => {
     const file = files.get(className);
@@ -283,7 +285,48 @@ function wiring(entry: string): { file: string; resource: string }[] {
     }
     return { file, resource: CONFIG_RESOURCES[key] };
   });
+  // The helpers of adapters/aws/wiring.ts, as they make their adapters.
+  const helped = [
+    ...source.matchAll(/\b(\w+)\(\s*(?:dynamoClient|sqsClient),\s*config\b([^;]*?)\)(?:,|\n)/g),
+  ].flatMap(([, helper = '', rest = '']) => {
+    if (files.get(helper) !== 'wiring.ts') return [];
+    const made = WIRING_HELPERS[helper];
+    if (made === undefined) throw new Error(`${entry}: cannot tell what ${helper}() makes`);
+    const withDispatcher = /\{\s*dynamo:/.test(rest) ? (WIRING_HELPERS_FOR_DISPATCHER[helper] ?? []) : [];
+    return [...made, ...withDispatcher].map(({ file, key }) => ({ file, resource: CONFIG_RESOURCES[key] }));
+  });
+  // Adapter functions called like a constructor (rememberingKmsCipher(kmsClient, config.…)).
+  const called = [...source.matchAll(/(?<!new )\b(\w+)\(\s*kmsClient,\s*config\.(\w+)/g)].map(
+    ([, name = '', key = '']) => {
+      const file = files.get(name);
+      if (file === undefined || !isResourceKey(key)) {
+        throw new Error(`${entry}: cannot tell what ${name}(kmsClient, config.${key}) is`);
+      }
+      return { file, resource: CONFIG_RESOURCES[key] };
+    },
+  );
+  return [...constructed, ...helped, ...called];
 }
+
+/** What each helper of adapters/aws/wiring.ts makes: the adapter file and the setting it reads. */
+const WIRING_HELPERS: Readonly<Record<string, readonly { file: string; key: ResourceKey }[]>> = {
+  eventLog: [{ file: 'events.ts', key: 'eventsTable' }],
+  subscriptionStore: [{ file: 'subscriptions.ts', key: 'subscriptionsTable' }],
+  deliveryStore: [{ file: 'deliveries.ts', key: 'deliveriesTable' }],
+  deliveryLanes: [
+    { file: 'sqs-queue.ts', key: 'deliveryQueueUrl' },
+    { file: 'sqs-queue.ts', key: 'slowLaneQueueUrl' },
+  ],
+};
+
+/** What deliveryLanes makes besides, given the dispatcher's part. */
+const WIRING_HELPERS_FOR_DISPATCHER: Readonly<Record<string, readonly { file: string; key: ResourceKey }[]>> =
+  {
+    deliveryLanes: [
+      { file: 'sqs-queue.ts', key: 'deliveryDeadLetterQueueUrl' },
+      { file: 'due-retries.ts', key: 'deliveriesTable' },
+    ],
+  };
 
 function functionsByName(): Record<FunctionName, IFunction> {
   const { api, pipeline } = synth.stacks.service;

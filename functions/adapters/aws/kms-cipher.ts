@@ -13,6 +13,7 @@ import { DecryptCommand, GenerateDataKeyCommand, type KMSClient } from '@aws-sdk
 import { ServiceUnavailableError } from '../../core/errors.ts';
 import type { SecretCipher } from '../../core/ports.ts';
 import { setBounded } from '../bounded-map.ts';
+import { RememberingCipher } from '../secrets/remembering-cipher.ts';
 import {
   isSealed,
   KEY_BYTES,
@@ -155,4 +156,12 @@ export class KmsSecretCipher implements SecretCipher {
   #remember(encrypted: string, key: Promise<Buffer>): void {
     setBounded(this.#opened, encrypted, key, OPENED_KEYS_KEPT);
   }
+}
+
+/**
+ * The cipher of the Lambda entries' subscription stores: KMS data keys, with the secrets an
+ * instance has opened remembered (each delivery reads its subscription again).
+ */
+export function rememberingKmsCipher(kms: KMSClient, keyArn: string): SecretCipher {
+  return new RememberingCipher(new KmsSecretCipher(kms, keyArn));
 }
