@@ -16,7 +16,7 @@ export const DELIVERY_METRICS = {
   failed: 'DeliveryFailed',
   /** A try failed and the schedule is used up: the delivery is in the dead-letter queue. */
   dead: 'DeliveryDead',
-  /** Not sent: the subscription is disabled or deleted, the event expired, or a 410. */
+  /** Not sent: the subscription is disabled or deleted, the event or the delivery is gone, or a 410. */
   skipped: 'DeliverySkipped',
   /** From the event's creation to a first try's 2xx: publish → callback, in milliseconds. */
   latency: 'CallbackLatency',
