@@ -49,6 +49,8 @@ export const SQS_EVENT_SOURCE = {
 export const LAMBDA = {
   /** Concurrent executions of all functions of an account in a Region (new accounts get less). */
   accountConcurrency: 1000,
+  /** A synchronous invocation's response (the API function's answer): 6 MB. */
+  maxSyncResponseBytes: 6 * 1024 * 1024,
 } as const;
 
 export const DYNAMODB = {
@@ -73,6 +75,11 @@ export const DYNAMODB = {
    * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode-max-throughput.html
    */
   onDemandTableWriteUnitsPerSecond: 40_000,
+  /**
+   * The largest item, names and values together: 400 KB.
+   * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html
+   */
+  maxItemBytes: 400 * 1024,
 } as const;
 
 /**
@@ -82,6 +89,11 @@ export const DYNAMODB = {
 export const API_GATEWAY = {
   accountRatePerSecond: 10_000,
   accountBurst: 5000,
+  /**
+   * The largest request an HTTP API passes on: 10 MB.
+   * https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html
+   */
+  maxPayloadBytes: 10 * 1024 * 1024,
 } as const;
 
 /**

@@ -88,7 +88,7 @@ type Log = (message: string, error: unknown) => void;
 
 /**
  * The largest request body, in both runtimes (the local server refuses larger ones before they
- * reach the handler; on AWS, API Gateway would pass up to 10 MB).
+ * reach the handler; on AWS, API Gateway would pass up to API_GATEWAY.maxPayloadBytes, 10 MB).
  */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
 

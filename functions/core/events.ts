@@ -36,7 +36,11 @@ export interface PublishDeps {
   clock: Clock;
 }
 
-/** An event's payload, serialised, at most: what EventBridge and SQS carry in one message. */
+/**
+ * An event's payload, serialised, at most: 256 KiB, as webhook providers and EventBridge
+ * take, and well within DynamoDB's 400 KB item that stores it with its keys (test/unit/
+ * quotas.test.ts holds the two together).
+ */
 export const MAX_PAYLOAD_BYTES = 256 * 1024;
 
 /**

@@ -1,0 +1,29 @@
+/**
+ * The project's own limits against the AWS quotas they live within (functions/aws-quotas.ts,
+ * each quota with its page): the core cannot import the quotas, so this holds them together.
+ */
+import { describe, expect, it } from 'vitest';
+import { MAX_REQUEST_BYTES } from '../../functions/api/handler.ts';
+import { API_GATEWAY, DYNAMODB, LAMBDA } from '../../functions/aws-quotas.ts';
+import { MAX_BATCH_EVENTS, MAX_PAGE_BYTES, MAX_PAYLOAD_BYTES } from '../../functions/core/events.ts';
+import { EventType } from '../../functions/core/model.ts';
+
+describe('the project’s limits within AWS’s quotas', () => {
+  it('stores the largest payload in one DynamoDB item, with room for its keys, type and times', () => {
+    const idempotencyKeyBytes = 255;
+    const room = DYNAMODB.maxItemBytes - MAX_PAYLOAD_BYTES;
+    expect(room).toBeGreaterThan(EventType.maxLength ?? 128);
+    expect(room).toBeGreaterThan(1024 + idempotencyKeyBytes);
+  });
+
+  it('answers the largest page within a synchronous Lambda response', () => {
+    expect(MAX_PAGE_BYTES).toBeLessThan(LAMBDA.maxSyncResponseBytes);
+    // A page keeps at least one event, however large: the largest fits too.
+    expect(MAX_PAYLOAD_BYTES).toBeLessThan(MAX_PAGE_BYTES);
+  });
+
+  it('takes requests the HTTP API passes on', () => {
+    expect(MAX_REQUEST_BYTES).toBeLessThanOrEqual(API_GATEWAY.maxPayloadBytes);
+    expect(MAX_BATCH_EVENTS).toBeGreaterThan(0);
+  });
+});
