@@ -590,6 +590,185 @@ function contention(start: CpuSnapshot | null, seconds: number) {
   };
 }
 
+/** What one run measures: every figure of the table. */
+interface Figures {
+  coldStart: ColdStartFigures;
+  ceiling: Awaited<ReturnType<typeof measureCeiling>>;
+  rawLatency: Awaited<ReturnType<typeof measureRawLatency>>;
+  handler: Awaited<ReturnType<typeof measureHandler>>;
+  throughput: Awaited<ReturnType<typeof measureThroughput>>;
+  latency: Awaited<ReturnType<typeof measureLatency>>;
+  isolation: Awaited<ReturnType<typeof measureIsolation>>;
+}
+
+/** Measures everything but the cold start, against one receiver process. */
+async function measureAll(coldStart: ColdStartFigures): Promise<Figures> {
+  const receiver = spawnChild(RECEIVER);
+  const receiverInfo = await receiver.call<ReceiverInfo>('info');
+  progress(
+    `raw ceiling: bare undici pool → receiver, ${PLAN.ceiling.count} signed POSTs at ${PLAN.ceiling.inFlight.join(' and ')} in flight`,
+  );
+  const ceiling = await measureCeiling(receiver, receiverInfo);
+  progress(`latency floor: bare POSTs at ${PLAN.latency.rate}/s`);
+  const rawLatency = await measureRawLatency(receiver, receiverInfo);
+  progress(
+    `dispatcher handler alone: ${PLAN.handler.count} deliveries in batches of ${PLAN.handler.batchSize}`,
+  );
+  const handler = await measureHandler(receiver, receiverInfo);
+  progress('throughput through the local runtime');
+  const throughput = await measureThroughput(receiver, receiverInfo, join(tmp, 'throughput'));
+  progress('latency through the local runtime, 1 subscription');
+  const latency = await measureLatency(receiver, receiverInfo, join(tmp, 'latency'));
+  progress(`isolation: ${PLAN.isolation.healthy} healthy + ${PLAN.isolation.hanging} hanging subscriptions`);
+  const isolation = await measureIsolation(receiver, receiverInfo, join(tmp, 'isolation'));
+  await stopChild(receiver);
+  return { coldStart, ceiling, rawLatency, handler, throughput, latency, isolation };
+}
+
+/** The table's rows: each figure beside its baseline and its target. */
+function figureRows(figures: Figures): Row[] {
+  const { coldStart, ceiling, rawLatency, handler, throughput, latency, isolation } = figures;
+  const rows: Row[] = [];
+  rows.push({
+    figure: `raw ceiling: bare undici pool → receiver (${ceiling.inFlight} in flight)`,
+    value: rate(ceiling.callbacksPerSecond),
+    baseline: '—',
+    ratio: '—',
+    target: '—',
+    met: '—',
+  });
+  for (const run of throughput) {
+    const ratio = run.callbacksPerSecond / ceiling.callbacksPerSecond;
+    const complete = run.tally.complete ? '' : ` (${run.tally.verified}/${run.expected} in window)`;
+    const refused = run.publish.rejected > 0 ? `, ${run.publish.rejected} publishes refused` : '';
+    rows.push({
+      figure: `end to end, ${run.subscriptions} subscription${run.subscriptions === 1 ? '' : 's'} (callbacks/s)`,
+      value: rate(run.callbacksPerSecond) + complete + refused,
+      baseline: rate(ceiling.callbacksPerSecond),
+      ratio: times(ratio),
+      target: run.subscriptions === 1 ? `≥ ${TARGETS.endToEndRatio}× ceiling` : '—',
+      met: run.subscriptions === 1 ? verdict(ratio >= TARGETS.endToEndRatio) : '—',
+    });
+  }
+  rows.push({
+    figure: `dispatcher handler alone: batches of ${PLAN.handler.batchSize}, ${PLAN.handler.concurrency} concurrent, storage in memory`,
+    value: rate(handler.callbacksPerSecond),
+    baseline: rate(ceiling.callbacksPerSecond),
+    ratio: times(handler.callbacksPerSecond / ceiling.callbacksPerSecond),
+    target: '—',
+    met: '—',
+  });
+  const { atTarget, belowSaturation } = latency;
+  const accepted = `offered ${atTarget.rate}/s, accepted ${Math.round(atTarget.stats.achievedRate)}/s`;
+  rows.push({
+    figure: `latency p50, publish → receipt at ${atTarget.rate} events/s`,
+    value: ms(atTarget.p50),
+    baseline: `${ms(rawLatency.p50)} (bare POST)`,
+    ratio: atTarget.p50 !== null && rawLatency.p50 ? times(atTarget.p50 / rawLatency.p50) : '—',
+    target: '—',
+    met: '—',
+  });
+  rows.push({
+    figure: `latency p99, publish → receipt at ${atTarget.rate} events/s (${accepted})`,
+    value: ms(atTarget.p99),
+    baseline: `${ms(rawLatency.p99)} (bare POST)`,
+    ratio: atTarget.p99 !== null && rawLatency.p99 ? times(atTarget.p99 / rawLatency.p99) : '—',
+    target: `≤ ${TARGETS.p99Ms} ms`,
+    met: verdict(atTarget.p99 !== null && atTarget.p99 <= TARGETS.p99Ms && atTarget.tally.complete),
+  });
+  rows.push({
+    figure: `latency p50 / p99 at ${belowSaturation.rate} events/s (below saturation, for contrast)`,
+    value: `${ms(belowSaturation.p50)} / ${ms(belowSaturation.p99)}`,
+    baseline: '—',
+    ratio: '—',
+    target: '—',
+    met: '—',
+  });
+  rows.push({
+    figure: `isolation: healthy callbacks/s, ${PLAN.isolation.hanging} of ${PLAN.isolation.healthy + PLAN.isolation.hanging} subscriptions hanging`,
+    value: rate(isolation.withHanging.callbacksPerSecond),
+    baseline: `${rate(isolation.baseline.callbacksPerSecond)} (all healthy)`,
+    ratio: times(isolation.ratio),
+    target: `≥ ${TARGETS.isolationRatio}×`,
+    met: verdict(isolation.ratio >= TARGETS.isolationRatio),
+  });
+  rows.push(...coldStartRows(coldStart));
+  const peakOf = (run: (typeof throughput)[number]) => run.memory.vmHwm ?? run.memory.sampledPeak;
+  const heaviest = throughput.reduce((a, b) => (peakOf(b) > peakOf(a) ? b : a));
+  rows.push({
+    figure: `peak RSS of the local runtime, throughput runs (highest: ${heaviest.subscriptions} subscription${heaviest.subscriptions === 1 ? '' : 's'})`,
+    value: mb(peakOf(heaviest)),
+    baseline: `${mb(heaviest.idle.rss)} (idle, after start)`,
+    ratio: times(peakOf(heaviest) / heaviest.idle.rss),
+    target: '—',
+    met: '—',
+  });
+
+  return rows;
+}
+
+/** Prints the table and what the run noticed, and writes bench/results.json. */
+function report(
+  figures: Figures,
+  rows: Row[],
+  run: {
+    cpuAtStart: ReturnType<typeof cpuSnapshot>;
+    measured: ReturnType<typeof revision>;
+    loadAtStart: number[];
+  },
+): void {
+  const { coldStart, ceiling, rawLatency, handler, throughput, latency, isolation } = figures;
+  const { cpuAtStart, measured, loadAtStart } = run;
+  const table = renderTable(rows);
+  const host = machine();
+  const totalSeconds = (nowMs() - benchStarted) / 1000;
+  const busy = contention(cpuAtStart, totalSeconds);
+  const commit = measured ? `${measured.commit}${measured.dirty ? ' + uncommitted changes' : ''}` : 'unknown';
+  process.stdout.write(
+    `\nCommit ${commit}. Machine: ${host.cpu}, ${host.cores} cores, ${(host.memoryBytes / 1024 ** 3).toFixed(1)} GB RAM, ` +
+      `Node ${host.node}, ${host.platform}\n\n${table}\n\n`,
+  );
+  const missed = rows.filter((row) => row.met.includes('NO'));
+  if (missed.length > 0)
+    process.stdout.write(`Targets missed: ${missed.map((row) => row.figure).join('; ')}\n`);
+  const network = coldStart.bundles.filter((bundle) => bundle.networkAttempts.length > 0);
+  if (network.length > 0)
+    process.stdout.write(
+      `Warning: importing touched the network: ${network.map((b) => b.name).join(', ')}\n`,
+    );
+  for (const run of throughput)
+    if (run.memory.logged > 0)
+      process.stdout.write(
+        `The runtime (${run.subscriptions} subscriptions) logged ${run.memory.logged} line(s) under load: ${run.memory.firstLogs.join(' | ')}\n`,
+      );
+  if (busy)
+    process.stdout.write(
+      `Other processes used ${busy.otherProcessesCpuSeconds.toFixed(0)} CPU-seconds during the bench ` +
+        `(${(100 * busy.otherShare).toFixed(0)}% of the machine; load average at start ${loadAtStart[0]?.toFixed(2)})` +
+        `${busy.otherShare > 0.1 ? ': the machine was shared, the figures are noisier than they would be alone' : ''}.\n`,
+    );
+  process.stdout.write(`Total bench time: ${totalSeconds.toFixed(0)} s. Results: ${RESULTS}\n`);
+
+  writeFileSync(
+    RESULTS,
+    `${JSON.stringify(
+      {
+        revision: measured,
+        machine: host,
+        contention: { ...busy, loadAverageAtStart: loadAtStart },
+        startedAt: new Date(benchStarted).toISOString(),
+        totalSeconds,
+        plan: PLAN,
+        targets: TARGETS,
+        table: rows,
+        figures: { ceiling, rawLatency, handler, throughput, latency, isolation, coldStart },
+      },
+      null,
+      2,
+    )}\n`,
+  );
+}
+
 async function main(): Promise<void> {
   const cpuAtStart = cpuSnapshot();
   const measured = revision();
@@ -608,155 +787,8 @@ async function main(): Promise<void> {
         );
       return;
     }
-
-    const receiver = spawnChild(RECEIVER);
-    const receiverInfo = await receiver.call<ReceiverInfo>('info');
-    progress(
-      `raw ceiling: bare undici pool → receiver, ${PLAN.ceiling.count} signed POSTs at ${PLAN.ceiling.inFlight.join(' and ')} in flight`,
-    );
-    const ceiling = await measureCeiling(receiver, receiverInfo);
-    progress(`latency floor: bare POSTs at ${PLAN.latency.rate}/s`);
-    const rawLatency = await measureRawLatency(receiver, receiverInfo);
-    progress(
-      `dispatcher handler alone: ${PLAN.handler.count} deliveries in batches of ${PLAN.handler.batchSize}`,
-    );
-    const handler = await measureHandler(receiver, receiverInfo);
-    progress('throughput through the local runtime');
-    const throughput = await measureThroughput(receiver, receiverInfo, join(tmp, 'throughput'));
-    progress('latency through the local runtime, 1 subscription');
-    const latency = await measureLatency(receiver, receiverInfo, join(tmp, 'latency'));
-    progress(
-      `isolation: ${PLAN.isolation.healthy} healthy + ${PLAN.isolation.hanging} hanging subscriptions`,
-    );
-    const isolation = await measureIsolation(receiver, receiverInfo, join(tmp, 'isolation'));
-    await stopChild(receiver);
-
-    const rows: Row[] = [];
-    rows.push({
-      figure: `raw ceiling: bare undici pool → receiver (${ceiling.inFlight} in flight)`,
-      value: rate(ceiling.callbacksPerSecond),
-      baseline: '—',
-      ratio: '—',
-      target: '—',
-      met: '—',
-    });
-    for (const run of throughput) {
-      const ratio = run.callbacksPerSecond / ceiling.callbacksPerSecond;
-      const complete = run.tally.complete ? '' : ` (${run.tally.verified}/${run.expected} in window)`;
-      const refused = run.publish.rejected > 0 ? `, ${run.publish.rejected} publishes refused` : '';
-      rows.push({
-        figure: `end to end, ${run.subscriptions} subscription${run.subscriptions === 1 ? '' : 's'} (callbacks/s)`,
-        value: rate(run.callbacksPerSecond) + complete + refused,
-        baseline: rate(ceiling.callbacksPerSecond),
-        ratio: times(ratio),
-        target: run.subscriptions === 1 ? `≥ ${TARGETS.endToEndRatio}× ceiling` : '—',
-        met: run.subscriptions === 1 ? verdict(ratio >= TARGETS.endToEndRatio) : '—',
-      });
-    }
-    rows.push({
-      figure: `dispatcher handler alone: batches of ${PLAN.handler.batchSize}, ${PLAN.handler.concurrency} concurrent, storage in memory`,
-      value: rate(handler.callbacksPerSecond),
-      baseline: rate(ceiling.callbacksPerSecond),
-      ratio: times(handler.callbacksPerSecond / ceiling.callbacksPerSecond),
-      target: '—',
-      met: '—',
-    });
-    const { atTarget, belowSaturation } = latency;
-    const accepted = `offered ${atTarget.rate}/s, accepted ${Math.round(atTarget.stats.achievedRate)}/s`;
-    rows.push({
-      figure: `latency p50, publish → receipt at ${atTarget.rate} events/s`,
-      value: ms(atTarget.p50),
-      baseline: `${ms(rawLatency.p50)} (bare POST)`,
-      ratio: atTarget.p50 !== null && rawLatency.p50 ? times(atTarget.p50 / rawLatency.p50) : '—',
-      target: '—',
-      met: '—',
-    });
-    rows.push({
-      figure: `latency p99, publish → receipt at ${atTarget.rate} events/s (${accepted})`,
-      value: ms(atTarget.p99),
-      baseline: `${ms(rawLatency.p99)} (bare POST)`,
-      ratio: atTarget.p99 !== null && rawLatency.p99 ? times(atTarget.p99 / rawLatency.p99) : '—',
-      target: `≤ ${TARGETS.p99Ms} ms`,
-      met: verdict(atTarget.p99 !== null && atTarget.p99 <= TARGETS.p99Ms && atTarget.tally.complete),
-    });
-    rows.push({
-      figure: `latency p50 / p99 at ${belowSaturation.rate} events/s (below saturation, for contrast)`,
-      value: `${ms(belowSaturation.p50)} / ${ms(belowSaturation.p99)}`,
-      baseline: '—',
-      ratio: '—',
-      target: '—',
-      met: '—',
-    });
-    rows.push({
-      figure: `isolation: healthy callbacks/s, ${PLAN.isolation.hanging} of ${PLAN.isolation.healthy + PLAN.isolation.hanging} subscriptions hanging`,
-      value: rate(isolation.withHanging.callbacksPerSecond),
-      baseline: `${rate(isolation.baseline.callbacksPerSecond)} (all healthy)`,
-      ratio: times(isolation.ratio),
-      target: `≥ ${TARGETS.isolationRatio}×`,
-      met: verdict(isolation.ratio >= TARGETS.isolationRatio),
-    });
-    rows.push(...coldStartRows(coldStart));
-    const peakOf = (run: (typeof throughput)[number]) => run.memory.vmHwm ?? run.memory.sampledPeak;
-    const heaviest = throughput.reduce((a, b) => (peakOf(b) > peakOf(a) ? b : a));
-    rows.push({
-      figure: `peak RSS of the local runtime, throughput runs (highest: ${heaviest.subscriptions} subscription${heaviest.subscriptions === 1 ? '' : 's'})`,
-      value: mb(peakOf(heaviest)),
-      baseline: `${mb(heaviest.idle.rss)} (idle, after start)`,
-      ratio: times(peakOf(heaviest) / heaviest.idle.rss),
-      target: '—',
-      met: '—',
-    });
-
-    const table = renderTable(rows);
-    const host = machine();
-    const totalSeconds = (nowMs() - benchStarted) / 1000;
-    const busy = contention(cpuAtStart, totalSeconds);
-    const commit = measured
-      ? `${measured.commit}${measured.dirty ? ' + uncommitted changes' : ''}`
-      : 'unknown';
-    process.stdout.write(
-      `\nCommit ${commit}. Machine: ${host.cpu}, ${host.cores} cores, ${(host.memoryBytes / 1024 ** 3).toFixed(1)} GB RAM, ` +
-        `Node ${host.node}, ${host.platform}\n\n${table}\n\n`,
-    );
-    const missed = rows.filter((row) => row.met.includes('NO'));
-    if (missed.length > 0)
-      process.stdout.write(`Targets missed: ${missed.map((row) => row.figure).join('; ')}\n`);
-    const network = coldStart.bundles.filter((bundle) => bundle.networkAttempts.length > 0);
-    if (network.length > 0)
-      process.stdout.write(
-        `Warning: importing touched the network: ${network.map((b) => b.name).join(', ')}\n`,
-      );
-    for (const run of throughput)
-      if (run.memory.logged > 0)
-        process.stdout.write(
-          `The runtime (${run.subscriptions} subscriptions) logged ${run.memory.logged} line(s) under load: ${run.memory.firstLogs.join(' | ')}\n`,
-        );
-    if (busy)
-      process.stdout.write(
-        `Other processes used ${busy.otherProcessesCpuSeconds.toFixed(0)} CPU-seconds during the bench ` +
-          `(${(100 * busy.otherShare).toFixed(0)}% of the machine; load average at start ${loadAtStart[0]?.toFixed(2)})` +
-          `${busy.otherShare > 0.1 ? ': the machine was shared, the figures are noisier than they would be alone' : ''}.\n`,
-      );
-    process.stdout.write(`Total bench time: ${totalSeconds.toFixed(0)} s. Results: ${RESULTS}\n`);
-
-    writeFileSync(
-      RESULTS,
-      `${JSON.stringify(
-        {
-          revision: measured,
-          machine: host,
-          contention: { ...busy, loadAverageAtStart: loadAtStart },
-          startedAt: new Date(benchStarted).toISOString(),
-          totalSeconds,
-          plan: PLAN,
-          targets: TARGETS,
-          table: rows,
-          figures: { ceiling, rawLatency, handler, throughput, latency, isolation, coldStart },
-        },
-        null,
-        2,
-      )}\n`,
-    );
+    const figures = await measureAll(coldStart);
+    report(figures, figureRows(figures), { cpuAtStart, measured, loadAtStart });
   } finally {
     await Promise.all([...children].map((child) => stopChild(child)));
     rmSync(tmp, { recursive: true, force: true });
