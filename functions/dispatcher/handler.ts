@@ -15,8 +15,11 @@ import { DeliveryMessage } from '../core/model.ts';
 
 export type DispatcherDeps = DeliverDeps;
 
-/** Told what became of each record (the local runtime shares out its slots by it). */
-export type OutcomeObserver = (record: SQSRecord, outcome: DeliverOutcome) => void;
+/**
+ * Told what became of each record, with the message it carried (the local runtime shares out
+ * its slots by it; on AWS it is counted as metrics).
+ */
+export type OutcomeObserver = (record: SQSRecord, outcome: DeliverOutcome, message: DeliveryMessage) => void;
 
 export function createDispatcherHandler(
   deps: DispatcherDeps,
@@ -27,8 +30,9 @@ export function createDispatcherHandler(
     processBatch(
       event.Records,
       async (record) => {
-        const outcome = await deliver(deps, DeliveryMessage.parse(JSON.parse(record.body)));
-        observe?.(record, outcome);
+        const message = DeliveryMessage.parse(JSON.parse(record.body));
+        const outcome = await deliver(deps, message);
+        observe?.(record, outcome, message);
         return true;
       },
       log,

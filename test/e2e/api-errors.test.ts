@@ -11,21 +11,16 @@ import {
   type Page,
   raw,
   type SubscriptionView,
-  startApiDispatcher,
   UNKNOWN_EVENT_ID,
   UNKNOWN_SUBSCRIPTION_ID,
+  withApiDispatcher,
 } from './api-support.ts';
 import { type ApiResult, eventually, request, startTestDispatcher, type TestDispatcher } from './harness.ts';
 
 describe('HTTP API: limits, routing and errors', () => {
   let d: TestDispatcher;
-
-  beforeAll(async () => {
-    d = await startApiDispatcher();
-  });
-
-  afterAll(async () => {
-    await d.cleanup();
+  withApiDispatcher((started) => {
+    d = started;
   });
 
   const createSubscription = (apiKey: string, body?: Record<string, unknown>) =>

@@ -2,7 +2,7 @@
  * The HTTP API end to end, publishing in batches: the real local runtime on 127.0.0.1,
  * called over real HTTP as the platform admin (admin token) and as partners (API keys) would.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   createSubscriptionFor,
   EVENT_ID,
@@ -14,21 +14,16 @@ import {
   pageThrough,
   publish,
   raw,
-  startApiDispatcher,
   UNKNOWN_PARTNER_ID,
+  withApiDispatcher,
 } from './api-support.ts';
 import { eventually, request, type TestDispatcher } from './harness.ts';
 import { startReceiver } from './receiver.ts';
 
 describe('HTTP API: POST /v1/events/batch', () => {
   let d: TestDispatcher;
-
-  beforeAll(async () => {
-    d = await startApiDispatcher();
-  });
-
-  afterAll(async () => {
-    await d.cleanup();
+  withApiDispatcher((started) => {
+    d = started;
   });
 
   const createSubscription = (apiKey: string, body?: Record<string, unknown>) =>

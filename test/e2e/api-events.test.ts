@@ -2,7 +2,7 @@
  * The HTTP API end to end, partners and events: the real local runtime on 127.0.0.1,
  * called over real HTTP as the platform admin (admin token) and as partners (API keys) would.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   type CreatedPartner,
   createSubscriptionFor,
@@ -15,21 +15,16 @@ import {
   pageThrough,
   publish,
   raw,
-  startApiDispatcher,
   UNKNOWN_EVENT_ID,
   UNKNOWN_PARTNER_ID,
+  withApiDispatcher,
 } from './api-support.ts';
 import { request, type TestDispatcher } from './harness.ts';
 
 describe('HTTP API: partners and events', () => {
   let d: TestDispatcher;
-
-  beforeAll(async () => {
-    d = await startApiDispatcher();
-  });
-
-  afterAll(async () => {
-    await d.cleanup();
+  withApiDispatcher((started) => {
+    d = started;
   });
 
   const _createSubscription = (apiKey: string, body?: Record<string, unknown>) =>

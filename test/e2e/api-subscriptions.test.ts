@@ -14,20 +14,15 @@ import {
   publish,
   SUBSCRIPTION_ID,
   type SubscriptionView,
-  startApiDispatcher,
   UNKNOWN_SUBSCRIPTION_ID,
+  withApiDispatcher,
 } from './api-support.ts';
 import { eventually, request, type TestDispatcher } from './harness.ts';
 
 describe('HTTP API: subscriptions', () => {
   let d: TestDispatcher;
-
-  beforeAll(async () => {
-    d = await startApiDispatcher();
-  });
-
-  afterAll(async () => {
-    await d.cleanup();
+  withApiDispatcher((started) => {
+    d = started;
   });
 
   const createSubscription = (apiKey: string, body?: Record<string, unknown>) =>

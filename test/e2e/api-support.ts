@@ -2,7 +2,7 @@
  * What the HTTP API's end-to-end tests share: the views a partner reads, problem+json
  * assertions, raw requests, publishing and paging, and a dispatcher for a suite.
  */
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { type ApiResult, startTestDispatcher, type TestDispatcher } from './harness.ts';
 
 export interface Problem {
@@ -160,6 +160,21 @@ export async function pageThrough<T extends { id: string }>(
  */
 export function startApiDispatcher(): Promise<TestDispatcher> {
   return startTestDispatcher({ DISPATCHER_PARTNER_REQUESTS_PER_SECOND: '10000' });
+}
+
+/**
+ * Starts an API dispatcher before the enclosing suite's tests and cleans it up after them;
+ * `use` receives it once started.
+ */
+export function withApiDispatcher(use: (d: TestDispatcher) => void): void {
+  let started: TestDispatcher | undefined;
+  beforeAll(async () => {
+    started = await startApiDispatcher();
+    use(started);
+  });
+  afterAll(async () => {
+    await started?.cleanup();
+  });
 }
 
 /** Creates a subscription as the partner and returns it (201 asserted). */

@@ -5,27 +5,31 @@ import { describe, expect, it } from 'vitest';
 import { DELIVERY_METRICS, deliveryMetrics } from '../../functions/adapters/aws/delivery-metrics.ts';
 import type { DeliverOutcome } from '../../functions/core/delivery.ts';
 import { newId } from '../../functions/core/ids.ts';
+import type { DeliveryMessage } from '../../functions/core/model.ts';
 
 const CREATED = Date.parse('2026-12-01T10:00:00.000Z');
 const eventId = newId('evt', CREATED);
 
-function record(attempt: number): SQSRecord {
-  const body = JSON.stringify({
+/** The message of a try, and the SQS record that carried it. */
+function delivered(attempt: number): [SQSRecord, DeliveryMessage] {
+  const message: DeliveryMessage = {
     deliveryId: `${newId('dlv')}ABCDEF`,
     eventId,
     subscriptionId: newId('sub'),
     partnerId: newId('ptr'),
     attempt,
     step: attempt - 1,
-  });
-  return { body } as SQSRecord;
+  };
+  return [{ body: JSON.stringify(message) } as SQSRecord, message];
 }
 
 function recorded(outcome: DeliverOutcome, attempt = 1): [string, string, number][] {
   const added: [string, string, number][] = [];
+  const [record, message] = delivered(attempt);
   deliveryMetrics({ addMetric: (name, unit, value) => added.push([name, unit, value]) }, () => CREATED + 250)(
-    record(attempt),
+    record,
     outcome,
+    message,
   );
   return added;
 }
@@ -59,9 +63,10 @@ describe('deliveryMetrics', () => {
   it('gives Powertools Metrics what it writes as one EMF document per invocation', () => {
     const metrics = new Metrics({ namespace: 'WebhookDispatcher-test-Service', serviceName: 'dispatcher' });
     const observe = deliveryMetrics(metrics, () => CREATED + 40);
-    observe(record(1), { kind: 'done', reason: 'succeeded' });
-    observe(record(1), { kind: 'done', reason: 'succeeded' });
-    observe(record(1), { kind: 'retry', delaySeconds: 5 });
+    const [record, message] = delivered(1);
+    observe(record, { kind: 'done', reason: 'succeeded' }, message);
+    observe(record, { kind: 'done', reason: 'succeeded' }, message);
+    observe(record, { kind: 'retry', delaySeconds: 5 }, message);
 
     const emf = metrics.serializeMetrics();
 

@@ -6,7 +6,7 @@
 import type { SQSRecord } from 'aws-lambda';
 import type { DeliverOutcome } from '../../core/delivery.ts';
 import { idTime } from '../../core/ids.ts';
-import { DeliveryMessage } from '../../core/model.ts';
+import type { DeliveryMessage } from '../../core/model.ts';
 
 /** The dispatcher's metric names. */
 export const DELIVERY_METRICS = {
@@ -33,18 +33,17 @@ export interface MetricSink {
  * every first try that succeeded.
  */
 export function deliveryMetrics(sink: MetricSink, now: () => number = Date.now) {
-  return (record: SQSRecord, outcome: DeliverOutcome): void => {
+  return (_record: SQSRecord, outcome: DeliverOutcome, message: DeliveryMessage): void => {
     if (outcome.kind === 'retry') sink.addMetric(DELIVERY_METRICS.failed, 'Count', 1);
     else if (outcome.kind === 'dead') sink.addMetric(DELIVERY_METRICS.dead, 'Count', 1);
     else if (outcome.kind === 'done') {
       if (outcome.reason === 'succeeded') {
         sink.addMetric(DELIVERY_METRICS.succeeded, 'Count', 1);
-        const message = DeliveryMessage.safeParse(JSON.parse(record.body));
-        if (message.success && (message.data.attempt ?? 1) === 1) {
+        if ((message.attempt ?? 1) === 1) {
           sink.addMetric(
             DELIVERY_METRICS.latency,
             'Milliseconds',
-            Math.max(0, now() - idTime(message.data.eventId)),
+            Math.max(0, now() - idTime(message.eventId)),
           );
         }
       } else if (
