@@ -3,9 +3,11 @@
  * The `dispatcher` command: `start` runs the local dispatcher, `receive` a callback receiver
  * that verifies signatures (to try callbacks out on one machine).
  */
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { KeyFileError } from '../functions/adapters/secrets/key-file.ts';
 import { openDatabase } from '../functions/adapters/sqlite/database.ts';
+import { openApiDocument } from '../functions/api/openapi.ts';
 import { ConfigError, type LocalConfig, loadLocalConfig } from '../functions/config.ts';
 import { DataDirectoryInUseError } from '../local/data-lock.ts';
 import { startReceiver } from '../local/receiver.ts';
@@ -22,6 +24,7 @@ commands:
   redrive <fanout|delivery>      move the dead letters of a queue back to it, to be tried again
   rotate-secret-key              seal every signing secret with a new key, then drop the old
                                  key from the key file (with the dispatcher stopped)
+  openapi [--out FILE]           write the API's OpenAPI 3.1 document (default: to stdout)
   help                           show this
 
 environment (start):
@@ -177,6 +180,16 @@ async function rotateKey(): Promise<void> {
   }
 }
 
+function writeOpenApi(args: string[]): void {
+  const { values } = parseArgs({ args, options: { out: { type: 'string' } } });
+  const text = `${JSON.stringify(openApiDocument(), null, 2)}\n`;
+  if (values.out === undefined) process.stdout.write(text);
+  else {
+    writeFileSync(values.out, text);
+    console.log(`wrote ${values.out}`);
+  }
+}
+
 const [command = 'help', ...rest] = process.argv.slice(2);
 switch (command) {
   case 'start':
@@ -193,6 +206,9 @@ switch (command) {
     break;
   case 'rotate-secret-key':
     await rotateKey();
+    break;
+  case 'openapi':
+    writeOpenApi(rest);
     break;
   case 'help':
   case '--help':

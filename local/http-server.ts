@@ -7,7 +7,12 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { APIGatewayRequestAuthorizerEventV2 } from 'aws-lambda';
-import type { ApiHandler, ApiRequest, ApiResponse } from '../functions/api/handler.ts';
+import {
+  type ApiHandler,
+  type ApiRequest,
+  type ApiResponse,
+  REQUEST_ID_HEADER,
+} from '../functions/api/handler.ts';
 import { toProblemResponse } from '../functions/api/problem.ts';
 import { matchRoute } from '../functions/api/routes.ts';
 import { type AuthorizerHandler, bearerToken } from '../functions/authorizer/handler.ts';
@@ -98,7 +103,7 @@ function unauthorized(detail: string, instance: string): ApiResponse {
 /** Authorises the request as its deployed route would be, or returns the 401 to send. */
 async function authorize(deps: HttpServerDeps, request: ApiRequest): Promise<ApiResponse | undefined> {
   const match = matchRoute(request.requestContext.http.method, request.rawPath);
-  if (match.kind !== 'found') return undefined; // the API handler answers 404/405
+  if (match.kind !== 'found' || match.route.auth === 'public') return undefined; // the handler answers
   const token = bearerToken(request.headers.authorization);
   if (match.route.auth === 'admin') {
     if (!token || !sameSecret(token, deps.adminToken)) {
@@ -133,8 +138,9 @@ async function authorize(deps: HttpServerDeps, request: ApiRequest): Promise<Api
   return undefined;
 }
 
-function send(res: ServerResponse, response: ApiResponse): void {
-  const headers: Record<string, string> = {};
+/** Sends `response`; one the handler did not make gets the request's id here. */
+function send(res: ServerResponse, response: ApiResponse, requestId: string): void {
+  const headers: Record<string, string> = { [REQUEST_ID_HEADER]: requestId };
   for (const [name, value] of Object.entries(response.headers ?? {})) headers[name] = String(value);
   res.writeHead(response.statusCode ?? 200, headers);
   res.end(response.body ?? '');
@@ -148,23 +154,25 @@ async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerRes
     if (!(error instanceof BodyTooLargeError)) throw error;
     res.setHeader('connection', 'close');
     const tooLarge = new PayloadTooLargeError(`request bodies are limited to ${MAX_REQUEST_BYTES} bytes`);
-    send(res, toProblemResponse(tooLarge, req.url ?? '/'));
+    send(res, toProblemResponse(tooLarge, req.url ?? '/'), randomUUID());
     return;
   }
   const request = toApiRequest(req, body);
   const denied = await authorize(deps, request);
-  send(res, denied ?? (await deps.api(request, lambdaContext('api'))));
+  send(res, denied ?? (await deps.api(request, lambdaContext('api'))), request.requestContext.requestId);
 }
 
 export function createHttpServer(deps: HttpServerDeps): Server {
   return createServer((req, res) => {
     handle(deps, req, res).catch((error: unknown) => {
-      deps.log('request failed', error);
+      const requestId = randomUUID();
+      deps.log(`request ${requestId} failed`, error);
       if (!res.headersSent) {
         // Already logged above: the mapping's own log would say it twice.
         send(
           res,
           toProblemResponse(error, req.url ?? '/', undefined, () => {}),
+          requestId,
         );
       } else {
         res.destroy();

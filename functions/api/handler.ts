@@ -2,13 +2,13 @@
  * The HTTP API: API Gateway v2 (payload 2.0) events in, JSON or problem+json out. Validation
  * with zod happens here, at the edge; each route then calls one use case.
  */
-import middy from '@middy/core';
+import middy, { type MiddlewareObj, type Request } from '@middy/core';
 import type {
   APIGatewayEventRequestContextV2,
   APIGatewayProxyEventV2WithRequestContext,
   APIGatewayProxyStructuredResultV2,
 } from 'aws-lambda';
-import * as z from 'zod';
+import type * as z from 'zod';
 import { listEventDeliveries, listSubscriptionDeliveries } from '../core/attempt-log.ts';
 import { NotFoundError, PayloadTooLargeError, UnauthorizedError, ValidationError } from '../core/errors.ts';
 import {
@@ -16,23 +16,12 @@ import {
   type BatchResult,
   getEvent,
   listEvents,
-  MAX_BATCH_EVENTS,
   publishEvent,
   publishEvents,
   toEventView,
 } from '../core/events.ts';
 import { admitRequest, type Caller, type RequestLimits } from '../core/limits.ts';
-import {
-  type DeliveryMessage,
-  EventId,
-  EventType,
-  EventTypeFilter,
-  isReservedEventType,
-  JsonValue,
-  PartnerId,
-  SubscriptionId,
-  SubscriptionStatus,
-} from '../core/model.ts';
+import type { DeliveryMessage } from '../core/model.ts';
 import { createPartner } from '../core/partners.ts';
 import type {
   AddressResolver,
@@ -56,6 +45,8 @@ import {
 } from '../core/subscriptions.ts';
 import { MethodNotAllowedError, RouteNotFoundError, UnsupportedMediaTypeError } from './errors.ts';
 import { MAX_JSON_DEPTH, nestsDeeperThan } from './json-depth.ts';
+import { openApiJson } from './openapi.ts';
+import { OPERATIONS } from './operations.ts';
 import { type Problem, problemJson, toProblem, validationErrorFrom } from './problem.ts';
 import { matchRoute, type Operation, type RouteAuth } from './routes.ts';
 
@@ -92,74 +83,6 @@ type Log = (message: string, error: unknown) => void;
  */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
 
-const DEFAULT_PAGE = 100;
-const MAX_PAGE = 500;
-
-const CreatePartnerBody = z.strictObject({ name: z.string().trim().min(1).max(200) });
-
-const PublishBody = z.strictObject({
-  partnerId: PartnerId,
-  type: EventType.refine((type) => !isReservedEventType(type), {
-    message: 'subscription.* and webhook.* are reserved for the dispatcher',
-  }),
-  payload: JsonValue,
-  idempotencyKey: z.string().min(1).max(255).optional(),
-});
-
-/** Each entry is checked on its own, with PublishBody, so that one bad entry fails alone. */
-const PublishBatchBody = z.strictObject({
-  events: z
-    .array(z.unknown())
-    .min(1, 'must hold at least one event')
-    .max(MAX_BATCH_EVENTS, `at most ${MAX_BATCH_EVENTS} events per batch`),
-});
-
-const limit = z.coerce.number().int().min(1).max(MAX_PAGE).default(DEFAULT_PAGE);
-const eventTypeList = z
-  .string()
-  .transform((text) =>
-    text
-      .split(',')
-      .map((part) => part.trim())
-      .filter((part) => part !== ''),
-  )
-  .pipe(z.array(EventType).max(50));
-
-const ListEventsQuery = z.strictObject({
-  after: EventId.optional(),
-  limit,
-  types: eventTypeList.optional(),
-});
-
-const PageQuery = z.strictObject({ after: z.string().min(1).max(64).optional(), limit });
-
-const eventTypes = z.array(EventTypeFilter).max(100);
-const description = z.string().max(500);
-
-const CreateSubscriptionBody = z.strictObject({
-  url: z.url({ protocol: /^https?$/ }).max(2048),
-  eventTypes: eventTypes.optional(),
-  description: description.optional(),
-});
-
-const UpdateSubscriptionBody = z
-  .strictObject({
-    url: z
-      .url({ protocol: /^https?$/ })
-      .max(2048)
-      .optional(),
-    eventTypes: eventTypes.optional(),
-    description: description.optional(),
-    status: SubscriptionStatus.optional(),
-  })
-  .refine((body) => Object.keys(body).length > 0, { message: 'must change at least one field' });
-
-const RedeliverBody = z.strictObject({ subscriptionId: SubscriptionId.optional() });
-
-/** An instant with any offset and precision; compared as a time by the stores. */
-const Instant = z.iso.datetime({ offset: true });
-const ReplayBody = z.strictObject({ since: Instant, after: EventId.optional() });
-
 function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z.infer<T> {
   const result = schema.safeParse(value);
   if (!result.success) throw validationErrorFrom(result.error, where);
@@ -168,7 +91,7 @@ function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z
 
 /** One entry of a batch, checked as a single publish is, its fields named `body.events[i].…`. */
 function batchEntry(entry: unknown, index: number): BatchEntry {
-  const result = PublishBody.safeParse(entry);
+  const result = OPERATIONS.publishEvent.body.safeParse(entry);
   return result.success ? result.data : validationErrorFrom(result.error, `body.events[${index}]`);
 }
 
@@ -227,7 +150,8 @@ function requireAdmin(event: ApiRequest): void {
  * An assumed role's session name is dropped (`…:assumed-role/Role/session` counts as the
  * role), so every instance of one producer service shares the role's limit.
  */
-export function callerOf(event: ApiRequest, auth: RouteAuth): Caller {
+export function callerOf(event: ApiRequest, auth: RouteAuth): Caller | undefined {
+  if (auth === 'public') return undefined; // the API's own description: the stage's throttle is enough
   if (auth === 'partner') return { kind: 'partner', partnerId: partnerOf(event) };
   requireAdmin(event);
   const arn = event.requestContext.authorizer?.iam?.userArn ?? 'unknown';
@@ -255,122 +179,147 @@ function batchResultView(
 }
 
 const handlers: Record<Operation, RouteHandler> = {
+  async getOpenApi() {
+    return { statusCode: 200, headers: { 'content-type': 'application/json' }, body: openApiJson() };
+  },
+
   async createPartner(deps, event) {
     requireAdmin(event);
-    const body = parse(CreatePartnerBody, jsonBody(event), 'body');
+    const body = parse(OPERATIONS.createPartner.body, jsonBody(event), 'body');
     const { partner, apiKey } = await createPartner(deps, body);
     return json(201, { ...partner, apiKey });
   },
 
   async publishEvent(deps, event) {
     requireAdmin(event);
-    const body = parse(PublishBody, jsonBody(event), 'body');
+    const body = parse(OPERATIONS.publishEvent.body, jsonBody(event), 'body');
     const { event: stored, created } = await publishEvent(deps, body);
     return json(created ? 202 : 200, { id: stored.id, created });
   },
 
   async publishEventBatch(deps, event, _params, log) {
     requireAdmin(event);
-    const body = parse(PublishBatchBody, jsonBody(event), 'body');
+    const body = parse(OPERATIONS.publishEventBatch.body, jsonBody(event), 'body');
     const results = await publishEvents(deps, body.events.map(batchEntry));
     return json(200, { results: results.map((r, i) => batchResultView(r, i, event.rawPath, log)) });
   },
 
   async listEvents(deps, event) {
     const partnerId = partnerOf(event);
-    const query = parse(ListEventsQuery, event.queryStringParameters ?? {}, 'query');
+    const query = parse(OPERATIONS.listEvents.query, event.queryStringParameters ?? {}, 'query');
     return json(200, await listEvents(deps, partnerId, query));
   },
 
   async getEvent(deps, event, params) {
     const partnerId = partnerOf(event);
-    const id = pathId(EventId, params.id, 'event');
+    const id = pathId(OPERATIONS.getEvent.params.id, params.id, 'event');
     return json(200, toEventView(await getEvent(deps, partnerId, id)));
   },
 
   async createSubscription(deps, event) {
     const partnerId = partnerOf(event);
-    const body = parse(CreateSubscriptionBody, jsonBody(event), 'body');
+    const body = parse(OPERATIONS.createSubscription.body, jsonBody(event), 'body');
     const { subscription, secret } = await createSubscription(deps, partnerId, body);
     return json(201, { ...toSubscriptionView(subscription), secret });
   },
 
   async listSubscriptions(deps, event) {
     const partnerId = partnerOf(event);
-    const query = parse(PageQuery, event.queryStringParameters ?? {}, 'query');
+    const query = parse(OPERATIONS.listSubscriptions.query, event.queryStringParameters ?? {}, 'query');
     const page = await listSubscriptions(deps, partnerId, query);
     return json(200, { data: page.items.map(toSubscriptionView), next: page.next });
   },
 
   async getSubscription(deps, event, params) {
     const partnerId = partnerOf(event);
-    const id = pathId(SubscriptionId, params.id, 'subscription');
+    const id = pathId(OPERATIONS.getSubscription.params.id, params.id, 'subscription');
     return json(200, toSubscriptionView(await getSubscription(deps, partnerId, id)));
   },
 
   async updateSubscription(deps, event, params) {
     const partnerId = partnerOf(event);
-    const id = pathId(SubscriptionId, params.id, 'subscription');
-    const body = parse(UpdateSubscriptionBody, jsonBody(event), 'body');
+    const id = pathId(OPERATIONS.updateSubscription.params.id, params.id, 'subscription');
+    const body = parse(OPERATIONS.updateSubscription.body, jsonBody(event), 'body');
     return json(200, toSubscriptionView(await updateSubscription(deps, partnerId, id, body)));
   },
 
   async deleteSubscription(deps, event, params) {
     const partnerId = partnerOf(event);
-    await deleteSubscription(deps, partnerId, pathId(SubscriptionId, params.id, 'subscription'));
+    await deleteSubscription(
+      deps,
+      partnerId,
+      pathId(OPERATIONS.deleteSubscription.params.id, params.id, 'subscription'),
+    );
     return { statusCode: 204 };
   },
 
   async rotateSecret(deps, event, params) {
     const partnerId = partnerOf(event);
-    const id = pathId(SubscriptionId, params.id, 'subscription');
+    const id = pathId(OPERATIONS.rotateSecret.params.id, params.id, 'subscription');
     const { subscription, secret } = await rotateSecret(deps, partnerId, id);
     return json(200, { ...toSubscriptionView(subscription), secret });
   },
 
   async listDeliveries(deps, event, params) {
     const partnerId = partnerOf(event);
-    const id = pathId(SubscriptionId, params.id, 'subscription');
-    const query = parse(PageQuery, event.queryStringParameters ?? {}, 'query');
+    const id = pathId(OPERATIONS.listDeliveries.params.id, params.id, 'subscription');
+    const query = parse(OPERATIONS.listDeliveries.query, event.queryStringParameters ?? {}, 'query');
     const page = await listSubscriptionDeliveries(deps, partnerId, id, query);
     return json(200, { data: page.items, next: page.next });
   },
 
   async listEventDeliveries(deps, event, params) {
     const partnerId = partnerOf(event);
-    const id = pathId(EventId, params.id, 'event');
-    const query = parse(PageQuery, event.queryStringParameters ?? {}, 'query');
+    const id = pathId(OPERATIONS.listEventDeliveries.params.id, params.id, 'event');
+    const query = parse(OPERATIONS.listEventDeliveries.query, event.queryStringParameters ?? {}, 'query');
     const page = await listEventDeliveries(deps, partnerId, id, query);
     return json(200, { data: page.items, next: page.next });
   },
 
   async redeliverEvent(deps, event, params) {
     const partnerId = partnerOf(event);
-    const id = pathId(EventId, params.id, 'event');
+    const id = pathId(OPERATIONS.redeliverEvent.params.id, params.id, 'event');
     const body =
-      event.body === undefined || event.body === '' ? {} : parse(RedeliverBody, jsonBody(event), 'body');
+      event.body === undefined || event.body === ''
+        ? {}
+        : parse(OPERATIONS.redeliverEvent.body, jsonBody(event), 'body');
     const deliveries = await redeliverEvent(deps, partnerId, id, body.subscriptionId);
     return json(202, { data: deliveries.map((d) => ({ id: d.id, subscriptionId: d.subscriptionId })) });
   },
 
   async replaySubscription(deps, event, params) {
     const partnerId = partnerOf(event);
-    const id = pathId(SubscriptionId, params.id, 'subscription');
-    const body = parse(ReplayBody, jsonBody(event), 'body');
+    const id = pathId(OPERATIONS.replaySubscription.params.id, params.id, 'subscription');
+    const body = parse(OPERATIONS.replaySubscription.body, jsonBody(event), 'body');
     return json(202, await replaySubscription(deps, partnerId, id, body));
   },
 
   async sendTestEvent(deps, event, params) {
     const partnerId = partnerOf(event);
-    const id = pathId(SubscriptionId, params.id, 'subscription');
+    const id = pathId(OPERATIONS.sendTestEvent.params.id, params.id, 'subscription');
     const { event: test, delivery } = await sendTestEvent(deps, partnerId, id);
     return json(202, { eventId: test.id, deliveryId: delivery.id });
   },
 };
 
+/** The header every answer carries: the request's id, which the logs carry too. */
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+/** Middy middleware: stamps each answer, a problem included, with the request's id. */
+function requestIdHeader(): MiddlewareObj<ApiRequest, ApiResponse> {
+  const stamp = (request: Request<ApiRequest, ApiResponse>) => {
+    const response = request.response;
+    if (response === undefined || response === null) return;
+    response.headers = { ...response.headers, [REQUEST_ID_HEADER]: request.event.requestContext.requestId };
+  };
+  // Registered first, so it runs last on the way out: after problemJson has made the problem.
+  return { name: 'requestIdHeader', after: stamp, onError: stamp };
+}
+
 /** Builds the API handler around its ports; the Lambda entry and the local server share it. */
 export function createApiHandler(deps: ApiDeps, log?: Log) {
   return middy<ApiRequest, ApiResponse>()
+    .use(requestIdHeader())
     .use(problemJson(log))
     .handler(async (event) => {
       const method = event.requestContext.http.method;
@@ -378,7 +327,8 @@ export function createApiHandler(deps: ApiDeps, log?: Log) {
       if (match.kind === 'not-found') throw new RouteNotFoundError(`no route for ${event.rawPath}`);
       if (match.kind === 'method-not-allowed')
         throw new MethodNotAllowedError(method, event.rawPath, match.allowed);
-      await admitRequest(deps, callerOf(event, match.route.auth));
+      const caller = callerOf(event, match.route.auth);
+      if (caller !== undefined) await admitRequest(deps, caller);
       return handlers[match.route.operation](deps, event, match.params, log);
     });
 }

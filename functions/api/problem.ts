@@ -123,7 +123,7 @@ export function toProblemResponse(
 
 interface HttpEventLike {
   rawPath?: string;
-  requestContext?: { http?: { method?: string } };
+  requestContext?: { http?: { method?: string }; requestId?: string };
 }
 
 /** Middy middleware: every error thrown by the handler leaves as problem+json; unknown ones are logged. */
@@ -133,7 +133,11 @@ export function problemJson(log?: Log): MiddlewareObj<HttpEventLike, APIGatewayP
     onError: (request) => {
       const method = request.event.requestContext?.http?.method ?? 'GET';
       const where = method === 'GET' || method === 'DELETE' ? 'query' : 'body';
-      request.response = toProblemResponse(request.error, request.event.rawPath, where, log);
+      const requestId = request.event.requestContext?.requestId;
+      // The log line names the request, as the answer's x-request-id header does.
+      const logged: Log = (message, error) =>
+        (log ?? logToConsole)(requestId === undefined ? message : `${message} (request ${requestId})`, error);
+      request.response = toProblemResponse(request.error, request.event.rawPath, where, logged);
     },
   };
 }

@@ -3,19 +3,23 @@
  * decides from it which requests need the admin token and which an API key, and the CDK stack
  * creates its API Gateway routes (and their authorizers) from it.
  */
-export type RouteAuth = 'admin' | 'partner';
+export type RouteAuth = 'admin' | 'partner' | 'public';
 export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
 export interface Route {
   readonly method: HttpMethod;
   /** API Gateway route syntax: `{name}` is one path segment. */
   readonly path: string;
-  /** admin: the platform's own services (IAM in AWS); partner: an API key. */
+  /**
+   * admin: the platform's own services (IAM in AWS); partner: an API key; public: anyone (only
+   * the API's own description).
+   */
   readonly auth: RouteAuth;
   readonly operation: string;
 }
 
 export const ROUTES = [
+  { method: 'GET', path: '/openapi.json', auth: 'public', operation: 'getOpenApi' },
   { method: 'POST', path: '/v1/partners', auth: 'admin', operation: 'createPartner' },
   { method: 'POST', path: '/v1/events', auth: 'admin', operation: 'publishEvent' },
   // Before `/v1/events/{id}`: the first route that matches wins here, and API Gateway too

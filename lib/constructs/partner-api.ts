@@ -195,6 +195,7 @@ export class PartnerApi extends Construct {
         identitySource: ['$request.header.Authorization'],
         resultsCacheTtl: cacheTtl,
       }),
+      public: new apigw.HttpNoneAuthorizer(),
     };
     // One invoke permission for the whole API instead of one per route: every route goes to
     // this one function anyway.
@@ -231,6 +232,17 @@ export class PartnerApi extends Construct {
         authorizer: authorizers[route.auth],
       });
       if (!created) throw new Error(`${id}: no route created for ${route.method} ${route.path}`);
+      if (route.auth === 'public') {
+        const resource = created.node.defaultChild;
+        if (resource === undefined) throw new Error(`${id}: route ${route.path} has no resource`);
+        Validations.of(resource).acknowledge({
+          id: 'AwsSolutions-APIG4',
+          reason:
+            `${route.method} ${route.path} serves the API's own OpenAPI description, the same document ` +
+            'published in the repository: no partner data, nothing to change. Partners and their tools ' +
+            'read it before they hold a key.',
+        });
+      }
       return created;
     });
     this.adminRoutes = this.routes.filter((_, index) => routes[index]?.auth === 'admin');

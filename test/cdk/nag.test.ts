@@ -51,6 +51,7 @@ describe('cdk-nag AwsSolutions', () => {
     expect(found.map(({ path, id }) => `${path} ${id}`).sort()).toEqual(
       [
         'Api/HttpApi/DefaultRoute/Resource AwsSolutions-APIG4',
+        'Api/HttpApi/GET--openapi.json/Resource AwsSolutions-APIG4',
         'EventStream/DeadLetterQueue/Resource AwsSolutions-SQS3',
         'EventStream/Role/DefaultPolicy/Resource AwsSolutions-IAM5[Resource::*]',
       ].sort(),

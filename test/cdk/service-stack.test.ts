@@ -390,22 +390,24 @@ describe('HTTP API', () => {
   it('protects every route of ROUTES: admin routes with IAM, partner routes with the Lambda authorizer', () => {
     const authorizerId = ref(synth.stacks.service.api.api.node.findChild('PartnerApiKey'));
     synth.service.resourceCountIs('AWS::ApiGatewayV2::Route', ROUTES.length + 1);
+    const expected = {
+      admin: { AuthorizationType: 'AWS_IAM', AuthorizerId: Match.absent() },
+      partner: { AuthorizationType: 'CUSTOM', AuthorizerId: authorizerId },
+      public: { AuthorizationType: 'NONE', AuthorizerId: Match.absent() },
+    };
     for (const route of ROUTES) {
-      synth.service.hasResourceProperties(
-        'AWS::ApiGatewayV2::Route',
-        route.auth === 'admin'
-          ? {
-              RouteKey: `${route.method} ${route.path}`,
-              AuthorizationType: 'AWS_IAM',
-              AuthorizerId: Match.absent(),
-            }
-          : {
-              RouteKey: `${route.method} ${route.path}`,
-              AuthorizationType: 'CUSTOM',
-              AuthorizerId: authorizerId,
-            },
-      );
+      synth.service.hasResourceProperties('AWS::ApiGatewayV2::Route', {
+        RouteKey: `${route.method} ${route.path}`,
+        ...expected[route.auth],
+      });
     }
+  });
+
+  it('leaves open only the OpenAPI document', () => {
+    const open = Object.values(synth.service.findResources('AWS::ApiGatewayV2::Route')).filter(
+      (route) => route.Properties.AuthorizationType === 'NONE',
+    );
+    expect(open.map((route) => route.Properties.RouteKey).sort()).toEqual(['$default', 'GET /openapi.json']);
   });
 
   it('serves POST /v1/events/batch to IAM-signed callers only, as POST /v1/events', () => {

@@ -2,7 +2,9 @@
  * The HTTP API end to end, limits, routing, errors and failures: the real local runtime on 127.0.0.1,
  * called over real HTTP as the platform admin (admin token) and as partners (API keys) would.
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OPENAPI_PATH } from '../support/openapi-conformance.ts';
 import {
   createSubscriptionFor,
   type EventView,
@@ -25,6 +27,27 @@ describe('HTTP API: limits, routing and errors', () => {
 
   const createSubscription = (apiKey: string, body?: Record<string, unknown>) =>
     createSubscriptionFor(d, apiKey, body);
+
+  describe('GET /openapi.json', () => {
+    it('serves the OpenAPI document to anyone, as docs/openapi.json has it', async () => {
+      const res = await raw(`${d.dispatcher.url}/openapi.json`, 'GET', {});
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBe('application/json');
+      expect(res.body).toEqual(JSON.parse(readFileSync(OPENAPI_PATH, 'utf8')));
+    });
+
+    it('gives every answer, an authorizer refusal included, an id of its own', async () => {
+      const answers = await Promise.all([
+        raw(`${d.dispatcher.url}/openapi.json`, 'GET', {}),
+        raw(`${d.dispatcher.url}/v1/events`, 'GET', {}),
+        raw(`${d.dispatcher.url}/v1/events`, 'POST', { authorization: 'Bearer wrong' }),
+      ]);
+      expect(answers.map((a) => a.status)).toEqual([200, 401, 401]);
+      const ids = answers.map((a) => a.headers.get('x-request-id'));
+      for (const id of ids) expect(id).toMatch(/^[0-9a-f-]{36}$/);
+      expect(new Set(ids).size).toBe(3);
+    });
+  });
 
   describe('limits', () => {
     /** Nothing listens on the discard port: a callback fails at once and stays out of the way. */

@@ -374,17 +374,17 @@ describe('HTTP API: partners and events', () => {
       expect(expectProblem(res, 400).errors?.some((e) => e.field.startsWith('query.types'))).toBe(true);
     });
 
-    it('rejects limit=0, limit=1000 and limit=x with a 400 naming query.limit', async () => {
+    it('rejects limit=0, limit=1001 and limit=x with a 400 naming query.limit', async () => {
       const partner = await d.createPartner();
-      for (const limit of ['0', '1000', 'x', '-1', '1.5']) {
+      for (const limit of ['0', '1001', 'x', '-1', '1.5']) {
         expectProblem(await d.as(partner.apiKey, 'GET', `/v1/events?limit=${limit}`), 400, 'query.limit');
       }
     });
 
-    it('accepts limit=1 and limit=500', async () => {
+    it('accepts limit=1 and limit=1000', async () => {
       const partner = await d.createPartner();
       expect((await d.as(partner.apiKey, 'GET', '/v1/events?limit=1')).status).toBe(200);
-      expect((await d.as(partner.apiKey, 'GET', '/v1/events?limit=500')).status).toBe(200);
+      expect((await d.as(partner.apiKey, 'GET', '/v1/events?limit=1000')).status).toBe(200);
     });
 
     it('rejects an unknown query parameter with a 400', async () => {

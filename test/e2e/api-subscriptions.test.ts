@@ -153,7 +153,7 @@ describe('HTTP API: subscriptions', () => {
 
     it('rejects a bad limit with a 400 naming query.limit', async () => {
       const partner = await d.createPartner();
-      for (const limit of ['0', '1000', 'x']) {
+      for (const limit of ['0', '1001', 'x']) {
         expectProblem(
           await d.as(partner.apiKey, 'GET', `/v1/subscriptions?limit=${limit}`),
           400,

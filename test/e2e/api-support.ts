@@ -3,6 +3,7 @@
  * assertions, raw requests, publishing and paging, and a dispatcher for a suite.
  */
 import { afterAll, beforeAll, expect } from 'vitest';
+import { checkedAnswer } from '../support/openapi-conformance.ts';
 import { type ApiResult, startTestDispatcher, type TestDispatcher } from './harness.ts';
 
 export interface Problem {
@@ -106,8 +107,8 @@ export async function raw(
   body?: string | Buffer,
 ): Promise<ApiResult<unknown>> {
   const response = await fetch(url, { method, headers, ...(body === undefined ? {} : { body }) });
-  const text = await response.text();
-  return { status: response.status, headers: response.headers, body: text === '' ? {} : JSON.parse(text) };
+  const answer = await checkedAnswer(method, url, response);
+  return { status: answer.status, headers: answer.headers, body: answer.body === '' ? {} : answer.body };
 }
 
 export async function publish(

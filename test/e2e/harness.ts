@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { SqliteOutbox } from '../../functions/adapters/sqlite/outbox.ts';
 import { type LocalConfig, parseLocalConfig } from '../../functions/config.ts';
 import { type LocalDispatcher, type LocalRuntimeOptions, startLocalDispatcher } from '../../local/runtime.ts';
+import { checkedAnswer } from '../support/openapi-conformance.ts';
 
 export interface ApiResult<T = Record<string, unknown>> {
   status: number;
@@ -52,11 +53,12 @@ export async function request<T>(
     payload = typeof body === 'string' ? body : JSON.stringify(body);
   }
   const response = await fetch(url, { method, headers, ...(payload === undefined ? {} : { body: payload }) });
-  const text = await response.text();
+  // Every answer is checked against the OpenAPI document: one it does not describe fails here.
+  const answer = await checkedAnswer(method, url, response);
   return {
-    status: response.status,
-    headers: response.headers,
-    body: (text === '' ? {} : JSON.parse(text)) as T,
+    status: answer.status,
+    headers: answer.headers,
+    body: (answer.body === '' ? {} : answer.body) as T,
   };
 }
 

@@ -1,30 +1,24 @@
 /**
  * Property: whatever a caller sends to any route of the API (a body of any shape or depth, any
- * query, any path segment, any content type), the answer is not a 5xx, and it comes.
+ * query, any path segment, any content type), the answer is not a 5xx, it comes, and it is one
+ * the OpenAPI document describes.
  * Runs on the real API handler with the SQLite stores in memory. FUZZ_RUNS sets the number of
  * requests per route (npm run fuzz runs many more than npm test).
  */
 import { randomUUID } from 'node:crypto';
 import * as fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { systemClock } from '../../functions/adapters/clock.ts';
-import { InMemoryRateLimiter } from '../../functions/adapters/memory/rate-limiter.ts';
 import {
   closeDatabase,
   openDatabase,
   type SqliteDatabase,
 } from '../../functions/adapters/sqlite/database.ts';
-import { SqliteDeliveryStore } from '../../functions/adapters/sqlite/deliveries.ts';
-import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
-import { SqlitePartnerStore } from '../../functions/adapters/sqlite/partners.ts';
-import { SqliteQueue } from '../../functions/adapters/sqlite/queues.ts';
-import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
 import { type ApiRequest, createApiHandler } from '../../functions/api/handler.ts';
-import { ROUTES } from '../../functions/api/routes.ts';
+import { ROUTES, type RouteAuth } from '../../functions/api/routes.ts';
 import { newId } from '../../functions/core/ids.ts';
-import type { DeliveryMessage } from '../../functions/core/model.ts';
 import { lambdaContext } from '../../local/lambda-context.ts';
-import { testCipher } from '../support/cipher.ts';
+import { sqliteApiDeps } from '../support/api-deps.ts';
+import { checkAgainstOpenApi } from '../support/openapi-conformance.ts';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 60);
 
@@ -36,25 +30,9 @@ let subscriptionId = '';
 
 beforeAll(async () => {
   db = openDatabase(':memory:');
-  const partners = new SqlitePartnerStore(db);
-  const events = new SqliteEventLog(db);
-  const subscriptions = new SqliteSubscriptionStore(db, testCipher());
-  handler = createApiHandler(
-    {
-      events,
-      partners,
-      subscriptions,
-      deliveries: new SqliteDeliveryStore(db),
-      deliveryQueue: new SqliteQueue<DeliveryMessage>(db, { name: 'delivery', visibilityTimeoutSeconds: 30 }),
-      clock: systemClock,
-      // No lookup leaves the machine: every host resolves to loopback.
-      resolver: { resolve: async () => ['127.0.0.1'] },
-      allowPrivateTargets: true,
-      limiter: new InMemoryRateLimiter(),
-      limits: { partnerPerSecond: 10_000, producerPerSecond: 10_000 },
-    },
-    () => {},
-  );
+  const deps = sqliteApiDeps(db);
+  const { partners, events, subscriptions } = deps;
+  handler = createApiHandler(deps, () => {});
   await partners.create({ id: partnerId, name: 'fuzz', createdAt: new Date().toISOString() }, 'hash');
   const { event } = await events.append({
     partnerId,
@@ -134,7 +112,7 @@ const query = fc.dictionary(
 function request(
   method: string,
   path: string,
-  auth: 'admin' | 'partner',
+  auth: RouteAuth,
   headers: Record<string, string>,
   rawQuery: string,
   text: string | undefined,
@@ -159,10 +137,14 @@ function request(
       stage: '$default',
       time: new Date().toUTCString(),
       timeEpoch: Date.now(),
-      authorizer:
-        auth === 'admin'
-          ? { iam: { userArn: 'arn:aws:iam::123456789012:role/producer' } }
-          : { lambda: { partnerId } },
+      ...(auth === 'public'
+        ? {}
+        : {
+            authorizer:
+              auth === 'admin'
+                ? { iam: { userArn: 'arn:aws:iam::123456789012:role/producer' } }
+                : { lambda: { partnerId } },
+          }),
     },
   };
 }
@@ -187,6 +169,16 @@ describe('every route, whatever it is sent', () => {
               lambdaContext('api'),
             );
             expect(response.statusCode, `${route.method} ${path} → ${response.body}`).toBeLessThan(500);
+            // Whatever it answers is an answer the OpenAPI document describes.
+            const answered = new Headers();
+            for (const [name, value] of Object.entries(response.headers ?? {}))
+              answered.set(name, String(value));
+            const answer = response.body ?? '';
+            checkAgainstOpenApi(route.method, path, {
+              status: response.statusCode ?? 200,
+              headers: answered,
+              body: answer === '' ? '' : JSON.parse(answer),
+            });
           },
         ),
         { numRuns: RUNS },

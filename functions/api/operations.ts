@@ -1,0 +1,175 @@
+/**
+ * What each operation of the routes table takes and answers: its query and body schemas (the
+ * handler validates with these very schemas) and its responses. The OpenAPI document is made
+ * from this and the routes table. A route without an entry here is a type error, the handler
+ * parses each request with its operation's schemas from here, and the end-to-end tests check
+ * every answer the API gives against the document.
+ */
+import type * as z from 'zod';
+import { EventId, SubscriptionId } from '../core/model.ts';
+import type { Operation } from './routes.ts';
+import * as s from './schemas.ts';
+
+export interface SuccessResponse {
+  readonly status: number;
+  readonly description: string;
+  /** Absent: no body (204). */
+  readonly schema?: z.ZodType;
+}
+
+export interface OperationSpec {
+  readonly summary: string;
+  readonly description?: string;
+  readonly tag: 'Events' | 'Subscriptions' | 'Deliveries' | 'Partners' | 'Publishing' | 'API';
+  /** The path's parameters: a value of the wrong shape names nothing, so it is answered 404. */
+  readonly params?: Readonly<Record<string, z.ZodType<string>>>;
+  readonly query?: z.ZodObject;
+  readonly body?: z.ZodType;
+  /** The body may be left out altogether. */
+  readonly bodyOptional?: boolean;
+  readonly responses: readonly SuccessResponse[];
+  /**
+   * Error statuses this operation answers besides those every operation of its kind does
+   * (see errorStatuses in openapi.ts).
+   */
+  readonly errors?: readonly number[];
+}
+
+export const OPERATIONS = {
+  getOpenApi: {
+    summary: 'This API, as an OpenAPI 3.1 document',
+    tag: 'API',
+    responses: [{ status: 200, description: 'The document.', schema: s.OpenApiDocument }],
+  },
+  createPartner: {
+    summary: 'Register a partner',
+    description: 'Answers the partner with its first API key, which is shown this once.',
+    tag: 'Partners',
+    body: s.CreatePartnerBody,
+    responses: [{ status: 201, description: 'The partner, with its API key.', schema: s.CreatedPartner }],
+  },
+  publishEvent: {
+    summary: "Publish an event to a partner's log",
+    description:
+      'The event is appended to the log the partner polls, and delivered to its subscriptions. ' +
+      'With an idempotency key already used, the first event is answered (200) instead.',
+    tag: 'Publishing',
+    body: s.PublishBody,
+    responses: [
+      { status: 202, description: 'Published.', schema: s.Published },
+      { status: 200, description: 'Already published with this idempotency key.', schema: s.Published },
+    ],
+    errors: [404, 409],
+  },
+  publishEventBatch: {
+    summary: 'Publish up to 100 events in one request',
+    description: 'Each event succeeds or fails on its own; the answer holds one result per event, in order.',
+    tag: 'Publishing',
+    body: s.PublishBatchBody,
+    responses: [{ status: 200, description: 'One result per event.', schema: s.BatchResults }],
+  },
+  listEvents: {
+    summary: 'Poll your events',
+    description:
+      'Events in the order they were committed, after the cursor. Keep the `next` of each page and pass ' +
+      'it as `after`: no event is skipped or repeated.',
+    tag: 'Events',
+    query: s.ListEventsQuery,
+    responses: [{ status: 200, description: 'A page of events.', schema: s.EventPage }],
+  },
+  getEvent: {
+    summary: 'One of your events',
+    tag: 'Events',
+    params: { id: EventId },
+    responses: [{ status: 200, description: 'The event.', schema: s.EventView }],
+  },
+  listEventDeliveries: {
+    summary: "An event's deliveries, with their attempts",
+    tag: 'Deliveries',
+    params: { id: EventId },
+    query: s.PageQuery,
+    responses: [{ status: 200, description: 'A page of deliveries, newest first.', schema: s.DeliveryPage }],
+  },
+  redeliverEvent: {
+    summary: 'Deliver an event again',
+    description: 'To every active subscription whose filter takes it, or to one.',
+    tag: 'Deliveries',
+    params: { id: EventId },
+    body: s.RedeliverBody,
+    bodyOptional: true,
+    responses: [{ status: 202, description: 'Queued.', schema: s.Redelivered }],
+    errors: [409],
+  },
+  createSubscription: {
+    summary: 'Subscribe a callback URL',
+    description: 'Answers the subscription with its signing secret, which is shown this once.',
+    tag: 'Subscriptions',
+    body: s.CreateSubscriptionBody,
+    responses: [{ status: 201, description: 'Created.', schema: s.SubscriptionWithSecret }],
+    errors: [409],
+  },
+  listSubscriptions: {
+    summary: 'Your subscriptions',
+    tag: 'Subscriptions',
+    query: s.PageQuery,
+    responses: [{ status: 200, description: 'A page of subscriptions.', schema: s.SubscriptionPage }],
+  },
+  getSubscription: {
+    summary: 'One of your subscriptions',
+    tag: 'Subscriptions',
+    params: { id: SubscriptionId },
+    responses: [{ status: 200, description: 'The subscription.', schema: s.SubscriptionView }],
+  },
+  updateSubscription: {
+    summary: 'Change a subscription',
+    description: 'Its URL, event types, description, or status (`active` to enable it again).',
+    tag: 'Subscriptions',
+    params: { id: SubscriptionId },
+    body: s.UpdateSubscriptionBody,
+    responses: [{ status: 200, description: 'The subscription as changed.', schema: s.SubscriptionView }],
+    errors: [409],
+  },
+  deleteSubscription: {
+    summary: 'Delete a subscription',
+    description: 'Its deliveries not yet made are skipped.',
+    tag: 'Subscriptions',
+    params: { id: SubscriptionId },
+    responses: [{ status: 204, description: 'Deleted.' }],
+  },
+  rotateSecret: {
+    summary: "Rotate a subscription's signing secret",
+    description: 'Callbacks carry signatures of both secrets for 24 hours, then of the new one only.',
+    tag: 'Subscriptions',
+    params: { id: SubscriptionId },
+    responses: [
+      {
+        status: 200,
+        description: 'The subscription, with its new secret.',
+        schema: s.SubscriptionWithSecret,
+      },
+    ],
+    errors: [409],
+  },
+  listDeliveries: {
+    summary: "A subscription's deliveries, with their attempts",
+    tag: 'Deliveries',
+    params: { id: SubscriptionId },
+    query: s.PageQuery,
+    responses: [{ status: 200, description: 'A page of deliveries, newest first.', schema: s.DeliveryPage }],
+  },
+  replaySubscription: {
+    summary: 'Deliver a period of events again to a subscription',
+    tag: 'Deliveries',
+    params: { id: SubscriptionId },
+    body: s.ReplayBody,
+    responses: [{ status: 202, description: 'Queued.', schema: s.ReplayQueued }],
+    errors: [409],
+  },
+  sendTestEvent: {
+    summary: 'Send a test event (`webhook.test`) to a subscription',
+    tag: 'Deliveries',
+    params: { id: SubscriptionId },
+    responses: [{ status: 202, description: 'Queued.', schema: s.TestSent }],
+    errors: [409],
+  },
+} as const satisfies Record<Operation, OperationSpec>;

@@ -1,0 +1,275 @@
+/**
+ * The HTTP API's requests and responses, as zod schemas: the handler validates what comes in
+ * with the request schemas, and the OpenAPI document (openapi.ts) is generated from all of
+ * them. A schema with an `id` becomes a named component of that document.
+ */
+import * as z from 'zod';
+import { MAX_BATCH_EVENTS } from '../core/events.ts';
+import {
+  Attempt,
+  DeliveryId,
+  DeliveryOrigin,
+  DeliveryStatus,
+  EventId,
+  EventType,
+  EventTypeFilter,
+  isReservedEventType,
+  JsonValue,
+  PartnerId,
+  SkippedReason,
+  SubscriptionId,
+  SubscriptionStatus,
+  Timestamp,
+} from '../core/model.ts';
+
+/** The most items one page of any listing holds; `limit` defaults to DEFAULT_PAGE. */
+export const MAX_PAGE = 1000;
+export const DEFAULT_PAGE = 100;
+
+/**
+ * Any JSON value, named once in the document. The very schema is registered (not a copy, as
+ * `.meta` would make), since its recursion refers to itself.
+ */
+const Json = JsonValue;
+if (!z.globalRegistry.has(Json))
+  z.globalRegistry.add(Json, { id: 'JsonValue', description: 'Any JSON value.' });
+
+// ── Shared pieces ──────────────────────────────────────────────────────────────────────────
+
+export const FieldError = z
+  .object({
+    field: z.string().meta({ description: 'Where the fault is: `body.url`, `query.limit`.' }),
+    message: z.string(),
+  })
+  .meta({ id: 'FieldError' });
+
+export const Problem = z
+  .object({
+    type: z.string().meta({ description: 'A URN naming the kind of problem.' }),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string().meta({ description: 'What went wrong, for a person to read.' }),
+    instance: z.string().optional().meta({ description: 'The request path.' }),
+    errors: z.array(FieldError).optional().meta({ description: 'Each field at fault.' }),
+  })
+  .meta({
+    id: 'Problem',
+    description: 'An RFC 9457 problem (application/problem+json).',
+  });
+
+const limit = z.coerce
+  .number()
+  .int()
+  .min(1)
+  .max(MAX_PAGE)
+  .default(DEFAULT_PAGE)
+  .meta({ description: `Most items on the page, 1 to ${MAX_PAGE}.` });
+
+const eventTypeList = z
+  .string()
+  .meta({ description: 'Comma-separated event types; only these are listed.' })
+  .transform((text) =>
+    text
+      .split(',')
+      .map((part) => part.trim())
+      .filter((part) => part !== ''),
+  )
+  .pipe(z.array(EventType).max(50));
+
+/** An instant with any offset and precision; compared as a time by the stores. */
+const Instant = z.iso.datetime({ offset: true });
+
+// ── Requests ───────────────────────────────────────────────────────────────────────────────
+
+export const CreatePartnerBody = z
+  .strictObject({ name: z.string().trim().min(1).max(200) })
+  .meta({ id: 'CreatePartnerRequest' });
+
+export const PublishBody = z
+  .strictObject({
+    partnerId: PartnerId,
+    type: EventType.refine((type) => !isReservedEventType(type), {
+      message: 'subscription.* and webhook.* are reserved for the dispatcher',
+    }),
+    payload: Json,
+    idempotencyKey: z.string().min(1).max(255).optional().meta({
+      description: 'Publishing again with the same key returns the first event instead of a new one.',
+    }),
+  })
+  .meta({ id: 'PublishRequest' });
+
+/** Each entry is checked on its own, with PublishBody, so that one bad entry fails alone. */
+export const PublishBatchBody = z
+  .strictObject({
+    events: z
+      .array(z.unknown().meta({ $ref: '#/components/schemas/PublishRequest' }))
+      .min(1, 'must hold at least one event')
+      .max(MAX_BATCH_EVENTS, `at most ${MAX_BATCH_EVENTS} events per batch`),
+  })
+  .meta({ id: 'PublishBatchRequest' });
+
+export const ListEventsQuery = z.strictObject({
+  after: EventId.optional().meta({
+    description: "The cursor: the `next` of the last page, or an event's id. Absent: from the oldest.",
+  }),
+  limit,
+  types: eventTypeList.optional(),
+});
+
+export const PageQuery = z.strictObject({
+  after: z.string().min(1).max(64).optional().meta({ description: 'The `next` of the last page.' }),
+  limit,
+});
+
+const eventTypes = z.array(EventTypeFilter).max(100).meta({
+  description:
+    'Event types to deliver: exact (`order.created`), a family (`order.*`) or `*`. Empty or absent: all.',
+});
+const description = z.string().max(500);
+const callbackUrl = z.url({ protocol: /^https?$/ }).max(2048);
+
+export const CreateSubscriptionBody = z
+  .strictObject({ url: callbackUrl, eventTypes: eventTypes.optional(), description: description.optional() })
+  .meta({ id: 'CreateSubscriptionRequest' });
+
+export const UpdateSubscriptionBody = z
+  .strictObject({
+    url: callbackUrl.optional(),
+    eventTypes: eventTypes.optional(),
+    description: description.optional(),
+    status: SubscriptionStatus.optional(),
+  })
+  .refine((body) => Object.keys(body).length > 0, { message: 'must change at least one field' })
+  .meta({ id: 'UpdateSubscriptionRequest', minProperties: 1 });
+
+export const RedeliverBody = z
+  .strictObject({
+    subscriptionId: SubscriptionId.optional().meta({ description: 'Only to this subscription.' }),
+  })
+  .meta({ id: 'RedeliverRequest' });
+
+export const ReplayBody = z
+  .strictObject({
+    since: Instant.meta({ description: 'Replay the events published from this instant on.' }),
+    after: EventId.optional().meta({ description: 'The `next` of the last replay, to go on from.' }),
+  })
+  .meta({ id: 'ReplayRequest' });
+
+// ── Responses ──────────────────────────────────────────────────────────────────────────────
+
+const next = (what: string) =>
+  z
+    .string()
+    .nullable()
+    .meta({ description: `The cursor of the next page (${what}); null at the end.` });
+
+export const EventView = z
+  .object({ id: EventId, type: EventType, payload: Json, createdAt: Timestamp })
+  .meta({ id: 'Event', description: 'An event, as polled and as a callback body.' });
+
+export const EventPage = z
+  .object({ data: z.array(EventView), next: next('pass it as `after`') })
+  .meta({ id: 'EventPage' });
+
+export const Published = z
+  .object({
+    id: EventId,
+    created: z
+      .boolean()
+      .meta({ description: 'False when an idempotency key named an event already published.' }),
+  })
+  .meta({ id: 'Published' });
+
+export const BatchResults = z
+  .object({
+    results: z.array(z.union([Published, z.object({ error: Problem })])).meta({
+      description: "One entry per event, in the request's order: what a single publish would answer.",
+    }),
+  })
+  .meta({ id: 'PublishBatchResults' });
+
+export const CreatedPartner = z
+  .object({
+    id: PartnerId,
+    name: z.string(),
+    createdAt: Timestamp,
+    apiKey: z.string().meta({ description: "The partner's first API key, shown this once." }),
+  })
+  .meta({ id: 'CreatedPartner' });
+
+const subscriptionFields = {
+  id: SubscriptionId,
+  url: z.url(),
+  eventTypes: z.array(EventTypeFilter),
+  description: z.string().optional(),
+  status: SubscriptionStatus,
+  disabledReason: z.string().optional(),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+};
+
+export const SubscriptionView = z.object(subscriptionFields).meta({ id: 'Subscription' });
+
+export const SubscriptionWithSecret = z
+  .object({
+    ...subscriptionFields,
+    secret: z
+      .string()
+      .regex(/^whsec_/)
+      .meta({
+        description: 'The signing secret (Standard Webhooks), shown this once.',
+      }),
+  })
+  .meta({ id: 'SubscriptionWithSecret' });
+
+export const SubscriptionPage = z
+  .object({ data: z.array(SubscriptionView), next: next('pass it as `after`') })
+  .meta({ id: 'SubscriptionPage' });
+
+export const AttemptView = Attempt.omit({ deliveryId: true, subscriptionId: true, partnerId: true }).meta({
+  id: 'Attempt',
+  description: 'One HTTP try of a delivery.',
+});
+
+export const DeliveryView = z
+  .object({
+    id: DeliveryId,
+    eventId: EventId,
+    eventType: EventType,
+    subscriptionId: SubscriptionId,
+    origin: DeliveryOrigin,
+    status: DeliveryStatus,
+    attemptCount: z.number().int().nonnegative(),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+    lastAttemptAt: Timestamp.optional(),
+    nextAttemptAt: Timestamp.optional(),
+    skippedReason: SkippedReason.optional(),
+    attempts: z.array(AttemptView),
+  })
+  .meta({
+    id: 'Delivery',
+    description: 'One event for one subscription; its id is the `webhook-id` header of its callbacks.',
+  });
+
+export const DeliveryPage = z
+  .object({ data: z.array(DeliveryView), next: next('pass it as `after`') })
+  .meta({ id: 'DeliveryPage' });
+
+export const Redelivered = z
+  .object({ data: z.array(z.object({ id: DeliveryId, subscriptionId: SubscriptionId })) })
+  .meta({ id: 'Redelivered', description: 'The new deliveries, one per subscription.' });
+
+export const ReplayQueued = z
+  .object({
+    queued: z.number().int().nonnegative(),
+    next: EventId.nullable().meta({
+      description: 'More events remain from here on: replay again with it as `after`. Null when done.',
+    }),
+  })
+  .meta({ id: 'ReplayQueued' });
+
+export const TestSent = z.object({ eventId: EventId, deliveryId: DeliveryId }).meta({ id: 'TestSent' });
+
+/** The OpenAPI document itself is a JSON object; its shape is OpenAPI's. */
+export const OpenApiDocument = z.record(z.string(), z.unknown()).meta({ id: 'OpenApiDocument' });
