@@ -134,7 +134,7 @@ async function authorize(deps: HttpServerDeps, request: ApiRequest): Promise<Api
   if (!result.isAuthorized) {
     return unauthorized('a valid API key is required: Authorization: Bearer <apiKey>', request.rawPath);
   }
-  request.requestContext.authorizer = { lambda: { partnerId: result.context.partnerId } };
+  request.requestContext.authorizer = { lambda: { ...result.context } };
   return undefined;
 }
 

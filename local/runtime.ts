@@ -407,7 +407,7 @@ async function serveHttp(
       },
       context.log,
     ),
-    authorizer: createAuthorizerHandler({ partners }),
+    authorizer: createAuthorizerHandler({ partners, clock: context.clock }),
     adminToken: context.adminToken,
     log: context.log,
   });

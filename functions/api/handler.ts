@@ -22,7 +22,7 @@ import {
 } from '../core/events.ts';
 import { admitRequest, type Caller, type RequestLimits } from '../core/limits.ts';
 import type { DeliveryMessage } from '../core/model.ts';
-import { createPartner } from '../core/partners.ts';
+import { createApiKey, createPartner, listApiKeys, revokeApiKey } from '../core/partners.ts';
 import type {
   AddressResolver,
   Clock,
@@ -52,7 +52,7 @@ import { matchRoute, type Operation, type RouteAuth } from './routes.ts';
 
 /** What the authorizers leave in the request context: the partner's id, or an IAM caller. */
 export interface ApiAuthorizerContext {
-  lambda?: { partnerId?: string };
+  lambda?: { partnerId?: string; keyId?: string };
   iam?: { userArn?: string };
 }
 
@@ -124,6 +124,11 @@ function jsonBody(event: ApiRequest): unknown {
   }
 }
 
+/** The JSON body of a route whose body may be left out: `{}` when it is. */
+function optionalJsonBody(event: ApiRequest): unknown {
+  return event.body === undefined || event.body === '' ? {} : jsonBody(event);
+}
+
 /** A path id of the wrong shape names nothing that exists: 404, as for an unknown id. */
 function pathId<T extends z.ZodType<string>>(schema: T, value: string | undefined, what: string): string {
   const result = schema.safeParse(value);
@@ -186,8 +191,53 @@ const handlers: Record<Operation, RouteHandler> = {
   async createPartner(deps, event) {
     requireAdmin(event);
     const body = parse(OPERATIONS.createPartner.body, jsonBody(event), 'body');
-    const { partner, apiKey } = await createPartner(deps, body);
-    return json(201, { ...partner, apiKey });
+    const { partner, apiKey, key } = await createPartner(deps, body);
+    return json(201, { ...partner, apiKey, apiKeyId: key.id });
+  },
+
+  async issuePartnerApiKey(deps, event, params) {
+    requireAdmin(event);
+    const partnerId = pathId(OPERATIONS.issuePartnerApiKey.params.id, params.id, 'partner');
+    const body = parse(OPERATIONS.issuePartnerApiKey.body, optionalJsonBody(event), 'body');
+    const { key, apiKey } = await createApiKey(deps, partnerId, body);
+    return json(201, { ...key, apiKey });
+  },
+
+  async listPartnerApiKeys(deps, event, params) {
+    requireAdmin(event);
+    const partnerId = pathId(OPERATIONS.listPartnerApiKeys.params.id, params.id, 'partner');
+    const query = parse(OPERATIONS.listPartnerApiKeys.query, event.queryStringParameters ?? {}, 'query');
+    const page = await listApiKeys(deps, partnerId, query);
+    return json(200, { data: page.items, next: page.next });
+  },
+
+  async revokePartnerApiKey(deps, event, params) {
+    requireAdmin(event);
+    const partnerId = pathId(OPERATIONS.revokePartnerApiKey.params.id, params.id, 'partner');
+    const keyId = pathId(OPERATIONS.revokePartnerApiKey.params.keyId, params.keyId, 'API key');
+    await revokeApiKey(deps, partnerId, keyId, { keepLast: false });
+    return { statusCode: 204 };
+  },
+
+  async createApiKey(deps, event) {
+    const partnerId = partnerOf(event);
+    const body = parse(OPERATIONS.createApiKey.body, optionalJsonBody(event), 'body');
+    const { key, apiKey } = await createApiKey(deps, partnerId, body);
+    return json(201, { ...key, apiKey });
+  },
+
+  async listApiKeys(deps, event) {
+    const partnerId = partnerOf(event);
+    const query = parse(OPERATIONS.listApiKeys.query, event.queryStringParameters ?? {}, 'query');
+    const page = await listApiKeys(deps, partnerId, query);
+    return json(200, { data: page.items, next: page.next });
+  },
+
+  async revokeApiKey(deps, event, params) {
+    const partnerId = partnerOf(event);
+    const keyId = pathId(OPERATIONS.revokeApiKey.params.id, params.id, 'API key');
+    await revokeApiKey(deps, partnerId, keyId, { keepLast: true });
+    return { statusCode: 204 };
   },
 
   async publishEvent(deps, event) {
@@ -279,10 +329,7 @@ const handlers: Record<Operation, RouteHandler> = {
   async redeliverEvent(deps, event, params) {
     const partnerId = partnerOf(event);
     const id = pathId(OPERATIONS.redeliverEvent.params.id, params.id, 'event');
-    const body =
-      event.body === undefined || event.body === ''
-        ? {}
-        : parse(OPERATIONS.redeliverEvent.body, jsonBody(event), 'body');
+    const body = parse(OPERATIONS.redeliverEvent.body, optionalJsonBody(event), 'body');
     const deliveries = await redeliverEvent(deps, partnerId, id, body.subscriptionId);
     return json(202, { data: deliveries.map((d) => ({ id: d.id, subscriptionId: d.subscriptionId })) });
   },

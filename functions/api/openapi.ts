@@ -180,7 +180,11 @@ export function openApiDocument(routes: readonly Route[] = ROUTES): Document {
       { name: 'Events', description: 'Polling your event log.' },
       { name: 'Subscriptions', description: 'Callback URLs and their signing secrets.' },
       { name: 'Deliveries', description: 'What was sent where, each try, and sending again.' },
-      { name: 'Partners', description: "The platform's: registering partners." },
+      {
+        name: 'API keys',
+        description: 'Your keys: several at once, so each can be rotated without downtime.',
+      },
+      { name: 'Partners', description: "The platform's: registering partners and managing their keys." },
       { name: 'Publishing', description: "The platform's: publishing events to partners." },
       { name: 'API', description: 'This document.' },
     ],

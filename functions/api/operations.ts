@@ -6,7 +6,7 @@
  * every answer the API gives against the document.
  */
 import type * as z from 'zod';
-import { EventId, SubscriptionId } from '../core/model.ts';
+import { ApiKeyId, EventId, PartnerId, SubscriptionId } from '../core/model.ts';
 import type { Operation } from './routes.ts';
 import * as s from './schemas.ts';
 
@@ -20,7 +20,7 @@ export interface SuccessResponse {
 export interface OperationSpec {
   readonly summary: string;
   readonly description?: string;
-  readonly tag: 'Events' | 'Subscriptions' | 'Deliveries' | 'Partners' | 'Publishing' | 'API';
+  readonly tag: 'Events' | 'Subscriptions' | 'Deliveries' | 'API keys' | 'Partners' | 'Publishing' | 'API';
   /** The path's parameters: a value of the wrong shape names nothing, so it is answered 404. */
   readonly params?: Readonly<Record<string, z.ZodType<string>>>;
   readonly query?: z.ZodObject;
@@ -47,6 +47,58 @@ export const OPERATIONS = {
     tag: 'Partners',
     body: s.CreatePartnerBody,
     responses: [{ status: 201, description: 'The partner, with its API key.', schema: s.CreatedPartner }],
+  },
+  issuePartnerApiKey: {
+    summary: 'Issue an API key to a partner',
+    description: 'For a partner that has lost its keys, say. The key is shown this once.',
+    tag: 'Partners',
+    params: { id: PartnerId },
+    body: s.CreateApiKeyBody,
+    bodyOptional: true,
+    responses: [{ status: 201, description: 'The key.', schema: s.CreatedApiKey }],
+    errors: [409],
+  },
+  listPartnerApiKeys: {
+    summary: "A partner's API keys",
+    tag: 'Partners',
+    params: { id: PartnerId },
+    query: s.PageQuery,
+    responses: [{ status: 200, description: 'A page of keys, oldest first.', schema: s.ApiKeyPage }],
+  },
+  revokePartnerApiKey: {
+    summary: "Revoke a partner's API key",
+    description: 'Any of its keys, its last one included.',
+    tag: 'Partners',
+    params: { id: PartnerId, keyId: ApiKeyId },
+    responses: [{ status: 204, description: 'Revoked.' }],
+  },
+  createApiKey: {
+    summary: 'Create another API key',
+    description:
+      'To rotate a key without downtime: create a new one, move your services to it, then revoke the ' +
+      'old one. The key is shown this once.',
+    tag: 'API keys',
+    body: s.CreateApiKeyBody,
+    bodyOptional: true,
+    responses: [{ status: 201, description: 'The key.', schema: s.CreatedApiKey }],
+    errors: [409],
+  },
+  listApiKeys: {
+    summary: 'Your API keys',
+    description: 'Their prefixes, names, and when each was created and last used: never the keys.',
+    tag: 'API keys',
+    query: s.PageQuery,
+    responses: [{ status: 200, description: 'A page of keys, oldest first.', schema: s.ApiKeyPage }],
+  },
+  revokeApiKey: {
+    summary: 'Revoke one of your API keys',
+    description:
+      'It stops working at once locally, and on AWS within the authorizer cache time (60 s by default). ' +
+      'Your last key cannot be revoked (409): create another first.',
+    tag: 'API keys',
+    params: { id: ApiKeyId },
+    responses: [{ status: 204, description: 'Revoked.' }],
+    errors: [409],
   },
   publishEvent: {
     summary: "Publish an event to a partner's log",

@@ -21,6 +21,17 @@ export interface Route {
 export const ROUTES = [
   { method: 'GET', path: '/openapi.json', auth: 'public', operation: 'getOpenApi' },
   { method: 'POST', path: '/v1/partners', auth: 'admin', operation: 'createPartner' },
+  { method: 'POST', path: '/v1/partners/{id}/keys', auth: 'admin', operation: 'issuePartnerApiKey' },
+  { method: 'GET', path: '/v1/partners/{id}/keys', auth: 'admin', operation: 'listPartnerApiKeys' },
+  {
+    method: 'DELETE',
+    path: '/v1/partners/{id}/keys/{keyId}',
+    auth: 'admin',
+    operation: 'revokePartnerApiKey',
+  },
+  { method: 'POST', path: '/v1/keys', auth: 'partner', operation: 'createApiKey' },
+  { method: 'GET', path: '/v1/keys', auth: 'partner', operation: 'listApiKeys' },
+  { method: 'DELETE', path: '/v1/keys/{id}', auth: 'partner', operation: 'revokeApiKey' },
   { method: 'POST', path: '/v1/events', auth: 'admin', operation: 'publishEvent' },
   // Before `/v1/events/{id}`: the first route that matches wins here, and API Gateway too
   // prefers a fixed segment to a parameter.

@@ -6,6 +6,7 @@
 import * as z from 'zod';
 import { MAX_BATCH_EVENTS } from '../core/events.ts';
 import {
+  ApiKeyId,
   Attempt,
   DeliveryId,
   DeliveryOrigin,
@@ -84,6 +85,14 @@ const Instant = z.iso.datetime({ offset: true });
 export const CreatePartnerBody = z
   .strictObject({ name: z.string().trim().min(1).max(200) })
   .meta({ id: 'CreatePartnerRequest' });
+
+export const CreateApiKeyBody = z
+  .strictObject({
+    name: z.string().trim().min(1).max(100).optional().meta({
+      description: 'What the key is for (`billing service`), shown in listings.',
+    }),
+  })
+  .meta({ id: 'CreateApiKeyRequest' });
 
 export const PublishBody = z
   .strictObject({
@@ -194,8 +203,34 @@ export const CreatedPartner = z
     name: z.string(),
     createdAt: Timestamp,
     apiKey: z.string().meta({ description: "The partner's first API key, shown this once." }),
+    apiKeyId: ApiKeyId.meta({ description: "The key's id, to revoke it by." }),
   })
   .meta({ id: 'CreatedPartner' });
+
+const apiKeyFields = {
+  id: ApiKeyId,
+  name: z.string(),
+  prefix: z.string().meta({ description: "The key's first characters, to tell keys apart." }),
+  createdAt: Timestamp,
+  lastUsedAt: Timestamp.nullable().meta({
+    description: 'When the key last authorised a request, to within five minutes; null: never.',
+  }),
+};
+
+export const ApiKeyView = z
+  .object(apiKeyFields)
+  .meta({ id: 'ApiKey', description: 'An API key, as listed: never the key itself.' });
+
+export const CreatedApiKey = z
+  .object({
+    ...apiKeyFields,
+    apiKey: z.string().meta({ description: 'The key, shown this once: only its hash is kept.' }),
+  })
+  .meta({ id: 'CreatedApiKey' });
+
+export const ApiKeyPage = z
+  .object({ data: z.array(ApiKeyView), next: next('pass it as `after`') })
+  .meta({ id: 'ApiKeyPage' });
 
 const subscriptionFields = {
   id: SubscriptionId,

@@ -3,6 +3,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { dynamoClient } from '../adapters/aws/clients.ts';
 import { API_REQUEST_ID_PATH, logger } from '../adapters/aws/logger.ts';
 import { DynamoPartnerStore } from '../adapters/aws/partners.ts';
+import { systemClock } from '../adapters/clock.ts';
 import { loadLambdaConfig } from '../config.ts';
 import { createAuthorizerHandler } from './handler.ts';
 
@@ -10,4 +11,5 @@ const config = loadLambdaConfig(['partnersTable']);
 
 export const handler = createAuthorizerHandler({
   partners: new DynamoPartnerStore(dynamoClient, config.partnersTable),
+  clock: systemClock,
 }).use(injectLambdaContext(logger, { correlationIdPath: API_REQUEST_ID_PATH }));

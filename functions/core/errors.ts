@@ -136,6 +136,29 @@ export class SubscriptionLimitError extends DomainError {
   }
 }
 
+export class ApiKeyNotFoundError extends NotFoundError {
+  constructor(id: string) {
+    super(`API key ${id} not found`);
+  }
+}
+
+/** A partner at its cap of API keys asked for one more. */
+export class ApiKeyLimitError extends DomainError {
+  readonly status = 409;
+  readonly title = 'API key limit reached';
+
+  constructor(limit: number) {
+    super(`a partner may have at most ${limit} API keys: revoke one before creating another`);
+  }
+}
+
+/** A partner asked to revoke its only key, which would lock it out. */
+export class LastApiKeyError extends ConflictError {
+  constructor() {
+    super('this is your only API key: create another before revoking it');
+  }
+}
+
 /** A rate-limited action asked for too often (429 with Retry-After). */
 export class TooManyRequestsError extends DomainError {
   readonly status = 429;

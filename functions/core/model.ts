@@ -73,6 +73,25 @@ export const Partner = z.object({
 });
 export type Partner = z.infer<typeof Partner>;
 
+/**
+ * An API key's id: `key_` and the first 24 hex digits of the key's SHA-256, so any key, one
+ * stored before keys had ids included, has one without a lookup.
+ */
+export const ApiKeyId = z.string().regex(/^key_[0-9a-f]{24}$/, 'must be an id starting with key_');
+
+/** An API key as stored: its hash, never the key; `prefix` is the key's first characters. */
+export const ApiKeyRecord = z.object({
+  id: ApiKeyId,
+  partnerId: PartnerId,
+  hash: z.string().min(1),
+  name: z.string().min(1).max(100),
+  prefix: z.string(),
+  createdAt: Timestamp,
+  /** When the key was last used, to within API_KEY_LAST_USED_PRECISION_MS; absent: never. */
+  lastUsedAt: Timestamp.optional(),
+});
+export type ApiKeyRecord = z.infer<typeof ApiKeyRecord>;
+
 export const Event = z.object({
   id: EventId,
   partnerId: PartnerId,

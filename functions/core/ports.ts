@@ -4,6 +4,7 @@
  * tests against every adapter of a port.
  */
 import type {
+  ApiKeyRecord,
   Attempt,
   AttemptErrorKind,
   Delivery,
@@ -61,11 +62,32 @@ export interface EventLog {
   list(partnerId: string, query: EventListQuery): Promise<Page<Event>>;
 }
 
+/** What adding or removing an API key came to. */
+export type ApiKeyChange = 'done' | 'no-partner' | 'limit' | 'not-found' | 'last';
+
 export interface PartnerStore {
-  /** Stores the partner with the SHA-256 hash of its API key (the key itself is never stored). */
-  create(partner: Partner, apiKeyHash: string): Promise<void>;
+  /**
+   * Stores the partner with its first API key (its hash: the key itself is never stored).
+   * Throws on a duplicate partner id or key hash, storing nothing.
+   */
+  create(partner: Partner, firstKey: ApiKeyRecord): Promise<void>;
   get(partnerId: string): Promise<Partner | undefined>;
-  findByApiKeyHash(apiKeyHash: string): Promise<Partner | undefined>;
+  /** The key with this SHA-256 hash, or undefined: one read, for the authorizer. */
+  findApiKey(apiKeyHash: string): Promise<ApiKeyRecord | undefined>;
+  /**
+   * Adds a key to its partner: 'no-partner' when there is no such partner, 'limit' when it
+   * already has `maxPerPartner` keys (nothing is written then), 'done' otherwise.
+   */
+  addApiKey(key: ApiKeyRecord, options: { maxPerPartner: number }): Promise<ApiKeyChange>;
+  /** The partner's keys, oldest first. */
+  listApiKeys(partnerId: string): Promise<ApiKeyRecord[]>;
+  /**
+   * Removes one of the partner's keys: 'not-found' when it has no such key, 'last' when it is
+   * its only key and `keepLast` is set (nothing is removed then), 'done' otherwise.
+   */
+  removeApiKey(partnerId: string, keyId: string, options: { keepLast: boolean }): Promise<ApiKeyChange>;
+  /** Records that the key was used at `at`, unless its record already says `staleBefore` or later. */
+  touchApiKey(key: ApiKeyRecord, at: string, staleBefore: string): Promise<void>;
 }
 
 export interface SubscriptionStore {

@@ -34,6 +34,13 @@ export const DEFAULT_STAGE_THROTTLE = {
   burstLimit: API_GATEWAY.accountBurst / 2,
 } as const satisfies apigw.ThrottleSettings;
 
+/**
+ * How long a revoked API key keeps working on AWS: API Gateway caches each authorizer answer
+ * this long per Authorization header. Short, so a revocation takes effect soon; a partner
+ * polling all the time costs one authorizer invocation a minute for it.
+ */
+export const DEFAULT_AUTHORIZER_CACHE_TTL = Duration.seconds(60);
+
 export interface PartnerApiProps {
   readonly eventsTable: DefinedTable;
   readonly partnersTable: DefinedTable;
@@ -66,7 +73,7 @@ export interface PartnerApiProps {
   /**
    * How long API Gateway caches an authorizer answer per Authorization header. A revoked API
    * key keeps working this long.
-   * @default Duration.minutes(5)
+   * @default DEFAULT_AUTHORIZER_CACHE_TTL
    */
   readonly authorizerCacheTtl?: Duration;
   /** @default logs.RetentionDays.ONE_MONTH */
@@ -132,7 +139,7 @@ export class PartnerApi extends Construct {
         );
       }
     }
-    const cacheTtl = props.authorizerCacheTtl ?? Duration.minutes(5);
+    const cacheTtl = props.authorizerCacheTtl ?? DEFAULT_AUTHORIZER_CACHE_TTL;
     if (cacheTtl.toSeconds() > 3600) throw new Error(`${id}: authorizerCacheTtl must be at most one hour`);
     if (!Number.isInteger(props.retentionDays) || props.retentionDays < 1) {
       throw new Error(`${id}: retentionDays must be a whole number of days, at least one`);
@@ -156,9 +163,16 @@ export class PartnerApi extends Construct {
       .useTable(props.eventsTable, LAMBDA_ENV.eventsTable, {
         table: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
       })
-      // Partners: create, get; the callers' request counts (the rate limiter's updates).
+      // Partners: create, get; their API keys (each change a transaction of an update and a put
+      // or delete; a listing a get and a batch get); the callers' request counts (updates).
       .useTable(props.partnersTable, LAMBDA_ENV.partnersTable, {
-        table: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+        table: [
+          'dynamodb:GetItem',
+          'dynamodb:BatchGetItem',
+          'dynamodb:PutItem',
+          'dynamodb:UpdateItem',
+          'dynamodb:DeleteItem',
+        ],
       })
       // Subscriptions: create, get, put, delete and takeAllowance on the table; list,
       // listActive and the start of a partner's counter query byPartner (never the table).
@@ -185,8 +199,10 @@ export class PartnerApi extends Construct {
       timeout: Duration.seconds(5),
       logRetention: props.logRetention,
     })
-      // findByApiKeyHash: a get of the key's item, then of its partner.
-      .useTable(props.partnersTable, LAMBDA_ENV.partnersTable, { table: ['dynamodb:GetItem'] });
+      // findApiKey: a get of the key's item; touchApiKey: its "last used", at most every 5 minutes.
+      .useTable(props.partnersTable, LAMBDA_ENV.partnersTable, {
+        table: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+      });
 
     const authorizers: Record<RouteAuth, apigw.IHttpRouteAuthorizer> = {
       admin: new HttpIamAuthorizer(),

@@ -51,7 +51,13 @@ const GRANTS: Record<FunctionName, Grants> = {
   api: {
     'api logs': LOGS,
     events: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
-    partners: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+    partners: [
+      'dynamodb:GetItem',
+      'dynamodb:BatchGetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
+    ],
     subscriptions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
     'subscriptions/index/byPartner': ['dynamodb:Query'],
     deliveries: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query', 'dynamodb:BatchGetItem'],
@@ -63,7 +69,7 @@ const GRANTS: Record<FunctionName, Grants> = {
   },
   authorizer: {
     'authorizer logs': LOGS,
-    partners: ['dynamodb:GetItem'],
+    partners: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
   },
   fanout: {
     'fanout logs': LOGS,
@@ -178,7 +184,7 @@ const ADAPTER_CALLS: Readonly<Record<string, AdapterCalls>> = {
   'delivery-queue.ts': { actions: [] },
   'due-retries.ts': { actions: ['dynamodb:Query', 'dynamodb:BatchWriteItem'], queriesTable: true },
   // The paging helpers the adapters share; it wires to nothing itself.
-  'dynamo.ts': { actions: ['dynamodb:Query'] },
+  'dynamo.ts': { actions: ['dynamodb:Query', 'dynamodb:BatchGetItem'] },
   'events.ts': {
     actions: [
       'dynamodb:GetItem',
@@ -192,7 +198,17 @@ const ADAPTER_CALLS: Readonly<Record<string, AdapterCalls>> = {
   'kms-cipher.ts': { actions: ['kms:Decrypt', 'kms:GenerateDataKey'] },
   'kms-client.ts': { actions: [] },
   'logger.ts': { actions: [] },
-  'partners.ts': { actions: ['dynamodb:GetItem', 'dynamodb:PutItem'] },
+  // A key's change is a transaction of an update of the partner and a put or delete of the
+  // key's item; touchApiKey an update; listApiKeys a batch get (dynamo.ts's helper).
+  'partners.ts': {
+    actions: [
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:BatchGetItem',
+    ],
+  },
   'pipe.ts': { actions: [] },
   'rate-limiter.ts': { actions: ['dynamodb:UpdateItem'] },
   'sqs-client.ts': { actions: [] },
@@ -262,8 +278,10 @@ function actionsInSource(source: string): { actions: string[]; unknown: string[]
       if (action !== undefined) actions.add(action);
     }
   }
-  // dynamo.ts's paging helpers send a QueryCommand for their caller.
+  // dynamo.ts's paging helpers send a QueryCommand for their caller, its batchGetItems a
+  // BatchGetCommand.
   if (/\b(queryItems|queryUpTo)\(/.test(source)) actions.add('dynamodb:Query');
+  if (/\bbatchGetItems\(/.test(source)) actions.add('dynamodb:BatchGetItem');
   return { actions: [...actions].sort(), unknown };
 }
 

@@ -435,13 +435,13 @@ describe('HTTP API', () => {
     });
   });
 
-  it('authorizes partners by API key with simple responses, cached five minutes per Authorization header', () => {
+  it('authorizes partners by API key with simple responses, cached a minute per Authorization header', () => {
     synth.service.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
       AuthorizerType: 'REQUEST',
       AuthorizerPayloadFormatVersion: '2.0',
       EnableSimpleResponses: true,
       IdentitySource: ['$request.header.Authorization'],
-      AuthorizerResultTtlInSeconds: 300,
+      AuthorizerResultTtlInSeconds: 60,
     });
   });
 

@@ -17,11 +17,13 @@ import { DynamoPartnerStore } from '../../functions/adapters/aws/partners.ts';
 import { DELIVERIES_TABLE, EVENTS_TABLE, PARTNERS_TABLE } from '../../functions/adapters/aws/tables.ts';
 import { CursorNotFoundError } from '../../functions/core/errors.ts';
 import { eventTag, fanoutDeliveryId } from '../../functions/core/fanout.ts';
+import { apiKeyIdOf } from '../../functions/core/partners.ts';
 import { tablesPerTest } from '../dynamodb-local/tables.ts';
 import {
   at,
   id,
   ManualClock,
+  makeApiKey,
   makeAttempt,
   makeDelivery,
   makeEvent,
@@ -181,15 +183,30 @@ describe('DynamoEventLog items', () => {
 });
 
 describe('DynamoPartnerStore items', () => {
-  it('writes the partner and its API key pointer', async () => {
+  it("writes the partner with its keys' map, and the key's own item", async () => {
     const name = await table(PARTNERS_TABLE);
     const partner = makePartner();
+    const key = makeApiKey(partner.id);
 
-    await new DynamoPartnerStore(client, name).create(partner, 'hash-1');
+    await new DynamoPartnerStore(client, name).create(partner, key);
 
     expect(await scan(name)).toEqual([
-      { pk: 'KEY#hash-1', kind: 'apiKey', partnerId: partner.id },
-      { pk: `PARTNER#${partner.id}`, kind: 'partner', ...partner, apiKeyHash: 'hash-1' },
+      {
+        pk: `KEY#${key.hash}`,
+        kind: 'apiKey',
+        partnerId: partner.id,
+        keyId: key.id,
+        name: key.name,
+        prefix: key.prefix,
+        createdAt: key.createdAt,
+      },
+      {
+        pk: `PARTNER#${partner.id}`,
+        kind: 'partner',
+        ...partner,
+        keys: { [key.id]: key.hash },
+        keysVersion: 1,
+      },
     ]);
   });
 
@@ -197,10 +214,53 @@ describe('DynamoPartnerStore items', () => {
     const name = await table(PARTNERS_TABLE);
     const store = new DynamoPartnerStore(client, name);
     const partner = makePartner();
-    await store.create(partner, 'hash-1');
+    await store.create(partner, makeApiKey(partner.id));
+    const other = makeApiKey(partner.id);
 
-    await expect(store.create(partner, 'hash-2')).rejects.toThrow(/already exists/);
-    expect(await store.findByApiKeyHash('hash-2')).toBeUndefined();
+    await expect(store.create(partner, other)).rejects.toThrow(/already exists/);
+    expect(await store.findApiKey(other.hash)).toBeUndefined();
+  });
+
+  it('reads a partner stored with its one key before keys had records, and takes its keys over on a change', async () => {
+    const name = await table(PARTNERS_TABLE);
+    const store = new DynamoPartnerStore(client, name);
+    const partner = makePartner();
+    const hash = makeApiKey(partner.id).hash;
+    // The layout of before: the partner with apiKeyHash, the key's item with its partner alone.
+    await client.send(
+      new PutCommand({
+        TableName: name,
+        Item: { pk: `PARTNER#${partner.id}`, kind: 'partner', ...partner, apiKeyHash: hash },
+      }),
+    );
+    await client.send(
+      new PutCommand({ TableName: name, Item: { pk: `KEY#${hash}`, kind: 'apiKey', partnerId: partner.id } }),
+    );
+    const legacy = {
+      id: apiKeyIdOf(hash),
+      partnerId: partner.id,
+      hash,
+      name: 'first key',
+      prefix: 'dk_',
+      createdAt: partner.createdAt,
+    };
+
+    expect(await store.findApiKey(hash)).toEqual(legacy);
+    expect(await store.listApiKeys(partner.id)).toEqual([legacy]);
+    expect(await store.removeApiKey(partner.id, legacy.id, { keepLast: true })).toBe('last');
+
+    const added = makeApiKey(partner.id, {
+      createdAt: new Date(Date.parse(partner.createdAt) + 1000).toISOString(),
+    });
+    expect(await store.addApiKey(added, { maxPerPartner: 2 })).toBe('done');
+    expect(await store.addApiKey(makeApiKey(partner.id), { maxPerPartner: 2 })).toBe('limit');
+    expect(await store.listApiKeys(partner.id)).toEqual([legacy, added]);
+
+    expect(await store.removeApiKey(partner.id, legacy.id, { keepLast: true })).toBe('done');
+    expect(await store.findApiKey(hash)).toBeUndefined();
+    const item = (await scan(name)).find((i) => i.pk === `PARTNER#${partner.id}`);
+    expect(item).toMatchObject({ keys: { [added.id]: added.hash }, keysVersion: 2 });
+    expect(item).not.toHaveProperty('apiKeyHash');
   });
 });
 

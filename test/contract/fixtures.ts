@@ -1,10 +1,12 @@
 /** Builders for contract tests: valid domain objects with fresh ids, overridable field by field. */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fanoutDeliveryId } from '../../functions/core/fanout.ts';
 import { newId } from '../../functions/core/ids.ts';
 import type {
+  ApiKeyRecord,
   Attempt,
   Delivery,
   Event,
@@ -12,6 +14,7 @@ import type {
   Partner,
   Subscription,
 } from '../../functions/core/model.ts';
+import { apiKeyIdOf } from '../../functions/core/partners.ts';
 import type { Clock, NewEvent } from '../../functions/core/ports.ts';
 
 /** A fresh id; `time` (ms) pins its ordering when a test depends on it. */
@@ -28,6 +31,20 @@ export function at(seconds = 0): string {
 
 export function makePartner(overrides: Partial<Partner> = {}): Partner {
   return { id: id('ptr'), name: 'Acme', createdAt: at(), ...overrides };
+}
+
+/** A key's record for the partner, with a fresh hash (and the id it implies) unless given one. */
+export function makeApiKey(partnerId: string, overrides: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
+  const hash = overrides.hash ?? randomBytes(32).toString('hex');
+  return {
+    id: apiKeyIdOf(hash),
+    partnerId,
+    hash,
+    name: 'first key',
+    prefix: 'dk_AbCdEfGh',
+    createdAt: at(),
+    ...overrides,
+  };
 }
 
 /** An event as published, before a log gives it its id. */

@@ -48,6 +48,7 @@ import type { Clock, EventLog, PartnerStore } from '../../functions/core/ports.t
 import { lambdaContext } from '../../local/lambda-context.ts';
 import { createTable, deleteTables, localDocumentClient, uniquePrefix } from '../dynamodb-local/tables.ts';
 import { testCipher } from '../support/cipher.ts';
+import { makeApiKey } from './fixtures.ts';
 
 interface Stores {
   events: EventLog;
@@ -59,7 +60,7 @@ const UNKNOWN_PARTNER_ID = 'ptr_00000000000000000000000000';
 
 async function newPartner(stores: Stores, name: string): Promise<string> {
   const id = newId('ptr');
-  await stores.partners.create({ id, name, createdAt: new Date().toISOString() }, randomUUID());
+  await stores.partners.create({ id, name, createdAt: new Date().toISOString() }, makeApiKey(id));
   return id;
 }
 

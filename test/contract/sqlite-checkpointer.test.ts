@@ -34,10 +34,9 @@ async function writePages(db: SqliteDatabase, count: number, { pauses = true } =
   for (let i = 0; i < count; i++) {
     if (pauses && i % 20 === 19) await new Promise((resolve) => setTimeout(resolve, 5));
     await write(db, () =>
-      prepared(db, "INSERT INTO partners (id, name, api_key_hash, created_at) VALUES (?, ?, ?, '')").run(
+      prepared(db, "INSERT INTO partners (id, name, created_at) VALUES (?, ?, '')").run(
         `ptr_${i}_${Math.random()}`,
         'x'.repeat(3000),
-        `hash_${i}_${Math.random()}`,
       ),
     );
   }

@@ -19,11 +19,7 @@ describe('write (group commit)', () => {
   let observer: DatabaseSync;
 
   const insert = (name: string) => () =>
-    prepared(db, "INSERT INTO partners (id, name, api_key_hash, created_at) VALUES (?, ?, ?, '')").run(
-      `ptr_${name}`,
-      name,
-      `hash_${name}`,
-    );
+    prepared(db, "INSERT INTO partners (id, name, created_at) VALUES (?, ?, '')").run(`ptr_${name}`, name);
   const committed = () =>
     observer
       .prepare('SELECT name FROM partners ORDER BY name')
@@ -94,7 +90,7 @@ describe('write (group commit)', () => {
     const pages = Number(prepared(db, 'PRAGMA page_count').get()?.page_count);
     db.exec(`PRAGMA max_page_count = ${pages + 2}`); // room for a small row, not for a large one
     const huge = () =>
-      prepared(db, "INSERT INTO partners (id, name, api_key_hash, created_at) VALUES ('p', ?, 'h', '')").run(
+      prepared(db, "INSERT INTO partners (id, name, created_at) VALUES ('p', ?, '')").run(
         'x'.repeat(64 * 1024),
       );
 

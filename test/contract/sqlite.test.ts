@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  closeDatabase,
   openDatabase,
   SCHEMA_VERSION,
   type SqliteDatabase,
@@ -12,10 +13,21 @@ import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
 import { SqliteOutbox } from '../../functions/adapters/sqlite/outbox.ts';
 import { SqlitePartnerStore } from '../../functions/adapters/sqlite/partners.ts';
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
+import { apiKeyIdOf } from '../../functions/core/partners.ts';
 import { testCipher } from '../support/cipher.ts';
 import { deliveryStoreContract } from './delivery-store.contract.ts';
 import { eventLogContract } from './event-log.contract.ts';
-import { at, id, makeAttempt, makeDelivery, makeEvent, makePartner, newEvent, tempDir } from './fixtures.ts';
+import {
+  at,
+  id,
+  makeApiKey,
+  makeAttempt,
+  makeDelivery,
+  makeEvent,
+  makePartner,
+  newEvent,
+  tempDir,
+} from './fixtures.ts';
 import { partnerStoreContract } from './partner-store.contract.ts';
 import { subscriptionStoreContract } from './subscription-store.contract.ts';
 
@@ -82,6 +94,15 @@ function pragma(db: SqliteDatabase, name: string): unknown {
   return row === undefined ? undefined : Object.values(row)[0];
 }
 
+/** Back to partners with one key each, and no api_keys, as a file written before keys had records. */
+const PARTNERS_WITH_ONE_KEY = `
+  DROP TABLE api_keys;
+  DROP TABLE partners;
+  CREATE TABLE partners (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, api_key_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL
+  ) STRICT;
+`;
+
 describe('openDatabase', () => {
   let tmp: ReturnType<typeof tempDir>;
 
@@ -120,11 +141,44 @@ describe('openDatabase', () => {
     second.close();
   });
 
-  it('migrates a file of the previous schema version, keeping its deliveries and their attempts', async () => {
+  it('migrates a file of the version before API keys, giving each partner its one key as its first', async () => {
     const path = join(tmp.dir, 'local.db');
     const db = openDatabase(path);
-    // Back to the previous version's deliveries and attempts, as a file written by older code.
+    db.exec(`${PARTNERS_WITH_ONE_KEY} PRAGMA user_version = ${SCHEMA_VERSION - 1};`);
+    const partner = makePartner();
+    const hash = makeApiKey(partner.id).hash;
+    db.prepare('INSERT INTO partners (id, name, api_key_hash, created_at) VALUES (?, ?, ?, ?)').run(
+      partner.id,
+      partner.name,
+      hash,
+      partner.createdAt,
+    );
+    db.close();
+
+    const migrated = openDatabase(path);
+    const partners = new SqlitePartnerStore(migrated);
+    const first = {
+      id: apiKeyIdOf(hash),
+      partnerId: partner.id,
+      hash,
+      name: 'first key',
+      prefix: 'dk_',
+      createdAt: partner.createdAt,
+    };
+    expect(pragma(migrated, 'user_version')).toBe(SCHEMA_VERSION);
+    expect(await partners.get(partner.id)).toEqual(partner);
+    expect(await partners.findApiKey(hash)).toEqual(first);
+    expect(await partners.addApiKey(makeApiKey(partner.id), { maxPerPartner: 2 })).toBe('done');
+    expect(await partners.listApiKeys(partner.id)).toHaveLength(2);
+    closeDatabase(migrated);
+  });
+
+  it('migrates a file of the version before, keeping its deliveries and their attempts', async () => {
+    const path = join(tmp.dir, 'local.db');
+    const db = openDatabase(path);
+    // Back to that version's deliveries and attempts, as a file written by older code.
     db.exec(`
+      ${PARTNERS_WITH_ONE_KEY}
       DROP TABLE attempts;
       DROP TABLE deliveries;
       DROP INDEX events_by_created_at;
@@ -151,7 +205,7 @@ describe('openDatabase', () => {
         error_message TEXT, response_excerpt TEXT
       ) STRICT;
       CREATE INDEX attempts_by_delivery ON attempts (delivery_id, number);
-      PRAGMA user_version = ${SCHEMA_VERSION - 1};
+      PRAGMA user_version = ${SCHEMA_VERSION - 2};
     `);
     const delivery = makeDelivery(makeEvent(id('ptr')), id('sub'));
     const attempt = makeAttempt(delivery, { statusCode: 500, error: 'http_status' });

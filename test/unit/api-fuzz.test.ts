@@ -17,6 +17,7 @@ import { type ApiRequest, createApiHandler } from '../../functions/api/handler.t
 import { ROUTES, type RouteAuth } from '../../functions/api/routes.ts';
 import { newId } from '../../functions/core/ids.ts';
 import { lambdaContext } from '../../local/lambda-context.ts';
+import { makeApiKey } from '../contract/fixtures.ts';
 import { sqliteApiDeps } from '../support/api-deps.ts';
 import { checkAgainstOpenApi } from '../support/openapi-conformance.ts';
 
@@ -33,7 +34,10 @@ beforeAll(async () => {
   const deps = sqliteApiDeps(db);
   const { partners, events, subscriptions } = deps;
   handler = createApiHandler(deps, () => {});
-  await partners.create({ id: partnerId, name: 'fuzz', createdAt: new Date().toISOString() }, 'hash');
+  await partners.create(
+    { id: partnerId, name: 'fuzz', createdAt: new Date().toISOString() },
+    makeApiKey(partnerId),
+  );
   const { event } = await events.append({
     partnerId,
     type: 'order.created',

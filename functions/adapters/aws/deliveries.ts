@@ -22,7 +22,6 @@
  * the index and the deliveries themselves by key, so it works whatever the index projects.
  */
 import {
-  BatchGetCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -38,7 +37,7 @@ import { systemClock } from '../clock.ts';
 import { pageOfLookahead } from '../paging.ts';
 import {
   attributeNames,
-  backoff,
+  batchGetItems,
   cancellationCodes,
   compact,
   conditionFailed,
@@ -60,10 +59,6 @@ const ATTEMPT_INFIX = '#A#';
 const ATTEMPT_DIGITS = 6;
 /** The delivery item's attribute holding its first recorded try. */
 const FIRST_ATTEMPT = 'firstAttempt';
-/** DynamoDB's largest BatchGetItem. */
-const BATCH_GET_KEYS = 100;
-/** Tries of a batch get's unprocessed keys before the read fails. */
-const BATCH_GET_TRIES = 8;
 /** Items a filtered query of an event's partition reads at a time, at least. */
 const FILTERED_PAGE_SIZE = 100;
 
@@ -506,24 +501,12 @@ export class DynamoDeliveryStore implements DeliveryStore {
 
   /** Delivery items by key, consistently, in batches; unprocessed keys are asked again. */
   async #deliveriesByKey(rows: readonly StoredKey[]): Promise<Map<string, Item>> {
-    const found = new Map<string, Item>();
-    for (let start = 0; start < rows.length; start += BATCH_GET_KEYS) {
-      let keys: Record<string, unknown>[] = rows
-        .slice(start, start + BATCH_GET_KEYS)
-        .map(({ pk, sk }) => ({ pk, sk }));
-      for (let attempt = 1; keys.length > 0; attempt++) {
-        if (attempt > BATCH_GET_TRIES) throw new Error(`${keys.length} deliveries could not be read`);
-        if (attempt > 1) await backoff(attempt - 1, 50, 2_000);
-        const result = await this.#client.send(
-          new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }),
-        );
-        for (const item of result.Responses?.[this.tableName] ?? []) {
-          found.set(storedKey({ pk: String(item.pk), sk: String(item.sk) }), item);
-        }
-        keys = result.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
-      }
-    }
-    return found;
+    const items = await batchGetItems(
+      this.#client,
+      this.tableName,
+      rows.map(({ pk, sk }) => ({ pk, sk })),
+    );
+    return new Map(items.map((item) => [storedKey({ pk: String(item.pk), sk: String(item.sk) }), item]));
   }
 
   /**

@@ -6,7 +6,12 @@
  */
 
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { type DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  type DynamoDBDocumentClient,
+  QueryCommand,
+  type QueryCommandInput,
+} from '@aws-sdk/lib-dynamodb';
 import type { Clock } from '../../core/ports.ts';
 
 /** A stored item as read back: attribute name to unmarshalled value. */
@@ -118,6 +123,37 @@ export async function queryUpTo(
     startKey = page.LastEvaluatedKey;
   } while (startKey !== undefined && items.length < count);
   return items.slice(0, count);
+}
+
+/** BatchGetItem's most keys per request. */
+const BATCH_GET_KEYS = 100;
+/** Rounds of asking again for unprocessed keys (with backoff) before giving up. */
+const BATCH_GET_TRIES = 8;
+
+/**
+ * The items at `keys`, read consistently in batches; keys the service leaves unprocessed are
+ * asked again with backoff. Items that do not exist are simply not among those returned.
+ */
+export async function batchGetItems(
+  client: DynamoDBDocumentClient,
+  tableName: string,
+  keys: readonly Record<string, unknown>[],
+): Promise<Item[]> {
+  const found: Item[] = [];
+  for (let start = 0; start < keys.length; start += BATCH_GET_KEYS) {
+    let batch = keys.slice(start, start + BATCH_GET_KEYS);
+    for (let attempt = 1; batch.length > 0; attempt++) {
+      if (attempt > BATCH_GET_TRIES)
+        throw new Error(`${batch.length} items of ${tableName} could not be read`);
+      if (attempt > 1) await backoff(attempt - 1, 50, 2_000);
+      const result = await client.send(
+        new BatchGetCommand({ RequestItems: { [tableName]: { Keys: [...batch], ConsistentRead: true } } }),
+      );
+      found.push(...(result.Responses?.[tableName] ?? []));
+      batch = result.UnprocessedKeys?.[tableName]?.Keys ?? [];
+    }
+  }
+  return found;
 }
 
 /** "Full jitter" backoff before retry number `attempt` (1 for the first retry). */

@@ -11,7 +11,9 @@
  *              (h: a hash mod 4). A partner's writes spread over these partitions; see events.ts
  *              for how seq order stays the order a poller may read without skipping, and how
  *              an event's id says its seq.
- * partners     pk = `PARTNER#<id>` (the partner) | `KEY#<sha256 of API key>` (→ partnerId)
+ * partners     pk = `PARTNER#<id>` (the partner, with the map of its keys' ids to hashes)
+ *              | `KEY#<sha256 of API key>` (the key's record: partner, name, prefix, last used)
+ *              | the rate limiter's counts (rate-limiter.ts)
  * subscriptions pk = id; GSI byPartner (partnerId, id)
  * deliveries   pk = `EVD#<event tag>`, sk = `<deliveryId>` (the delivery, with its first attempt)
  *              | `<deliveryId>#A#<nnnnnn>#<attemptId>` (its other attempts): a delivery id ends

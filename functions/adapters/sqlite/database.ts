@@ -195,6 +195,33 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE subscriptions ADD COLUMN test_window_start INTEGER;
   ALTER TABLE subscriptions ADD COLUMN test_count INTEGER NOT NULL DEFAULT 0;
   `,
+  `
+  -- A partner holds several API keys. Each key's id is 'key_' and the first 24 hex digits of
+  -- its hash, so the key each partner had so far keeps working and gets an id here; its first
+  -- characters were never kept, so its prefix shows only 'dk_'.
+  CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    partner_id TEXT NOT NULL,
+    key_hash TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    last_used_at TEXT
+  ) STRICT;
+  CREATE INDEX api_keys_by_partner ON api_keys (partner_id, created_at, id);
+  INSERT INTO api_keys (id, partner_id, key_hash, name, prefix, created_at)
+    SELECT 'key_' || substr(api_key_hash, 1, 24), id, api_key_hash, 'first key', 'dk_', created_at
+    FROM partners;
+
+  CREATE TABLE partners_new (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  ) STRICT;
+  INSERT INTO partners_new (id, name, created_at) SELECT id, name, created_at FROM partners;
+  DROP TABLE partners;
+  ALTER TABLE partners_new RENAME TO partners;
+  `,
 ];
 
 /** The database's file name in the local runtime's data directory. */
