@@ -313,6 +313,7 @@ export class Harness {
     });
     const services = new Set([
       'api',
+      'poll',
       ...this.#deployment.queues.flatMap((q) => (q.consumer === undefined ? [] : [q.consumer.service])),
       ...this.#deployment.schedules.map((s) => s.service),
     ]);
@@ -453,6 +454,33 @@ export class Harness {
     return result;
   }
 
+  /**
+   * One poll of a new partner's empty log through the polling function: answered at once
+   * (`waitSeconds` 0), or a long poll that waits the whole time for nothing. Its invocation
+   * is billed for the time it measurably ran.
+   */
+  async measurePoll(waitSeconds: number): Promise<Pick<Measured, 'invocations' | 'dynamo'>> {
+    const partnerId = await this.#setUp(`poll ${waitSeconds}`);
+    const usage = new Usage();
+    this.#sink.usage = usage;
+    const started = performance.now();
+    let response: unknown;
+    try {
+      response = await this.#invoke(
+        'poll',
+        this.#apiRequest('GET', '/v1/events', `wait=${waitSeconds}`, { lambda: { partnerId } }),
+        0,
+      );
+    } finally {
+      this.#sink.usage = undefined;
+    }
+    const status = isRecord(response) ? response.statusCode : undefined;
+    if (status !== 200) throw this.#failure(`GET /v1/events?wait=${waitSeconds} answered ${String(status)}`);
+    const [invocation] = usage.invocations;
+    if (invocation !== undefined && waitSeconds > 0) invocation.waitedMs = performance.now() - started;
+    return { invocations: usage.invocations, dynamo: Object.fromEntries(usage.dynamo) };
+  }
+
   /** A partner and one subscription to the receiver, through the use cases, unmetered. */
   async #setUp(name: string): Promise<string> {
     const client = DynamoDBDocumentClient.from(this.#raw);
@@ -482,30 +510,50 @@ export class Harness {
     return partner.id;
   }
 
-  async #publish(path: string, body: string, count: number): Promise<void> {
+  /** An HTTP API request (payload 2.0) as API Gateway passes it, with its authorizer's context. */
+  #apiRequest(
+    method: string,
+    path: string,
+    rawQueryString: string,
+    authorizer: NonNullable<ApiRequest['requestContext']['authorizer']>,
+    body?: string,
+  ): ApiRequest {
     const now = new Date();
-    const request: ApiRequest = {
+    return {
       version: '2.0',
       routeKey: '$default',
       rawPath: path,
-      rawQueryString: '',
-      headers: { 'content-type': 'application/json' },
+      rawQueryString,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      ...(rawQueryString === ''
+        ? {}
+        : { queryStringParameters: Object.fromEntries(new URLSearchParams(rawQueryString)) }),
       requestContext: {
         accountId: ACCOUNT,
         apiId: 'cost',
         domainName: 'cost.local',
         domainPrefix: 'cost',
-        http: { method: 'POST', path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'cost' },
+        http: { method, path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'cost' },
         requestId: randomUUID(),
         routeKey: '$default',
         stage: '$default',
         time: now.toUTCString(),
         timeEpoch: now.getTime(),
-        authorizer: { iam: { userArn: `arn:aws:sts::${ACCOUNT}:assumed-role/Producer/cost` } },
+        authorizer,
       },
-      body,
+      ...(body === undefined ? {} : { body }),
       isBase64Encoded: false,
     };
+  }
+
+  async #publish(path: string, body: string, count: number): Promise<void> {
+    const request = this.#apiRequest(
+      'POST',
+      path,
+      '',
+      { iam: { userArn: `arn:aws:sts::${ACCOUNT}:assumed-role/Producer/cost` } },
+      body,
+    );
     const response = await this.#invoke('api', request, count);
     const status = isRecord(response) ? response.statusCode : undefined;
     const text = isRecord(response) && typeof response.body === 'string' ? response.body : '';

@@ -49,6 +49,11 @@ export interface Invocation {
   callbacks: number;
   /** Its AWS requests and callbacks, for the length of its longest chain of waits. */
   readonly spans: Span[];
+  /**
+   * How long it ran, measured, when that is by design longer than its requests (a long poll
+   * waiting for an event): billed instead of its chain of requests when longer.
+   */
+  waitedMs?: number;
 }
 
 /**

@@ -121,7 +121,9 @@ export function chainMs(spans: readonly Span[], assumptions: Assumptions): numbe
 
 /** Billed duration of an invocation on AWS, per the assumptions, in ms. */
 export function billedMs(invocation: Invocation, assumptions: Assumptions): number {
-  const ms = assumptions.invocationOverheadMs + chainMs(invocation.spans, assumptions);
+  const ms =
+    assumptions.invocationOverheadMs +
+    Math.max(chainMs(invocation.spans, assumptions), invocation.waitedMs ?? 0);
   return Math.ceil(ms / LAMBDA_PRICES.billingGranularityMs) * LAMBDA_PRICES.billingGranularityMs;
 }
 
@@ -438,6 +440,59 @@ export function priceIdleMonth(
     ),
   );
   return lines;
+}
+
+/** What one poll of a partner's events used: its request's invocations and reads. */
+export type MeasuredPoll = Pick<Measured, 'invocations' | 'dynamo'>;
+
+export interface PollingCost {
+  /** The longest wait, in seconds, of the long poll measured. */
+  readonly waitSeconds: number;
+  /** One long poll that waited the whole time and answered empty. */
+  readonly idleLongPoll: readonly CostLine[];
+  readonly idleLongPollUsd: number;
+  /** One poll answered at once (empty). */
+  readonly shortPoll: readonly CostLine[];
+  readonly shortPollUsd: number;
+  /** A month of a partner long polling without pause, with no events to wait for. */
+  readonly longPollingMonthUsd: number;
+  /** A month of a partner polling once a second instead. */
+  readonly pollingEverySecondMonthUsd: number;
+}
+
+function pollLines(poll: MeasuredPoll, deployment: Deployment, assumptions: Assumptions): CostLine[] {
+  const once: Scale = { quantity: 1, usd: 1 };
+  return [
+    line('API Gateway', 'HTTP API request', 'requests', API_GATEWAY_PRICES.httpRequest, 1, once),
+    ...lambdaLines(poll.invocations, 1, deployment, assumptions, once),
+    ...dynamoLines(poll.dynamo, 1, once),
+  ];
+}
+
+/**
+ * What polling costs a partner: a long poll that waits `waitSeconds` for nothing, against a
+ * poll answered at once; and a month of each, back to back (docs/cost.md, "Long polling").
+ */
+export function pricePolling(
+  longPoll: MeasuredPoll,
+  shortPoll: MeasuredPoll,
+  waitSeconds: number,
+  deployment: Deployment,
+  assumptions: Assumptions,
+): PollingCost {
+  const idleLongPoll = pollLines(longPoll, deployment, assumptions);
+  const short = pollLines(shortPoll, deployment, assumptions);
+  const idleLongPollUsd = sum(idleLongPoll.map((l) => l.usd));
+  const shortPollUsd = sum(short.map((l) => l.usd));
+  return {
+    waitSeconds,
+    idleLongPoll,
+    idleLongPollUsd,
+    shortPoll: short,
+    shortPollUsd,
+    longPollingMonthUsd: (idleLongPollUsd * SECONDS_PER_MONTH) / waitSeconds,
+    pollingEverySecondMonthUsd: shortPollUsd * SECONDS_PER_MONTH,
+  };
 }
 
 function sum(values: readonly number[]): number {

@@ -1,5 +1,5 @@
 /** What `npm run cost` prints: a table per AWS service for every scenario, or the same as JSON. */
-import type { CostLine, ScenarioCost } from './model.ts';
+import type { CostLine, PollingCost, ScenarioCost } from './model.ts';
 import { SERVICES } from './model.ts';
 import type { Assumptions } from './scenarios.ts';
 
@@ -17,6 +17,7 @@ export interface CostReport {
   /** What the deployment pays each month apart from its callbacks. */
   readonly idleMonthUsd: number;
   readonly idleMonth: readonly CostLine[];
+  readonly polling: PollingCost;
   readonly assumptions: Assumptions;
 }
 
@@ -30,6 +31,11 @@ export function quantity(value: number, unit: string): string {
         ? String(Number(value.toFixed(3)))
         : value.toExponential(1);
   return `${text} ${unit}`;
+}
+
+/** A small amount of dollars, to the millionth of a cent. */
+function usd6(value: number): string {
+  return `$${value.toFixed(8)}`;
 }
 
 export function usd(value: number): string {
@@ -108,6 +114,19 @@ export function formatReport(report: CostReport): string {
     report.idleMonth.map((l) => [l.service, l.item, quantity(l.quantity, l.unit), usd(l.usd)]),
     2,
   );
+  const p = report.polling;
+  const polls = table(
+    ['service', 'item', `idle long poll (${p.waitSeconds} s)`, 'cost', 'poll answered at once', 'cost'],
+    [...new Set([...p.idleLongPoll, ...p.shortPoll].map((l) => `${l.service}\t${l.item}`))].map((key) => {
+      const [service = '', item = ''] = key.split('\t');
+      const cells = (lines: readonly CostLine[]) => {
+        const found = lines.find((l) => l.service === service && l.item === item);
+        return found === undefined ? ['—', '—'] : [quantity(found.quantity, found.unit), usd6(found.usd)];
+      };
+      return [service, item, ...cells(p.idleLongPoll), ...cells(p.shortPoll)];
+    }),
+    2,
+  );
   const a = report.assumptions;
   return [
     `Cost per million callbacks, us-east-1 on-demand prices (functions/aws-prices.ts); index projections from the ${report.projections === 'template' ? 'synthesized template' : "tables' definitions (functions/adapters/aws/tables.ts)"}.`,
@@ -124,6 +143,11 @@ export function formatReport(report: CostReport): string {
     `Each month, apart from the callbacks (not in the figures above): ${usd(report.idleMonthUsd)}`,
     '',
     idle,
+    '',
+    `Polling, per partner: an idle long poll of ${p.waitSeconds} s costs ${usd6(p.idleLongPollUsd)}, a poll answered at once ${usd6(p.shortPollUsd)}. ` +
+      `A month of long polling back to back with nothing to wait for: ${usd(p.longPollingMonthUsd)}; of polling once a second instead: ${usd(p.pollingEverySecondMonthUsd)}.`,
+    '',
+    polls,
     '',
     `Assumed: an AWS request waited for takes ${a.awsRequestMs} ms, a callback ${a.callbackMs} ms, each invocation ${a.invocationOverheadMs} ms of its own; ` +
       `${a.streamShards} stream shard; free tiers left out.`,

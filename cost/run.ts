@@ -1,5 +1,6 @@
 /**
- * `npm run cost`: what a callback costs on AWS, per service, for each scenario (docs/cost.md).
+ * `npm run cost`: what a callback costs on AWS, per service, for each scenario, and what
+ * polling costs a partner, long and short (docs/cost.md).
  * It synthesizes the CDK app, starts DynamoDB Local (as the test suite does), runs the
  * functions' own Lambda entries on it through each scenario, and prices what they did.
  *
@@ -9,11 +10,12 @@
  *   npm run cost -- --scenario=batched
  */
 import { parseArgs } from 'node:util';
+import { MAX_POLL_WAIT_SECONDS } from '../functions/core/events.ts';
 import { ensureDynamoDbLocal } from '../test/dynamodb-local/install.ts';
 import { startDynamoDbLocal } from '../test/dynamodb-local/server.ts';
 import { type Deployment, synthesizeDeployment, withDefinitionProjections } from './deployment.ts';
 import { Harness } from './harness.ts';
-import { priceIdleMonth, priceScenario } from './model.ts';
+import { priceIdleMonth, pricePolling, priceScenario } from './model.ts';
 import { type CostReport, formatReport, toJson } from './report.ts';
 import { ASSUMPTIONS, SCENARIOS, scenarioNamed, TARGET_USD_PER_MILLION_CALLBACKS } from './scenarios.ts';
 
@@ -25,6 +27,8 @@ export interface CostOptions {
   readonly projections?: 'template' | 'definitions';
   /** @default every scenario */
   readonly scenarios?: readonly string[];
+  /** The long poll measured waits this long. @default MAX_POLL_WAIT_SECONDS */
+  readonly pollWaitSeconds?: number;
 }
 
 /**
@@ -42,6 +46,14 @@ export async function measureCost(endpoint: string, options: CostOptions = {}): 
     const measured = [];
     for (const scenario of scenarios) measured.push(await harness.measure(scenario));
     const runs = await harness.measureSchedules();
+    const wait = options.pollWaitSeconds ?? MAX_POLL_WAIT_SECONDS;
+    const polling = pricePolling(
+      await harness.measurePoll(wait),
+      await harness.measurePoll(0),
+      wait,
+      deployment,
+      ASSUMPTIONS,
+    );
     const costs = measured.map((m) => priceScenario(m, deployment, ASSUMPTIONS));
     const idleMonth = priceIdleMonth(deployment, runs, ASSUMPTIONS);
     const target = costs.find((c) => c.name === 'batched') ?? costs[0];
@@ -57,6 +69,7 @@ export async function measureCost(endpoint: string, options: CostOptions = {}): 
       scenarios: costs,
       idleMonthUsd: idleMonth.reduce((sum, line) => sum + line.usd, 0),
       idleMonth,
+      polling,
       assumptions: ASSUMPTIONS,
     };
   } finally {

@@ -94,6 +94,11 @@ export const API_GATEWAY = {
    * https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html
    */
   maxPayloadBytes: 10 * 1024 * 1024,
+  /**
+   * The longest an HTTP API waits for its integration (the API function) to answer: 30 s,
+   * not increasable. Same page.
+   */
+  maxIntegrationTimeoutSeconds: 30,
 } as const;
 
 /**

@@ -286,6 +286,7 @@ function startWorkers(
     },
     get: (partnerId, eventId) => eventLog.get(partnerId, eventId),
     list: (partnerId, query) => eventLog.list(partnerId, query),
+    waitForEvents: (partnerId, query, timeoutMs) => eventLog.waitForEvents(partnerId, query, timeoutMs),
   };
   const ownSender = options.sender
     ? undefined

@@ -5,13 +5,17 @@ import { rememberingKmsCipher } from '../adapters/aws/kms-cipher.ts';
 import { kmsClient } from '../adapters/aws/kms-client.ts';
 import { API_REQUEST_ID_PATH, logError, logger } from '../adapters/aws/logger.ts';
 import { DynamoPartnerStore } from '../adapters/aws/partners.ts';
-import { DynamoRateLimiter } from '../adapters/aws/rate-limiter.ts';
 import { sqsClient } from '../adapters/aws/sqs-client.ts';
-import { deliveryLanes, deliveryStore, eventLog, subscriptionStore } from '../adapters/aws/wiring.ts';
+import {
+  deliveryLanes,
+  deliveryStore,
+  eventLog,
+  requestLimits,
+  subscriptionStore,
+} from '../adapters/aws/wiring.ts';
 import { systemClock } from '../adapters/clock.ts';
 import { systemResolver } from '../adapters/dns.ts';
 import { loadLambdaConfig } from '../config.ts';
-import { rememberingRefusals } from '../core/limits.ts';
 import { createApiHandler } from './handler.ts';
 
 const config = loadLambdaConfig([
@@ -42,13 +46,7 @@ export const handler = createApiHandler(
     clock: systemClock,
     resolver: systemResolver,
     allowPrivateTargets: config.allowPrivateTargets,
-    // The counts live in the partners table, shared by every instance; a caller refused once
-    // is refused by this instance until its window ends without another write.
-    limiter: rememberingRefusals(new DynamoRateLimiter(dynamoClient, config.partnersTable)),
-    limits: {
-      partnerPerSecond: config.partnerRequestsPerSecond,
-      producerPerSecond: config.producerRequestsPerSecond,
-    },
+    ...requestLimits(dynamoClient, config),
   },
   logError,
 ).use(injectLambdaContext(logger, { correlationIdPath: API_REQUEST_ID_PATH }));

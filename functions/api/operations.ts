@@ -124,7 +124,8 @@ export const OPERATIONS = {
     summary: 'Poll your events',
     description:
       'Events in the order they were committed, after the cursor. Keep the `next` of each page and pass ' +
-      'it as `after`: no event is skipped or repeated.',
+      'it as `after`: no event is skipped or repeated. With `wait`, a long poll: an empty answer waits ' +
+      'for the next event, up to that many seconds.',
     tag: 'Events',
     query: s.ListEventsQuery,
     responses: [{ status: 200, description: 'A page of events.', schema: s.EventPage }],

@@ -16,6 +16,11 @@ export interface Route {
    */
   readonly auth: RouteAuth;
   readonly operation: string;
+  /**
+   * On AWS, the function that serves it: the API function, or the small polling function
+   * (functions/api/polling.ts) for routes that wait. @default 'api'
+   */
+  readonly lambda?: 'api' | 'poll';
 }
 
 export const ROUTES = [
@@ -36,7 +41,7 @@ export const ROUTES = [
   // Before `/v1/events/{id}`: the first route that matches wins here, and API Gateway too
   // prefers a fixed segment to a parameter.
   { method: 'POST', path: '/v1/events/batch', auth: 'admin', operation: 'publishEventBatch' },
-  { method: 'GET', path: '/v1/events', auth: 'partner', operation: 'listEvents' },
+  { method: 'GET', path: '/v1/events', auth: 'partner', operation: 'listEvents', lambda: 'poll' },
   { method: 'GET', path: '/v1/events/{id}', auth: 'partner', operation: 'getEvent' },
   { method: 'GET', path: '/v1/events/{id}/deliveries', auth: 'partner', operation: 'listEventDeliveries' },
   { method: 'POST', path: '/v1/events/{id}/redeliver', auth: 'partner', operation: 'redeliverEvent' },

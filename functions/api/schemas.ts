@@ -4,7 +4,7 @@
  * them. A schema with an `id` becomes a named component of that document.
  */
 import * as z from 'zod';
-import { MAX_BATCH_EVENTS } from '../core/events.ts';
+import { MAX_BATCH_EVENTS, MAX_POLL_WAIT_SECONDS } from '../core/events.ts';
 import {
   ApiKeyId,
   Attempt,
@@ -117,12 +117,26 @@ export const PublishBatchBody = z
   })
   .meta({ id: 'PublishBatchRequest' });
 
+/** A long poll's wait, for every listing of events. */
+const wait = z.coerce
+  .number()
+  .int()
+  .min(0)
+  .max(MAX_POLL_WAIT_SECONDS)
+  .default(0)
+  .meta({
+    description:
+      `Seconds to wait, up to ${MAX_POLL_WAIT_SECONDS}, when there is no event after the cursor: the answer ` +
+      'comes as soon as one is published, or empty when the time is up. 0 (the default): answer at once.',
+  });
+
 export const ListEventsQuery = z.strictObject({
   after: EventId.optional().meta({
     description: "The cursor: the `next` of the last page, or an event's id. Absent: from the oldest.",
   }),
   limit,
   types: eventTypeList.optional(),
+  wait,
 });
 
 export const PageQuery = z.strictObject({

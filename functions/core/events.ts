@@ -195,13 +195,40 @@ function lookUpOnce(partners: Pick<PartnerStore, 'get'>): Pick<PartnerStore, 'ge
  */
 export const MAX_PAGE_BYTES = 5 * 1024 * 1024;
 
+/** The longest a poll may wait for an event (well within API Gateway's 30 s). */
+export const MAX_POLL_WAIT_SECONDS = 20;
+
 /**
- * A page of the partner's events as the partner sees them.
+ * A page of the partner's events as the partner sees them; with `waitSeconds`, a long poll.
  * 1. Read the page from the log (commit order, after the cursor).
  * 2. Stop early when the events' JSON would pass MAX_PAGE_BYTES (always keeping the first),
  *    with `next` at the last event kept, so nothing is skipped.
+ * 3. An empty page, while time is left of the wait: wait for the log to say an event may have
+ *    come after the cursor (which moved past any events the types filtered out), and read
+ *    again. The wait ends with the first event, or with an empty page at its end.
  */
 export async function listEvents(
+  deps: { events: EventLog; clock: Clock },
+  partnerId: string,
+  query: EventListQuery,
+  waitSeconds = 0,
+): Promise<{ data: EventView[]; next: string | null }> {
+  const deadline = deps.clock.now().getTime() + waitSeconds * 1000;
+  let after = query.after;
+  for (;;) {
+    const page = await pageOfEvents(deps, partnerId, { ...query, ...(after === undefined ? {} : { after }) });
+    const left = deadline - deps.clock.now().getTime();
+    if (page.data.length > 0 || left <= 0) return page;
+    after = page.next ?? after;
+    await deps.events.waitForEvents(
+      partnerId,
+      { ...(after === undefined ? {} : { after }), ...(query.types ? { types: query.types } : {}) },
+      left,
+    );
+  }
+}
+
+async function pageOfEvents(
   deps: { events: EventLog },
   partnerId: string,
   query: EventListQuery,

@@ -60,6 +60,18 @@ export interface EventLog {
    * @throws CursorNotFoundError when `after` is not one of the partner's events.
    */
   list(partnerId: string, query: EventListQuery): Promise<Page<Event>>;
+  /**
+   * Resolves once the partner's log may hold an event after the cursor `after` (undefined:
+   * from the start) of one of `types` (absent or empty: any), or once `timeoutMs` have
+   * passed, whichever comes first. It may resolve early: the caller lists again to see.
+   * Waiting costs the log as little as it can (no read while nothing is appended, where the
+   * log can tell; a few small reads otherwise).
+   */
+  waitForEvents(
+    partnerId: string,
+    query: Pick<EventListQuery, 'after' | 'types'>,
+    timeoutMs: number,
+  ): Promise<void>;
 }
 
 /** What adding or removing an API key came to. */

@@ -35,6 +35,17 @@ export const DEFAULT_STAGE_THROTTLE = {
 } as const satisfies apigw.ThrottleSettings;
 
 /**
+ * The API function's timeout: a long poll's longest wait (MAX_POLL_WAIT_SECONDS, 20 s), the
+ * reads around it and a cold start fit, and API Gateway's own limit on its integration
+ * (API_GATEWAY.maxIntegrationTimeoutSeconds, 30 s) still answers after it with the function's
+ * error rather than its own 504.
+ */
+export const API_FUNCTION_TIMEOUT_SECONDS = 25;
+
+/** The polling function's memory: the least Lambda gives, since it mostly waits. */
+export const POLL_FUNCTION_MEMORY_MB = 128;
+
+/**
  * How long a revoked API key keeps working on AWS: API Gateway caches each authorizer answer
  * this long per Authorization header. Short, so a revocation takes effect soon; a partner
  * polling all the time costs one authorizer invocation a minute for it.
@@ -119,6 +130,8 @@ export class PartnerApi extends Construct {
   public readonly stage: apigw.HttpStage;
   public readonly apiFunction: DispatcherFunction;
   public readonly authorizerFunction: DispatcherFunction;
+  /** Serves the routes that poll (`lambda: 'poll'` in ROUTES), with little memory: see polling.ts. */
+  public readonly pollFunction: DispatcherFunction;
   public readonly accessLogGroup: logs.LogGroup;
   /** One per entry of `routes` (each has one method). */
   public readonly routes: readonly apigw.HttpRoute[];
@@ -126,7 +139,7 @@ export class PartnerApi extends Construct {
 
   constructor(scope: Construct, id: string, props: PartnerApiProps) {
     super(scope, id);
-    const routes = props.routes ?? ROUTES;
+    const routes: readonly Route[] = props.routes ?? ROUTES;
     const keys = routes.map((route) => `${route.method} ${route.path}`);
     if (new Set(keys).size !== keys.length)
       throw new Error(`${id}: routes must be unique: ${keys.join(', ')}`);
@@ -149,7 +162,7 @@ export class PartnerApi extends Construct {
       entry: 'functions/api/lambda.ts',
       description: 'HTTP API: partners, events, subscriptions, deliveries',
       serviceName: 'api',
-      timeout: Duration.seconds(10),
+      timeout: Duration.seconds(API_FUNCTION_TIMEOUT_SECONDS),
       memorySize: 512,
       logRetention: props.logRetention,
       environment: {
@@ -192,6 +205,27 @@ export class PartnerApi extends Construct {
       .useQueue(props.deliveryQueue, LAMBDA_ENV.deliveryQueueUrl, ['sqs:SendMessage'])
       .useQueue(props.slowLaneQueue, LAMBDA_ENV.slowLaneQueueUrl, ['sqs:SendMessage']);
 
+    this.pollFunction = new DispatcherFunction(this, 'PollFunction', {
+      entry: 'functions/poll/lambda.ts',
+      description: 'HTTP API polling: GET /v1/events, long polls included',
+      serviceName: 'poll',
+      timeout: Duration.seconds(API_FUNCTION_TIMEOUT_SECONDS),
+      // A long poll is billed for its wait by this memory (docs/cost.md, "Long polling").
+      memorySize: POLL_FUNCTION_MEMORY_MB,
+      logRetention: props.logRetention,
+      environment: {
+        [LAMBDA_ENV.retentionDays]: String(props.retentionDays),
+        [LAMBDA_ENV.partnerRequestsPerSecond]: String(limits.partnerPerSecond),
+        [LAMBDA_ENV.producerRequestsPerSecond]: String(limits.producerPerSecond),
+      },
+    })
+      // Events: list, and the counter a long poll reads while it waits.
+      .useTable(props.eventsTable, LAMBDA_ENV.eventsTable, {
+        table: ['dynamodb:GetItem', 'dynamodb:Query'],
+      })
+      // The callers' request counts (the rate limiter's updates), shared with the API function.
+      .useTable(props.partnersTable, LAMBDA_ENV.partnersTable, { table: ['dynamodb:UpdateItem'] });
+
     this.authorizerFunction = new DispatcherFunction(this, 'AuthorizerFunction', {
       entry: 'functions/authorizer/lambda.ts',
       description: 'Partner API authorizer: Bearer API key to partner id',
@@ -219,6 +253,13 @@ export class PartnerApi extends Construct {
       payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
       scopePermissionToRoute: false,
     });
+    const integrations = {
+      api: integration,
+      poll: new HttpLambdaIntegration('Poll', this.pollFunction, {
+        payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
+        scopePermissionToRoute: false,
+      }),
+    };
 
     this.api = new apigw.HttpApi(this, 'HttpApi', {
       description:
@@ -244,7 +285,7 @@ export class PartnerApi extends Construct {
       const [created] = this.api.addRoutes({
         path: route.path,
         methods: [METHODS[route.method]],
-        integration,
+        integration: integrations[route.lambda ?? 'api'],
         authorizer: authorizers[route.auth],
       });
       if (!created) throw new Error(`${id}: no route created for ${route.method} ${route.path}`);

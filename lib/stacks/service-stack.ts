@@ -132,6 +132,7 @@ export class ServiceStack extends Stack {
       functions: [
         { label: 'api', fn: this.api.apiFunction },
         { label: 'authorizer', fn: this.api.authorizerFunction },
+        { label: 'poll', fn: this.api.pollFunction },
         { label: 'fanout', fn: this.pipeline.fanoutFunction },
         { label: 'dispatcher', fn: this.pipeline.dispatcherFunction },
         { label: 'sweeper', fn: this.pipeline.sweeperFunction },

@@ -27,7 +27,7 @@ beforeAll(() => {
   synth = synthesize();
 });
 
-type FunctionName = 'api' | 'authorizer' | 'fanout' | 'dispatcher' | 'sweeper' | 'recovery';
+type FunctionName = 'api' | 'authorizer' | 'poll' | 'fanout' | 'dispatcher' | 'sweeper' | 'recovery';
 
 /** Resources by the names GRANTS uses. */
 type Grants = Readonly<Record<string, readonly string[]>>;
@@ -70,6 +70,11 @@ const GRANTS: Record<FunctionName, Grants> = {
   authorizer: {
     'authorizer logs': LOGS,
     partners: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+  },
+  poll: {
+    'poll logs': LOGS,
+    events: ['dynamodb:GetItem', 'dynamodb:Query'],
+    partners: ['dynamodb:UpdateItem'],
   },
   fanout: {
     'fanout logs': LOGS,
@@ -118,6 +123,7 @@ const PIPE_GRANTS: Grants = {
 const CONSUMES: Record<FunctionName, readonly string[]> = {
   api: [],
   authorizer: [],
+  poll: [],
   fanout: ['fanout'],
   dispatcher: ['delivery', 'slow-lane'],
   sweeper: [],
@@ -127,6 +133,7 @@ const CONSUMES: Record<FunctionName, readonly string[]> = {
 const ENTRIES: Record<FunctionName, string> = {
   api: 'functions/api/lambda.ts',
   authorizer: 'functions/authorizer/lambda.ts',
+  poll: 'functions/poll/lambda.ts',
   fanout: 'functions/fanout/lambda.ts',
   dispatcher: 'functions/dispatcher/lambda.ts',
   sweeper: 'functions/sweeper/lambda.ts',
@@ -329,6 +336,7 @@ function wiring(entry: string): { file: string; resource: string }[] {
 /** What each helper of adapters/aws/wiring.ts makes: the adapter file and the setting it reads. */
 const WIRING_HELPERS: Readonly<Record<string, readonly { file: string; key: ResourceKey }[]>> = {
   eventLog: [{ file: 'events.ts', key: 'eventsTable' }],
+  requestLimits: [{ file: 'rate-limiter.ts', key: 'partnersTable' }],
   subscriptionStore: [{ file: 'subscriptions.ts', key: 'subscriptionsTable' }],
   deliveryStore: [{ file: 'deliveries.ts', key: 'deliveriesTable' }],
   deliveryLanes: [
@@ -351,6 +359,7 @@ function functionsByName(): Record<FunctionName, IFunction> {
   return {
     api: api.apiFunction,
     authorizer: api.authorizerFunction,
+    poll: api.pollFunction,
     fanout: pipeline.fanoutFunction,
     dispatcher: pipeline.dispatcherFunction,
     sweeper: pipeline.sweeperFunction,
@@ -476,6 +485,7 @@ function roleOf(fn: IFunction): string {
 const FUNCTIONS: readonly FunctionName[] = [
   'api',
   'authorizer',
+  'poll',
   'fanout',
   'dispatcher',
   'sweeper',
@@ -511,7 +521,12 @@ describe('function roles', () => {
     const variables = (propertiesOf(synth.service, fn).Environment as { Variables: Record<string, unknown> })
       .Variables;
     const source = readFileSync(join(PROJECT_ROOT, ENTRIES[name]), 'utf8');
-    const keys = [...source.matchAll(/config\.(\w+)/g)].map(([, key = '']) => key).filter(isResourceKey);
+    // Named in the source (config.eventsTable), or read by the wiring helpers it calls with config.
+    const named = [...source.matchAll(/config\.(\w+)/g)].map(([, key = '']) => key);
+    const helped = [...source.matchAll(/\b(\w+)\(\s*(?:dynamoClient|sqsClient),\s*config\b/g)].flatMap(
+      ([, helper = '']) => (WIRING_HELPERS[helper] ?? []).map(({ key }) => key),
+    );
+    const keys = [...named, ...helped].filter(isResourceKey);
     expect(keys.length).toBeGreaterThan(0);
     const names = resourceNames();
     for (const key of new Set(keys)) {

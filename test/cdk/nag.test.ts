@@ -70,7 +70,7 @@ describe('cdk-nag AwsSolutions', () => {
 describe('function bundles', () => {
   it('are ESM with a require shim and a linked source map, exporting handler', () => {
     const functions = resourcesOfType(synth.service, 'AWS::Lambda::Function');
-    expect(functions).toHaveLength(6);
+    expect(functions).toHaveLength(7);
     for (const [id, properties] of functions) {
       const key = (properties.Code as { S3Key: string }).S3Key;
       const dir = join(synth.assembly.directory, `asset.${key.replace(/\.zip$/, '')}`);

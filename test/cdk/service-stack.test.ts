@@ -12,7 +12,15 @@ import {
   DEFAULT_SLOW_LANE_MAX_CONCURRENCY,
 } from '../../lib/constructs/delivery-pipeline.ts';
 import { DEFAULT_SETTINGS } from '../../lib/settings.ts';
-import { getAtt, propertiesOf, ref, resourcesOfType, type Synthesized, synthesize } from './fixture.ts';
+import {
+  getAtt,
+  logicalIdOf,
+  propertiesOf,
+  ref,
+  resourcesOfType,
+  type Synthesized,
+  synthesize,
+} from './fixture.ts';
 
 let synth: Synthesized;
 beforeAll(() => {
@@ -268,7 +276,7 @@ describe('SQS event sources', () => {
 
 describe('functions', () => {
   it('runs every function on nodejs24.x, arm64, with source maps and JSON logs', () => {
-    synth.service.resourceCountIs('AWS::Lambda::Function', 6);
+    synth.service.resourceCountIs('AWS::Lambda::Function', 7);
     synth.service.allResourcesProperties('AWS::Lambda::Function', {
       Runtime: 'nodejs24.x',
       Architectures: ['arm64'],
@@ -427,11 +435,36 @@ describe('HTTP API', () => {
       AuthorizationType: 'NONE',
       Target: Match.anyValue(),
     });
-    synth.service.resourceCountIs('AWS::ApiGatewayV2::Integration', 1);
+    synth.service.resourceCountIs('AWS::ApiGatewayV2::Integration', 2);
     synth.service.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
       IntegrationType: 'AWS_PROXY',
       PayloadFormatVersion: '2.0',
       IntegrationUri: getAtt(synth.stacks.service.api.apiFunction, 'Arn'),
+    });
+  });
+
+  it('serves the polling routes from the polling function, of 128 MB, within the HTTP API’s 30 s', () => {
+    const { api } = synth.stacks.service;
+    const integrations = synth.service.findResources('AWS::ApiGatewayV2::Integration');
+    const pollIntegration = Object.entries(integrations).find(([, resource]) =>
+      JSON.stringify(resource.Properties.IntegrationUri).includes(logicalIdOf(api.pollFunction)),
+    )?.[0];
+    expect(pollIntegration).toBeDefined();
+    const routes = Object.values(synth.service.findResources('AWS::ApiGatewayV2::Route'));
+    const polled = routes
+      .filter((route) => JSON.stringify(route.Properties.Target ?? '').includes(pollIntegration ?? '-'))
+      .map((route) => route.Properties.RouteKey)
+      .sort();
+    expect(polled).toEqual(
+      ROUTES.filter((r) => 'lambda' in r && r.lambda === 'poll')
+        .map((r) => `${r.method} ${r.path}`)
+        .sort(),
+    );
+    expect(polled.length).toBeGreaterThan(0);
+    synth.service.hasResourceProperties('AWS::Lambda::Function', {
+      MemorySize: 128,
+      Timeout: 25,
+      Environment: { Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: 'poll' }) },
     });
   });
 

@@ -12,7 +12,7 @@ describe('the cost of a callback, with the indexes the table definitions ask for
   let report: CostReport;
 
   beforeAll(async () => {
-    report = await measureCost(localEndpoint(), { projections: 'definitions' });
+    report = await measureCost(localEndpoint(), { projections: 'definitions', pollWaitSeconds: 1 });
   }, 180_000);
 
   it('writes the delivery once, when its first try stores it, and its one index entry: two units a callback in all', () => {

@@ -13,6 +13,8 @@ import { itemBytes, unitsOf } from '../../cost/item-size.ts';
 import { type MeterSink, meterDynamo, Usage, Waves } from '../../cost/meter.ts';
 import type { CostReport } from '../../cost/report.ts';
 import { measureCost } from '../../cost/run.ts';
+import { waitPauses } from '../../functions/adapters/aws/events.ts';
+import { SECONDS_PER_MONTH } from '../../functions/aws-prices.ts';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../dynamodb-local/server.ts';
 import {
   deleteTables,
@@ -27,7 +29,7 @@ describe('the cost of a callback, with the indexes the template builds', () => {
   let report: CostReport;
 
   beforeAll(async () => {
-    report = await measureCost(localEndpoint(), { projections: 'template' });
+    report = await measureCost(localEndpoint(), { projections: 'template', pollWaitSeconds: 2 });
   }, 180_000);
 
   function scenario(name: string) {
@@ -120,6 +122,24 @@ describe('the cost of a callback, with the indexes the template builds', () => {
       expect(quantity(name, 'Lambda', 'fanout: invocations'), name).toBe(0.1);
       expect(quantity(name, 'Lambda', 'dispatcher: invocations'), name).toBe(0.1);
     }
+  });
+
+  it('bills an idle long poll for its wait, with a handful of small reads, and a poll answered at once for neither', () => {
+    const { polling } = report;
+    const lambda = (lines: typeof polling.idleLongPoll, item: string) =>
+      lines.find((l) => l.service === 'Lambda' && l.item.startsWith(item))?.quantity ?? 0;
+    // 2 s at 128 MB (the polling function's), and not much more.
+    expect(lambda(polling.idleLongPoll, 'poll: duration (128 MB')).toBeGreaterThanOrEqual(0.25);
+    expect(lambda(polling.idleLongPoll, 'poll: duration (128 MB')).toBeLessThan(0.3);
+    expect(lambda(polling.shortPoll, 'poll: duration (128 MB')).toBeLessThan(0.01);
+    const reads = (lines: typeof polling.idleLongPoll) =>
+      lines
+        .filter((l) => l.service === 'DynamoDB' && l.unit === 'RRU')
+        .reduce((sum, l) => sum + l.quantity, 0);
+    // Beside what a poll answered at once reads: the counter, eventually consistently, after each pause.
+    expect(reads(polling.idleLongPoll) - reads(polling.shortPoll)).toBe(waitPauses(2000).length / 2);
+    expect(polling.idleLongPollUsd).toBeGreaterThan(polling.shortPollUsd);
+    expect(polling.longPollingMonthUsd).toBeCloseTo((polling.idleLongPollUsd * SECONDS_PER_MONTH) / 2, 6);
   });
 
   it('prices publishing in batches below publishing one by one, and says whether the target is met', () => {

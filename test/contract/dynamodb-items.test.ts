@@ -294,6 +294,34 @@ describe('DynamoEventLog filtered polling', () => {
   });
 });
 
+describe('DynamoEventLog long polling', () => {
+  it("wakes a wait when another instance appends the partner's next event, and then lists it", async () => {
+    const name = await table(EVENTS_TABLE);
+    const waiting = new DynamoEventLog(client, name);
+    const writer = new DynamoEventLog(client, name);
+    const partnerId = id('ptr');
+    const { event: seen } = await writer.append(newEvent(partnerId));
+
+    const wait = waiting.waitForEvents(partnerId, { after: seen.id }, 20_000);
+    await writer.append(newEvent(id('ptr'))); // another partner's counter
+    const { event } = await writer.append(newEvent(partnerId));
+    await wait;
+    expect((await waiting.list(partnerId, { limit: 10, after: seen.id })).items.map((e) => e.id)).toEqual([
+      event.id,
+    ]);
+  });
+
+  it('ends a wait with nothing appended when its time is up, and at once for a cursor that is not the partner’s', async () => {
+    const name = await table(EVENTS_TABLE);
+    const log = new DynamoEventLog(client, name);
+    const partnerId = id('ptr');
+    const { event } = await log.append(newEvent(partnerId));
+    await log.waitForEvents(partnerId, { after: event.id }, 600);
+    await log.waitForEvents(id('ptr'), { after: event.id }, 60_000);
+    expect((await log.list(partnerId, { limit: 10, after: event.id })).items).toEqual([]);
+  });
+});
+
 describe('DynamoDeliveryStore items', () => {
   it('writes the delivery under its event’s tag with its subscription index key and its first attempt, later attempts beside it, all expiring retentionDays after their writing, and nothing else', async () => {
     const name = await table(DELIVERIES_TABLE);

@@ -312,6 +312,44 @@ describe('HTTP API: partners and events', () => {
     });
   });
 
+  describe('GET /v1/events?wait= (long polling)', () => {
+    it('holds an empty poll open until the next event is published, and answers with it', async () => {
+      const partner = await d.createPartner();
+      const first = await publish(d, partner.id, 'order.created');
+      const other = await d.createPartner();
+      const poll = d.as<Page<EventView>>(partner.apiKey, 'GET', `/v1/events?after=${first}&wait=20`);
+      // Another partner's event does not answer it; the partner's own does.
+      await publish(d, other.id, 'order.created');
+      const next = await publish(d, partner.id, 'order.shipped');
+      const res = await poll;
+      expect(res.status).toBe(200);
+      expect(res.body.data.map((e) => e.id)).toEqual([next]);
+      expect(res.body.next).toBe(next);
+    });
+
+    it('answers at once when there is already an event after the cursor', async () => {
+      const partner = await d.createPartner();
+      const id = await publish(d, partner.id, 'order.created');
+      const res = await d.as<Page<EventView>>(partner.apiKey, 'GET', '/v1/events?wait=20');
+      expect(res.body.data.map((e) => e.id)).toEqual([id]);
+    });
+
+    it('answers an empty page with the same cursor when the wait is up', async () => {
+      const partner = await d.createPartner();
+      const id = await publish(d, partner.id, 'order.created');
+      const res = await d.as<Page<EventView>>(partner.apiKey, 'GET', `/v1/events?after=${id}&wait=1`);
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({ data: [], next: id });
+    });
+
+    it('refuses a wait over 20 seconds, below 0 or not a number, naming query.wait', async () => {
+      const partner = await d.createPartner();
+      for (const wait of ['21', '-1', 'soon', '1.5']) {
+        expectProblem(await d.as(partner.apiKey, 'GET', `/v1/events?wait=${wait}`), 400, 'query.wait');
+      }
+    });
+  });
+
   describe('GET /v1/events', () => {
     it("returns the partner's events with id, type, payload and createdAt, and a next cursor", async () => {
       const partner = await d.createPartner();

@@ -1,4 +1,8 @@
-/** The API handler's ports on one SQLite database, for tests that drive the handler in-process. */
+/**
+ * For tests that drive the API's handlers in-process: their ports on one SQLite database, and
+ * requests as API Gateway passes them.
+ */
+import { randomUUID } from 'node:crypto';
 import { systemClock } from '../../functions/adapters/clock.ts';
 import { InMemoryRateLimiter } from '../../functions/adapters/memory/rate-limiter.ts';
 import type { SqliteDatabase } from '../../functions/adapters/sqlite/database.ts';
@@ -7,7 +11,7 @@ import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
 import { SqlitePartnerStore } from '../../functions/adapters/sqlite/partners.ts';
 import { SqliteQueue } from '../../functions/adapters/sqlite/queues.ts';
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
-import type { ApiDeps } from '../../functions/api/handler.ts';
+import type { ApiDeps, ApiRequest } from '../../functions/api/handler.ts';
 import type { DeliveryMessage } from '../../functions/core/model.ts';
 import { testCipher } from './cipher.ts';
 
@@ -27,5 +31,40 @@ export function sqliteApiDeps(db: SqliteDatabase, perSecond = 10_000): ApiDeps {
     allowPrivateTargets: true,
     limiter: new InMemoryRateLimiter(),
     limits: { partnerPerSecond: perSecond, producerPerSecond: perSecond },
+  };
+}
+
+/** An HTTP API request (payload 2.0) as API Gateway passes it, with what the authorizer left. */
+export function apiRequest(options: {
+  method?: string;
+  path: string;
+  query?: string;
+  headers?: Record<string, string>;
+  body?: string | undefined;
+  authorizer?: ApiRequest['requestContext']['authorizer'];
+}): ApiRequest {
+  const { method = 'GET', path, query = '', headers = {}, body, authorizer } = options;
+  return {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath: path,
+    rawQueryString: query,
+    ...(query === '' ? {} : { queryStringParameters: Object.fromEntries(new URLSearchParams(query)) }),
+    headers,
+    ...(body === undefined ? {} : { body }),
+    isBase64Encoded: false,
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'api',
+      domainName: 'api.example.com',
+      domainPrefix: 'api',
+      http: { method, path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
+      requestId: randomUUID(),
+      routeKey: '$default',
+      stage: '$default',
+      time: new Date().toUTCString(),
+      timeEpoch: Date.now(),
+      ...(authorizer === undefined ? {} : { authorizer }),
+    },
   };
 }

@@ -18,7 +18,7 @@ import { ROUTES, type RouteAuth } from '../../functions/api/routes.ts';
 import { newId } from '../../functions/core/ids.ts';
 import { lambdaContext } from '../../local/lambda-context.ts';
 import { makeApiKey } from '../contract/fixtures.ts';
-import { sqliteApiDeps } from '../support/api-deps.ts';
+import { apiRequest, sqliteApiDeps } from '../support/api-deps.ts';
 import { checkAgainstOpenApi } from '../support/openapi-conformance.ts';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 60);
@@ -118,39 +118,24 @@ function request(
   path: string,
   auth: RouteAuth,
   headers: Record<string, string>,
-  rawQuery: string,
-  text: string | undefined,
+  query: string,
+  body: string | undefined,
 ): ApiRequest {
-  return {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath: path,
-    rawQueryString: rawQuery,
-    queryStringParameters: Object.fromEntries(new URLSearchParams(rawQuery)),
+  return apiRequest({
+    method,
+    path,
+    query,
     headers,
-    ...(text === undefined ? {} : { body: text }),
-    isBase64Encoded: false,
-    requestContext: {
-      accountId: '123456789012',
-      apiId: 'api',
-      domainName: 'api.example.com',
-      domainPrefix: 'api',
-      http: { method, path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'fuzz' },
-      requestId: randomUUID(),
-      routeKey: '$default',
-      stage: '$default',
-      time: new Date().toUTCString(),
-      timeEpoch: Date.now(),
-      ...(auth === 'public'
-        ? {}
-        : {
-            authorizer:
-              auth === 'admin'
-                ? { iam: { userArn: 'arn:aws:iam::123456789012:role/producer' } }
-                : { lambda: { partnerId } },
-          }),
-    },
-  };
+    body,
+    ...(auth === 'public'
+      ? {}
+      : {
+          authorizer:
+            auth === 'admin'
+              ? { iam: { userArn: 'arn:aws:iam::123456789012:role/producer' } }
+              : { lambda: { partnerId } },
+        }),
+  });
 }
 
 describe('every route, whatever it is sent', () => {

@@ -14,7 +14,7 @@ import {
 import type { Measured } from '../../cost/harness.ts';
 import { itemBytes, numberBytes, unitsOf } from '../../cost/item-size.ts';
 import { indexWriteUnits, type Span } from '../../cost/meter.ts';
-import { chainMs, priceIdleMonth, priceScenario, readableName } from '../../cost/model.ts';
+import { chainMs, priceIdleMonth, pricePolling, priceScenario, readableName } from '../../cost/model.ts';
 import { type CostReport, formatReport, toJson } from '../../cost/report.ts';
 import { runCost } from '../../cost/run.ts';
 import { ASSUMPTIONS, SCENARIOS } from '../../cost/scenarios.ts';
@@ -125,9 +125,11 @@ describe('the deployment, read from the synthesized templates', () => {
       'authorizer',
       'dispatcher',
       'fanout',
+      'poll',
       'recovery',
       'sweeper',
     ]);
+    expect(byService.poll?.memoryMb).toBe(128);
     for (const fn of deployment.functions) {
       expect(fn.architecture).toBe('arm64');
       expect(fn.memoryMb).toBeGreaterThanOrEqual(128);
@@ -284,11 +286,24 @@ describe('pricing a measured scenario', () => {
       scenarios: [cost],
       idleMonthUsd: 0,
       idleMonth: [],
+      polling: pricePolling(
+        {
+          invocations: [
+            { service: 'api', records: 0, awsCalls: 3, callbacks: 0, spans: [], waitedMs: 20_000 },
+          ],
+          dynamo: {},
+        },
+        { invocations: [{ service: 'api', records: 0, awsCalls: 3, callbacks: 0, spans: [] }], dynamo: {} },
+        20,
+        deployment,
+        ASSUMPTIONS,
+      ),
       assumptions: ASSUMPTIONS,
     };
     const text = formatReport(report);
     expect(text).toContain('**API Gateway**');
     expect(text).toContain('**total**');
+    expect(text).toMatch(/an idle long poll of 20 s costs \$0\.0001/);
     const json: unknown = JSON.parse(toJson(report));
     expect(json).toMatchObject({
       scenarios: [{ name: cost.name, perMillionCallbacksUsd: expect.any(Number) }],

@@ -5,8 +5,14 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_REQUEST_BYTES } from '../../functions/api/handler.ts';
 import { API_GATEWAY, DYNAMODB, LAMBDA } from '../../functions/aws-quotas.ts';
-import { MAX_BATCH_EVENTS, MAX_PAGE_BYTES, MAX_PAYLOAD_BYTES } from '../../functions/core/events.ts';
+import {
+  MAX_BATCH_EVENTS,
+  MAX_PAGE_BYTES,
+  MAX_PAYLOAD_BYTES,
+  MAX_POLL_WAIT_SECONDS,
+} from '../../functions/core/events.ts';
 import { EventType } from '../../functions/core/model.ts';
+import { API_FUNCTION_TIMEOUT_SECONDS } from '../../lib/constructs/partner-api.ts';
 
 describe('the project’s limits within AWS’s quotas', () => {
   it('stores the largest payload in one DynamoDB item, with room for its keys, type and times', () => {
@@ -20,6 +26,11 @@ describe('the project’s limits within AWS’s quotas', () => {
     expect(MAX_PAGE_BYTES).toBeLessThan(LAMBDA.maxSyncResponseBytes);
     // A page keeps at least one event, however large: the largest fits too.
     expect(MAX_PAYLOAD_BYTES).toBeLessThan(MAX_PAGE_BYTES);
+  });
+
+  it('answers the longest long poll within the API function’s timeout, and that within the HTTP API’s', () => {
+    expect(MAX_POLL_WAIT_SECONDS + 3).toBeLessThanOrEqual(API_FUNCTION_TIMEOUT_SECONDS);
+    expect(API_FUNCTION_TIMEOUT_SECONDS).toBeLessThan(API_GATEWAY.maxIntegrationTimeoutSeconds);
   });
 
   it('takes requests the HTTP API passes on', () => {

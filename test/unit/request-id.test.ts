@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { closeDatabase, openDatabase } from '../../functions/adapters/sqlite/database.ts';
 import { type ApiRequest, createApiHandler, REQUEST_ID_HEADER } from '../../functions/api/handler.ts';
 import { lambdaContext } from '../../local/lambda-context.ts';
-import { sqliteApiDeps } from '../support/api-deps.ts';
+import { apiRequest, sqliteApiDeps } from '../support/api-deps.ts';
 
 const db = openDatabase(':memory:');
 afterAll(() => closeDatabase(db));
@@ -23,33 +23,14 @@ const handler = createApiHandler(
       list: async () => {
         throw new Error('the table is gone');
       },
+      waitForEvents: (partnerId, query, timeoutMs) => deps.events.waitForEvents(partnerId, query, timeoutMs),
     },
   },
   (message) => logged.push(message),
 );
 
 function get(path: string, authorizer: ApiRequest['requestContext']['authorizer']): ApiRequest {
-  return {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath: path,
-    rawQueryString: '',
-    headers: {},
-    isBase64Encoded: false,
-    requestContext: {
-      accountId: '123456789012',
-      apiId: 'api',
-      domainName: 'api.example.com',
-      domainPrefix: 'api',
-      http: { method: 'GET', path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
-      requestId: randomUUID(),
-      routeKey: '$default',
-      stage: '$default',
-      time: new Date().toUTCString(),
-      timeEpoch: Date.now(),
-      ...(authorizer === undefined ? {} : { authorizer }),
-    },
-  };
+  return apiRequest({ path, authorizer });
 }
 
 const partner = { lambda: { partnerId: 'ptr_01JA0000000000000000000000' } };

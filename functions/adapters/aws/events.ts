@@ -49,11 +49,30 @@ import type {
 import { systemClock } from '../clock.ts';
 import { attributeNames, compact, expiresAt, type Item, isConditionFailure } from './dynamo.ts';
 
+/** A long poll's first read of the counter, and its longest pause between two reads. */
+export const WAIT_FIRST_PAUSE_MS = 250;
+export const WAIT_MAX_PAUSE_MS = 1000;
+
+/**
+ * The pauses of a wait of `timeoutMs`, each followed by a read of the counter: doubling from
+ * WAIT_FIRST_PAUSE_MS to WAIT_MAX_PAUSE_MS, the last one cut short at the end. A wait of
+ * 20 s reads the counter 22 times: 11 read units.
+ */
+export function waitPauses(timeoutMs: number): number[] {
+  const pauses: number[] = [];
+  let left = timeoutMs;
+  for (let pause = WAIT_FIRST_PAUSE_MS; left > 0; pause = Math.min(pause * 2, WAIT_MAX_PAUSE_MS)) {
+    pauses.push(Math.min(pause, left));
+    left -= pause;
+  }
+  return pauses;
+}
+
 /** Partition keys one partner's events (and its pointers) are spread over. */
 export const EVENT_STRIPES = 4;
 /**
  * How long a seq may stay missing below a written one before a poller fills it with a hole:
- * longer than any append can take (the API function's timeout is 10 s, the dispatcher's 30 s).
+ * longer than any append can take (the API function's timeout is 25 s, the dispatcher's 30 s).
  */
 export const HOLE_AFTER_MS = 60_000;
 const SEQ_DIGITS = 15;
@@ -305,6 +324,45 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
       if (stopped) break;
     }
     return { items: events, next: lastExamined ?? query.after ?? null };
+  }
+
+  /**
+   * Waits by reading the partner's counter, a small item, eventually consistently (half a read
+   * unit): first after WAIT_FIRST_PAUSE_MS, then at pauses doubling to WAIT_MAX_PAUSE_MS, until
+   * it has moved past the cursor's seq. Nothing tells a Lambda function that an item changed,
+   * so a few reads are the whole cost of a wait (see docs/cost.md, "Long polling"); the pause
+   * before the first read keeps a caller that lists again at once from spinning while a seq
+   * it found taken is still being written. The counter says nothing of types: a wait for some
+   * types ends with an event of any (the list moves the cursor past those it filters out).
+   */
+  async waitForEvents(
+    partnerId: string,
+    { after }: Pick<EventListQuery, 'after' | 'types'>,
+    timeoutMs: number,
+  ): Promise<void> {
+    let cursor = 0;
+    if (after !== undefined) {
+      const seq = seqInId(partnerId, after) ?? (await this.#pointedSeq(partnerId, after, false));
+      if (seq === undefined) return; // not a cursor of this partner's: the list answers for it
+      cursor = seq;
+    }
+    for (const pause of waitPauses(timeoutMs)) {
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      if ((await this.#takenSeq(partnerId)) > cursor) return;
+    }
+  }
+
+  /** The highest seq an append of the partner has taken (0: none), read eventually consistently. */
+  async #takenSeq(partnerId: string): Promise<number> {
+    const result = await this.#client.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: counterKey(partnerId),
+        ProjectionExpression: '#seq',
+        ExpressionAttributeNames: attributeNames('seq'),
+      }),
+    );
+    return result.Item === undefined ? 0 : Counter.parse(result.Item).seq;
   }
 
   /**

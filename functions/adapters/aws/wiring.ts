@@ -7,12 +7,14 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { LambdaConfig } from '../../config.ts';
+import { type RequestLimits, rememberingRefusals } from '../../core/limits.ts';
 import type { DeliveryMessage } from '../../core/model.ts';
-import type { SecretCipher } from '../../core/ports.ts';
+import type { RateLimiter, SecretCipher } from '../../core/ports.ts';
 import { DynamoDeliveryStore } from './deliveries.ts';
 import { SqsDeliveryQueue } from './delivery-queue.ts';
 import { DynamoDueRetryStore } from './due-retries.ts';
 import { DynamoEventLog } from './events.ts';
+import { DynamoRateLimiter } from './rate-limiter.ts';
 import { SqsQueue } from './sqs-queue.ts';
 import { DynamoSubscriptionStore } from './subscriptions.ts';
 
@@ -67,4 +69,22 @@ export function deliveryLanes(
           due: new DynamoDueRetryStore(dispatcher.dynamo, dispatcher.config.deliveriesTable),
         }),
   });
+}
+
+/**
+ * The callers' request limits and their counts: in the partners table, shared by every
+ * instance of every function that serves the API; a caller refused once is refused by this
+ * instance until its window ends without another write.
+ */
+export function requestLimits(
+  dynamo: DynamoDBDocumentClient,
+  config: Pick<LambdaConfig, 'partnersTable' | 'partnerRequestsPerSecond' | 'producerRequestsPerSecond'>,
+): { limiter: RateLimiter; limits: RequestLimits } {
+  return {
+    limiter: rememberingRefusals(new DynamoRateLimiter(dynamo, config.partnersTable)),
+    limits: {
+      partnerPerSecond: config.partnerRequestsPerSecond,
+      producerPerSecond: config.producerRequestsPerSecond,
+    },
+  };
 }

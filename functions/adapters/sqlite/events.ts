@@ -32,8 +32,16 @@ function toEvent(row: Row): Event {
  * schema), not id order: ids are minted before the write lock is taken, so a later commit can
  * carry a smaller id, and paging by id could skip it.
  */
+/**
+ * How often a waiting poller looks at the file itself: appends of this instance wake it at
+ * once, and this finds those of another process writing the same file.
+ */
+const WAIT_LOOK_MS = 1000;
+
 export class SqliteEventLog implements EventLog {
   readonly #db: SqliteDatabase;
+  /** Per partner, the pollers waiting for its next event (see waitForEvents). */
+  readonly #waiting = new Map<string, Set<() => void>>();
 
   constructor(db: SqliteDatabase) {
     this.#db = db;
@@ -41,6 +49,68 @@ export class SqliteEventLog implements EventLog {
 
   /** The new event's id is a ULID of its `createdAt`, minted before the write lock is taken. */
   async append(draft: NewEvent): Promise<AppendResult> {
+    const result = await this.#append(draft);
+    // Committed: whoever waits for the partner's next event lists again now.
+    if (result.created) for (const wake of [...(this.#waiting.get(draft.partnerId) ?? [])]) wake();
+    return result;
+  }
+
+  /**
+   * Resolves at the first of: an append of this instance for the partner, an event found
+   * after the cursor (at once, or at a look every WAIT_LOOK_MS for another process's
+   * appends), or the timeout. A cursor that is not the partner's resolves at once: the list
+   * that follows answers for it.
+   */
+  waitForEvents(
+    partnerId: string,
+    query: Pick<EventListQuery, 'after' | 'types'>,
+    timeoutMs: number,
+  ): Promise<void> {
+    return new Promise((resolve) => {
+      let waiting = this.#waiting.get(partnerId);
+      if (waiting === undefined) {
+        waiting = new Set();
+        this.#waiting.set(partnerId, waiting);
+      }
+      const set = waiting;
+      const done = () => {
+        clearTimeout(timer);
+        clearInterval(look);
+        set.delete(done);
+        if (set.size === 0 && this.#waiting.get(partnerId) === set) this.#waiting.delete(partnerId);
+        resolve();
+      };
+      set.add(done);
+      const timer = setTimeout(done, Math.max(0, timeoutMs));
+      const look = setInterval(() => {
+        if (this.#hasEventAfter(partnerId, query)) done();
+      }, WAIT_LOOK_MS);
+      // Registered before this look, so an append committed in between still wakes it.
+      if (this.#hasEventAfter(partnerId, query)) done();
+    });
+  }
+
+  #hasEventAfter(partnerId: string, query: Pick<EventListQuery, 'after' | 'types'>): boolean {
+    const types = query.types ?? [];
+    // A cursor that is not the partner's counts any event: the list that follows answers for it.
+    const row = prepared(
+      this.#db,
+      `SELECT 1 AS found FROM events WHERE partner_id = ?
+         AND seq > coalesce((SELECT seq FROM events WHERE id = ? AND partner_id = ?), CASE WHEN ? THEN -1 ELSE 0 END)
+         AND (? = 0 OR type IN (SELECT value FROM json_each(?)))
+       LIMIT 1`,
+    ).get(
+      partnerId,
+      query.after ?? null,
+      partnerId,
+      query.after === undefined ? 0 : 1,
+      types.length,
+      JSON.stringify(types),
+    );
+    return row !== undefined;
+  }
+
+  #append(draft: NewEvent): Promise<AppendResult> {
     const db = this.#db;
     const event: Event = { ...draft, id: newId('evt', Date.parse(draft.createdAt)) };
     return write(db, () => {

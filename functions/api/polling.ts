@@ -1,0 +1,30 @@
+/**
+ * Polling, served on AWS by a function of its own: a long poll spends most of its time waiting,
+ * and Lambda bills that time by the function's memory, so the routes that poll run in a small
+ * function (128 MB) that needs only the event log and the request limits. The API handler
+ * serves the same routes with these same handlers, so both runtimes answer alike.
+ */
+import { listEvents } from '../core/events.ts';
+import type { AdmitDeps } from '../core/limits.ts';
+import type { Clock, EventLog } from '../core/ports.ts';
+import { json, type Log, parse, partnerOf, type RouteHandler, routedHandler } from './http.ts';
+import { OPERATIONS } from './operations.ts';
+import type { Operation } from './routes.ts';
+
+export interface PollDeps extends AdmitDeps {
+  events: EventLog;
+  clock: Clock;
+}
+
+export const POLL_HANDLERS = {
+  async listEvents(deps, event) {
+    const partnerId = partnerOf(event);
+    const { wait, ...query } = parse(OPERATIONS.listEvents.query, event.queryStringParameters ?? {}, 'query');
+    return json(200, await listEvents(deps, partnerId, query, wait));
+  },
+} satisfies Partial<Record<Operation, RouteHandler<PollDeps>>>;
+
+/** The polling function's handler: the polling routes, and 404 for any other. */
+export function createPollHandler(deps: PollDeps, log?: Log) {
+  return routedHandler(deps, POLL_HANDLERS, log);
+}
