@@ -19,6 +19,7 @@ import { systemResolver } from '../functions/adapters/dns.ts';
 import { HttpCallbackSender } from '../functions/adapters/http/callback-sender.ts';
 import { InMemoryRateLimiter } from '../functions/adapters/memory/rate-limiter.ts';
 import { RememberingCipher } from '../functions/adapters/secrets/remembering-cipher.ts';
+import { SqliteConsumerStore } from '../functions/adapters/sqlite/consumers.ts';
 import {
   closeDatabase,
   DATABASE_FILE,
@@ -195,6 +196,7 @@ interface OpenStores {
   checkpointer: { stop(): Promise<void> };
   eventLog: SqliteEventLog;
   partners: SqlitePartnerStore;
+  consumers: SqliteConsumerStore;
   subscriptions: SqliteSubscriptionStore;
   deliveries: SqliteDeliveryStore;
   outbox: SqliteOutbox;
@@ -240,6 +242,7 @@ async function openStores(config: LocalConfig, dataDir: string, clock: Clock, lo
     checkpointer,
     eventLog: new SqliteEventLog(db),
     partners: new SqlitePartnerStore(db),
+    consumers: new SqliteConsumerStore(db),
     subscriptions,
     deliveries: new SqliteDeliveryStore(db),
     outbox: new SqliteOutbox(db),
@@ -287,6 +290,8 @@ function startWorkers(
     get: (partnerId, eventId) => eventLog.get(partnerId, eventId),
     list: (partnerId, query) => eventLog.list(partnerId, query),
     waitForEvents: (partnerId, query, timeoutMs) => eventLog.waitForEvents(partnerId, query, timeoutMs),
+    latestCursor: (partnerId) => eventLog.latestCursor(partnerId),
+    countAfter: (partnerId, after) => eventLog.countAfter(partnerId, after),
   };
   const ownSender = options.sender
     ? undefined
@@ -387,15 +392,17 @@ async function serveHttp(
   options: LocalRuntimeOptions,
   context: { clock: Clock; log: Log; adminToken: string },
 ): Promise<Server> {
-  const { partners, subscriptions, deliveries } = stores;
+  const { partners, consumers, subscriptions, deliveries } = stores;
   const server: Server = createHttpServer({
     api: createApiHandler(
       {
         events: workers.events,
         partners,
+        consumers,
         subscriptions,
         deliveries,
         deliveryQueue: workers.deliveryQueue,
+        retentionDays: config.retentionDays,
         clock: context.clock,
         resolver: options.resolver ?? systemResolver,
         allowPrivateTargets: config.allowPrivateTargets,

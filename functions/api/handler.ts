@@ -3,6 +3,7 @@
  * request carried, validated with zod here at the edge (the plumbing is in http.ts).
  */
 import { listEventDeliveries, listSubscriptionDeliveries } from '../core/attempt-log.ts';
+import { ackConsumer, deleteConsumer, getConsumer, listConsumers, putConsumer } from '../core/consumers.ts';
 import {
   type BatchEntry,
   type BatchResult,
@@ -48,7 +49,7 @@ import {
 } from './http.ts';
 import { openApiJson } from './openapi.ts';
 import { OPERATIONS } from './operations.ts';
-import { POLL_HANDLERS } from './polling.ts';
+import { POLL_HANDLERS, type PollDeps } from './polling.ts';
 import { type Problem, toProblem, validationErrorFrom } from './problem.ts';
 import type { Operation } from './routes.ts';
 
@@ -60,7 +61,7 @@ export {
   REQUEST_ID_HEADER,
 } from './http.ts';
 
-export interface ApiDeps {
+export interface ApiDeps extends PollDeps {
   events: EventLog;
   partners: PartnerStore;
   subscriptions: SubscriptionStore;
@@ -164,6 +165,49 @@ const handlers: Record<Operation, RouteHandler<ApiDeps>> = {
     const body = parse(OPERATIONS.publishEventBatch.body, jsonBody(event), 'body');
     const results = await publishEvents(deps, body.events.map(batchEntry));
     return json(200, { results: results.map((r, i) => batchResultView(r, i, event.rawPath, log)) });
+  },
+
+  async listConsumers(deps, event) {
+    const partnerId = partnerOf(event);
+    const query = parse(OPERATIONS.listConsumers.query, event.queryStringParameters ?? {}, 'query');
+    const page = await listConsumers(deps, partnerId, query);
+    return json(200, { data: page.items, next: page.next });
+  },
+
+  async putConsumer(deps, event, params) {
+    const partnerId = partnerOf(event);
+    // This route names a consumer to create: a name of the wrong shape is a 400, not a 404.
+    const name = parse(OPERATIONS.putConsumer.params.name, params.name, 'path.name');
+    const body = parse(OPERATIONS.putConsumer.body, optionalJsonBody(event), 'body');
+    const start =
+      body.start === undefined || body.start === 'earliest' || body.start === 'latest'
+        ? body.start
+        : { after: body.start };
+    const { consumer, created } = await putConsumer(deps, partnerId, name, { types: body.types, start });
+    return json(created ? 201 : 200, consumer);
+  },
+
+  async getConsumer(deps, event, params) {
+    const partnerId = partnerOf(event);
+    const name = pathId(OPERATIONS.getConsumer.params.name, params.name, 'consumer');
+    return json(200, await getConsumer(deps, partnerId, name));
+  },
+
+  async deleteConsumer(deps, event, params) {
+    const partnerId = partnerOf(event);
+    await deleteConsumer(
+      deps,
+      partnerId,
+      pathId(OPERATIONS.deleteConsumer.params.name, params.name, 'consumer'),
+    );
+    return { statusCode: 204 };
+  },
+
+  async ackConsumer(deps, event, params) {
+    const partnerId = partnerOf(event);
+    const name = pathId(OPERATIONS.ackConsumer.params.name, params.name, 'consumer');
+    const body = parse(OPERATIONS.ackConsumer.body, jsonBody(event), 'body');
+    return json(200, await ackConsumer(deps, partnerId, name, body.eventId));
   },
 
   async getEvent(deps, event, params) {

@@ -7,6 +7,7 @@ import { API_REQUEST_ID_PATH, logError, logger } from '../adapters/aws/logger.ts
 import { DynamoPartnerStore } from '../adapters/aws/partners.ts';
 import { sqsClient } from '../adapters/aws/sqs-client.ts';
 import {
+  consumerStore,
   deliveryLanes,
   deliveryStore,
   eventLog,
@@ -42,6 +43,8 @@ export const handler = createApiHandler(
       rememberingKmsCipher(kmsClient, config.secretsKeyArn),
     ),
     deliveries: deliveryStore(dynamoClient, config),
+    consumers: consumerStore(dynamoClient, config),
+    retentionDays: config.retentionDays,
     deliveryQueue: deliveryLanes(sqsClient, config),
     clock: systemClock,
     resolver: systemResolver,

@@ -22,6 +22,7 @@ const ERROR_MEANINGS: Record<number, string> = {
   401: 'No credentials, or credentials that are not valid for this route.',
   404: 'No such resource among yours.',
   409: 'The request conflicts with the state of the resource.',
+  410: "Gone: the consumer's position is older than the retention; move it with PUT to go on.",
   413: 'The body or the event payload is too large.',
   415: 'The body is not `application/json`.',
   429: 'Over a limit: try again after `Retry-After` seconds.',
@@ -178,6 +179,7 @@ export function openApiDocument(routes: readonly Route[] = ROUTES): Document {
     },
     tags: [
       { name: 'Events', description: 'Polling your event log.' },
+      { name: 'Consumers', description: 'Cursors the dispatcher keeps for your readers.' },
       { name: 'Subscriptions', description: 'Callback URLs and their signing secrets.' },
       { name: 'Deliveries', description: 'What was sent where, each try, and sending again.' },
       {

@@ -6,7 +6,7 @@
  * every answer the API gives against the document.
  */
 import type * as z from 'zod';
-import { ApiKeyId, EventId, PartnerId, SubscriptionId } from '../core/model.ts';
+import { ApiKeyId, ConsumerName, EventId, PartnerId, SubscriptionId } from '../core/model.ts';
 import type { Operation } from './routes.ts';
 import * as s from './schemas.ts';
 
@@ -20,7 +20,15 @@ export interface SuccessResponse {
 export interface OperationSpec {
   readonly summary: string;
   readonly description?: string;
-  readonly tag: 'Events' | 'Subscriptions' | 'Deliveries' | 'API keys' | 'Partners' | 'Publishing' | 'API';
+  readonly tag:
+    | 'Events'
+    | 'Consumers'
+    | 'Subscriptions'
+    | 'Deliveries'
+    | 'API keys'
+    | 'Partners'
+    | 'Publishing'
+    | 'API';
   /** The path's parameters: a value of the wrong shape names nothing, so it is answered 404. */
   readonly params?: Readonly<Record<string, z.ZodType<string>>>;
   readonly query?: z.ZodObject;
@@ -129,6 +137,59 @@ export const OPERATIONS = {
     tag: 'Events',
     query: s.ListEventsQuery,
     responses: [{ status: 200, description: 'A page of events.', schema: s.EventPage }],
+  },
+  listConsumers: {
+    summary: 'Your consumers, each with its lag',
+    tag: 'Consumers',
+    query: s.PageQuery,
+    responses: [{ status: 200, description: 'A page of consumers, by name.', schema: s.ConsumerPage }],
+  },
+  putConsumer: {
+    summary: 'Create a consumer, or change one (its types, or where it is: a seek)',
+    description:
+      'A consumer is a cursor the dispatcher keeps for one of your readers: read its next page, handle it, ' +
+      'acknowledge its last event. A page not acknowledged comes again.',
+    tag: 'Consumers',
+    params: { name: ConsumerName },
+    body: s.PutConsumerBody,
+    bodyOptional: true,
+    responses: [
+      { status: 201, description: 'Created.', schema: s.ConsumerView },
+      { status: 200, description: 'Changed.', schema: s.ConsumerView },
+    ],
+    errors: [409],
+  },
+  getConsumer: {
+    summary: 'One of your consumers, with its lag',
+    tag: 'Consumers',
+    params: { name: ConsumerName },
+    responses: [{ status: 200, description: 'The consumer.', schema: s.ConsumerView }],
+  },
+  deleteConsumer: {
+    summary: 'Delete a consumer',
+    tag: 'Consumers',
+    params: { name: ConsumerName },
+    responses: [{ status: 204, description: 'Deleted.' }],
+  },
+  readConsumer: {
+    summary: "The page after a consumer's position",
+    description:
+      'Of its types, in the order they were committed. It moves nothing: acknowledge the last event you ' +
+      'handled to move on. With `wait`, a long poll. A position older than the retention is a 410: events ' +
+      'after it may have expired; move the consumer with PUT to go on.',
+    tag: 'Consumers',
+    params: { name: ConsumerName },
+    query: s.ConsumerEventsQuery,
+    responses: [{ status: 200, description: 'A page of events.', schema: s.EventPage }],
+    errors: [410],
+  },
+  ackConsumer: {
+    summary: 'Acknowledge events: move the consumer to one of them',
+    description: 'The next read starts after it. Acknowledging an earlier event moves the consumer back.',
+    tag: 'Consumers',
+    params: { name: ConsumerName },
+    body: s.AckBody,
+    responses: [{ status: 200, description: 'The consumer, moved.', schema: s.ConsumerView }],
   },
   getEvent: {
     summary: 'One of your events',

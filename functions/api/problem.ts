@@ -58,10 +58,10 @@ export type InputLocation = 'body' | 'query';
 
 /**
  * `where` is an input location, or a place inside one (`body.events[3]` for an entry of a
- * batch); a field already named from the request's top (`body.…`, `query.…`) stays as it is.
+ * batch); a field already named from the request's top (`body.…`, `query.…`, `path.…`) stays as it is.
  */
 function qualify(field: string, where: string | undefined): string {
-  if (where === undefined || /^(body|query)(\.|\[|$)/.test(field)) return field;
+  if (where === undefined || /^(body|query|path)(\.|\[|$)/.test(field)) return field;
   return `${where}.${field}`;
 }
 

@@ -4,7 +4,7 @@
  * creates its API Gateway routes (and their authorizers) from it.
  */
 export type RouteAuth = 'admin' | 'partner' | 'public';
-export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 export interface Route {
   readonly method: HttpMethod;
@@ -45,6 +45,18 @@ export const ROUTES = [
   { method: 'GET', path: '/v1/events/{id}', auth: 'partner', operation: 'getEvent' },
   { method: 'GET', path: '/v1/events/{id}/deliveries', auth: 'partner', operation: 'listEventDeliveries' },
   { method: 'POST', path: '/v1/events/{id}/redeliver', auth: 'partner', operation: 'redeliverEvent' },
+  { method: 'GET', path: '/v1/consumers', auth: 'partner', operation: 'listConsumers' },
+  { method: 'PUT', path: '/v1/consumers/{name}', auth: 'partner', operation: 'putConsumer' },
+  { method: 'GET', path: '/v1/consumers/{name}', auth: 'partner', operation: 'getConsumer' },
+  { method: 'DELETE', path: '/v1/consumers/{name}', auth: 'partner', operation: 'deleteConsumer' },
+  {
+    method: 'GET',
+    path: '/v1/consumers/{name}/events',
+    auth: 'partner',
+    operation: 'readConsumer',
+    lambda: 'poll',
+  },
+  { method: 'POST', path: '/v1/consumers/{name}/ack', auth: 'partner', operation: 'ackConsumer' },
   { method: 'POST', path: '/v1/subscriptions', auth: 'partner', operation: 'createSubscription' },
   { method: 'GET', path: '/v1/subscriptions', auth: 'partner', operation: 'listSubscriptions' },
   { method: 'GET', path: '/v1/subscriptions/{id}', auth: 'partner', operation: 'getSubscription' },

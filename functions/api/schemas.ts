@@ -8,6 +8,7 @@ import { MAX_BATCH_EVENTS, MAX_POLL_WAIT_SECONDS } from '../core/events.ts';
 import {
   ApiKeyId,
   Attempt,
+  ConsumerName,
   DeliveryId,
   DeliveryOrigin,
   DeliveryStatus,
@@ -139,6 +140,33 @@ export const ListEventsQuery = z.strictObject({
   wait,
 });
 
+/** A consumer's page: how many, and how long to wait for the first. */
+export const ConsumerEventsQuery = z.strictObject({ limit, wait });
+
+export const PutConsumerBody = z
+  .strictObject({
+    types: z.array(EventType).max(50).optional().meta({
+      description: 'Only these event types. Absent on a new consumer: all; on an existing one: unchanged.',
+    }),
+    start: z
+      .union([z.enum(['earliest', 'latest']), EventId])
+      .optional()
+      .meta({
+        description:
+          'Where to start: `earliest` (the oldest event kept), `latest` (only events published from now on) or ' +
+          'after one of your events, by id. Absent on a new consumer: `earliest`; on an existing one: it stays where it is.',
+      }),
+  })
+  .meta({ id: 'PutConsumerRequest' });
+
+export const AckBody = z
+  .strictObject({
+    eventId: EventId.meta({
+      description: "The last event of the page handled: the consumer's new position.",
+    }),
+  })
+  .meta({ id: 'AckRequest' });
+
 export const PageQuery = z.strictObject({
   after: z.string().min(1).max(64).optional().meta({ description: 'The `next` of the last page.' }),
   limit,
@@ -193,6 +221,26 @@ export const EventView = z
 export const EventPage = z
   .object({ data: z.array(EventView), next: next('pass it as `after`') })
   .meta({ id: 'EventPage' });
+
+export const ConsumerView = z
+  .object({
+    name: ConsumerName,
+    types: z.array(EventType),
+    position: EventId.nullable().meta({
+      description: 'The last event acknowledged; null: before the first.',
+    }),
+    positionAt: Timestamp.nullable(),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+    lag: z.number().int().nonnegative().meta({
+      description: 'Events in your log after the position, of every type: what is left to read.',
+    }),
+  })
+  .meta({ id: 'Consumer', description: 'A cursor the dispatcher keeps for one of your readers.' });
+
+export const ConsumerPage = z
+  .object({ data: z.array(ConsumerView), next: next('pass it as `after`') })
+  .meta({ id: 'ConsumerPage' });
 
 export const Published = z
   .object({

@@ -159,6 +159,38 @@ export class LastApiKeyError extends ConflictError {
   }
 }
 
+export class ConsumerNotFoundError extends NotFoundError {
+  constructor(name: string) {
+    super(`consumer ${name} not found: PUT /v1/consumers/${name} to create it`);
+  }
+}
+
+/** A partner at its cap of consumers asked for one more. */
+export class ConsumerLimitError extends DomainError {
+  readonly status = 409;
+  readonly title = 'Consumer limit reached';
+
+  constructor(limit: number) {
+    super(`a partner may have at most ${limit} consumers: delete one before creating another`);
+  }
+}
+
+/**
+ * A consumer whose position is older than the retention: events after it may have expired,
+ * so reading on would skip them unseen. The partner moves it (a seek) to go on.
+ */
+export class ConsumerPositionExpiredError extends DomainError {
+  readonly status = 410;
+  readonly title = 'Consumer position expired';
+
+  constructor(name: string, eventId: string) {
+    super(
+      `consumer ${name} is at ${eventId}, older than the retention: events after it may have expired. ` +
+        `Move it with PUT /v1/consumers/${name} and a start (earliest, latest or an event id).`,
+    );
+  }
+}
+
 /** A rate-limited action asked for too often (429 with Retry-After). */
 export class TooManyRequestsError extends DomainError {
   readonly status = 429;

@@ -102,6 +102,32 @@ export const Event = z.object({
 });
 export type Event = z.infer<typeof Event>;
 
+/** A consumer's name: what a partner calls one of its readers (`billing`, `search-indexer`). */
+export const ConsumerName = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
+    'must be 1 to 64 letters, digits, dots, dashes or underscores, starting with a letter or digit',
+  );
+
+/**
+ * A server-kept cursor over a partner's log: the last event its reader acknowledged (absent:
+ * before the first), with that event's time, by which a position past the retention is known.
+ */
+export const ConsumerPosition = z.object({ eventId: EventId, createdAt: Timestamp });
+export type ConsumerPosition = z.infer<typeof ConsumerPosition>;
+
+export const Consumer = z.object({
+  partnerId: PartnerId,
+  name: ConsumerName,
+  /** Only these event types; empty: all. */
+  types: z.array(EventType),
+  position: ConsumerPosition.optional(),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+export type Consumer = z.infer<typeof Consumer>;
+
 export const SubscriptionStatus = z.enum(['active', 'disabled']);
 export type SubscriptionStatus = z.infer<typeof SubscriptionStatus>;
 

@@ -7,6 +7,8 @@ import type {
   ApiKeyRecord,
   Attempt,
   AttemptErrorKind,
+  Consumer,
+  ConsumerPosition,
   Delivery,
   DeliveryMessage,
   Event,
@@ -72,6 +74,35 @@ export interface EventLog {
     query: Pick<EventListQuery, 'after' | 'types'>,
     timeoutMs: number,
   ): Promise<void>;
+  /**
+   * A cursor at the end of the partner's log as it is now (null: the log is empty): listing
+   * after it gives only events appended later.
+   */
+  latestCursor(partnerId: string): Promise<string | null>;
+  /**
+   * How many events of the partner's log come after the cursor (null: all of them), of every
+   * type: exact on SQLite; on DynamoDB the places taken after it, a hole counted as an event.
+   */
+  countAfter(partnerId: string, after: string | null): Promise<number>;
+}
+
+/** What saving a consumer came to: made, replaced, or refused at the partner's cap. */
+export type ConsumerSaved = 'created' | 'replaced' | 'limit';
+
+/** Consumers: server-kept cursors over a partner's log, one item per consumer. */
+export interface ConsumerStore {
+  /**
+   * Creates the consumer, or replaces the one of that name; a new one is refused ('limit',
+   * nothing written) when the partner already has `maxPerPartner`.
+   */
+  save(consumer: Consumer, options: { maxPerPartner: number }): Promise<ConsumerSaved>;
+  get(partnerId: string, name: string): Promise<Consumer | undefined>;
+  /** The partner's consumers by name; `after` is a name. */
+  list(partnerId: string, query: ListQuery): Promise<Page<Consumer>>;
+  /** Moves the consumer to `position`; false when there is no such consumer. */
+  commit(partnerId: string, name: string, position: ConsumerPosition, at: string): Promise<boolean>;
+  /** False when there was no such consumer. */
+  delete(partnerId: string, name: string): Promise<boolean>;
 }
 
 /** What adding or removing an API key came to. */

@@ -94,6 +94,7 @@ export interface PartnerApiProps {
 const METHODS: Record<HttpMethod, apigw.HttpMethod> = {
   GET: apigw.HttpMethod.GET,
   POST: apigw.HttpMethod.POST,
+  PUT: apigw.HttpMethod.PUT,
   PATCH: apigw.HttpMethod.PATCH,
   DELETE: apigw.HttpMethod.DELETE,
 };
@@ -172,9 +173,16 @@ export class PartnerApi extends Construct {
         [LAMBDA_ENV.producerRequestsPerSecond]: String(limits.producerPerSecond),
       },
     })
-      // Events: append, get, list.
+      // Events: append, get, list; the consumers kept beside them (saved, moved, listed, and
+      // deleted in a transaction with their count).
       .useTable(props.eventsTable, LAMBDA_ENV.eventsTable, {
-        table: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
+        table: [
+          'dynamodb:GetItem',
+          'dynamodb:PutItem',
+          'dynamodb:UpdateItem',
+          'dynamodb:DeleteItem',
+          'dynamodb:Query',
+        ],
       })
       // Partners: create, get; their API keys (each change a transaction of an update and a put
       // or delete; a listing a get and a batch get); the callers' request counts (updates).
@@ -219,7 +227,7 @@ export class PartnerApi extends Construct {
         [LAMBDA_ENV.producerRequestsPerSecond]: String(limits.producerPerSecond),
       },
     })
-      // Events: list, and the counter a long poll reads while it waits.
+      // Events: list, and the counter a long poll reads while it waits; a consumer's position.
       .useTable(props.eventsTable, LAMBDA_ENV.eventsTable, {
         table: ['dynamodb:GetItem', 'dynamodb:Query'],
       })

@@ -50,7 +50,13 @@ const CONSUME = [
 const GRANTS: Record<FunctionName, Grants> = {
   api: {
     'api logs': LOGS,
-    events: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
+    events: [
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:Query',
+    ],
     partners: [
       'dynamodb:GetItem',
       'dynamodb:BatchGetItem',
@@ -175,6 +181,18 @@ interface AdapterCalls {
  */
 const ADAPTER_CALLS: Readonly<Record<string, AdapterCalls>> = {
   'clients.ts': { actions: [] },
+  // Saved by a put (a create also moves the count, in a transaction), moved by an update,
+  // deleted in a transaction with the count, listed by a query.
+  'consumers.ts': {
+    actions: [
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:Query',
+    ],
+    queriesTable: true,
+  },
   'deliveries.ts': {
     actions: [
       'dynamodb:GetItem',
@@ -336,6 +354,7 @@ function wiring(entry: string): { file: string; resource: string }[] {
 /** What each helper of adapters/aws/wiring.ts makes: the adapter file and the setting it reads. */
 const WIRING_HELPERS: Readonly<Record<string, readonly { file: string; key: ResourceKey }[]>> = {
   eventLog: [{ file: 'events.ts', key: 'eventsTable' }],
+  consumerStore: [{ file: 'consumers.ts', key: 'eventsTable' }],
   requestLimits: [{ file: 'rate-limiter.ts', key: 'partnersTable' }],
   subscriptionStore: [{ file: 'subscriptions.ts', key: 'subscriptionsTable' }],
   deliveryStore: [{ file: 'deliveries.ts', key: 'deliveriesTable' }],

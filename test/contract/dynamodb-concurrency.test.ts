@@ -13,10 +13,12 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DynamoConsumerStore } from '../../functions/adapters/aws/consumers.ts';
 import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
 import { DynamoEventLog, EVENT_STRIPES, eventIdAt, seqInId } from '../../functions/adapters/aws/events.ts';
 import { DynamoSubscriptionStore } from '../../functions/adapters/aws/subscriptions.ts';
 import { DELIVERIES_TABLE, EVENTS_TABLE, SUBSCRIPTIONS_TABLE } from '../../functions/adapters/aws/tables.ts';
+import { systemClock } from '../../functions/adapters/clock.ts';
 import { ServiceUnavailableError, SubscriptionLimitError } from '../../functions/core/errors.ts';
 import type { Subscription } from '../../functions/core/model.ts';
 import {
@@ -29,6 +31,7 @@ import {
 import { createTable, deleteTables, localDocumentClient, uniquePrefix } from '../dynamodb-local/tables.ts';
 import { testCipher } from '../support/cipher.ts';
 import { id, makeDelivery, makeEvent, makeSubscription, newEvent } from './fixtures.ts';
+import { followConsumer } from './follow-consumer.ts';
 
 const WRITERS = 5;
 const APPENDS = 50;
@@ -82,6 +85,32 @@ async function committed(
     .map(({ id, seq }) => ({ id, seq }));
 }
 
+/**
+ * APPENDS appends for the partner from the writers' clients, spread over about half a second
+ * so that a reader reads while they commit (appends made at once would all be done before its
+ * first page); each created up to 50 ms in the past, as by a slow writer, so that its id (a
+ * ULID of that time) does not follow commit order.
+ */
+function startWriters(table: string, partnerId: string) {
+  let done = false;
+  const writes = Promise.all(
+    Array.from({ length: APPENDS }, (_, i) =>
+      sleep(i * 10).then(() =>
+        new DynamoEventLog(writer(i), table).append(
+          newEvent(partnerId, {
+            createdAt: new Date(Date.now() - Math.floor(Math.random() * 50)).toISOString(),
+            type: 'load.test',
+            payload: { i },
+          }),
+        ),
+      ),
+    ),
+  ).finally(() => {
+    done = true;
+  });
+  return { writes, done: () => done };
+}
+
 describe('DynamoEventLog under concurrent writers', () => {
   let table: string;
 
@@ -97,32 +126,13 @@ describe('DynamoEventLog under concurrent writers', () => {
     const partnerId = id('ptr');
     const poller = new DynamoEventLog(admin, table);
 
-    let writersDone = false;
-    const writes = Promise.all(
-      Array.from({ length: APPENDS }, (_, i) =>
-        // Spread over about half a second, so the poller reads while the writers commit
-        // (appends made at once would all be done before its first page).
-        sleep(i * 10).then(() =>
-          new DynamoEventLog(writer(i), table).append(
-            // Each created up to 50 ms in the past, as by a slow writer: its id is a ULID of that
-            // time, so commit order is not id order.
-            newEvent(partnerId, {
-              createdAt: new Date(Date.now() - Math.floor(Math.random() * 50)).toISOString(),
-              type: 'load.test',
-              payload: { i },
-            }),
-          ),
-        ),
-      ),
-    ).finally(() => {
-      writersDone = true;
-    });
+    const { writes, done: writersDone } = startWriters(table, partnerId);
 
     const seen: string[] = [];
     let after: string | undefined;
     let pagesWhileWriting = 0;
     for (;;) {
-      const done = writersDone;
+      const done = writersDone();
       const page = await poller.list(partnerId, after === undefined ? { limit: 5 } : { limit: 5, after });
       seen.push(...page.items.map((e) => e.id));
       after = page.next ?? undefined;
@@ -144,6 +154,27 @@ describe('DynamoEventLog under concurrent writers', () => {
     // is not id order.
     expect(pagesWhileWriting).toBeGreaterThan(0);
     expect(seen).not.toEqual(seen.toSorted());
+  });
+
+  it('gives a reader following a consumer, acknowledging each page, every event exactly once, in commit order', async () => {
+    const partnerId = id('ptr');
+    const { writes, done: writersDone } = startWriters(table, partnerId);
+    const deps = {
+      consumers: new DynamoConsumerStore(admin, table),
+      events: new DynamoEventLog(admin, table),
+      clock: systemClock,
+      retentionDays: 30,
+    };
+    const { seen, pagesWhileWriting } = await followConsumer(deps, partnerId, {
+      limit: 3,
+      writersDone,
+    });
+    await writes;
+
+    const stored = await committed(admin, table, partnerId);
+    expect(stored).toHaveLength(APPENDS);
+    expect(seen).toEqual(stored.map((row) => row.id));
+    expect(pagesWhileWriting).toBeGreaterThan(0);
   });
 
   it('stores one event for concurrent appends with the same idempotency key', async () => {

@@ -5,6 +5,7 @@
  */
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll } from 'vitest';
+import { DynamoConsumerStore } from '../../functions/adapters/aws/consumers.ts';
 import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
 import { DynamoEventLog } from '../../functions/adapters/aws/events.ts';
 import { DynamoPartnerStore } from '../../functions/adapters/aws/partners.ts';
@@ -18,6 +19,7 @@ import {
 } from '../../functions/adapters/aws/tables.ts';
 import { createTable, deleteTables, localDocumentClient, uniquePrefix } from '../dynamodb-local/tables.ts';
 import { testCipher } from '../support/cipher.ts';
+import { consumerStoreContract } from './consumer-store.contract.ts';
 import { deliveryStoreContract } from './delivery-store.contract.ts';
 import { eventLogContract } from './event-log.contract.ts';
 import { partnerStoreContract } from './partner-store.contract.ts';
@@ -44,6 +46,11 @@ async function freshTable(definition: TableDefinition): Promise<{ name: string; 
 eventLogContract(NAME, async () => {
   const table = await freshTable(EVENTS_TABLE);
   return { log: new DynamoEventLog(client, table.name), close: table.close };
+});
+
+consumerStoreContract(NAME, async () => {
+  const table = await freshTable(EVENTS_TABLE);
+  return { consumers: new DynamoConsumerStore(client, table.name), close: table.close };
 });
 
 partnerStoreContract(NAME, async () => {

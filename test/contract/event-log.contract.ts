@@ -236,5 +236,36 @@ export function eventLogContract(name: string, make: () => Promise<EventLogSubje
         );
       });
     });
+
+    describe('latestCursor and countAfter', () => {
+      it('has no latest cursor, and nothing to count, for an empty log', async () => {
+        await append(newEvent(otherPartnerId));
+        expect(await log.latestCursor(partnerId)).toBeNull();
+        expect(await log.countAfter(partnerId, null)).toBe(0);
+      });
+
+      it('puts the latest cursor after every event so far: only later ones are listed after it', async () => {
+        await appendAll([newEvent(partnerId), newEvent(partnerId)]);
+        const cursor = await log.latestCursor(partnerId);
+        expect(cursor).not.toBeNull();
+        expect((await log.list(partnerId, { after: cursor ?? '', limit: 10 })).items).toEqual([]);
+        expect(await log.countAfter(partnerId, cursor)).toBe(0);
+        const later = await append(newEvent(partnerId));
+        expect((await log.list(partnerId, { after: cursor ?? '', limit: 10 })).items).toEqual([later]);
+        expect(await log.countAfter(partnerId, cursor)).toBe(1);
+      });
+
+      it("counts the partner's events after a cursor, of every type, and none of another partner's", async () => {
+        const [first] = await appendAll([
+          newEvent(partnerId, { type: 'order.created' }),
+          newEvent(partnerId, { type: 'invoice.paid' }),
+          newEvent(otherPartnerId),
+          newEvent(partnerId, { type: 'order.created' }),
+        ]);
+        expect(await log.countAfter(partnerId, null)).toBe(3);
+        expect(await log.countAfter(partnerId, first?.id ?? null)).toBe(2);
+        await expect(log.countAfter(partnerId, id('evt'))).rejects.toBeInstanceOf(CursorNotFoundError);
+      });
+    });
   });
 }

@@ -14,6 +14,7 @@ import { EVENTS_TABLE, PARTNERS_TABLE } from '../../functions/adapters/aws/table
 import { systemClock } from '../../functions/adapters/clock.ts';
 import { systemResolver } from '../../functions/adapters/dns.ts';
 import { InMemoryRateLimiter } from '../../functions/adapters/memory/rate-limiter.ts';
+import { SqliteConsumerStore } from '../../functions/adapters/sqlite/consumers.ts';
 import {
   closeDatabase,
   openDatabase,
@@ -320,9 +321,11 @@ describe('POST /v1/events/batch in the API handler', () => {
       {
         events: new SqliteEventLog(db),
         partners: new SqlitePartnerStore(db),
+        consumers: new SqliteConsumerStore(db),
         subscriptions: new SqliteSubscriptionStore(db, testCipher()),
         deliveries: new SqliteDeliveryStore(db),
         deliveryQueue: new SqliteQueue(db, { name: 'delivery', visibilityTimeoutSeconds: 30 }),
+        retentionDays: 30,
         clock: systemClock,
         resolver: systemResolver,
         allowPrivateTargets: true,

@@ -4,12 +4,15 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../../functions/adapters/clock.ts';
+import { SqliteConsumerStore } from '../../functions/adapters/sqlite/consumers.ts';
 import { openDatabase, readText, type SqliteDatabase } from '../../functions/adapters/sqlite/database.ts';
 import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
 import { MAX_SUBSCRIPTIONS_PER_PARTNER } from '../../functions/core/subscriptions.ts';
 import { testCipher } from '../support/cipher.ts';
 import { id, tempDir } from './fixtures.ts';
+import { followConsumer } from './follow-consumer.ts';
 
 const WRITERS = 4;
 const EVENTS_PER_WRITER = 200;
@@ -41,6 +44,17 @@ async function runWriter(path: string, partnerId: string, name: string): Promise
   await runProcess(WRITER_SCRIPT, [path, partnerId, String(EVENTS_PER_WRITER), name]);
 }
 
+/** WRITERS writer processes appending to the partner's log at once. */
+function startWriters(path: string, partnerId: string) {
+  let done = false;
+  const writers = Promise.all(
+    Array.from({ length: WRITERS }, (_, i) => runWriter(path, partnerId, `w${i}`)),
+  ).finally(() => {
+    done = true;
+  });
+  return { writers, done: () => done };
+}
+
 // Each test gets a directory of its own for the database file the processes share.
 let tmp: ReturnType<typeof tempDir>;
 let db: SqliteDatabase;
@@ -62,12 +76,7 @@ describe('SqliteEventLog under concurrent writers', () => {
     const log = new SqliteEventLog(db);
     const partnerId = id('ptr');
 
-    let writersDone = false;
-    const writers = Promise.all(
-      Array.from({ length: WRITERS }, (_, i) => runWriter(path, partnerId, `w${i}`)),
-    ).finally(() => {
-      writersDone = true;
-    });
+    const { writers, done: writersDone } = startWriters(path, partnerId);
 
     const seen: string[] = [];
     let after: string | undefined;
@@ -75,7 +84,7 @@ describe('SqliteEventLog under concurrent writers', () => {
     let pagesWhileWriting = 0;
     // Poll while the writers run; after they finish, one more empty page proves the end.
     while (!emptyAfterDone) {
-      const done = writersDone;
+      const done = writersDone();
       const page = await log.list(partnerId, after === undefined ? { limit: 25 } : { limit: 25, after });
       seen.push(...page.items.map((e) => e.id));
       after = page.next ?? undefined;
@@ -98,6 +107,34 @@ describe('SqliteEventLog under concurrent writers', () => {
     // is not id order.
     expect(pagesWhileWriting).toBeGreaterThan(1);
     expect(committed).not.toEqual(committed.toSorted());
+  });
+});
+
+describe('a consumer under concurrent writers (SQLite)', () => {
+  it('gives a reader that acknowledges each page every event exactly once, in commit order', async () => {
+    const path = join(tmp.dir, 'local.db');
+    db = openDatabase(path);
+    const partnerId = id('ptr');
+    const { writers, done: writersDone } = startWriters(path, partnerId);
+    const deps = {
+      consumers: new SqliteConsumerStore(db),
+      events: new SqliteEventLog(db),
+      clock: systemClock,
+      retentionDays: 30,
+    };
+    const { seen, pagesWhileWriting } = await followConsumer(deps, partnerId, {
+      limit: 7,
+      writersDone,
+    });
+    await writers;
+
+    const committed = db
+      .prepare('SELECT id FROM events WHERE partner_id = ? ORDER BY seq')
+      .all(partnerId)
+      .map((row) => readText(row, 'id'));
+    expect(committed).toHaveLength(WRITERS * EVENTS_PER_WRITER);
+    expect(seen).toEqual(committed);
+    expect(pagesWhileWriting).toBeGreaterThan(1);
   });
 });
 

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SqliteConsumerStore } from '../../functions/adapters/sqlite/consumers.ts';
 import {
   closeDatabase,
   openDatabase,
@@ -15,6 +16,7 @@ import { SqlitePartnerStore } from '../../functions/adapters/sqlite/partners.ts'
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
 import { apiKeyIdOf } from '../../functions/core/partners.ts';
 import { testCipher } from '../support/cipher.ts';
+import { consumerStoreContract } from './consumer-store.contract.ts';
 import { deliveryStoreContract } from './delivery-store.contract.ts';
 import { eventLogContract } from './event-log.contract.ts';
 import {
@@ -69,6 +71,10 @@ for (const backing of backings) {
     const { db, close } = backing.open();
     return { partners: new SqlitePartnerStore(db), close };
   });
+  consumerStoreContract(backing.name, async () => {
+    const { db, close } = backing.open();
+    return { consumers: new SqliteConsumerStore(db), close };
+  });
   subscriptionStoreContract(backing.name, async () => {
     const { db, close } = backing.open();
     return {
@@ -94,8 +100,12 @@ function pragma(db: SqliteDatabase, name: string): unknown {
   return row === undefined ? undefined : Object.values(row)[0];
 }
 
-/** Back to partners with one key each, and no api_keys, as a file written before keys had records. */
+/**
+ * Back to partners with one key each, no api_keys and no consumers, as a file written before
+ * keys had records (two versions back).
+ */
 const PARTNERS_WITH_ONE_KEY = `
+  DROP TABLE consumers;
   DROP TABLE api_keys;
   DROP TABLE partners;
   CREATE TABLE partners (
@@ -144,7 +154,7 @@ describe('openDatabase', () => {
   it('migrates a file of the version before API keys, giving each partner its one key as its first', async () => {
     const path = join(tmp.dir, 'local.db');
     const db = openDatabase(path);
-    db.exec(`${PARTNERS_WITH_ONE_KEY} PRAGMA user_version = ${SCHEMA_VERSION - 1};`);
+    db.exec(`${PARTNERS_WITH_ONE_KEY} PRAGMA user_version = ${SCHEMA_VERSION - 2};`);
     const partner = makePartner();
     const hash = makeApiKey(partner.id).hash;
     db.prepare('INSERT INTO partners (id, name, api_key_hash, created_at) VALUES (?, ?, ?, ?)').run(
@@ -205,7 +215,7 @@ describe('openDatabase', () => {
         error_message TEXT, response_excerpt TEXT
       ) STRICT;
       CREATE INDEX attempts_by_delivery ON attempts (delivery_id, number);
-      PRAGMA user_version = ${SCHEMA_VERSION - 2};
+      PRAGMA user_version = ${SCHEMA_VERSION - 3};
     `);
     const delivery = makeDelivery(makeEvent(id('ptr')), id('sub'));
     const attempt = makeAttempt(delivery, { statusCode: 500, error: 'http_status' });

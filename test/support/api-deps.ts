@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { systemClock } from '../../functions/adapters/clock.ts';
 import { InMemoryRateLimiter } from '../../functions/adapters/memory/rate-limiter.ts';
+import { SqliteConsumerStore } from '../../functions/adapters/sqlite/consumers.ts';
 import type { SqliteDatabase } from '../../functions/adapters/sqlite/database.ts';
 import { SqliteDeliveryStore } from '../../functions/adapters/sqlite/deliveries.ts';
 import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
@@ -23,6 +24,7 @@ export function sqliteApiDeps(db: SqliteDatabase, perSecond = 10_000): ApiDeps {
   return {
     events: new SqliteEventLog(db),
     partners: new SqlitePartnerStore(db),
+    consumers: new SqliteConsumerStore(db),
     subscriptions: new SqliteSubscriptionStore(db, testCipher()),
     deliveries: new SqliteDeliveryStore(db),
     deliveryQueue: new SqliteQueue<DeliveryMessage>(db, { name: 'delivery', visibilityTimeoutSeconds: 30 }),
@@ -31,6 +33,7 @@ export function sqliteApiDeps(db: SqliteDatabase, perSecond = 10_000): ApiDeps {
     allowPrivateTargets: true,
     limiter: new InMemoryRateLimiter(),
     limits: { partnerPerSecond: perSecond, producerPerSecond: perSecond },
+    retentionDays: 30,
   };
 }
 

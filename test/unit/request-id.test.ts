@@ -24,6 +24,8 @@ const handler = createApiHandler(
         throw new Error('the table is gone');
       },
       waitForEvents: (partnerId, query, timeoutMs) => deps.events.waitForEvents(partnerId, query, timeoutMs),
+      latestCursor: (partnerId) => deps.events.latestCursor(partnerId),
+      countAfter: (partnerId, after) => deps.events.countAfter(partnerId, after),
     },
   },
   (message) => logged.push(message),

@@ -352,14 +352,36 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
     }
   }
 
-  /** The highest seq an append of the partner has taken (0: none), read eventually consistently. */
-  async #takenSeq(partnerId: string): Promise<number> {
+  /**
+   * A cursor at the partner's counter: an id that says the highest seq taken, made now (its
+   * time is the cursor's, not an event's). An append that has taken its seq but not yet
+   * written it counts as before the cursor.
+   */
+  async latestCursor(partnerId: string): Promise<string | null> {
+    const seq = await this.#takenSeq(partnerId, true);
+    return seq === 0 ? null : eventIdAt(partnerId, seq, this.#clock.now().getTime());
+  }
+
+  /** The places taken after the cursor: its events, and the rare hole among them. */
+  async countAfter(partnerId: string, after: string | null): Promise<number> {
+    let from = 0;
+    if (after !== null) {
+      const seq = seqInId(partnerId, after) ?? (await this.#pointedSeq(partnerId, after, true));
+      if (seq === undefined) throw new CursorNotFoundError(after);
+      from = seq;
+    }
+    return Math.max(0, (await this.#takenSeq(partnerId, false)) - from);
+  }
+
+  /** The highest seq an append of the partner has taken (0: none). */
+  async #takenSeq(partnerId: string, consistent = false): Promise<number> {
     const result = await this.#client.send(
       new GetCommand({
         TableName: this.tableName,
         Key: counterKey(partnerId),
         ProjectionExpression: '#seq',
         ExpressionAttributeNames: attributeNames('seq'),
+        ConsistentRead: consistent,
       }),
     );
     return result.Item === undefined ? 0 : Counter.parse(result.Item).seq;

@@ -8,6 +8,8 @@
  *              pk = `<partnerId>#K<h>`, sk = `IDEM#<key>`: idempotency key → eventId
  *              pk = `<partnerId>#I<h>`, sk = `ID#<eventId>`: eventId → seq, only for events
  *                   appended before ids said their seq (read, never written)
+ *              pk = `<partnerId>#C`, sk = `C#<name>`: a consumer (a server-kept cursor), and
+ *                   sk = `COUNT`: how many the partner has (consumers.ts)
  *              (h: a hash mod 4). A partner's writes spread over these partitions; see events.ts
  *              for how seq order stays the order a poller may read without skipping, and how
  *              an event's id says its seq.

@@ -10,6 +10,7 @@ import type { LambdaConfig } from '../../config.ts';
 import { type RequestLimits, rememberingRefusals } from '../../core/limits.ts';
 import type { DeliveryMessage } from '../../core/model.ts';
 import type { RateLimiter, SecretCipher } from '../../core/ports.ts';
+import { DynamoConsumerStore } from './consumers.ts';
 import { DynamoDeliveryStore } from './deliveries.ts';
 import { SqsDeliveryQueue } from './delivery-queue.ts';
 import { DynamoDueRetryStore } from './due-retries.ts';
@@ -17,6 +18,14 @@ import { DynamoEventLog } from './events.ts';
 import { DynamoRateLimiter } from './rate-limiter.ts';
 import { SqsQueue } from './sqs-queue.ts';
 import { DynamoSubscriptionStore } from './subscriptions.ts';
+
+/** The partners' consumers, kept in the events table beside the log they read. */
+export function consumerStore(
+  dynamo: DynamoDBDocumentClient,
+  config: Pick<LambdaConfig, 'eventsTable'>,
+): DynamoConsumerStore {
+  return new DynamoConsumerStore(dynamo, config.eventsTable);
+}
 
 /** The event log; appends keep the deployment's retention when it is given. */
 export function eventLog(

@@ -222,6 +222,20 @@ const MIGRATIONS: readonly string[] = [
   DROP TABLE partners;
   ALTER TABLE partners_new RENAME TO partners;
   `,
+  `
+  -- Consumers: server-kept cursors over a partner's log. position_id is the last event the
+  -- consumer acknowledged (null: before the first), position_at that event's time.
+  CREATE TABLE consumers (
+    partner_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    types TEXT NOT NULL,
+    position_id TEXT,
+    position_at TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (partner_id, name)
+  ) STRICT;
+  `,
 ];
 
 /** The database's file name in the local runtime's data directory. */

@@ -90,6 +90,32 @@ export class SqliteEventLog implements EventLog {
     });
   }
 
+  async latestCursor(partnerId: string): Promise<string | null> {
+    const row = prepared(
+      this.#db,
+      'SELECT id FROM events WHERE partner_id = ? ORDER BY seq DESC LIMIT 1',
+    ).get(partnerId);
+    return row === undefined ? null : readText(row, 'id');
+  }
+
+  /** @throws CursorNotFoundError when `after` is not one of the partner's events. */
+  async countAfter(partnerId: string, after: string | null): Promise<number> {
+    const row = prepared(this.#db, 'SELECT count(*) AS n FROM events WHERE partner_id = ? AND seq > ?').get(
+      partnerId,
+      after === null ? 0 : this.#seqOf(partnerId, after),
+    );
+    return row === undefined ? 0 : readInteger(row, 'n');
+  }
+
+  #seqOf(partnerId: string, eventId: string): number {
+    const cursor = prepared(this.#db, 'SELECT seq FROM events WHERE id = ? AND partner_id = ?').get(
+      eventId,
+      partnerId,
+    );
+    if (cursor === undefined) throw new CursorNotFoundError(eventId);
+    return readInteger(cursor, 'seq');
+  }
+
   #hasEventAfter(partnerId: string, query: Pick<EventListQuery, 'after' | 'types'>): boolean {
     const types = query.types ?? [];
     // A cursor that is not the partner's counts any event: the list that follows answers for it.
@@ -183,15 +209,7 @@ export class SqliteEventLog implements EventLog {
    * and an empty page just means "nothing new yet", never "the end".
    */
   async list(partnerId: string, query: EventListQuery): Promise<Page<Event>> {
-    let afterSeq = 0;
-    if (query.after !== undefined) {
-      const cursor = prepared(this.#db, 'SELECT seq FROM events WHERE id = ? AND partner_id = ?').get(
-        query.after,
-        partnerId,
-      );
-      if (cursor === undefined) throw new CursorNotFoundError(query.after);
-      afterSeq = readInteger(cursor, 'seq');
-    }
+    const afterSeq = query.after === undefined ? 0 : this.#seqOf(partnerId, query.after);
     const types = query.types ?? [];
     // Stored times are all toISOString's (UTC, milliseconds), so the instant `since` names,
     // written the same way, compares as text exactly as it does as a time.

@@ -1,0 +1,35 @@
+/**
+ * A reader following a consumer while writers append, as a partner's would: read the page
+ * after the consumer's position, keep its events, acknowledge the last one; until a page
+ * read after the writers finished comes back empty.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ackConsumer, type ConsumerDeps, putConsumer, readConsumer } from '../../functions/core/consumers.ts';
+
+export async function followConsumer(
+  deps: ConsumerDeps,
+  partnerId: string,
+  options: { limit: number; writersDone: () => boolean },
+): Promise<{ seen: string[]; pagesWhileWriting: number }> {
+  await putConsumer(deps, partnerId, 'follower', { start: 'earliest' });
+  const seen: string[] = [];
+  let pagesWhileWriting = 0;
+  for (;;) {
+    const done = options.writersDone();
+    const page = await readConsumer(deps, partnerId, 'follower', { limit: options.limit });
+    const last = page.data.at(-1);
+    if (last === undefined) {
+      if (done) return { seen, pagesWhileWriting };
+      await sleep(2);
+      continue;
+    }
+    if (!done) pagesWhileWriting++;
+    seen.push(...page.data.map((e) => e.id));
+    // Every other page is read twice before its ack: an unacknowledged page comes again, the same.
+    if (seen.length % 2 === 0) {
+      const again = await readConsumer(deps, partnerId, 'follower', { limit: options.limit });
+      if (again.data[0]?.id !== page.data[0]?.id) throw new Error('an unacknowledged page moved');
+    }
+    await ackConsumer(deps, partnerId, 'follower', last.id);
+  }
+}
