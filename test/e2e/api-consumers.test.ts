@@ -3,19 +3,10 @@
  * after the position, acknowledge its last event, read on; what is not acknowledged comes
  * again; a position past the retention is a 410 until the consumer is moved.
  */
+import type { Consumer } from '@webhook-dispatcher/client';
 import { describe, expect, it } from 'vitest';
 import { type EventView, expectProblem, type Page, publish, withApiDispatcher } from './api-support.ts';
 import { startTestDispatcher, type TestDispatcher } from './harness.ts';
-
-interface ConsumerView {
-  name: string;
-  types: string[];
-  position: string | null;
-  positionAt: string | null;
-  createdAt: string;
-  updatedAt: string;
-  lag: number;
-}
 
 describe('HTTP API: consumers', () => {
   let d: TestDispatcher;
@@ -26,14 +17,14 @@ describe('HTTP API: consumers', () => {
   const read = (apiKey: string, name: string, query = '') =>
     d.as<Page<EventView>>(apiKey, 'GET', `/v1/consumers/${name}/events${query}`);
   const ack = (apiKey: string, name: string, eventId: string) =>
-    d.as<ConsumerView>(apiKey, 'POST', `/v1/consumers/${name}/ack`, { eventId });
+    d.as<Consumer>(apiKey, 'POST', `/v1/consumers/${name}/ack`, { eventId });
 
   it('reads page after page, each again until it is acknowledged, from the oldest event by default', async () => {
     const partner = await d.createPartner();
     const ids = [];
     for (let i = 0; i < 5; i++) ids.push(await publish(d, partner.id, 'order.created', { i }));
 
-    const created = await d.as<ConsumerView>(partner.apiKey, 'PUT', '/v1/consumers/billing');
+    const created = await d.as<Consumer>(partner.apiKey, 'PUT', '/v1/consumers/billing');
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({
       name: 'billing',
@@ -57,7 +48,7 @@ describe('HTTP API: consumers', () => {
 
     await ack(partner.apiKey, 'billing', ids[4] ?? '');
     expect((await read(partner.apiKey, 'billing')).body).toEqual({ data: [], next: ids[4] });
-    const got = await d.as<ConsumerView>(partner.apiKey, 'GET', '/v1/consumers/billing');
+    const got = await d.as<Consumer>(partner.apiKey, 'GET', '/v1/consumers/billing');
     expect(got.body).toMatchObject({ position: ids[4], lag: 0 });
   });
 
@@ -83,14 +74,14 @@ describe('HTTP API: consumers', () => {
     await d.as(partner.apiKey, 'PUT', '/v1/consumers/c');
     await ack(partner.apiKey, 'c', first);
 
-    const changed = await d.as<ConsumerView>(partner.apiKey, 'PUT', '/v1/consumers/c', {
+    const changed = await d.as<Consumer>(partner.apiKey, 'PUT', '/v1/consumers/c', {
       types: ['invoice.paid'],
     });
     expect(changed.status).toBe(200);
     expect(changed.body).toMatchObject({ position: first, types: ['invoice.paid'] });
     expect((await read(partner.apiKey, 'c')).body.data.map((e) => e.id)).toEqual([second]);
 
-    const rewound = await d.as<ConsumerView>(partner.apiKey, 'PUT', '/v1/consumers/c', { start: 'earliest' });
+    const rewound = await d.as<Consumer>(partner.apiKey, 'PUT', '/v1/consumers/c', { start: 'earliest' });
     expect(rewound.body).toMatchObject({
       position: null,
       types: ['invoice.paid'],
@@ -111,13 +102,13 @@ describe('HTTP API: consumers', () => {
     await publish(d, partner.id, 'order.created');
     for (const name of ['b', 'a', 'c']) await d.as(partner.apiKey, 'PUT', `/v1/consumers/${name}`);
     await d.as(partner.apiKey, 'PUT', '/v1/consumers/d', { start: 'latest' });
-    const page = await d.as<Page<ConsumerView>>(partner.apiKey, 'GET', '/v1/consumers?limit=3');
+    const page = await d.as<Page<Consumer>>(partner.apiKey, 'GET', '/v1/consumers?limit=3');
     expect(page.body.data.map((c) => [c.name, c.lag])).toEqual([
       ['a', 1],
       ['b', 1],
       ['c', 1],
     ]);
-    const rest = await d.as<Page<ConsumerView>>(
+    const rest = await d.as<Page<Consumer>>(
       partner.apiKey,
       'GET',
       `/v1/consumers?limit=3&after=${page.body.next}`,
@@ -177,7 +168,7 @@ describe('HTTP API: consumers', () => {
       expectProblem(await read(globex.apiKey, 'shared-name'), 404);
       expectProblem(await ack(globex.apiKey, 'shared-name', acmeEvent), 404);
       expectProblem(await d.as(globex.apiKey, 'DELETE', '/v1/consumers/shared-name'), 404);
-      expect((await d.as<Page<ConsumerView>>(globex.apiKey, 'GET', '/v1/consumers')).body.data).toEqual([]);
+      expect((await d.as<Page<Consumer>>(globex.apiKey, 'GET', '/v1/consumers')).body.data).toEqual([]);
 
       // Its own consumer of the same name reads its own log, and takes none of acme's events.
       await d.as(globex.apiKey, 'PUT', '/v1/consumers/shared-name');

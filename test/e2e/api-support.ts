@@ -2,18 +2,13 @@
  * What the HTTP API's end-to-end tests share: the views a partner reads, problem+json
  * assertions, raw requests, publishing and paging, and a dispatcher for a suite.
  */
+import type { Problem } from '@webhook-dispatcher/client';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { checkedAnswer } from '../support/openapi-conformance.ts';
 import { type ApiResult, startTestDispatcher, type TestDispatcher } from './harness.ts';
 
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  instance?: string;
-  errors?: { field: string; message: string }[];
-}
+/** A problem+json body, as the OpenAPI document describes it. */
+export type { Problem };
 
 export interface CreatedPartner {
   id: string;

@@ -5,7 +5,6 @@
  * Runs on the real API handler with the SQLite stores in memory. FUZZ_RUNS sets the number of
  * requests per route (npm run fuzz runs many more than npm test).
  */
-import { randomUUID } from 'node:crypto';
 import * as fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {

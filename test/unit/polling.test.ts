@@ -2,7 +2,6 @@
  * The polling handler (the small function that serves the routes that wait, on AWS): it serves
  * exactly the routes the routes table gives it, as the API handler does, and no other.
  */
-import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { closeDatabase, openDatabase } from '../../functions/adapters/sqlite/database.ts';
 import type { ApiRequest } from '../../functions/api/handler.ts';

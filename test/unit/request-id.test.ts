@@ -2,7 +2,6 @@
  * Every answer of the API carries its request's id (x-request-id), and a failure's log line
  * carries the same id, so ops can find what went wrong from what a partner reports.
  */
-import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { closeDatabase, openDatabase } from '../../functions/adapters/sqlite/database.ts';
 import { type ApiRequest, createApiHandler, REQUEST_ID_HEADER } from '../../functions/api/handler.ts';

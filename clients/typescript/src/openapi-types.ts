@@ -1,0 +1,259 @@
+// Generated from docs/openapi.json by scripts/generate-types.ts: do not edit by hand.
+
+/** Any JSON value. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | {
+  [key: string]: JsonValue;
+};
+
+export interface FieldError {
+  /** Where the fault is: `body.url`, `query.limit`. */
+  field: string;
+  message: string;
+}
+
+/** An RFC 9457 problem (application/problem+json). */
+export interface Problem {
+  /** A URN naming the kind of problem. */
+  type: string;
+  title: string;
+  status: number;
+  /** What went wrong, for a person to read. */
+  detail: string;
+  /** The request path. */
+  instance?: string;
+  /** Each field at fault. */
+  errors?: FieldError[];
+}
+
+export interface CreatePartnerRequest {
+  name: string;
+}
+
+export interface CreateApiKeyRequest {
+  /** What the key is for (`billing service`), shown in listings. */
+  name?: string;
+}
+
+export interface PublishRequest {
+  partnerId: string;
+  type: string;
+  payload: JsonValue;
+  /** Publishing again with the same key returns the first event instead of a new one. */
+  idempotencyKey?: string;
+}
+
+export interface PublishBatchRequest {
+  events: PublishRequest[];
+}
+
+export interface PutConsumerRequest {
+  /** Only these event types. Absent on a new consumer: all; on an existing one: unchanged. */
+  types?: string[];
+  /** Where to start: `earliest` (the oldest event kept), `latest` (only events published from now on) or after one of your events, by id. Absent on a new consumer: `earliest`; on an existing one: it stays where it is. */
+  start?: "earliest" | "latest" | string;
+}
+
+export interface AckRequest {
+  /** The last event of the page handled: the consumer's new position. */
+  eventId: string;
+}
+
+export interface CreateSubscriptionRequest {
+  url: string;
+  /** Event types to deliver: exact (`order.created`), a family (`order.*`) or `*`. Empty or absent: all. */
+  eventTypes?: string[];
+  description?: string;
+}
+
+export interface UpdateSubscriptionRequest {
+  url?: string;
+  /** Event types to deliver: exact (`order.created`), a family (`order.*`) or `*`. Empty or absent: all. */
+  eventTypes?: string[];
+  description?: string;
+  status?: "active" | "disabled";
+}
+
+export interface RedeliverRequest {
+  /** Only to this subscription. */
+  subscriptionId?: string;
+}
+
+export interface ReplayRequest {
+  /** Replay the events published from this instant on. */
+  since: string;
+  /** The `next` of the last replay, to go on from. */
+  after?: string;
+}
+
+/** An event, as polled and as a callback body. */
+export interface Event {
+  id: string;
+  type: string;
+  payload: JsonValue;
+  createdAt: string;
+}
+
+export interface EventPage {
+  data: Event[];
+  /** The cursor of the next page (pass it as `after`); null at the end. */
+  next: string | null;
+}
+
+/** A cursor the dispatcher keeps for one of your readers. */
+export interface Consumer {
+  name: string;
+  types: string[];
+  /** The last event acknowledged; null: before the first. */
+  position: string | null;
+  positionAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+  /** Events in your log after the position, of every type: what is left to read. */
+  lag: number;
+}
+
+export interface ConsumerPage {
+  data: Consumer[];
+  /** The cursor of the next page (pass it as `after`); null at the end. */
+  next: string | null;
+}
+
+export interface Published {
+  id: string;
+  /** False when an idempotency key named an event already published. */
+  created: boolean;
+}
+
+export interface PublishBatchResults {
+  /** One entry per event, in the request's order: what a single publish would answer. */
+  results: (Published | {
+    error: Problem;
+  })[];
+}
+
+export interface CreatedPartner {
+  id: string;
+  name: string;
+  createdAt: string;
+  /** The partner's first API key, shown this once. */
+  apiKey: string;
+  /** The key's id, to revoke it by. */
+  apiKeyId: string;
+}
+
+/** An API key, as listed: never the key itself. */
+export interface ApiKey {
+  id: string;
+  name: string;
+  /** The key's first characters, to tell keys apart. */
+  prefix: string;
+  createdAt: string;
+  /** When the key last authorised a request, to within five minutes; null: never. */
+  lastUsedAt: string | null;
+}
+
+export interface CreatedApiKey {
+  id: string;
+  name: string;
+  /** The key's first characters, to tell keys apart. */
+  prefix: string;
+  createdAt: string;
+  /** When the key last authorised a request, to within five minutes; null: never. */
+  lastUsedAt: string | null;
+  /** The key, shown this once: only its hash is kept. */
+  apiKey: string;
+}
+
+export interface ApiKeyPage {
+  data: ApiKey[];
+  /** The cursor of the next page (pass it as `after`); null at the end. */
+  next: string | null;
+}
+
+export interface Subscription {
+  id: string;
+  url: string;
+  eventTypes: string[];
+  description?: string;
+  status: "active" | "disabled";
+  disabledReason?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface SubscriptionWithSecret {
+  id: string;
+  url: string;
+  eventTypes: string[];
+  description?: string;
+  status: "active" | "disabled";
+  disabledReason?: string;
+  createdAt: string;
+  updatedAt: string;
+  /** The signing secret (Standard Webhooks), shown this once. */
+  secret: string;
+}
+
+export interface SubscriptionPage {
+  data: Subscription[];
+  /** The cursor of the next page (pass it as `after`); null at the end. */
+  next: string | null;
+}
+
+/** One HTTP try of a delivery. */
+export interface Attempt {
+  id: string;
+  number: number;
+  startedAt: string;
+  durationMs: number;
+  statusCode?: number;
+  error?: "timeout" | "connection" | "dns" | "forbidden_target" | "http_status" | "response_too_large";
+  errorMessage?: string;
+  responseExcerpt?: string;
+}
+
+/** One event for one subscription; its id is the `webhook-id` header of its callbacks. */
+export interface Delivery {
+  id: string;
+  eventId: string;
+  eventType: string;
+  subscriptionId: string;
+  origin: "fanout" | "redelivery" | "replay" | "test";
+  status: "pending" | "succeeded" | "failed" | "dead" | "skipped";
+  attemptCount: number;
+  createdAt: string;
+  updatedAt: string;
+  lastAttemptAt?: string;
+  nextAttemptAt?: string;
+  skippedReason?: "subscription disabled" | "subscription deleted" | "event expired" | "not queued";
+  attempts: Attempt[];
+}
+
+export interface DeliveryPage {
+  data: Delivery[];
+  /** The cursor of the next page (pass it as `after`); null at the end. */
+  next: string | null;
+}
+
+/** The new deliveries, one per subscription. */
+export interface Redelivered {
+  data: {
+    id: string;
+    subscriptionId: string;
+  }[];
+}
+
+export interface ReplayQueued {
+  queued: number;
+  /** More events remain from here on: replay again with it as `after`. Null when done. */
+  next: string | null;
+}
+
+export interface TestSent {
+  eventId: string;
+  deliveryId: string;
+}
+
+export interface OpenApiDocument {
+  [key: string]: unknown;
+}
