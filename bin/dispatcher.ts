@@ -62,8 +62,11 @@ function quickStart(url: string, adminToken: string): string {
     -H 'content-type: application/json' \\
     -d '{"partnerId":"'$PARTNER_ID'","type":"order.created","payload":{"orderId":"o_1"}}'
 
-  # 5. Or poll for it, as a partner behind a firewall would:
-  curl -s "$DISPATCHER/v1/events?limit=10" -H "authorization: Bearer $API_KEY"
+  # 5. Or poll for it, as a partner behind a firewall would (wait=20: a long poll):
+  curl -s "$DISPATCHER/v1/events?limit=10&wait=20" -H "authorization: Bearer $API_KEY"
+
+The partner guide (docs/partners.md) goes on from here; the API's description is at
+$DISPATCHER/openapi.json.
 `;
 }
 

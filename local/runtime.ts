@@ -472,6 +472,8 @@ async function startInDirectory(
         const closed = new Promise<void>((done) => server.close(() => done()));
         server.closeIdleConnections();
         await Promise.all([workers?.stop(), retention.stop()]);
+        // Long polls still waiting answer now, while the database is open.
+        stores.eventLog.releaseWaiters();
         server.closeAllConnections();
         await closed;
         await stores.close();

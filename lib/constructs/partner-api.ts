@@ -115,6 +115,7 @@ const ACCESS_LOG_FORMAT = JSON.stringify({
   integrationLatencyMs: '$context.integrationLatency',
   integrationError: '$context.integrationErrorMessage',
   partnerId: '$context.authorizer.partnerId',
+  keyId: '$context.authorizer.keyId',
   authorizerError: '$context.authorizer.error',
   iamCaller: '$context.identity.userArn',
 });

@@ -19,7 +19,7 @@ import {
   UNKNOWN_PARTNER_ID,
   withApiDispatcher,
 } from './api-support.ts';
-import { request, type TestDispatcher } from './harness.ts';
+import { request, startTestDispatcher, type TestDispatcher } from './harness.ts';
 
 describe('HTTP API: partners and events', () => {
   let d: TestDispatcher;
@@ -340,6 +340,23 @@ describe('HTTP API: partners and events', () => {
       const res = await d.as<Page<EventView>>(partner.apiKey, 'GET', `/v1/events?after=${id}&wait=1`);
       expect(res.status).toBe(200);
       expect(res.body).toEqual({ data: [], next: id });
+    });
+
+    it('answers a long poll still waiting when the dispatcher stops, and lets it stop', async () => {
+      const own = await startTestDispatcher();
+      try {
+        const partner = await own.createPartner();
+        const poll = own.as<Page<EventView>>(partner.apiKey, 'GET', '/v1/events?wait=20').then(
+          (res) => res.status,
+          () => 'closed',
+        );
+        // Let the request reach its wait (were it still on its way, it would be refused: also fine).
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await own.stop();
+        expect([200, 'closed']).toContain(await poll);
+      } finally {
+        await own.cleanup();
+      }
     });
 
     it('refuses a wait over 20 seconds, below 0 or not a number, naming query.wait', async () => {

@@ -83,8 +83,15 @@ export class SqliteEventLog implements EventLog {
       set.add(done);
       const timer = setTimeout(done, Math.max(0, timeoutMs));
       const look = setInterval(() => {
-        if (this.#hasEventAfter(partnerId, query)) done();
+        try {
+          if (this.#hasEventAfter(partnerId, query)) done();
+        } catch {
+          done(); // the database is closing: the list that follows answers for it
+        }
       }, WAIT_LOOK_MS);
+      // A wait never keeps the process alive by itself.
+      timer.unref();
+      look.unref();
       // Registered before this look, so an append committed in between still wakes it.
       if (this.#hasEventAfter(partnerId, query)) done();
     });
@@ -114,6 +121,11 @@ export class SqliteEventLog implements EventLog {
     );
     if (cursor === undefined) throw new CursorNotFoundError(eventId);
     return readInteger(cursor, 'seq');
+  }
+
+  /** Ends every wait now (the runtime is stopping): each poll lists once more and answers. */
+  releaseWaiters(): void {
+    for (const waiting of [...this.#waiting.values()]) for (const wake of [...waiting]) wake();
   }
 
   #hasEventAfter(partnerId: string, query: Pick<EventListQuery, 'after' | 'types'>): boolean {
