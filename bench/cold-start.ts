@@ -21,10 +21,11 @@ const PROJECT_ROOT = fileURLToPath(new URL('../', import.meta.url));
 const BUILDER = fileURLToPath(new URL('./build-bundles.ts', import.meta.url));
 const PROBE = fileURLToPath(new URL('./import-probe.ts', import.meta.url));
 
-/** The four Lambda entries, as lib/constructs wires them. */
+/** The Lambda entries that serve requests or callbacks, as lib/constructs wires them. */
 export const LAMBDA_ENTRIES = {
   api: 'functions/api/lambda.ts',
   authorizer: 'functions/authorizer/lambda.ts',
+  poll: 'functions/poll/lambda.ts',
   fanout: 'functions/fanout/lambda.ts',
   dispatcher: 'functions/dispatcher/lambda.ts',
 } as const;

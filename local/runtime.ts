@@ -292,6 +292,8 @@ function startWorkers(
     waitForEvents: (partnerId, query, timeoutMs) => eventLog.waitForEvents(partnerId, query, timeoutMs),
     latestCursor: (partnerId) => eventLog.latestCursor(partnerId),
     countAfter: (partnerId, after) => eventLog.countAfter(partnerId, after),
+    cursorTime: (partnerId, cursor) => eventLog.cursorTime(partnerId, cursor),
+    resumeAfter: (partnerId, cursor) => eventLog.resumeAfter(partnerId, cursor),
   };
   const ownSender = options.sender
     ? undefined

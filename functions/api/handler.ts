@@ -14,7 +14,7 @@ import {
 } from '../core/events.ts';
 import type { RequestLimits } from '../core/limits.ts';
 import type { DeliveryMessage } from '../core/model.ts';
-import { createApiKey, createPartner, listApiKeys, revokeApiKey } from '../core/partners.ts';
+import { createApiKey, createPartner, listApiKeys, requireLiveKey, revokeApiKey } from '../core/partners.ts';
 import type {
   AddressResolver,
   Clock,
@@ -134,6 +134,7 @@ const handlers: Record<Operation, RouteHandler<ApiDeps>> = {
 
   async createApiKey(deps, event) {
     const partnerId = partnerOf(event);
+    await requireLiveKey(deps, partnerId, event.requestContext.authorizer?.lambda?.keyId);
     const body = parse(OPERATIONS.createApiKey.body, optionalJsonBody(event), 'body');
     const { key, apiKey } = await createApiKey(deps, partnerId, body);
     return json(201, { ...key, apiKey });
@@ -148,6 +149,7 @@ const handlers: Record<Operation, RouteHandler<ApiDeps>> = {
 
   async revokeApiKey(deps, event, params) {
     const partnerId = partnerOf(event);
+    await requireLiveKey(deps, partnerId, event.requestContext.authorizer?.lambda?.keyId);
     const keyId = pathId(OPERATIONS.revokeApiKey.params.id, params.id, 'API key');
     await revokeApiKey(deps, partnerId, keyId, { keepLast: true });
     return { statusCode: 204 };

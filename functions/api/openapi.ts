@@ -19,7 +19,8 @@ const COMPONENT = '#/components/schemas/';
 /** What each error status means, for every operation that can answer it. */
 const ERROR_MEANINGS: Record<number, string> = {
   400: 'The request is invalid: `errors` names each field at fault.',
-  401: 'No credentials, or credentials that are not valid for this route.',
+  401: 'No credentials, or credentials that are not valid for this route (on AWS, a missing API key is answered by API Gateway itself).',
+  403: 'On AWS: an API key that is not valid, or revoked, answered by API Gateway itself (the local runtime answers 401).',
   404: 'No such resource among yours.',
   409: 'The request conflicts with the state of the resource.',
   410: "Gone: the consumer's position is older than the retention; move it with PUT to go on.",
@@ -44,6 +45,7 @@ const REQUEST_ID = {
 export function errorStatuses(route: Route, spec: OperationSpec): number[] {
   const statuses = new Set<number>([500]);
   if (route.auth !== 'public') for (const status of [401, 429, 503]) statuses.add(status);
+  if (route.auth === 'partner') statuses.add(403);
   if (spec.query !== undefined || spec.body !== undefined) statuses.add(400);
   if (spec.body !== undefined) for (const status of [413, 415]) statuses.add(status);
   if (route.path.includes('{')) statuses.add(404);
@@ -143,16 +145,33 @@ function operationObject(route: Route, spec: OperationSpec): JsonSchema {
   };
 }
 
+/**
+ * What API Gateway answers itself, on AWS: a refused API key (401, 403), its throttling (429),
+ * a function that failed or did not answer in time (500, 503). Such an answer carries
+ * `apigw-requestid` rather than `x-request-id`.
+ */
+const GATEWAY_STATUSES = new Set(['401', '403', '429', '500', '503']);
+const GATEWAY_ERROR = {
+  type: 'object',
+  description: 'API Gateway\'s own answer, on AWS: `{"message": "Forbidden"}` and the like.',
+  properties: { message: { type: 'string' } },
+  required: ['message'],
+};
+
 function errorResponses(): Record<string, JsonSchema> {
   const responses: Record<string, JsonSchema> = {};
   for (const [status, description] of Object.entries(ERROR_MEANINGS)) {
     const headers: Record<string, unknown> = { 'x-request-id': { $ref: '#/components/headers/RequestId' } };
     if (status === '429' || status === '503') headers['retry-after'] = RETRY_AFTER;
     if (status === '401') headers['www-authenticate'] = { description: 'Bearer', schema: { type: 'string' } };
+    const problem = { 'application/problem+json': { schema: { $ref: `${COMPONENT}Problem` } } };
     responses[`E${status}`] = {
       description,
       headers,
-      content: { 'application/problem+json': { schema: { $ref: `${COMPONENT}Problem` } } },
+      // API Gateway answers some of these itself, before the API runs: in its own shape.
+      content: GATEWAY_STATUSES.has(status)
+        ? { ...problem, 'application/json': { schema: GATEWAY_ERROR } }
+        : problem,
     };
   }
   return responses;

@@ -6,7 +6,7 @@
  */
 import { readConsumer } from '../core/consumers.ts';
 import { listEvents } from '../core/events.ts';
-import type { AdmitDeps } from '../core/limits.ts';
+import { type AdmitDeps, admitLongPoll } from '../core/limits.ts';
 import type { Clock, ConsumerStore, EventLog } from '../core/ports.ts';
 import { json, type Log, parse, partnerOf, pathId, type RouteHandler, routedHandler } from './http.ts';
 import { OPERATIONS } from './operations.ts';
@@ -24,7 +24,7 @@ export const POLL_HANDLERS = {
   async listEvents(deps, event) {
     const partnerId = partnerOf(event);
     const { wait, ...query } = parse(OPERATIONS.listEvents.query, event.queryStringParameters ?? {}, 'query');
-    return json(200, await listEvents(deps, partnerId, query, wait));
+    return json(200, await listEvents(deps, partnerId, query, wait, () => admitLongPoll(deps, partnerId)));
   },
 
   async readConsumer(deps, event, params) {
@@ -35,7 +35,10 @@ export const POLL_HANDLERS = {
       event.queryStringParameters ?? {},
       'query',
     );
-    return json(200, await readConsumer(deps, partnerId, name, query, wait));
+    return json(
+      200,
+      await readConsumer(deps, partnerId, name, query, wait, () => admitLongPoll(deps, partnerId)),
+    );
   },
 } satisfies Partial<Record<Operation, RouteHandler<PollDeps>>>;
 

@@ -38,27 +38,56 @@ function toAttemptView(a: Attempt): AttemptView {
   return view;
 }
 
-async function withAttempts(deliveries: DeliveryStore, page: Page<Delivery>): Promise<Page<DeliveryView>> {
-  const items = await Promise.all(
-    page.items.map(async (d): Promise<DeliveryView> => {
-      const attempts = await deliveries.listAttempts(d.id);
-      return {
-        id: d.id,
-        eventId: d.eventId,
-        eventType: d.eventType,
-        subscriptionId: d.subscriptionId,
-        origin: d.origin,
-        status: d.status,
-        attemptCount: d.attempts,
-        createdAt: d.createdAt,
-        updatedAt: d.updatedAt,
-        ...(d.lastAttemptAt === undefined ? {} : { lastAttemptAt: d.lastAttemptAt }),
-        ...(d.nextAttemptAt === undefined ? {} : { nextAttemptAt: d.nextAttemptAt }),
-        ...(d.skippedReason === undefined ? {} : { skippedReason: d.skippedReason }),
-        attempts: attempts.map(toAttemptView),
-      };
-    }),
-  );
+/** Deliveries whose attempts are read at once: a page of a thousand is read in waves. */
+const ATTEMPT_READS_AT_ONCE = 25;
+
+/**
+ * The most delivery JSON one page carries, as for events (MAX_PAGE_BYTES): a thousand
+ * deliveries of nine attempts with their response excerpts would pass Lambda's 6 MB.
+ */
+export const MAX_DELIVERY_PAGE_BYTES = 5 * 1024 * 1024;
+
+function toDeliveryView(d: Delivery, attempts: Attempt[]): DeliveryView {
+  return {
+    id: d.id,
+    eventId: d.eventId,
+    eventType: d.eventType,
+    subscriptionId: d.subscriptionId,
+    origin: d.origin,
+    status: d.status,
+    attemptCount: d.attempts,
+    createdAt: d.createdAt,
+    updatedAt: d.updatedAt,
+    ...(d.lastAttemptAt === undefined ? {} : { lastAttemptAt: d.lastAttemptAt }),
+    ...(d.nextAttemptAt === undefined ? {} : { nextAttemptAt: d.nextAttemptAt }),
+    ...(d.skippedReason === undefined ? {} : { skippedReason: d.skippedReason }),
+    attempts: attempts.map(toAttemptView),
+  };
+}
+
+/**
+ * The page's deliveries with their attempts, read ATTEMPT_READS_AT_ONCE deliveries at a time;
+ * a page whose JSON would pass MAX_DELIVERY_PAGE_BYTES ends early (keeping the first), with
+ * `next` at the last delivery kept, so nothing is skipped.
+ */
+export async function withAttempts(
+  deliveries: Pick<DeliveryStore, 'listAttempts'>,
+  page: Page<Delivery>,
+): Promise<Page<DeliveryView>> {
+  const items: DeliveryView[] = [];
+  let bytes = 0;
+  for (let start = 0; start < page.items.length; start += ATTEMPT_READS_AT_ONCE) {
+    const wave = page.items.slice(start, start + ATTEMPT_READS_AT_ONCE);
+    const views = await Promise.all(
+      wave.map(async (d) => toDeliveryView(d, await deliveries.listAttempts(d.id))),
+    );
+    for (const view of views) {
+      bytes += Buffer.byteLength(JSON.stringify(view));
+      if (bytes > MAX_DELIVERY_PAGE_BYTES && items.length > 0)
+        return { items, next: items.at(-1)?.id ?? null };
+      items.push(view);
+    }
+  }
   return { items, next: page.next };
 }
 

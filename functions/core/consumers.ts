@@ -1,9 +1,9 @@
 /**
  * Consumers: cursors the dispatcher keeps for a partner, so a partner's reader needs to
  * remember nothing. A reader asks for the page after its consumer's position, handles it, and
- * acknowledges its last event, which commits the position; a page not acknowledged comes
- * again (at least once). A position older than the retention may have had events after it
- * expire: reading from it is refused (410) until the consumer is moved.
+ * acknowledges it (its `next`), which commits the position; a page not acknowledged comes
+ * again (at least once). A position older than the retention whose next events have expired
+ * is refused (410) until the consumer is moved: reading on would skip them unseen.
  */
 import {
   ConsumerLimitError,
@@ -111,9 +111,16 @@ export async function putConsumer(
     createdAt: existing?.createdAt ?? now,
     updatedAt: now,
   };
-  const saved = await deps.consumers.save(consumer, { maxPerPartner: MAX_CONSUMERS_PER_PARTNER });
+  // Without a start, an existing consumer keeps its position as stored, not as read here: an
+  // acknowledgement made meanwhile stands.
+  const keepPosition = input.start === undefined && existing !== undefined;
+  const saved = await deps.consumers.save(consumer, {
+    maxPerPartner: MAX_CONSUMERS_PER_PARTNER,
+    keepPosition,
+  });
   if (saved === 'limit') throw new ConsumerLimitError(MAX_CONSUMERS_PER_PARTNER);
-  return { consumer: await toView(deps, consumer), created: saved === 'created' };
+  const stored = keepPosition ? ((await deps.consumers.get(partnerId, name)) ?? consumer) : consumer;
+  return { consumer: await toView(deps, stored), created: saved === 'created' };
 }
 
 /** @throws ConsumerNotFoundError */
@@ -148,8 +155,8 @@ export async function listConsumers(
 /**
  * The page after the consumer's position, of its types; with `waitSeconds`, a long poll.
  * Reading commits nothing: the same page comes again until its last event is acknowledged.
- * @throws ConsumerNotFoundError, ConsumerPositionExpiredError (410) for a position past the
- * retention, or whose event is gone
+ * @throws ConsumerNotFoundError, ConsumerPositionExpiredError (410) for a position after
+ * which events have expired
  */
 export async function readConsumer(
   deps: ConsumerDeps,
@@ -157,12 +164,17 @@ export async function readConsumer(
   name: string,
   query: { limit: number },
   waitSeconds = 0,
+  beforeWait?: () => Promise<void>,
 ): Promise<{ data: EventView[]; next: string | null }> {
   const consumer = await consumerOf(deps, partnerId, name);
   const position = consumer.position;
+  let after = position?.eventId;
   const retainedSince = deps.clock.now().getTime() - deps.retentionDays * 86_400_000;
   if (position !== undefined && Date.parse(position.createdAt) < retainedSince) {
-    throw new ConsumerPositionExpiredError(name, position.eventId);
+    // Old enough for what came after it to have expired: ask the log whether anything did.
+    const resumed = await deps.events.resumeAfter(partnerId, position.eventId);
+    if (resumed.expired) throw new ConsumerPositionExpiredError(name, position.eventId);
+    after = resumed.after;
   }
   try {
     return await listEvents(
@@ -170,10 +182,11 @@ export async function readConsumer(
       partnerId,
       {
         limit: query.limit,
-        ...(position === undefined ? {} : { after: position.eventId }),
+        ...(after === undefined ? {} : { after }),
         ...(consumer.types.length > 0 ? { types: consumer.types } : {}),
       },
       waitSeconds,
+      beforeWait,
     );
   } catch (error) {
     if (error instanceof CursorNotFoundError && position !== undefined) {
@@ -184,9 +197,12 @@ export async function readConsumer(
 }
 
 /**
- * Commits the consumer's position at `eventId`: the next read starts after it. Acknowledging
- * an earlier event moves the position back (its events come again).
- * @throws ConsumerNotFoundError, ValidationError naming `eventId` when it is not the partner's
+ * Commits the consumer's position at `eventId`: the `next` of the page handled (or one of its
+ * events); the next read starts after it. Acknowledging an earlier one moves the position back.
+ * Acknowledging `next` rather than the last event moves past the events the consumer's types
+ * left out too, so a consumer of a rare type does not read them again.
+ * @throws ConsumerNotFoundError, ValidationError naming `eventId` when it is not a cursor of
+ * the partner's log
  */
 export async function ackConsumer(
   deps: ConsumerDeps,
@@ -195,13 +211,13 @@ export async function ackConsumer(
   eventId: string,
 ): Promise<ConsumerView> {
   const consumer = await consumerOf(deps, partnerId, name);
-  const event = await deps.events.get(partnerId, eventId);
-  if (event === undefined) {
+  const createdAt = await deps.events.cursorTime(partnerId, eventId);
+  if (createdAt === undefined) {
     throw new ValidationError(`eventId: ${eventId} is not one of your events`, [
-      { field: 'eventId', message: 'must be the id of one of your events, from a page of this consumer' },
+      { field: 'eventId', message: 'must be the `next` of a page of this consumer, or one of its events' },
     ]);
   }
-  const position = { eventId: event.id, createdAt: event.createdAt };
+  const position = { eventId, createdAt };
   const at = deps.clock.now().toISOString();
   if (!(await deps.consumers.commit(partnerId, name, position, at))) throw new ConsumerNotFoundError(name);
   return toView(deps, { ...consumer, position, updatedAt: at });

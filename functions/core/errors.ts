@@ -176,8 +176,8 @@ export class ConsumerLimitError extends DomainError {
 }
 
 /**
- * A consumer whose position is older than the retention: events after it may have expired,
- * so reading on would skip them unseen. The partner moves it (a seek) to go on.
+ * A consumer behind the retention: events after its position have expired, so reading on
+ * would skip them unseen. The partner moves it (a seek) to go on.
  */
 export class ConsumerPositionExpiredError extends DomainError {
   readonly status = 410;
@@ -185,7 +185,7 @@ export class ConsumerPositionExpiredError extends DomainError {
 
   constructor(name: string, eventId: string) {
     super(
-      `consumer ${name} is at ${eventId}, older than the retention: events after it may have expired. ` +
+      `consumer ${name} is at ${eventId}, and events after it have expired unread (older than the retention). ` +
         `Move it with PUT /v1/consumers/${name} and a start (earliest, latest or an event id).`,
     );
   }

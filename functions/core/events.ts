@@ -203,22 +203,28 @@ export const MAX_POLL_WAIT_SECONDS = 20;
  * 1. Read the page from the log (commit order, after the cursor).
  * 2. Stop early when the events' JSON would pass MAX_PAGE_BYTES (always keeping the first),
  *    with `next` at the last event kept, so nothing is skipped.
- * 3. An empty page, while time is left of the wait: wait for the log to say an event may have
- *    come after the cursor (which moved past any events the types filtered out), and read
- *    again. The wait ends with the first event, or with an empty page at its end.
+ * 3. An empty page, while time is left of the wait: count the wait against the partner's
+ *    allowance (`beforeWait`), wait for the log to say an event may have come after the cursor
+ *    (which moved past any events the types filtered out), and read again. The wait ends with
+ *    the first event, or with an empty page at its end.
  */
 export async function listEvents(
   deps: { events: EventLog; clock: Clock },
   partnerId: string,
   query: EventListQuery,
   waitSeconds = 0,
+  /** Called once, before the first wait: the partner's allowance of waiting polls. */
+  beforeWait: () => Promise<void> = async () => {},
 ): Promise<{ data: EventView[]; next: string | null }> {
   const deadline = deps.clock.now().getTime() + waitSeconds * 1000;
   let after = query.after;
+  let waited = false;
   for (;;) {
     const page = await pageOfEvents(deps, partnerId, { ...query, ...(after === undefined ? {} : { after }) });
     const left = deadline - deps.clock.now().getTime();
     if (page.data.length > 0 || left <= 0) return page;
+    if (!waited) await beforeWait();
+    waited = true;
     after = page.next ?? after;
     await deps.events.waitForEvents(
       partnerId,

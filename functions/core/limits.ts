@@ -70,6 +70,33 @@ export function rememberingRefusals(limiter: RateLimiter): RateLimiter {
   };
 }
 
+/**
+ * Long polls a partner may start waiting in each window of MAX_POLL_WAIT_SECONDS (20 s): since
+ * none waits longer, at most twice this many wait at once. Each waiting poll holds a function
+ * on AWS, so one partner cannot hold them all.
+ */
+export const LONG_POLLS_PER_WINDOW = 20;
+const LONG_POLL_WINDOW: Pick<Allowance, 'windowMs'> = { windowMs: 20_000 };
+
+/**
+ * Counts a long poll that is about to wait against its partner's allowance.
+ * @throws TooManyRequestsError with the seconds until the partner's next window
+ */
+export async function admitLongPoll(deps: AdmitDeps, partnerId: string): Promise<void> {
+  const result = await deps.limiter.take(
+    `longpoll:${partnerId}`,
+    { ...LONG_POLL_WINDOW, limit: LONG_POLLS_PER_WINDOW },
+    deps.clock.now(),
+  );
+  if (!result.allowed) {
+    throw new TooManyRequestsError(
+      `at most ${LONG_POLLS_PER_WINDOW} long polls may start waiting every 20 s: poll with fewer readers ` +
+        'at once, or without wait',
+      result.retryAfterMs / 1000,
+    );
+  }
+}
+
 /** The window of `allowance` that holds `now`: its start, and the ms left in it. */
 export function windowOf(allowance: Allowance, now: Date): { start: number; remainingMs: number } {
   const start = Math.floor(now.getTime() / allowance.windowMs) * allowance.windowMs;

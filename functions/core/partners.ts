@@ -5,6 +5,7 @@ import {
   LastApiKeyError,
   PartnerNotFoundError,
   UnauthorizedError,
+  ValidationError,
 } from './errors.ts';
 import { newId } from './ids.ts';
 import type { ApiKeyRecord, Page, Partner } from './model.ts';
@@ -143,7 +144,16 @@ export async function listApiKeys(
 ): Promise<Page<ApiKeyView>> {
   if ((await deps.partners.get(partnerId)) === undefined) throw new PartnerNotFoundError(partnerId);
   const keys = await deps.partners.listApiKeys(partnerId);
-  const start = query.after === undefined ? 0 : keys.findIndex((key) => key.id === query.after) + 1;
+  let start = 0;
+  if (query.after !== undefined) {
+    const at = keys.findIndex((key) => key.id === query.after);
+    if (at < 0) {
+      throw new ValidationError(`after: ${query.after} is not one of your keys (revoked since?)`, [
+        { field: 'after', message: 'must be the `next` of the last page: the id of one of your keys' },
+      ]);
+    }
+    start = at + 1;
+  }
   const page = keys.slice(start, start + query.limit);
   const more = start + query.limit < keys.length;
   return { items: page.map(toApiKeyView), next: more ? (page.at(-1)?.id ?? null) : null };
@@ -169,6 +179,23 @@ function sameHash(stored: string, given: string): boolean {
   const a = Buffer.from(stored);
   const b = Buffer.from(given);
   return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * Refuses a key revoked while the authorizer's cached answer still lets it in (on AWS, up to
+ * the cache time): managing keys with it would let whoever holds a revoked key mint itself a
+ * new one. One read of the partner's keys.
+ * @throws UnauthorizedError when `keyId` is no longer one of the partner's keys
+ */
+export async function requireLiveKey(
+  deps: { partners: PartnerStore },
+  partnerId: string,
+  keyId: string | undefined,
+): Promise<void> {
+  const keys = await deps.partners.listApiKeys(partnerId);
+  if (keyId === undefined || !keys.some((key) => key.id === keyId)) {
+    throw new UnauthorizedError('this API key has been revoked');
+  }
 }
 
 /** Who a request's API key speaks for. */

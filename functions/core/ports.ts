@@ -84,6 +84,21 @@ export interface EventLog {
    * type: exact on SQLite; on DynamoDB the places taken after it, a hole counted as an event.
    */
   countAfter(partnerId: string, after: string | null): Promise<number>;
+  /**
+   * When a cursor of the partner's log stands: its event's `createdAt`, or when a cursor that
+   * is not an event (past a hole, or the latest) was made; undefined for anything else.
+   */
+  cursorTime(partnerId: string, cursor: string): Promise<string | undefined>;
+  /**
+   * Where a reader at `cursor` goes on, once events may have expired: `expired` when an event
+   * after the cursor has been deleted by the retention (reading on would skip it unseen);
+   * otherwise the cursor to list after: the cursor itself, or undefined (from the oldest event
+   * kept) when the cursor's own event was the last of the partner's to expire.
+   */
+  resumeAfter(
+    partnerId: string,
+    cursor: string,
+  ): Promise<{ expired: true } | { expired: false; after?: string }>;
 }
 
 /** What saving a consumer came to: made, replaced, or refused at the partner's cap. */
@@ -93,9 +108,13 @@ export type ConsumerSaved = 'created' | 'replaced' | 'limit';
 export interface ConsumerStore {
   /**
    * Creates the consumer, or replaces the one of that name; a new one is refused ('limit',
-   * nothing written) when the partner already has `maxPerPartner`.
+   * nothing written) when the partner already has `maxPerPartner`. With `keepPosition`, a
+   * replace changes its types alone, so a commit made meanwhile stands.
    */
-  save(consumer: Consumer, options: { maxPerPartner: number }): Promise<ConsumerSaved>;
+  save(
+    consumer: Consumer,
+    options: { maxPerPartner: number; keepPosition?: boolean },
+  ): Promise<ConsumerSaved>;
   get(partnerId: string, name: string): Promise<Consumer | undefined>;
   /** The partner's consumers by name; `after` is a name. */
   list(partnerId: string, query: ListQuery): Promise<Page<Consumer>>;

@@ -79,6 +79,8 @@ export interface DispatcherFunctionProps {
   readonly timeout?: Duration;
   /** @default 256 */
   readonly memorySize?: number;
+  /** Executions it may run at once, reserved out of the account's. @default - none reserved */
+  readonly reservedConcurrentExecutions?: number;
   /** @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
   /** POWERTOOLS_LOG_LEVEL, and the Lambda application log level. @default 'INFO' */
@@ -170,6 +172,9 @@ export class DispatcherFunction extends NodejsFunction {
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
       memorySize,
+      ...(props.reservedConcurrentExecutions === undefined
+        ? {}
+        : { reservedConcurrentExecutions: props.reservedConcurrentExecutions }),
       timeout: props.timeout ?? Duration.seconds(10),
       role,
       logGroup,

@@ -42,6 +42,16 @@ export const DEFAULT_STAGE_THROTTLE = {
  */
 export const API_FUNCTION_TIMEOUT_SECONDS = 25;
 
+/**
+ * The polling function's reserved concurrency: 200 long polls waiting at once, all partners
+ * together (each partner may start LONG_POLLS_PER_WINDOW, 20, every 20 s, so at most 40 wait at
+ * once), out of the account's default 1,000 concurrent executions.
+ */
+export const DEFAULT_POLL_CONCURRENCY = 200;
+
+/** The throttle of each route anyone may call (the OpenAPI document), all callers together. */
+export const PUBLIC_ROUTE_THROTTLE = { rateLimit: 10, burstLimit: 20 } as const;
+
 /** The polling function's memory: the least Lambda gives, since it mostly waits. */
 export const POLL_FUNCTION_MEMORY_MB = 128;
 
@@ -87,6 +97,12 @@ export interface PartnerApiProps {
    * @default DEFAULT_AUTHORIZER_CACHE_TTL
    */
   readonly authorizerCacheTtl?: Duration;
+  /**
+   * Executions the polling function may run at once (its reserved concurrency): long polls
+   * waiting, all partners together.
+   * @default DEFAULT_POLL_CONCURRENCY
+   */
+  readonly pollConcurrency?: number;
   /** @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
 }
@@ -221,6 +237,9 @@ export class PartnerApi extends Construct {
       timeout: Duration.seconds(API_FUNCTION_TIMEOUT_SECONDS),
       // A long poll is billed for its wait by this memory (docs/cost.md, "Long polling").
       memorySize: POLL_FUNCTION_MEMORY_MB,
+      // Waiting polls hold executions: cap them, so they never take the account's concurrency
+      // from the API, the authorizer and the dispatcher (each partner's share is capped too).
+      reservedConcurrentExecutions: props.pollConcurrency ?? DEFAULT_POLL_CONCURRENCY,
       logRetention: props.logRetention,
       environment: {
         [LAMBDA_ENV.retentionDays]: String(props.retentionDays),
@@ -228,9 +247,10 @@ export class PartnerApi extends Construct {
         [LAMBDA_ENV.producerRequestsPerSecond]: String(limits.producerPerSecond),
       },
     })
-      // Events: list, and the counter a long poll reads while it waits; a consumer's position.
+      // Events: list (which puts a hole where an append died, or where TTL took a place a
+      // poll reads from), the counter a long poll reads while it waits; a consumer's position.
       .useTable(props.eventsTable, LAMBDA_ENV.eventsTable, {
-        table: ['dynamodb:GetItem', 'dynamodb:Query'],
+        table: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
       })
       // The callers' request counts (the rate limiter's updates), shared with the API function.
       .useTable(props.partnersTable, LAMBDA_ENV.partnersTable, { table: ['dynamodb:UpdateItem'] });
@@ -325,6 +345,23 @@ export class PartnerApi extends Construct {
         format: apigwv1.AccessLogFormat.custom(ACCESS_LOG_FORMAT),
       },
     });
+    // Routes anyone may call are throttled apart, so they cannot use up the stage's rate.
+    const publicRoutes = routes.filter((route) => route.auth === 'public');
+    if (publicRoutes.length > 0) {
+      const cfnStage = this.stage.node.defaultChild as apigw.CfnStage;
+      cfnStage.addPropertyOverride(
+        'RouteSettings',
+        Object.fromEntries(
+          publicRoutes.map((route) => [
+            `${route.method} ${route.path}`,
+            {
+              ThrottlingRateLimit: PUBLIC_ROUTE_THROTTLE.rateLimit,
+              ThrottlingBurstLimit: PUBLIC_ROUTE_THROTTLE.burstLimit,
+            },
+          ]),
+        ),
+      );
+    }
   }
 
   /** The API's base URL (the `$default` stage's). */

@@ -79,7 +79,7 @@ const GRANTS: Record<FunctionName, Grants> = {
   },
   poll: {
     'poll logs': LOGS,
-    events: ['dynamodb:GetItem', 'dynamodb:Query'],
+    events: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
     partners: ['dynamodb:UpdateItem'],
   },
   fanout: {

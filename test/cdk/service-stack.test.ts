@@ -411,6 +411,12 @@ describe('HTTP API', () => {
     }
   });
 
+  it('throttles the OpenAPI document apart from the stage', () => {
+    synth.service.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      RouteSettings: { 'GET /openapi.json': { ThrottlingRateLimit: 10, ThrottlingBurstLimit: 20 } },
+    });
+  });
+
   it('leaves open only the OpenAPI document', () => {
     const open = Object.values(synth.service.findResources('AWS::ApiGatewayV2::Route')).filter(
       (route) => route.Properties.AuthorizationType === 'NONE',
@@ -464,6 +470,7 @@ describe('HTTP API', () => {
     synth.service.hasResourceProperties('AWS::Lambda::Function', {
       MemorySize: 128,
       Timeout: 25,
+      ReservedConcurrentExecutions: 200,
       Environment: { Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: 'poll' }) },
     });
   });

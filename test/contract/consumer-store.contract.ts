@@ -44,6 +44,26 @@ export function consumerStoreContract(name: string, make: () => Promise<Consumer
       expect(await consumers.get(partnerId, 'billing')).toEqual(moved);
     });
 
+    it('changes only the types of a consumer saved keeping its position, so a commit made meanwhile stands', async () => {
+      const consumer = makeConsumer(partnerId, 'billing');
+      await consumers.save(consumer, { maxPerPartner: 5 });
+      const position = { eventId: id('evt'), createdAt: at(3) };
+      await consumers.commit(partnerId, 'billing', position, at(4));
+      // Saved from a copy read before the commit, without its position.
+      expect(
+        await consumers.save(
+          { ...consumer, types: ['a.b'], updatedAt: at(5) },
+          { maxPerPartner: 5, keepPosition: true },
+        ),
+      ).toBe('replaced');
+      expect(await consumers.get(partnerId, 'billing')).toEqual({
+        ...consumer,
+        types: ['a.b'],
+        position,
+        updatedAt: at(5),
+      });
+    });
+
     it("keeps partners apart: the same name is another partner's consumer", async () => {
       await consumers.save(makeConsumer(partnerId, 'billing'), { maxPerPartner: 5 });
       expect(await consumers.get(otherPartnerId, 'billing')).toBeUndefined();

@@ -99,7 +99,7 @@ function startWriters(table: string, partnerId: string) {
         new DynamoEventLog(writer(i), table).append(
           newEvent(partnerId, {
             createdAt: new Date(Date.now() - Math.floor(Math.random() * 50)).toISOString(),
-            type: 'load.test',
+            type: i % 3 === 0 ? 'load.rare' : 'load.test',
             payload: { i },
           }),
         ),
@@ -175,6 +175,25 @@ describe('DynamoEventLog under concurrent writers', () => {
     expect(stored).toHaveLength(APPENDS);
     expect(seen).toEqual(stored.map((row) => row.id));
     expect(pagesWhileWriting).toBeGreaterThan(0);
+  });
+
+  it('gives a reader following a consumer of one type every event of it exactly once, in commit order', async () => {
+    const partnerId = id('ptr');
+    const { writes, done: writersDone } = startWriters(table, partnerId);
+    const deps = {
+      consumers: new DynamoConsumerStore(admin, table),
+      // Few events examined per page, so pages pass over the other type's events.
+      events: new DynamoEventLog(admin, table, { maxExamined: 4 }),
+      clock: systemClock,
+      retentionDays: 30,
+    };
+    const { seen } = await followConsumer(deps, partnerId, { limit: 2, writersDone, types: ['load.rare'] });
+    await writes;
+
+    const rare = new Set((await writes).filter((r) => r.event.type === 'load.rare').map((r) => r.event.id));
+    const stored = (await committed(admin, table, partnerId)).filter((row) => rare.has(row.id));
+    expect(rare.size).toBe(Math.ceil(APPENDS / 3));
+    expect(seen).toEqual(stored.map((row) => row.id));
   });
 
   it('stores one event for concurrent appends with the same idempotency key', async () => {

@@ -3,7 +3,7 @@
  * pipe's filter, the TTL and the indexes depend on them, and the contract suites (which only see
  * domain objects) cannot.
  */
-import { PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
 import {
@@ -12,13 +12,14 @@ import {
   eventIdAt,
   pointerKey,
   seqInId,
+  waitPauses,
 } from '../../functions/adapters/aws/events.ts';
 import { DynamoPartnerStore } from '../../functions/adapters/aws/partners.ts';
 import { DELIVERIES_TABLE, EVENTS_TABLE, PARTNERS_TABLE } from '../../functions/adapters/aws/tables.ts';
 import { CursorNotFoundError } from '../../functions/core/errors.ts';
 import { eventTag, fanoutDeliveryId } from '../../functions/core/fanout.ts';
 import { apiKeyIdOf } from '../../functions/core/partners.ts';
-import { tablesPerTest } from '../dynamodb-local/tables.ts';
+import { localDocumentClient, tablesPerTest } from '../dynamodb-local/tables.ts';
 import {
   at,
   id,
@@ -122,6 +123,52 @@ describe('DynamoEventLog items', () => {
       [3, 'event'],
     ]);
     expect(await log.list(partnerId, { limit: 10 })).toEqual({ items: [first, third], next: third.id });
+  });
+
+  it('moves the cursor past a hole at the end of the log, so a long poll from it waits rather than reads again', async () => {
+    const name = await table(EVENTS_TABLE);
+    const partnerId = id('ptr');
+    const reads: string[] = [];
+    const counting = localDocumentClient();
+    counting.middlewareStack.add(
+      (next, context) => async (args) => {
+        reads.push(String(context.commandName));
+        return next(args);
+      },
+      { step: 'initialize', name: 'countCommands' },
+    );
+    const log = new DynamoEventLog(counting, name);
+    const { event: first } = await log.append(newEvent(partnerId, { idempotencyKey: 'a' }));
+    await log.append(newEvent(partnerId, { idempotencyKey: 'a' })); // its place becomes a hole
+
+    const page = await log.list(partnerId, { limit: 10, after: first.id });
+    expect(page.items).toEqual([]);
+    expect(seqInId(partnerId, page.next ?? '')).toBe(2);
+    reads.length = 0;
+    await log.waitForEvents(partnerId, { after: page.next ?? '' }, 600);
+    // Only the counter, once after each pause: nothing came after the hole.
+    expect(reads).toEqual(waitPauses(600).map(() => 'GetItemCommand'));
+    counting.destroy();
+  });
+
+  it('tells a reader whether the place after its cursor expired (TTL took it) or was never taken', async () => {
+    const name = await table(EVENTS_TABLE);
+    const log = new DynamoEventLog(client, name);
+    const partnerId = id('ptr');
+    const { event: first } = await log.append(newEvent(partnerId));
+    expect(await log.resumeAfter(partnerId, first.id)).toEqual({ expired: false, after: first.id });
+    const { event: second } = await log.append(newEvent(partnerId));
+    await log.append(newEvent(partnerId));
+    expect(await log.resumeAfter(partnerId, first.id)).toEqual({ expired: false, after: first.id });
+    // TTL deletes the second event's place.
+    await client.send(
+      new DeleteCommand({
+        TableName: name,
+        Key: { pk: `${partnerId}#E2`, sk: `E#${'2'.padStart(15, '0')}` },
+      }),
+    );
+    expect(await log.resumeAfter(partnerId, first.id)).toEqual({ expired: true });
+    expect(await log.resumeAfter(partnerId, second.id)).toEqual({ expired: false, after: second.id });
   });
 
   it('reads an event stored before ids said their seq through its pointer, by id and as a cursor', async () => {

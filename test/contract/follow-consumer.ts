@@ -1,7 +1,7 @@
 /**
  * A reader following a consumer while writers append, as a partner's would: read the page
- * after the consumer's position, keep its events, acknowledge the last one; until a page
- * read after the writers finished comes back empty.
+ * after the consumer's position, keep its events, acknowledge its `next`; until a page read
+ * after the writers finished comes back empty.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ackConsumer, type ConsumerDeps, putConsumer, readConsumer } from '../../functions/core/consumers.ts';
@@ -9,16 +9,17 @@ import { ackConsumer, type ConsumerDeps, putConsumer, readConsumer } from '../..
 export async function followConsumer(
   deps: ConsumerDeps,
   partnerId: string,
-  options: { limit: number; writersDone: () => boolean },
+  options: { limit: number; writersDone: () => boolean; types?: string[] },
 ): Promise<{ seen: string[]; pagesWhileWriting: number }> {
-  await putConsumer(deps, partnerId, 'follower', { start: 'earliest' });
+  await putConsumer(deps, partnerId, 'follower', { start: 'earliest', types: options.types });
   const seen: string[] = [];
   let pagesWhileWriting = 0;
   for (;;) {
     const done = options.writersDone();
     const page = await readConsumer(deps, partnerId, 'follower', { limit: options.limit });
-    const last = page.data.at(-1);
-    if (last === undefined) {
+    if (page.data.length === 0) {
+      // Past the events its types leave out, as a reader acknowledging `next` goes.
+      if (page.next !== null) await ackConsumer(deps, partnerId, 'follower', page.next);
       if (done) return { seen, pagesWhileWriting };
       await sleep(2);
       continue;
@@ -30,6 +31,6 @@ export async function followConsumer(
       const again = await readConsumer(deps, partnerId, 'follower', { limit: options.limit });
       if (again.data[0]?.id !== page.data[0]?.id) throw new Error('an unacknowledged page moved');
     }
-    await ackConsumer(deps, partnerId, 'follower', last.id);
+    await ackConsumer(deps, partnerId, 'follower', page.next ?? '');
   }
 }

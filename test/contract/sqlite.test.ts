@@ -101,10 +101,11 @@ function pragma(db: SqliteDatabase, name: string): unknown {
 }
 
 /**
- * Back to partners with one key each, no api_keys and no consumers, as a file written before
- * keys had records (two versions back).
+ * Back to partners with one key each, and none of the tables since (api_keys, consumers,
+ * expired_marks), as a file written before keys had records (three versions back).
  */
 const PARTNERS_WITH_ONE_KEY = `
+  DROP TABLE expired_marks;
   DROP TABLE consumers;
   DROP TABLE api_keys;
   DROP TABLE partners;
@@ -154,7 +155,7 @@ describe('openDatabase', () => {
   it('migrates a file of the version before API keys, giving each partner its one key as its first', async () => {
     const path = join(tmp.dir, 'local.db');
     const db = openDatabase(path);
-    db.exec(`${PARTNERS_WITH_ONE_KEY} PRAGMA user_version = ${SCHEMA_VERSION - 2};`);
+    db.exec(`${PARTNERS_WITH_ONE_KEY} PRAGMA user_version = ${SCHEMA_VERSION - 3};`);
     const partner = makePartner();
     const hash = makeApiKey(partner.id).hash;
     db.prepare('INSERT INTO partners (id, name, api_key_hash, created_at) VALUES (?, ?, ?, ?)').run(
@@ -215,7 +216,7 @@ describe('openDatabase', () => {
         error_message TEXT, response_excerpt TEXT
       ) STRICT;
       CREATE INDEX attempts_by_delivery ON attempts (delivery_id, number);
-      PRAGMA user_version = ${SCHEMA_VERSION - 3};
+      PRAGMA user_version = ${SCHEMA_VERSION - 4};
     `);
     const delivery = makeDelivery(makeEvent(id('ptr')), id('sub'));
     const attempt = makeAttempt(delivery, { statusCode: 500, error: 'http_status' });
@@ -438,5 +439,33 @@ describe('SqliteOutbox', () => {
 
       expect(outbox.peek(10)).toEqual(entries);
     });
+  });
+});
+
+describe('SqliteEventLog.resumeAfter', () => {
+  it('tells from the last deleted event whether anything after a cursor expired', async () => {
+    const db = openDatabase(':memory:');
+    try {
+      const log = new SqliteEventLog(db);
+      const partnerId = id('ptr');
+      const [a, b, c] = [
+        (await log.append(newEvent(partnerId))).event,
+        (await log.append(newEvent(partnerId))).event,
+        (await log.append(newEvent(partnerId))).event,
+      ];
+      const seqs = db
+        .prepare('SELECT seq FROM events ORDER BY seq')
+        .all()
+        .map((row) => Number(row.seq));
+      expect(await log.resumeAfter(partnerId, a.id)).toEqual({ expired: false, after: a.id });
+      log.deleteEvents(seqs.slice(0, 1)); // a, the cursor itself, was the last to expire
+      expect(await log.resumeAfter(partnerId, a.id)).toEqual({ expired: false });
+      log.deleteEvents(seqs.slice(1, 2)); // b expires: a reader still at a missed it
+      expect(await log.resumeAfter(partnerId, a.id)).toEqual({ expired: true });
+      expect(await log.resumeAfter(partnerId, b.id)).toEqual({ expired: false });
+      expect(await log.resumeAfter(partnerId, c.id)).toEqual({ expired: false, after: c.id });
+    } finally {
+      closeDatabase(db);
+    }
   });
 });

@@ -5,6 +5,7 @@
  */
 import type { Consumer } from '@webhook-dispatcher/client';
 import { describe, expect, it } from 'vitest';
+import { startRetentionSweep } from '../../local/retention.ts';
 import { type EventView, expectProblem, type Page, publish, withApiDispatcher } from './api-support.ts';
 import { startTestDispatcher, type TestDispatcher } from './harness.ts';
 
@@ -185,29 +186,67 @@ describe('HTTP API: consumers', () => {
 });
 
 describe('HTTP API: a consumer past the retention', () => {
-  it('is answered 410 until it is moved, and then reads on', async () => {
+  /** A dispatcher keeping events a day, whose clock the test moves, and a sweep it runs. */
+  async function dayOldDispatcher() {
     let offsetMs = 0;
     const clock = { now: () => new Date(Date.now() + offsetMs) };
     const d = await startTestDispatcher(
       { DISPATCHER_PARTNER_REQUESTS_PER_SECOND: '10000', DISPATCHER_RETENTION_DAYS: '1' },
       { clock },
     );
+    return {
+      d,
+      /** A day and an hour later, with the retention sweep run then. */
+      async dayLater() {
+        offsetMs += 25 * 3600 * 1000;
+        const sweep = startRetentionSweep(d.dispatcher.db, { retentionDays: 1, clock, log: () => {} });
+        await sweep.sweep();
+        await sweep.stop();
+      },
+    };
+  }
+
+  it('is answered 410 when events after its position expired unseen, until it is moved', async () => {
+    const { d, dayLater } = await dayOldDispatcher();
     try {
       const partner = await d.createPartner();
       const first = await publish(d, partner.id, 'order.created');
+      await publish(d, partner.id, 'order.created'); // never read: it expires unseen
       await d.as(partner.apiKey, 'PUT', '/v1/consumers/slow');
       await d.as(partner.apiKey, 'POST', '/v1/consumers/slow/ack', { eventId: first });
+      await dayLater();
 
-      offsetMs = 25 * 3600 * 1000; // a day and an hour later
       const gone = expectProblem(await d.as(partner.apiKey, 'GET', '/v1/consumers/slow/events'), 410);
-      expect(gone.detail).toMatch(/older than the retention/);
+      expect(gone.detail).toMatch(/have expired unread/);
       expect(gone.detail).toMatch(/PUT \/v1\/consumers\/slow/);
 
       const later = await publish(d, partner.id, 'order.created');
       await d.as(partner.apiKey, 'PUT', '/v1/consumers/slow', { start: 'earliest' });
       const page = await d.as<Page<EventView>>(partner.apiKey, 'GET', '/v1/consumers/slow/events');
-      expect(page.status).toBe(200);
-      expect(page.body.data.map((e) => e.id)).toContain(later);
+      expect(page.body.data.map((e) => e.id)).toEqual([later]);
+    } finally {
+      await d.cleanup();
+    }
+  });
+
+  it('reads on, with no 410, when it was caught up and nothing after its position expired', async () => {
+    const { d, dayLater } = await dayOldDispatcher();
+    try {
+      const partner = await d.createPartner();
+      const only = await publish(d, partner.id, 'order.created');
+      await d.as(partner.apiKey, 'PUT', '/v1/consumers/caught-up');
+      const page = await d.as<Page<EventView>>(partner.apiKey, 'GET', '/v1/consumers/caught-up/events');
+      await d.as(partner.apiKey, 'POST', '/v1/consumers/caught-up/ack', { eventId: page.body.next });
+      await dayLater(); // its position's own event expires, and nothing after it existed
+
+      expect(
+        (await d.as<Page<EventView>>(partner.apiKey, 'GET', '/v1/consumers/caught-up/events')).body.data,
+      ).toEqual([]);
+      const fresh = await publish(d, partner.id, 'order.created');
+      const next = await d.as<Page<EventView>>(partner.apiKey, 'GET', '/v1/consumers/caught-up/events');
+      expect(next.status).toBe(200);
+      expect(next.body.data.map((e) => e.id)).toEqual([fresh]);
+      expect(only).not.toBe(fresh);
     } finally {
       await d.cleanup();
     }

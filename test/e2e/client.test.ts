@@ -206,6 +206,29 @@ describe('the partner client', () => {
   });
 });
 
+describe('the partner client and answers API Gateway gives itself, on AWS', () => {
+  it('reports a refused key as the gateway said it, with the gateway’s request id', async () => {
+    const gateway: typeof fetch = async () =>
+      new Response('{"message":"Forbidden"}', {
+        status: 403,
+        headers: { 'content-type': 'application/json', 'apigw-requestid': 'Abc123=' },
+      });
+    const client = new DispatcherClient({
+      baseUrl: 'https://api.example.com',
+      apiKey: 'dk_revoked',
+      fetch: gateway,
+    });
+    const error = await client.events.list().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DispatcherError);
+    expect(error).toMatchObject({
+      status: 403,
+      problem: undefined,
+      requestId: 'Abc123=',
+      message: 'HTTP 403: Forbidden',
+    });
+  });
+});
+
 describe('the partner client over its limit', () => {
   it('waits out a 429 as Retry-After says, and then succeeds', async () => {
     const d = await startTestDispatcher({ DISPATCHER_PARTNER_REQUESTS_PER_SECOND: '1' });

@@ -60,7 +60,8 @@ export interface Answer {
  * 404/405 would be, and are not checked here.
  */
 export function checkAgainstOpenApi(method: string, url: string, answer: Answer): void {
-  const path = new URL(url, 'http://local').pathname;
+  // A path as the handler got it (in-process), or a URL as fetch sent it (dot segments resolved).
+  const path = url.startsWith('/') ? (url.split('?')[0] ?? url) : new URL(url).pathname;
   const match = matchRoute(method, path);
   if (match.kind !== 'found') return;
   const where = `${method} ${path} → ${answer.status}`;

@@ -6,6 +6,7 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { closeDatabase, openDatabase } from '../../functions/adapters/sqlite/database.ts';
 import { SqlitePartnerStore } from '../../functions/adapters/sqlite/partners.ts';
+import { createApiHandler } from '../../functions/api/handler.ts';
 import { UnauthorizedError } from '../../functions/core/errors.ts';
 import {
   API_KEY_LAST_USED_PRECISION_MS,
@@ -15,7 +16,9 @@ import {
   revokeApiKey,
 } from '../../functions/core/partners.ts';
 import type { PartnerStore } from '../../functions/core/ports.ts';
+import { lambdaContext } from '../../local/lambda-context.ts';
 import { ManualClock } from '../contract/fixtures.ts';
+import { apiRequest, sqliteApiDeps } from '../support/api-deps.ts';
 
 const db = openDatabase(':memory:');
 afterEach(() => db.exec('DELETE FROM api_keys; DELETE FROM partners;'));
@@ -93,6 +96,27 @@ describe('authenticateApiKey', () => {
 
     expect(await authenticateApiKey({ partners, clock }, apiKey)).toMatchObject({ partnerId: partner.id });
     expect(counts.touches).toBe(1);
+  });
+});
+
+describe('managing keys with a key revoked while a cached authorizer answer still lets it in', () => {
+  it('is refused 401, so a revoked key cannot mint itself a new one', async () => {
+    const deps = sqliteApiDeps(db);
+    const handler = createApiHandler(deps, () => {});
+    const { partner, key } = await createPartner(deps, { name: 'acme' });
+    const other = await createApiKey(deps, partner.id, { name: 'spare' });
+    await revokeApiKey(deps, partner.id, key.id, { keepLast: true });
+    // API Gateway's cache still answers for the revoked key: its context reaches the API.
+    const asRevoked = { lambda: { partnerId: partner.id, keyId: key.id } };
+    for (const request of [
+      apiRequest({ method: 'POST', path: '/v1/keys', authorizer: asRevoked }),
+      apiRequest({ method: 'DELETE', path: `/v1/keys/${other.key.id}`, authorizer: asRevoked }),
+    ]) {
+      const answer = await handler(request, lambdaContext('api'));
+      expect(answer.statusCode).toBe(401);
+      expect(answer.body).toMatch(/revoked/);
+    }
+    expect((await deps.partners.listApiKeys(partner.id)).map((k) => k.id)).toEqual([other.key.id]);
   });
 });
 

@@ -64,3 +64,35 @@ describe('the polling handler', () => {
     expect(res.body).toMatchObject({ status: 404, detail: expect.stringMatching(/no route/) });
   });
 });
+
+describe('long polls of one partner', () => {
+  it('may start waiting 20 times in 20 s; one more is answered 429 with Retry-After, and polls that answer at once are not counted', async () => {
+    const own = openDatabase(':memory:');
+    try {
+      const ownDeps = sqliteApiDeps(own);
+      const poll = createPollHandler(ownDeps, () => {});
+      const partner = newId('ptr');
+      const { event } = await ownDeps.events.append({
+        partnerId: partner,
+        type: 'order.created',
+        payload: {},
+        createdAt: new Date().toISOString(),
+      });
+      const request = (query: string) =>
+        poll(
+          apiRequest({ path: '/v1/events', query, authorizer: { lambda: { partnerId: partner } } }),
+          lambdaContext('poll'),
+        );
+      // Answered at once (an event is there): not a wait.
+      for (let i = 0; i < 30; i++) expect((await request('wait=20')).statusCode).toBe(200);
+      const waits = await Promise.all(Array.from({ length: 21 }, () => request(`after=${event.id}&wait=1`)));
+      const statuses = waits.map((w) => w.statusCode).sort();
+      expect(statuses.filter((s) => s === 200)).toHaveLength(20);
+      const refused = waits.find((w) => w.statusCode === 429);
+      expect(Number(refused?.headers?.['retry-after'])).toBeGreaterThan(0);
+      expect(refused?.body).toMatch(/at most 20 long polls/);
+    } finally {
+      closeDatabase(own);
+    }
+  });
+});

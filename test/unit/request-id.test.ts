@@ -25,6 +25,8 @@ const handler = createApiHandler(
       waitForEvents: (partnerId, query, timeoutMs) => deps.events.waitForEvents(partnerId, query, timeoutMs),
       latestCursor: (partnerId) => deps.events.latestCursor(partnerId),
       countAfter: (partnerId, after) => deps.events.countAfter(partnerId, after),
+      cursorTime: (partnerId, cursor) => deps.events.cursorTime(partnerId, cursor),
+      resumeAfter: (partnerId, cursor) => deps.events.resumeAfter(partnerId, cursor),
     },
   },
   (message) => logged.push(message),

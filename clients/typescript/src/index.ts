@@ -29,11 +29,23 @@ import type {
 export type * from './openapi-types.ts';
 export { Webhook, WebhookVerificationError };
 
+function isProblem(value: unknown): value is Problem {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof Reflect.get(value, 'title') === 'string' &&
+    typeof Reflect.get(value, 'detail') === 'string'
+  );
+}
+
 /** An answer of the API that is not a success: its status, its problem, and its request id. */
 export class DispatcherError extends Error {
   readonly status: number;
   readonly problem: Problem | undefined;
-  /** The `x-request-id` of the answer: give it to the platform's support to find its logs. */
+  /**
+   * The answer's `x-request-id` (or, for an answer API Gateway gave itself, its
+   * `apigw-requestid`): give it to the platform's support to find its logs.
+   */
   readonly requestId: string | undefined;
   /** Seconds the API asked to wait before trying again (429, 503). */
   readonly retryAfterSeconds: number | undefined;
@@ -43,8 +55,9 @@ export class DispatcherError extends Error {
     problem: Problem | undefined,
     requestId: string | undefined,
     retryAfter: number | undefined,
+    message = `HTTP ${status}`,
   ) {
-    super(problem === undefined ? `HTTP ${status}` : `${problem.title}: ${problem.detail}`);
+    super(problem === undefined ? message : `${problem.title}: ${problem.detail}`);
     this.name = 'DispatcherError';
     this.status = status;
     this.problem = problem;
@@ -176,17 +189,19 @@ export class DispatcherClient {
       }
       const text = await response.text();
       let problem: Problem | undefined;
+      let message = `HTTP ${response.status}`;
       try {
-        problem = JSON.parse(text) as Problem;
+        const parsed: unknown = JSON.parse(text);
+        if (isProblem(parsed)) problem = parsed;
+        // API Gateway's own answers (a refused key, its throttling) are `{"message": …}`.
+        else if (typeof parsed === 'object' && parsed !== null && 'message' in parsed)
+          message = `HTTP ${response.status}: ${String(parsed.message)}`;
       } catch {
         problem = undefined;
       }
-      throw new DispatcherError(
-        response.status,
-        problem,
-        response.headers.get('x-request-id') ?? undefined,
-        retryAfter,
-      );
+      const requestId =
+        response.headers.get('x-request-id') ?? response.headers.get('apigw-requestid') ?? undefined;
+      throw new DispatcherError(response.status, problem, requestId, retryAfter, message);
     }
   }
 
@@ -246,7 +261,7 @@ export class DispatcherClient {
       signal?: AbortSignal,
     ): Promise<EventPage> =>
       this.#call('GET', `/v1/consumers/${segment(name)}/events${queryString({ ...options })}`, { signal }),
-    /** Moves the consumer to `eventId`: the next read starts after it. */
+    /** Moves the consumer to `eventId` (a page's `next`, or one of its events): the next read starts after it. */
     ack: (name: string, eventId: string): Promise<Consumer> =>
       this.#call('POST', `/v1/consumers/${segment(name)}/ack`, { body: { eventId } }),
     /**
@@ -260,6 +275,7 @@ export class DispatcherClient {
       handle: (event: Event) => unknown,
       options: FollowOptions = {},
     ): Promise<void> => {
+      let position = (await this.consumers.get(name)).position;
       while (!options.signal?.aborted) {
         let page: EventPage;
         try {
@@ -273,8 +289,11 @@ export class DispatcherClient {
           throw error;
         }
         for (const event of page.data) await handle(event);
-        const last = page.data.at(-1);
-        if (last !== undefined) await this.consumers.ack(name, last.id);
+        // `next`, not the last event: it also moves past the events the consumer's types left out.
+        if (page.next !== null && (page.data.length > 0 || page.next !== position)) {
+          await this.consumers.ack(name, page.next);
+          position = page.next;
+        }
       }
     },
   };

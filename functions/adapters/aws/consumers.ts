@@ -89,17 +89,36 @@ export class DynamoConsumerStore implements ConsumerStore {
     this.tableName = tableName;
   }
 
-  /** A replace is one put, only if the consumer exists; a create also moves the partner's count. */
-  async save(consumer: Consumer, options: { maxPerPartner: number }): Promise<ConsumerSaved> {
+  /**
+   * A replace is one put (or, keeping the position, one update of the types), only if the
+   * consumer exists; a create also moves the partner's count.
+   */
+  async save(
+    consumer: Consumer,
+    options: { maxPerPartner: number; keepPosition?: boolean },
+  ): Promise<ConsumerSaved> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.#client.send(
-          new PutCommand({
-            TableName: this.tableName,
-            Item: itemOf(consumer),
-            ConditionExpression: 'attribute_exists(pk)',
-          }),
-        );
+        if (options.keepPosition === true) {
+          await this.#client.send(
+            new UpdateCommand({
+              TableName: this.tableName,
+              Key: consumerKey(consumer.partnerId, consumer.name),
+              UpdateExpression: 'SET #types = :types, updatedAt = :at',
+              ConditionExpression: 'attribute_exists(pk)',
+              ExpressionAttributeNames: attributeNames('types'),
+              ExpressionAttributeValues: { ':types': consumer.types, ':at': consumer.updatedAt },
+            }),
+          );
+        } else {
+          await this.#client.send(
+            new PutCommand({
+              TableName: this.tableName,
+              Item: itemOf(consumer),
+              ConditionExpression: 'attribute_exists(pk)',
+            }),
+          );
+        }
         return 'replaced';
       } catch (error) {
         if (!isConditionFailure(error)) throw error;

@@ -35,7 +35,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import * as z from 'zod';
 import { CursorNotFoundError, ServiceUnavailableError } from '../../core/errors.ts';
-import { composedId, idParts } from '../../core/ids.ts';
+import { composedId, idParts, idTime } from '../../core/ids.ts';
 import type { EventRef } from '../../core/model.ts';
 import { Event, EventId, EventType, type Page, PartnerId, Timestamp } from '../../core/model.ts';
 import type {
@@ -300,6 +300,8 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
       (since === undefined || Date.parse(event.createdAt) >= since);
     const events: Event[] = [];
     let lastExamined: string | undefined;
+    /** A hole passed after the last event examined: `next` moves past it too. */
+    let holeAfter: number | undefined;
     let examined = 0;
     while (events.length < query.limit && examined < this.#maxExamined) {
       const share = types === undefined && since === undefined ? query.limit - events.length : 100;
@@ -315,15 +317,23 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
           }
           item = await this.#fillHoleOrRead(partnerId, from);
         }
-        if (item.kind !== 'event') continue;
+        if (item.kind !== 'event') {
+          holeAfter = from;
+          continue;
+        }
         const event = toEvent(item);
         examined++;
         lastExamined = event.id;
+        holeAfter = undefined;
         if (wanted(event)) events.push(event);
       }
       if (stopped) break;
     }
-    return { items: events, next: lastExamined ?? query.after ?? null };
+    // Past a hole, the cursor is an id that says the hole's seq (made now): a poll from it does
+    // not read the hole again, nor does a long poll take the taken place for a new event.
+    const next =
+      holeAfter === undefined ? lastExamined : eventIdAt(partnerId, holeAfter, this.#clock.now().getTime());
+    return { items: events, next: next ?? query.after ?? null };
   }
 
   /**
@@ -360,6 +370,34 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
   async latestCursor(partnerId: string): Promise<string | null> {
     const seq = await this.#takenSeq(partnerId, true);
     return seq === 0 ? null : eventIdAt(partnerId, seq, this.#clock.now().getTime());
+  }
+
+  /**
+   * An id that says its seq stands where its time says (an event's is its createdAt); an id
+   * from before ids said their seq is an event's, read through its pointer.
+   */
+  async cursorTime(partnerId: string, cursor: string): Promise<string | undefined> {
+    if (seqInId(partnerId, cursor) !== undefined) return new Date(idTime(cursor)).toISOString();
+    return (await this.get(partnerId, cursor))?.createdAt;
+  }
+
+  /**
+   * TTL deletes an event's place with it (a hole's too): past the cursor's seq, a place taken
+   * (the counter says so) that is no longer there has expired. The newest place, missing, is
+   * taken to be still being written (the read barrier covers it).
+   */
+  async resumeAfter(
+    partnerId: string,
+    cursor: string,
+  ): Promise<{ expired: true } | { expired: false; after?: string }> {
+    const seq = seqInId(partnerId, cursor) ?? (await this.#pointedSeq(partnerId, cursor, true));
+    if (seq === undefined) return { expired: true };
+    const taken = await this.#takenSeq(partnerId, true);
+    if (taken <= seq + 1) return { expired: false, after: cursor };
+    const next = await this.#client.send(
+      new GetCommand({ TableName: this.tableName, Key: eventKey(partnerId, seq + 1), ConsistentRead: true }),
+    );
+    return next.Item === undefined ? { expired: true } : { expired: false, after: cursor };
   }
 
   /** The places taken after the cursor: its events, and the rare hole among them. */

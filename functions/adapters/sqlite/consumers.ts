@@ -29,7 +29,10 @@ export class SqliteConsumerStore implements ConsumerStore {
   }
 
   /** The count and the insert share the write lock, so the cap holds under concurrent saves. */
-  async save(consumer: Consumer, options: { maxPerPartner: number }): Promise<ConsumerSaved> {
+  async save(
+    consumer: Consumer,
+    options: { maxPerPartner: number; keepPosition?: boolean },
+  ): Promise<ConsumerSaved> {
     const db = this.#db;
     return write(db, (): ConsumerSaved => {
       const exists =
@@ -47,7 +50,8 @@ export class SqliteConsumerStore implements ConsumerStore {
         db,
         `INSERT INTO consumers (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (partner_id, name) DO UPDATE SET types = excluded.types,
-             position_id = excluded.position_id, position_at = excluded.position_at,
+             position_id = CASE WHEN ? THEN position_id ELSE excluded.position_id END,
+             position_at = CASE WHEN ? THEN position_at ELSE excluded.position_at END,
              updated_at = excluded.updated_at`,
       ).run(
         consumer.partnerId,
@@ -57,6 +61,8 @@ export class SqliteConsumerStore implements ConsumerStore {
         consumer.position?.createdAt ?? null,
         consumer.createdAt,
         consumer.updatedAt,
+        options.keepPosition === true ? 1 : 0,
+        options.keepPosition === true ? 1 : 0,
       );
       return exists ? 'replaced' : 'created';
     });

@@ -236,6 +236,15 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (partner_id, name)
   ) STRICT;
   `,
+  `
+  -- Per partner, the last event the retention deleted: a reader whose position is older tells
+  -- from it whether anything after its position expired unseen.
+  CREATE TABLE expired_marks (
+    partner_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    event_id TEXT NOT NULL
+  ) STRICT;
+  `,
 ];
 
 /** The database's file name in the local runtime's data directory. */

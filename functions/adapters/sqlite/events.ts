@@ -105,6 +105,32 @@ export class SqliteEventLog implements EventLog {
     return row === undefined ? null : readText(row, 'id');
   }
 
+  async resumeAfter(
+    partnerId: string,
+    cursor: string,
+  ): Promise<{ expired: true } | { expired: false; after?: string }> {
+    const mark = prepared(this.#db, 'SELECT seq, event_id FROM expired_marks WHERE partner_id = ?').get(
+      partnerId,
+    );
+    const found = prepared(this.#db, 'SELECT seq FROM events WHERE id = ? AND partner_id = ?').get(
+      cursor,
+      partnerId,
+    );
+    if (found !== undefined) {
+      const expired = mark !== undefined && readInteger(mark, 'seq') > readInteger(found, 'seq');
+      return expired ? { expired: true } : { expired: false, after: cursor };
+    }
+    // Gone: fine only if it was the last to expire (everything kept comes after it).
+    return mark !== undefined && readText(mark, 'event_id') === cursor
+      ? { expired: false }
+      : { expired: true };
+  }
+
+  /** Every cursor of this log is an event's id. */
+  async cursorTime(partnerId: string, cursor: string): Promise<string | undefined> {
+    return (await this.get(partnerId, cursor))?.createdAt;
+  }
+
   /** @throws CursorNotFoundError when `after` is not one of the partner's events. */
   async countAfter(partnerId: string, after: string | null): Promise<number> {
     const row = prepared(this.#db, 'SELECT count(*) AS n FROM events WHERE partner_id = ? AND seq > ?').get(
@@ -208,6 +234,15 @@ export class SqliteEventLog implements EventLog {
   deleteEvents(seqs: readonly number[]): number {
     if (seqs.length === 0) return 0;
     const list = JSON.stringify(seqs);
+    // Each partner's last deleted event, for readers to tell what expired after them.
+    prepared(
+      this.#db,
+      `INSERT INTO expired_marks (partner_id, seq, event_id)
+         SELECT partner_id, seq, id FROM events
+           WHERE seq IN (SELECT max(seq) FROM events WHERE seq IN (SELECT value FROM json_each(?)) GROUP BY partner_id)
+         ON CONFLICT (partner_id) DO UPDATE SET seq = excluded.seq, event_id = excluded.event_id
+           WHERE excluded.seq > expired_marks.seq`,
+    ).run(list);
     prepared(this.#db, 'DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))').run(list);
     const result = prepared(this.#db, 'DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?))').run(
       list,
