@@ -18,6 +18,7 @@ import { matchRoute } from '../functions/api/routes.ts';
 import { type AuthorizerHandler, bearerToken } from '../functions/authorizer/handler.ts';
 import { PayloadTooLargeError, UnauthorizedError } from '../functions/core/errors.ts';
 import { lambdaContext } from './lambda-context.ts';
+import type { LocalMetrics } from './metrics.ts';
 
 /** API Gateway's own request limit is 10 MB; ours is tighter since an event is at most 256 KiB. */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
@@ -26,6 +27,8 @@ export interface HttpServerDeps {
   api: ApiHandler;
   authorizer: AuthorizerHandler;
   adminToken: string;
+  /** GET /metrics, for Prometheus, with the admin token (a scrape config's bearer token). */
+  metrics?: Pick<LocalMetrics, 'scrape'>;
   log: (message: string, error?: unknown) => void;
 }
 
@@ -158,6 +161,28 @@ async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerRes
     return;
   }
   const request = toApiRequest(req, body);
+  if (
+    deps.metrics !== undefined &&
+    request.rawPath === '/metrics' &&
+    request.requestContext.http.method === 'GET'
+  ) {
+    const token = bearerToken(request.headers.authorization);
+    if (!token || !sameSecret(token, deps.adminToken)) {
+      send(
+        res,
+        unauthorized('metrics need the admin token: Authorization: Bearer <admin token>', '/metrics'),
+        request.requestContext.requestId,
+      );
+      return;
+    }
+    const { contentType, body: text } = await deps.metrics.scrape();
+    send(
+      res,
+      { statusCode: 200, headers: { 'content-type': contentType }, body: text },
+      request.requestContext.requestId,
+    );
+    return;
+  }
   const denied = await authorize(deps, request);
   send(res, denied ?? (await deps.api(request, lambdaContext('api'))), request.requestContext.requestId);
 }

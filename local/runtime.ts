@@ -51,6 +51,7 @@ import { createFanoutHandler } from '../functions/fanout/handler.ts';
 import { startCheckpointer } from './checkpointer.ts';
 import { type DataLock, lockDataDir } from './data-lock.ts';
 import { createHttpServer } from './http-server.ts';
+import { createLocalMetrics, type LocalMetrics } from './metrics.ts';
 import { QueuePoller } from './poller.ts';
 import { startRetentionSweep } from './retention.ts';
 import { OutboxRouter } from './router.ts';
@@ -274,7 +275,7 @@ function startWorkers(
   stores: OpenStores,
   config: LocalConfig,
   options: LocalRuntimeOptions,
-  context: { clock: Clock; log: Log; idleMs: number },
+  context: { clock: Clock; log: Log; idleMs: number; metrics: LocalMetrics },
 ): Workers {
   const { clock, log, idleMs } = context;
   const { subscriptions, deliveries, eventLog } = stores;
@@ -339,7 +340,8 @@ function startWorkers(
       log,
       // A failed try ends its message too (its next try is a message of its own): tell the
       // poller, which halves the subscription's share.
-      (record, outcome) => {
+      (record, outcome, message) => {
+        context.metrics.observe(record, outcome, message);
         if (outcome.kind === 'retry' || outcome.kind === 'dead')
           deliveryPoller.reportFailure(record.messageId);
       },
@@ -392,7 +394,7 @@ async function serveHttp(
   workers: Workers,
   config: LocalConfig,
   options: LocalRuntimeOptions,
-  context: { clock: Clock; log: Log; adminToken: string },
+  context: { clock: Clock; log: Log; adminToken: string; metrics: LocalMetrics },
 ): Promise<Server> {
   const { partners, consumers, subscriptions, deliveries } = stores;
   const server: Server = createHttpServer({
@@ -419,6 +421,7 @@ async function serveHttp(
     ),
     authorizer: createAuthorizerHandler({ partners, clock: context.clock }),
     adminToken: context.adminToken,
+    metrics: context.metrics,
     log: context.log,
   });
   await new Promise<void>((resolveListen, reject) => {
@@ -445,11 +448,18 @@ async function startInDirectory(
   const admin = adminTokenFor(config, dataDir);
 
   const stores = await openStores(config, dataDir, clock, log);
+  const { fanout, fanoutDlq, delivery, deliveryDlq } = stores.queues;
+  const metrics = createLocalMetrics([fanout, fanoutDlq, delivery, deliveryDlq]);
   let workers: Workers | undefined;
   let server: Server;
   try {
-    workers = startWorkers(stores, config, options, { clock, log, idleMs });
-    server = await serveHttp(stores, workers, config, options, { clock, log, adminToken: admin.token });
+    workers = startWorkers(stores, config, options, { clock, log, idleMs, metrics });
+    server = await serveHttp(stores, workers, config, options, {
+      clock,
+      log,
+      adminToken: admin.token,
+      metrics,
+    });
   } catch (error) {
     // Not started (the port is taken, say): leave nothing running and the file closed.
     await workers?.stop();
