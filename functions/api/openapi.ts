@@ -23,7 +23,7 @@ const ERROR_MEANINGS: Record<number, string> = {
   403: 'On AWS: an API key that is not valid, or revoked, answered by API Gateway itself (the local runtime answers 401).',
   404: 'No such resource among yours.',
   409: 'The request conflicts with the state of the resource.',
-  410: "Gone: the consumer's position is older than the retention; move it with PUT to go on.",
+  410: 'Gone: events after the consumer’s position expired unread; move it with PUT to go on.',
   413: 'The body or the event payload is too large.',
   415: 'The body is not `application/json`.',
   429: 'Over a limit: try again after `Retry-After` seconds.',

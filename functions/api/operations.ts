@@ -174,9 +174,9 @@ export const OPERATIONS = {
   readConsumer: {
     summary: "The page after a consumer's position",
     description:
-      'Of its types, in the order they were committed. It moves nothing: acknowledge the last event you ' +
-      'handled to move on. With `wait`, a long poll. A position older than the retention is a 410: events ' +
-      'after it may have expired; move the consumer with PUT to go on.',
+      'Of its types, in the order they were committed. It moves nothing: acknowledge the page (its `next`) ' +
+      'once handled to move on. With `wait`, a long poll. A consumer left behind until events after its ' +
+      'position expired unread is a 410: move it with PUT to go on.',
     tag: 'Consumers',
     params: { name: ConsumerName },
     query: s.ConsumerEventsQuery,
@@ -184,8 +184,10 @@ export const OPERATIONS = {
     errors: [410],
   },
   ackConsumer: {
-    summary: 'Acknowledge events: move the consumer to one of them',
-    description: 'The next read starts after it. Acknowledging an earlier event moves the consumer back.',
+    summary: 'Acknowledge a page: move the consumer to its `next`',
+    description:
+      'The next read starts after it; `next` also moves past the events the consumer’s types leave out. ' +
+      'An event of the page does too; acknowledging an earlier one moves the consumer back.',
     tag: 'Consumers',
     params: { name: ConsumerName },
     body: s.AckBody,
