@@ -5,7 +5,7 @@
  * Pure: the same measurement always gives the same figures.
  */
 
-import { DELIVERY_METRICS } from '../functions/adapters/aws/delivery-metrics.ts';
+import { DELIVERY_METRICS } from '../functions/adapters/delivery-metrics.ts';
 import {
   API_GATEWAY_PRICES,
   CLOUDWATCH_PRICES,

@@ -5,7 +5,7 @@
  * depth of every queue and dead-letter queue, and the process's own (CPU, memory, event loop).
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { DELIVERY_METRICS, deliveryMetrics } from '../functions/adapters/aws/delivery-metrics.ts';
+import { DELIVERY_METRICS, deliveryMetrics } from '../functions/adapters/delivery-metrics.ts';
 import type { QueueStats } from '../functions/adapters/sqlite/queues.ts';
 
 /** What a queue shows of itself: its name and its messages by state. */

@@ -42,7 +42,6 @@ import type {
   CallbackSender,
   Clock,
   DeliveryQueue,
-  EventLog,
   SecretCipher,
 } from '../functions/core/ports.ts';
 import { MAX_RETRY_DELAY_SECONDS } from '../functions/core/retry.ts';
@@ -257,8 +256,6 @@ async function openStores(config: LocalConfig, dataDir: string, clock: Clock, lo
 
 /** The workers over the stores: step two of a start. */
 interface Workers {
-  /** The event log the API appends to: each append wakes the router. */
-  events: EventLog;
   /** Where the API and fan-out queue deliveries: each send wakes the dispatcher's poller. */
   deliveryQueue: DeliveryQueue;
   /** Starts the pollers (the router runs from the start). */
@@ -282,20 +279,7 @@ function startWorkers(
   const { fanout, delivery, deliveryDlq } = stores.queues;
   const routerWakeup = new Wakeup();
   // Publishing wakes the router at once, rather than at its next idle check.
-  const events: EventLog = {
-    append: async (event) => {
-      const result = await eventLog.append(event);
-      routerWakeup.wake();
-      return result;
-    },
-    get: (partnerId, eventId) => eventLog.get(partnerId, eventId),
-    list: (partnerId, query) => eventLog.list(partnerId, query),
-    waitForEvents: (partnerId, query, timeoutMs) => eventLog.waitForEvents(partnerId, query, timeoutMs),
-    latestCursor: (partnerId) => eventLog.latestCursor(partnerId),
-    countAfter: (partnerId, after) => eventLog.countAfter(partnerId, after),
-    cursorTime: (partnerId, cursor) => eventLog.cursorTime(partnerId, cursor),
-    resumeAfter: (partnerId, cursor) => eventLog.resumeAfter(partnerId, cursor),
-  };
+  const stopWaking = eventLog.onAppend(() => routerWakeup.wake());
   const ownSender = options.sender
     ? undefined
     : new HttpCallbackSender({
@@ -326,7 +310,7 @@ function startWorkers(
     log,
     handler: createDispatcherHandler(
       {
-        events,
+        events: eventLog,
         subscriptions,
         deliveries,
         sender,
@@ -373,7 +357,6 @@ function startWorkers(
   })();
 
   return {
-    events,
     deliveryQueue,
     start() {
       fanoutPoller.start();
@@ -381,6 +364,7 @@ function startWorkers(
     },
     async stop() {
       running = false;
+      stopWaking();
       routerWakeup.wake();
       await Promise.all([routerLoop, fanoutPoller.stop(), deliveryPoller.stop()]);
       await ownSender?.close();
@@ -400,7 +384,7 @@ async function serveHttp(
   const server: Server = createHttpServer({
     api: createApiHandler(
       {
-        events: workers.events,
+        events: stores.eventLog,
         partners,
         consumers,
         subscriptions,

@@ -12,17 +12,13 @@ import {
   publishEvents,
   toEventView,
 } from '../core/events.ts';
-import type { RequestLimits } from '../core/limits.ts';
 import type { DeliveryMessage } from '../core/model.ts';
 import { createApiKey, createPartner, listApiKeys, requireLiveKey, revokeApiKey } from '../core/partners.ts';
 import type {
   AddressResolver,
-  Clock,
   DeliveryStore,
-  EventLog,
   PartnerStore,
   QueueSender,
-  RateLimiter,
   SubscriptionStore,
 } from '../core/ports.ts';
 import { redeliverEvent, replaySubscription, sendTestEvent } from '../core/redelivery.ts';
@@ -61,19 +57,15 @@ export {
   REQUEST_ID_HEADER,
 } from './http.ts';
 
+/** Everything the polling routes need (the log, consumers, clock, limits), and the rest. */
 export interface ApiDeps extends PollDeps {
-  events: EventLog;
   partners: PartnerStore;
   subscriptions: SubscriptionStore;
   deliveries: DeliveryStore;
   /** Where redeliveries, replays and test events are queued for the dispatcher. */
   deliveryQueue: QueueSender<DeliveryMessage>;
-  clock: Clock;
   resolver: AddressResolver;
   allowPrivateTargets: boolean;
-  /** Counts each caller's requests against `limits`. */
-  limiter: RateLimiter;
-  limits: RequestLimits;
 }
 
 /** One entry of a batch, checked as a single publish is, its fields named `body.events[i].…`. */

@@ -7,7 +7,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { DELIVERY_METRICS } from '../../functions/adapters/aws/delivery-metrics.ts';
+import { DELIVERY_METRICS } from '../../functions/adapters/delivery-metrics.ts';
 import { SQS } from '../../functions/aws-quotas.ts';
 
 /** A queue and what to call it on the dashboard and in alarm names. */

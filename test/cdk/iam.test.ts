@@ -204,8 +204,6 @@ const ADAPTER_CALLS: Readonly<Record<string, AdapterCalls>> = {
     queriesTable: true,
     indexes: ['bySubscription', 'byEvent'],
   },
-  // The dispatcher's outcomes as embedded metrics in its log: no request, no grant.
-  'delivery-metrics.ts': { actions: [] },
   'delivery-queue.ts': { actions: [] },
   'due-retries.ts': { actions: ['dynamodb:Query', 'dynamodb:BatchWriteItem'], queriesTable: true },
   // The paging helpers the adapters share; it wires to nothing itself.

@@ -1,7 +1,7 @@
 /** The alarms and the dashboard of the service stack: what each watches, and that it exists. */
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DELIVERY_METRICS } from '../../functions/adapters/aws/delivery-metrics.ts';
+import { DELIVERY_METRICS } from '../../functions/adapters/delivery-metrics.ts';
 import { SQS } from '../../functions/aws-quotas.ts';
 import { DUE_LOOKAHEAD_SECONDS } from '../../lib/constructs/delivery-pipeline.ts';
 import {

@@ -2,7 +2,7 @@
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import type { SQSRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { DELIVERY_METRICS, deliveryMetrics } from '../../functions/adapters/aws/delivery-metrics.ts';
+import { DELIVERY_METRICS, deliveryMetrics } from '../../functions/adapters/delivery-metrics.ts';
 import type { DeliverOutcome } from '../../functions/core/delivery.ts';
 import { newId } from '../../functions/core/ids.ts';
 import type { DeliveryMessage } from '../../functions/core/model.ts';

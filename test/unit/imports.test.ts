@@ -18,7 +18,7 @@ const CORE_PACKAGES = new Set(['zod']);
 
 /** What lib/ may import from functions/: definitions the deployed code and the stacks share. */
 const SHARED_WITH_LIB = new Set([
-  'functions/adapters/aws/delivery-metrics.ts', // the dispatcher's metric names, for the dashboard
+  'functions/adapters/delivery-metrics.ts', // the dispatcher's metric names, for the dashboard
   'functions/adapters/aws/kms-cipher.ts', // the encryption context the key policy binds
   'functions/adapters/aws/pipe.ts', // the pipe's filter and input template
   'functions/adapters/aws/tables.ts', // the tables' keys and indexes

@@ -42,6 +42,8 @@ export class SqliteEventLog implements EventLog {
   readonly #db: SqliteDatabase;
   /** Per partner, the pollers waiting for its next event (see waitForEvents). */
   readonly #waiting = new Map<string, Set<() => void>>();
+  /** Told of every event this instance stores (see onAppend). */
+  readonly #appendListeners = new Set<(partnerId: string) => void>();
 
   constructor(db: SqliteDatabase) {
     this.#db = db;
@@ -50,9 +52,21 @@ export class SqliteEventLog implements EventLog {
   /** The new event's id is a ULID of its `createdAt`, minted before the write lock is taken. */
   async append(draft: NewEvent): Promise<AppendResult> {
     const result = await this.#append(draft);
-    // Committed: whoever waits for the partner's next event lists again now.
-    if (result.created) for (const wake of [...(this.#waiting.get(draft.partnerId) ?? [])]) wake();
+    if (result.created) {
+      // Committed: whoever waits for the partner's next event lists again now.
+      for (const wake of [...(this.#waiting.get(draft.partnerId) ?? [])]) wake();
+      for (const listener of this.#appendListeners) listener(draft.partnerId);
+    }
     return result;
+  }
+
+  /**
+   * Calls `listener` after each event this instance stores is committed (the local runtime's
+   * router wakes on it); returns what stops it.
+   */
+  onAppend(listener: (partnerId: string) => void): () => void {
+    this.#appendListeners.add(listener);
+    return () => this.#appendListeners.delete(listener);
   }
 
   /**

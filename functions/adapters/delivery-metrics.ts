@@ -1,12 +1,13 @@
 /**
- * What became of each delivery message, as CloudWatch metrics (Powertools Metrics: embedded
- * metric format in the function's log, one line per invocation, no API call). The dashboard
- * graphs them; names and units are here once, for the dispatcher and the stack.
+ * What became of each delivery message, as metrics, by one set of rules for both runtimes: on
+ * AWS as CloudWatch metrics (Powertools Metrics: embedded metric format in the function's log,
+ * one line per invocation, no API call), which the dashboard graphs; locally as Prometheus
+ * metrics (local/metrics.ts). Names and units are here once, for the dispatcher and the stack.
  */
 import type { SQSRecord } from 'aws-lambda';
-import type { DeliverOutcome } from '../../core/delivery.ts';
-import { idTime } from '../../core/ids.ts';
-import type { DeliveryMessage } from '../../core/model.ts';
+import type { DeliverOutcome } from '../core/delivery.ts';
+import { idTime } from '../core/ids.ts';
+import type { DeliveryMessage } from '../core/model.ts';
 
 /** The dispatcher's metric names. */
 export const DELIVERY_METRICS = {
