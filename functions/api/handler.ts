@@ -13,7 +13,7 @@ import {
   toEventView,
 } from '../core/events.ts';
 import type { DeliveryMessage } from '../core/model.ts';
-import { createApiKey, createPartner, listApiKeys, requireLiveKey, revokeApiKey } from '../core/partners.ts';
+import { createApiKey, createPartner, type KeyManager, listApiKeys, revokeApiKey } from '../core/partners.ts';
 import type {
   AddressResolver,
   DeliveryStore,
@@ -32,6 +32,7 @@ import {
   updateSubscription,
 } from '../core/subscriptions.ts';
 import {
+  type ApiRequest,
   json,
   jsonBody,
   type Log,
@@ -66,6 +67,13 @@ export interface ApiDeps extends PollDeps {
   deliveryQueue: QueueSender<DeliveryMessage>;
   resolver: AddressResolver;
   allowPrivateTargets: boolean;
+}
+
+const ADMIN: KeyManager = { kind: 'admin' };
+
+/** The partner managing its keys, with the key the authorizer let it in by. */
+function callingKey(event: ApiRequest): KeyManager {
+  return { kind: 'partner', keyId: event.requestContext.authorizer?.lambda?.keyId };
 }
 
 /** One entry of a batch, checked as a single publish is, its fields named `body.events[i].…`. */
@@ -104,7 +112,7 @@ const handlers: Record<Operation, RouteHandler<ApiDeps>> = {
     requireAdmin(event);
     const partnerId = pathId(OPERATIONS.issuePartnerApiKey.params.id, params.id, 'partner');
     const body = parse(OPERATIONS.issuePartnerApiKey.body, optionalJsonBody(event), 'body');
-    const { key, apiKey } = await createApiKey(deps, partnerId, body);
+    const { key, apiKey } = await createApiKey(deps, partnerId, body, ADMIN);
     return json(201, { ...key, apiKey });
   },
 
@@ -120,15 +128,14 @@ const handlers: Record<Operation, RouteHandler<ApiDeps>> = {
     requireAdmin(event);
     const partnerId = pathId(OPERATIONS.revokePartnerApiKey.params.id, params.id, 'partner');
     const keyId = pathId(OPERATIONS.revokePartnerApiKey.params.keyId, params.keyId, 'API key');
-    await revokeApiKey(deps, partnerId, keyId, { keepLast: false });
+    await revokeApiKey(deps, partnerId, keyId, ADMIN);
     return { statusCode: 204 };
   },
 
   async createApiKey(deps, event) {
     const partnerId = partnerOf(event);
-    await requireLiveKey(deps, partnerId, event.requestContext.authorizer?.lambda?.keyId);
     const body = parse(OPERATIONS.createApiKey.body, optionalJsonBody(event), 'body');
-    const { key, apiKey } = await createApiKey(deps, partnerId, body);
+    const { key, apiKey } = await createApiKey(deps, partnerId, body, callingKey(event));
     return json(201, { ...key, apiKey });
   },
 
@@ -141,9 +148,8 @@ const handlers: Record<Operation, RouteHandler<ApiDeps>> = {
 
   async revokeApiKey(deps, event, params) {
     const partnerId = partnerOf(event);
-    await requireLiveKey(deps, partnerId, event.requestContext.authorizer?.lambda?.keyId);
     const keyId = pathId(OPERATIONS.revokeApiKey.params.id, params.id, 'API key');
-    await revokeApiKey(deps, partnerId, keyId, { keepLast: true });
+    await revokeApiKey(deps, partnerId, keyId, callingKey(event));
     return { statusCode: 204 };
   },
 

@@ -118,14 +118,24 @@ export interface CreatedApiKey {
 }
 
 /**
- * Issues another key to a partner (by the partner itself, or the admin).
- * @throws PartnerNotFoundError, ApiKeyLimitError at MAX_API_KEYS_PER_PARTNER keys
+ * Who manages a partner's keys: the admin, or the partner, with the key it called with (absent:
+ * none known, which is refused).
+ */
+export type KeyManager = { kind: 'admin' } | { kind: 'partner'; keyId: string | undefined };
+
+/**
+ * Issues another key to a partner.
+ * 1. A partner must call with a key it still has (requireLiveKey).
+ * 2. Add the key's record within the cap.
+ * @throws UnauthorizedError, PartnerNotFoundError, ApiKeyLimitError at MAX_API_KEYS_PER_PARTNER keys
  */
 export async function createApiKey(
   deps: { partners: PartnerStore; clock: Clock },
   partnerId: string,
   input: { name?: string | undefined },
+  by: KeyManager,
 ): Promise<CreatedApiKey> {
+  if (by.kind === 'partner') await requireLiveKey(deps, partnerId, by.keyId);
   const { apiKey, record } = newApiKey(partnerId, input.name ?? 'unnamed', deps.clock.now().toISOString());
   const result = await deps.partners.addApiKey(record, { maxPerPartner: MAX_API_KEYS_PER_PARTNER });
   if (result === 'no-partner') throw new PartnerNotFoundError(partnerId);
@@ -160,17 +170,18 @@ export async function listApiKeys(
 }
 
 /**
- * Revokes one of the partner's keys. A partner may not revoke its last key (it would lock
- * itself out); the admin may.
- * @throws ApiKeyNotFoundError, LastApiKeyError
+ * Revokes one of the partner's keys. A partner must call with a key it still has, and may not
+ * revoke its last key (it would lock itself out); the admin may.
+ * @throws UnauthorizedError, ApiKeyNotFoundError, LastApiKeyError
  */
 export async function revokeApiKey(
   deps: { partners: PartnerStore },
   partnerId: string,
   keyId: string,
-  options: { keepLast: boolean },
+  by: KeyManager,
 ): Promise<void> {
-  const result = await deps.partners.removeApiKey(partnerId, keyId, options);
+  if (by.kind === 'partner') await requireLiveKey(deps, partnerId, by.keyId);
+  const result = await deps.partners.removeApiKey(partnerId, keyId, { keepLast: by.kind === 'partner' });
   if (result === 'not-found' || result === 'no-partner') throw new ApiKeyNotFoundError(keyId);
   if (result === 'last') throw new LastApiKeyError();
 }
@@ -187,7 +198,7 @@ function sameHash(stored: string, given: string): boolean {
  * new one. One read of the partner's keys.
  * @throws UnauthorizedError when `keyId` is no longer one of the partner's keys
  */
-export async function requireLiveKey(
+async function requireLiveKey(
   deps: { partners: PartnerStore },
   partnerId: string,
   keyId: string | undefined,

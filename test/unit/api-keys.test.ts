@@ -69,7 +69,7 @@ describe('authenticateApiKey', () => {
     const clock = new ManualClock();
     const { partners, counts } = counted();
     const { partner, apiKey } = await createPartner({ partners, clock }, { name: 'acme' });
-    const second = await createApiKey({ partners, clock }, partner.id, { name: 'spare' });
+    const second = await createApiKey({ partners, clock }, partner.id, { name: 'spare' }, { kind: 'admin' });
 
     for (const bad of ['', 'Bearer x', 'sk_live_123', `dk_${'a'.repeat(200)}`]) {
       await expect(authenticateApiKey({ partners, clock }, bad)).rejects.toBeInstanceOf(UnauthorizedError);
@@ -79,7 +79,7 @@ describe('authenticateApiKey', () => {
       UnauthorizedError,
     );
 
-    await revokeApiKey({ partners }, partner.id, second.key.id, { keepLast: true });
+    await revokeApiKey({ partners }, partner.id, second.key.id, { kind: 'admin' });
     await expect(authenticateApiKey({ partners, clock }, second.apiKey)).rejects.toBeInstanceOf(
       UnauthorizedError,
     );
@@ -104,8 +104,8 @@ describe('managing keys with a key revoked while a cached authorizer answer stil
     const deps = sqliteApiDeps(db);
     const handler = createApiHandler(deps, () => {});
     const { partner, key } = await createPartner(deps, { name: 'acme' });
-    const other = await createApiKey(deps, partner.id, { name: 'spare' });
-    await revokeApiKey(deps, partner.id, key.id, { keepLast: true });
+    const other = await createApiKey(deps, partner.id, { name: 'spare' }, { kind: 'admin' });
+    await revokeApiKey(deps, partner.id, key.id, { kind: 'admin' });
     // API Gateway's cache still answers for the revoked key: its context reaches the API.
     const asRevoked = { lambda: { partnerId: partner.id, keyId: key.id } };
     for (const request of [
