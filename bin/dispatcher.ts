@@ -1,34 +1,26 @@
 #!/usr/bin/env node
 /**
  * The `dispatcher` command: `start` runs the local dispatcher, `receive` a callback receiver
- * that verifies signatures (to try callbacks out on one machine).
+ * that verifies signatures (to try callbacks out on one machine), and the ops commands
+ * (queues, dead letters, subscription health, partners, events) work on the local runtime or,
+ * with `--aws --stack NAME`, on an AWS stack. `dispatcher --help`, and `--help` on each command.
  */
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { KeyFileError } from '../functions/adapters/secrets/key-file.ts';
-import { openDatabase } from '../functions/adapters/sqlite/database.ts';
 import { openApiDocument } from '../functions/api/openapi.ts';
 import { ConfigError, type LocalConfig, loadLocalConfig } from '../functions/config.ts';
 import { DataDirectoryInUseError } from '../local/data-lock.ts';
 import { startReceiver } from '../local/receiver.ts';
-import { databasePath, openLocalQueues, startLocalDispatcher } from '../local/runtime.ts';
+import { startLocalDispatcher } from '../local/runtime.ts';
 import { rotateDataDirSecretKey } from '../local/secret-keys.ts';
+import { addOpsCommands, CommandFailed } from './cli/ops-commands.ts';
+import { processOutput } from './cli/output.ts';
 
-const USAGE = `usage: dispatcher <command>
-
-commands:
-  start                          run the local dispatcher (HTTP API, fan-out, delivery) on SQLite
-  receive --secret whsec_… [--port 4000]
-                                 run a callback receiver that verifies and prints each callback
-  queues                         show the local queues: visible, in flight, delayed
-  redrive <fanout|delivery>      move the dead letters of a queue back to it, to be tried again
-  rotate-secret-key              seal every signing secret with a new key, then drop the old
-                                 key from the key file (with the dispatcher stopped)
-  openapi [--out FILE]           write the API's OpenAPI 3.1 document (default: to stdout)
-  help                           show this
-
-environment (start):
+const START_ENVIRONMENT = `
+environment:
   PORT                              HTTP port (default 3000)
+  HOST                              address to listen on (default 127.0.0.1)
   DISPATCHER_DATA_DIR               where the SQLite file lives (default .data)
   DISPATCHER_ADMIN_TOKEN            admin token (default: generated once, kept in the data dir)
   DISPATCHER_SECRET_KEY_FILE        the key file sealing signing secrets
@@ -74,37 +66,9 @@ function config(): LocalConfig {
   try {
     return loadLocalConfig();
   } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      process.exit(2);
-    }
+    if (error instanceof ConfigError) throw new CommandFailed(error.message, 2);
     throw error;
   }
-}
-
-/** Opens the data dir's queues beside a running dispatcher (SQLite allows both). */
-function localQueues() {
-  const settings = config();
-  return openLocalQueues(openDatabase(databasePath(settings.dataDir)), settings);
-}
-
-function showQueues(): void {
-  const queues = localQueues();
-  console.table(Object.fromEntries(Object.values(queues).map((queue) => [queue.name, queue.stats()])));
-}
-
-function redrive(args: string[]): void {
-  const queues = localQueues();
-  const [name] = args;
-  if (name !== 'fanout' && name !== 'delivery') {
-    console.error('redrive: name the queue whose dead letters to move back: fanout or delivery');
-    process.exit(2);
-  }
-  const moved =
-    name === 'fanout'
-      ? queues.fanoutDlq.redriveTo(queues.fanout)
-      : queues.deliveryDlq.redriveTo(queues.delivery);
-  console.log(`moved ${moved} message(s) from ${name}-dlq back to ${name}`);
 }
 
 async function start(): Promise<void> {
@@ -115,13 +79,13 @@ async function start(): Promise<void> {
   } catch (error) {
     // Said plainly, without a stack: the directory is another process's, or its key is missing.
     if (error instanceof DataDirectoryInUseError || error instanceof KeyFileError) {
-      console.error(error.message);
-      process.exit(1);
+      throw new CommandFailed(error.message);
     }
     throw error;
   }
   console.log(`webhook dispatcher listening on ${dispatcher.url}`);
   console.log(`data: ${dispatcher.dataDir}`);
+  console.log(`ops page: ${dispatcher.url}/ops (sign in with the admin token)`);
   console.log(
     `admin token: ${dispatcher.adminToken}${dispatcher.adminTokenGenerated ? ' (generated, kept in the data dir; set DISPATCHER_ADMIN_TOKEN to choose one)' : ''}`,
   );
@@ -147,20 +111,16 @@ async function start(): Promise<void> {
   process.once('SIGTERM', () => shutdown('SIGTERM'));
 }
 
-async function receive(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: { secret: { type: 'string' }, port: { type: 'string', default: '4000' } },
-  });
-  if (!values.secret?.startsWith('whsec_')) {
-    console.error(
+async function receive(options: { secret: string; port: number }): Promise<void> {
+  if (!options.secret.startsWith('whsec_')) {
+    throw new CommandFailed(
       'receive: --secret whsec_… is required (the secret returned when the subscription was created)',
+      2,
     );
-    process.exit(2);
   }
   const { url } = await startReceiver({
-    port: Number(values.port),
-    secret: values.secret,
+    port: options.port,
+    secret: options.secret,
     onCallback: ({ webhookId, verified, body }) =>
       console.log(`${verified ? 'verified' : 'REJECTED (bad signature)'} ${webhookId} ${body}`),
   });
@@ -176,49 +136,70 @@ async function rotateKey(): Promise<void> {
     );
   } catch (error) {
     if (error instanceof DataDirectoryInUseError || error instanceof KeyFileError) {
-      console.error(error.message);
-      process.exit(1);
+      throw new CommandFailed(error.message);
     }
     throw error;
   }
 }
 
-function writeOpenApi(args: string[]): void {
-  const { values } = parseArgs({ args, options: { out: { type: 'string' } } });
+function writeOpenApi(options: { out?: string }): void {
   const text = `${JSON.stringify(openApiDocument(), null, 2)}\n`;
-  if (values.out === undefined) process.stdout.write(text);
+  if (options.out === undefined) process.stdout.write(text);
   else {
-    writeFileSync(values.out, text);
-    console.log(`wrote ${values.out}`);
+    writeFileSync(options.out, text);
+    console.log(`wrote ${options.out}`);
   }
 }
 
-const [command = 'help', ...rest] = process.argv.slice(2);
-switch (command) {
-  case 'start':
-    await start();
-    break;
-  case 'receive':
-    await receive(rest);
-    break;
-  case 'queues':
-    showQueues();
-    break;
-  case 'redrive':
-    redrive(rest);
-    break;
-  case 'rotate-secret-key':
-    await rotateKey();
-    break;
-  case 'openapi':
-    writeOpenApi(rest);
-    break;
-  case 'help':
-  case '--help':
-  case '-h':
-    console.log(USAGE);
-    break;
-  default:
-    console.error(`unknown command: ${command}\n\n${USAGE}`);
-    process.exit(2);
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535)
+    throw new InvalidArgumentError('a port number, 0 to 65535');
+  return n;
+}
+
+const program = new Command('dispatcher')
+  .description('the webhook dispatcher: run it locally, and operate it here or on AWS')
+  .showHelpAfterError('(add --help for usage)')
+  .exitOverride()
+  .addHelpText(
+    'after',
+    '\nExit codes: 0 done; 1 failed (the deployment refused or could not be reached, or a redrive did not complete); 2 wrong usage.',
+  );
+program
+  .command('start')
+  .description('run the local dispatcher (HTTP API, fan-out, delivery) on SQLite')
+  .addHelpText('after', START_ENVIRONMENT)
+  .action(start);
+program
+  .command('receive')
+  .description('run a callback receiver that verifies and prints each callback')
+  .requiredOption('--secret <whsec>', 'the subscription’s signing secret, whsec_…')
+  .option('--port <port>', 'the port to listen on', port, 4000)
+  .action(receive);
+program
+  .command('rotate-secret-key')
+  .description(
+    'seal every signing secret with a new key, then drop the old key from the key file (with the dispatcher stopped)',
+  )
+  .action(rotateKey);
+program
+  .command('openapi')
+  .description('write the API’s OpenAPI 3.1 document')
+  .option('--out <file>', 'the file to write (default: stdout)')
+  .action(writeOpenApi);
+addOpsCommands(program, processOutput);
+
+try {
+  await program.parseAsync();
+} catch (error) {
+  if (error instanceof CommanderError) {
+    // Help and version end well; commander has already said what was wrong with the rest.
+    process.exitCode = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? 0 : 2;
+  } else if (error instanceof CommandFailed) {
+    console.error(`dispatcher: ${error.message}`);
+    process.exitCode = error.exitCode;
+  } else {
+    throw error;
+  }
 }

@@ -132,8 +132,12 @@ export const LAMBDA_ENV = {
   deliveryQueueUrl: 'DELIVERY_QUEUE_URL',
   slowLaneQueueUrl: 'SLOW_LANE_QUEUE_URL',
   deliveryDeadLetterQueueUrl: 'DELIVERY_DLQ_URL',
+  slowLaneDeadLetterQueueUrl: 'SLOW_LANE_DLQ_URL',
   pipeDeadLetterQueueUrl: 'PIPE_DLQ_URL',
+  pipeRecoveryQueueUrl: 'PIPE_RECOVERY_QUEUE_URL',
   fanoutQueueUrl: 'FANOUT_QUEUE_URL',
+  fanoutDeadLetterQueueUrl: 'FANOUT_DLQ_URL',
+  deliveryMetricsNamespace: 'DELIVERY_METRICS_NAMESPACE',
   secretsKeyArn: 'SECRETS_KEY_ARN',
   retrySchedule: 'DISPATCHER_RETRY_SCHEDULE',
   deliveryTimeoutMs: 'DISPATCHER_DELIVERY_TIMEOUT_MS',
@@ -155,8 +159,12 @@ const lambdaSettings = {
   deliveryQueueUrl: z.url(),
   slowLaneQueueUrl: z.url(),
   deliveryDeadLetterQueueUrl: z.url(),
+  slowLaneDeadLetterQueueUrl: z.url(),
   pipeDeadLetterQueueUrl: z.url(),
+  pipeRecoveryQueueUrl: z.url(),
   fanoutQueueUrl: z.url(),
+  fanoutDeadLetterQueueUrl: z.url(),
+  deliveryMetricsNamespace: name,
   secretsKeyArn: name,
   retrySchedule: retryScheduleSetting.default([...DEFAULT_RETRY_SCHEDULE]),
   deliveryTimeoutMs: deliveryTimeoutMsSetting,
@@ -177,8 +185,14 @@ export interface LambdaConfig {
   deliveryQueueUrl: string;
   slowLaneQueueUrl: string;
   deliveryDeadLetterQueueUrl: string;
+  slowLaneDeadLetterQueueUrl: string;
   pipeDeadLetterQueueUrl: string;
+  /** The queue the pipe's dead letters are redriven to, which the recovery function consumes. */
+  pipeRecoveryQueueUrl: string;
   fanoutQueueUrl: string;
+  fanoutDeadLetterQueueUrl: string;
+  /** Where the dispatcher's metrics are (DELIVERY_METRICS; the stack's name on AWS), for the ops function. */
+  deliveryMetricsNamespace: string;
   /** The KMS key that seals signing secrets (kms-cipher.ts). */
   secretsKeyArn: string;
   retrySchedule: readonly number[];

@@ -2,7 +2,7 @@
  * The local stand-in for API Gateway (HTTP API, payload 2.0): each request becomes the event
  * API Gateway would send, authorised as the deployed routes are (admin routes by the admin
  * token in place of IAM, partner routes by the same Lambda authorizer), and is answered by
- * the same API handler.
+ * the same API handler. Besides the API it serves GET /metrics and the ops page (/ops).
  */
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -19,6 +19,7 @@ import { type AuthorizerHandler, bearerToken } from '../functions/authorizer/han
 import { PayloadTooLargeError, UnauthorizedError } from '../functions/core/errors.ts';
 import { lambdaContext } from './lambda-context.ts';
 import type { LocalMetrics } from './metrics.ts';
+import { opsPageResponse } from './ops-page.ts';
 
 /** API Gateway's own request limit is 10 MB; ours is tighter since an event is at most 256 KiB. */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
@@ -181,6 +182,11 @@ async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerRes
       { statusCode: 200, headers: { 'content-type': contentType }, body: text },
       request.requestContext.requestId,
     );
+    return;
+  }
+  const page = opsPageResponse(request.requestContext.http.method, request.rawPath);
+  if (page !== undefined) {
+    send(res, page, request.requestContext.requestId);
     return;
   }
   const denied = await authorize(deps, request);

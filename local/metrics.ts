@@ -7,6 +7,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { DELIVERY_METRICS, deliveryMetrics } from '../functions/adapters/delivery-metrics.ts';
 import type { QueueStats } from '../functions/adapters/sqlite/queues.ts';
+import type { DeliveryRateMinute, DeliveryRateSource } from '../functions/core/ports.ts';
 
 /** What a queue shows of itself: its name and its messages by state. */
 export interface MeasuredQueue {
@@ -15,7 +16,7 @@ export interface MeasuredQueue {
 }
 
 /** Outcome labels, by the dispatcher's metric names. */
-const OUTCOMES: Record<string, string> = {
+const OUTCOMES: Record<string, Outcome> = {
   [DELIVERY_METRICS.succeeded]: 'succeeded',
   [DELIVERY_METRICS.failed]: 'failed',
   [DELIVERY_METRICS.dead]: 'dead',
@@ -25,11 +26,48 @@ const OUTCOMES: Record<string, string> = {
 export interface LocalMetrics {
   /** The dispatcher's outcome observer: counts each outcome, times each first success. */
   readonly observe: ReturnType<typeof deliveryMetrics>;
+  /** The same outcomes a minute at a time, for the last MINUTES_KEPT minutes (since the start). */
+  readonly rates: DeliveryRateSource;
   /** The text a Prometheus scrape gets, and its content type. */
   scrape(): Promise<{ contentType: string; body: string }>;
 }
 
-export function createLocalMetrics(queues: readonly MeasuredQueue[]): LocalMetrics {
+/** Minutes of outcome counts kept for GET /v1/admin/delivery-rates. */
+export const MINUTES_KEPT = 180;
+const MINUTE_MS = 60_000;
+
+type Outcome = Exclude<keyof DeliveryRateMinute, 'minute'>;
+
+/** Outcome counts by minute, in memory: the last MINUTES_KEPT minutes. */
+function minuteCounts(now: () => number) {
+  const minutes = new Map<number, Record<Outcome, number>>();
+  return {
+    add(outcome: Outcome, value: number): void {
+      const minute = Math.floor(now() / MINUTE_MS) * MINUTE_MS;
+      let counts = minutes.get(minute);
+      if (counts === undefined) {
+        counts = { succeeded: 0, failed: 0, dead: 0, skipped: 0 };
+        minutes.set(minute, counts);
+        for (const old of minutes.keys()) if (old <= minute - MINUTES_KEPT * MINUTE_MS) minutes.delete(old);
+      }
+      counts[outcome] += value;
+    },
+    async lastMinutes(count: number): Promise<DeliveryRateMinute[]> {
+      const current = Math.floor(now() / MINUTE_MS) * MINUTE_MS;
+      const span = Math.min(Math.max(1, count), MINUTES_KEPT);
+      return Array.from({ length: span }, (_, i) => {
+        const minute = current - (span - 1 - i) * MINUTE_MS;
+        const counts = minutes.get(minute) ?? { succeeded: 0, failed: 0, dead: 0, skipped: 0 };
+        return { minute: new Date(minute).toISOString(), ...counts };
+      });
+    },
+  };
+}
+
+export function createLocalMetrics(
+  queues: readonly MeasuredQueue[],
+  now: () => number = Date.now,
+): LocalMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'dispatcher_' });
   const deliveries = new Counter({
@@ -71,15 +109,23 @@ export function createLocalMetrics(queues: readonly MeasuredQueue[]): LocalMetri
       }
     },
   });
-  const observe = deliveryMetrics({
-    addMetric(name, unit, value) {
-      if (name === DELIVERY_METRICS.latency && unit === 'Milliseconds') latency.observe(value / 1000);
-      const outcome = OUTCOMES[name];
-      if (outcome !== undefined) deliveries.inc({ outcome }, value);
+  const rates = minuteCounts(now);
+  const observe = deliveryMetrics(
+    {
+      addMetric(name, unit, value) {
+        if (name === DELIVERY_METRICS.latency && unit === 'Milliseconds') latency.observe(value / 1000);
+        const outcome = OUTCOMES[name];
+        if (outcome !== undefined) {
+          deliveries.inc({ outcome }, value);
+          rates.add(outcome, value);
+        }
+      },
     },
-  });
+    now,
+  );
   return {
     observe,
+    rates,
     async scrape() {
       return { contentType: registry.contentType, body: await registry.metrics() };
     },

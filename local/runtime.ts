@@ -51,6 +51,7 @@ import { startCheckpointer } from './checkpointer.ts';
 import { type DataLock, lockDataDir } from './data-lock.ts';
 import { createHttpServer } from './http-server.ts';
 import { createLocalMetrics, type LocalMetrics } from './metrics.ts';
+import { LocalOpsQueues } from './ops-queues.ts';
 import { QueuePoller } from './poller.ts';
 import { startRetentionSweep } from './retention.ts';
 import { OutboxRouter } from './router.ts';
@@ -260,6 +261,8 @@ interface Workers {
   deliveryQueue: DeliveryQueue;
   /** Starts the pollers (the router runs from the start). */
   start(): void;
+  /** Tells the poller of a queue that messages came into it (a redrive). */
+  wake(queue: string): void;
   /** Lets the batches in flight finish and stops every worker. */
   stop(): Promise<void>;
 }
@@ -362,6 +365,10 @@ function startWorkers(
       fanoutPoller.start();
       deliveryPoller.start();
     },
+    wake(queue) {
+      if (queue === fanout.name) fanoutPoller.wakeup.wake();
+      if (queue === delivery.name) deliveryPoller.wakeup.wake();
+    },
     async stop() {
       running = false;
       stopWaking();
@@ -378,7 +385,7 @@ async function serveHttp(
   workers: Workers,
   config: LocalConfig,
   options: LocalRuntimeOptions,
-  context: { clock: Clock; log: Log; adminToken: string; metrics: LocalMetrics },
+  context: { clock: Clock; log: Log; adminToken: string; metrics: LocalMetrics; ops: LocalOpsQueues },
 ): Promise<Server> {
   const { partners, consumers, subscriptions, deliveries } = stores;
   const server: Server = createHttpServer({
@@ -400,6 +407,7 @@ async function serveHttp(
           partnerPerSecond: config.partnerRequestsPerSecond,
           producerPerSecond: config.producerRequestsPerSecond,
         },
+        ops: { queues: context.ops, deliveries, subscriptions, rates: context.metrics.rates },
       },
       context.log,
     ),
@@ -433,9 +441,17 @@ async function startInDirectory(
 
   const stores = await openStores(config, dataDir, clock, log);
   const { fanout, fanoutDlq, delivery, deliveryDlq } = stores.queues;
-  const metrics = createLocalMetrics([fanout, fanoutDlq, delivery, deliveryDlq]);
+  const metrics = createLocalMetrics([fanout, fanoutDlq, delivery, deliveryDlq], () => clock.now().getTime());
   let workers: Workers | undefined;
   let server: Server;
+  const ops = new LocalOpsQueues(
+    [
+      { work: fanout, deadLetters: fanoutDlq },
+      { work: delivery, deadLetters: deliveryDlq },
+    ],
+    clock,
+    (queue) => workers?.wake(queue),
+  );
   try {
     workers = startWorkers(stores, config, options, { clock, log, idleMs, metrics });
     server = await serveHttp(stores, workers, config, options, {
@@ -443,6 +459,7 @@ async function startInDirectory(
       log,
       adminToken: admin.token,
       metrics,
+      ops,
     });
   } catch (error) {
     // Not started (the port is taken, say): leave nothing running and the file closed.
@@ -467,6 +484,7 @@ async function startInDirectory(
       stopping ??= (async () => {
         const closed = new Promise<void>((done) => server.close(() => done()));
         server.closeIdleConnections();
+        ops.stop();
         await Promise.all([workers?.stop(), retention.stop()]);
         // Long polls still waiting answer now, while the database is open.
         stores.eventLog.releaseWaiters();

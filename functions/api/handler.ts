@@ -46,6 +46,7 @@ import {
 } from './http.ts';
 import { openApiJson } from './openapi.ts';
 import { OPERATIONS } from './operations.ts';
+import { OPS_HANDLERS, type OpsServices } from './ops.ts';
 import { POLL_HANDLERS, type PollDeps } from './polling.ts';
 import { type Problem, toProblem, validationErrorFrom } from './problem.ts';
 import type { Operation } from './routes.ts';
@@ -67,6 +68,11 @@ export interface ApiDeps extends PollDeps {
   deliveryQueue: QueueSender<DeliveryMessage>;
   resolver: AddressResolver;
   allowPrivateTargets: boolean;
+  /**
+   * The ops routes' services. The local runtime serves those routes here; on AWS the ops
+   * function does (functions/api/ops.ts), and without them this handler answers them 404.
+   */
+  ops?: OpsServices;
 }
 
 const ADMIN: KeyManager = { kind: 'admin' };
@@ -94,7 +100,7 @@ function batchResultView(
   return { id: result.event.id, created: result.created };
 }
 
-const handlers: Record<Operation, RouteHandler<ApiDeps>> = {
+const handlers: Record<Exclude<Operation, keyof typeof OPS_HANDLERS>, RouteHandler<ApiDeps>> = {
   ...POLL_HANDLERS,
 
   async getOpenApi() {
@@ -301,7 +307,9 @@ const handlers: Record<Operation, RouteHandler<ApiDeps>> = {
 
 /** Builds the API handler around its ports; the Lambda entry and the local server share it. */
 export function createApiHandler(deps: ApiDeps, log?: Log) {
-  return routedHandler(deps, handlers, log);
+  const { ops } = deps;
+  if (ops === undefined) return routedHandler(deps, handlers, log);
+  return routedHandler({ ...deps, ops }, { ...handlers, ...OPS_HANDLERS }, log);
 }
 
 export type ApiHandler = ReturnType<typeof createApiHandler>;

@@ -28,6 +28,7 @@ export interface OperationSpec {
     | 'API keys'
     | 'Partners'
     | 'Publishing'
+    | 'Ops'
     | 'API';
   /** The path's parameters: a value of the wrong shape names nothing, so it is answered 404. */
   readonly params?: Readonly<Record<string, z.ZodType<string>>>;
@@ -287,5 +288,74 @@ export const OPERATIONS = {
     params: { id: SubscriptionId },
     responses: [{ status: 202, description: 'Queued.', schema: s.TestSent }],
     errors: [409],
+  },
+  listQueues: {
+    summary: 'Every queue and dead-letter queue, with its depths',
+    tag: 'Ops',
+    responses: [
+      {
+        status: 200,
+        description: 'The queues, each work queue before its dead-letter queue.',
+        schema: s.QueueList,
+      },
+    ],
+  },
+  listDeadLetters: {
+    summary: "A dead-letter queue's messages, with what each stands for and why it died",
+    description:
+      'Oldest first, left in the queue. On AWS, listing hides the listed messages from other readers for a few seconds.',
+    tag: 'Ops',
+    params: { queue: s.QueueName },
+    query: s.DeadLetterQuery,
+    responses: [{ status: 200, description: 'The dead letters.', schema: s.DeadLetterList }],
+  },
+  purgeDeadLetters: {
+    summary: 'Delete every message of a dead-letter queue',
+    description: 'What a purge deletes is gone: list the messages first.',
+    tag: 'Ops',
+    params: { queue: s.QueueName },
+    responses: [{ status: 200, description: 'Purged.', schema: s.Purged }],
+    errors: [409],
+  },
+  redriveDeadLetters: {
+    summary: 'Move dead letters back to be handled again',
+    description:
+      'Each dead-letter queue redrives to its `redrivesTo` queue: deliveries are tried again at once with a fresh schedule, events fanned out again, and a stream batch’s events queued for fan-out again. One redrive of a queue runs at a time.',
+    tag: 'Ops',
+    params: { queue: s.QueueName },
+    body: s.RedriveBody,
+    bodyOptional: true,
+    responses: [
+      { status: 202, description: 'Started; follow it with `GET …/redrives`.', schema: s.RedriveTaskView },
+      { status: 200, description: 'A dry run: what would move.', schema: s.RedrivePlanView },
+    ],
+    errors: [409],
+  },
+  listRedrives: {
+    summary: "A dead-letter queue's recent redrives, newest first",
+    tag: 'Ops',
+    params: { queue: s.QueueName },
+    responses: [{ status: 200, description: 'The redrives.', schema: s.RedriveList }],
+  },
+  cancelRedrive: {
+    summary: 'Stop a running redrive',
+    description: 'What it moved stays moved.',
+    tag: 'Ops',
+    params: { queue: s.QueueName, taskId: s.RedriveTaskId },
+    responses: [
+      { status: 200, description: 'The redrive, cancelled or cancelling.', schema: s.RedriveTaskView },
+    ],
+  },
+  listSubscriptionHealth: {
+    summary: "Every partner's disabled or failing subscriptions",
+    tag: 'Ops',
+    query: s.SubscriptionHealthQuery,
+    responses: [{ status: 200, description: 'A page of subscriptions.', schema: s.SubscriptionHealthPage }],
+  },
+  getDeliveryRates: {
+    summary: 'Callbacks by outcome, a minute at a time',
+    tag: 'Ops',
+    query: s.DeliveryRatesQuery,
+    responses: [{ status: 200, description: 'The minutes, oldest first.', schema: s.DeliveryRates }],
   },
 } as const satisfies Record<Operation, OperationSpec>;

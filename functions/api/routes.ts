@@ -17,10 +17,11 @@ export interface Route {
   readonly auth: RouteAuth;
   readonly operation: string;
   /**
-   * On AWS, the function that serves it: the API function, or the small polling function
-   * (functions/api/polling.ts) for routes that wait. @default 'api'
+   * On AWS, the function that serves it: the API function, the small polling function
+   * (functions/api/polling.ts) for routes that wait, or the ops function (functions/api/ops.ts),
+   * which alone may touch the queues. @default 'api'
    */
-  readonly lambda?: 'api' | 'poll';
+  readonly lambda?: 'api' | 'poll' | 'ops';
 }
 
 export const ROUTES = [
@@ -71,6 +72,56 @@ export const ROUTES = [
   { method: 'GET', path: '/v1/subscriptions/{id}/deliveries', auth: 'partner', operation: 'listDeliveries' },
   { method: 'POST', path: '/v1/subscriptions/{id}/replay', auth: 'partner', operation: 'replaySubscription' },
   { method: 'POST', path: '/v1/subscriptions/{id}/test', auth: 'partner', operation: 'sendTestEvent' },
+  { method: 'GET', path: '/v1/admin/queues', auth: 'admin', operation: 'listQueues', lambda: 'ops' },
+  {
+    method: 'GET',
+    path: '/v1/admin/dlq/{queue}/messages',
+    auth: 'admin',
+    operation: 'listDeadLetters',
+    lambda: 'ops',
+  },
+  {
+    method: 'DELETE',
+    path: '/v1/admin/dlq/{queue}/messages',
+    auth: 'admin',
+    operation: 'purgeDeadLetters',
+    lambda: 'ops',
+  },
+  {
+    method: 'POST',
+    path: '/v1/admin/dlq/{queue}/redrive',
+    auth: 'admin',
+    operation: 'redriveDeadLetters',
+    lambda: 'ops',
+  },
+  {
+    method: 'GET',
+    path: '/v1/admin/dlq/{queue}/redrives',
+    auth: 'admin',
+    operation: 'listRedrives',
+    lambda: 'ops',
+  },
+  {
+    method: 'DELETE',
+    path: '/v1/admin/dlq/{queue}/redrives/{taskId}',
+    auth: 'admin',
+    operation: 'cancelRedrive',
+    lambda: 'ops',
+  },
+  {
+    method: 'GET',
+    path: '/v1/admin/subscriptions',
+    auth: 'admin',
+    operation: 'listSubscriptionHealth',
+    lambda: 'ops',
+  },
+  {
+    method: 'GET',
+    path: '/v1/admin/delivery-rates',
+    auth: 'admin',
+    operation: 'getDeliveryRates',
+    lambda: 'ops',
+  },
 ] as const satisfies readonly Route[];
 
 export type Operation = (typeof ROUTES)[number]['operation'];

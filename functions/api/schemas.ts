@@ -370,3 +370,209 @@ export const TestSent = z.object({ eventId: EventId, deliveryId: DeliveryId }).m
 
 /** The OpenAPI document itself is a JSON object; its shape is OpenAPI's. */
 export const OpenApiDocument = z.record(z.string(), z.unknown()).meta({ id: 'OpenApiDocument' });
+
+// ── Ops ────────────────────────────────────────────────────────────────────────────────────
+
+/** Most messages a redrive moves a second: SQS's own bound for a move task. */
+export const MAX_REDRIVE_PER_SECOND = 500;
+
+const QueueName = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,62}$/)
+  .meta({ description: 'A queue, as `GET /v1/admin/queues` names it: `delivery-dlq`, `fanout-dlq`, …' });
+
+export { QueueName };
+
+/** A redrive's handle: ours locally, SQS's TaskHandle (base64 text) on AWS. */
+export const RedriveTaskId = z.string().min(1).max(1024);
+
+export const QueueView = z
+  .object({
+    name: QueueName,
+    kind: z.enum(['work', 'dead-letter']),
+    redrivesTo: QueueName.optional().meta({
+      description: 'A dead-letter queue: where its redrive sends messages.',
+    }),
+    visible: z.number().int().nonnegative().meta({ description: 'Receivable now.' }),
+    inFlight: z
+      .number()
+      .int()
+      .nonnegative()
+      .meta({ description: 'Received, hidden until handled or timed out.' }),
+    delayed: z
+      .number()
+      .int()
+      .nonnegative()
+      .meta({ description: 'Waiting out a delay (a retry’s wait, say).' }),
+    oldestAgeSeconds: z
+      .number()
+      .nonnegative()
+      .nullable()
+      .meta({ description: 'Seconds since the oldest message was sent; null when empty.' }),
+  })
+  .meta({ id: 'Queue' });
+
+export const QueueList = z.object({ data: z.array(QueueView) }).meta({ id: 'QueueList' });
+
+export const DeadLetterView = z
+  .object({
+    messageId: z.string(),
+    queue: QueueName,
+    kind: z.enum(['delivery', 'event', 'stream-batch', 'unreadable']).meta({
+      description:
+        'What it stands for: a delivery’s try, an event fan-out gave up on, a stream batch the pipe gave up on, or nothing readable.',
+    }),
+    reason: z
+      .string()
+      .meta({ description: 'Why it is here: the last try’s failure, or what gave up on it.' }),
+    deadAt: Timestamp.meta({ description: 'When it died.' }),
+    sentAt: Timestamp,
+    receiveCount: z.number().int().nonnegative(),
+    partnerId: PartnerId.optional(),
+    eventId: EventId.optional(),
+    eventType: EventType.optional(),
+    deliveryId: DeliveryId.optional(),
+    subscriptionId: SubscriptionId.optional(),
+    url: z.string().optional().meta({ description: 'The subscription’s callback URL, while it exists.' }),
+    deliveryStatus: DeliveryStatus.optional(),
+    tries: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .meta({ description: 'HTTP tries the delivery has had.' }),
+    lastAttempt: AttemptView.pick({
+      number: true,
+      startedAt: true,
+      statusCode: true,
+      error: true,
+      errorMessage: true,
+      responseExcerpt: true,
+    }).optional(),
+    window: z
+      .object({ from: Timestamp, to: Timestamp })
+      .optional()
+      .meta({ description: 'A stream batch: the span of writes whose events a redrive fans out again.' }),
+    body: z.string().optional().meta({ description: 'The start of an unreadable message.' }),
+  })
+  .meta({ id: 'DeadLetter', description: 'A dead letter, with what it stands for and why it died.' });
+
+export const DeadLetterList = z.object({ data: z.array(DeadLetterView) }).meta({ id: 'DeadLetterList' });
+
+export const DeadLetterQuery = z.strictObject({
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .default(20)
+    .meta({ description: 'Most dead letters listed, oldest first, 1 to 100.' }),
+});
+
+export const RedriveBody = z
+  .strictObject({
+    max: z.number().int().min(1).max(1_000_000).optional().meta({
+      description: 'Move at most this many (oldest first). Absent: every message visible now.',
+    }),
+    maxPerSecond: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_REDRIVE_PER_SECOND)
+      .optional()
+      .meta({
+        description: `Move at most this many a second (1 to ${MAX_REDRIVE_PER_SECOND}). Absent: as fast as the queues go.`,
+      }),
+    dryRun: z.boolean().optional().meta({ description: 'Only say what would move.' }),
+  })
+  .meta({ id: 'RedriveRequest' });
+
+export const RedriveTaskView = z
+  .object({
+    id: z.string().meta({ description: 'The redrive’s handle (SQS’s TaskHandle on AWS).' }),
+    queue: QueueName,
+    destination: QueueName,
+    status: z.enum(['running', 'completed', 'cancelling', 'cancelled', 'failed']),
+    moved: z.number().int().nonnegative(),
+    toMove: z
+      .number()
+      .int()
+      .nonnegative()
+      .nullable()
+      .meta({ description: 'How many it set out to move, where known.' }),
+    maxPerSecond: z.number().int().positive().optional(),
+    startedAt: Timestamp,
+    failureReason: z.string().optional(),
+  })
+  .meta({ id: 'Redrive' });
+
+export const RedrivePlanView = z
+  .object({
+    dryRun: z.literal(true),
+    queue: QueueName,
+    destination: QueueName,
+    wouldMove: z.number().int().nonnegative(),
+  })
+  .meta({ id: 'RedrivePlan', description: 'What a redrive would move now.' });
+
+export const RedriveList = z.object({ data: z.array(RedriveTaskView) }).meta({ id: 'RedriveList' });
+
+export const Purged = z
+  .object({
+    queue: QueueName,
+    purged: z.number().int().nonnegative().nullable().meta({ description: 'Messages deleted, where known.' }),
+  })
+  .meta({ id: 'Purged' });
+
+export const SubscriptionHealthQuery = z.strictObject({
+  status: z.enum(['disabled', 'failing']).meta({
+    description: '`disabled`, or `failing`: active, with a failure since the last success.',
+  }),
+  after: z.string().min(1).max(64).optional().meta({ description: 'The `next` of the last page.' }),
+  limit,
+});
+
+export const SubscriptionHealthView = z
+  .object({
+    id: SubscriptionId,
+    partnerId: PartnerId,
+    url: z.string(),
+    eventTypes: z.array(EventTypeFilter),
+    status: SubscriptionStatus,
+    disabledReason: z.string().optional(),
+    failingSince: Timestamp.optional().meta({ description: 'When its current run of failures began.' }),
+    updatedAt: Timestamp,
+  })
+  .meta({ id: 'SubscriptionHealth', description: 'A subscription as ops see it: never its secrets.' });
+
+export const SubscriptionHealthPage = z
+  .object({ data: z.array(SubscriptionHealthView), next: next('pass it as `after`') })
+  .meta({ id: 'SubscriptionHealthPage' });
+
+export const DeliveryRatesQuery = z.strictObject({
+  minutes: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(180)
+    .default(60)
+    .meta({ description: 'How many minutes back, 1 to 180.' }),
+});
+
+export const DeliveryRates = z
+  .object({
+    data: z.array(
+      z.object({
+        minute: Timestamp.meta({ description: 'The minute’s start.' }),
+        succeeded: z.number().int().nonnegative(),
+        failed: z
+          .number()
+          .int()
+          .nonnegative()
+          .meta({ description: 'Tries that failed and will be retried.' }),
+        dead: z.number().int().nonnegative(),
+        skipped: z.number().int().nonnegative(),
+      }),
+    ),
+  })
+  .meta({ id: 'DeliveryRates', description: 'Callbacks by outcome, a minute at a time, oldest first.' });

@@ -214,3 +214,35 @@ export class MessagesNotSentError extends Error {
     this.unsent = unsent;
   }
 }
+
+/** A queue name the deployment has no queue by (or no dead-letter queue, where one is needed). */
+export class QueueNotFoundError extends NotFoundError {
+  constructor(name: string, known: readonly string[]) {
+    super(`no such queue: ${name} (the queues here: ${known.join(', ')})`, [
+      { field: 'path.queue', message: `must be one of ${known.join(', ')}` },
+    ]);
+  }
+}
+
+/** A redrive of a queue asked for while another one of it is still running. */
+export class RedriveInProgressError extends ConflictError {
+  constructor(queue: string, taskId: string) {
+    super(`a redrive of ${queue} is already running (${taskId}): wait for it, or cancel it`);
+  }
+}
+
+/** A redrive asked to stop that is not running (finished, or unknown). */
+export class RedriveNotFoundError extends NotFoundError {
+  constructor(queue: string, taskId: string) {
+    super(`no running redrive ${taskId} of ${queue}`);
+  }
+}
+
+/** A purge of a queue asked for while the last one is still running: SQS allows one a minute per queue. */
+export class PurgeInProgressError extends ConflictError {
+  constructor(queue: string) {
+    super(
+      `${queue} was purged less than a minute ago: SQS allows one purge a minute per queue; try again shortly`,
+    );
+  }
+}

@@ -156,6 +156,8 @@ export const Subscription = z.object({
   updatedAt: Timestamp,
 });
 export type Subscription = z.infer<typeof Subscription>;
+/** A subscription without its signing secrets: what readers that never sign (ops) see. */
+export type SubscriptionRecord = Omit<Subscription, 'secrets'>;
 
 /**
  * pending: not tried yet; failed: tried, another try is scheduled; succeeded; dead: the retry
@@ -255,6 +257,17 @@ export interface EventRef {
   type: string;
   createdAt: string;
 }
+
+const EventRefShape = z.object({ id: EventId, partnerId: PartnerId, type: EventType, createdAt: Timestamp });
+/**
+ * What a fan-out queue message holds: an EventRef, as the pipe and the local router send it;
+ * or, from a queue filled before the pipe sent to it directly, a bus event carrying one as its
+ * detail.
+ */
+export const FanoutMessage = z.union([
+  EventRefShape,
+  z.object({ detail: EventRefShape }).transform((envelope) => envelope.detail),
+]);
 
 /**
  * What travels on the delivery queues: one message per try of a delivery. `attempt` and

@@ -17,6 +17,7 @@ import type {
   Partner,
   SkippedReason,
   Subscription,
+  SubscriptionRecord,
 } from './model.ts';
 
 export interface ListQuery {
@@ -152,6 +153,9 @@ export interface PartnerStore {
   touchApiKey(key: ApiKeyRecord, at: string, staleBefore: string): Promise<void>;
 }
 
+/** A subscription's poor health, as ops list it. */
+export type SubscriptionHealth = 'disabled' | 'failing';
+
 export interface SubscriptionStore {
   /**
    * Creates a subscription with a new id, counted against its partner's cap: when the partner
@@ -179,6 +183,14 @@ export interface SubscriptionStore {
   listActive(partnerId: string): Promise<Subscription[]>;
   /** Deletes the subscription; true if it existed. */
   delete(subscriptionId: string): Promise<boolean>;
+  /**
+   * Every partner's subscriptions in that health, for ops: `disabled`, or `failing` (active,
+   * with a failure since the last success). In an order the cursor (the last item's id) goes
+   * on from: by id locally, the table's own order on DynamoDB.
+   */
+  listByHealth(health: SubscriptionHealth, query: ListQuery): Promise<Page<SubscriptionRecord>>;
+  /** The subscription without its secrets, which are not opened: for readers that never sign. */
+  describe(subscriptionId: string): Promise<SubscriptionRecord | undefined>;
   /**
    * Applies a change of endpoint health in place: only the health fields are written, so a
    * concurrent PATCH by the partner is never overwritten with a stale copy. `failing` keeps an
@@ -391,4 +403,95 @@ export interface CallbackSender {
 /** DNS: every address a host name resolves to (A and AAAA). */
 export interface AddressResolver {
   resolve(hostname: string): Promise<string[]>;
+}
+
+/** What a queue is for, as ops see it: a work queue a function consumes, or a dead-letter queue. */
+export type QueueKind = 'work' | 'dead-letter';
+
+/** One queue of the deployment, with its depths at the time of the call. */
+export interface QueueInfo {
+  /** Its short name, the same on both runtimes where both have it: `delivery`, `delivery-dlq`, … */
+  name: string;
+  kind: QueueKind;
+  /** For a dead-letter queue: the queue its redrive sends messages to. */
+  redrivesTo?: string;
+  /** Receivable now. */
+  visible: number;
+  /** Received and hidden until their visibility timeout ends. */
+  inFlight: number;
+  /** Sent with a delay that has not ended. */
+  delayed: number;
+  /** Seconds since the oldest message was sent; null when the queue is empty (or it is not known). */
+  oldestAgeSeconds: number | null;
+}
+
+/** A message as a dead-letter queue holds it: the body undecoded, and when it came. */
+export interface StoredDeadLetter {
+  messageId: string;
+  body: string;
+  /** When the message was first sent (to this queue, or to the queue it was dead-lettered from). */
+  sentAt: Date;
+  /** When it was put into the dead-letter queue, where the queue knows (locally it does). */
+  deadLetteredAt?: Date;
+  /** How often it had been received before it came here (0: sent here directly). */
+  receiveCount: number;
+}
+
+export type RedriveStatus = 'running' | 'completed' | 'cancelling' | 'cancelled' | 'failed';
+
+/** A redrive: messages moving from a dead-letter queue back to where they are handled. */
+export interface RedriveTask {
+  /** The task's handle: SQS's TaskHandle on AWS. */
+  id: string;
+  queue: string;
+  destination: string;
+  status: RedriveStatus;
+  /** Moved so far. */
+  moved: number;
+  /** How many it set out to move, where known. */
+  toMove: number | null;
+  /** The pace asked for; absent: as fast as the queues go. */
+  maxPerSecond?: number;
+  startedAt: string;
+  failureReason?: string;
+}
+
+/**
+ * The deployment's queues as ops handle them: SQS on AWS, the SQLite queues locally. A name
+ * the deployment has no queue by fails with QueueNotFoundError.
+ */
+export interface OpsQueues {
+  /** Every queue, work queues first, each with its dead-letter queue after it. */
+  describe(): Promise<QueueInfo[]>;
+  /** Up to `limit` messages of a dead-letter queue, oldest first, left where they are. */
+  peek(queue: string, limit: number): Promise<StoredDeadLetter[]>;
+  /**
+   * Starts moving a dead-letter queue's messages back to its `redrivesTo` queue: every one
+   * visible now, or at most `max`, at most `maxPerSecond` a second. One redrive of a queue runs
+   * at a time: another one still running fails with RedriveInProgressError.
+   */
+  startRedrive(queue: string, options: { max?: number; maxPerSecond?: number }): Promise<RedriveTask>;
+  /** The queue's recent redrives, newest first. */
+  redrives(queue: string): Promise<RedriveTask[]>;
+  /** Stops a running redrive; what moved stays moved. */
+  cancelRedrive(queue: string, taskId: string): Promise<RedriveTask>;
+  /** Deletes every message of a dead-letter queue; how many, where known. */
+  purge(queue: string): Promise<{ purged: number | null }>;
+}
+
+/** Callbacks by outcome in one minute, as the dispatcher's metrics count them. */
+export interface DeliveryRateMinute {
+  /** The minute's start (ISO-8601). */
+  minute: string;
+  succeeded: number;
+  /** Tries that failed, their next one queued. */
+  failed: number;
+  dead: number;
+  skipped: number;
+}
+
+/** The dispatcher's outcome counts, a minute at a time: locally kept in memory, on AWS its CloudWatch metrics. */
+export interface DeliveryRateSource {
+  /** The last `minutes` minutes, the current one included, oldest first; a minute without outcomes has zeros. */
+  lastMinutes(minutes: number): Promise<DeliveryRateMinute[]>;
 }

@@ -58,11 +58,43 @@ export interface RecoveryReport {
   left: number;
 }
 
+/** The events table and the fan-out queue: what re-emitting one dead letter's events takes. */
+export type PipeLetterDeps = Pick<RecoveryDeps, 'events' | 'fanout'>;
+
+/**
+ * Queues the events one dead letter's stream batch held for fan-out again, as the pipe would
+ * have sent them (an EventRef a message).
+ * 1. Read the batch's span of writes from the letter (see pipeBatchWindow).
+ * 2. Read the events written in it, page by page, and send each page's to the fan-out queue.
+ * `sent` holds the events already queued (`<partnerId>/<eventId>`): they are skipped, and those
+ * this letter queues are added, so letters of overlapping spans queue an event once.
+ * @returns how many events it queued
+ * @throws Error when the letter is not a stream batch's metadata, or a send failed (what was
+ *   sent stays sent: queueing an event again is harmless)
+ */
+export async function recoverPipeDeadLetter(
+  deps: PipeLetterDeps,
+  body: string,
+  sent: Set<string> = new Set(),
+): Promise<number> {
+  const window = pipeBatchWindow(body);
+  let queued = 0;
+  for await (const page of deps.events.writtenBetween(window.from, window.to)) {
+    // Event ids are unique within a partner's log: key by both.
+    const fresh = page.filter((ref) => !sent.has(`${ref.partnerId}/${ref.id}`));
+    if (fresh.length === 0) continue;
+    await deps.fanout.send(fresh.map((ref) => ({ body: ref })));
+    for (const ref of fresh) sent.add(`${ref.partnerId}/${ref.id}`);
+    queued += fresh.length;
+  }
+  return queued;
+}
+
 /**
  * Empties the pipe's dead-letter queue, queueing the events its batches held for fan-out again.
  * 1. Receive dead letters, ten at a time, until the queue is empty or `budgetMs` is spent.
- * 2. For each, read the events written in its batch's span (see pipeBatchWindow) and send them
- *    to the fan-out queue as the pipe would; an event of several spans goes once.
+ * 2. For each, queue the events of its batch's span (recoverPipeDeadLetter); an event of
+ *    several spans goes once.
  * 3. Delete the dead letter once its events are queued. One that is not a stream batch's
  *    metadata is left in the queue, counted, for ops to look at.
  * Queueing an event for fan-out again is safe: fan-out's delivery ids come from the event and
@@ -77,22 +109,14 @@ export async function recoverPipeDeadLetters(deps: RecoveryDeps, budgetMs: numbe
     const letters = (await deps.deadLetters.receive()).filter((letter) => !unreadable.has(letter.messageId));
     if (letters.length === 0) break;
     for (const letter of letters) {
-      let window: { from: Date; to: Date };
       try {
-        window = pipeBatchWindow(letter.body);
+        pipeBatchWindow(letter.body);
       } catch {
         unreadable.add(letter.messageId);
         report.left++;
         continue;
       }
-      for await (const page of deps.events.writtenBetween(window.from, window.to)) {
-        // Event ids are unique within a partner's log: key by both.
-        const fresh = page.filter((ref) => !sent.has(`${ref.partnerId}/${ref.id}`));
-        if (fresh.length === 0) continue;
-        await deps.fanout.send(fresh.map((ref) => ({ body: ref })));
-        for (const ref of fresh) sent.add(`${ref.partnerId}/${ref.id}`);
-        report.events += fresh.length;
-      }
+      report.events += await recoverPipeDeadLetter(deps, letter.body, sent);
       await deps.deadLetters.delete(letter.receiptHandle);
       report.batches++;
     }

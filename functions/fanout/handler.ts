@@ -6,17 +6,9 @@
  */
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import * as z from 'zod';
 import { type Log, processBatch, SendCoalescer } from '../batch.ts';
 import { type FanOutDeps, fanOutEvent } from '../core/fanout.ts';
-import { EventId, EventType, PartnerId, Timestamp } from '../core/model.ts';
-
-const Ref = z.object({ id: EventId, partnerId: PartnerId, type: EventType, createdAt: Timestamp });
-/**
- * An EventRef, as the pipe and the local router send it; or, from a queue filled before the
- * pipe sent to it directly, a bus event carrying one as its detail.
- */
-const FanoutMessage = z.union([Ref, z.object({ detail: Ref }).transform((envelope) => envelope.detail)]);
+import { FanoutMessage } from '../core/model.ts';
 
 /**
  * The records of a batch are fanned out side by side, and their deliveries queued together

@@ -1,7 +1,11 @@
-/** Lambda entry of the pipe's recovery: its dead letters' events back onto the fan-out queue. */
+/**
+ * Lambda entry of the pipe's recovery: its dead letters' events back onto the fan-out queue,
+ * from the recovery queue (an SQS event source) or, invoked directly, from the dead-letter
+ * queue itself.
+ */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { dynamoClient } from '../adapters/aws/clients.ts';
-import { logger } from '../adapters/aws/logger.ts';
+import { logError, logger } from '../adapters/aws/logger.ts';
 import { sqsClient } from '../adapters/aws/sqs-client.ts';
 import { SqsDeadLetterSource, SqsQueue } from '../adapters/aws/sqs-queue.ts';
 import { eventLog } from '../adapters/aws/wiring.ts';
@@ -12,7 +16,7 @@ import { createRecoveryHandler } from './handler.ts';
 
 const config = loadLambdaConfig(['eventsTable', 'fanoutQueueUrl', 'pipeDeadLetterQueueUrl']);
 
-/** Time the recovery gives itself of its function's 15 minutes, leaving room to answer. */
+/** Time a direct invocation gives itself of its function's 15 minutes, leaving room to answer. */
 const BUDGET_MS = 13 * 60_000;
 
 export const handler = createRecoveryHandler(
@@ -23,4 +27,5 @@ export const handler = createRecoveryHandler(
     clock: systemClock,
   },
   BUDGET_MS,
+  logError,
 ).use(injectLambdaContext(logger));

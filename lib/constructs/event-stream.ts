@@ -1,6 +1,7 @@
 import { Aws, Duration, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as pipes from 'aws-cdk-lib/aws-pipes';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -9,8 +10,9 @@ import { PIPE_FILTER_PATTERN, PIPE_INPUT_TEMPLATE } from '../../functions/adapte
 import { PIPES } from '../../functions/aws-quotas.ts';
 import { LAMBDA_ENV } from '../../functions/config.ts';
 import { DispatcherFunction } from './function.ts';
-import { DeadLetterQueue } from './queues.ts';
+import { DeadLetterQueue, queueNamed, WorkQueue } from './queues.ts';
 import type { DefinedTable } from './table.ts';
+import { visibilityTimeoutSeconds } from './timings.ts';
 
 /**
  * Stream records per pipe batch: one SendMessageBatch to the fan-out queue, which takes ten
@@ -24,11 +26,23 @@ export const DEFAULT_PIPE_BATCH_SIZE = PIPES.sqsTargetMaxBatch;
  */
 export const PIPE_PARALLELIZATION_FACTOR = 10;
 
+/** The recovery function's timeout: a direct invocation empties the whole pipe DLQ, scanning the events table. */
+export const RECOVERY_TIMEOUT = Duration.minutes(15);
+
+/**
+ * Receives of a dead letter redriven to the recovery queue before it goes back to the pipe's
+ * DLQ: a letter that is not a stream batch's metadata fails every time, and a failure of the
+ * table or the fan-out queue gets two more tries, each after the queue's visibility timeout.
+ */
+export const RECOVERY_MAX_RECEIVES = 3;
+
 export interface EventStreamProps {
   /** The events table; its stream feeds the pipe. */
   readonly eventsTable: DefinedTable;
   /** Where the pipe sends each event: the fan-out queue. */
   readonly fanoutQueue: sqs.IQueue;
+  /** Prefixes the recovery queue's name (`<prefix>-pipe-recovery`), which is fixed in advance. */
+  readonly queueNamePrefix: string;
   /**
    * Tries of a failing batch before its record goes to the pipe's DLQ (bisecting on the way).
    * @default 10
@@ -46,14 +60,28 @@ export interface EventStreamProps {
  * to a SendMessageBatch, with bounded retries, bisection of failing batches and a DLQ of its
  * own. The events table is the record of every event: what the pipe gave up on is found there
  * again (the recovery function), and partners replay from it.
+ *
+ * The way back for the pipe's dead letters is the recovery queue: its redrive policy names the
+ * pipe's DLQ, so the DLQ is a dead-letter queue of an SQS queue, which SQS requires of a
+ * redrive (the console's "Start DLQ redrive", StartMessageMoveTask). A letter redriven to it is
+ * taken by the recovery function, which queues the events written in its batch's span for
+ * fan-out again; one it keeps failing on returns to the DLQ.
  */
 export class EventStream extends Construct {
   public readonly pipe: pipes.CfnPipe;
   public readonly role: iam.Role;
-  /** Gets what the pipe could not deliver: stream batch metadata, not the events themselves. */
+  /**
+   * Gets what the pipe could not deliver: stream batch metadata, not the events themselves;
+   * and the letters the recovery function failed on, from the recovery queue.
+   */
   public readonly deadLetterQueue: DeadLetterQueue;
+  /** Where ops redrive the DLQ to; the recovery function consumes it. */
+  public readonly recoveryQueue: WorkQueue;
   public readonly logGroup: logs.LogGroup;
-  /** Empties the DLQ, queueing its batches' events for fan-out again; ops invoke it. */
+  /**
+   * Queues the events of each letter redriven to the recovery queue for fan-out again; invoked
+   * directly, it empties the DLQ itself.
+   */
   public readonly recoveryFunction: DispatcherFunction;
 
   constructor(scope: Construct, id: string, props: EventStreamProps) {
@@ -70,8 +98,17 @@ export class EventStream extends Construct {
       throw new Error(`${id}: batchSize must be a whole number from 1 to ${PIPES.sqsTargetMaxBatch}`);
     }
 
+    // The pipe dead-letters here too, by its own dead-letter config (not a RedrivePolicy); the
+    // RedriveAllowPolicy concerns SQS queues only, and allows the recovery queue alone.
+    const recoveryQueueName = `${props.queueNamePrefix}-pipe-recovery`;
     this.deadLetterQueue = new DeadLetterQueue(this, 'DeadLetterQueue', {
-      otherSource: 'the EventBridge Pipe from the events table stream',
+      sourceQueues: [queueNamed(this, 'RecoverySource', recoveryQueueName)],
+    });
+    this.recoveryQueue = new WorkQueue(this, 'RecoveryQueue', {
+      queueName: recoveryQueueName,
+      visibilityTimeout: Duration.seconds(visibilityTimeoutSeconds(RECOVERY_TIMEOUT.toSeconds())),
+      deadLetterQueue: this.deadLetterQueue,
+      maxReceiveCount: RECOVERY_MAX_RECEIVES,
     });
 
     this.logGroup = new logs.LogGroup(this, 'LogGroup', {
@@ -145,24 +182,33 @@ export class EventStream extends Construct {
     // fails its permission check on creation.
     this.pipe.node.addDependency(rolePolicy);
 
-    // The way back for the pipe's dead letters: invoked by ops, it sends the events each
-    // failed batch held to the fan-out queue again (functions/core/recovery.ts).
+    // The way back for the pipe's dead letters (functions/core/recovery.ts): each letter
+    // redriven to the recovery queue, or, invoked by ops, every letter of the DLQ.
     this.recoveryFunction = new DispatcherFunction(this, 'RecoveryFunction', {
       entry: 'functions/recovery/lambda.ts',
       description: "Recovery: queues the events of the pipe's dead-lettered batches for fan-out again",
       serviceName: 'recovery',
-      timeout: Duration.minutes(15),
+      timeout: RECOVERY_TIMEOUT,
       logRetention: props.logRetention,
     })
       // DynamoEventLog#writtenBetween scans the table for the events of a batch's span.
       .useTable(props.eventsTable, LAMBDA_ENV.eventsTable, { table: ['dynamodb:Scan'] })
       // SendMessageBatch of the events, as the pipe sends them.
       .useQueue(props.fanoutQueue, LAMBDA_ENV.fanoutQueueUrl, ['sqs:SendMessage'])
-      // SqsDeadLetterSource: receive, and delete once the batch's events are queued.
+      // SqsDeadLetterSource (a direct invocation): receive, and delete once the batch's events are queued.
       .useQueue(this.deadLetterQueue, LAMBDA_ENV.pipeDeadLetterQueueUrl, [
         'sqs:ReceiveMessage',
         'sqs:DeleteMessage',
       ]);
+    // One letter an invocation, two at a time: each scans the events table, so redriving many
+    // letters reads the table at most twice at once.
+    this.recoveryFunction.addEventSource(
+      new SqsEventSource(this.recoveryQueue, {
+        batchSize: 1,
+        reportBatchItemFailures: true,
+        maxConcurrency: 2,
+      }),
+    );
   }
 
   /** The pipe's name, the `PipeName` dimension of its metrics. */

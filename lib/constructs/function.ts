@@ -51,11 +51,23 @@ export interface TableGrant {
 
 /**
  * The SQS actions a function may be granted on a queue it does not consume through an event
- * source (which grants its own): sending, and (for the pipe's recovery, which empties a
- * dead-letter queue itself) receiving and deleting. SendMessageBatch is authorized by
- * sqs:SendMessage.
+ * source (which grants its own): sending; receiving and deleting (the pipe's recovery, which
+ * empties a dead-letter queue itself); and what ops do with a queue (the ops function): read
+ * its depths, look at its messages (receive, then make them visible again), move them (a move
+ * task, or by hand), purge it. SendMessageBatch is authorized by sqs:SendMessage,
+ * DeleteMessageBatch by sqs:DeleteMessage, ChangeMessageVisibilityBatch by
+ * sqs:ChangeMessageVisibility.
  */
-export type QueueAction = 'sqs:SendMessage' | 'sqs:ReceiveMessage' | 'sqs:DeleteMessage';
+export type QueueAction =
+  | 'sqs:SendMessage'
+  | 'sqs:ReceiveMessage'
+  | 'sqs:DeleteMessage'
+  | 'sqs:ChangeMessageVisibility'
+  | 'sqs:GetQueueAttributes'
+  | 'sqs:PurgeQueue'
+  | 'sqs:StartMessageMoveTask'
+  | 'sqs:ListMessageMoveTasks'
+  | 'sqs:CancelMessageMoveTask';
 
 /** What a function does with the secrets key: seal (a new data key) and open. */
 export type SecretsKeyAction = 'kms:GenerateDataKey' | 'kms:Decrypt';
@@ -64,9 +76,12 @@ type Env = typeof LAMBDA_ENV;
 export type TableEnvVar = Env['eventsTable' | 'partnersTable' | 'subscriptionsTable' | 'deliveriesTable'];
 export type QueueEnvVar = Env[
   | 'fanoutQueueUrl'
+  | 'fanoutDeadLetterQueueUrl'
   | 'deliveryQueueUrl'
   | 'slowLaneQueueUrl'
   | 'deliveryDeadLetterQueueUrl'
+  | 'slowLaneDeadLetterQueueUrl'
+  | 'pipeRecoveryQueueUrl'
   | 'pipeDeadLetterQueueUrl'];
 
 export interface DispatcherFunctionProps {

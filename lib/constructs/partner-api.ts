@@ -9,6 +9,7 @@ import {
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
@@ -76,6 +77,12 @@ export interface PartnerApiProps {
   /** Days an event is kept (the API sets its TTL). */
   readonly retentionDays: number;
   /**
+   * Serves the ops routes (`lambda: 'ops'` in ROUTES): the ops function (ops-function.ts).
+   * Needed when `routes` has any.
+   * @default - none
+   */
+  readonly opsFunction?: lambda.IFunction;
+  /**
    * Requests per second of each partner (per API key) and of each producer (per IAM role or
    * user), counted across every instance of the API function.
    * @default DEFAULT_REQUEST_LIMITS
@@ -139,9 +146,9 @@ const ACCESS_LOG_FORMAT = JSON.stringify({
 /**
  * The HTTP API (API Gateway v2, payload 2.0), its routes made from `ROUTES`: partner routes
  * behind the API-key Lambda authorizer (simple responses, cached per Authorization header),
- * admin routes (publish, partners) behind IAM. A `$default` route sends every other request
- * to the API function, which answers 404 or 405 in problem+json. Access logs go to a log
- * group; the stage throttles.
+ * admin routes (publish, partners, and the ops routes, served by the ops function) behind
+ * IAM. A `$default` route sends every other request to the API function, which answers 404 or
+ * 405 in problem+json. Access logs go to a log group; the stage throttles.
  */
 export class PartnerApi extends Construct {
   public readonly api: apigw.HttpApi;
@@ -153,7 +160,10 @@ export class PartnerApi extends Construct {
   public readonly accessLogGroup: logs.LogGroup;
   /** One per entry of `routes` (each has one method). */
   public readonly routes: readonly apigw.HttpRoute[];
+  /** The admin routes a producer service may be given: publish, partners (not ops). */
   private readonly adminRoutes: readonly apigw.HttpRoute[];
+  /** The ops routes: queues, dead letters, subscription health, delivery rates. */
+  private readonly opsRoutes: readonly apigw.HttpRoute[];
 
   constructor(scope: Construct, id: string, props: PartnerApiProps) {
     super(scope, id);
@@ -282,12 +292,22 @@ export class PartnerApi extends Construct {
       payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
       scopePermissionToRoute: false,
     });
-    const integrations = {
+    if (props.opsFunction === undefined && routes.some((route) => route.lambda === 'ops')) {
+      throw new Error(`${id}: routes with lambda 'ops' need an opsFunction`);
+    }
+    const integrations: Record<NonNullable<Route['lambda']>, HttpLambdaIntegration | undefined> = {
       api: integration,
       poll: new HttpLambdaIntegration('Poll', this.pollFunction, {
         payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
         scopePermissionToRoute: false,
       }),
+      ops:
+        props.opsFunction === undefined
+          ? undefined
+          : new HttpLambdaIntegration('Ops', props.opsFunction, {
+              payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
+              scopePermissionToRoute: false,
+            }),
     };
 
     this.api = new apigw.HttpApi(this, 'HttpApi', {
@@ -311,10 +331,13 @@ export class PartnerApi extends Construct {
     });
 
     this.routes = routes.map((route) => {
+      const routeIntegration = integrations[route.lambda ?? 'api'];
+      if (routeIntegration === undefined)
+        throw new Error(`${id}: no function for ${route.method} ${route.path}`);
       const [created] = this.api.addRoutes({
         path: route.path,
         methods: [METHODS[route.method]],
-        integration: integrations[route.lambda ?? 'api'],
+        integration: routeIntegration,
         authorizer: authorizers[route.auth],
       });
       if (!created) throw new Error(`${id}: no route created for ${route.method} ${route.path}`);
@@ -331,7 +354,10 @@ export class PartnerApi extends Construct {
       }
       return created;
     });
-    this.adminRoutes = this.routes.filter((_, index) => routes[index]?.auth === 'admin');
+    const admin = (index: number, ops: boolean) =>
+      routes[index]?.auth === 'admin' && (routes[index]?.lambda === 'ops') === ops;
+    this.adminRoutes = this.routes.filter((_, index) => admin(index, false));
+    this.opsRoutes = this.routes.filter((_, index) => admin(index, true));
 
     this.accessLogGroup = new logs.LogGroup(this, 'AccessLogs', {
       retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
@@ -369,8 +395,19 @@ export class PartnerApi extends Construct {
     return this.stage.url;
   }
 
-  /** Lets `grantee` (a producer service's role) call the admin routes: publish, partners. */
+  /**
+   * Lets `grantee` (a producer service's role) call the admin routes: publish, partners. Not
+   * the ops routes, which move and purge dead letters: see grantOpsInvoke.
+   */
   public grantAdminInvoke(grantee: iam.IGrantable): void {
     for (const route of this.adminRoutes) route.grantInvoke(grantee);
+  }
+
+  /**
+   * Lets `grantee` (an operator's role) call the ops routes (`/v1/admin/…`): queues, dead
+   * letters and their redrives and purges, subscription health, delivery rates.
+   */
+  public grantOpsInvoke(grantee: iam.IGrantable): void {
+    for (const route of this.opsRoutes) route.grantInvoke(grantee);
   }
 }

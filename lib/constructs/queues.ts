@@ -65,15 +65,30 @@ export class DeadLetterQueue extends sqs.Queue {
   }
 }
 
-export interface QueueWithDeadLetterProps {
+/**
+ * A reference to the queue of that name in this stack, made from its ARN before the queue
+ * exists: a DLQ's RedriveAllowPolicy names its source queues by ARN, and a reference to the
+ * queue itself would make the two depend on each other (the queue's RedrivePolicy already
+ * names the DLQ).
+ */
+export function queueNamed(scope: Construct, id: string, queueName: string): sqs.IQueue {
+  return sqs.Queue.fromQueueArn(
+    scope,
+    id,
+    Stack.of(scope).formatArn({ service: 'sqs', resource: queueName }),
+  );
+}
+
+export interface WorkQueueProps {
   /**
-   * The queue's physical name. It must be known before the queue exists: the DLQ's
-   * RedriveAllowPolicy names the queue's ARN, and a reference would make the two queues
-   * depend on each other (the queue's RedrivePolicy already names the DLQ).
+   * The queue's physical name. It must be known before the queue exists: its DLQ's
+   * RedriveAllowPolicy names the queue's ARN (see queueNamed).
    */
   readonly queueName: string;
   /** At least 6 × the timeout of the function that consumes the queue (AWS's advice). */
   readonly visibilityTimeout: Duration;
+  /** Where a message goes after `maxReceiveCount` receives. */
+  readonly deadLetterQueue: DeadLetterQueue;
   /** Receives before a message moves to the DLQ. */
   readonly maxReceiveCount: number;
   /**
@@ -84,16 +99,9 @@ export interface QueueWithDeadLetterProps {
   readonly retentionPeriod?: Duration;
 }
 
-/**
- * A queue and its dead-letter queue, set up for a redrive from the SQS console: the DLQ's
- * RedriveAllowPolicy allows exactly this queue.
- */
-export class QueueWithDeadLetter extends Construct {
-  public readonly queue: sqs.Queue;
-  public readonly deadLetterQueue: DeadLetterQueue;
-
-  constructor(scope: Construct, id: string, props: QueueWithDeadLetterProps) {
-    super(scope, id);
+/** A queue a function consumes, with a name known in advance and a dead-letter queue. */
+export class WorkQueue extends sqs.Queue {
+  constructor(scope: Construct, id: string, props: WorkQueueProps) {
     if (!/^[A-Za-z0-9_-]{1,80}$/.test(props.queueName)) {
       throw new Error(`${id}: queueName must be 1-80 letters, digits, - or _, got "${props.queueName}"`);
     }
@@ -116,17 +124,31 @@ export class QueueWithDeadLetter extends Construct {
     if (retention.toSeconds() >= DEAD_LETTER_RETENTION.toSeconds()) {
       throw new Error(`${id}: retentionPeriod must be shorter than the DLQ's 14 days`);
     }
-
-    const ownArn = Stack.of(this).formatArn({ service: 'sqs', resource: props.queueName });
-    this.deadLetterQueue = new DeadLetterQueue(this, 'DeadLetterQueue', {
-      sourceQueues: [sqs.Queue.fromQueueArn(this, 'Source', ownArn)],
-    });
-    this.queue = new sqs.Queue(this, 'Queue', {
+    super(scope, id, {
       ...COMMON,
       queueName: props.queueName,
       visibilityTimeout: props.visibilityTimeout,
       retentionPeriod: retention,
-      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount },
+      deadLetterQueue: { queue: props.deadLetterQueue, maxReceiveCount: props.maxReceiveCount },
     });
+  }
+}
+
+export type QueueWithDeadLetterProps = Omit<WorkQueueProps, 'deadLetterQueue'>;
+
+/**
+ * A queue and its dead-letter queue, set up for a redrive from the SQS console: the DLQ's
+ * RedriveAllowPolicy allows exactly this queue.
+ */
+export class QueueWithDeadLetter extends Construct {
+  public readonly queue: sqs.Queue;
+  public readonly deadLetterQueue: DeadLetterQueue;
+
+  constructor(scope: Construct, id: string, props: QueueWithDeadLetterProps) {
+    super(scope, id);
+    this.deadLetterQueue = new DeadLetterQueue(this, 'DeadLetterQueue', {
+      sourceQueues: [queueNamed(this, 'Source', props.queueName)],
+    });
+    this.queue = new WorkQueue(this, 'Queue', { ...props, deadLetterQueue: this.deadLetterQueue });
   }
 }

@@ -1,11 +1,13 @@
 import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import type { RequestLimits } from '../../functions/core/limits.ts';
 import { DeliveryPipeline, DUE_LOOKAHEAD_SECONDS } from '../constructs/delivery-pipeline.ts';
 import { EventStream } from '../constructs/event-stream.ts';
 import { Monitoring } from '../constructs/monitoring.ts';
+import { OpsFunction } from '../constructs/ops-function.ts';
 import { PartnerApi } from '../constructs/partner-api.ts';
 import type { DispatcherTables } from './data-stack.ts';
 
@@ -37,8 +39,12 @@ export interface ServiceStackProps extends StackProps {
 }
 
 /** What to do with a queue's poison messages, in its DLQ alarm. */
-function redriveTo(source: string): string {
-  return `Messages that failed their handler over and over. Find the cause in the logs, fix it, then redrive them to ${source} (SQS console: the queue, "Start DLQ redrive").`;
+function redriveTo(source: string, queue: string): string {
+  return (
+    `Messages that failed their handler over and over. Find the cause in the logs, fix it, then redrive them to ${source} ` +
+    `(SQS console: the queue, "Start DLQ redrive", "Redrive to source queue(s)"; or npx dispatcher dlq redrive ${queue} ` +
+    '--aws --stack <this stack>).'
+  );
 }
 
 /**
@@ -52,6 +58,8 @@ export class ServiceStack extends Stack {
   public readonly eventStream: EventStream;
   public readonly pipeline: DeliveryPipeline;
   public readonly api: PartnerApi;
+  /** Serves the ops routes: queues, dead letters, redrives, subscription health, delivery rates. */
+  public readonly opsFunction: OpsFunction;
   public readonly monitoring: Monitoring;
 
   constructor(scope: Construct, id: string, props: ServiceStackProps) {
@@ -75,6 +83,21 @@ export class ServiceStack extends Stack {
     this.eventStream = new EventStream(this, 'EventStream', {
       eventsTable: tables.events,
       fanoutQueue: this.pipeline.fanout.queue,
+      queueNamePrefix: this.stackName,
+      logRetention,
+    });
+    const { fanout, delivery, slowLane } = this.pipeline;
+    const pipe = { queue: this.eventStream.recoveryQueue, deadLetterQueue: this.eventStream.deadLetterQueue };
+    this.opsFunction = new OpsFunction(this, 'OpsFunction', {
+      fanout,
+      delivery,
+      slowLane,
+      pipe,
+      partnersTable: tables.partners,
+      subscriptionsTable: tables.subscriptions,
+      deliveriesTable: tables.deliveries,
+      deliveryMetricsNamespace: this.stackName,
+      ...(props.requestLimits === undefined ? {} : { requestLimits: props.requestLimits }),
       logRetention,
     });
     this.api = new PartnerApi(this, 'Api', {
@@ -86,11 +109,11 @@ export class ServiceStack extends Stack {
       deliveryQueue: this.pipeline.delivery.queue,
       slowLaneQueue: this.pipeline.slowLane.queue,
       retentionDays: props.retentionDays,
+      opsFunction: this.opsFunction,
       ...(props.requestLimits === undefined ? {} : { requestLimits: props.requestLimits }),
       logRetention,
     });
 
-    const { fanout, delivery, slowLane } = this.pipeline;
     this.monitoring = new Monitoring(this, 'Monitoring', {
       name: this.stackName,
       deadLetterQueues: [
@@ -100,26 +123,38 @@ export class ServiceStack extends Stack {
           recovery:
             'Each message names a stream batch the pipe gave up on (shard, sequence numbers, arrival times), not ' +
             'its events, which never reached the fan-out queue: they are in the events table (pollable) but got no ' +
-            'callback. Fix the cause (pipe logs), then invoke the recovery function (the RecoveryFunctionName ' +
-            'output: aws lambda invoke --function-name <name> out.json): it queues the events of every ' +
-            'dead-lettered batch for fan-out again and empties the queue. Fan-out makes one delivery per event and ' +
-            'subscription, so events that did get through are not sent twice.',
+            'callback (or a batch the recovery function failed on 3 times). Fix the cause (pipe and recovery ' +
+            'function logs), then redrive the queue to the recovery queue (SQS console: the queue, "Start DLQ ' +
+            'redrive", "Redrive to a custom destination", the PipeRecoveryQueueArn output; or npx dispatcher dlq ' +
+            'redrive pipe-dlq --aws --stack <this stack>): the recovery function queues the events of each batch ' +
+            'for fan-out again. Fan-out makes one delivery per event and subscription, so events that did get ' +
+            'through are not sent twice.',
         },
-        { label: 'fanout', queue: fanout.deadLetterQueue, recovery: redriveTo('the fan-out queue') },
+        {
+          label: 'fanout',
+          queue: fanout.deadLetterQueue,
+          recovery: redriveTo('the fan-out queue', 'fanout-dlq'),
+        },
         {
           label: 'delivery',
           queue: delivery.deadLetterQueue,
           recovery:
             'Deliveries whose tries are used up (and main-lane messages that failed 10 receives). Once the ' +
             'receiver is fixed, redrive them to the delivery queue (SQS console: the queue, "Start DLQ redrive", ' +
-            '"Redrive to a custom destination", the DeliveryQueueArn output): each is tried at once with a fresh schedule.',
+            '"Redrive to a custom destination", the DeliveryQueueArn output; or npx dispatcher dlq redrive ' +
+            'delivery-dlq --aws --stack <this stack>): each is tried at once with a fresh schedule.',
         },
-        { label: 'slow-lane', queue: slowLane.deadLetterQueue, recovery: redriveTo('the slow lane') },
+        {
+          label: 'slow-lane',
+          queue: slowLane.deadLetterQueue,
+          recovery: redriveTo('the slow lane', 'slow-dlq'),
+        },
       ],
       queues: [
         { label: 'fanout', queue: fanout.queue },
         { label: 'delivery', queue: delivery.queue },
         { label: 'slow-lane', queue: slowLane.queue },
+        { label: 'pipe-recovery', queue: pipe.queue },
       ],
       deliveryQueue: delivery.queue,
       backlogAge: this.pipeline.backlogAge,
@@ -137,6 +172,7 @@ export class ServiceStack extends Stack {
         { label: 'dispatcher', fn: this.pipeline.dispatcherFunction },
         { label: 'sweeper', fn: this.pipeline.sweeperFunction },
         { label: 'recovery', fn: this.eventStream.recoveryFunction },
+        { label: 'ops', fn: this.opsFunction },
       ],
       pipeFailures: this.eventStream.metricFailures(),
       pipeEvents: this.eventStream.metric('EventCount'),
@@ -148,38 +184,57 @@ export class ServiceStack extends Stack {
     const output = (id: string, value: string, description: string) =>
       new CfnOutput(this, id, { value, description });
     output('ApiUrl', this.api.url, 'Base URL of the HTTP API');
-    output('FanoutQueueUrl', fanout.queue.queueUrl, 'Fan-out queue');
-    output('DeliveryQueueUrl', delivery.queue.queueUrl, 'Delivery queue (main lane)');
-    output(
-      'DeliveryQueueArn',
-      delivery.queue.queueArn,
-      'Delivery queue: the destination of a delivery DLQ redrive',
+    const queueOutputs = (id: string, queue: sqs.IQueue, description: string) => {
+      output(`${id}Url`, queue.queueUrl, description);
+      output(`${id}Arn`, queue.queueArn, description);
+    };
+    queueOutputs('FanoutQueue', fanout.queue, 'Fan-out queue: the destination of a fan-out DLQ redrive');
+    queueOutputs(
+      'DeliveryQueue',
+      delivery.queue,
+      'Delivery queue (main lane): the destination of a delivery DLQ redrive',
     );
-    output('SlowLaneQueueUrl', slowLane.queue.queueUrl, 'Delivery queue of failing endpoints (slow lane)');
-    output(
-      'FanoutDeadLetterQueueUrl',
-      fanout.deadLetterQueue.queueUrl,
-      'Fan-out DLQ: redrive from the SQS console',
+    queueOutputs(
+      'SlowLaneQueue',
+      slowLane.queue,
+      'Delivery queue of failing endpoints (slow lane): the destination of a slow-lane DLQ redrive',
     );
-    output(
-      'DeliveryDeadLetterQueueUrl',
-      delivery.deadLetterQueue.queueUrl,
-      'Delivery DLQ: redrive to the DeliveryQueueArn from the SQS console',
+    queueOutputs(
+      'PipeRecoveryQueue',
+      pipe.queue,
+      "Recovery queue: the destination of a pipe DLQ redrive; the recovery function queues each batch's events for fan-out",
     );
-    output(
-      'SlowLaneDeadLetterQueueUrl',
-      slowLane.deadLetterQueue.queueUrl,
-      'Slow-lane DLQ: redrive from the SQS console',
+    queueOutputs('FanoutDeadLetterQueue', fanout.deadLetterQueue, 'Fan-out DLQ: redrive to its source queue');
+    queueOutputs(
+      'DeliveryDeadLetterQueue',
+      delivery.deadLetterQueue,
+      'Delivery DLQ: redrive to a custom destination, the DeliveryQueueArn',
     );
-    output(
-      'PipeDeadLetterQueueUrl',
-      this.eventStream.deadLetterQueue.queueUrl,
-      'Pipe DLQ: stream batches it gave up on',
+    queueOutputs(
+      'SlowLaneDeadLetterQueue',
+      slowLane.deadLetterQueue,
+      'Slow-lane DLQ: redrive to its source queue',
+    );
+    queueOutputs(
+      'PipeDeadLetterQueue',
+      pipe.deadLetterQueue,
+      'Pipe DLQ (stream batches the pipe gave up on): redrive to a custom destination, the PipeRecoveryQueueArn',
     );
     output(
       'RecoveryFunctionName',
       this.eventStream.recoveryFunction.functionName,
-      "Invoke once the pipe's failures are fixed: its dead-lettered batches' events are queued for fan-out again",
+      "Consumes the recovery queue; invoked directly, it empties the pipe DLQ itself, queueing its batches' events for fan-out",
+    );
+    output(
+      'SubscriptionsTableName',
+      tables.subscriptions.table.tableName,
+      'Subscriptions table (ops read it)',
+    );
+    output('DeliveriesTableName', tables.deliveries.table.tableName, 'Deliveries table (ops read it)');
+    output(
+      'OpsFunctionName',
+      this.opsFunction.functionName,
+      'Serves the ops routes of the API (/v1/admin/…)',
     );
     output('AlarmTopicArn', this.monitoring.topic.topicArn, 'SNS topic of every alarm');
     output('DashboardName', this.monitoring.dashboard.dashboardName, 'CloudWatch dashboard');

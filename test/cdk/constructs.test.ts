@@ -128,9 +128,9 @@ describe('EventStream', () => {
     const scope = stack();
     const partners = new DefinedTable(scope, 'Partners', { definition: PARTNERS_TABLE });
     const fanoutQueue = new sqs.Queue(scope, 'Fanout');
-    expect(() => new EventStream(scope, 'Stream', { eventsTable: partners, fanoutQueue })).toThrow(
-      /has no stream/,
-    );
+    expect(
+      () => new EventStream(scope, 'Stream', { eventsTable: partners, fanoutQueue, queueNamePrefix: 'test' }),
+    ).toThrow(/has no stream/);
   });
 
   it('sends at most ten events a batch: an SQS target takes no more', () => {
@@ -138,7 +138,13 @@ describe('EventStream', () => {
     const events = new DefinedTable(scope, 'Events', { definition: EVENTS_TABLE });
     const fanoutQueue = new sqs.Queue(scope, 'Fanout');
     expect(
-      () => new EventStream(scope, 'Stream', { eventsTable: events, fanoutQueue, batchSize: 11 }),
+      () =>
+        new EventStream(scope, 'Stream', {
+          eventsTable: events,
+          fanoutQueue,
+          queueNamePrefix: 'test',
+          batchSize: 11,
+        }),
     ).toThrow(/batchSize must be a whole number from 1 to 10/);
   });
 });

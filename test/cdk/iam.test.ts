@@ -27,7 +27,7 @@ beforeAll(() => {
   synth = synthesize();
 });
 
-type FunctionName = 'api' | 'authorizer' | 'poll' | 'fanout' | 'dispatcher' | 'sweeper' | 'recovery';
+type FunctionName = 'api' | 'authorizer' | 'poll' | 'fanout' | 'dispatcher' | 'sweeper' | 'recovery' | 'ops';
 
 /** Resources by the names GRANTS uses. */
 type Grants = Readonly<Record<string, readonly string[]>>;
@@ -44,6 +44,24 @@ const CONSUME = [
   'sqs:GetQueueAttributes',
   'sqs:GetQueueUrl',
   'sqs:ReceiveMessage',
+];
+
+/** What the ops function does with a work queue: its depths; a redrive's sends (a move task's, or by hand). */
+const OPS_WORK_QUEUE = ['sqs:GetQueueAttributes', 'sqs:SendMessage'];
+/**
+ * What it does with a dead-letter queue: its depths, a peek (receive, then visible again), a
+ * move by hand (receive, delete), a move task (started, listed, cancelled; SQS also checks
+ * ReceiveMessage, DeleteMessage and GetQueueAttributes on its source), a purge.
+ */
+const OPS_DEAD_LETTER_QUEUE = [
+  'sqs:GetQueueAttributes',
+  'sqs:ReceiveMessage',
+  'sqs:ChangeMessageVisibility',
+  'sqs:DeleteMessage',
+  'sqs:PurgeQueue',
+  'sqs:StartMessageMoveTask',
+  'sqs:ListMessageMoveTasks',
+  'sqs:CancelMessageMoveTask',
 ];
 
 /** Each function's whole policy: resource → actions. */
@@ -112,6 +130,23 @@ const GRANTS: Record<FunctionName, Grants> = {
     events: ['dynamodb:Scan'],
     fanout: ['sqs:SendMessage'],
     'pipe-dlq': ['sqs:ReceiveMessage', 'sqs:DeleteMessage'],
+    'pipe-recovery': CONSUME,
+  },
+  ops: {
+    'ops logs': LOGS,
+    partners: ['dynamodb:UpdateItem'],
+    subscriptions: ['dynamodb:GetItem', 'dynamodb:Scan'],
+    deliveries: ['dynamodb:GetItem', 'dynamodb:Query'],
+    fanout: OPS_WORK_QUEUE,
+    'fanout-dlq': OPS_DEAD_LETTER_QUEUE,
+    delivery: OPS_WORK_QUEUE,
+    'delivery-dlq': OPS_DEAD_LETTER_QUEUE,
+    'slow-lane': OPS_WORK_QUEUE,
+    'slow-lane-dlq': OPS_DEAD_LETTER_QUEUE,
+    'pipe-recovery': OPS_WORK_QUEUE,
+    'pipe-dlq': OPS_DEAD_LETTER_QUEUE,
+    // GetMetricData takes no resource; acknowledged in ops-function.ts.
+    '*': ['cloudwatch:GetMetricData'],
   },
 };
 
@@ -133,7 +168,8 @@ const CONSUMES: Record<FunctionName, readonly string[]> = {
   fanout: ['fanout'],
   dispatcher: ['delivery', 'slow-lane'],
   sweeper: [],
-  recovery: [],
+  recovery: ['pipe-recovery'],
+  ops: [],
 };
 
 const ENTRIES: Record<FunctionName, string> = {
@@ -144,6 +180,7 @@ const ENTRIES: Record<FunctionName, string> = {
   dispatcher: 'functions/dispatcher/lambda.ts',
   sweeper: 'functions/sweeper/lambda.ts',
   recovery: 'functions/recovery/lambda.ts',
+  ops: 'functions/ops/lambda.ts',
 };
 
 /** The resource each setting a lambda.ts passes to an adapter names. */
@@ -155,8 +192,11 @@ const CONFIG_RESOURCES = {
   deliveryQueueUrl: 'delivery',
   slowLaneQueueUrl: 'slow-lane',
   deliveryDeadLetterQueueUrl: 'delivery-dlq',
+  slowLaneDeadLetterQueueUrl: 'slow-lane-dlq',
   pipeDeadLetterQueueUrl: 'pipe-dlq',
+  pipeRecoveryQueueUrl: 'pipe-recovery',
   fanoutQueueUrl: 'fanout',
+  fanoutDeadLetterQueueUrl: 'fanout-dlq',
   secretsKeyArn: 'secrets key',
 } as const satisfies Partial<Record<keyof typeof LAMBDA_ENV, string>>;
 
@@ -181,6 +221,9 @@ interface AdapterCalls {
  */
 const ADAPTER_CALLS: Readonly<Record<string, AdapterCalls>> = {
   'clients.ts': { actions: [] },
+  // The queues' oldest message ages and the dispatcher's outcome counts.
+  'cloudwatch.ts': { actions: ['cloudwatch:GetMetricData'] },
+  'cloudwatch-client.ts': { actions: [] },
   // Saved by a put (a create also moves the count, in a transaction), moved by an update,
   // deleted in a transaction with the count, listed by a query.
   'consumers.ts': {
@@ -236,8 +279,23 @@ const ADAPTER_CALLS: Readonly<Record<string, AdapterCalls>> = {
   'rate-limiter.ts': { actions: ['dynamodb:UpdateItem'] },
   'sqs-client.ts': { actions: [] },
   'sqs-queue.ts': { actions: ['sqs:SendMessage', 'sqs:ReceiveMessage', 'sqs:DeleteMessage'] },
+  // Ops: depths, peeks (made visible again), moves by hand and move tasks, purges.
+  'sqs-ops.ts': {
+    actions: [
+      'sqs:GetQueueAttributes',
+      'sqs:ReceiveMessage',
+      'sqs:ChangeMessageVisibility',
+      'sqs:SendMessage',
+      'sqs:DeleteMessage',
+      'sqs:PurgeQueue',
+      'sqs:StartMessageMoveTask',
+      'sqs:ListMessageMoveTasks',
+      'sqs:CancelMessageMoveTask',
+    ],
+  },
   // How the Lambda entries make the stores and queues above; it sends nothing itself.
   'wiring.ts': { actions: [] },
+  // listByHealth scans the table (ops, rarely).
   'subscriptions.ts': {
     actions: [
       'dynamodb:GetItem',
@@ -245,13 +303,14 @@ const ADAPTER_CALLS: Readonly<Record<string, AdapterCalls>> = {
       'dynamodb:UpdateItem',
       'dynamodb:DeleteItem',
       'dynamodb:Query',
+      'dynamodb:Scan',
     ],
     indexes: ['byPartner'],
   },
   'tables.ts': { actions: [] },
 };
 
-/** The IAM action of each SDK command (Service Authorization Reference, DynamoDB and SQS). */
+/** The IAM action of each SDK command (Service Authorization Reference: DynamoDB, SQS, KMS, CloudWatch). */
 const COMMAND_ACTIONS: Readonly<Record<string, readonly string[]>> = {
   GetCommand: ['dynamodb:GetItem'],
   PutCommand: ['dynamodb:PutItem'],
@@ -271,6 +330,12 @@ const COMMAND_ACTIONS: Readonly<Record<string, readonly string[]>> = {
   DeleteMessageBatchCommand: ['sqs:DeleteMessage'],
   ChangeMessageVisibilityCommand: ['sqs:ChangeMessageVisibility'],
   ChangeMessageVisibilityBatchCommand: ['sqs:ChangeMessageVisibility'],
+  GetQueueAttributesCommand: ['sqs:GetQueueAttributes'],
+  PurgeQueueCommand: ['sqs:PurgeQueue'],
+  StartMessageMoveTaskCommand: ['sqs:StartMessageMoveTask'],
+  ListMessageMoveTasksCommand: ['sqs:ListMessageMoveTasks'],
+  CancelMessageMoveTaskCommand: ['sqs:CancelMessageMoveTask'],
+  GetMetricDataCommand: ['cloudwatch:GetMetricData'],
   GenerateDataKeyCommand: ['kms:GenerateDataKey'],
   DecryptCommand: ['kms:Decrypt'],
 };
@@ -336,6 +401,13 @@ function wiring(entry: string): { file: string; resource: string }[] {
     const withDispatcher = /\{\s*dynamo:/.test(rest) ? (WIRING_HELPERS_FOR_DISPATCHER[helper] ?? []) : [];
     return [...made, ...withDispatcher].map(({ file, key }) => ({ file, resource: CONFIG_RESOURCES[key] }));
   });
+  // CloudWatch adapters: GetMetricData takes no resource, so they are wired to "*".
+  const metrics = [...source.matchAll(/\bnew (\w+)\(\s*cloudWatchClient\b/g)].map(([, className = '']) => {
+    const file = files.get(className);
+    if (file === undefined)
+      throw new Error(`${entry}: cannot tell what new ${className}(cloudWatchClient…) is`);
+    return { file, resource: '*' };
+  });
   // Adapter functions called like a constructor (rememberingKmsCipher(kmsClient, config.…)).
   const called = [...source.matchAll(/(?<!new )\b(\w+)\(\s*kmsClient,\s*config\.(\w+)/g)].map(
     ([, name = '', key = '']) => {
@@ -346,7 +418,7 @@ function wiring(entry: string): { file: string; resource: string }[] {
       return { file, resource: CONFIG_RESOURCES[key] };
     },
   );
-  return [...constructed, ...helped, ...called];
+  return [...constructed, ...helped, ...metrics, ...called];
 }
 
 /** What each helper of adapters/aws/wiring.ts makes: the adapter file and the setting it reads. */
@@ -359,6 +431,16 @@ const WIRING_HELPERS: Readonly<Record<string, readonly { file: string; key: Reso
   deliveryLanes: [
     { file: 'sqs-queue.ts', key: 'deliveryQueueUrl' },
     { file: 'sqs-queue.ts', key: 'slowLaneQueueUrl' },
+  ],
+  opsQueues: [
+    { file: 'sqs-ops.ts', key: 'fanoutQueueUrl' },
+    { file: 'sqs-ops.ts', key: 'fanoutDeadLetterQueueUrl' },
+    { file: 'sqs-ops.ts', key: 'deliveryQueueUrl' },
+    { file: 'sqs-ops.ts', key: 'deliveryDeadLetterQueueUrl' },
+    { file: 'sqs-ops.ts', key: 'slowLaneQueueUrl' },
+    { file: 'sqs-ops.ts', key: 'slowLaneDeadLetterQueueUrl' },
+    { file: 'sqs-ops.ts', key: 'pipeRecoveryQueueUrl' },
+    { file: 'sqs-ops.ts', key: 'pipeDeadLetterQueueUrl' },
   ],
 };
 
@@ -381,6 +463,7 @@ function functionsByName(): Record<FunctionName, IFunction> {
     dispatcher: pipeline.dispatcherFunction,
     sweeper: pipeline.sweeperFunction,
     recovery: synth.stacks.service.eventStream.recoveryFunction,
+    ops: synth.stacks.service.opsFunction,
   };
 }
 
@@ -404,6 +487,7 @@ function resourceNames(): { service: Map<string, string>; data: Map<string, stri
       [pipeline.slowLane.queue, 'slow-lane'],
       [pipeline.slowLane.deadLetterQueue, 'slow-lane-dlq'],
       [eventStream.deadLetterQueue, 'pipe-dlq'],
+      [eventStream.recoveryQueue, 'pipe-recovery'],
       [eventStream.logGroup, 'pipe logs'],
       ...logGroups,
     ]),
@@ -507,6 +591,7 @@ const FUNCTIONS: readonly FunctionName[] = [
   'dispatcher',
   'sweeper',
   'recovery',
+  'ops',
 ];
 
 describe('function roles', () => {

@@ -1,6 +1,7 @@
 /** The alarms and the dashboard of the service stack: what each watches, and that it exists. */
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { STACK_OUTPUTS } from '../../bin/cli/aws.ts';
 import { DELIVERY_METRICS } from '../../functions/adapters/delivery-metrics.ts';
 import { SQS } from '../../functions/aws-quotas.ts';
 import { DUE_LOOKAHEAD_SECONDS } from '../../lib/constructs/delivery-pipeline.ts';
@@ -246,8 +247,26 @@ describe('alarms', () => {
       expect(of(label)).toContain(`the ${label} dead-letter queue`);
     }
     expect(of('delivery')).toMatch(/custom destination.*DeliveryQueueArn/);
-    expect(of('pipe')).toMatch(/recovery function.*RecoveryFunctionName/);
+    expect(of('pipe')).toMatch(/Start DLQ redrive.*custom destination.*PipeRecoveryQueueArn/);
+    expect(of('pipe')).toMatch(/dispatcher dlq redrive pipe-dlq --aws/);
     expect(of('pipe')).not.toMatch(/bus/);
+    for (const [label, queue] of [
+      ['fanout', 'fanout-dlq'],
+      ['delivery', 'delivery-dlq'],
+      ['slow-lane', 'slow-dlq'],
+    ] as const) {
+      expect(of(label)).toContain(`dispatcher dlq redrive ${queue} --aws`);
+    }
+  });
+
+  it('alarm when the recovery queue has a tenth of the in-flight quota in flight', () => {
+    expect(alarm('pipe-recovery-in-flight')).toMatchObject({
+      MetricName: 'ApproximateNumberOfMessagesNotVisible',
+      Dimensions: [
+        { Name: 'QueueName', Value: getAtt(synth.stacks.service.eventStream.recoveryQueue, 'QueueName') },
+      ],
+      Threshold: IN_FLIGHT_ALARM_THRESHOLD,
+    });
   });
 
   it('alarm on pipe failures', () => {
@@ -377,6 +396,22 @@ describe('alarms', () => {
 });
 
 describe('dashboard', () => {
+  it('graphs the depth of every dead-letter queue and of the recovery queue', () => {
+    const { pipeline, eventStream } = synth.stacks.service;
+    const depths = metricsOfDashboard()
+      .filter((m) => m.namespace === 'AWS/SQS' && m.metricName === 'ApproximateNumberOfMessagesVisible')
+      .map((m) => JSON.stringify(m.dimensions.QueueName));
+    for (const queue of [
+      pipeline.fanout.deadLetterQueue,
+      pipeline.delivery.deadLetterQueue,
+      pipeline.slowLane.deadLetterQueue,
+      eventStream.deadLetterQueue,
+      eventStream.recoveryQueue,
+    ]) {
+      expect(depths).toContain(JSON.stringify(getAtt(queue, 'QueueName')));
+    }
+  });
+
   it('shows the status of every alarm', () => {
     const widget = dashboardBody().widgets.find((w) => w.properties.title === 'Alarms');
     expect(widget?.properties.alarms).toEqual(
@@ -417,14 +452,13 @@ describe('alarm topic and outputs', () => {
     synth.service.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
     for (const output of [
       'ApiUrl',
-      'FanoutQueueUrl',
-      'DeliveryQueueUrl',
-      'FanoutDeadLetterQueueUrl',
-      'DeliveryDeadLetterQueueUrl',
-      'PipeDeadLetterQueueUrl',
       'DashboardName',
       'DashboardUrl',
       'AlarmTopicArn',
+      'RecoveryFunctionName',
+      'OpsFunctionName',
+      // Everything `dispatcher … --aws --stack` reads, the redrive destinations' ARNs among them.
+      ...STACK_OUTPUTS,
     ]) {
       synth.service.hasOutput(output, { Value: Match.anyValue() });
     }

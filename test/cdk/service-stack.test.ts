@@ -11,6 +11,7 @@ import {
   DEFAULT_FANOUT_MAX_CONCURRENCY,
   DEFAULT_SLOW_LANE_MAX_CONCURRENCY,
 } from '../../lib/constructs/delivery-pipeline.ts';
+import { RECOVERY_MAX_RECEIVES } from '../../lib/constructs/event-stream.ts';
 import { DEFAULT_SETTINGS } from '../../lib/settings.ts';
 import {
   getAtt,
@@ -218,10 +219,37 @@ describe('queues', () => {
     },
   );
 
-  it('lets no queue dead-letter into the pipe DLQ (its source is not a queue)', () => {
-    const properties = propertiesOf(synth.service, synth.stacks.service.eventStream.deadLetterQueue);
-    expect(properties.RedriveAllowPolicy).toEqual({ redrivePermission: 'denyAll' });
-    expect(properties.MessageRetentionPeriod).toBe(FOURTEEN_DAYS);
+  it('makes the pipe DLQ the dead-letter queue of the recovery queue alone, so SQS redrives it there', () => {
+    const { deadLetterQueue, recoveryQueue } = synth.stacks.service.eventStream;
+    const queueName = `${synth.stacks.service.stackName}-pipe-recovery`;
+    const dlq = propertiesOf(synth.service, deadLetterQueue);
+    const recovery = propertiesOf(synth.service, recoveryQueue);
+    expect(recovery.QueueName).toBe(queueName);
+    expect(recovery.RedrivePolicy).toEqual({
+      deadLetterTargetArn: getAtt(deadLetterQueue, 'Arn'),
+      maxReceiveCount: RECOVERY_MAX_RECEIVES,
+    });
+    expect(dlq.RedriveAllowPolicy).toEqual({
+      redrivePermission: 'byQueue',
+      sourceQueueArns: [
+        {
+          'Fn::Join': [
+            '',
+            [
+              'arn:',
+              { Ref: 'AWS::Partition' },
+              ':sqs:',
+              { Ref: 'AWS::Region' },
+              ':',
+              { Ref: 'AWS::AccountId' },
+              `:${queueName}`,
+            ],
+          ],
+        },
+      ],
+    });
+    expect(dlq.MessageRetentionPeriod).toBe(FOURTEEN_DAYS);
+    expect(Number(recovery.MessageRetentionPeriod)).toBeLessThan(FOURTEEN_DAYS);
   });
 });
 
@@ -258,9 +286,20 @@ describe('SQS event sources', () => {
     },
   );
 
+  it('gives the recovery function the recovery queue, a letter at a time, two at once, reporting failures', () => {
+    const { recoveryFunction, recoveryQueue } = synth.stacks.service.eventStream;
+    synth.service.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: getAtt(recoveryQueue, 'Arn'),
+      FunctionName: ref(recoveryFunction),
+      BatchSize: 1,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 2 },
+    });
+  });
+
   it('gives every consumed queue a visibility timeout of at least six function timeouts', () => {
     const mappings = resourcesOfType(synth.service, 'AWS::Lambda::EventSourceMapping');
-    expect(mappings).toHaveLength(3);
+    expect(mappings).toHaveLength(4);
     const functions = new Map(resourcesOfType(synth.service, 'AWS::Lambda::Function'));
     const queues = new Map(resourcesOfType(synth.service, 'AWS::SQS::Queue'));
     for (const [id, mapping] of mappings) {
@@ -276,7 +315,7 @@ describe('SQS event sources', () => {
 
 describe('functions', () => {
   it('runs every function on nodejs24.x, arm64, with source maps and JSON logs', () => {
-    synth.service.resourceCountIs('AWS::Lambda::Function', 7);
+    synth.service.resourceCountIs('AWS::Lambda::Function', 8);
     synth.service.allResourcesProperties('AWS::Lambda::Function', {
       Runtime: 'nodejs24.x',
       Architectures: ['arm64'],
@@ -351,6 +390,31 @@ describe('functions', () => {
       'sweeper',
       () => synth.stacks.service.pipeline.sweeperFunction,
       [LAMBDA_ENV.deliveriesTable, LAMBDA_ENV.deliveryQueueUrl, LAMBDA_ENV.slowLaneQueueUrl],
+    ],
+    [
+      'recovery',
+      () => synth.stacks.service.eventStream.recoveryFunction,
+      [LAMBDA_ENV.eventsTable, LAMBDA_ENV.fanoutQueueUrl, LAMBDA_ENV.pipeDeadLetterQueueUrl],
+    ],
+    [
+      'ops',
+      () => synth.stacks.service.opsFunction,
+      [
+        LAMBDA_ENV.fanoutQueueUrl,
+        LAMBDA_ENV.fanoutDeadLetterQueueUrl,
+        LAMBDA_ENV.deliveryQueueUrl,
+        LAMBDA_ENV.deliveryDeadLetterQueueUrl,
+        LAMBDA_ENV.slowLaneQueueUrl,
+        LAMBDA_ENV.slowLaneDeadLetterQueueUrl,
+        LAMBDA_ENV.pipeRecoveryQueueUrl,
+        LAMBDA_ENV.pipeDeadLetterQueueUrl,
+        LAMBDA_ENV.partnersTable,
+        LAMBDA_ENV.subscriptionsTable,
+        LAMBDA_ENV.deliveriesTable,
+        LAMBDA_ENV.deliveryMetricsNamespace,
+        LAMBDA_ENV.partnerRequestsPerSecond,
+        LAMBDA_ENV.producerRequestsPerSecond,
+      ],
     ],
   ] as const)(
     'sets the LAMBDA_ENV variables the %s function needs, and no others (the rest keep their defaults)',
@@ -441,7 +505,7 @@ describe('HTTP API', () => {
       AuthorizationType: 'NONE',
       Target: Match.anyValue(),
     });
-    synth.service.resourceCountIs('AWS::ApiGatewayV2::Integration', 2);
+    synth.service.resourceCountIs('AWS::ApiGatewayV2::Integration', 3);
     synth.service.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
       IntegrationType: 'AWS_PROXY',
       PayloadFormatVersion: '2.0',
@@ -473,6 +537,27 @@ describe('HTTP API', () => {
       ReservedConcurrentExecutions: 200,
       Environment: { Variables: Match.objectLike({ POWERTOOLS_SERVICE_NAME: 'poll' }) },
     });
+  });
+
+  it('serves the ops routes from the ops function, IAM-authorised, small, within the HTTP API’s 30 s', () => {
+    const { opsFunction } = synth.stacks.service;
+    const integrations = synth.service.findResources('AWS::ApiGatewayV2::Integration');
+    const opsIntegration = Object.entries(integrations).find(([, resource]) =>
+      JSON.stringify(resource.Properties.IntegrationUri).includes(logicalIdOf(opsFunction)),
+    )?.[0];
+    expect(opsIntegration).toBeDefined();
+    const routes = Object.values(synth.service.findResources('AWS::ApiGatewayV2::Route')).filter((route) =>
+      JSON.stringify(route.Properties.Target ?? '').includes(opsIntegration ?? '-'),
+    );
+    expect(routes.map((route) => route.Properties.RouteKey).sort()).toEqual(
+      ROUTES.filter((r) => 'lambda' in r && r.lambda === 'ops')
+        .map((r) => `${r.method} ${r.path}`)
+        .sort(),
+    );
+    for (const route of routes) expect(route.Properties.AuthorizationType).toBe('AWS_IAM');
+    const properties = propertiesOf(synth.service, opsFunction);
+    expect(properties.MemorySize).toBeLessThanOrEqual(256);
+    expect(properties.Timeout).toBeLessThan(30);
   });
 
   it('authorizes partners by API key with simple responses, cached a minute per Authorization header', () => {

@@ -296,6 +296,75 @@ export function subscriptionStoreContract(name: string, make: () => Promise<Subs
       });
     });
 
+    describe('listByHealth', () => {
+      /** Every id the listing gives, page by page, with pages of `limit`. */
+      async function readHealth(health: 'disabled' | 'failing', limit: number): Promise<string[]> {
+        const seen: string[] = [];
+        let after: string | undefined;
+        do {
+          const page = await subscriptions.listByHealth(
+            health,
+            after === undefined ? { limit } : { limit, after },
+          );
+          expect(page.items.length).toBeLessThanOrEqual(limit);
+          seen.push(...page.items.map((s) => s.id));
+          after = page.next ?? undefined;
+        } while (after !== undefined);
+        return seen;
+      }
+
+      it('lists every partner’s disabled, and failing active, subscriptions, each once across pages', async () => {
+        const disabled = [
+          makeSubscription(partnerId, {
+            status: 'disabled',
+            disabledReason: 'the endpoint answered 410 Gone',
+          }),
+          makeSubscription(otherPartnerId, { status: 'disabled', disabledReason: 'disabled by the partner' }),
+          // Disabled while failing: listed as disabled, not as failing.
+          makeSubscription(partnerId, { status: 'disabled', disabledReason: 'x', failingSince: at(1) }),
+        ];
+        const failing = [
+          makeSubscription(partnerId, { failingSince: at(2) }),
+          makeSubscription(otherPartnerId, { failingSince: at(3) }),
+          makeSubscription(otherPartnerId, { failingSince: at(4) }),
+        ];
+        await putAll([
+          ...disabled,
+          ...failing,
+          makeSubscription(partnerId),
+          makeSubscription(otherPartnerId),
+        ]);
+
+        expect((await readHealth('disabled', 2)).sort()).toEqual(disabled.map((s) => s.id).sort());
+        expect((await readHealth('failing', 1)).sort()).toEqual(failing.map((s) => s.id).sort());
+        const [first] = (await subscriptions.listByHealth('failing', { limit: 10 })).items.filter(
+          (s) => s.id === failing[0]?.id,
+        );
+        expect(first?.failingSince).toBe(at(2));
+      });
+
+      it('describes a subscription without its secrets, and nothing for one that is gone', async () => {
+        const subscription = makeSubscription(partnerId, { failingSince: at(3), description: 'orders' });
+        await subscriptions.put(subscription);
+        const { secrets: _, ...record } = subscription;
+        expect(await subscriptions.describe(subscription.id)).toEqual(record);
+        expect(await subscriptions.describe(id('sub'))).toBeUndefined();
+      });
+
+      it('follows health changes, and lists nothing when all are well', async () => {
+        const subscription = makeSubscription(partnerId);
+        await subscriptions.put(subscription);
+        expect(await subscriptions.listByHealth('failing', { limit: 10 })).toEqual({ items: [], next: null });
+
+        await subscriptions.updateHealth(subscription.id, { kind: 'failing', since: at(1) });
+        expect(await readHealth('failing', 10)).toEqual([subscription.id]);
+
+        await subscriptions.updateHealth(subscription.id, { kind: 'disable', reason: 'gone', at: at(2) });
+        expect(await readHealth('failing', 10)).toEqual([]);
+        expect(await readHealth('disabled', 10)).toEqual([subscription.id]);
+      });
+    });
+
     describe('listActive', () => {
       it('returns only the partner’s active subscriptions, whatever their event types', async () => {
         const active = makeSubscription(partnerId, { eventTypes: ['invoice.paid'] });

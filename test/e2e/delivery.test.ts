@@ -1,8 +1,9 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseLocalConfig } from '../../functions/config.ts';
 import { databasePath, startLocalDispatcher } from '../../local/runtime.ts';
@@ -15,6 +16,8 @@ import {
   type TestDispatcher,
 } from './harness.ts';
 import { answer, startReceiver, type TestReceiver } from './receiver.ts';
+
+const execFileAsync = promisify(execFile);
 
 interface Delivery {
   id: string;
@@ -173,11 +176,20 @@ describe('local dispatcher, end to end', () => {
 
       receiver.respond = answer(200);
       // Ops redrive with the CLI, beside the running dispatcher, as they would from a shell.
-      const output = execFileSync(process.execPath, ['bin/dispatcher.ts', 'redrive', 'delivery'], {
-        env: { ...process.env, DISPATCHER_DATA_DIR: d.dataDir, DISPATCHER_RETRY_SCHEDULE: '0,1,1' },
-        encoding: 'utf8',
-      });
-      expect(output).toContain('moved 1 message(s) from delivery-dlq back to delivery');
+      // Not execFileSync: this process serves the API the command calls.
+      const { stdout: output } = await execFileAsync(
+        process.execPath,
+        ['bin/dispatcher.ts', 'dlq', 'redrive', 'delivery'],
+        {
+          env: {
+            ...process.env,
+            DISPATCHER_URL: d.dispatcher.url,
+            DISPATCHER_ADMIN_TOKEN: d.dispatcher.adminToken,
+          },
+          encoding: 'utf8',
+        },
+      );
+      expect(output).toContain('moved 1 message(s) from delivery-dlq to delivery');
       const redriven = await eventually(async () => {
         const [delivery] = await deliveries(d, partner.apiKey, subscriptionId);
         return delivery?.status === 'succeeded' ? delivery : undefined;

@@ -14,6 +14,8 @@ import { SqliteQueue } from '../../functions/adapters/sqlite/queues.ts';
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
 import type { ApiDeps, ApiRequest } from '../../functions/api/handler.ts';
 import type { DeliveryMessage } from '../../functions/core/model.ts';
+import { createLocalMetrics } from '../../local/metrics.ts';
+import { LocalOpsQueues } from '../../local/ops-queues.ts';
 import { testCipher } from './cipher.ts';
 
 /**
@@ -21,13 +23,31 @@ import { testCipher } from './cipher.ts';
  * limits are `perSecond` for partners and producers alike.
  */
 export function sqliteApiDeps(db: SqliteDatabase, perSecond = 10_000): ApiDeps {
+  const subscriptions = new SqliteSubscriptionStore(db, testCipher());
+  const deliveries = new SqliteDeliveryStore(db);
+  const deliveryDlq = new SqliteQueue<DeliveryMessage>(db, {
+    name: 'delivery-dlq',
+    visibilityTimeoutSeconds: 30,
+  });
+  const deliveryQueue = new SqliteQueue<DeliveryMessage>(db, {
+    name: 'delivery',
+    visibilityTimeoutSeconds: 30,
+    maxReceiveCount: 10,
+    deadLetterQueue: deliveryDlq,
+  });
   return {
     events: new SqliteEventLog(db),
     partners: new SqlitePartnerStore(db),
     consumers: new SqliteConsumerStore(db),
-    subscriptions: new SqliteSubscriptionStore(db, testCipher()),
-    deliveries: new SqliteDeliveryStore(db),
-    deliveryQueue: new SqliteQueue<DeliveryMessage>(db, { name: 'delivery', visibilityTimeoutSeconds: 30 }),
+    subscriptions,
+    deliveries,
+    deliveryQueue,
+    ops: {
+      queues: new LocalOpsQueues([{ work: deliveryQueue, deadLetters: deliveryDlq }], systemClock),
+      deliveries,
+      subscriptions,
+      rates: createLocalMetrics([deliveryQueue, deliveryDlq]).rates,
+    },
     clock: systemClock,
     resolver: { resolve: async () => ['127.0.0.1'] },
     allowPrivateTargets: true,

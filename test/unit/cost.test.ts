@@ -125,6 +125,7 @@ describe('the deployment, read from the synthesized templates', () => {
       'authorizer',
       'dispatcher',
       'fanout',
+      'ops',
       'poll',
       'recovery',
       'sweeper',
@@ -143,6 +144,8 @@ describe('the deployment, read from the synthesized templates', () => {
       fanout: { service: 'fanout', batchSize: FANOUT_BATCH_SIZE },
       delivery: { service: 'dispatcher', batchSize: DISPATCHER_BATCH_SIZE },
       'delivery-slow': { service: 'dispatcher', batchSize: DISPATCHER_BATCH_SIZE },
+      // A dead letter of the pipe at a time: each scans the events table.
+      'pipe-recovery': { service: 'recovery', batchSize: 1 },
     });
   });
 

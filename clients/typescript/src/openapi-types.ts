@@ -257,3 +257,145 @@ export interface TestSent {
 export interface OpenApiDocument {
   [key: string]: unknown;
 }
+
+export interface Queue {
+  /** A queue, as `GET /v1/admin/queues` names it: `delivery-dlq`, `fanout-dlq`, … */
+  name: string;
+  kind: "work" | "dead-letter";
+  /** A dead-letter queue: where its redrive sends messages. */
+  redrivesTo?: string;
+  /** Receivable now. */
+  visible: number;
+  /** Received, hidden until handled or timed out. */
+  inFlight: number;
+  /** Waiting out a delay (a retry’s wait, say). */
+  delayed: number;
+  /** Seconds since the oldest message was sent; null when empty. */
+  oldestAgeSeconds: number | null;
+}
+
+export interface QueueList {
+  data: Queue[];
+}
+
+/** A dead letter, with what it stands for and why it died. */
+export interface DeadLetter {
+  messageId: string;
+  /** A queue, as `GET /v1/admin/queues` names it: `delivery-dlq`, `fanout-dlq`, … */
+  queue: string;
+  /** What it stands for: a delivery’s try, an event fan-out gave up on, a stream batch the pipe gave up on, or nothing readable. */
+  kind: "delivery" | "event" | "stream-batch" | "unreadable";
+  /** Why it is here: the last try’s failure, or what gave up on it. */
+  reason: string;
+  /** When it died. */
+  deadAt: string;
+  sentAt: string;
+  receiveCount: number;
+  partnerId?: string;
+  eventId?: string;
+  eventType?: string;
+  deliveryId?: string;
+  subscriptionId?: string;
+  /** The subscription’s callback URL, while it exists. */
+  url?: string;
+  deliveryStatus?: "pending" | "succeeded" | "failed" | "dead" | "skipped";
+  /** HTTP tries the delivery has had. */
+  tries?: number;
+  lastAttempt?: {
+    number: number;
+    startedAt: string;
+    statusCode?: number;
+    error?: "timeout" | "connection" | "dns" | "forbidden_target" | "http_status" | "response_too_large";
+    errorMessage?: string;
+    responseExcerpt?: string;
+  };
+  /** A stream batch: the span of writes whose events a redrive fans out again. */
+  window?: {
+    from: string;
+    to: string;
+  };
+  /** The start of an unreadable message. */
+  body?: string;
+}
+
+export interface DeadLetterList {
+  data: DeadLetter[];
+}
+
+export interface RedriveRequest {
+  /** Move at most this many (oldest first). Absent: every message visible now. */
+  max?: number;
+  /** Move at most this many a second (1 to 500). Absent: as fast as the queues go. */
+  maxPerSecond?: number;
+  /** Only say what would move. */
+  dryRun?: boolean;
+}
+
+export interface Redrive {
+  /** The redrive’s handle (SQS’s TaskHandle on AWS). */
+  id: string;
+  /** A queue, as `GET /v1/admin/queues` names it: `delivery-dlq`, `fanout-dlq`, … */
+  queue: string;
+  /** A queue, as `GET /v1/admin/queues` names it: `delivery-dlq`, `fanout-dlq`, … */
+  destination: string;
+  status: "running" | "completed" | "cancelling" | "cancelled" | "failed";
+  moved: number;
+  /** How many it set out to move, where known. */
+  toMove: number | null;
+  maxPerSecond?: number;
+  startedAt: string;
+  failureReason?: string;
+}
+
+/** What a redrive would move now. */
+export interface RedrivePlan {
+  dryRun: boolean;
+  /** A queue, as `GET /v1/admin/queues` names it: `delivery-dlq`, `fanout-dlq`, … */
+  queue: string;
+  /** A queue, as `GET /v1/admin/queues` names it: `delivery-dlq`, `fanout-dlq`, … */
+  destination: string;
+  wouldMove: number;
+}
+
+export interface RedriveList {
+  data: Redrive[];
+}
+
+export interface Purged {
+  /** A queue, as `GET /v1/admin/queues` names it: `delivery-dlq`, `fanout-dlq`, … */
+  queue: string;
+  /** Messages deleted, where known. */
+  purged: number | null;
+}
+
+/** A subscription as ops see it: never its secrets. */
+export interface SubscriptionHealth {
+  id: string;
+  partnerId: string;
+  url: string;
+  eventTypes: string[];
+  status: "active" | "disabled";
+  disabledReason?: string;
+  /** When its current run of failures began. */
+  failingSince?: string;
+  updatedAt: string;
+}
+
+export interface SubscriptionHealthPage {
+  data: SubscriptionHealth[];
+  /** The cursor of the next page (pass it as `after`); null at the end. */
+  next: string | null;
+}
+
+/** Callbacks by outcome, a minute at a time, oldest first. */
+export interface DeliveryRates {
+  data: {
+    /** The minute’s start. */
+    minute: string;
+    succeeded: number;
+    /** Tries that failed and will be retried. */
+    failed: number;
+    dead: number;
+    skipped: number;
+  }[];
+}

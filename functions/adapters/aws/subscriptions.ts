@@ -26,13 +26,14 @@ import {
   GetCommand,
   QueryCommand,
   type QueryCommandInput,
+  ScanCommand,
   TransactWriteCommand,
   type TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import * as z from 'zod';
 import { ServiceUnavailableError, StaleWriteError, SubscriptionLimitError } from '../../core/errors.ts';
-import { type Page, Subscription } from '../../core/model.ts';
+import { type Page, Subscription, type SubscriptionRecord } from '../../core/model.ts';
 import type {
   Allowance,
   AllowanceResult,
@@ -41,6 +42,7 @@ import type {
   ListQuery,
   RateLimitedAction,
   SecretCipher,
+  SubscriptionHealth,
   SubscriptionStore,
 } from '../../core/ports.ts';
 import { pageOfLookahead } from '../paging.ts';
@@ -178,6 +180,47 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
       active.push(await toSubscription(item, this.#cipher, true));
     }
     return active;
+  }
+
+  /**
+   * A scan of the whole table, filtered, in the table's own order (not by id): ops list
+   * rarely, and a scan needs no index kept for it. The cursor is the last item's id, where the
+   * next page's scan starts (ExclusiveStartKey), so paging holds while items come and go.
+   */
+  async describe(subscriptionId: string): Promise<SubscriptionRecord | undefined> {
+    const result = await this.#client.send(
+      new GetCommand({ TableName: this.tableName, Key: { id: subscriptionId }, ConsistentRead: true }),
+    );
+    return result.Item === undefined ? undefined : SubscriptionWithoutSecrets.parse(result.Item);
+  }
+
+  async listByHealth(health: SubscriptionHealth, query: ListQuery): Promise<Page<SubscriptionRecord>> {
+    const items: Item[] = [];
+    let startKey: Record<string, unknown> | undefined =
+      query.after === undefined ? undefined : { id: query.after };
+    do {
+      const page = await this.#client.send(
+        new ScanCommand({
+          TableName: this.tableName,
+          FilterExpression:
+            health === 'disabled'
+              ? '#status = :disabled'
+              : '#status = :active AND attribute_exists(#failingSince)',
+          ExpressionAttributeNames: attributeNames(
+            'status',
+            ...(health === 'failing' ? ['failingSince'] : []),
+          ),
+          ExpressionAttributeValues:
+            health === 'disabled' ? { ':disabled': 'disabled' } : { ':active': 'active' },
+          ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
+        }),
+      );
+      items.push(...(page.Items ?? []));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined && items.length <= query.limit);
+    return pageOfLookahead(items.slice(0, query.limit + 1), query, (item) =>
+      SubscriptionWithoutSecrets.parse(item),
+    );
   }
 
   /** Deletes the item and lowers its partner's counter in one transaction. */

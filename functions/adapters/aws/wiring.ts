@@ -16,6 +16,7 @@ import { SqsDeliveryQueue } from './delivery-queue.ts';
 import { DynamoDueRetryStore } from './due-retries.ts';
 import { DynamoEventLog } from './events.ts';
 import { DynamoRateLimiter } from './rate-limiter.ts';
+import { AWS_OPS_QUEUES, type OpsQueueUrls, SqsOpsQueues, type SqsOpsQueuesOptions } from './sqs-ops.ts';
 import { SqsQueue } from './sqs-queue.ts';
 import { DynamoSubscriptionStore } from './subscriptions.ts';
 
@@ -96,4 +97,20 @@ export function requestLimits(
       producerPerSecond: config.producerRequestsPerSecond,
     },
   };
+}
+
+/**
+ * Every queue of the deployment as ops name them (AWS_OPS_QUEUES), from the settings that hold
+ * their URLs; their ARNs are read from SQS when first needed.
+ */
+export function opsQueues(
+  sqs: SQSClient,
+  config: Pick<LambdaConfig, keyof OpsQueueUrls>,
+  options: SqsOpsQueuesOptions = {},
+): SqsOpsQueues {
+  return new SqsOpsQueues(
+    sqs,
+    AWS_OPS_QUEUES.map(({ key, ...queue }) => ({ ...queue, url: config[key] })),
+    options,
+  );
 }

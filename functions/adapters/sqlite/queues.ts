@@ -383,8 +383,12 @@ export class SqliteQueue<T> implements QueueSender<T> {
     return typeof at === 'number' ? new Date(at) : null;
   }
 
-  /** Up to `limit` messages in send order, whatever their visibility: for `npm run queues`. */
-  list(limit: number): QueuedMessage<T>[] {
+  /**
+   * Up to `limit` messages in send order, whatever their visibility, their bodies as stored,
+   * left as they are: for ops looking into a dead-letter queue. `visibleAt` of a message never
+   * received here is when it came: its send, or its move from the queue it died in.
+   */
+  peek(limit: number): (Omit<QueuedMessage<T>, 'body'> & { body: string })[] {
     return prepared(
       this.#db,
       `SELECT message_id, body, receive_count, sent_at, visible_at
@@ -393,11 +397,39 @@ export class SqliteQueue<T> implements QueueSender<T> {
       .all(this.name, limit)
       .map((row) => ({
         messageId: readText(row, 'message_id'),
-        body: this.#parseBody(row),
+        body: readText(row, 'body'),
         receiveCount: readInteger(row, 'receive_count'),
         sentAt: new Date(readInteger(row, 'sent_at')),
         visibleAt: new Date(readInteger(row, 'visible_at')),
       }));
+  }
+
+  /** Deletes every message, in flight or not, committed with the other writes of this turn; resolves with how many. */
+  purge(): Promise<number> {
+    const db = this.#db;
+    return write(db, () =>
+      Number(prepared(db, 'DELETE FROM queue_messages WHERE queue = ?').run(this.name).changes),
+    );
+  }
+
+  /** When the oldest message was sent; null when the queue is empty. */
+  oldestSentAt(): Date | null {
+    const row = prepared(this.#db, 'SELECT min(sent_at) AS at FROM queue_messages WHERE queue = ?').get(
+      this.name,
+    );
+    const at = row?.at;
+    return typeof at === 'number' ? new Date(at) : null;
+  }
+
+  /** `redriveTo`, committed with the other writes of this turn. */
+  redrive(target: SqliteQueue<T>, max?: number): Promise<number> {
+    return write(this.#db, () => this.redriveTo(target, max));
+  }
+
+  /** `peek`, the bodies parsed. */
+  list(limit: number): QueuedMessage<T>[] {
+    // The queue only ever stores JSON.stringify of a T; consumers validate at their own edge.
+    return this.peek(limit).map((message) => ({ ...message, body: JSON.parse(message.body) as T }));
   }
 
   #now(): number {
@@ -415,11 +447,6 @@ export class SqliteQueue<T> implements QueueSender<T> {
          SET queue = ?, visible_at = ?, receipt_handle = NULL, dead_letter_source = ?
          WHERE seq = ?`,
     ).run(dlq.name, now, this.name, seq);
-  }
-
-  #parseBody(row: Row): T {
-    // The queue only ever stores JSON.stringify of a T; consumers validate at their own edge.
-    return JSON.parse(readText(row, 'body')) as T;
   }
 
   #toRecord(row: Row, receiveCount: number, receiptHandle: string, now: number): SQSRecord {

@@ -1,5 +1,5 @@
 import { StaleWriteError, SubscriptionLimitError } from '../../core/errors.ts';
-import { type Page, Subscription, SubscriptionStatus } from '../../core/model.ts';
+import { type Page, Subscription, type SubscriptionRecord, SubscriptionStatus } from '../../core/model.ts';
 import type {
   Allowance,
   AllowanceResult,
@@ -8,6 +8,7 @@ import type {
   ListQuery,
   RateLimitedAction,
   SecretCipher,
+  SubscriptionHealth,
   SubscriptionStore,
 } from '../../core/ports.ts';
 import { pageOfLookahead } from '../paging.ts';
@@ -47,10 +48,15 @@ const { eventTypes: EventTypes } = Subscription.shape;
  * openSecretsForListing).
  */
 async function toSubscription(row: Row, cipher: SecretCipher, forListing = false): Promise<Subscription> {
-  const id = readText(row, 'id');
   const open = forListing ? openSecretsForListing : openSecrets;
+  const record = toRecord(row);
+  return { ...record, secrets: await open(cipher, record.id, JSON.parse(readText(row, 'secrets'))) };
+}
+
+/** A row as a subscription without its secrets, which are not opened. */
+function toRecord(row: Row): SubscriptionRecord {
   return withoutUndefined({
-    id,
+    id: readText(row, 'id'),
     partnerId: readText(row, 'partner_id'),
     url: readText(row, 'url'),
     eventTypes: EventTypes.parse(JSON.parse(readText(row, 'event_types'))),
@@ -58,7 +64,6 @@ async function toSubscription(row: Row, cipher: SecretCipher, forListing = false
     status: SubscriptionStatus.parse(readText(row, 'status')),
     disabledReason: readOptionalText(row, 'disabled_reason'),
     failingSince: readOptionalText(row, 'failing_since'),
-    secrets: await open(cipher, id, JSON.parse(readText(row, 'secrets'))),
     createdAt: readText(row, 'created_at'),
     updatedAt: readText(row, 'updated_at'),
   });
@@ -144,6 +149,21 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
     ).all(partnerId, query.after ?? '', query.limit + 1);
     const subscriptions = await Promise.all(rows.map((row) => toSubscription(row, this.#cipher)));
     return pageOfLookahead(subscriptions, query, (s) => s);
+  }
+
+  async describe(subscriptionId: string): Promise<SubscriptionRecord | undefined> {
+    const row = prepared(this.#db, `SELECT ${COLUMNS} FROM subscriptions WHERE id = ?`).get(subscriptionId);
+    return row === undefined ? undefined : toRecord(row);
+  }
+
+  async listByHealth(health: SubscriptionHealth, query: ListQuery): Promise<Page<SubscriptionRecord>> {
+    const rows = prepared(
+      this.#db,
+      `SELECT ${COLUMNS} FROM subscriptions
+        WHERE ${health === 'disabled' ? "status = 'disabled'" : "status = 'active' AND failing_since IS NOT NULL"}
+          AND id > ? ORDER BY id LIMIT ?`,
+    ).all(query.after ?? '', query.limit + 1);
+    return pageOfLookahead(rows, query, toRecord);
   }
 
   async listActive(partnerId: string): Promise<Subscription[]> {
