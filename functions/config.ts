@@ -38,6 +38,20 @@ export const deliveryTimeoutMsSetting = z.coerce
 
 /** Days an event (and its deliveries) is kept. */
 export const retentionDaysSetting = z.coerce.number().int().min(1).max(3650).default(30);
+/**
+ * The fixed addresses callbacks leave from, comma-separated (`-c staticEgress=true` on AWS
+ * sets them from the NAT gateways' Elastic IPs); none: no fixed address is promised.
+ */
+export const egressIpsSetting = z
+  .string()
+  .transform((text) =>
+    text
+      .split(',')
+      .map((part) => part.trim())
+      .filter((part) => part !== ''),
+  )
+  .pipe(z.array(z.union([z.ipv4(), z.ipv6()])).max(16))
+  .default([]);
 
 /** A caller's requests per second; the CDK settings accept exactly this too. */
 export const requestsPerSecondSetting = (fallback: number) =>
@@ -62,6 +76,7 @@ const LocalEnv = z.object({
   DISPATCHER_ALLOW_PRIVATE_TARGETS: booleanText.default(true),
   DISPATCHER_DISABLE_AFTER_HOURS: disableAfter,
   DISPATCHER_RETENTION_DAYS: retentionDaysSetting,
+  DISPATCHER_EGRESS_IPS: egressIpsSetting,
   DISPATCHER_PARTNER_REQUESTS_PER_SECOND: requestsPerSecondSetting(DEFAULT_REQUEST_LIMITS.partnerPerSecond),
   DISPATCHER_PRODUCER_REQUESTS_PER_SECOND: requestsPerSecondSetting(DEFAULT_REQUEST_LIMITS.producerPerSecond),
 });
@@ -81,6 +96,8 @@ export interface LocalConfig {
   disableAfterMs: number;
   /** Days events, their deliveries and attempts are kept, as on AWS (TTL there, a sweep here). */
   retentionDays: number;
+  /** Addresses callbacks leave from that partners may allowlist; none by default. */
+  egressIps: readonly string[];
   /** Requests per second of one partner's API key, and of the producer (the admin token). */
   partnerRequestsPerSecond: number;
   producerRequestsPerSecond: number;
@@ -113,6 +130,7 @@ export function parseLocalConfig(env: Record<string, string | undefined>): Local
     allowPrivateTargets: e.DISPATCHER_ALLOW_PRIVATE_TARGETS,
     disableAfterMs: e.DISPATCHER_DISABLE_AFTER_HOURS,
     retentionDays: e.DISPATCHER_RETENTION_DAYS,
+    egressIps: e.DISPATCHER_EGRESS_IPS,
     partnerRequestsPerSecond: e.DISPATCHER_PARTNER_REQUESTS_PER_SECOND,
     producerRequestsPerSecond: e.DISPATCHER_PRODUCER_REQUESTS_PER_SECOND,
   };
@@ -143,6 +161,7 @@ export const LAMBDA_ENV = {
   deliveryTimeoutMs: 'DISPATCHER_DELIVERY_TIMEOUT_MS',
   allowPrivateTargets: 'DISPATCHER_ALLOW_PRIVATE_TARGETS',
   retentionDays: 'DISPATCHER_RETENTION_DAYS',
+  egressIps: 'DISPATCHER_EGRESS_IPS',
   disableAfterMs: 'DISPATCHER_DISABLE_AFTER_HOURS',
   partnerRequestsPerSecond: 'DISPATCHER_PARTNER_REQUESTS_PER_SECOND',
   producerRequestsPerSecond: 'DISPATCHER_PRODUCER_REQUESTS_PER_SECOND',
@@ -171,6 +190,7 @@ const lambdaSettings = {
   // Production refuses private targets unless a deployment says otherwise.
   allowPrivateTargets: booleanText.default(false),
   retentionDays: retentionDaysSetting,
+  egressIps: egressIpsSetting,
   disableAfterMs: disableAfter,
   partnerRequestsPerSecond: requestsPerSecondSetting(DEFAULT_REQUEST_LIMITS.partnerPerSecond),
   producerRequestsPerSecond: requestsPerSecondSetting(DEFAULT_REQUEST_LIMITS.producerPerSecond),
@@ -199,6 +219,8 @@ export interface LambdaConfig {
   deliveryTimeoutMs: number;
   allowPrivateTargets: boolean;
   retentionDays: number;
+  /** The NAT gateways' Elastic IPs with `staticEgress`; none otherwise. */
+  egressIps: readonly string[];
   disableAfterMs: number;
   partnerRequestsPerSecond: number;
   producerRequestsPerSecond: number;

@@ -401,6 +401,7 @@ async function serveHttp(
         clock: context.clock,
         resolver: options.resolver ?? systemResolver,
         allowPrivateTargets: config.allowPrivateTargets,
+        egressIps: config.egressIps,
         // One process serves the whole API: its own counts are exact.
         limiter: new InMemoryRateLimiter(),
         limits: {

@@ -68,6 +68,8 @@ export interface ApiDeps extends PollDeps {
   deliveryQueue: QueueSender<DeliveryMessage>;
   resolver: AddressResolver;
   allowPrivateTargets: boolean;
+  /** The fixed addresses callbacks leave from, for partners to allowlist; empty: none promised. */
+  egressIps: readonly string[];
   /**
    * The ops routes' services. The local runtime serves those routes here; on AWS the ops
    * function does (functions/api/ops.ts), and without them this handler answers them 404.
@@ -295,6 +297,11 @@ const handlers: Record<Exclude<Operation, keyof typeof OPS_HANDLERS>, RouteHandl
     const id = pathId(OPERATIONS.replaySubscription.params.id, params.id, 'subscription');
     const body = parse(OPERATIONS.replaySubscription.body, jsonBody(event), 'body');
     return json(202, await replaySubscription(deps, partnerId, id, body));
+  },
+
+  async listEgressIps(deps, event) {
+    partnerOf(event);
+    return json(200, { fixed: deps.egressIps.length > 0, addresses: deps.egressIps });
   },
 
   async sendTestEvent(deps, event, params) {

@@ -289,6 +289,13 @@ export const OPERATIONS = {
     responses: [{ status: 202, description: 'Queued.', schema: s.TestSent }],
     errors: [409],
   },
+  listEgressIps: {
+    summary: 'The addresses callbacks come from',
+    description:
+      'For a firewall that lets in only known addresses: with `fixed`, every callback leaves from one of `addresses`. Without, callbacks come from the cloud provider’s shared ranges and no address is promised.',
+    tag: 'Subscriptions',
+    responses: [{ status: 200, description: 'The addresses.', schema: s.EgressIps }],
+  },
   listQueues: {
     summary: 'Every queue and dead-letter queue, with its depths',
     tag: 'Ops',

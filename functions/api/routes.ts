@@ -72,6 +72,7 @@ export const ROUTES = [
   { method: 'GET', path: '/v1/subscriptions/{id}/deliveries', auth: 'partner', operation: 'listDeliveries' },
   { method: 'POST', path: '/v1/subscriptions/{id}/replay', auth: 'partner', operation: 'replaySubscription' },
   { method: 'POST', path: '/v1/subscriptions/{id}/test', auth: 'partner', operation: 'sendTestEvent' },
+  { method: 'GET', path: '/v1/egress-ips', auth: 'partner', operation: 'listEgressIps' },
   { method: 'GET', path: '/v1/admin/queues', auth: 'admin', operation: 'listQueues', lambda: 'ops' },
   {
     method: 'GET',

@@ -371,6 +371,13 @@ export const TestSent = z.object({ eventId: EventId, deliveryId: DeliveryId }).m
 /** The OpenAPI document itself is a JSON object; its shape is OpenAPI's. */
 export const OpenApiDocument = z.record(z.string(), z.unknown()).meta({ id: 'OpenApiDocument' });
 
+export const EgressIps = z
+  .object({
+    fixed: z.boolean().meta({ description: 'Whether callbacks leave only from `addresses`.' }),
+    addresses: z.array(z.string()).meta({ description: 'IPv4 or IPv6 addresses; empty unless `fixed`.' }),
+  })
+  .meta({ id: 'EgressIps' });
+
 // ── Ops ────────────────────────────────────────────────────────────────────────────────────
 
 /** Most messages a redrive moves a second: SQS's own bound for a move task. */

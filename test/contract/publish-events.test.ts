@@ -329,6 +329,7 @@ describe('POST /v1/events/batch in the API handler', () => {
         clock: systemClock,
         resolver: systemResolver,
         allowPrivateTargets: true,
+        egressIps: [],
         limiter: new InMemoryRateLimiter(),
         limits: DEFAULT_REQUEST_LIMITS,
       },

@@ -51,6 +51,7 @@ export function sqliteApiDeps(db: SqliteDatabase, perSecond = 10_000): ApiDeps {
     clock: systemClock,
     resolver: { resolve: async () => ['127.0.0.1'] },
     allowPrivateTargets: true,
+    egressIps: [],
     limiter: new InMemoryRateLimiter(),
     limits: { partnerPerSecond: perSecond, producerPerSecond: perSecond },
     retentionDays: 30,

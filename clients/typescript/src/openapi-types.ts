@@ -258,6 +258,13 @@ export interface OpenApiDocument {
   [key: string]: unknown;
 }
 
+export interface EgressIps {
+  /** Whether callbacks leave only from `addresses`. */
+  fixed: boolean;
+  /** IPv4 or IPv6 addresses; empty unless `fixed`. */
+  addresses: string[];
+}
+
 export interface Queue {
   /** A queue, as `GET /v1/admin/queues` names it: `delivery-dlq`, `fanout-dlq`, … */
   name: string;
