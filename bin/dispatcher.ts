@@ -14,6 +14,7 @@ import { DataDirectoryInUseError } from '../local/data-lock.ts';
 import { startReceiver } from '../local/receiver.ts';
 import { startLocalDispatcher } from '../local/runtime.ts';
 import { rotateDataDirSecretKey } from '../local/secret-keys.ts';
+import { addListenCommand } from './cli/listen-command.ts';
 import { addOpsCommands, CommandFailed } from './cli/ops-commands.ts';
 import { processOutput } from './cli/output.ts';
 
@@ -189,6 +190,7 @@ program
   .option('--out <file>', 'the file to write (default: stdout)')
   .action(writeOpenApi);
 addOpsCommands(program, processOutput);
+addListenCommand(program, processOutput);
 
 try {
   await program.parseAsync();

@@ -19,7 +19,9 @@ export type EnvValue =
   | { readonly kind: 'literal'; readonly value: string }
   | { readonly kind: 'table'; readonly table: string }
   | { readonly kind: 'queue'; readonly queue: string }
-  | { readonly kind: 'key'; readonly key: string };
+  | { readonly kind: 'key'; readonly key: string }
+  /** The public IPs of these Elastic IPs (logical ids), comma-separated. */
+  | { readonly kind: 'publicIps'; readonly addresses: readonly string[] };
 
 export interface FunctionSpec {
   readonly logicalId: string;
@@ -73,6 +75,21 @@ export interface PipeSpec {
   readonly targetQueue: string;
 }
 
+/** The network of fixed egress addresses (`-c staticEgress=true`), when the stack has one. */
+export interface EgressSpec {
+  readonly natGateways: number;
+  /** Elastic IPs, each a public IPv4 address billed by the hour. */
+  readonly publicIpv4Addresses: number;
+  /** Interface endpoints times the subnets (zones) each is in, each billed by the hour. */
+  readonly interfaceEndpointZones: number;
+  /** Services of the gateway endpoints (free), as `com.amazonaws.<region>.<service>` ends. */
+  readonly gatewayEndpoints: readonly string[];
+  /** The services (POWERTOOLS_SERVICE_NAME) of the functions attached to the VPC. */
+  readonly attachedServices: readonly string[];
+  /** The traffic each flow log records: ALL, ACCEPT or REJECT. */
+  readonly flowLogTraffic: readonly string[];
+}
+
 export interface Deployment {
   readonly functions: readonly FunctionSpec[];
   readonly queues: readonly QueueSpec[];
@@ -85,6 +102,8 @@ export interface Deployment {
   /** The KMS keys (logical ids in the data stack), each billed by the month. */
   readonly keys: readonly string[];
   readonly dashboards: number;
+  /** @default - none: the functions reach the internet from Lambda's own addresses */
+  readonly egress?: EgressSpec;
 }
 
 function isJson(value: unknown): value is Json {
@@ -137,6 +156,52 @@ function referenced(value: unknown, dataOutputs: Json): string | undefined {
   const imported = field(value, 'Fn::ImportValue');
   if (imported !== undefined) throw new Error('Fn::ImportValue references are not resolved here');
   return undefined;
+}
+
+/** The Elastic IPs whose public IPs a value joins with commas, or undefined if it is not such a list. */
+function publicIpsOf(value: unknown, service: Json): string[] | undefined {
+  const join = field(value, 'Fn::Join');
+  if (!Array.isArray(join) || join[0] !== ',' || !Array.isArray(join[1])) return undefined;
+  const eips = new Set(resources(service, 'AWS::EC2::EIP').map(([id]) => id));
+  const ids = join[1].map((part: unknown) => {
+    const getAtt = field(part, 'Fn::GetAtt');
+    return Array.isArray(getAtt) && getAtt[1] === 'PublicIp' && typeof getAtt[0] === 'string'
+      ? getAtt[0]
+      : undefined;
+  });
+  return ids.every((id): id is string => id !== undefined && eips.has(id)) ? ids : undefined;
+}
+
+/** The VPC the functions are attached to, if any: what it bills by the hour, and who is in it. */
+function readEgress(service: Json, functions: readonly FunctionSpec[]): EgressSpec | undefined {
+  const natGateways = resources(service, 'AWS::EC2::NatGateway').length;
+  const attached = resources(service, 'AWS::Lambda::Function').filter(
+    ([, properties]) => properties.VpcConfig !== undefined,
+  );
+  if (natGateways === 0 && attached.length === 0) return undefined;
+  const byLogicalId = new Map(functions.map((fn) => [fn.logicalId, fn.service]));
+  const endpoints = resources(service, 'AWS::EC2::VPCEndpoint');
+  return {
+    natGateways,
+    publicIpv4Addresses: resources(service, 'AWS::EC2::EIP').length,
+    interfaceEndpointZones: endpoints
+      .filter(([, properties]) => properties.VpcEndpointType === 'Interface')
+      .reduce((sum, [, properties]) => sum + list(properties.SubnetIds).length, 0),
+    gatewayEndpoints: endpoints
+      .filter(([, properties]) => properties.VpcEndpointType === 'Gateway')
+      .map(([id, properties]) => {
+        const parts = list(field(properties.ServiceName, 'Fn::Join')).at(1);
+        const last = list(parts).at(-1);
+        return typeof last === 'string' ? last.replace(/^\./, '') : id;
+      }),
+    attachedServices: attached.flatMap(([id]) => {
+      const name = byLogicalId.get(id);
+      return name === undefined ? [] : [name];
+    }),
+    flowLogTraffic: resources(service, 'AWS::EC2::FlowLog').map(([, properties]) =>
+      String(properties.TrafficType),
+    ),
+  };
 }
 
 function keyElements(value: unknown, what: string): KeyElement[] {
@@ -201,6 +266,11 @@ function readFunctions(
     for (const [key, value] of Object.entries(isJson(variables) ? variables : {})) {
       if (typeof value === 'string') {
         environment[key] = { kind: 'literal', value };
+        continue;
+      }
+      const addresses = publicIpsOf(value, service);
+      if (addresses !== undefined) {
+        environment[key] = { kind: 'publicIps', addresses };
         continue;
       }
       const target = referenced(value, dataOutputs);
@@ -319,6 +389,7 @@ export function readDeployment(data: Json, service: Json): Deployment {
     new Set(keys),
   );
   const schedules = readSchedules(service, functions);
+  const egress = readEgress(service, functions);
   return {
     functions,
     queues: readQueues(service, functions),
@@ -328,6 +399,7 @@ export function readDeployment(data: Json, service: Json): Deployment {
     keys,
     alarmMetrics: alarmMetrics(service),
     dashboards: resources(service, 'AWS::CloudWatch::Dashboard').length,
+    ...(egress === undefined ? {} : { egress }),
   };
 }
 

@@ -13,7 +13,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
@@ -112,6 +112,12 @@ export interface Measured {
   readonly logBytes: number;
   readonly failedConditions: number;
   readonly failedTransactions: number;
+  /**
+   * The callbacks' bytes on the wire, as the receiver counts them on its connections: the
+   * requests (request line, headers, signed body) and the responses (status line and headers;
+   * this receiver answers 204 with Node's default headers). Plain HTTP: TLS and TCP/IP add to it.
+   */
+  readonly callbackBytes: { readonly requests: number; readonly responses: number };
 }
 
 /** A payload that makes the published event's JSON exactly `bytes` long. */
@@ -156,6 +162,8 @@ export class Harness {
   /** The meter's own client, for its reads around transactions. */
   #meterClient: DynamoDBClient | undefined;
   #receiverUrl = '';
+  /** Every connection the receiver accepted: their byte counts outlive them. */
+  readonly #receiverSockets = new Set<Socket>();
   #callbacks = 0;
   #logged: string[] = [];
 
@@ -247,10 +255,22 @@ export class Harness {
         await new Promise((resolve) => setTimeout(resolve, CALLBACK_WAVE_MS));
       }).then(() => response.writeHead(204).end());
     });
+    server.on('connection', (socket) => this.#receiverSockets.add(socket));
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     this.#receiver = server;
     this.#receiverUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks`;
+  }
+
+  /** Bytes the receiver has read (callback requests) and written (responses), all told. */
+  #receiverBytes(): { requests: number; responses: number } {
+    let requests = 0;
+    let responses = 0;
+    for (const socket of this.#receiverSockets) {
+      requests += socket.bytesRead;
+      responses += socket.bytesWritten;
+    }
+    return { requests, responses };
   }
 
   #keyArn(logicalId: string): string {
@@ -274,6 +294,10 @@ export class Harness {
       if (value.kind === 'literal') return value.value;
       if (value.kind === 'queue') return this.#queueUrl(value.queue);
       if (value.kind === 'key') return this.#keyArn(value.key);
+      // Elastic IPs exist once deployed: documentation addresses (TEST-NET-1) stand in for them.
+      if (value.kind === 'publicIps') {
+        return Array.from({ length: value.addresses.length }, (_, i) => `192.0.2.${i + 1}`).join(',');
+      }
       const name = this.#tableNames.get(value.table);
       if (name === undefined) throw new Error(`${fn.logicalId}: no table ${value.table}`);
       return name;
@@ -390,6 +414,7 @@ export class Harness {
     this.#sink.usage = usage;
     this.#logged = [];
     const callbacksBefore = this.#callbacks;
+    const bytesBefore = this.#receiverBytes();
     const apiRequestBytes: number[] = [];
     const streamStats = { records: 0, pipeEvents: 0, pipeRequests: 0 };
     try {
@@ -411,6 +436,7 @@ export class Harness {
         throw this.#failure(`${scenario.name}: ${callbacks} callbacks for ${scenario.events} events`);
       }
       const storedAfter = await this.#stored(reference);
+      const bytesAfter = this.#receiverBytes();
       return {
         scenario,
         callbacks,
@@ -424,6 +450,10 @@ export class Harness {
         logBytes: usage.logBytes,
         failedConditions: usage.failedConditions,
         failedTransactions: usage.failedTransactions,
+        callbackBytes: {
+          requests: bytesAfter.requests - bytesBefore.requests,
+          responses: bytesAfter.responses - bytesBefore.responses,
+        },
       };
     } finally {
       this.#sink.usage = undefined;

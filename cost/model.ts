@@ -9,18 +9,22 @@ import { DELIVERY_METRICS } from '../functions/adapters/delivery-metrics.ts';
 import {
   API_GATEWAY_PRICES,
   CLOUDWATCH_PRICES,
+  DATA_TRANSFER_PRICES,
   DYNAMODB_BILLING,
   DYNAMODB_PRICES,
   EVENTBRIDGE_PRICES,
+  HOURS_PER_MONTH,
   KMS_PRICES,
   LAMBDA_PRICES,
   POLLING,
+  PRIVATELINK_PRICES,
   priceOf,
   type Rate,
   SECONDS_PER_MONTH,
   SQS_PRICES,
+  VPC_PRICES,
 } from '../functions/aws-prices.ts';
-import { type Deployment, functionOf } from './deployment.ts';
+import { type Deployment, type EgressSpec, functionOf } from './deployment.ts';
 import type { Measured } from './harness.ts';
 import type { Invocation, Span, Units } from './meter.ts';
 import type { Assumptions } from './scenarios.ts';
@@ -34,6 +38,7 @@ export const SERVICES = [
   'EventBridge',
   'SQS',
   'KMS',
+  'VPC',
   'CloudWatch',
 ] as const;
 export type Service = (typeof SERVICES)[number];
@@ -63,6 +68,14 @@ export interface ScenarioCost {
   /** DynamoDB write units per callback, by table and index. */
   readonly writeUnitsPerCallback: Readonly<Record<string, number>>;
   readonly readUnitsPerCallback: Readonly<Record<string, number>>;
+  /** A callback's HTTP request and response, in bytes, as measured (no TLS or TCP/IP). */
+  readonly callbackBytes: { readonly request: number; readonly response: number };
+  /**
+   * What the callbacks' bytes leaving AWS cost, per million: the request and the outgoing half
+   * of the overhead (Assumptions.callbackOverheadBytes). Billed with or without fixed egress
+   * addresses, and not in `perMillionCallbacksUsd` (docs/cost.md, "What the figures leave out").
+   */
+  readonly dataTransferOutUsdPerMillion: number;
 }
 
 const GB = 1024 ** 3;
@@ -300,6 +313,13 @@ export function priceScenario(
       PER_CALLBACK,
     ),
   );
+  const callbackBytes = {
+    request: measured.callbackBytes.requests / per,
+    response: measured.callbackBytes.responses / per,
+  };
+  if (deployment.egress !== undefined) {
+    lines.push(...egressLines(measured, deployment.egress, callbackBytes, assumptions));
+  }
   const platformBytes = sum(
     measured.invocations.map((i) => {
       const level = functionOf(deployment, i.service).systemLogLevel;
@@ -337,7 +357,39 @@ export function priceScenario(
     lines,
     writeUnitsPerCallback: perTable('writeUnits'),
     readUnitsPerCallback: perTable('readUnits'),
+    callbackBytes,
+    dataTransferOutUsdPerMillion: priceOf(
+      DATA_TRANSFER_PRICES.outToInternetGb,
+      ((callbackBytes.request + assumptions.callbackOverheadBytes / 2) / GB) * MILLION,
+    ),
   };
+}
+
+/**
+ * With fixed egress addresses: the NAT gateways process every byte of the callbacks sent from
+ * the VPC, both ways (the DynamoDB traffic of those functions takes the free gateway endpoint).
+ */
+function egressLines(
+  measured: Measured,
+  egress: EgressSpec,
+  callbackBytes: ScenarioCost['callbackBytes'],
+  assumptions: Assumptions,
+): CostLine[] {
+  const attached = new Set(egress.attachedServices);
+  const sent = sum(measured.invocations.filter((i) => attached.has(i.service)).map((i) => i.callbacks));
+  if (egress.natGateways === 0 || sent === 0) return [];
+  const share = sent / measured.callbacks;
+  const bytes = (callbackBytes.request + callbackBytes.response + assumptions.callbackOverheadBytes) * share;
+  return [
+    line(
+      'VPC',
+      'NAT gateways: the callbacks processed (requests, responses, TLS and TCP/IP)',
+      'GB',
+      VPC_PRICES.natGatewayProcessedGb,
+      bytes / GB,
+      PER_CALLBACK,
+    ),
+  ];
 }
 
 /** What one run of each scheduled function used (harness.ts measureSchedules). */
@@ -439,6 +491,52 @@ export function priceIdleMonth(
       once,
     ),
   );
+  if (deployment.egress !== undefined) lines.push(...egressMonthLines(deployment.egress));
+  return lines;
+}
+
+/** What a network of fixed egress addresses bills by the hour, for a month. */
+function egressMonthLines(egress: EgressSpec): CostLine[] {
+  const month: Scale = { quantity: HOURS_PER_MONTH, usd: HOURS_PER_MONTH };
+  const lines = [
+    line(
+      'VPC',
+      `NAT gateways (${egress.natGateways}, one per Availability Zone)`,
+      'gateway-hours',
+      VPC_PRICES.natGatewayHour,
+      egress.natGateways,
+      month,
+    ),
+    line(
+      'VPC',
+      "public IPv4 addresses: the NAT gateways' Elastic IPs",
+      'address-hours',
+      VPC_PRICES.publicIpv4Hour,
+      egress.publicIpv4Addresses,
+      month,
+    ),
+  ];
+  if (egress.interfaceEndpointZones > 0) {
+    lines.push(
+      line(
+        'VPC',
+        'interface endpoints, per Availability Zone',
+        'endpoint-hours',
+        PRIVATELINK_PRICES.interfaceEndpointZoneHour,
+        egress.interfaceEndpointZones,
+        month,
+      ),
+    );
+  }
+  for (const service of egress.gatewayEndpoints) {
+    lines.push({
+      service: 'VPC',
+      item: `gateway endpoint (${service}): free`,
+      quantity: 1,
+      unit: 'endpoints',
+      usd: 0,
+    });
+  }
   return lines;
 }
 

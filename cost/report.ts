@@ -8,6 +8,8 @@ export interface CostReport {
   readonly pricing: 'on-demand';
   /** Where the index projections come from: the synthesized templates, or the tables' definitions. */
   readonly projections: 'template' | 'definitions';
+  /** Priced with fixed egress addresses (`-c staticEgress=true`). @default false */
+  readonly staticEgress?: boolean;
   readonly target: {
     readonly scenario: string;
     readonly usdPerMillionCallbacks: number;
@@ -128,8 +130,19 @@ export function formatReport(report: CostReport): string {
     2,
   );
   const a = report.assumptions;
+  const egressMonth = report.idleMonth.filter((l) => l.service === 'VPC');
+  const egress = report.staticEgress
+    ? [
+        `Fixed egress addresses: ${usd(egressMonth.reduce((total, l) => total + l.usd, 0))} a month for the NAT gateways and their Elastic IPs (in the monthly table), ` +
+          `and per million callbacks what the NAT gateways process (VPC above). ` +
+          `A callback's HTTP request and response, measured: ${[...new Set(report.scenarios.map((s) => `${Math.round(s.callbackBytes.request)} + ${Math.round(s.callbackBytes.response)} bytes`))].join(' or ')}; ` +
+          `its TLS and TCP/IP, assumed: ${a.callbackOverheadBytes} bytes.`,
+        `Data transfer out to the receivers, billed with or without fixed addresses and in neither figure: ${report.scenarios.map((s) => `${s.name} ${usd(s.dataTransferOutUsdPerMillion)}`).join(', ')} per million callbacks.`,
+        '',
+      ]
+    : [];
   return [
-    `Cost per million callbacks, us-east-1 on-demand prices (functions/aws-prices.ts); index projections from the ${report.projections === 'template' ? 'synthesized template' : "tables' definitions (functions/adapters/aws/tables.ts)"}.`,
+    `Cost per million callbacks, us-east-1 on-demand prices (functions/aws-prices.ts); index projections from the ${report.projections === 'template' ? 'synthesized template' : "tables' definitions (functions/adapters/aws/tables.ts)"}${report.staticEgress ? '; with fixed egress addresses (-c staticEgress=true)' : ''}.`,
     ...report.scenarios.map(
       (s) => `- ${s.name}: one subscription, 1 KB events, ${s.description}, first try succeeds`,
     ),
@@ -138,6 +151,7 @@ export function formatReport(report: CostReport): string {
     '',
     verdict,
     '',
+    ...egress,
     `DynamoDB write units per callback:\n  ${writes}`,
     '',
     `Each month, apart from the callbacks (not in the figures above): ${usd(report.idleMonthUsd)}`,

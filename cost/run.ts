@@ -8,6 +8,7 @@
  *   npm run cost -- --json                    {scenarios: [{name, perMillionCallbacksUsd, …}], …}
  *   npm run cost -- --projections=definitions index projections as tables.ts defines them
  *   npm run cost -- --scenario=batched
+ *   npm run cost -- --static-egress           with fixed egress addresses (-c staticEgress=true)
  */
 import { parseArgs } from 'node:util';
 import { MAX_POLL_WAIT_SECONDS } from '../functions/core/events.ts';
@@ -19,7 +20,7 @@ import { priceIdleMonth, pricePolling, priceScenario } from './model.ts';
 import { type CostReport, formatReport, toJson } from './report.ts';
 import { ASSUMPTIONS, SCENARIOS, scenarioNamed, TARGET_USD_PER_MILLION_CALLBACKS } from './scenarios.ts';
 
-const USAGE = `usage: npm run cost -- [--json] [--projections=template|definitions] [--scenario=name[,name…]]
+const USAGE = `usage: npm run cost -- [--json] [--projections=template|definitions] [--scenario=name[,name…]] [--static-egress]
 scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}`;
 
 export interface CostOptions {
@@ -29,6 +30,11 @@ export interface CostOptions {
   readonly scenarios?: readonly string[];
   /** The long poll measured waits this long. @default MAX_POLL_WAIT_SECONDS */
   readonly pollWaitSeconds?: number;
+  /**
+   * The deployment with fixed egress addresses (`-c staticEgress=true`): its NAT gateways and
+   * their Elastic IPs are priced too. @default false
+   */
+  readonly staticEgress?: boolean;
 }
 
 /**
@@ -37,7 +43,8 @@ export interface CostOptions {
  */
 export async function measureCost(endpoint: string, options: CostOptions = {}): Promise<CostReport> {
   const projections = options.projections ?? 'template';
-  const synthesized = synthesizeDeployment();
+  const staticEgress = options.staticEgress ?? false;
+  const synthesized = synthesizeDeployment(staticEgress ? { staticEgress: 'true' } : {});
   const deployment: Deployment =
     projections === 'template' ? synthesized : withDefinitionProjections(synthesized);
   const scenarios = (options.scenarios ?? SCENARIOS.map((s) => s.name)).map(scenarioNamed);
@@ -61,6 +68,7 @@ export async function measureCost(endpoint: string, options: CostOptions = {}): 
       region: 'us-east-1',
       pricing: 'on-demand',
       projections,
+      ...(staticEgress ? { staticEgress } : {}),
       target: {
         scenario: target?.name ?? 'batched',
         usdPerMillionCallbacks: TARGET_USD_PER_MILLION_CALLBACKS,
@@ -85,6 +93,7 @@ export async function runCost(args: readonly string[]): Promise<string> {
       json: { type: 'boolean', default: false },
       projections: { type: 'string', default: 'template' },
       scenario: { type: 'string' },
+      'static-egress': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -98,7 +107,11 @@ export async function runCost(args: readonly string[]): Promise<string> {
   for (const name of scenarios ?? []) scenarioNamed(name);
   const server = await startDynamoDbLocal(await ensureDynamoDbLocal());
   try {
-    const report = await measureCost(server.endpoint, { projections, ...(scenarios ? { scenarios } : {}) });
+    const report = await measureCost(server.endpoint, {
+      projections,
+      staticEgress: values['static-egress'],
+      ...(scenarios ? { scenarios } : {}),
+    });
     return values.json ? toJson(report) : formatReport(report);
   } finally {
     await server.stop();

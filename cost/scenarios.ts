@@ -47,6 +47,14 @@ export interface Assumptions {
   readonly streamShards: number;
   /** Lambda's START/END/REPORT lines per invocation, when the system log level writes them. */
   readonly platformLogBytesPerInvocation: number;
+  /**
+   * Bytes a callback adds on the wire to its HTTP request and response (which are measured):
+   * TLS records and TCP/IP headers and acknowledgements, about 300 bytes, and a share of
+   * connection set-ups: a TLS handshake is about 5 KB, mostly the receiver's certificates, and
+   * the dispatcher keeps connections alive, so one callback in ten is taken to pay for one.
+   * With fixed egress addresses, the NAT gateways bill every one of these bytes.
+   */
+  readonly callbackOverheadBytes: number;
 }
 
 export const ASSUMPTIONS: Assumptions = {
@@ -55,6 +63,7 @@ export const ASSUMPTIONS: Assumptions = {
   invocationOverheadMs: 10,
   streamShards: 1,
   platformLogBytesPerInvocation: 700,
+  callbackOverheadBytes: 800,
 };
 
 export function scenarioNamed(name: string): ScenarioSpec {

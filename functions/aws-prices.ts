@@ -119,6 +119,44 @@ export const CLOUDWATCH_PRICES = {
    * billed pro rata by the hour it is written in, so a metric written all month is one.
    */
   customMetricMonth: { usd: 0.3, per: 1 },
+  /**
+   * Vended logs delivered to CloudWatch Logs (VPC flow logs among them), per GB ingested, first
+   * 10 TB a month.
+   */
+  vendedLogsIngestedGb: { usd: 0.5, per: 1 },
+} as const;
+
+/** https://aws.amazon.com/vpc/pricing/ */
+export const VPC_PRICES = {
+  /** A NAT gateway, per hour it exists, whatever it carries. */
+  natGatewayHour: { usd: 0.045, per: 1 },
+  /** Data a NAT gateway processes, per GB, in either direction, whatever its source or destination. */
+  natGatewayProcessedGb: { usd: 0.045, per: 1 },
+  /** A public IPv4 address, per hour, in use or idle: an Elastic IP on a NAT gateway is one. */
+  publicIpv4Hour: { usd: 0.005, per: 1 },
+} as const;
+
+/**
+ * Interface endpoints (AWS PrivateLink), which the dispatcher does without (see
+ * lib/constructs/egress-network.ts); gateway endpoints (DynamoDB, S3) cost nothing:
+ * https://docs.aws.amazon.com/vpc/latest/privatelink/gateway-endpoints.html
+ * https://aws.amazon.com/privatelink/pricing/
+ */
+export const PRIVATELINK_PRICES = {
+  /** One interface endpoint in one Availability Zone, per hour. */
+  interfaceEndpointZoneHour: { usd: 0.01, per: 1 },
+  /** Data an interface endpoint processes, per GB, first petabyte a month. */
+  interfaceEndpointProcessedGb: { usd: 0.01, per: 1 },
+} as const;
+
+/**
+ * Data transfer out of AWS to the internet, per GB, first 10 TB a month (the first 100 GB a
+ * month of an account are free); data coming in is free. A Lambda function's is billed at these
+ * EC2 rates, in a VPC or not (https://aws.amazon.com/lambda/pricing/).
+ * https://aws.amazon.com/ec2/pricing/on-demand/ ("Data Transfer")
+ */
+export const DATA_TRANSFER_PRICES = {
+  outToInternetGb: { usd: 0.09, per: 1 },
 } as const;
 
 /**
@@ -137,6 +175,8 @@ export const POLLING = {
 
 /** Seconds in a month of 30.4 days (365 / 12), as the pricing pages count a month. */
 export const SECONDS_PER_MONTH = (365 / 12) * 86_400;
+/** Hours in that month: 730. */
+export const HOURS_PER_MONTH = SECONDS_PER_MONTH / 3600;
 
 /** What `units` billed units cost at `rate`. */
 export function priceOf(rate: Rate, units: number): number {

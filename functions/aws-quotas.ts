@@ -51,6 +51,61 @@ export const LAMBDA = {
   accountConcurrency: 1000,
   /** A synchronous invocation's response (the API function's answer): 6 MB. */
   maxSyncResponseBytes: 6 * 1024 * 1024,
+  /**
+   * File descriptors of one execution environment, sockets included: no environment holds more
+   * connections open than this.
+   */
+  fileDescriptors: 1024,
+  /**
+   * Elastic network interfaces per VPC: the Hyperplane interfaces of every function attached to
+   * it, a quota shared with other services (such as EFS); adjustable, to thousands.
+   */
+  enisPerVpc: 250,
+} as const;
+
+/**
+ * A function attached to a VPC reaches it through Hyperplane network interfaces: one per pair of
+ * subnet and security group it is given, shared by every function of the account with the same
+ * pair, and created when the function is created or its VPC settings change, not when it is
+ * invoked. Each carries up to 65,000 connections; past that, Lambda adds interfaces (each takes
+ * an address of its subnet). An attached function left uninvoked for long has its interfaces
+ * reclaimed, and its next invocation fails while they are made again.
+ * https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html
+ */
+export const LAMBDA_VPC = {
+  connectionsPerHyperplaneEni: 65_000,
+} as const;
+
+/** https://docs.aws.amazon.com/vpc/latest/userguide/nat-gateway-basics.html */
+export const NAT_GATEWAY = {
+  /**
+   * Simultaneous connections through one gateway's address to one destination (its IP address,
+   * port and protocol); past it, connections fail with port allocation errors (the gateway's
+   * ErrorPortAllocation metric).
+   */
+  connectionsPerDestination: 55_000,
+  /**
+   * New connections a second to one destination that reach the same limit, ports being held
+   * about a minute after a connection closes (about 55,000 a minute).
+   */
+  newConnectionsPerSecondPerDestination: 900,
+  /** Bandwidth of one gateway: 5 Gbps at first, scaling on its own up to 100 Gbps. */
+  baseGbps: 5,
+  maxGbps: 100,
+  /**
+   * A connection idle this long is dropped.
+   * https://docs.aws.amazon.com/vpc/latest/userguide/nat-gateway-troubleshooting.html
+   */
+  idleTimeoutSeconds: 350,
+} as const;
+
+/**
+ * The first four addresses and the last of every subnet are AWS's (network, router, DNS,
+ * reserved, broadcast): a /24 has 251 for network interfaces.
+ * https://docs.aws.amazon.com/vpc/latest/userguide/subnet-sizing.html
+ */
+export const VPC = {
+  reservedAddressesPerSubnet: 5,
 } as const;
 
 export const DYNAMODB = {

@@ -35,6 +35,7 @@ export function defineDispatcherApp(
       producerPerSecond: settings.producerRequestsPerSecond,
     },
     ...(settings.alarmEmail === undefined ? {} : { alarmEmail: settings.alarmEmail }),
+    staticEgress: settings.staticEgress,
   });
   Tags.of(app).add('project', 'webhook-dispatcher');
   Tags.of(app).add('stage', settings.stage);

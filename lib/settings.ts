@@ -33,6 +33,12 @@ export interface DispatcherSettings {
   readonly producerRequestsPerSecond: number;
   /** Where alarm notifications go; unset: the topic has no subscription. */
   readonly alarmEmail: string | undefined;
+  /**
+   * Callbacks leave from fixed addresses: the dispatcher runs in a VPC whose NAT gateways have
+   * Elastic IPs, which partners may allowlist (lib/constructs/egress-network.ts). Off: it runs
+   * outside any VPC and callbacks leave from Lambda's shared, changing addresses.
+   */
+  readonly staticEgress: boolean;
 }
 
 /** The context key of each setting. */
@@ -45,6 +51,7 @@ export const CONTEXT_KEYS = {
   partnerRequestsPerSecond: 'partnerRequestsPerSecond',
   producerRequestsPerSecond: 'producerRequestsPerSecond',
   alarmEmail: 'alarmEmail',
+  staticEgress: 'staticEgress',
 } as const satisfies Record<keyof DispatcherSettings, string>;
 
 export const DEFAULT_SETTINGS: DispatcherSettings = {
@@ -58,7 +65,13 @@ export const DEFAULT_SETTINGS: DispatcherSettings = {
   partnerRequestsPerSecond: DEFAULT_REQUEST_LIMITS.partnerPerSecond,
   producerRequestsPerSecond: DEFAULT_REQUEST_LIMITS.producerPerSecond,
   alarmEmail: undefined,
+  staticEgress: false,
 };
+
+/** A yes/no setting: `true`/`false` in cdk.json, or their text from `-c key=value`. */
+const flag = z
+  .union([z.boolean(), z.enum(['true', 'false'])], 'must be true or false')
+  .transform((value) => value === true || value === 'true');
 
 const ContextSchema = z.object({
   [CONTEXT_KEYS.stage]: z
@@ -84,6 +97,7 @@ const ContextSchema = z.object({
     DEFAULT_REQUEST_LIMITS.producerPerSecond,
   ),
   [CONTEXT_KEYS.alarmEmail]: z.email('must be an e-mail address').optional(),
+  [CONTEXT_KEYS.staticEgress]: flag.default(DEFAULT_SETTINGS.staticEgress),
 });
 
 /** Thrown with every bad context value named. */
@@ -118,6 +132,7 @@ export function parseSettings(context: Readonly<Record<string, unknown>>): Dispa
     partnerRequestsPerSecond: c.partnerRequestsPerSecond,
     producerRequestsPerSecond: c.producerRequestsPerSecond,
     alarmEmail: c.alarmEmail,
+    staticEgress: c.staticEgress,
   };
 }
 

@@ -48,6 +48,7 @@ import { MAX_RETRY_DELAY_SECONDS } from '../functions/core/retry.ts';
 import { createDispatcherHandler } from '../functions/dispatcher/handler.ts';
 import { createFanoutHandler } from '../functions/fanout/handler.ts';
 import { startCheckpointer } from './checkpointer.ts';
+import { CONNECT_PATH, ConnectionHub } from './connections.ts';
 import { type DataLock, lockDataDir } from './data-lock.ts';
 import { createHttpServer } from './http-server.ts';
 import { createLocalMetrics, type LocalMetrics } from './metrics.ts';
@@ -86,6 +87,8 @@ export interface LocalDispatcher {
   dataDir: string;
   db: SqliteDatabase;
   queues: LocalQueues;
+  /** Partners' open connections (connection subscriptions). */
+  connections: Pick<ConnectionHub, 'size'>;
   /** Stops taking requests, lets the batches in flight finish, and closes the database. */
   stop(): Promise<void>;
 }
@@ -275,7 +278,7 @@ function startWorkers(
   stores: OpenStores,
   config: LocalConfig,
   options: LocalRuntimeOptions,
-  context: { clock: Clock; log: Log; idleMs: number; metrics: LocalMetrics },
+  context: { clock: Clock; log: Log; idleMs: number; metrics: LocalMetrics; connections: ConnectionHub },
 ): Workers {
   const { clock, log, idleMs } = context;
   const { subscriptions, deliveries, eventLog } = stores;
@@ -317,6 +320,7 @@ function startWorkers(
         subscriptions,
         deliveries,
         sender,
+        connections: context.connections,
         clock,
         retrySchedule: config.retrySchedule,
         deliveryTimeoutMs: config.deliveryTimeoutMs,
@@ -385,7 +389,14 @@ async function serveHttp(
   workers: Workers,
   config: LocalConfig,
   options: LocalRuntimeOptions,
-  context: { clock: Clock; log: Log; adminToken: string; metrics: LocalMetrics; ops: LocalOpsQueues },
+  context: {
+    clock: Clock;
+    log: Log;
+    adminToken: string;
+    metrics: LocalMetrics;
+    ops: LocalOpsQueues;
+    connections: ConnectionHub;
+  },
 ): Promise<Server> {
   const { partners, consumers, subscriptions, deliveries } = stores;
   const server: Server = createHttpServer({
@@ -409,6 +420,11 @@ async function serveHttp(
           producerPerSecond: config.producerRequestsPerSecond,
         },
         ops: { queues: context.ops, deliveries, subscriptions, rates: context.metrics.rates },
+        connect: {
+          url: (request) => `ws://${request.headers.host ?? `${config.host}:${config.port}`}${CONNECT_PATH}`,
+          heartbeatSeconds: context.connections.heartbeatSeconds,
+          ackTimeoutSeconds: context.connections.ackTimeoutSeconds,
+        },
       },
       context.log,
     ),
@@ -417,6 +433,7 @@ async function serveHttp(
     metrics: context.metrics,
     log: context.log,
   });
+  context.connections.attach(server);
   await new Promise<void>((resolveListen, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {
@@ -453,17 +470,29 @@ async function startInDirectory(
     clock,
     (queue) => workers?.wake(queue),
   );
+  const connections = new ConnectionHub({
+    partners: stores.partners,
+    subscriptions: stores.subscriptions,
+    clock,
+    ackTimeoutSeconds: Math.ceil(config.deliveryTimeoutMs / 1000),
+    release: async (subscriptionId) => {
+      if ((await delivery.releaseWaiting(subscriptionId)) > 0) workers?.wake(delivery.name);
+    },
+    log,
+  });
   try {
-    workers = startWorkers(stores, config, options, { clock, log, idleMs, metrics });
+    workers = startWorkers(stores, config, options, { clock, log, idleMs, metrics, connections });
     server = await serveHttp(stores, workers, config, options, {
       clock,
       log,
       adminToken: admin.token,
       metrics,
       ops,
+      connections,
     });
   } catch (error) {
     // Not started (the port is taken, say): leave nothing running and the file closed.
+    connections.close();
     await workers?.stop();
     await stores.close();
     throw error;
@@ -481,12 +510,15 @@ async function startInDirectory(
     dataDir,
     db: stores.db,
     queues: stores.queues,
+    connections,
     stop() {
       stopping ??= (async () => {
         const closed = new Promise<void>((done) => server.close(() => done()));
         server.closeIdleConnections();
         ops.stop();
+        // Tries in flight on a connection finish (or time out) before it closes.
         await Promise.all([workers?.stop(), retention.stop()]);
+        connections.close();
         // Long polls still waiting answer now, while the database is open.
         stores.eventLog.releaseWaiters();
         server.closeAllConnections();

@@ -346,7 +346,7 @@ export function addOpsCommands(program: Command, io: Output): void {
               items.map((s) => [
                 s.id,
                 s.partnerId,
-                s.url,
+                s.url ?? '(connection)',
                 (options.status === 'failing' ? s.failingSince : s.disabledReason) ?? '-',
               ]),
             ),

@@ -4,6 +4,7 @@
  */
 import { listEventDeliveries, listSubscriptionDeliveries } from '../core/attempt-log.ts';
 import { ackConsumer, deleteConsumer, getConsumer, listConsumers, putConsumer } from '../core/consumers.ts';
+import { NotFoundError, SubscriptionNotFoundError } from '../core/errors.ts';
 import {
   type BatchEntry,
   type BatchResult,
@@ -59,6 +60,14 @@ export {
   REQUEST_ID_HEADER,
 } from './http.ts';
 
+/** Where a partner opens a connection, and its timings. */
+export interface ConnectInfoSource {
+  /** The WebSocket URL, for the request that asks (its host, locally). */
+  url(request: ApiRequest): string;
+  heartbeatSeconds: number;
+  ackTimeoutSeconds: number;
+}
+
 /** Everything the polling routes need (the log, consumers, clock, limits), and the rest. */
 export interface ApiDeps extends PollDeps {
   partners: PartnerStore;
@@ -70,6 +79,11 @@ export interface ApiDeps extends PollDeps {
   allowPrivateTargets: boolean;
   /** The fixed addresses callbacks leave from, for partners to allowlist; empty: none promised. */
   egressIps: readonly string[];
+  /**
+   * Where partners open connections (docs/connection-protocol.md); absent: this deployment
+   * serves none, and refuses connection subscriptions.
+   */
+  connect?: ConnectInfoSource;
   /**
    * The ops routes' services. The local runtime serves those routes here; on AWS the ops
    * function does (functions/api/ops.ts), and without them this handler answers them 404.
@@ -227,7 +241,11 @@ const handlers: Record<Exclude<Operation, keyof typeof OPS_HANDLERS>, RouteHandl
   async createSubscription(deps, event) {
     const partnerId = partnerOf(event);
     const body = parse(OPERATIONS.createSubscription.body, jsonBody(event), 'body');
-    const { subscription, secret } = await createSubscription(deps, partnerId, body);
+    const { subscription, secret } = await createSubscription(
+      { ...deps, connectionsEnabled: deps.connect !== undefined },
+      partnerId,
+      body,
+    );
     return json(201, { ...toSubscriptionView(subscription), secret });
   },
 
@@ -297,6 +315,28 @@ const handlers: Record<Exclude<Operation, keyof typeof OPS_HANDLERS>, RouteHandl
     const id = pathId(OPERATIONS.replaySubscription.params.id, params.id, 'subscription');
     const body = parse(OPERATIONS.replaySubscription.body, jsonBody(event), 'body');
     return json(202, await replaySubscription(deps, partnerId, id, body));
+  },
+
+  async getConnectInfo(deps, event) {
+    const partnerId = partnerOf(event);
+    if (deps.connect === undefined) throw new NotFoundError('this deployment serves no connections');
+    const { subscription } = parse(
+      OPERATIONS.getConnectInfo.query,
+      event.queryStringParameters ?? {},
+      'query',
+    );
+    if (subscription !== undefined) {
+      // As the upgrade would refuse it: a client learns here what a WebSocket cannot tell it.
+      const sub = await deps.subscriptions.describe(subscription);
+      if (sub === undefined || sub.partnerId !== partnerId || sub.transport !== 'connection') {
+        throw new SubscriptionNotFoundError(subscription);
+      }
+    }
+    return json(200, {
+      url: deps.connect.url(event),
+      heartbeatSeconds: deps.connect.heartbeatSeconds,
+      ackTimeoutSeconds: deps.connect.ackTimeoutSeconds,
+    });
   },
 
   async listEgressIps(deps, event) {

@@ -289,6 +289,15 @@ export const OPERATIONS = {
     responses: [{ status: 202, description: 'Queued.', schema: s.TestSent }],
     errors: [409],
   },
+  getConnectInfo: {
+    summary: 'Where to open a connection for connection subscriptions',
+    description:
+      'The WebSocket URL and its timings (docs/connection-protocol.md). 404 where the deployment serves no connections.',
+    tag: 'Subscriptions',
+    query: s.ConnectInfoQuery,
+    responses: [{ status: 200, description: 'Where and how to connect.', schema: s.ConnectInfo }],
+    errors: [404],
+  },
   listEgressIps: {
     summary: 'The addresses callbacks come from',
     description:

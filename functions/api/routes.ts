@@ -73,6 +73,7 @@ export const ROUTES = [
   { method: 'POST', path: '/v1/subscriptions/{id}/replay', auth: 'partner', operation: 'replaySubscription' },
   { method: 'POST', path: '/v1/subscriptions/{id}/test', auth: 'partner', operation: 'sendTestEvent' },
   { method: 'GET', path: '/v1/egress-ips', auth: 'partner', operation: 'listEgressIps' },
+  { method: 'GET', path: '/v1/connect-info', auth: 'partner', operation: 'getConnectInfo' },
   { method: 'GET', path: '/v1/admin/queues', auth: 'admin', operation: 'listQueues', lambda: 'ops' },
   {
     method: 'GET',

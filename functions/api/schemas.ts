@@ -21,8 +21,10 @@ import {
   SkippedReason,
   SubscriptionId,
   SubscriptionStatus,
+  SubscriptionTransport,
   Timestamp,
 } from '../core/model.ts';
+import type { CreateSubscriptionInput } from '../core/subscriptions.ts';
 
 /** The most items one page of any listing holds; `limit` defaults to DEFAULT_PAGE. */
 export const MAX_PAGE = 1000;
@@ -180,7 +182,32 @@ const description = z.string().max(500);
 const callbackUrl = z.url({ protocol: /^https?$/ }).max(2048);
 
 export const CreateSubscriptionBody = z
-  .strictObject({ url: callbackUrl, eventTypes: eventTypes.optional(), description: description.optional() })
+  .strictObject({
+    transport: SubscriptionTransport.optional().meta({
+      description:
+        '`url` (the default): callbacks are POSTed to `url`. `connection`: they are pushed down connections you open (docs/connection-protocol.md), for a receiver the internet cannot reach.',
+    }),
+    url: callbackUrl
+      .optional()
+      .meta({ description: 'Where callbacks go: required unless `transport` is `connection`.' }),
+    eventTypes: eventTypes.optional(),
+    description: description.optional(),
+  })
+  .superRefine((body, ctx) => {
+    if (body.transport === 'connection' && body.url !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['url'], message: 'a connection subscription has no url' });
+    if (body.transport !== 'connection' && body.url === undefined)
+      ctx.addIssue({ code: 'custom', path: ['url'], message: 'required (or transport: connection)' });
+  })
+  .transform((body): CreateSubscriptionInput => {
+    const common = {
+      ...(body.eventTypes === undefined ? {} : { eventTypes: body.eventTypes }),
+      ...(body.description === undefined ? {} : { description: body.description }),
+    };
+    return body.transport === 'connection' || body.url === undefined
+      ? { transport: 'connection', ...common }
+      : { url: body.url, ...common };
+  })
   .meta({ id: 'CreateSubscriptionRequest' });
 
 export const UpdateSubscriptionBody = z
@@ -296,7 +323,10 @@ export const ApiKeyPage = z
 
 const subscriptionFields = {
   id: SubscriptionId,
-  url: z.url(),
+  transport: SubscriptionTransport.meta({
+    description: 'How callbacks reach you: POSTed to `url`, or down your connections.',
+  }),
+  url: z.url().optional().meta({ description: 'A `url` subscription’s callback URL.' }),
   eventTypes: z.array(EventTypeFilter),
   description: z.string().optional(),
   status: SubscriptionStatus,
@@ -370,6 +400,29 @@ export const TestSent = z.object({ eventId: EventId, deliveryId: DeliveryId }).m
 
 /** The OpenAPI document itself is a JSON object; its shape is OpenAPI's. */
 export const OpenApiDocument = z.record(z.string(), z.unknown()).meta({ id: 'OpenApiDocument' });
+
+export const ConnectInfoQuery = z.strictObject({
+  subscription: SubscriptionId.optional().meta({
+    description: 'The connection subscription you will connect for: 404 unless it is one of yours.',
+  }),
+});
+
+export const ConnectInfo = z
+  .object({
+    url: z
+      .string()
+      .meta({ description: 'Where to open the WebSocket, with your API key as a Bearer token.' }),
+    heartbeatSeconds: z.number().int().positive().meta({ description: 'Send a `ping` this often.' }),
+    ackTimeoutSeconds: z
+      .number()
+      .int()
+      .positive()
+      .meta({ description: 'Answer each delivery within this, or it is a failed try.' }),
+  })
+  .meta({
+    id: 'ConnectInfo',
+    description: 'Where and how to open a connection (docs/connection-protocol.md).',
+  });
 
 export const EgressIps = z
   .object({
@@ -543,7 +596,8 @@ export const SubscriptionHealthView = z
   .object({
     id: SubscriptionId,
     partnerId: PartnerId,
-    url: z.string(),
+    transport: SubscriptionTransport,
+    url: z.string().optional(),
     eventTypes: z.array(EventTypeFilter),
     status: SubscriptionStatus,
     disabledReason: z.string().optional(),

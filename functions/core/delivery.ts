@@ -7,6 +7,7 @@ import type {
   CallbackResult,
   CallbackSender,
   Clock,
+  ConnectionPusher,
   DeliveryQueue,
   DeliveryStore,
   EventLog,
@@ -24,11 +25,20 @@ import { signingSecrets } from './subscriptions.ts';
  */
 export const DELIVERY_MAX_RECEIVES = 10;
 
+/**
+ * How long a connection subscription's try waits, with no connection open, before it looks
+ * again; opening a connection releases the waiting tries at once, so this only bounds a try
+ * that began to wait as a connection opened.
+ */
+export const CONNECTION_WAIT_SECONDS = 300;
+
 export interface DeliverDeps extends HealthDeps {
   events: EventLog;
   subscriptions: SubscriptionStore;
   deliveries: DeliveryStore;
   sender: CallbackSender;
+  /** Where a connection subscription's tries go; without it, they wait as with no connection open. */
+  connections?: ConnectionPusher;
   /** Where the next try goes; queued before this try is recorded. */
   queue: DeliveryQueue;
   clock: Clock;
@@ -39,7 +49,8 @@ export interface DeliverDeps extends HealthDeps {
 
 /**
  * What became of a message. Every outcome ends its receive: `done` (nothing more to send,
- * or a stale copy), `moved` (queued again in the slow lane, untried), `retry` (tried, failed,
+ * or a stale copy), `moved` (queued again in the slow lane, untried), `waiting` (a connection
+ * subscription's try queued again, untried, to wait for a connection), `retry` (tried, failed,
  * the next try queued after `delaySeconds`) or `dead` (tried, failed, the schedule used up,
  * the message put in the dead-letter queue). An error of the dispatcher's own throws, and
  * the same message comes back with no try spent.
@@ -50,6 +61,7 @@ export type DeliverOutcome =
       reason: 'succeeded' | 'already-succeeded' | 'stale' | 'gone' | 'disabled' | 'endpoint-gone';
     }
   | { kind: 'moved' }
+  | { kind: 'waiting' }
   | { kind: 'retry'; delaySeconds: number }
   | { kind: 'dead' };
 
@@ -121,12 +133,31 @@ export async function deliver(deps: DeliverDeps, message: DeliveryMessage): Prom
     body,
     secrets: signingSecrets(subscription, started),
   });
-  const result = await deps.sender.send({
-    url: subscription.url,
-    headers,
-    body,
-    timeoutMs: deps.deliveryTimeoutMs,
-  });
+  const result =
+    subscription.url === undefined
+      ? await deps.connections?.push({
+          partnerId: delivery.partnerId,
+          subscriptionId: delivery.subscriptionId,
+          deliveryId: delivery.id,
+          attempt,
+          headers,
+          body,
+          timeoutMs: deps.deliveryTimeoutMs,
+        })
+      : await deps.sender.send({ url: subscription.url, headers, body, timeoutMs: deps.deliveryTimeoutMs });
+  if (result === undefined) {
+    // No connection open: the try waits for one, spending nothing. Stored now, it is listed
+    // while it waits.
+    if (unstored) await deps.deliveries.createForEvent([delivery]);
+    await deps.queue.send([
+      {
+        body: { ...nextTry(message, attempt, step), waiting: true },
+        delaySeconds: CONNECTION_WAIT_SECONDS,
+        groupId,
+      },
+    ]);
+    return { kind: 'waiting' };
+  }
   const outcome = decide(deps, result, step);
   const succeeded = outcome.kind === 'done' && outcome.reason === 'succeeded';
   const gone = outcome.kind === 'done' && outcome.reason === 'endpoint-gone';
@@ -188,7 +219,7 @@ export async function deliver(deps: DeliverDeps, message: DeliveryMessage): Prom
 
 /** The message of a delivery's try number `attempt`, at `step` of the schedule, in the main lane. */
 function nextTry(message: DeliveryMessage, attempt: number, step: number): DeliveryMessage {
-  const { lane: _lane, ...ids } = message;
+  const { lane: _lane, waiting: _waiting, ...ids } = message;
   return { ...ids, attempt, step };
 }
 

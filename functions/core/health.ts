@@ -72,7 +72,7 @@ async function disable(
     type: SUBSCRIPTION_DISABLED,
     payload: {
       subscriptionId: subscription.id,
-      url: subscription.url,
+      ...(subscription.url === undefined ? { transport: 'connection' } : { url: subscription.url }),
       reason,
       disabledAt: now.toISOString(),
     },

@@ -139,10 +139,21 @@ export const SigningSecret = z.object({
 });
 export type SigningSecret = z.infer<typeof SigningSecret>;
 
+/**
+ * How a subscription's deliveries reach the partner: POSTed to its `url`, or pushed down a
+ * connection the partner opens (docs/connection-protocol.md), for a receiver the internet
+ * cannot reach.
+ */
+export const SubscriptionTransport = z.enum(['url', 'connection']);
+export type SubscriptionTransport = z.infer<typeof SubscriptionTransport>;
+
 export const Subscription = z.object({
   id: SubscriptionId,
   partnerId: PartnerId,
-  url: z.url(),
+  /** Absent: `url` (every subscription stored before connections existed is one). */
+  transport: SubscriptionTransport.optional(),
+  /** Where callbacks go: set exactly when `transport` is `url`. */
+  url: z.url().optional(),
   /** Empty means every event type. */
   eventTypes: z.array(EventTypeFilter),
   description: z.string().max(500).optional(),
@@ -292,6 +303,11 @@ export const DeliveryMessage = z.object({
    * can store it with its first try (or its skip, or its move to the slow lane).
    */
   unstored: z.object({ createdAt: Timestamp, eventType: EventType }).optional(),
+  /**
+   * A connection subscription's try waiting for a connection to open (none was): it spends no
+   * try, and opening a connection makes it due at once.
+   */
+  waiting: z.literal(true).optional(),
 });
 export type DeliveryMessage = z.infer<typeof DeliveryMessage>;
 

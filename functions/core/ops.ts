@@ -311,7 +311,8 @@ export async function purgeDeadLetters(
 export interface SubscriptionHealthView {
   id: string;
   partnerId: string;
-  url: string;
+  transport: 'url' | 'connection';
+  url?: string;
   eventTypes: string[];
   status: Subscription['status'];
   disabledReason?: string;
@@ -323,7 +324,8 @@ export function toHealthView(sub: SubscriptionRecord): SubscriptionHealthView {
   return {
     id: sub.id,
     partnerId: sub.partnerId,
-    url: sub.url,
+    transport: sub.transport ?? 'url',
+    ...(sub.url === undefined ? {} : { url: sub.url }),
     eventTypes: sub.eventTypes,
     status: sub.status,
     ...(sub.disabledReason === undefined ? {} : { disabledReason: sub.disabledReason }),

@@ -395,6 +395,31 @@ export interface CallbackResult {
   durationMs: number;
 }
 
+/** One try of a connection subscription's delivery: what a callback would POST, to push instead. */
+export interface PushRequest {
+  partnerId: string;
+  subscriptionId: string;
+  deliveryId: string;
+  attempt: number;
+  headers: Record<string, string>;
+  body: string;
+  timeoutMs: number;
+}
+
+/**
+ * Pushes tries of connection subscriptions down the connections partners open
+ * (docs/connection-protocol.md), and waits for each one's answer.
+ */
+export interface ConnectionPusher {
+  /**
+   * Sends the try down one open connection of the subscription and resolves with what came of
+   * it, as an HTTP try's result: the status the agent acknowledged or refused with, a timeout
+   * when no answer came in `timeoutMs`, or a connection error when the connection closed
+   * first. Undefined, having sent nothing, when no connection of the subscription is open.
+   */
+  push(request: PushRequest): Promise<CallbackResult | undefined>;
+}
+
 /** Sends one signed callback; never throws for what the target did (that is a result). */
 export interface CallbackSender {
   send(request: CallbackRequest): Promise<CallbackResult>;

@@ -3,6 +3,7 @@ import {
   ServiceUnavailableError,
   StaleWriteError,
   SubscriptionNotFoundError,
+  ValidationError,
 } from './errors.ts';
 import { newId } from './ids.ts';
 import {
@@ -10,6 +11,7 @@ import {
   type SigningSecret,
   type Subscription,
   type SubscriptionStatus,
+  type SubscriptionTransport,
   WEBHOOK_TEST,
 } from './model.ts';
 import type { AddressResolver, Clock, ListQuery, SubscriptionStore } from './ports.ts';
@@ -33,7 +35,9 @@ export interface TargetPolicyDeps {
 /** What a partner sees of a subscription: never its secrets, which are shown once. */
 export interface SubscriptionView {
   id: string;
-  url: string;
+  transport: SubscriptionTransport;
+  /** A URL subscription's. */
+  url?: string;
   eventTypes: string[];
   description?: string;
   status: SubscriptionStatus;
@@ -45,7 +49,8 @@ export interface SubscriptionView {
 export function toSubscriptionView(sub: Subscription): SubscriptionView {
   return {
     id: sub.id,
-    url: sub.url,
+    transport: sub.transport ?? 'url',
+    ...(sub.url === undefined ? {} : { url: sub.url }),
     eventTypes: sub.eventTypes,
     ...(sub.description === undefined ? {} : { description: sub.description }),
     status: sub.status,
@@ -107,31 +112,49 @@ export async function assertTargetAllowed(deps: TargetPolicyDeps, url: string): 
 
 type SubscriptionDeps = { subscriptions: SubscriptionStore; clock: Clock };
 
-export interface CreateSubscriptionInput {
-  url: string;
+/** A callback URL, or (`transport: 'connection'`) deliveries pushed down the partner's connections. */
+export type CreateSubscriptionInput = (
+  | { transport?: 'url'; url: string }
+  | { transport: 'connection'; url?: undefined }
+) & {
   eventTypes?: string[];
   description?: string;
+};
+
+/** A deployment without a connection endpoint refuses connection subscriptions. */
+export interface ConnectionSupport {
+  /** @default false */
+  connectionsEnabled?: boolean;
 }
 
 /**
- * Registers a callback URL for a partner.
- * 1. Check the URL against the target policy.
+ * Registers a callback URL, or a connection subscription, for a partner.
+ * 1. Check the URL against the target policy; a connection subscription needs a deployment
+ *    that serves connections.
  * 2. Generate the subscription id and its first signing secret.
  * 3. Store it active, unless the partner already has MAX_SUBSCRIPTIONS_PER_PARTNER
  *    (SubscriptionLimitError, 409); return it with the secret, which is shown only here.
  */
 export async function createSubscription(
-  deps: SubscriptionDeps & TargetPolicyDeps,
+  deps: SubscriptionDeps & TargetPolicyDeps & ConnectionSupport,
   partnerId: string,
   input: CreateSubscriptionInput,
 ): Promise<{ subscription: Subscription; secret: string }> {
-  await assertTargetAllowed(deps, input.url);
+  if (input.transport === 'connection') {
+    if (!deps.connectionsEnabled) {
+      throw new ValidationError('this deployment does not serve connections: subscribe a url', [
+        { field: 'transport', message: 'connection is not available here' },
+      ]);
+    }
+  } else {
+    await assertTargetAllowed(deps, input.url);
+  }
   const now = deps.clock.now().toISOString();
   const secret = generateSecret();
   const subscription: Subscription = {
     id: newId('sub'),
     partnerId,
-    url: input.url,
+    ...(input.transport === 'connection' ? { transport: 'connection' as const } : { url: input.url }),
     eventTypes: input.eventTypes ?? [],
     ...(input.description === undefined ? {} : { description: input.description }),
     status: 'active',
@@ -235,6 +258,11 @@ export async function updateSubscription(
 ): Promise<Subscription> {
   if (input.url !== undefined) await assertTargetAllowed(deps, input.url);
   return modifySubscription(deps, partnerId, subscriptionId, (sub) => {
+    if (input.url !== undefined && sub.transport === 'connection') {
+      throw new ValidationError('a connection subscription has no url: create a url subscription instead', [
+        { field: 'url', message: 'not for a connection subscription' },
+      ]);
+    }
     const { disabledReason: previousReason, failingSince, ...rest } = sub;
     const status = input.status ?? sub.status;
     const freshStart =
@@ -250,7 +278,7 @@ export async function updateSubscription(
       ...rest,
       ...(disabledReason === undefined ? {} : { disabledReason }),
       ...(failingSince === undefined || freshStart ? {} : { failingSince }),
-      url: input.url ?? sub.url,
+      ...(sub.transport === 'connection' ? {} : { url: input.url ?? sub.url }),
       eventTypes: input.eventTypes ?? sub.eventTypes,
       ...(input.description === undefined ? {} : { description: input.description }),
       status,

@@ -10,6 +10,7 @@ import { DELIVERY_TIMEOUT_MS, LAMBDA_ENV } from '../../functions/config.ts';
 import { DELIVERY_MAX_RECEIVES } from '../../functions/core/delivery.ts';
 import { DUE_SWEEP_INTERVAL_SECONDS } from '../../functions/core/due-retries.ts';
 import { checkRetrySchedule } from '../../functions/core/retry.ts';
+import type { FunctionNetwork } from './egress-network.ts';
 import { DispatcherFunction } from './function.ts';
 import { QueueWithDeadLetter } from './queues.ts';
 import type { DefinedTable } from './table.ts';
@@ -85,6 +86,12 @@ export interface DeliveryPipelineProps {
   readonly deliveryRetention?: Duration;
   /** @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * Where the dispatcher runs, the one function that sends callbacks (both lanes): an
+   * EgressNetwork's private subnets, so callbacks leave from its fixed addresses.
+   * @default - no VPC: callbacks leave from Lambda's own, changing addresses
+   */
+  readonly dispatcherNetwork?: FunctionNetwork;
 }
 
 function checkConcurrency(name: string, value: number): void {
@@ -207,6 +214,7 @@ export class DeliveryPipeline extends Construct {
       timeout: dispatcherTimeout,
       memorySize: 512,
       logRetention: props.logRetention,
+      ...(props.dispatcherNetwork === undefined ? {} : { network: props.dispatcherNetwork }),
       environment: {
         [LAMBDA_ENV.retrySchedule]: schedule.join(','),
         [LAMBDA_ENV.deliveryTimeoutMs]: String(timeoutMs),

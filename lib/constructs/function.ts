@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -12,6 +12,7 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { ENCRYPTION_CONTEXT } from '../../functions/adapters/aws/kms-cipher.ts';
 import { LAMBDA_ENV } from '../../functions/config.ts';
+import type { FunctionNetwork } from './egress-network.ts';
 import type { DefinedTable } from './table.ts';
 
 /** The repository root: entries, package-lock.json and tsconfig.json are found from here. */
@@ -106,6 +107,12 @@ export interface DispatcherFunctionProps {
    * @default - none
    */
   readonly environment?: Readonly<Record<string, string>>;
+  /**
+   * Runs the function in these private subnets with this security group (EgressNetwork), and
+   * grants its role what Lambda needs to manage its network interfaces there.
+   * @default - no VPC: the function reaches the internet from Lambda's own addresses
+   */
+  readonly network?: FunctionNetwork;
 }
 
 const APPLICATION_LOG_LEVELS: Record<LogLevel, lambda.ApplicationLogLevel> = {
@@ -138,6 +145,71 @@ function assertLocalEsbuild(): void {
       'esbuild is not installed: Lambda bundles are built locally, never in Docker. Run `npm ci` first.',
     );
   }
+}
+
+/**
+ * What Lambda needs, in a function's role, to create, look up and delete the Hyperplane network
+ * interfaces of a function in a VPC, and to assign and release their addresses (the permissions
+ * of the AWS managed policy AWSLambdaVPCAccessExecutionRole, less its logs:* ones, which the
+ * function's own log group grants):
+ * https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html. Creating is scoped to the
+ * network's own subnets and security groups; the other changes to network interfaces of this
+ * account and Region; the two lookups take no resource and are granted on "*".
+ */
+function grantNetworkInterfaces(role: iam.Role, network: FunctionNetwork): void {
+  const stack = Stack.of(role);
+  const arn = (resource: string, resourceName: string) =>
+    stack.formatArn({ service: 'ec2', resource, resourceName });
+  const subnets = network.vpc.selectSubnets(network.vpcSubnets).subnetIds;
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      actions: ['ec2:CreateNetworkInterface'],
+      resources: [
+        arn('network-interface', '*'),
+        ...subnets.map((subnet) => arn('subnet', subnet)),
+        ...network.securityGroups.map((group) => arn('security-group', group.securityGroupId)),
+      ],
+    }),
+  );
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      actions: [
+        'ec2:DeleteNetworkInterface',
+        'ec2:AssignPrivateIpAddresses',
+        'ec2:UnassignPrivateIpAddresses',
+      ],
+      resources: [arn('network-interface', '*')],
+    }),
+  );
+  role.addToPolicy(
+    new iam.PolicyStatement({
+      actions: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'],
+      resources: ['*'],
+    }),
+  );
+}
+
+/** The two wildcards grantNetworkInterfaces needs, acknowledged on the role's policy with their reasons. */
+function acknowledgeNetworkInterfaceGrants(role: iam.Role): void {
+  const policy = role.node.tryFindChild('DefaultPolicy');
+  if (policy === undefined) throw new Error(`${role.node.path} has no policy`);
+  const target = policy.node.defaultChild ?? policy;
+  Validations.of(target).acknowledge({
+    id: 'AwsSolutions-IAM5[Resource::*]',
+    reason:
+      'ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets take no resource: IAM grants them only on "*" ' +
+      '(Lambda developer guide, "Giving Lambda functions access to resources in an Amazon VPC"; Service ' +
+      'Authorization Reference, Amazon EC2). Lambda uses them to find the Hyperplane network interfaces of the ' +
+      "function's subnets. They read, never change anything.",
+  });
+  Validations.of(target).acknowledge({
+    id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*]',
+    reason:
+      'Lambda creates the network interfaces of a function in a VPC with its role, and deletes them and assigns ' +
+      'their addresses the same way; their ids are not known before they exist, so the grant names network ' +
+      'interfaces of this account and Region. Creating one also needs the subnet and security group, which are ' +
+      "named: only the egress network's private subnets and its security group.",
+  });
 }
 
 /**
@@ -178,6 +250,7 @@ export class DispatcherFunction extends NodejsFunction {
       description: `Runs the ${props.serviceName} function`,
     });
     logGroup.grantWrite(role);
+    if (props.network !== undefined) grantNetworkInterfaces(role, props.network);
 
     const logLevel = props.logLevel ?? 'INFO';
     super(scope, id, {
@@ -196,6 +269,13 @@ export class DispatcherFunction extends NodejsFunction {
       loggingFormat: lambda.LoggingFormat.JSON,
       applicationLogLevelV2: APPLICATION_LOG_LEVELS[logLevel],
       systemLogLevelV2: lambda.SystemLogLevel.WARN,
+      ...(props.network === undefined
+        ? {}
+        : {
+            vpc: props.network.vpc,
+            vpcSubnets: props.network.vpcSubnets,
+            securityGroups: [...props.network.securityGroups],
+          }),
       projectRoot: PROJECT_ROOT,
       depsLockFilePath: join(PROJECT_ROOT, 'package-lock.json'),
       environment: {
@@ -218,6 +298,7 @@ export class DispatcherFunction extends NodejsFunction {
       },
     });
     this.bound = new Set(Object.keys(props.environment ?? {}));
+    if (props.network !== undefined) acknowledgeNetworkInterfaceGrants(role);
   }
 
   /**

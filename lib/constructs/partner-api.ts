@@ -112,6 +112,12 @@ export interface PartnerApiProps {
   readonly pollConcurrency?: number;
   /** @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * The fixed addresses callbacks leave from, comma-separated (EgressNetwork.egressIps), which
+   * `GET /v1/egress-ips` lists for partners to allowlist.
+   * @default - none: the route answers that no fixed address is promised
+   */
+  readonly egressIps?: string;
 }
 
 const METHODS: Record<HttpMethod, apigw.HttpMethod> = {
@@ -198,6 +204,7 @@ export class PartnerApi extends Construct {
         [LAMBDA_ENV.allowPrivateTargets]: 'false',
         [LAMBDA_ENV.partnerRequestsPerSecond]: String(limits.partnerPerSecond),
         [LAMBDA_ENV.producerRequestsPerSecond]: String(limits.producerPerSecond),
+        ...(props.egressIps === undefined ? {} : { [LAMBDA_ENV.egressIps]: props.egressIps }),
       },
     })
       // Events: append, get, list; the consumers kept beside them (saved, moved, listed, and

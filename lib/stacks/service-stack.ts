@@ -4,7 +4,12 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import type { RequestLimits } from '../../functions/core/limits.ts';
-import { DeliveryPipeline, DUE_LOOKAHEAD_SECONDS } from '../constructs/delivery-pipeline.ts';
+import {
+  DEFAULT_SLOW_LANE_MAX_CONCURRENCY,
+  DeliveryPipeline,
+  DUE_LOOKAHEAD_SECONDS,
+} from '../constructs/delivery-pipeline.ts';
+import { EgressNetwork } from '../constructs/egress-network.ts';
 import { EventStream } from '../constructs/event-stream.ts';
 import { Monitoring } from '../constructs/monitoring.ts';
 import { OpsFunction } from '../constructs/ops-function.ts';
@@ -36,6 +41,12 @@ export interface ServiceStackProps extends StackProps {
   readonly alarmEmail?: string;
   /** @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * Callbacks leave from fixed addresses: the dispatcher runs in an EgressNetwork whose NAT
+   * gateways have Elastic IPs, given as the EgressIps output and listed by `GET /v1/egress-ips`.
+   * @default false
+   */
+  readonly staticEgress?: boolean;
 }
 
 /** What to do with a queue's poison messages, in its DLQ alarm. */
@@ -61,12 +72,22 @@ export class ServiceStack extends Stack {
   /** Serves the ops routes: queues, dead letters, redrives, subscription health, delivery rates. */
   public readonly opsFunction: OpsFunction;
   public readonly monitoring: Monitoring;
+  /** With `staticEgress`: the VPC and NAT gateways the dispatcher's callbacks leave through. */
+  public readonly egress: EgressNetwork | undefined;
 
   constructor(scope: Construct, id: string, props: ServiceStackProps) {
     super(scope, id, props);
     const { tables } = props;
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
 
+    this.egress =
+      props.staticEgress === true
+        ? new EgressNetwork(this, 'Egress', {
+            // The dispatcher's environments at most: both lanes' event sources at their caps.
+            maxEnvironments: props.dispatcherMaxConcurrency + DEFAULT_SLOW_LANE_MAX_CONCURRENCY,
+            logRetention,
+          })
+        : undefined;
     this.pipeline = new DeliveryPipeline(this, 'Delivery', {
       eventsTable: tables.events,
       subscriptionsTable: tables.subscriptions,
@@ -79,6 +100,7 @@ export class ServiceStack extends Stack {
       dispatcherMaxConcurrency: props.dispatcherMaxConcurrency,
       retentionDays: props.retentionDays,
       logRetention,
+      ...(this.egress === undefined ? {} : { dispatcherNetwork: this.egress.functionNetwork }),
     });
     this.eventStream = new EventStream(this, 'EventStream', {
       eventsTable: tables.events,
@@ -112,6 +134,7 @@ export class ServiceStack extends Stack {
       opsFunction: this.opsFunction,
       ...(props.requestLimits === undefined ? {} : { requestLimits: props.requestLimits }),
       logRetention,
+      ...(this.egress === undefined ? {} : { egressIps: this.egress.egressIps }),
     });
 
     this.monitoring = new Monitoring(this, 'Monitoring', {
@@ -180,6 +203,7 @@ export class ServiceStack extends Stack {
       deliveryMetricsNamespace: this.stackName,
       ...(props.alarmEmail === undefined ? {} : { alarmEmail: props.alarmEmail }),
     });
+    this.egress?.alarmOnPortAllocation(this.monitoring.topic, this.stackName);
 
     const output = (id: string, value: string, description: string) =>
       new CfnOutput(this, id, { value, description });
@@ -239,5 +263,13 @@ export class ServiceStack extends Stack {
     output('AlarmTopicArn', this.monitoring.topic.topicArn, 'SNS topic of every alarm');
     output('DashboardName', this.monitoring.dashboard.dashboardName, 'CloudWatch dashboard');
     output('DashboardUrl', this.monitoring.dashboardUrl, 'CloudWatch dashboard in the console');
+    if (this.egress !== undefined) {
+      output(
+        'EgressIps',
+        this.egress.egressIps,
+        "The fixed addresses callbacks leave from (the NAT gateways' Elastic IPs), comma-separated: partners " +
+          'allowlist them; GET /v1/egress-ips lists them',
+      );
+    }
   }
 }

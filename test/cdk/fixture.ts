@@ -5,7 +5,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App, CfnElement, Stack } from 'aws-cdk-lib';
+import { App, CfnElement, Stack, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
 import type { IConstruct } from 'constructs';
@@ -103,4 +103,19 @@ export function propertiesOf(template: Template, construct: IConstruct): Record<
   if (typeof resource !== 'object' || resource === null) throw new Error(`${id} is not in the template`);
   const properties = 'Properties' in resource ? resource.Properties : {};
   return typeof properties === 'object' && properties !== null ? { ...properties } : {};
+}
+
+/** Every acknowledgement in the app: construct path (below the stack) and rule id → reason. */
+export function acknowledgements(root: IConstruct): { path: string; id: string; reason: string }[] {
+  return root.node.findAll().flatMap((construct) =>
+    construct.node.metadata
+      .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+      .flatMap((entry) =>
+        Object.entries(entry.data as Record<string, string>).map(([id, reason]) => ({
+          path: construct.node.path.split('/').slice(1).join('/'),
+          id: id.replace(/^annotation::/i, ''),
+          reason,
+        })),
+      ),
+  );
 }

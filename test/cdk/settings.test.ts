@@ -23,6 +23,7 @@ describe('parseSettings', () => {
       partnerRequestsPerSecond: '20',
       producerRequestsPerSecond: '800',
       alarmEmail: 'ops@example.com',
+      staticEgress: 'true',
     });
     expect(fromCli).toEqual({
       stage: 'prod',
@@ -33,11 +34,17 @@ describe('parseSettings', () => {
       partnerRequestsPerSecond: 20,
       producerRequestsPerSecond: 800,
       alarmEmail: 'ops@example.com',
+      staticEgress: true,
     });
-    expect(parseSettings({ retrySchedule: [0, 60, 600], deliveryTimeoutMs: 5000 })).toMatchObject({
+    expect(
+      parseSettings({ retrySchedule: [0, 60, 600], deliveryTimeoutMs: 5000, staticEgress: false }),
+    ).toMatchObject({
       retrySchedule: [0, 60, 600],
       deliveryTimeoutMs: 5000,
+      staticEgress: false,
     });
+    expect(parseSettings({ staticEgress: true }).staticEgress).toBe(true);
+    expect(parseSettings({ staticEgress: 'false' }).staticEgress).toBe(false);
   });
 
   it('names every bad value at once', () => {
@@ -50,6 +57,7 @@ describe('parseSettings', () => {
         retentionDays: 'a month',
         partnerRequestsPerSecond: '0',
         alarmEmail: 'ops',
+        staticEgress: 'yes',
       });
     expect(bad).toThrow(SettingsError);
     expect(bad).toThrow(
@@ -58,6 +66,7 @@ describe('parseSettings', () => {
     expect(bad).toThrow(
       /retentionDays:[\s\S]*partnerRequestsPerSecond:[\s\S]*alarmEmail: must be an e-mail address/,
     );
+    expect(bad).toThrow(/staticEgress: must be true or false/);
   });
 });
 

@@ -101,10 +101,11 @@ function pragma(db: SqliteDatabase, name: string): unknown {
 }
 
 /**
- * Back to partners with one key each, and none of the tables since (api_keys, consumers,
- * expired_marks), as a file written before keys had records (three versions back).
+ * Back to partners with one key each, and nothing since (api_keys, consumers, expired_marks,
+ * subscriptions' transport), as a file written before keys had records (four versions back).
  */
 const PARTNERS_WITH_ONE_KEY = `
+  ALTER TABLE subscriptions DROP COLUMN transport;
   DROP TABLE expired_marks;
   DROP TABLE consumers;
   DROP TABLE api_keys;
@@ -155,7 +156,7 @@ describe('openDatabase', () => {
   it('migrates a file of the version before API keys, giving each partner its one key as its first', async () => {
     const path = join(tmp.dir, 'local.db');
     const db = openDatabase(path);
-    db.exec(`${PARTNERS_WITH_ONE_KEY} PRAGMA user_version = ${SCHEMA_VERSION - 3};`);
+    db.exec(`${PARTNERS_WITH_ONE_KEY} PRAGMA user_version = ${SCHEMA_VERSION - 4};`);
     const partner = makePartner();
     const hash = makeApiKey(partner.id).hash;
     db.prepare('INSERT INTO partners (id, name, api_key_hash, created_at) VALUES (?, ?, ?, ?)').run(
@@ -216,7 +217,7 @@ describe('openDatabase', () => {
         error_message TEXT, response_excerpt TEXT
       ) STRICT;
       CREATE INDEX attempts_by_delivery ON attempts (delivery_id, number);
-      PRAGMA user_version = ${SCHEMA_VERSION - 4};
+      PRAGMA user_version = ${SCHEMA_VERSION - 5};
     `);
     const delivery = makeDelivery(makeEvent(id('ptr')), id('sub'));
     const attempt = makeAttempt(delivery, { statusCode: 500, error: 'http_status' });

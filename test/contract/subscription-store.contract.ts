@@ -102,6 +102,19 @@ export function subscriptionStoreContract(name: string, make: () => Promise<Subs
     });
 
     describe('put and get', () => {
+      it('keeps a connection subscription: no url, its transport, through create, put, list and describe', async () => {
+        const { url: _, ...withoutUrl } = makeSubscription(partnerId);
+        const subscription: Subscription = { ...withoutUrl, transport: 'connection' };
+        await subscriptions.create(subscription, { maxPerPartner: 10 });
+        expect(await subscriptions.get(subscription.id)).toEqual(subscription);
+        const changed = { ...subscription, description: 'behind the firewall', updatedAt: at(5) };
+        await subscriptions.put(changed, { expectedUpdatedAt: subscription.updatedAt });
+        expect(await subscriptions.get(subscription.id)).toEqual(changed);
+        expect((await subscriptions.list(partnerId, { limit: 10 })).items).toEqual([changed]);
+        const { secrets: __, ...record } = changed;
+        expect(await subscriptions.describe(subscription.id)).toEqual(record);
+      });
+
       it('reads a subscription back unchanged, optional fields included', async () => {
         const subscription = makeSubscription(partnerId, {
           description: 'orders to the ERP',

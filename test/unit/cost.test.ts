@@ -7,6 +7,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type Deployment,
+  functionOf,
   type IndexSpec,
   synthesizeDeployment,
   withDefinitionProjections,
@@ -20,7 +21,14 @@ import { runCost } from '../../cost/run.ts';
 import { ASSUMPTIONS, SCENARIOS } from '../../cost/scenarios.ts';
 import { PIPE_FILTER_PATTERN } from '../../functions/adapters/aws/pipe.ts';
 import { DELIVERIES_TABLE } from '../../functions/adapters/aws/tables.ts';
-import { DYNAMODB_PRICES, priceOf } from '../../functions/aws-prices.ts';
+import {
+  DATA_TRANSFER_PRICES,
+  DYNAMODB_PRICES,
+  HOURS_PER_MONTH,
+  priceOf,
+  VPC_PRICES,
+} from '../../functions/aws-prices.ts';
+import { LAMBDA_ENV } from '../../functions/config.ts';
 import { DISPATCHER_BATCH_SIZE, FANOUT_BATCH_SIZE } from '../../lib/constructs/delivery-pipeline.ts';
 
 describe('item sizes', () => {
@@ -199,6 +207,7 @@ describe('pricing a measured scenario', () => {
       logBytes: 0,
       failedConditions: 0,
       failedTransactions: 0,
+      callbackBytes: { requests: 0, responses: 0 },
       ...overrides,
     };
   }
@@ -311,6 +320,93 @@ describe('pricing a measured scenario', () => {
     expect(json).toMatchObject({
       scenarios: [{ name: cost.name, perMillionCallbacksUsd: expect.any(Number) }],
     });
+  });
+});
+
+describe('pricing fixed egress addresses (-c staticEgress=true)', () => {
+  let withEgress: Deployment;
+  let withoutEgress: Deployment;
+
+  beforeAll(() => {
+    withEgress = synthesizeDeployment({ staticEgress: 'true' });
+    withoutEgress = synthesizeDeployment();
+  }, 60_000);
+
+  const GB = 1024 ** 3;
+
+  function measured(): Measured {
+    const scenario = SCENARIOS[0];
+    if (scenario === undefined) throw new Error('no scenario');
+    return {
+      scenario,
+      callbacks: 10,
+      apiRequestBytes: [],
+      invocations: [{ service: 'dispatcher', records: 10, awsCalls: 0, callbacks: 10, spans: [] }],
+      dynamo: {},
+      sqs: {},
+      kms: {},
+      stream: { records: 0, pipeEvents: 0, pipeRequests: 0 },
+      stored: {},
+      logBytes: 0,
+      failedConditions: 0,
+      failedTransactions: 0,
+      callbackBytes: { requests: 13_330, responses: 1_110 },
+    };
+  }
+
+  it('reads the NAT gateways, their Elastic IPs, the free DynamoDB endpoint and the dispatcher attached', () => {
+    expect(withEgress.egress).toEqual({
+      natGateways: 2,
+      publicIpv4Addresses: 2,
+      interfaceEndpointZones: 0,
+      gatewayEndpoints: ['dynamodb'],
+      attachedServices: ['dispatcher'],
+      flowLogTraffic: ['REJECT'],
+    });
+    expect(functionOf(withEgress, 'api').environment[LAMBDA_ENV.egressIps]).toMatchObject({
+      kind: 'publicIps',
+      addresses: [expect.any(String), expect.any(String)],
+    });
+    expect(withoutEgress.egress).toBeUndefined();
+  });
+
+  it('bills each NAT gateway and its Elastic IP by the hour: $73 a month for two zones', () => {
+    const idle = priceIdleMonth(
+      withEgress,
+      { sweeper: { invocations: [], dynamo: {}, sqs: {} } },
+      ASSUMPTIONS,
+    );
+    const vpc = idle.filter((l) => l.service === 'VPC');
+    const expected =
+      2 * HOURS_PER_MONTH * VPC_PRICES.natGatewayHour.usd +
+      2 * HOURS_PER_MONTH * VPC_PRICES.publicIpv4Hour.usd;
+    expect(vpc.reduce((sum, l) => sum + l.usd, 0)).toBeCloseTo(expected);
+    expect(expected).toBeCloseTo(73, 6);
+    const plain = priceIdleMonth(
+      withoutEgress,
+      { sweeper: { invocations: [], dynamo: {}, sqs: {} } },
+      ASSUMPTIONS,
+    );
+    expect(plain.filter((l) => l.service === 'VPC')).toEqual([]);
+  });
+
+  it('bills every byte of a callback through the NAT gateways, and data transfer out apart from the total', () => {
+    const cost = priceScenario(measured(), withEgress, ASSUMPTIONS);
+    const perCallback = 1333 + 111 + ASSUMPTIONS.callbackOverheadBytes;
+    const nat = cost.lines.find((l) => l.service === 'VPC');
+    expect(nat?.quantity).toBeCloseTo(perCallback / GB, 12);
+    expect(nat?.usd).toBeCloseTo(priceOf(VPC_PRICES.natGatewayProcessedGb, (perCallback / GB) * 1_000_000));
+    expect(cost.callbackBytes).toEqual({ request: 1333, response: 111 });
+    expect(cost.dataTransferOutUsdPerMillion).toBeCloseTo(
+      priceOf(
+        DATA_TRANSFER_PRICES.outToInternetGb,
+        ((1333 + ASSUMPTIONS.callbackOverheadBytes / 2) / GB) * 1e6,
+      ),
+    );
+    expect(cost.perMillionCallbacksUsd).toBeCloseTo(cost.lines.reduce((sum, l) => sum + l.usd, 0));
+    const plain = priceScenario(measured(), withoutEgress, ASSUMPTIONS);
+    expect(plain.lines.filter((l) => l.service === 'VPC')).toEqual([]);
+    expect(cost.perMillionCallbacksUsd - plain.perMillionCallbacksUsd).toBeCloseTo(nat?.usd ?? Number.NaN);
   });
 });
 

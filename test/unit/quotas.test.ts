@@ -3,8 +3,9 @@
  * each quota with its page): the core cannot import the quotas, so this holds them together.
  */
 import { describe, expect, it } from 'vitest';
+import { KEEP_ALIVE_TIMEOUT_MS } from '../../functions/adapters/http/callback-sender.ts';
 import { MAX_REQUEST_BYTES } from '../../functions/api/handler.ts';
-import { API_GATEWAY, DYNAMODB, LAMBDA } from '../../functions/aws-quotas.ts';
+import { API_GATEWAY, DYNAMODB, LAMBDA, NAT_GATEWAY } from '../../functions/aws-quotas.ts';
 import {
   MAX_BATCH_EVENTS,
   MAX_PAGE_BYTES,
@@ -31,6 +32,11 @@ describe('the project’s limits within AWS’s quotas', () => {
   it('answers the longest long poll within the API function’s timeout, and that within the HTTP API’s', () => {
     expect(MAX_POLL_WAIT_SECONDS + 3).toBeLessThanOrEqual(API_FUNCTION_TIMEOUT_SECONDS);
     expect(API_FUNCTION_TIMEOUT_SECONDS).toBeLessThan(API_GATEWAY.maxIntegrationTimeoutSeconds);
+  });
+
+  it('drops idle callback connections before a NAT gateway would (fixed egress addresses)', () => {
+    // A pooled connection the gateway had dropped would fail the next callback sent on it.
+    expect(KEEP_ALIVE_TIMEOUT_MS).toBeLessThan(NAT_GATEWAY.idleTimeoutSeconds * 1000);
   });
 
   it('takes requests the HTTP API passes on', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../../functions/adapters/sqlite/database.ts';
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
-import { ForbiddenTargetError, StaleWriteError } from '../../functions/core/errors.ts';
+import { ForbiddenTargetError, StaleWriteError, ValidationError } from '../../functions/core/errors.ts';
 import { newId } from '../../functions/core/ids.ts';
 import type { Subscription } from '../../functions/core/model.ts';
 import type { SubscriptionStore } from '../../functions/core/ports.ts';
@@ -51,6 +51,19 @@ describe('secrets', () => {
       allowPrivateTargets: true,
     };
   }
+
+  it('refuses a connection subscription where the deployment serves no connections, naming the field', async () => {
+    const d = deps(new Date('2026-11-25T12:00:00.000Z'));
+    const partnerId = newId('ptr');
+    const refused = createSubscription(d, partnerId, { transport: 'connection' });
+    await expect(refused).rejects.toThrow(ValidationError);
+    await expect(refused).rejects.toMatchObject({ errors: [{ field: 'transport' }] });
+    const { subscription } = await createSubscription({ ...d, connectionsEnabled: true }, partnerId, {
+      transport: 'connection',
+    });
+    expect(subscription).toMatchObject({ transport: 'connection' });
+    expect(subscription.url).toBeUndefined();
+  });
 
   it('signs with the old secret beside the new one for the overlap after a rotation, then only the new', async () => {
     const now = new Date('2026-11-25T12:00:00.000Z');

@@ -5,9 +5,11 @@
  * needs nothing but `fetch` (Node 18 or later, or a browser) and, to verify, `standardwebhooks`.
  */
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
+import { ListenError, type ListenOptions, listen } from './connections.ts';
 import type {
   ApiKey,
   ApiKeyPage,
+  ConnectInfo,
   Consumer,
   ConsumerPage,
   CreatedApiKey,
@@ -26,6 +28,18 @@ import type {
   UpdateSubscriptionRequest,
 } from './openapi-types.ts';
 
+export {
+  type ConnectionDelivery,
+  type ConnectionHello,
+  type DeliveryHandler,
+  type DeliveryResult,
+  forwardTo,
+  ListenError,
+  type ListenOptions,
+  MAX_IN_FLIGHT,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from './connections.ts';
 export type * from './openapi-types.ts';
 export { Webhook, WebhookVerificationError };
 
@@ -322,6 +336,42 @@ export class DispatcherClient {
       }),
     test: (id: string): Promise<TestSent> =>
       this.#call('POST', `/v1/subscriptions/${segment(id)}/test`, { retry: false }),
+  };
+
+  /**
+   * Deliveries pushed over a connection you open (for a receiver the internet cannot reach):
+   * see docs/connection-protocol.md.
+   */
+  readonly connections = {
+    /** Where to open the connection (`GET /v1/connect-info`), and its heartbeat and answer timings. */
+    info: (signal?: AbortSignal): Promise<ConnectInfo> => this.#call('GET', '/v1/connect-info', { signal }),
+    /**
+     * Receives your connection subscriptions' deliveries until `options.signal` aborts, handing
+     * each to `options.onDelivery` and answering it with the status that gives (2xx
+     * acknowledges; anything else, or a throw, is a failed try, retried on the schedule).
+     * Reconnects by itself; resolves once stopped and closed. Rejects for a refused key or a
+     * `subscriptionId` that is not one of your connection subscriptions.
+     */
+    listen: (options: ListenOptions): Promise<void> =>
+      listen(
+        {
+          apiKey: this.#apiKey,
+          connectInfo: (signal) => this.connections.info(signal),
+          checkSubscription: async (id) => {
+            const { transport } = await this.subscriptions.get(id);
+            if (transport !== 'connection')
+              throw new ListenError(`${id} is not a connection subscription (its transport is ${transport})`);
+          },
+          // A refused key, a missing subscription, a dispatcher without connections: no retry mends them.
+          isFatal: (error) =>
+            error instanceof DispatcherError &&
+            error.status >= 400 &&
+            error.status < 500 &&
+            error.status !== 408 &&
+            error.status !== 429,
+        },
+        options,
+      ),
   };
 
   /** Your API keys: several at once, so you can rotate one without downtime. */

@@ -59,7 +59,10 @@ export interface AckRequest {
 }
 
 export interface CreateSubscriptionRequest {
-  url: string;
+  /** `url` (the default): callbacks are POSTed to `url`. `connection`: they are pushed down connections you open (docs/connection-protocol.md), for a receiver the internet cannot reach. */
+  transport?: "url" | "connection";
+  /** Where callbacks go: required unless `transport` is `connection`. */
+  url?: string;
   /** Event types to deliver: exact (`order.created`), a family (`order.*`) or `*`. Empty or absent: all. */
   eventTypes?: string[];
   description?: string;
@@ -172,7 +175,10 @@ export interface ApiKeyPage {
 
 export interface Subscription {
   id: string;
-  url: string;
+  /** How callbacks reach you: POSTed to `url`, or down your connections. */
+  transport: "url" | "connection";
+  /** A `url` subscription’s callback URL. */
+  url?: string;
   eventTypes: string[];
   description?: string;
   status: "active" | "disabled";
@@ -183,7 +189,10 @@ export interface Subscription {
 
 export interface SubscriptionWithSecret {
   id: string;
-  url: string;
+  /** How callbacks reach you: POSTed to `url`, or down your connections. */
+  transport: "url" | "connection";
+  /** A `url` subscription’s callback URL. */
+  url?: string;
   eventTypes: string[];
   description?: string;
   status: "active" | "disabled";
@@ -256,6 +265,16 @@ export interface TestSent {
 
 export interface OpenApiDocument {
   [key: string]: unknown;
+}
+
+/** Where and how to open a connection (docs/connection-protocol.md). */
+export interface ConnectInfo {
+  /** Where to open the WebSocket, with your API key as a Bearer token. */
+  url: string;
+  /** Send a `ping` this often. */
+  heartbeatSeconds: number;
+  /** Answer each delivery within this, or it is a failed try. */
+  ackTimeoutSeconds: number;
 }
 
 export interface EgressIps {
@@ -379,7 +398,8 @@ export interface Purged {
 export interface SubscriptionHealth {
   id: string;
   partnerId: string;
-  url: string;
+  transport: "url" | "connection";
+  url?: string;
   eventTypes: string[];
   status: "active" | "disabled";
   disabledReason?: string;

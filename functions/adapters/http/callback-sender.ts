@@ -20,8 +20,12 @@ const https = process.getBuiltinModule('node:https');
 export const MAX_RESPONSE_BYTES = 64 * 1024;
 /** Bytes of a response body kept in the attempt log. */
 export const RESPONSE_EXCERPT_BYTES = 1024;
-/** How long an idle pooled connection is kept for the next callback to the same origin. */
-const KEEP_ALIVE_TIMEOUT_MS = 4_000;
+/**
+ * How long an idle pooled connection is kept for the next callback to the same origin: well
+ * within the idle timeout of a NAT gateway, which the connections cross with fixed egress
+ * addresses (test/unit/quotas.test.ts).
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 4_000;
 
 const FORBIDDEN = 'EFORBIDDENTARGET';
 

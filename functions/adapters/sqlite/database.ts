@@ -245,6 +245,12 @@ const MIGRATIONS: readonly string[] = [
     event_id TEXT NOT NULL
   ) STRICT;
   `,
+  `
+  -- How a subscription's deliveries reach the partner: its url, or a connection it opens (then
+  -- url is '', the column staying NOT NULL).
+  ALTER TABLE subscriptions ADD COLUMN transport TEXT NOT NULL DEFAULT 'url'
+    CHECK (transport IN ('url', 'connection'));
+  `,
 ];
 
 /** The database's file name in the local runtime's data directory. */

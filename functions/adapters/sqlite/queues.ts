@@ -374,6 +374,25 @@ export class SqliteQueue<T> implements QueueSender<T> {
     return Number(result.changes);
   }
 
+  /**
+   * Makes the group's messages that wait for a connection (`waiting` in their body, never
+   * received) visible now, committed with the other writes of this turn; resolves with how
+   * many. The group's other delayed messages (retries after their wait) keep their delay.
+   */
+  releaseWaiting(groupId: string): Promise<number> {
+    const db = this.#db;
+    return write(db, () => {
+      const now = this.#now();
+      const result = prepared(
+        db,
+        `UPDATE queue_messages INDEXED BY queue_messages_by_group SET visible_at = :now
+          WHERE queue = :queue AND group_id = :group AND visible_at > :now AND receive_count = 0
+            AND json_extract(body, '$.waiting') = 1`,
+      ).run({ now, queue: this.name, group: groupId });
+      return Number(result.changes);
+    });
+  }
+
   /** When the earliest message becomes (or became) visible; null when the queue is empty. */
   nextVisibleAt(): Date | null {
     const row = prepared(this.#db, 'SELECT min(visible_at) AS at FROM queue_messages WHERE queue = ?').get(

@@ -32,7 +32,7 @@ import {
 } from './database.ts';
 
 const COLUMNS =
-  'id, partner_id, url, event_types, description, status, disabled_reason, failing_since, secrets, created_at, updated_at';
+  'id, partner_id, url, event_types, description, status, disabled_reason, failing_since, secrets, created_at, updated_at, transport';
 
 /** Each rate-limited action's columns: the start of its window (epoch ms) and its uses in it. */
 const ALLOWANCE_COLUMNS: Record<RateLimitedAction, { start: string; count: string }> = {
@@ -58,7 +58,9 @@ function toRecord(row: Row): SubscriptionRecord {
   return withoutUndefined({
     id: readText(row, 'id'),
     partnerId: readText(row, 'partner_id'),
-    url: readText(row, 'url'),
+    transport: readText(row, 'transport') === 'connection' ? ('connection' as const) : undefined,
+    // A connection subscription has none: '' in the column.
+    url: readText(row, 'url') || undefined,
     eventTypes: EventTypes.parse(JSON.parse(readText(row, 'event_types'))),
     description: readOptionalText(row, 'description'),
     status: SubscriptionStatus.parse(readText(row, 'status')),
@@ -93,7 +95,7 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
       if (row !== undefined && readInteger(row, 'n') >= options.maxPerPartner) {
         throw new SubscriptionLimitError(options.maxPerPartner);
       }
-      prepared(db, `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+      prepared(db, `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
         s.id,
         ...values,
       );
@@ -110,7 +112,7 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
         prepared(
           db,
           `UPDATE subscriptions SET partner_id = ?, url = ?, event_types = ?, description = ?, status = ?,
-             disabled_reason = ?, failing_since = ?, secrets = ?, created_at = ?, updated_at = ?
+             disabled_reason = ?, failing_since = ?, secrets = ?, created_at = ?, updated_at = ?, transport = ?
            WHERE id = ? AND updated_at = ?`,
         ).run(...values, s.id, expectedUpdatedAt),
       );
@@ -122,12 +124,13 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
     await write(db, () =>
       prepared(
         db,
-        `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET
            partner_id = excluded.partner_id, url = excluded.url, event_types = excluded.event_types,
            description = excluded.description, status = excluded.status,
            disabled_reason = excluded.disabled_reason, failing_since = excluded.failing_since,
-           secrets = excluded.secrets, created_at = excluded.created_at, updated_at = excluded.updated_at`,
+           secrets = excluded.secrets, created_at = excluded.created_at, updated_at = excluded.updated_at,
+           transport = excluded.transport`,
       ).run(s.id, ...values),
     );
   }
@@ -284,7 +287,7 @@ export function secretsAtRest(db: SqliteDatabase): SecretsAtRest {
 function subscriptionValues(s: Subscription, sealedSecrets: StoredSecrets): (string | null)[] {
   return [
     s.partnerId,
-    s.url,
+    s.url ?? '',
     JSON.stringify(s.eventTypes),
     s.description ?? null,
     s.status,
@@ -293,6 +296,7 @@ function subscriptionValues(s: Subscription, sealedSecrets: StoredSecrets): (str
     JSON.stringify(sealedSecrets),
     s.createdAt,
     s.updatedAt,
+    s.transport ?? 'url',
   ];
 }
 
