@@ -31,7 +31,10 @@ environment:
   DISPATCHER_DELIVERY_TIMEOUT_MS    per-callback timeout (default 10000)
   DISPATCHER_ALLOW_PRIVATE_TARGETS  allow http and private/loopback targets (default true)
   DISPATCHER_DISABLE_AFTER_HOURS    disable a subscription failing this long without a success
-                                    (default 120)`;
+                                    (default 120)
+  DISPATCHER_RETENTION_DAYS         days events, deliveries and attempts are kept (default 30)
+  DISPATCHER_EGRESS_IPS             addresses callbacks leave from, for GET /v1/egress-ips
+                                    (comma-separated; default none)`;
 
 function quickStart(url: string, adminToken: string): string {
   return `Quick start, in another terminal:

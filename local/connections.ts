@@ -60,6 +60,8 @@ interface Pending {
 interface Connection {
   id: string;
   partnerId: string;
+  /** The API key it was opened with: revoking the key closes it. */
+  keyId: string;
   /** Only this subscription's deliveries; absent: every connection subscription of the partner. */
   subscriptionId: string | undefined;
   socket: WebSocket;
@@ -155,6 +157,16 @@ export class ConnectionHub implements ConnectionPusher {
     });
   }
 
+  /**
+   * Closes the connections opened with a key that has been revoked (4401), at once: a revoked
+   * key receives nothing more. Their unanswered tries fail and are retried.
+   */
+  closeKey(keyId: string): void {
+    for (const connection of this.#connections) {
+      if (connection.keyId === keyId) connection.socket.close(4401, 'the API key was revoked');
+    }
+  }
+
   /** How many connections are open, for tests and logs. */
   get size(): number {
     return this.#connections.size;
@@ -173,9 +185,10 @@ export class ConnectionHub implements ConnectionPusher {
       return refuse(socket, 404, `no WebSocket here: connect to ${CONNECT_PATH}`);
     const token = bearerToken(req.headers.authorization);
     let partnerId: string;
+    let keyId: string;
     try {
       if (token === undefined) throw new Error('no key');
-      ({ partnerId } = await authenticateApiKey(this.#deps, token));
+      ({ partnerId, keyId } = await authenticateApiKey(this.#deps, token));
     } catch {
       return refuse(socket, 401, 'a valid API key is required: Authorization: Bearer <apiKey>');
     }
@@ -200,18 +213,21 @@ export class ConnectionHub implements ConnectionPusher {
     } else {
       subscriptions = await this.#connectionSubscriptions(partnerId);
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, partnerId, wanted, subscriptions));
+    this.#wss.handleUpgrade(req, socket, head, (ws) =>
+      this.#open(ws, { partnerId, keyId }, wanted, subscriptions),
+    );
   }
 
   #open(
     socket: WebSocket,
-    partnerId: string,
+    { partnerId, keyId }: { partnerId: string; keyId: string },
     subscriptionId: string | undefined,
     subscriptions: string[],
   ): void {
     const connection: Connection = {
       id: `con_${randomUUID()}`,
       partnerId,
+      keyId,
       subscriptionId,
       socket,
       lastSeen: Date.now(),
@@ -267,25 +283,7 @@ export class ConnectionHub implements ConnectionPusher {
     const pending = connection.pending.get(key);
     if (pending === undefined) return; // late, or not this connection's: ignored
     const durationMs = Date.now() - pending.started;
-    this.#settle(
-      connection,
-      key,
-      frame.type === 'ack'
-        ? { statusCode: frame.status, durationMs }
-        : frame.status !== undefined
-          ? {
-              statusCode: frame.status,
-              durationMs,
-              ...(frame.error === undefined
-                ? {}
-                : { responseExcerpt: frame.error.slice(0, MAX_NACK_ERROR_CHARS) }),
-            }
-          : {
-              error: 'connection',
-              errorMessage: frame.error?.slice(0, MAX_NACK_ERROR_CHARS) ?? 'the agent could not deliver it',
-              durationMs,
-            },
-    );
+    this.#settle(connection, key, answerOf(frame, durationMs));
   }
 
   #settle(connection: Connection, key: string, result: CallbackResult): void {
@@ -312,12 +310,60 @@ export class ConnectionHub implements ConnectionPusher {
   }
 }
 
+/**
+ * What an ack or a nack says of a try, as an HTTP try's result: an ack is its 2xx; a nack is
+ * always a failure, with the receiver's status when it is not a 2xx, else as a refusal.
+ */
+function answerOf(
+  frame: Extract<z.infer<typeof ClientFrame>, { type: 'ack' | 'nack' }>,
+  durationMs: number,
+): CallbackResult {
+  if (frame.type === 'ack') return { statusCode: frame.status, durationMs };
+  const error = frame.error?.slice(0, MAX_NACK_ERROR_CHARS);
+  if (frame.status !== undefined && (frame.status < 200 || frame.status > 299)) {
+    return {
+      statusCode: frame.status,
+      durationMs,
+      ...(error === undefined ? {} : { responseExcerpt: error }),
+    };
+  }
+  const said = frame.status === undefined ? '' : ` (a nack with status ${frame.status})`;
+  return {
+    error: 'connection',
+    errorMessage: `${error ?? 'the agent could not deliver it'}${said}`,
+    durationMs,
+  };
+}
+
 const REASONS: Readonly<Record<number, string>> = {
   401: 'Unauthorized',
   404: 'Not Found',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
 };
+
+/**
+ * The partner store, closing the connections of each key it removes: a revoked key stops
+ * receiving at once, as it stops calling the API.
+ */
+export function closingRevokedConnections(
+  partners: PartnerStore,
+  connections: Pick<ConnectionHub, 'closeKey'>,
+): PartnerStore {
+  return {
+    create: (partner, firstKey) => partners.create(partner, firstKey),
+    get: (partnerId) => partners.get(partnerId),
+    findApiKey: (hash) => partners.findApiKey(hash),
+    addApiKey: (key, options) => partners.addApiKey(key, options),
+    listApiKeys: (partnerId) => partners.listApiKeys(partnerId),
+    async removeApiKey(partnerId, keyId, options) {
+      const result = await partners.removeApiKey(partnerId, keyId, options);
+      if (result === 'done') connections.closeKey(keyId);
+      return result;
+    },
+    touchApiKey: (key, at, staleBefore) => partners.touchApiKey(key, at, staleBefore),
+  };
+}
 
 /** Answers an upgrade with an HTTP error instead, and closes the socket. */
 function refuse(socket: Duplex, status: number, detail: string): void {

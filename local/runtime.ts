@@ -48,7 +48,7 @@ import { MAX_RETRY_DELAY_SECONDS } from '../functions/core/retry.ts';
 import { createDispatcherHandler } from '../functions/dispatcher/handler.ts';
 import { createFanoutHandler } from '../functions/fanout/handler.ts';
 import { startCheckpointer } from './checkpointer.ts';
-import { CONNECT_PATH, ConnectionHub } from './connections.ts';
+import { CONNECT_PATH, ConnectionHub, closingRevokedConnections } from './connections.ts';
 import { type DataLock, lockDataDir } from './data-lock.ts';
 import { createHttpServer } from './http-server.ts';
 import { createLocalMetrics, type LocalMetrics } from './metrics.ts';
@@ -398,7 +398,8 @@ async function serveHttp(
     connections: ConnectionHub;
   },
 ): Promise<Server> {
-  const { partners, consumers, subscriptions, deliveries } = stores;
+  const { consumers, subscriptions, deliveries } = stores;
+  const partners = closingRevokedConnections(stores.partners, context.connections);
   const server: Server = createHttpServer({
     api: createApiHandler(
       {
@@ -421,7 +422,9 @@ async function serveHttp(
         },
         ops: { queues: context.ops, deliveries, subscriptions, rates: context.metrics.rates },
         connect: {
-          url: (request) => `ws://${request.headers.host ?? `${config.host}:${config.port}`}${CONNECT_PATH}`,
+          // Behind a TLS proxy (x-forwarded-proto: https) the socket is wss: the key never travels in the clear.
+          url: (request) =>
+            `${request.headers['x-forwarded-proto'] === 'https' ? 'wss' : 'ws'}://${request.headers.host ?? `${config.host}:${config.port}`}${CONNECT_PATH}`,
           heartbeatSeconds: context.connections.heartbeatSeconds,
           ackTimeoutSeconds: context.connections.ackTimeoutSeconds,
         },
@@ -474,7 +477,8 @@ async function startInDirectory(
     partners: stores.partners,
     subscriptions: stores.subscriptions,
     clock,
-    ackTimeoutSeconds: Math.ceil(config.deliveryTimeoutMs / 1000),
+    // Rounded down: an agent that answers within it is never too late.
+    ackTimeoutSeconds: Math.max(1, Math.floor(config.deliveryTimeoutMs / 1000)),
     release: async (subscriptionId) => {
       if ((await delivery.releaseWaiting(subscriptionId)) > 0) workers?.wake(delivery.name);
     },

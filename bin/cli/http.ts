@@ -74,7 +74,10 @@ export function httpBackend(target: HttpTarget): OpsBackend {
       } catch {
         // Not problem+json: the status says it.
       }
-      const fields = (problem.errors ?? []).map((e) => `${e.field}: ${e.message}`);
+      // Fields the detail does not already name.
+      const fields = (problem.errors ?? [])
+        .map((e) => `${e.field}: ${e.message}`)
+        .filter((text) => !(problem.detail ?? '').includes(text));
       throw new BackendError(
         `${response.status}: ${problem.detail ?? (text || response.statusText)}${fields.length > 0 ? ` (${fields.join('; ')})` : ''}`,
         response.status,

@@ -11,7 +11,7 @@ import type { DeadLetterView } from '../../functions/core/ops.ts';
 import type { QueueInfo, RedriveTask, SubscriptionHealth } from '../../functions/core/ports.ts';
 import { BackendError, type OpsBackend } from './backend.ts';
 import { httpBackend, localTarget } from './http.ts';
-import { age, bar, type Output, table } from './output.ts';
+import { age, bar, type Output, printable, table } from './output.ts';
 
 /** A failure the command reports in one line, with its exit code. */
 export class CommandFailed extends Error {
@@ -159,6 +159,10 @@ async function follow(
 }
 
 function redriveSummary(task: RedriveTask): string {
+  return printable(summaryOf(task));
+}
+
+function summaryOf(task: RedriveTask): string {
   const what = `${task.moved} message(s) from ${task.queue} to ${task.destination}`;
   if (task.status === 'completed') return `moved ${what}`;
   if (task.status === 'running') return `redrive ${task.id} running: moved ${what} so far`;

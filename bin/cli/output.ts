@@ -13,8 +13,19 @@ export const processOutput: Output = {
   tty: process.stdout.isTTY === true,
 };
 
-/** Rows under their headings, each column as wide as its widest cell. */
-export function table(headings: readonly string[], rows: readonly (readonly string[])[]): string {
+/**
+ * Text from the deployment made safe for a terminal: control characters (escape sequences,
+ * line breaks, bells) that a receiver's answer or an agent's nack could carry are shown as
+ * `\uFFFD`, so they can neither restyle the terminal nor fake a line.
+ */
+export function printable(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point.
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '\uFFFD');
+}
+
+/** Rows under their headings, each column as wide as its widest cell, every cell printable. */
+export function table(headings: readonly string[], cells: readonly (readonly string[])[]): string {
+  const rows = cells.map((row) => row.map(printable));
   const widths = headings.map((heading, i) =>
     Math.max(heading.length, ...rows.map((row) => (row[i] ?? '').length)),
   );

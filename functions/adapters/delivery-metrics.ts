@@ -19,7 +19,10 @@ export const DELIVERY_METRICS = {
   dead: 'DeliveryDead',
   /** Not sent: the subscription is disabled or deleted, the event or the delivery is gone, or a 410. */
   skipped: 'DeliverySkipped',
-  /** From the event's creation to a first try's 2xx: publish → callback, in milliseconds. */
+  /**
+   * From the event's creation to a first try's 2xx: publish → callback, in milliseconds (not
+   * for a try that waited for a connection).
+   */
   latency: 'CallbackLatency',
 } as const;
 
@@ -40,7 +43,8 @@ export function deliveryMetrics(sink: MetricSink, now: () => number = Date.now) 
     else if (outcome.kind === 'done') {
       if (outcome.reason === 'succeeded') {
         sink.addMetric(DELIVERY_METRICS.succeeded, 'Count', 1);
-        if ((message.attempt ?? 1) === 1) {
+        // A try that waited for a partner's connection says nothing of how fast callbacks go.
+        if ((message.attempt ?? 1) === 1 && message.waiting !== true) {
           sink.addMetric(
             DELIVERY_METRICS.latency,
             'Milliseconds',

@@ -149,7 +149,7 @@ async function deliveryLetter(
   const reason =
     last === undefined
       ? `never tried: the dispatcher failed on it ${base.receiveCount} time(s) (see its log)`
-      : `${describeAttempt(last)} (try ${last.number} of the schedule${delivery.status === 'dead' ? ', the last' : ''})`;
+      : `${describeAttempt(last)} (try ${last.number}${delivery.status === 'dead' ? ', the schedule used up' : ''})`;
   return {
     ...view,
     eventType: delivery.eventType,

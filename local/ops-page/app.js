@@ -595,7 +595,7 @@ function subscriptionTable(status, page) {
       { 'data-subscription': s.id },
       el('th', { scope: 'row' }, code(s.id)),
       el('td', {}, code(s.partnerId)),
-      el('td', { class: 'url-cell' }, el('span', { class: 'url' }, s.url)),
+      el('td', { class: 'url-cell' }, el('span', { class: 'url' }, s.url ?? '(connection)')),
       failing
         ? el('td', {}, s.failingSince === undefined ? '–' : timeEl(s.failingSince))
         : el('td', {}, s.disabledReason ?? '–'),

@@ -212,6 +212,44 @@ describe('connection subscriptions', () => {
     }
   });
 
+  it('closes the connections of a revoked key at once, and counts a nack as a failure whatever its status', async () => {
+    const d = await startTestDispatcher({ DISPATCHER_RETRY_SCHEDULE: '0,60' });
+    try {
+      const partner = await d.createPartner();
+      const sub = await connectionSubscription(d, partner.apiKey);
+      const agent = await connect(d, partner.apiKey, sub.id);
+      await publish(d, partner.id, 'order.created');
+      const [frame] = await eventually(() =>
+        agent.deliveries().length === 1 ? agent.deliveries() : undefined,
+      );
+      agent.ws.send(
+        JSON.stringify({
+          type: 'nack',
+          deliveryId: frame?.deliveryId,
+          attempt: 1,
+          status: 200,
+          error: 'not handled',
+        }),
+      );
+      const [failed] = await eventually(async () => {
+        const listed = await deliveriesOf(d, partner.apiKey, sub.id);
+        return listed[0]?.status === 'failed' ? listed : undefined;
+      });
+      expect(failed?.attempts[0]).toMatchObject({ error: 'connection' });
+
+      const second = await d.as<{ id: string; apiKey: string }>(partner.apiKey, 'POST', '/v1/keys', {});
+      const other = await connect(d, second.body.apiKey, sub.id);
+      const closed = new Promise<number>((resolve) => other.ws.once('close', (code) => resolve(code)));
+      expect((await d.as(partner.apiKey, 'DELETE', `/v1/keys/${second.body.id}`)).status).toBe(204);
+      expect(await closed).toBe(4401);
+      // The first key's connection stays.
+      expect(agent.ws.readyState).toBe(WebSocket.OPEN);
+      agent.ws.close();
+    } finally {
+      await d.cleanup();
+    }
+  });
+
   it('refuses a wrong key, another partner’s subscription, and a url where there is none', async () => {
     const d = await startTestDispatcher();
     try {

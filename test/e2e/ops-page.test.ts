@@ -144,7 +144,7 @@ describe.skipIf(!haveChromium)('the ops page, in a browser', () => {
       expect(table).toContain(partner.id);
       expect(table).toContain(`${receiver.url}/hooks`);
       expect(await letters.locator('td.reason').allTextContents()).toEqual(
-        Array(3).fill('HTTP 500 (try 2 of the schedule, the last)'),
+        Array(3).fill('HTTP 500 (try 2, the schedule used up)'),
       );
       const dlqRow = page.locator('#queues tr[data-queue="delivery-dlq"]');
       await poll(textOf(dlqRow.locator('td.visible'))).toBe('3');

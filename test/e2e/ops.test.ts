@@ -89,7 +89,7 @@ describe('dead letters, from a broken receiver to every event delivered', () => 
           tries: 2,
           lastAttempt: { number: 2, statusCode: 500 },
         });
-        expect(letter.reason).toMatch(/^HTTP 500 \(try 2 of the schedule, the last\)$/);
+        expect(letter.reason).toMatch(/^HTTP 500 \(try 2, the schedule used up\)$/);
         expect(Date.parse(letter.deadAt)).toBeGreaterThanOrEqual(
           Date.parse(letter.lastAttempt?.startedAt ?? ''),
         );

@@ -1,6 +1,6 @@
 /** How the `dispatcher` command prints: tables aligned by their widest cell, ages, progress bars. */
 import { describe, expect, it } from 'vitest';
-import { age, bar, table } from '../../bin/cli/output.ts';
+import { age, bar, printable, table } from '../../bin/cli/output.ts';
 
 describe('the command’s output', () => {
   it('aligns each column on its widest cell and leaves no trailing spaces', () => {
@@ -36,5 +36,13 @@ describe('the command’s output', () => {
     expect(bar(2, 4, 8)).toBe('[####----] 2/4');
     expect(bar(5, 4, 8)).toBe('[########] 5/4');
     expect(bar(7, null)).toBe('7 moved');
+  });
+
+  it('shows the control characters a receiver or an agent could send, never sends them to the terminal', () => {
+    const hostile = 'HTTP 500: \u001b[31mRED\u001b]0;pwned\u0007\nline2\u009b';
+    expect(printable(hostile)).toBe('HTTP 500: \uFFFD[31mRED\uFFFD]0;pwned\uFFFD\uFFFDline2\uFFFD');
+    const lines = table(['REASON'], [[hostile]]).split('\n');
+    expect(lines).toHaveLength(2);
+    for (const line of lines) expect(printable(line)).toBe(line);
   });
 });

@@ -318,6 +318,31 @@ describe('connections.listen', () => {
   });
 });
 
+describe('connections.listen over https', () => {
+  it('refuses an unencrypted socket offered for an https API: the key never travels in the clear', async () => {
+    // The API answers as a TLS proxy with a misconfigured dispatcher behind it would.
+    const fetchStub: typeof fetch = async () =>
+      new Response(
+        JSON.stringify({
+          url: 'ws://dispatcher.example/v1/connect',
+          heartbeatSeconds: 30,
+          ackTimeoutSeconds: 10,
+        }),
+        {
+          status: 200,
+          headers: { 'content-type': 'application/json' },
+        },
+      );
+    const client = new DispatcherClient({
+      baseUrl: 'https://dispatcher.example',
+      apiKey: API_KEY,
+      fetch: fetchStub,
+    });
+    await expect(client.connections.listen({ onDelivery: () => 204 })).rejects.toThrow(ListenError);
+    await expect(client.connections.listen({ onDelivery: () => 204 })).rejects.toThrow(/unencrypted socket/);
+  });
+});
+
 describe('forwardTo', () => {
   it('takes only http and https URLs', () => {
     expect(() => forwardTo('ftp://127.0.0.1/webhooks')).toThrow(TypeError);

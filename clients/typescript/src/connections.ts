@@ -88,6 +88,8 @@ export class ListenError extends Error {
 /** What `listen` needs of the client: the key, and the calls it makes over HTTP. */
 export interface ListenContext {
   apiKey: string;
+  /** The API's address: an `https` one is never answered with an unencrypted socket. */
+  baseUrl: string;
   connectInfo(signal?: AbortSignal): Promise<ConnectInfo>;
   /** Fails (a `ListenError`, or the API's 404) unless the id is one of the partner's connection subscriptions. */
   checkSubscription(id: string): Promise<void>;
@@ -414,16 +416,19 @@ export async function listen(context: ListenContext, options: ListenOptions): Pr
   const initial = options.initialBackoffMs ?? 1000;
   const max = options.maxBackoffMs ?? 30_000;
   const signal = options.signal;
-  let checked = options.subscriptionId === undefined;
   let failures = 0;
   while (!signal?.aborted) {
     let reason: string;
     try {
       const info = await context.connectInfo(signal);
-      if (!checked && options.subscriptionId !== undefined) {
-        await context.checkSubscription(options.subscriptionId);
-        checked = true;
+      if (context.baseUrl.startsWith('https:') && !info.url.startsWith('wss:')) {
+        throw new ListenError(
+          `the dispatcher at ${context.baseUrl} offered an unencrypted socket (${info.url}): refused`,
+        );
       }
+      // Asked at every connect: a refused upgrade shows no status, so a subscription deleted
+      // meanwhile is found here, not retried for ever.
+      if (options.subscriptionId !== undefined) await context.checkSubscription(options.subscriptionId);
       const end = await session(context, options, info, Socket);
       if (end.greeted) failures = 0;
       reason = end.reason;

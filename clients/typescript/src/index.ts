@@ -356,6 +356,7 @@ export class DispatcherClient {
       listen(
         {
           apiKey: this.#apiKey,
+          baseUrl: this.#baseUrl,
           connectInfo: (signal) => this.connections.info(signal),
           checkSubscription: async (id) => {
             const { transport } = await this.subscriptions.get(id);
