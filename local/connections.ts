@@ -12,6 +12,7 @@ import type { Duplex } from 'node:stream';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import * as z from 'zod';
 import { bearerToken } from '../functions/authorizer/handler.ts';
+import { SubscriptionNotFoundError } from '../functions/core/errors.ts';
 import { SubscriptionId } from '../functions/core/model.ts';
 import { authenticateApiKey } from '../functions/core/partners.ts';
 import type {
@@ -22,6 +23,7 @@ import type {
   PushRequest,
   SubscriptionStore,
 } from '../functions/core/ports.ts';
+import { connectionSubscriptionOf } from '../functions/core/subscriptions.ts';
 
 /** Where agents open their connections. */
 export const CONNECT_PATH = '/v1/connect';
@@ -114,13 +116,22 @@ export class ConnectionHub implements ConnectionPusher {
     });
   }
 
-  async push(request: PushRequest): Promise<CallbackResult | undefined> {
-    const candidates = [...this.#connections].filter(
+  async isOpen(partnerId: string, subscriptionId: string): Promise<boolean> {
+    return this.#serving(partnerId, subscriptionId).length > 0;
+  }
+
+  /** The open connections that take the subscription's deliveries. */
+  #serving(partnerId: string, subscriptionId: string): Connection[] {
+    return [...this.#connections].filter(
       (c) =>
-        c.partnerId === request.partnerId &&
-        (c.subscriptionId === undefined || c.subscriptionId === request.subscriptionId) &&
+        c.partnerId === partnerId &&
+        (c.subscriptionId === undefined || c.subscriptionId === subscriptionId) &&
         c.socket.readyState === c.socket.OPEN,
     );
+  }
+
+  async push(request: PushRequest): Promise<CallbackResult | undefined> {
+    const candidates = this.#serving(request.partnerId, request.subscriptionId);
     if (candidates.length === 0) return undefined;
     // The least busy one: connections of a subscription share its deliveries.
     const connection = candidates.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
@@ -204,9 +215,12 @@ export class ConnectionHub implements ConnectionPusher {
     let subscriptions: string[];
     if (wanted !== undefined) {
       const sub = SubscriptionId.safeParse(wanted).success
-        ? await this.#deps.subscriptions.describe(wanted)
+        ? await connectionSubscriptionOf(this.#deps, partnerId, wanted).catch((error: unknown) => {
+            if (error instanceof SubscriptionNotFoundError) return undefined;
+            throw error;
+          })
         : undefined;
-      if (sub === undefined || sub.partnerId !== partnerId || sub.transport !== 'connection') {
+      if (sub === undefined) {
         return refuse(socket, 404, `subscription ${wanted} is not one of your connection subscriptions`);
       }
       subscriptions = [sub.id];

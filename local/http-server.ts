@@ -99,6 +99,12 @@ function sameSecret(given: string, expected: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** Whether the request carries the admin token (in place of IAM on AWS). */
+function isAdmin(deps: Pick<HttpServerDeps, 'adminToken'>, request: ApiRequest): boolean {
+  const token = bearerToken(request.headers.authorization);
+  return token !== undefined && sameSecret(token, deps.adminToken);
+}
+
 function unauthorized(detail: string, instance: string): ApiResponse {
   const response = toProblemResponse(new UnauthorizedError(detail), instance);
   return { ...response, headers: { ...response.headers, 'www-authenticate': 'Bearer' } };
@@ -110,7 +116,7 @@ async function authorize(deps: HttpServerDeps, request: ApiRequest): Promise<Api
   if (match.kind !== 'found' || match.route.auth === 'public') return undefined; // the handler answers
   const token = bearerToken(request.headers.authorization);
   if (match.route.auth === 'admin') {
-    if (!token || !sameSecret(token, deps.adminToken)) {
+    if (!isAdmin(deps, request)) {
       return unauthorized(
         'this route needs the admin token: Authorization: Bearer <admin token>',
         request.rawPath,
@@ -167,8 +173,7 @@ async function handle(deps: HttpServerDeps, req: IncomingMessage, res: ServerRes
     request.rawPath === '/metrics' &&
     request.requestContext.http.method === 'GET'
   ) {
-    const token = bearerToken(request.headers.authorization);
-    if (!token || !sameSecret(token, deps.adminToken)) {
+    if (!isAdmin(deps, request)) {
       send(
         res,
         unauthorized('metrics need the admin token: Authorization: Bearer <admin token>', '/metrics'),

@@ -11,7 +11,14 @@ import {
   RedriveInProgressError,
   RedriveNotFoundError,
 } from '../functions/core/errors.ts';
-import type { Clock, OpsQueues, QueueInfo, RedriveTask, StoredDeadLetter } from '../functions/core/ports.ts';
+import type {
+  Clock,
+  OpsQueues,
+  QueueInfo,
+  QueueLayout,
+  RedriveTask,
+  StoredDeadLetter,
+} from '../functions/core/ports.ts';
 
 /** Redrives kept per queue for listing, newest first. */
 const KEPT_REDRIVES = 10;
@@ -41,19 +48,26 @@ export class LocalOpsQueues implements OpsQueues {
     this.#moved = moved;
   }
 
+  layout(): QueueLayout[] {
+    return this.#pairs.flatMap((pair) => [
+      { name: pair.work.name, kind: 'work' as const },
+      { name: pair.deadLetters.name, kind: 'dead-letter' as const, redrivesTo: pair.work.name },
+    ]);
+  }
+
   async describe(): Promise<QueueInfo[]> {
     const now = this.#clock.now().getTime();
-    const info = (queue: SqliteQueue<unknown>, redrivesTo?: string): QueueInfo => {
+    const queues = this.#pairs.flatMap((pair) => [pair.work, pair.deadLetters]);
+    return this.layout().map((layout, i) => {
+      const queue = queues[i];
+      if (queue === undefined) throw new Error(`no queue ${layout.name}`);
       const oldest = queue.oldestSentAt();
       return {
-        name: queue.name,
-        kind: redrivesTo === undefined ? 'work' : 'dead-letter',
-        ...(redrivesTo === undefined ? {} : { redrivesTo }),
+        ...layout,
         ...queue.stats(),
         oldestAgeSeconds: oldest === null ? null : Math.max(0, Math.floor((now - oldest.getTime()) / 1000)),
       };
-    };
-    return this.#pairs.flatMap((pair) => [info(pair.work), info(pair.deadLetters, pair.work.name)]);
+    });
   }
 
   async peek(queue: string, limit: number): Promise<StoredDeadLetter[]> {

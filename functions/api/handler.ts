@@ -4,7 +4,7 @@
  */
 import { listEventDeliveries, listSubscriptionDeliveries } from '../core/attempt-log.ts';
 import { ackConsumer, deleteConsumer, getConsumer, listConsumers, putConsumer } from '../core/consumers.ts';
-import { NotFoundError, SubscriptionNotFoundError } from '../core/errors.ts';
+import { NotFoundError } from '../core/errors.ts';
 import {
   type BatchEntry,
   type BatchResult,
@@ -24,6 +24,7 @@ import type {
 } from '../core/ports.ts';
 import { redeliverEvent, replaySubscription, sendTestEvent } from '../core/redelivery.ts';
 import {
+  connectionSubscriptionOf,
   createSubscription,
   deleteSubscription,
   getSubscription,
@@ -325,13 +326,8 @@ const handlers: Record<Exclude<Operation, keyof typeof OPS_HANDLERS>, RouteHandl
       event.queryStringParameters ?? {},
       'query',
     );
-    if (subscription !== undefined) {
-      // As the upgrade would refuse it: a client learns here what a WebSocket cannot tell it.
-      const sub = await deps.subscriptions.describe(subscription);
-      if (sub === undefined || sub.partnerId !== partnerId || sub.transport !== 'connection') {
-        throw new SubscriptionNotFoundError(subscription);
-      }
-    }
+    // As the upgrade would refuse it: a client learns here what a WebSocket cannot tell it.
+    if (subscription !== undefined) await connectionSubscriptionOf(deps, partnerId, subscription);
     return json(200, {
       url: deps.connect.url(event),
       heartbeatSeconds: deps.connect.heartbeatSeconds,

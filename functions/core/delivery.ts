@@ -30,7 +30,7 @@ export const DELIVERY_MAX_RECEIVES = 10;
  * again; opening a connection releases the waiting tries at once, so this only bounds a try
  * that began to wait as a connection opened.
  */
-export const CONNECTION_WAIT_SECONDS = 300;
+const CONNECTION_WAIT_SECONDS = 300;
 
 export interface DeliverDeps extends HealthDeps {
   events: EventLog;
@@ -125,6 +125,27 @@ export async function deliver(deps: DeliverDeps, message: DeliveryMessage): Prom
     return { kind: 'moved' };
   }
 
+  // No connection open: the try waits for one, spending nothing. Stored now, it is listed
+  // while it waits.
+  const waitForConnection = async (): Promise<DeliverOutcome> => {
+    if (unstored) await deps.deliveries.createForEvent([delivery]);
+    await deps.queue.send([
+      {
+        body: { ...nextTry(message, attempt, step), waiting: true },
+        delaySeconds: CONNECTION_WAIT_SECONDS,
+        groupId,
+      },
+    ]);
+    return { kind: 'waiting' };
+  };
+  const connections = subscription.url === undefined ? deps.connections : undefined;
+  // Asked before signing: a try that waits hours looks again every few minutes.
+  if (
+    subscription.url === undefined &&
+    !(await connections?.isOpen(delivery.partnerId, delivery.subscriptionId))
+  )
+    return waitForConnection();
+
   const started = deps.clock.now();
   const body = JSON.stringify(toEventView(event));
   const headers = webhookHeaders({
@@ -135,7 +156,7 @@ export async function deliver(deps: DeliverDeps, message: DeliveryMessage): Prom
   });
   const result =
     subscription.url === undefined
-      ? await deps.connections?.push({
+      ? await connections?.push({
           partnerId: delivery.partnerId,
           subscriptionId: delivery.subscriptionId,
           deliveryId: delivery.id,
@@ -145,19 +166,8 @@ export async function deliver(deps: DeliverDeps, message: DeliveryMessage): Prom
           timeoutMs: deps.deliveryTimeoutMs,
         })
       : await deps.sender.send({ url: subscription.url, headers, body, timeoutMs: deps.deliveryTimeoutMs });
-  if (result === undefined) {
-    // No connection open: the try waits for one, spending nothing. Stored now, it is listed
-    // while it waits.
-    if (unstored) await deps.deliveries.createForEvent([delivery]);
-    await deps.queue.send([
-      {
-        body: { ...nextTry(message, attempt, step), waiting: true },
-        delaySeconds: CONNECTION_WAIT_SECONDS,
-        groupId,
-      },
-    ]);
-    return { kind: 'waiting' };
-  }
+  // The connection closed in between.
+  if (result === undefined) return waitForConnection();
   const outcome = decide(deps, result, step);
   const succeeded = outcome.kind === 'done' && outcome.reason === 'succeeded';
   const gone = outcome.kind === 'done' && outcome.reason === 'endpoint-gone';

@@ -1,4 +1,5 @@
 import { TooManyRequestsError } from './errors.ts';
+import { MAX_POLL_WAIT_SECONDS } from './events.ts';
 import type { Allowance, AllowanceResult, Clock, RateLimiter } from './ports.ts';
 
 /**
@@ -76,7 +77,7 @@ export function rememberingRefusals(limiter: RateLimiter): RateLimiter {
  * on AWS, so one partner cannot hold them all.
  */
 export const LONG_POLLS_PER_WINDOW = 20;
-const LONG_POLL_WINDOW: Pick<Allowance, 'windowMs'> = { windowMs: 20_000 };
+const LONG_POLL_WINDOW: Pick<Allowance, 'windowMs'> = { windowMs: MAX_POLL_WAIT_SECONDS * 1000 };
 
 /**
  * Counts a long poll that is about to wait against its partner's allowance.
@@ -90,7 +91,7 @@ export async function admitLongPoll(deps: AdmitDeps, partnerId: string): Promise
   );
   if (!result.allowed) {
     throw new TooManyRequestsError(
-      `at most ${LONG_POLLS_PER_WINDOW} long polls may start waiting every 20 s: poll with fewer readers ` +
+      `at most ${LONG_POLLS_PER_WINDOW} long polls may start waiting every ${MAX_POLL_WAIT_SECONDS} s: poll with fewer readers ` +
         'at once, or without wait',
       result.retryAfterMs / 1000,
     );

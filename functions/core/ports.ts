@@ -411,6 +411,8 @@ export interface PushRequest {
  * (docs/connection-protocol.md), and waits for each one's answer.
  */
 export interface ConnectionPusher {
+  /** Whether a connection that takes the subscription's deliveries is open now. */
+  isOpen(partnerId: string, subscriptionId: string): Promise<boolean>;
   /**
    * Sends the try down one open connection of the subscription and resolves with what came of
    * it, as an HTTP try's result: the status the agent acknowledged or refused with, a timeout
@@ -433,13 +435,17 @@ export interface AddressResolver {
 /** What a queue is for, as ops see it: a work queue a function consumes, or a dead-letter queue. */
 export type QueueKind = 'work' | 'dead-letter';
 
-/** One queue of the deployment, with its depths at the time of the call. */
-export interface QueueInfo {
+/** One queue of the deployment by name and kind: what is known of it without a call. */
+export interface QueueLayout {
   /** Its short name, the same on both runtimes where both have it: `delivery`, `delivery-dlq`, … */
   name: string;
   kind: QueueKind;
   /** For a dead-letter queue: the queue its redrive sends messages to. */
   redrivesTo?: string;
+}
+
+/** One queue of the deployment, with its depths at the time of the call. */
+export interface QueueInfo extends QueueLayout {
   /** Receivable now. */
   visible: number;
   /** Received and hidden until their visibility timeout ends. */
@@ -486,6 +492,8 @@ export interface RedriveTask {
  * the deployment has no queue by fails with QueueNotFoundError.
  */
 export interface OpsQueues {
+  /** Every queue, in describe's order, without reading a depth. */
+  layout(): readonly QueueLayout[];
   /** Every queue, work queues first, each with its dead-letter queue after it. */
   describe(): Promise<QueueInfo[]>;
   /** Up to `limit` messages of a dead-letter queue, oldest first, left where they are. */

@@ -10,6 +10,7 @@ import {
   type Page,
   type SigningSecret,
   type Subscription,
+  type SubscriptionRecord,
   type SubscriptionStatus,
   type SubscriptionTransport,
   WEBHOOK_TEST,
@@ -284,6 +285,23 @@ export async function updateSubscription(
       status,
     };
   });
+}
+
+/**
+ * One of the partner's connection subscriptions, read without its secrets: what a connection
+ * for it may be opened for.
+ * @throws SubscriptionNotFoundError unless it is the partner's, and a connection subscription
+ */
+export async function connectionSubscriptionOf(
+  deps: { subscriptions: SubscriptionStore },
+  partnerId: string,
+  subscriptionId: string,
+): Promise<SubscriptionRecord> {
+  const sub = await deps.subscriptions.describe(subscriptionId);
+  if (sub === undefined || sub.partnerId !== partnerId || sub.transport !== 'connection') {
+    throw new SubscriptionNotFoundError(subscriptionId);
+  }
+  return sub;
 }
 
 /** Deletes one of the partner's subscriptions. @throws SubscriptionNotFoundError */

@@ -51,7 +51,7 @@ import { attributeNames, compact, expiresAt, type Item, isConditionFailure } fro
 
 /** A long poll's first read of the counter, and its longest pause between two reads. */
 export const WAIT_FIRST_PAUSE_MS = 250;
-export const WAIT_MAX_PAUSE_MS = 1000;
+const WAIT_MAX_PAUSE_MS = 1000;
 
 /**
  * The pauses of a wait of `timeoutMs`, each followed by a read of the counter: doubling from

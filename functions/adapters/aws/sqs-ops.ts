@@ -36,6 +36,7 @@ import type {
   OpsQueues,
   QueueInfo,
   QueueKind,
+  QueueLayout,
   RedriveStatus,
   RedriveTask,
   StoredDeadLetter,
@@ -182,6 +183,14 @@ export class SqsOpsQueues implements OpsQueues {
     this.#moveBudgetMs = options.moveBudgetMs ?? 15_000;
     this.#clock = options.clock ?? systemClock;
     this.#sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+  }
+
+  layout(): QueueLayout[] {
+    return this.#queues.map((q) => ({
+      name: q.name,
+      kind: q.kind,
+      ...(q.redrivesTo === undefined ? {} : { redrivesTo: q.redrivesTo }),
+    }));
   }
 
   /** Every queue's depths, side by side, and their oldest messages' ages in one request (unknown if that fails). */
