@@ -3,7 +3,8 @@
  * the CDK app (the same synth `cdk synth` runs, without bundling): each function's memory,
  * architecture, log level and environment; which queue feeds which function and in batches of
  * how many; the pipe's batch size, filter and transformation; the tables' keys, indexes and
- * projections; the pipe's target queue, the sweeper's schedule, the alarms and dashboards.
+ * projections; the pipe's target queue, the sweeper's schedule, the alarms and dashboards; the
+ * WebSocket API's routes and the function that serves them.
  * Nothing here is written down twice: change the stack and the cost follows.
  */
 import { existsSync, rmSync } from 'node:fs';
@@ -21,7 +22,12 @@ export type EnvValue =
   | { readonly kind: 'queue'; readonly queue: string }
   | { readonly kind: 'key'; readonly key: string }
   /** The public IPs of these Elastic IPs (logical ids), comma-separated. */
-  | { readonly kind: 'publicIps'; readonly addresses: readonly string[] };
+  | { readonly kind: 'publicIps'; readonly addresses: readonly string[] }
+  /**
+   * A URL the template joins from text and references (an API's `wss://` or `https://`
+   * address): `{ref}` parts name a resource's logical id or a pseudo parameter (AWS::Region).
+   */
+  | { readonly kind: 'url'; readonly parts: readonly (string | { readonly ref: string })[] };
 
 export interface FunctionSpec {
   readonly logicalId: string;
@@ -75,6 +81,18 @@ export interface PipeSpec {
   readonly targetQueue: string;
 }
 
+/** A WebSocket API: its stage, and the function each route invokes. */
+export interface WebSocketSpec {
+  readonly stage: string;
+  /** Route key (`$connect`, `$disconnect`, `$default`, `ping`…) → the service of the function it invokes. */
+  readonly routes: Readonly<Record<string, string>>;
+  /**
+   * Where in a frame's JSON its route's key is (the route selection expression
+   * `$request.body.type` is `['type']`): a frame whose value there is no route's goes to `$default`.
+   */
+  readonly routeSelection: readonly string[];
+}
+
 /** The network of fixed egress addresses (`-c staticEgress=true`), when the stack has one. */
 export interface EgressSpec {
   readonly natGateways: number;
@@ -104,6 +122,8 @@ export interface Deployment {
   readonly dashboards: number;
   /** @default - none: the functions reach the internet from Lambda's own addresses */
   readonly egress?: EgressSpec;
+  /** The WebSocket API of connection subscriptions. @default - none */
+  readonly webSocket?: WebSocketSpec;
 }
 
 function isJson(value: unknown): value is Json {
@@ -170,6 +190,23 @@ function publicIpsOf(value: unknown, service: Json): string[] | undefined {
       : undefined;
   });
   return ids.every((id): id is string => id !== undefined && eips.has(id)) ? ids : undefined;
+}
+
+/**
+ * The parts of a URL the template joins (`Fn::Join` with no separator) from text and `Ref`s, or
+ * undefined if it is not one.
+ */
+function urlOf(value: unknown): (string | { ref: string })[] | undefined {
+  const join = field(value, 'Fn::Join');
+  if (!Array.isArray(join) || join[0] !== '' || !Array.isArray(join[1])) return undefined;
+  const parts = join[1].map((part: unknown): string | { ref: string } | undefined => {
+    if (typeof part === 'string') return part;
+    const ref = field(part, 'Ref');
+    return typeof ref === 'string' ? { ref } : undefined;
+  });
+  const [first] = parts;
+  if (typeof first !== 'string' || !/^(https|wss):\/\//.test(first)) return undefined;
+  return parts.every((part) => part !== undefined) ? parts : undefined;
 }
 
 /** The VPC the functions are attached to, if any: what it bills by the hour, and who is in it. */
@@ -273,6 +310,11 @@ function readFunctions(
         environment[key] = { kind: 'publicIps', addresses };
         continue;
       }
+      const url = urlOf(value);
+      if (url !== undefined) {
+        environment[key] = { kind: 'url', parts: url };
+        continue;
+      }
       const target = referenced(value, dataOutputs);
       if (target === undefined) throw new Error(`${logicalId}: cannot resolve ${key}`);
       environment[key] = tables.has(target)
@@ -369,6 +411,49 @@ function readSchedules(service: Json, functions: readonly FunctionSpec[]) {
   return schedules;
 }
 
+/** The WebSocket API, if the stack has one: its stage, and which function each route invokes. */
+function readWebSocket(service: Json, functions: readonly FunctionSpec[]): WebSocketSpec | undefined {
+  const apis = resources(service, 'AWS::ApiGatewayV2::Api').filter(
+    ([, properties]) => properties.ProtocolType === 'WEBSOCKET',
+  );
+  const [api] = apis;
+  if (api === undefined) return undefined;
+  if (apis.length > 1) throw new Error(`expected one WebSocket API, found ${apis.length}`);
+  const [apiId] = api;
+  const ofApi = (type: string) =>
+    resources(service, type).filter(([, properties]) => referenced(properties.ApiId, {}) === apiId);
+  const byLogicalId = new Map(functions.map((fn) => [fn.logicalId, fn.service]));
+  const integrations = new Map(
+    ofApi('AWS::ApiGatewayV2::Integration').map(([id, properties]) => {
+      const parts = list(list(field(properties.IntegrationUri, 'Fn::Join')).at(1));
+      const fn = parts
+        .map((part) => referenced(part, {}))
+        .find((ref) => ref !== undefined && byLogicalId.has(ref));
+      return [id, fn === undefined ? undefined : byLogicalId.get(fn)] as const;
+    }),
+  );
+  const routes: Record<string, string> = {};
+  for (const [id, properties] of ofApi('AWS::ApiGatewayV2::Route')) {
+    const target = list(list(field(properties.Target, 'Fn::Join')).at(1)).at(-1);
+    const integration = referenced(target, {});
+    const fn = integration === undefined ? undefined : integrations.get(integration);
+    if (fn === undefined) throw new Error(`${id}: its route invokes no function of the stack`);
+    routes[text(properties.RouteKey, `${id} RouteKey`)] = fn;
+  }
+  const stages = ofApi('AWS::ApiGatewayV2::Stage');
+  const [stage] = stages;
+  if (stage === undefined || stages.length > 1)
+    throw new Error(`${apiId}: expected one stage, found ${stages.length}`);
+  const selection = text(api[1].RouteSelectionExpression, `${apiId} RouteSelectionExpression`);
+  const path = /^\$request\.body\.([\w.]+)$/.exec(selection)?.[1];
+  if (path === undefined) throw new Error(`${apiId}: unsupported route selection ${selection}`);
+  return {
+    stage: text(stage[1].StageName, `${stage[0]} StageName`),
+    routes,
+    routeSelection: path.split('.'),
+  };
+}
+
 function alarmMetrics(service: Json): number {
   return resources(service, 'AWS::CloudWatch::Alarm').reduce((sum, [, properties]) => {
     // A metric-math alarm is billed per metric it reads.
@@ -380,7 +465,8 @@ function alarmMetrics(service: Json): number {
 /** Reads the deployment from the two templates (as `Template.toJSON()` gives them). */
 export function readDeployment(data: Json, service: Json): Deployment {
   const dataOutputs = isJson(data.Outputs) ? data.Outputs : {};
-  const tables = readTables(data);
+  // The data stack's tables, and the service stack's own (the connections table).
+  const tables = [...readTables(data), ...readTables(service)];
   const keys = resources(data, 'AWS::KMS::Key').map(([logicalId]) => logicalId);
   const functions = readFunctions(
     service,
@@ -390,6 +476,7 @@ export function readDeployment(data: Json, service: Json): Deployment {
   );
   const schedules = readSchedules(service, functions);
   const egress = readEgress(service, functions);
+  const webSocket = readWebSocket(service, functions);
   return {
     functions,
     queues: readQueues(service, functions),
@@ -400,6 +487,7 @@ export function readDeployment(data: Json, service: Json): Deployment {
     alarmMetrics: alarmMetrics(service),
     dashboards: resources(service, 'AWS::CloudWatch::Dashboard').length,
     ...(egress === undefined ? {} : { egress }),
+    ...(webSocket === undefined ? {} : { webSocket }),
   };
 }
 

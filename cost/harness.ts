@@ -7,10 +7,18 @@
  * every callback. The queues are played here (meter.ts records every send); everything else
  * is the code that runs on AWS, against the tables the templates describe.
  *
+ * Connection subscriptions run the same way, with an agent played here: the connections
+ * function's own entry takes its `$connect` and its frames (events shaped as API Gateway's
+ * WebSocket API passes them), and the management API is answered in place of API Gateway
+ * (meter.ts recordConnections): each frame posted is counted as the messages it is billed as,
+ * and a delivery is acked with an `ack` frame, through the route API Gateway selects for it, as
+ * the agent does.
+ *
  * The entries read their environment and create their clients once, at import, as Lambda
  * does: one process measures with one set of tables (`Harness.start` once per process).
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -36,15 +44,21 @@ import type { KMSClient } from '@aws-sdk/client-kms';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { ANSWER_POLL_MS } from '../functions/adapters/aws/connections.ts';
 import { KmsSecretCipher } from '../functions/adapters/aws/kms-cipher.ts';
 import { DynamoPartnerStore } from '../functions/adapters/aws/partners.ts';
 import { DynamoSubscriptionStore } from '../functions/adapters/aws/subscriptions.ts';
 import { systemClock } from '../functions/adapters/clock.ts';
 import { systemResolver } from '../functions/adapters/dns.ts';
 import type { ApiRequest } from '../functions/api/handler.ts';
-import { DYNAMODB_BILLING, EVENTBRIDGE_PRICES, SQS_PRICES } from '../functions/aws-prices.ts';
+import {
+  API_GATEWAY_PRICES,
+  DYNAMODB_BILLING,
+  EVENTBRIDGE_PRICES,
+  SQS_PRICES,
+} from '../functions/aws-prices.ts';
 import { LAMBDA_ENV } from '../functions/config.ts';
-import { createPartner } from '../functions/core/partners.ts';
+import { type ApiKeyView, createPartner } from '../functions/core/partners.ts';
 import { matchesPattern } from '../functions/core/patterns.ts';
 import { createSubscription } from '../functions/core/subscriptions.ts';
 import { PROJECT_ROOT } from '../lib/constructs/function.ts';
@@ -65,6 +79,10 @@ import {
   indexEntry,
   type MeterSink,
   meterDynamo,
+  type PostedFrame,
+  postToConnectionHeadBytes,
+  type RequestHook,
+  recordConnections,
   recordKms,
   recordSqs,
   type SentMessage,
@@ -72,6 +90,7 @@ import {
   type Units,
   Usage,
   Waves,
+  type WebSocketUsage,
 } from './meter.ts';
 
 /** One way of publishing: how many events, how many a request, how big. */
@@ -84,6 +103,11 @@ export interface ScenarioSpec {
   readonly eventsPerRequest: number;
   /** Bytes of each published event's JSON ({partnerId, type, payload}). */
   readonly eventBytes: number;
+  /**
+   * How the subscription is sent its deliveries: POSTed to a URL, or pushed down a connection
+   * an agent keeps open (a connection subscription). @default 'url'
+   */
+  readonly transport?: 'url' | 'connection';
 }
 
 /** Stored bytes of one table or index, and the same times the seconds each byte is kept. */
@@ -118,6 +142,54 @@ export interface Measured {
    * this receiver answers 204 with Node's default headers). Plain HTTP: TLS and TCP/IP add to it.
    */
   readonly callbackBytes: { readonly requests: number; readonly responses: number };
+  /** Frames through the WebSocket API (pushed deliveries and their acks). @default - none */
+  readonly webSocket?: WebSocketUsage;
+}
+
+/** What one step of an agent's connection used (a ping, a `$connect`…). */
+export interface MeasuredStep {
+  readonly invocations: readonly Invocation[];
+  readonly dynamo: Readonly<Record<string, Units>>;
+  readonly sqs: Readonly<Record<string, { requests: number; messages: number }>>;
+  readonly webSocket: WebSocketUsage;
+  /** HTTP API requests made (GET /v1/connect-info). */
+  readonly httpApiRequests: number;
+  readonly logBytes: number;
+}
+
+/** An agent's connection, step by step, and what it keeps stored while open. */
+export interface MeasuredConnection {
+  /** GET /v1/connect-info, as the agent asks before each connect: the authorizer and the API. */
+  readonly connectInfo: MeasuredStep;
+  readonly connect: MeasuredStep;
+  /** The connection's first frame (a ping): hello, ready, the parked tries released, pong. */
+  readonly firstPing: MeasuredStep;
+  /** Any later ping. */
+  readonly ping: MeasuredStep;
+  readonly disconnect: MeasuredStep;
+  /** Bytes of the connection's items while it is open, by table (logical id). */
+  readonly stored: Readonly<Record<string, number>>;
+}
+
+/** An agent connected to the WebSocket API, as the harness plays it. */
+interface Agent {
+  readonly connectionId: string;
+  readonly apiKey: string;
+  open: boolean;
+  /** The types of the frames it was sent, in order. */
+  readonly received: string[];
+  /** Deliveries acked. */
+  acked: number;
+}
+
+/** A pushed try the agent has yet to answer, and the dispatcher's reads of its answer so far. */
+interface PendingAnswer {
+  readonly agent: Agent;
+  readonly deliveryId: string;
+  readonly attempt: number;
+  reads: number;
+  /** The agent's ack, once sent: written when this settles. */
+  answered?: Promise<unknown>;
 }
 
 /** A payload that makes the published event's JSON exactly `bytes` long. */
@@ -142,6 +214,12 @@ export interface HarnessOptions {
   /** DynamoDB Local's endpoint. */
   readonly endpoint: string;
   readonly deployment: Deployment;
+  /**
+   * Which of the dispatcher's reads of a pushed try's answer sees it (model.ts answerReads):
+   * the agent acks just after the read before it, so each push makes exactly that many, as on
+   * AWS with an agent that answers in Assumptions.agentAnswerMs. @default 1
+   */
+  readonly agentAnswerRead?: number;
 }
 
 export class Harness {
@@ -151,7 +229,27 @@ export class Harness {
   readonly #endpoint: string;
   readonly #raw: DynamoDBClient;
   readonly #streams: DynamoDBStreamsClient;
-  readonly #sink: MeterSink = { usage: undefined, invocation: undefined, waves: new Waves() };
+  /** The invocation whose code is running (invocations may run side by side: a push and its ack). */
+  readonly #current = new AsyncLocalStorage<Invocation>();
+  /** Invocations under way, the first started first: the receiver's callbacks go to the first. */
+  readonly #running: Invocation[] = [];
+  readonly #sink: MeterSink = ((harness: Harness) => ({
+    usage: undefined,
+    get invocation() {
+      return harness.#current.getStore() ?? harness.#running[0];
+    },
+    waves: new Waves(),
+  }))(this);
+  readonly #agentAnswerRead: number;
+  readonly #agents = new Map<string, Agent>();
+  readonly #pending = new Map<string, PendingAnswer>();
+  /** Acks under way (the agent's `ack` frames, their invocations running), and what failed of them. */
+  readonly #answering = new Set<Promise<unknown>>();
+  readonly #answerFailures: unknown[] = [];
+  #connectionsMock: { restore(): void } | undefined;
+  /** Invocations capturing stdout and stderr, and the writers they replaced. */
+  #capturing = 0;
+  #writes: { stdout: typeof process.stdout.write; stderr: typeof process.stderr.write } | undefined;
   /** Logical table id → physical name, and back. */
   readonly #tableNames = new Map<string, string>();
   readonly #tables = new Map<string, TableSpec>();
@@ -170,6 +268,9 @@ export class Harness {
   private constructor(options: HarnessOptions) {
     this.#deployment = options.deployment;
     this.#endpoint = options.endpoint;
+    this.#agentAnswerRead = options.agentAnswerRead ?? 1;
+    if (!Number.isInteger(this.#agentAnswerRead) || this.#agentAnswerRead < 1)
+      throw new Error('agentAnswerRead must be a whole number from 1');
     const config = { endpoint: options.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS };
     this.#raw = new DynamoDBClient(config);
     this.#streams = new DynamoDBStreamsClient(config);
@@ -190,6 +291,7 @@ export class Harness {
   }
 
   async stop(): Promise<void> {
+    this.#connectionsMock?.restore();
     this.#receiver?.close();
     this.#receiver?.closeAllConnections();
     await Promise.all(
@@ -294,6 +396,8 @@ export class Harness {
       if (value.kind === 'literal') return value.value;
       if (value.kind === 'queue') return this.#queueUrl(value.queue);
       if (value.kind === 'key') return this.#keyArn(value.key);
+      if (value.kind === 'url')
+        return value.parts.map((part) => (typeof part === 'string' ? part : refValue(part.ref))).join('');
       // Elastic IPs exist once deployed: documentation addresses (TEST-NET-1) stand in for them.
       if (value.kind === 'publicIps') {
         return Array.from({ length: value.addresses.length }, (_, i) => `192.0.2.${i + 1}`).join(',');
@@ -329,6 +433,24 @@ export class Harness {
       region: LOCAL_REGION,
       credentials: LOCAL_CREDENTIALS,
       tables: this.#tables,
+      observe: (command, input) => this.#observe(command, input),
+    });
+    // The request a PostToConnection makes, as the SDK builds it for us-east-1 (measured before
+    // the management API is answered here, which it is for every client of it).
+    const postHeadBytes = await postToConnectionHeadBytes({
+      endpoint: `https://${apiIdOf('WebSocketApi')}.execute-api.us-east-1.amazonaws.com/v1`,
+      region: 'us-east-1',
+      credentials: LOCAL_CREDENTIALS,
+    });
+    this.#connectionsMock = recordConnections(this.#sink, {
+      meteringBytes: API_GATEWAY_PRICES.webSocketMeteringBytes,
+      isOpen: (connectionId) => this.#agents.get(connectionId)?.open === true,
+      requestBytes: (frameBytes) => postHeadBytes + frameBytes,
+      onPost: (frame) => this.#agentReceives(frame),
+      onClose: (connectionId) => {
+        const agent = this.#agents.get(connectionId);
+        if (agent !== undefined) agent.open = false;
+      },
     });
     recordSqs(sqsClient, this.#sink, {
       queueOfUrl: this.#queueOfUrl,
@@ -338,6 +460,8 @@ export class Harness {
     const services = new Set([
       'api',
       'poll',
+      'authorizer',
+      ...Object.values(this.#deployment.webSocket?.routes ?? {}),
       ...this.#deployment.queues.flatMap((q) => (q.consumer === undefined ? [] : [q.consumer.service])),
       ...this.#deployment.schedules.map((s) => s.service),
     ]);
@@ -379,22 +503,32 @@ export class Harness {
     if (handler === undefined || usage === undefined) throw new Error(`cannot invoke ${service}`);
     const invocation: Invocation = { service, records, awsCalls: 0, callbacks: 0, spans: [] };
     usage.invocations.push(invocation);
-    this.#sink.invocation = invocation;
-    const writes = { stdout: process.stdout.write, stderr: process.stderr.write };
+    this.#running.push(invocation);
     const capture = (chunk: unknown) => {
       const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8');
       usage.logBytes += Buffer.byteLength(text);
       this.#logged.push(text);
       return true;
     };
-    process.stdout.write = capture as typeof process.stdout.write;
-    process.stderr.write = capture as typeof process.stderr.write;
+    // One capture for invocations running side by side: each line is counted once.
+    if (this.#capturing === 0) {
+      this.#writes = { stdout: process.stdout.write, stderr: process.stderr.write };
+      process.stdout.write = capture as typeof process.stdout.write;
+      process.stderr.write = capture as typeof process.stderr.write;
+    }
+    this.#capturing += 1;
     try {
-      return await handler(event, lambdaContext(functionOf(this.#deployment, service).logicalId));
+      return await this.#current.run(invocation, () =>
+        handler(event, lambdaContext(functionOf(this.#deployment, service).logicalId)),
+      );
     } finally {
-      process.stdout.write = writes.stdout;
-      process.stderr.write = writes.stderr;
-      this.#sink.invocation = undefined;
+      this.#capturing -= 1;
+      if (this.#capturing === 0 && this.#writes !== undefined) {
+        process.stdout.write = this.#writes.stdout;
+        process.stderr.write = this.#writes.stderr;
+        this.#writes = undefined;
+      }
+      this.#running.splice(this.#running.indexOf(invocation), 1);
     }
   }
 
@@ -406,7 +540,10 @@ export class Harness {
 
   /** Publishes, fans out and delivers one scenario's events, and returns what it used. */
   async measure(scenario: ScenarioSpec): Promise<Measured> {
-    const partnerId = await this.#setUp(scenario.name);
+    const pushed = scenario.transport === 'connection';
+    const { partnerId, agent } = pushed
+      ? await this.#setUpConnection(scenario.name)
+      : { partnerId: await this.#setUp(scenario.name), agent: undefined };
     const reference = Date.now();
     const storedBefore = await this.#stored(reference);
     const seen = new Set((await this.#streamRecords()).map((r) => r.eventID));
@@ -431,9 +568,13 @@ export class Harness {
       streamStats.records = records.length;
       this.#pipe(records, streamStats);
       await this.#drain();
-      const callbacks = this.#callbacks - callbacksBefore;
-      if (callbacks !== scenario.events) {
-        throw this.#failure(`${scenario.name}: ${callbacks} callbacks for ${scenario.events} events`);
+      await this.#settleAnswers(scenario.name);
+      const posted = this.#callbacks - callbacksBefore;
+      const callbacks = agent === undefined ? posted : agent.acked;
+      if (callbacks !== scenario.events || (agent !== undefined && posted > 0)) {
+        throw this.#failure(
+          `${scenario.name}: ${callbacks} ${agent === undefined ? 'callbacks' : 'pushes acked'} (${posted} callbacks) for ${scenario.events} events`,
+        );
       }
       const storedAfter = await this.#stored(reference);
       const bytesAfter = this.#receiverBytes();
@@ -454,6 +595,7 @@ export class Harness {
           requests: bytesAfter.requests - bytesBefore.requests,
           responses: bytesAfter.responses - bytesBefore.responses,
         },
+        webSocket: { ...usage.webSocket },
       };
     } finally {
       this.#sink.usage = undefined;
@@ -513,6 +655,22 @@ export class Harness {
 
   /** A partner and one subscription to the receiver, through the use cases, unmetered. */
   async #setUp(name: string): Promise<string> {
+    const { partnerId, subscriptions } = await this.#partner(name);
+    await createSubscription(
+      { subscriptions, clock: systemClock, resolver: systemResolver, allowPrivateTargets: true },
+      partnerId,
+      { url: this.#receiverUrl },
+    );
+    return partnerId;
+  }
+
+  /** A partner with its first API key, through the use case, unmetered. */
+  async #partner(name: string): Promise<{
+    partnerId: string;
+    apiKey: string;
+    key: ApiKeyView;
+    subscriptions: DynamoSubscriptionStore;
+  }> {
     const client = DynamoDBDocumentClient.from(this.#raw);
     const table = (service: string, variable: string) => {
       const value = functionOf(this.#deployment, service).environment[variable];
@@ -531,13 +689,371 @@ export class Harness {
       table('api', LAMBDA_ENV.subscriptionsTable),
       cipher,
     );
-    const { partner } = await createPartner({ partners, clock: systemClock }, { name: `cost ${name}` });
-    await createSubscription(
-      { subscriptions, clock: systemClock, resolver: systemResolver, allowPrivateTargets: true },
-      partner.id,
-      { url: this.#receiverUrl },
+    const {
+      partner,
+      apiKey,
+      key: view,
+    } = await createPartner({ partners, clock: systemClock }, { name: `cost ${name}` });
+    return { partnerId: partner.id, apiKey, key: view, subscriptions };
+  }
+
+  /**
+   * A partner, a connection subscription created through the API (`POST /v1/subscriptions`,
+   * as the partner would, with the authorizer's context), and its agent connected and ready
+   * (`$connect`, then the first ping), unmetered.
+   */
+  async #setUpConnection(name: string): Promise<{ partnerId: string; agent: Agent }> {
+    const { partnerId, apiKey, key } = await this.#partner(name);
+    return this.#unmetered(async () => {
+      await this.#createConnectionSubscription(partnerId, key.id);
+      const agent = await this.#connectAgent(apiKey);
+      await this.#ping(agent, 1);
+      if (!agent.received.includes('hello')) throw this.#failure('the connection was never sent hello');
+      return { partnerId, agent };
+    });
+  }
+
+  async #createConnectionSubscription(partnerId: string, keyId: string): Promise<void> {
+    const response = await this.#invoke(
+      'api',
+      this.#apiRequest(
+        'POST',
+        '/v1/subscriptions',
+        '',
+        { lambda: { partnerId, keyId } },
+        JSON.stringify({ transport: 'connection' }),
+      ),
+      0,
     );
-    return partner.id;
+    const status = isRecord(response) ? response.statusCode : undefined;
+    if (status !== 201) {
+      const text = isRecord(response) && typeof response.body === 'string' ? response.body : '';
+      throw this.#failure(`POST /v1/subscriptions answered ${String(status)}: ${text.slice(0, 500)}`);
+    }
+  }
+
+  /** Runs `work` metered into a usage of its own, thrown away: set-up, not what is measured. */
+  async #unmetered<T>(work: () => Promise<T>): Promise<T> {
+    const before = this.#sink.usage;
+    this.#sink.usage = new Usage();
+    try {
+      return await work();
+    } finally {
+      this.#sink.usage = before;
+    }
+  }
+
+  /** The service of the function a WebSocket route invokes. */
+  #route(routeKey: string): string {
+    const service = this.#deployment.webSocket?.routes[routeKey];
+    if (service === undefined) throw new Error(`the deployment has no WebSocket route ${routeKey}`);
+    return service;
+  }
+
+  /** An event of the WebSocket API as API Gateway passes it to a route's Lambda function (proxy). */
+  #webSocketEvent(
+    routeKey: string,
+    connectionId: string,
+    options: { headers?: Record<string, string>; body?: string } = {},
+  ): unknown {
+    const now = Date.now();
+    const eventType =
+      routeKey === '$connect' ? 'CONNECT' : routeKey === '$disconnect' ? 'DISCONNECT' : 'MESSAGE';
+    return {
+      requestContext: {
+        routeKey,
+        eventType,
+        ...(eventType === 'MESSAGE' ? { messageId: randomBytes(12).toString('base64') } : {}),
+        extendedRequestId: randomBytes(12).toString('base64'),
+        requestTime: new Date(now).toUTCString(),
+        messageDirection: 'IN',
+        stage: this.#deployment.webSocket?.stage ?? 'v1',
+        connectedAt: now,
+        requestTimeEpoch: now,
+        identity: { sourceIp: '127.0.0.1' },
+        requestId: randomBytes(12).toString('base64'),
+        domainName: `${apiIdOf('WebSocketApi')}.execute-api.us-east-1.amazonaws.com`,
+        connectionId,
+        apiId: apiIdOf('WebSocketApi'),
+      },
+      ...(options.headers === undefined
+        ? {}
+        : {
+            headers: options.headers,
+            multiValueHeaders: Object.fromEntries(
+              Object.entries(options.headers).map(([name, value]) => [name, [value]]),
+            ),
+          }),
+      ...(options.body === undefined ? {} : { body: options.body }),
+      isBase64Encoded: false,
+    };
+  }
+
+  /** The agent opens a connection with its API key: `$connect`, which must admit it. */
+  async #connectAgent(apiKey: string): Promise<Agent> {
+    // Connection ids as API Gateway makes them: 16 characters.
+    const connectionId = randomBytes(12).toString('base64').replace(/[+/]/g, 'A').slice(0, 15).concat('=');
+    const agent: Agent = { connectionId, apiKey, open: false, received: [], acked: 0 };
+    this.#agents.set(connectionId, agent);
+    const response = await this.#invoke(
+      this.#route('$connect'),
+      this.#webSocketEvent('$connect', connectionId, {
+        headers: {
+          Authorization: `Bearer ${apiKey}`,
+          Host: `${apiIdOf('WebSocketApi')}.execute-api.us-east-1.amazonaws.com`,
+          'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
+          'Sec-WebSocket-Version': '13',
+        },
+      }),
+      0,
+    );
+    const status = isRecord(response) ? response.statusCode : undefined;
+    if (status !== 200) throw this.#failure(`$connect answered ${String(status)}`);
+    // API Gateway opens the connection once $connect admits it.
+    agent.open = true;
+    return agent;
+  }
+
+  /**
+   * A frame from the agent: a WebSocket message received, and the invocation of the route API
+   * Gateway selects for it (the route of its `type`, else `$default`).
+   */
+  async #frame(agent: Agent, body: string): Promise<void> {
+    this.#sink.usage?.addWebSocket(
+      'received',
+      Buffer.byteLength(body),
+      API_GATEWAY_PRICES.webSocketMeteringBytes,
+    );
+    const routeKey = this.#selectRoute(body);
+    const response = await this.#invoke(
+      this.#route(routeKey),
+      this.#webSocketEvent(routeKey, agent.connectionId, { body }),
+      1,
+    );
+    const status = isRecord(response) ? response.statusCode : undefined;
+    if (status !== 200) throw this.#failure(`${routeKey} answered ${String(status)} to ${body}`);
+  }
+
+  /** The route a frame goes to: its value where the route selection expression says, if that is a route. */
+  #selectRoute(body: string): string {
+    const webSocket = this.#deployment.webSocket;
+    let value: unknown;
+    try {
+      value = JSON.parse(body);
+    } catch {
+      return '$default';
+    }
+    for (const name of webSocket?.routeSelection ?? []) value = isRecord(value) ? value[name] : undefined;
+    return typeof value === 'string' && !value.startsWith('$') && webSocket?.routes[value] !== undefined
+      ? value
+      : '$default';
+  }
+
+  /** The agent pings, and is answered pong. */
+  async #ping(agent: Agent, id: number): Promise<void> {
+    const before = agent.received.length;
+    await this.#frame(agent, JSON.stringify({ type: 'ping', id }));
+    if (!agent.received.slice(before).includes('pong')) throw this.#failure('a ping was not answered pong');
+  }
+
+  /** A frame API Gateway was asked to post: what the agent receives. A delivery is answered. */
+  #agentReceives(frame: PostedFrame): void {
+    const agent = this.#agents.get(frame.connectionId);
+    if (agent === undefined) return;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(frame.text);
+    } catch {
+      parsed = undefined;
+    }
+    const type = isRecord(parsed) && typeof parsed.type === 'string' ? parsed.type : 'not JSON';
+    agent.received.push(type);
+    if (type !== 'delivery' || !isRecord(parsed)) return;
+    const pending: PendingAnswer = {
+      agent,
+      deliveryId: String(parsed.deliveryId),
+      attempt: Number(parsed.attempt),
+      reads: 0,
+    };
+    this.#pending.set(`${pending.deliveryId}#${pending.attempt}`, pending);
+    if (this.#agentAnswerRead === 1) this.#answer(pending);
+  }
+
+  /**
+   * Sees the dispatcher's reads of a pushed try's answer: each comes after its pause
+   * (ANSWER_POLL_MS); just after the one before `agentAnswerRead` the agent acks, and that read
+   * waits for the ack to be written, so it sees it.
+   */
+  #observe(command: string, input: Readonly<Record<string, unknown>>): RequestHook | undefined {
+    if (this.#pending.size === 0) return undefined;
+    // A read of an answer: a get of its item, or now and then a batch get with its connection's.
+    const asked =
+      command === 'GetItemCommand'
+        ? JSON.stringify(input.Key ?? {})
+        : command === 'BatchGetItemCommand'
+          ? JSON.stringify(input.RequestItems ?? {})
+          : '';
+    if (!asked.includes('ACK#')) return undefined;
+    const pending = [...this.#pending.values()].find((p) => asked.includes(p.deliveryId));
+    if (pending === undefined) return undefined;
+    const read = pending.reads;
+    pending.reads += 1;
+    const pausedMs = ANSWER_POLL_MS[Math.min(read, ANSWER_POLL_MS.length - 1)];
+    // The read that sees the ack is made once it is written, as on AWS it would be by then.
+    const after = read + 1 === this.#agentAnswerRead ? pending.answered : undefined;
+    return {
+      ...(pausedMs === undefined ? {} : { pausedMs }),
+      ...(after === undefined ? {} : { after }),
+      answered: () => {
+        if (pending.reads === this.#agentAnswerRead - 1) this.#answer(pending);
+      },
+    };
+  }
+
+  /** The agent acks a delivery (its receiver answered 204): an `ack` frame. */
+  #answer(pending: PendingAnswer): void {
+    const body = JSON.stringify({
+      type: 'ack',
+      deliveryId: pending.deliveryId,
+      attempt: pending.attempt,
+      status: 204,
+    });
+    // Not awaited: the dispatcher is waiting on it, reading for the answer meanwhile.
+    const answered = this.#frame(pending.agent, body).then(
+      () => {
+        pending.agent.acked += 1;
+      },
+      (error: unknown) => {
+        this.#answerFailures.push(error);
+      },
+    );
+    pending.answered = answered;
+    this.#answering.add(answered);
+    void answered.finally(() => this.#answering.delete(answered));
+  }
+
+  /** Waits for the agent's acks under way, and fails if any failed or a push took other reads than planned. */
+  async #settleAnswers(name: string): Promise<void> {
+    while (this.#answering.size > 0) await Promise.all([...this.#answering]);
+    const failures = this.#answerFailures.splice(0);
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    if (failures.length > 0) throw failures[0];
+    const off = pending.filter((p) => p.reads !== this.#agentAnswerRead);
+    if (off.length > 0) {
+      throw this.#failure(
+        `${name}: ${off.length} of ${pending.length} pushes read their answer ${off.map((p) => p.reads).join(', ')} times, not ${this.#agentAnswerRead}: an ack came late (the machine is too busy?)`,
+      );
+    }
+  }
+
+  /** Runs `work` as one step of a connection, metered on its own. */
+  async #step(work: () => Promise<void>, httpApiRequests = 0): Promise<MeasuredStep> {
+    const usage = new Usage();
+    this.#sink.usage = usage;
+    try {
+      await work();
+    } finally {
+      this.#sink.usage = undefined;
+    }
+    return {
+      invocations: usage.invocations,
+      dynamo: Object.fromEntries(usage.dynamo),
+      sqs: Object.fromEntries(usage.sqs),
+      webSocket: { ...usage.webSocket },
+      httpApiRequests,
+      logBytes: usage.logBytes,
+    };
+  }
+
+  /**
+   * What keeping one agent connected takes, step by step, through the functions' own entries:
+   * GET /v1/connect-info (the authorizer, then the API), `$connect`, the first ping (hello,
+   * ready, the parked tries looked for, pong), a later ping, and `$disconnect`; and what the
+   * connection keeps stored while open. A partner with one connection subscription, nothing
+   * parked.
+   */
+  async measureConnection(): Promise<MeasuredConnection> {
+    const { partnerId, apiKey, key } = await this.#partner('connection');
+    await this.#unmetered(() => this.#createConnectionSubscription(partnerId, key.id));
+    const reference = Date.now();
+    const storedBefore = await this.#stored(reference);
+    this.#logged = [];
+    const connectInfo = await this.#step(async () => {
+      const authorized = await this.#invoke(
+        'authorizer',
+        {
+          version: '2.0',
+          type: 'REQUEST',
+          routeArn: `arn:aws:execute-api:us-east-1:${ACCOUNT}:cost/$default/GET/v1/connect-info`,
+          identitySource: [`Bearer ${apiKey}`],
+          routeKey: 'GET /v1/connect-info',
+          rawPath: '/v1/connect-info',
+          rawQueryString: '',
+          headers: { authorization: `Bearer ${apiKey}` },
+          requestContext: {
+            accountId: ACCOUNT,
+            apiId: 'cost',
+            domainName: 'cost.local',
+            domainPrefix: 'cost',
+            http: {
+              method: 'GET',
+              path: '/v1/connect-info',
+              protocol: 'HTTP/1.1',
+              sourceIp: '127.0.0.1',
+              userAgent: 'cost',
+            },
+            requestId: randomUUID(),
+            routeKey: 'GET /v1/connect-info',
+            stage: '$default',
+            time: new Date().toUTCString(),
+            timeEpoch: Date.now(),
+          },
+        },
+        0,
+      );
+      const context =
+        isRecord(authorized) && authorized.isAuthorized === true ? authorized.context : undefined;
+      if (!isRecord(context) || context.partnerId !== partnerId)
+        throw this.#failure('the authorizer refused the key');
+      const response = await this.#invoke(
+        'api',
+        this.#apiRequest('GET', '/v1/connect-info', '', {
+          lambda: { partnerId, keyId: String(context.keyId) },
+        }),
+        0,
+      );
+      const status = isRecord(response) ? response.statusCode : undefined;
+      if (status !== 200) throw this.#failure(`GET /v1/connect-info answered ${String(status)}`);
+    }, 1);
+    let agent: Agent | undefined;
+    const connect = await this.#step(async () => {
+      agent = await this.#connectAgent(apiKey);
+    });
+    if (agent === undefined) throw new Error('no agent');
+    const connected = agent;
+    const firstPing = await this.#step(() => this.#ping(connected, 1));
+    if (connected.received[0] !== 'hello') throw this.#failure('the first ping was not answered hello first');
+    const ping = await this.#step(() => this.#ping(connected, 2));
+    const open = difference(await this.#stored(reference), storedBefore);
+    const disconnect = await this.#step(async () => {
+      await this.#invoke(
+        this.#route('$disconnect'),
+        this.#webSocketEvent('$disconnect', connected.connectionId),
+        0,
+      );
+      connected.open = false;
+    });
+    const table = functionOf(this.#deployment, this.#route('$connect')).environment[
+      LAMBDA_ENV.connectionsTable
+    ];
+    if (table?.kind !== 'table') throw new Error('the connections function has no connections table');
+    const stored = Object.fromEntries(
+      Object.entries(open)
+        .filter(([key]) => key === table.table || key.startsWith(`${table.table}/`))
+        .map(([key, { bytes }]) => [key, bytes]),
+    );
+    return { connectInfo, connect, firstPing, ping, disconnect, stored };
   }
 
   /** An HTTP API request (payload 2.0) as API Gateway passes it, with its authorizer's context. */
@@ -746,6 +1262,27 @@ export class Harness {
       } while (startKey !== undefined);
     }
     return stored;
+  }
+}
+
+/** An id as API Gateway makes them (10 lowercase letters and digits), for a logical id. */
+function apiIdOf(logicalId: string): string {
+  return createHash('sha256').update(logicalId).digest('hex').slice(0, 10);
+}
+
+/** What a `Ref` in a URL the template joins stands for here: pseudo parameters, or an API's id. */
+function refValue(ref: string): string {
+  switch (ref) {
+    case 'AWS::Region':
+      return LOCAL_REGION;
+    case 'AWS::URLSuffix':
+      return 'amazonaws.com';
+    case 'AWS::Partition':
+      return 'aws';
+    case 'AWS::AccountId':
+      return ACCOUNT;
+    default:
+      return apiIdOf(ref);
   }
 }
 

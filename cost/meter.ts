@@ -2,7 +2,9 @@
  * Meters what the functions ask of AWS, from inside their own SDK clients: a middleware on the
  * DynamoDB document client asks every command for its consumed capacity (per table and per
  * index) and adds it up; one on the SQS client records every message sent, without sending it,
- * and hands it to the harness, which plays the queue.
+ * and hands it to the harness, which plays the queue; API Gateway's management API
+ * (PostToConnection, DeleteConnection), which has no local stand-in, is answered in place of
+ * API Gateway, each frame counted as the WebSocket messages it is billed as.
  *
  * DynamoDB Local reports the capacity of single-item writes, batches and reads as DynamoDB
  * does, but not that of transactions (it bills a whole table's share of a transaction at four
@@ -10,13 +12,25 @@
  * documented rules instead: two write units per KB of each item (the larger of its old and new
  * image, both read around the transaction), and the index entries it changes at the standard
  * rate. A write whose condition fails is charged as DynamoDB charges it (one unit per KB of the
- * item), which DynamoDB Local does not report either.
+ * item), which DynamoDB Local does not report either. Nor does it report reads that find nothing
+ * in a batch get or a query, which DynamoDB bills as reads of one item (a key a BatchGetItem asks
+ * for in vain, as the GetItem it stands for; a query or scan that finds nothing, the least a read
+ * of its partition costs): the meter adds them.
  */
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import {
+  ApiGatewayManagementApiClient,
+  DeleteConnectionCommand,
+  GoneException,
+  PostToConnectionCommand,
+} from '@aws-sdk/client-apigatewaymanagementapi';
 import { type AttributeValue, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import type { KMSClient } from '@aws-sdk/client-kms';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { HttpRequest } from '@smithy/types';
+import { mockClient } from 'aws-sdk-client-mock';
 import { DYNAMODB_BILLING } from '../functions/aws-prices.ts';
 import type { IndexSpec, TableSpec } from './deployment.ts';
 import { itemBytes, unitsOf } from './item-size.ts';
@@ -37,6 +51,11 @@ export interface Span {
   readonly kind: 'aws' | 'callback';
   readonly start: number;
   end: number;
+  /**
+   * How long the invocation slept, by design, before making this request (the dispatcher's
+   * pauses between reads of an agent's answer): waited for as the request is.
+   */
+  readonly pausedMs?: number;
 }
 
 /** What one invocation of a function did. */
@@ -47,6 +66,9 @@ export interface Invocation {
   awsCalls: number;
   /** Callbacks it POSTed. */
   callbacks: number;
+  /** Frames it posted down connections (PostToConnection), and their HTTP requests' bytes. */
+  posts?: number;
+  postBytes?: number;
   /** Its AWS requests and callbacks, for the length of its longest chain of waits. */
   readonly spans: Span[];
   /**
@@ -100,10 +122,20 @@ export class Waves {
  * Runs `work` as a request of the running invocation, in its waves, recorded as a span; with
  * no invocation running, just runs it.
  */
-export function asRequest<T>(sink: MeterSink, kind: Span['kind'], work: () => Promise<T>): Promise<T> {
+export function asRequest<T>(
+  sink: MeterSink,
+  kind: Span['kind'],
+  work: () => Promise<T>,
+  pausedMs?: number,
+): Promise<T> {
   const invocation = sink.invocation;
   if (invocation === undefined) return work();
-  const span: Span = { kind, start: sink.waves.next(), end: Number.NaN };
+  const span: Span = {
+    kind,
+    start: sink.waves.next(),
+    end: Number.NaN,
+    ...(pausedMs === undefined ? {} : { pausedMs }),
+  };
   invocation.spans.push(span);
   return sink.waves.wait(span, work);
 }
@@ -124,6 +156,8 @@ export class Usage {
   /** KMS requests (GenerateDataKey, Decrypt), by command. */
   readonly kms = new Map<string, number>();
   readonly invocations: Invocation[] = [];
+  /** WebSocket messages: frames sent down connections and received from them, and as billed. */
+  readonly webSocket: WebSocketUsage = { sent: 0, received: 0, billed: 0, sentBytes: 0, receivedBytes: 0 };
   failedConditions = 0;
   failedTransactions = 0;
   logBytes = 0;
@@ -139,6 +173,13 @@ export class Usage {
     this.kms.set(command, (this.kms.get(command) ?? 0) + 1);
   }
 
+  /** One frame through the WebSocket API, billed by its size (`webSocketMessages`). */
+  addWebSocket(direction: 'sent' | 'received', bytes: number, meteringBytes: number): void {
+    this.webSocket[direction] += 1;
+    this.webSocket[direction === 'sent' ? 'sentBytes' : 'receivedBytes'] += bytes;
+    this.webSocket.billed += webSocketMessages(bytes, meteringBytes);
+  }
+
   addSqs(queue: string, action: string, requests: number, messages: number): void {
     const key = `${queue} ${action}`;
     const entry = this.sqs.get(key) ?? { requests: 0, messages: 0 };
@@ -148,10 +189,27 @@ export class Usage {
   }
 }
 
-/** Where the meters write: the running invocation, if any, and the scenario's usage. */
+/** Frames through a WebSocket API: how many each way, their bytes, and the messages billed. */
+export interface WebSocketUsage {
+  sent: number;
+  received: number;
+  billed: number;
+  sentBytes: number;
+  receivedBytes: number;
+}
+
+/** Billed WebSocket messages of a frame of `bytes`: one per `meteringBytes` (32 KB), at least one. */
+export function webSocketMessages(bytes: number, meteringBytes: number): number {
+  return Math.max(1, Math.ceil(bytes / meteringBytes));
+}
+
+/**
+ * Where the meters write: the running invocation, if any (the one whose code made the request:
+ * invocations may run side by side), and the scenario's usage.
+ */
 export interface MeterSink {
   usage: Usage | undefined;
-  invocation: Invocation | undefined;
+  readonly invocation: Invocation | undefined;
   readonly waves: Waves;
 }
 
@@ -218,12 +276,33 @@ export function indexWriteUnits(
   return same ? 0 : unitsOf(itemBytes(next), unit);
 }
 
+/** What the harness does around one metered request (RequestObserver). */
+export interface RequestHook {
+  /** The invocation slept this long before the request, by design (Span.pausedMs). */
+  readonly pausedMs?: number;
+  /** Called once DynamoDB has answered, before the answer is handed back. */
+  readonly answered?: () => void;
+  /**
+   * The request is sent only once this settles: what it must see has been written (an agent's
+   * ack, which on AWS is there by the time of this read), however busy the machine.
+   */
+  readonly after?: Promise<unknown>;
+}
+
+/** Sees each metered DynamoDB request before it is sent (its command and input). */
+export type RequestObserver = (
+  command: string,
+  input: Readonly<Record<string, unknown>>,
+) => RequestHook | undefined;
+
 export interface DynamoMeterOptions {
   endpoint: string;
   region: string;
   credentials: { accessKeyId: string; secretAccessKey: string };
   /** Physical table name → its spec. */
   tables: ReadonlyMap<string, TableSpec>;
+  /** @default - none */
+  observe?: RequestObserver;
 }
 
 /**
@@ -256,7 +335,18 @@ export function meterDynamo(
       if (sink.invocation !== undefined) sink.invocation.awsCalls += 1;
       const usage = sink.usage;
       if (usage === undefined) return next(args);
-      return asRequest(sink, 'aws', () => metered(() => next(args), command, input, usage));
+      const hook = options.observe?.(command, input);
+      if (hook?.after !== undefined) await hook.after;
+      return asRequest(
+        sink,
+        'aws',
+        async () => {
+          const output = await metered(() => next(args), command, input, usage);
+          hook?.answered?.();
+          return output;
+        },
+        hook?.pausedMs,
+      );
     },
     { step: 'initialize', name: 'costMeter' },
   );
@@ -280,7 +370,9 @@ export function meterDynamo(
     input.ReturnConsumedCapacity = 'INDEXES';
     try {
       const result = await send();
-      addReported(usage, command, field(field(result, 'output'), 'ConsumedCapacity'));
+      const output = field(result, 'output');
+      addReported(usage, command, field(output, 'ConsumedCapacity'), input.ConsistentRead === true);
+      if (command === 'BatchGetItemCommand') addBatchMisses(usage, input, output);
       return result;
     } catch (error) {
       if (
@@ -321,8 +413,13 @@ export function meterDynamo(
     });
   }
 
-  function addReported(usage: Usage, command: string, reported: unknown): void {
+  function addReported(usage: Usage, command: string, reported: unknown, consistent: boolean): void {
     const kind = READS.has(command) ? 'readUnits' : 'writeUnits';
+    // A query or scan that finds nothing still reads its partition: billed at least as one
+    // item's read (an index's always eventually consistent). DynamoDB Local reports 0.
+    const searches = command === 'QueryCommand' || command === 'ScanCommand';
+    const least = (onIndex: boolean) =>
+      searches ? DYNAMODB_BILLING.eventuallyConsistentReadFactor * (consistent && !onIndex ? 2 : 1) : 0;
     for (const capacity of Array.isArray(reported) ? reported : [reported]) {
       if (!isJson(capacity)) continue;
       const table = spec(String(capacity.TableName)).logicalId;
@@ -330,12 +427,32 @@ export function meterDynamo(
       const indexes = isJson(capacity.GlobalSecondaryIndexes) ? capacity.GlobalSecondaryIndexes : {};
       // A query of an index reports 0 on the table: only what was read counts as a request.
       if (typeof onTable === 'number' && (onTable > 0 || Object.keys(indexes).length === 0)) {
-        usage.addUnits(table, kind, onTable);
+        usage.addUnits(table, kind, Math.max(onTable, least(false)));
       }
       for (const [name, detail] of Object.entries(indexes)) {
         const units = field(detail, 'CapacityUnits');
-        if (typeof units === 'number') usage.addUnits(`${table}/${name}`, kind, units);
+        if (typeof units === 'number') usage.addUnits(`${table}/${name}`, kind, Math.max(units, least(true)));
       }
+    }
+  }
+
+  /**
+   * The keys a BatchGetItem asked for and found nothing at (neither returned nor left
+   * unprocessed): each a GetItem that finds nothing, one unit if consistent, half if not.
+   */
+  function addBatchMisses(usage: Usage, input: Json, output: unknown): void {
+    const requested = isJson(input.RequestItems) ? input.RequestItems : {};
+    const responses = field(output, 'Responses');
+    const unprocessed = field(output, 'UnprocessedKeys');
+    for (const [tableName, request] of Object.entries(requested)) {
+      const asked = list(field(request, 'Keys')).length;
+      const found = list(field(responses, tableName)).length;
+      const left = list(field(field(unprocessed, tableName), 'Keys')).length;
+      const misses = asked - found - left;
+      if (misses <= 0) continue;
+      const unit =
+        field(request, 'ConsistentRead') === true ? 1 : DYNAMODB_BILLING.eventuallyConsistentReadFactor;
+      usage.addUnits(spec(tableName).logicalId, 'readUnits', misses * unit, false);
     }
   }
 
@@ -344,6 +461,10 @@ export function meterDynamo(
 
 function field(object: unknown, key: string): unknown {
   return isJson(object) ? object[key] : undefined;
+}
+
+function list(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
 }
 
 interface TransactionItem {
@@ -487,4 +608,107 @@ export function recordKms(client: KMSClient, sink: MeterSink): void {
     },
     { step: 'initialize', name: 'costRecorder' },
   );
+}
+
+/** A frame the management API was asked to post down a connection. */
+export interface PostedFrame {
+  readonly connectionId: string;
+  readonly text: string;
+}
+
+export interface ConnectionsRecorderOptions {
+  /** WebSocket messages are billed per this many bytes of a frame (32 KB). */
+  meteringBytes: number;
+  /** Whether API Gateway has the connection: a post to any other fails as API Gateway's does (410 Gone). */
+  isOpen: (connectionId: string) => boolean;
+  /** Bytes of the HTTP request a PostToConnection of a frame of `frameBytes` makes (SigV4 headers and all). */
+  requestBytes: (frameBytes: number) => number;
+  /** Each frame posted, once counted: what the agent at the other end receives. */
+  onPost: (frame: PostedFrame) => void;
+  onClose: (connectionId: string) => void;
+}
+
+/**
+ * Answers API Gateway's management API in place of API Gateway (every client of it, as
+ * aws-sdk-client-mock does: the functions create theirs at import): each PostToConnection is a
+ * frame sent down the connection, billed as WebSocket messages (32 KB increments), and handed
+ * to `onPost`, as the agent would receive it; DeleteConnection closes the connection. A post to
+ * a connection API Gateway does not have fails with GoneException, as it does on AWS. Returns
+ * what undoes it.
+ */
+export function recordConnections(sink: MeterSink, options: ConnectionsRecorderOptions): { restore(): void } {
+  const mock = mockClient(ApiGatewayManagementApiClient);
+  const gone = (connectionId: string) =>
+    new GoneException({ message: `no connection ${connectionId}`, $metadata: { httpStatusCode: 410 } });
+  mock.on(PostToConnectionCommand).callsFake(async (input: { ConnectionId?: string; Data?: unknown }) => {
+    const connectionId = String(input.ConnectionId);
+    const data = input.Data;
+    const text =
+      typeof data === 'string' ? data : data instanceof Uint8Array ? Buffer.from(data).toString('utf8') : '';
+    const bytes = Buffer.byteLength(text);
+    const invocation = sink.invocation;
+    if (invocation !== undefined) {
+      invocation.awsCalls += 1;
+      invocation.posts = (invocation.posts ?? 0) + 1;
+      invocation.postBytes = (invocation.postBytes ?? 0) + options.requestBytes(bytes);
+    }
+    // Nothing is sent, but the request takes its place among the others.
+    await asRequest(sink, 'aws', async () => undefined);
+    if (!options.isOpen(connectionId)) throw gone(connectionId);
+    sink.usage?.addWebSocket('sent', bytes, options.meteringBytes);
+    options.onPost({ connectionId, text });
+    return { $metadata: {} };
+  });
+  mock.on(DeleteConnectionCommand).callsFake(async (input: { ConnectionId?: string }) => {
+    const connectionId = String(input.ConnectionId);
+    if (sink.invocation !== undefined) sink.invocation.awsCalls += 1;
+    await asRequest(sink, 'aws', async () => undefined);
+    if (!options.isOpen(connectionId)) throw gone(connectionId);
+    options.onClose(connectionId);
+    return { $metadata: {} };
+  });
+  return { restore: () => mock.restore() };
+}
+
+/**
+ * Bytes of the HTTP request line and headers (SigV4 signature and all) of a PostToConnection,
+ * as the functions' SDK builds it: captured once by a client of its own whose request handler
+ * keeps the request and answers 200, sending nothing. Call before `recordConnections`, which
+ * answers every client of the management API. A post's request is this and its frame.
+ */
+export async function postToConnectionHeadBytes(options: {
+  endpoint: string;
+  region: string;
+  credentials: { accessKeyId: string; secretAccessKey: string };
+}): Promise<number> {
+  let head: string | undefined;
+  const client = new ApiGatewayManagementApiClient({
+    ...options,
+    requestHandler: {
+      handle: async (request: HttpRequest) => {
+        const query = new URLSearchParams(
+          Object.entries(request.query ?? {}).flatMap(([k, v]) =>
+            v === null ? [] : (Array.isArray(v) ? v : [v]).map((one): [string, string] => [k, one]),
+          ),
+        ).toString();
+        head =
+          `${request.method} ${request.path}${query === '' ? '' : `?${query}`} HTTP/1.1\r\n` +
+          Object.entries(request.headers)
+            .map(([name, value]) => `${name}: ${value}\r\n`)
+            .join('') +
+          '\r\n';
+        return { response: { statusCode: 200, headers: {}, body: Readable.from([]) } };
+      },
+    },
+  });
+  try {
+    // A connection id as API Gateway makes them: 16 characters.
+    await client.send(
+      new PostToConnectionCommand({ ConnectionId: 'AbCdEfGhIjKlMnA=', Data: new TextEncoder().encode('{}') }),
+    );
+  } finally {
+    client.destroy();
+  }
+  if (head === undefined) throw new Error('the SDK sent no PostToConnection request');
+  return Buffer.byteLength(head);
 }

@@ -23,9 +23,11 @@ import {
   SECONDS_PER_MONTH,
   SQS_PRICES,
   VPC_PRICES,
+  WEBSOCKET_LIMITS,
 } from '../functions/aws-prices.ts';
+import { HEARTBEAT_SECONDS } from '../functions/core/connection-protocol.ts';
 import { type Deployment, type EgressSpec, functionOf } from './deployment.ts';
-import type { Measured } from './harness.ts';
+import type { Measured, MeasuredConnection, MeasuredStep } from './harness.ts';
 import type { Invocation, Span, Units } from './meter.ts';
 import type { Assumptions } from './scenarios.ts';
 
@@ -71,9 +73,15 @@ export interface ScenarioCost {
   /** A callback's HTTP request and response, in bytes, as measured (no TLS or TCP/IP). */
   readonly callbackBytes: { readonly request: number; readonly response: number };
   /**
-   * What the callbacks' bytes leaving AWS cost, per million: the request and the outgoing half
-   * of the overhead (Assumptions.callbackOverheadBytes). Billed with or without fixed egress
-   * addresses, and not in `perMillionCallbacksUsd` (docs/cost.md, "What the figures leave out").
+   * Pushed deliveries (a connection subscription): a delivery frame's bytes, and the HTTP
+   * request of the PostToConnection that posts it (as the SDK builds it), per delivery.
+   */
+  readonly pushBytes?: { readonly frame: number; readonly request: number };
+  /**
+   * What the callbacks' bytes leaving AWS cost, per million: the request (a pushed delivery's
+   * frame) and the outgoing half of the overhead (Assumptions.callbackOverheadBytes). Billed
+   * with or without fixed egress addresses, and not in `perMillionCallbacksUsd` (docs/cost.md,
+   * "What the figures leave out").
    */
   readonly dataTransferOutUsdPerMillion: number;
 }
@@ -120,7 +128,8 @@ export function chainMs(spans: readonly Span[], assumptions: Assumptions): numbe
   const best: number[] = [];
   let longest = 0;
   sorted.forEach((span, i) => {
-    const weight = span.kind === 'aws' ? assumptions.awsRequestMs : assumptions.callbackMs;
+    const weight =
+      (span.kind === 'aws' ? assumptions.awsRequestMs : assumptions.callbackMs) + (span.pausedMs ?? 0);
     let before = 0;
     for (let j = 0; j < i; j++) {
       const earlier = sorted[j];
@@ -130,6 +139,32 @@ export function chainMs(spans: readonly Span[], assumptions: Assumptions): numbe
     longest = Math.max(longest, best[i] ?? 0);
   });
   return longest;
+}
+
+/**
+ * How many reads of its answer the dispatcher makes for a pushed try, and how long after the
+ * frame went the last of them is answered: it reads after each pause of `pollMs` (the last
+ * repeating), each read taking `requestMs`, and a read sees the answer when it starts at least
+ * `answerMs` after the frame went (the agent's answer written by then).
+ */
+export function answerReads(
+  answerMs: number,
+  pollMs: readonly number[],
+  requestMs: number,
+): { reads: number; ms: number } {
+  let at = 0;
+  for (let read = 0; read < 10_000; read++) {
+    at += pollMs[Math.min(read, pollMs.length - 1)] ?? 0;
+    const seen = at >= answerMs;
+    at += requestMs;
+    if (seen) return { reads: read + 1, ms: at };
+  }
+  throw new Error(`no read sees an answer after ${answerMs} ms`);
+}
+
+/** WebSocket messages a frame of `bytes` is billed as: one per 32 KB started. */
+export function billedWebSocketMessages(bytes: number): number {
+  return Math.max(1, Math.ceil(bytes / API_GATEWAY_PRICES.webSocketMeteringBytes));
 }
 
 /** Billed duration of an invocation on AWS, per the assumptions, in ms. */
@@ -253,6 +288,19 @@ export function priceScenario(
       PER_CALLBACK,
     ),
   );
+  const webSocket = measured.webSocket;
+  if (webSocket !== undefined && webSocket.billed > 0) {
+    lines.push(
+      line(
+        'API Gateway',
+        'WebSocket messages (32 KB each): delivery frames sent, answers received',
+        'messages',
+        API_GATEWAY_PRICES.webSocketMessage,
+        webSocket.billed / per,
+        PER_CALLBACK,
+      ),
+    );
+  }
   lines.push(...lambdaLines(measured.invocations, per, deployment, assumptions, PER_CALLBACK));
   lines.push(...dynamoLines(measured.dynamo, per, PER_CALLBACK));
 
@@ -317,6 +365,14 @@ export function priceScenario(
     request: measured.callbackBytes.requests / per,
     response: measured.callbackBytes.responses / per,
   };
+  const posted = measured.invocations.filter((i) => i.service === 'dispatcher');
+  const pushBytes =
+    webSocket !== undefined && webSocket.sent > 0
+      ? {
+          frame: webSocket.sentBytes / per,
+          request: sum(posted.map((i) => i.postBytes ?? 0)) / per,
+        }
+      : undefined;
   if (deployment.egress !== undefined) {
     lines.push(...egressLines(measured, deployment.egress, callbackBytes, assumptions));
   }
@@ -358,16 +414,18 @@ export function priceScenario(
     writeUnitsPerCallback: perTable('writeUnits'),
     readUnitsPerCallback: perTable('readUnits'),
     callbackBytes,
+    ...(pushBytes === undefined ? {} : { pushBytes }),
     dataTransferOutUsdPerMillion: priceOf(
       DATA_TRANSFER_PRICES.outToInternetGb,
-      ((callbackBytes.request + assumptions.callbackOverheadBytes / 2) / GB) * MILLION,
+      (((pushBytes?.frame ?? callbackBytes.request) + assumptions.callbackOverheadBytes / 2) / GB) * MILLION,
     ),
   };
 }
 
 /**
  * With fixed egress addresses: the NAT gateways process every byte of the callbacks sent from
- * the VPC, both ways (the DynamoDB traffic of those functions takes the free gateway endpoint).
+ * the VPC, both ways (the DynamoDB traffic of those functions takes the free gateway endpoint),
+ * and of the frames posted to API Gateway's management API, a public endpoint too.
  */
 function egressLines(
   measured: Measured,
@@ -375,21 +433,42 @@ function egressLines(
   callbackBytes: ScenarioCost['callbackBytes'],
   assumptions: Assumptions,
 ): CostLine[] {
-  const attached = new Set(egress.attachedServices);
-  const sent = sum(measured.invocations.filter((i) => attached.has(i.service)).map((i) => i.callbacks));
-  if (egress.natGateways === 0 || sent === 0) return [];
-  const share = sent / measured.callbacks;
-  const bytes = (callbackBytes.request + callbackBytes.response + assumptions.callbackOverheadBytes) * share;
-  return [
-    line(
-      'VPC',
-      'NAT gateways: the callbacks processed (requests, responses, TLS and TCP/IP)',
-      'GB',
-      VPC_PRICES.natGatewayProcessedGb,
-      bytes / GB,
-      PER_CALLBACK,
-    ),
-  ];
+  const attached = measured.invocations.filter((i) => egress.attachedServices.includes(i.service));
+  if (egress.natGateways === 0) return [];
+  const lines: CostLine[] = [];
+  const sent = sum(attached.map((i) => i.callbacks));
+  if (sent > 0) {
+    const share = sent / measured.callbacks;
+    const bytes =
+      (callbackBytes.request + callbackBytes.response + assumptions.callbackOverheadBytes) * share;
+    lines.push(
+      line(
+        'VPC',
+        'NAT gateways: the callbacks processed (requests, responses, TLS and TCP/IP)',
+        'GB',
+        VPC_PRICES.natGatewayProcessedGb,
+        bytes / GB,
+        PER_CALLBACK,
+      ),
+    );
+  }
+  const posts = sum(attached.map((i) => i.posts ?? 0));
+  if (posts > 0) {
+    const bytes =
+      sum(attached.map((i) => i.postBytes ?? 0)) +
+      posts * (assumptions.postOverheadBytes + assumptions.callbackOverheadBytes);
+    lines.push(
+      line(
+        'VPC',
+        'NAT gateways: the frames posted to the management API (requests, responses, TLS and TCP/IP)',
+        'GB',
+        VPC_PRICES.natGatewayProcessedGb,
+        bytes / measured.callbacks / GB,
+        PER_CALLBACK,
+      ),
+    );
+  }
+  return lines;
 }
 
 /** What one run of each scheduled function used (harness.ts measureSchedules). */
@@ -595,4 +674,182 @@ export function pricePolling(
 
 function sum(values: readonly number[]): number {
   return values.reduce((a, b) => a + b, 0);
+}
+
+/** One step of keeping an agent connected, as measured once, and how often a month it comes. */
+export interface ConnectionStepCost {
+  readonly step: ConnectionStep;
+  readonly description: string;
+  /** Times a month. */
+  readonly perMonth: number;
+  /** What it takes once: quantity and USD for one. */
+  readonly once: readonly CostLine[];
+  readonly onceUsd: number;
+  readonly monthUsd: number;
+}
+
+export type ConnectionStep = 'connectInfo' | 'connect' | 'firstPing' | 'ping' | 'disconnect';
+
+const STEP_DESCRIPTIONS: Readonly<Record<ConnectionStep, string>> = {
+  connectInfo: 'GET /v1/connect-info before each connect (the authorizer runs: its cache is long cold)',
+  connect: '$connect: the key checked, the connection recorded',
+  firstPing: 'the first ping: hello, the connection made ready, parked tries looked for, pong',
+  ping: 'every other ping: the connection heard from, pong',
+  disconnect: '$disconnect at the 2-hour limit: the connection forgotten',
+};
+
+/** What keeping one agent connected costs a month, whatever it is sent (docs/cost.md). */
+export interface ConnectionCost {
+  readonly minutesPerMonth: number;
+  /** Connections a month: API Gateway closes each after WEBSOCKET_LIMITS.connectionSeconds. */
+  readonly connectionsPerMonth: number;
+  /** Pings a month, one every HEARTBEAT_SECONDS; the first of each connection is `firstPing`. */
+  readonly pingsPerMonth: number;
+  readonly steps: readonly ConnectionStepCost[];
+  /** The month, line by line: quantity and USD per month. */
+  readonly month: readonly CostLine[];
+  readonly monthUsd: number;
+  readonly byService: Readonly<Record<Service, number>>;
+}
+
+/** The lines of one measured step, `scale` times. */
+function stepLines(
+  step: MeasuredStep,
+  deployment: Deployment,
+  assumptions: Assumptions,
+  scale: Scale,
+): CostLine[] {
+  const lines: CostLine[] = [];
+  if (step.httpApiRequests > 0) {
+    lines.push(
+      line(
+        'API Gateway',
+        'HTTP API requests',
+        'requests',
+        API_GATEWAY_PRICES.httpRequest,
+        step.httpApiRequests,
+        scale,
+      ),
+    );
+  }
+  if (step.webSocket.billed > 0) {
+    lines.push(
+      line(
+        'API Gateway',
+        `WebSocket messages (${step.webSocket.received} received, ${step.webSocket.sent} sent)`,
+        'messages',
+        API_GATEWAY_PRICES.webSocketMessage,
+        step.webSocket.billed,
+        scale,
+      ),
+    );
+  }
+  lines.push(...lambdaLines(step.invocations, 1, deployment, assumptions, scale));
+  lines.push(...dynamoLines(step.dynamo, 1, scale));
+  lines.push(...sqsLines(step.sqs, 1, scale, deployment));
+  const platformBytes = sum(
+    step.invocations.map((i) => {
+      const level = functionOf(deployment, i.service).systemLogLevel;
+      return level === 'INFO' || level === 'DEBUG' ? assumptions.platformLogBytesPerInvocation : 0;
+    }),
+  );
+  if (step.logBytes + platformBytes > 0) {
+    lines.push(
+      line(
+        'CloudWatch',
+        'logs ingested',
+        'GB',
+        CLOUDWATCH_PRICES.logsIngestedGb,
+        (step.logBytes + platformBytes) / GB,
+        scale,
+      ),
+    );
+  }
+  return lines;
+}
+
+/**
+ * A month of one agent connected all the time, from the measured steps: API Gateway's
+ * connection minutes; a connection every WEBSOCKET_LIMITS.connectionSeconds (2 hours), each
+ * asked for, opened, made ready by its first ping and closed; a ping every HEARTBEAT_SECONDS
+ * (30 s), each two messages and an invocation; and the connection's items stored all month.
+ */
+export function priceConnectionMonth(
+  measured: MeasuredConnection,
+  deployment: Deployment,
+  assumptions: Assumptions,
+): ConnectionCost {
+  const minutesPerMonth = SECONDS_PER_MONTH / 60;
+  const connectionsPerMonth = SECONDS_PER_MONTH / WEBSOCKET_LIMITS.connectionSeconds;
+  const pingsPerMonth = SECONDS_PER_MONTH / HEARTBEAT_SECONDS;
+  const times: Record<ConnectionStep, number> = {
+    connectInfo: connectionsPerMonth,
+    connect: connectionsPerMonth,
+    firstPing: connectionsPerMonth,
+    ping: pingsPerMonth - connectionsPerMonth,
+    disconnect: connectionsPerMonth,
+  };
+  const once: Scale = { quantity: 1, usd: 1 };
+  const steps = (Object.keys(times) as ConnectionStep[]).map((step): ConnectionStepCost => {
+    const lines = stepLines(measured[step], deployment, assumptions, once);
+    const onceUsd = sum(lines.map((l) => l.usd));
+    return {
+      step,
+      description: STEP_DESCRIPTIONS[step],
+      perMonth: times[step],
+      once: lines,
+      onceUsd,
+      monthUsd: onceUsd * times[step],
+    };
+  });
+  const month: CostLine[] = [
+    line(
+      'API Gateway',
+      'WebSocket connection minutes (one connection, all month)',
+      'minutes',
+      API_GATEWAY_PRICES.webSocketConnectionMinute,
+      minutesPerMonth,
+      once,
+    ),
+    ...steps.flatMap(({ step, perMonth }) =>
+      stepLines(measured[step], deployment, assumptions, { quantity: perMonth, usd: perMonth }).map((l) => ({
+        ...l,
+        item: `${step}: ${l.item}`,
+      })),
+    ),
+  ];
+  // The connection's items, stored while it is open: all month, one connection after another.
+  const stored = Object.entries(measured.stored);
+  const gbMonths = sum(stored.map(([, bytes]) => bytes)) / GB;
+  const backedUp = new Set(deployment.tables.filter((t) => t.pointInTimeRecovery).map((t) => t.logicalId));
+  month.push(
+    line(
+      'DynamoDB',
+      "storage: the connection's items",
+      'GB-month',
+      DYNAMODB_PRICES.storageGbMonth,
+      gbMonths,
+      once,
+    ),
+    line(
+      'DynamoDB',
+      "point-in-time recovery: the connection's items",
+      'GB-month',
+      DYNAMODB_PRICES.pointInTimeRecoveryGbMonth,
+      sum(stored.filter(([key]) => backedUp.has(key)).map(([, bytes]) => bytes)) / GB,
+      once,
+    ),
+  );
+  const byService = Object.fromEntries(
+    SERVICES.map((service) => [service, sum(month.filter((l) => l.service === service).map((l) => l.usd))]),
+  ) as Record<Service, number>;
+  return {
+    minutesPerMonth,
+    connectionsPerMonth,
+    pingsPerMonth,
+    steps,
+    month,
+    monthUsd: sum(month.map((l) => l.usd)),
+    byService,
+  };
 }

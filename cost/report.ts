@@ -1,5 +1,5 @@
 /** What `npm run cost` prints: a table per AWS service for every scenario, or the same as JSON. */
-import type { CostLine, PollingCost, ScenarioCost } from './model.ts';
+import type { ConnectionCost, CostLine, PollingCost, ScenarioCost } from './model.ts';
 import { SERVICES } from './model.ts';
 import type { Assumptions } from './scenarios.ts';
 
@@ -20,6 +20,13 @@ export interface CostReport {
   readonly idleMonthUsd: number;
   readonly idleMonth: readonly CostLine[];
   readonly polling: PollingCost;
+  /** Keeping one agent connected to the WebSocket API, a month. */
+  readonly connection: ConnectionCost;
+  /**
+   * A pushed try's answer: which of the dispatcher's reads sees it, and how long after the
+   * frame went that read is answered (model.ts answerReads, with Assumptions.agentAnswerMs).
+   */
+  readonly answerReads: { readonly reads: number; readonly ms: number };
   readonly assumptions: Assumptions;
 }
 
@@ -130,13 +137,96 @@ export function formatReport(report: CostReport): string {
     2,
   );
   const a = report.assumptions;
+  const c = report.connection;
+  const stepNames: Record<string, string> = {
+    connectInfo: 'GET /v1/connect-info',
+    connect: '$connect',
+    firstPing: 'first ping',
+    ping: 'ping',
+    disconnect: '$disconnect',
+  };
+  const minutes = c.month.find((l) => l.unit === 'minutes');
+  const storage = c.month.filter((l) => l.unit === 'GB-month');
+  const connectionTable = table(
+    ['step', 'what it does', 'a month', 'once', 'a month'],
+    [
+      ...(minutes === undefined
+        ? []
+        : [
+            [
+              'connection minutes',
+              'one connection open all month',
+              quantity(minutes.quantity, 'minutes'),
+              '',
+              usd6(minutes.usd),
+            ],
+          ]),
+      ...c.steps.map((step) => [
+        stepNames[step.step] ?? step.step,
+        step.description,
+        quantity(step.perMonth, 'times'),
+        usd6(step.onceUsd),
+        usd6(step.monthUsd),
+      ]),
+      [
+        'storage',
+        "the connection's items, with point-in-time recovery",
+        '',
+        '',
+        usd6(storage.reduce((t, l) => t + l.usd, 0)),
+      ],
+      ['**in all**', '', '', '', `**${usd6(c.monthUsd)}**`],
+    ],
+    2,
+  );
+  const stepDetail = table(
+    ['step', 'service', 'item', 'once', 'cost'],
+    c.steps.flatMap((step) =>
+      step.once.map((l) => [
+        stepNames[step.step] ?? step.step,
+        l.service,
+        l.item,
+        quantity(l.quantity, l.unit),
+        usd6(l.usd),
+      ]),
+    ),
+    3,
+  );
+  const pushed = report.scenarios.filter((s) => s.pushBytes !== undefined);
+  const connectionText = [
+    `Keeping one agent connected (a connection subscription's), per connection a month: ${usd(c.monthUsd)} ` +
+      `(${SERVICES.filter((service) => c.byService[service] > 0)
+        .map((service) => `${service} ${usd(c.byService[service])}`)
+        .join(', ')}): ` +
+      `${quantity(c.minutesPerMonth, 'connection minutes')}, ${quantity(c.pingsPerMonth, 'pings')} (one every ${Math.round((c.minutesPerMonth * 60) / c.pingsPerMonth)} s), ` +
+      `${quantity(c.connectionsPerMonth, 'connections')} (API Gateway closes each after ${Math.round((c.minutesPerMonth * 60) / c.connectionsPerMonth / 3600)} hours).`,
+    '',
+    connectionTable,
+    '',
+    stepDetail,
+    '',
+    ...(pushed.length === 0
+      ? []
+      : [
+          `A pushed delivery's answer is read ${report.answerReads.reads} times (the agent answering within ${a.agentAnswerMs} ms; reads after pauses of ANSWER_POLL_MS): ` +
+            `the dispatcher waits ${report.answerReads.ms} ms from the frame to the read that sees it, billed as it waits for a callback.`,
+          '',
+        ]),
+  ];
   const egressMonth = report.idleMonth.filter((l) => l.service === 'VPC');
   const egress = report.staticEgress
     ? [
         `Fixed egress addresses: ${usd(egressMonth.reduce((total, l) => total + l.usd, 0))} a month for the NAT gateways and their Elastic IPs (in the monthly table), ` +
           `and per million callbacks what the NAT gateways process (VPC above). ` +
-          `A callback's HTTP request and response, measured: ${[...new Set(report.scenarios.map((s) => `${Math.round(s.callbackBytes.request)} + ${Math.round(s.callbackBytes.response)} bytes`))].join(' or ')}; ` +
-          `its TLS and TCP/IP, assumed: ${a.callbackOverheadBytes} bytes.`,
+          `A callback's HTTP request and response, measured: ${[...new Set(report.scenarios.filter((s) => s.pushBytes === undefined).map((s) => `${Math.round(s.callbackBytes.request)} + ${Math.round(s.callbackBytes.response)} bytes`))].join(' or ')}; ` +
+          `its TLS and TCP/IP, assumed: ${a.callbackOverheadBytes} bytes.` +
+          pushed
+            .map(
+              (s) =>
+                ` ${s.name}: a PostToConnection's request, as the SDK builds it, ${Math.round(s.pushBytes?.request ?? 0)} bytes (its frame ${Math.round(s.pushBytes?.frame ?? 0)}); ` +
+                `the session token and API Gateway's answer, assumed: ${a.postOverheadBytes} bytes.`,
+            )
+            .join(''),
         `Data transfer out to the receivers, billed with or without fixed addresses and in neither figure: ${report.scenarios.map((s) => `${s.name} ${usd(s.dataTransferOutUsdPerMillion)}`).join(', ')} per million callbacks.`,
         '',
       ]
@@ -163,7 +253,8 @@ export function formatReport(report: CostReport): string {
     '',
     polls,
     '',
-    `Assumed: an AWS request waited for takes ${a.awsRequestMs} ms, a callback ${a.callbackMs} ms, each invocation ${a.invocationOverheadMs} ms of its own; ` +
+    ...connectionText,
+    `Assumed: an AWS request waited for takes ${a.awsRequestMs} ms, a callback ${a.callbackMs} ms, an agent's answer ${a.agentAnswerMs} ms, each invocation ${a.invocationOverheadMs} ms of its own; ` +
       `${a.streamShards} stream shard; free tiers left out.`,
     '',
   ].join('\n');

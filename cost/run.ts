@@ -1,6 +1,7 @@
 /**
- * `npm run cost`: what a callback costs on AWS, per service, for each scenario, and what
- * polling costs a partner, long and short (docs/cost.md).
+ * `npm run cost`: what a callback costs on AWS, per service, for each scenario (a pushed
+ * delivery is a callback down a connection), what polling costs a partner, long and short,
+ * and what keeping an agent connected costs a month (docs/cost.md).
  * It synthesizes the CDK app, starts DynamoDB Local (as the test suite does), runs the
  * functions' own Lambda entries on it through each scenario, and prices what they did.
  *
@@ -11,12 +12,13 @@
  *   npm run cost -- --static-egress           with fixed egress addresses (-c staticEgress=true)
  */
 import { parseArgs } from 'node:util';
+import { ANSWER_POLL_MS } from '../functions/adapters/aws/connections.ts';
 import { MAX_POLL_WAIT_SECONDS } from '../functions/core/events.ts';
 import { ensureDynamoDbLocal } from '../test/dynamodb-local/install.ts';
 import { startDynamoDbLocal } from '../test/dynamodb-local/server.ts';
 import { type Deployment, synthesizeDeployment, withDefinitionProjections } from './deployment.ts';
 import { Harness } from './harness.ts';
-import { priceIdleMonth, pricePolling, priceScenario } from './model.ts';
+import { answerReads, priceConnectionMonth, priceIdleMonth, pricePolling, priceScenario } from './model.ts';
 import { type CostReport, formatReport, toJson } from './report.ts';
 import { ASSUMPTIONS, SCENARIOS, scenarioNamed, TARGET_USD_PER_MILLION_CALLBACKS } from './scenarios.ts';
 
@@ -48,7 +50,8 @@ export async function measureCost(endpoint: string, options: CostOptions = {}): 
   const deployment: Deployment =
     projections === 'template' ? synthesized : withDefinitionProjections(synthesized);
   const scenarios = (options.scenarios ?? SCENARIOS.map((s) => s.name)).map(scenarioNamed);
-  const harness = await Harness.start({ endpoint, deployment });
+  const agentAnswer = answerReads(ASSUMPTIONS.agentAnswerMs, ANSWER_POLL_MS, ASSUMPTIONS.awsRequestMs);
+  const harness = await Harness.start({ endpoint, deployment, agentAnswerRead: agentAnswer.reads });
   try {
     const measured = [];
     for (const scenario of scenarios) measured.push(await harness.measure(scenario));
@@ -61,9 +64,11 @@ export async function measureCost(endpoint: string, options: CostOptions = {}): 
       deployment,
       ASSUMPTIONS,
     );
+    const connection = priceConnectionMonth(await harness.measureConnection(), deployment, ASSUMPTIONS);
     const costs = measured.map((m) => priceScenario(m, deployment, ASSUMPTIONS));
     const idleMonth = priceIdleMonth(deployment, runs, ASSUMPTIONS);
-    const target = costs.find((c) => c.name === 'batched') ?? costs[0];
+    // The target is a URL callback's: pushed deliveries are not held to it.
+    const target = costs.find((c) => c.name === 'batched') ?? costs.find((c) => c.pushBytes === undefined);
     return {
       region: 'us-east-1',
       pricing: 'on-demand',
@@ -78,6 +83,8 @@ export async function measureCost(endpoint: string, options: CostOptions = {}): 
       idleMonthUsd: idleMonth.reduce((sum, line) => sum + line.usd, 0),
       idleMonth,
       polling,
+      connection,
+      answerReads: agentAnswer,
       assumptions: ASSUMPTIONS,
     };
   } finally {

@@ -1,7 +1,8 @@
 /**
  * The scenarios `npm run cost` prices, and the assumptions the prices rest on beyond what is
  * measured. Each scenario: one partner, one subscription that takes every event, 1 KB events,
- * and a receiver that answers every callback 204 at the first try.
+ * and a receiver that answers every callback 204 at the first try: a URL, or (`pushed`) an
+ * agent connected to the WebSocket API that acks every delivery.
  */
 import type { ScenarioSpec } from './harness.ts';
 
@@ -26,6 +27,15 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     eventsPerRequest: 1,
     eventBytes: EVENT_BYTES,
   },
+  {
+    name: 'pushed',
+    description:
+      'events published 100 at a time, pushed down a connection (a connection subscription), each acked',
+    events: 100,
+    eventsPerRequest: 100,
+    eventBytes: EVENT_BYTES,
+    transport: 'connection',
+  },
 ];
 
 /**
@@ -41,6 +51,14 @@ export interface Assumptions {
   readonly awsRequestMs: number;
   /** The partner's endpoint answering a callback. */
   readonly callbackMs: number;
+  /**
+   * A pushed delivery's answer: from its frame leaving the dispatcher to the agent's ack
+   * written by the connections function (the frame's way to the agent, the agent's own
+   * callback to its receiver, the ack's way back and its invocation). Taken as a callback's:
+   * the dispatcher reads for the answer after pauses of 20, 30, 50… ms (ANSWER_POLL_MS), so
+   * this says how many reads a push takes, and the harness's agent answers after that many.
+   */
+  readonly agentAnswerMs: number;
   /** The handler's own work per invocation (parsing, signing, JSON). */
   readonly invocationOverheadMs: number;
   /** Shards of the events table's stream, each polled by the pipe whether or not it has records. */
@@ -55,15 +73,24 @@ export interface Assumptions {
    * With fixed egress addresses, the NAT gateways bill every one of these bytes.
    */
   readonly callbackOverheadBytes: number;
+  /**
+   * Bytes a PostToConnection adds on the wire beyond its request as measured locally (the
+   * SDK's request line, headers and SigV4 signature, and the frame): on Lambda the role's
+   * session token (x-amz-security-token, about 1,100 bytes), and API Gateway's 200 answer,
+   * about 200. Only the NAT gateways of fixed egress addresses bill these bytes.
+   */
+  readonly postOverheadBytes: number;
 }
 
 export const ASSUMPTIONS: Assumptions = {
   awsRequestMs: 10,
   callbackMs: 100,
+  agentAnswerMs: 100,
   invocationOverheadMs: 10,
   streamShards: 1,
   platformLogBytesPerInvocation: 700,
   callbackOverheadBytes: 800,
+  postOverheadBytes: 1300,
 };
 
 export function scenarioNamed(name: string): ScenarioSpec {

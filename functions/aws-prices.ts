@@ -24,6 +24,25 @@ export const API_GATEWAY_PRICES = {
    */
   httpRequest: { usd: 1.0, per: 1_000_000 },
   httpMeteringBytes: 512 * 1024,
+  /**
+   * WebSocket API messages, sent and received (a frame a client sends, and each
+   * PostToConnection down a connection), first billion a month. Metered in 32 KB increments:
+   * a message of 33 KB is two.
+   */
+  webSocketMessage: { usd: 1.0, per: 1_000_000 },
+  webSocketMeteringBytes: 32 * 1024,
+  /** WebSocket API connection minutes: each minute a connection is open. */
+  webSocketConnectionMinute: { usd: 0.25, per: 1_000_000 },
+} as const;
+
+/**
+ * How long API Gateway keeps a WebSocket connection open: at most 2 hours, and 10 minutes
+ * without a message either way. An agent that pings stays until the 2 hours, then reconnects.
+ * https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-execution-service-websocket-limits-table.html
+ */
+export const WEBSOCKET_LIMITS = {
+  connectionSeconds: 2 * 3600,
+  idleTimeoutSeconds: 10 * 60,
 } as const;
 
 /** https://aws.amazon.com/lambda/pricing/ */

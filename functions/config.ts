@@ -165,6 +165,9 @@ export const LAMBDA_ENV = {
   disableAfterMs: 'DISPATCHER_DISABLE_AFTER_HOURS',
   partnerRequestsPerSecond: 'DISPATCHER_PARTNER_REQUESTS_PER_SECOND',
   producerRequestsPerSecond: 'DISPATCHER_PRODUCER_REQUESTS_PER_SECOND',
+  connectionsTable: 'CONNECTIONS_TABLE_NAME',
+  connectionsEndpoint: 'CONNECTIONS_ENDPOINT',
+  connectUrl: 'CONNECT_URL',
 } as const;
 
 const name = z.string().min(1);
@@ -194,6 +197,9 @@ const lambdaSettings = {
   disableAfterMs: disableAfter,
   partnerRequestsPerSecond: requestsPerSecondSetting(DEFAULT_REQUEST_LIMITS.partnerPerSecond),
   producerRequestsPerSecond: requestsPerSecondSetting(DEFAULT_REQUEST_LIMITS.producerPerSecond),
+  connectionsTable: name,
+  connectionsEndpoint: z.url({ protocol: /^https$/ }),
+  connectUrl: z.url({ protocol: /^wss$/ }),
 } satisfies Record<keyof typeof LAMBDA_ENV, z.ZodType>;
 
 /** Settings of the Lambda functions; each function asks only for the keys it uses. */
@@ -224,6 +230,12 @@ export interface LambdaConfig {
   disableAfterMs: number;
   partnerRequestsPerSecond: number;
   producerRequestsPerSecond: number;
+  /** The partners' open connections and their answers (functions/adapters/aws/connections.ts). */
+  connectionsTable: string;
+  /** The WebSocket API's management endpoint (https://…/<stage>): PostToConnection, DeleteConnection. */
+  connectionsEndpoint: string;
+  /** Where partners open connections (wss://…/<stage>), told by GET /v1/connect-info. */
+  connectUrl: string;
 }
 
 type LambdaKey = keyof LambdaConfig;

@@ -4,17 +4,26 @@
  * WebSocket at /v1/connect, authorised by the partner's API key before the upgrade. The
  * dispatcher pushes each try down one open connection of its subscription and waits for the
  * agent's ack or nack (ConnectionPusher); opening a connection releases the tries waiting for
- * one.
+ * one. The frames, who may connect and what an answer means are the protocol's, shared with the
+ * AWS WebSocket API (functions/core/connection-protocol.ts); this file is the `ws` transport.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
-import * as z from 'zod';
 import { bearerToken } from '../functions/authorizer/handler.ts';
-import { SubscriptionNotFoundError } from '../functions/core/errors.ts';
-import { SubscriptionId } from '../functions/core/model.ts';
-import { authenticateApiKey } from '../functions/core/partners.ts';
+import {
+  type Admitted,
+  admitConnection,
+  answerOf,
+  deliveryFrames,
+  HEARTBEAT_SECONDS,
+  helloFrame,
+  type KeyConnectionCloser,
+  MAX_CLIENT_FRAME_BYTES,
+  parseClientFrame,
+  pongFrame,
+} from '../functions/core/connection-protocol.ts';
 import type {
   CallbackResult,
   Clock,
@@ -23,35 +32,9 @@ import type {
   PushRequest,
   SubscriptionStore,
 } from '../functions/core/ports.ts';
-import { connectionSubscriptionOf } from '../functions/core/subscriptions.ts';
 
 /** Where agents open their connections. */
 export const CONNECT_PATH = '/v1/connect';
-/** How often an agent pings; a connection silent for three of these is closed. */
-export const HEARTBEAT_SECONDS = 30;
-/** The largest frame an agent may send (an ack, a nack, a ping): larger ones close the connection. */
-const MAX_CLIENT_FRAME_BYTES = 4096;
-/** Connections one partner may have open at once; one more is refused (429). */
-export const MAX_CONNECTIONS_PER_PARTNER = 20;
-/** Characters of a nack's `error` kept in the attempt log. */
-const MAX_NACK_ERROR_CHARS = 1000;
-
-const ClientFrame = z.discriminatedUnion('type', [
-  z.looseObject({
-    type: z.literal('ack'),
-    deliveryId: z.string(),
-    attempt: z.number().int().positive(),
-    status: z.number().int().min(200).max(299),
-  }),
-  z.looseObject({
-    type: z.literal('nack'),
-    deliveryId: z.string(),
-    attempt: z.number().int().positive(),
-    status: z.number().int().min(100).max(599).optional(),
-    error: z.string().optional(),
-  }),
-  z.looseObject({ type: z.literal('ping'), id: z.union([z.string().max(100), z.number()]).optional() }),
-]);
 
 interface Pending {
   resolve(result: CallbackResult): void;
@@ -85,7 +68,7 @@ export interface ConnectionHubDeps {
   heartbeatSeconds?: number;
 }
 
-export class ConnectionHub implements ConnectionPusher {
+export class ConnectionHub implements ConnectionPusher, KeyConnectionCloser {
   readonly heartbeatSeconds: number;
   readonly ackTimeoutSeconds: number;
   readonly #deps: ConnectionHubDeps;
@@ -147,24 +130,20 @@ export class ConnectionHub implements ConnectionPusher {
         });
       }, request.timeoutMs);
       connection.pending.set(key, { resolve, timer, started });
-      connection.socket.send(
-        JSON.stringify({
-          type: 'delivery',
-          deliveryId: request.deliveryId,
-          attempt: request.attempt,
-          subscriptionId: request.subscriptionId,
-          headers: request.headers,
-          body: request.body,
-        }),
-        (error) => {
-          if (error === undefined || error === null) return;
-          this.#settle(connection, key, {
-            error: 'connection',
-            errorMessage: `the connection failed: ${error.message}`,
-            durationMs: Date.now() - started,
-          });
-        },
-      );
+      // One frame, or a head and its parts (a large body): sent in order, and a failure to send
+      // any of them fails the try.
+      const failed = (error: Error | undefined | null) => {
+        if (error === undefined || error === null) return;
+        this.#settle(connection, key, {
+          error: 'connection',
+          errorMessage: `the connection failed: ${error.message}`,
+          durationMs: Date.now() - started,
+        });
+      };
+      for (const frame of deliveryFrames(request)) {
+        if (!connection.pending.has(key)) break;
+        connection.socket.send(frame, failed);
+      }
     });
   }
 
@@ -172,9 +151,10 @@ export class ConnectionHub implements ConnectionPusher {
    * Closes the connections opened with a key that has been revoked (4401), at once: a revoked
    * key receives nothing more. Their unanswered tries fail and are retried.
    */
-  closeKey(keyId: string): void {
+  closeKey(partnerId: string, keyId: string): void {
     for (const connection of this.#connections) {
-      if (connection.keyId === keyId) connection.socket.close(4401, 'the API key was revoked');
+      if (connection.partnerId === partnerId && connection.keyId === keyId)
+        connection.socket.close(4401, 'the API key was revoked');
     }
   }
 
@@ -194,50 +174,17 @@ export class ConnectionHub implements ConnectionPusher {
     const url = new URL(req.url ?? '/', 'http://local');
     if (url.pathname !== CONNECT_PATH)
       return refuse(socket, 404, `no WebSocket here: connect to ${CONNECT_PATH}`);
-    const token = bearerToken(req.headers.authorization);
-    let partnerId: string;
-    let keyId: string;
-    try {
-      if (token === undefined) throw new Error('no key');
-      ({ partnerId, keyId } = await authenticateApiKey(this.#deps, token));
-    } catch {
-      return refuse(socket, 401, 'a valid API key is required: Authorization: Bearer <apiKey>');
-    }
-    const open = [...this.#connections].filter((c) => c.partnerId === partnerId).length;
-    if (open >= MAX_CONNECTIONS_PER_PARTNER) {
-      return refuse(
-        socket,
-        429,
-        `a partner may have at most ${MAX_CONNECTIONS_PER_PARTNER} connections open`,
-      );
-    }
-    const wanted = url.searchParams.get('subscription') ?? undefined;
-    let subscriptions: string[];
-    if (wanted !== undefined) {
-      const sub = SubscriptionId.safeParse(wanted).success
-        ? await connectionSubscriptionOf(this.#deps, partnerId, wanted).catch((error: unknown) => {
-            if (error instanceof SubscriptionNotFoundError) return undefined;
-            throw error;
-          })
-        : undefined;
-      if (sub === undefined) {
-        return refuse(socket, 404, `subscription ${wanted} is not one of your connection subscriptions`);
-      }
-      subscriptions = [sub.id];
-    } else {
-      subscriptions = await this.#connectionSubscriptions(partnerId);
-    }
-    this.#wss.handleUpgrade(req, socket, head, (ws) =>
-      this.#open(ws, { partnerId, keyId }, wanted, subscriptions),
-    );
+    const admitted = await admitConnection(this.#deps, {
+      apiKey: bearerToken(req.headers.authorization),
+      subscription: url.searchParams.get('subscription') ?? undefined,
+      openConnections: async (partnerId) =>
+        [...this.#connections].filter((c) => c.partnerId === partnerId).length,
+    });
+    if ('status' in admitted) return refuse(socket, admitted.status, admitted.detail);
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#open(ws, admitted));
   }
 
-  #open(
-    socket: WebSocket,
-    { partnerId, keyId }: { partnerId: string; keyId: string },
-    subscriptionId: string | undefined,
-    subscriptions: string[],
-  ): void {
+  #open(socket: WebSocket, { partnerId, keyId, subscriptionId, subscriptions }: Admitted): void {
     const connection: Connection = {
       id: `con_${randomUUID()}`,
       partnerId,
@@ -260,9 +207,10 @@ export class ConnectionHub implements ConnectionPusher {
       }
     });
     socket.on('error', (error) => this.#deps.log(`connection ${connection.id}: ${error.message}`));
+    // Hello at once: this server can send before the client's first frame (API Gateway cannot,
+    // and answers that frame with it; clients take either). Deliveries only after it.
     socket.send(
-      JSON.stringify({
-        type: 'hello',
+      helloFrame({
         connectionId: connection.id,
         subscriptions,
         heartbeatSeconds: this.heartbeatSeconds,
@@ -279,18 +227,11 @@ export class ConnectionHub implements ConnectionPusher {
 
   #receive(connection: Connection, data: RawData, isBinary: boolean): void {
     connection.lastSeen = Date.now();
-    let frame: z.infer<typeof ClientFrame>;
-    try {
-      if (isBinary) throw new Error('binary');
-      frame = ClientFrame.parse(JSON.parse(String(data)));
-    } catch {
-      // Not a frame of the protocol (a newer client's, say): ignored.
-      return;
-    }
+    // Not a frame of the protocol (binary, too large, a newer client's): ignored.
+    const frame = isBinary ? undefined : parseClientFrame(String(data));
+    if (frame === undefined) return;
     if (frame.type === 'ping') {
-      connection.socket.send(
-        JSON.stringify({ type: 'pong', ...(frame.id === undefined ? {} : { id: frame.id }) }),
-      );
+      connection.socket.send(pongFrame(frame.id));
       return;
     }
     const key = `${frame.deliveryId}#${frame.attempt}`;
@@ -307,46 +248,6 @@ export class ConnectionHub implements ConnectionPusher {
     clearTimeout(pending.timer);
     pending.resolve(result);
   }
-
-  /** The partner's connection subscriptions' ids, every page. */
-  async #connectionSubscriptions(partnerId: string): Promise<string[]> {
-    const ids: string[] = [];
-    let after: string | undefined;
-    do {
-      const page = await this.#deps.subscriptions.list(partnerId, {
-        limit: 100,
-        ...(after ? { after } : {}),
-      });
-      ids.push(...page.items.filter((s) => s.transport === 'connection').map((s) => s.id));
-      after = page.next ?? undefined;
-    } while (after !== undefined);
-    return ids;
-  }
-}
-
-/**
- * What an ack or a nack says of a try, as an HTTP try's result: an ack is its 2xx; a nack is
- * always a failure, with the receiver's status when it is not a 2xx, else as a refusal.
- */
-function answerOf(
-  frame: Extract<z.infer<typeof ClientFrame>, { type: 'ack' | 'nack' }>,
-  durationMs: number,
-): CallbackResult {
-  if (frame.type === 'ack') return { statusCode: frame.status, durationMs };
-  const error = frame.error?.slice(0, MAX_NACK_ERROR_CHARS);
-  if (frame.status !== undefined && (frame.status < 200 || frame.status > 299)) {
-    return {
-      statusCode: frame.status,
-      durationMs,
-      ...(error === undefined ? {} : { responseExcerpt: error }),
-    };
-  }
-  const said = frame.status === undefined ? '' : ` (a nack with status ${frame.status})`;
-  return {
-    error: 'connection',
-    errorMessage: `${error ?? 'the agent could not deliver it'}${said}`,
-    durationMs,
-  };
 }
 
 const REASONS: Readonly<Record<number, string>> = {
@@ -355,29 +256,6 @@ const REASONS: Readonly<Record<number, string>> = {
   429: 'Too Many Requests',
   500: 'Internal Server Error',
 };
-
-/**
- * The partner store, closing the connections of each key it removes: a revoked key stops
- * receiving at once, as it stops calling the API.
- */
-export function closingRevokedConnections(
-  partners: PartnerStore,
-  connections: Pick<ConnectionHub, 'closeKey'>,
-): PartnerStore {
-  return {
-    create: (partner, firstKey) => partners.create(partner, firstKey),
-    get: (partnerId) => partners.get(partnerId),
-    findApiKey: (hash) => partners.findApiKey(hash),
-    addApiKey: (key, options) => partners.addApiKey(key, options),
-    listApiKeys: (partnerId) => partners.listApiKeys(partnerId),
-    async removeApiKey(partnerId, keyId, options) {
-      const result = await partners.removeApiKey(partnerId, keyId, options);
-      if (result === 'done') connections.closeKey(keyId);
-      return result;
-    },
-    touchApiKey: (key, at, staleBefore) => partners.touchApiKey(key, at, staleBefore),
-  };
-}
 
 /** Answers an upgrade with an HTTP error instead, and closes the socket. */
 function refuse(socket: Duplex, status: number, detail: string): void {

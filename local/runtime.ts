@@ -35,6 +35,7 @@ import { SqliteSubscriptionStore, secretsAtRest } from '../functions/adapters/sq
 import { createApiHandler } from '../functions/api/handler.ts';
 import { createAuthorizerHandler } from '../functions/authorizer/handler.ts';
 import type { LocalConfig } from '../functions/config.ts';
+import { closingRevokedConnections } from '../functions/core/connection-protocol.ts';
 import { DELIVERY_MAX_RECEIVES } from '../functions/core/delivery.ts';
 import type { DeliveryMessage, EventRef } from '../functions/core/model.ts';
 import type {
@@ -48,7 +49,7 @@ import { MAX_RETRY_DELAY_SECONDS } from '../functions/core/retry.ts';
 import { createDispatcherHandler } from '../functions/dispatcher/handler.ts';
 import { createFanoutHandler } from '../functions/fanout/handler.ts';
 import { startCheckpointer } from './checkpointer.ts';
-import { CONNECT_PATH, ConnectionHub, closingRevokedConnections } from './connections.ts';
+import { CONNECT_PATH, ConnectionHub } from './connections.ts';
 import { type DataLock, lockDataDir } from './data-lock.ts';
 import { createHttpServer } from './http-server.ts';
 import { createLocalMetrics, type LocalMetrics } from './metrics.ts';

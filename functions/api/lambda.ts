@@ -1,6 +1,8 @@
 /** Lambda entry of the HTTP API: the API handler on DynamoDB. */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { dynamoClient } from '../adapters/aws/clients.ts';
+import { ApiGatewayConnectionSender, DynamoConnections } from '../adapters/aws/connections.ts';
 import { rememberingKmsCipher } from '../adapters/aws/kms-cipher.ts';
 import { kmsClient } from '../adapters/aws/kms-client.ts';
 import { API_REQUEST_ID_PATH, logError, logger } from '../adapters/aws/logger.ts';
@@ -17,6 +19,7 @@ import {
 import { systemClock } from '../adapters/clock.ts';
 import { systemResolver } from '../adapters/dns.ts';
 import { loadLambdaConfig } from '../config.ts';
+import { closingRevokedConnections, HEARTBEAT_SECONDS } from '../core/connection-protocol.ts';
 import { createApiHandler } from './handler.ts';
 
 const config = loadLambdaConfig([
@@ -32,12 +35,29 @@ const config = loadLambdaConfig([
   'slowLaneQueueUrl',
   'partnerRequestsPerSecond',
   'producerRequestsPerSecond',
+  'deliveryTimeoutMs',
+  'connectionsTable',
+  'connectionsEndpoint',
+  'connectUrl',
 ]);
+
+/** Partners' open connections: a revoked key's are closed at once. */
+const connections = new DynamoConnections(dynamoClient, {
+  tableName: config.connectionsTable,
+  sender: new ApiGatewayConnectionSender(
+    new ApiGatewayManagementApiClient({ endpoint: config.connectionsEndpoint }),
+  ),
+});
 
 export const handler = createApiHandler(
   {
     events: eventLog(dynamoClient, config),
-    partners: new DynamoPartnerStore(dynamoClient, config.partnersTable),
+    partners: closingRevokedConnections(
+      new DynamoPartnerStore(dynamoClient, config.partnersTable),
+      connections,
+      // The key is revoked; each of its connections is closed at its next ping (30 s) instead.
+      (error) => logError('closing a revoked key’s connections failed', error),
+    ),
     subscriptions: subscriptionStore(
       dynamoClient,
       config,
@@ -51,6 +71,11 @@ export const handler = createApiHandler(
     resolver: systemResolver,
     allowPrivateTargets: config.allowPrivateTargets,
     egressIps: config.egressIps,
+    connect: {
+      url: () => config.connectUrl,
+      heartbeatSeconds: HEARTBEAT_SECONDS,
+      ackTimeoutSeconds: Math.floor(config.deliveryTimeoutMs / 1000),
+    },
     ...requestLimits(dynamoClient, config),
   },
   logError,

@@ -126,15 +126,25 @@ export async function deliver(deps: DeliverDeps, message: DeliveryMessage): Prom
   }
 
   // No connection open: the try waits for one, spending nothing. Stored now, it is listed
-  // while it waits.
-  const waitForConnection = async (): Promise<DeliverOutcome> => {
-    if (unstored) await deps.deliveries.createForEvent([delivery]);
-    await deps.queue.send([
-      {
-        body: { ...nextTry(message, attempt, step), waiting: true },
-        delaySeconds: CONNECTION_WAIT_SECONDS,
+  // while it waits. Parked where the pusher parks tries (it may find a connection opened as it
+  // parked: then, once, the try goes now), else queued again, delayed.
+  let saved = !unstored;
+  const waitForConnection = async (mayGoNow: boolean): Promise<DeliverOutcome | undefined> => {
+    if (!saved) await deps.deliveries.createForEvent([delivery]);
+    saved = true;
+    const next = nextTry(message, attempt, step);
+    if (connections?.park !== undefined) {
+      const parked = await connections.park({
+        partnerId: delivery.partnerId,
+        subscriptionId: delivery.subscriptionId,
+        message: next,
         groupId,
-      },
+      });
+      if (parked === 'parked') return { kind: 'waiting' };
+      if (mayGoNow) return undefined;
+    }
+    await deps.queue.send([
+      { body: { ...next, waiting: true }, delaySeconds: CONNECTION_WAIT_SECONDS, groupId },
     ]);
     return { kind: 'waiting' };
   };
@@ -143,8 +153,10 @@ export async function deliver(deps: DeliverDeps, message: DeliveryMessage): Prom
   if (
     subscription.url === undefined &&
     !(await connections?.isOpen(delivery.partnerId, delivery.subscriptionId))
-  )
-    return waitForConnection();
+  ) {
+    const waiting = await waitForConnection(true);
+    if (waiting !== undefined) return waiting;
+  }
 
   const started = deps.clock.now();
   const body = JSON.stringify(toEventView(event));
@@ -167,7 +179,7 @@ export async function deliver(deps: DeliverDeps, message: DeliveryMessage): Prom
         })
       : await deps.sender.send({ url: subscription.url, headers, body, timeoutMs: deps.deliveryTimeoutMs });
   // The connection closed in between.
-  if (result === undefined) return waitForConnection();
+  if (result === undefined) return (await waitForConnection(false)) ?? { kind: 'waiting' };
   const outcome = decide(deps, result, step);
   const succeeded = outcome.kind === 'done' && outcome.reason === 'succeeded';
   const gone = outcome.kind === 'done' && outcome.reason === 'endpoint-gone';
@@ -217,7 +229,7 @@ export async function deliver(deps: DeliverDeps, message: DeliveryMessage): Prom
       ? { nextAttemptAt: new Date(now.getTime() + outcome.delaySeconds * 1000).toISOString() }
       : {}),
   };
-  if (unstored) await deps.deliveries.createWithAttempt(attemptRecord, updated);
+  if (!saved) await deps.deliveries.createWithAttempt(attemptRecord, updated);
   else await deps.deliveries.recordAttempt(attemptRecord, updated);
   await recordTry(
     deps,

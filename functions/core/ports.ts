@@ -192,6 +192,11 @@ export interface SubscriptionStore {
   /** The subscription without its secrets, which are not opened: for readers that never sign. */
   describe(subscriptionId: string): Promise<SubscriptionRecord | undefined>;
   /**
+   * The partner's connection subscriptions (any status) without their secrets, by id: what a
+   * connection opened without a `subscription` serves.
+   */
+  listConnections(partnerId: string): Promise<SubscriptionRecord[]>;
+  /**
    * Applies a change of endpoint health in place: only the health fields are written, so a
    * concurrent PATCH by the partner is never overwritten with a stale copy. `failing` keeps an
    * earlier `failingSince`; `disable` applies only to an active subscription, so of several
@@ -420,6 +425,93 @@ export interface ConnectionPusher {
    * first. Undefined, having sent nothing, when no connection of the subscription is open.
    */
   push(request: PushRequest): Promise<CallbackResult | undefined>;
+  /**
+   * Keeps a try until a connection of its subscription opens, instead of the delayed message
+   * `deliver` queues otherwise (a runtime whose queue cannot release a delayed message early
+   * parks them: AWS). Resolves `parked`, or `open` when a connection opened as it parked and
+   * the try was taken back: it is the caller's to push now.
+   */
+  park?(parked: ParkedTry): Promise<'parked' | 'open'>;
+}
+
+/** A try waiting for a connection: the message that will make it, and its group. */
+export interface ParkedTry {
+  partnerId: string;
+  subscriptionId: string;
+  message: DeliveryMessage;
+  groupId: string;
+}
+
+/** A partner's connection as the registry keeps it (AWS: the connections table). */
+export interface RegisteredConnection {
+  connectionId: string;
+  partnerId: string;
+  /** The API key it was opened with: revoking the key closes it. */
+  keyId: string;
+  /** That key's hash (its record's lookup key): each ping checks the key is still live. */
+  keyHash: string;
+  /** Only this subscription's deliveries; absent: every connection subscription of the partner. */
+  subscriptionId?: string;
+  /** The subscriptions it served when it opened (told in `hello`). */
+  subscriptions: string[];
+  /** Whether `hello` went: only then is it sent deliveries. */
+  ready: boolean;
+  /** Whether its subscriptions' parked tries are still being released, a batch a ping. */
+  releasing: boolean;
+}
+
+/**
+ * The open connections of a WebSocket API whose server keeps no state between frames (API
+ * Gateway): who opened each, whether it is ready, and the answers its agent sent.
+ */
+export interface ConnectionRegistry {
+  /** How many connections the partner has open. */
+  count(partnerId: string): Promise<number>;
+  open(connection: RegisteredConnection, at: Date): Promise<void>;
+  /** Records that the connection sent a frame; undefined when it is not (or no longer) open. */
+  heard(connectionId: string, at: Date): Promise<RegisteredConnection | undefined>;
+  /** Marks it ready for deliveries, once `hello` went, with its parked tries to release. */
+  ready(connection: RegisteredConnection): Promise<void>;
+  /** Marks its parked tries released, every one. */
+  released(connection: RegisteredConnection): Promise<void>;
+  /** Forgets it (it closed). */
+  close(connectionId: string): Promise<void>;
+  /** Keeps an answer for the dispatcher waiting on it. */
+  answer(connectionId: string, answer: ConnectionAnswer, at: Date): Promise<void>;
+}
+
+/** An ack or a nack as an agent sent it (docs/connection-protocol.md). */
+export type ConnectionAnswer =
+  | { type: 'ack'; deliveryId: string; attempt: number; status: number }
+  | { type: 'nack'; deliveryId: string; attempt: number; status?: number; error?: string };
+
+/**
+ * What became of frames sent down a connection: all `sent`; the connection `gone`; or
+ * `refused` by the gateway (its buffer for the connection full, a frame too large), a reason.
+ */
+export type PostResult = 'sent' | 'gone' | { refused: string };
+
+/** Sends frames down connections of a WebSocket API, and closes them. */
+export interface ConnectionSender {
+  /** Sends the frames in order, stopping at the first not sent. */
+  post(connectionId: string, frames: readonly string[]): Promise<PostResult>;
+  close(connectionId: string): Promise<void>;
+}
+
+/** What one release of a subscription's parked tries did. */
+export interface Release {
+  /** Tries queued for delivery. */
+  released: number;
+  /** Parked items that could not be read, left where they are. */
+  unreadable: number;
+  /** Whether tries are left to release (more than the batch, or some not taken this time). */
+  more: boolean;
+}
+
+/** Tries parked until a connection opens (ConnectionPusher.park). */
+export interface ParkedTries {
+  /** Queues at most `limit` of the subscription's parked tries for delivery now. */
+  release(subscriptionId: string, limit: number): Promise<Release>;
 }
 
 /** Sends one signed callback; never throws for what the target did (that is a result). */

@@ -2,7 +2,14 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import { dynamoClient } from '../adapters/aws/clients.ts';
+import {
+  ApiGatewayConnectionPusher,
+  ApiGatewayConnectionSender,
+  DynamoConnections,
+  DynamoParkedTries,
+} from '../adapters/aws/connections.ts';
 import { rememberingKmsCipher } from '../adapters/aws/kms-cipher.ts';
 import { kmsClient } from '../adapters/aws/kms-client.ts';
 import { logError, logger } from '../adapters/aws/logger.ts';
@@ -27,6 +34,8 @@ const config = loadLambdaConfig([
   'allowPrivateTargets',
   'disableAfterMs',
   'retentionDays',
+  'connectionsTable',
+  'connectionsEndpoint',
 ]);
 
 /** Namespace and service from the environment the stack sets (POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_SERVICE_NAME). */
@@ -44,6 +53,19 @@ export const handler = createDispatcherHandler(
     deliveries: deliveryStore(dynamoClient, config),
     // The agents outlive invocations: warm starts reuse their keep-alive connections.
     sender: new HttpCallbackSender({ allowPrivateTargets: config.allowPrivateTargets }),
+    // Connection subscriptions' tries go down the partners' WebSocket connections.
+    connections: new ApiGatewayConnectionPusher(
+      new DynamoConnections(dynamoClient, {
+        tableName: config.connectionsTable,
+        sender: new ApiGatewayConnectionSender(
+          new ApiGatewayManagementApiClient({ endpoint: config.connectionsEndpoint }),
+        ),
+      }),
+      new DynamoParkedTries(dynamoClient, {
+        tableName: config.deliveriesTable,
+        retentionDays: config.retentionDays,
+      }),
+    ),
     queue: deliveryLanes(sqsClient, config, { dynamo: dynamoClient, config }),
     clock: systemClock,
     retrySchedule: config.retrySchedule,

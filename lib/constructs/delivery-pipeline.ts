@@ -235,10 +235,17 @@ export class DeliveryPipeline extends Construct {
       })
       // It opens the secrets that sign; it never writes one.
       .useSecretsKey(props.secretsKey, ['kms:Decrypt'])
-      // Deliveries: get, skip, recordAttempt; and the due retries of waits over 15 minutes
-      // (BatchWriteItem puts).
+      // Deliveries: get, skip, recordAttempt; the due retries of waits over 15 minutes
+      // (BatchWriteItem puts); and a connection subscription's parked tries: a try parked as a
+      // connection opened is taken back (DeleteItem) and looks for the connection again.
       .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, {
-        table: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+        table: [
+          'dynamodb:GetItem',
+          'dynamodb:PutItem',
+          'dynamodb:UpdateItem',
+          'dynamodb:DeleteItem',
+          'dynamodb:BatchWriteItem',
+        ],
       })
       // SendMessageBatch: the next try to either lane, a used-up delivery to the DLQ.
       .useQueue(this.delivery.queue, LAMBDA_ENV.deliveryQueueUrl, ['sqs:SendMessage'])

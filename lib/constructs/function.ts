@@ -48,6 +48,12 @@ export interface TableGrant {
   readonly table?: readonly TableAction[];
   /** Actions on each index, by index name. @default - none */
   readonly indexes?: Readonly<Record<string, readonly IndexAction[]>>;
+  /**
+   * The table actions only on items whose partition key matches one of these patterns (IAM's
+   * `dynamodb:LeadingKeys`, `*` a wildcard): the items of one kind in a shared table.
+   * @default - every item
+   */
+  readonly leadingKeys?: readonly string[];
 }
 
 /**
@@ -74,7 +80,12 @@ export type QueueAction =
 export type SecretsKeyAction = 'kms:GenerateDataKey' | 'kms:Decrypt';
 
 type Env = typeof LAMBDA_ENV;
-export type TableEnvVar = Env['eventsTable' | 'partnersTable' | 'subscriptionsTable' | 'deliveriesTable'];
+export type TableEnvVar = Env[
+  | 'eventsTable'
+  | 'partnersTable'
+  | 'subscriptionsTable'
+  | 'deliveriesTable'
+  | 'connectionsTable'];
 export type QueueEnvVar = Env[
   | 'fanoutQueueUrl'
   | 'fanoutDeadLetterQueueUrl'
@@ -84,6 +95,14 @@ export type QueueEnvVar = Env[
   | 'slowLaneDeadLetterQueueUrl'
   | 'pipeRecoveryQueueUrl'
   | 'pipeDeadLetterQueueUrl'];
+
+/**
+ * Settings bound by the construct that grants their use rather than given in the props, as
+ * they name what is made after the function or go with such a grant (ConnectionApi: the
+ * WebSocket API's management endpoint, with execute-api:ManageConnections; the URL partners
+ * connect to and the time they have to answer a try, which the API function tells them).
+ */
+export type SettingEnvVar = Env['connectionsEndpoint' | 'connectUrl' | 'deliveryTimeoutMs'];
 
 export interface DispatcherFunctionProps {
   /** The entry file, relative to the repository root; it exports `handler`. */
@@ -317,7 +336,15 @@ export class DispatcherFunction extends NodejsFunction {
     this.bind(envVar, table.table.tableName);
     if (tableActions.length > 0) {
       this.addToRolePolicy(
-        new iam.PolicyStatement({ actions: [...tableActions], resources: [table.table.tableArn] }),
+        new iam.PolicyStatement({
+          actions: [...tableActions],
+          resources: [table.table.tableArn],
+          ...(grant.leadingKeys === undefined
+            ? {}
+            : {
+                conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [...grant.leadingKeys] } },
+              }),
+        }),
       );
     }
     const known = new Set(table.definition.globalIndexes.map((index) => index.indexName));
@@ -370,6 +397,20 @@ export class DispatcherFunction extends NodejsFunction {
       }),
     );
     return this;
+  }
+
+  /**
+   * Sets `envVar` (bound once, as every variable). Any permission the setting needs is granted
+   * with it by the construct that binds it (ConnectionApi), which alone knows what it takes.
+   */
+  public useSetting(envVar: SettingEnvVar, value: string): this {
+    this.bind(envVar, value);
+    return this;
+  }
+
+  /** Whether `envVar` is set already (by the props or a `use…` method). */
+  public isBound(envVar: string): boolean {
+    return this.bound.has(envVar);
   }
 
   private bind(envVar: string, value: string): void {

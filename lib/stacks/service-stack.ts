@@ -4,6 +4,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import type { RequestLimits } from '../../functions/core/limits.ts';
+import { ConnectionApi } from '../constructs/connection-api.ts';
 import {
   DEFAULT_SLOW_LANE_MAX_CONCURRENCY,
   DeliveryPipeline,
@@ -60,15 +61,18 @@ function redriveTo(source: string, queue: string): string {
 
 /**
  * The stateless stack: everything that can be rebuilt from code. The pipe from the events
- * stream to the fan-out queue, the queues and functions of the push path, the HTTP API, and
- * the alarms and dashboard over all of it. Queues hold only messages in flight, and
- * the pipe starts at the stream's trim horizon, so deleting and deploying this stack again
- * loses no event.
+ * stream to the fan-out queue, the queues and functions of the push path, the HTTP API, the
+ * WebSocket API of connection subscriptions, and the alarms and dashboard over all of it.
+ * Queues hold only messages in flight, the pipe starts at the stream's trim horizon, and the
+ * connections table only open connections (agents reconnect), so deleting and deploying this
+ * stack again loses no event.
  */
 export class ServiceStack extends Stack {
   public readonly eventStream: EventStream;
   public readonly pipeline: DeliveryPipeline;
   public readonly api: PartnerApi;
+  /** The WebSocket API partners' agents connect to, and its connections table. */
+  public readonly connections: ConnectionApi;
   /** Serves the ops routes: queues, dead letters, redrives, subscription health, delivery rates. */
   public readonly opsFunction: OpsFunction;
   public readonly monitoring: Monitoring;
@@ -102,6 +106,18 @@ export class ServiceStack extends Stack {
       logRetention,
       ...(this.egress === undefined ? {} : { dispatcherNetwork: this.egress.functionNetwork }),
     });
+    // After the pipeline: parked tries are queued again on its main lane, and agents are told
+    // its delivery timeout.
+    this.connections = new ConnectionApi(this, 'Connections', {
+      partnersTable: tables.partners,
+      subscriptionsTable: tables.subscriptions,
+      deliveriesTable: tables.deliveries,
+      deliveryQueue: this.pipeline.delivery.queue,
+      deliveryTimeout: props.deliveryTimeout,
+      retentionDays: props.retentionDays,
+      logRetention,
+    });
+    this.connections.grantPush(this.pipeline.dispatcherFunction);
     this.eventStream = new EventStream(this, 'EventStream', {
       eventsTable: tables.events,
       fanoutQueue: this.pipeline.fanout.queue,
@@ -136,6 +152,7 @@ export class ServiceStack extends Stack {
       logRetention,
       ...(this.egress === undefined ? {} : { egressIps: this.egress.egressIps }),
     });
+    this.connections.grantClose(this.api.apiFunction);
 
     this.monitoring = new Monitoring(this, 'Monitoring', {
       name: this.stackName,
@@ -196,6 +213,7 @@ export class ServiceStack extends Stack {
         { label: 'sweeper', fn: this.pipeline.sweeperFunction },
         { label: 'recovery', fn: this.eventStream.recoveryFunction },
         { label: 'ops', fn: this.opsFunction },
+        { label: 'connections', fn: this.connections.connectionsFunction },
       ],
       pipeFailures: this.eventStream.metricFailures(),
       pipeEvents: this.eventStream.metric('EventCount'),
@@ -208,6 +226,11 @@ export class ServiceStack extends Stack {
     const output = (id: string, value: string, description: string) =>
       new CfnOutput(this, id, { value, description });
     output('ApiUrl', this.api.url, 'Base URL of the HTTP API');
+    output(
+      'ConnectUrl',
+      this.connections.connectUrl,
+      "Where partners' agents open connections (wss://; connection subscriptions): GET /v1/connect-info tells it",
+    );
     const queueOutputs = (id: string, queue: sqs.IQueue, description: string) => {
       output(`${id}Url`, queue.queueUrl, description);
       output(`${id}Arn`, queue.queueArn, description);

@@ -9,8 +9,9 @@
  * - ADAPTER_CALLS pins what each file of functions/adapters/aws sends to AWS, read from the
  *   source: a new SDK call fails here until it is pinned and the grants of the functions that
  *   reach it are reviewed;
- * - every DynamoDB and SQS grant must be a call of an adapter the function's lambda.ts wires to
- *   that very table, index or queue: a grant without a call fails.
+ * - every DynamoDB, SQS and API Gateway management grant must be a call of an adapter the
+ *   function's lambda.ts wires to that very table, index, queue or WebSocket API: a grant
+ *   without a call fails.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ENCRYPTION_CONTEXT } from '../../functions/adapters/aws/kms-cipher.ts';
 import { LAMBDA_ENV } from '../../functions/config.ts';
+import { CONNECTION_STAGE_NAME } from '../../lib/constructs/connection-api.ts';
 import { PROJECT_ROOT } from '../../lib/constructs/function.ts';
 import { logicalIdOf, propertiesOf, resourcesOfType, type Synthesized, synthesize } from './fixture.ts';
 
@@ -27,7 +29,16 @@ beforeAll(() => {
   synth = synthesize();
 });
 
-type FunctionName = 'api' | 'authorizer' | 'poll' | 'fanout' | 'dispatcher' | 'sweeper' | 'recovery' | 'ops';
+type FunctionName =
+  | 'api'
+  | 'authorizer'
+  | 'poll'
+  | 'fanout'
+  | 'dispatcher'
+  | 'sweeper'
+  | 'recovery'
+  | 'ops'
+  | 'connections';
 
 /** Resources by the names GRANTS uses. */
 type Grants = Readonly<Record<string, readonly string[]>>;
@@ -64,6 +75,16 @@ const OPS_DEAD_LETTER_QUEUE = [
   'sqs:CancelMessageMoveTask',
 ];
 
+/**
+ * The connections WebSocket API's management calls on its stage, as GRANTS names them: POST is
+ * PostToConnection, DELETE DeleteConnection (execute-api:ManageConnections, on any connection).
+ */
+const MANAGE = {
+  POST: `connections api/${CONNECTION_STAGE_NAME}/POST/@connections/*`,
+  DELETE: `connections api/${CONNECTION_STAGE_NAME}/DELETE/@connections/*`,
+} as const;
+const MANAGE_CONNECTIONS = ['execute-api:ManageConnections'];
+
 /** Each function's whole policy: resource → actions. */
 const GRANTS: Record<FunctionName, Grants> = {
   api: {
@@ -90,6 +111,9 @@ const GRANTS: Record<FunctionName, Grants> = {
     delivery: ['sqs:SendMessage'],
     'slow-lane': ['sqs:SendMessage'],
     'secrets key': ['kms:GenerateDataKey', 'kms:Decrypt'],
+    // A revoked key's connections: listed, closed, forgotten. It never posts down one.
+    connections: ['dynamodb:Query', 'dynamodb:DeleteItem'],
+    [MANAGE.DELETE]: MANAGE_CONNECTIONS,
   },
   authorizer: {
     'authorizer logs': LOGS,
@@ -113,11 +137,24 @@ const GRANTS: Record<FunctionName, Grants> = {
     'dispatcher logs': LOGS,
     events: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
     subscriptions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
-    deliveries: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem'],
+    // The parked tries of connection subscriptions too: parked (a put), taken back (a claim, a delete).
+    deliveries: [
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:BatchWriteItem',
+    ],
     delivery: ['sqs:SendMessage', ...CONSUME],
     'slow-lane': ['sqs:SendMessage', ...CONSUME],
     'delivery-dlq': ['sqs:SendMessage'],
     'secrets key': ['kms:Decrypt'],
+    // A subscription's connections (a query), an answer (a get), now and then with whether its
+    // connection is still there (a batch get), a gone or silent one forgotten; tries posted,
+    // dead connections closed.
+    connections: ['dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:DeleteItem'],
+    [MANAGE.POST]: MANAGE_CONNECTIONS,
+    [MANAGE.DELETE]: MANAGE_CONNECTIONS,
   },
   sweeper: {
     'sweeper logs': LOGS,
@@ -148,6 +185,25 @@ const GRANTS: Record<FunctionName, Grants> = {
     // GetMetricData takes no resource; acknowledged in ops-function.ts.
     '*': ['cloudwatch:GetMetricData'],
   },
+  // No secrets key: it reads which subscriptions a connection serves, never a signing secret.
+  connections: {
+    'connections logs': LOGS,
+    connections: [
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:Query',
+    ],
+    partners: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+    subscriptions: ['dynamodb:GetItem'],
+    'subscriptions/index/byPartner': ['dynamodb:Query'],
+    // The parked tries only: listed, claimed (an update), deleted once queued.
+    'deliveries (PARK#*)': ['dynamodb:Query', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+    delivery: ['sqs:SendMessage'],
+    [MANAGE.POST]: MANAGE_CONNECTIONS,
+    [MANAGE.DELETE]: MANAGE_CONNECTIONS,
+  },
 };
 
 /** The pipe's role (EventBridge user guide, "Event source permissions for Amazon EventBridge Pipes"). */
@@ -170,6 +226,7 @@ const CONSUMES: Record<FunctionName, readonly string[]> = {
   sweeper: [],
   recovery: ['pipe-recovery'],
   ops: [],
+  connections: [],
 };
 
 const ENTRIES: Record<FunctionName, string> = {
@@ -181,6 +238,7 @@ const ENTRIES: Record<FunctionName, string> = {
   sweeper: 'functions/sweeper/lambda.ts',
   recovery: 'functions/recovery/lambda.ts',
   ops: 'functions/ops/lambda.ts',
+  connections: 'functions/connections/lambda.ts',
 };
 
 /** The resource each setting a lambda.ts passes to an adapter names. */
@@ -198,7 +256,13 @@ const CONFIG_RESOURCES = {
   fanoutQueueUrl: 'fanout',
   fanoutDeadLetterQueueUrl: 'fanout-dlq',
   secretsKeyArn: 'secrets key',
+  connectionsTable: 'connections',
 } as const satisfies Partial<Record<keyof typeof LAMBDA_ENV, string>>;
+
+/** The WebSocket API whose management endpoint each setting a lambda.ts gives a management client names. */
+const ENDPOINT_RESOURCES = { connectionsEndpoint: 'connections api' } as const satisfies Partial<
+  Record<keyof typeof LAMBDA_ENV, string>
+>;
 
 type ResourceKey = keyof typeof CONFIG_RESOURCES;
 
@@ -213,6 +277,8 @@ interface AdapterCalls {
   readonly queriesTable?: boolean;
   /** The indexes it queries. */
   readonly indexes?: readonly string[];
+  /** The management API's methods it calls on a connection (POST PostToConnection, DELETE DeleteConnection). */
+  readonly connectionMethods?: readonly ('POST' | 'DELETE')[];
 }
 
 /**
@@ -221,6 +287,24 @@ interface AdapterCalls {
  */
 const ADAPTER_CALLS: Readonly<Record<string, AdapterCalls>> = {
   'clients.ts': { actions: [] },
+  // Connections: opened (two puts), heard and made ready (updates), closed and forgotten
+  // (deletes), counted and listed per partner (queries), answers put and read with whether the
+  // connection is still there (a batch get); parked tries in the deliveries table: parked (a
+  // put), claimed (an update), listed (a query), deleted. Frames posted down a connection,
+  // connections closed.
+  'connections.ts': {
+    actions: [
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:Query',
+      'dynamodb:BatchGetItem',
+      'execute-api:ManageConnections',
+    ],
+    queriesTable: true,
+    connectionMethods: ['POST', 'DELETE'],
+  },
   // The queues' oldest message ages and the dispatcher's outcome counts.
   'cloudwatch.ts': { actions: ['cloudwatch:GetMetricData'] },
   'cloudwatch-client.ts': { actions: [] },
@@ -338,6 +422,15 @@ const COMMAND_ACTIONS: Readonly<Record<string, readonly string[]>> = {
   GetMetricDataCommand: ['cloudwatch:GetMetricData'],
   GenerateDataKeyCommand: ['kms:GenerateDataKey'],
   DecryptCommand: ['kms:Decrypt'],
+  // API Gateway's management API (IAM authorizes it by method: see CONNECTION_METHODS).
+  PostToConnectionCommand: ['execute-api:ManageConnections'],
+  DeleteConnectionCommand: ['execute-api:ManageConnections'],
+};
+
+/** The management API's method of each command on a connection, as ManageConnections grants name it. */
+const CONNECTION_METHODS: Readonly<Record<string, 'POST' | 'DELETE'>> = {
+  PostToConnectionCommand: 'POST',
+  DeleteConnectionCommand: 'DELETE',
 };
 
 /** The item action of each operation of a transaction (DynamoDB developer guide, "Using IAM with DynamoDB transactions"). */
@@ -383,7 +476,9 @@ function wiring(entry: string): { file: string; resource: string }[] {
     for (const name of names.split(',')) files.set(name.replace(/^\s*type\s+/, '').trim(), file);
   }
   const constructed = [
-    ...source.matchAll(/\bnew (\w+)(?:<[^>]*>)?\(\s*(?:dynamoClient|sqsClient|kmsClient),\s*config\.(\w+)/g),
+    ...source.matchAll(
+      /\bnew (\w+)(?:<[^>]*>)?\(\s*(?:dynamoClient|sqsClient|kmsClient),\s*(?:\{\s*tableName:\s*)?config\.(\w+)/g,
+    ),
   ].map(([, className = '', key = '']) => {
     const file = files.get(className);
     if (file === undefined || !isResourceKey(key)) {
@@ -418,7 +513,21 @@ function wiring(entry: string): { file: string; resource: string }[] {
       return { file, resource: CONFIG_RESOURCES[key] };
     },
   );
-  return [...constructed, ...helped, ...metrics, ...called];
+  // Senders over a WebSocket API's management endpoint (new ApiGatewayConnectionSender(new
+  // ApiGatewayManagementApiClient({ endpoint: config.connectionsEndpoint }))).
+  const managed = [
+    ...source.matchAll(
+      /\bnew (\w+)\(\s*new ApiGatewayManagementApiClient\(\{\s*endpoint:\s*config\.(\w+)\s*\}\)/g,
+    ),
+  ].map(([, className = '', key = '']) => {
+    const file = files.get(className);
+    const resource = (ENDPOINT_RESOURCES as Readonly<Record<string, string>>)[key];
+    if (file === undefined || resource === undefined) {
+      throw new Error(`${entry}: cannot tell what new ${className}(…config.${key}…) is`);
+    }
+    return { file, resource };
+  });
+  return [...constructed, ...helped, ...metrics, ...called, ...managed];
 }
 
 /** What each helper of adapters/aws/wiring.ts makes: the adapter file and the setting it reads. */
@@ -464,13 +573,14 @@ function functionsByName(): Record<FunctionName, IFunction> {
     sweeper: pipeline.sweeperFunction,
     recovery: synth.stacks.service.eventStream.recoveryFunction,
     ops: synth.stacks.service.opsFunction,
+    connections: synth.stacks.service.connections.connectionsFunction,
   };
 }
 
 /** Names for the logical ids of both stacks, as GRANTS spells them. */
 function resourceNames(): { service: Map<string, string>; data: Map<string, string> } {
   const { data, service } = synth.stacks;
-  const { pipeline, eventStream } = service;
+  const { pipeline, eventStream, connections } = service;
   const named = (entries: [IConstruct, string][]) =>
     new Map(entries.map(([construct, name]) => [logicalIdOf(construct), name]));
   const logGroups = Object.entries(functionsByName()).map(([name, fn]): [IConstruct, string] => {
@@ -489,6 +599,8 @@ function resourceNames(): { service: Map<string, string>; data: Map<string, stri
       [eventStream.deadLetterQueue, 'pipe-dlq'],
       [eventStream.recoveryQueue, 'pipe-recovery'],
       [eventStream.logGroup, 'pipe logs'],
+      [connections.table.table, 'connections'],
+      [connections.api, 'connections api'],
       ...logGroups,
     ]),
     data: named([
@@ -501,11 +613,22 @@ function resourceNames(): { service: Map<string, string>; data: Map<string, stri
   };
 }
 
+/** The pseudo parameters an ARN is made of, as nameOf spells them. */
+const PSEUDO_PARAMETERS: Readonly<Record<string, string>> = {
+  'AWS::Partition': '<partition>',
+  'AWS::Region': '<region>',
+  'AWS::AccountId': '<account>',
+};
+
+/** The start of an execute-api ARN of this account and Region, left off by nameOf: `<api>/<stage>/…` remains. */
+const EXECUTE_API_ARN = /^arn:<partition>:execute-api:<region>:<account>:/;
+
 /** What a template value (an ARN, a name, a URL) refers to, as GRANTS names it. */
 function nameOf(value: unknown, names = resourceNames(), stack: 'service' | 'data' = 'service'): string {
   if (value === '*') return '*';
   if (typeof value !== 'object' || value === null) return JSON.stringify(value);
-  const lookUp = (id: unknown) => names[stack].get(String(id)) ?? `unknown ${String(id)}`;
+  const lookUp = (id: unknown) =>
+    PSEUDO_PARAMETERS[String(id)] ?? names[stack].get(String(id)) ?? `unknown ${String(id)}`;
   if ('Ref' in value) return lookUp(value.Ref);
   if ('Fn::GetAtt' in value && Array.isArray(value['Fn::GetAtt'])) {
     const [id, attribute] = value['Fn::GetAtt'];
@@ -521,7 +644,10 @@ function nameOf(value: unknown, names = resourceNames(), stack: 'service' | 'dat
   if ('Fn::Join' in value && Array.isArray(value['Fn::Join'])) {
     const [separator, parts] = value['Fn::Join'];
     if (separator === '' && Array.isArray(parts)) {
-      return parts.map((part) => (typeof part === 'string' ? part : nameOf(part, names, stack))).join('');
+      return parts
+        .map((part) => (typeof part === 'string' ? part : nameOf(part, names, stack)))
+        .join('')
+        .replace(EXECUTE_API_ARN, '');
     }
   }
   return JSON.stringify(value);
@@ -562,14 +688,29 @@ function linesOf(roleLogicalId: string): string[] {
       expect(statement.Effect, JSON.stringify(statement)).toBe('Allow');
       expect(statement.NotAction ?? statement.NotResource, JSON.stringify(statement)).toBe(undefined);
       const kms = [statement.Action].flat().every((action) => String(action).startsWith('kms:'));
-      expect(statement.Condition, JSON.stringify(statement)).toEqual(kms ? SECRETS_KEY_CONDITION : undefined);
+      // A table grant limited to some items says which, after the table's name.
+      const leadingKeys = leadingKeysOf(statement.Condition);
+      if (leadingKeys === undefined)
+        expect(statement.Condition, JSON.stringify(statement)).toEqual(
+          kms ? SECRETS_KEY_CONDITION : undefined,
+        );
       const actions = [statement.Action].flat();
       const resources = [statement.Resource].flat();
+      const suffix = leadingKeys === undefined ? '' : ` (${leadingKeys.join(', ')})`;
       return resources.flatMap((resource) =>
-        actions.map((action) => `${nameOf(resource, names)}: ${action}`),
+        actions.map((action) => `${nameOf(resource, names)}${suffix}: ${action}`),
       );
     })
     .sort();
+}
+
+/** The patterns of a `dynamodb:LeadingKeys` condition, when it is the statement's only one. */
+function leadingKeysOf(condition: unknown): string[] | undefined {
+  const keys = (
+    condition as { 'ForAllValues:StringLike'?: { 'dynamodb:LeadingKeys'?: unknown } } | undefined
+  )?.['ForAllValues:StringLike']?.['dynamodb:LeadingKeys'];
+  if (keys === undefined || Object.keys(condition as object).length !== 1) return undefined;
+  return [keys].flat().map(String);
 }
 
 function linesOfGrants(grants: Grants): string[] {
@@ -592,6 +733,7 @@ const FUNCTIONS: readonly FunctionName[] = [
   'sweeper',
   'recovery',
   'ops',
+  'connections',
 ];
 
 describe('function roles', () => {
@@ -638,17 +780,28 @@ describe('function roles', () => {
   });
 
   it.each(FUNCTIONS)(
-    '%s: every DynamoDB and SQS grant is a call of an adapter its lambda.ts wires to it',
+    '%s: every DynamoDB, SQS and connection management grant is a call of an adapter its lambda.ts wires to it',
     (name) => {
       const wired = wiring(ENTRIES[name]);
       const consumed = new Set(CONSUMES[name]);
       for (const [resource, actions] of Object.entries(GRANTS[name])) {
         for (const action of actions) {
           if (LOGS.includes(action) || (consumed.has(resource) && CONSUME.includes(action))) continue;
-          const [table = '', index] = resource.split('/index/');
+          // A grant limited to some items (` (PARK#*)`) is a grant on its table.
+          const [table = '', index] = resource.replace(/ \(.*\)$/, '').split('/index/');
+          // A WebSocket API's management grant: `<api>/<stage>/<method>/@connections/*`.
+          const [api = '', , method] = table.split('/');
+          const managed = action === 'execute-api:ManageConnections';
           const callers = wired.filter(({ file, resource: wiredTo }) => {
             const calls = ADAPTER_CALLS[file];
-            if (calls === undefined || wiredTo !== table || !calls.actions.includes(action)) return false;
+            if (calls === undefined || !calls.actions.includes(action)) return false;
+            if (managed) {
+              return (
+                wiredTo === api &&
+                (calls.connectionMethods as readonly string[] | undefined)?.includes(method ?? '') === true
+              );
+            }
+            if (wiredTo !== table) return false;
             if (index !== undefined) return calls.indexes?.includes(index) ?? false;
             return action !== 'dynamodb:Query' || calls.queriesTable === true;
           });
@@ -672,6 +825,19 @@ describe('AWS adapters', () => {
       const { actions, unknown } = actionsInSource(readFileSync(join(ADAPTERS_DIR, file), 'utf8'));
       expect(unknown, `${file}: SDK commands with no IAM action in COMMAND_ACTIONS`).toEqual([]);
       expect(actions, file).toEqual([...(ADAPTER_CALLS[file]?.actions ?? [])].sort());
+    }
+  });
+
+  it('call the management API methods ADAPTER_CALLS pins on a connection', () => {
+    for (const [file, calls] of Object.entries(ADAPTER_CALLS)) {
+      const source = readFileSync(join(ADAPTERS_DIR, file), 'utf8');
+      const methods = new Set(
+        [...source.matchAll(/\bnew (\w+Command)\(/g)].flatMap(([, command = '']) => {
+          const method = CONNECTION_METHODS[command];
+          return method === undefined ? [] : [method];
+        }),
+      );
+      expect([...methods].sort(), file).toEqual([...(calls.connectionMethods ?? [])].sort());
     }
   });
 

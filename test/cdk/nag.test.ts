@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { acknowledgements, resourcesOfType, type Synthesized, synthesize } from './fixture.ts';
+import { acknowledgements, logicalIdOf, resourcesOfType, type Synthesized, synthesize } from './fixture.ts';
 
 let synth: Synthesized;
 beforeAll(() => {
@@ -31,12 +31,32 @@ describe('cdk-nag AwsSolutions', () => {
 
   it('acknowledges only the findings we reviewed, each where it arises, with a reason', () => {
     const found = acknowledgements(synth.app);
+    // ManageConnections on the WebSocket API's connections, whose ids no policy can name.
+    const api = logicalIdOf(synth.stacks.service.connections.api);
+    const manage = (role: string, method: 'POST' | 'DELETE') =>
+      `${role}/DefaultPolicy/Resource AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:` +
+      `<AWS::Region>:<AWS::AccountId>:<${api}>/v1/${method}/@connections/*]`;
     expect(found.map(({ path, id }) => `${path} ${id}`).sort()).toEqual(
       [
         'Api/HttpApi/DefaultRoute/Resource AwsSolutions-APIG4',
         'Api/HttpApi/GET--openapi.json/Resource AwsSolutions-APIG4',
         'EventStream/Role/DefaultPolicy/Resource AwsSolutions-IAM5[Resource::*]',
         'OpsFunctionRole/DefaultPolicy/Resource AwsSolutions-IAM5[Resource::*]',
+        // No API Gateway authorizer: $connect checks the API key itself, the others cannot have one.
+        'Connections/WebSocketApi/$connect-Route/Resource AwsSolutions-APIG4',
+        'Connections/WebSocketApi/$disconnect-Route/Resource AwsSolutions-APIG4',
+        'Connections/WebSocketApi/$default-Route/Resource AwsSolutions-APIG4',
+        'Connections/WebSocketApi/ack-Route/Resource AwsSolutions-APIG4',
+        'Connections/WebSocketApi/nack-Route/Resource AwsSolutions-APIG4',
+        'Connections/WebSocketApi/ping-Route/Resource AwsSolutions-APIG4',
+        // The Region's API Gateway logging role, with the managed policy AWS documents for it.
+        'Connections/ApiGatewayCloudWatchRole/Resource AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+        manage('Connections/ConnectionsFunctionRole', 'POST'),
+        manage('Connections/ConnectionsFunctionRole', 'DELETE'),
+        manage('Delivery/DispatcherFunctionRole', 'POST'),
+        manage('Delivery/DispatcherFunctionRole', 'DELETE'),
+        // The API function only closes connections (a revoked key's).
+        manage('Api/ApiFunctionRole', 'DELETE'),
       ].sort(),
     );
     for (const { path, reason } of found) expect(reason.length, path).toBeGreaterThan(150);
@@ -53,7 +73,7 @@ describe('cdk-nag AwsSolutions', () => {
 describe('function bundles', () => {
   it('are ESM with a require shim and a linked source map, exporting handler', () => {
     const functions = resourcesOfType(synth.service, 'AWS::Lambda::Function');
-    expect(functions).toHaveLength(8);
+    expect(functions).toHaveLength(9);
     for (const [id, properties] of functions) {
       const key = (properties.Code as { S3Key: string }).S3Key;
       const dir = join(synth.assembly.directory, `asset.${key.replace(/\.zip$/, '')}`);

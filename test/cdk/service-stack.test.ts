@@ -315,7 +315,7 @@ describe('SQS event sources', () => {
 
 describe('functions', () => {
   it('runs every function on nodejs24.x, arm64, with source maps and JSON logs', () => {
-    synth.service.resourceCountIs('AWS::Lambda::Function', 8);
+    synth.service.resourceCountIs('AWS::Lambda::Function', 9);
     synth.service.allResourcesProperties('AWS::Lambda::Function', {
       Runtime: 'nodejs24.x',
       Architectures: ['arm64'],
@@ -331,7 +331,19 @@ describe('functions', () => {
   });
 
   it('gives each function a role of its own with no managed policy', () => {
-    synth.service.allResourcesProperties('AWS::IAM::Role', { ManagedPolicyArns: Match.absent() });
+    const roles = synth.service.findResources('AWS::IAM::Role');
+    const managed = Object.entries(roles).filter(
+      ([, role]) => role.Properties?.ManagedPolicyArns !== undefined,
+    );
+    // Only API Gateway's logging role (AWS::ApiGateway::Account), which no function assumes.
+    expect(managed.map(([id]) => id)).toEqual([
+      logicalIdOf(synth.stacks.service.connections.node.findChild('ApiGatewayCloudWatchRole')),
+    ]);
+    const [[, role] = ['', {}]] = managed;
+    expect(JSON.stringify(role.Properties?.AssumeRolePolicyDocument)).toContain('apigateway.amazonaws.com');
+    expect(JSON.stringify(role.Properties?.ManagedPolicyArns)).toContain(
+      'AmazonAPIGatewayPushToCloudWatchLogs',
+    );
   });
 
   it('keeps function logs for a month', () => {
@@ -354,6 +366,11 @@ describe('functions', () => {
         LAMBDA_ENV.partnerRequestsPerSecond,
         LAMBDA_ENV.producerRequestsPerSecond,
         LAMBDA_ENV.secretsKeyArn,
+        // GET /v1/connect-info, and closing a revoked key's connections.
+        LAMBDA_ENV.connectionsTable,
+        LAMBDA_ENV.connectionsEndpoint,
+        LAMBDA_ENV.connectUrl,
+        LAMBDA_ENV.deliveryTimeoutMs,
       ],
     ],
     ['authorizer', () => synth.stacks.service.api.authorizerFunction, [LAMBDA_ENV.partnersTable]],
@@ -384,6 +401,9 @@ describe('functions', () => {
         LAMBDA_ENV.retentionDays,
         LAMBDA_ENV.allowPrivateTargets,
         LAMBDA_ENV.secretsKeyArn,
+        // Tries of connection subscriptions, pushed down WebSocket connections.
+        LAMBDA_ENV.connectionsTable,
+        LAMBDA_ENV.connectionsEndpoint,
       ],
     ],
     [
@@ -414,6 +434,20 @@ describe('functions', () => {
         LAMBDA_ENV.deliveryMetricsNamespace,
         LAMBDA_ENV.partnerRequestsPerSecond,
         LAMBDA_ENV.producerRequestsPerSecond,
+      ],
+    ],
+    [
+      'connections',
+      () => synth.stacks.service.connections.connectionsFunction,
+      [
+        LAMBDA_ENV.connectionsTable,
+        LAMBDA_ENV.connectionsEndpoint,
+        LAMBDA_ENV.partnersTable,
+        LAMBDA_ENV.subscriptionsTable,
+        LAMBDA_ENV.deliveriesTable,
+        LAMBDA_ENV.deliveryQueueUrl,
+        LAMBDA_ENV.deliveryTimeoutMs,
+        LAMBDA_ENV.retentionDays,
       ],
     ],
   ] as const)(
@@ -459,9 +493,16 @@ describe('functions', () => {
 });
 
 describe('HTTP API', () => {
+  /** The HTTP API's resources of a type (the WebSocket API of connections has its own). */
+  const ofHttpApi = (type: string) =>
+    resourcesOfType(synth.service, type).filter(
+      ([, properties]) =>
+        JSON.stringify(properties.ApiId) === JSON.stringify(ref(synth.stacks.service.api.api)),
+    );
+
   it('protects every route of ROUTES: admin routes with IAM, partner routes with the Lambda authorizer', () => {
     const authorizerId = ref(synth.stacks.service.api.api.node.findChild('PartnerApiKey'));
-    synth.service.resourceCountIs('AWS::ApiGatewayV2::Route', ROUTES.length + 1);
+    expect(ofHttpApi('AWS::ApiGatewayV2::Route')).toHaveLength(ROUTES.length + 1);
     const expected = {
       admin: { AuthorizationType: 'AWS_IAM', AuthorizerId: Match.absent() },
       partner: { AuthorizationType: 'CUSTOM', AuthorizerId: authorizerId },
@@ -482,10 +523,10 @@ describe('HTTP API', () => {
   });
 
   it('leaves open only the OpenAPI document', () => {
-    const open = Object.values(synth.service.findResources('AWS::ApiGatewayV2::Route')).filter(
-      (route) => route.Properties.AuthorizationType === 'NONE',
+    const open = ofHttpApi('AWS::ApiGatewayV2::Route').filter(
+      ([, route]) => route.AuthorizationType === 'NONE',
     );
-    expect(open.map((route) => route.Properties.RouteKey).sort()).toEqual(['$default', 'GET /openapi.json']);
+    expect(open.map(([, route]) => route.RouteKey).sort()).toEqual(['$default', 'GET /openapi.json']);
   });
 
   it('serves POST /v1/events/batch to IAM-signed callers only, as POST /v1/events', () => {
@@ -505,7 +546,7 @@ describe('HTTP API', () => {
       AuthorizationType: 'NONE',
       Target: Match.anyValue(),
     });
-    synth.service.resourceCountIs('AWS::ApiGatewayV2::Integration', 3);
+    expect(ofHttpApi('AWS::ApiGatewayV2::Integration')).toHaveLength(3);
     synth.service.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
       IntegrationType: 'AWS_PROXY',
       PayloadFormatVersion: '2.0',

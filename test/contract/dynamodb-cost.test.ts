@@ -6,7 +6,13 @@
  * against DynamoDB Local where DynamoDB Local reports capacity faithfully.
  */
 import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
-import { PutCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  PutCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TableSpec } from '../../cost/deployment.ts';
 import { itemBytes, unitsOf } from '../../cost/item-size.ts';
@@ -136,10 +142,107 @@ describe('the cost of a callback, with the indexes the template builds', () => {
       lines
         .filter((l) => l.service === 'DynamoDB' && l.unit === 'RRU')
         .reduce((sum, l) => sum + l.quantity, 0);
-    // Beside what a poll answered at once reads: the counter, eventually consistently, after each pause.
-    expect(reads(polling.idleLongPoll) - reads(polling.shortPoll)).toBe(waitPauses(2000).length / 2);
+    // Beside what a poll answered at once reads (the list of an empty log, each of its queries
+    // billed as a read though it finds nothing), the same list again once the wait is over, and
+    // the counter, eventually consistently, after each pause.
+    expect(reads(polling.shortPoll)).toBeGreaterThan(0);
+    expect(reads(polling.idleLongPoll) - 2 * reads(polling.shortPoll)).toBe(waitPauses(2000).length / 2);
     expect(polling.idleLongPollUsd).toBeGreaterThan(polling.shortPollUsd);
     expect(polling.longPollingMonthUsd).toBeCloseTo((polling.idleLongPollUsd * SECONDS_PER_MONTH) / 2, 6);
+  });
+
+  it('pushes each delivery down the connection: its frame and its ack, the ack written once, the answer read three times', () => {
+    const pushed = scenario('pushed');
+    expect(pushed.callbacks).toBe(100);
+    // Nothing went over HTTP to a receiver.
+    expect(pushed.callbackBytes).toEqual({ request: 0, response: 0 });
+    // A 1 KB event's delivery frame, signed headers and all, is one message; its ack another.
+    expect(pushed.pushBytes?.frame).toBeGreaterThan(1024);
+    expect(pushed.pushBytes?.frame).toBeLessThan(32 * 1024);
+    expect(
+      quantity(
+        'pushed',
+        'API Gateway',
+        'WebSocket messages (32 KB each): delivery frames sent, answers received',
+      ),
+    ).toBe(2);
+    // The agent answers within a callback's 100 ms: the dispatcher's third read sees it.
+    expect(report.answerReads).toEqual({ reads: 3, ms: 130 });
+    // The ack, written by the connections function, invoked once a delivery.
+    expect(pushed.writeUnitsPerCallback.Connections).toBe(1);
+    expect(quantity('pushed', 'Lambda', 'connections: invocations')).toBe(1);
+    // Each read of the answer a consistent get of it (the connection's owner item is read with
+    // it only every fourth read); the partner's connections read once for the tries of a
+    // second, so a fraction of a unit a push.
+    const connectionReads = pushed.readUnitsPerCallback.Connections ?? 0;
+    expect(connectionReads).toBeGreaterThan(report.answerReads.reads);
+    expect(connectionReads).toBeLessThanOrEqual(report.answerReads.reads + 0.2);
+    // The rest of the path is a URL callback's.
+    const batched = scenario('batched');
+    for (const table of ['Deliveries', 'Deliveries/bySubscription', 'Events', 'Partners']) {
+      expect(pushed.writeUnitsPerCallback[table], table).toBe(batched.writeUnitsPerCallback[table]);
+    }
+    for (const table of ['Deliveries', 'Events', 'Subscriptions', 'Subscriptions/byPartner']) {
+      expect(pushed.readUnitsPerCallback[table], table).toBe(batched.readUnitsPerCallback[table]);
+    }
+    expect(quantity('pushed', 'Lambda', 'dispatcher: invocations')).toBe(0.1);
+    // The dispatcher waits for the answer as for a callback, and for its connection queries.
+    const dispatcherGbs = (name: string) =>
+      scenario(name).lines.find((l) => l.item.startsWith('dispatcher: duration'))?.quantity ?? 0;
+    expect(dispatcherGbs('pushed')).toBeGreaterThan(dispatcherGbs('batched'));
+  });
+
+  it('keeps an agent connected: each ping two messages and an invocation that reads the connection and its key and writes the connection', () => {
+    const { connection } = report;
+    const once = (step: string) =>
+      Object.fromEntries(
+        (connection.steps.find((s) => s.step === step)?.once ?? []).map((l) => [
+          `${l.service}: ${l.item}`,
+          l.quantity,
+        ]),
+      );
+    const dynamo = (step: string) =>
+      Object.fromEntries(Object.entries(once(step)).filter(([item]) => item.startsWith('DynamoDB:')));
+    // The connection's owner item and its key (still live?) read, its lastSeen written.
+    expect(once('ping')).toMatchObject({
+      'API Gateway: WebSocket messages (1 received, 1 sent)': 2,
+      'Lambda: connections: invocations': 1,
+    });
+    expect(dynamo('ping')).toEqual({
+      'DynamoDB: Connections: reads': 1,
+      'DynamoDB: Connections: writes': 1,
+      'DynamoDB: Partners: reads': 1,
+    });
+    // The first: hello too, the connection made ready, and its parked tries looked for (none).
+    expect(once('firstPing')).toMatchObject({ 'API Gateway: WebSocket messages (1 received, 2 sent)': 3 });
+    expect(dynamo('firstPing')).toEqual({
+      'DynamoDB: Connections: reads': 1,
+      'DynamoDB: Connections: writes': 3,
+      'DynamoDB: Deliveries: reads': 1,
+      'DynamoDB: Partners: reads': 1,
+    });
+    // $connect: the partner's connections counted (a query of nothing), the key looked up, its
+    // connection subscriptions listed, the connection's two items written.
+    expect(once('connect')).toMatchObject({ 'Lambda: connections: invocations': 1 });
+    expect(dynamo('connect')).toEqual({
+      'DynamoDB: Connections: reads': 1,
+      'DynamoDB: Connections: writes': 2,
+      'DynamoDB: Partners: reads': 2,
+      'DynamoDB: Subscriptions/byPartner: reads': 0.5,
+    });
+    expect(once('disconnect')).toMatchObject({ 'DynamoDB: Connections: writes': 2 });
+    expect(once('connectInfo')).toMatchObject({
+      'API Gateway: HTTP API requests': 1,
+      'Lambda: authorizer: invocations': 1,
+      'Lambda: api: invocations': 1,
+    });
+    expect(connection.monthUsd).toBeCloseTo(
+      connection.month.reduce((sum, l) => sum + l.usd, 0),
+      9,
+    );
+    // Pings are most of it.
+    const pings = connection.steps.find((s) => s.step === 'ping')?.monthUsd ?? 0;
+    expect(pings / connection.monthUsd).toBeGreaterThan(0.8);
   });
 
   it('prices publishing in batches below publishing one by one, and says whether the target is met', () => {
@@ -241,6 +344,50 @@ describe('the DynamoDB meter against DynamoDB Local', () => {
     );
     expect(usage.dynamo.get(spec.logicalId)?.writeUnits).toBe(1);
     expect(usage.dynamo.get(`${spec.logicalId}/byGsi`)).toBeUndefined();
+  });
+
+  it('bills a batch get a unit for each key it finds nothing at, which DynamoDB Local reports as nothing', async () => {
+    await client.send(new PutCommand({ TableName: tableName, Item: { pk: 'found' } }));
+    const usage = fresh();
+    await client.send(
+      new BatchGetCommand({
+        RequestItems: {
+          [tableName]: {
+            Keys: [{ pk: 'found' }, { pk: 'missing-1' }, { pk: 'missing-2' }],
+            ConsistentRead: true,
+          },
+        },
+      }),
+    );
+    expect(usage.dynamo.get(spec.logicalId)?.readUnits).toBe(3);
+    const eventually = fresh();
+    await client.send(
+      new BatchGetCommand({ RequestItems: { [tableName]: { Keys: [{ pk: 'missing-1' }] } } }),
+    );
+    expect(eventually.dynamo.get(spec.logicalId)?.readUnits).toBe(0.5);
+  });
+
+  it('bills a query that finds nothing as a read of one item, on the table or an index', async () => {
+    const usage = fresh();
+    await client.send(
+      new QueryCommand({
+        TableName: tableName,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': 'nothing here' },
+        ConsistentRead: true,
+      }),
+    );
+    expect(usage.dynamo.get(spec.logicalId)?.readUnits).toBe(1);
+    const onIndex = fresh();
+    await client.send(
+      new QueryCommand({
+        TableName: tableName,
+        IndexName: 'byGsi',
+        KeyConditionExpression: 'gsi = :gsi',
+        ExpressionAttributeValues: { ':gsi': 'nothing here' },
+      }),
+    );
+    expect(onIndex.dynamo.get(`${spec.logicalId}/byGsi`)?.readUnits).toBe(0.5);
   });
 
   it('prices a transaction at two units per KB of each item, whatever DynamoDB Local reports', async () => {

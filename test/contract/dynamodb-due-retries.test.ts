@@ -10,26 +10,14 @@ import { DELIVERIES_TABLE } from '../../functions/adapters/aws/tables.ts';
 import { DUE_LOOKAHEAD_SECONDS, sweepDueRetries } from '../../functions/core/due-retries.ts';
 import { MessagesNotSentError } from '../../functions/core/errors.ts';
 import type { DeliveryMessage } from '../../functions/core/model.ts';
-import type { DueRetry, OutgoingMessage, QueueSender } from '../../functions/core/ports.ts';
+import type { DueRetry } from '../../functions/core/ports.ts';
 import { tablesPerTest } from '../dynamodb-local/tables.ts';
+import { RecordingQueue } from '../support/recording-queue.ts';
 import { id, ManualClock } from './fixtures.ts';
 
 const local = tablesPerTest('due');
 const client = local.client;
 const table = () => local.table(DELIVERIES_TABLE);
-
-class RecordingQueue implements QueueSender<DeliveryMessage> {
-  readonly sent: OutgoingMessage<DeliveryMessage>[] = [];
-  /** Positions (in one send) to refuse, once. */
-  refuse: number[] = [];
-
-  async send(messages: OutgoingMessage<DeliveryMessage>[]): Promise<void> {
-    const refused = this.refuse;
-    this.refuse = [];
-    this.sent.push(...messages.filter((_, i) => !refused.includes(i)));
-    if (refused.length > 0) throw new MessagesNotSentError('refused', refused);
-  }
-}
 
 const T0 = new Date('2026-12-01T00:00:00.000Z');
 

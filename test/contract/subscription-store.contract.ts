@@ -115,6 +115,20 @@ export function subscriptionStoreContract(name: string, make: () => Promise<Subs
         expect(await subscriptions.describe(subscription.id)).toEqual(record);
       });
 
+      it("lists a partner's connection subscriptions only, without their secrets", async () => {
+        const { url: _, ...withoutUrl } = makeSubscription(partnerId);
+        const connection: Subscription = { ...withoutUrl, transport: 'connection' };
+        const { url: __, ...otherWithoutUrl } = makeSubscription(id('ptr'));
+        const othersConnection: Subscription = { ...otherWithoutUrl, transport: 'connection' };
+        await subscriptions.create(makeSubscription(partnerId), { maxPerPartner: 10 });
+        await subscriptions.create(connection, { maxPerPartner: 10 });
+        await subscriptions.create(othersConnection, { maxPerPartner: 10 });
+        const { secrets: ___, ...record } = connection;
+        expect(await subscriptions.listConnections(partnerId)).toEqual([record]);
+        expect(JSON.stringify(await subscriptions.listConnections(partnerId))).not.toContain('whsec_');
+        expect(await subscriptions.listConnections(id('ptr'))).toEqual([]);
+      });
+
       it('reads a subscription back unchanged, optional fields included', async () => {
         const subscription = makeSubscription(partnerId, {
           description: 'orders to the ERP',

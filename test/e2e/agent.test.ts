@@ -3,11 +3,13 @@
  * forwarding to a receiver that verifies with the standard library: every event arrives
  * verified; the agent killed, events published meanwhile, the agent restarted, nothing lost; a
  * failing receiver's deliveries retried and dead-lettered as a URL's are; two agents sharing a
- * subscription, each delivery once.
+ * subscription, each delivery once; an event too large for one frame put together from its
+ * parts and forwarded byte for byte.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { largePayload } from '../support/large-payload.ts';
 import { createSubscriptionFor, type DeliveryView, type Page, publish } from './api-support.ts';
 import { eventually, settled, startTestDispatcher, type TestDispatcher } from './harness.ts';
 import { answer, startReceiver, type TestReceiver } from './receiver.ts';
@@ -136,6 +138,31 @@ describe('the agent, end to end', () => {
     const got = verified(before);
     expect(got.filter((id) => events.includes(id)).sort()).toEqual([...events].sort());
     for (const child of both) await stopAgent(child, 'SIGTERM');
+  });
+
+  it('delivers an event too large for one frame, its body put together and forwarded byte for byte', async () => {
+    const agent = startAgent();
+    await eventually(() => (d.dispatcher.connections.size === 1 ? true : undefined), 15_000);
+    const before = receiver.callbacks.length;
+    const payload = largePayload(200);
+    expect(Buffer.byteLength(JSON.stringify(payload))).toBeGreaterThan(200 * 1024);
+    const event = await publish(d, partnerId, 'order.created', payload);
+    const [callback] = await eventually(() => {
+      const got = receiver.callbacks.slice(before);
+      return got.length > 0 ? got : undefined;
+    }, 15_000);
+    // Verified with the subscription's secret: the signature covers the exact bytes sent.
+    expect(callback?.verifiedBy).toEqual([0]);
+    const body = JSON.parse(callback?.body ?? '') as { id: string; payload: unknown };
+    expect(body.id).toBe(event);
+    expect(body.payload).toEqual(payload);
+    expect(callback?.headers['webhook-id']).toBeDefined();
+    await eventually(async () => {
+      const delivery = (await deliveries()).find((x) => x.eventId === event);
+      return delivery?.status === 'succeeded' ? delivery : undefined;
+    }, 15_000);
+    expect(receiver.callbacks.slice(before)).toHaveLength(1);
+    await stopAgent(agent, 'SIGTERM');
   });
 
   it('retries what the receiver fails, then dead-letters it, as for a URL', async () => {

@@ -2,12 +2,17 @@
  * Connection subscriptions on the local runtime, spoken to over a real WebSocket as
  * docs/connection-protocol.md describes: deliveries wait for a connection without spending a
  * try, flow once one opens, verify with the standard library, and are retried, timed out and
- * dead-lettered as a URL's are; connections share a subscription's deliveries.
+ * dead-lettered as a URL's are; connections share a subscription's deliveries; a large one comes
+ * in parts, no frame over the limit.
  */
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { MAX_CONNECTIONS_PER_PARTNER } from '../../local/connections.ts';
+import {
+  MAX_CONNECTIONS_PER_PARTNER,
+  MAX_SERVER_FRAME_BYTES,
+} from '../../functions/core/connection-protocol.ts';
+import { largePayload } from '../support/large-payload.ts';
 import {
   createSubscriptionFor,
   type DeliveryView,
@@ -244,6 +249,56 @@ describe('connection subscriptions', () => {
       expect(await closed).toBe(4401);
       // The first key's connection stays.
       expect(agent.ws.readyState).toBe(WebSocket.OPEN);
+      agent.ws.close();
+    } finally {
+      await d.cleanup();
+    }
+  });
+
+  it('sends a delivery larger than a frame as a head and its parts, each within the limit', async () => {
+    const d = await startTestDispatcher();
+    try {
+      const partner = await d.createPartner();
+      const sub = await connectionSubscription(d, partner.apiKey);
+      const agent = await connect(d, partner.apiKey, sub.id);
+      const sizes: number[] = [];
+      agent.ws.on('message', (data: Buffer) => sizes.push(data.byteLength));
+      const payload = largePayload(200);
+      const event = await publish(d, partner.id, 'order.created', payload);
+
+      const [head] = await eventually(() => {
+        const heads = agent.frames.filter((f) => f.type === 'delivery');
+        const parts = agent.frames.filter((f) => f.type === 'delivery-part');
+        return heads.length === 1 && parts.length === heads[0]?.bodyParts ? heads : undefined;
+      });
+      expect(head).not.toHaveProperty('body');
+      expect(head).toMatchObject({ attempt: 1, subscriptionId: sub.id, bodyParts: expect.any(Number) });
+      const count = head?.bodyParts as number;
+      expect(count).toBeGreaterThanOrEqual(2);
+      const parts = agent.frames.filter((f) => f.type === 'delivery-part');
+      // Sent in order, right after the head.
+      expect(agent.frames.slice(agent.frames.indexOf(head ?? {}) + 1)).toEqual(parts);
+      expect(parts.map((p) => [p.deliveryId, p.attempt, p.part])).toEqual(
+        Array.from({ length: count }, (_, i) => [head?.deliveryId, 1, i]),
+      );
+      // Every frame of the try (the head and its parts) is within the limit, in UTF-8 bytes.
+      expect(sizes).toHaveLength(count + 1);
+      expect(Math.max(...sizes)).toBeLessThanOrEqual(MAX_SERVER_FRAME_BYTES);
+
+      const body = parts.map((p) => p.data as string).join('');
+      const headers = head?.headers as Record<string, string>;
+      const verified = new Webhook(sub.secret ?? '').verify(body, headers) as {
+        id: string;
+        payload: unknown;
+      };
+      expect(verified.id).toBe(event);
+      expect(verified.payload).toEqual(payload);
+
+      agent.ws.send(JSON.stringify({ type: 'ack', deliveryId: head?.deliveryId, attempt: 1, status: 200 }));
+      await eventually(async () => {
+        const [delivery] = await deliveriesOf(d, partner.apiKey, sub.id);
+        return delivery?.status === 'succeeded' ? true : undefined;
+      });
       agent.ws.close();
     } finally {
       await d.cleanup();

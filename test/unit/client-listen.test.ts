@@ -2,7 +2,8 @@
  * The partner client's `connections.listen` and `forwardTo` against a stand-in dispatcher
  * speaking the connection protocol (test/support/connect-server.ts) and real receivers, all on
  * 127.0.0.1: each delivery answered with the receiver's status, the body forwarded byte for byte
- * and verified as a URL callback would be, heartbeats, reconnects, and a clean stop.
+ * and verified as a URL callback would be, a large delivery put together from its parts,
+ * heartbeats (the first before any hello), reconnects, and a clean stop.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,6 +19,7 @@ import {
   Webhook,
 } from '@webhook-dispatcher/client';
 import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
 import {
   API_KEY,
   answers,
@@ -367,5 +369,203 @@ describe('forwardTo', () => {
       signal: new AbortController().signal,
     });
     expect(result).toEqual({ error: 'timeout: the receiver did not answer in time' });
+  });
+});
+
+/** A `delivery` frame whose body comes in `parts` frames, as the server sends a large one. */
+function inParts(n: number, body: string, count: number, attempt = 1) {
+  const { body: _whole, ...head } = deliveryFrame(n, body);
+  const size = Math.ceil(body.length / count);
+  const pieces = Array.from({ length: count }, (_, i) => body.slice(i * size, (i + 1) * size));
+  return {
+    head: { ...head, attempt, bodyParts: count },
+    parts: pieces.map((data, part) => ({
+      type: 'delivery-part',
+      deliveryId: `dlv_${n}`,
+      attempt,
+      part,
+      data,
+    })),
+  };
+}
+
+describe('connections.listen, a delivery in parts', () => {
+  const body = `{"note":"${'é ✓ 😀 \\" quoted '.repeat(50)}","n":1}`;
+
+  it('puts the parts together in order and handles the delivery as a whole one', async () => {
+    const seen: ConnectionDelivery[] = [];
+    const { server, first } = await listening((delivery) => {
+      seen.push(delivery);
+      return 200;
+    });
+    const { head, parts } = inParts(20, body, 3);
+    first.send(head);
+    for (const part of parts) first.send(part);
+    expect(await answerTo(server, 20)).toEqual({
+      type: 'ack',
+      deliveryId: 'dlv_20',
+      attempt: 1,
+      status: 200,
+    });
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({
+      deliveryId: 'dlv_20',
+      attempt: 1,
+      subscriptionId: 'sub_conn',
+      headers: { 'webhook-id': 'dlv_20' },
+      body,
+    });
+  });
+
+  it('takes the parts in any order, among other frames, each part once; the body reaches a receiver byte for byte', async () => {
+    const receiver = await startReceiver(() => 204);
+    const { server, first } = await listening(forwardTo(receiver.url));
+    const { head, parts } = inParts(21, body, 4);
+    first.send(head);
+    first.send(parts[2] ?? {});
+    first.send(deliveryFrame(22)); // another delivery, whole, in between
+    first.send(parts[0] ?? {});
+    first.send({ ...parts[0], data: 'a second copy is ignored' });
+    first.send(parts[3] ?? {});
+    first.send({ type: 'pong' });
+    first.send(parts[1] ?? {});
+    expect(await answerTo(server, 21)).toMatchObject({ type: 'ack', status: 204 });
+    expect(await answerTo(server, 22)).toMatchObject({ type: 'ack', status: 204 });
+    const got = receiver.received.find((r) => r.headers['webhook-id'] === 'dlv_21');
+    expect(got?.body.equals(Buffer.from(body, 'utf8'))).toBe(true);
+    expect(receiver.received).toHaveLength(2);
+  });
+
+  it('drops, unanswered, a delivery whose parts do not all come within the ack timeout', async () => {
+    const seen: string[] = [];
+    const { server, first, lines } = await listening(
+      (delivery) => {
+        seen.push(`${delivery.deliveryId}#${delivery.attempt}`);
+        return 200;
+      },
+      { ackTimeoutSeconds: 0.2 },
+    );
+    const late = inParts(23, body, 2);
+    first.send(late.head);
+    first.send(late.parts[0] ?? {});
+    const dropped = await eventually(() => lines.find((line) => line.startsWith('dlv_23 ')));
+    expect(dropped).toMatch(/^dlv_23 - \d+ms not answered: .*did not all come in time$/);
+    // Its last part, too late: ignored, as a part of a delivery not held.
+    first.send(late.parts[1] ?? {});
+    // The server tries it again: the next attempt is taken as any.
+    const again = inParts(23, body, 2, 2);
+    first.send(again.head);
+    for (const part of again.parts) first.send(part);
+    expect(await answerTo(server, 23)).toMatchObject({ type: 'ack', attempt: 2 });
+    expect(seen).toEqual(['dlv_23#2']);
+    expect(answers(first).size).toBe(1);
+  });
+
+  it('drops, unanswered, a delivery whose parts add up to more than 1 MiB', async () => {
+    const seen: string[] = [];
+    const { server, first, lines } = await listening((delivery) => {
+      seen.push(delivery.deliveryId);
+      return 200;
+    });
+    const huge = inParts(24, 'x'.repeat(1024 * 1024 + 3), 3);
+    first.send(huge.head);
+    for (const part of huge.parts) first.send(part);
+    first.send(deliveryFrame(25));
+    expect(await answerTo(server, 25)).toMatchObject({ type: 'ack' });
+    expect(await eventually(() => lines.find((line) => line.startsWith('dlv_24 ')))).toMatch(
+      /^dlv_24 - \d+ms not answered: its body in parts is larger than 1048576 bytes$/,
+    );
+    expect(seen).toEqual(['dlv_25']);
+    expect(answers(first).has('dlv_24')).toBe(false);
+  });
+
+  it('ignores a part of a delivery it does not hold', async () => {
+    const seen: ConnectionDelivery[] = [];
+    const { server, first } = await listening((delivery) => {
+      seen.push(delivery);
+      return 200;
+    });
+    first.send({ type: 'delivery-part', deliveryId: 'dlv_26', attempt: 1, part: 0, data: '{"n":26}' });
+    // A part of a delivery held, but of another attempt, or past its count: ignored as well.
+    const { head, parts } = inParts(27, body, 2);
+    first.send(head);
+    first.send({ ...parts[0], attempt: 2 });
+    first.send({ ...parts[0], part: 2 });
+    for (const part of parts) first.send(part);
+    expect(await answerTo(server, 27)).toMatchObject({ type: 'ack' });
+    expect(seen.map((delivery) => [delivery.deliveryId, delivery.body])).toEqual([['dlv_27', body]]);
+    expect(answers(first).has('dlv_26')).toBe(false);
+  });
+});
+
+/**
+ * A stand-in for a server that cannot send before the client has (AWS's WebSocket API): it
+ * answers the connection's first frame with `hello` (a ping's after its `pong`), then sends a
+ * delivery, and records every frame with what it had sent by then.
+ */
+async function startSilentServer() {
+  const frames: { frame: Record<string, unknown>; serverHadSent: number }[] = [];
+  let sent = 0;
+  const server = createServer((request, response) => {
+    const { port } = server.address() as AddressInfo;
+    if (request.headers.authorization !== `Bearer ${API_KEY}`) return response.writeHead(401).end();
+    response
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ url: `ws://127.0.0.1:${port}/v1`, heartbeatSeconds: 30, ackTimeoutSeconds: 10 }));
+  });
+  const sockets = new WebSocketServer({ server, path: '/v1' });
+  sockets.on('connection', (ws) => {
+    const send = (frame: Record<string, unknown>) => {
+      sent++;
+      ws.send(JSON.stringify(frame));
+    };
+    ws.on('message', (data) => {
+      const frame = JSON.parse(String(data)) as Record<string, unknown>;
+      frames.push({ frame, serverHadSent: sent });
+      if (frame.type === 'ping') send({ type: 'pong', id: frame.id });
+      if (frames.length > 1) return;
+      send({
+        type: 'hello',
+        connectionId: 'conn_aws',
+        subscriptions: ['sub_conn'],
+        heartbeatSeconds: 30,
+        ackTimeoutSeconds: 10,
+      });
+      send(deliveryFrame(30));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(async () => {
+    for (const client of sockets.clients) client.terminate();
+    sockets.close();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, frames };
+}
+
+describe('connections.listen, speaking first', () => {
+  it('pings as the socket opens, before any hello, and takes a hello that comes after its pong', async () => {
+    const server = await startSilentServer();
+    const controller = new AbortController();
+    const hellos: string[] = [];
+    const done = new DispatcherClient({
+      baseUrl: server.url,
+      apiKey: API_KEY,
+      maxTries: 1,
+    }).connections.listen({
+      onDelivery: () => 200,
+      onConnect: (hello) => hellos.push(hello.connectionId),
+      signal: controller.signal,
+    });
+    cleanups.push(async () => {
+      controller.abort();
+      await done.catch(() => {});
+    });
+    // The heartbeat is 30 s: the first ping is the one sent at once, with nothing heard yet.
+    const answered = await eventually(() => server.frames.find((f) => f.frame.type === 'ack'));
+    expect(server.frames[0]).toEqual({ frame: { type: 'ping', id: '1' }, serverHadSent: 0 });
+    expect(answered.frame).toEqual({ type: 'ack', deliveryId: 'dlv_30', attempt: 1, status: 200 });
+    expect(hellos).toEqual(['conn_aws']);
   });
 });

@@ -14,8 +14,11 @@ import type { Delivery, DeliveryMessage, Subscription } from '../../functions/co
 import type {
   CallbackRequest,
   CallbackResult,
+  ConnectionPusher,
   DeliveryQueue,
   OutgoingMessage,
+  ParkedTry,
+  PushRequest,
 } from '../../functions/core/ports.ts';
 import { DEFAULT_RETRY_SCHEDULE } from '../../functions/core/retry.ts';
 import { verifySignature } from '../../functions/core/signing.ts';
@@ -635,6 +638,118 @@ describe('the retry promise', () => {
     expect(queue.dead).toEqual([]);
     expect(await deliveries.get(first.deliveryId)).toMatchObject({ status: 'succeeded' });
     expect(now - NOW.getTime()).toBeGreaterThanOrEqual(DAY);
+    closeDatabase(db);
+  });
+});
+
+describe('deliver: a connection subscription', () => {
+  /** A pusher whose connection is open or not, which parks (or not) and answers from a script. */
+  function scriptedPusher(options: {
+    open: boolean[];
+    park?: ('parked' | 'open')[];
+    results?: (CallbackResult | undefined)[];
+  }) {
+    const pushed: PushRequest[] = [];
+    const parked: ParkedTry[] = [];
+    const pusher: ConnectionPusher & { pushed: PushRequest[]; parked: ParkedTry[] } = {
+      pushed,
+      parked,
+      isOpen: async () => options.open.shift() ?? false,
+      push: async (request) => {
+        pushed.push(request);
+        return options.results?.shift();
+      },
+      ...(options.park === undefined
+        ? {}
+        : {
+            park: async (try_: ParkedTry) => {
+              parked.push(try_);
+              return options.park?.shift() ?? 'parked';
+            },
+          }),
+    };
+    return pusher;
+  }
+
+  async function setUp(pusher: ConnectionPusher, stored: boolean) {
+    const stores = await storesWithOneDelivery('active', stored);
+    const { url: _url, ...rest } = stores.subscription;
+    await stores.subscriptions.put({ ...rest, transport: 'connection', updatedAt: NOW.toISOString() });
+    const queue = recordingQueue();
+    const deps: DeliverDeps = {
+      events: stores.events,
+      subscriptions: stores.subscriptions,
+      deliveries: stores.deliveries,
+      sender: scriptedSender([]),
+      connections: pusher,
+      queue,
+      clock: { now: () => NOW },
+      retrySchedule: [0, 5, 300],
+      deliveryTimeoutMs: 1000,
+      disableAfterMs: 5 * DAY,
+    };
+    return { ...stores, deps, queue };
+  }
+
+  it('with no connection open and no parking, queues the try again untried, delayed, marked waiting', async () => {
+    const pusher = scriptedPusher({ open: [false] });
+    const { deps, queue, deliveries, message, db } = await setUp(pusher, false);
+    expect(await deliver(deps, message)).toEqual({ kind: 'waiting' });
+    expect(pusher.pushed).toEqual([]);
+    expect(queue.sent).toHaveLength(1);
+    expect(queue.sent[0]?.body).toMatchObject({
+      deliveryId: message.deliveryId,
+      attempt: 1,
+      step: 0,
+      waiting: true,
+    });
+    expect(queue.sent[0]?.delaySeconds).toBe(300);
+    // Stored, so it is listed while it waits; no try spent.
+    expect((await deliveries.get(message.deliveryId))?.attempts).toBe(0);
+    closeDatabase(db);
+  });
+
+  it('with no connection open, parks the try where the pusher parks them, and queues nothing', async () => {
+    const pusher = scriptedPusher({ open: [false], park: ['parked'] });
+    const { deps, queue, deliveries, message, subscription, db } = await setUp(pusher, false);
+    expect(await deliver(deps, message)).toEqual({ kind: 'waiting' });
+    expect(queue.sent).toEqual([]);
+    expect(pusher.parked).toEqual([
+      {
+        partnerId: subscription.partnerId,
+        subscriptionId: subscription.id,
+        message: { ...message, attempt: 1, step: 0 },
+        groupId: subscription.id,
+      },
+    ]);
+    expect((await deliveries.get(message.deliveryId))?.status).toBe('pending');
+    closeDatabase(db);
+  });
+
+  it('pushes at once when a connection opened as the try parked, and records the try once', async () => {
+    const pusher = scriptedPusher({
+      open: [false],
+      park: ['open'],
+      results: [{ statusCode: 200, durationMs: 4 }],
+    });
+    const { deps, queue, deliveries, message, db } = await setUp(pusher, false);
+    expect(await deliver(deps, message)).toEqual({ kind: 'done', reason: 'succeeded' });
+    expect(pusher.pushed).toHaveLength(1);
+    expect(queue.sent).toEqual([]);
+    const delivery = await deliveries.get(message.deliveryId);
+    expect(delivery).toMatchObject({ status: 'succeeded', attempts: 1 });
+    expect(await deliveries.listAttempts(message.deliveryId)).toHaveLength(1);
+    closeDatabase(db);
+  });
+
+  it('parks again when the connection closed before the push; taken back a second time, it is queued, never lost', async () => {
+    const pusher = scriptedPusher({ open: [true], park: ['open'], results: [undefined] });
+    const { deps, queue, message, db } = await setUp(pusher, true);
+    expect(await deliver(deps, message)).toEqual({ kind: 'waiting' });
+    expect(pusher.pushed).toHaveLength(1);
+    expect(pusher.parked).toHaveLength(1);
+    expect(queue.sent).toHaveLength(1);
+    expect(queue.sent[0]?.body).toMatchObject({ attempt: 1, waiting: true });
     closeDatabase(db);
   });
 });

@@ -151,6 +151,7 @@ describe('concurrent changes of one subscription', () => {
       listActive: (partnerId) => inner.listActive(partnerId),
       listByHealth: (health, query) => inner.listByHealth(health, query),
       describe: (id) => inner.describe(id),
+      listConnections: (partnerId) => inner.listConnections(partnerId),
       delete: (id) => inner.delete(id),
       updateHealth: (id, change) => inner.updateHealth(id, change),
       takeAllowance: (id, action, allowance, now) => inner.takeAllowance(id, action, allowance, now),

@@ -1,13 +1,14 @@
 /**
  * Receiving deliveries over a connection (docs/connection-protocol.md): a WebSocket the client
  * opens to the dispatcher, which sends each delivery of the partner's connection subscriptions
- * down it. `listen` keeps one connection open (heartbeats, reconnects with backoff), hands each
- * delivery to a handler and answers it with an `ack` or a `nack`; `forwardTo` is a ready-made
- * handler that POSTs each delivery to a local receiver, exactly as a URL callback would.
+ * down it. `listen` keeps one connection open (heartbeats, reconnects with backoff), puts
+ * together a delivery that comes in parts, hands each delivery to a handler and answers it with
+ * an `ack` or a `nack`; `forwardTo` is a ready-made handler that POSTs each delivery to a local
+ * receiver, exactly as a URL callback would.
  */
 import type { ConnectInfo } from './openapi-types.ts';
 
-/** The server's first frame on a connection. */
+/** The server's greeting on a connection: at once, or in answer to the client's first frame. */
 export interface ConnectionHello {
   connectionId: string;
   /** The connection subscriptions whose deliveries come down this connection. */
@@ -64,7 +65,8 @@ export interface ListenOptions {
   signal?: AbortSignal;
   /**
    * One line per delivery, `<webhook-id> <status> <ms>ms` (a failure without a status shows
-   * `-`, and its reason after), and one per connection opened or lost.
+   * `-`, and its reason after; a delivery in parts dropped unanswered shows `-` and why), and
+   * one per connection opened or lost.
    */
   log?: (line: string) => void;
   /** Called with each connection's `hello`. */
@@ -97,8 +99,17 @@ export interface ListenContext {
   isFatal(error: unknown): boolean;
 }
 
-/** At most this many unanswered deliveries per connection (the protocol's limit). */
+/**
+ * At most this many deliveries are handled at once per connection; more wait their turn (their
+ * answer still due `ackTimeoutSeconds` after each came). The server sends at most 16 unanswered
+ * deliveries per subscription, or on AWS as many as the dispatcher's concurrency allows.
+ */
 export const MAX_IN_FLIGHT = 16;
+/**
+ * The largest body a delivery in parts may add up to, in UTF-8 bytes (an event's is at most
+ * 256 KiB): past it, the delivery is dropped unanswered, and the server tries it again.
+ */
+const MAX_ASSEMBLED_BODY_BYTES = 1024 * 1024;
 /** The longest `error` text sent in a `nack`: the client's frames are at most 4 KiB. */
 const MAX_ERROR_LENGTH = 500;
 /** How long a closing connection may take to finish its closing handshake. */
@@ -128,6 +139,8 @@ function describe(error: unknown): string {
 
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
+
+const encoder = new TextEncoder();
 
 /** Resolves after `ms`, or at once when `signal` aborts. */
 function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -200,20 +213,47 @@ function answerOf(result: DeliveryResult): Answer {
   return answer;
 }
 
-function deliveryOf(frame: Record<string, unknown>): Omit<ConnectionDelivery, 'signal'> | undefined {
-  const { deliveryId, attempt, subscriptionId, headers, body } = frame;
-  if (typeof deliveryId !== 'string' || typeof attempt !== 'number') return undefined;
-  if (typeof body !== 'string' || !isRecord(headers)) return undefined;
+type Delivery = Omit<ConnectionDelivery, 'signal'>;
+
+/**
+ * A `delivery` frame: whole (`body`), or the head of one that comes in parts (`bodyParts`, how
+ * many `delivery-part` frames carry its body); undefined when it is neither.
+ */
+function deliveryOf(
+  frame: Record<string, unknown>,
+): { whole: Delivery } | { head: Omit<Delivery, 'body'>; parts: number } | undefined {
+  const { deliveryId, attempt, subscriptionId, headers, body, bodyParts } = frame;
+  if (typeof deliveryId !== 'string' || typeof attempt !== 'number' || !isRecord(headers)) return undefined;
   const plain: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) if (typeof value === 'string') plain[name] = value;
-  return {
+  const head = {
     deliveryId,
     attempt,
     subscriptionId: typeof subscriptionId === 'string' ? subscriptionId : '',
     headers: plain,
-    body,
   };
+  if (typeof body === 'string') return { whole: { ...head, body } };
+  if (typeof bodyParts === 'number' && Number.isInteger(bodyParts) && bodyParts >= 1)
+    return { head, parts: bodyParts };
+  return undefined;
 }
+
+/** A delivery whose body is coming in parts. */
+interface Assembling {
+  head: Omit<Delivery, 'body'>;
+  /** How many parts its body comes in. */
+  count: number;
+  /** The parts come so far, by number. */
+  parts: Map<number, string>;
+  /** Their UTF-8 bytes, together. */
+  bytes: number;
+  /** When its `delivery` frame came: the answer is due `ackTimeoutSeconds` later. */
+  received: number;
+  /** Drops it when its parts have not all come by then. */
+  timer: ReturnType<typeof setTimeout>;
+}
+
+const partKey = (deliveryId: unknown, attempt: unknown) => `${String(deliveryId)}#${String(attempt)}`;
 
 function helloOf(frame: Record<string, unknown>, info: ConnectInfo): ConnectionHello {
   const seconds = (value: unknown, otherwise: number) =>
@@ -255,12 +295,25 @@ function session(
     let finished = false;
     let lastError: string | undefined;
     let pings = 0;
-    /** Pings sent since the last pong: the third one unanswered at the next heartbeat ends the connection. */
+    /**
+     * Pings sent since the last pong: the third one unanswered at the next heartbeat ends the
+     * connection. The first goes as the socket opens, before any hello (which may come before
+     * or after its pong), so a server that answers nothing is left three heartbeats after the
+     * socket opened; one pong, whenever it comes, clears the count.
+     */
     let unanswered = 0;
     let heartbeat: ReturnType<typeof setInterval> | undefined;
     let closing: ReturnType<typeof setTimeout> | undefined;
     const running = new Set<Promise<void>>();
-    const waiting: { delivery: Omit<ConnectionDelivery, 'signal'>; received: number }[] = [];
+    const waiting: { delivery: Delivery; received: number }[] = [];
+    /** Deliveries whose parts are still coming, by `<deliveryId>#<attempt>`. */
+    const assembling = new Map<string, Assembling>();
+
+    /** Forgets the deliveries whose parts are still coming: unanswered, the server tries them again. */
+    const dropAssembling = () => {
+      for (const held of assembling.values()) clearTimeout(held.timer);
+      assembling.clear();
+    };
 
     const finish = (reason: string) => {
       if (finished) return;
@@ -268,6 +321,7 @@ function session(
       clearInterval(heartbeat);
       clearTimeout(closing);
       waiting.length = 0;
+      dropAssembling();
       signal?.removeEventListener('abort', stop);
       resolve({ greeted, reason });
     };
@@ -278,6 +332,10 @@ function session(
       return true;
     };
 
+    const ping = () => {
+      if (send({ type: 'ping', id: String(++pings) })) unanswered++;
+    };
+
     const startHeartbeat = () => {
       clearInterval(heartbeat);
       heartbeat = setInterval(() => {
@@ -286,11 +344,11 @@ function session(
           finish('no pong for three heartbeats');
           return;
         }
-        if (send({ type: 'ping', id: String(++pings) })) unanswered++;
+        ping();
       }, heartbeatMs);
     };
 
-    const handle = async (delivery: Omit<ConnectionDelivery, 'signal'>, received: number) => {
+    const handle = async (delivery: Delivery, received: number) => {
       const deadline = new AbortController();
       const timer = setTimeout(
         () => deadline.abort(new Error('the answer is due')),
@@ -313,13 +371,50 @@ function session(
       log(`${id} ${answer.status ?? '-'} ${ms}ms${why}${sent ? '' : ' (connection lost: not answered)'}`);
     };
 
-    const start = (delivery: Omit<ConnectionDelivery, 'signal'>, received: number) => {
+    const start = (delivery: Delivery, received: number) => {
       const task: Promise<void> = handle(delivery, received).finally(() => {
         running.delete(task);
         const next = waiting.shift();
         if (next !== undefined && !stopping && !finished) start(next.delivery, next.received);
       });
       running.add(task);
+    };
+
+    /** A whole delivery: handled now, or once fewer than MAX_IN_FLIGHT are. */
+    const take = (delivery: Delivery, received: number) => {
+      if (running.size < MAX_IN_FLIGHT) start(delivery, received);
+      else waiting.push({ delivery, received });
+    };
+
+    /** Drops a delivery whose parts will not all come, or are too large: it is not answered. */
+    const drop = (key: string, why: string) => {
+      const held = assembling.get(key);
+      if (held === undefined) return;
+      assembling.delete(key);
+      clearTimeout(held.timer);
+      const id = held.head.headers['webhook-id'] ?? held.head.deliveryId;
+      log(`${id} - ${Math.round(performance.now() - held.received)}ms not answered: ${why}`);
+    };
+
+    /** A part of a delivery's body: the delivery is taken once its last part has come. */
+    const onPart = (frame: Record<string, unknown>) => {
+      const key = partKey(frame.deliveryId, frame.attempt);
+      const held = assembling.get(key);
+      // A part of a delivery not announced, dropped or already whole: ignored.
+      if (held === undefined) return;
+      const { part, data } = frame;
+      if (typeof part !== 'number' || !Number.isInteger(part) || part < 0 || part >= held.count) return;
+      if (typeof data !== 'string' || held.parts.has(part)) return;
+      held.bytes += encoder.encode(data).byteLength;
+      if (held.bytes > MAX_ASSEMBLED_BODY_BYTES)
+        return drop(key, `its body in parts is larger than ${MAX_ASSEMBLED_BODY_BYTES} bytes`);
+      held.parts.set(part, data);
+      if (held.parts.size < held.count) return;
+      assembling.delete(key);
+      clearTimeout(held.timer);
+      let body = '';
+      for (let n = 0; n < held.count; n++) body += held.parts.get(n);
+      take({ ...held.head, body }, held.received);
     };
 
     const onFrame = (data: unknown) => {
@@ -333,6 +428,7 @@ function session(
       if (!isRecord(frame)) return;
       switch (frame.type) {
         case 'hello': {
+          // At once, or in answer to this client's first frame (then perhaps after its pong).
           const hello = helloOf(frame, info);
           greeted = true;
           ackTimeoutMs = hello.ackTimeoutSeconds * 1000;
@@ -352,10 +448,27 @@ function session(
           const delivery = deliveryOf(frame);
           if (delivery === undefined) return;
           const received = performance.now();
-          if (running.size < MAX_IN_FLIGHT) start(delivery, received);
-          else waiting.push({ delivery, received });
+          if ('whole' in delivery) return take(delivery.whole, received);
+          // Its body comes in the `delivery-part` frames that follow: held until the last one,
+          // for no longer than its answer may take.
+          const key = partKey(delivery.head.deliveryId, delivery.head.attempt);
+          clearTimeout(assembling.get(key)?.timer);
+          assembling.set(key, {
+            head: delivery.head,
+            count: delivery.parts,
+            parts: new Map(),
+            bytes: 0,
+            received,
+            timer: setTimeout(
+              () => drop(key, `its body's ${delivery.parts} parts did not all come in time`),
+              ackTimeoutMs,
+            ),
+          });
           return;
         }
+        case 'delivery-part':
+          if (!stopping) onPart(frame);
+          return;
         default:
           return;
       }
@@ -366,6 +479,7 @@ function session(
       if (stopping || finished) return;
       stopping = true;
       waiting.length = 0;
+      dropAssembling();
       if (running.size > 0) {
         const drained = new AbortController();
         void Promise.allSettled(running).then(() => drained.abort());
@@ -377,7 +491,10 @@ function session(
       closing = setTimeout(() => finish('stopped'), CLOSE_GRACE_MS);
     }
 
+    // The client speaks first: a server that cannot send before it (API Gateway's) says hello
+    // in answer, so the first ping goes at once, not a heartbeat later.
     socket.addEventListener('open', () => {
+      ping();
       startHeartbeat();
     });
     socket.addEventListener('message', (event) => onFrame(event.data));
@@ -399,7 +516,8 @@ function session(
 
 /**
  * Keeps a connection open until `options.signal` aborts: finds the socket (`GET
- * /v1/connect-info`), opens it with the API key, pings every heartbeat, and reconnects with
+ * /v1/connect-info`), opens it with the API key, pings at once and every heartbeat, puts together
+ * the deliveries that come in parts, and reconnects with
  * exponential backoff and jitter when it closes, fails, or gets no pong for three heartbeats.
  * Resolves once stopped and closed; rejects only for what reconnecting cannot mend (a refused
  * key, a subscription that is not one of your connection subscriptions).

@@ -194,6 +194,22 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
     return result.Item === undefined ? undefined : SubscriptionWithoutSecrets.parse(result.Item);
   }
 
+  /** A query of the partner's index entries, filtered: their secrets are never opened. */
+  async listConnections(partnerId: string): Promise<SubscriptionRecord[]> {
+    const found: SubscriptionRecord[] = [];
+    for await (const item of queryItems(this.#client, {
+      TableName: this.tableName,
+      IndexName: BY_PARTNER_INDEX,
+      KeyConditionExpression: '#partnerId = :partnerId',
+      FilterExpression: '#transport = :connection',
+      ExpressionAttributeNames: attributeNames('partnerId', 'transport'),
+      ExpressionAttributeValues: { ':partnerId': partnerId, ':connection': 'connection' },
+    })) {
+      found.push(SubscriptionWithoutSecrets.parse(item));
+    }
+    return found;
+  }
+
   async listByHealth(health: SubscriptionHealth, query: ListQuery): Promise<Page<SubscriptionRecord>> {
     const items: Item[] = [];
     let startKey: Record<string, unknown> | undefined =

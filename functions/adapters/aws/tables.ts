@@ -118,3 +118,18 @@ export const DELIVERIES_TABLE: TableDefinition = {
 };
 
 export const TABLES = [EVENTS_TABLE, PARTNERS_TABLE, SUBSCRIPTIONS_TABLE, DELIVERIES_TABLE] as const;
+
+/**
+ * The partners' open connections (connection subscriptions, on API Gateway's WebSocket API) and
+ * the answers they send; connections.ts says which items. It holds nothing that outlives a
+ * connection (tries waiting for one are parked in the deliveries table), so it belongs to the
+ * service stack, not to TABLES: deleting it only closes the connections, which agents reopen.
+ */
+export const CONNECTIONS_TABLE: TableDefinition = {
+  name: 'Connections',
+  partitionKey: pk,
+  sortKey: sk,
+  globalIndexes: [],
+  stream: false,
+  ttlAttribute: TTL_ATTRIBUTE,
+};

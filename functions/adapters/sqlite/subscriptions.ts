@@ -159,6 +159,14 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
     return row === undefined ? undefined : toRecord(row);
   }
 
+  async listConnections(partnerId: string): Promise<SubscriptionRecord[]> {
+    const rows = prepared(
+      this.#db,
+      `SELECT ${COLUMNS} FROM subscriptions WHERE partner_id = ? AND transport = 'connection' ORDER BY id`,
+    ).all(partnerId);
+    return rows.map(toRecord);
+  }
+
   async listByHealth(health: SubscriptionHealth, query: ListQuery): Promise<Page<SubscriptionRecord>> {
     const rows = prepared(
       this.#db,
