@@ -103,7 +103,7 @@ async function prepare(params: unknown): Promise<HandlerPrepared> {
       payload: benchPayload(seq, nowMs()),
       createdAt: new Date().toISOString(),
     });
-    await fanOutEvent({ subscriptions, deliveries, deliveryQueue, clock: systemClock }, event);
+    await fanOutEvent({ subscriptions, events, deliveries, deliveryQueue, clock: systemClock }, event);
   }
   if (records.length !== p.count)
     throw new Error(`fan-out queued ${records.length} of ${p.count} deliveries`);

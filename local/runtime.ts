@@ -346,7 +346,7 @@ function startWorkers(
     maxInFlight: 20,
     idleMs,
     log,
-    handler: createFanoutHandler({ subscriptions, deliveries, deliveryQueue, clock }, log),
+    handler: createFanoutHandler({ subscriptions, events: eventLog, deliveries, deliveryQueue, clock }, log),
   });
 
   const router = new OutboxRouter(stores.db, stores.outbox, fanout);

@@ -42,7 +42,10 @@ export function problemResponse(
 /** Turns zod issues into a ValidationError naming each field, prefixed by where it was (body, query). */
 export function validationErrorFrom(error: z.ZodError, where: string): ValidationError {
   const errors = error.issues.map((issue) => ({
-    field: [where, ...issue.path.map(String)].join('.'),
+    // An index as JavaScript writes it: `body.events[1].type`, `body.filter.amount[0]`.
+    field:
+      where +
+      issue.path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join(''),
     message: issue.message,
   }));
   const first = errors[0];

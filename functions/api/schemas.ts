@@ -5,6 +5,7 @@
  */
 import * as z from 'zod';
 import { MAX_BATCH_EVENTS, MAX_POLL_WAIT_SECONDS } from '../core/events.ts';
+import { EventFilter } from '../core/filters.ts';
 import {
   ApiKeyId,
   Attempt,
@@ -191,6 +192,7 @@ export const CreateSubscriptionBody = z
       .optional()
       .meta({ description: 'Where callbacks go: required unless `transport` is `connection`.' }),
     eventTypes: eventTypes.optional(),
+    filter: EventFilter.optional(),
     description: description.optional(),
   })
   .superRefine((body, ctx) => {
@@ -202,6 +204,7 @@ export const CreateSubscriptionBody = z
   .transform((body): CreateSubscriptionInput => {
     const common = {
       ...(body.eventTypes === undefined ? {} : { eventTypes: body.eventTypes }),
+      ...(body.filter === undefined ? {} : { filter: body.filter }),
       ...(body.description === undefined ? {} : { description: body.description }),
     };
     return body.transport === 'connection' || body.url === undefined
@@ -214,6 +217,9 @@ export const UpdateSubscriptionBody = z
   .strictObject({
     url: callbackUrl.optional(),
     eventTypes: eventTypes.optional(),
+    filter: EventFilter.nullable()
+      .optional()
+      .meta({ description: 'A new payload filter; `null` removes it.' }),
     description: description.optional(),
     status: SubscriptionStatus.optional(),
   })
@@ -328,6 +334,7 @@ const subscriptionFields = {
   }),
   url: z.url().optional().meta({ description: 'A `url` subscription’s callback URL.' }),
   eventTypes: z.array(EventTypeFilter),
+  filter: EventFilter.optional(),
   description: z.string().optional(),
   status: SubscriptionStatus,
   disabledReason: z.string().optional(),

@@ -1,3 +1,4 @@
+import { filterTakes } from './filters.ts';
 import { derivedId, hashTag, idTime, newId, TAG_CHARS } from './ids.ts';
 import type {
   Delivery,
@@ -7,7 +8,14 @@ import type {
   EventRef,
   Subscription,
 } from './model.ts';
-import type { Clock, DeliveryStore, OutgoingMessage, QueueSender, SubscriptionStore } from './ports.ts';
+import type {
+  Clock,
+  DeliveryStore,
+  EventLog,
+  OutgoingMessage,
+  QueueSender,
+  SubscriptionStore,
+} from './ports.ts';
 import { subscriptionWants } from './subscriptions.ts';
 
 /**
@@ -114,6 +122,8 @@ export function unstoredDelivery(message: DeliveryMessage): Delivery | undefined
 
 export interface FanOutDeps {
   subscriptions: SubscriptionStore;
+  /** Read for an event's payload, only when a subscription its type goes to has a filter. */
+  events: Pick<EventLog, 'get'>;
   deliveries: DeliveryStore;
   deliveryQueue: QueueSender<DeliveryMessage>;
   clock: Clock;
@@ -131,7 +141,9 @@ export interface FanOutDeps {
 
 /**
  * Turns one event into one delivery per matching active subscription.
- * 1. List the partner's active subscriptions and keep those whose filter takes the type.
+ * 1. List the partner's active subscriptions and keep those whose types take the event; if any
+ *    of them has a payload filter, read the event once and keep those whose filter matches
+ *    (an event gone by then, past the retention, goes to none of them).
  * 2. Create their deliveries (see `storeAtFirstTry` for those left to the dispatcher); a
  *    retried fan-out finds them already there.
  * 3. Queue the deliveries that have not been tried yet, each in its subscription's lane. A
@@ -140,8 +152,15 @@ export interface FanOutDeps {
  * Returns the number of deliveries queued.
  */
 export async function fanOutEvent(deps: FanOutDeps, ref: EventRef): Promise<number> {
-  const subscriptions = (await deps.subscriptions.listActive(ref.partnerId)).filter((sub) =>
+  const byType = (await deps.subscriptions.listActive(ref.partnerId)).filter((sub) =>
     subscriptionWants(sub, ref.type),
+  );
+  // The payload is read only when a filter needs it: one read per event, however many filters.
+  const event = byType.some((sub) => sub.filter !== undefined)
+    ? await deps.events.get(ref.partnerId, ref.id)
+    : undefined;
+  const subscriptions = byType.filter(
+    (sub) => sub.filter === undefined || (event !== undefined && filterTakes(sub.filter, event)),
   );
   if (subscriptions.length === 0) return 0;
   const now = deps.clock.now();

@@ -4,6 +4,7 @@
  * subscription, delivery, attempt; every id carries its prefix.
  */
 import * as z from 'zod';
+import { EventFilter } from './filters.ts';
 
 export const ID_PREFIXES = {
   partner: 'ptr',
@@ -156,6 +157,8 @@ export const Subscription = z.object({
   url: z.url().optional(),
   /** Empty means every event type. */
   eventTypes: z.array(EventTypeFilter),
+  /** Only events this pattern matches (over `{type, payload}`) are delivered; absent: every one. */
+  filter: EventFilter.optional(),
   description: z.string().max(500).optional(),
   status: SubscriptionStatus,
   disabledReason: z.string().optional(),

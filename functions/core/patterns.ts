@@ -130,7 +130,7 @@ function matchValue(filter: unknown, leaf: Leaf): boolean {
     case 'equals-ignore-case':
       return typeof leaf === 'string' && lower(leaf) === lower(requireString(operand, operator));
     case 'wildcard':
-      return typeof leaf === 'string' && wildcard(requireString(operand, operator)).test(leaf);
+      return typeof leaf === 'string' && wildcardMatches(requireString(operand, operator), leaf);
     case 'numeric':
       return typeof leaf === 'number' && numeric(operand, leaf);
     case 'anything-but':
@@ -166,23 +166,60 @@ function affix(operand: unknown, leaf: string, test: (text: string, part: string
   throw new Error('prefix and suffix take a string or { "equals-ignore-case": string }');
 }
 
+/** A wildcard's pieces: literal text, or `*` (any run of characters). */
+type GlobPiece = { literal: string } | 'star';
+
 /** `*` matches any run of characters; `\*` is a literal asterisk and `\\` a backslash. */
-function wildcard(pattern: string): RegExp {
-  let source = '';
+function globPieces(pattern: string): GlobPiece[] {
+  const pieces: GlobPiece[] = [];
+  let literal = '';
   for (let i = 0; i < pattern.length; i++) {
     const char = pattern.charAt(i);
     if (char === '\\') {
       const next = pattern.charAt(i + 1);
       if (next !== '*' && next !== '\\') throw new Error('in a wildcard, \\ may only escape * or \\');
-      source += `\\${next}`;
+      literal += next;
       i++;
     } else if (char === '*') {
-      source += '.*';
+      if (literal !== '') pieces.push({ literal });
+      literal = '';
+      if (pieces.at(-1) !== 'star') pieces.push('star');
     } else {
-      source += char.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+      literal += char;
     }
   }
-  return new RegExp(`^${source}$`, 's');
+  if (literal !== '') pieces.push({ literal });
+  return pieces;
+}
+
+/**
+ * Whether `text` matches the wildcard, without a regular expression: each literal run is found
+ * at its earliest place after the one before (the first anchored at the start, the last at the
+ * end), which is enough for `*` alone, so the time is linear in the text and the pattern
+ * (a regular expression of several `.*` can take time polynomial in the text).
+ */
+function wildcardMatches(pattern: string, text: string): boolean {
+  const pieces = globPieces(pattern);
+  let at = 0;
+  for (let i = 0; i < pieces.length; i++) {
+    const piece = pieces[i];
+    if (piece === undefined || piece === 'star') continue;
+    const first = i === 0;
+    const last = i === pieces.length - 1;
+    if (first && last) return text === piece.literal;
+    if (first) {
+      if (!text.startsWith(piece.literal)) return false;
+      at = piece.literal.length;
+    } else if (last) {
+      return text.length - piece.literal.length >= at && text.endsWith(piece.literal);
+    } else {
+      const found = text.indexOf(piece.literal, at);
+      if (found < 0) return false;
+      at = found + piece.literal.length;
+    }
+  }
+  // Ends with a star (or is only stars, or empty).
+  return pieces.length === 0 ? text === '' : true;
 }
 
 const COMPARE: Readonly<Record<string, (a: number, b: number) => boolean>> = {

@@ -24,7 +24,7 @@ import type {
   RateLimitedAction,
   SubscriptionStore,
 } from './ports.ts';
-import { getSubscription, subscriptionWants } from './subscriptions.ts';
+import { getSubscription, subscriptionTakes } from './subscriptions.ts';
 
 /** Events one replay request queues at most; the partner continues from `next`. */
 export const REPLAY_LIMIT = 1000;
@@ -114,7 +114,7 @@ async function takeAllowance(deps: RedeliveryDeps, subscription: Subscription, a
  * Sends one of the partner's events again.
  * 1. Load the event (partner-scoped: another partner's is not found).
  * 2. To the one subscription named, which must be active, or else to every active
- *    subscription whose filter takes the event's type.
+ *    subscription whose types and payload filter take the event.
  * 3. Create and queue a new delivery for each.
  */
 export async function redeliverEvent(
@@ -126,7 +126,7 @@ export async function redeliverEvent(
   const event = await getEvent(deps, partnerId, eventId);
   const subscriptions =
     subscriptionId === undefined
-      ? (await deps.subscriptions.listActive(partnerId)).filter((s) => subscriptionWants(s, event.type))
+      ? (await deps.subscriptions.listActive(partnerId)).filter((s) => subscriptionTakes(s, event))
       : [await activeSubscription(deps, partnerId, subscriptionId)];
   return queueDeliveries(
     deps,
@@ -178,7 +178,7 @@ export async function replaySubscription(
       limit: Math.min(500, REPLAY_LIMIT - wanted.length),
       ...(after === undefined ? {} : { after }),
     });
-    wanted.push(...page.items.filter((e) => subscriptionWants(subscription, e.type)));
+    wanted.push(...page.items.filter((e) => subscriptionTakes(subscription, e)));
     // The log's cursor also moves past events a filtered page passed over.
     if (page.next === null || page.next === after) break;
     after = page.next;

@@ -5,6 +5,7 @@ import {
   SubscriptionNotFoundError,
   ValidationError,
 } from './errors.ts';
+import { type EventFilter, filterTakes } from './filters.ts';
 import { newId } from './ids.ts';
 import {
   type Page,
@@ -40,6 +41,7 @@ export interface SubscriptionView {
   /** A URL subscription's. */
   url?: string;
   eventTypes: string[];
+  filter?: EventFilter;
   description?: string;
   status: SubscriptionStatus;
   disabledReason?: string;
@@ -53,6 +55,7 @@ export function toSubscriptionView(sub: Subscription): SubscriptionView {
     transport: sub.transport ?? 'url',
     ...(sub.url === undefined ? {} : { url: sub.url }),
     eventTypes: sub.eventTypes,
+    ...(sub.filter === undefined ? {} : { filter: sub.filter }),
     ...(sub.description === undefined ? {} : { description: sub.description }),
     status: sub.status,
     ...(sub.disabledReason === undefined ? {} : { disabledReason: sub.disabledReason }),
@@ -73,6 +76,17 @@ export function subscriptionWants(sub: Pick<Subscription, 'eventTypes'>, type: s
     (filter) =>
       filter === '*' || filter === type || (filter.endsWith('.*') && type.startsWith(filter.slice(0, -1))),
   );
+}
+
+/**
+ * True when the subscription should get this event: its types take it (subscriptionWants) and
+ * its payload filter, if it has one, matches.
+ */
+export function subscriptionTakes(
+  sub: Pick<Subscription, 'eventTypes' | 'filter'>,
+  event: { type: string; payload: unknown },
+): boolean {
+  return subscriptionWants(sub, event.type) && filterTakes(sub.filter, event);
 }
 
 /** The secrets still live at `now`: the current one and any still overlapping it. */
@@ -119,6 +133,8 @@ export type CreateSubscriptionInput = (
   | { transport: 'connection'; url?: undefined }
 ) & {
   eventTypes?: string[];
+  /** Only events this pattern matches are delivered (filters.ts). */
+  filter?: EventFilter;
   description?: string;
 };
 
@@ -157,6 +173,7 @@ export async function createSubscription(
     partnerId,
     ...(input.transport === 'connection' ? { transport: 'connection' as const } : { url: input.url }),
     eventTypes: input.eventTypes ?? [],
+    ...(input.filter === undefined ? {} : { filter: input.filter }),
     ...(input.description === undefined ? {} : { description: input.description }),
     status: 'active',
     secrets: [{ secret, createdAt: now }],
@@ -192,6 +209,8 @@ export function listSubscriptions(
 export interface UpdateSubscriptionInput {
   url?: string;
   eventTypes?: string[];
+  /** A new payload filter; null removes it. */
+  filter?: EventFilter | null;
   description?: string;
   status?: SubscriptionStatus;
 }
@@ -264,7 +283,8 @@ export async function updateSubscription(
         { field: 'url', message: 'not for a connection subscription' },
       ]);
     }
-    const { disabledReason: previousReason, failingSince, ...rest } = sub;
+    const { disabledReason: previousReason, failingSince, filter: previousFilter, ...rest } = sub;
+    const filter = input.filter === undefined ? previousFilter : (input.filter ?? undefined);
     const status = input.status ?? sub.status;
     const freshStart =
       (sub.status === 'disabled' && status === 'active') || (input.url ?? sub.url) !== sub.url;
@@ -281,6 +301,7 @@ export async function updateSubscription(
       ...(failingSince === undefined || freshStart ? {} : { failingSince }),
       ...(sub.transport === 'connection' ? {} : { url: input.url ?? sub.url }),
       eventTypes: input.eventTypes ?? sub.eventTypes,
+      ...(filter === undefined ? {} : { filter }),
       ...(input.description === undefined ? {} : { description: input.description }),
       status,
     };

@@ -6,12 +6,13 @@ import { rememberingKmsCipher } from '../adapters/aws/kms-cipher.ts';
 import { kmsClient } from '../adapters/aws/kms-client.ts';
 import { logError, logger } from '../adapters/aws/logger.ts';
 import { sqsClient } from '../adapters/aws/sqs-client.ts';
-import { deliveryLanes, deliveryStore, subscriptionStore } from '../adapters/aws/wiring.ts';
+import { deliveryLanes, deliveryStore, eventLog, subscriptionStore } from '../adapters/aws/wiring.ts';
 import { systemClock } from '../adapters/clock.ts';
 import { loadLambdaConfig } from '../config.ts';
 import { createFanoutHandler } from './handler.ts';
 
 const config = loadLambdaConfig([
+  'eventsTable',
   'subscriptionsTable',
   'secretsKeyArn',
   'deliveriesTable',
@@ -27,6 +28,8 @@ export const handler = createFanoutHandler(
       config,
       rememberingKmsCipher(kmsClient, config.secretsKeyArn),
     ),
+    // An event's payload, read only for subscriptions with a payload filter.
+    events: eventLog(dynamoClient, config),
     deliveries: deliveryStore(dynamoClient, config),
     // A failing endpoint's new deliveries go straight to the slow lane.
     deliveryQueue: deliveryLanes(sqsClient, config),

@@ -190,6 +190,8 @@ export class DeliveryPipeline extends Construct {
       .useTable(props.subscriptionsTable, LAMBDA_ENV.subscriptionsTable, {
         indexes: { byPartner: ['dynamodb:Query'] },
       })
+      // Events: get, the payload a subscription's filter matches, read only for such a filter.
+      .useTable(props.eventsTable, LAMBDA_ENV.eventsTable, { table: ['dynamodb:GetItem'] })
       // The subscriptions it reads have their secrets opened.
       .useSecretsKey(props.secretsKey, ['kms:Decrypt'])
       // Deliveries: createForEvent (a put only if absent, or else a get of the one there).

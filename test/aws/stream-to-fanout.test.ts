@@ -185,7 +185,7 @@ describe('events table stream → pipe → fan-out queue → fan-out', () => {
     const deliveryQueue = new RecordingQueue<DeliveryMessage>();
     const logged: unknown[] = [];
     const handler = createFanoutHandler(
-      { subscriptions, deliveries, deliveryQueue, clock },
+      { subscriptions, events, deliveries, deliveryQueue, clock },
       (_message, error) => logged.push(error),
     );
     const batch: SQSEvent = {
@@ -238,6 +238,7 @@ describe('events table stream → pipe → fan-out queue → fan-out', () => {
     const deliveryQueue = new RecordingQueue<DeliveryMessage>();
     const handler = createFanoutHandler({
       subscriptions,
+      events: new DynamoEventLog(client, tables.events),
       deliveries,
       deliveryQueue,
       clock: new ManualClock(),
@@ -262,7 +263,7 @@ describe('events table stream → pipe → fan-out queue → fan-out', () => {
     const deliveryQueue = new RecordingQueue<DeliveryMessage>();
 
     const queued = await fanOutEvent(
-      { subscriptions, deliveries, deliveryQueue, clock, storeAtFirstTry: true },
+      { subscriptions, events, deliveries, deliveryQueue, clock, storeAtFirstTry: true },
       { id: event.id, partnerId, type: event.type, createdAt: event.createdAt },
     );
 

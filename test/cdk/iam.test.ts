@@ -126,6 +126,8 @@ const GRANTS: Record<FunctionName, Grants> = {
   },
   fanout: {
     'fanout logs': LOGS,
+    // An event's payload, for a subscription's filter.
+    events: ['dynamodb:GetItem'],
     'subscriptions/index/byPartner': ['dynamodb:Query'],
     deliveries: ['dynamodb:GetItem', 'dynamodb:PutItem'],
     delivery: ['sqs:SendMessage'],

@@ -378,6 +378,7 @@ describe('functions', () => {
       'fanout',
       () => synth.stacks.service.pipeline.fanoutFunction,
       [
+        LAMBDA_ENV.eventsTable,
         LAMBDA_ENV.subscriptionsTable,
         LAMBDA_ENV.deliveriesTable,
         LAMBDA_ENV.deliveryQueueUrl,

@@ -125,6 +125,7 @@ describe('recoverPipeDeadLetters on DynamoDB Local', () => {
     const sent: OutgoingMessage<DeliveryMessage>[] = [];
     const deps = {
       subscriptions,
+      events: new DynamoEventLog(local.client, await local.table(EVENTS_TABLE)),
       deliveries,
       deliveryQueue: { send: async (m: OutgoingMessage<DeliveryMessage>[]) => void sent.push(...m) },
       clock: new ManualClock(),

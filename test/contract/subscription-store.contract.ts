@@ -115,6 +115,28 @@ export function subscriptionStoreContract(name: string, make: () => Promise<Subs
         expect(await subscriptions.describe(subscription.id)).toEqual(record);
       });
 
+      it('keeps a payload filter exactly, through create, get, list and describe, and drops it when put without', async () => {
+        const filter = {
+          type: [{ prefix: 'order.' }],
+          payload: {
+            total: [{ numeric: ['>', 0.5, '<=', 1e21] }],
+            note: [null, '', { 'anything-but': { 'equals-ignore-case': ['x', 'Y'] } }],
+            $or: [{ vip: [true] }, { 'anything-but': [{ exists: false }] }],
+          },
+        };
+        const subscription = makeSubscription(partnerId, { filter });
+        await subscriptions.create(subscription, { maxPerPartner: 10 });
+        expect((await subscriptions.get(subscription.id))?.filter).toEqual(filter);
+        expect((await subscriptions.list(partnerId, { limit: 10 })).items[0]?.filter).toEqual(filter);
+        expect((await subscriptions.describe(subscription.id))?.filter).toEqual(filter);
+        const { filter: _, ...without } = subscription;
+        await subscriptions.put(
+          { ...without, updatedAt: at(5) },
+          { expectedUpdatedAt: subscription.updatedAt },
+        );
+        expect((await subscriptions.get(subscription.id))?.filter).toBeUndefined();
+      });
+
       it("lists a partner's connection subscriptions only, without their secrets", async () => {
         const { url: _, ...withoutUrl } = makeSubscription(partnerId);
         const connection: Subscription = { ...withoutUrl, transport: 'connection' };

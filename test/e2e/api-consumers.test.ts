@@ -137,7 +137,7 @@ describe('HTTP API: consumers', () => {
     expectProblem(
       await d.as(partner.apiKey, 'PUT', '/v1/consumers/c', { types: ['Not A Type'] }),
       400,
-      'body.types.0',
+      'body.types[0]',
     );
     expectProblem(await d.as(partner.apiKey, 'PUT', '/v1/consumers/c', { from: 'earliest' }), 400);
     await d.as(partner.apiKey, 'PUT', '/v1/consumers/c');

@@ -1,5 +1,10 @@
 // Generated from docs/openapi.json by scripts/generate-types.ts: do not edit by hand.
 
+/** An EventBridge event pattern over the event's `type` and `payload`: exact values, `prefix`, `suffix`, `anything-but`, `numeric`, `exists`, `equals-ignore-case`, `wildcard`, and `$or`. Only events it matches are delivered. */
+export interface EventFilter {
+  [key: string]: unknown;
+}
+
 /** Any JSON value. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | {
   [key: string]: JsonValue;
@@ -65,6 +70,7 @@ export interface CreateSubscriptionRequest {
   url?: string;
   /** Event types to deliver: exact (`order.created`), a family (`order.*`) or `*`. Empty or absent: all. */
   eventTypes?: string[];
+  filter?: EventFilter;
   description?: string;
 }
 
@@ -72,6 +78,8 @@ export interface UpdateSubscriptionRequest {
   url?: string;
   /** Event types to deliver: exact (`order.created`), a family (`order.*`) or `*`. Empty or absent: all. */
   eventTypes?: string[];
+  /** A new payload filter; `null` removes it. */
+  filter?: EventFilter | null;
   description?: string;
   status?: "active" | "disabled";
 }
@@ -180,6 +188,7 @@ export interface Subscription {
   /** A `url` subscription’s callback URL. */
   url?: string;
   eventTypes: string[];
+  filter?: EventFilter;
   description?: string;
   status: "active" | "disabled";
   disabledReason?: string;
@@ -194,6 +203,7 @@ export interface SubscriptionWithSecret {
   /** A `url` subscription’s callback URL. */
   url?: string;
   eventTypes: string[];
+  filter?: EventFilter;
   description?: string;
   status: "active" | "disabled";
   disabledReason?: string;

@@ -70,7 +70,26 @@ const ALLOWANCE_TRIES = 5;
 const counterKey = (partnerId: string) => ({ id: `COUNT#${partnerId}` });
 const Counter = z.object({ subscriptionCount: z.number().int() });
 /** The item's own attributes; its secrets are read apart, by the cipher. */
-const SubscriptionWithoutSecrets = Subscription.omit({ secrets: true });
+/**
+ * An item's attributes as a subscription's. Its payload filter is kept as JSON text: a pattern
+ * is the partner's, and may hold numbers the document client would refuse or round (past 2^53,
+ * or with more digits than a double keeps); it is parsed back here.
+ */
+const SubscriptionWithoutSecrets = z.preprocess(
+  (item) =>
+    typeof item === 'object' && item !== null && 'filter' in item && typeof item.filter === 'string'
+      ? { ...item, filter: JSON.parse(item.filter) }
+      : item,
+  Subscription.omit({ secrets: true }),
+);
+
+/** A subscription's attributes as the item keeps them: its filter as JSON text. */
+function itemOf(subscription: Subscription): Item {
+  return compact({
+    ...subscription,
+    filter: subscription.filter === undefined ? undefined : JSON.stringify(subscription.filter),
+  });
+}
 /** Every attribute the domain's Subscription may have, the key (`id`) aside. */
 const SUBSCRIPTION_FIELDS = Object.keys(Subscription.shape).filter((key) => key !== 'id');
 
@@ -385,7 +404,7 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
       {
         Put: {
           TableName: this.tableName,
-          Item: { ...compact(subscription), kind: 'subscription' },
+          Item: { ...itemOf(subscription), kind: 'subscription' },
           ConditionExpression: 'attribute_not_exists(#id)',
           ExpressionAttributeNames: attributeNames('id'),
         },
@@ -459,7 +478,7 @@ export class DynamoSubscriptionStore implements SubscriptionStore {
    * @returns false when the item is gone, or (with `expected`) changed since
    */
   async #replace(subscription: Subscription, expected: string | undefined): Promise<boolean> {
-    const item: Item = compact(subscription);
+    const item: Item = itemOf(subscription);
     const set: string[] = [];
     const remove: string[] = [];
     const values: Item = {};

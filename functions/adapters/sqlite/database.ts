@@ -251,6 +251,10 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE subscriptions ADD COLUMN transport TEXT NOT NULL DEFAULT 'url'
     CHECK (transport IN ('url', 'connection'));
   `,
+  `
+  -- A subscription's payload filter (an event pattern, as JSON); NULL: every event its types take.
+  ALTER TABLE subscriptions ADD COLUMN filter TEXT;
+  `,
 ];
 
 /** The database's file name in the local runtime's data directory. */

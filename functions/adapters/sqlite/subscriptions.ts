@@ -32,7 +32,7 @@ import {
 } from './database.ts';
 
 const COLUMNS =
-  'id, partner_id, url, event_types, description, status, disabled_reason, failing_since, secrets, created_at, updated_at, transport';
+  'id, partner_id, url, event_types, description, status, disabled_reason, failing_since, secrets, created_at, updated_at, transport, filter';
 
 /** Each rate-limited action's columns: the start of its window (epoch ms) and its uses in it. */
 const ALLOWANCE_COLUMNS: Record<RateLimitedAction, { start: string; count: string }> = {
@@ -40,8 +40,12 @@ const ALLOWANCE_COLUMNS: Record<RateLimitedAction, { start: string; count: strin
   test: { start: 'test_window_start', count: 'test_count' },
 };
 
-/** The JSON column of event types, read back with the model's own schema. */
-const { eventTypes: EventTypes } = Subscription.shape;
+/** The JSON columns of event types and of the filter, read back with the model's own schemas. */
+const { eventTypes: EventTypes, filter: Filter } = Subscription.shape;
+
+function optionalFilter(text: string | undefined) {
+  return text === undefined ? undefined : Filter.parse(JSON.parse(text));
+}
 
 /**
  * A row as a subscription, its secrets opened by the cipher (`forListing`: see
@@ -62,6 +66,7 @@ function toRecord(row: Row): SubscriptionRecord {
     // A connection subscription has none: '' in the column.
     url: readText(row, 'url') || undefined,
     eventTypes: EventTypes.parse(JSON.parse(readText(row, 'event_types'))),
+    filter: optionalFilter(readOptionalText(row, 'filter')),
     description: readOptionalText(row, 'description'),
     status: SubscriptionStatus.parse(readText(row, 'status')),
     disabledReason: readOptionalText(row, 'disabled_reason'),
@@ -95,10 +100,10 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
       if (row !== undefined && readInteger(row, 'n') >= options.maxPerPartner) {
         throw new SubscriptionLimitError(options.maxPerPartner);
       }
-      prepared(db, `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
-        s.id,
-        ...values,
-      );
+      prepared(
+        db,
+        `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(s.id, ...values);
     });
   }
 
@@ -112,7 +117,8 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
         prepared(
           db,
           `UPDATE subscriptions SET partner_id = ?, url = ?, event_types = ?, description = ?, status = ?,
-             disabled_reason = ?, failing_since = ?, secrets = ?, created_at = ?, updated_at = ?, transport = ?
+             disabled_reason = ?, failing_since = ?, secrets = ?, created_at = ?, updated_at = ?, transport = ?,
+             filter = ?
            WHERE id = ? AND updated_at = ?`,
         ).run(...values, s.id, expectedUpdatedAt),
       );
@@ -124,13 +130,13 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
     await write(db, () =>
       prepared(
         db,
-        `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET
            partner_id = excluded.partner_id, url = excluded.url, event_types = excluded.event_types,
            description = excluded.description, status = excluded.status,
            disabled_reason = excluded.disabled_reason, failing_since = excluded.failing_since,
            secrets = excluded.secrets, created_at = excluded.created_at, updated_at = excluded.updated_at,
-           transport = excluded.transport`,
+           transport = excluded.transport, filter = excluded.filter`,
       ).run(s.id, ...values),
     );
   }
@@ -305,6 +311,7 @@ function subscriptionValues(s: Subscription, sealedSecrets: StoredSecrets): (str
     s.createdAt,
     s.updatedAt,
     s.transport ?? 'url',
+    s.filter === undefined ? null : JSON.stringify(s.filter),
   ];
 }
 
