@@ -90,6 +90,7 @@ async function prepare(params: unknown): Promise<HandlerPrepared> {
     partnerId,
     { url: p.url },
   );
+  if (secret === undefined) throw new Error('an hmac subscription comes with its secret');
   const deliveryQueue = {
     send: async (messages: OutgoingMessage<DeliveryMessage>[]) => {
       records.push(...messages.map(toRecord));

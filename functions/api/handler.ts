@@ -247,7 +247,8 @@ const handlers: Record<Exclude<Operation, keyof typeof OPS_HANDLERS>, RouteHandl
       partnerId,
       body,
     );
-    return json(201, { ...toSubscriptionView(subscription), secret });
+    // An ed25519 subscription's answer has its public key instead: its signing key is ours.
+    return json(201, { ...toSubscriptionView(subscription), ...(secret === undefined ? {} : { secret }) });
   },
 
   async listSubscriptions(deps, event) {
@@ -284,7 +285,7 @@ const handlers: Record<Exclude<Operation, keyof typeof OPS_HANDLERS>, RouteHandl
     const partnerId = partnerOf(event);
     const id = pathId(OPERATIONS.rotateSecret.params.id, params.id, 'subscription');
     const { subscription, secret } = await rotateSecret(deps, partnerId, id);
-    return json(200, { ...toSubscriptionView(subscription), secret });
+    return json(200, { ...toSubscriptionView(subscription), ...(secret === undefined ? {} : { secret }) });
   },
 
   async listDeliveries(deps, event, params) {

@@ -19,6 +19,7 @@ import {
   isReservedEventType,
   JsonValue,
   PartnerId,
+  SignatureScheme,
   SkippedReason,
   SubscriptionId,
   SubscriptionStatus,
@@ -193,6 +194,10 @@ export const CreateSubscriptionBody = z
       .meta({ description: 'Where callbacks go: required unless `transport` is `connection`.' }),
     eventTypes: eventTypes.optional(),
     filter: EventFilter.optional(),
+    signature: SignatureScheme.optional().meta({
+      description:
+        "`hmac` (the default): callbacks are signed `v1` with the `secret` this answer shows once. `ed25519`: signed `v1a` with a key of the dispatcher's; you verify with its `publicKey`, and hold no secret.",
+    }),
     description: description.optional(),
   })
   .superRefine((body, ctx) => {
@@ -205,6 +210,7 @@ export const CreateSubscriptionBody = z
     const common = {
       ...(body.eventTypes === undefined ? {} : { eventTypes: body.eventTypes }),
       ...(body.filter === undefined ? {} : { filter: body.filter }),
+      ...(body.signature === undefined ? {} : { signature: body.signature }),
       ...(body.description === undefined ? {} : { description: body.description }),
     };
     return body.transport === 'connection' || body.url === undefined
@@ -335,6 +341,17 @@ const subscriptionFields = {
   url: z.url().optional().meta({ description: 'A `url` subscription’s callback URL.' }),
   eventTypes: z.array(EventTypeFilter),
   filter: EventFilter.optional(),
+  signature: SignatureScheme.meta({
+    description: 'How callbacks are signed: `v1` (hmac) or `v1a` (ed25519).',
+  }),
+  publicKey: z
+    .string()
+    .regex(/^whpk_/)
+    .optional()
+    .meta({
+      description:
+        'An `ed25519` subscription’s public key: `whpk_` and the base64 of the raw 32-byte key. Verify `v1a` signatures with it; after a rotation the old key also signs for 24 hours.',
+    }),
   description: z.string().optional(),
   status: SubscriptionStatus,
   disabledReason: z.string().optional(),
@@ -350,8 +367,10 @@ export const SubscriptionWithSecret = z
     secret: z
       .string()
       .regex(/^whsec_/)
+      .optional()
       .meta({
-        description: 'The signing secret (Standard Webhooks), shown this once.',
+        description:
+          'An `hmac` subscription’s signing secret (Standard Webhooks), shown this once. An `ed25519` one has none: verify with its `publicKey`.',
       }),
   })
   .meta({ id: 'SubscriptionWithSecret' });

@@ -132,9 +132,13 @@ export type Consumer = z.infer<typeof Consumer>;
 export const SubscriptionStatus = z.enum(['active', 'disabled']);
 export type SubscriptionStatus = z.infer<typeof SubscriptionStatus>;
 
-/** A signing secret; during a rotation the old one keeps signing until `expiresAt`. */
+/**
+ * A signing secret (`whsec_`, shared with the partner) or signing key (`whsk_`, ours alone: the
+ * partner verifies with its public key); during a rotation the old one keeps signing until
+ * `expiresAt`.
+ */
 export const SigningSecret = z.object({
-  secret: z.string().startsWith('whsec_'),
+  secret: z.string().regex(/^(whsec_|whsk_)/),
   createdAt: Timestamp,
   expiresAt: Timestamp.optional(),
 });
@@ -148,6 +152,14 @@ export type SigningSecret = z.infer<typeof SigningSecret>;
 export const SubscriptionTransport = z.enum(['url', 'connection']);
 export type SubscriptionTransport = z.infer<typeof SubscriptionTransport>;
 
+/**
+ * How a subscription's callbacks are signed (Standard Webhooks): `hmac`, `v1` by a secret shared
+ * with the partner; `ed25519`, `v1a` by a key of ours, which the partner verifies with its
+ * public key, holding no secret.
+ */
+export const SignatureScheme = z.enum(['hmac', 'ed25519']);
+export type SignatureScheme = z.infer<typeof SignatureScheme>;
+
 export const Subscription = z.object({
   id: SubscriptionId,
   partnerId: PartnerId,
@@ -159,6 +171,8 @@ export const Subscription = z.object({
   eventTypes: z.array(EventTypeFilter),
   /** Only events this pattern matches (over `{type, payload}`) are delivered; absent: every one. */
   filter: EventFilter.optional(),
+  /** Absent: `hmac` (every subscription stored before signing keys existed is one). */
+  signature: SignatureScheme.optional(),
   description: z.string().max(500).optional(),
   status: SubscriptionStatus,
   disabledReason: z.string().optional(),

@@ -9,6 +9,7 @@ import { type EventFilter, filterTakes } from './filters.ts';
 import { newId } from './ids.ts';
 import {
   type Page,
+  type SignatureScheme,
   type SigningSecret,
   type Subscription,
   type SubscriptionRecord,
@@ -17,7 +18,7 @@ import {
   WEBHOOK_TEST,
 } from './model.ts';
 import type { AddressResolver, Clock, ListQuery, SubscriptionStore } from './ports.ts';
-import { generateSecret } from './signing.ts';
+import { generateSecret, generateSigningKey, isSigningKey, publicKeyOf } from './signing.ts';
 import { checkResolvedAddress, checkTargetUrl } from './target-policy.ts';
 
 /** How long a rotated-out secret keeps signing, so receivers can switch without dropping calls. */
@@ -42,11 +43,27 @@ export interface SubscriptionView {
   url?: string;
   eventTypes: string[];
   filter?: EventFilter;
+  signature: SignatureScheme;
+  /** An `ed25519` subscription's public key (`whpk_`), of its newest signing key. */
+  publicKey?: string;
   description?: string;
   status: SubscriptionStatus;
   disabledReason?: string;
   createdAt: string;
   updatedAt: string;
+}
+
+/** The public key of an `ed25519` subscription's newest signing key (none in a listing that could not open it). */
+function publicKeyView(sub: Subscription): { publicKey?: string } {
+  const newest = sub.secrets[0]?.secret;
+  return sub.signature === 'ed25519' && newest !== undefined && isSigningKey(newest)
+    ? { publicKey: publicKeyOf(newest) }
+    : {};
+}
+
+/** A new secret of the subscription's scheme: a shared secret, or a signing key. */
+function newSecret(scheme: SignatureScheme | undefined): string {
+  return scheme === 'ed25519' ? generateSigningKey() : generateSecret();
 }
 
 export function toSubscriptionView(sub: Subscription): SubscriptionView {
@@ -56,6 +73,8 @@ export function toSubscriptionView(sub: Subscription): SubscriptionView {
     ...(sub.url === undefined ? {} : { url: sub.url }),
     eventTypes: sub.eventTypes,
     ...(sub.filter === undefined ? {} : { filter: sub.filter }),
+    signature: sub.signature ?? 'hmac',
+    ...publicKeyView(sub),
     ...(sub.description === undefined ? {} : { description: sub.description }),
     status: sub.status,
     ...(sub.disabledReason === undefined ? {} : { disabledReason: sub.disabledReason }),
@@ -135,6 +154,8 @@ export type CreateSubscriptionInput = (
   eventTypes?: string[];
   /** Only events this pattern matches are delivered (filters.ts). */
   filter?: EventFilter;
+  /** @default 'hmac' */
+  signature?: SignatureScheme;
   description?: string;
 };
 
@@ -156,7 +177,7 @@ export async function createSubscription(
   deps: SubscriptionDeps & TargetPolicyDeps & ConnectionSupport,
   partnerId: string,
   input: CreateSubscriptionInput,
-): Promise<{ subscription: Subscription; secret: string }> {
+): Promise<{ subscription: Subscription; secret?: string }> {
   if (input.transport === 'connection') {
     if (!deps.connectionsEnabled) {
       throw new ValidationError('this deployment does not serve connections: subscribe a url', [
@@ -167,13 +188,14 @@ export async function createSubscription(
     await assertTargetAllowed(deps, input.url);
   }
   const now = deps.clock.now().toISOString();
-  const secret = generateSecret();
+  const secret = newSecret(input.signature);
   const subscription: Subscription = {
     id: newId('sub'),
     partnerId,
     ...(input.transport === 'connection' ? { transport: 'connection' as const } : { url: input.url }),
     eventTypes: input.eventTypes ?? [],
     ...(input.filter === undefined ? {} : { filter: input.filter }),
+    ...(input.signature === 'ed25519' ? { signature: 'ed25519' as const } : {}),
     ...(input.description === undefined ? {} : { description: input.description }),
     status: 'active',
     secrets: [{ secret, createdAt: now }],
@@ -181,7 +203,8 @@ export async function createSubscription(
     updatedAt: now,
   };
   await deps.subscriptions.create(subscription, { maxPerPartner: MAX_SUBSCRIPTIONS_PER_PARTNER });
-  return { subscription, secret };
+  // A signing key is ours alone: the partner gets its public key, in the view.
+  return isSigningKey(secret) ? { subscription } : { subscription, secret };
 }
 
 /**
@@ -347,9 +370,11 @@ export async function rotateSecret(
   deps: SubscriptionDeps,
   partnerId: string,
   subscriptionId: string,
-): Promise<{ subscription: Subscription; secret: string }> {
-  const secret = generateSecret();
+): Promise<{ subscription: Subscription; secret?: string }> {
+  let secret = '';
   const subscription = await modifySubscription(deps, partnerId, subscriptionId, (sub, now) => {
+    // Of the subscription's scheme, made once: a write retried over a concurrent one keeps it.
+    if (secret === '') secret = newSecret(sub.signature);
     const overlapUntil = new Date(now.getTime() + SECRET_ROTATION_OVERLAP_MS).toISOString();
     const kept: SigningSecret[] = liveSecrets(sub, now).map((s) => ({
       ...s,
@@ -360,5 +385,5 @@ export async function rotateSecret(
     }));
     return { ...sub, secrets: [{ secret, createdAt: now.toISOString() }, ...kept] };
   });
-  return { subscription, secret };
+  return isSigningKey(secret) ? { subscription } : { subscription, secret };
 }

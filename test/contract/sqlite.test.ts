@@ -102,10 +102,11 @@ function pragma(db: SqliteDatabase, name: string): unknown {
 
 /**
  * Back to partners with one key each, and nothing since (api_keys, consumers, expired_marks,
- * subscriptions' transport and filter), as a file written before keys had records (five
- * versions back).
+ * subscriptions' transport, filter and signature), as a file written before keys had records
+ * (six versions back).
  */
 const PARTNERS_WITH_ONE_KEY = `
+  ALTER TABLE subscriptions DROP COLUMN signature;
   ALTER TABLE subscriptions DROP COLUMN filter;
   ALTER TABLE subscriptions DROP COLUMN transport;
   DROP TABLE expired_marks;
@@ -158,7 +159,7 @@ describe('openDatabase', () => {
   it('migrates a file of the version before API keys, giving each partner its one key as its first', async () => {
     const path = join(tmp.dir, 'local.db');
     const db = openDatabase(path);
-    db.exec(`${PARTNERS_WITH_ONE_KEY} PRAGMA user_version = ${SCHEMA_VERSION - 5};`);
+    db.exec(`${PARTNERS_WITH_ONE_KEY} PRAGMA user_version = ${SCHEMA_VERSION - 6};`);
     const partner = makePartner();
     const hash = makeApiKey(partner.id).hash;
     db.prepare('INSERT INTO partners (id, name, api_key_hash, created_at) VALUES (?, ?, ?, ?)').run(
@@ -219,7 +220,7 @@ describe('openDatabase', () => {
         error_message TEXT, response_excerpt TEXT
       ) STRICT;
       CREATE INDEX attempts_by_delivery ON attempts (delivery_id, number);
-      PRAGMA user_version = ${SCHEMA_VERSION - 6};
+      PRAGMA user_version = ${SCHEMA_VERSION - 7};
     `);
     const delivery = makeDelivery(makeEvent(id('ptr')), id('sub'));
     const attempt = makeAttempt(delivery, { statusCode: 500, error: 'http_status' });

@@ -4,6 +4,7 @@ import { SecretUnreadableError } from '../../functions/adapters/secrets/sealed.t
 import { StaleWriteError, SubscriptionLimitError } from '../../functions/core/errors.ts';
 import type { Subscription } from '../../functions/core/model.ts';
 import type { ListQuery, SubscriptionStore } from '../../functions/core/ports.ts';
+import { generateSigningKey } from '../../functions/core/signing.ts';
 import { at, id, makeSubscription } from './fixtures.ts';
 
 export interface SubscriptionStoreSubject {
@@ -135,6 +136,21 @@ export function subscriptionStoreContract(name: string, make: () => Promise<Subs
           { expectedUpdatedAt: subscription.updatedAt },
         );
         expect((await subscriptions.get(subscription.id))?.filter).toBeUndefined();
+      });
+
+      it('keeps an ed25519 subscription: its scheme, and its signing keys sealed like secrets', async () => {
+        const keys = [generateSigningKey(), generateSigningKey()];
+        const subscription = makeSubscription(partnerId, {
+          signature: 'ed25519',
+          secrets: [
+            { secret: keys[0] ?? '', createdAt: at(10) },
+            { secret: keys[1] ?? '', createdAt: at(0), expiresAt: at(86_400) },
+          ],
+        });
+        await subscriptions.create(subscription, { maxPerPartner: 10 });
+        expect(await subscriptions.get(subscription.id)).toEqual(subscription);
+        expect((await subscriptions.describe(subscription.id))?.signature).toBe('ed25519');
+        expect(JSON.stringify(await subject.storedSecrets(subscription.id))).not.toContain('whsk_');
       });
 
       it("lists a partner's connection subscriptions only, without their secrets", async () => {

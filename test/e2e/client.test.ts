@@ -63,7 +63,13 @@ describe('the partner client', () => {
         [...readFileSync(resolve(src, file), 'utf8').matchAll(/from '([^']+)'/g)].map((m) => m[1]),
       ),
     );
-    expect([...imports].sort()).toEqual(['./connections.ts', './openapi-types.ts', 'standardwebhooks']);
+    // Node's own crypto verifies ed25519 signatures: no package for it.
+    expect([...imports].sort()).toEqual([
+      './connections.ts',
+      './openapi-types.ts',
+      'node:crypto',
+      'standardwebhooks',
+    ]);
     const manifest = JSON.parse(
       readFileSync(resolve(import.meta.dirname, '../../clients/typescript/package.json'), 'utf8'),
     );
@@ -138,8 +144,9 @@ describe('the partner client', () => {
         url: `${receiver.url}/hooks`,
         eventTypes: ['order.*'],
       });
-      secret = subscription.secret;
+      secret = subscription.secret ?? '';
       expect(subscription.secret).toMatch(/^whsec_/);
+      expect(subscription.signature).toBe('hmac');
       const id = await publish(d, partner.id, 'order.created', { orderId: 'o_9' });
       await eventually(() => (received.length === 1 ? true : undefined));
       expect(received[0]).toMatchObject({ id, type: 'order.created', payload: { orderId: 'o_9' } });
@@ -154,6 +161,67 @@ describe('the partner client', () => {
       expect((await client.subscriptions.list()).data.map((s) => s.id)).toEqual([subscription.id]);
       await client.subscriptions.delete(subscription.id);
       await expect(client.subscriptions.get(subscription.id)).rejects.toBeInstanceOf(DispatcherError);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  it('verifies an ed25519 subscription’s callbacks with its public key, through a rotation', async () => {
+    const partner = await d.createPartner();
+    const client = clientFor(partner.apiKey);
+    const received: { event: CallbackEvent; signatures: string }[] = [];
+    let publicKey = '';
+    const refused: unknown[] = [];
+    const receiver = await startReceiver((callback, res) => {
+      try {
+        received.push({
+          event: verifyCallback(publicKey, callback.body, callback.headers),
+          signatures: String(callback.headers['webhook-signature']),
+        });
+        res.writeHead(204).end();
+      } catch (error) {
+        refused.push(error);
+        res.writeHead(401).end();
+      }
+    });
+    try {
+      const subscription = await client.subscriptions.create({
+        url: `${receiver.url}/hooks`,
+        signature: 'ed25519',
+      });
+      // No secret to keep: the public key verifies.
+      expect(subscription.secret).toBeUndefined();
+      expect(subscription.signature).toBe('ed25519');
+      expect(subscription.publicKey).toMatch(/^whpk_[A-Za-z0-9+/]{43}=$/);
+      expect((await client.subscriptions.get(subscription.id)).publicKey).toBe(subscription.publicKey);
+      publicKey = subscription.publicKey ?? '';
+      const first = await publish(d, partner.id, 'order.created', { orderId: 'o_1' });
+      await eventually(() => (received.length === 1 ? true : undefined));
+      expect(received[0]?.event).toMatchObject({ id: first, payload: { orderId: 'o_1' } });
+      expect(received[0]?.signatures).toMatch(/^v1a,[A-Za-z0-9+/]{86}==$/);
+
+      // A rotation: the old key still signs for 24 hours, so a receiver with either verifies.
+      const rotated = await client.subscriptions.rotateSecret(subscription.id);
+      expect(rotated.secret).toBeUndefined();
+      expect(rotated.publicKey).toMatch(/^whpk_/);
+      expect(rotated.publicKey).not.toBe(subscription.publicKey);
+      await publish(d, partner.id, 'order.created', { orderId: 'o_2' });
+      await eventually(() => (received.length === 2 ? true : undefined));
+      expect(received[1]?.signatures.split(' ')).toHaveLength(2);
+      publicKey = rotated.publicKey ?? '';
+      await publish(d, partner.id, 'order.created', { orderId: 'o_3' });
+      await eventually(() => (received.length === 3 ? true : undefined));
+      // Another subscription's key does not verify: a tampered body neither.
+      const other = await client.subscriptions.create({ url: `${receiver.url}/other`, signature: 'ed25519' });
+      const callback = received[2];
+      expect(() =>
+        verifyCallback(other.publicKey ?? '', JSON.stringify(callback?.event), {
+          'webhook-id': 'x',
+          'webhook-timestamp': String(Math.floor(Date.now() / 1000)),
+          'webhook-signature': callback?.signatures ?? '',
+        }),
+      ).toThrow();
+      expect(refused).toEqual([]);
     } finally {
       await receiver.close();
     }

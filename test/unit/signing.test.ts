@@ -1,7 +1,10 @@
+import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import {
   generateSecret,
+  generateSigningKey,
+  publicKeyOf,
   signatureHeader,
   verifySignature,
   webhookHeaders,
@@ -201,3 +204,49 @@ describe('verifySignature', () => {
 function signedNow(secrets: string[]): Record<string, string> {
   return webhookHeaders({ id, timestamp: nowSeconds(), body, secrets });
 }
+
+describe('ed25519 signatures (Standard Webhooks v1a)', () => {
+  const id = 'msg_p5jXN8AQM9LWM0D4loKWxJek';
+  const timestamp = 1614265330;
+  const body = '{"test": 2432232314}';
+
+  it("signs `v1a,<base64 of the 64-byte Ed25519 signature of id.timestamp.body>`, which node:crypto verifies with the `whpk_` key's raw bytes", () => {
+    const signingKey = generateSigningKey();
+    expect(signingKey).toMatch(/^whsk_[A-Za-z0-9+/]{86}==$/);
+    const publicKey = publicKeyOf(signingKey);
+    expect(publicKey).toMatch(/^whpk_[A-Za-z0-9+/]{43}=$/);
+    const raw = Buffer.from(publicKey.slice('whpk_'.length), 'base64');
+    expect(raw).toHaveLength(32);
+
+    const header = signatureHeader({ id, timestamp, body, secrets: [signingKey] });
+    const [version, signature = ''] = header.split(',');
+    expect(version).toBe('v1a');
+    const bytes = Buffer.from(signature, 'base64');
+    expect(bytes).toHaveLength(64);
+    // The raw key as SPKI DER (RFC 8410: the Ed25519 prefix, then the 32 bytes), as any library takes it.
+    const spki = Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), raw]);
+    const key = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+    expect(cryptoVerify(null, Buffer.from(`${id}.${timestamp}.${body}`), key, bytes)).toBe(true);
+    expect(cryptoVerify(null, Buffer.from(`${id}.${timestamp}.${body} `), key, bytes)).toBe(false);
+  });
+
+  it('verifies with the public key, not with another, and not a v1 signature', () => {
+    const signingKey = generateSigningKey();
+    const now = new Date(timestamp * 1000);
+    const headers = webhookHeaders({ id, timestamp, body, secrets: [signingKey] });
+    expect(verifySignature({ headers, body, secret: publicKeyOf(signingKey), now })).toBe(true);
+    expect(verifySignature({ headers, body, secret: publicKeyOf(generateSigningKey()), now })).toBe(false);
+    expect(verifySignature({ headers, body: `${body} `, secret: publicKeyOf(signingKey), now })).toBe(false);
+    const hmac = webhookHeaders({ id, timestamp, body, secrets: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'] });
+    expect(verifySignature({ headers: hmac, body, secret: publicKeyOf(signingKey), now })).toBe(false);
+  });
+
+  it('during a rotation carries a signature by each key, and either public key verifies', () => {
+    const [newer, older] = [generateSigningKey(), generateSigningKey()];
+    const now = new Date(timestamp * 1000);
+    const headers = webhookHeaders({ id, timestamp, body, secrets: [newer, older] });
+    expect(headers['webhook-signature']?.split(' ').map((s) => s.slice(0, 4))).toEqual(['v1a,', 'v1a,']);
+    for (const key of [newer, older])
+      expect(verifySignature({ headers, body, secret: publicKeyOf(key), now })).toBe(true);
+  });
+});

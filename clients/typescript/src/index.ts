@@ -4,6 +4,7 @@
  * callback. Its types are generated from the API's OpenAPI document (openapi-types.ts); it
  * needs nothing but `fetch` (Node 18 or later, or a browser) and, to verify, `standardwebhooks`.
  */
+import { createPublicKey, verify } from 'node:crypto';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import { ListenError, type ListenOptions, listen } from './connections.ts';
 import type {
@@ -389,9 +390,43 @@ export class DispatcherClient {
 /** What a verified callback carries: the event, as the API would list it. */
 export type CallbackEvent = Event;
 
+/** How far a callback's timestamp may be from now, either way, in seconds (as Standard Webhooks'). */
+const TIMESTAMP_TOLERANCE_SECONDS = 5 * 60;
+
+/**
+ * The `v1a` side of Standard Webhooks: an Ed25519 signature of `id.timestamp.body` by the
+ * dispatcher's key, verified with the subscription's public key (`whpk_`).
+ */
+function verifyAsymmetric(publicKey: string, body: string, headers: Record<string, string>): void {
+  const id = headers['webhook-id'];
+  const timestamp = headers['webhook-timestamp'];
+  const signatures = headers['webhook-signature'];
+  if (id === undefined || timestamp === undefined || signatures === undefined)
+    throw new WebhookVerificationError('Missing required headers');
+  if (!/^\d+$/.test(timestamp)) throw new WebhookVerificationError('Invalid Signature Headers');
+  if (Math.abs(Math.floor(Date.now() / 1000) - Number(timestamp)) > TIMESTAMP_TOLERANCE_SECONDS)
+    throw new WebhookVerificationError('Message timestamp too old or too new');
+  const raw = Buffer.from(publicKey.slice('whpk_'.length), 'base64');
+  if (raw.length !== 32)
+    throw new WebhookVerificationError('a public key is 32 bytes, in base64 after whpk_');
+  const key = createPublicKey({
+    key: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') },
+    format: 'jwk',
+  });
+  const signed = Buffer.from(`${id}.${timestamp}.${body}`);
+  const verified = signatures.split(' ').some((entry) => {
+    const [version, signature] = entry.split(',');
+    if (version !== 'v1a' || signature === undefined) return false;
+    const bytes = Buffer.from(signature, 'base64');
+    return bytes.length === 64 && verify(null, signed, key, bytes);
+  });
+  if (!verified) throw new WebhookVerificationError('No matching signature found');
+}
+
 /**
  * Verifies a callback (Standard Webhooks: `webhook-id`, `webhook-timestamp`,
- * `webhook-signature`) against the subscription's secret, and returns its event.
+ * `webhook-signature`) and returns its event: against the subscription's secret (`whsec_`, `v1`
+ * signatures), or its public key (`whpk_`, an `ed25519` subscription's `v1a` signatures).
  * Give it the body exactly as received (the raw text, before any JSON parsing).
  * @throws WebhookVerificationError for a bad or missing signature, or a stale timestamp
  */
@@ -408,6 +443,11 @@ export function verifyCallback(
   else
     for (const [name, value] of Object.entries(headers))
       if (value !== undefined) plain[name.toLowerCase()] = Array.isArray(value) ? value.join(',') : value;
+  if (secret.startsWith('whpk_')) {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    verifyAsymmetric(secret, text, plain);
+    return JSON.parse(text) as CallbackEvent;
+  }
   return new Webhook(secret).verify(body, plain) as CallbackEvent;
 }
 

@@ -71,6 +71,8 @@ export interface CreateSubscriptionRequest {
   /** Event types to deliver: exact (`order.created`), a family (`order.*`) or `*`. Empty or absent: all. */
   eventTypes?: string[];
   filter?: EventFilter;
+  /** `hmac` (the default): callbacks are signed `v1` with the `secret` this answer shows once. `ed25519`: signed `v1a` with a key of the dispatcher's; you verify with its `publicKey`, and hold no secret. */
+  signature?: "hmac" | "ed25519";
   description?: string;
 }
 
@@ -189,6 +191,10 @@ export interface Subscription {
   url?: string;
   eventTypes: string[];
   filter?: EventFilter;
+  /** How callbacks are signed: `v1` (hmac) or `v1a` (ed25519). */
+  signature: "hmac" | "ed25519";
+  /** An `ed25519` subscription’s public key: `whpk_` and the base64 of the raw 32-byte key. Verify `v1a` signatures with it; after a rotation the old key also signs for 24 hours. */
+  publicKey?: string;
   description?: string;
   status: "active" | "disabled";
   disabledReason?: string;
@@ -204,13 +210,17 @@ export interface SubscriptionWithSecret {
   url?: string;
   eventTypes: string[];
   filter?: EventFilter;
+  /** How callbacks are signed: `v1` (hmac) or `v1a` (ed25519). */
+  signature: "hmac" | "ed25519";
+  /** An `ed25519` subscription’s public key: `whpk_` and the base64 of the raw 32-byte key. Verify `v1a` signatures with it; after a rotation the old key also signs for 24 hours. */
+  publicKey?: string;
   description?: string;
   status: "active" | "disabled";
   disabledReason?: string;
   createdAt: string;
   updatedAt: string;
-  /** The signing secret (Standard Webhooks), shown this once. */
-  secret: string;
+  /** An `hmac` subscription’s signing secret (Standard Webhooks), shown this once. An `ed25519` one has none: verify with its `publicKey`. */
+  secret?: string;
 }
 
 export interface SubscriptionPage {

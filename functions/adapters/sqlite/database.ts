@@ -255,6 +255,12 @@ const MIGRATIONS: readonly string[] = [
   -- A subscription's payload filter (an event pattern, as JSON); NULL: every event its types take.
   ALTER TABLE subscriptions ADD COLUMN filter TEXT;
   `,
+  `
+  -- How a subscription's callbacks are signed: v1 by a shared secret, or v1a by a signing key
+  -- (its secrets are then whsk_ keys).
+  ALTER TABLE subscriptions ADD COLUMN signature TEXT NOT NULL DEFAULT 'hmac'
+    CHECK (signature IN ('hmac', 'ed25519'));
+  `,
 ];
 
 /** The database's file name in the local runtime's data directory. */
