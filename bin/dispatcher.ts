@@ -116,9 +116,9 @@ async function start(): Promise<void> {
 }
 
 async function receive(options: { secret: string; port: number }): Promise<void> {
-  if (!options.secret.startsWith('whsec_')) {
+  if (!options.secret.startsWith('whsec_') && !options.secret.startsWith('whpk_')) {
     throw new CommandFailed(
-      'receive: --secret whsec_… is required (the secret returned when the subscription was created)',
+      'receive: --secret whsec_… (the secret returned when the subscription was created) or whpk_… (an ed25519 subscription’s public key) is required',
       2,
     );
   }
@@ -178,7 +178,10 @@ program
 program
   .command('receive')
   .description('run a callback receiver that verifies and prints each callback')
-  .requiredOption('--secret <whsec>', 'the subscription’s signing secret, whsec_…')
+  .requiredOption(
+    '--secret <key>',
+    'the subscription’s signing secret, whsec_…, or an ed25519 subscription’s public key, whpk_…',
+  )
   .option('--port <port>', 'the port to listen on', port, 4000)
   .action(receive);
 program

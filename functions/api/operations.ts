@@ -219,7 +219,8 @@ export const OPERATIONS = {
   },
   createSubscription: {
     summary: 'Subscribe a callback URL',
-    description: 'Answers the subscription with its signing secret, which is shown this once.',
+    description:
+      'Answers the subscription with its signing secret, which is shown this once; an `ed25519` subscription has none, and its answer carries its `publicKey`.',
     tag: 'Subscriptions',
     body: s.CreateSubscriptionBody,
     responses: [{ status: 201, description: 'Created.', schema: s.SubscriptionWithSecret }],
@@ -255,7 +256,8 @@ export const OPERATIONS = {
   },
   rotateSecret: {
     summary: "Rotate a subscription's signing secret",
-    description: 'Callbacks carry signatures of both secrets for 24 hours, then of the new one only.',
+    description:
+      'Callbacks carry signatures of both secrets (of an `ed25519` subscription, both keys: the answer has the new `publicKey`) for 24 hours, then of the new one only.',
     tag: 'Subscriptions',
     params: { id: SubscriptionId },
     responses: [

@@ -4,7 +4,6 @@
  * subscription, delivery, attempt; every id carries its prefix.
  */
 import * as z from 'zod';
-import { EventFilter } from './filters.ts';
 
 export const ID_PREFIXES = {
   partner: 'ptr',
@@ -169,8 +168,12 @@ export const Subscription = z.object({
   url: z.url().optional(),
   /** Empty means every event type. */
   eventTypes: z.array(EventTypeFilter),
-  /** Only events this pattern matches (over `{type, payload}`) are delivered; absent: every one. */
-  filter: EventFilter.optional(),
+  /**
+   * Only events this pattern matches (over `{type, payload}`) are delivered; absent: every one.
+   * Checked whole where it comes in (EventFilter at the API); read back as stored, so a rule
+   * added later never makes a stored subscription unreadable.
+   */
+  filter: z.record(z.string(), z.unknown()).optional(),
   /** Absent: `hmac` (every subscription stored before signing keys existed is one). */
   signature: SignatureScheme.optional(),
   description: z.string().max(500).optional(),

@@ -59,8 +59,34 @@ export type EventPattern = {
  * @throws Error on a content filter EventBridge does not define (or that this module does not
  *   implement, such as `cidr`), rather than silently never matching.
  */
-export function matchesPattern(pattern: EventPattern, event: unknown): boolean {
+export function matchesPattern(
+  pattern: EventPattern,
+  event: unknown,
+  options: { maxWork?: number } = {},
+): boolean {
+  work = 0;
+  maxWork = options.maxWork ?? Number.POSITIVE_INFINITY;
   return matchObject(pattern, event);
+}
+
+/** Thrown when a match takes more than its `maxWork`: the pattern and the event are too big together. */
+export class PatternTooCostlyError extends Error {
+  constructor(limit: number) {
+    super(`matching took more than ${limit} units of work`);
+    this.name = 'PatternTooCostlyError';
+  }
+}
+
+/**
+ * The work of the match under way (matching is synchronous, so one counter serves): one unit a
+ * comparison, and one more per 64 characters of a string leaf a content filter reads.
+ */
+let work = 0;
+let maxWork = Number.POSITIVE_INFINITY;
+
+function spend(leaf: Leaf): void {
+  work += typeof leaf === 'string' ? 1 + (leaf.length >> 6) : 1;
+  if (work > maxWork) throw new PatternTooCostlyError(maxWork);
 }
 
 type Leaf = string | number | boolean | null;
@@ -120,6 +146,7 @@ function matchValues(expected: readonly unknown[], leaves: readonly Leaf[]): boo
 }
 
 function matchValue(filter: unknown, leaf: Leaf): boolean {
+  spend(leaf);
   if (isLeaf(filter)) return filter === leaf;
   const [operator, operand] = singleOperator(filter);
   switch (operator) {
@@ -170,7 +197,19 @@ function affix(operand: unknown, leaf: string, test: (text: string, part: string
 type GlobPiece = { literal: string } | 'star';
 
 /** `*` matches any run of characters; `\*` is a literal asterisk and `\\` a backslash. */
+const globs = new Map<string, GlobPiece[]>();
+
+/** A wildcard's pieces, made once per pattern (a pattern is compared with many leaves). */
 function globPieces(pattern: string): GlobPiece[] {
+  const known = globs.get(pattern);
+  if (known !== undefined) return known;
+  const pieces = parseGlob(pattern);
+  if (globs.size >= 1000) globs.clear();
+  globs.set(pattern, pieces);
+  return pieces;
+}
+
+function parseGlob(pattern: string): GlobPiece[] {
   const pieces: GlobPiece[] = [];
   let literal = '';
   for (let i = 0; i < pattern.length; i++) {

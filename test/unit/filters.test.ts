@@ -5,10 +5,15 @@ import { SqliteDeliveryStore } from '../../functions/adapters/sqlite/deliveries.
 import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
 import { fanOutEvent } from '../../functions/core/fanout.ts';
-import { filterIssues, filterTakes, MAX_FILTER_VALUES } from '../../functions/core/filters.ts';
+import {
+  filterIssues,
+  filterTakes,
+  MAX_FILTER_VALUES,
+  MAX_FILTER_WORK,
+} from '../../functions/core/filters.ts';
 import { newId } from '../../functions/core/ids.ts';
 import type { DeliveryMessage, JsonValue, Subscription } from '../../functions/core/model.ts';
-import { type EventPattern, matchesPattern } from '../../functions/core/patterns.ts';
+import { type EventPattern, matchesPattern, PatternTooCostlyError } from '../../functions/core/patterns.ts';
 import type { EventLog, OutgoingMessage } from '../../functions/core/ports.ts';
 import { testCipher } from '../support/cipher.ts';
 
@@ -211,5 +216,38 @@ describe('fan-out with payload filters', () => {
   it('filterTakes passes every event without a filter', () => {
     expect(filterTakes(undefined, { type: 'x', payload: null })).toBe(true);
     expect(filterTakes({ payload: { a: [{ exists: true }] } }, { type: 'x', payload: {} })).toBe(false);
+  });
+});
+
+describe('review mends', () => {
+  it('takes an escaped backslash in a wildcard, and counts anything-but lists of equals-ignore-case', () => {
+    expect(filterIssues({ payload: { path: [{ wildcard: 'C:\\\\Users\\\\*' }] } })).toEqual([]);
+    expect(
+      matchesPattern(
+        { payload: { path: [{ wildcard: 'C:\\\\Users\\\\*' }] } },
+        { payload: { path: 'C:\\Users\\bob' } },
+      ),
+    ).toBe(true);
+    const many = Array.from({ length: MAX_FILTER_VALUES + 1 }, (_, i) => `v${i}`);
+    const issues = filterIssues({ payload: { a: [{ 'anything-but': { 'equals-ignore-case': many } }] } });
+    expect(issues.some((i) => /values in all/.test(i.message))).toBe(true);
+  });
+
+  it('a filter too costly for an event does not match it, and fan-out goes on for the others', () => {
+    const costly = { payload: { s: Array.from({ length: 200 }, () => ({ wildcard: '*b*' })) } };
+    expect(filterIssues(costly)).toEqual([]);
+    const payload = { s: Array.from({ length: 2000 }, () => 'a'.repeat(100)) };
+    expect(() => matchesPattern(costly as EventPattern, { payload }, { maxWork: MAX_FILTER_WORK })).toThrow(
+      PatternTooCostlyError,
+    );
+    expect(filterTakes(costly, { type: 'x', payload })).toBe(false);
+    // A small event is matched as ever.
+    expect(filterTakes(costly, { type: 'x', payload: { s: ['abc'] } })).toBe(true);
+  });
+
+  it('a stored filter a later rule would refuse is still read, and simply does not match', () => {
+    const stored = { payload: { a: [{ cidr: '10.0.0.0/8' }] } };
+    expect(filterIssues(stored)).not.toEqual([]);
+    expect(filterTakes(stored, { type: 'x', payload: { a: '10.0.0.1' } })).toBe(false);
   });
 });

@@ -230,6 +230,25 @@ describe('ed25519 signatures (Standard Webhooks v1a)', () => {
     expect(cryptoVerify(null, Buffer.from(`${id}.${timestamp}.${body} `), key, bytes)).toBe(false);
   });
 
+  it('checks the timestamp as its header has it: a signature of another text does not verify', () => {
+    const signingKey = generateSigningKey();
+    const now = new Date(timestamp * 1000);
+    const headers = webhookHeaders({
+      id,
+      timestamp,
+      body,
+      secrets: [signingKey, 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'],
+    });
+    const padded = { ...headers, 'webhook-timestamp': `0${timestamp}` };
+    expect(verifySignature({ headers: padded, body, secret: publicKeyOf(signingKey), now })).toBe(false);
+    expect(
+      verifySignature({ headers: padded, body, secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', now }),
+    ).toBe(false);
+    expect(verifySignature({ headers, body, secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', now })).toBe(
+      true,
+    );
+  });
+
   it('verifies with the public key, not with another, and not a v1 signature', () => {
     const signingKey = generateSigningKey();
     const now = new Date(timestamp * 1000);

@@ -4,7 +4,6 @@
  * callback. Its types are generated from the API's OpenAPI document (openapi-types.ts); it
  * needs nothing but `fetch` (Node 18 or later, or a browser) and, to verify, `standardwebhooks`.
  */
-import { createPublicKey, verify } from 'node:crypto';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import { ListenError, type ListenOptions, listen } from './connections.ts';
 import type {
@@ -315,7 +314,7 @@ export class DispatcherClient {
 
   /** Subscriptions: where your callbacks go. */
   readonly subscriptions = {
-    /** The answer holds the signing secret (`whsec_…`), shown this once. */
+    /** The answer holds the signing secret (`whsec_…`), shown this once; an `ed25519` subscription's holds its `publicKey` instead. */
     create: (body: CreateSubscriptionRequest): Promise<SubscriptionWithSecret> =>
       this.#call('POST', '/v1/subscriptions', { body, retry: false }),
     list: (options: ListOptions = {}): Promise<SubscriptionPage> =>
@@ -324,7 +323,7 @@ export class DispatcherClient {
     update: (id: string, body: UpdateSubscriptionRequest): Promise<Subscription> =>
       this.#call('PATCH', `/v1/subscriptions/${segment(id)}`, { body }),
     delete: (id: string): Promise<void> => this.#call('DELETE', `/v1/subscriptions/${segment(id)}`),
-    /** A new secret; the old one signs beside it for 24 hours. */
+    /** A new secret (an `ed25519` subscription: a new key, its `publicKey` in the answer); the old one signs beside it for 24 hours. */
     rotateSecret: (id: string): Promise<SubscriptionWithSecret> =>
       this.#call('POST', `/v1/subscriptions/${segment(id)}/rotate-secret`, { retry: false }),
     deliveries: (id: string, options: ListOptions = {}): Promise<DeliveryPage> =>
@@ -406,21 +405,41 @@ function verifyAsymmetric(publicKey: string, body: string, headers: Record<strin
   if (!/^\d+$/.test(timestamp)) throw new WebhookVerificationError('Invalid Signature Headers');
   if (Math.abs(Math.floor(Date.now() / 1000) - Number(timestamp)) > TIMESTAMP_TOLERANCE_SECONDS)
     throw new WebhookVerificationError('Message timestamp too old or too new');
-  const raw = Buffer.from(publicKey.slice('whpk_'.length), 'base64');
+  // Node's own crypto, loaded when first needed: the rest of the client runs anywhere.
+  const crypto = globalThis.process?.getBuiltinModule?.('node:crypto');
+  if (crypto === undefined)
+    throw new WebhookVerificationError('verifying ed25519 (v1a) signatures needs Node.js 22.3 or later');
+  const raw = fromBase64(publicKey.slice('whpk_'.length));
   if (raw.length !== 32)
     throw new WebhookVerificationError('a public key is 32 bytes, in base64 after whpk_');
-  const key = createPublicKey({
-    key: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') },
+  const key = crypto.createPublicKey({
+    key: { kty: 'OKP', crv: 'Ed25519', x: toBase64Url(raw) },
     format: 'jwk',
   });
-  const signed = Buffer.from(`${id}.${timestamp}.${body}`);
+  const signed = new TextEncoder().encode(`${id}.${timestamp}.${body}`);
   const verified = signatures.split(' ').some((entry) => {
     const [version, signature] = entry.split(',');
     if (version !== 'v1a' || signature === undefined) return false;
-    const bytes = Buffer.from(signature, 'base64');
-    return bytes.length === 64 && verify(null, signed, key, bytes);
+    const bytes = fromBase64(signature);
+    return bytes.length === 64 && crypto.verify(null, signed, key, bytes);
   });
   if (!verified) throw new WebhookVerificationError('No matching signature found');
+}
+
+/** Standard base64 to bytes (nothing on a malformed input). */
+function fromBase64(text: string): Uint8Array {
+  try {
+    return Uint8Array.from(atob(text), (char) => char.charCodeAt(0));
+  } catch {
+    return new Uint8Array();
+  }
+}
+
+function toBase64Url(bytes: Uint8Array): string {
+  return btoa(String.fromCharCode(...bytes))
+    .replaceAll('+', '-')
+    .replaceAll('/', '_')
+    .replace(/=+$/, '');
 }
 
 /**
@@ -444,7 +463,7 @@ export function verifyCallback(
     for (const [name, value] of Object.entries(headers))
       if (value !== undefined) plain[name.toLowerCase()] = Array.isArray(value) ? value.join(',') : value;
   if (secret.startsWith('whpk_')) {
-    const text = typeof body === 'string' ? body : body.toString('utf8');
+    const text = typeof body === 'string' ? body : new TextDecoder().decode(body);
     verifyAsymmetric(secret, text, plain);
     return JSON.parse(text) as CallbackEvent;
   }
