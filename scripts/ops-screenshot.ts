@@ -13,11 +13,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import { SqliteOutbox } from '../functions/adapters/sqlite/outbox.ts';
 import { parseLocalConfig } from '../functions/config.ts';
 import type { CallbackRequest, CallbackResult } from '../functions/core/ports.ts';
 import { type LocalDispatcher, startLocalDispatcher } from '../local/runtime.ts';
+import { launchChromium } from './chromium.ts';
 
 const OUT = new URL('../docs/ops.png', import.meta.url);
 const MINUTE_MS = 60_000;
@@ -92,17 +92,7 @@ const d = await startLocalDispatcher(
     sender: { send: answerCallback },
   },
 );
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-  ],
-});
+const browser = await launchChromium();
 try {
   const admin = d.adminToken;
   const partners = new Map<string, string>();

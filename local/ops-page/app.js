@@ -45,6 +45,23 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/** A table's head: one column header per label; a label `[text, class]` gets that class. */
+function head(...labels) {
+  return el(
+    'thead',
+    {},
+    el(
+      'tr',
+      {},
+      labels.map((label) =>
+        Array.isArray(label)
+          ? el('th', { scope: 'col', class: label[1] }, label[0])
+          : el('th', { scope: 'col' }, label),
+      ),
+    ),
+  );
+}
+
 function svg(tag, attrs = {}, ...children) {
   const node = document.createElementNS(SVG, tag);
   for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
@@ -559,20 +576,7 @@ function deadLetterTable(queue, letters) {
       'table',
       { class: 'dead-letters' },
       el('caption', {}, `Dead letters in ${queue.name}${shown}`),
-      el(
-        'thead',
-        {},
-        el(
-          'tr',
-          {},
-          el('th', { scope: 'col' }, 'Died'),
-          el('th', { scope: 'col' }, 'Kind'),
-          el('th', { scope: 'col' }, 'Event and delivery'),
-          el('th', { scope: 'col' }, 'Subscription, URL, partner'),
-          el('th', { scope: 'col', class: 'num' }, 'Tries'),
-          el('th', { scope: 'col' }, 'Reason'),
-        ),
-      ),
+      head('Died', 'Kind', 'Event and delivery', 'Subscription, URL, partner', ['Tries', 'num'], 'Reason'),
       el('tbody', {}, rows),
     ),
   );
@@ -616,19 +620,7 @@ function subscriptionTable(status, page) {
         'table',
         { class: 'subscriptions' },
         el('caption', { class: 'visually-hidden' }, `${failing ? 'Failing' : 'Disabled'} subscriptions`),
-        el(
-          'thead',
-          {},
-          el(
-            'tr',
-            {},
-            el('th', { scope: 'col' }, 'Subscription'),
-            el('th', { scope: 'col' }, 'Partner'),
-            el('th', { scope: 'col' }, 'URL'),
-            el('th', { scope: 'col' }, failing ? 'Failing since' : 'Why disabled'),
-            el('th', { scope: 'col' }, 'Updated'),
-          ),
-        ),
+        head('Subscription', 'Partner', 'URL', failing ? 'Failing since' : 'Why disabled', 'Updated'),
         el('tbody', {}, rows),
       ),
     ),
@@ -670,18 +662,7 @@ function renderRates() {
           'table',
           {},
           el('caption', {}, 'Deliveries per minute in the last hour, minutes with any'),
-          el(
-            'thead',
-            {},
-            el(
-              'tr',
-              {},
-              el('th', { scope: 'col' }, 'Minute'),
-              el('th', { scope: 'col' }, 'Succeeded'),
-              el('th', { scope: 'col' }, 'Failed'),
-              el('th', { scope: 'col' }, 'Dead'),
-            ),
-          ),
+          head('Minute', 'Succeeded', 'Failed', 'Dead'),
           el(
             'tbody',
             {},

@@ -18,25 +18,9 @@ import {
 } from '../../functions/core/recovery.ts';
 import { tablesPerTest } from '../dynamodb-local/tables.ts';
 import { testCipher } from '../support/cipher.ts';
-import { id, ManualClock, makeEvent, makeSubscription, newEvent } from './fixtures.ts';
+import { id, ManualClock, makeEvent, makeSubscription, newEvent, pipeDeadLetter } from './fixtures.ts';
 
 const local = tablesPerTest('recovery');
-
-/** A stream batch's dead letter as stream sources write it. */
-function deadLetter(first: Date, last: Date): string {
-  return JSON.stringify({
-    version: '1.0',
-    DDBStreamBatchInfo: {
-      shardId: 'shardId-00000001',
-      startSequenceNumber: '100',
-      endSequenceNumber: '200',
-      approximateArrivalOfFirstRecord: first.toISOString(),
-      approximateArrivalOfLastRecord: last.toISOString(),
-      batchSize: 10,
-      streamArn: 'arn:aws:dynamodb:eu-west-1:123456789012:table/events/stream/2026',
-    },
-  });
-}
 
 class Letters implements DeadLetterSource {
   readonly deleted: string[] = [];
@@ -68,7 +52,7 @@ describe('pipeBatchWindow', () => {
   it('is the batch’s arrival times, widened by the margin on either side', () => {
     const first = new Date('2026-12-01T10:00:00.000Z');
     const last = new Date('2026-12-01T10:00:07.000Z');
-    expect(pipeBatchWindow(deadLetter(first, last))).toEqual({
+    expect(pipeBatchWindow(pipeDeadLetter(first, last))).toEqual({
       from: new Date(first.getTime() - RECOVERY_MARGIN_MS),
       to: new Date(last.getTime() + RECOVERY_MARGIN_MS),
     });
@@ -93,9 +77,9 @@ describe('recoverPipeDeadLetters on DynamoDB Local', () => {
     await log.append(newEvent(partnerId));
 
     const letters = new Letters([
-      deadLetter(new Date(now), new Date(now + 1000)),
+      pipeDeadLetter(new Date(now), new Date(now + 1000)),
       // The same batch again (a second failure of it): its events are queued once.
-      deadLetter(new Date(now), new Date(now + 1000)),
+      pipeDeadLetter(new Date(now), new Date(now + 1000)),
       'not a dead letter',
     ]);
     const fanout = new RecordingQueue();

@@ -135,3 +135,19 @@ export function tempDir(): { dir: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'webhook-dispatcher-'));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+/** A stream batch's dead letter, as the pipe (a stream source) writes it. */
+export function pipeDeadLetter(first: Date, last: Date): string {
+  return JSON.stringify({
+    version: '1.0',
+    DDBStreamBatchInfo: {
+      shardId: 'shardId-00000001',
+      startSequenceNumber: '100',
+      endSequenceNumber: '200',
+      approximateArrivalOfFirstRecord: first.toISOString(),
+      approximateArrivalOfLastRecord: last.toISOString(),
+      batchSize: 10,
+      streamArn: 'arn:aws:dynamodb:eu-west-1:123456789012:table/events/stream/2026',
+    },
+  });
+}

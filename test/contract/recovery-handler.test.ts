@@ -22,29 +22,13 @@ import { RECOVERY_MARGIN_MS, type RecoveryReport } from '../../functions/core/re
 import { createRecoveryHandler } from '../../functions/recovery/handler.ts';
 import { lambdaContext } from '../../local/lambda-context.ts';
 import { tablesPerTest } from '../dynamodb-local/tables.ts';
-import { id, ManualClock, newEvent } from './fixtures.ts';
+import { id, ManualClock, newEvent, pipeDeadLetter } from './fixtures.ts';
 
 const local = tablesPerTest('recovery-handler');
 const sqs = mockClient(SQSClient);
 const FANOUT_URL = 'https://sqs.eu-west-1.amazonaws.com/123456789012/Stack-fanout';
 const DLQ_URL = 'https://sqs.eu-west-1.amazonaws.com/123456789012/Stack-pipe-dlq';
 const RECOVERY_ARN = 'arn:aws:sqs:eu-west-1:123456789012:Stack-pipe-recovery';
-
-/** A stream batch's dead letter, as the pipe writes it. */
-function deadLetter(first: Date, last: Date): string {
-  return JSON.stringify({
-    version: '1.0',
-    DDBStreamBatchInfo: {
-      shardId: 'shardId-00000001',
-      startSequenceNumber: '100',
-      endSequenceNumber: '200',
-      approximateArrivalOfFirstRecord: first.toISOString(),
-      approximateArrivalOfLastRecord: last.toISOString(),
-      batchSize: 10,
-      streamArn: 'arn:aws:dynamodb:eu-west-1:123456789012:table/events/stream/2026',
-    },
-  });
-}
 
 /** A letter as the recovery queue's event source hands it to the function. */
 function record(messageId: string, body: string): SQSRecord {
@@ -124,7 +108,7 @@ describe('the recovery handler', () => {
     const { handle, logged } = handler();
     const batch: SQSEvent = {
       Records: [
-        record('good', deadLetter(new Date(now), new Date(now + 1000))),
+        record('good', pipeDeadLetter(new Date(now), new Date(now + 1000))),
         record('bad', '{"not":"a stream batch"}'),
       ],
     };
@@ -146,7 +130,7 @@ describe('the recovery handler', () => {
     const { handle } = handler();
 
     const response = await handle(
-      { Records: [record('letter', deadLetter(new Date(now), new Date(now + 1000)))] },
+      { Records: [record('letter', pipeDeadLetter(new Date(now), new Date(now + 1000)))] },
       lambdaContext('recovery'),
     );
 
@@ -158,7 +142,7 @@ describe('the recovery handler', () => {
       .on(ReceiveMessageCommand, { QueueUrl: DLQ_URL })
       .resolvesOnce({
         Messages: [
-          { MessageId: 'm1', ReceiptHandle: 'r1', Body: deadLetter(new Date(now), new Date(now + 1000)) },
+          { MessageId: 'm1', ReceiptHandle: 'r1', Body: pipeDeadLetter(new Date(now), new Date(now + 1000)) },
           { MessageId: 'm2', ReceiptHandle: 'r2', Body: 'unreadable' },
         ],
       })

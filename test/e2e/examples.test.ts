@@ -3,11 +3,12 @@
  * local runtime: each as a process of its own, with the client package as it resolves in this
  * repository (its sources, by the `development` export condition).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { spawnCollecting } from '../support/spawned.ts';
 import { publish, withApiDispatcher } from './api-support.ts';
 import { eventually, type TestDispatcher } from './harness.ts';
 
@@ -22,20 +23,11 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 /** Starts an example; its output so far, and a promise of its exit code. */
 function run(command: string, args: string[], env: Record<string, string>) {
-  const child = spawn(command, args, {
+  const { child, out, exited } = spawnCollecting(command, args, {
     cwd: ROOT,
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.push(child);
-  const out = { stdout: '', stderr: '' };
-  child.stdout?.on('data', (chunk: Buffer) => {
-    out.stdout += chunk.toString();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    out.stderr += chunk.toString();
-  });
-  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
   return { out, exited };
 }
 

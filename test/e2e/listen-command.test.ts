@@ -4,12 +4,13 @@
  * on 127.0.0.1: deliveries forwarded and answered with the receiver's status, a clean stop on
  * SIGTERM, and its exit codes.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { API_KEY, answers, deliveryFrame, startConnectServer } from '../support/connect-server.ts';
+import { spawnCollecting } from '../support/spawned.ts';
 import { eventually } from './harness.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/dispatcher.ts');
@@ -23,20 +24,11 @@ afterEach(async () => {
 
 /** Starts `dispatcher listen …` with only the environment given; its output, and its exit code. */
 function listen(args: readonly string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [BIN, 'listen', ...args], {
+  const spawned = spawnCollecting(process.execPath, [BIN, 'listen', ...args], {
     env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  running.push(child);
-  const out = { stdout: '', stderr: '' };
-  child.stdout?.on('data', (chunk: Buffer) => {
-    out.stdout += chunk.toString();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    out.stderr += chunk.toString();
-  });
-  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
-  return { child, out, exited };
+  running.push(spawned.child);
+  return spawned;
 }
 
 async function receiver(status: number) {

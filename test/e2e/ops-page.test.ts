@@ -7,14 +7,15 @@
  * or fails on CI.
  */
 import { existsSync } from 'node:fs';
-import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPS_PAGE_CSP } from '../../local/ops-page.ts';
+import { CHROMIUM_PATH, launchChromium } from '../../scripts/chromium.ts';
 import { createSubscriptionFor, publish } from './api-support.ts';
 import { eventually, settled, startTestDispatcher } from './harness.ts';
 import { answer, startReceiver, type TestReceiver } from './receiver.ts';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM = CHROMIUM_PATH;
 const haveChromium = existsSync(CHROMIUM);
 const missing = `no Chromium at ${CHROMIUM}: apt-get install -y chromium, or set CHROMIUM_PATH`;
 if (!haveChromium && !process.env.CI) {
@@ -73,17 +74,7 @@ describe.skipIf(!haveChromium)('the ops page, in a browser', () => {
   let browser: Browser;
 
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {
