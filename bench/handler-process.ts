@@ -16,6 +16,7 @@ import { generateLocalKey, KeyFileCipher } from '../functions/adapters/secrets/k
 import { openDatabase } from '../functions/adapters/sqlite/database.ts';
 import { SqliteDeliveryStore } from '../functions/adapters/sqlite/deliveries.ts';
 import { SqliteEventLog } from '../functions/adapters/sqlite/events.ts';
+import { SqliteOrderedLines } from '../functions/adapters/sqlite/ordered-lines.ts';
 import { SqliteSubscriptionStore } from '../functions/adapters/sqlite/subscriptions.ts';
 import { fanOutEvent } from '../functions/core/fanout.ts';
 import { DEFAULT_DISABLE_AFTER_MS } from '../functions/core/health.ts';
@@ -54,6 +55,7 @@ const db = openDatabase(':memory:');
 const events = new SqliteEventLog(db);
 const subscriptions = new SqliteSubscriptionStore(db, new KeyFileCipher([generateLocalKey()]));
 const deliveries = new SqliteDeliveryStore(db);
+const lines = new SqliteOrderedLines(db);
 const sender = new HttpCallbackSender({ allowPrivateTargets: true });
 let records: SQSRecord[] = [];
 
@@ -104,7 +106,22 @@ async function prepare(params: unknown): Promise<HandlerPrepared> {
       payload: benchPayload(seq, nowMs()),
       createdAt: new Date().toISOString(),
     });
-    await fanOutEvent({ subscriptions, events, deliveries, deliveryQueue, clock: systemClock }, event);
+    await fanOutEvent(
+      {
+        subscriptions,
+        events,
+        deliveries,
+        deliveryQueue,
+        clock: systemClock,
+        lines,
+        fanoutQueue: {
+          send: async () => {
+            throw new Error('the bench publishes no ordering key, so no event is parked');
+          },
+        },
+      },
+      event,
+    );
   }
   if (records.length !== p.count)
     throw new Error(`fan-out queued ${records.length} of ${p.count} deliveries`);
@@ -117,6 +134,7 @@ async function run(params: unknown): Promise<HandlerRunResult> {
     events,
     subscriptions,
     deliveries,
+    lines,
     sender,
     clock: systemClock,
     retrySchedule: DEFAULT_RETRY_SCHEDULE,

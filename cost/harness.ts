@@ -108,6 +108,11 @@ export interface ScenarioSpec {
    * an agent keeps open (a connection subscription). @default 'url'
    */
   readonly transport?: 'url' | 'connection';
+  /**
+   * Events published with an ordering key, spread over this many keys, to a subscription with
+   * `ordering: "key"`. @default none: no key, no ordering
+   */
+  readonly orderingKeys?: number;
 }
 
 /** Stored bytes of one table or index, and the same times the seconds each byte is kept. */
@@ -543,7 +548,10 @@ export class Harness {
     const pushed = scenario.transport === 'connection';
     const { partnerId, agent } = pushed
       ? await this.#setUpConnection(scenario.name)
-      : { partnerId: await this.#setUp(scenario.name), agent: undefined };
+      : {
+          partnerId: await this.#setUp(scenario.name, scenario.orderingKeys !== undefined),
+          agent: undefined,
+        };
     const reference = Date.now();
     const storedBefore = await this.#stored(reference);
     const seen = new Set((await this.#streamRecords()).map((r) => r.eventID));
@@ -557,9 +565,11 @@ export class Harness {
     try {
       for (let first = 0; first < scenario.events; first += scenario.eventsPerRequest) {
         const count = Math.min(scenario.eventsPerRequest, scenario.events - first);
-        const events = Array.from({ length: count }, (_, i) =>
-          publishedEvent(partnerId, scenario.eventBytes, first + i),
-        );
+        const keys = scenario.orderingKeys;
+        const events = Array.from({ length: count }, (_, i) => {
+          const event = publishedEvent(partnerId, scenario.eventBytes, first + i);
+          return keys === undefined ? event : { ...event, orderingKey: `order:${(first + i) % keys}` };
+        });
         const body = JSON.stringify(scenario.eventsPerRequest === 1 ? events[0] : { events });
         apiRequestBytes.push(Buffer.byteLength(body));
         await this.#publish(scenario.eventsPerRequest === 1 ? '/v1/events' : '/v1/events/batch', body, count);
@@ -654,12 +664,12 @@ export class Harness {
   }
 
   /** A partner and one subscription to the receiver, through the use cases, unmetered. */
-  async #setUp(name: string): Promise<string> {
+  async #setUp(name: string, ordered = false): Promise<string> {
     const { partnerId, subscriptions } = await this.#partner(name);
     await createSubscription(
       { subscriptions, clock: systemClock, resolver: systemResolver, allowPrivateTargets: true },
       partnerId,
-      { url: this.#receiverUrl },
+      { url: this.#receiverUrl, ...(ordered ? { ordering: 'key' as const } : {}) },
     );
     return partnerId;
   }

@@ -36,6 +36,15 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     eventBytes: EVENT_BYTES,
     transport: 'connection',
   },
+  {
+    name: 'ordered',
+    description:
+      'events published 100 at a time over 10 ordering keys, to a subscription with ordering: "key"',
+    events: 100,
+    eventsPerRequest: 100,
+    eventBytes: EVENT_BYTES,
+    orderingKeys: 10,
+  },
 ];
 
 /**

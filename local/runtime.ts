@@ -28,6 +28,7 @@ import {
 } from '../functions/adapters/sqlite/database.ts';
 import { SqliteDeliveryStore } from '../functions/adapters/sqlite/deliveries.ts';
 import { SqliteEventLog } from '../functions/adapters/sqlite/events.ts';
+import { SqliteOrderedLines } from '../functions/adapters/sqlite/ordered-lines.ts';
 import { SqliteOutbox } from '../functions/adapters/sqlite/outbox.ts';
 import { SqlitePartnerStore } from '../functions/adapters/sqlite/partners.ts';
 import { SqliteQueue } from '../functions/adapters/sqlite/queues.ts';
@@ -43,6 +44,7 @@ import type {
   CallbackSender,
   Clock,
   DeliveryQueue,
+  QueueSender,
   SecretCipher,
 } from '../functions/core/ports.ts';
 import { MAX_RETRY_DELAY_SECONDS } from '../functions/core/retry.ts';
@@ -204,6 +206,7 @@ interface OpenStores {
   consumers: SqliteConsumerStore;
   subscriptions: SqliteSubscriptionStore;
   deliveries: SqliteDeliveryStore;
+  lines: SqliteOrderedLines;
   outbox: SqliteOutbox;
   queues: LocalQueues;
   /** Stops the checkpointer and closes the database. */
@@ -250,6 +253,7 @@ async function openStores(config: LocalConfig, dataDir: string, clock: Clock, lo
     consumers: new SqliteConsumerStore(db),
     subscriptions,
     deliveries: new SqliteDeliveryStore(db),
+    lines: new SqliteOrderedLines(db),
     outbox: new SqliteOutbox(db),
     queues,
     async close() {
@@ -282,7 +286,7 @@ function startWorkers(
   context: { clock: Clock; log: Log; idleMs: number; metrics: LocalMetrics; connections: ConnectionHub },
 ): Workers {
   const { clock, log, idleMs } = context;
-  const { subscriptions, deliveries, eventLog } = stores;
+  const { subscriptions, deliveries, eventLog, lines } = stores;
   const { fanout, delivery, deliveryDlq } = stores.queues;
   const routerWakeup = new Wakeup();
   // Publishing wakes the router at once, rather than at its next idle check.
@@ -327,6 +331,7 @@ function startWorkers(
         deliveryTimeoutMs: config.deliveryTimeoutMs,
         disableAfterMs: config.disableAfterMs,
         queue: deliveryQueue,
+        lines,
         ...(options.random ? { random: options.random } : {}),
       },
       log,
@@ -339,6 +344,13 @@ function startWorkers(
       },
     ),
   });
+  // An event parked at its key's gate comes back to fan-out once its predecessor is through.
+  const fanoutAgain: QueueSender<EventRef> = {
+    send: async (messages) => {
+      await fanout.send(messages);
+      fanoutPoller.wakeup.wake();
+    },
+  };
   const fanoutPoller = new QueuePoller({
     name: 'fanout',
     queue: fanout,
@@ -346,7 +358,10 @@ function startWorkers(
     maxInFlight: 20,
     idleMs,
     log,
-    handler: createFanoutHandler({ subscriptions, events: eventLog, deliveries, deliveryQueue, clock }, log),
+    handler: createFanoutHandler(
+      { subscriptions, events: eventLog, deliveries, deliveryQueue, clock, lines, fanoutQueue: fanoutAgain },
+      log,
+    ),
   });
 
   const router = new OutboxRouter(stores.db, stores.outbox, fanout);

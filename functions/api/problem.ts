@@ -41,13 +41,18 @@ export function problemResponse(
 
 /** Turns zod issues into a ValidationError naming each field, prefixed by where it was (body, query). */
 export function validationErrorFrom(error: z.ZodError, where: string): ValidationError {
-  const errors = error.issues.map((issue) => ({
-    // An index as JavaScript writes it: `body.events[1].type`, `body.filter.amount[0]`.
-    field:
-      where +
-      issue.path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join(''),
-    message: issue.message,
-  }));
+  // An index as JavaScript writes it: `body.events[1].type`, `body.filter.amount[0]`.
+  const named = (path: readonly PropertyKey[]) =>
+    where + path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join('');
+  const errors = error.issues.flatMap((issue) =>
+    // A field the request may not carry is named itself, not the object around it.
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => ({
+          field: named([...issue.path, key]),
+          message: 'is not a field of this request',
+        }))
+      : [{ field: named(issue.path), message: issue.message }],
+  );
   const first = errors[0];
   const detail = first ? `${first.field}: ${first.message}` : `invalid ${where}`;
   return new ValidationError(

@@ -18,6 +18,7 @@ import {
   EventTypeFilter,
   isReservedEventType,
   JsonValue,
+  OrderingKey,
   PartnerId,
   SignatureScheme,
   SkippedReason,
@@ -109,6 +110,10 @@ export const PublishBody = z
     idempotencyKey: z.string().min(1).max(255).optional().meta({
       description: 'Publishing again with the same key returns the first event instead of a new one.',
     }),
+    orderingKey: OrderingKey.optional().meta({
+      description:
+        'Subscriptions with `ordering: key` receive the events of one ordering key one at a time, in the order they were published (an order id, an account id). Up to 128 letters, digits or `. _ - : / @ + = #`.',
+    }),
   })
   .meta({ id: 'PublishRequest' });
 
@@ -181,6 +186,7 @@ const eventTypes = z.array(EventTypeFilter).max(100).meta({
     'Event types to deliver: exact (`order.created`), a family (`order.*`) or `*`. Empty or absent: all.',
 });
 const description = z.string().max(500);
+const Ordering = z.enum(['key', 'none']);
 const callbackUrl = z.url({ protocol: /^https?$/ }).max(2048);
 
 export const CreateSubscriptionBody = z
@@ -198,6 +204,10 @@ export const CreateSubscriptionBody = z
       description:
         "`hmac` (the default): callbacks are signed `v1` with the `secret` this answer shows once. `ed25519`: signed `v1a` with a key of the dispatcher's; you verify with its `publicKey`, and hold no secret.",
     }),
+    ordering: Ordering.optional().meta({
+      description:
+        '`key`: the events published with one `orderingKey` are delivered one at a time, in publish order; a failing delivery holds back only its own key, and once dead-lettered lets the key go on. `none` (the default): no order is kept. Set at creation only.',
+    }),
     description: description.optional(),
   })
   .superRefine((body, ctx) => {
@@ -211,6 +221,7 @@ export const CreateSubscriptionBody = z
       ...(body.eventTypes === undefined ? {} : { eventTypes: body.eventTypes }),
       ...(body.filter === undefined ? {} : { filter: body.filter }),
       ...(body.signature === undefined ? {} : { signature: body.signature }),
+      ...(body.ordering === 'key' ? { ordering: 'key' as const } : {}),
       ...(body.description === undefined ? {} : { description: body.description }),
     };
     return body.transport === 'connection' || body.url === undefined
@@ -254,7 +265,13 @@ const next = (what: string) =>
     .meta({ description: `The cursor of the next page (${what}); null at the end.` });
 
 export const EventView = z
-  .object({ id: EventId, type: EventType, payload: Json, createdAt: Timestamp })
+  .object({
+    id: EventId,
+    type: EventType,
+    payload: Json,
+    createdAt: Timestamp,
+    orderingKey: OrderingKey.optional().meta({ description: 'The ordering key it was published with.' }),
+  })
   .meta({ id: 'Event', description: 'An event, as polled and as a callback body.' });
 
 export const EventPage = z
@@ -343,6 +360,9 @@ const subscriptionFields = {
   filter: EventFilter.optional(),
   signature: SignatureScheme.meta({
     description: 'How callbacks are signed: `v1` (hmac) or `v1a` (ed25519).',
+  }),
+  ordering: Ordering.meta({
+    description: '`key`: each ordering key’s events arrive one at a time, in publish order.',
   }),
   publicKey: z
     .string()

@@ -3,6 +3,7 @@ import { laneOf, unstoredDelivery } from './fanout.ts';
 import { type HealthDeps, recordTry } from './health.ts';
 import { newId } from './ids.ts';
 import type { Attempt, Delivery, DeliveryMessage, SkippedReason } from './model.ts';
+import { endTurn, takeLeaseMs, takeTurn } from './ordering.ts';
 import type {
   CallbackResult,
   CallbackSender,
@@ -11,6 +12,7 @@ import type {
   DeliveryQueue,
   DeliveryStore,
   EventLog,
+  OrderedLines,
   SubscriptionStore,
 } from './ports.ts';
 import { retryAfterDelaySeconds, retryDelaySeconds } from './retry.ts';
@@ -45,6 +47,8 @@ export interface DeliverDeps extends HealthDeps {
   retrySchedule: readonly number[];
   deliveryTimeoutMs: number;
   random?: () => number;
+  /** Ordered subscriptions' lines: a try of an ordered delivery runs only as its line's head. */
+  lines: OrderedLines;
 }
 
 /**
@@ -82,6 +86,43 @@ export type DeliverOutcome =
  * 4. Keep the endpoint's health: a long run of failures, or a 410, disables the subscription.
  */
 export async function deliver(deps: DeliverDeps, message: DeliveryMessage): Promise<DeliverOutcome> {
+  const { line } = message;
+  if (line === undefined) return tryDelivery(deps, message);
+  // A delivery waiting its turn in its key's line (ordering.ts): tried only as the head, by one
+  // message per try. A message without a try number takes the delivery's next.
+  const attempt = message.attempt ?? ((await deps.deliveries.get(message.deliveryId))?.attempts ?? 0) + 1;
+  const lease = { at: deps.clock.now(), leaseMs: takeLeaseMs(deps.deliveryTimeoutMs) };
+  if (!(await takeTurn(deps.lines, deps.queue, { ...message, line }, attempt, lease)))
+    return { kind: 'done', reason: 'stale' };
+  const outcome = await tryDelivery(deps, message);
+  if (outcome.kind === 'moved' || outcome.kind === 'waiting') {
+    // Queued again untried, with the same try number: that message may take it.
+    await deps.lines.untake(message.subscriptionId, line.key, line.seq, attempt);
+  } else if (await turnEnded(deps, message.deliveryId, outcome)) {
+    await endTurn(deps.lines, deps.queue, message.subscriptionId, line);
+  }
+  return outcome;
+}
+
+/**
+ * Whether the delivery's turn in its line is over: it succeeded, was dead-lettered or
+ * skipped, or is gone. A stale copy says nothing by itself: the delivery's state tells.
+ */
+async function turnEnded(deps: DeliverDeps, deliveryId: string, outcome: DeliverOutcome): Promise<boolean> {
+  if (outcome.kind === 'dead') return true;
+  if (outcome.kind !== 'done') return false;
+  if (outcome.reason !== 'stale') return true;
+  const delivery = await deps.deliveries.get(deliveryId);
+  return (
+    delivery === undefined ||
+    delivery.status === 'succeeded' ||
+    delivery.status === 'dead' ||
+    delivery.status === 'skipped'
+  );
+}
+
+/** One try of a delivery (see deliver). */
+async function tryDelivery(deps: DeliverDeps, message: DeliveryMessage): Promise<DeliverOutcome> {
   const stored = await deps.deliveries.get(message.deliveryId);
   // Fan-out may have left the delivery for this first handling to store (storeAtFirstTry).
   const delivery = stored ?? unstoredDelivery(message);
@@ -194,8 +235,10 @@ export async function deliver(deps: DeliverDeps, message: DeliveryMessage): Prom
       },
     ]);
   } else if (outcome.kind === 'dead') {
-    // Redriven, it is the next try of a fresh schedule, in the main lane.
-    await deps.queue.deadLetter(nextTry(message, attempt + 1, 0));
+    // Redriven, it is the next try of a fresh schedule, in the main lane; out of its key's
+    // line, which goes on without it.
+    const { line: _line, ...redriven } = nextTry(message, attempt + 1, 0);
+    await deps.queue.deadLetter(redriven);
   }
 
   const attemptRecord: Attempt = {

@@ -16,10 +16,18 @@ export interface EventView {
   type: string;
   payload: JsonValue;
   createdAt: string;
+  /** Present when the event was published with one. */
+  orderingKey?: string;
 }
 
 export function toEventView(event: Event): EventView {
-  return { id: event.id, type: event.type, payload: event.payload, createdAt: event.createdAt };
+  return {
+    id: event.id,
+    type: event.type,
+    payload: event.payload,
+    createdAt: event.createdAt,
+    ...(event.orderingKey === undefined ? {} : { orderingKey: event.orderingKey }),
+  };
 }
 
 export interface PublishInput {
@@ -27,6 +35,8 @@ export interface PublishInput {
   type: string;
   payload: JsonValue;
   idempotencyKey?: string;
+  /** Ordered subscriptions receive the events of one key in publish order (ordering.ts). */
+  orderingKey?: string;
 }
 
 /** What publishing needs: the log, the partners (only to look one up) and the clock. */
@@ -70,13 +80,16 @@ export async function publishEvent(
     payload: input.payload,
     createdAt: now.toISOString(),
     ...(input.idempotencyKey === undefined ? {} : { idempotencyKey: input.idempotencyKey }),
+    ...(input.orderingKey === undefined ? {} : { orderingKey: input.orderingKey }),
   };
   const result = await deps.events.append(event);
   // A retry may repeat a key; a different event under the same key is a producer's bug, and
   // answering with the first event would hide it.
   if (
     !result.created &&
-    (result.event.type !== event.type || !isDeepStrictEqual(result.event.payload, event.payload))
+    (result.event.type !== event.type ||
+      result.event.orderingKey !== event.orderingKey ||
+      !isDeepStrictEqual(result.event.payload, event.payload))
   ) {
     throw new IdempotencyKeyReusedError(input.idempotencyKey ?? '', result.event.id);
   }
@@ -141,18 +154,24 @@ export async function publishEvents(
   const worker = async () => {
     for (let lane = lanes.shift(); lane !== undefined; lane = lanes.shift()) {
       const byKey = new Map<string, Promise<unknown>>();
+      // Entries of one ordering key are published one after the other, in the batch's order.
+      const byOrderingKey = new Map<string, Promise<unknown>>();
       await Promise.all(
         lane.map(({ index, input }) => {
           // The first entry of a key that gets as far as the log claims it; a later one with
           // the key waits for it and finds the key used, as it would published after it. An
           // entry refused before the log (its payload too large) claims nothing.
           const key = payloadBytes(input) > MAX_PAYLOAD_BYTES ? undefined : input.idempotencyKey;
-          const earlier = key === undefined ? undefined : byKey.get(key);
+          const earlier = [
+            key === undefined ? undefined : byKey.get(key),
+            input.orderingKey === undefined ? undefined : byOrderingKey.get(input.orderingKey),
+          ].filter((p) => p !== undefined);
           const published =
-            earlier === undefined
+            earlier.length === 0
               ? publishOne(publishDeps, input)
-              : earlier.then(() => publishOne(publishDeps, input));
+              : Promise.all(earlier).then(() => publishOne(publishDeps, input));
           if (key !== undefined) byKey.set(key, published);
+          if (input.orderingKey !== undefined) byOrderingKey.set(input.orderingKey, published);
           return published.then((result) => {
             results[index] = result;
           });

@@ -8,10 +8,12 @@ import type {
   EventRef,
   Subscription,
 } from './model.ts';
+import { claimStarts, enterGate, idleLineStart, isKeyed, type LineStart, leaveGate } from './ordering.ts';
 import type {
   Clock,
   DeliveryStore,
   EventLog,
+  OrderedLines,
   OutgoingMessage,
   QueueSender,
   SubscriptionStore,
@@ -137,21 +139,39 @@ export interface FanOutDeps {
    * @default false
    */
   storeAtFirstTry?: boolean | ((event: EventRef) => boolean);
+  /** Ordered subscriptions' gates and lines (ordering.ts). */
+  lines: OrderedLines;
+  /** The fan-out queue itself: an event parked at its key's gate is queued here again. */
+  fanoutQueue: QueueSender<EventRef>;
 }
 
 /**
  * Turns one event into one delivery per matching active subscription.
- * 1. List the partner's active subscriptions and keep those whose types take the event; if any
+ * 1. An event with an ordering key passes its key's gate first (ordering.ts): fanned out only
+ *    after the key's previous event, else parked until then; a copy of one fanned out already
+ *    only starts its ordered subscriptions' lines, should a start have been lost.
+ * 2. List the partner's active subscriptions and keep those whose types take the event; if any
  *    of them has a payload filter, read the event once and keep those whose filter matches
  *    (an event gone by then, past the retention, goes to none of them).
- * 2. Create their deliveries (see `storeAtFirstTry` for those left to the dispatcher); a
+ * 3. Create their deliveries (see `storeAtFirstTry` for those left to the dispatcher); a
  *    retried fan-out finds them already there.
- * 3. Queue the deliveries that have not been tried yet, each in its subscription's lane. A
+ * 4. Queue the deliveries that have not been tried yet, each in its subscription's lane. A
  *    retry may queue one twice; the dispatcher drops a copy whose try is already recorded, and
- *    receivers dedupe on webhook-id.
- * Returns the number of deliveries queued.
+ *    receivers dedupe on webhook-id. An ordered subscription's delivery of a keyed event is
+ *    not queued but put into its key's line, and the line is started if it is idle.
+ * Returns the number of deliveries queued or put into a line.
  */
 export async function fanOutEvent(deps: FanOutDeps, ref: EventRef): Promise<number> {
+  if (!isKeyed(ref)) return fanOut(deps, ref, undefined);
+  const call = await enterGate(deps.lines, ref);
+  // It waits at the gate; nothing is queued for it yet.
+  if (call.kind === 'wait') return 0;
+  const count = await fanOut(deps, ref, call.kind === 'done' ? 'copy' : 'first');
+  if (call.kind === 'now') await leaveGate(deps.lines, deps.fanoutQueue, ref, call);
+  return count;
+}
+
+async function fanOut(deps: FanOutDeps, ref: EventRef, keyed: 'first' | 'copy' | undefined): Promise<number> {
   const byType = (await deps.subscriptions.listActive(ref.partnerId)).filter((sub) =>
     subscriptionWants(sub, ref.type),
   );
@@ -162,19 +182,52 @@ export async function fanOutEvent(deps: FanOutDeps, ref: EventRef): Promise<numb
   const subscriptions = byType.filter(
     (sub) => sub.filter === undefined || (event !== undefined && filterTakes(sub.filter, event)),
   );
+  const key = ref.orderingKey;
+  const ordered = new Set(
+    keyed === undefined || key === undefined
+      ? []
+      : subscriptions.filter((sub) => sub.ordering === 'key').map((sub) => sub.id),
+  );
   if (subscriptions.length === 0) return 0;
   const now = deps.clock.now();
   const lanes = new Map(subscriptions.map((sub) => [sub.id, laneOf(sub)]));
   const wanted = subscriptions.map((sub) => newDelivery(ref, sub.id, 'fanout', now));
   const atFirstTry =
     typeof deps.storeAtFirstTry === 'function' ? deps.storeAtFirstTry(ref) : (deps.storeAtFirstTry ?? false);
-  const unstored = atFirstTry ? wanted.filter((d) => lanes.get(d.subscriptionId) === 'main') : [];
+  // An ordered delivery is stored here: its line names it, and it may wait its turn long.
+  const unstored = atFirstTry
+    ? wanted.filter((d) => lanes.get(d.subscriptionId) === 'main' && !ordered.has(d.subscriptionId))
+    : [];
   const toStore = wanted.filter((d) => !unstored.includes(d));
   const stored = toStore.length === 0 ? [] : await deps.deliveries.createForEvent(toStore);
   const untried = stored.filter((d) => d.status === 'pending' && d.attempts === 0);
+  const queued = untried.filter((d) => !ordered.has(d.subscriptionId));
+  let starts: LineStart[] = [];
+  if (key !== undefined && ref.keySeq !== undefined && ordered.size > 0) {
+    const seq = ref.keySeq;
+    // A copy's deliveries are in their lines already (the gate moves only after that).
+    if (keyed === 'first') {
+      await Promise.all(
+        untried
+          .filter((d) => ordered.has(d.subscriptionId))
+          .map((d) =>
+            deps.lines.append(d.subscriptionId, key, {
+              seq,
+              deliveryId: d.id,
+              eventId: d.eventId,
+              partnerId: d.partnerId,
+            }),
+          ),
+      );
+    }
+    const found = await Promise.all([...ordered].map((id) => idleLineStart(deps.lines, id, key)));
+    starts = found.filter((s) => s !== undefined);
+  }
   await deps.deliveryQueue.send([
     ...unstored.map((d) => queuedDelivery(d, 'main', { unstored: true })),
-    ...untried.map((d) => queuedDelivery(d, lanes.get(d.subscriptionId))),
+    ...queued.map((d) => queuedDelivery(d, lanes.get(d.subscriptionId))),
+    ...starts.map((s) => s.message),
   ]);
+  await claimStarts(deps.lines, starts);
   return unstored.length + untried.length;
 }

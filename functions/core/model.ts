@@ -92,6 +92,15 @@ export const ApiKeyRecord = z.object({
 });
 export type ApiKeyRecord = z.infer<typeof ApiKeyRecord>;
 
+/**
+ * What a producer names the events that must reach an ordered subscription in publish order:
+ * an order, an account, a document. Up to 128 letters, digits and `.`, `_`, `-`, `:`, `/`, `@`,
+ * `+`, `=`, `#`.
+ */
+export const OrderingKey = z
+  .string()
+  .regex(/^[A-Za-z0-9._:/@+=#-]{1,128}$/, 'must be 1 to 128 letters, digits or any of . _ - : / @ + = #');
+
 export const Event = z.object({
   id: EventId,
   partnerId: PartnerId,
@@ -99,6 +108,13 @@ export const Event = z.object({
   payload: JsonValue,
   createdAt: Timestamp,
   idempotencyKey: z.string().min(1).max(255).optional(),
+  orderingKey: OrderingKey.optional(),
+  /**
+   * The event's place among its ordering key's events: 1 for the key's first, then one more
+   * for each, in the order the log stored them (no gaps, no repeats). Set by the log, exactly
+   * when `orderingKey` is.
+   */
+  keySeq: z.number().int().positive().optional(),
 });
 export type Event = z.infer<typeof Event>;
 
@@ -159,6 +175,10 @@ export type SubscriptionTransport = z.infer<typeof SubscriptionTransport>;
 export const SignatureScheme = z.enum(['hmac', 'ed25519']);
 export type SignatureScheme = z.infer<typeof SignatureScheme>;
 
+/** How a subscription's deliveries are ordered: `key` keeps each ordering key's events in order. */
+export const SubscriptionOrdering = z.enum(['key']);
+export type SubscriptionOrdering = z.infer<typeof SubscriptionOrdering>;
+
 export const Subscription = z.object({
   id: SubscriptionId,
   partnerId: PartnerId,
@@ -176,6 +196,11 @@ export const Subscription = z.object({
   filter: z.record(z.string(), z.unknown()).optional(),
   /** Absent: `hmac` (every subscription stored before signing keys existed is one). */
   signature: SignatureScheme.optional(),
+  /**
+   * `key`: the events of one ordering key reach it one at a time, in publish order
+   * (functions/core/ordering.ts). Absent: no order is kept.
+   */
+  ordering: SubscriptionOrdering.optional(),
   description: z.string().max(500).optional(),
   status: SubscriptionStatus,
   disabledReason: z.string().optional(),
@@ -287,9 +312,36 @@ export interface EventRef {
   partnerId: string;
   type: string;
   createdAt: string;
+  /** The event's ordering key and its place among the key's events (Event.keySeq), together. */
+  orderingKey?: string;
+  keySeq?: number;
 }
 
-const EventRefShape = z.object({ id: EventId, partnerId: PartnerId, type: EventType, createdAt: Timestamp });
+/**
+ * An EventRef as a queue carries it. The pipe, whose template cannot leave a field out, says
+ * the ordering in one text, `ordering`: `<keySeq>/<orderingKey>`, or empty for an event with
+ * no key; it is read into the two fields.
+ */
+const EventRefShape = z
+  .object({
+    id: EventId,
+    partnerId: PartnerId,
+    type: EventType,
+    createdAt: Timestamp,
+    orderingKey: OrderingKey.optional(),
+    keySeq: z.number().int().positive().optional(),
+    ordering: z.string().optional(),
+  })
+  .transform(({ ordering, ...ref }): EventRef => {
+    const parsed = /^([1-9][0-9]{0,14})\/(.+)$/.exec(ordering ?? '');
+    const key = parsed === null ? undefined : OrderingKey.safeParse(parsed[2]);
+    if (parsed !== null && key?.success) return { ...ref, orderingKey: key.data, keySeq: Number(parsed[1]) };
+    if (ref.orderingKey === undefined || ref.keySeq === undefined) {
+      const { orderingKey: _key, keySeq: _seq, ...plain } = ref;
+      return plain;
+    }
+    return ref;
+  });
 /**
  * What a fan-out queue message holds: an EventRef, as the pipe and the local router send it;
  * or, from a queue filled before the pipe sent to it directly, a bus event carrying one as its
@@ -328,6 +380,12 @@ export const DeliveryMessage = z.object({
    * try, and opening a connection makes it due at once.
    */
   waiting: z.literal(true).optional(),
+  /**
+   * A try of an ordered subscription's delivery that waits its turn in its key's line
+   * (functions/core/ordering.ts): the dispatcher tries it only while it is the line's head.
+   * A dead-lettered try leaves the line, so a redrive sends it on its own.
+   */
+  line: z.object({ key: OrderingKey, seq: z.number().int().positive() }).optional(),
 });
 export type DeliveryMessage = z.infer<typeof DeliveryMessage>;
 

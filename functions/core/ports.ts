@@ -53,7 +53,10 @@ export interface EventLog {
    * (the outbox row locally, the table's own stream on DynamoDB). The id is the log's to
    * give: a ULID whose time is `createdAt` (on DynamoDB its other bits say where the event
    * is kept, so reading it by id takes one read). With an idempotency key the partner has
-   * used before, stores nothing and returns the first event.
+   * used before, stores nothing and returns the first event. An event with an ordering key
+   * gets the key's next place (`keySeq`: 1, 2, 3… per partner and key, no gaps) in the same
+   * transaction; appends of one key that one instance makes in turn take their places in that
+   * order.
    */
   append(event: NewEvent): Promise<AppendResult>;
   get(partnerId: string, eventId: string): Promise<Event | undefined>;
@@ -512,6 +515,60 @@ export interface Release {
 export interface ParkedTries {
   /** Queues at most `limit` of the subscription's parked tries for delivery now. */
   release(subscriptionId: string, limit: number): Promise<Release>;
+}
+
+/** A delivery waiting its turn in an ordered subscription's line for one ordering key. */
+export interface LineEntry {
+  /** Its event's place among the key's events (Event.keySeq). */
+  seq: number;
+  deliveryId: string;
+  eventId: string;
+  partnerId: string;
+}
+
+/**
+ * What keeps ordered subscriptions' deliveries in their keys' order (functions/core/ordering.ts):
+ * - the **gate**, per partner and ordering key: the key's events are fanned out one after the
+ *   other, in key order; an event that comes before its predecessor was fanned out is parked
+ *   until it has been;
+ * - the **lines**, per subscription and ordering key: the deliveries waiting, in key order, and
+ *   the head, the one being tried. Only the head is tried.
+ * Every write is idempotent, and each claim conditional, so concurrent or repeated handling of
+ * one message never breaks the order.
+ */
+export interface OrderedLines {
+  /** The key's place fanned out through: every event of the key up to it has been (0: none). */
+  fannedThrough(partnerId: string, key: string): Promise<number>;
+  /** Moves the gate from `from` to `to`; false (and nothing written) if it was not at `from`. */
+  advanceGate(partnerId: string, key: string, from: number, to: number): Promise<boolean>;
+  /** Parks an event whose predecessor has not been fanned out yet (a second park of it is a no-op). */
+  park(ref: EventRef & { orderingKey: string; keySeq: number }): Promise<void>;
+  /** The event parked at the key's place `seq`, if one is. */
+  parked(partnerId: string, key: string, seq: number): Promise<EventRef | undefined>;
+  unpark(partnerId: string, key: string, seq: number): Promise<void>;
+  /** Puts a delivery into the subscription's line for the key (a no-op if it is there). */
+  append(subscriptionId: string, key: string, entry: LineEntry): Promise<void>;
+  /** The line's head, if a delivery is being tried, and its first entry (the head's, or the next to go). */
+  line(subscriptionId: string, key: string): Promise<{ head?: LineEntry; first?: LineEntry }>;
+  /** Makes `entry` the line's head (no try taken yet) if it has none; false if it had one. */
+  claim(subscriptionId: string, key: string, entry: LineEntry): Promise<boolean>;
+  /**
+   * Takes the head's try number `attempt` for one message, so that two copies of a message
+   * never try at once: true when the head is the entry at `seq` and no try from `attempt` on
+   * has been taken, or this one was taken more than `leaseMs` before `at` (its taker died).
+   */
+  take(
+    subscriptionId: string,
+    key: string,
+    seq: number,
+    attempt: number,
+    at: Date,
+    leaseMs: number,
+  ): Promise<boolean>;
+  /** Gives back a try taken and not made (its message was queued again untried): it may be taken again. */
+  untake(subscriptionId: string, key: string, seq: number, attempt: number): Promise<void>;
+  /** Takes the entry at `seq` out of the line, and the head with it if the head is that entry. */
+  finish(subscriptionId: string, key: string, seq: number): Promise<void>;
 }
 
 /** Sends one signed callback; never throws for what the target did (that is a result). */

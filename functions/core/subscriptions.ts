@@ -12,6 +12,7 @@ import {
   type SignatureScheme,
   type SigningSecret,
   type Subscription,
+  type SubscriptionOrdering,
   type SubscriptionRecord,
   type SubscriptionStatus,
   type SubscriptionTransport,
@@ -44,6 +45,8 @@ export interface SubscriptionView {
   eventTypes: string[];
   filter?: EventFilter;
   signature: SignatureScheme;
+  /** `key`: each ordering key's events arrive one at a time, in publish order. */
+  ordering: 'key' | 'none';
   /** An `ed25519` subscription's public key (`whpk_`), of its newest signing key. */
   publicKey?: string;
   description?: string;
@@ -74,6 +77,7 @@ export function toSubscriptionView(sub: Subscription): SubscriptionView {
     eventTypes: sub.eventTypes,
     ...(sub.filter === undefined ? {} : { filter: sub.filter }),
     signature: sub.signature ?? 'hmac',
+    ordering: sub.ordering ?? 'none',
     ...publicKeyView(sub),
     ...(sub.description === undefined ? {} : { description: sub.description }),
     status: sub.status,
@@ -156,6 +160,8 @@ export type CreateSubscriptionInput = (
   filter?: EventFilter;
   /** @default 'hmac' */
   signature?: SignatureScheme;
+  /** `key`: ordering per key (ordering.ts). @default no order */
+  ordering?: SubscriptionOrdering;
   description?: string;
 };
 
@@ -196,6 +202,7 @@ export async function createSubscription(
     eventTypes: input.eventTypes ?? [],
     ...(input.filter === undefined ? {} : { filter: input.filter }),
     ...(input.signature === 'ed25519' ? { signature: 'ed25519' as const } : {}),
+    ...(input.ordering === 'key' ? { ordering: 'key' as const } : {}),
     ...(input.description === undefined ? {} : { description: input.description }),
     status: 'active',
     secrets: [{ secret, createdAt: now }],

@@ -14,7 +14,13 @@ import { rememberingKmsCipher } from '../adapters/aws/kms-cipher.ts';
 import { kmsClient } from '../adapters/aws/kms-client.ts';
 import { logError, logger } from '../adapters/aws/logger.ts';
 import { sqsClient } from '../adapters/aws/sqs-client.ts';
-import { deliveryLanes, deliveryStore, eventLog, subscriptionStore } from '../adapters/aws/wiring.ts';
+import {
+  deliveryLanes,
+  deliveryStore,
+  eventLog,
+  orderedLines,
+  subscriptionStore,
+} from '../adapters/aws/wiring.ts';
 import { systemClock } from '../adapters/clock.ts';
 import { deliveryMetrics } from '../adapters/delivery-metrics.ts';
 import { HttpCallbackSender } from '../adapters/http/callback-sender.ts';
@@ -67,6 +73,8 @@ export const handler = createDispatcherHandler(
       }),
     ),
     queue: deliveryLanes(sqsClient, config, { dynamo: dynamoClient, config }),
+    // Ordered subscriptions' lines: a try runs only as its line's head, and its end starts the next.
+    lines: orderedLines(dynamoClient, config),
     clock: systemClock,
     retrySchedule: config.retrySchedule,
     deliveryTimeoutMs: config.deliveryTimeoutMs,

@@ -194,13 +194,25 @@ export class DeliveryPipeline extends Construct {
       .useTable(props.eventsTable, LAMBDA_ENV.eventsTable, { table: ['dynamodb:GetItem'] })
       // The subscriptions it reads have their secrets opened.
       .useSecretsKey(props.secretsKey, ['kms:Decrypt'])
-      // Deliveries: createForEvent (a put only if absent, or else a get of the one there).
+      // Deliveries: createForEvent (a put only if absent, or else a get of the one there); the
+      // ordering keys' gates (a get, a conditional update) and their parked events (a put only
+      // if absent, a get, a delete); ordered subscriptions' lines: an entry put, the line read
+      // (a get of its head, a query of its first entry), its head claimed (a put only if absent).
       .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, {
-        table: ['dynamodb:PutItem', 'dynamodb:GetItem'],
+        table: [
+          'dynamodb:PutItem',
+          'dynamodb:GetItem',
+          'dynamodb:UpdateItem',
+          'dynamodb:DeleteItem',
+          'dynamodb:Query',
+        ],
       })
       // SendMessageBatch, to the lane of each subscription.
       .useQueue(this.delivery.queue, LAMBDA_ENV.deliveryQueueUrl, ['sqs:SendMessage'])
-      .useQueue(this.slowLane.queue, LAMBDA_ENV.slowLaneQueueUrl, ['sqs:SendMessage']);
+      .useQueue(this.slowLane.queue, LAMBDA_ENV.slowLaneQueueUrl, ['sqs:SendMessage'])
+      // Its own queue: a keyed event parked at its key's gate, queued again once its
+      // predecessor has been fanned out.
+      .useQueue(this.fanout.queue, LAMBDA_ENV.fanoutQueueUrl, ['sqs:SendMessage']);
     this.fanoutFunction.addEventSource(
       new SqsEventSource(this.fanout.queue, {
         batchSize: FANOUT_BATCH_SIZE,
@@ -238,8 +250,11 @@ export class DeliveryPipeline extends Construct {
       // It opens the secrets that sign; it never writes one.
       .useSecretsKey(props.secretsKey, ['kms:Decrypt'])
       // Deliveries: get, skip, recordAttempt; the due retries of waits over 15 minutes
-      // (BatchWriteItem puts); and a connection subscription's parked tries: a try parked as a
-      // connection opened is taken back (DeleteItem) and looks for the connection again.
+      // (BatchWriteItem puts); a connection subscription's parked tries: a try parked as a
+      // connection opened is taken back (DeleteItem) and looks for the connection again; and
+      // ordered subscriptions' lines: read (a get of the head, a query of the first entry), the
+      // head claimed (a put only if absent), a try taken and given back (conditional updates),
+      // an ended delivery's entry and head deleted.
       .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, {
         table: [
           'dynamodb:GetItem',
@@ -247,6 +262,7 @@ export class DeliveryPipeline extends Construct {
           'dynamodb:UpdateItem',
           'dynamodb:DeleteItem',
           'dynamodb:BatchWriteItem',
+          'dynamodb:Query',
         ],
       })
       // SendMessageBatch: the next try to either lane, a used-up delivery to the DLQ.

@@ -207,8 +207,9 @@ export class PartnerApi extends Construct {
         ...(props.egressIps === undefined ? {} : { [LAMBDA_ENV.egressIps]: props.egressIps }),
       },
     })
-      // Events: append, get, list; the consumers kept beside them (saved, moved, listed, and
-      // deleted in a transaction with their count).
+      // Events: append (an event with an ordering key is a transaction of its put and its
+      // key's counter's update), get, list; the consumers kept beside them (saved, moved,
+      // listed, and deleted in a transaction with their count).
       .useTable(props.eventsTable, LAMBDA_ENV.eventsTable, {
         table: [
           'dynamodb:GetItem',

@@ -24,6 +24,7 @@ import {
 } from '../../functions/adapters/aws/connections.ts';
 import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
 import { DynamoEventLog } from '../../functions/adapters/aws/events.ts';
+import { DynamoOrderedLines } from '../../functions/adapters/aws/ordered-lines.ts';
 import { DynamoPartnerStore } from '../../functions/adapters/aws/partners.ts';
 import { DynamoSubscriptionStore } from '../../functions/adapters/aws/subscriptions.ts';
 import {
@@ -100,6 +101,7 @@ async function setUp(
   const partners = new DynamoPartnerStore(client, partnersTable);
   const subscriptions = new DynamoSubscriptionStore(client, subscriptionsTable, testCipher());
   const deliveries = new DynamoDeliveryStore(client, deliveriesTable);
+  const lines = new DynamoOrderedLines(client, deliveriesTable);
   const events = new DynamoEventLog(client, eventsTable);
   const released = options.queue ?? new RecordingQueue();
   const logged: string[] = [];
@@ -239,6 +241,7 @@ async function setUp(
     retrySchedule: [0, 5, 300],
     deliveryTimeoutMs: 1500,
     disableAfterMs: 86_400_000,
+    lines,
   };
 
   return {

@@ -7,15 +7,12 @@
  * the input template. Anything else throws, so a change to pipe.ts that needs more fails
  * loudly here instead of being evaluated differently from AWS.
  */
-import * as z from 'zod';
 import { PIPE_FILTER_PATTERN, PIPE_INPUT_TEMPLATE } from '../../functions/adapters/aws/pipe.ts';
-import type { EventRef } from '../../functions/core/model.ts';
+import { type EventRef, FanoutMessage } from '../../functions/core/model.ts';
 import { type EventPattern, matchesPattern } from '../../functions/core/patterns.ts';
 
 const PLACEHOLDER = /<(\$[^<>]*)>/g;
 const DOT_PATH = /^\$(\.[A-Za-z0-9_@-]+)+$/;
-
-const Detail = z.object({ id: z.string(), partnerId: z.string(), type: z.string(), createdAt: z.string() });
 
 /** The value at a JSONPath of the form `$.a.b.c`; undefined when any step is missing. */
 export function valueAtPath(document: unknown, path: string): unknown {
@@ -61,8 +58,13 @@ export function pipeAccepts(record: unknown): boolean {
 /**
  * The body of the message the pipe sends to the fan-out queue for one stream record (as Lambda
  * and Pipes see it: `eventName`, `dynamodb.NewImage` in attribute-value JSON) that passed the
- * filter: the rendered PIPE_INPUT_TEMPLATE, an EventRef.
+ * filter: the rendered PIPE_INPUT_TEMPLATE, as the queue holds it.
  */
+export function pipeMessageBody(record: unknown): string {
+  return renderInputTemplate(PIPE_INPUT_TEMPLATE, record);
+}
+
+/** The EventRef the fan-out reads from that body (FanoutMessage, as its handler parses it). */
 export function applyPipeTransform(record: unknown): EventRef {
-  return Detail.parse(JSON.parse(renderInputTemplate(PIPE_INPUT_TEMPLATE, record)));
+  return FanoutMessage.parse(JSON.parse(pipeMessageBody(record)));
 }

@@ -17,6 +17,7 @@ import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
 import { DynamoEventLog } from '../../functions/adapters/aws/events.ts';
+import { DynamoOrderedLines } from '../../functions/adapters/aws/ordered-lines.ts';
 import { DynamoSubscriptionStore } from '../../functions/adapters/aws/subscriptions.ts';
 import { type DeliverDeps, deliver } from '../../functions/core/delivery.ts';
 import { fanOutEvent, fanoutDeliveryId } from '../../functions/core/fanout.ts';
@@ -35,7 +36,7 @@ import {
   uniquePrefix,
 } from '../dynamodb-local/tables.ts';
 import { testCipher } from '../support/cipher.ts';
-import { applyPipeTransform, pipeAccepts } from './pipe-transform.ts';
+import { applyPipeTransform, pipeAccepts, pipeMessageBody } from './pipe-transform.ts';
 
 class RecordingQueue<T> implements QueueSender<T> {
   readonly sent: OutgoingMessage<T>[] = [];
@@ -65,11 +66,13 @@ function asPipeRecord(record: _Record, streamArn: string): unknown {
   };
 }
 
-function sqsRecord(body: EventRef, queueArn: string): SQSRecord {
-  const text = JSON.stringify(body);
+/** An SQS record of the fan-out queue: the pipe's body as it rendered it, or an EventRef as sent. */
+function sqsRecord(body: EventRef | string, queueArn: string): SQSRecord {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  const name = typeof body === 'string' ? String(Reflect.get(JSON.parse(body), 'id')) : body.id;
   return {
-    messageId: `message-${body.id}`,
-    receiptHandle: `handle-${body.id}`,
+    messageId: `message-${name}`,
+    receiptHandle: `handle-${name}`,
     body: text,
     attributes: {
       ApproximateReceiveCount: '1',
@@ -106,8 +109,14 @@ describe('events table stream → pipe → fan-out queue → fan-out', () => {
     streams.destroy();
   });
 
-  /** Every record of the table's stream so far, from the start of each shard. */
-  async function streamRecords(expected: number): Promise<{ records: _Record[]; streamArn: string }> {
+  /**
+   * Every record of the table's stream so far (those `wanted` picks), from the start of each
+   * shard, once at least `expected` of them are there.
+   */
+  async function streamRecords(
+    expected: number,
+    wanted: (record: _Record) => boolean = () => true,
+  ): Promise<{ records: _Record[]; streamArn: string }> {
     const table = await client.send(new DescribeTableCommand({ TableName: tables.events }));
     const streamArn = table.Table?.LatestStreamArn;
     if (streamArn === undefined) throw new Error(`table ${tables.events} has no stream`);
@@ -129,7 +138,7 @@ describe('events table stream → pipe → fan-out queue → fan-out', () => {
         while (iterator !== undefined) {
           const page = await streams.send(new GetRecordsCommand({ ShardIterator: iterator }));
           const batch = page.Records ?? [];
-          records.push(...batch);
+          records.push(...batch.filter(wanted));
           iterator = batch.length > 0 ? page.NextShardIterator : undefined;
         }
       }
@@ -185,11 +194,21 @@ describe('events table stream → pipe → fan-out queue → fan-out', () => {
     const deliveryQueue = new RecordingQueue<DeliveryMessage>();
     const logged: unknown[] = [];
     const handler = createFanoutHandler(
-      { subscriptions, events, deliveries, deliveryQueue, clock },
+      {
+        subscriptions,
+        events,
+        deliveries,
+        deliveryQueue,
+        clock,
+        lines: new DynamoOrderedLines(client, tables.deliveries),
+        fanoutQueue: new RecordingQueue<EventRef>(),
+      },
       (_message, error) => logged.push(error),
     );
     const batch: SQSEvent = {
-      Records: messages.map((message) => sqsRecord(message, 'arn:aws:sqs:local:000000000000:fanout')),
+      Records: passed.map((record) =>
+        sqsRecord(pipeMessageBody(asPipeRecord(record, streamArn)), 'arn:aws:sqs:local:000000000000:fanout'),
+      ),
     };
     const response = await handler(batch, lambdaContext('fanout'));
 
@@ -242,6 +261,8 @@ describe('events table stream → pipe → fan-out queue → fan-out', () => {
       deliveries,
       deliveryQueue,
       clock: new ManualClock(),
+      lines: new DynamoOrderedLines(client, tables.deliveries),
+      fanoutQueue: new RecordingQueue<EventRef>(),
     });
 
     expect(await handler({ Records: [record] }, lambdaContext('fanout'))).toEqual({ batchItemFailures: [] });
@@ -262,8 +283,18 @@ describe('events table stream → pipe → fan-out queue → fan-out', () => {
     const { event } = await events.append(newEvent(partnerId));
     const deliveryQueue = new RecordingQueue<DeliveryMessage>();
 
+    const lines = new DynamoOrderedLines(client, tables.deliveries);
     const queued = await fanOutEvent(
-      { subscriptions, events, deliveries, deliveryQueue, clock, storeAtFirstTry: true },
+      {
+        subscriptions,
+        events,
+        deliveries,
+        deliveryQueue,
+        clock,
+        storeAtFirstTry: true,
+        lines,
+        fanoutQueue: new RecordingQueue<EventRef>(),
+      },
       { id: event.id, partnerId, type: event.type, createdAt: event.createdAt },
     );
 
@@ -296,6 +327,7 @@ describe('events table stream → pipe → fan-out queue → fan-out', () => {
       retrySchedule: [0, 5],
       deliveryTimeoutMs: 1000,
       disableAfterMs: 86_400_000,
+      lines,
     };
     if (toHealthy === undefined) throw new Error('nothing queued for the healthy subscription');
     expect(await deliver(deps, toHealthy)).toEqual({ kind: 'done', reason: 'succeeded' });
@@ -310,5 +342,103 @@ describe('events table stream → pipe → fan-out queue → fan-out', () => {
     expect(await deliveries.listAttempts(toHealthy.deliveryId)).toEqual([
       expect.objectContaining({ number: 1, statusCode: 204 }),
     ]);
+  });
+  it('carries a keyed event’s ordering key and place to fan-out, which keeps the key’s order through the gate; an event without a key carries neither', async () => {
+    const events = new DynamoEventLog(client, tables.events);
+    const subscriptions = new DynamoSubscriptionStore(client, tables.subscriptions, testCipher());
+    const deliveries = new DynamoDeliveryStore(client, tables.deliveries);
+    const lines = new DynamoOrderedLines(client, tables.deliveries);
+    const clock = new ManualClock();
+    const partnerId = id('ptr');
+    const plain = makeSubscription(partnerId, { eventTypes: ['order.*'] });
+    const ordered = makeSubscription(partnerId, { eventTypes: ['order.*'], ordering: 'key' });
+    for (const subscription of [plain, ordered]) await subscriptions.put(subscription);
+    const key = 'order#7/eu:1';
+
+    const { event: first } = await events.append(newEvent(partnerId, { orderingKey: key }));
+    const { event: unkeyed } = await events.append(newEvent(partnerId));
+    const { event: second } = await events.append(newEvent(partnerId, { orderingKey: key }));
+
+    // The partner's items only (earlier tests wrote to this table too): its counter (an insert,
+    // two modifies), three events, the key's counter (an insert, a modify).
+    const mine = (record: _Record) => String(record.dynamodb?.Keys?.pk?.S).startsWith(partnerId);
+    const { records, streamArn } = await streamRecords(8, mine);
+    const sortKey = (record: _Record) => record.dynamodb?.Keys?.sk?.S;
+    expect(records.map((r) => `${r.eventName} ${sortKey(r)}`).sort()).toEqual(
+      [
+        'INSERT SEQ',
+        'MODIFY SEQ',
+        'MODIFY SEQ',
+        'INSERT E#000000000000001',
+        'INSERT E#000000000000002',
+        'INSERT E#000000000000003',
+        `INSERT OKEY#${key}`,
+        `MODIFY OKEY#${key}`,
+      ].sort(),
+    );
+    const passed = records.filter((record) => pipeAccepts(asPipeRecord(record, streamArn)));
+    expect(passed.map(sortKey)).toEqual(['E#000000000000001', 'E#000000000000002', 'E#000000000000003']);
+
+    const bodies = passed.map((record) => pipeMessageBody(asPipeRecord(record, streamArn)));
+    const refs = passed.map((record) => applyPipeTransform(asPipeRecord(record, streamArn)));
+    const refOf = (event: typeof first) => ({
+      id: event.id,
+      partnerId,
+      type: event.type,
+      createdAt: event.createdAt,
+    });
+    expect(refs).toEqual([
+      { ...refOf(first), orderingKey: key, keySeq: 1 },
+      refOf(unkeyed),
+      { ...refOf(second), orderingKey: key, keySeq: 2 },
+    ]);
+    expect(refs[1]).not.toHaveProperty('keySeq');
+
+    const deliveryQueue = new RecordingQueue<DeliveryMessage>();
+    const fanoutQueue = new RecordingQueue<EventRef>();
+    const logged: unknown[] = [];
+    const handler = createFanoutHandler(
+      { subscriptions, events, deliveries, deliveryQueue, clock, lines, fanoutQueue },
+      (_message, error) => logged.push(error),
+    );
+    const run = async (texts: string[]) =>
+      handler(
+        { Records: texts.map((text) => sqsRecord(text, 'arn:aws:sqs:local:000000000000:fanout')) },
+        lambdaContext('fanout'),
+      );
+    const [firstBody = '', unkeyedBody = '', secondBody = ''] = bodies;
+
+    // The key's second event comes first (the stream's shards are read side by side): it waits
+    // at the gate, and nothing is queued for it.
+    expect(await run([secondBody])).toEqual({ batchItemFailures: [] });
+    expect(deliveryQueue.sent).toEqual([]);
+    expect(await lines.parked(partnerId, key, 2)).toEqual(refs[2]);
+
+    // The first passes the gate and queues the second again.
+    expect(await run([firstBody, unkeyedBody])).toEqual({ batchItemFailures: [] });
+    expect(fanoutQueue.sent.map((m) => m.body)).toEqual([refs[2]]);
+    expect(await lines.parked(partnerId, key, 2)).toBeUndefined();
+    expect(await run(fanoutQueue.sent.map((m) => JSON.stringify(m.body)))).toEqual({ batchItemFailures: [] });
+
+    expect(logged).toEqual([]);
+    expect(await lines.fannedThrough(partnerId, key)).toBe(2);
+    // The plain subscription gets every event at once; the ordered one only its line's head.
+    const toPlain = deliveryQueue.sent.filter((m) => m.body.subscriptionId === plain.id);
+    expect(toPlain.map((m) => m.body.eventId).sort()).toEqual([first.id, unkeyed.id, second.id].sort());
+    for (const message of toPlain) expect(message.body).not.toHaveProperty('line');
+    const toOrdered = deliveryQueue.sent.filter((m) => m.body.subscriptionId === ordered.id);
+    const unkeyedToOrdered = toOrdered.filter((m) => m.body.eventId === unkeyed.id);
+    expect(unkeyedToOrdered).toHaveLength(1);
+    expect(unkeyedToOrdered[0]?.body).not.toHaveProperty('line');
+    expect(toOrdered.filter((m) => m.body.eventId !== unkeyed.id).map((m) => m.body)).toEqual([
+      expect.objectContaining({
+        deliveryId: fanoutDeliveryId(first.id, ordered.id),
+        eventId: first.id,
+        line: { key, seq: 1 },
+      }),
+    ]);
+    const line = await lines.line(ordered.id, key);
+    expect(line.head).toMatchObject({ seq: 1, eventId: first.id });
+    expect(line.first).toEqual(line.head);
   });
 });

@@ -129,23 +129,35 @@ const GRANTS: Record<FunctionName, Grants> = {
     // An event's payload, for a subscription's filter.
     events: ['dynamodb:GetItem'],
     'subscriptions/index/byPartner': ['dynamodb:Query'],
-    deliveries: ['dynamodb:GetItem', 'dynamodb:PutItem'],
+    // Ordering keys' gates and parked events, ordered subscriptions' lines too: a gate moved (an
+    // update), a parked event deleted, a line's first entry queried.
+    deliveries: [
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:Query',
+    ],
     delivery: ['sqs:SendMessage'],
     'slow-lane': ['sqs:SendMessage'],
-    fanout: CONSUME,
+    // A parked event is queued again on the queue it came from.
+    fanout: ['sqs:SendMessage', ...CONSUME],
     'secrets key': ['kms:Decrypt'],
   },
   dispatcher: {
     'dispatcher logs': LOGS,
     events: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
     subscriptions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
-    // The parked tries of connection subscriptions too: parked (a put), taken back (a claim, a delete).
+    // The parked tries of connection subscriptions too: parked (a put), taken back (a claim, a
+    // delete); and ordered subscriptions' lines: read (a query of the first entry), a head
+    // claimed, a try taken and given back (updates), an ended delivery's entry and head deleted.
     deliveries: [
       'dynamodb:GetItem',
       'dynamodb:PutItem',
       'dynamodb:UpdateItem',
       'dynamodb:DeleteItem',
       'dynamodb:BatchWriteItem',
+      'dynamodb:Query',
     ],
     delivery: ['sqs:SendMessage', ...CONSUME],
     'slow-lane': ['sqs:SendMessage', ...CONSUME],
@@ -337,6 +349,8 @@ const ADAPTER_CALLS: Readonly<Record<string, AdapterCalls>> = {
   'due-retries.ts': { actions: ['dynamodb:Query', 'dynamodb:BatchWriteItem'], queriesTable: true },
   // The paging helpers the adapters share; it wires to nothing itself.
   'dynamo.ts': { actions: ['dynamodb:Query', 'dynamodb:BatchGetItem'] },
+  // Appends (a transaction of the event's put and its ordering key's counter's update, for an
+  // event with a key), gets, polls, holes; the recovery's scan.
   'events.ts': {
     actions: [
       'dynamodb:GetItem',
@@ -360,6 +374,19 @@ const ADAPTER_CALLS: Readonly<Record<string, AdapterCalls>> = {
       'dynamodb:DeleteItem',
       'dynamodb:BatchGetItem',
     ],
+  },
+  // Gates (a get, a conditional update), parked events (put, get, delete), lines (an entry
+  // put, the head got and the first entry queried, the head claimed, a try taken and given
+  // back by updates, an entry and a head deleted).
+  'ordered-lines.ts': {
+    actions: [
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:Query',
+    ],
+    queriesTable: true,
   },
   'pipe.ts': { actions: [] },
   'rate-limiter.ts': { actions: ['dynamodb:UpdateItem'] },
@@ -539,6 +566,7 @@ const WIRING_HELPERS: Readonly<Record<string, readonly { file: string; key: Reso
   requestLimits: [{ file: 'rate-limiter.ts', key: 'partnersTable' }],
   subscriptionStore: [{ file: 'subscriptions.ts', key: 'subscriptionsTable' }],
   deliveryStore: [{ file: 'deliveries.ts', key: 'deliveriesTable' }],
+  orderedLines: [{ file: 'ordered-lines.ts', key: 'deliveriesTable' }],
   deliveryLanes: [
     { file: 'sqs-queue.ts', key: 'deliveryQueueUrl' },
     { file: 'sqs-queue.ts', key: 'slowLaneQueueUrl' },

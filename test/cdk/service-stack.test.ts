@@ -385,6 +385,8 @@ describe('functions', () => {
         LAMBDA_ENV.slowLaneQueueUrl,
         LAMBDA_ENV.retentionDays,
         LAMBDA_ENV.secretsKeyArn,
+        // Its own queue, where a keyed event parked at its key's gate is queued again.
+        LAMBDA_ENV.fanoutQueueUrl,
       ],
     ],
     [

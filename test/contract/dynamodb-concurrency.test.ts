@@ -15,7 +15,14 @@ import {
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoConsumerStore } from '../../functions/adapters/aws/consumers.ts';
 import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
-import { DynamoEventLog, EVENT_STRIPES, eventIdAt, seqInId } from '../../functions/adapters/aws/events.ts';
+import {
+  DynamoEventLog,
+  EVENT_STRIPES,
+  eventIdAt,
+  keyCounterKey,
+  OrderingKeyBusyError,
+  seqInId,
+} from '../../functions/adapters/aws/events.ts';
 import { DynamoSubscriptionStore } from '../../functions/adapters/aws/subscriptions.ts';
 import { DELIVERIES_TABLE, EVENTS_TABLE, SUBSCRIPTIONS_TABLE } from '../../functions/adapters/aws/tables.ts';
 import { systemClock } from '../../functions/adapters/clock.ts';
@@ -212,6 +219,37 @@ describe('DynamoEventLog under concurrent writers', () => {
     // The others' places are holes: the log holds the one event.
     expect((await committed(admin, table, partnerId)).map((row) => row.id)).toEqual([winners[0]?.event.id]);
   });
+
+  it('gives one ordering key’s appends from several instances the places 1 to N, each once, each instance’s in the order it made them', async () => {
+    const partnerId = id('ptr');
+    const instances = Array.from({ length: 3 }, (_, i) => new DynamoEventLog(writer(i), table));
+    const perInstance = 5;
+
+    const results = await Promise.all(
+      instances.map((log, i) =>
+        Promise.all(
+          Array.from({ length: perInstance }, (_, n) =>
+            log.append(newEvent(partnerId, { orderingKey: 'hot', payload: { i, n } })),
+          ),
+        ),
+      ),
+    );
+
+    const all = results.flat().map((result) => result.event.keySeq ?? 0);
+    expect(all.toSorted((a, b) => a - b)).toEqual(
+      Array.from({ length: instances.length * perInstance }, (_, i) => i + 1),
+    );
+    for (const made of results) {
+      const seqs = made.map((result) => result.event.keySeq ?? 0);
+      expect(seqs).toEqual(seqs.toSorted((a, b) => a - b));
+    }
+    // Every event was stored once, with the place it was given.
+    const stored = await committed(admin, table, partnerId);
+    expect(stored).toHaveLength(all.length);
+    for (const result of results.flat()) {
+      expect(await instances[0]?.get(partnerId, result.event.id)).toEqual(result.event);
+    }
+  });
 });
 
 describe('DynamoEventLog: places taken and never written', () => {
@@ -320,6 +358,92 @@ describe('DynamoEventLog: places taken and never written', () => {
     }
     expect(claims).toHaveLength(1);
     expect(Number(claims[0]?.claimedAt)).toBeGreaterThan(start + 1000);
+  });
+
+  it('moves a keyed append whose place a poller filled to the next one, with the key’s next place all the same', async () => {
+    const partnerId = id('ptr');
+    const log = new DynamoEventLog(admin, table);
+    const { event: first } = await log.append(newEvent(partnerId, { orderingKey: 'k' }));
+    await holeAt(partnerId, 2);
+    const draft = newEvent(partnerId, { orderingKey: 'k' });
+
+    const { event: late } = await log.append(draft);
+
+    expect(late).toEqual({ ...draft, id: eventIdAt(partnerId, 3, Date.parse(draft.createdAt)), keySeq: 2 });
+    expect(await log.list(partnerId, { limit: 10 })).toEqual({ items: [first, late], next: late.id });
+  });
+
+  it('reads the key’s counter again when another instance moved it between the read and the write', async () => {
+    const partnerId = id('ptr');
+    const other = new DynamoEventLog(admin, table);
+    let raced: Promise<unknown> | undefined;
+    const racing = localDocumentClient();
+    racing.middlewareStack.add(
+      (next, context) => async (args) => {
+        // Before this instance's first transaction: another appends the key and commits first.
+        if (context.commandName === 'TransactWriteItemsCommand' && raced === undefined) {
+          raced = other.append(newEvent(partnerId, { orderingKey: 'k', payload: { other: true } }));
+          await raced;
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'raceOnce' },
+    );
+    try {
+      const log = new DynamoEventLog(racing, table);
+
+      const { event } = await log.append(newEvent(partnerId, { orderingKey: 'k' }));
+
+      expect(raced).toBeDefined();
+      expect(event.keySeq).toBe(2);
+      // Its seq was taken first, so the log lists it first: across instances the key's order is
+      // its keySeq, not the log's.
+      const listed = (await log.list(partnerId, { limit: 10 })).items;
+      expect(listed.map((e) => [e.payload, e.keySeq])).toEqual([
+        [event.payload, 2],
+        [{ other: true }, 1],
+      ]);
+    } finally {
+      racing.destroy();
+    }
+  });
+
+  it('gives up with a 503 when other appends of the key keep moving its counter first, and leaves no place unfilled', async () => {
+    const partnerId = id('ptr');
+    let moved = 0;
+    const racing = localDocumentClient();
+    racing.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'TransactWriteItemsCommand') {
+          moved++;
+          await admin.send(
+            new UpdateCommand({
+              TableName: table,
+              Key: keyCounterKey(partnerId, 'k'),
+              UpdateExpression: 'ADD #keySeq :one',
+              ExpressionAttributeNames: { '#keySeq': 'keySeq' },
+              ExpressionAttributeValues: { ':one': 1 },
+            }),
+          );
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'alwaysFirst' },
+    );
+    try {
+      const log = new DynamoEventLog(racing, table);
+
+      await expect(log.append(newEvent(partnerId, { orderingKey: 'k' }))).rejects.toBeInstanceOf(
+        OrderingKeyBusyError,
+      );
+      expect(moved).toBeGreaterThan(1);
+      // Its place is a hole: a poller passes it at once, and the next append comes after it.
+      const { event } = await log.append(newEvent(partnerId));
+      expect(seqInId(partnerId, event.id)).toBe(2);
+      expect(await log.list(partnerId, { limit: 10 })).toEqual({ items: [event], next: event.id });
+    } finally {
+      racing.destroy();
+    }
   });
 
   it('places the appends of a batch in the order they were made, with one counter update', async () => {

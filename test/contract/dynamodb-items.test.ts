@@ -10,10 +10,12 @@ import {
   DynamoEventLog,
   EVENT_STRIPES,
   eventIdAt,
+  keyCounterKey,
   pointerKey,
   seqInId,
   waitPauses,
 } from '../../functions/adapters/aws/events.ts';
+import { DynamoOrderedLines } from '../../functions/adapters/aws/ordered-lines.ts';
 import { DynamoPartnerStore } from '../../functions/adapters/aws/partners.ts';
 import { DELIVERIES_TABLE, EVENTS_TABLE, PARTNERS_TABLE } from '../../functions/adapters/aws/tables.ts';
 import { CursorNotFoundError } from '../../functions/core/errors.ts';
@@ -71,6 +73,8 @@ describe('DynamoEventLog items', () => {
           payload: JSON.stringify(event.payload),
           createdAt: event.createdAt,
           idempotencyKey: 'k-1',
+          // On every event item, empty without an ordering key: the pipe's template copies it.
+          ordering: '',
           writtenAt: now * 1000,
           expiresAt,
         },
@@ -86,6 +90,60 @@ describe('DynamoEventLog items', () => {
         { pk: event.partnerId, sk: 'SEQ', kind: 'counter', seq: 1 },
       ]),
     );
+  });
+
+  it('writes a keyed event with its key, its place and their text, and the key’s counter, which never expires and has no kind', async () => {
+    const name = await table(EVENTS_TABLE);
+    const now = Math.floor(Date.now() / 1000);
+    const log = new DynamoEventLog(client, name, {
+      clock: new ManualClock(new Date(now * 1000)),
+      retentionDays: 7,
+    });
+    const partnerId = id('ptr');
+    const key = 'order#1/line:2';
+
+    const { event: first } = await log.append(newEvent(partnerId, { orderingKey: key }));
+    const { event: second } = await log.append(newEvent(partnerId, { orderingKey: key }));
+
+    expect([first.keySeq, second.keySeq]).toEqual([1, 2]);
+    const items = await scan(name);
+    // Two events, the partner's counter and the key's.
+    expect(items).toHaveLength(4);
+    expect(items).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          sk: 'E#000000000000002',
+          kind: 'event',
+          id: second.id,
+          orderingKey: key,
+          keySeq: 2,
+          ordering: `2/${key}`,
+          expiresAt: now + 7 * 86_400,
+        }),
+        {
+          pk: expect.stringMatching(new RegExp(`^${partnerId}#O[0-${EVENT_STRIPES - 1}]$`)),
+          sk: `OKEY#${key}`,
+          keySeq: 2,
+        },
+      ]),
+    );
+    expect(items.find((item) => item.sk === `OKEY#${key}`)?.pk).toBe(keyCounterKey(partnerId, key).pk);
+  });
+
+  it('spreads the counters of a partner’s keys by a hash of the key', async () => {
+    const name = await table(EVENTS_TABLE);
+    const log = new DynamoEventLog(client, name);
+    const partnerId = id('ptr');
+    const keys = Array.from({ length: 16 }, (_, i) => `key-${i}`);
+
+    for (const orderingKey of keys) await log.append(newEvent(partnerId, { orderingKey }));
+
+    const counters = (await scan(name)).filter((item) => String(item.sk).startsWith('OKEY#'));
+    expect(counters).toHaveLength(keys.length);
+    expect(new Set(counters.map((item) => item.pk)).size).toBeGreaterThan(1);
+    for (const counter of counters) {
+      expect(counter.pk).toBe(keyCounterKey(partnerId, String(counter.sk).slice('OKEY#'.length)).pk);
+    }
   });
 
   it('spreads one partner’s events over its stripes, seq by seq', async () => {
@@ -510,5 +568,55 @@ describe('DynamoDeliveryStore items', () => {
 
     await expect(store.createForEvent([delivery])).rejects.toThrow(/does not have the id of its pair/);
     expect(await store.get(delivery.id)).toBeUndefined();
+  });
+});
+
+describe('DynamoOrderedLines items', () => {
+  it('keeps the gate for good, and parked events, line entries and the head (with its try taken) until the deliveries expire, under the keys tables.ts names', async () => {
+    const name = await table(DELIVERIES_TABLE);
+    const now = Math.floor(Date.now() / 1000);
+    const lines = new DynamoOrderedLines(client, name, {
+      clock: new ManualClock(new Date(now * 1000)),
+      retentionDays: 7,
+    });
+    const expiresAt = now + 7 * 86_400;
+    const partnerId = id('ptr');
+    const subscriptionId = id('sub');
+    const key = 'a#b/c:d';
+    const event = makeEvent(partnerId);
+    const ref = {
+      id: event.id,
+      partnerId,
+      type: event.type,
+      createdAt: event.createdAt,
+      orderingKey: key,
+      keySeq: 12,
+    };
+    const entry = { seq: 11, deliveryId: id('dlv'), eventId: event.id, partnerId };
+
+    await lines.advanceGate(partnerId, key, 0, 10);
+    await lines.park(ref);
+    await lines.append(subscriptionId, key, entry);
+    await lines.claim(subscriptionId, key, entry);
+
+    expect(await scan(name)).toEqual([
+      { pk: `KEY#${partnerId}#${key}`, sk: 'GATE', fanned: 10 },
+      { pk: `KEY#${partnerId}#${key}`, sk: 'P#000000000000012', ref: JSON.stringify(ref), expiresAt },
+      { pk: `LINE#${subscriptionId}#${key}`, sk: 'E#000000000000011', ...entry, expiresAt },
+      { pk: `LINE#${subscriptionId}#${key}`, sk: 'HEAD', ...entry, taken: 0, takenAt: 0, expiresAt },
+    ]);
+    expect(await lines.take(subscriptionId, key, 11, 1, new Date(now * 1000), 60_000)).toBe(true);
+    expect(await scan(name)).toContainEqual({
+      pk: `LINE#${subscriptionId}#${key}`,
+      sk: 'HEAD',
+      ...entry,
+      taken: 1,
+      takenAt: now * 1000,
+      expiresAt,
+    });
+
+    await lines.finish(subscriptionId, key, 11);
+    await lines.unpark(partnerId, key, 12);
+    expect(await scan(name)).toEqual([{ pk: `KEY#${partnerId}#${key}`, sk: 'GATE', fanned: 10 }]);
   });
 });

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
 import { DynamoEventLog } from '../../functions/adapters/aws/events.ts';
+import { DynamoOrderedLines } from '../../functions/adapters/aws/ordered-lines.ts';
 import { DynamoSubscriptionStore } from '../../functions/adapters/aws/subscriptions.ts';
 import { DELIVERIES_TABLE, EVENTS_TABLE, SUBSCRIPTIONS_TABLE } from '../../functions/adapters/aws/tables.ts';
 import { fanOutEvent } from '../../functions/core/fanout.ts';
@@ -97,13 +98,41 @@ describe('recoverPipeDeadLetters on DynamoDB Local', () => {
     expect(letters.deleted).toEqual(['r0', 'r1']);
   });
 
+  it('queues a keyed event again with its ordering key and place, an event without a key without them', async () => {
+    const now = Date.now();
+    const clock = new ManualClock(new Date(now));
+    const log = new DynamoEventLog(local.client, await local.table(EVENTS_TABLE), { clock });
+    const partnerId = id('ptr');
+    const plain = (await log.append(newEvent(partnerId))).event;
+    const keyed = (await log.append(newEvent(partnerId, { orderingKey: 'order#9' }))).event;
+    const fanout = new RecordingQueue();
+
+    await recoverPipeDeadLetters(
+      {
+        events: log,
+        fanout,
+        deadLetters: new Letters([pipeDeadLetter(new Date(now), new Date(now + 1000))]),
+        clock,
+      },
+      60_000,
+    );
+
+    const ref = ({ id, type, createdAt }: typeof plain) => ({ id, partnerId, type, createdAt });
+    expect(fanout.put.toSorted((a, b) => a.id.localeCompare(b.id))).toEqual(
+      [ref(plain), { ...ref(keyed), orderingKey: 'order#9', keySeq: 1 }].toSorted((a, b) =>
+        a.id.localeCompare(b.id),
+      ),
+    );
+  });
+
   it('makes no second delivery when an event that did get through is fanned out again', async () => {
     const subscriptions = new DynamoSubscriptionStore(
       local.client,
       await local.table(SUBSCRIPTIONS_TABLE),
       testCipher(),
     );
-    const deliveries = new DynamoDeliveryStore(local.client, await local.table(DELIVERIES_TABLE));
+    const deliveriesTable = await local.table(DELIVERIES_TABLE);
+    const deliveries = new DynamoDeliveryStore(local.client, deliveriesTable);
     const partnerId = id('ptr');
     await subscriptions.put(makeSubscription(partnerId, { eventTypes: [] }));
     const sent: OutgoingMessage<DeliveryMessage>[] = [];
@@ -113,6 +142,8 @@ describe('recoverPipeDeadLetters on DynamoDB Local', () => {
       deliveries,
       deliveryQueue: { send: async (m: OutgoingMessage<DeliveryMessage>[]) => void sent.push(...m) },
       clock: new ManualClock(),
+      lines: new DynamoOrderedLines(local.client, deliveriesTable),
+      fanoutQueue: { send: async () => {} },
     };
     const event = makeEvent(partnerId);
 

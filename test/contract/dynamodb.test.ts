@@ -8,6 +8,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { DynamoConsumerStore } from '../../functions/adapters/aws/consumers.ts';
 import { DynamoDeliveryStore } from '../../functions/adapters/aws/deliveries.ts';
 import { DynamoEventLog } from '../../functions/adapters/aws/events.ts';
+import { DynamoOrderedLines } from '../../functions/adapters/aws/ordered-lines.ts';
 import { DynamoPartnerStore } from '../../functions/adapters/aws/partners.ts';
 import { DynamoSubscriptionStore } from '../../functions/adapters/aws/subscriptions.ts';
 import {
@@ -22,6 +23,7 @@ import { testCipher } from '../support/cipher.ts';
 import { consumerStoreContract } from './consumer-store.contract.ts';
 import { deliveryStoreContract } from './delivery-store.contract.ts';
 import { eventLogContract } from './event-log.contract.ts';
+import { orderedLinesContract } from './ordered-lines.contract.ts';
 import { partnerStoreContract } from './partner-store.contract.ts';
 import { subscriptionStoreContract } from './subscription-store.contract.ts';
 
@@ -82,4 +84,9 @@ subscriptionStoreContract(NAME, async () => {
 deliveryStoreContract(NAME, async () => {
   const table = await freshTable(DELIVERIES_TABLE);
   return { deliveries: new DynamoDeliveryStore(client, table.name), close: table.close };
+});
+
+orderedLinesContract(NAME, async () => {
+  const table = await freshTable(DELIVERIES_TABLE);
+  return { lines: new DynamoOrderedLines(client, table.name), close: table.close };
 });

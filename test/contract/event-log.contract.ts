@@ -119,6 +119,135 @@ export function eventLogContract(name: string, make: () => Promise<EventLogSubje
       });
     });
 
+    describe('ordering key', () => {
+      /** The keySeq of each event, in the order given. */
+      const keySeqs = (events: readonly Event[]) => events.map((event) => event.keySeq);
+
+      it('gives the first event of a key keySeq 1, and each later one of the key the next place', async () => {
+        const events = await appendAll(
+          [1, 2, 3].map((n) => newEvent(partnerId, { orderingKey: 'order-1', payload: { n } })),
+        );
+
+        expect(keySeqs(events)).toEqual([1, 2, 3]);
+        for (const event of events) expect(event.orderingKey).toBe('order-1');
+      });
+
+      it('counts each key, and each partner’s same key, on its own', async () => {
+        const events = await appendAll([
+          newEvent(partnerId, { orderingKey: 'a' }),
+          newEvent(partnerId, { orderingKey: 'b' }),
+          newEvent(otherPartnerId, { orderingKey: 'a' }),
+          newEvent(partnerId, { orderingKey: 'a' }),
+          newEvent(partnerId),
+          newEvent(otherPartnerId, { orderingKey: 'a' }),
+          newEvent(partnerId, { orderingKey: 'b' }),
+        ]);
+
+        expect(events.map((event) => [event.partnerId, event.orderingKey, event.keySeq])).toEqual([
+          [partnerId, 'a', 1],
+          [partnerId, 'b', 1],
+          [otherPartnerId, 'a', 1],
+          [partnerId, 'a', 2],
+          [partnerId, undefined, undefined],
+          [otherPartnerId, 'a', 2],
+          [partnerId, 'b', 2],
+        ]);
+      });
+
+      it('gives an event without a key neither field, as appended, by get and by list', async () => {
+        const event = await append(newEvent(partnerId));
+
+        expect(event).not.toHaveProperty('orderingKey');
+        expect(event).not.toHaveProperty('keySeq');
+        expect(await log.get(partnerId, event.id)).toEqual(event);
+        expect(await log.get(partnerId, event.id)).not.toHaveProperty('keySeq');
+        expect((await log.list(partnerId, { limit: 10 })).items).toEqual([event]);
+      });
+
+      it('returns both fields by get and by list, in the partner’s order', async () => {
+        const events = await appendAll([
+          newEvent(partnerId, { orderingKey: 'k' }),
+          newEvent(partnerId),
+          newEvent(partnerId, { orderingKey: 'k' }),
+        ]);
+
+        for (const event of events) expect(await log.get(partnerId, event.id)).toEqual(event);
+        expect((await log.list(partnerId, { limit: 10 })).items).toEqual(events);
+        expect(events[2]).toMatchObject({ orderingKey: 'k', keySeq: 2 });
+      });
+
+      it('keeps the place the log gives, whatever keySeq the draft says', async () => {
+        const event = await append(newEvent(partnerId, { orderingKey: 'k', keySeq: 7 }));
+
+        expect(event.keySeq).toBe(1);
+        expect(await log.get(partnerId, event.id)).toEqual(event);
+      });
+
+      it('takes keys of every allowed character, each its own', async () => {
+        const keys = ['order#1', 'order/1', 'order:1', 'a#b/c:d@e+f=g.h_i-j', 'order'];
+        const events = await appendAll(keys.map((orderingKey) => newEvent(partnerId, { orderingKey })));
+        const again = await appendAll(keys.map((orderingKey) => newEvent(partnerId, { orderingKey })));
+
+        expect(keySeqs(events)).toEqual(keys.map(() => 1));
+        expect(keySeqs(again)).toEqual(keys.map(() => 2));
+        for (const event of [...events, ...again]) expect(await log.get(partnerId, event.id)).toEqual(event);
+      });
+
+      it('returns the first event, with its keySeq, for a repeated idempotency key, and takes no place for it', async () => {
+        const first = await append(newEvent(partnerId, { orderingKey: 'k', idempotencyKey: 'i-1' }));
+
+        const repeat = await log.append(newEvent(partnerId, { orderingKey: 'k', idempotencyKey: 'i-1' }));
+        const next = await append(newEvent(partnerId, { orderingKey: 'k' }));
+
+        expect(repeat).toEqual({ event: first, created: false });
+        expect(first.keySeq).toBe(1);
+        expect(next.keySeq).toBe(2);
+      });
+
+      it('gives appends of one key made together the places 1 to 20, each once', async () => {
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, n) =>
+            log.append(newEvent(partnerId, { orderingKey: 'k', payload: { n } })),
+          ),
+        );
+
+        expect(results.map((result) => result.event.keySeq).toSorted((a = 0, b = 0) => a - b)).toEqual(
+          Array.from({ length: 20 }, (_, i) => i + 1),
+        );
+        const listed = (await log.list(partnerId, { limit: 50 })).items;
+        expect(listed.map((event) => event.keySeq).toSorted((a = 0, b = 0) => a - b)).toEqual(
+          Array.from({ length: 20 }, (_, i) => i + 1),
+        );
+      });
+
+      it('gives appends of one key made together their places in the order they were made', async () => {
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, n) =>
+            log.append(newEvent(partnerId, { orderingKey: 'k', payload: { n } })),
+          ),
+        );
+
+        expect(results.map((result) => result.event.keySeq)).toEqual(
+          Array.from({ length: 20 }, (_, i) => i + 1),
+        );
+      });
+
+      it('counts the keys of appends made together on their own', async () => {
+        const results = await Promise.all(
+          Array.from({ length: 12 }, (_, n) =>
+            log.append(newEvent(partnerId, { orderingKey: `k${n % 3}`, payload: { n } })),
+          ),
+        );
+
+        for (const key of ['k0', 'k1', 'k2']) {
+          const seqs = results
+            .filter((result) => result.event.orderingKey === key)
+            .map((result) => result.event.keySeq);
+          expect(seqs, key).toEqual([1, 2, 3, 4]);
+        }
+      });
+    });
+
     describe('list', () => {
       it('returns the partner’s events in append order, never another partner’s', async () => {
         const [a, , b, c] = await appendAll([

@@ -49,6 +49,7 @@ import type { Clock, EventLog, PartnerStore } from '../../functions/core/ports.t
 import { lambdaContext } from '../../local/lambda-context.ts';
 import { createTable, deleteTables, localDocumentClient, uniquePrefix } from '../dynamodb-local/tables.ts';
 import { testCipher } from '../support/cipher.ts';
+import { seededRandom } from '../support/seeded-random.ts';
 import { makeApiKey } from './fixtures.ts';
 
 interface Stores {
@@ -83,18 +84,6 @@ async function logOf(stores: Stores, partnerId: string) {
 function sqliteStores(): Stores & { db: SqliteDatabase } {
   const db = openDatabase(':memory:');
   return { db, events: new SqliteEventLog(db), partners: new SqlitePartnerStore(db), clock: systemClock };
-}
-
-/** A deterministic pseudo-random source (mulberry32), so a failing seed can be run again. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** An entry over a few partners, keys, types and payloads, so that keys collide often. */
@@ -172,7 +161,7 @@ async function canonical(stores: Stores, partners: { a: string; b: string }, res
 
 /** Two batches in a row (the second meets the first's keys), against the same events one by one. */
 async function checkSeed(stores: Stores, seed: number, maxSize: number): Promise<void> {
-  const next = random(seed);
+  const next = seededRandom(seed);
   const batches = [
     randomBatch(next, 1 + Math.floor(next() * maxSize)),
     randomBatch(next, 1 + Math.floor(next() * maxSize)),

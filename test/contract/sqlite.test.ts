@@ -11,6 +11,7 @@ import {
 } from '../../functions/adapters/sqlite/database.ts';
 import { SqliteDeliveryStore } from '../../functions/adapters/sqlite/deliveries.ts';
 import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
+import { SqliteOrderedLines } from '../../functions/adapters/sqlite/ordered-lines.ts';
 import { SqliteOutbox } from '../../functions/adapters/sqlite/outbox.ts';
 import { SqlitePartnerStore } from '../../functions/adapters/sqlite/partners.ts';
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
@@ -30,6 +31,7 @@ import {
   newEvent,
   tempDir,
 } from './fixtures.ts';
+import { orderedLinesContract } from './ordered-lines.contract.ts';
 import { partnerStoreContract } from './partner-store.contract.ts';
 import { subscriptionStoreContract } from './subscription-store.contract.ts';
 
@@ -93,6 +95,10 @@ for (const backing of backings) {
     const { db, close } = backing.open();
     return { deliveries: new SqliteDeliveryStore(db), close };
   });
+  orderedLinesContract(backing.name, async () => {
+    const { db, close } = backing.open();
+    return { lines: new SqliteOrderedLines(db), close };
+  });
 }
 
 function pragma(db: SqliteDatabase, name: string): unknown {
@@ -102,10 +108,20 @@ function pragma(db: SqliteDatabase, name: string): unknown {
 
 /**
  * Back to partners with one key each, and nothing since (api_keys, consumers, expired_marks,
- * subscriptions' transport, filter and signature), as a file written before keys had records
- * (six versions back).
+ * subscriptions' transport, filter, signature and ordering, ordering keys and lines), as a
+ * file written before keys had records (seven versions back).
  */
 const PARTNERS_WITH_ONE_KEY = `
+  DROP TABLE line_heads;
+  DROP TABLE line_entries;
+  DROP TABLE key_parked;
+  DROP TABLE key_gates;
+  DROP TABLE ordering_keys;
+  ALTER TABLE subscriptions DROP COLUMN ordering;
+  ALTER TABLE outbox DROP COLUMN key_seq;
+  ALTER TABLE outbox DROP COLUMN ordering_key;
+  ALTER TABLE events DROP COLUMN key_seq;
+  ALTER TABLE events DROP COLUMN ordering_key;
   ALTER TABLE subscriptions DROP COLUMN signature;
   ALTER TABLE subscriptions DROP COLUMN filter;
   ALTER TABLE subscriptions DROP COLUMN transport;
@@ -159,7 +175,7 @@ describe('openDatabase', () => {
   it('migrates a file of the version before API keys, giving each partner its one key as its first', async () => {
     const path = join(tmp.dir, 'local.db');
     const db = openDatabase(path);
-    db.exec(`${PARTNERS_WITH_ONE_KEY} PRAGMA user_version = ${SCHEMA_VERSION - 6};`);
+    db.exec(`${PARTNERS_WITH_ONE_KEY} PRAGMA user_version = ${SCHEMA_VERSION - 7};`);
     const partner = makePartner();
     const hash = makeApiKey(partner.id).hash;
     db.prepare('INSERT INTO partners (id, name, api_key_hash, created_at) VALUES (?, ?, ?, ?)').run(
@@ -220,7 +236,7 @@ describe('openDatabase', () => {
         error_message TEXT, response_excerpt TEXT
       ) STRICT;
       CREATE INDEX attempts_by_delivery ON attempts (delivery_id, number);
-      PRAGMA user_version = ${SCHEMA_VERSION - 7};
+      PRAGMA user_version = ${SCHEMA_VERSION - 8};
     `);
     const delivery = makeDelivery(makeEvent(id('ptr')), id('sub'));
     const attempt = makeAttempt(delivery, { statusCode: 500, error: 'http_status' });

@@ -6,6 +6,7 @@ import {
 } from '../../functions/adapters/sqlite/database.ts';
 import { SqliteDeliveryStore } from '../../functions/adapters/sqlite/deliveries.ts';
 import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
+import { SqliteOrderedLines } from '../../functions/adapters/sqlite/ordered-lines.ts';
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
 import { type DeliverDeps, deliver } from '../../functions/core/delivery.ts';
 import { fanoutDeliveryId } from '../../functions/core/fanout.ts';
@@ -132,6 +133,7 @@ describe('deliver', () => {
       events: stores.events,
       subscriptions: stores.subscriptions,
       deliveries: stores.deliveries,
+      lines: new SqliteOrderedLines(stores.db),
       sender: scriptedSender(results),
       queue: recordingQueue(),
       clock: { now: () => NOW },
@@ -610,6 +612,7 @@ describe('the retry promise', () => {
       events,
       subscriptions,
       deliveries,
+      lines: new SqliteOrderedLines(db),
       queue,
       sender: {
         async send() {
@@ -680,6 +683,7 @@ describe('deliver: a connection subscription', () => {
       events: stores.events,
       subscriptions: stores.subscriptions,
       deliveries: stores.deliveries,
+      lines: new SqliteOrderedLines(stores.db),
       sender: scriptedSender([]),
       connections: pusher,
       queue,

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { closeDatabase, openDatabase } from '../../functions/adapters/sqlite/database.ts';
 import { SqliteDeliveryStore } from '../../functions/adapters/sqlite/deliveries.ts';
 import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
+import { SqliteOrderedLines } from '../../functions/adapters/sqlite/ordered-lines.ts';
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
 import { fanOutEvent } from '../../functions/core/fanout.ts';
 import {
@@ -187,6 +188,12 @@ describe('fan-out with payload filters', () => {
           deliveries,
           deliveryQueue: { send: async (m) => void sent.push(...m) },
           clock: { now: () => NOW },
+          lines: new SqliteOrderedLines(db),
+          fanoutQueue: {
+            send: async () => {
+              throw new Error('no event here has an ordering key, so none is parked');
+            },
+          },
         },
         event,
       );

@@ -45,6 +45,8 @@ export interface PublishRequest {
   payload: JsonValue;
   /** Publishing again with the same key returns the first event instead of a new one. */
   idempotencyKey?: string;
+  /** Subscriptions with `ordering: key` receive the events of one ordering key one at a time, in the order they were published (an order id, an account id). Up to 128 letters, digits or `. _ - : / @ + = #`. */
+  orderingKey?: string;
 }
 
 export interface PublishBatchRequest {
@@ -73,6 +75,8 @@ export interface CreateSubscriptionRequest {
   filter?: EventFilter;
   /** `hmac` (the default): callbacks are signed `v1` with the `secret` this answer shows once. `ed25519`: signed `v1a` with a key of the dispatcher's; you verify with its `publicKey`, and hold no secret. */
   signature?: "hmac" | "ed25519";
+  /** `key`: the events published with one `orderingKey` are delivered one at a time, in publish order; a failing delivery holds back only its own key, and once dead-lettered lets the key go on. `none` (the default): no order is kept. Set at creation only. */
+  ordering?: "key" | "none";
   description?: string;
 }
 
@@ -104,6 +108,8 @@ export interface Event {
   type: string;
   payload: JsonValue;
   createdAt: string;
+  /** The ordering key it was published with. */
+  orderingKey?: string;
 }
 
 export interface EventPage {
@@ -193,6 +199,8 @@ export interface Subscription {
   filter?: EventFilter;
   /** How callbacks are signed: `v1` (hmac) or `v1a` (ed25519). */
   signature: "hmac" | "ed25519";
+  /** `key`: each ordering key’s events arrive one at a time, in publish order. */
+  ordering: "key" | "none";
   /** An `ed25519` subscription’s public key: `whpk_` and the base64 of the raw 32-byte key. Verify `v1a` signatures with it; after a rotation the old key also signs for 24 hours. */
   publicKey?: string;
   description?: string;
@@ -212,6 +220,8 @@ export interface SubscriptionWithSecret {
   filter?: EventFilter;
   /** How callbacks are signed: `v1` (hmac) or `v1a` (ed25519). */
   signature: "hmac" | "ed25519";
+  /** `key`: each ordering key’s events arrive one at a time, in publish order. */
+  ordering: "key" | "none";
   /** An `ed25519` subscription’s public key: `whpk_` and the base64 of the raw 32-byte key. Verify `v1a` signatures with it; after a rotation the old key also signs for 24 hours. */
   publicKey?: string;
   description?: string;

@@ -9,7 +9,19 @@
  * - `<partnerId>#K<h>` / `IDEM#<key>`: the event an idempotency key names (h: a hash of the
  *   key, mod 4);
  * - `<partnerId>#I<h>` / `ID#<eventId>`: the seq of an event appended before event ids said
- *   it (see below); read, never written.
+ *   it (see below); read, never written;
+ * - `<partnerId>#O<h>` / `OKEY#<orderingKey>`: the ordering key's counter, `keySeq`, the place
+ *   of the key's last event (h: a hash of the key, mod 4). It never expires (a key's next
+ *   event must not start over at 1) and has no `kind`, so the pipe passes none of its changes.
+ *
+ * An event with an ordering key takes the key's next place (`keySeq`) in one transaction with
+ * its write: the event's put, only into an empty place, and the counter's move from the value
+ * read (consistently) to the next, only if it still holds that value. A place a hole took is
+ * given up for the next seq, as for any event; a counter another append moved first is read
+ * again. The appends of one key that an instance makes wait for each other, so they take their
+ * places in the order they were made (appends of other keys go on side by side). Every event
+ * item says its ordering in one text attribute, `ordering` (`<keySeq>/<orderingKey>`, or empty),
+ * which the pipe's template copies into the fan-out message (pipe.ts).
  *
  * An event's id says where it is: a ULID whose time is `createdAt` and whose 80 other bits
  * are its seq (50 bits) and a check (30 bits of a hash of the partner, the seq and the time).
@@ -24,20 +36,21 @@
  * holds it, and an append that loses its place to a hole takes the next one.
  */
 
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import {
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
   QueryCommand,
   ScanCommand,
+  TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import * as z from 'zod';
 import { CursorNotFoundError, ServiceUnavailableError } from '../../core/errors.ts';
 import { composedId, idParts, idTime } from '../../core/ids.ts';
 import type { EventRef } from '../../core/model.ts';
-import { Event, EventId, EventType, type Page, PartnerId, Timestamp } from '../../core/model.ts';
+import { Event, EventId, EventType, OrderingKey, type Page, PartnerId, Timestamp } from '../../core/model.ts';
 import type {
   AppendResult,
   Clock,
@@ -47,7 +60,17 @@ import type {
   NewEvent,
 } from '../../core/ports.ts';
 import { systemClock } from '../clock.ts';
-import { attributeNames, compact, expiresAt, type Item, isConditionFailure } from './dynamo.ts';
+import {
+  attributeNames,
+  backoff,
+  cancellationCodes,
+  compact,
+  conditionFailed,
+  expiresAt,
+  hasConflict,
+  type Item,
+  isConditionFailure,
+} from './dynamo.ts';
 
 /** A long poll's first read of the counter, and its longest pause between two reads. */
 export const WAIT_FIRST_PAUSE_MS = 250;
@@ -83,12 +106,28 @@ const FIRST_EVENT_LOOKS = 20;
 const FIRST_EVENT_WAIT_MS = 50;
 /** Items read from each stripe per round of a poll, beyond the page's share. */
 const READ_AHEAD = 2;
+/**
+ * How often an append of an ordering key reads the key's counter and tries its transaction
+ * again when other appends of the key (on other instances) moved it first, before a 503; and
+ * the pauses between tries (full jitter, doubling from the base to the cap).
+ */
+const KEY_SEQ_TRIES = 8;
+const KEY_SEQ_PAUSE_MS = 10;
+const KEY_SEQ_MAX_PAUSE_MS = 200;
 
 const Seq = z.number().int().positive();
 const Counter = z.object({ seq: Seq });
 const IdPointer = z.object({ seq: Seq });
 const IdempotencyClaim = z.object({ eventId: EventId, claimedAt: z.number() });
-const EventRefItem = z.object({ id: EventId, partnerId: PartnerId, type: EventType, createdAt: Timestamp });
+const KeyCounter = z.object({ keySeq: Seq });
+const EventRefItem = z.object({
+  id: EventId,
+  partnerId: PartnerId,
+  type: EventType,
+  createdAt: Timestamp,
+  orderingKey: OrderingKey.optional(),
+  keySeq: Seq.optional(),
+});
 const Placed = z.object({ seq: Seq, kind: z.enum(['event', 'hole']), writtenAt: z.number() });
 
 function hash(text: string): number {
@@ -140,6 +179,18 @@ const idempotencyKey = (partnerId: string, key: string) => ({
   pk: `${partnerId}#K${hash(key) % EVENT_STRIPES}`,
   sk: `IDEM#${key}`,
 });
+/** The key of an ordering key's counter. */
+export const keyCounterKey = (partnerId: string, orderingKey: string) => ({
+  pk: `${partnerId}#O${hash(orderingKey) % EVENT_STRIPES}`,
+  sk: `OKEY#${orderingKey}`,
+});
+
+/** What an event item's `ordering` says: `<keySeq>/<orderingKey>`, or empty for an event without a key. */
+function orderingText(event: Event): string {
+  return event.orderingKey === undefined || event.keySeq === undefined
+    ? ''
+    : `${event.keySeq}/${event.orderingKey}`;
+}
 
 /** Back from an item to the domain event: the payload was stored as JSON text. */
 function toEvent(item: Item): Event {
@@ -154,6 +205,18 @@ function toEvent(item: Item): Event {
 export class IdempotencyKeyInProgressError extends ServiceUnavailableError {
   constructor(key: string) {
     super(`an event with idempotency key "${key}" is being published; publish it again shortly`);
+  }
+}
+
+/**
+ * Other appends of the ordering key kept taking its next place first (KEY_SEQ_TRIES times):
+ * nothing was stored. 503.
+ */
+export class OrderingKeyBusyError extends ServiceUnavailableError {
+  constructor(key: string) {
+    super(
+      `events with ordering key "${key}" are being published faster than they can be ordered; publish again shortly`,
+    );
   }
 }
 
@@ -187,6 +250,8 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
   /** Per partner: the appends gathering for the next ADD, and the ADD under way (one at a time). */
   readonly #gathering = new Map<string, SeqWaiters>();
   readonly #taking = new Map<string, Promise<void>>();
+  /** Per partner and ordering key: the end of the last append of the key made here (see #keyTurn). */
+  readonly #keyTurns = new Map<string, Promise<void>>();
 
   constructor(client: DynamoDBDocumentClient, tableName: string, options: DynamoEventLogOptions = {}) {
     const retentionDays = options.retentionDays ?? 30;
@@ -201,18 +266,26 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
 
   /**
    * 1. Take the next seq (at once, before anything is awaited, so appends made in one order
-   *    are placed in that order); the event's id says it.
+   *    are placed in that order); the event's id says it. With an ordering key, take a turn
+   *    among this instance's appends of the key too, and wait for it.
    * 2. With an idempotency key: claim it, or return the event that claimed it first.
-   * 3. Put the event at its seq, only if the place is empty. A place a poller has filled with a
-   *    hole is given up for the next seq, under a new id (and the key's claim moves with it).
+   * 3. Put the event at its seq, only if the place is empty (with an ordering key, in one
+   *    transaction with the key's counter: see the module's comment). A place a poller has
+   *    filled with a hole is given up for the next seq, under a new id (and the key's claim
+   *    moves with it).
    * A seq taken and not used (a repeated key, an error) is filled with a hole at once.
    */
-  async append(draft: NewEvent): Promise<AppendResult> {
+  async append(input: NewEvent): Promise<AppendResult> {
+    // The key's place is the log's to give, whatever the draft says.
+    const { keySeq: _given, ...draft } = input;
     const time = Date.parse(draft.createdAt);
     const reserved = this.#takeSeq(draft.partnerId);
+    const turn =
+      draft.orderingKey === undefined ? undefined : this.#keyTurn(draft.partnerId, draft.orderingKey);
     let seq: number | undefined;
     try {
       seq = await reserved;
+      await turn?.ready;
       let event: Event = { ...draft, id: eventIdAt(draft.partnerId, seq, time) };
       const key = draft.idempotencyKey;
       if (key !== undefined) {
@@ -223,7 +296,8 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
         }
       }
       for (;;) {
-        if (await this.#putEvent(event, seq)) return { event, created: true };
+        const stored = await this.#putEvent(event, seq);
+        if (stored !== undefined) return { event: stored, created: true };
         seq = await this.#takeSeq(draft.partnerId);
         const moved: Event = { ...event, id: eventIdAt(draft.partnerId, seq, time) };
         if (key !== undefined) await this.#moveClaim(event, moved.id, key);
@@ -234,7 +308,26 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
       const unused = seq ?? (await reserved.catch(() => undefined));
       if (unused !== undefined) await this.#fillHole(draft.partnerId, unused).catch(() => {});
       throw error;
+    } finally {
+      turn?.end();
     }
+  }
+
+  /**
+   * A turn among the appends of the partner's ordering key made by this instance, taken when
+   * the append is made: `ready` once every earlier one has ended (stored, repeated or failed),
+   * `end` when this one has.
+   */
+  #keyTurn(partnerId: string, orderingKey: string): { ready: Promise<void>; end: () => void } {
+    const name = `${partnerId}\n${orderingKey}`;
+    const ready = this.#keyTurns.get(name) ?? Promise.resolve();
+    const ended = Promise.withResolvers<void>();
+    const last = ready.then(() => ended.promise);
+    this.#keyTurns.set(name, last);
+    void last.then(() => {
+      if (this.#keyTurns.get(name) === last) this.#keyTurns.delete(name);
+    });
+    return { ready, end: () => ended.resolve() };
   }
 
   /**
@@ -564,9 +657,18 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
     }
   }
 
-  /** Puts the event at `seq` if the place is empty; false when a hole took it first. */
-  #putEvent(event: Event, seq: number): Promise<boolean> {
-    return this.#place(event.partnerId, seq, {
+  /**
+   * Puts the event at `seq` if the place is empty: the event as stored (with its key's place,
+   * if it has an ordering key), or undefined when a hole took the place first.
+   */
+  async #putEvent(event: Event, seq: number): Promise<Event | undefined> {
+    if (event.orderingKey !== undefined) return this.#putKeyedEvent(event, event.orderingKey, seq);
+    return (await this.#place(event.partnerId, seq, this.#eventItem(event))) ? event : undefined;
+  }
+
+  /** The attributes of an event's item besides its place's. */
+  #eventItem(event: Event): Item {
+    return {
       kind: 'event',
       id: event.id,
       partnerId: event.partnerId,
@@ -574,7 +676,83 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
       payload: JSON.stringify(event.payload),
       createdAt: event.createdAt,
       idempotencyKey: event.idempotencyKey,
-    });
+      orderingKey: event.orderingKey,
+      keySeq: event.keySeq,
+      // Always there, empty without a key: the pipe's template cannot leave a field out.
+      ordering: orderingText(event),
+    };
+  }
+
+  /**
+   * The event at `seq` with its key's next place, in one transaction: the event's put, only
+   * into an empty place, and the key's counter moved from the value read to the next, only if
+   * it still holds it. Undefined when a hole took the place (nothing written: the counter did
+   * not move). A counter moved first by another append (or a transaction on it at the same
+   * moment) is read again, up to KEY_SEQ_TRIES times, with a short pause between.
+   */
+  async #putKeyedEvent(event: Event, orderingKey: string, seq: number): Promise<Event | undefined> {
+    const counter = keyCounterKey(event.partnerId, orderingKey);
+    for (let attempt = 1; ; attempt++) {
+      const last = await this.#keySeq(event.partnerId, orderingKey);
+      const stored: Event = { ...event, keySeq: last + 1 };
+      try {
+        await this.#client.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                Put: {
+                  TableName: this.tableName,
+                  Item: this.#placed(event.partnerId, seq, this.#eventItem(stored)),
+                  ConditionExpression: 'attribute_not_exists(pk)',
+                },
+              },
+              {
+                Update: {
+                  TableName: this.tableName,
+                  Key: counter,
+                  UpdateExpression: 'SET #keySeq = :next',
+                  ExpressionAttributeNames: attributeNames('keySeq'),
+                  ...(last === 0
+                    ? {
+                        ConditionExpression: 'attribute_not_exists(pk)',
+                        ExpressionAttributeValues: { ':next': last + 1 },
+                      }
+                    : {
+                        ConditionExpression: '#keySeq = :last',
+                        ExpressionAttributeValues: { ':next': last + 1, ':last': last },
+                      }),
+                },
+              },
+            ],
+            // A retry of this very request by the SDK (its answer lost) is then not applied
+            // twice, nor refused as if another append had taken the place and the key's.
+            ClientRequestToken: randomUUID(),
+          }),
+        );
+        return stored;
+      } catch (error) {
+        const codes = cancellationCodes(error);
+        if (codes === undefined) throw error;
+        if (conditionFailed(codes, 0)) return undefined;
+        if (!conditionFailed(codes, 1) && !hasConflict(codes)) throw error;
+      }
+      if (attempt >= KEY_SEQ_TRIES) throw new OrderingKeyBusyError(orderingKey);
+      await backoff(attempt, KEY_SEQ_PAUSE_MS, KEY_SEQ_MAX_PAUSE_MS);
+    }
+  }
+
+  /** The place of the ordering key's last event (0: none yet), read consistently. */
+  async #keySeq(partnerId: string, orderingKey: string): Promise<number> {
+    const result = await this.#client.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: keyCounterKey(partnerId, orderingKey),
+        ProjectionExpression: '#keySeq',
+        ExpressionAttributeNames: attributeNames('keySeq'),
+        ConsistentRead: true,
+      }),
+    );
+    return result.Item === undefined ? 0 : KeyCounter.parse(result.Item).keySeq;
   }
 
   /** A hole at `seq`, if the place is empty. */
@@ -591,13 +769,7 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
       await this.#client.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: compact({
-            ...eventKey(partnerId, seq),
-            ...item,
-            seq,
-            writtenAt: this.#clock.now().getTime(),
-            expiresAt: this.#expiresAt(),
-          }),
+          Item: this.#placed(partnerId, seq, item),
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
       );
@@ -606,6 +778,17 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
       if (isConditionFailure(error)) return false;
       throw error;
     }
+  }
+
+  /** The whole item of an event or a hole at `seq`, written now. */
+  #placed(partnerId: string, seq: number, item: Item): Item {
+    return compact({
+      ...eventKey(partnerId, seq),
+      ...item,
+      seq,
+      writtenAt: this.#clock.now().getTime(),
+      expiresAt: this.#expiresAt(),
+    });
   }
 
   /** Fills `seq` with a hole, or reads the event that got there first. */
@@ -698,7 +881,7 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
           Segment: segment,
           TotalSegments: EVENT_STRIPES,
           FilterExpression: '#kind = :event AND #writtenAt BETWEEN :from AND :to',
-          ProjectionExpression: '#id, #partnerId, #type, #createdAt',
+          ProjectionExpression: '#id, #partnerId, #type, #createdAt, #orderingKey, #keySeq',
           ExpressionAttributeNames: attributeNames(
             'kind',
             'writtenAt',
@@ -706,12 +889,14 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
             'partnerId',
             'type',
             'createdAt',
+            'orderingKey',
+            'keySeq',
           ),
           ExpressionAttributeValues: { ':event': 'event', ':from': from.getTime(), ':to': to.getTime() },
           ...(startKey === undefined ? {} : { ExclusiveStartKey: startKey }),
         }),
       );
-      const refs = (page.Items ?? []).map((item) => EventRefItem.parse(item));
+      const refs = (page.Items ?? []).map((item): EventRef => compact(EventRefItem.parse(item)));
       if (refs.length > 0) yield refs;
       startKey = page.LastEvaluatedKey;
     } while (startKey !== undefined);

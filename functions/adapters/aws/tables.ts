@@ -8,6 +8,11 @@
  *              pk = `<partnerId>#K<h>`, sk = `IDEM#<key>`: idempotency key → eventId
  *              pk = `<partnerId>#I<h>`, sk = `ID#<eventId>`: eventId → seq, only for events
  *                   appended before ids said their seq (read, never written)
+ *              pk = `<partnerId>#O<h>`, sk = `OKEY#<orderingKey>`: the ordering key's counter
+ *                   (attribute keySeq, the place of the key's last event), moved in one
+ *                   transaction with the put of the key's next event; no kind, never expires.
+ *                   An event item carries its `orderingKey` and `keySeq`, and every event item
+ *                   `ordering` (`<keySeq>/<orderingKey>`, or empty) for the pipe
  *              pk = `<partnerId>#C`, sk = `C#<name>`: a consumer (a server-kept cursor), and
  *                   sk = `COUNT`: how many the partner has (consumers.ts)
  *              (h: a hash mod 4). A partner's writes spread over these partitions; see events.ts
@@ -25,12 +30,19 @@
  *              pk = `DLV#<deliveryId>`, sk = `DELIVERY` | `ATTEMPT#…`: a delivery whose id has
  *              no tag (stored before ids had one; the service makes no such id now);
  *              pk = `DUE#<shard>`, sk = `<dueAt>#<deliveryId>#<attempt>`: a try waiting longer
- *              than SQS can delay a message (due-retries.ts). GSI bySubscription
- *              (gsiSubscriptionId, deliveryId) over delivery items only (a sparse index: only
- *              they carry `gsiSubscriptionId`), keys only: a try changes no key, so it writes no
- *              index entry, and listings read the deliveries by key. GSI byEvent (gsiEventId,
- *              deliveryId) holds only deliveries stored before ids had a tag; nothing writes it
- *              any more, and it empties as they expire
+ *              than SQS can delay a message (due-retries.ts);
+ *              pk = `PARK#<subscriptionId>`, sk = `<deliveryId>#<attempt>`: a connection
+ *              subscription's try waiting for a connection (connections.ts);
+ *              pk = `KEY#<partnerId>#<orderingKey>`, sk = `GATE` (the key's place fanned out
+ *              through, `fanned`; never expires) | `P#<keySeq, 15 digits>` (an event parked at
+ *              the gate, its EventRef as JSON text); pk = `LINE#<subscriptionId>#<orderingKey>`,
+ *              sk = `E#<keySeq, 15 digits>` (a delivery waiting in an ordered subscription's line)
+ *              | `HEAD` (the entry being tried, with the try taken and when): ordered-lines.ts.
+ *              GSI bySubscription (gsiSubscriptionId, deliveryId) over delivery items only (a
+ *              sparse index: only they carry `gsiSubscriptionId`), keys only: a try changes no
+ *              key, so it writes no index entry, and listings read the deliveries by key. GSI
+ *              byEvent (gsiEventId, deliveryId) holds only deliveries stored before ids had a
+ *              tag; nothing writes it any more, and it empties as they expire
  * Items that expire carry `expiresAt` (epoch seconds), the tables' TTL attribute.
  */
 export interface KeyAttribute {

@@ -15,6 +15,7 @@ import { DynamoDeliveryStore } from './deliveries.ts';
 import { SqsDeliveryQueue } from './delivery-queue.ts';
 import { DynamoDueRetryStore } from './due-retries.ts';
 import { DynamoEventLog } from './events.ts';
+import { DynamoOrderedLines } from './ordered-lines.ts';
 import { DynamoRateLimiter } from './rate-limiter.ts';
 import { AWS_OPS_QUEUES, type OpsQueueUrls, SqsOpsQueues, type SqsOpsQueuesOptions } from './sqs-ops.ts';
 import { SqsQueue } from './sqs-queue.ts';
@@ -55,6 +56,17 @@ export function deliveryStore(
   config: Pick<LambdaConfig, 'deliveriesTable' | 'retentionDays'>,
 ): DynamoDeliveryStore {
   return new DynamoDeliveryStore(dynamo, config.deliveriesTable, { retentionDays: config.retentionDays });
+}
+
+/**
+ * Ordered subscriptions' gates and lines, in the deliveries table; what waits in them expires
+ * with the deliveries.
+ */
+export function orderedLines(
+  dynamo: DynamoDBDocumentClient,
+  config: Pick<LambdaConfig, 'deliveriesTable' | 'retentionDays'>,
+): DynamoOrderedLines {
+  return new DynamoOrderedLines(dynamo, config.deliveriesTable, { retentionDays: config.retentionDays });
 }
 
 /**

@@ -261,6 +261,57 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE subscriptions ADD COLUMN signature TEXT NOT NULL DEFAULT 'hmac'
     CHECK (signature IN ('hmac', 'ed25519'));
   `,
+  `
+  -- Ordering per key. An event's ordering key and its place among the key's events; each
+  -- key's last place, kept after its events expire (a key's places never start again).
+  ALTER TABLE events ADD COLUMN ordering_key TEXT;
+  ALTER TABLE events ADD COLUMN key_seq INTEGER;
+  ALTER TABLE outbox ADD COLUMN ordering_key TEXT;
+  ALTER TABLE outbox ADD COLUMN key_seq INTEGER;
+  CREATE TABLE ordering_keys (
+    partner_id TEXT NOT NULL,
+    ordering_key TEXT NOT NULL,
+    key_seq INTEGER NOT NULL,
+    PRIMARY KEY (partner_id, ordering_key)
+  ) STRICT;
+  -- Fan-out's gate: the key's place fanned out through, and the events that came early.
+  CREATE TABLE key_gates (
+    partner_id TEXT NOT NULL,
+    ordering_key TEXT NOT NULL,
+    fanned INTEGER NOT NULL,
+    PRIMARY KEY (partner_id, ordering_key)
+  ) STRICT;
+  CREATE TABLE key_parked (
+    partner_id TEXT NOT NULL,
+    ordering_key TEXT NOT NULL,
+    key_seq INTEGER NOT NULL,
+    ref TEXT NOT NULL,
+    PRIMARY KEY (partner_id, ordering_key, key_seq)
+  ) STRICT;
+  -- Ordered subscriptions' lines: the deliveries waiting their turn, and the one being tried.
+  CREATE TABLE line_entries (
+    subscription_id TEXT NOT NULL,
+    ordering_key TEXT NOT NULL,
+    key_seq INTEGER NOT NULL,
+    delivery_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    partner_id TEXT NOT NULL,
+    PRIMARY KEY (subscription_id, ordering_key, key_seq)
+  ) STRICT;
+  -- taken: the try last taken (0: none yet), taken_at when (epoch ms).
+  CREATE TABLE line_heads (
+    subscription_id TEXT NOT NULL,
+    ordering_key TEXT NOT NULL,
+    key_seq INTEGER NOT NULL,
+    delivery_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    partner_id TEXT NOT NULL,
+    taken INTEGER NOT NULL DEFAULT 0,
+    taken_at INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (subscription_id, ordering_key)
+  ) STRICT;
+  ALTER TABLE subscriptions ADD COLUMN ordering TEXT CHECK (ordering IN ('key'));
+  `,
 ];
 
 /** The database's file name in the local runtime's data directory. */

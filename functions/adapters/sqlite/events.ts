@@ -6,6 +6,7 @@ import {
   prepared,
   type Row,
   readInteger,
+  readOptionalInteger,
   readOptionalText,
   readText,
   type SqliteDatabase,
@@ -13,7 +14,7 @@ import {
   write,
 } from './database.ts';
 
-const COLUMNS = 'id, partner_id, type, payload, created_at, idempotency_key';
+const COLUMNS = 'id, partner_id, type, payload, created_at, idempotency_key, ordering_key, key_seq';
 
 function toEvent(row: Row): Event {
   const payload: JsonValue = JSON.parse(readText(row, 'payload'));
@@ -24,6 +25,8 @@ function toEvent(row: Row): Event {
     payload,
     createdAt: readText(row, 'created_at'),
     idempotencyKey: readOptionalText(row, 'idempotency_key'),
+    orderingKey: readOptionalText(row, 'ordering_key'),
+    keySeq: readOptionalInteger(row, 'key_seq'),
   });
 }
 
@@ -190,11 +193,12 @@ export class SqliteEventLog implements EventLog {
 
   #append(draft: NewEvent): Promise<AppendResult> {
     const db = this.#db;
-    const event: Event = { ...draft, id: newId('evt', Date.parse(draft.createdAt)) };
+    const { keySeq: _unplaced, ...fields } = draft;
+    const event: Event = { ...fields, id: newId('evt', Date.parse(draft.createdAt)) };
     return write(db, () => {
       const inserted = prepared(
         db,
-        `INSERT INTO events (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)
+        `INSERT INTO events (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)
            ON CONFLICT (partner_id, idempotency_key) DO NOTHING
            RETURNING seq, ${COLUMNS}`,
       ).get(
@@ -204,6 +208,7 @@ export class SqliteEventLog implements EventLog {
         JSON.stringify(event.payload),
         event.createdAt,
         event.idempotencyKey ?? null,
+        event.orderingKey ?? null,
       );
       if (inserted === undefined) {
         // Only an idempotency key can conflict here (a null key never does): return the first.
@@ -214,11 +219,28 @@ export class SqliteEventLog implements EventLog {
         if (first === undefined) throw new Error(`event ${event.id} neither inserted nor found`);
         return { event: toEvent(first), created: false };
       }
+      const seq = readInteger(inserted, 'seq');
+      // The key's next place, taken in this transaction: a key's places have no gaps.
+      const keySeq =
+        event.orderingKey === undefined
+          ? null
+          : readInteger(
+              prepared(
+                db,
+                `INSERT INTO ordering_keys (partner_id, ordering_key, key_seq) VALUES (?, ?, 1)
+                   ON CONFLICT (partner_id, ordering_key) DO UPDATE SET key_seq = key_seq + 1
+                   RETURNING key_seq`,
+              ).get(event.partnerId, event.orderingKey) ?? {},
+              'key_seq',
+            );
+      if (keySeq !== null) prepared(db, 'UPDATE events SET key_seq = ? WHERE seq = ?').run(keySeq, seq);
       prepared(
         db,
-        'INSERT INTO outbox (seq, event_id, partner_id, type, created_at) VALUES (?, ?, ?, ?, ?)',
-      ).run(readInteger(inserted, 'seq'), event.id, event.partnerId, event.type, event.createdAt);
-      return { event: toEvent(inserted), created: true };
+        `INSERT INTO outbox (seq, event_id, partner_id, type, created_at, ordering_key, key_seq)
+           VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ).run(seq, event.id, event.partnerId, event.type, event.createdAt, event.orderingKey ?? null, keySeq);
+      const stored = toEvent(inserted);
+      return { event: keySeq === null ? stored : { ...stored, keySeq }, created: true };
     });
   }
 

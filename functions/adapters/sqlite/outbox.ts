@@ -4,7 +4,14 @@
  * send, so an event is enqueued exactly once however the process stops.
  */
 import type { EventRef } from '../../core/model.ts';
-import { prepared, readInteger, readText, type SqliteDatabase } from './database.ts';
+import {
+  prepared,
+  readInteger,
+  readOptionalInteger,
+  readOptionalText,
+  readText,
+  type SqliteDatabase,
+} from './database.ts';
 
 export interface OutboxEntry {
   /** The event's commit sequence: removal key, and the stream's order. */
@@ -23,18 +30,24 @@ export class SqliteOutbox {
   peek(limit: number): OutboxEntry[] {
     return prepared(
       this.#db,
-      'SELECT seq, event_id, partner_id, type, created_at FROM outbox ORDER BY seq LIMIT ?',
+      `SELECT seq, event_id, partner_id, type, created_at, ordering_key, key_seq FROM outbox
+         ORDER BY seq LIMIT ?`,
     )
       .all(limit)
-      .map((row) => ({
-        seq: readInteger(row, 'seq'),
-        ref: {
-          id: readText(row, 'event_id'),
-          partnerId: readText(row, 'partner_id'),
-          type: readText(row, 'type'),
-          createdAt: readText(row, 'created_at'),
-        },
-      }));
+      .map((row) => {
+        const orderingKey = readOptionalText(row, 'ordering_key');
+        const keySeq = readOptionalInteger(row, 'key_seq');
+        return {
+          seq: readInteger(row, 'seq'),
+          ref: {
+            id: readText(row, 'event_id'),
+            partnerId: readText(row, 'partner_id'),
+            type: readText(row, 'type'),
+            createdAt: readText(row, 'created_at'),
+            ...(orderingKey === undefined || keySeq === undefined ? {} : { orderingKey, keySeq }),
+          },
+        };
+      });
   }
 
   /** Removes the entries; seqs that are already gone are ignored. */

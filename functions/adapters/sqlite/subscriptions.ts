@@ -32,7 +32,7 @@ import {
 } from './database.ts';
 
 const COLUMNS =
-  'id, partner_id, url, event_types, description, status, disabled_reason, failing_since, secrets, created_at, updated_at, transport, filter, signature';
+  'id, partner_id, url, event_types, description, status, disabled_reason, failing_since, secrets, created_at, updated_at, transport, filter, signature, ordering';
 
 /** Each rate-limited action's columns: the start of its window (epoch ms) and its uses in it. */
 const ALLOWANCE_COLUMNS: Record<RateLimitedAction, { start: string; count: string }> = {
@@ -68,6 +68,7 @@ function toRecord(row: Row): SubscriptionRecord {
     eventTypes: EventTypes.parse(JSON.parse(readText(row, 'event_types'))),
     filter: optionalFilter(readOptionalText(row, 'filter')),
     signature: readText(row, 'signature') === 'ed25519' ? ('ed25519' as const) : undefined,
+    ordering: readOptionalText(row, 'ordering') === 'key' ? ('key' as const) : undefined,
     description: readOptionalText(row, 'description'),
     status: SubscriptionStatus.parse(readText(row, 'status')),
     disabledReason: readOptionalText(row, 'disabled_reason'),
@@ -103,7 +104,7 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
       }
       prepared(
         db,
-        `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(s.id, ...values);
     });
   }
@@ -119,7 +120,7 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
           db,
           `UPDATE subscriptions SET partner_id = ?, url = ?, event_types = ?, description = ?, status = ?,
              disabled_reason = ?, failing_since = ?, secrets = ?, created_at = ?, updated_at = ?, transport = ?,
-             filter = ?, signature = ?
+             filter = ?, signature = ?, ordering = ?
            WHERE id = ? AND updated_at = ?`,
         ).run(...values, s.id, expectedUpdatedAt),
       );
@@ -131,13 +132,14 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
     await write(db, () =>
       prepared(
         db,
-        `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET
            partner_id = excluded.partner_id, url = excluded.url, event_types = excluded.event_types,
            description = excluded.description, status = excluded.status,
            disabled_reason = excluded.disabled_reason, failing_since = excluded.failing_since,
            secrets = excluded.secrets, created_at = excluded.created_at, updated_at = excluded.updated_at,
-           transport = excluded.transport, filter = excluded.filter, signature = excluded.signature`,
+           transport = excluded.transport, filter = excluded.filter, signature = excluded.signature,
+           ordering = excluded.ordering`,
       ).run(s.id, ...values),
     );
   }
@@ -314,6 +316,7 @@ function subscriptionValues(s: Subscription, sealedSecrets: StoredSecrets): (str
     s.transport ?? 'url',
     s.filter === undefined ? null : JSON.stringify(s.filter),
     s.signature ?? 'hmac',
+    s.ordering ?? null,
   ];
 }
 

@@ -1,0 +1,190 @@
+/**
+ * Ordering per key: a subscription with `ordering: "key"` receives the events of one ordering
+ * key one at a time, in the order the log stored them, while its other keys keep flowing.
+ *
+ * Two things keep the order, both in OrderedLines (a port; DynamoDB and SQLite adapters):
+ *
+ * 1. **The gate** (per partner and key). Events reach fan-out in any order (on AWS the
+ *    stream's shards are read side by side). Each keyed event has its place among the key's
+ *    events (`keySeq`, no gaps), and fan-out takes a key's events one after the other: the
+ *    event at place n is fanned out once n − 1 has been; one that comes early is parked, and
+ *    the fan-out of its predecessor queues it again. So each line below is appended to in key
+ *    order.
+ * 2. **The lines** (per subscription and key). Fan-out stores an ordered subscription's
+ *    delivery as usual but queues nothing for it: it puts it into the line. Only the line's
+ *    head is tried. A head's retries wait as any delivery's do (a delayed message, or a due
+ *    item), holding the line; once it ends (succeeded, dead-lettered, skipped), the next
+ *    entry is queued. A dead-lettered head leaves the line for good: redriven, it is sent on
+ *    its own, after the deliveries that went on in its place.
+ *
+ * The queue messages only start tries; the head item decides which try may run. A line is
+ * started by sending its first entry's message and then claiming the head; the dispatcher
+ * tries an ordered message only while its entry is the head (claiming an idle line's first
+ * entry itself). So a message lost between two writes, a copy, or a crash anywhere leaves at
+ * worst a line that the next message for it starts again, never two of a key's deliveries in
+ * flight in the wrong order.
+ */
+import type { DeliveryMessage, EventRef } from './model.ts';
+import type { LineEntry, OrderedLines, OutgoingMessage, QueueSender } from './ports.ts';
+
+/** An event with its ordering key and its place among the key's events. */
+export type KeyedRef = EventRef & { orderingKey: string; keySeq: number };
+
+export function isKeyed(ref: EventRef): ref is KeyedRef {
+  return ref.orderingKey !== undefined && ref.keySeq !== undefined;
+}
+
+/**
+ * What the gate says of a keyed event: fan it out `now` (`parked`: it had been parked, and is
+ * to be unparked once fanned out), `wait` (parked until its predecessor is fanned out), or
+ * `done` (fanned out already: this is a copy).
+ */
+export type GateCall = { kind: 'now'; parked: boolean } | { kind: 'wait' } | { kind: 'done' };
+
+/** Whether fan-out may fan the event out now (the gate, point 1 above). */
+export async function enterGate(lines: OrderedLines, ref: KeyedRef): Promise<GateCall> {
+  const through = await lines.fannedThrough(ref.partnerId, ref.orderingKey);
+  if (through >= ref.keySeq) return { kind: 'done' };
+  if (through === ref.keySeq - 1) return { kind: 'now', parked: false };
+  await lines.park(ref);
+  // Its predecessor may have passed the gate while this one parked, and looked for a parked
+  // successor before the park was written: look at the gate once more.
+  const now = await lines.fannedThrough(ref.partnerId, ref.orderingKey);
+  if (now >= ref.keySeq) return { kind: 'done' };
+  return now === ref.keySeq - 1 ? { kind: 'now', parked: true } : { kind: 'wait' };
+}
+
+/**
+ * After the event's deliveries are stored and its lines started: moves the gate past it, and
+ * queues the key's next event again if it came early and was parked (sent first, then
+ * unparked, so a crash in between queues it twice rather than never; fan-out of a copy is
+ * `done` at the gate).
+ */
+export async function leaveGate(
+  lines: OrderedLines,
+  fanout: QueueSender<EventRef>,
+  ref: KeyedRef,
+  call: { parked: boolean },
+): Promise<void> {
+  const { partnerId, orderingKey: key, keySeq } = ref;
+  // False when a copy of this fan-out moved it first: the same place either way.
+  await lines.advanceGate(partnerId, key, keySeq - 1, keySeq);
+  if (call.parked) await lines.unpark(partnerId, key, keySeq);
+  const next = await lines.parked(partnerId, key, keySeq + 1);
+  if (next === undefined) return;
+  await fanout.send([{ body: next }]);
+  await lines.unpark(partnerId, key, keySeq + 1);
+}
+
+/** The message of a line entry's first try. */
+export function entryMessage(
+  subscriptionId: string,
+  key: string,
+  entry: LineEntry,
+): OutgoingMessage<DeliveryMessage> {
+  return {
+    body: {
+      deliveryId: entry.deliveryId,
+      eventId: entry.eventId,
+      subscriptionId,
+      partnerId: entry.partnerId,
+      attempt: 1,
+      step: 0,
+      line: { key, seq: entry.seq },
+    },
+    groupId: subscriptionId,
+  };
+}
+
+/** A line to start: its first entry's message, sent before the entry is claimed as head. */
+export interface LineStart {
+  subscriptionId: string;
+  key: string;
+  entry: LineEntry;
+  message: OutgoingMessage<DeliveryMessage>;
+}
+
+/** The start of the line if it is idle (no head) and has an entry waiting. */
+export async function idleLineStart(
+  lines: OrderedLines,
+  subscriptionId: string,
+  key: string,
+): Promise<LineStart | undefined> {
+  const { head, first } = await lines.line(subscriptionId, key);
+  if (head !== undefined || first === undefined) return undefined;
+  return { subscriptionId, key, entry: first, message: entryMessage(subscriptionId, key, first) };
+}
+
+/**
+ * Claims the started lines' heads, once their messages are sent. A claim lost to another
+ * start of the same line leaves a copy of the message, which the dispatcher drops (its entry
+ * is the head, tried once) or tries as the head it claims.
+ */
+export async function claimStarts(lines: OrderedLines, starts: readonly LineStart[]): Promise<void> {
+  await Promise.all(starts.map((s) => lines.claim(s.subscriptionId, s.key, s.entry)));
+}
+
+/** Starts the line if it is idle: its first entry's message is queued, then claimed as head. */
+export async function startLine(
+  lines: OrderedLines,
+  queue: QueueSender<DeliveryMessage>,
+  subscriptionId: string,
+  key: string,
+): Promise<void> {
+  const start = await idleLineStart(lines, subscriptionId, key);
+  if (start === undefined) return;
+  await queue.send([start.message]);
+  await claimStarts(lines, [start]);
+}
+
+/**
+ * How long a try taken by one message keeps another copy of it from being tried: longer than
+ * a try takes, shorter than a queue keeps a received message hidden (six delivery timeouts),
+ * so a message that comes back because its dispatcher died is tried again.
+ */
+export function takeLeaseMs(deliveryTimeoutMs: number): number {
+  return 3 * deliveryTimeoutMs;
+}
+
+/**
+ * Whether an ordered try may run now: only as its line's head, and only one message per try
+ * (a start may be queued twice, and a queue may deliver a message twice). An idle line whose
+ * first entry is this one is claimed here; an idle line whose first entry is another is
+ * started (a start that was lost), and this message is dropped: its entry's turn brings a
+ * message of its own, or it has had its turn already.
+ */
+export async function takeTurn(
+  lines: OrderedLines,
+  queue: QueueSender<DeliveryMessage>,
+  message: DeliveryMessage & { line: NonNullable<DeliveryMessage['line']> },
+  attempt: number,
+  lease: { at: Date; leaseMs: number },
+): Promise<boolean> {
+  const { key, seq } = message.line;
+  const { subscriptionId } = message;
+  const { head, first } = await lines.line(subscriptionId, key);
+  if (head === undefined) {
+    if (first === undefined) return false;
+    if (first.seq !== seq) {
+      await queue.send([entryMessage(subscriptionId, key, first)]);
+      await lines.claim(subscriptionId, key, first);
+      return false;
+    }
+    // Claimed by this message, or by a start under way: the take decides which message tries.
+    await lines.claim(subscriptionId, key, first);
+  } else if (head.seq !== seq) {
+    return false;
+  }
+  return lines.take(subscriptionId, key, seq, attempt, lease.at, lease.leaseMs);
+}
+
+/** After an ordered delivery has ended: out of its line, and the key's next delivery queued. */
+export async function endTurn(
+  lines: OrderedLines,
+  queue: QueueSender<DeliveryMessage>,
+  subscriptionId: string,
+  line: { key: string; seq: number },
+): Promise<void> {
+  await lines.finish(subscriptionId, line.key, line.seq);
+  await startLine(lines, queue, subscriptionId, line.key);
+}
