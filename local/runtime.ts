@@ -17,6 +17,7 @@ import { join, resolve } from 'node:path';
 import { systemClock } from '../functions/adapters/clock.ts';
 import { systemResolver } from '../functions/adapters/dns.ts';
 import { HttpCallbackSender } from '../functions/adapters/http/callback-sender.ts';
+import { JsonataTransformer } from '../functions/adapters/jsonata/transformer.ts';
 import { InMemoryRateLimiter } from '../functions/adapters/memory/rate-limiter.ts';
 import { RememberingCipher } from '../functions/adapters/secrets/remembering-cipher.ts';
 import { SqliteConsumerStore } from '../functions/adapters/sqlite/consumers.ts';
@@ -283,7 +284,14 @@ function startWorkers(
   stores: OpenStores,
   config: LocalConfig,
   options: LocalRuntimeOptions,
-  context: { clock: Clock; log: Log; idleMs: number; metrics: LocalMetrics; connections: ConnectionHub },
+  context: {
+    clock: Clock;
+    log: Log;
+    idleMs: number;
+    metrics: LocalMetrics;
+    connections: ConnectionHub;
+    transformer: JsonataTransformer;
+  },
 ): Workers {
   const { clock, log, idleMs } = context;
   const { subscriptions, deliveries, eventLog, lines } = stores;
@@ -332,6 +340,7 @@ function startWorkers(
         disableAfterMs: config.disableAfterMs,
         queue: deliveryQueue,
         lines,
+        transformer: context.transformer,
         ...(options.random ? { random: options.random } : {}),
       },
       log,
@@ -412,6 +421,7 @@ async function serveHttp(
     metrics: LocalMetrics;
     ops: LocalOpsQueues;
     connections: ConnectionHub;
+    transformer: JsonataTransformer;
   },
 ): Promise<Server> {
   const { consumers, subscriptions, deliveries } = stores;
@@ -430,6 +440,7 @@ async function serveHttp(
         resolver: options.resolver ?? systemResolver,
         allowPrivateTargets: config.allowPrivateTargets,
         egressIps: config.egressIps,
+        transformer: context.transformer,
         // One process serves the whole API: its own counts are exact.
         limiter: new InMemoryRateLimiter(),
         limits: {
@@ -500,8 +511,19 @@ async function startInDirectory(
     },
     log,
   });
+  // Subscriptions' transformations, evaluated on a worker thread of their own; previews and
+  // checks at the API on another, so a partner's previews never hold up callbacks.
+  const transformer = new JsonataTransformer();
+  const previews = new JsonataTransformer();
   try {
-    workers = startWorkers(stores, config, options, { clock, log, idleMs, metrics, connections });
+    workers = startWorkers(stores, config, options, {
+      clock,
+      log,
+      idleMs,
+      metrics,
+      connections,
+      transformer,
+    });
     server = await serveHttp(stores, workers, config, options, {
       clock,
       log,
@@ -509,9 +531,11 @@ async function startInDirectory(
       metrics,
       ops,
       connections,
+      transformer: previews,
     });
   } catch (error) {
     // Not started (the port is taken, say): leave nothing running and the file closed.
+    await Promise.all([transformer.close(), previews.close()]);
     connections.close();
     await workers?.stop();
     await stores.close();
@@ -539,6 +563,7 @@ async function startInDirectory(
         // Tries in flight on a connection finish (or time out) before it closes.
         await Promise.all([workers?.stop(), retention.stop()]);
         connections.close();
+        await Promise.all([transformer.close(), previews.close()]);
         // Long polls still waiting answer now, while the database is open.
         stores.eventLog.releaseWaiters();
         server.closeAllConnections();

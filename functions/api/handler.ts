@@ -21,6 +21,7 @@ import type {
   PartnerStore,
   QueueSender,
   SubscriptionStore,
+  Transformer,
 } from '../core/ports.ts';
 import { redeliverEvent, replaySubscription, sendTestEvent } from '../core/redelivery.ts';
 import {
@@ -29,6 +30,7 @@ import {
   deleteSubscription,
   getSubscription,
   listSubscriptions,
+  previewCallback,
   rotateSecret,
   toSubscriptionView,
   updateSubscription,
@@ -85,6 +87,8 @@ export interface ApiDeps extends PollDeps {
    * serves none, and refuses connection subscriptions.
    */
   connect?: ConnectInfoSource;
+  /** Checks transformations as they are set, and evaluates previews; absent: none is accepted. */
+  transformer?: Transformer;
   /**
    * The ops routes' services. The local runtime serves those routes here; on AWS the ops
    * function does (functions/api/ops.ts), and without them this handler answers them 404.
@@ -341,6 +345,12 @@ const handlers: Record<Exclude<Operation, keyof typeof OPS_HANDLERS>, RouteHandl
     return json(200, { fixed: deps.egressIps.length > 0, addresses: deps.egressIps });
   },
 
+  async previewTransformation(deps, event, params) {
+    const partnerId = partnerOf(event);
+    const id = pathId(OPERATIONS.previewTransformation.params.id, params.id, 'subscription');
+    const body = parse(OPERATIONS.previewTransformation.body, jsonBody(event), 'body');
+    return json(200, await previewCallback(deps, partnerId, id, body));
+  },
   async sendTestEvent(deps, event, params) {
     const partnerId = partnerOf(event);
     const id = pathId(OPERATIONS.sendTestEvent.params.id, params.id, 'subscription');

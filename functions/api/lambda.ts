@@ -18,6 +18,7 @@ import {
 } from '../adapters/aws/wiring.ts';
 import { systemClock } from '../adapters/clock.ts';
 import { systemResolver } from '../adapters/dns.ts';
+import { JsonataTransformer } from '../adapters/jsonata/transformer.ts';
 import { loadLambdaConfig } from '../config.ts';
 import { closingRevokedConnections, HEARTBEAT_SECONDS } from '../core/connection-protocol.ts';
 import { createApiHandler } from './handler.ts';
@@ -71,6 +72,8 @@ export const handler = createApiHandler(
     resolver: systemResolver,
     allowPrivateTargets: config.allowPrivateTargets,
     egressIps: config.egressIps,
+    // Checks transformations as they are set; evaluates previews on a worker thread.
+    transformer: new JsonataTransformer(),
     connect: {
       url: () => config.connectUrl,
       heartbeatSeconds: HEARTBEAT_SECONDS,

@@ -26,6 +26,7 @@ const ERROR_MEANINGS: Record<number, string> = {
   410: 'Gone: events after the consumer’s position expired unread; move it with PUT to go on.',
   413: 'The body or the event payload is too large.',
   415: 'The body is not `application/json`.',
+  422: 'The transformation gave no body for the event: `detail` says why.',
   429: 'Over a limit: try again after `Retry-After` seconds.',
   500: 'The request could not be completed; it has been logged.',
   503: 'Briefly unable to serve: try again after `Retry-After` seconds.',

@@ -284,6 +284,16 @@ export const OPERATIONS = {
     responses: [{ status: 202, description: 'Queued.', schema: s.ReplayQueued }],
     errors: [409],
   },
+  previewTransformation: {
+    summary: 'What a receiver of the subscription would get for an event',
+    description:
+      'The callback body for the event, after the subscription’s transformation, or the one given (to try it before setting it). Nothing is sent or stored.',
+    tag: 'Subscriptions',
+    params: { id: SubscriptionId },
+    body: s.TransformPreviewBody,
+    responses: [{ status: 200, description: 'The body a receiver would get.', schema: s.TransformPreview }],
+    errors: [422],
+  },
   sendTestEvent: {
     summary: 'Send a test event (`webhook.test`) to a subscription',
     tag: 'Deliveries',

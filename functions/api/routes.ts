@@ -72,6 +72,12 @@ export const ROUTES = [
   { method: 'GET', path: '/v1/subscriptions/{id}/deliveries', auth: 'partner', operation: 'listDeliveries' },
   { method: 'POST', path: '/v1/subscriptions/{id}/replay', auth: 'partner', operation: 'replaySubscription' },
   { method: 'POST', path: '/v1/subscriptions/{id}/test', auth: 'partner', operation: 'sendTestEvent' },
+  {
+    method: 'POST',
+    path: '/v1/subscriptions/{id}/transform-preview',
+    auth: 'partner',
+    operation: 'previewTransformation',
+  },
   { method: 'GET', path: '/v1/egress-ips', auth: 'partner', operation: 'listEgressIps' },
   { method: 'GET', path: '/v1/connect-info', auth: 'partner', operation: 'getConnectInfo' },
   { method: 'GET', path: '/v1/admin/queues', auth: 'admin', operation: 'listQueues', lambda: 'ops' },

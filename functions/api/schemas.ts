@@ -187,6 +187,14 @@ const eventTypes = z.array(EventTypeFilter).max(100).meta({
 });
 const description = z.string().max(500);
 const Ordering = z.enum(['key', 'none']);
+const Transformation = z
+  .strictObject({
+    jsonata: z.string().min(1).max(4096).meta({
+      description:
+        'A JSONata expression over the callback body (`{id, type, payload, createdAt, orderingKey?}`); its result, as JSON, is the body your receiver gets, signed as sent. Regular expressions and `$eval` are not allowed.',
+    }),
+  })
+  .meta({ id: 'Transformation' });
 const callbackUrl = z.url({ protocol: /^https?$/ }).max(2048);
 
 export const CreateSubscriptionBody = z
@@ -208,6 +216,7 @@ export const CreateSubscriptionBody = z
       description:
         '`key`: the events published with one `orderingKey` are delivered one at a time, in publish order; a failing delivery holds back only its own key, and once dead-lettered lets the key go on. `none` (the default): no order is kept. Set at creation only.',
     }),
+    transformation: Transformation.optional(),
     description: description.optional(),
   })
   .superRefine((body, ctx) => {
@@ -222,6 +231,7 @@ export const CreateSubscriptionBody = z
       ...(body.filter === undefined ? {} : { filter: body.filter }),
       ...(body.signature === undefined ? {} : { signature: body.signature }),
       ...(body.ordering === 'key' ? { ordering: 'key' as const } : {}),
+      ...(body.transformation === undefined ? {} : { transformation: body.transformation }),
       ...(body.description === undefined ? {} : { description: body.description }),
     };
     return body.transport === 'connection' || body.url === undefined
@@ -237,11 +247,35 @@ export const UpdateSubscriptionBody = z
     filter: EventFilter.nullable()
       .optional()
       .meta({ description: 'A new payload filter; `null` removes it.' }),
+    transformation: Transformation.nullable()
+      .optional()
+      .meta({ description: 'A new transformation; `null` removes it.' }),
     description: description.optional(),
     status: SubscriptionStatus.optional(),
   })
   .refine((body) => Object.keys(body).length > 0, { message: 'must change at least one field' })
   .meta({ id: 'UpdateSubscriptionRequest', minProperties: 1 });
+
+export const TransformPreviewBody = z
+  .strictObject({
+    event: z
+      .strictObject({
+        type: EventType,
+        payload: Json,
+        orderingKey: OrderingKey.optional(),
+      })
+      .meta({ description: 'The event as it could be published.' }),
+    transformation: Transformation.optional().meta({
+      description: 'An expression to try instead of the subscription’s own, before setting it.',
+    }),
+  })
+  .meta({ id: 'TransformPreviewRequest' });
+
+export const TransformPreview = z
+  .object({
+    body: Json.meta({ description: 'The callback body your receiver would get, as JSON.' }),
+  })
+  .meta({ id: 'TransformPreview' });
 
 export const RedeliverBody = z
   .strictObject({
@@ -364,6 +398,7 @@ const subscriptionFields = {
   ordering: Ordering.meta({
     description: '`key`: each ordering key’s events arrive one at a time, in publish order.',
   }),
+  transformation: Transformation.optional(),
   publicKey: z
     .string()
     .regex(/^whpk_/)

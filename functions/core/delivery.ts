@@ -14,10 +14,12 @@ import type {
   EventLog,
   OrderedLines,
   SubscriptionStore,
+  Transformer,
 } from './ports.ts';
 import { retryAfterDelaySeconds, retryDelaySeconds } from './retry.ts';
 import { webhookHeaders } from './signing.ts';
 import { signingSecrets } from './subscriptions.ts';
+import { callbackBody } from './transformations.ts';
 
 /**
  * Receives of one delivery message before its queue dead-letters it. Every try ends its
@@ -49,6 +51,11 @@ export interface DeliverDeps extends HealthDeps {
   random?: () => number;
   /** Ordered subscriptions' lines: a try of an ordered delivery runs only as its line's head. */
   lines: OrderedLines;
+  /**
+   * Evaluates subscriptions' transformations. Without it, a subscription with one has each try
+   * fail (`transformation`), never an untransformed body sent.
+   */
+  transformer?: Transformer;
 }
 
 /**
@@ -200,15 +207,16 @@ async function tryDelivery(deps: DeliverDeps, message: DeliveryMessage): Promise
   }
 
   const started = deps.clock.now();
-  const body = JSON.stringify(toEventView(event));
-  const headers = webhookHeaders({
-    id: delivery.id,
-    timestamp: Math.floor(started.getTime() / 1000),
-    body,
-    secrets: signingSecrets(subscription, started),
-  });
-  const result =
-    subscription.url === undefined
+  const shaped = await callbackBody(deps, subscription, toEventView(event));
+  const send = async (body: string) => {
+    // The signature covers the body as sent: the transformed one, when there is a transformation.
+    const headers = webhookHeaders({
+      id: delivery.id,
+      timestamp: Math.floor(started.getTime() / 1000),
+      body,
+      secrets: signingSecrets(subscription, started),
+    });
+    return subscription.url === undefined
       ? await connections?.push({
           partnerId: delivery.partnerId,
           subscriptionId: delivery.subscriptionId,
@@ -219,6 +227,16 @@ async function tryDelivery(deps: DeliverDeps, message: DeliveryMessage): Promise
           timeoutMs: deps.deliveryTimeoutMs,
         })
       : await deps.sender.send({ url: subscription.url, headers, body, timeoutMs: deps.deliveryTimeoutMs });
+  };
+  // A transformation that gave no body is a failed try, recorded, with nothing sent.
+  const result: CallbackResult | undefined =
+    'body' in shaped
+      ? await send(shaped.body)
+      : {
+          error: 'transformation',
+          errorMessage: shaped.error,
+          durationMs: deps.clock.now().getTime() - started.getTime(),
+        };
   // The connection closed in between.
   if (result === undefined) return (await waitForConnection(false)) ?? { kind: 'waiting' };
   const outcome = decide(deps, result, step);
@@ -274,11 +292,13 @@ async function tryDelivery(deps: DeliverDeps, message: DeliveryMessage): Promise
   };
   if (!saved) await deps.deliveries.createWithAttempt(attemptRecord, updated);
   else await deps.deliveries.recordAttempt(attemptRecord, updated);
-  await recordTry(
-    deps,
-    subscription,
-    succeeded ? 'succeeded' : result.statusCode === 410 ? 'gone' : 'failed',
-  );
+  // A transformation's failure says nothing of the endpoint, which was not called.
+  if (result.error !== 'transformation')
+    await recordTry(
+      deps,
+      subscription,
+      succeeded ? 'succeeded' : result.statusCode === 410 ? 'gone' : 'failed',
+    );
   return outcome;
 }
 

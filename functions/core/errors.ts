@@ -136,6 +136,16 @@ export class SubscriptionLimitError extends DomainError {
   }
 }
 
+/** A transformation gave no body for the event (an error, a result too large, too long). */
+export class TransformationFailedError extends DomainError {
+  readonly status = 422;
+  readonly title = 'Transformation failed';
+
+  constructor(reason: string) {
+    super(`the transformation gave no body: ${reason}`, [{ field: 'transformation', message: reason }]);
+  }
+}
+
 export class ApiKeyNotFoundError extends NotFoundError {
   constructor(id: string) {
     super(`API key ${id} not found`);

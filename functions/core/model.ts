@@ -201,6 +201,8 @@ export const Subscription = z.object({
    * (functions/core/ordering.ts). Absent: no order is kept.
    */
   ordering: SubscriptionOrdering.optional(),
+  /** The callback body is what this JSONata expression makes of the event (Transformer). */
+  transformation: z.object({ jsonata: z.string() }).optional(),
   description: z.string().max(500).optional(),
   status: SubscriptionStatus,
   disabledReason: z.string().optional(),
@@ -274,6 +276,8 @@ export const AttemptErrorKind = z.enum([
   'forbidden_target',
   'http_status',
   'response_too_large',
+  // The subscription's transformation gave no body (an error, too long, too large): nothing was sent.
+  'transformation',
 ]);
 export type AttemptErrorKind = z.infer<typeof AttemptErrorKind>;
 

@@ -571,6 +571,29 @@ export interface OrderedLines {
   finish(subscriptionId: string, key: string, seq: number): Promise<void>;
 }
 
+/** What is wrong with a transformation's expression, and where (a character offset), if known. */
+export interface ExpressionIssue {
+  message: string;
+  position?: number;
+}
+
+/** A transformation's outcome: the body to send, as JSON text, or why there is none. */
+export type TransformResult = { body: string } | { error: string };
+
+/**
+ * Evaluates subscriptions' declarative transformations (JSONata) of the callback body, bounded
+ * in time and memory and in the size of what they give: no partner code runs.
+ */
+export interface Transformer {
+  /**
+   * Why the expression may not be used (its syntax, a part not allowed), or undefined if it may.
+   * @throws ServiceUnavailableError when it could not be checked now
+   */
+  check(expression: string): Promise<ExpressionIssue | undefined>;
+  /** The expression evaluated over `input`, as JSON text, or why it gave none. */
+  apply(expression: string, input: unknown): Promise<TransformResult>;
+}
+
 /** Sends one signed callback; never throws for what the target did (that is a result). */
 export interface CallbackSender {
   send(request: CallbackRequest): Promise<CallbackResult>;

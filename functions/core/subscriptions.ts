@@ -3,11 +3,14 @@ import {
   ServiceUnavailableError,
   StaleWriteError,
   SubscriptionNotFoundError,
+  TransformationFailedError,
   ValidationError,
 } from './errors.ts';
+import type { EventView } from './events.ts';
 import { type EventFilter, filterTakes } from './filters.ts';
 import { newId } from './ids.ts';
 import {
+  type JsonValue,
   type Page,
   type SignatureScheme,
   type SigningSecret,
@@ -18,9 +21,10 @@ import {
   type SubscriptionTransport,
   WEBHOOK_TEST,
 } from './model.ts';
-import type { AddressResolver, Clock, ListQuery, SubscriptionStore } from './ports.ts';
+import type { AddressResolver, Clock, ListQuery, SubscriptionStore, Transformer } from './ports.ts';
 import { generateSecret, generateSigningKey, isSigningKey, publicKeyOf } from './signing.ts';
 import { checkResolvedAddress, checkTargetUrl } from './target-policy.ts';
+import { callbackBody, checkedTransformation, type TransformationInput } from './transformations.ts';
 
 /** How long a rotated-out secret keeps signing, so receivers can switch without dropping calls. */
 export const SECRET_ROTATION_OVERLAP_MS = 24 * 60 * 60 * 1000;
@@ -47,6 +51,8 @@ export interface SubscriptionView {
   signature: SignatureScheme;
   /** `key`: each ordering key's events arrive one at a time, in publish order. */
   ordering: 'key' | 'none';
+  /** What the callback body is made by: a JSONata expression over the event. */
+  transformation?: { jsonata: string };
   /** An `ed25519` subscription's public key (`whpk_`), of its newest signing key. */
   publicKey?: string;
   description?: string;
@@ -78,6 +84,7 @@ export function toSubscriptionView(sub: Subscription): SubscriptionView {
     ...(sub.filter === undefined ? {} : { filter: sub.filter }),
     signature: sub.signature ?? 'hmac',
     ordering: sub.ordering ?? 'none',
+    ...(sub.transformation === undefined ? {} : { transformation: sub.transformation }),
     ...publicKeyView(sub),
     ...(sub.description === undefined ? {} : { description: sub.description }),
     status: sub.status,
@@ -148,7 +155,12 @@ export async function assertTargetAllowed(deps: TargetPolicyDeps, url: string): 
   return checked.url;
 }
 
-type SubscriptionDeps = { subscriptions: SubscriptionStore; clock: Clock };
+type SubscriptionDeps = {
+  subscriptions: SubscriptionStore;
+  clock: Clock;
+  /** Checks a transformation's expression where it comes in; without one, none is accepted. */
+  transformer?: Pick<Transformer, 'check'>;
+};
 
 /** A callback URL, or (`transport: 'connection'`) deliveries pushed down the partner's connections. */
 export type CreateSubscriptionInput = (
@@ -162,6 +174,8 @@ export type CreateSubscriptionInput = (
   signature?: SignatureScheme;
   /** `key`: ordering per key (ordering.ts). @default no order */
   ordering?: SubscriptionOrdering;
+  /** The callback body is what this JSONata expression makes of the event. */
+  transformation?: TransformationInput;
   description?: string;
 };
 
@@ -193,6 +207,8 @@ export async function createSubscription(
   } else {
     await assertTargetAllowed(deps, input.url);
   }
+  const transformation =
+    input.transformation === undefined ? undefined : await checkedTransformation(deps, input.transformation);
   const now = deps.clock.now().toISOString();
   const secret = newSecret(input.signature);
   const subscription: Subscription = {
@@ -203,6 +219,7 @@ export async function createSubscription(
     ...(input.filter === undefined ? {} : { filter: input.filter }),
     ...(input.signature === 'ed25519' ? { signature: 'ed25519' as const } : {}),
     ...(input.ordering === 'key' ? { ordering: 'key' as const } : {}),
+    ...(transformation === undefined ? {} : { transformation }),
     ...(input.description === undefined ? {} : { description: input.description }),
     status: 'active',
     secrets: [{ secret, createdAt: now }],
@@ -228,6 +245,49 @@ export async function getSubscription(
   return sub;
 }
 
+export interface PreviewInput {
+  /** The event as it could be published. */
+  event: { type: string; payload: JsonValue; orderingKey?: string };
+  /** An expression to try instead of the subscription's own (checked as it would be when set). */
+  transformation?: TransformationInput;
+}
+
+/**
+ * What a receiver of the subscription would get for an event: the callback body, after the
+ * subscription's transformation (or the one given, to try it before setting it), as the
+ * dispatcher makes it (an id and time of now).
+ * @throws SubscriptionNotFoundError; ValidationError for an expression given that is refused;
+ *   TransformationFailedError (422) when the transformation gives no body
+ */
+export async function previewCallback(
+  deps: { subscriptions: SubscriptionStore; clock: Clock; transformer?: Transformer },
+  partnerId: string,
+  subscriptionId: string,
+  input: PreviewInput,
+): Promise<{ body: JsonValue }> {
+  const sub = await getSubscription(deps, partnerId, subscriptionId);
+  const transformation =
+    input.transformation === undefined
+      ? sub.transformation
+      : await checkedTransformation(deps, input.transformation);
+  const now = deps.clock.now();
+  const view: EventView = {
+    id: newId('evt', now.getTime()),
+    type: input.event.type,
+    payload: input.event.payload,
+    createdAt: now.toISOString(),
+    ...(input.event.orderingKey === undefined ? {} : { orderingKey: input.event.orderingKey }),
+  };
+  const shaped = await callbackBody(
+    deps,
+    { ...(transformation === undefined ? {} : { transformation }) },
+    view,
+  );
+  if ('error' in shaped) throw new TransformationFailedError(shaped.error);
+  const body: JsonValue = JSON.parse(shaped.body);
+  return { body };
+}
+
 export function listSubscriptions(
   deps: { subscriptions: SubscriptionStore },
   partnerId: string,
@@ -241,6 +301,8 @@ export interface UpdateSubscriptionInput {
   eventTypes?: string[];
   /** A new payload filter; null removes it. */
   filter?: EventFilter | null;
+  /** A new transformation; null removes it. */
+  transformation?: TransformationInput | null;
   description?: string;
   status?: SubscriptionStatus;
 }
@@ -307,14 +369,25 @@ export async function updateSubscription(
   input: UpdateSubscriptionInput,
 ): Promise<Subscription> {
   if (input.url !== undefined) await assertTargetAllowed(deps, input.url);
+  const transformation =
+    input.transformation === undefined || input.transformation === null
+      ? input.transformation
+      : await checkedTransformation(deps, input.transformation);
   return modifySubscription(deps, partnerId, subscriptionId, (sub) => {
     if (input.url !== undefined && sub.transport === 'connection') {
       throw new ValidationError('a connection subscription has no url: create a url subscription instead', [
         { field: 'url', message: 'not for a connection subscription' },
       ]);
     }
-    const { disabledReason: previousReason, failingSince, filter: previousFilter, ...rest } = sub;
+    const {
+      disabledReason: previousReason,
+      failingSince,
+      filter: previousFilter,
+      transformation: previousTransformation,
+      ...rest
+    } = sub;
     const filter = input.filter === undefined ? previousFilter : (input.filter ?? undefined);
+    const shaping = transformation === undefined ? previousTransformation : (transformation ?? undefined);
     const status = input.status ?? sub.status;
     const freshStart =
       (sub.status === 'disabled' && status === 'active') || (input.url ?? sub.url) !== sub.url;
@@ -332,6 +405,7 @@ export async function updateSubscription(
       ...(sub.transport === 'connection' ? {} : { url: input.url ?? sub.url }),
       eventTypes: input.eventTypes ?? sub.eventTypes,
       ...(filter === undefined ? {} : { filter }),
+      ...(shaping === undefined ? {} : { transformation: shaping }),
       ...(input.description === undefined ? {} : { description: input.description }),
       status,
     };

@@ -24,6 +24,7 @@ import {
 import { systemClock } from '../adapters/clock.ts';
 import { deliveryMetrics } from '../adapters/delivery-metrics.ts';
 import { HttpCallbackSender } from '../adapters/http/callback-sender.ts';
+import { JsonataTransformer } from '../adapters/jsonata/transformer.ts';
 import { loadLambdaConfig } from '../config.ts';
 import { createDispatcherHandler } from './handler.ts';
 
@@ -75,6 +76,8 @@ export const handler = createDispatcherHandler(
     queue: deliveryLanes(sqsClient, config, { dynamo: dynamoClient, config }),
     // Ordered subscriptions' lines: a try runs only as its line's head, and its end starts the next.
     lines: orderedLines(dynamoClient, config),
+    // Subscriptions' transformations, evaluated on a worker thread.
+    transformer: new JsonataTransformer(),
     clock: systemClock,
     retrySchedule: config.retrySchedule,
     deliveryTimeoutMs: config.deliveryTimeoutMs,

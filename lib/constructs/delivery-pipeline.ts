@@ -223,6 +223,8 @@ export class DeliveryPipeline extends Construct {
 
     this.dispatcherFunction = new DispatcherFunction(this, 'DispatcherFunction', {
       entry: 'functions/dispatcher/lambda.ts',
+      // Subscriptions' transformations are evaluated on a worker thread bundled beside it.
+      transformations: true,
       description: 'Dispatcher: one signed callback per delivery message; each retry a message of its own',
       serviceName: 'dispatcher',
       timeout: dispatcherTimeout,

@@ -6,11 +6,13 @@ import { Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as lambdaNodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { ENCRYPTION_CONTEXT } from '../../functions/adapters/aws/kms-cipher.ts';
+import { BUNDLED_WORKER_FILE, JSONATA_WORKER_SOURCE } from '../../functions/adapters/jsonata/limits.ts';
 import { LAMBDA_ENV } from '../../functions/config.ts';
 import type { FunctionNetwork } from './egress-network.ts';
 import type { DefinedTable } from './table.ts';
@@ -132,6 +134,36 @@ export interface DispatcherFunctionProps {
    * @default - no VPC: the function reaches the internet from Lambda's own addresses
    */
   readonly network?: FunctionNetwork;
+  /**
+   * Bundles the JSONata worker thread beside the function's code (`jsonata-worker.mjs`), for a
+   * function that evaluates subscriptions' transformations (functions/adapters/jsonata/).
+   * @default false
+   */
+  readonly transformations?: boolean;
+}
+
+/**
+ * The commands that bundle the JSONata worker thread beside a function's bundle: a second
+ * entry, which NodejsFunction's own bundling (one entry) cannot make.
+ */
+function jsonataWorkerHooks(): lambdaNodejs.ICommandHooks {
+  return {
+    beforeBundling: () => [],
+    beforeInstall: () => [],
+    afterBundling: (inputDir, outputDir) => [
+      [
+        `"${join(inputDir, 'node_modules', '.bin', 'esbuild')}"`,
+        `"${join(inputDir, JSONATA_WORKER_SOURCE)}"`,
+        '--bundle',
+        '--platform=node',
+        '--format=esm',
+        '--target=node24',
+        '--minify',
+        `--banner:js="${REQUIRE_BANNER}"`,
+        `--outfile="${join(outputDir, BUNDLED_WORKER_FILE)}"`,
+      ].join(' '),
+    ],
+  };
 }
 
 const APPLICATION_LOG_LEVELS: Record<LogLevel, lambda.ApplicationLogLevel> = {
@@ -314,6 +346,7 @@ export class DispatcherFunction extends NodejsFunction {
         sourcesContent: false,
         externalModules: ['@aws-sdk/*'],
         forceDockerBundling: false,
+        ...(props.transformations ? { commandHooks: jsonataWorkerHooks() } : {}),
       },
     });
     this.bound = new Set(Object.keys(props.environment ?? {}));

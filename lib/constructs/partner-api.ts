@@ -194,6 +194,8 @@ export class PartnerApi extends Construct {
 
     this.apiFunction = new DispatcherFunction(this, 'ApiFunction', {
       entry: 'functions/api/lambda.ts',
+      // Subscriptions' transformations are evaluated on a worker thread bundled beside it.
+      transformations: true,
       description: 'HTTP API: partners, events, subscriptions, deliveries',
       serviceName: 'api',
       timeout: Duration.seconds(API_FUNCTION_TIMEOUT_SECONDS),

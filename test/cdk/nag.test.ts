@@ -6,9 +6,11 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { BUNDLED_WORKER_FILE } from '../../functions/adapters/jsonata/limits.ts';
 import { acknowledgements, logicalIdOf, resourcesOfType, type Synthesized, synthesize } from './fixture.ts';
 
 let synth: Synthesized;
@@ -83,6 +85,42 @@ describe('function bundles', () => {
       expect(bundle, id).toMatch(/export\s*\{[^}]*\bhandler\b[^}]*\}/);
       expect(bundle.trimEnd().endsWith('//# sourceMappingURL=index.mjs.map'), id).toBe(true);
       expect(existsSync(join(dir, 'index.mjs.map')), id).toBe(true);
+    }
+  });
+
+  it('carry the JSONata worker where transformations are evaluated (the API and the dispatcher), and it runs', async () => {
+    const functions = resourcesOfType(synth.service, 'AWS::Lambda::Function');
+    const withWorker = functions.filter(([, properties]) => {
+      const key = (properties.Code as { S3Key: string }).S3Key;
+      return existsSync(
+        join(synth.assembly.directory, `asset.${key.replace(/\.zip$/, '')}`, BUNDLED_WORKER_FILE),
+      );
+    });
+    expect(withWorker.map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
+      'ApiApiFunction',
+      'DeliveryDispatcherFunction',
+    ]);
+    // The bundled worker evaluates on its own, as the Lambda's transformer starts it.
+    const dispatcher = withWorker[1]?.[1];
+    if (dispatcher === undefined) throw new Error('no dispatcher function');
+    const key = (dispatcher.Code as { S3Key: string }).S3Key;
+    const file = join(synth.assembly.directory, `asset.${key.replace(/\.zip$/, '')}`, BUNDLED_WORKER_FILE);
+    const worker = new Worker(file);
+    try {
+      const answer = new Promise<unknown>((resolve) =>
+        worker.on('message', (m: unknown) => {
+          if (m !== 'ready') resolve(m);
+        }),
+      );
+      worker.postMessage({
+        kind: 'evaluate',
+        id: 1,
+        expression: '{"n": payload.n + 1}',
+        input: { payload: { n: 41 } },
+      });
+      expect(await answer).toEqual({ id: 1, body: '{"n":42}' });
+    } finally {
+      await worker.terminate();
     }
   });
 });

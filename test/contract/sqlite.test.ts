@@ -108,10 +108,11 @@ function pragma(db: SqliteDatabase, name: string): unknown {
 
 /**
  * Back to partners with one key each, and nothing since (api_keys, consumers, expired_marks,
- * subscriptions' transport, filter, signature and ordering, ordering keys and lines), as a
- * file written before keys had records (seven versions back).
+ * subscriptions' transport, filter, signature, ordering and transformation, ordering keys and lines), as a
+ * file written before keys had records (eight versions back).
  */
 const PARTNERS_WITH_ONE_KEY = `
+  ALTER TABLE subscriptions DROP COLUMN transformation;
   DROP TABLE line_heads;
   DROP TABLE line_entries;
   DROP TABLE key_parked;
@@ -175,7 +176,7 @@ describe('openDatabase', () => {
   it('migrates a file of the version before API keys, giving each partner its one key as its first', async () => {
     const path = join(tmp.dir, 'local.db');
     const db = openDatabase(path);
-    db.exec(`${PARTNERS_WITH_ONE_KEY} PRAGMA user_version = ${SCHEMA_VERSION - 7};`);
+    db.exec(`${PARTNERS_WITH_ONE_KEY} PRAGMA user_version = ${SCHEMA_VERSION - 8};`);
     const partner = makePartner();
     const hash = makeApiKey(partner.id).hash;
     db.prepare('INSERT INTO partners (id, name, api_key_hash, created_at) VALUES (?, ?, ?, ?)').run(
@@ -236,7 +237,7 @@ describe('openDatabase', () => {
         error_message TEXT, response_excerpt TEXT
       ) STRICT;
       CREATE INDEX attempts_by_delivery ON attempts (delivery_id, number);
-      PRAGMA user_version = ${SCHEMA_VERSION - 8};
+      PRAGMA user_version = ${SCHEMA_VERSION - 9};
     `);
     const delivery = makeDelivery(makeEvent(id('ptr')), id('sub'));
     const attempt = makeAttempt(delivery, { statusCode: 500, error: 'http_status' });

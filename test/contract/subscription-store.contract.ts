@@ -138,6 +138,28 @@ export function subscriptionStoreContract(name: string, make: () => Promise<Subs
         expect((await subscriptions.get(subscription.id))?.filter).toBeUndefined();
       });
 
+      it('keeps ordering and a transformation, through create, get, list and describe, and drops the transformation when put without', async () => {
+        const transformation = { jsonata: '{"order": payload.orderId, "note": "a \\"quoted\\" ünïcode"}' };
+        const subscription = makeSubscription(partnerId, { ordering: 'key', transformation });
+        await subscriptions.create(subscription, { maxPerPartner: 10 });
+        for (const read of [
+          await subscriptions.get(subscription.id),
+          (await subscriptions.list(partnerId, { limit: 10 })).items[0],
+          await subscriptions.describe(subscription.id),
+        ]) {
+          expect(read?.ordering).toBe('key');
+          expect(read?.transformation).toEqual(transformation);
+        }
+        const { transformation: _, ...without } = subscription;
+        await subscriptions.put(
+          { ...without, updatedAt: at(5) },
+          { expectedUpdatedAt: subscription.updatedAt },
+        );
+        const after = await subscriptions.get(subscription.id);
+        expect(after?.transformation).toBeUndefined();
+        expect(after?.ordering).toBe('key');
+      });
+
       it('keeps an ed25519 subscription: its scheme, and its signing keys sealed like secrets', async () => {
         const keys = [generateSigningKey(), generateSigningKey()];
         const subscription = makeSubscription(partnerId, {

@@ -51,6 +51,7 @@ export interface AttemptView {
   number: number;
   statusCode?: number;
   error?: string;
+  errorMessage?: string;
 }
 
 export interface DeliveryView {

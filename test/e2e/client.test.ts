@@ -150,6 +150,11 @@ describe('the partner client', () => {
       expect((await client.events.deliveries(id)).data).toHaveLength(1);
       const updated = await client.subscriptions.update(subscription.id, { description: 'orders' });
       expect(updated.description).toBe('orders');
+      const preview = await client.subscriptions.previewTransformation(subscription.id, {
+        event: { type: 'order.created', payload: { orderId: 'o_9' } },
+        transformation: { jsonata: '{"order": payload.orderId}' },
+      });
+      expect(preview.body).toEqual({ order: 'o_9' });
       const rotated = await client.subscriptions.rotateSecret(subscription.id);
       expect(rotated.secret).not.toBe(subscription.secret);
       expect((await client.subscriptions.list()).data.map((s) => s.id)).toEqual([subscription.id]);

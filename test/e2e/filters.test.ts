@@ -3,27 +3,12 @@
  * events its pattern matches, a bad filter is refused naming the part at fault, and a filter is
  * changed and removed with PATCH.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { expectProblem, publish } from './api-support.ts';
-import { eventually, settled, startTestDispatcher, type TestDispatcher } from './harness.ts';
-import { startReceiver, type TestReceiver } from './receiver.ts';
+import { eventually, settled, stoppedAfterEach, type TestDispatcher } from './harness.ts';
+import type { TestReceiver } from './receiver.ts';
 
-const running: { stop(): Promise<void> }[] = [];
-afterEach(async () => {
-  for (const r of running.splice(0).reverse()) await r.stop();
-});
-
-async function dispatcher(): Promise<TestDispatcher> {
-  const d = await startTestDispatcher();
-  running.push({ stop: () => d.cleanup() });
-  return d;
-}
-
-async function receiver(): Promise<TestReceiver> {
-  const r = await startReceiver();
-  running.push({ stop: () => r.close() });
-  return r;
-}
+const { dispatcher, receiver } = stoppedAfterEach();
 
 /** A partner with a subscription to `r` with `filter`, whose secret `r` verifies with. */
 async function subscribed(d: TestDispatcher, r: TestReceiver, filter: unknown) {

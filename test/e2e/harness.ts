@@ -6,10 +6,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterEach } from 'vitest';
 import { SqliteOutbox } from '../../functions/adapters/sqlite/outbox.ts';
 import { type LocalConfig, parseLocalConfig } from '../../functions/config.ts';
 import { type LocalDispatcher, type LocalRuntimeOptions, startLocalDispatcher } from '../../local/runtime.ts';
 import { checkedAnswer } from '../support/openapi-conformance.ts';
+import { type Responder, startReceiver, type TestReceiver } from './receiver.ts';
 
 export interface ApiResult<T = Record<string, unknown>> {
   status: number;
@@ -148,4 +150,31 @@ export function closedPort(): Promise<number> {
       );
     });
   });
+}
+
+/**
+ * Dispatchers and receivers a test file starts, each stopped (newest first) after its test:
+ * call once at the top of the file.
+ */
+export function stoppedAfterEach() {
+  const running: { stop(): Promise<void> }[] = [];
+  afterEach(async () => {
+    for (const r of running.splice(0).reverse()) await r.stop();
+  });
+  return {
+    /** Something else to stop after the test. */
+    track(stop: () => Promise<void>): void {
+      running.push({ stop });
+    },
+    async dispatcher(env: Record<string, string> = {}): Promise<TestDispatcher> {
+      const d = await startTestDispatcher(env);
+      running.push({ stop: () => d.cleanup() });
+      return d;
+    },
+    async receiver(respond?: Responder): Promise<TestReceiver> {
+      const r = await startReceiver(respond);
+      running.push({ stop: () => r.close() });
+      return r;
+    },
+  };
 }

@@ -5,22 +5,13 @@
  * key go on; events without a key, and subscriptions without ordering, are not held.
  */
 import type { ServerResponse } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../support/seeded-random.ts';
 import { expectProblem } from './api-support.ts';
-import { eventually, settled, startTestDispatcher, type TestDispatcher } from './harness.ts';
-import { type Callback, startReceiver, type TestReceiver } from './receiver.ts';
+import { eventually, settled, stoppedAfterEach, type TestDispatcher } from './harness.ts';
+import type { Callback, TestReceiver } from './receiver.ts';
 
-const running: { stop(): Promise<void> }[] = [];
-afterEach(async () => {
-  for (const r of running.splice(0).reverse()) await r.stop();
-});
-
-async function dispatcher(env: Record<string, string>): Promise<TestDispatcher> {
-  const d = await startTestDispatcher(env);
-  running.push({ stop: () => d.cleanup() });
-  return d;
-}
+const { dispatcher, receiver } = stoppedAfterEach();
 
 interface Seen {
   key: string | undefined;
@@ -37,7 +28,7 @@ async function flakyReceiver(random: () => number, failRate: number) {
   const seen: Seen[] = [];
   const inFlight = new Map<string, number>();
   let mostInFlight = 0;
-  const r: TestReceiver = await startReceiver((callback: Callback, res: ServerResponse) => {
+  const r: TestReceiver = await receiver((callback: Callback, res: ServerResponse) => {
     const event = JSON.parse(callback.body) as { orderingKey?: string; payload: { n: number } };
     const key = event.orderingKey;
     const ok = random() >= failRate;
@@ -55,7 +46,6 @@ async function flakyReceiver(random: () => number, failRate: number) {
       Math.floor(random() * 15),
     );
   });
-  running.push({ stop: () => r.close() });
   return { r, seen, mostInFlight: () => mostInFlight };
 }
 
@@ -138,7 +128,7 @@ describe('ordering per key', () => {
     const d = await dispatcher({ DISPATCHER_RETRY_SCHEDULE: '0,1' });
     const partner = await d.createPartner();
     const seen: { key?: string; n: number }[] = [];
-    const r = await startReceiver((callback, res) => {
+    const r = await receiver((callback, res) => {
       const event = JSON.parse(callback.body) as { orderingKey?: string; payload: { n: number } };
       seen.push({
         ...(event.orderingKey === undefined ? {} : { key: event.orderingKey }),
@@ -147,7 +137,6 @@ describe('ordering per key', () => {
       // Key "stuck"'s first event always fails.
       res.writeHead(event.orderingKey === 'stuck' && event.payload.n === 0 ? 500 : 204).end();
     });
-    running.push({ stop: () => r.close() });
     await subscribe(d, partner.apiKey, r, { ordering: 'key' });
 
     await publishBatch(d, partner.id, [
@@ -175,12 +164,11 @@ describe('ordering per key', () => {
     const d = await dispatcher({ DISPATCHER_RETRY_SCHEDULE: '0,1' });
     const partner = await d.createPartner();
     const seen: number[] = [];
-    const r = await startReceiver((callback, res) => {
+    const r = await receiver((callback, res) => {
       const n = (JSON.parse(callback.body) as { payload: { n: number } }).payload.n;
       seen.push(n);
       res.writeHead(n === 0 ? 500 : 204).end();
     });
-    running.push({ stop: () => r.close() });
     const sub = await subscribe(d, partner.apiKey, r, {});
     expect(sub.ordering).toBe('none');
     await publishBatch(d, partner.id, [
@@ -193,7 +181,7 @@ describe('ordering per key', () => {
   });
 
   it('refuses a bad ordering key or ordering, naming the field, and ordering in a PATCH', async () => {
-    const d = await dispatcher({});
+    const d = await dispatcher();
     const partner = await d.createPartner();
     const bad = await d.admin('POST', '/v1/events', {
       partnerId: partner.id,

@@ -165,10 +165,16 @@ interface Subscribed {
 }
 
 /** A partner with one subscription to `url`; the receiver, when given, verifies with its secret. */
-async function subscribe(d: TestDispatcher, url: string, to?: TestReceiver): Promise<Subscribed> {
+async function subscribe(
+  d: TestDispatcher,
+  url: string,
+  to?: TestReceiver,
+  fields: Record<string, unknown> = {},
+): Promise<Subscribed> {
   const partner = await d.createPartner();
   const sub = await d.as<{ id: string; secret: string }>(partner.apiKey, 'POST', '/v1/subscriptions', {
     url,
+    ...fields,
   });
   expect(sub.status).toBe(201);
   to?.secrets.push(sub.body.secret);
@@ -394,6 +400,26 @@ const drivers: Record<string, Driver> = {
       },
     });
   },
+
+  "the subscription's transformation gives no body (an error, a result over 256 KiB, none, or more than its time or memory): nothing is sent, and the endpoint's health is untouched":
+    async () => {
+      const d = await dispatcher(SCHEDULE);
+      const r = await receiver(answer(204)); // must never be reached
+      // The event's orderId is not a number: every evaluation fails.
+      const s = await subscribe(d, r.url, r, { transformation: { jsonata: '$number(payload.orderId)' } });
+      const eventId = await publish(s);
+      return {
+        ...s,
+        eventId,
+        check: (delivery) => {
+          expect(r.callbacks).toEqual([]);
+          for (const attempt of delivery?.attempts ?? []) {
+            expect(attempt.statusCode).toBeUndefined();
+            expect(attempt.errorMessage).toMatch(/number/i);
+          }
+        },
+      };
+    },
 
   'forbidden target: at delivery the host resolves to a cloud-metadata address, or to a private or loopback one while `DISPATCHER_ALLOW_PRIVATE_TARGETS` is `false`; nothing is sent':
     async () => {

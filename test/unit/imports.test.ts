@@ -22,6 +22,7 @@ const SHARED_WITH_LIB = new Set([
   'functions/adapters/aws/kms-cipher.ts', // the encryption context the key policy binds
   'functions/adapters/aws/pipe.ts', // the pipe's filter and input template
   'functions/adapters/aws/tables.ts', // the tables' keys and indexes
+  'functions/adapters/jsonata/limits.ts', // where the JSONata worker's source is, and its bundle's name
   'functions/api/routes.ts', // the routes the HTTP API is built from
   'functions/aws-quotas.ts', // AWS's published limits
   'functions/config.ts', // the environment the functions read

@@ -25,6 +25,8 @@ import type {
   SubscriptionPage,
   SubscriptionWithSecret,
   TestSent,
+  TransformPreview,
+  TransformPreviewRequest,
   UpdateSubscriptionRequest,
 } from './openapi-types.ts';
 
@@ -336,6 +338,9 @@ export class DispatcherClient {
       }),
     test: (id: string): Promise<TestSent> =>
       this.#call('POST', `/v1/subscriptions/${segment(id)}/test`, { retry: false }),
+    /** The body a receiver of the subscription would get for `event`, after its transformation (or the one given). */
+    previewTransformation: (id: string, body: TransformPreviewRequest): Promise<TransformPreview> =>
+      this.#call('POST', `/v1/subscriptions/${segment(id)}/transform-preview`, { body }),
   };
 
   /**

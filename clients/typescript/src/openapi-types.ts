@@ -65,6 +65,11 @@ export interface AckRequest {
   eventId: string;
 }
 
+export interface Transformation {
+  /** A JSONata expression over the callback body (`{id, type, payload, createdAt, orderingKey?}`); its result, as JSON, is the body your receiver gets, signed as sent. Regular expressions and `$eval` are not allowed. */
+  jsonata: string;
+}
+
 export interface CreateSubscriptionRequest {
   /** `url` (the default): callbacks are POSTed to `url`. `connection`: they are pushed down connections you open (docs/connection-protocol.md), for a receiver the internet cannot reach. */
   transport?: "url" | "connection";
@@ -77,6 +82,7 @@ export interface CreateSubscriptionRequest {
   signature?: "hmac" | "ed25519";
   /** `key`: the events published with one `orderingKey` are delivered one at a time, in publish order; a failing delivery holds back only its own key, and once dead-lettered lets the key go on. `none` (the default): no order is kept. Set at creation only. */
   ordering?: "key" | "none";
+  transformation?: Transformation;
   description?: string;
 }
 
@@ -86,8 +92,26 @@ export interface UpdateSubscriptionRequest {
   eventTypes?: string[];
   /** A new payload filter; `null` removes it. */
   filter?: EventFilter | null;
+  /** A new transformation; `null` removes it. */
+  transformation?: Transformation | null;
   description?: string;
   status?: "active" | "disabled";
+}
+
+export interface TransformPreviewRequest {
+  /** The event as it could be published. */
+  event: {
+    type: string;
+    payload: JsonValue;
+    orderingKey?: string;
+  };
+  /** An expression to try instead of the subscription’s own, before setting it. */
+  transformation?: Transformation;
+}
+
+export interface TransformPreview {
+  /** The callback body your receiver would get, as JSON. */
+  body: JsonValue;
 }
 
 export interface RedeliverRequest {
@@ -201,6 +225,7 @@ export interface Subscription {
   signature: "hmac" | "ed25519";
   /** `key`: each ordering key’s events arrive one at a time, in publish order. */
   ordering: "key" | "none";
+  transformation?: Transformation;
   /** An `ed25519` subscription’s public key: `whpk_` and the base64 of the raw 32-byte key. Verify `v1a` signatures with it; after a rotation the old key also signs for 24 hours. */
   publicKey?: string;
   description?: string;
@@ -222,6 +247,7 @@ export interface SubscriptionWithSecret {
   signature: "hmac" | "ed25519";
   /** `key`: each ordering key’s events arrive one at a time, in publish order. */
   ordering: "key" | "none";
+  transformation?: Transformation;
   /** An `ed25519` subscription’s public key: `whpk_` and the base64 of the raw 32-byte key. Verify `v1a` signatures with it; after a rotation the old key also signs for 24 hours. */
   publicKey?: string;
   description?: string;
@@ -246,7 +272,7 @@ export interface Attempt {
   startedAt: string;
   durationMs: number;
   statusCode?: number;
-  error?: "timeout" | "connection" | "dns" | "forbidden_target" | "http_status" | "response_too_large";
+  error?: "timeout" | "connection" | "dns" | "forbidden_target" | "http_status" | "response_too_large" | "transformation";
   errorMessage?: string;
   responseExcerpt?: string;
 }
@@ -361,7 +387,7 @@ export interface DeadLetter {
     number: number;
     startedAt: string;
     statusCode?: number;
-    error?: "timeout" | "connection" | "dns" | "forbidden_target" | "http_status" | "response_too_large";
+    error?: "timeout" | "connection" | "dns" | "forbidden_target" | "http_status" | "response_too_large" | "transformation";
     errorMessage?: string;
     responseExcerpt?: string;
   };

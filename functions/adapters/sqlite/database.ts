@@ -312,6 +312,10 @@ const MIGRATIONS: readonly string[] = [
   ) STRICT;
   ALTER TABLE subscriptions ADD COLUMN ordering TEXT CHECK (ordering IN ('key'));
   `,
+  `
+  -- A subscription's transformation: its JSONata expression; NULL: the event as polled.
+  ALTER TABLE subscriptions ADD COLUMN transformation TEXT;
+  `,
 ];
 
 /** The database's file name in the local runtime's data directory. */

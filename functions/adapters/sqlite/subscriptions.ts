@@ -32,7 +32,7 @@ import {
 } from './database.ts';
 
 const COLUMNS =
-  'id, partner_id, url, event_types, description, status, disabled_reason, failing_since, secrets, created_at, updated_at, transport, filter, signature, ordering';
+  'id, partner_id, url, event_types, description, status, disabled_reason, failing_since, secrets, created_at, updated_at, transport, filter, signature, ordering, transformation';
 
 /** Each rate-limited action's columns: the start of its window (epoch ms) and its uses in it. */
 const ALLOWANCE_COLUMNS: Record<RateLimitedAction, { start: string; count: string }> = {
@@ -42,6 +42,11 @@ const ALLOWANCE_COLUMNS: Record<RateLimitedAction, { start: string; count: strin
 
 /** The JSON columns of event types and of the filter, read back with the model's own schemas. */
 const { eventTypes: EventTypes, filter: Filter } = Subscription.shape;
+
+/** The transformation column holds the expression alone. */
+function optionalTransformation(expression: string | undefined) {
+  return expression === undefined ? undefined : { jsonata: expression };
+}
 
 function optionalFilter(text: string | undefined) {
   return text === undefined ? undefined : Filter.parse(JSON.parse(text));
@@ -69,6 +74,7 @@ function toRecord(row: Row): SubscriptionRecord {
     filter: optionalFilter(readOptionalText(row, 'filter')),
     signature: readText(row, 'signature') === 'ed25519' ? ('ed25519' as const) : undefined,
     ordering: readOptionalText(row, 'ordering') === 'key' ? ('key' as const) : undefined,
+    transformation: optionalTransformation(readOptionalText(row, 'transformation')),
     description: readOptionalText(row, 'description'),
     status: SubscriptionStatus.parse(readText(row, 'status')),
     disabledReason: readOptionalText(row, 'disabled_reason'),
@@ -104,7 +110,7 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
       }
       prepared(
         db,
-        `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(s.id, ...values);
     });
   }
@@ -120,7 +126,7 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
           db,
           `UPDATE subscriptions SET partner_id = ?, url = ?, event_types = ?, description = ?, status = ?,
              disabled_reason = ?, failing_since = ?, secrets = ?, created_at = ?, updated_at = ?, transport = ?,
-             filter = ?, signature = ?, ordering = ?
+             filter = ?, signature = ?, ordering = ?, transformation = ?
            WHERE id = ? AND updated_at = ?`,
         ).run(...values, s.id, expectedUpdatedAt),
       );
@@ -132,14 +138,14 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
     await write(db, () =>
       prepared(
         db,
-        `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO subscriptions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET
            partner_id = excluded.partner_id, url = excluded.url, event_types = excluded.event_types,
            description = excluded.description, status = excluded.status,
            disabled_reason = excluded.disabled_reason, failing_since = excluded.failing_since,
            secrets = excluded.secrets, created_at = excluded.created_at, updated_at = excluded.updated_at,
            transport = excluded.transport, filter = excluded.filter, signature = excluded.signature,
-           ordering = excluded.ordering`,
+           ordering = excluded.ordering, transformation = excluded.transformation`,
       ).run(s.id, ...values),
     );
   }
@@ -317,6 +323,7 @@ function subscriptionValues(s: Subscription, sealedSecrets: StoredSecrets): (str
     s.filter === undefined ? null : JSON.stringify(s.filter),
     s.signature ?? 'hmac',
     s.ordering ?? null,
+    s.transformation?.jsonata ?? null,
   ];
 }
 
