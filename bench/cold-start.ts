@@ -41,6 +41,10 @@ const DUMMY_SETTINGS: Partial<Record<keyof typeof LAMBDA_ENV, string>> = {
   slowLaneQueueUrl: 'https://sqs.us-east-1.amazonaws.com/000000000000/bench-delivery-slow',
   deliveryDeadLetterQueueUrl: 'https://sqs.us-east-1.amazonaws.com/000000000000/bench-delivery-dlq',
   secretsKeyArn: 'arn:aws:kms:us-east-1:000000000000:key/00000000-0000-0000-0000-000000000000',
+  fanoutQueueUrl: 'https://sqs.us-east-1.amazonaws.com/000000000000/bench-fanout',
+  connectionsTable: 'bench-connections',
+  connectionsEndpoint: 'https://bench0000.execute-api.us-east-1.amazonaws.com/v1',
+  connectUrl: 'wss://bench0000.execute-api.us-east-1.amazonaws.com/v1',
 };
 
 /**
