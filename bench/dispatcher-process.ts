@@ -6,7 +6,7 @@
  *
  * Memory: VmHWM (the kernel's peak resident set) of this process, and the resident set sampled
  * every 20 ms since the last `resetPeak` (the event loop may sample late under load; VmHWM
- * never misses a peak).
+ * never misses a peak). CPU: the process's own, all its threads (`cpu`).
  */
 import { readFileSync } from 'node:fs';
 import { loadLocalConfig } from '../functions/config.ts';
@@ -98,6 +98,8 @@ serve({
     heapTotalPeak = process.memoryUsage().heapTotal;
     return null;
   },
+  /** CPU time of the whole process (every thread), microseconds, user and system. */
+  cpu: (): { user: number; system: number } => process.cpuUsage(),
   queues: () => ({
     fanout: dispatcher.queues.fanout.stats(),
     delivery: dispatcher.queues.delivery.stats(),

@@ -64,7 +64,7 @@ export function serve(methods: Record<string, (params: unknown) => unknown>): vo
       );
   });
   // The runner going away ends the child too: no orphans left behind. Exiting (rather than
-  // dying by the signal) lets NODE_OPTIONS=--cpu-prof write its profile.
+  // dying by the signal) lets --cpu-prof (BENCH_CPU_PROF_DIR) write its profile.
   process.on('disconnect', () => process.exit(0));
   if (process.listenerCount('SIGTERM') === 0) process.on('SIGTERM', () => process.exit(0));
 }
@@ -87,11 +87,17 @@ function cleanEnv(): Record<string, string> {
   return env;
 }
 
+/**
+ * Where children write CPU profiles (`BENCH_CPU_PROF_DIR`): Node refuses `--cpu-prof` in
+ * NODE_OPTIONS, so the bench passes it to each child itself.
+ */
+const profileDir = process.env.BENCH_CPU_PROF_DIR;
+
 /** Forks a bench child (a .ts module: Node 24 strips the types) with an IPC channel. */
 export function startChild(module: URL, env: Record<string, string> = {}): Child {
   const child = fork(module, [], {
     env: { ...cleanEnv(), ...env },
-    execArgv: [],
+    execArgv: profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();

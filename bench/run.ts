@@ -325,6 +325,7 @@ async function measureThroughput(receiver: Child, info: ReceiverInfo, dataDir: s
       await d.child.call('resetPeak');
       const expected = run.events * run.subscriptions;
       progress(`  ${run.subscriptions} subscription(s): ${run.events} events → ${expected} callbacks`);
+      const cpuBefore = await d.child.call<{ user: number; system: number }>('cpu');
       const figures = await endToEnd(
         d.api,
         receiver,
@@ -334,8 +335,21 @@ async function measureThroughput(receiver: Child, info: ReceiverInfo, dataDir: s
         expected,
         PLAN.runLimitMs,
       );
+      const cpuAfter = await d.child.call<{ user: number; system: number }>('cpu');
+      // The runtime's CPU (every thread) from the first publish to the last receipt, per 1,000
+      // callbacks received: what taking, storing, routing, fanning out and sending them cost.
+      const cpuSeconds = (cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system) / 1e6;
+      const cpuPerThousand = figures.tally.verified > 0 ? (cpuSeconds / figures.tally.verified) * 1000 : null;
       const memory = await d.child.call<DispatcherMemory>('memory');
-      runs.push({ subscriptions: run.subscriptions, events: run.events, ...figures, idle, memory });
+      runs.push({
+        subscriptions: run.subscriptions,
+        events: run.events,
+        ...figures,
+        idle,
+        memory,
+        cpuSeconds,
+        cpuPerThousand,
+      });
     } finally {
       await stopDispatcher(d);
     }
@@ -648,6 +662,16 @@ function figureRows(figures: Figures): Row[] {
       ratio: times(ratio),
       target: run.subscriptions === 1 ? `≥ ${TARGETS.endToEndRatio}× ceiling` : '—',
       met: run.subscriptions === 1 ? verdict(ratio >= TARGETS.endToEndRatio) : '—',
+    });
+  }
+  for (const run of throughput) {
+    rows.push({
+      figure: `runtime CPU per 1,000 callbacks, ${run.subscriptions} subscription${run.subscriptions === 1 ? '' : 's'} (CPU-seconds, all threads)`,
+      value: run.cpuPerThousand === null ? '—' : `${run.cpuPerThousand.toFixed(3)} s`,
+      baseline: '—',
+      ratio: '—',
+      target: '—',
+      met: '—',
     });
   }
   rows.push({
