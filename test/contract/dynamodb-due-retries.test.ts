@@ -19,7 +19,9 @@ const local = tablesPerTest('due');
 const client = local.client;
 const table = () => local.table(DELIVERIES_TABLE);
 
-const T0 = new Date('2026-12-01T00:00:00.000Z');
+// The start of today, not a fixed date: due items expire (TTL) 14 days past their time, and
+// DynamoDB Local's TTL sweep deletes those already past.
+const T0 = new Date(Math.floor(Date.now() / 86_400_000) * 86_400_000);
 
 function message(attempt = 2): DeliveryMessage {
   return {
