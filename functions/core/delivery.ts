@@ -99,13 +99,20 @@ export async function deliver(deps: DeliverDeps, message: DeliveryMessage): Prom
   // message per try. A message without a try number takes the delivery's next.
   const attempt = message.attempt ?? ((await deps.deliveries.get(message.deliveryId))?.attempts ?? 0) + 1;
   const lease = { at: deps.clock.now(), leaseMs: takeLeaseMs(deps.deliveryTimeoutMs) };
-  if (!(await takeTurn(deps.lines, deps.queue, { ...message, line }, attempt, lease)))
+  const turn = await takeTurn(deps.lines, deps.queue, { ...message, line }, attempt, lease);
+  if (turn.kind === 'later') {
+    // Another copy holds this try; if its dispatcher died, this one makes it once the lease ends.
+    await deps.queue.send([
+      { body: message, delaySeconds: turn.delaySeconds, groupId: message.subscriptionId },
+    ]);
     return { kind: 'done', reason: 'stale' };
-  const outcome = await tryDelivery(deps, message);
-  if (outcome.kind === 'moved' || outcome.kind === 'waiting') {
-    // Queued again untried, with the same try number: that message may take it.
-    await deps.lines.untake(message.subscriptionId, line.key, line.seq, attempt);
-  } else if (await turnEnded(deps, message.deliveryId, outcome)) {
+  }
+  if (turn.kind === 'none') return { kind: 'done', reason: 'stale' };
+  // A try queued again untried (moved to the slow lane, or waiting for a connection) keeps its
+  // number: it is given back first, so that its message may take it.
+  const giveBack = () => deps.lines.untake(message.subscriptionId, line.key, line.seq, attempt);
+  const outcome = await tryDelivery(deps, message, giveBack);
+  if (await turnEnded(deps, message.deliveryId, outcome)) {
     await endTurn(deps.lines, deps.queue, message.subscriptionId, line);
   }
   return outcome;
@@ -128,8 +135,16 @@ async function turnEnded(deps: DeliverDeps, deliveryId: string, outcome: Deliver
   );
 }
 
-/** One try of a delivery (see deliver). */
-async function tryDelivery(deps: DeliverDeps, message: DeliveryMessage): Promise<DeliverOutcome> {
+/**
+ * One try of a delivery (see deliver). `giveBack` is called before the try is queued again
+ * untried (moved to the slow lane, or waiting for a connection): an ordered delivery gives back
+ * the try it took, so that the message queued may take it.
+ */
+async function tryDelivery(
+  deps: DeliverDeps,
+  message: DeliveryMessage,
+  giveBack: () => Promise<void> = async () => {},
+): Promise<DeliverOutcome> {
   const stored = await deps.deliveries.get(message.deliveryId);
   // Fan-out may have left the delivery for this first handling to store (storeAtFirstTry).
   const delivery = stored ?? unstoredDelivery(message);
@@ -169,6 +184,7 @@ async function tryDelivery(deps: DeliverDeps, message: DeliveryMessage): Promise
   if (deps.queue.hasSlowLane && laneOf(subscription) === 'slow' && message.lane !== 'slow') {
     // It may wait in the slow lane a long time: stored now, it is listed while it waits.
     if (unstored) await deps.deliveries.createForEvent([delivery]);
+    await giveBack();
     await deps.queue.send([{ body: { ...nextTry(message, attempt, step), lane: 'slow' }, groupId }]);
     return { kind: 'moved' };
   }
@@ -188,9 +204,14 @@ async function tryDelivery(deps: DeliverDeps, message: DeliveryMessage): Promise
         message: next,
         groupId,
       });
-      if (parked === 'parked') return { kind: 'waiting' };
+      if (parked === 'parked') {
+        // A copy released before this is given back waits out the lease, then tries.
+        await giveBack();
+        return { kind: 'waiting' };
+      }
       if (mayGoNow) return undefined;
     }
+    await giveBack();
     await deps.queue.send([
       { body: { ...next, waiting: true }, delaySeconds: CONNECTION_WAIT_SECONDS, groupId },
     ]);

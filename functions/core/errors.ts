@@ -92,9 +92,10 @@ export class SubscriptionDisabledError extends ConflictError {
 /** An idempotency key sent again with a different event. */
 export class IdempotencyKeyReusedError extends ConflictError {
   constructor(key: string, eventId: string) {
-    super(`idempotency key ${key} was used for event ${eventId}, with another type or payload`, [
-      { field: 'idempotencyKey', message: 'already used for a different event' },
-    ]);
+    super(
+      `idempotency key ${key} was used for event ${eventId}, with another type, payload or ordering key`,
+      [{ field: 'idempotencyKey', message: 'already used for a different event' }],
+    );
   }
 }
 

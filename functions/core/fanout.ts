@@ -191,7 +191,11 @@ async function fanOut(deps: FanOutDeps, ref: EventRef, keyed: 'first' | 'copy' |
   if (subscriptions.length === 0) return 0;
   const now = deps.clock.now();
   const lanes = new Map(subscriptions.map((sub) => [sub.id, laneOf(sub)]));
-  const wanted = subscriptions.map((sub) => newDelivery(ref, sub.id, 'fanout', now));
+  // A copy of a keyed event fanned out already makes no ordered delivery: one made the first
+  // time is in its line, and a subscription ordered since has its key's order from then on.
+  const wanted = subscriptions
+    .filter((sub) => keyed !== 'copy' || !ordered.has(sub.id))
+    .map((sub) => newDelivery(ref, sub.id, 'fanout', now));
   const atFirstTry =
     typeof deps.storeAtFirstTry === 'function' ? deps.storeAtFirstTry(ref) : (deps.storeAtFirstTry ?? false);
   // An ordered delivery is stored here: its line names it, and it may wait its turn long.

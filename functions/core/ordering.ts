@@ -18,11 +18,13 @@
  *    its own, after the deliveries that went on in its place.
  *
  * The queue messages only start tries; the head item decides which try may run. A line is
- * started by sending its first entry's message and then claiming the head; the dispatcher
- * tries an ordered message only while its entry is the head (claiming an idle line's first
- * entry itself). So a message lost between two writes, a copy, or a crash anywhere leaves at
- * worst a line that the next message for it starts again, never two of a key's deliveries in
- * flight in the wrong order.
+ * started by sending its first entry's message and then claiming the head (only if that entry
+ * is still in the line); the dispatcher tries an ordered message only while its entry is the
+ * head (claiming an idle line's first entry itself), and only as the one message that took
+ * that try: a copy within the take's lease comes back when the lease ends, and tries then if
+ * the taker died. So a message lost between two writes, a copy, or a crash in between leaves
+ * at worst a line that the next message for it starts again, or a try made a lease later;
+ * never two of a key's deliveries in flight, nor one out of order.
  */
 import type { DeliveryMessage, EventRef } from './model.ts';
 import type { LineEntry, OrderedLines, OutgoingMessage, QueueSender } from './ports.ts';
@@ -138,20 +140,25 @@ export async function startLine(
 }
 
 /**
- * How long a try taken by one message keeps another copy of it from being tried: longer than
- * a try takes, shorter than a queue keeps a received message hidden (six delivery timeouts),
- * so a message that comes back because its dispatcher died is tried again.
+ * How long a try taken by one message keeps another copy of it from being tried: longer than a
+ * try can take (its callback, a transformation, a connection's answer). A copy that comes
+ * within it (its taker may still be trying) is queued again for when it ends, not dropped: if
+ * the taker died (a crash, the process killed), that copy makes the try.
  */
 export function takeLeaseMs(deliveryTimeoutMs: number): number {
-  return 3 * deliveryTimeoutMs;
+  return 2 * deliveryTimeoutMs + 10_000;
 }
+
+/** What an ordered message may do: try now, come back later (its try is held), or nothing. */
+export type Turn = { kind: 'go' } | { kind: 'later'; delaySeconds: number } | { kind: 'none' };
 
 /**
  * Whether an ordered try may run now: only as its line's head, and only one message per try
  * (a start may be queued twice, and a queue may deliver a message twice). An idle line whose
  * first entry is this one is claimed here; an idle line whose first entry is another is
  * started (a start that was lost), and this message is dropped: its entry's turn brings a
- * message of its own, or it has had its turn already.
+ * message of its own, or it has had its turn already. A try another message took within its
+ * lease is `later`: this message comes back once the lease has run out.
  */
 export async function takeTurn(
   lines: OrderedLines,
@@ -159,23 +166,27 @@ export async function takeTurn(
   message: DeliveryMessage & { line: NonNullable<DeliveryMessage['line']> },
   attempt: number,
   lease: { at: Date; leaseMs: number },
-): Promise<boolean> {
+): Promise<Turn> {
   const { key, seq } = message.line;
   const { subscriptionId } = message;
   const { head, first } = await lines.line(subscriptionId, key);
   if (head === undefined) {
-    if (first === undefined) return false;
+    if (first === undefined) return { kind: 'none' };
     if (first.seq !== seq) {
       await queue.send([entryMessage(subscriptionId, key, first)]);
       await lines.claim(subscriptionId, key, first);
-      return false;
+      return { kind: 'none' };
     }
     // Claimed by this message, or by a start under way: the take decides which message tries.
     await lines.claim(subscriptionId, key, first);
   } else if (head.seq !== seq) {
-    return false;
+    return { kind: 'none' };
   }
-  return lines.take(subscriptionId, key, seq, attempt, lease.at, lease.leaseMs);
+  if (await lines.take(subscriptionId, key, seq, attempt, lease.at, lease.leaseMs)) return { kind: 'go' };
+  const now = (await lines.line(subscriptionId, key)).head;
+  if (now?.seq !== seq || now.taken !== attempt) return { kind: 'none' };
+  const left = now.takenAt + lease.leaseMs - lease.at.getTime();
+  return { kind: 'later', delaySeconds: Math.max(1, Math.ceil(left / 1000)) };
 }
 
 /** After an ordered delivery has ended: out of its line, and the key's next delivery queued. */

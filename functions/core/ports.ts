@@ -526,6 +526,12 @@ export interface LineEntry {
   partnerId: string;
 }
 
+/** A line's head: its entry, and the try last taken for one message (0: none yet) and when (epoch ms). */
+export interface LineHead extends LineEntry {
+  taken: number;
+  takenAt: number;
+}
+
 /**
  * What keeps ordered subscriptions' deliveries in their keys' order (functions/core/ordering.ts):
  * - the **gate**, per partner and ordering key: the key's events are fanned out one after the
@@ -549,8 +555,11 @@ export interface OrderedLines {
   /** Puts a delivery into the subscription's line for the key (a no-op if it is there). */
   append(subscriptionId: string, key: string, entry: LineEntry): Promise<void>;
   /** The line's head, if a delivery is being tried, and its first entry (the head's, or the next to go). */
-  line(subscriptionId: string, key: string): Promise<{ head?: LineEntry; first?: LineEntry }>;
-  /** Makes `entry` the line's head (no try taken yet) if it has none; false if it had one. */
+  line(subscriptionId: string, key: string): Promise<{ head?: LineHead; first?: LineEntry }>;
+  /**
+   * Makes `entry` the line's head (no try taken yet) if the line has none and the entry is
+   * still in it; false otherwise (a start that comes after the entry's turn ended claims nothing).
+   */
   claim(subscriptionId: string, key: string, entry: LineEntry): Promise<boolean>;
   /**
    * Takes the head's try number `attempt` for one message, so that two copies of a message

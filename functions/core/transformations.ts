@@ -26,7 +26,7 @@ export async function checkedTransformation(
   const issue = await deps.transformer.check(input.jsonata);
   if (issue !== undefined) {
     const where = issue.position === undefined ? '' : ` (at character ${issue.position})`;
-    throw new ValidationError(`transformation.jsonata: ${issue.message}${where}`, [
+    throw new ValidationError(`the transformation's expression cannot be used: ${issue.message}${where}`, [
       { field: 'transformation.jsonata', message: `${issue.message}${where}` },
     ]);
   }

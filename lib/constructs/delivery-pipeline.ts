@@ -197,7 +197,8 @@ export class DeliveryPipeline extends Construct {
       // Deliveries: createForEvent (a put only if absent, or else a get of the one there); the
       // ordering keys' gates (a get, a conditional update) and their parked events (a put only
       // if absent, a get, a delete); ordered subscriptions' lines: an entry put, the line read
-      // (a get of its head, a query of its first entry), its head claimed (a put only if absent).
+      // (a get of its head, a query of its first entry), its head claimed (a put only if absent,
+      // in a transaction checking that its entry is still there).
       .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, {
         table: [
           'dynamodb:PutItem',
@@ -205,6 +206,8 @@ export class DeliveryPipeline extends Construct {
           'dynamodb:UpdateItem',
           'dynamodb:DeleteItem',
           'dynamodb:Query',
+          // A line's head is claimed in a transaction with a check that its entry is still there.
+          'dynamodb:ConditionCheckItem',
         ],
       })
       // SendMessageBatch, to the lane of each subscription.
@@ -255,7 +258,7 @@ export class DeliveryPipeline extends Construct {
       // (BatchWriteItem puts); a connection subscription's parked tries: a try parked as a
       // connection opened is taken back (DeleteItem) and looks for the connection again; and
       // ordered subscriptions' lines: read (a get of the head, a query of the first entry), the
-      // head claimed (a put only if absent), a try taken and given back (conditional updates),
+      // head claimed (a put only if absent, checking its entry), a try taken and given back (conditional updates),
       // an ended delivery's entry and head deleted.
       .useTable(props.deliveriesTable, LAMBDA_ENV.deliveriesTable, {
         table: [
@@ -265,6 +268,8 @@ export class DeliveryPipeline extends Construct {
           'dynamodb:DeleteItem',
           'dynamodb:BatchWriteItem',
           'dynamodb:Query',
+          // A line's head is claimed in a transaction with a check that its entry is still there.
+          'dynamodb:ConditionCheckItem',
         ],
       })
       // SendMessageBatch: the next try to either lane, a used-up delivery to the DLQ.

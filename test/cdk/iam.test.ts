@@ -130,13 +130,15 @@ const GRANTS: Record<FunctionName, Grants> = {
     events: ['dynamodb:GetItem'],
     'subscriptions/index/byPartner': ['dynamodb:Query'],
     // Ordering keys' gates and parked events, ordered subscriptions' lines too: a gate moved (an
-    // update), a parked event deleted, a line's first entry queried.
+    // update), a parked event deleted, a line's first entry queried, a head claimed (a
+    // transaction checking its entry).
     deliveries: [
       'dynamodb:GetItem',
       'dynamodb:PutItem',
       'dynamodb:UpdateItem',
       'dynamodb:DeleteItem',
       'dynamodb:Query',
+      'dynamodb:ConditionCheckItem',
     ],
     delivery: ['sqs:SendMessage'],
     'slow-lane': ['sqs:SendMessage'],
@@ -150,7 +152,8 @@ const GRANTS: Record<FunctionName, Grants> = {
     subscriptions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
     // The parked tries of connection subscriptions too: parked (a put), taken back (a claim, a
     // delete); and ordered subscriptions' lines: read (a query of the first entry), a head
-    // claimed, a try taken and given back (updates), an ended delivery's entry and head deleted.
+    // claimed (a transaction checking its entry), a try taken and given back (updates), an
+    // ended delivery's entry and head deleted.
     deliveries: [
       'dynamodb:GetItem',
       'dynamodb:PutItem',
@@ -158,6 +161,7 @@ const GRANTS: Record<FunctionName, Grants> = {
       'dynamodb:DeleteItem',
       'dynamodb:BatchWriteItem',
       'dynamodb:Query',
+      'dynamodb:ConditionCheckItem',
     ],
     delivery: ['sqs:SendMessage', ...CONSUME],
     'slow-lane': ['sqs:SendMessage', ...CONSUME],
@@ -376,8 +380,8 @@ const ADAPTER_CALLS: Readonly<Record<string, AdapterCalls>> = {
     ],
   },
   // Gates (a get, a conditional update), parked events (put, get, delete), lines (an entry
-  // put, the head got and the first entry queried, the head claimed, a try taken and given
-  // back by updates, an entry and a head deleted).
+  // put, the head got and the first entry queried, the head claimed in a transaction that
+  // checks its entry, a try taken and given back by updates, an entry and a head deleted).
   'ordered-lines.ts': {
     actions: [
       'dynamodb:GetItem',
@@ -385,6 +389,7 @@ const ADAPTER_CALLS: Readonly<Record<string, AdapterCalls>> = {
       'dynamodb:UpdateItem',
       'dynamodb:DeleteItem',
       'dynamodb:Query',
+      'dynamodb:ConditionCheckItem',
     ],
     queriesTable: true,
   },

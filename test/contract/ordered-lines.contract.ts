@@ -1,7 +1,7 @@
 /** The OrderedLines contract: every adapter runs this suite (see sqlite.test.ts and dynamodb.test.ts). */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { EventRef } from '../../functions/core/model.ts';
-import type { LineEntry, OrderedLines } from '../../functions/core/ports.ts';
+import type { LineEntry, LineHead, OrderedLines } from '../../functions/core/ports.ts';
 import { at, id } from './fixtures.ts';
 
 export interface OrderedLinesSubject {
@@ -39,6 +39,11 @@ export function orderedLinesContract(name: string, make: () => Promise<OrderedLi
         orderingKey: key,
         keySeq,
       };
+    }
+
+    /** A line's head as `line` gives it: its entry, with the try taken (0: none) and when. */
+    function headOf(e: LineEntry, taken = 0, takenAt = 0): LineHead {
+      return { ...e, taken, takenAt };
     }
 
     /** The line entry of a delivery of the key's event at `seq`. */
@@ -189,13 +194,14 @@ export function orderedLinesContract(name: string, make: () => Promise<OrderedLi
         expect(await lines.claim(subscriptionId, 'k', one)).toBe(true);
         expect(await lines.claim(subscriptionId, 'k', one)).toBe(false);
         expect(await lines.claim(subscriptionId, 'k', two)).toBe(false);
-        expect(await lines.line(subscriptionId, 'k')).toEqual({ head: one, first: one });
+        expect(await lines.line(subscriptionId, 'k')).toEqual({ head: headOf(one), first: one });
       });
 
       it('lets exactly one of concurrent claims win', async () => {
-        const candidates = [entry(1), entry(1), entry(2), entry(1), entry(3), entry(1)];
-        for (const candidate of [entry(1), entry(2), entry(3)])
-          await lines.append(subscriptionId, 'k', candidate);
+        const [one, two, three] = [entry(1), entry(2), entry(3)];
+        for (const appended of [one, two, three]) await lines.append(subscriptionId, 'k', appended);
+        // As starts read them from the line, several at once.
+        const candidates = [one, one, two, one, three, one];
 
         const claims = await Promise.all(
           candidates.map((candidate) => lines.claim(subscriptionId, 'k', candidate)),
@@ -203,7 +209,9 @@ export function orderedLinesContract(name: string, make: () => Promise<OrderedLi
 
         expect(claims.filter(Boolean)).toHaveLength(1);
         const winner = candidates[claims.indexOf(true)];
-        expect((await lines.line(subscriptionId, 'k')).head).toEqual(winner);
+        expect((await lines.line(subscriptionId, 'k')).head).toEqual(
+          winner === undefined ? undefined : headOf(winner),
+        );
       });
 
       it('finishes the head’s entry: out of the line, the head with it, and the next entry first', async () => {
@@ -216,7 +224,7 @@ export function orderedLinesContract(name: string, make: () => Promise<OrderedLi
 
         expect(await lines.line(subscriptionId, 'k')).toEqual({ first: two });
         expect(await lines.claim(subscriptionId, 'k', two)).toBe(true);
-        expect(await lines.line(subscriptionId, 'k')).toEqual({ head: two, first: two });
+        expect(await lines.line(subscriptionId, 'k')).toEqual({ head: headOf(two), first: two });
       });
 
       it('leaves the head alone when the entry finished is not its own', async () => {
@@ -226,7 +234,7 @@ export function orderedLinesContract(name: string, make: () => Promise<OrderedLi
 
         await lines.finish(subscriptionId, 'k', 2);
 
-        expect(await lines.line(subscriptionId, 'k')).toEqual({ head: one, first: one });
+        expect(await lines.line(subscriptionId, 'k')).toEqual({ head: headOf(one), first: one });
         await lines.finish(subscriptionId, 'k', 1);
         expect(await lines.line(subscriptionId, 'k')).toEqual({ first: three });
       });
@@ -250,7 +258,7 @@ export function orderedLinesContract(name: string, make: () => Promise<OrderedLi
 
         await lines.finish(subscriptionId, 'k', 1);
 
-        expect(await lines.line(subscriptionId, 'k')).toEqual({ head: two, first: two });
+        expect(await lines.line(subscriptionId, 'k')).toEqual({ head: headOf(two), first: two });
       });
 
       it('keeps each subscription’s and each key’s line on its own', async () => {
@@ -262,7 +270,7 @@ export function orderedLinesContract(name: string, make: () => Promise<OrderedLi
         await lines.append(subscriptionId, 'b', otherKey);
         await lines.claim(subscriptionId, 'a', mine);
 
-        expect(await lines.line(subscriptionId, 'a')).toEqual({ head: mine, first: mine });
+        expect(await lines.line(subscriptionId, 'a')).toEqual({ head: headOf(mine), first: mine });
         expect(await lines.line(otherSubscriptionId, 'a')).toEqual({ first: theirs });
         expect(await lines.line(subscriptionId, 'b')).toEqual({ first: otherKey });
         expect(await lines.claim(otherSubscriptionId, 'a', theirs)).toBe(true);
@@ -270,8 +278,8 @@ export function orderedLinesContract(name: string, make: () => Promise<OrderedLi
 
         await lines.finish(subscriptionId, 'a', 1);
         expect(await lines.line(subscriptionId, 'a')).toEqual({});
-        expect(await lines.line(otherSubscriptionId, 'a')).toEqual({ head: theirs, first: theirs });
-        expect(await lines.line(subscriptionId, 'b')).toEqual({ head: otherKey, first: otherKey });
+        expect(await lines.line(otherSubscriptionId, 'a')).toEqual({ head: headOf(theirs), first: theirs });
+        expect(await lines.line(subscriptionId, 'b')).toEqual({ head: headOf(otherKey), first: otherKey });
       });
     });
 
@@ -363,16 +371,29 @@ export function orderedLinesContract(name: string, make: () => Promise<OrderedLi
         expect(await lines.take(subscriptionId, 'k', 2, 1, later(1000), LEASE_MS)).toBe(true);
       });
 
-      it('keeps a finished head’s taken tries from reaching the head of the next claim of its place', async () => {
+      it('claims nothing for an entry that has left the line: a start that comes after its turn', async () => {
         const one = entry(1);
         await lines.append(subscriptionId, 'k', one);
         await lines.claim(subscriptionId, 'k', one);
         await lines.take(subscriptionId, 'k', 1, 3, t0, LEASE_MS);
         await lines.finish(subscriptionId, 'k', 1);
 
-        await lines.claim(subscriptionId, 'k', one);
+        expect(await lines.claim(subscriptionId, 'k', one)).toBe(false);
+        expect(await lines.line(subscriptionId, 'k')).toEqual({});
+        expect(await lines.take(subscriptionId, 'k', 1, 1, later(1000), LEASE_MS)).toBe(false);
+      });
 
-        expect(await lines.take(subscriptionId, 'k', 1, 1, later(1000), LEASE_MS)).toBe(true);
+      it('says which try the head has taken, and when', async () => {
+        await headed();
+        await lines.take(subscriptionId, 'k', 1, 2, t0, LEASE_MS);
+
+        expect((await lines.line(subscriptionId, 'k')).head).toMatchObject({
+          seq: 1,
+          taken: 2,
+          takenAt: t0.getTime(),
+        });
+        await lines.untake(subscriptionId, 'k', 1, 2);
+        expect((await lines.line(subscriptionId, 'k')).head).toMatchObject({ seq: 1, taken: 1 });
       });
 
       it('gives back a try on a line without a head without an error', async () => {
@@ -409,7 +430,7 @@ export function orderedLinesContract(name: string, make: () => Promise<OrderedLi
 
         for (const [key, line] of appended) {
           expect(await lines.line(subscriptionId, key), key).toEqual(
-            key === 'a#b' ? { head: line, first: line } : { first: line },
+            key === 'a#b' ? { head: headOf(line), first: line } : { first: line },
           );
         }
         await lines.finish(subscriptionId, 'a#b', 1);

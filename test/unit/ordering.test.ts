@@ -16,7 +16,14 @@ import { deliver } from '../../functions/core/delivery.ts';
 import { fanOutEvent } from '../../functions/core/fanout.ts';
 import { newId } from '../../functions/core/ids.ts';
 import type { DeliveryMessage, EventRef, Subscription } from '../../functions/core/model.ts';
-import { enterGate, type KeyedRef, leaveGate } from '../../functions/core/ordering.ts';
+import {
+  enterGate,
+  entryMessage,
+  type KeyedRef,
+  leaveGate,
+  takeLeaseMs,
+  takeTurn,
+} from '../../functions/core/ordering.ts';
 import type { CallbackRequest, CallbackResult, OutgoingMessage } from '../../functions/core/ports.ts';
 import { testCipher } from '../support/cipher.ts';
 import { seededRandom } from '../support/seeded-random.ts';
@@ -199,6 +206,95 @@ describe('ordering per key, simulated', () => {
       ),
       { numRuns: 40 },
     );
+  });
+
+  it('brings a copy of a try taken within its lease back later, and lets it try once the lease ends (its taker died)', async () => {
+    const db = openDatabase(':memory:');
+    const lines = new SqliteOrderedLines(db);
+    const subscriptionId = newId('sub');
+    const entry = { seq: 1, deliveryId: newId('dlv'), eventId: newId('evt'), partnerId: newId('ptr') };
+    await lines.append(subscriptionId, 'k', entry);
+    const { body: message } = entryMessage(subscriptionId, 'k', entry);
+    const line = { key: 'k', seq: 1 };
+    const noStart = {
+      send: async () => {
+        throw new Error('nothing to start: the line has its head');
+      },
+    };
+    const t0 = Date.parse('2026-01-01T00:00:00Z');
+    const leaseMs = takeLeaseMs(1000);
+    const at = (ms: number) => ({ at: new Date(t0 + ms), leaseMs });
+
+    expect(await takeTurn(lines, noStart, { ...message, line }, 1, at(0))).toEqual({ kind: 'go' });
+    // A copy while the first may still be trying (or after its process was killed): later.
+    expect(await takeTurn(lines, noStart, { ...message, line }, 1, at(2000))).toEqual({
+      kind: 'later',
+      delaySeconds: Math.ceil((leaseMs - 2000) / 1000),
+    });
+    expect(await takeTurn(lines, noStart, { ...message, line }, 1, at(leaseMs + 1))).toEqual({ kind: 'go' });
+    // The next try taken: a copy of an earlier one has nothing left to do.
+    expect(await takeTurn(lines, noStart, { ...message, line }, 2, at(leaseMs + 2))).toEqual({ kind: 'go' });
+    expect(await takeTurn(lines, noStart, { ...message, line }, 1, at(leaseMs + 3))).toEqual({
+      kind: 'none',
+    });
+    db.close();
+  });
+
+  it('makes no delivery from a copy of an event fanned out already, for a subscription ordered since', async () => {
+    const db = openDatabase(':memory:');
+    const log = new SqliteEventLog(db);
+    const subscriptions = new SqliteSubscriptionStore(db, testCipher());
+    const deliveries = new SqliteDeliveryStore(db);
+    const lines = new SqliteOrderedLines(db);
+    const partnerId = newId('ptr');
+    const now = new Date('2026-01-01T00:00:00Z');
+    const { event } = await log.append({
+      partnerId,
+      type: 'order.updated',
+      payload: {},
+      createdAt: now.toISOString(),
+      orderingKey: 'k',
+    });
+    const ref: EventRef = {
+      id: event.id,
+      partnerId,
+      type: event.type,
+      createdAt: event.createdAt,
+      orderingKey: 'k',
+      keySeq: 1,
+    };
+    const sent: OutgoingMessage<DeliveryMessage>[] = [];
+    const deps = {
+      subscriptions,
+      events: log,
+      deliveries,
+      deliveryQueue: { send: async (m: OutgoingMessage<DeliveryMessage>[]) => void sent.push(...m) },
+      clock: { now: () => now },
+      lines,
+      fanoutQueue: {
+        send: async () => {
+          throw new Error('nothing is parked');
+        },
+      },
+    };
+    expect(await fanOutEvent(deps, ref)).toBe(0);
+    const ordered: Subscription = {
+      id: newId('sub'),
+      partnerId,
+      url: ORDERED_URL,
+      eventTypes: [],
+      ordering: 'key',
+      status: 'active',
+      secrets: [{ secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', createdAt: now.toISOString() }],
+      createdAt: now.toISOString(),
+      updatedAt: now.toISOString(),
+    };
+    await subscriptions.put(ordered);
+
+    expect(await fanOutEvent(deps, ref)).toBe(0);
+    expect(sent).toEqual([]);
+    expect((await deliveries.listBySubscription(ordered.id, { limit: 10 })).items).toEqual([]);
+    db.close();
   });
 
   it('fans a key out in key order: an event that comes early waits at the gate for its predecessor', async () => {

@@ -25,19 +25,30 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
+  TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import * as z from 'zod';
 import { type EventRef, FanoutMessage } from '../../core/model.ts';
-import type { Clock, LineEntry, OrderedLines } from '../../core/ports.ts';
+import type { Clock, LineEntry, LineHead, OrderedLines } from '../../core/ports.ts';
 import { systemClock } from '../clock.ts';
-import { attributeNames, expiresAt, type Item, isConditionFailure } from './dynamo.ts';
+import {
+  attributeNames,
+  backoff,
+  cancellationCodes,
+  expiresAt,
+  hasConflict,
+  type Item,
+  isConditionFailure,
+} from './dynamo.ts';
 
 const SEQ_DIGITS = 15;
 const GATE_SK = 'GATE';
 const PARKED_PREFIX = 'P#';
 const ENTRY_PREFIX = 'E#';
 const HEAD_SK = 'HEAD';
+/** Claims of a line tried while other transactions on it conflict, before the error is thrown. */
+const CLAIM_TRIES = 8;
 
 const Seq = z.number().int().positive();
 const Gate = z.object({ fanned: z.number().int().nonnegative() });
@@ -62,6 +73,16 @@ const entryKey = (subscriptionId: string, key: string, seq: number) => ({
   sk: `${ENTRY_PREFIX}${place(seq)}`,
 });
 const headKey = (subscriptionId: string, key: string) => ({ pk: linePk(subscriptionId, key), sk: HEAD_SK });
+
+const HeadItem = EntryItem.extend({
+  taken: z.number().int().nonnegative(),
+  takenAt: z.number().int().nonnegative(),
+});
+
+function toHead(item: Item): LineHead {
+  const { seq, deliveryId, eventId, partnerId, taken, takenAt } = HeadItem.parse(item);
+  return { seq, deliveryId, eventId, partnerId, taken, takenAt };
+}
 
 function toEntry(item: Item): LineEntry {
   const { seq, deliveryId, eventId, partnerId } = EntryItem.parse(item);
@@ -152,7 +173,7 @@ export class DynamoOrderedLines implements OrderedLines {
    * entry is never one that had finished before the head was read: a finish deletes the entry
    * before the head, so an idle line is never shown with an entry that has had its turn.
    */
-  async line(subscriptionId: string, key: string): Promise<{ head?: LineEntry; first?: LineEntry }> {
+  async line(subscriptionId: string, key: string): Promise<{ head?: LineHead; first?: LineEntry }> {
     const head = await this.#client.send(
       new GetCommand({ TableName: this.tableName, Key: headKey(subscriptionId, key), ConsistentRead: true }),
     );
@@ -168,18 +189,53 @@ export class DynamoOrderedLines implements OrderedLines {
     );
     const first = entries.Items?.[0];
     return {
-      ...(head.Item === undefined ? {} : { head: toEntry(head.Item) }),
+      ...(head.Item === undefined ? {} : { head: toHead(head.Item) }),
       ...(first === undefined ? {} : { first: toEntry(first) }),
     };
   }
 
+  /**
+   * One transaction: the entry is still in the line (a condition check), and the head is put
+   * only if absent. A conflict with another transaction on the line (a claim, a finish) is
+   * tried again: the next try sees what that one did.
+   */
   async claim(subscriptionId: string, key: string, entry: LineEntry): Promise<boolean> {
-    return this.#putIfAbsent({
-      ...headKey(subscriptionId, key),
-      ...this.#entryAttributes(entry),
-      taken: 0,
-      takenAt: 0,
-    });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#client.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                ConditionCheck: {
+                  TableName: this.tableName,
+                  Key: entryKey(subscriptionId, key, entry.seq),
+                  ConditionExpression: 'attribute_exists(pk)',
+                },
+              },
+              {
+                Put: {
+                  TableName: this.tableName,
+                  Item: {
+                    ...headKey(subscriptionId, key),
+                    ...this.#entryAttributes(entry),
+                    taken: 0,
+                    takenAt: 0,
+                  },
+                  ConditionExpression: 'attribute_not_exists(pk)',
+                },
+              },
+            ],
+          }),
+        );
+        return true;
+      } catch (error) {
+        const codes = cancellationCodes(error);
+        if (codes === undefined) throw error;
+        if (!hasConflict(codes)) return false;
+        if (attempt + 1 >= CLAIM_TRIES) throw error;
+        await backoff(attempt, 10, 200);
+      }
+    }
   }
 
   /**

@@ -35,9 +35,10 @@ function workerUrl(): URL {
 /** A request's answer, or why the thread gave none. */
 type Answer = WorkerReply | { id: number; failed: string };
 
-interface Pending {
+/** A request waiting its turn on the thread, or the one it runs. */
+interface Queued {
+  request: WorkerRequest;
   resolve: (answer: Answer) => void;
-  timer: NodeJS.Timeout;
 }
 
 /** A worker thread being started: `ready` gives it once it listens, or undefined if it died first. */
@@ -47,6 +48,13 @@ interface Started {
   failure: () => string;
 }
 
+/** What an answer's text may be at most: an error of a partner's making is cut there. */
+const MAX_MESSAGE_CHARS = 1024;
+
+function cut(text: string): string {
+  return text.length <= MAX_MESSAGE_CHARS ? text : `${text.slice(0, MAX_MESSAGE_CHARS)}…`;
+}
+
 export interface JsonataTransformerOptions {
   /** @default EVALUATION_LIMITS.hardTimeoutMs */
   hardTimeoutMs?: number;
@@ -54,7 +62,9 @@ export interface JsonataTransformerOptions {
 
 export class JsonataTransformer implements Transformer {
   #started: Started | undefined;
-  readonly #pending = new Map<number, Pending>();
+  /** Requests run one at a time, in order: a slow one delays the next, and fails alone. */
+  readonly #queue: Queued[] = [];
+  #running: { queued: Queued; timer: NodeJS.Timeout } | undefined;
   readonly #hardTimeoutMs: number;
   #nextId = 0;
 
@@ -67,7 +77,7 @@ export class JsonataTransformer implements Transformer {
     if ('allowed' in answer) return undefined;
     if ('issue' in answer)
       return {
-        message: answer.issue,
+        message: cut(answer.issue),
         ...(answer.position === undefined ? {} : { position: answer.position }),
       };
     // The thread failed, not the expression: say so as a fault to try again after.
@@ -79,31 +89,58 @@ export class JsonataTransformer implements Transformer {
   async apply(expression: string, input: unknown): Promise<TransformResult> {
     const answer = await this.#ask({ kind: 'evaluate', id: ++this.#nextId, expression, input });
     if ('body' in answer) return { body: answer.body };
-    if ('error' in answer) return { error: answer.error };
+    if ('error' in answer) return { error: cut(answer.error) };
     return { error: 'failed' in answer ? answer.failed : 'the expression gave no result' };
   }
 
-  /** Stops the worker thread; requests under way fail. The next request starts another. */
+  /** Stops the worker thread; requests under way or waiting fail. The next request starts another. */
   async close(): Promise<void> {
+    const waiting = this.#queue.splice(0);
     this.#stop('the dispatcher is stopping');
+    for (const queued of waiting)
+      queued.resolve({ id: queued.request.id, failed: 'the dispatcher is stopping' });
   }
 
-  async #ask(request: WorkerRequest): Promise<Answer> {
-    const started = this.#running();
-    const worker = await started.ready;
-    if (worker === undefined) return { id: request.id, failed: started.failure() };
+  #ask(request: WorkerRequest): Promise<Answer> {
     return new Promise((resolve) => {
-      // Timed from the thread being ready: starting one is not the expression's time.
-      const timer = setTimeout(
-        () => this.#stop(`took longer than ${this.#hardTimeoutMs} ms`),
-        this.#hardTimeoutMs,
-      );
-      this.#pending.set(request.id, { resolve, timer });
-      worker.postMessage(request);
+      this.#queue.push({ request, resolve });
+      void this.#next();
     });
   }
 
-  #running(): Started {
+  /** Sends the next request waiting, once none is running; timed from being sent. */
+  async #next(): Promise<void> {
+    if (this.#running !== undefined) return;
+    const queued = this.#queue.shift();
+    if (queued === undefined) return;
+    const timer = setTimeout(
+      () => this.#stop(`took longer than ${this.#hardTimeoutMs} ms`),
+      this.#hardTimeoutMs,
+    );
+    this.#running = { queued, timer };
+    const started = this.#thread();
+    const worker = await started.ready;
+    // Timed from the thread being ready: starting one is not the expression's time.
+    if (this.#running?.queued !== queued) return;
+    if (worker === undefined) {
+      this.#finish({ id: queued.request.id, failed: started.failure() });
+      return;
+    }
+    timer.refresh();
+    worker.postMessage(queued.request);
+  }
+
+  /** Answers the running request and sends the next. */
+  #finish(answer: Answer): void {
+    const running = this.#running;
+    if (running === undefined || running.queued.request.id !== answer.id) return;
+    clearTimeout(running.timer);
+    this.#running = undefined;
+    running.queued.resolve(answer);
+    void this.#next();
+  }
+
+  #thread(): Started {
     if (this.#started !== undefined) return this.#started;
     const worker = new Worker(workerUrl(), {
       resourceLimits: {
@@ -123,12 +160,7 @@ export class JsonataTransformer implements Transformer {
         return;
       }
       const reply = WorkerReplySchema.safeParse(message);
-      if (!reply.success) return;
-      const pending = this.#pending.get(reply.data.id);
-      if (pending === undefined) return;
-      this.#pending.delete(reply.data.id);
-      clearTimeout(pending.timer);
-      pending.resolve(reply.data);
+      if (reply.success) this.#finish(reply.data);
     });
     const end = (reason: string) => {
       failure = reason;
@@ -147,15 +179,18 @@ export class JsonataTransformer implements Transformer {
     return started;
   }
 
-  /** Ends the worker (the given one, if it is still the current) and fails what it held. */
+  /**
+   * Ends the worker (the given one, if it is still the current) and fails the request it was
+   * running; those waiting go to the next thread.
+   */
   #stop(reason: string, which: Started | undefined = this.#started): void {
-    if (which === undefined || which !== this.#started) return;
-    this.#started = undefined;
-    void which.worker.terminate();
-    for (const [id, pending] of this.#pending) {
-      clearTimeout(pending.timer);
-      pending.resolve({ id, failed: reason });
-      this.#pending.delete(id);
+    // An old thread's exit, after a newer one took over, ends nothing of the newer one's.
+    if (which !== this.#started) return;
+    if (which !== undefined) {
+      this.#started = undefined;
+      void which.worker.terminate();
     }
+    const running = this.#running;
+    if (running !== undefined) this.#finish({ id: running.queued.request.id, failed: reason });
   }
 }

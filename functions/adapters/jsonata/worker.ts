@@ -40,8 +40,10 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null;
 }
 
+/** An error's message, cut short: an expression can make one as long as it likes (`$error`). */
 function messageOf(error: unknown): string {
-  return isRecord(error) && typeof error.message === 'string' ? error.message : String(error);
+  const message = isRecord(error) && typeof error.message === 'string' ? error.message : String(error);
+  return message.length <= 1024 ? message : `${message.slice(0, 1024)}…`;
 }
 
 /** The first part of a parsed expression that is refused, depth first. */
@@ -84,7 +86,15 @@ async function evaluate(id: number, expression: string, input: unknown): Promise
   try {
     const result: unknown = await compile(expression).evaluate(input);
     if (result === undefined) return { id, error: 'the expression gave no result' };
-    const body = JSON.stringify(result);
+    // A JSONata function is an object marked _jsonata_lambda (or a native function).
+    if (typeof result === 'function' || (isRecord(result) && '_jsonata_lambda' in result))
+      return { id, error: 'the expression gave a function, not JSON' };
+    let body: string;
+    try {
+      body = JSON.stringify(result);
+    } catch {
+      return { id, error: 'the result is not JSON (it holds a function or refers to itself)' };
+    }
     const bytes = Buffer.byteLength(body);
     if (bytes > EVALUATION_LIMITS.maxOutputBytes)
       return {

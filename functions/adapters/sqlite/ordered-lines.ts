@@ -5,7 +5,7 @@
  * if the line has a head, so of two claims exactly one wins.
  */
 import { type EventRef, FanoutMessage } from '../../core/model.ts';
-import type { LineEntry, OrderedLines } from '../../core/ports.ts';
+import type { LineEntry, LineHead, OrderedLines } from '../../core/ports.ts';
 import { prepared, type Row, readInteger, readText, type SqliteDatabase, write } from './database.ts';
 
 function toEntry(row: Row): LineEntry {
@@ -93,10 +93,10 @@ export class SqliteOrderedLines implements OrderedLines {
     });
   }
 
-  async line(subscriptionId: string, key: string): Promise<{ head?: LineEntry; first?: LineEntry }> {
+  async line(subscriptionId: string, key: string): Promise<{ head?: LineHead; first?: LineEntry }> {
     const head = prepared(
       this.#db,
-      `SELECT ${ENTRY_COLUMNS} FROM line_heads WHERE subscription_id = ? AND ordering_key = ?`,
+      `SELECT ${ENTRY_COLUMNS}, taken, taken_at FROM line_heads WHERE subscription_id = ? AND ordering_key = ?`,
     ).get(subscriptionId, key);
     const first = prepared(
       this.#db,
@@ -104,7 +104,15 @@ export class SqliteOrderedLines implements OrderedLines {
          ORDER BY key_seq LIMIT 1`,
     ).get(subscriptionId, key);
     return {
-      ...(head === undefined ? {} : { head: toEntry(head) }),
+      ...(head === undefined
+        ? {}
+        : {
+            head: {
+              ...toEntry(head),
+              taken: readInteger(head, 'taken'),
+              takenAt: readInteger(head, 'taken_at'),
+            },
+          }),
       ...(first === undefined ? {} : { first: toEntry(first) }),
     };
   }
@@ -112,11 +120,14 @@ export class SqliteOrderedLines implements OrderedLines {
   claim(subscriptionId: string, key: string, entry: LineEntry): Promise<boolean> {
     const db = this.#db;
     return write(db, () => {
+      // Only an entry still in the line: its turn may have come and gone since it was read.
       const claimed = prepared(
         db,
-        `INSERT INTO line_heads (subscription_id, ordering_key, ${ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)
+        `INSERT INTO line_heads (subscription_id, ordering_key, ${ENTRY_COLUMNS})
+           SELECT subscription_id, ordering_key, ${ENTRY_COLUMNS} FROM line_entries
+             WHERE subscription_id = ? AND ordering_key = ? AND key_seq = ?
            ON CONFLICT DO NOTHING`,
-      ).run(subscriptionId, key, entry.seq, entry.deliveryId, entry.eventId, entry.partnerId);
+      ).run(subscriptionId, key, entry.seq);
       return Number(claimed.changes) === 1;
     });
   }
