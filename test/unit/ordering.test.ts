@@ -34,14 +34,22 @@ const PLAIN_URL = 'https://plain.example/hooks';
 
 type Work = { kind: 'fanout'; ref: EventRef } | { kind: 'delivery'; message: DeliveryMessage };
 
+/** The SQLite stores fan-out and the dispatcher use, in memory, and a partner's id. */
+function stores() {
+  const db = openDatabase(':memory:');
+  return {
+    db,
+    log: new SqliteEventLog(db),
+    subscriptions: new SqliteSubscriptionStore(db, testCipher()),
+    deliveries: new SqliteDeliveryStore(db),
+    lines: new SqliteOrderedLines(db),
+    partnerId: newId('ptr'),
+  };
+}
+
 async function simulate(seed: number, events: number) {
   const random = seededRandom(seed);
-  const db = openDatabase(':memory:');
-  const log = new SqliteEventLog(db);
-  const subscriptions = new SqliteSubscriptionStore(db, testCipher());
-  const deliveries = new SqliteDeliveryStore(db);
-  const lines = new SqliteOrderedLines(db);
-  const partnerId = newId('ptr');
+  const { db, log, subscriptions, deliveries, lines, partnerId } = stores();
   let now = Date.parse('2026-01-01T00:00:00Z');
   const clock = { now: () => new Date(now) };
   const sub = (ordering: boolean): Subscription => ({
@@ -241,12 +249,7 @@ describe('ordering per key, simulated', () => {
   });
 
   it('makes no delivery from a copy of an event fanned out already, for a subscription ordered since', async () => {
-    const db = openDatabase(':memory:');
-    const log = new SqliteEventLog(db);
-    const subscriptions = new SqliteSubscriptionStore(db, testCipher());
-    const deliveries = new SqliteDeliveryStore(db);
-    const lines = new SqliteOrderedLines(db);
-    const partnerId = newId('ptr');
+    const { db, log, subscriptions, deliveries, lines, partnerId } = stores();
     const now = new Date('2026-01-01T00:00:00Z');
     const { event } = await log.append({
       partnerId,
