@@ -10,6 +10,7 @@ import { databasePath, startLocalDispatcher } from '../../local/runtime.ts';
 import {
   closedPort,
   eventually,
+  killed,
   request,
   settled,
   startTestDispatcher,
@@ -643,7 +644,7 @@ describe('local dispatcher, end to end', () => {
       }
       // A new subscription starts with 4 slots: 4 callbacks are held open, the 5th waits.
       await eventually(() => (receiver.callbacks.length >= 4 ? true : undefined));
-      await kill(child);
+      await killed(child);
       const beforeRestart = receiver.callbacks.length;
 
       receiver.respond = answer(204);
@@ -694,10 +695,3 @@ describe('the data directory', () => {
     }
   });
 });
-
-function kill(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGKILL');
-  });
-}

@@ -2,6 +2,7 @@
  * Starts the local runtime in-process on a temp data dir and a free port, with helpers to call
  * its API as the admin or as a partner. Every test gets its own dispatcher.
  */
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -136,6 +137,18 @@ export async function settled(d: TestDispatcher, timeoutMs = 10_000): Promise<vo
     const { fanout, delivery } = d.dispatcher.queues;
     return outbox.peek(1).length === 0 && empty(fanout.stats()) && empty(delivery.stats()) ? true : undefined;
   }, timeoutMs);
+}
+
+/** Kills the process with SIGKILL, as a crash would end it, and waits for it to be gone. */
+export function killed(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      resolve();
+      return;
+    }
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
 }
 
 /** A port that was bound on 127.0.0.1 and closed again: nothing listens there. */

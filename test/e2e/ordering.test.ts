@@ -4,14 +4,27 @@
  * fails at random; a failing head holds back only its own key; a dead-lettered head lets its
  * key go on; events without a key, and subscriptions without ordering, are not held.
  */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../support/seeded-random.ts';
 import { expectProblem } from './api-support.ts';
-import { eventually, settled, stoppedAfterEach, type TestDispatcher } from './harness.ts';
+import {
+  closedPort,
+  eventually,
+  killed,
+  request,
+  settled,
+  startTestDispatcher,
+  stoppedAfterEach,
+  type TestDispatcher,
+} from './harness.ts';
 import type { Callback, TestReceiver } from './receiver.ts';
 
-const { dispatcher, receiver } = stoppedAfterEach();
+const { dispatcher, receiver, track } = stoppedAfterEach();
 
 interface Seen {
   key: string | undefined;
@@ -179,6 +192,58 @@ describe('ordering per key', () => {
     // Both first tries went at once; the first event's retry came only after its wait.
     expect(seen.slice(0, 2).sort()).toEqual([0, 1]);
   });
+
+  it('goes on with a key after the runtime is killed mid-try: the try comes back once its lease ends', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'dispatcher-ordering-kill-'));
+    track(async () => rmSync(dataDir, { recursive: true, force: true }));
+    // Held open until the kill: the key's first try is in flight when the process dies.
+    const seen: number[] = [];
+    let hold = true;
+    const r = await receiver((callback, res) => {
+      seen.push((JSON.parse(callback.body) as { payload: { n: number } }).payload.n);
+      if (!hold) res.writeHead(204).end();
+    });
+    // A short delivery timeout: a take's lease is two of them and 10 s.
+    const env = {
+      DISPATCHER_DATA_DIR: dataDir,
+      DISPATCHER_ADMIN_TOKEN: 'test-admin-token-0123456789',
+      DISPATCHER_DELIVERY_TIMEOUT_MS: '1000',
+    };
+    const port = await closedPort();
+    const child = spawn(process.execPath, ['bin/dispatcher.ts', 'start'], {
+      env: { ...process.env, ...env, PORT: String(port) },
+      stdio: 'ignore',
+    });
+    track(() => killed(child));
+    const url = `http://127.0.0.1:${port}`;
+    await eventually(() => request(`${url}/v1/nope`, 'GET', undefined).catch(() => undefined));
+    const admin = <T>(path: string, body: unknown) =>
+      request<T>(url + path, 'POST', env.DISPATCHER_ADMIN_TOKEN, body);
+    const partner = (await admin<{ id: string; apiKey: string }>('/v1/partners', { name: 'acme' })).body;
+    const sub = await request<{ secret: string }>(`${url}/v1/subscriptions`, 'POST', partner.apiKey, {
+      url: r.url,
+      ordering: 'key',
+    });
+    r.secrets.push(sub.body.secret);
+    for (const n of [0, 1])
+      await admin('/v1/events', {
+        partnerId: partner.id,
+        type: 'order.updated',
+        payload: { n },
+        orderingKey: 'o1',
+      });
+    await eventually(() => (seen.length >= 1 ? true : undefined));
+    await killed(child);
+    expect(seen).toEqual([0]);
+
+    hold = false;
+    const d = await startTestDispatcher(env, {}, dataDir);
+    track(() => d.stop());
+    // The try held by the dead process is made again, then the key's next event goes.
+    await eventually(() => (seen.includes(1) ? true : undefined), 30_000);
+    expect(seen).toEqual([0, 0, 1]);
+    expect(r.callbacks.every((c) => c.verifiedBy.length === 1)).toBe(true);
+  }, 45_000);
 
   it('refuses a bad ordering key or ordering, naming the field, and ordering in a PATCH', async () => {
     const d = await dispatcher();
