@@ -155,8 +155,11 @@ describe('connections.listen', () => {
 
   it('nacks without a status when the receiver cannot be reached', async () => {
     const closed = await startReceiver(() => 200);
-    await cleanups.pop()?.(); // its port is now closed
+    const closeReceiver = cleanups.pop();
+    // The connection's server binds first, while the receiver still holds its port, so it
+    // cannot be given that port once the receiver closes.
     const { server, first } = await listening(forwardTo(closed.url));
+    await closeReceiver?.(); // its port is now closed
     first.send(deliveryFrame(4));
     const answer = await answerTo(server, 4);
     expect(answer).toMatchObject({ type: 'nack', deliveryId: 'dlv_4', attempt: 1 });
