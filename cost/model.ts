@@ -376,12 +376,7 @@ export function priceScenario(
   if (deployment.egress !== undefined) {
     lines.push(...egressLines(measured, deployment.egress, callbackBytes, assumptions));
   }
-  const platformBytes = sum(
-    measured.invocations.map((i) => {
-      const level = functionOf(deployment, i.service).systemLogLevel;
-      return level === 'INFO' || level === 'DEBUG' ? assumptions.platformLogBytesPerInvocation : 0;
-    }),
-  );
+  const platformBytes = platformLogBytes(measured.invocations, deployment, assumptions);
   lines.push(
     line(
       'CloudWatch',
@@ -747,12 +742,7 @@ function stepLines(
   lines.push(...lambdaLines(step.invocations, 1, deployment, assumptions, scale));
   lines.push(...dynamoLines(step.dynamo, 1, scale));
   lines.push(...sqsLines(step.sqs, 1, scale, deployment));
-  const platformBytes = sum(
-    step.invocations.map((i) => {
-      const level = functionOf(deployment, i.service).systemLogLevel;
-      return level === 'INFO' || level === 'DEBUG' ? assumptions.platformLogBytesPerInvocation : 0;
-    }),
-  );
+  const platformBytes = platformLogBytes(step.invocations, deployment, assumptions);
   if (step.logBytes + platformBytes > 0) {
     lines.push(
       line(
@@ -852,4 +842,21 @@ export function priceConnectionMonth(
     monthUsd: sum(month.map((l) => l.usd)),
     byService,
   };
+}
+
+/**
+ * Lambda's START/END/REPORT lines of the invocations, in bytes: written only by functions whose
+ * system log level is INFO or DEBUG.
+ */
+function platformLogBytes(
+  invocations: readonly { service: string }[],
+  deployment: Deployment,
+  assumptions: Assumptions,
+): number {
+  return sum(
+    invocations.map((i) => {
+      const level = functionOf(deployment, i.service).systemLogLevel;
+      return level === 'INFO' || level === 'DEBUG' ? assumptions.platformLogBytesPerInvocation : 0;
+    }),
+  );
 }

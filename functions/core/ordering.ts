@@ -27,7 +27,7 @@
  * never two of a key's deliveries in flight, nor one out of order.
  */
 import type { DeliveryMessage, EventRef } from './model.ts';
-import type { LineEntry, OrderedLines, OutgoingMessage, QueueSender } from './ports.ts';
+import type { LineEntry, LineHead, OrderedLines, OutgoingMessage, QueueSender } from './ports.ts';
 
 /** An event with its ordering key and its place among the key's events. */
 export type KeyedRef = EventRef & { orderingKey: string; keySeq: number };
@@ -106,14 +106,32 @@ export interface LineStart {
   message: OutgoingMessage<DeliveryMessage>;
 }
 
-/** The start of the line if it is idle (no head) and has an entry waiting. */
+/**
+ * A line's head and first entry, the head read first: an entry that finished between the two
+ * reads is gone from both, so an idle line never shows one.
+ */
+export async function lineOf(
+  lines: Pick<OrderedLines, 'head' | 'first'>,
+  subscriptionId: string,
+  key: string,
+): Promise<{ head?: LineHead; first?: LineEntry }> {
+  const head = await lines.head(subscriptionId, key);
+  const first = await lines.first(subscriptionId, key);
+  return { ...(head === undefined ? {} : { head }), ...(first === undefined ? {} : { first }) };
+}
+
+/**
+ * The start of the line if it is idle (no head) and has an entry waiting. A line with a head
+ * (the usual case while a key is busy) costs one read.
+ */
 export async function idleLineStart(
   lines: OrderedLines,
   subscriptionId: string,
   key: string,
 ): Promise<LineStart | undefined> {
-  const { head, first } = await lines.line(subscriptionId, key);
-  if (head !== undefined || first === undefined) return undefined;
+  if ((await lines.head(subscriptionId, key)) !== undefined) return undefined;
+  const first = await lines.first(subscriptionId, key);
+  if (first === undefined) return undefined;
   return { subscriptionId, key, entry: first, message: entryMessage(subscriptionId, key, first) };
 }
 
@@ -169,8 +187,10 @@ export async function takeTurn(
 ): Promise<Turn> {
   const { key, seq } = message.line;
   const { subscriptionId } = message;
-  const { head, first } = await lines.line(subscriptionId, key);
+  // The head alone while the line is busy (every try but a line's first): one read.
+  const head = await lines.head(subscriptionId, key);
   if (head === undefined) {
+    const first = await lines.first(subscriptionId, key);
     if (first === undefined) return { kind: 'none' };
     if (first.seq !== seq) {
       await queue.send([entryMessage(subscriptionId, key, first)]);
@@ -183,7 +203,7 @@ export async function takeTurn(
     return { kind: 'none' };
   }
   if (await lines.take(subscriptionId, key, seq, attempt, lease.at, lease.leaseMs)) return { kind: 'go' };
-  const now = (await lines.line(subscriptionId, key)).head;
+  const now = await lines.head(subscriptionId, key);
   if (now?.seq !== seq || now.taken !== attempt) return { kind: 'none' };
   const left = now.takenAt + lease.leaseMs - lease.at.getTime();
   return { kind: 'later', delaySeconds: Math.max(1, Math.ceil(left / 1000)) };

@@ -554,7 +554,11 @@ export interface OrderedLines {
   unpark(partnerId: string, key: string, seq: number): Promise<void>;
   /** Puts a delivery into the subscription's line for the key (a no-op if it is there). */
   append(subscriptionId: string, key: string, entry: LineEntry): Promise<void>;
-  /** The line's head, if a delivery is being tried, and its first entry (the head's, or the next to go). */
+  /** The line's head, if a delivery is being tried. */
+  head(subscriptionId: string, key: string): Promise<LineHead | undefined>;
+  /** The line's first entry: the head's, or the next to go. */
+  first(subscriptionId: string, key: string): Promise<LineEntry | undefined>;
+  /** Both, the head read first (lineOf in ordering.ts): an idle line shows no entry already finished. */
   line(subscriptionId: string, key: string): Promise<{ head?: LineHead; first?: LineEntry }>;
   /**
    * Makes `entry` the line's head (no try taken yet) if the line has none and the entry is

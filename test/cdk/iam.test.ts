@@ -351,8 +351,8 @@ const ADAPTER_CALLS: Readonly<Record<string, AdapterCalls>> = {
   },
   'delivery-queue.ts': { actions: [] },
   'due-retries.ts': { actions: ['dynamodb:Query', 'dynamodb:BatchWriteItem'], queriesTable: true },
-  // The paging helpers the adapters share; it wires to nothing itself.
-  'dynamo.ts': { actions: ['dynamodb:Query', 'dynamodb:BatchGetItem'] },
+  // The paging and put-if-absent helpers the adapters share; it wires to nothing itself.
+  'dynamo.ts': { actions: ['dynamodb:Query', 'dynamodb:BatchGetItem', 'dynamodb:PutItem'] },
   // Appends (a transaction of the event's put and its ordering key's counter's update, for an
   // event with a key), gets, polls, holes; the recovery's scan.
   'events.ts': {

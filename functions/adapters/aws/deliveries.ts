@@ -44,6 +44,7 @@ import {
   expiresAt,
   type Item,
   isConditionFailure,
+  putIfAbsent,
   queryUpTo,
 } from './dynamo.ts';
 import { seqInId } from './events.ts';
@@ -294,21 +295,11 @@ export class DynamoDeliveryStore implements DeliveryStore {
       throw new Error(`attempt ${attempt.id} belongs to delivery ${attempt.deliveryId}, not ${delivery.id}`);
     }
     assertFanoutId(delivery);
-    try {
-      await this.#client.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: {
-            ...deliveryItem(delivery, this.#expiresAt()),
-            [FIRST_ATTEMPT]: firstAttemptOf(attempt, delivery),
-          },
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      );
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-      await this.recordAttempt(attempt, delivery);
-    }
+    const item = {
+      ...deliveryItem(delivery, this.#expiresAt()),
+      [FIRST_ATTEMPT]: firstAttemptOf(attempt, delivery),
+    };
+    if (!(await putIfAbsent(this.#client, this.tableName, item))) await this.recordAttempt(attempt, delivery);
   }
 
   /**
@@ -550,18 +541,8 @@ export class DynamoDeliveryStore implements DeliveryStore {
       const earlier = await this.get(untagged(delivery.id));
       if (earlier !== undefined) return earlier;
     }
-    try {
-      await this.#client.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: deliveryItem(delivery, this.#expiresAt()),
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      );
+    if (await putIfAbsent(this.#client, this.tableName, deliveryItem(delivery, this.#expiresAt())))
       return delivery;
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-    }
     const existing = await this.get(delivery.id);
     if (existing === undefined) throw new Error(`delivery ${delivery.id} exists but could not be read`);
     return existing;

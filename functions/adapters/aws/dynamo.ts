@@ -9,6 +9,7 @@ import { ConditionalCheckFailedException, TransactionCanceledException } from '@
 import {
   BatchGetCommand,
   type DynamoDBDocumentClient,
+  PutCommand,
   QueryCommand,
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
@@ -64,6 +65,26 @@ export function isConditionFailure(error: unknown): boolean {
     error instanceof ConditionalCheckFailedException ||
     (error instanceof Error && error.name === 'ConditionalCheckFailedException')
   );
+}
+
+/**
+ * Puts the item only if its key holds none (every table's partition key is `pk`, or the
+ * partners' only key): true if it was put, false if an item was there.
+ */
+export async function putIfAbsent(
+  client: DynamoDBDocumentClient,
+  tableName: string,
+  item: Item,
+): Promise<boolean> {
+  try {
+    await client.send(
+      new PutCommand({ TableName: tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' }),
+    );
+    return true;
+  } catch (error) {
+    if (isConditionFailure(error)) return false;
+    throw error;
+  }
 }
 
 export const CONDITION_FAILED = 'ConditionalCheckFailed';

@@ -70,6 +70,7 @@ import {
   hasConflict,
   type Item,
   isConditionFailure,
+  putIfAbsent,
 } from './dynamo.ts';
 
 /** A long poll's first read of the counter, and its longest pause between two reads. */
@@ -580,18 +581,7 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
       claimedAt: now,
       expiresAt: this.#expiresAt(),
     };
-    try {
-      await this.#client.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: item,
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      );
-      return undefined;
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-    }
+    if (await putIfAbsent(this.#client, this.tableName, item)) return undefined;
     const stored = await this.#client.send(
       new GetCommand({
         TableName: this.tableName,
@@ -764,20 +754,8 @@ export class DynamoEventLog implements EventLog, EventWindowReader {
    * Puts an event or a hole at `seq`, only into an empty place (what keeps an event and a
    * hole from ever sharing one); false when the place was taken.
    */
-  async #place(partnerId: string, seq: number, item: Item): Promise<boolean> {
-    try {
-      await this.#client.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: this.#placed(partnerId, seq, item),
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
+  #place(partnerId: string, seq: number, item: Item): Promise<boolean> {
+    return putIfAbsent(this.#client, this.tableName, this.#placed(partnerId, seq, item));
   }
 
   /** The whole item of an event or a hole at `seq`, written now. */

@@ -23,13 +23,13 @@ import {
   DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
-  PutCommand,
   QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import * as z from 'zod';
 import { type EventRef, FanoutMessage } from '../../core/model.ts';
+import { lineOf } from '../../core/ordering.ts';
 import type { Clock, LineEntry, LineHead, OrderedLines } from '../../core/ports.ts';
 import { systemClock } from '../clock.ts';
 import {
@@ -40,6 +40,7 @@ import {
   hasConflict,
   type Item,
   isConditionFailure,
+  putIfAbsent,
 } from './dynamo.ts';
 
 const SEQ_DIGITS = 15;
@@ -139,7 +140,7 @@ export class DynamoOrderedLines implements OrderedLines {
   }
 
   async park(ref: EventRef & { orderingKey: string; keySeq: number }): Promise<void> {
-    await this.#putIfAbsent({
+    await putIfAbsent(this.#client, this.tableName, {
       ...parkedKey(ref.partnerId, ref.orderingKey, ref.keySeq),
       ref: JSON.stringify(ref),
       expiresAt: this.#expiresAt(),
@@ -165,7 +166,10 @@ export class DynamoOrderedLines implements OrderedLines {
   }
 
   async append(subscriptionId: string, key: string, entry: LineEntry): Promise<void> {
-    await this.#putIfAbsent({ ...entryKey(subscriptionId, key, entry.seq), ...this.#entryAttributes(entry) });
+    await putIfAbsent(this.#client, this.tableName, {
+      ...entryKey(subscriptionId, key, entry.seq),
+      ...this.#entryAttributes(entry),
+    });
   }
 
   /**
@@ -173,10 +177,14 @@ export class DynamoOrderedLines implements OrderedLines {
    * entry is never one that had finished before the head was read: a finish deletes the entry
    * before the head, so an idle line is never shown with an entry that has had its turn.
    */
-  async line(subscriptionId: string, key: string): Promise<{ head?: LineHead; first?: LineEntry }> {
+  async head(subscriptionId: string, key: string): Promise<LineHead | undefined> {
     const head = await this.#client.send(
       new GetCommand({ TableName: this.tableName, Key: headKey(subscriptionId, key), ConsistentRead: true }),
     );
+    return head.Item === undefined ? undefined : toHead(head.Item);
+  }
+
+  async first(subscriptionId: string, key: string): Promise<LineEntry | undefined> {
     const entries = await this.#client.send(
       new QueryCommand({
         TableName: this.tableName,
@@ -188,10 +196,11 @@ export class DynamoOrderedLines implements OrderedLines {
       }),
     );
     const first = entries.Items?.[0];
-    return {
-      ...(head.Item === undefined ? {} : { head: toHead(head.Item) }),
-      ...(first === undefined ? {} : { first: toEntry(first) }),
-    };
+    return first === undefined ? undefined : toEntry(first);
+  }
+
+  async line(subscriptionId: string, key: string): Promise<{ head?: LineHead; first?: LineEntry }> {
+    return lineOf(this, subscriptionId, key);
   }
 
   /**
@@ -330,23 +339,6 @@ export class DynamoOrderedLines implements OrderedLines {
       partnerId: entry.partnerId,
       expiresAt: this.#expiresAt(),
     };
-  }
-
-  /** Puts the item if its key holds none: true if it was put, false if one was there. */
-  async #putIfAbsent(item: Item): Promise<boolean> {
-    try {
-      await this.#client.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: item,
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
-    }
   }
 
   /** The TTL of an item written now. */

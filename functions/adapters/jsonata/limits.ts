@@ -48,5 +48,8 @@ export const WorkerReply = z.union([
 ]);
 export type WorkerReply = z.infer<typeof WorkerReply>;
 
+/** An error's message, at most: an expression can make one as long as it likes (`$error`). */
+export const MAX_MESSAGE_CHARS = 1024;
+
 /** An expression's length, at most. */
 export const MAX_EXPRESSION_CHARS = 4096;

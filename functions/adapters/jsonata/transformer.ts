@@ -48,13 +48,6 @@ interface Started {
   failure: () => string;
 }
 
-/** What an answer's text may be at most: an error of a partner's making is cut there. */
-const MAX_MESSAGE_CHARS = 1024;
-
-function cut(text: string): string {
-  return text.length <= MAX_MESSAGE_CHARS ? text : `${text.slice(0, MAX_MESSAGE_CHARS)}…`;
-}
-
 export interface JsonataTransformerOptions {
   /** @default EVALUATION_LIMITS.hardTimeoutMs */
   hardTimeoutMs?: number;
@@ -77,7 +70,7 @@ export class JsonataTransformer implements Transformer {
     if ('allowed' in answer) return undefined;
     if ('issue' in answer)
       return {
-        message: cut(answer.issue),
+        message: answer.issue,
         ...(answer.position === undefined ? {} : { position: answer.position }),
       };
     // The thread failed, not the expression: say so as a fault to try again after.
@@ -89,7 +82,7 @@ export class JsonataTransformer implements Transformer {
   async apply(expression: string, input: unknown): Promise<TransformResult> {
     const answer = await this.#ask({ kind: 'evaluate', id: ++this.#nextId, expression, input });
     if ('body' in answer) return { body: answer.body };
-    if ('error' in answer) return { error: cut(answer.error) };
+    if ('error' in answer) return { error: answer.error };
     return { error: 'failed' in answer ? answer.failed : 'the expression gave no result' };
   }
 

@@ -10,7 +10,14 @@
  */
 import { parentPort } from 'node:worker_threads';
 import jsonata from 'jsonata';
-import { EVALUATION_LIMITS, MAX_EXPRESSION_CHARS, READY, type WorkerReply, WorkerRequest } from './limits.ts';
+import {
+  EVALUATION_LIMITS,
+  MAX_EXPRESSION_CHARS,
+  MAX_MESSAGE_CHARS,
+  READY,
+  type WorkerReply,
+  WorkerRequest,
+} from './limits.ts';
 
 const port = parentPort;
 if (port === null) throw new Error('worker.ts runs as a worker thread');
@@ -43,7 +50,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 /** An error's message, cut short: an expression can make one as long as it likes (`$error`). */
 function messageOf(error: unknown): string {
   const message = isRecord(error) && typeof error.message === 'string' ? error.message : String(error);
-  return message.length <= 1024 ? message : `${message.slice(0, 1024)}…`;
+  return message.length <= MAX_MESSAGE_CHARS ? message : `${message.slice(0, MAX_MESSAGE_CHARS)}…`;
 }
 
 /** The first part of a parsed expression that is refused, depth first. */

@@ -196,9 +196,13 @@ export class SqliteEventLog implements EventLog {
     const { keySeq: _unplaced, ...fields } = draft;
     const event: Event = { ...fields, id: newId('evt', Date.parse(draft.createdAt)) };
     return write(db, () => {
+      // With an ordering key, the event takes the key's next place as it is inserted, and the
+      // key's counter moves to it in the same transaction: a key's places have no gaps.
       const inserted = prepared(
         db,
-        `INSERT INTO events (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)
+        `INSERT INTO events (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?,
+             CASE WHEN ?7 IS NULL THEN NULL ELSE 1 + COALESCE(
+               (SELECT key_seq FROM ordering_keys WHERE partner_id = ?2 AND ordering_key = ?7), 0) END)
            ON CONFLICT (partner_id, idempotency_key) DO NOTHING
            RETURNING seq, ${COLUMNS}`,
       ).get(
@@ -219,28 +223,28 @@ export class SqliteEventLog implements EventLog {
         if (first === undefined) throw new Error(`event ${event.id} neither inserted nor found`);
         return { event: toEvent(first), created: false };
       }
-      const seq = readInteger(inserted, 'seq');
-      // The key's next place, taken in this transaction: a key's places have no gaps.
-      const keySeq =
-        event.orderingKey === undefined
-          ? null
-          : readInteger(
-              prepared(
-                db,
-                `INSERT INTO ordering_keys (partner_id, ordering_key, key_seq) VALUES (?, ?, 1)
-                   ON CONFLICT (partner_id, ordering_key) DO UPDATE SET key_seq = key_seq + 1
-                   RETURNING key_seq`,
-              ).get(event.partnerId, event.orderingKey) ?? {},
-              'key_seq',
-            );
-      if (keySeq !== null) prepared(db, 'UPDATE events SET key_seq = ? WHERE seq = ?').run(keySeq, seq);
+      const stored = toEvent(inserted);
+      if (stored.orderingKey !== undefined && stored.keySeq !== undefined) {
+        prepared(
+          db,
+          `INSERT INTO ordering_keys (partner_id, ordering_key, key_seq) VALUES (?, ?, ?)
+             ON CONFLICT (partner_id, ordering_key) DO UPDATE SET key_seq = excluded.key_seq`,
+        ).run(stored.partnerId, stored.orderingKey, stored.keySeq);
+      }
       prepared(
         db,
         `INSERT INTO outbox (seq, event_id, partner_id, type, created_at, ordering_key, key_seq)
            VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      ).run(seq, event.id, event.partnerId, event.type, event.createdAt, event.orderingKey ?? null, keySeq);
-      const stored = toEvent(inserted);
-      return { event: keySeq === null ? stored : { ...stored, keySeq }, created: true };
+      ).run(
+        readInteger(inserted, 'seq'),
+        stored.id,
+        stored.partnerId,
+        stored.type,
+        stored.createdAt,
+        stored.orderingKey ?? null,
+        stored.keySeq ?? null,
+      );
+      return { event: stored, created: true };
     });
   }
 

@@ -5,6 +5,7 @@
  * if the line has a head, so of two claims exactly one wins.
  */
 import { type EventRef, FanoutMessage } from '../../core/model.ts';
+import { lineOf } from '../../core/ordering.ts';
 import type { LineEntry, LineHead, OrderedLines } from '../../core/ports.ts';
 import { prepared, type Row, readInteger, readText, type SqliteDatabase, write } from './database.ts';
 
@@ -93,28 +94,27 @@ export class SqliteOrderedLines implements OrderedLines {
     });
   }
 
-  async line(subscriptionId: string, key: string): Promise<{ head?: LineHead; first?: LineEntry }> {
+  async head(subscriptionId: string, key: string): Promise<LineHead | undefined> {
     const head = prepared(
       this.#db,
       `SELECT ${ENTRY_COLUMNS}, taken, taken_at FROM line_heads WHERE subscription_id = ? AND ordering_key = ?`,
     ).get(subscriptionId, key);
+    return head === undefined
+      ? undefined
+      : { ...toEntry(head), taken: readInteger(head, 'taken'), takenAt: readInteger(head, 'taken_at') };
+  }
+
+  async first(subscriptionId: string, key: string): Promise<LineEntry | undefined> {
     const first = prepared(
       this.#db,
       `SELECT ${ENTRY_COLUMNS} FROM line_entries WHERE subscription_id = ? AND ordering_key = ?
          ORDER BY key_seq LIMIT 1`,
     ).get(subscriptionId, key);
-    return {
-      ...(head === undefined
-        ? {}
-        : {
-            head: {
-              ...toEntry(head),
-              taken: readInteger(head, 'taken'),
-              takenAt: readInteger(head, 'taken_at'),
-            },
-          }),
-      ...(first === undefined ? {} : { first: toEntry(first) }),
-    };
+    return first === undefined ? undefined : toEntry(first);
+  }
+
+  async line(subscriptionId: string, key: string): Promise<{ head?: LineHead; first?: LineEntry }> {
+    return lineOf(this, subscriptionId, key);
   }
 
   claim(subscriptionId: string, key: string, entry: LineEntry): Promise<boolean> {
