@@ -8,7 +8,7 @@
  * AWS WebSocket API (functions/core/connection-protocol.ts); this file is the `ws` transport.
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, Server } from 'node:http';
+import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import { bearerToken } from '../functions/authorizer/handler.ts';
@@ -250,16 +250,9 @@ export class ConnectionHub implements ConnectionPusher, KeyConnectionCloser {
   }
 }
 
-const REASONS: Readonly<Record<number, string>> = {
-  401: 'Unauthorized',
-  404: 'Not Found',
-  429: 'Too Many Requests',
-  500: 'Internal Server Error',
-};
-
 /** Answers an upgrade with an HTTP error instead, and closes the socket. */
 function refuse(socket: Duplex, status: number, detail: string): void {
-  const reason = REASONS[status] ?? 'Error';
+  const reason = STATUS_CODES[status] ?? 'Error';
   const body = JSON.stringify({ type: 'about:blank', title: reason, status, detail });
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\n` +

@@ -9,9 +9,11 @@
  *   Frames that are not the protocol's are ignored.
  * - `$disconnect`: the connection is forgotten.
  */
+import { STATUS_CODES } from 'node:http';
 import middy from '@middy/core';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import * as z from 'zod';
+import { problemResponse } from '../api/problem.ts';
 import { bearerToken } from '../authorizer/handler.ts';
 import type { Refused } from '../core/connection-protocol.ts';
 import { type ConnectionEventDeps, openConnection, receiveFrame } from '../core/connections.ts';
@@ -34,26 +36,16 @@ const OK: APIGatewayProxyStructuredResultV2 = { statusCode: 200 };
 
 /** The upgrade answered with an error instead, as problem+json. */
 function refusal(refused: Refused): APIGatewayProxyStructuredResultV2 {
-  return {
-    statusCode: refused.status,
-    headers: {
-      'content-type': 'application/problem+json',
-      ...(refused.status === 401 ? { 'www-authenticate': 'Bearer' } : {}),
-    },
-    body: JSON.stringify({
+  return problemResponse(
+    {
       type: 'about:blank',
-      title: TITLES[refused.status],
+      title: STATUS_CODES[refused.status] ?? 'Error',
       status: refused.status,
       detail: refused.detail,
-    }),
-  };
+    },
+    refused.status === 401 ? { 'www-authenticate': 'Bearer' } : {},
+  );
 }
-
-const TITLES: Readonly<Record<number, string>> = {
-  401: 'Unauthorized',
-  404: 'Not Found',
-  429: 'Too Many Requests',
-};
 
 /** The header, whatever its case (API Gateway passes them as the client sent them). */
 function header(headers: Record<string, string | undefined> | null | undefined, name: string) {

@@ -55,8 +55,6 @@ export const ClientFrame = z.discriminatedUnion('type', [
   z.looseObject({ type: z.literal('ping'), id: z.union([z.string().max(100), z.number()]).optional() }),
 ]);
 export type ClientFrame = z.infer<typeof ClientFrame>;
-/** An agent's answer to one try. */
-export type Answer = Extract<ClientFrame, { type: 'ack' | 'nack' }>;
 
 const encoder = new TextEncoder();
 const utf8Length = (text: string) => encoder.encode(text).length;

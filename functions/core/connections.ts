@@ -106,20 +106,8 @@ export async function receiveFrame(
   const parsed = text === undefined ? undefined : parseClientFrame(text);
   if (parsed === undefined) return;
   if (parsed.type !== 'ping') {
-    const { type, deliveryId, attempt } = parsed;
-    await deps.registry.answer(
-      connectionId,
-      type === 'ack'
-        ? { type, deliveryId, attempt, status: parsed.status }
-        : {
-            type,
-            deliveryId,
-            attempt,
-            ...(parsed.status === undefined ? {} : { status: parsed.status }),
-            ...(parsed.error === undefined ? {} : { error: parsed.error }),
-          },
-      deps.clock.now(),
-    );
+    // The registry keeps what an answer says, and no more.
+    await deps.registry.answer(connectionId, parsed, deps.clock.now());
     return;
   }
   const heard = await deps.registry.heard(connectionId, deps.clock.now());

@@ -5,7 +5,7 @@
  * with the part at fault named, never found wrong while events flow.
  */
 import * as z from 'zod';
-import { type EventPattern, matchesPattern } from './patterns.ts';
+import { type EventPattern, matchesPattern, parseGlob } from './patterns.ts';
 
 /** The longest filter, as JSON. */
 export const MAX_FILTER_BYTES = 4096;
@@ -59,11 +59,11 @@ export function filterIssues(filter: unknown): FilterIssue[] {
   const wildcard = (operand: unknown, path: (string | number)[]) => {
     text(operand, path, 'wildcard');
     if (typeof operand !== 'string') return;
-    for (let i = 0; i < operand.length; i++) {
-      if (operand.charAt(i) !== '\\') continue;
-      const next = operand.charAt(i + 1);
-      if (next !== '*' && next !== '\\') return issue(path, 'in a wildcard, \\ may only escape * or \\');
-      i++;
+    // The engine's own reading of a wildcard says what is wrong with one.
+    try {
+      parseGlob(operand);
+    } catch (error) {
+      issue(path, error instanceof Error ? error.message : String(error));
     }
   };
 
@@ -194,14 +194,6 @@ export function filterIssues(filter: unknown): FilterIssue[] {
     return [{ path: [], message: `at most ${MAX_FILTER_BYTES} bytes as JSON` }];
   pattern(filter, [], 1, true);
   if (values > MAX_FILTER_VALUES) issue([], `at most ${MAX_FILTER_VALUES} values in all`);
-  if (issues.length === 0) {
-    // The engine must take what the checks let through.
-    try {
-      matchesPattern(filter as EventPattern, { type: '', payload: {} });
-    } catch (error) {
-      issue([], error instanceof Error ? error.message : String(error));
-    }
-  }
   return issues;
 }
 

@@ -209,7 +209,8 @@ function globPieces(pattern: string): GlobPiece[] {
   return pieces;
 }
 
-function parseGlob(pattern: string): GlobPiece[] {
+/** A wildcard's pieces; throws when a `\\` escapes anything but `*` or `\\`. */
+export function parseGlob(pattern: string): GlobPiece[] {
   const pieces: GlobPiece[] = [];
   let literal = '';
   for (let i = 0; i < pattern.length; i++) {

@@ -59,7 +59,7 @@ import type {
   Release,
 } from '../../core/ports.ts';
 import { systemClock } from '../clock.ts';
-import { attributeNames, type Item, isConditionFailure, queryItems } from './dynamo.ts';
+import { attributeNames, expiresAt, type Item, isConditionFailure, queryItems } from './dynamo.ts';
 
 /** A connection's items outlive API Gateway's 2-hour limit on a connection by an hour. */
 const CONNECTION_TTL_SECONDS = 3 * 3600;
@@ -257,38 +257,34 @@ export class DynamoConnections implements ConnectionRegistry, KeyConnectionClose
   }
 
   async ready(connection: RegisteredConnection): Promise<void> {
-    await this.#client
-      .send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: partnerKey(connection.partnerId, connection.connectionId),
-          UpdateExpression: 'SET #ready = :true, releasing = :true',
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeNames: attributeNames('ready'),
-          ExpressionAttributeValues: { ':true': true },
-        }),
-      )
-      .catch((error: unknown) => {
-        // Closed in between: nothing to mark.
-        if (!isConditionFailure(error)) throw error;
-      });
+    await this.#mark(connection, 'SET #ready = :yes, releasing = :yes', { ':yes': true }, ['ready']);
   }
 
   async released(connection: RegisteredConnection): Promise<void> {
-    await this.#client
-      .send(
+    await this.#mark(connection, 'SET releasing = :no', { ':no': false });
+  }
+
+  /** Updates the connection's item, if it is still there (closed in between: nothing to mark). */
+  async #mark(
+    connection: RegisteredConnection,
+    update: string,
+    values: Record<string, unknown>,
+    names: string[] = [],
+  ): Promise<void> {
+    try {
+      await this.#client.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: partnerKey(connection.partnerId, connection.connectionId),
-          UpdateExpression: 'SET releasing = :false',
+          UpdateExpression: update,
           ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':false': false },
+          ...(names.length === 0 ? {} : { ExpressionAttributeNames: attributeNames(...names) }),
+          ExpressionAttributeValues: values,
         }),
-      )
-      .catch((error: unknown) => {
-        // Closed in between: nothing to mark.
-        if (!isConditionFailure(error)) throw error;
-      });
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
   }
 
   async close(connectionId: string): Promise<void> {
@@ -321,8 +317,7 @@ export class DynamoConnections implements ConnectionRegistry, KeyConnectionClose
   async closeKey(partnerId: string, keyId: string): Promise<void> {
     for (const connection of await this.#connectionsOf(partnerId)) {
       if (connection.keyId !== keyId) continue;
-      await this.sender.close(connection.connectionId);
-      await this.#forget(partnerId, connection.connectionId);
+      await this.drop(partnerId, connection.connectionId);
     }
   }
 
@@ -457,7 +452,7 @@ export class DynamoParkedTries {
           message: parked.message,
           groupId: parked.groupId,
           parkedAt: now.toISOString(),
-          expiresAt: epochSeconds(now, this.#retentionDays * 86_400),
+          expiresAt: expiresAt(this.#clock, this.#retentionDays),
         },
       }),
     );
@@ -617,13 +612,21 @@ export class ApiGatewayConnectionPusher implements ConnectionPusher {
     const now = this.#clock.now().getTime();
     for (const [key, entry] of this.#recent)
       if (now - entry.at >= this.#servingReuseMs) this.#recent.delete(key);
+    return (
+      this.#recent.get(`${partnerId}#${subscriptionId}`)?.serving ?? this.#read(partnerId, subscriptionId)
+    );
+  }
+
+  /** Reads the subscription's live connections now; the read serves for SERVING_REUSE_MS, unless it fails. */
+  #read(partnerId: string, subscriptionId: string): Promise<RegisteredConnection[]> {
     const key = `${partnerId}#${subscriptionId}`;
-    const recent = this.#recent.get(key);
-    if (recent !== undefined) return recent.serving;
     const serving = this.#connections.serving(partnerId, subscriptionId);
-    this.#recent.set(key, { at: now, serving });
-    // A failed read is not kept.
-    serving.catch(() => this.#recent.delete(key));
+    const entry = { at: this.#clock.now().getTime(), serving };
+    this.#recent.set(key, entry);
+    // A failed read is not kept (nor one a later read has replaced).
+    serving.catch(() => {
+      if (this.#recent.get(key) === entry) this.#recent.delete(key);
+    });
     return serving;
   }
 
@@ -657,12 +660,7 @@ export class ApiGatewayConnectionPusher implements ConnectionPusher {
     await this.#parked.park(parked);
     // Read now, never the recent read: a connection that became ready since has released the
     // tries parked before this one. What it finds serves the push that may follow.
-    const serving = this.#connections.serving(parked.partnerId, parked.subscriptionId);
-    this.#recent.set(`${parked.partnerId}#${parked.subscriptionId}`, {
-      at: this.#clock.now().getTime(),
-      serving,
-    });
-    if ((await serving).length === 0) return 'parked';
+    if ((await this.#read(parked.partnerId, parked.subscriptionId)).length === 0) return 'parked';
     return (await this.#parked.takeBack(parked)) ? 'open' : 'parked';
   }
 
