@@ -588,6 +588,38 @@ describe('tries waiting for a connection', () => {
     const taken = await Promise.all([t.parked.takeBack(parkedTry), t.parked.takeBack(parkedTry)]);
     expect(taken.filter(Boolean)).toHaveLength(1);
   });
+
+  it('keeps no failed read of the connections from a park: the next look reads again', async () => {
+    const sender = { post: async () => 'sent' as const, close: async () => {} };
+    const table = await local.table(CONNECTIONS_TABLE);
+    let failures = 1;
+    let reads = 0;
+    // The table throttled once, as the park looked.
+    class Throttled extends DynamoConnections {
+      override async serving(partnerId: string, subscriptionId: string) {
+        reads++;
+        if (failures-- > 0) throw new Error('throttled');
+        return super.serving(partnerId, subscriptionId);
+      }
+    }
+    const pusher = new ApiGatewayConnectionPusher(
+      new Throttled(client, { tableName: table, sender }),
+      new DynamoParkedTries(client, { tableName: await local.table(DELIVERIES_TABLE), retentionDays: 30 }),
+      { servingReuseMs: 60_000 },
+    );
+    const message = {
+      deliveryId: 'dlv_1',
+      eventId: 'evt_1',
+      subscriptionId: 'sub_1',
+      partnerId: 'ptr_1',
+      attempt: 1,
+    };
+    await expect(
+      pusher.park({ partnerId: 'ptr_1', subscriptionId: 'sub_1', message, groupId: 'sub_1' }),
+    ).rejects.toThrow('throttled');
+    expect(await pusher.isOpen('ptr_1', 'sub_1')).toBe(false);
+    expect(reads).toBe(2);
+  });
 });
 
 describe('the connections table', () => {
