@@ -2,7 +2,8 @@
  * The local runtime: the whole pipeline of the AWS stack in one process on one SQLite file.
  *
  *   HTTP server ─▶ API handler ─▶ events + outbox (one transaction)
- *   router: outbox ─▶ rule patterns ─▶ fan-out queue ─▶ fan-out handler ─▶ delivery queue
+ *   router: outbox ─▶ fan-out, in process ─▶ delivery queue (an event whose fan-out failed,
+ *           or that waits at its ordering key's gate, goes through the fan-out queue)
  *   delivery queue ─▶ dispatcher handler ─▶ signed POST; each retry a delayed message; DLQs
  *
  * Every hop is a table in the same file, so a restart (even after kill -9) loses nothing: the
@@ -39,6 +40,7 @@ import { createAuthorizerHandler } from '../functions/authorizer/handler.ts';
 import type { LocalConfig } from '../functions/config.ts';
 import { closingRevokedConnections } from '../functions/core/connection-protocol.ts';
 import { DELIVERY_MAX_RECEIVES } from '../functions/core/delivery.ts';
+import type { FanOutDeps } from '../functions/core/fanout.ts';
 import type { DeliveryMessage, EventRef } from '../functions/core/model.ts';
 import type {
   AddressResolver,
@@ -176,6 +178,12 @@ export function openLocalQueues(
   };
 }
 
+/**
+ * The latest events kept in memory for fan-out and the first tries: how much, in characters of
+ * payload, and how long after their append.
+ */
+const REMEMBERED_EVENTS = { chars: 8 * 1024 * 1024, forMs: 10_000 };
+
 /** Where the local runtime keeps its database. */
 export function databasePath(dataDir: string): string {
   return join(resolve(dataDir), DATABASE_FILE);
@@ -231,7 +239,8 @@ async function openStores(config: LocalConfig, dataDir: string, clock: Clock, lo
     closeDatabase(db);
     throw error;
   }
-  const subscriptions = new SqliteSubscriptionStore(db, cipher);
+  // This runtime makes every write to its subscriptions (it owns the data directory).
+  const subscriptions = new SqliteSubscriptionStore(db, cipher, { remember: true });
   // Secrets a store written before sealing holds in the clear are sealed now, once.
   if (atRest.clear > 0) {
     log(`sealed the signing secrets of ${await subscriptions.resealAll()} subscription(s)`);
@@ -249,7 +258,8 @@ async function openStores(config: LocalConfig, dataDir: string, clock: Clock, lo
   return {
     db,
     checkpointer,
-    eventLog: new SqliteEventLog(db),
+    // Fan-out and the dispatcher read each event soon after it is published.
+    eventLog: new SqliteEventLog(db, { remember: { ...REMEMBERED_EVENTS, clock } }),
     partners: new SqlitePartnerStore(db),
     consumers: new SqliteConsumerStore(db),
     subscriptions,
@@ -360,6 +370,15 @@ function startWorkers(
       fanoutPoller.wakeup.wake();
     },
   };
+  const fanOutDeps: FanOutDeps = {
+    subscriptions,
+    events: eventLog,
+    deliveries,
+    deliveryQueue,
+    clock,
+    lines,
+    fanoutQueue: fanoutAgain,
+  };
   const fanoutPoller = new QueuePoller({
     name: 'fanout',
     queue: fanout,
@@ -367,24 +386,25 @@ function startWorkers(
     maxInFlight: 20,
     idleMs,
     log,
-    handler: createFanoutHandler(
-      { subscriptions, events: eventLog, deliveries, deliveryQueue, clock, lines, fanoutQueue: fanoutAgain },
-      log,
-    ),
+    handler: createFanoutHandler(fanOutDeps, log),
   });
 
-  const router = new OutboxRouter(stores.db, stores.outbox, fanout);
+  // Events are fanned out straight from the outbox; the fan-out queue holds the ones that
+  // failed there, events parked at their key's gate, and redrives.
+  const router = new OutboxRouter(stores.db, stores.outbox, fanout, fanOutDeps, {
+    retryDelaySeconds: FANOUT_VISIBILITY_SECONDS,
+    log,
+  });
   let running = true;
   const routerLoop = (async () => {
     while (running) {
       let routed = 0;
       try {
-        routed = router.routeBatch();
+        routed = await router.routeBatch();
       } catch (error) {
         log('router: batch failed', error);
       }
-      if (routed > 0) fanoutPoller.wakeup.wake();
-      else await routerWakeup.sleep(idleMs);
+      if (routed === 0) await routerWakeup.sleep(idleMs);
     }
   })();
 

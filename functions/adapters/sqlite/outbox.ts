@@ -1,7 +1,7 @@
 /**
  * The local stream: the outbox rows SqliteEventLog.append writes in the event's transaction.
- * The router reads them oldest first and removes them in the same transaction() as the queue
- * send, so an event is enqueued exactly once however the process stops.
+ * The router reads them oldest first and removes each once its event is fanned out (or in the
+ * fan-out queue), so an event is fanned out at least once however the process stops.
  */
 import type { EventRef } from '../../core/model.ts';
 import {
@@ -26,14 +26,17 @@ export class SqliteOutbox {
     this.#db = db;
   }
 
-  /** Up to `limit` entries, oldest first. Synchronous so it can run inside transaction(). */
-  peek(limit: number): OutboxEntry[] {
+  /**
+   * Up to `limit` entries, oldest first, after the entry `after` when given. Synchronous so it
+   * can run inside transaction().
+   */
+  peek(limit: number, after = 0): OutboxEntry[] {
     return prepared(
       this.#db,
       `SELECT seq, event_id, partner_id, type, created_at, ordering_key, key_seq FROM outbox
-         ORDER BY seq LIMIT ?`,
+         WHERE seq > ? ORDER BY seq LIMIT ?`,
     )
-      .all(limit)
+      .all(after, limit)
       .map((row) => {
         const orderingKey = readOptionalText(row, 'ordering_key');
         const keySeq = readOptionalInteger(row, 'key_seq');

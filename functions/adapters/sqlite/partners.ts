@@ -1,6 +1,10 @@
 import type { ApiKeyRecord, Partner } from '../../core/model.ts';
 import type { ApiKeyChange, PartnerStore } from '../../core/ports.ts';
+import { setBounded } from '../bounded-map.ts';
 import { prepared, type Row, readOptionalText, readText, type SqliteDatabase, write } from './database.ts';
+
+/** Partners a store keeps in memory at most, once read. */
+const REMEMBERED_PARTNERS = 10_000;
 
 function toPartner(row: Row): Partner {
   return { id: readText(row, 'id'), name: readText(row, 'name'), createdAt: readText(row, 'created_at') };
@@ -23,6 +27,11 @@ function toApiKey(row: Row): ApiKeyRecord {
 
 export class SqlitePartnerStore implements PartnerStore {
   readonly #db: SqliteDatabase;
+  /**
+   * Partners read before: a partner is never changed or removed once created, and every
+   * event published names one, so it is read from the database once.
+   */
+  readonly #known = new Map<string, Partner>();
 
   constructor(db: SqliteDatabase) {
     this.#db = db;
@@ -42,8 +51,13 @@ export class SqlitePartnerStore implements PartnerStore {
   }
 
   async get(partnerId: string): Promise<Partner | undefined> {
+    const known = this.#known.get(partnerId);
+    if (known !== undefined) return { ...known };
     const row = prepared(this.#db, 'SELECT id, name, created_at FROM partners WHERE id = ?').get(partnerId);
-    return row === undefined ? undefined : toPartner(row);
+    if (row === undefined) return undefined;
+    const partner = toPartner(row);
+    setBounded(this.#known, partnerId, partner, REMEMBERED_PARTNERS);
+    return { ...partner };
   }
 
   async findApiKey(apiKeyHash: string): Promise<ApiKeyRecord | undefined> {

@@ -11,6 +11,8 @@ import type {
   SubscriptionHealth,
   SubscriptionStore,
 } from '../../core/ports.ts';
+import { setBounded } from '../bounded-map.ts';
+import { deepFrozen } from '../deep-frozen.ts';
 import { pageOfLookahead } from '../paging.ts';
 import { isSealed, parseSealed } from '../secrets/sealed.ts';
 import {
@@ -84,6 +86,21 @@ function toRecord(row: Row): SubscriptionRecord {
   });
 }
 
+/** Subscriptions, and partners' lists of active ones, a remembering store keeps at most. */
+const REMEMBERED = 10_000;
+
+export interface SubscriptionStoreOptions {
+  /**
+   * Remember what `get` and `listActive` read, until this store next writes a subscription:
+   * fan-out and the dispatcher read them for every event and every try, and a row read
+   * again is parsed and its secrets opened again. Only for a store that makes every write to
+   * its database's subscriptions (the local runtime's, which owns its data directory): a
+   * write by anything else would not be seen.
+   * @default false
+   */
+  remember?: boolean;
+}
+
 /**
  * Subscriptions in the `subscriptions` table, their signing secrets sealed by the cipher (the
  * database alone never holds a secret in the clear).
@@ -91,14 +108,56 @@ function toRecord(row: Row): SubscriptionRecord {
 export class SqliteSubscriptionStore implements SubscriptionStore {
   readonly #db: SqliteDatabase;
   readonly #cipher: SecretCipher;
+  readonly #remember: boolean;
+  /** Bumped as a write starts and as it ends: a read that spans one is not remembered. */
+  #version = 0;
+  readonly #byId = new Map<string, Subscription>();
+  readonly #activeByPartner = new Map<string, Subscription[]>();
 
-  constructor(db: SqliteDatabase, cipher: SecretCipher) {
+  constructor(db: SqliteDatabase, cipher: SecretCipher, options: SubscriptionStoreOptions = {}) {
     this.#db = db;
     this.#cipher = cipher;
+    this.#remember = options.remember ?? false;
+  }
+
+  /** Runs a write of subscriptions, forgetting what was remembered as it starts and as it ends. */
+  async #writing<T>(change: () => Promise<T>): Promise<T> {
+    this.#forget();
+    try {
+      return await change();
+    } finally {
+      this.#forget();
+    }
+  }
+
+  #forget(): void {
+    this.#version++;
+    this.#byId.clear();
+    this.#activeByPartner.clear();
+  }
+
+  /** Reads with `read`, remembering its result under `key` unless a write came in between. */
+  async #remembered<T>(
+    cache: Map<string, T>,
+    key: string,
+    read: () => Promise<T | undefined>,
+  ): Promise<T | undefined> {
+    if (!this.#remember) return read();
+    const known = cache.get(key);
+    if (known !== undefined) return known;
+    const version = this.#version;
+    const value = await read();
+    if (value !== undefined && version === this.#version)
+      setBounded(cache, key, deepFrozen(value), REMEMBERED);
+    return value;
   }
 
   /** Counts and inserts in one write: the write lock makes the count exact across processes. */
-  async create(s: Subscription, options: { maxPerPartner: number }): Promise<void> {
+  create(s: Subscription, options: { maxPerPartner: number }): Promise<void> {
+    return this.#writing(() => this.#create(s, options));
+  }
+
+  async #create(s: Subscription, options: { maxPerPartner: number }): Promise<void> {
     const values = await this.#values(s);
     const db = this.#db;
     await write(db, () => {
@@ -115,7 +174,11 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
     });
   }
 
-  async put(s: Subscription, options: { expectedUpdatedAt?: string } = {}): Promise<void> {
+  put(s: Subscription, options: { expectedUpdatedAt?: string } = {}): Promise<void> {
+    return this.#writing(() => this.#put(s, options));
+  }
+
+  async #put(s: Subscription, options: { expectedUpdatedAt?: string }): Promise<void> {
     const values = await this.#values(s);
     const db = this.#db;
     const expectedUpdatedAt = options.expectedUpdatedAt;
@@ -150,9 +213,11 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
     );
   }
 
-  async get(subscriptionId: string): Promise<Subscription | undefined> {
-    const row = prepared(this.#db, `SELECT ${COLUMNS} FROM subscriptions WHERE id = ?`).get(subscriptionId);
-    return row === undefined ? undefined : toSubscription(row, this.#cipher);
+  get(subscriptionId: string): Promise<Subscription | undefined> {
+    return this.#remembered(this.#byId, subscriptionId, async () => {
+      const row = prepared(this.#db, `SELECT ${COLUMNS} FROM subscriptions WHERE id = ?`).get(subscriptionId);
+      return row === undefined ? undefined : toSubscription(row, this.#cipher);
+    });
   }
 
   /**
@@ -193,19 +258,24 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
   }
 
   async listActive(partnerId: string): Promise<Subscription[]> {
-    const rows = prepared(
-      this.#db,
-      `SELECT ${COLUMNS} FROM subscriptions WHERE partner_id = ? AND status = 'active' ORDER BY id`,
-    ).all(partnerId);
-    return Promise.all(rows.map((row) => toSubscription(row, this.#cipher, true)));
+    const active = await this.#remembered(this.#activeByPartner, partnerId, () => {
+      const rows = prepared(
+        this.#db,
+        `SELECT ${COLUMNS} FROM subscriptions WHERE partner_id = ? AND status = 'active' ORDER BY id`,
+      ).all(partnerId);
+      return Promise.all(rows.map((row) => toSubscription(row, this.#cipher, true)));
+    });
+    return active ?? [];
   }
 
-  async delete(subscriptionId: string): Promise<boolean> {
+  delete(subscriptionId: string): Promise<boolean> {
     const db = this.#db;
-    const result = await write(db, () =>
-      prepared(db, 'DELETE FROM subscriptions WHERE id = ?').run(subscriptionId),
-    );
-    return Number(result.changes) > 0;
+    return this.#writing(async () => {
+      const result = await write(db, () =>
+        prepared(db, 'DELETE FROM subscriptions WHERE id = ?').run(subscriptionId),
+      );
+      return Number(result.changes) > 0;
+    });
   }
 
   /** Read and written in one write, so concurrent callers are counted one after another. */
@@ -239,7 +309,11 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
     });
   }
 
-  async updateHealth(subscriptionId: string, change: HealthChange): Promise<HealthUpdate | undefined> {
+  updateHealth(subscriptionId: string, change: HealthChange): Promise<HealthUpdate | undefined> {
+    return this.#writing(() => this.#updateHealth(subscriptionId, change));
+  }
+
+  async #updateHealth(subscriptionId: string, change: HealthChange): Promise<HealthUpdate | undefined> {
     const [sql, params] = healthUpdate(change);
     const { row, changed } = await write(this.#db, () => {
       const result = prepared(this.#db, `UPDATE subscriptions SET ${sql}`).run(...params, subscriptionId);
@@ -256,7 +330,11 @@ export class SqliteSubscriptionStore implements SubscriptionStore {
    * is, already sealed by the write that changed it.
    * @returns how many subscriptions were sealed again
    */
-  async resealAll(): Promise<number> {
+  resealAll(): Promise<number> {
+    return this.#writing(() => this.#resealAll());
+  }
+
+  async #resealAll(): Promise<number> {
     const rows = prepared(this.#db, `SELECT ${COLUMNS} FROM subscriptions ORDER BY id`).all();
     const sealed = await Promise.all(
       rows.map(async (row) => {
