@@ -1,5 +1,6 @@
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { SqliteQueue } from '../functions/adapters/sqlite/queues.ts';
+import type { OutgoingMessage } from '../functions/core/ports.ts';
 import { lambdaContext } from './lambda-context.ts';
 import { Wakeup } from './wakeup.ts';
 
@@ -50,6 +51,9 @@ export class QueuePoller<T> {
   readonly #options: PollerOptions<T>;
   readonly #invocations = new Set<Promise<void>>();
   readonly #inFlightByGroup = new Map<string, number>();
+  /** Records admitted by a receive or a send whose write has not committed yet (see #admission). */
+  readonly #pendingByGroup = new Map<string, number>();
+  #pending = 0;
   /** Each group's current cap; a group not here starts with GROUP_START_SLOTS. */
   readonly #capByGroup = new Map<string, number>();
   /** Groups at their cap, not admitted again until half their slots are free. */
@@ -92,11 +96,12 @@ export class QueuePoller<T> {
         try {
           records = await queue.receiveBatch(Math.min(room, RECEIVE_MAX), admission.admit, [...this.#full]);
         } catch (error) {
+          admission.settle(false);
           this.#options.log(`${this.#options.name}: receive failed`, error);
           await this.wakeup.sleep(idleMs);
           continue;
         }
-        admission.commit();
+        admission.settle(true);
       }
       if (records.length === 0) {
         // Full, nothing receivable, or only messages of groups at their cap: sleep until an
@@ -106,14 +111,46 @@ export class QueuePoller<T> {
         await this.wakeup.sleep(untilVisible > 0 ? Math.min(idleMs, untilVisible) : idleMs);
         continue;
       }
-      this.#inFlight += records.length;
-      for (let i = 0; i < records.length; i += batchSize) {
-        const invocation = this.#invoke(records.slice(i, i + batchSize)).finally(() => {
-          this.#invocations.delete(invocation);
-        });
-        this.#invocations.add(invocation);
-      }
+      this.#dispatch(records);
     }
+  }
+
+  /** Invokes the handler with the records, admitted and counted in flight already, in batches. */
+  #dispatch(records: SQSRecord[]): void {
+    const { batchSize } = this.#options;
+    for (let i = 0; i < records.length; i += batchSize) {
+      const invocation = this.#invoke(records.slice(i, i + batchSize)).finally(() => {
+        this.#invocations.delete(invocation);
+      });
+      this.#invocations.add(invocation);
+    }
+  }
+
+  /**
+   * Sends messages to the queue and takes at once, in the same write, those this poller has
+   * room for, as a receive right after the send would (SqliteQueue.sendReceiving): a message
+   * sent for work to start now then costs no receive. Those it has no room for, or that are
+   * delayed, or that would pass an older visible message of their group, stay in the queue
+   * for the receive loop, which is woken for them.
+   */
+  async send(messages: OutgoingMessage<T>[]): Promise<void> {
+    const { queue } = this.#options;
+    if (!this.#running) {
+      await queue.send(messages);
+      this.announce(messages.map((m) => m.groupId));
+      return;
+    }
+    const admission = this.#admission();
+    let records: SQSRecord[];
+    try {
+      records = await queue.sendReceiving(messages, admission.admit);
+    } catch (error) {
+      admission.settle(false);
+      throw error;
+    }
+    admission.settle(true);
+    this.#dispatch(records);
+    if (records.length < messages.length) this.announce(messages.map((m) => m.groupId));
   }
 
   /**
@@ -130,25 +167,38 @@ export class QueuePoller<T> {
   }
 
   /**
-   * The admission of one receive: `admit` is asked about each candidate's group and passes
-   * over groups at their cap, counting what it admits; `commit` adds those counts once the
-   * receive has committed (a receive that failed took nothing). A group that reached its cap
-   * stays full until half its slots are free again, so a busy group costs a receive per few
-   * finished records rather than one per record.
+   * The admission of one receive or send: `admit` is asked about each candidate's group and
+   * passes over groups at their cap (and everything once the poller is full), counting what it
+   * admits as pending, where the other admissions of the same turn see it; `settle` makes those
+   * in flight once the write has committed, or drops them if it failed (it took nothing). A
+   * group that reached its cap stays full until half its slots are free again, so a busy group
+   * costs a receive per few finished records rather than one per record.
    */
-  #admission(): { admit: (groupId: string | undefined) => boolean; commit: () => void } {
+  #admission(): { admit: (groupId: string | undefined) => boolean; settle: (committed: boolean) => void } {
     const capped = this.#options.maxInFlightPerGroup !== undefined;
     const taken = new Map<string, number>();
+    let total = 0;
     return {
       admit: (groupId) => {
-        if (!capped || groupId === undefined) return true;
-        const count = (this.#inFlightByGroup.get(groupId) ?? 0) + (taken.get(groupId) ?? 0);
-        if (this.#full.has(groupId) || count >= this.#capOf(groupId)) return false;
-        taken.set(groupId, (taken.get(groupId) ?? 0) + 1);
+        if (this.#inFlight + this.#pending >= this.#options.maxInFlight) return false;
+        if (capped && groupId !== undefined) {
+          const count = (this.#inFlightByGroup.get(groupId) ?? 0) + (this.#pendingByGroup.get(groupId) ?? 0);
+          if (this.#full.has(groupId) || count >= this.#capOf(groupId)) return false;
+          taken.set(groupId, (taken.get(groupId) ?? 0) + 1);
+          this.#pendingByGroup.set(groupId, (this.#pendingByGroup.get(groupId) ?? 0) + 1);
+        }
+        total++;
+        this.#pending++;
         return true;
       },
-      commit: () => {
+      settle: (committed) => {
+        this.#pending -= total;
+        if (committed) this.#inFlight += total;
         for (const [groupId, n] of taken) {
+          const pending = (this.#pendingByGroup.get(groupId) ?? 0) - n;
+          if (pending > 0) this.#pendingByGroup.set(groupId, pending);
+          else this.#pendingByGroup.delete(groupId);
+          if (!committed) continue;
           const count = (this.#inFlightByGroup.get(groupId) ?? 0) + n;
           this.#inFlightByGroup.set(groupId, count);
           if (count >= this.#capOf(groupId)) this.#full.add(groupId);

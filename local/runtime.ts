@@ -323,10 +323,8 @@ function startWorkers(
   // One queue, no lanes: the poller's share per subscription keeps failing endpoints apart.
   const deliveryQueue: DeliveryQueue = {
     hasSlowLane: false,
-    send: async (messages) => {
-      await delivery.send(messages);
-      deliveryPoller.announce(messages.map((m) => m.groupId));
-    },
+    // Taken by the dispatcher's poller in the same write when it has room (QueuePoller.send).
+    send: (messages) => deliveryPoller.send(messages),
     deadLetter: (message) => deliveryDlq.send([{ body: message }]),
   };
   const deliveryPoller: QueuePoller<DeliveryMessage> = new QueuePoller({

@@ -163,6 +163,84 @@ describe('SqliteQueue', () => {
     });
   });
 
+  describe('sendReceiving', () => {
+    it('sends every message and receives at once those taken, as a receive would return them', async () => {
+      const records = await queue.sendReceiving(
+        [
+          { body: { n: 1 }, groupId: 'a' },
+          { body: { n: 2 }, groupId: 'b' },
+        ],
+        (group) => group === 'a',
+      );
+      expect(bodies(records)).toEqual([{ n: 1 }]);
+      const [taken] = records;
+      expect(taken?.attributes).toMatchObject({ ApproximateReceiveCount: '1', MessageGroupId: 'a' });
+      expect(taken?.md5OfBody).toBe(
+        createHash('md5')
+          .update(taken?.body ?? '')
+          .digest('hex'),
+      );
+      // The other waits for a receive; the taken one is in flight, hidden for the timeout.
+      expect(queue.stats()).toEqual({ visible: 1, inFlight: 1, delayed: 0 });
+      const [other] = queue.receive(10);
+      expect(bodies(other === undefined ? [] : [other])).toEqual([{ n: 2 }]);
+      queue.delete(other?.receiptHandle ?? '');
+      clock.advance(30);
+      const again = queue.receive(10);
+      expect(bodies(again)).toEqual([{ n: 1 }]);
+      expect(again[0]?.attributes.ApproximateReceiveCount).toBe('2');
+      // Its first receipt handle is no longer current; the new one deletes it.
+      expect(queue.delete(taken?.receiptHandle ?? '')).toBe(false);
+      expect(queue.delete(again[0]?.receiptHandle ?? '')).toBe(true);
+    });
+
+    it('takes no delayed message, and none that would pass an older visible one of its group', async () => {
+      queue.sendNow([{ body: { n: 1 }, groupId: 'a' }]);
+      const offered: (string | undefined)[] = [];
+      const records = await queue.sendReceiving(
+        [
+          { body: { n: 2 }, groupId: 'a' },
+          { body: { n: 3 }, groupId: 'b', delaySeconds: 5 },
+          { body: { n: 4 }, groupId: 'c' },
+          { body: { n: 5 }, groupId: 'c' },
+        ],
+        (group) => {
+          offered.push(group);
+          return true;
+        },
+      );
+      expect(offered).toEqual(['c', 'c']);
+      expect(bodies(records)).toEqual([{ n: 4 }, { n: 5 }]);
+      expect(bodies(queue.receive(10))).toEqual([{ n: 1 }, { n: 2 }]);
+      clock.advance(5);
+      expect(bodies(queue.receive(10))).toEqual([{ n: 3 }]);
+    });
+
+    it('once one of a group is left visible, leaves the rest of that group after it', async () => {
+      let first = true;
+      const records = await queue.sendReceiving(
+        [
+          { body: { n: 1 }, groupId: 'a' },
+          { body: { n: 2 }, groupId: 'a' },
+        ],
+        () => {
+          const take = !first;
+          first = false;
+          return take;
+        },
+      );
+      expect(records).toEqual([]);
+      expect(bodies(queue.receive(10))).toEqual([{ n: 1 }, { n: 2 }]);
+    });
+
+    it('sends nothing, and takes nothing, when a delay is out of range', async () => {
+      await expect(
+        queue.sendReceiving([{ body: { n: 1 } }, { body: { n: 2 }, delaySeconds: 901 }], () => true),
+      ).rejects.toThrow(RangeError);
+      expect(queue.stats()).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+    });
+  });
+
   describe('receive order and admission', () => {
     it('returns the messages visible longest first, so a retry due earlier goes before newer ones', () => {
       queue.sendNow(jobs(1));

@@ -153,6 +153,62 @@ export class SqliteQueue<T> implements QueueSender<T> {
   }
 
   /**
+   * Sends every message, atomically, and receives at once those a consumer takes (`take`, asked
+   * about each message's group in send order): what a receive right after the send would
+   * return, without its reads. Only a message with no delay is offered, and only when no
+   * visible message of its group waits before it, so that a group's messages are still
+   * received oldest first. Returns the records of the messages taken, committed with the other
+   * writes of this turn.
+   */
+  sendReceiving(
+    messages: OutgoingMessage<T>[],
+    take: (groupId: string | undefined) => boolean,
+  ): Promise<SQSRecord[]> {
+    const db = this.#db;
+    return write(db, () => {
+      for (const m of messages) checkSeconds('delaySeconds', m.delaySeconds ?? 0, this.maxDelaySeconds);
+      const now = this.#now();
+      const waiting = prepared(
+        db,
+        `SELECT 1 FROM queue_messages INDEXED BY queue_messages_by_group
+          WHERE queue = ? AND group_id IS ? AND visible_at <= ? LIMIT 1`,
+      );
+      const insert = prepared(
+        db,
+        `INSERT INTO queue_messages
+           (queue, message_id, body, sent_at, visible_at, group_id, receive_count, receipt_handle, first_received_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      const records: SQSRecord[] = [];
+      for (const m of messages) {
+        const groupId = m.groupId ?? null;
+        const body = JSON.stringify(m.body);
+        const messageId = randomUUID();
+        const delay = m.delaySeconds ?? 0;
+        const taken =
+          delay === 0 && waiting.get(this.name, groupId, now) === undefined && take(groupId ?? undefined);
+        if (!taken) {
+          insert.run(this.name, messageId, body, now, now + delay * 1000, groupId, 0, null, null);
+          continue;
+        }
+        const receiptHandle = randomUUID();
+        const hiddenUntil = now + this.visibilityTimeoutSeconds * 1000;
+        insert.run(this.name, messageId, body, now, hiddenUntil, groupId, 1, receiptHandle, now);
+        const row: Row = {
+          message_id: messageId,
+          body,
+          sent_at: now,
+          first_received_at: now,
+          dead_letter_source: null,
+          group_id: groupId,
+        };
+        records.push(this.#toRecord(row, 1, receiptHandle, now));
+      }
+      return records;
+    });
+  }
+
+  /**
    * Up to `max` visible messages. Each one returned gets its receive count incremented, is
    * hidden for the visibility timeout and carries a new receipt handle (the previous one stops
    * working). As on SQS, a message that has already been received maxReceiveCount times goes

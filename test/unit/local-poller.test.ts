@@ -1,0 +1,110 @@
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openDatabase, type SqliteDatabase } from '../../functions/adapters/sqlite/database.ts';
+import { SqliteQueue } from '../../functions/adapters/sqlite/queues.ts';
+import { QueuePoller } from '../../local/poller.ts';
+
+interface Job {
+  n: number;
+}
+
+/** A queue that counts its receives. */
+class CountingQueue extends SqliteQueue<Job> {
+  receives = 0;
+
+  override receiveBatch(...args: Parameters<SqliteQueue<Job>['receiveBatch']>) {
+    this.receives++;
+    return super.receiveBatch(...args);
+  }
+}
+
+/** A handler whose invocations end when the test says so. */
+function heldHandler() {
+  const started: number[] = [];
+  const waiting: (() => void)[] = [];
+  const handler = (event: SQSEvent): Promise<SQSBatchResponse> => {
+    for (const record of event.Records) started.push((JSON.parse(record.body) as Job).n);
+    return new Promise((resolve) => waiting.push(() => resolve({ batchItemFailures: [] })));
+  };
+  const releaseAll = () => {
+    for (const release of waiting.splice(0)) release();
+  };
+  return { started, handler, releaseAll };
+}
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
+
+describe('QueuePoller.send', () => {
+  let db: SqliteDatabase;
+  let poller: QueuePoller<Job> | undefined;
+  let release: (() => void) | undefined;
+
+  afterEach(async () => {
+    release?.();
+    await poller?.stop();
+    db.close();
+  });
+
+  function setUp(maxInFlightPerGroup = 8) {
+    db = openDatabase(':memory:');
+    const queue = new CountingQueue(db, { name: 'work', visibilityTimeoutSeconds: 30 });
+    const held = heldHandler();
+    release = held.releaseAll;
+    poller = new QueuePoller<Job>({
+      name: 'work',
+      queue,
+      handler: held.handler,
+      batchSize: 1,
+      maxInFlight: 100,
+      maxInFlightPerGroup,
+      idleMs: 50,
+      log: () => {},
+    });
+    return { queue, poller, held };
+  }
+
+  it('takes what it has room for in the same write, with no receive, and leaves the rest to its loop', async () => {
+    const { queue, poller, held } = setUp();
+    poller.start();
+    await settle();
+    const receivesBefore = queue.receives;
+
+    // A new group starts with 4 slots.
+    await poller.send([1, 2, 3, 4, 5, 6].map((n) => ({ body: { n }, groupId: 'a' })));
+    expect(held.started).toEqual([1, 2, 3, 4]);
+    expect(queue.stats()).toEqual({ visible: 2, inFlight: 4, delayed: 0 });
+    expect(queue.receives).toBe(receivesBefore);
+
+    // Slots free: the loop receives the two left, in order.
+    held.releaseAll();
+    await settle();
+    expect(held.started).toEqual([1, 2, 3, 4, 5, 6]);
+    held.releaseAll();
+    await settle();
+    expect(queue.stats()).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+  });
+
+  it('never takes more of a group than its cap, a receive and a send of the same turn together', async () => {
+    const { queue, poller, held } = setUp();
+    queue.sendNow([1, 2, 3].map((n) => ({ body: { n }, groupId: 'a' })));
+    poller.start();
+    // The loop's receive and this send are admitted in the same turn.
+    await poller.send([4, 5, 6].map((n) => ({ body: { n }, groupId: 'a' })));
+    await settle();
+    expect(held.started).toHaveLength(4);
+    expect(queue.stats()).toMatchObject({ visible: 2, inFlight: 4 });
+  });
+
+  it('before it starts, and for a delayed message, only sends', async () => {
+    const { queue, poller, held } = setUp();
+    await poller.send([{ body: { n: 1 }, groupId: 'a' }]);
+    expect(held.started).toEqual([]);
+    expect(queue.stats()).toEqual({ visible: 1, inFlight: 0, delayed: 0 });
+    poller.start();
+    await settle();
+    expect(held.started).toEqual([1]);
+    await poller.send([{ body: { n: 2 }, groupId: 'b', delaySeconds: 60 }]);
+    expect(held.started).toEqual([1]);
+    expect(queue.stats()).toMatchObject({ delayed: 1 });
+  });
+});
