@@ -13,6 +13,12 @@ const MAX_REMEMBERED_GROUPS = 10_000;
 
 /** Records asked of the queue in one receive. */
 const RECEIVE_MAX = 100;
+/**
+ * Longest a busy poller goes between receives that look at every group: in between it
+ * receives only for the groups whose records ended (see #receiveLoop), and a message that
+ * became visible by itself (a delay, a visibility timeout run out) waits for the next look.
+ */
+const FULL_RECEIVE_EVERY_MS = 100;
 
 export interface PollerOptions<T> {
   name: string;
@@ -60,6 +66,12 @@ export class QueuePoller<T> {
   readonly #full = new Set<string>();
   /** Records the handler reported as failed tries (see reportFailure), until they are released. */
   readonly #reportedFailures = new Set<string>();
+  /** Groups with room again since the last receive: their records ended (see #release). */
+  readonly #roomIn = new Set<string>();
+  /** Whether the next receive looks at every group (new messages, a wake, an ungrouped record's end). */
+  #receiveAll = true;
+  /** When the next receive looks at every group, whatever happens. */
+  #receiveAllAt = 0;
   #inFlight = 0;
   #running = false;
   #loop: Promise<void> = Promise.resolve();
@@ -82,37 +94,73 @@ export class QueuePoller<T> {
     await Promise.all(this.#invocations);
   }
 
+  /**
+   * Receives while there is room. A receive looks at every group when there may be messages
+   * the poller has not seen (new ones announced, a wake, a delay or visibility timeout run
+   * out: at least every FULL_RECEIVE_EVERY_MS); in between, woken because records ended, it
+   * receives only for their groups, the ones that have room again, which spares the look at
+   * every group. Every other group is either at its cap or had nothing visible at the last
+   * full receive.
+   */
   async #receiveLoop(): Promise<void> {
     const { queue, idleMs = 1_000, batchSize, maxInFlight } = this.#options;
     // Busy, receive only once a batch's worth of slots is free: a receive per finished record
     // would spend more time in the queue's transactions than on the deliveries.
     const lowWater = Math.min(Math.max(batchSize, 8), maxInFlight);
     while (this.#running) {
-      const free = maxInFlight - this.#inFlight;
+      const free = maxInFlight - this.#inFlight - this.#pending;
       const room = this.#inFlight > 0 && free < lowWater ? 0 : free;
       let records: SQSRecord[] = [];
+      const now = Date.now();
+      const all =
+        this.#receiveAll || this.#options.maxInFlightPerGroup === undefined || now >= this.#receiveAllAt;
       if (room > 0) {
+        const groups = [...this.#roomIn];
+        this.#roomIn.clear();
+        if (all) {
+          this.#receiveAll = false;
+          this.#receiveAllAt = now + FULL_RECEIVE_EVERY_MS;
+        }
+        const max = Math.min(room, RECEIVE_MAX);
         const admission = this.#admission();
         try {
-          records = await queue.receiveBatch(Math.min(room, RECEIVE_MAX), admission.admit, [...this.#full]);
+          if (all) records = await queue.receiveBatch(max, admission.admit, [...this.#full]);
+          else if (groups.length > 0) records = await queue.receiveGroups(groups, max, admission.admit);
         } catch (error) {
           admission.settle(false);
+          this.#receiveAll = true;
           this.#options.log(`${this.#options.name}: receive failed`, error);
           await this.wakeup.sleep(idleMs);
           continue;
         }
         admission.settle(true);
+        // Stopped at its limit: more may be waiting, in any group.
+        if (records.length >= max) this.#receiveAll = true;
       }
       if (records.length === 0) {
         // Full, nothing receivable, or only messages of groups at their cap: sleep until an
-        // invocation ends, new work is announced, or the next hidden message becomes visible.
-        const next = room > 0 ? queue.nextVisibleAt() : null;
-        const untilVisible = next === null ? idleMs : next.getTime() - Date.now();
-        await this.wakeup.sleep(untilVisible > 0 ? Math.min(idleMs, untilVisible) : idleMs);
+        // invocation ends, new work is announced, or the next hidden message becomes visible
+        // (after a full receive, which tells when that is; else until the next full receive).
+        let wait = idleMs;
+        if (room > 0 && all) {
+          const next = queue.nextVisibleAt();
+          const untilVisible = next === null ? idleMs : next.getTime() - Date.now();
+          if (untilVisible > 0) wait = Math.min(idleMs, untilVisible);
+          this.#receiveAllAt = Date.now() + wait;
+        } else if (room > 0) {
+          wait = Math.max(0, Math.min(idleMs, this.#receiveAllAt - Date.now()));
+        }
+        await this.wakeup.sleep(wait);
         continue;
       }
       this.#dispatch(records);
     }
+  }
+
+  /** Wakes the poller for messages it has not seen (a redrive): its next receive looks at every group. */
+  wake(): void {
+    this.#receiveAll = true;
+    this.wakeup.wake();
   }
 
   /** Invokes the handler with the records, admitted and counted in flight already, in batches. */
@@ -158,7 +206,7 @@ export class QueuePoller<T> {
    * its cap: a receive could not take them yet.
    */
   announce(groupIds: readonly (string | undefined)[]): void {
-    if (groupIds.some((groupId) => groupId === undefined || !this.#full.has(groupId))) this.wakeup.wake();
+    if (groupIds.some((groupId) => groupId === undefined || !this.#full.has(groupId))) this.wake();
   }
 
   #capOf(groupId: string): number {
@@ -216,6 +264,7 @@ export class QueuePoller<T> {
       const groupId = record.attributes.MessageGroupId;
       if (max === undefined || groupId === undefined) {
         roomForMore = true;
+        this.#receiveAll = true;
         continue;
       }
       const count = (this.#inFlightByGroup.get(groupId) ?? 1) - 1;
@@ -227,7 +276,10 @@ export class QueuePoller<T> {
         : Math.min(max, before + 1);
       this.#capByGroup.set(groupId, cap);
       if (this.#full.has(groupId) && count <= cap / 2) this.#full.delete(groupId);
-      if (!this.#full.has(groupId)) roomForMore = true;
+      if (!this.#full.has(groupId)) {
+        roomForMore = true;
+        this.#roomIn.add(groupId);
+      }
     }
     if (roomForMore) this.wakeup.wake();
     if (max !== undefined && this.#capByGroup.size > MAX_REMEMBERED_GROUPS) this.#forgetIdleGroups(max);

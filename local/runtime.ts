@@ -365,7 +365,7 @@ function startWorkers(
   const fanoutAgain: QueueSender<EventRef> = {
     send: async (messages) => {
       await fanout.send(messages);
-      fanoutPoller.wakeup.wake();
+      fanoutPoller.wake();
     },
   };
   const fanOutDeps: FanOutDeps = {
@@ -413,8 +413,8 @@ function startWorkers(
       deliveryPoller.start();
     },
     wake(queue) {
-      if (queue === fanout.name) fanoutPoller.wakeup.wake();
-      if (queue === delivery.name) deliveryPoller.wakeup.wake();
+      if (queue === fanout.name) fanoutPoller.wake();
+      if (queue === delivery.name) deliveryPoller.wake();
     },
     async stop() {
       running = false;

@@ -8,13 +8,19 @@ interface Job {
   n: number;
 }
 
-/** A queue that counts its receives. */
+/** A queue that counts its receives: of every group, and of named groups. */
 class CountingQueue extends SqliteQueue<Job> {
   receives = 0;
+  groupReceives = 0;
 
   override receiveBatch(...args: Parameters<SqliteQueue<Job>['receiveBatch']>) {
     this.receives++;
     return super.receiveBatch(...args);
+  }
+
+  override receiveGroups(...args: Parameters<SqliteQueue<Job>['receiveGroups']>) {
+    this.groupReceives++;
+    return super.receiveGroups(...args);
   }
 }
 
@@ -32,7 +38,7 @@ function heldHandler() {
   return { started, handler, releaseAll };
 }
 
-const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
+const settle = (ms = 30) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('QueuePoller.send', () => {
   let db: SqliteDatabase;
@@ -106,5 +112,49 @@ describe('QueuePoller.send', () => {
     await poller.send([{ body: { n: 2 }, groupId: 'b', delaySeconds: 60 }]);
     expect(held.started).toEqual([1]);
     expect(queue.stats()).toMatchObject({ delayed: 1 });
+  });
+});
+
+describe('QueuePoller receives', () => {
+  it('while busy, only for the groups whose records ended; a message another way visible, at the next full receive', async () => {
+    const db = openDatabase(':memory:');
+    const queue = new CountingQueue(db, { name: 'work', visibilityTimeoutSeconds: 30 });
+    const held = heldHandler();
+    const poller = new QueuePoller<Job>({
+      name: 'work',
+      queue,
+      handler: held.handler,
+      batchSize: 1,
+      maxInFlight: 100,
+      maxInFlightPerGroup: 8,
+      idleMs: 5_000,
+      log: () => {},
+    });
+    try {
+      queue.sendNow([1, 2, 3, 4, 5, 6, 7, 8].map((n) => ({ body: { n }, groupId: 'a' })));
+      poller.start();
+      await settle();
+      // The first receive looks at every group; a new group has 4 slots.
+      expect(held.started).toEqual([1, 2, 3, 4]);
+      const full = queue.receives;
+
+      held.releaseAll();
+      await settle();
+      expect(held.started).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(queue.groupReceives).toBeGreaterThan(0);
+      expect(queue.receives).toBe(full);
+
+      // A message of another group that becomes visible by itself (here: sent behind the
+      // poller's back) is received at the next full receive, though the poller sleeps long.
+      queue.sendNow([{ body: { n: 9 }, groupId: 'b' }]);
+      held.releaseAll();
+      await settle(300);
+      expect(held.started).toContain(9);
+      expect(queue.receives).toBeGreaterThan(full);
+    } finally {
+      held.releaseAll();
+      await poller.stop();
+      db.close();
+    }
   });
 });

@@ -330,6 +330,29 @@ export class SqliteQueue<T> implements QueueSender<T> {
     }
   }
 
+  /**
+   * `receive`, of these groups' messages alone, group after group in the order given: for a
+   * consumer that knows which groups it has room for again (their messages it received are
+   * done), without the look at every group that `receive` takes first. Committed with the
+   * other writes of this turn.
+   */
+  receiveGroups(
+    groups: readonly (string | undefined)[],
+    max: number,
+    admit?: (groupId: string | undefined) => boolean,
+  ): Promise<SQSRecord[]> {
+    if (!Number.isInteger(max) || max < 1) throw new RangeError(`max must be a positive integer, got ${max}`);
+    return write(this.#db, () => {
+      const now = this.#now();
+      const records: SQSRecord[] = [];
+      for (const group of groups) {
+        if (records.length >= max) break;
+        this.#receiveFromGroup(group ?? null, now, max, admit, records);
+      }
+      return records;
+    });
+  }
+
   /** `receive`, committed with the other writes of this turn. */
   receiveBatch(
     max: number,
