@@ -371,7 +371,23 @@ function migrate(db: SqliteDatabase): void {
   });
 }
 
-let savepointCounter = 0;
+/**
+ * Runs one of transaction()'s own statements, prepared once per connection (exec would parse
+ * its text each time, and there are several per write). Its savepoints all have one name:
+ * they nest strictly, and RELEASE and ROLLBACK TO take the innermost of that name.
+ */
+function control(
+  db: SqliteDatabase,
+  sql:
+    | 'BEGIN IMMEDIATE'
+    | 'COMMIT'
+    | 'ROLLBACK'
+    | 'SAVEPOINT nested'
+    | 'RELEASE nested'
+    | 'ROLLBACK TO nested',
+): void {
+  prepared(db, sql).run();
+}
 
 /**
  * Runs `fn` in a transaction: committed when it returns, rolled back when it throws. Inside
@@ -385,23 +401,22 @@ let savepointCounter = 0;
  */
 export function transaction<T>(db: SqliteDatabase, fn: () => T): T {
   const nested = db.isTransaction;
-  const savepoint = `sp_${++savepointCounter}`;
-  db.exec(nested ? `SAVEPOINT ${savepoint}` : 'BEGIN IMMEDIATE');
+  control(db, nested ? 'SAVEPOINT nested' : 'BEGIN IMMEDIATE');
   try {
     const result = fn();
     if (result instanceof Promise) {
       throw new TypeError('transaction() callbacks must be synchronous; do not pass an async function');
     }
-    db.exec(nested ? `RELEASE ${savepoint}` : 'COMMIT');
+    control(db, nested ? 'RELEASE nested' : 'COMMIT');
     return result;
   } catch (error) {
     // Some errors (disk full, I/O) make SQLite roll back the whole transaction itself: then
     // there is no savepoint left to roll back to, and the caller must hear the error itself.
     if (nested && db.isTransaction) {
-      db.exec(`ROLLBACK TO ${savepoint}`);
-      db.exec(`RELEASE ${savepoint}`);
+      control(db, 'ROLLBACK TO nested');
+      control(db, 'RELEASE nested');
     } else if (!nested && db.isTransaction) {
-      db.exec('ROLLBACK');
+      control(db, 'ROLLBACK');
     }
     throw error;
   }
@@ -480,6 +495,12 @@ export function flushWrites(db: SqliteDatabase): void {
   const outcomes: { ok: boolean; value: unknown }[] = [];
   try {
     transaction(db, () => {
+      // A write alone needs no savepoint of its own: its failure rolls back the transaction,
+      // which held nothing else.
+      if (batch.length === 1 && batch[0] !== undefined) {
+        outcomes.push({ ok: true, value: batch[0].run() });
+        return;
+      }
       for (const w of batch) {
         try {
           outcomes.push({ ok: true, value: transaction(db, () => w.run()) });
