@@ -22,12 +22,6 @@ function encode(value: bigint, length: number): string {
   return text;
 }
 
-function toBigInt(bytes: Uint8Array): bigint {
-  let value = 0n;
-  for (const byte of bytes) value = (value << 8n) | BigInt(byte);
-  return value;
-}
-
 /** A source of random bytes, like `crypto.randomBytes`. */
 export type RandomSource = (size: number) => Uint8Array;
 
@@ -88,9 +82,7 @@ export function createUlid(random: RandomSource = pooledRandom()): (time?: numbe
   let lastTime = -1;
   const digits = new Uint8Array(RANDOM_CHARS);
   return (time = Date.now()) => {
-    if (!Number.isInteger(time) || time < 0 || time > MAX_TIME) {
-      throw new RangeError(`ULID time must be an integer from 0 to ${MAX_TIME}, got ${time}`);
-    }
+    checkTime(time);
     if (time === lastTime) {
       // Same millisecond: the spec's monotonic mode increments the random part, so ids made in
       // one tight loop still sort in creation order.
@@ -103,10 +95,21 @@ export function createUlid(random: RandomSource = pooledRandom()): (time?: numbe
       lastTime = time;
       toDigits(random(RANDOM_BYTES), digits);
     }
-    let text = encodeNumber(time, TIME_CHARS);
-    for (const digit of digits) text += ALPHABET.charAt(digit);
-    return text;
+    return encodeNumber(time, TIME_CHARS) + digitText(digits);
   };
+}
+
+/** Base32 digits as text. */
+function digitText(digits: Uint8Array): string {
+  let text = '';
+  for (const digit of digits) text += ALPHABET.charAt(digit);
+  return text;
+}
+
+function checkTime(time: number): void {
+  if (!Number.isInteger(time) || time < 0 || time > MAX_TIME) {
+    throw new RangeError(`ULID time must be an integer from 0 to ${MAX_TIME}, got ${time}`);
+  }
 }
 
 /** A 26-character ULID for `time` (ms since the epoch), monotonic within a millisecond in this process. */
@@ -124,8 +127,10 @@ export function newId(prefix: IdPrefix, time?: number): string {
  * again) find the first one by its key alone.
  */
 export function derivedId(prefix: IdPrefix, time: number, key: string): string {
-  const hash = createHash('sha256').update(key).digest().subarray(0, RANDOM_BYTES);
-  return composedId(prefix, time, toBigInt(hash));
+  checkTime(time);
+  const digits = new Uint8Array(RANDOM_CHARS);
+  toDigits(createHash('sha256').update(key).digest().subarray(0, RANDOM_BYTES), digits);
+  return `${prefix}_${encodeNumber(time, TIME_CHARS)}${digitText(digits)}`;
 }
 
 /**
@@ -133,9 +138,7 @@ export function derivedId(prefix: IdPrefix, time: number, key: string): string {
  * encodes where it keeps something in the id it gives it (see the DynamoDB event log).
  */
 export function composedId(prefix: IdPrefix, time: number, random: bigint): string {
-  if (!Number.isInteger(time) || time < 0 || time > MAX_TIME) {
-    throw new RangeError(`ULID time must be an integer from 0 to ${MAX_TIME}, got ${time}`);
-  }
+  checkTime(time);
   if (random < 0n || random > MAX_RANDOM) throw new RangeError('the random part of a ULID has 80 bits');
   return `${prefix}_${encode(BigInt(time), TIME_CHARS)}${encode(random, RANDOM_CHARS)}`;
 }
@@ -165,10 +168,9 @@ export const TAG_CHARS = 6;
 
 /** TAG_CHARS characters (30 bits) of SHA-256 over `text`, in the ULID alphabet. */
 export function hashTag(text: string): string {
-  const bits = TAG_CHARS * 5;
-  const bytes = Math.ceil(bits / 8);
-  const digest = createHash('sha256').update(text).digest().subarray(0, bytes);
-  return encode(toBigInt(digest) >> BigInt(bytes * 8 - bits), TAG_CHARS);
+  // The first TAG_CHARS * 5 bits of the digest, most significant first (30 of its first 32).
+  const digest = createHash('sha256').update(text).digest();
+  return encodeNumber(digest.readUInt32BE(0) >>> (32 - TAG_CHARS * 5), TAG_CHARS);
 }
 
 /**

@@ -1,8 +1,18 @@
+import { createHash } from 'node:crypto';
 import * as fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { eventIdAt, seqInId } from '../../functions/adapters/aws/events.ts';
 import { eventTag, eventTagOf, fanoutDeliveryId, newDelivery } from '../../functions/core/fanout.ts';
-import { composedId, createUlid, idParts, idTime, newId, ulid } from '../../functions/core/ids.ts';
+import {
+  composedId,
+  createUlid,
+  derivedId,
+  hashTag,
+  idParts,
+  idTime,
+  newId,
+  ulid,
+} from '../../functions/core/ids.ts';
 import { AttemptId, DeliveryId, EventId, PartnerId, SubscriptionId } from '../../functions/core/model.ts';
 
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
@@ -201,5 +211,48 @@ describe('delivery ids', () => {
     const eventId = newId('evt');
     expect(eventTag(eventId)).toBe(eventTag(eventId));
     expect(eventTag(eventId)).toMatch(/^[0-9A-HJKMNP-TV-Z]{6}$/);
+  });
+});
+
+describe('id encodings, against a plain reading of the ULID spec', () => {
+  const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+  /** The value's `length` base32 digits, most significant first, by big-integer arithmetic. */
+  const base32 = (value: bigint, length: number) => {
+    let text = '';
+    let rest = value;
+    for (let i = 0; i < length; i++) {
+      text = ALPHABET.charAt(Number(rest & 31n)) + text;
+      rest >>= 5n;
+    }
+    return text;
+  };
+  const bigOf = (bytes: Uint8Array) => bytes.reduce((value, byte) => (value << 8n) | BigInt(byte), 0n);
+  const sha256 = (text: string) => createHash('sha256').update(text).digest();
+  const time = fc.integer({ min: 0, max: 2 ** 48 - 1 });
+
+  it('derivedId: the time, then the first 80 bits of the key’s SHA-256', () => {
+    fc.assert(
+      fc.property(time, fc.string(), (t, key) => {
+        const expected = `dlv_${base32(BigInt(t), 10)}${base32(bigOf(sha256(key).subarray(0, 10)), 16)}`;
+        expect(derivedId('dlv', t, key)).toBe(expected);
+      }),
+    );
+  });
+
+  it('hashTag: the first 30 bits of the text’s SHA-256', () => {
+    fc.assert(
+      fc.property(fc.string(), (text) => {
+        expect(hashTag(text)).toBe(base32(bigOf(sha256(text).subarray(0, 4)) >> 2n, 6));
+      }),
+    );
+  });
+
+  it('ulid: the time, then the random bytes as 80 bits', () => {
+    fc.assert(
+      fc.property(time, fc.uint8Array({ minLength: 10, maxLength: 10 }), (t, bytes) => {
+        const next = createUlid(() => bytes);
+        expect(next(t)).toBe(`${base32(BigInt(t), 10)}${base32(bigOf(bytes), 16)}`);
+      }),
+    );
   });
 });
