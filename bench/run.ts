@@ -469,7 +469,11 @@ function revisionOf(dir: string): string {
   return found === null ? dir : `${found.commit}${found.dirty ? '+' : ''}`;
 }
 
-/** The comparison's table: per subscription count, each runtime's median and their ratio. */
+/**
+ * The comparison's table: per subscription count, each runtime's median and the median of the
+ * rounds' ratios (this one's figure over the other's in the same round: the two met the same
+ * moment of the machine, which the medians alone do not pair).
+ */
 function comparisonRows(runs: readonly ComparedRun[], otherRevision: string): Row[] {
   const rows: Row[] = [];
   for (const { subscriptions } of PLAN.throughput) {
@@ -496,11 +500,18 @@ function comparisonRows(runs: readonly ComparedRun[], otherRevision: string): Ro
         });
       const mine = median(pickAll('this'));
       const theirs = median(pickAll('other'));
+      const ratios = of('this').flatMap((r) => {
+        const other = of('other').find((o) => o.round === r.round);
+        const a = figure.pick(r);
+        const b = other === undefined ? null : figure.pick(other);
+        return a === null || b === null || b === 0 ? [] : [a / b];
+      });
+      const ratio = median(ratios);
       rows.push({
         figure: figure.name,
         value: mine === null ? '—' : figure.show(mine),
         baseline: theirs === null ? '—' : `${figure.show(theirs)} (${otherRevision})`,
-        ratio: mine === null || theirs === null ? '—' : times(mine / theirs),
+        ratio: ratio === null ? '—' : `${times(ratio)} (rounds)`,
         target: '—',
         met: '—',
       });

@@ -2,6 +2,7 @@
  * The HTTP API end to end, partners and events: the real local runtime on 127.0.0.1,
  * called over real HTTP as the platform admin (admin token) and as partners (API keys) would.
  */
+import { request as httpRequest } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import {
   type CreatedPartner,
@@ -302,6 +303,45 @@ describe('HTTP API: partners and events', () => {
         body,
       );
       expectProblem(res, 413);
+    });
+
+    it('rejects a chunked body that grows past 1 MiB with 413, and closes the connection', async () => {
+      const url = new URL('/v1/events', d.dispatcher.url);
+      const answer = await new Promise<{ status: number; connection: string | undefined; body: string }>(
+        (resolve, reject) => {
+          const req = httpRequest(
+            url,
+            {
+              method: 'POST',
+              headers: {
+                authorization: `Bearer ${d.dispatcher.adminToken}`,
+                'content-type': 'application/json',
+                'transfer-encoding': 'chunked',
+              },
+            },
+            (res) => {
+              let body = '';
+              res.setEncoding('utf8');
+              res.on('data', (chunk: string) => {
+                body += chunk;
+              });
+              res.on('end', () =>
+                resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body }),
+              );
+            },
+          );
+          // The server may close before every chunk is written: that is the point.
+          req.on('error', (error: NodeJS.ErrnoException) => {
+            if (error.code !== 'EPIPE' && error.code !== 'ECONNRESET') reject(error);
+          });
+          const chunk = 'x'.repeat(64 * 1024);
+          for (let i = 0; i < 20; i++) req.write(chunk);
+          req.end();
+        },
+      );
+      expect(answer.status).toBe(413);
+      expect(answer.connection).toBe('close');
+      expect(JSON.parse(answer.body)).toMatchObject({ status: 413 });
     });
 
     it('answers 401 without the admin token or with a partner API key', async () => {
