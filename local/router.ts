@@ -6,7 +6,12 @@ import { type FanOutDeps, fanOutEvent } from '../functions/core/fanout.ts';
 import type { EventRef } from '../functions/core/model.ts';
 
 export interface RouterOptions {
-  /** Outbox entries taken in one batch. @default 100 */
+  /**
+   * Outbox entries taken in one batch, their events fanned out side by side: as many as the
+   * fan-out queue's poller had in flight (two batches of ten), so that an event going to many
+   * subscriptions does not hold the event loop for a whole outbox's deliveries at once.
+   * @default 20
+   */
   batchSize?: number;
   /**
    * How long an event whose fan-out failed here waits in the fan-out queue before that queue's
@@ -51,7 +56,7 @@ export class OutboxRouter {
     this.#outbox = outbox;
     this.#fanout = fanout;
     this.#deps = deps;
-    this.#options = { batchSize: 100, ...options };
+    this.#options = { batchSize: 20, ...options };
   }
 
   /**

@@ -43,7 +43,8 @@ function pooledRandom(): RandomSource {
       used = 0;
     }
     used += size;
-    return pool.slice(used - size, used);
+    // A copy, as randomBytes gives: the pool is drawn again later.
+    return new Uint8Array(pool.subarray(used - size, used));
   };
 }
 
