@@ -14,7 +14,8 @@
  * `node bench/run.ts --compare <checkout>` compares this checkout's runtime with another's (a
  * worktree of an earlier commit, its dependencies installed or linked): the end-to-end runs
  * only, the two runtimes taking turns, round after round, so that both meet the same moments
- * of a shared machine. It prints medians and their ratios and writes bench/comparison.json.
+ * of a shared machine. It prints each runtime's medians and the median of the rounds' ratios,
+ * and writes every run to bench/comparison.json.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
