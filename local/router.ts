@@ -1,9 +1,9 @@
 import { type SqliteDatabase, write } from '../functions/adapters/sqlite/database.ts';
 import type { OutboxEntry, SqliteOutbox } from '../functions/adapters/sqlite/outbox.ts';
 import type { SqliteQueue } from '../functions/adapters/sqlite/queues.ts';
-import { SendCoalescer } from '../functions/batch.ts';
-import { type FanOutDeps, fanOutEvent } from '../functions/core/fanout.ts';
+import type { FanOutDeps } from '../functions/core/fanout.ts';
 import type { EventRef } from '../functions/core/model.ts';
+import { fanOutTogether } from '../functions/fanout/handler.ts';
 
 export interface RouterOptions {
   /**
@@ -86,27 +86,24 @@ export class OutboxRouter {
   }
 
   /**
-   * Fans the entries' events out side by side, their deliveries queued in one send (as the
-   * fan-out handler does a batch's); resolves with the entries whose fan-out failed.
+   * Fans the entries' events out side by side, their deliveries queued in one send, as the
+   * fan-out handler does a batch's; resolves with the entries whose fan-out failed.
    */
   async #fanOut(entries: readonly OutboxEntry[]): Promise<OutboxEntry[]> {
-    const coalescer = new SendCoalescer(this.#deps.deliveryQueue, entries.length);
+    const fanOut = fanOutTogether(this.#deps, entries.length);
     const outcomes = await Promise.all(
-      entries.map(async (entry) => {
-        const sender = coalescer.sender();
-        try {
-          await fanOutEvent({ ...this.#deps, deliveryQueue: sender }, entry.ref);
-          return true;
-        } catch (error) {
-          this.#options.log(
-            `router: fan-out of event ${entry.ref.id} failed; it goes to the fan-out queue`,
-            error,
-          );
-          return false;
-        } finally {
-          sender.close();
-        }
-      }),
+      entries.map((entry, index) =>
+        fanOut(index, () => entry.ref).then(
+          () => true,
+          (error: unknown) => {
+            this.#options.log(
+              `router: fan-out of event ${entry.ref.id} failed; it goes to the fan-out queue`,
+              error,
+            );
+            return false;
+          },
+        ),
+      ),
     );
     return entries.filter((_, i) => !outcomes[i]);
   }

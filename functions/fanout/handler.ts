@@ -8,29 +8,40 @@ import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { type Log, processBatch, SendCoalescer } from '../batch.ts';
 import { type FanOutDeps, fanOutEvent } from '../core/fanout.ts';
-import { FanoutMessage } from '../core/model.ts';
+import { type EventRef, FanoutMessage } from '../core/model.ts';
 
 /**
- * The records of a batch are fanned out side by side, and their deliveries queued together
- * (SendCoalescer): a batch of ten events to one subscription each is one SendMessageBatch,
- * not ten.
+ * Fan-out of `count` events side by side, their deliveries queued together (SendCoalescer): a
+ * batch of ten events to one subscription each is one send (one SendMessageBatch), not ten.
+ * Call the function returned once for each event, with its place; `ref` is read inside, so
+ * an event that cannot even be read still lets the others' send go.
  */
+export function fanOutTogether(
+  deps: FanOutDeps,
+  count: number,
+): (index: number, ref: () => EventRef) => Promise<void> {
+  const coalescer = new SendCoalescer(deps.deliveryQueue, count);
+  const senders = Array.from({ length: count }, () => coalescer.sender());
+  return async (index, ref) => {
+    const sender = senders[index];
+    if (!sender) throw new Error(`no sender for event ${index} of ${count}`);
+    try {
+      await fanOutEvent({ ...deps, deliveryQueue: sender }, ref());
+    } finally {
+      sender.close();
+    }
+  };
+}
+
+/** The records of a batch are fanned out together (fanOutTogether). */
 export function createFanoutHandler(deps: FanOutDeps, log: Log = console.error) {
   return middy<SQSEvent, SQSBatchResponse>().handler((event) => {
-    const coalescer = new SendCoalescer(deps.deliveryQueue, event.Records.length);
-    const senders = event.Records.map(() => coalescer.sender());
+    const fanOut = fanOutTogether(deps, event.Records.length);
     return processBatch(
       event.Records,
       async (record, index) => {
-        const sender = senders[index];
-        if (!sender) throw new Error('no sender for the record');
-        try {
-          const ref = FanoutMessage.parse(JSON.parse(record.body));
-          await fanOutEvent({ ...deps, deliveryQueue: sender }, ref);
-          return true;
-        } finally {
-          sender.close();
-        }
+        await fanOut(index, () => FanoutMessage.parse(JSON.parse(record.body)));
+        return true;
       },
       log,
     );
