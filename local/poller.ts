@@ -191,7 +191,7 @@ export class QueuePoller<T> {
     const admission = this.#admission();
     let records: SQSRecord[];
     try {
-      records = await queue.sendReceiving(messages, admission.admit);
+      records = await queue.sendReceiving(messages, admission.admit, admission.mayAdmit);
     } catch (error) {
       admission.settle(false);
       throw error;
@@ -218,20 +218,30 @@ export class QueuePoller<T> {
    * The admission of one receive or send: `admit` is asked about each candidate's group and
    * passes over groups at their cap (and everything once the poller is full), counting what it
    * admits as pending, where the other admissions of the same turn see it; `settle` makes those
-   * in flight once the write has committed, or drops them if it failed (it took nothing). A
+   * in flight once the write has committed, or drops them if it failed (it took nothing);
+   * `mayAdmit` asks the same without counting, for a send to skip its reads for a full group. A
    * group that reached its cap stays full until half its slots are free again, so a busy group
    * costs a receive per few finished records rather than one per record.
    */
-  #admission(): { admit: (groupId: string | undefined) => boolean; settle: (committed: boolean) => void } {
+  #admission(): {
+    admit: (groupId: string | undefined) => boolean;
+    mayAdmit: (groupId: string | undefined) => boolean;
+    settle: (committed: boolean) => void;
+  } {
     const capped = this.#options.maxInFlightPerGroup !== undefined;
     const taken = new Map<string, number>();
     let total = 0;
+    const mayAdmit = (groupId: string | undefined): boolean => {
+      if (this.#inFlight + this.#pending >= this.#options.maxInFlight) return false;
+      if (!capped || groupId === undefined) return true;
+      const count = (this.#inFlightByGroup.get(groupId) ?? 0) + (this.#pendingByGroup.get(groupId) ?? 0);
+      return !this.#full.has(groupId) && count < this.#capOf(groupId);
+    };
     return {
+      mayAdmit,
       admit: (groupId) => {
-        if (this.#inFlight + this.#pending >= this.#options.maxInFlight) return false;
+        if (!mayAdmit(groupId)) return false;
         if (capped && groupId !== undefined) {
-          const count = (this.#inFlightByGroup.get(groupId) ?? 0) + (this.#pendingByGroup.get(groupId) ?? 0);
-          if (this.#full.has(groupId) || count >= this.#capOf(groupId)) return false;
           taken.set(groupId, (taken.get(groupId) ?? 0) + 1);
           this.#pendingByGroup.set(groupId, (this.#pendingByGroup.get(groupId) ?? 0) + 1);
         }

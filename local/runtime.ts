@@ -184,6 +184,9 @@ export function openLocalQueues(
  */
 const REMEMBERED_EVENTS = { chars: 8 * 1024 * 1024, forMs: 10_000 };
 
+/** The deliveries fan-out stored last, kept in memory for their first tries: how many, how long. */
+const REMEMBERED_DELIVERIES = { count: 10_000, forMs: 10_000 };
+
 /** Where the local runtime keeps its database. */
 export function databasePath(dataDir: string): string {
   return join(resolve(dataDir), DATABASE_FILE);
@@ -263,7 +266,7 @@ async function openStores(config: LocalConfig, dataDir: string, clock: Clock, lo
     partners: new SqlitePartnerStore(db),
     consumers: new SqliteConsumerStore(db),
     subscriptions,
-    deliveries: new SqliteDeliveryStore(db),
+    deliveries: new SqliteDeliveryStore(db, { remember: { ...REMEMBERED_DELIVERIES, clock } }),
     lines: new SqliteOrderedLines(db),
     outbox: new SqliteOutbox(db),
     queues,

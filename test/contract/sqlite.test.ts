@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../../functions/adapters/clock.ts';
 import { SqliteConsumerStore } from '../../functions/adapters/sqlite/consumers.ts';
 import {
   closeDatabase,
@@ -14,6 +15,7 @@ import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
 import { SqliteOrderedLines } from '../../functions/adapters/sqlite/ordered-lines.ts';
 import { SqliteOutbox } from '../../functions/adapters/sqlite/outbox.ts';
 import { SqlitePartnerStore } from '../../functions/adapters/sqlite/partners.ts';
+import { SqliteQueue } from '../../functions/adapters/sqlite/queues.ts';
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
 import { apiKeyIdOf } from '../../functions/core/partners.ts';
 import { testCipher } from '../support/cipher.ts';
@@ -95,6 +97,11 @@ for (const backing of backings) {
     const { db, close } = backing.open();
     return { deliveries: new SqliteDeliveryStore(db), close };
   });
+  deliveryStoreContract(`${backing.name}, remembering what fan-out stores`, async () => {
+    const { db, close } = backing.open();
+    const remember = { count: 100, forMs: 10_000, clock: systemClock };
+    return { deliveries: new SqliteDeliveryStore(db, { remember }), close };
+  });
   orderedLinesContract(backing.name, async () => {
     const { db, close } = backing.open();
     return { lines: new SqliteOrderedLines(db), close };
@@ -109,7 +116,7 @@ function pragma(db: SqliteDatabase, name: string): unknown {
 /**
  * Back to partners with one key each, and nothing since (api_keys, consumers, expired_marks,
  * subscriptions' transport, filter, signature, ordering and transformation, ordering keys and lines), as a
- * file written before keys had records (eight versions back).
+ * file written before keys had records (version 3).
  */
 const PARTNERS_WITH_ONE_KEY = `
   ALTER TABLE subscriptions DROP COLUMN transformation;
@@ -134,6 +141,8 @@ const PARTNERS_WITH_ONE_KEY = `
     id TEXT PRIMARY KEY, name TEXT NOT NULL, api_key_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL
   ) STRICT;
 `;
+/** The schema version PARTNERS_WITH_ONE_KEY goes back to. */
+const VERSION_BEFORE_API_KEYS = 3;
 
 describe('openDatabase', () => {
   let tmp: ReturnType<typeof tempDir>;
@@ -176,7 +185,7 @@ describe('openDatabase', () => {
   it('migrates a file of the version before API keys, giving each partner its one key as its first', async () => {
     const path = join(tmp.dir, 'local.db');
     const db = openDatabase(path);
-    db.exec(`${PARTNERS_WITH_ONE_KEY} PRAGMA user_version = ${SCHEMA_VERSION - 8};`);
+    db.exec(`${PARTNERS_WITH_ONE_KEY} PRAGMA user_version = ${VERSION_BEFORE_API_KEYS};`);
     const partner = makePartner();
     const hash = makeApiKey(partner.id).hash;
     db.prepare('INSERT INTO partners (id, name, api_key_hash, created_at) VALUES (?, ?, ?, ?)').run(
@@ -237,7 +246,7 @@ describe('openDatabase', () => {
         error_message TEXT, response_excerpt TEXT
       ) STRICT;
       CREATE INDEX attempts_by_delivery ON attempts (delivery_id, number);
-      PRAGMA user_version = ${SCHEMA_VERSION - 9};
+      PRAGMA user_version = ${VERSION_BEFORE_API_KEYS - 1};
     `);
     const delivery = makeDelivery(makeEvent(id('ptr')), id('sub'));
     const attempt = makeAttempt(delivery, { statusCode: 500, error: 'http_status' });
@@ -286,6 +295,46 @@ describe('openDatabase', () => {
     migrated.prepare('DELETE FROM deliveries WHERE id = ?').run(delivery.id);
     expect(await deliveries.listAttempts(delivery.id)).toEqual([]);
     migrated.close();
+  });
+
+  it('migrates the queue messages of the version before, keeping them and their seq order', async () => {
+    const path = join(tmp.dir, 'local.db');
+    const db = openDatabase(path);
+    // That version's queue table: message ids and receipt handles unique.
+    db.exec(`
+      DROP TABLE queue_messages;
+      CREATE TABLE queue_messages (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, message_id TEXT NOT NULL UNIQUE,
+        body TEXT NOT NULL, sent_at INTEGER NOT NULL, visible_at INTEGER NOT NULL,
+        receive_count INTEGER NOT NULL DEFAULT 0, first_received_at INTEGER, receipt_handle TEXT UNIQUE,
+        dead_letter_source TEXT, group_id TEXT
+      ) STRICT;
+      CREATE INDEX queue_messages_by_queue ON queue_messages (queue, visible_at);
+      CREATE INDEX queue_messages_by_group ON queue_messages (queue, group_id, visible_at);
+      INSERT INTO queue_messages (seq, queue, message_id, body, sent_at, visible_at, group_id)
+        VALUES (41, 'work', 'm-41', '{"n":1}', 1, 1, 'g');
+      INSERT INTO queue_messages (seq, queue, message_id, body, sent_at, visible_at, receive_count,
+          first_received_at, receipt_handle)
+        VALUES (42, 'work', 'm-42', '{"n":2}', 1, 9999999999999, 1, 1, 'old-handle');
+      DELETE FROM queue_messages WHERE seq = 42;
+      PRAGMA user_version = ${SCHEMA_VERSION - 1};
+    `);
+    db.close();
+
+    const migrated = openDatabase(path);
+    const queue = new SqliteQueue<{ n: number }>(migrated, { name: 'work', visibilityTimeoutSeconds: 30 });
+    await queue.send([{ body: { n: 3 } }]);
+
+    expect(pragma(migrated, 'user_version')).toBe(SCHEMA_VERSION);
+    // Sent after the migration, the new message comes after every seq the old table gave out.
+    const seqs = migrated.prepare('SELECT seq FROM queue_messages ORDER BY seq').all();
+    expect(seqs.map((row) => row.seq)).toEqual([41, 43]);
+    const received = queue.receive(10);
+    expect(received.map((r) => JSON.parse(r.body))).toEqual([{ n: 1 }, { n: 3 }]);
+    expect(received.map((r) => r.messageId)[0]).toBe('m-41');
+    expect(await queue.deleteBatch(received.map((r) => r.receiptHandle))).toBe(2);
+    expect(queue.stats()).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+    closeDatabase(migrated);
   });
 
   it('refuses a file migrated by newer code', () => {

@@ -1,11 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { openDatabase, write } from '../../functions/adapters/sqlite/database.ts';
+import { SqliteDeliveryStore } from '../../functions/adapters/sqlite/deliveries.ts';
 import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
 import { SqlitePartnerStore } from '../../functions/adapters/sqlite/partners.ts';
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
 import { newId } from '../../functions/core/ids.ts';
 import type { Subscription } from '../../functions/core/model.ts';
 import type { SecretCipher } from '../../functions/core/ports.ts';
+import { makeAttempt, makeDelivery, makeEvent } from '../contract/fixtures.ts';
 import { testCipher } from '../support/cipher.ts';
 
 const NOW = new Date('2026-12-03T10:00:00.000Z');
@@ -214,5 +216,82 @@ describe('an event log that remembers', () => {
     expect(t.reads.count).toBe(0);
     for (const event of [first, large]) await t.log.get(partnerId, event.id);
     expect(t.reads.count).toBe(2);
+  });
+});
+
+describe('a delivery store that remembers', () => {
+  function setUp(count = 100) {
+    const db = openDatabase(':memory:');
+    const reads = readsOf(db, 'deliveries');
+    let now = NOW.getTime();
+    const clock = { now: () => new Date(now) };
+    const store = new SqliteDeliveryStore(db, { remember: { count, forMs: 10_000, clock } });
+    const fannedOut = async () => {
+      const delivery = makeDelivery(makeEvent(newId('ptr')), newId('sub'));
+      await store.createForEvent([delivery]);
+      return delivery;
+    };
+    return { db, reads, store, fannedOut, advance: (ms: number) => (now += ms) };
+  }
+
+  it('answers for a delivery fan-out stored, frozen, for the time it is told, then reads it again', async () => {
+    const t = setUp();
+    const delivery = await t.fannedOut();
+    const got = await t.store.get(delivery.id);
+    expect(got).toEqual(delivery);
+    expect(Object.isFrozen(got)).toBe(true);
+    expect(t.reads.count).toBe(0);
+    t.advance(10_001);
+    expect(await t.store.get(delivery.id)).toEqual(delivery);
+    expect(t.reads.count).toBe(1);
+  });
+
+  it('forgets a delivery it writes: a try recorded, a skip, a delivery stored again', async () => {
+    const t = setUp();
+    const tried = await t.fannedOut();
+    const failed = { ...tried, status: 'failed' as const, attempts: 1 };
+    await t.store.recordAttempt(makeAttempt(tried, { statusCode: 500, error: 'http_status' }), failed);
+    expect(await t.store.get(tried.id)).toEqual(failed);
+    const skipped = await t.fannedOut();
+    await t.store.skip(skipped.id, 'subscription deleted', NOW.toISOString());
+    expect(await t.store.get(skipped.id)).toMatchObject({
+      status: 'skipped',
+      skippedReason: 'subscription deleted',
+    });
+    const again = await t.fannedOut();
+    const succeeded = { ...again, status: 'succeeded' as const, attempts: 1 };
+    await t.store.createWithAttempt(makeAttempt(again), succeeded);
+    expect(await t.store.get(again.id)).toEqual(succeeded);
+    expect(t.reads.count).toBe(3);
+  });
+
+  it('never answers for a delivery the retention deleted, nor keeps one whose write failed', async () => {
+    const t = setUp();
+    const old = await t.fannedOut();
+    const deleted = await write(t.db, () => t.store.deleteCreatedBefore('9999-12-31T00:00:00.000Z', 10));
+    expect(deleted).toBe(1);
+    expect(await t.store.get(old.id)).toBeUndefined();
+    // A write that stores one delivery and fails at the next: the first is rolled back with
+    // it, and must not be answered from memory.
+    const delivery = makeDelivery(makeEvent(newId('ptr')), newId('sub'));
+    const refused = makeDelivery(makeEvent(newId('ptr')), newId('sub'));
+    t.db.exec(
+      `CREATE TRIGGER refuse BEFORE INSERT ON deliveries WHEN NEW.id = '${refused.id}'
+         BEGIN SELECT RAISE(ABORT, 'refused'); END`,
+    );
+    await expect(t.store.createForEvent([delivery, refused])).rejects.toThrow(/refused/);
+    t.db.exec('DROP TRIGGER refuse');
+    expect(await t.store.get(delivery.id)).toBeUndefined();
+  });
+
+  it('keeps no more than its bound, the oldest going first', async () => {
+    const t = setUp(2);
+    const first = await t.fannedOut();
+    const second = await t.fannedOut();
+    const third = await t.fannedOut();
+    for (const d of [second, third]) await t.store.get(d.id);
+    expect(t.reads.count).toBe(0);
+    await t.store.get(first.id);
+    expect(t.reads.count).toBe(1);
   });
 });

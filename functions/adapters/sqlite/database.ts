@@ -316,6 +316,39 @@ const MIGRATIONS: readonly string[] = [
   -- A subscription's transformation: its JSONata expression; NULL: the event as polled.
   ALTER TABLE subscriptions ADD COLUMN transformation TEXT;
   `,
+  `
+  -- Queue messages without the unique indexes on message_id and receipt_handle: ids are
+  -- random UUIDs, never looked up, and a receipt handle names its message's seq, so a delete
+  -- finds the row by its key. Two fewer index writes at every send, receive and delete.
+  CREATE TABLE queue_messages_new (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    sent_at INTEGER NOT NULL,
+    visible_at INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    first_received_at INTEGER,
+    receipt_handle TEXT,
+    dead_letter_source TEXT,
+    group_id TEXT
+  ) STRICT;
+  -- A handle of the old form names no seq and can never be deleted with: none is kept.
+  INSERT INTO queue_messages_new
+      (seq, queue, message_id, body, sent_at, visible_at, receive_count, first_received_at,
+       receipt_handle, dead_letter_source, group_id)
+    SELECT seq, queue, message_id, body, sent_at, visible_at, receive_count, first_received_at,
+           NULL, dead_letter_source, group_id
+      FROM queue_messages;
+  -- The new table goes on from the old one's last seq.
+  DELETE FROM sqlite_sequence WHERE name = 'queue_messages_new';
+  INSERT INTO sqlite_sequence (name, seq)
+    SELECT 'queue_messages_new', seq FROM sqlite_sequence WHERE name = 'queue_messages';
+  DROP TABLE queue_messages;
+  ALTER TABLE queue_messages_new RENAME TO queue_messages;
+  CREATE INDEX queue_messages_by_queue ON queue_messages (queue, visible_at);
+  CREATE INDEX queue_messages_by_group ON queue_messages (queue, group_id, visible_at);
+  `,
 ];
 
 /** The database's file name in the local runtime's data directory. */

@@ -7,7 +7,8 @@ import {
   type Page,
   SkippedReason,
 } from '../../core/model.ts';
-import type { DeliveryStore, ListQuery } from '../../core/ports.ts';
+import type { Clock, DeliveryStore, ListQuery } from '../../core/ports.ts';
+import { deepFrozen } from '../deep-frozen.ts';
 import { pageOfLookahead } from '../paging.ts';
 import {
   prepared,
@@ -82,14 +83,69 @@ function toAttempt(row: Row): Attempt {
   });
 }
 
+export interface DeliveryStoreOptions {
+  /**
+   * Keep the deliveries fan-out stores in memory for `get`, for a short while: the first try
+   * reads its delivery back soon after. Every write of this store to a delivery forgets it, so
+   * only a store that makes every write to its database's deliveries may remember (the local
+   * runtime's); the retention sweep deletes with a store of its own, but only deliveries a day
+   * old at least, never this soon after their fan-out.
+   */
+  remember?: {
+    /** How many, the oldest forgotten first. */
+    count: number;
+    /** How long after its fan-out a delivery is served from memory. */
+    forMs: number;
+    clock: Clock;
+  };
+}
+
 export class SqliteDeliveryStore implements DeliveryStore {
   readonly #db: SqliteDatabase;
+  readonly #remember: Required<DeliveryStoreOptions>['remember'] | undefined;
+  /** Deliveries fan-out stored last, as stored, by id (see DeliveryStoreOptions.remember). */
+  readonly #recent = new Map<string, { delivery: Delivery; at: number }>();
 
-  constructor(db: SqliteDatabase) {
+  constructor(db: SqliteDatabase, options: DeliveryStoreOptions = {}) {
     this.#db = db;
+    this.#remember = options.remember;
+  }
+
+  /**
+   * Keeps the delivery for `get`, forgetting the oldest past the bound. Called inside the
+   * write that stored it, so that it is in order with the other writes' `#forget`.
+   */
+  #keep(delivery: Delivery): void {
+    const remember = this.#remember;
+    if (remember === undefined) return;
+    this.#recent.delete(delivery.id);
+    this.#recent.set(delivery.id, {
+      delivery: deepFrozen(withoutUndefined({ ...delivery })),
+      at: remember.clock.now().getTime(),
+    });
+    if (this.#recent.size <= remember.count) return;
+    for (const id of this.#recent.keys()) {
+      this.#recent.delete(id);
+      if (this.#recent.size <= remember.count) break;
+    }
+  }
+
+  /** Forgets the delivery: a write changes it. Called inside that write. */
+  #forget(deliveryId: string): void {
+    this.#recent.delete(deliveryId);
   }
 
   async createForEvent(deliveries: Delivery[]): Promise<Delivery[]> {
+    const stored = this.#createForEvent(deliveries);
+    if (this.#remember === undefined) return stored;
+    // A write whose commit failed stored nothing: what it kept goes.
+    return stored.catch((error: unknown) => {
+      for (const d of deliveries) this.#forget(d.id);
+      throw error;
+    });
+  }
+
+  #createForEvent(deliveries: Delivery[]): Promise<Delivery[]> {
     const db = this.#db;
     return write(db, () => {
       const insert = prepared(
@@ -105,7 +161,10 @@ export class SqliteDeliveryStore implements DeliveryStore {
       return deliveries.map((d) => {
         if (d.origin !== 'fanout')
           throw new Error(`createForEvent takes fan-out deliveries, not ${d.origin}`);
-        if (insert.get(...deliveryValues(d)) !== undefined) return d;
+        if (insert.get(...deliveryValues(d)) !== undefined) {
+          this.#keep(d);
+          return d;
+        }
         // Fanned out before: the delivery stored then is the one to keep.
         const stored = select.get(d.eventId, d.subscriptionId);
         if (stored === undefined) throw new Error(`delivery ${d.id} neither inserted nor found`);
@@ -126,6 +185,11 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
 
   async get(deliveryId: string): Promise<Delivery | undefined> {
+    const recent = this.#recent.get(deliveryId);
+    if (recent !== undefined && this.#remember !== undefined) {
+      if (this.#remember.clock.now().getTime() - recent.at <= this.#remember.forMs) return recent.delivery;
+      this.#recent.delete(deliveryId);
+    }
     const row = prepared(this.#db, `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE id = ?`).get(deliveryId);
     return row === undefined ? undefined : toDelivery(row);
   }
@@ -141,6 +205,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
       throw new Error(`createWithAttempt takes fan-out deliveries, not ${delivery.origin}`);
     const db = this.#db;
     await write(db, () => {
+      this.#forget(delivery.id);
       const inserted = prepared(
         db,
         `${INSERT_DELIVERY} ON CONFLICT (event_id, subscription_id) WHERE origin = 'fanout' DO NOTHING
@@ -153,6 +218,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
 
   #recordAttempt(attempt: Attempt, delivery: Delivery): void {
     const db = this.#db;
+    this.#forget(delivery.id);
     // SET expressions read the row as it was. The new state is taken unless the delivery
     // succeeded already, or (for a failure) already recorded this try or a later one: a
     // copy of a message tried twice counts once, and never undoes a success. A skipped
@@ -207,13 +273,14 @@ export class SqliteDeliveryStore implements DeliveryStore {
 
   async skip(deliveryId: string, reason: SkippedReason, at: string): Promise<boolean> {
     const db = this.#db;
-    const result = await write(db, () =>
-      prepared(
+    const result = await write(db, () => {
+      this.#forget(deliveryId);
+      return prepared(
         db,
         `UPDATE deliveries SET status = 'skipped', skipped_reason = ?, next_attempt_at = NULL, updated_at = ?
          WHERE id = ? AND status <> 'succeeded'`,
-      ).run(reason, at, deliveryId),
-    );
+      ).run(reason, at, deliveryId);
+    });
     return Number(result.changes) > 0;
   }
 
@@ -252,6 +319,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
    * can run inside the sweep's write.
    */
   deleteCreatedBefore(before: string, limit: number): number {
+    this.#recent.clear();
     const result = prepared(
       this.#db,
       `DELETE FROM deliveries WHERE id IN (
@@ -266,6 +334,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
    */
   deleteForEvents(eventIds: readonly string[], limit: number): number {
     if (eventIds.length === 0 || limit < 1) return 0;
+    this.#recent.clear();
     const result = prepared(
       this.#db,
       `DELETE FROM deliveries WHERE id IN (

@@ -68,6 +68,23 @@ export interface QueuedMessage<T> {
   visibleAt: Date;
 }
 
+/**
+ * A receipt handle names its message's seq, so that a delete finds the row by its key, and
+ * the receive's token (a random UUID, new at every receive, the row's receipt_handle), so
+ * that only the latest receive's handle matches.
+ */
+function receiptHandleOf(seq: number | bigint, token: string): string {
+  return `${seq}.${token}`;
+}
+
+/** The seq and token a receipt handle names; undefined for one this queue never gave out. */
+function parseReceiptHandle(receiptHandle: string): { seq: number; token: string } | undefined {
+  const dot = receiptHandle.indexOf('.');
+  if (dot <= 0) return undefined;
+  const seq = Number(receiptHandle.slice(0, dot));
+  return Number.isSafeInteger(seq) && seq > 0 ? { seq, token: receiptHandle.slice(dot + 1) } : undefined;
+}
+
 function checkSeconds(what: string, value: number, max: number): void {
   if (!Number.isInteger(value) || value < 0 || value > max) {
     throw new RangeError(`${what} must be an integer from 0 to ${max}, got ${value}`);
@@ -158,11 +175,13 @@ export class SqliteQueue<T> implements QueueSender<T> {
    * return, without its reads. Only a message with no delay is offered, and only when no
    * visible message of its group waits before it, so that a group's messages are still
    * received oldest first. Returns the records of the messages taken, committed with the other
-   * writes of this turn.
+   * writes of this turn. `mayTake`, when given, is asked first and has no effect: a message of
+   * a group it turns down (the consumer is full) is stored without the look at its group.
    */
   sendReceiving(
     messages: OutgoingMessage<T>[],
     take: (groupId: string | undefined) => boolean,
+    mayTake: (groupId: string | undefined) => boolean = () => true,
   ): Promise<SQSRecord[]> {
     const db = this.#db;
     return write(db, () => {
@@ -186,14 +205,28 @@ export class SqliteQueue<T> implements QueueSender<T> {
         const messageId = randomUUID();
         const delay = m.delaySeconds ?? 0;
         const taken =
-          delay === 0 && waiting.get(this.name, groupId, now) === undefined && take(groupId ?? undefined);
+          delay === 0 &&
+          mayTake(groupId ?? undefined) &&
+          waiting.get(this.name, groupId, now) === undefined &&
+          take(groupId ?? undefined);
         if (!taken) {
           insert.run(this.name, messageId, body, now, now + delay * 1000, groupId, 0, null, null);
           continue;
         }
-        const receiptHandle = randomUUID();
         const hiddenUntil = now + this.visibilityTimeoutSeconds * 1000;
-        insert.run(this.name, messageId, body, now, hiddenUntil, groupId, 1, receiptHandle, now);
+        const token = randomUUID();
+        const { lastInsertRowid } = insert.run(
+          this.name,
+          messageId,
+          body,
+          now,
+          hiddenUntil,
+          groupId,
+          1,
+          token,
+          now,
+        );
+        const receiptHandle = receiptHandleOf(lastInsertRowid, token);
         const row: Row = {
           message_id: messageId,
           body,
@@ -321,8 +354,9 @@ export class SqliteQueue<T> implements QueueSender<T> {
           continue;
         }
         if (admit !== undefined && !admit(group ?? undefined)) return;
-        const receiptHandle = randomUUID();
-        markReceived.run(now + this.visibilityTimeoutSeconds * 1000, receiptHandle, now, seq);
+        const token = randomUUID();
+        markReceived.run(now + this.visibilityTimeoutSeconds * 1000, token, now, seq);
+        const receiptHandle = receiptHandleOf(seq, token);
         received.add(seq);
         records.push(this.#toRecord(row, receiveCount + 1, receiptHandle, now));
       }
@@ -364,10 +398,12 @@ export class SqliteQueue<T> implements QueueSender<T> {
 
   /** Deletes the message; false when the handle is unknown or a later receive replaced it. */
   delete(receiptHandle: string): boolean {
+    const handle = parseReceiptHandle(receiptHandle);
+    if (handle === undefined) return false;
     const result = prepared(
       this.#db,
-      'DELETE FROM queue_messages WHERE queue = ? AND receipt_handle = ?',
-    ).run(this.name, receiptHandle);
+      'DELETE FROM queue_messages WHERE seq = ? AND queue = ? AND receipt_handle = ?',
+    ).run(handle.seq, this.name, handle.token);
     return Number(result.changes) > 0;
   }
 
@@ -390,11 +426,13 @@ export class SqliteQueue<T> implements QueueSender<T> {
     checkSeconds('timeoutSeconds', timeoutSeconds, MAX_VISIBILITY_TIMEOUT_SECONDS);
     const db = this.#db;
     const visibleAt = this.#now() + timeoutSeconds * 1000;
+    const handle = parseReceiptHandle(receiptHandle);
+    if (handle === undefined) throw new ReceiptHandleIsInvalidError(receiptHandle);
     await write(db, () => {
       const result = prepared(
         db,
-        'UPDATE queue_messages SET visible_at = ? WHERE queue = ? AND receipt_handle = ?',
-      ).run(visibleAt, this.name, receiptHandle);
+        'UPDATE queue_messages SET visible_at = ? WHERE seq = ? AND queue = ? AND receipt_handle = ?',
+      ).run(visibleAt, handle.seq, this.name, handle.token);
       if (Number(result.changes) === 0) throw new ReceiptHandleIsInvalidError(receiptHandle);
     });
   }
