@@ -102,51 +102,51 @@ export class HttpCallbackSender implements CallbackSender {
     const checked = checkTargetUrl(req.url, { allowPrivate: this.#allowPrivate });
     if (!checked.ok)
       return { error: 'forbidden_target', errorMessage: checked.reason, durationMs: elapsed() };
-    // One deadline for the whole exchange: connecting, the response head and the body.
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(), req.timeoutMs);
-    try {
-      const response = await this.#post(checked.url, req, deadline.signal);
-      const { excerpt, truncated } = await readBounded(response);
-      const statusCode = response.statusCode ?? 0;
-      const retryAfter =
-        statusCode === 429 || statusCode === 503
-          ? parseRetryAfter(response.headers['retry-after'], Date.now())
-          : undefined;
-      return {
-        statusCode,
-        ...(retryAfter === undefined ? {} : { retryAfterSeconds: retryAfter }),
-        ...(excerpt === '' ? {} : { responseExcerpt: excerpt }),
-        ...(truncated ? { errorMessage: `response body over ${MAX_RESPONSE_BYTES} bytes was not read` } : {}),
-        durationMs: elapsed(),
+    const secure = checked.url.protocol === 'https:';
+    return new Promise<CallbackResult>((resolve) => {
+      let settled = false;
+      const settle = (result: CallbackResult) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        resolve(result);
       };
-    } catch (error) {
-      // Past the deadline the error is whatever the destroyed socket reported; it was a timeout.
-      const timedOut = deadline.signal.aborted;
-      return {
-        error: timedOut ? 'timeout' : classify(error),
-        errorMessage: timedOut
-          ? `no complete response within ${req.timeoutMs} ms`
-          : error instanceof Error
-            ? error.message
-            : String(error),
-        durationMs: elapsed(),
-      };
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Resolves with the response once its head has arrived; aborting destroys the socket. */
-  #post(url: URL, req: CallbackRequest, signal: AbortSignal): Promise<IncomingMessage> {
-    const secure = url.protocol === 'https:';
-    return new Promise((resolve, reject) => {
+      const fail = (error: unknown) =>
+        settle({
+          error: classify(error),
+          errorMessage: error instanceof Error ? error.message : String(error),
+          durationMs: elapsed(),
+        });
       const request = (secure ? https : http).request(
-        url,
-        { method: 'POST', headers: req.headers, agent: secure ? this.#https : this.#http, signal },
-        resolve,
+        checked.url,
+        { method: 'POST', headers: req.headers, agent: secure ? this.#https : this.#http },
+        (response) => {
+          const body = new BoundedBody();
+          response.on('data', (chunk: Buffer) => {
+            if (!body.add(chunk)) {
+              // Abandoned: its socket is destroyed rather than returned to the pool.
+              settle(resultOf(response, body, elapsed()));
+              response.destroy();
+            }
+          });
+          response.on('end', () => settle(resultOf(response, body, elapsed())));
+          response.on('error', fail);
+          response.on('close', () => {
+            if (!response.complete) fail(new Error('the connection closed before the response ended'));
+          });
+        },
       );
-      request.on('error', reject);
+      // One deadline for the whole exchange: connecting, the response head and the body. It
+      // settles the try itself: whatever the destroyed socket reports afterwards is ignored.
+      const deadline = setTimeout(() => {
+        settle({
+          error: 'timeout',
+          errorMessage: `no complete response within ${req.timeoutMs} ms`,
+          durationMs: elapsed(),
+        });
+        request.destroy();
+      }, req.timeoutMs);
+      request.on('error', fail);
       request.end(req.body);
     });
   }
@@ -171,23 +171,48 @@ export function parseRetryAfter(value: string | string[] | undefined, now: numbe
 }
 
 /**
- * Reads at most MAX_RESPONSE_BYTES, keeping an excerpt; a larger body is abandoned and its
- * socket destroyed. A body read to its end leaves the socket to the pool.
+ * A response body read up to MAX_RESPONSE_BYTES, keeping an excerpt of RESPONSE_EXCERPT_BYTES;
+ * `add` says false once the body is over the limit (the rest is not to be read).
  */
-async function readBounded(body: AsyncIterable<Buffer> & { destroy(): unknown }) {
-  const kept: Buffer[] = [];
-  let keptBytes = 0;
-  let total = 0;
-  for await (const chunk of body) {
-    total += chunk.length;
-    if (keptBytes < RESPONSE_EXCERPT_BYTES) {
-      kept.push(chunk.subarray(0, RESPONSE_EXCERPT_BYTES - keptBytes));
-      keptBytes += Math.min(chunk.length, RESPONSE_EXCERPT_BYTES - keptBytes);
+class BoundedBody {
+  readonly #kept: Buffer[] = [];
+  #keptBytes = 0;
+  #total = 0;
+
+  add(chunk: Buffer): boolean {
+    this.#total += chunk.length;
+    if (this.#keptBytes < RESPONSE_EXCERPT_BYTES) {
+      const part = chunk.subarray(0, RESPONSE_EXCERPT_BYTES - this.#keptBytes);
+      this.#kept.push(part);
+      this.#keptBytes += part.length;
     }
-    if (total > MAX_RESPONSE_BYTES) {
-      body.destroy();
-      return { excerpt: Buffer.concat(kept).toString('utf8'), truncated: true };
-    }
+    return !this.truncated;
   }
-  return { excerpt: Buffer.concat(kept).toString('utf8'), truncated: false };
+
+  get truncated(): boolean {
+    return this.#total > MAX_RESPONSE_BYTES;
+  }
+
+  get excerpt(): string {
+    return this.#kept.length === 0 ? '' : Buffer.concat(this.#kept).toString('utf8');
+  }
+}
+
+/** The result of a try that got a response: its status, its Retry-After, the excerpt. */
+function resultOf(response: IncomingMessage, body: BoundedBody, durationMs: number): CallbackResult {
+  const statusCode = response.statusCode ?? 0;
+  const retryAfter =
+    statusCode === 429 || statusCode === 503
+      ? parseRetryAfter(response.headers['retry-after'], Date.now())
+      : undefined;
+  const { excerpt } = body;
+  return {
+    statusCode,
+    ...(retryAfter === undefined ? {} : { retryAfterSeconds: retryAfter }),
+    ...(excerpt === '' ? {} : { responseExcerpt: excerpt }),
+    ...(body.truncated
+      ? { errorMessage: `response body over ${MAX_RESPONSE_BYTES} bytes was not read` }
+      : {}),
+    durationMs,
+  };
 }

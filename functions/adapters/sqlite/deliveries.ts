@@ -150,8 +150,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
     return write(db, () => {
       const insert = prepared(
         db,
-        `${INSERT_DELIVERY} ON CONFLICT (event_id, subscription_id) WHERE origin = 'fanout' DO NOTHING
-           RETURNING 1 AS inserted`,
+        `${INSERT_DELIVERY} ON CONFLICT (event_id, subscription_id) WHERE origin = 'fanout' DO NOTHING`,
       );
       const select = prepared(
         db,
@@ -161,7 +160,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
       return deliveries.map((d) => {
         if (d.origin !== 'fanout')
           throw new Error(`createForEvent takes fan-out deliveries, not ${d.origin}`);
-        if (insert.get(...deliveryValues(d)) !== undefined) {
+        if (Number(insert.run(...deliveryValues(d)).changes) === 1) {
           this.#keep(d);
           return d;
         }

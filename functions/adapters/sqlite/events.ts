@@ -242,7 +242,7 @@ export class SqliteEventLog implements EventLog {
              CASE WHEN ?7 IS NULL THEN NULL ELSE 1 + COALESCE(
                (SELECT key_seq FROM ordering_keys WHERE partner_id = ?2 AND ordering_key = ?7), 0) END)
            ON CONFLICT (partner_id, idempotency_key) DO NOTHING
-           RETURNING seq, ${COLUMNS}`,
+           RETURNING seq, key_seq`,
       ).get(
         event.id,
         event.partnerId,
@@ -261,7 +261,17 @@ export class SqliteEventLog implements EventLog {
         if (first === undefined) throw new Error(`event ${event.id} neither inserted nor found`);
         return { event: toEvent(first), created: false };
       }
-      const stored = toEvent(inserted);
+      // As stored: the payload is the one just serialised, so it is not read back and parsed.
+      const stored: Event = withoutUndefined({
+        id: event.id,
+        partnerId: event.partnerId,
+        type: event.type,
+        payload: event.payload,
+        createdAt: event.createdAt,
+        idempotencyKey: event.idempotencyKey,
+        orderingKey: event.orderingKey,
+        keySeq: readOptionalInteger(inserted, 'key_seq'),
+      });
       if (stored.orderingKey !== undefined && stored.keySeq !== undefined) {
         prepared(
           db,
