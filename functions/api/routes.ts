@@ -139,9 +139,10 @@ export type RouteMatch =
   | { kind: 'method-not-allowed'; allowed: HttpMethod[] }
   | { kind: 'not-found' };
 
-function matchPath(template: string, path: string): Record<string, string> | undefined {
-  const want = template.split('/');
-  const got = path.split('/');
+/** Each route's path template, split at its slashes once. */
+const TEMPLATES: readonly (readonly string[])[] = ROUTES.map((route) => route.path.split('/'));
+
+function matchPath(want: readonly string[], got: readonly string[]): Record<string, string> | undefined {
   if (want.length !== got.length) return undefined;
   const params: Record<string, string> = {};
   for (let i = 0; i < want.length; i++) {
@@ -164,9 +165,10 @@ function matchPath(template: string, path: string): Record<string, string> | und
 /** Finds the route for a request, or says whether the path exists under other methods. */
 export function matchRoute(method: string, rawPath: string): RouteMatch {
   const path = rawPath.length > 1 ? rawPath.replace(/\/+$/, '') : rawPath;
+  const segments = path.split('/');
   const allowed: HttpMethod[] = [];
-  for (const route of ROUTES) {
-    const params = matchPath(route.path, path);
+  for (const [i, route] of ROUTES.entries()) {
+    const params = matchPath(TEMPLATES[i] ?? [], segments);
     if (!params) continue;
     if (route.method === method.toUpperCase()) return { kind: 'found', route, params };
     allowed.push(route.method);
