@@ -194,6 +194,24 @@ describe('SqliteQueue', () => {
       expect(queue.delete(again[0]?.receiptHandle ?? '')).toBe(true);
     });
 
+    it('asks take nothing of a group mayTake turns down, and leaves its messages visible', async () => {
+      const asked: (string | undefined)[] = [];
+      const records = await queue.sendReceiving(
+        [
+          { body: { n: 1 }, groupId: 'full' },
+          { body: { n: 2 }, groupId: 'open' },
+        ],
+        (group) => {
+          asked.push(group);
+          return true;
+        },
+        (group) => group !== 'full',
+      );
+      expect(bodies(records)).toEqual([{ n: 2 }]);
+      expect(asked).toEqual(['open']);
+      expect(queue.stats()).toEqual({ visible: 1, inFlight: 1, delayed: 0 });
+    });
+
     it('takes no delayed message, and none that would pass an older visible one of its group', async () => {
       queue.sendNow([{ body: { n: 1 }, groupId: 'a' }]);
       const offered: (string | undefined)[] = [];
@@ -323,6 +341,19 @@ describe('SqliteQueue', () => {
       expect(queue.delete(record?.receiptHandle ?? '')).toBe(true);
       clock.advance(30);
       expect(queue.receive(10)).toEqual([]);
+    });
+
+    it('deletes nothing with a handle that names another message, or none', () => {
+      queue.sendNow(jobs(1, 2));
+      const [first, second] = queue.receive(2);
+      const token = (first?.receiptHandle ?? '').split('.')[1];
+      const seqOfSecond = (second?.receiptHandle ?? '').split('.')[0];
+      // The first receive's token with the second message's seq: neither goes.
+      for (const forged of [`${seqOfSecond}.${token}`, 'nope', '0.x', '-1.x', '.x', `${seqOfSecond}.`])
+        expect(queue.delete(forged)).toBe(false);
+      expect(queue.stats()).toEqual({ visible: 0, inFlight: 2, delayed: 0 });
+      expect(queue.delete(first?.receiptHandle ?? '')).toBe(true);
+      expect(queue.delete(second?.receiptHandle ?? '')).toBe(true);
     });
 
     it('ignores a stale receipt handle, as SQS does, and keeps the message', () => {
