@@ -64,8 +64,8 @@ export class QueuePoller<T> {
   readonly #capByGroup = new Map<string, number>();
   /** Groups at their cap, not admitted again until half their slots are free. */
   readonly #full = new Set<string>();
-  /** Records the handler reported as failed tries (see reportFailure), until they are released. */
-  readonly #reportedFailures = new Set<string>();
+  /** Records whose slots were freed before their invocation ended (see finished). */
+  readonly #finished = new Set<string>();
   /** Groups with room again since the last receive: their records ended (see #release). */
   readonly #roomIn = new Set<string>();
   /** Whether the next receive looks at every group (new messages, a wake, an ungrouped record's end). */
@@ -303,11 +303,17 @@ export class QueuePoller<T> {
   }
 
   /**
-   * Counts a record the handler processed (and so will have deleted) as a failure of its
-   * group all the same: a try that failed and was queued again as a message of its own.
+   * Frees a record's slot as soon as the handler is done with it, before the other records of
+   * its batch end: a batch holds no slot for a record that has finished, so batching costs a
+   * group nothing while another group's record in the same batch hangs. The message itself is
+   * deleted with its batch, as the handler's answer says. `failed` counts the record as a
+   * failure of its group even though it will be deleted: a try that failed and was queued
+   * again as a message of its own.
    */
-  reportFailure(messageId: string): void {
-    this.#reportedFailures.add(messageId);
+  finished(record: SQSRecord, failed: boolean): void {
+    if (this.#finished.has(record.messageId)) return;
+    this.#finished.add(record.messageId);
+    this.#release([record], failed ? new Set([record.messageId]) : new Set());
   }
 
   async #invoke(records: SQSRecord[]): Promise<void> {
@@ -322,11 +328,8 @@ export class QueuePoller<T> {
     } catch (error) {
       log(`${name}: batch of ${records.length} failed`, error);
     } finally {
-      const reported = records.filter((record) => this.#reportedFailures.delete(record.messageId));
-      this.#release(
-        records,
-        reported.length === 0 ? failed : new Set([...failed, ...reported.map((r) => r.messageId)]),
-      );
+      const rest = records.filter((record) => !this.#finished.delete(record.messageId));
+      if (rest.length > 0) this.#release(rest, failed);
     }
   }
 }

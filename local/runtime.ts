@@ -333,7 +333,9 @@ function startWorkers(
   const deliveryPoller: QueuePoller<DeliveryMessage> = new QueuePoller({
     name: 'dispatcher',
     queue: delivery,
-    batchSize: 1,
+    // Batches of ten, as the deployed event source sends them; each record's slot is freed
+    // as soon as its try ends (QueuePoller.finished), not when its whole batch does.
+    batchSize: 10,
     maxInFlight: DISPATCHER_IN_FLIGHT,
     maxInFlightPerGroup: DISPATCHER_IN_FLIGHT_PER_SUBSCRIPTION,
     idleMs,
@@ -355,12 +357,11 @@ function startWorkers(
         ...(options.random ? { random: options.random } : {}),
       },
       log,
-      // A failed try ends its message too (its next try is a message of its own): tell the
-      // poller, which halves the subscription's share.
+      // The try is over: its slot goes back at once. A failed try ends its message too (its
+      // next try is a message of its own), and the poller halves the subscription's share.
       (record, outcome, message) => {
         context.metrics.observe(record, outcome, message);
-        if (outcome.kind === 'retry' || outcome.kind === 'dead')
-          deliveryPoller.reportFailure(record.messageId);
+        deliveryPoller.finished(record, outcome.kind === 'retry' || outcome.kind === 'dead');
       },
     ),
   });

@@ -158,3 +158,55 @@ describe('QueuePoller receives', () => {
     }
   });
 });
+
+describe('QueuePoller.finished', () => {
+  it('frees a finished record’s slot while its batch runs on, and deletes its message with the batch', async () => {
+    const db = openDatabase(':memory:');
+    const queue = new SqliteQueue<Job>(db, { name: 'work', visibilityTimeoutSeconds: 30 });
+    const started: number[] = [];
+    let endBatch: (() => void) | undefined;
+    let poller: QueuePoller<Job> | undefined;
+    // Each record of a batch finishes at once, but for n = 0, which hangs until the test ends
+    // it, holding its batch open.
+    const handler = (event: SQSEvent): Promise<SQSBatchResponse> => {
+      for (const record of event.Records) {
+        const { n } = JSON.parse(record.body) as Job;
+        started.push(n);
+        if (n !== 0) poller?.finished(record, n === 2);
+      }
+      const hangs = event.Records.some((record) => (JSON.parse(record.body) as Job).n === 0);
+      if (!hangs) return Promise.resolve({ batchItemFailures: [] });
+      return new Promise((resolve) => {
+        endBatch = () => resolve({ batchItemFailures: [] });
+      });
+    };
+    poller = new QueuePoller<Job>({
+      name: 'work',
+      queue,
+      handler,
+      batchSize: 10,
+      maxInFlight: 100,
+      maxInFlightPerGroup: 8,
+      idleMs: 50,
+      log: () => {},
+    });
+    try {
+      // Group a starts with 4 slots: its first 4 records share a batch with the hanging one.
+      queue.sendNow([{ body: { n: 0 }, groupId: 'hang' }]);
+      queue.sendNow([1, 2, 3, 4, 5, 6, 7].map((n) => ({ body: { n }, groupId: 'a' })));
+      poller.start();
+      await settle();
+      // Their slots came back as each finished, so a's other records ran meanwhile.
+      expect(started).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+      // The hanging batch's finished messages wait for it to end to be deleted.
+      expect(queue.stats()).toEqual({ visible: 0, inFlight: 5, delayed: 0 });
+      endBatch?.();
+      await settle();
+      expect(queue.stats()).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+    } finally {
+      endBatch?.();
+      await poller.stop();
+      db.close();
+    }
+  });
+});
