@@ -20,6 +20,9 @@ const RECEIVE_MAX = 100;
  */
 const FULL_RECEIVE_EVERY_MS = 100;
 
+/** Asked about a candidate record's group: whether the poller takes it. */
+type Admit = (groupId: string | undefined) => boolean;
+
 export interface PollerOptions<T> {
   name: string;
   queue: SqliteQueue<T>;
@@ -122,18 +125,17 @@ export class QueuePoller<T> {
           this.#receiveAllAt = now + FULL_RECEIVE_EVERY_MS;
         }
         const max = Math.min(room, RECEIVE_MAX);
-        const admission = this.#admission();
         try {
-          if (all) records = await queue.receiveBatch(max, admission.admit, [...this.#full]);
-          else if (groups.length > 0) records = await queue.receiveGroups(groups, max, admission.admit);
+          records = await this.#admitted(async ({ admit }) => {
+            if (all) return queue.receiveBatch(max, admit, [...this.#full]);
+            return groups.length > 0 ? queue.receiveGroups(groups, max, admit) : [];
+          });
         } catch (error) {
-          admission.settle(false);
           this.#receiveAll = true;
           this.#options.log(`${this.#options.name}: receive failed`, error);
           await this.wakeup.sleep(idleMs);
           continue;
         }
-        admission.settle(true);
         // Stopped at its limit: more may be waiting, in any group.
         if (records.length >= max) this.#receiveAll = true;
       }
@@ -188,15 +190,9 @@ export class QueuePoller<T> {
       this.announce(messages.map((m) => m.groupId));
       return;
     }
-    const admission = this.#admission();
-    let records: SQSRecord[];
-    try {
-      records = await queue.sendReceiving(messages, admission.admit, admission.mayAdmit);
-    } catch (error) {
-      admission.settle(false);
-      throw error;
-    }
-    admission.settle(true);
+    const records = await this.#admitted(({ admit, mayAdmit }) =>
+      queue.sendReceiving(messages, admit, mayAdmit),
+    );
     this.#dispatch(records);
     if (records.length < messages.length) this.announce(messages.map((m) => m.groupId));
   }
@@ -207,6 +203,21 @@ export class QueuePoller<T> {
    */
   announce(groupIds: readonly (string | undefined)[]): void {
     if (groupIds.some((groupId) => groupId === undefined || !this.#full.has(groupId))) this.wake();
+  }
+
+  /** Takes records with `take` under one admission, settled as the take's write ends. */
+  async #admitted(
+    take: (admission: { admit: Admit; mayAdmit: Admit }) => Promise<SQSRecord[]>,
+  ): Promise<SQSRecord[]> {
+    const admission = this.#admission();
+    try {
+      const records = await take(admission);
+      admission.settle(true);
+      return records;
+    } catch (error) {
+      admission.settle(false);
+      throw error;
+    }
   }
 
   #capOf(groupId: string): number {
@@ -223,11 +234,7 @@ export class QueuePoller<T> {
    * group that reached its cap stays full until half its slots are free again, so a busy group
    * costs a receive per few finished records rather than one per record.
    */
-  #admission(): {
-    admit: (groupId: string | undefined) => boolean;
-    mayAdmit: (groupId: string | undefined) => boolean;
-    settle: (committed: boolean) => void;
-  } {
+  #admission(): { admit: Admit; mayAdmit: Admit; settle: (committed: boolean) => void } {
     const capped = this.#options.maxInFlightPerGroup !== undefined;
     const taken = new Map<string, number>();
     let total = 0;

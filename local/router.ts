@@ -34,7 +34,8 @@ export interface RouterOptions {
  * again after the restart, a copy that fan-out and the dispatcher already take in their stride
  * (deliveries are found rather than made twice; a try already recorded is not made again).
  *
- * One batch at a time, so that an entry is never taken twice in one run.
+ * One batch at a time (the runtime's loop awaits each): a batch's entries are in the outbox
+ * until it ends, so a batch begun beside it would take them again.
  */
 export class OutboxRouter {
   readonly #db: SqliteDatabase;
@@ -42,8 +43,6 @@ export class OutboxRouter {
   readonly #fanout: SqliteQueue<EventRef>;
   readonly #deps: FanOutDeps;
   readonly #options: Required<RouterOptions>;
-  /** The last entry taken: the next batch starts after it. */
-  #after = 0;
 
   constructor(
     db: SqliteDatabase,
@@ -64,24 +63,16 @@ export class OutboxRouter {
    * of the outbox. Rejects when they could not be removed: they are taken again next time.
    */
   async routeBatch(): Promise<number> {
-    const entries = this.#outbox.peek(this.#options.batchSize, this.#after);
-    const last = entries.at(-1);
-    if (last === undefined) return 0;
-    this.#after = last.seq;
+    const entries = this.#outbox.peek(this.#options.batchSize);
+    if (entries.length === 0) return 0;
     const failed = await this.#fanOut(entries);
-    const db = this.#db;
-    try {
-      // One write, all or nothing: the failed events are queued as their entries go.
-      await write(db, () => {
-        this.#fanout.sendNow(
-          failed.map((entry) => ({ body: entry.ref, delaySeconds: this.#options.retryDelaySeconds })),
-        );
-        this.#outbox.remove(entries.map((entry) => entry.seq));
-      });
-    } catch (error) {
-      this.#after = (entries[0]?.seq ?? 1) - 1;
-      throw error;
-    }
+    // One write, all or nothing: the failed events are queued as their entries go.
+    await write(this.#db, () => {
+      this.#fanout.sendNow(
+        failed.map((entry) => ({ body: entry.ref, delaySeconds: this.#options.retryDelaySeconds })),
+      );
+      this.#outbox.remove(entries.map((entry) => entry.seq));
+    });
     return entries.length;
   }
 

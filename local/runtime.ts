@@ -182,10 +182,10 @@ export function openLocalQueues(
  * The latest events kept in memory for fan-out and the first tries: how much, in characters of
  * payload, and how long after their append.
  */
-const REMEMBERED_EVENTS = { chars: 8 * 1024 * 1024, forMs: 10_000 };
+const REMEMBERED_EVENTS = { limit: 8 * 1024 * 1024, forMs: 10_000 };
 
 /** The deliveries fan-out stored last, kept in memory for their first tries: how many, how long. */
-const REMEMBERED_DELIVERIES = { count: 10_000, forMs: 10_000 };
+const REMEMBERED_DELIVERIES = { limit: 10_000, forMs: 10_000 };
 
 /** Where the local runtime keeps its database. */
 export function databasePath(dataDir: string): string {

@@ -141,7 +141,7 @@ export function derivedId(prefix: IdPrefix, time: number, key: string): string {
 export function composedId(prefix: IdPrefix, time: number, random: bigint): string {
   checkTime(time);
   if (random < 0n || random > MAX_RANDOM) throw new RangeError('the random part of a ULID has 80 bits');
-  return `${prefix}_${encode(BigInt(time), TIME_CHARS)}${encode(random, RANDOM_CHARS)}`;
+  return `${prefix}_${encodeNumber(time, TIME_CHARS)}${encode(random, RANDOM_CHARS)}`;
 }
 
 /**

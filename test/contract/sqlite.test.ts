@@ -99,7 +99,7 @@ for (const backing of backings) {
   });
   deliveryStoreContract(`${backing.name}, remembering what fan-out stores`, async () => {
     const { db, close } = backing.open();
-    const remember = { count: 100, forMs: 10_000, clock: systemClock };
+    const remember = { limit: 100, forMs: 10_000, clock: systemClock };
     return { deliveries: new SqliteDeliveryStore(db, { remember }), close };
   });
   orderedLinesContract(backing.name, async () => {

@@ -40,6 +40,25 @@ function heldHandler() {
 
 const settle = (ms = 30) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A poller of the queue "work", as the tests use it; `options` changes what they vary. */
+function pollerOf(
+  queue: SqliteQueue<Job>,
+  handler: (event: SQSEvent) => Promise<SQSBatchResponse>,
+  options: { batchSize?: number; maxInFlightPerGroup?: number; idleMs?: number } = {},
+): QueuePoller<Job> {
+  return new QueuePoller<Job>({
+    name: 'work',
+    queue,
+    handler,
+    batchSize: 1,
+    maxInFlight: 100,
+    maxInFlightPerGroup: 8,
+    idleMs: 50,
+    log: () => {},
+    ...options,
+  });
+}
+
 describe('QueuePoller.send', () => {
   let db: SqliteDatabase;
   let poller: QueuePoller<Job> | undefined;
@@ -56,16 +75,7 @@ describe('QueuePoller.send', () => {
     const queue = new CountingQueue(db, { name: 'work', visibilityTimeoutSeconds: 30 });
     const held = heldHandler();
     release = held.releaseAll;
-    poller = new QueuePoller<Job>({
-      name: 'work',
-      queue,
-      handler: held.handler,
-      batchSize: 1,
-      maxInFlight: 100,
-      maxInFlightPerGroup,
-      idleMs: 50,
-      log: () => {},
-    });
+    poller = pollerOf(queue, held.handler, { maxInFlightPerGroup });
     return { queue, poller, held };
   }
 
@@ -120,16 +130,7 @@ describe('QueuePoller receives', () => {
     const db = openDatabase(':memory:');
     const queue = new CountingQueue(db, { name: 'work', visibilityTimeoutSeconds: 30 });
     const held = heldHandler();
-    const poller = new QueuePoller<Job>({
-      name: 'work',
-      queue,
-      handler: held.handler,
-      batchSize: 1,
-      maxInFlight: 100,
-      maxInFlightPerGroup: 8,
-      idleMs: 5_000,
-      log: () => {},
-    });
+    const poller = pollerOf(queue, held.handler, { idleMs: 5_000 });
     try {
       queue.sendNow([1, 2, 3, 4, 5, 6, 7, 8].map((n) => ({ body: { n }, groupId: 'a' })));
       poller.start();
@@ -180,16 +181,7 @@ describe('QueuePoller.finished', () => {
         endBatch = () => resolve({ batchItemFailures: [] });
       });
     };
-    poller = new QueuePoller<Job>({
-      name: 'work',
-      queue,
-      handler,
-      batchSize: 10,
-      maxInFlight: 100,
-      maxInFlightPerGroup: 8,
-      idleMs: 50,
-      log: () => {},
-    });
+    poller = pollerOf(queue, handler, { batchSize: 10 });
     try {
       // Group a starts with 4 slots: its first 4 records share a batch with the hanging one.
       queue.sendNow([{ body: { n: 0 }, groupId: 'hang' }]);

@@ -7,7 +7,7 @@ import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscri
 import { newId } from '../../functions/core/ids.ts';
 import type { Subscription } from '../../functions/core/model.ts';
 import type { SecretCipher } from '../../functions/core/ports.ts';
-import { makeAttempt, makeDelivery, makeEvent } from '../contract/fixtures.ts';
+import { ManualClock, makeAttempt, makeDelivery, makeEvent } from '../contract/fixtures.ts';
 import { testCipher } from '../support/cipher.ts';
 
 const NOW = new Date('2026-12-03T10:00:00.000Z');
@@ -162,9 +162,8 @@ describe('an event log that remembers', () => {
   function setUp(chars = 1000) {
     const db = openDatabase(':memory:');
     const reads = readsOf(db, 'events');
-    let now = NOW.getTime();
-    const clock = { now: () => new Date(now) };
-    const log = new SqliteEventLog(db, { remember: { chars, forMs: 10_000, clock } });
+    const clock = new ManualClock(NOW);
+    const log = new SqliteEventLog(db, { remember: { limit: chars, forMs: 10_000, clock } });
     const append = async (partnerId: string, payload: unknown = { n: 1 }) =>
       (
         await log.append({
@@ -174,7 +173,7 @@ describe('an event log that remembers', () => {
           createdAt: NOW.toISOString(),
         })
       ).event;
-    return { db, reads, log, append, advance: (ms: number) => (now += ms) };
+    return { db, reads, log, append, clock };
   }
 
   it('answers for an event it appended, frozen, for the time it is told, then reads it again', async () => {
@@ -187,7 +186,7 @@ describe('an event log that remembers', () => {
     expect(payload !== null && typeof payload === 'object' && !Array.isArray(payload)).toBe(true);
     expect(Object.isFrozen((payload as Record<string, unknown>).order)).toBe(true);
     expect(t.reads.count).toBe(0);
-    t.advance(10_001);
+    t.clock.advance(11);
     expect(await t.log.get(partnerId, event.id)).toEqual(event);
     expect(t.reads.count).toBe(1);
   });
@@ -223,15 +222,14 @@ describe('a delivery store that remembers', () => {
   function setUp(count = 100) {
     const db = openDatabase(':memory:');
     const reads = readsOf(db, 'deliveries');
-    let now = NOW.getTime();
-    const clock = { now: () => new Date(now) };
-    const store = new SqliteDeliveryStore(db, { remember: { count, forMs: 10_000, clock } });
+    const clock = new ManualClock(NOW);
+    const store = new SqliteDeliveryStore(db, { remember: { limit: count, forMs: 10_000, clock } });
     const fannedOut = async () => {
       const delivery = makeDelivery(makeEvent(newId('ptr')), newId('sub'));
       await store.createForEvent([delivery]);
       return delivery;
     };
-    return { db, reads, store, fannedOut, advance: (ms: number) => (now += ms) };
+    return { db, reads, store, fannedOut, clock };
   }
 
   it('answers for a delivery fan-out stored, frozen, for the time it is told, then reads it again', async () => {
@@ -241,7 +239,7 @@ describe('a delivery store that remembers', () => {
     expect(got).toEqual(delivery);
     expect(Object.isFrozen(got)).toBe(true);
     expect(t.reads.count).toBe(0);
-    t.advance(10_001);
+    t.clock.advance(11);
     expect(await t.store.get(delivery.id)).toEqual(delivery);
     expect(t.reads.count).toBe(1);
   });

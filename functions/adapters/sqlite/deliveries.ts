@@ -7,9 +7,9 @@ import {
   type Page,
   SkippedReason,
 } from '../../core/model.ts';
-import type { Clock, DeliveryStore, ListQuery } from '../../core/ports.ts';
-import { deepFrozen } from '../deep-frozen.ts';
+import type { DeliveryStore, ListQuery } from '../../core/ports.ts';
 import { pageOfLookahead } from '../paging.ts';
+import { RecentlyWritten, type RecentlyWrittenOptions } from '../recently-written.ts';
 import {
   prepared,
   type Row,
@@ -26,6 +26,9 @@ import {
 const DELIVERY_COLUMNS =
   'id, event_id, subscription_id, partner_id, event_type, origin, status, attempts, created_at, updated_at, last_attempt_at, next_attempt_at, skipped_reason';
 const INSERT_DELIVERY = `INSERT INTO deliveries (${DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+/** A fan-out delivery's insert; one change when it went in, none when the pair has one already. */
+const INSERT_FANOUT_DELIVERY = `${INSERT_DELIVERY}
+  ON CONFLICT (event_id, subscription_id) WHERE origin = 'fanout' DO NOTHING`;
 
 function deliveryValues(d: Delivery) {
   return [
@@ -89,58 +92,31 @@ export interface DeliveryStoreOptions {
    * reads its delivery back soon after. Every write of this store to a delivery forgets it, so
    * only a store that makes every write to its database's deliveries may remember (the local
    * runtime's); the retention sweep deletes with a store of its own, but only deliveries a day
-   * old at least, never this soon after their fan-out.
+   * old at least, never this soon after their fan-out. Its `limit` counts deliveries.
    */
-  remember?: {
-    /** How many, the oldest forgotten first. */
-    count: number;
-    /** How long after its fan-out a delivery is served from memory. */
-    forMs: number;
-    clock: Clock;
-  };
+  remember?: RecentlyWrittenOptions;
 }
 
 export class SqliteDeliveryStore implements DeliveryStore {
   readonly #db: SqliteDatabase;
-  readonly #remember: Required<DeliveryStoreOptions>['remember'] | undefined;
-  /** Deliveries fan-out stored last, as stored, by id (see DeliveryStoreOptions.remember). */
-  readonly #recent = new Map<string, { delivery: Delivery; at: number }>();
+  /**
+   * Deliveries fan-out stored last, as stored, by id (see DeliveryStoreOptions.remember). Kept
+   * and forgotten inside the writes that change them, so in the order of those writes.
+   */
+  readonly #recent: RecentlyWritten<Delivery> | undefined;
 
   constructor(db: SqliteDatabase, options: DeliveryStoreOptions = {}) {
     this.#db = db;
-    this.#remember = options.remember;
-  }
-
-  /**
-   * Keeps the delivery for `get`, forgetting the oldest past the bound. Called inside the
-   * write that stored it, so that it is in order with the other writes' `#forget`.
-   */
-  #keep(delivery: Delivery): void {
-    const remember = this.#remember;
-    if (remember === undefined) return;
-    this.#recent.delete(delivery.id);
-    this.#recent.set(delivery.id, {
-      delivery: deepFrozen(withoutUndefined({ ...delivery })),
-      at: remember.clock.now().getTime(),
-    });
-    if (this.#recent.size <= remember.count) return;
-    for (const id of this.#recent.keys()) {
-      this.#recent.delete(id);
-      if (this.#recent.size <= remember.count) break;
-    }
-  }
-
-  /** Forgets the delivery: a write changes it. Called inside that write. */
-  #forget(deliveryId: string): void {
-    this.#recent.delete(deliveryId);
+    this.#recent = options.remember && new RecentlyWritten(options.remember);
   }
 
   async createForEvent(deliveries: Delivery[]): Promise<Delivery[]> {
     const stored = this.#createForEvent(deliveries);
-    if (this.#remember === undefined) return stored;
+    const recent = this.#recent;
+    if (recent === undefined) return stored;
     // A write whose commit failed stored nothing: what it kept goes.
     return stored.catch((error: unknown) => {
-      for (const d of deliveries) this.#forget(d.id);
+      for (const d of deliveries) recent.forget(d.id);
       throw error;
     });
   }
@@ -148,10 +124,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
   #createForEvent(deliveries: Delivery[]): Promise<Delivery[]> {
     const db = this.#db;
     return write(db, () => {
-      const insert = prepared(
-        db,
-        `${INSERT_DELIVERY} ON CONFLICT (event_id, subscription_id) WHERE origin = 'fanout' DO NOTHING`,
-      );
+      const insert = prepared(db, INSERT_FANOUT_DELIVERY);
       const select = prepared(
         db,
         `SELECT ${DELIVERY_COLUMNS} FROM deliveries
@@ -161,7 +134,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
         if (d.origin !== 'fanout')
           throw new Error(`createForEvent takes fan-out deliveries, not ${d.origin}`);
         if (Number(insert.run(...deliveryValues(d)).changes) === 1) {
-          this.#keep(d);
+          // Kept inside the write that stored it, in order with the other writes' forgetting.
+          this.#recent?.keep(d.id, withoutUndefined({ ...d }));
           return d;
         }
         // Fanned out before: the delivery stored then is the one to keep.
@@ -184,11 +158,8 @@ export class SqliteDeliveryStore implements DeliveryStore {
   }
 
   async get(deliveryId: string): Promise<Delivery | undefined> {
-    const recent = this.#recent.get(deliveryId);
-    if (recent !== undefined && this.#remember !== undefined) {
-      if (this.#remember.clock.now().getTime() - recent.at <= this.#remember.forMs) return recent.delivery;
-      this.#recent.delete(deliveryId);
-    }
+    const recent = this.#recent?.get(deliveryId);
+    if (recent !== undefined) return recent;
     const row = prepared(this.#db, `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE id = ?`).get(deliveryId);
     return row === undefined ? undefined : toDelivery(row);
   }
@@ -204,20 +175,16 @@ export class SqliteDeliveryStore implements DeliveryStore {
       throw new Error(`createWithAttempt takes fan-out deliveries, not ${delivery.origin}`);
     const db = this.#db;
     await write(db, () => {
-      this.#forget(delivery.id);
-      const inserted = prepared(
-        db,
-        `${INSERT_DELIVERY} ON CONFLICT (event_id, subscription_id) WHERE origin = 'fanout' DO NOTHING
-           RETURNING 1 AS inserted`,
-      ).get(...deliveryValues(delivery));
-      if (inserted === undefined) this.#recordAttempt(attempt, delivery);
+      this.#recent?.forget(delivery.id);
+      const inserted = prepared(db, INSERT_FANOUT_DELIVERY).run(...deliveryValues(delivery));
+      if (Number(inserted.changes) === 0) this.#recordAttempt(attempt, delivery);
       else this.#insertAttempt(attempt);
     });
   }
 
   #recordAttempt(attempt: Attempt, delivery: Delivery): void {
     const db = this.#db;
-    this.#forget(delivery.id);
+    this.#recent?.forget(delivery.id);
     // SET expressions read the row as it was. The new state is taken unless the delivery
     // succeeded already, or (for a failure) already recorded this try or a later one: a
     // copy of a message tried twice counts once, and never undoes a success. A skipped
@@ -273,7 +240,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
   async skip(deliveryId: string, reason: SkippedReason, at: string): Promise<boolean> {
     const db = this.#db;
     const result = await write(db, () => {
-      this.#forget(deliveryId);
+      this.#recent?.forget(deliveryId);
       return prepared(
         db,
         `UPDATE deliveries SET status = 'skipped', skipped_reason = ?, next_attempt_at = NULL, updated_at = ?
@@ -318,7 +285,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
    * can run inside the sweep's write.
    */
   deleteCreatedBefore(before: string, limit: number): number {
-    this.#recent.clear();
+    this.#recent?.clear();
     const result = prepared(
       this.#db,
       `DELETE FROM deliveries WHERE id IN (
@@ -333,7 +300,7 @@ export class SqliteDeliveryStore implements DeliveryStore {
    */
   deleteForEvents(eventIds: readonly string[], limit: number): number {
     if (eventIds.length === 0 || limit < 1) return 0;
-    this.#recent.clear();
+    this.#recent?.clear();
     const result = prepared(
       this.#db,
       `DELETE FROM deliveries WHERE id IN (

@@ -1,8 +1,8 @@
 import { CursorNotFoundError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import type { Event, JsonValue, Page } from '../../core/model.ts';
-import type { AppendResult, Clock, EventListQuery, EventLog, NewEvent } from '../../core/ports.ts';
-import { deepFrozen } from '../deep-frozen.ts';
+import type { AppendResult, EventListQuery, EventLog, NewEvent } from '../../core/ports.ts';
+import { RecentlyWritten, type RecentlyWrittenOptions } from '../recently-written.ts';
 import {
   prepared,
   type Row,
@@ -47,23 +47,15 @@ export interface EventLogOptions {
    * Keep the events this log appended last in memory for `get`, for a short while: fan-out
    * and the first try read an event soon after it is published, and an event never changes.
    * It goes only by the retention (a day at least) or by a deletion of the database's own,
-   * never this soon after its append.
+   * never this soon after its append. Its `limit` counts the payloads' JSON characters.
    */
-  remember?: {
-    /** How much, in characters of the payloads' JSON. */
-    chars: number;
-    /** How long after its append an event is served from memory. */
-    forMs: number;
-    clock: Clock;
-  };
+  remember?: RecentlyWrittenOptions;
 }
 
 export class SqliteEventLog implements EventLog {
   readonly #db: SqliteDatabase;
-  readonly #remember: Required<EventLogOptions>['remember'] | undefined;
-  /** The events appended last (see EventLogOptions.remember) by id: their payload's length, when kept. */
-  readonly #recent = new Map<string, { event: Event; chars: number; at: number }>();
-  #recentChars = 0;
+  /** The events appended last, by id, weighed by their payloads' length (see EventLogOptions.remember). */
+  readonly #recent: RecentlyWritten<Event> | undefined;
   /** Per partner, the pollers waiting for its next event (see waitForEvents). */
   readonly #waiting = new Map<string, Set<() => void>>();
   /** Told of every event this instance stores (see onAppend). */
@@ -71,14 +63,14 @@ export class SqliteEventLog implements EventLog {
 
   constructor(db: SqliteDatabase, options: EventLogOptions = {}) {
     this.#db = db;
-    this.#remember = options.remember;
+    this.#recent = options.remember && new RecentlyWritten(options.remember);
   }
 
   /** The new event's id is a ULID of its `createdAt`, minted before the write lock is taken. */
   async append(draft: NewEvent): Promise<AppendResult> {
     const { result, chars } = await this.#append(draft);
     if (result.created) {
-      this.#keep(result.event, chars);
+      this.#recent?.keep(result.event.id, result.event, chars);
       // Committed: whoever waits for the partner's next event lists again now.
       for (const wake of [...(this.#waiting.get(draft.partnerId) ?? [])]) wake();
       for (const listener of this.#appendListeners) listener(draft.partnerId);
@@ -214,19 +206,6 @@ export class SqliteEventLog implements EventLog {
     return row !== undefined;
   }
 
-  /** Keeps the event for `get` (see EventLogOptions.remember), forgetting the oldest past the bound. */
-  #keep(event: Event, chars: number): void {
-    const remember = this.#remember;
-    if (remember === undefined || chars > remember.chars) return;
-    this.#recent.set(event.id, { event: deepFrozen(event), chars, at: remember.clock.now().getTime() });
-    this.#recentChars += chars;
-    for (const [id, kept] of this.#recent) {
-      if (this.#recentChars <= remember.chars) break;
-      this.#recent.delete(id);
-      this.#recentChars -= kept.chars;
-    }
-  }
-
   /** The append, and the length of the event's payload as stored. */
   async #append(draft: NewEvent): Promise<{ result: AppendResult; chars: number }> {
     const db = this.#db;
@@ -298,14 +277,8 @@ export class SqliteEventLog implements EventLog {
   }
 
   async get(partnerId: string, eventId: string): Promise<Event | undefined> {
-    const recent = this.#recent.get(eventId);
-    if (
-      recent !== undefined &&
-      recent.event.partnerId === partnerId &&
-      this.#remember !== undefined &&
-      this.#remember.clock.now().getTime() - recent.at <= this.#remember.forMs
-    )
-      return recent.event;
+    const recent = this.#recent?.get(eventId);
+    if (recent?.partnerId === partnerId) return recent;
     const row = prepared(this.#db, `SELECT ${COLUMNS} FROM events WHERE id = ? AND partner_id = ?`).get(
       eventId,
       partnerId,
@@ -330,8 +303,7 @@ export class SqliteEventLog implements EventLog {
    */
   deleteEvents(seqs: readonly number[]): number {
     if (seqs.length === 0) return 0;
-    this.#recent.clear();
-    this.#recentChars = 0;
+    this.#recent?.clear();
     const list = JSON.stringify(seqs);
     // Each partner's last deleted event, for readers to tell what expired after them.
     prepared(

@@ -26,17 +26,14 @@ export class SqliteOutbox {
     this.#db = db;
   }
 
-  /**
-   * Up to `limit` entries, oldest first, after the entry `after` when given. Synchronous so it
-   * can run inside transaction().
-   */
-  peek(limit: number, after = 0): OutboxEntry[] {
+  /** Up to `limit` entries, oldest first. Synchronous so it can run inside transaction(). */
+  peek(limit: number): OutboxEntry[] {
     return prepared(
       this.#db,
       `SELECT seq, event_id, partner_id, type, created_at, ordering_key, key_seq FROM outbox
-         WHERE seq > ? ORDER BY seq LIMIT ?`,
+         ORDER BY seq LIMIT ?`,
     )
-      .all(after, limit)
+      .all(limit)
       .map((row) => {
         const orderingKey = readOptionalText(row, 'ordering_key');
         const keySeq = readOptionalInteger(row, 'key_seq');
