@@ -182,6 +182,11 @@ async function endToEnd(
   return { expected, tally, publish, seconds, callbacksPerSecond: tally.verified / seconds };
 }
 
+/** The pass with the highest rate: a machine shared with other work slows some passes down. */
+function fastestOf<T extends { callbacksPerSecond: number }>(passes: readonly T[]): T {
+  return passes.reduce((a, b) => (b.callbacksPerSecond > a.callbacksPerSecond ? b : a));
+}
+
 interface RunningDispatcher {
   child: Child;
   api: DispatcherApi;
@@ -388,7 +393,7 @@ async function measureThroughput(receiver: Child, info: ReceiverInfo, dataDir: s
         if (pass > 0) await drain(d);
         passes.push(await measuredRun(d, receiver, p, run.events, expected));
       }
-      const fastest = passes.reduce((a, b) => (b.callbacksPerSecond > a.callbacksPerSecond ? b : a));
+      const fastest = fastestOf(passes);
       const cpus = passes.flatMap((pass) => (pass.cpuPerThousand === null ? [] : [pass.cpuPerThousand]));
       const memory = await d.child.call<DispatcherMemory>('memory');
       runs.push({
@@ -583,9 +588,9 @@ async function measureLatency(receiver: Child, info: ReceiverInfo, dataDir: stri
 
 /**
  * Healthy throughput with and without hanging neighbours, each run on a fresh runtime (so
- * neither inherits the other's backlog) with the same number of healthy subscriptions. The
- * hanging endpoints are another origin, as a stalled partner's host would be, so they do not
- * share the healthy endpoints' connection pool.
+ * neither inherits the other's backlog) with the same number of healthy subscriptions, each
+ * the best of PLAN.throughputPasses passes. The hanging endpoints are another origin, as a
+ * stalled partner's host would be, so they do not share the healthy endpoints' connection pool.
  */
 async function measureIsolation(receiver: Child, info: ReceiverInfo, dataDir: string) {
   const { healthy, hanging, events, windowMs, deliveryTimeoutMs } = PLAN.isolation;
@@ -599,27 +604,30 @@ async function measureIsolation(receiver: Child, info: ReceiverInfo, dataDir: st
       const healthySecrets = Object.fromEntries(
         Object.entries(p.secrets).filter(([path]) => !path.includes('/hang')),
       );
-      const figures = await endToEnd(
-        d.api,
-        receiver,
-        p.partnerId,
-        healthySecrets,
-        events,
-        events * healthy,
-        windowMs,
-      );
+      // Passes one after the other, as for throughput: the hanging endpoints' backlog and
+      // their timed-out tries carry over from pass to pass, as a stalled partner's would.
+      const passes: RunFigures[] = [];
+      for (let pass = 0; pass < PLAN.throughputPasses; pass++) {
+        passes.push(
+          await endToEnd(d.api, receiver, p.partnerId, healthySecrets, events, events * healthy, windowMs),
+        );
+      }
       const queues = await d.child.call<Record<string, QueueStats>>('queues');
-      return { ...figures, queues };
+      return { ...fastestOf(passes), passes, queues };
     } finally {
       await stopDispatcher(d);
     }
   };
-  progress(`  all healthy: ${events} events → ${events * healthy} callbacks, window ${windowMs} ms`);
+  progress(
+    `  all healthy: ${events} events → ${events * healthy} callbacks, ${PLAN.throughputPasses} passes, window ${windowMs} ms`,
+  );
   const baseline = await run(
     'all-healthy',
     Array.from({ length: healthy }, (_, i) => `${info.healthyOrigin}/iso-ok/s${i}`),
   );
-  progress(`  half hanging: ${events} events → ${events * healthy} healthy callbacks, window ${windowMs} ms`);
+  progress(
+    `  half hanging: ${events} events → ${events * healthy} healthy callbacks, ${PLAN.throughputPasses} passes, window ${windowMs} ms`,
+  );
   // Healthy and hanging subscriptions alternate, so the partner's fan-out order mixes them
   // as a random order would.
   const mixed = Array.from({ length: healthy + hanging }, (_, i) =>
@@ -890,7 +898,7 @@ function figureRows(figures: Figures): Row[] {
     met: '—',
   });
   rows.push({
-    figure: `isolation: healthy callbacks/s, ${PLAN.isolation.hanging} of ${PLAN.isolation.healthy + PLAN.isolation.hanging} subscriptions hanging`,
+    figure: `isolation: healthy callbacks/s, ${PLAN.isolation.hanging} of ${PLAN.isolation.healthy + PLAN.isolation.hanging} subscriptions hanging (best of ${PLAN.throughputPasses} each)`,
     value: rate(isolation.withHanging.callbacksPerSecond),
     baseline: `${rate(isolation.baseline.callbacksPerSecond)} (all healthy)`,
     ratio: times(isolation.ratio),

@@ -1,7 +1,7 @@
 /**
  * The WAL checkpointer's thread (see checkpointer.ts): its own connection to the database,
- * copying committed pages from the write-ahead log into the database file every few
- * milliseconds. Self-contained (no project imports): Node runs it as it is.
+ * copying committed pages from the write-ahead log into the database file five times a
+ * second. Self-contained (no project imports): Node runs it as it is.
  */
 import { DatabaseSync } from 'node:sqlite';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -23,8 +23,8 @@ const passive = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
 const restart = db.prepare('PRAGMA wal_checkpoint(RESTART)');
 const RESTART_AFTER_PAGES = 4096;
 
-/** Failed checkpoints in a row after which the thread gives up (one second's worth at 20 ms). */
-const GIVE_UP_AFTER_FAILURES = 50;
+/** Failed checkpoints in a row after which the thread gives up (five seconds' worth at 200 ms). */
+const GIVE_UP_AFTER_FAILURES = 25;
 let failures = 0;
 
 function run(): void {

@@ -344,6 +344,29 @@ describe('HTTP API: partners and events', () => {
       expect(JSON.parse(answer.body)).toMatchObject({ status: 413 });
     });
 
+    it('stores nothing from a request whose client goes away halfway through its body, and serves the next', async () => {
+      const partner = await d.createPartner();
+      const url = new URL('/v1/events', d.dispatcher.url);
+      const whole = JSON.stringify({ partnerId: partner.id, type: 'cut.short', payload: 'x'.repeat(10_000) });
+      await new Promise<void>((resolve) => {
+        const req = httpRequest(url, {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${d.dispatcher.adminToken}`,
+            'content-type': 'application/json',
+            'content-length': String(Buffer.byteLength(whole)),
+          },
+        });
+        req.on('error', () => resolve());
+        req.on('close', () => resolve());
+        req.write(whole.slice(0, 5_000), () => setTimeout(() => req.destroy(), 50));
+      });
+
+      const next = await publish(d, partner.id, 'order.created');
+      const page = await d.as<Page<EventView>>(partner.apiKey, 'GET', '/v1/events');
+      expect(page.body.data.map((e) => e.id)).toEqual([next]);
+    });
+
     it('answers 401 without the admin token or with a partner API key', async () => {
       const partner = await d.createPartner();
       const body = { partnerId: partner.id, type: 'order.created', payload: {} };
