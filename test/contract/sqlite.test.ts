@@ -165,6 +165,8 @@ describe('openDatabase', () => {
     expect(pragma(db, 'busy_timeout')).toBe(5000);
     expect(pragma(db, 'foreign_keys')).toBe(1);
     expect(pragma(db, 'synchronous')).toBe(1);
+    // Savepoint journals stay in memory, however large (2 = MEMORY).
+    expect(pragma(db, 'temp_store')).toBe(2);
     expect(pragma(db, 'user_version')).toBe(SCHEMA_VERSION);
     db.close();
   });

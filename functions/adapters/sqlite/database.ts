@@ -377,6 +377,11 @@ export function openDatabase(path: string): SqliteDatabase {
     // NORMAL is durable across process crashes in WAL mode; only an OS crash or power loss can
     // lose the last commits, acceptable for a local runtime.
     db.exec('PRAGMA synchronous = NORMAL');
+    // Group commit runs each write in a savepoint (see write), and a savepoint keeps the
+    // pages it changes in a sub-journal. Past 64 KiB SQLite moves a sub-journal to a temporary
+    // file, and every page after that is a write to the disk: a fan-out to a few subscriptions
+    // gets there. In memory a page costs a copy alone.
+    db.exec('PRAGMA temp_store = MEMORY');
     migrate(db);
   } catch (error) {
     db.close();
