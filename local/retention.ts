@@ -51,7 +51,7 @@ export interface RetentionSweep {
  * 1. Delete the deliveries created before the cutoff (now − retentionDays), with their attempts.
  * 2. Take the oldest events created before the cutoff; delete the rest of their deliveries
  *    (a redelivery or replay of an old event is younger than it); once none are left, delete
- *    the events, with their idempotency keys and any outbox rows.
+ *    the events, with their idempotency keys.
  */
 export function startRetentionSweep(db: SqliteDatabase, options: RetentionSweepOptions): RetentionSweep {
   const { retentionDays, clock } = options;

@@ -7,9 +7,9 @@ import { fanOutTogether } from '../functions/fanout/handler.ts';
 
 export interface RouterOptions {
   /**
-   * Outbox entries taken in one batch, their events fanned out side by side: as many as the
-   * fan-out queue's poller had in flight (two batches of ten), so that an event going to many
-   * subscriptions does not hold the event loop for a whole outbox's deliveries at once.
+   * Events taken in one batch, fanned out side by side: as many as the fan-out queue's poller
+   * had in flight (two batches of ten), so that an event going to many subscriptions does not
+   * hold the event loop for a whole backlog's deliveries at once.
    * @default 20
    */
   batchSize?: number;
@@ -22,20 +22,21 @@ export interface RouterOptions {
 }
 
 /**
- * The local stand-in for the EventBridge Pipe and the fan-out queue's first receive: takes
- * outbox entries (written with each event) oldest first and fans each event out at once, in
- * this process, rather than through a queue message that the fan-out poller would receive
- * and delete: that message's three writes were a large part of a callback's cost.
+ * The local stand-in for the EventBridge Pipe and the fan-out queue's first receive: takes the
+ * events after the stream's cursor (SqliteOutbox: the events table in commit order) oldest
+ * first and fans each event out at once, in this process, rather than through a queue message
+ * that the fan-out poller would receive and delete: that message's three writes were a large
+ * part of a callback's cost.
  *
- * The outbox entry is the event's durable record until then. It is removed only once its
- * fan-out has committed, or once the event is in the fan-out queue instead: an event whose
- * fan-out failed goes there, and from there has that queue's retries and dead-letter queue as
- * on AWS. So a crash loses nothing: what the last run took but had not removed is fanned out
- * again after the restart, a copy that fan-out and the dispatcher already take in their stride
- * (deliveries are found rather than made twice; a try already recorded is not made again).
+ * The cursor moves past an event only once its fan-out has committed, or once the event is in
+ * the fan-out queue instead: an event whose fan-out failed goes there, and from there has that
+ * queue's retries and dead-letter queue as on AWS. So a crash loses nothing: what the last run
+ * took but had not moved past is fanned out again after the restart, a copy that fan-out and
+ * the dispatcher already take in their stride (deliveries are found rather than made twice; a
+ * try already recorded is not made again).
  *
- * One batch at a time (the runtime's loop awaits each): a batch's entries are in the outbox
- * until it ends, so a batch begun beside it would take them again.
+ * One batch at a time (the runtime's loop awaits each): the cursor stays before a batch's
+ * events until it ends, so a batch begun beside it would take them again.
  */
 export class OutboxRouter {
   readonly #db: SqliteDatabase;
@@ -59,19 +60,19 @@ export class OutboxRouter {
   }
 
   /**
-   * Fans out the next batch of entries; resolves with how many were taken, once they are out
-   * of the outbox. Rejects when they could not be removed: they are taken again next time.
+   * Fans out the next batch of entries; resolves with how many were taken, once the stream's
+   * cursor is past them. Rejects when it could not be moved: they are taken again next time.
    */
   async routeBatch(): Promise<number> {
     const entries = this.#outbox.peek(this.#options.batchSize);
     if (entries.length === 0) return 0;
     const failed = await this.#fanOut(entries);
-    // One write, all or nothing: the failed events are queued as their entries go.
+    // One write, all or nothing: the failed events are queued as the cursor passes them.
     await write(this.#db, () => {
       this.#fanout.sendNow(
         failed.map((entry) => ({ body: entry.ref, delaySeconds: this.#options.retryDelaySeconds })),
       );
-      this.#outbox.remove(entries.map((entry) => entry.seq));
+      this.#outbox.advancePast(entries[entries.length - 1]?.seq ?? 0);
     });
     return entries.length;
   }

@@ -1,8 +1,8 @@
 /**
  * The local runtime: the whole pipeline of the AWS stack in one process on one SQLite file.
  *
- *   HTTP server ─▶ API handler ─▶ events + outbox (one transaction)
- *   router: outbox ─▶ fan-out, in process ─▶ delivery queue (an event whose fan-out failed,
+ *   HTTP server ─▶ API handler ─▶ events (the table is the stream, read from a cursor)
+ *   router: events after the cursor ─▶ fan-out, in process ─▶ delivery queue (an event whose fan-out failed,
  *           or that waits at its ordering key's gate, goes through the fan-out queue)
  *   delivery queue ─▶ dispatcher handler ─▶ signed POST; each retry a delayed message; DLQs
  *
@@ -290,7 +290,7 @@ interface Workers {
 }
 
 /**
- * The outbox router (running from here on), and the fan-out and dispatcher pollers (started
+ * The router (running from here on), and the fan-out and dispatcher pollers (started
  * by `start`, once the HTTP server listens), with the handlers the Lambda functions run.
  */
 function startWorkers(
@@ -391,8 +391,8 @@ function startWorkers(
     handler: createFanoutHandler(fanOutDeps, log),
   });
 
-  // Events are fanned out straight from the outbox; the fan-out queue holds the ones that
-  // failed there, events parked at their key's gate, and redrives.
+  // Events are fanned out straight from the events table; the fan-out queue holds the ones
+  // that failed there, events parked at their key's gate, and redrives.
   const router = new OutboxRouter(stores.db, stores.outbox, fanout, fanOutDeps, {
     retryDelaySeconds: FANOUT_VISIBILITY_SECONDS,
     log,

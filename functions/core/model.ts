@@ -309,7 +309,7 @@ export type DeliveryLane = z.infer<typeof DeliveryLane>;
 /**
  * What the fan-out queue carries for an event: enough to find its subscriptions; the
  * dispatcher loads the full event by id. The EventBridge Pipe writes it from a stream record
- * (functions/adapters/aws/pipe.ts) and the local router from an outbox row, in this shape.
+ * (functions/adapters/aws/pipe.ts) and the local router from an events row, in this shape.
  */
 export interface EventRef {
   id: string;

@@ -49,8 +49,8 @@ export interface AppendResult {
 /** The partner-scoped, append-only log of events: what partners poll and what fan-out reads. */
 export interface EventLog {
   /**
-   * Stores the event under a new id, and in the same transaction whatever feeds the stream
-   * (the outbox row locally, the table's own stream on DynamoDB). The id is the log's to
+   * Stores the event under a new id, which puts it in the stream: the table's own stream on
+   * DynamoDB, the events table read in commit order locally (SqliteOutbox). The id is the log's to
    * give: a ULID whose time is `createdAt` (on DynamoDB its other bits say where the event
    * is kept, so reading it by id takes one read). With an idempotency key the partner has
    * used before, stores nothing and returns the first event. An event with an ordering key

@@ -113,12 +113,24 @@ function pragma(db: SqliteDatabase, name: string): unknown {
   return row === undefined ? undefined : Object.values(row)[0];
 }
 
+/** Back to the outbox table, as a file written before the stream cursor (version 12). */
+const OUTBOX_BEFORE_CURSOR = `
+  DROP TABLE stream_cursor;
+  CREATE TABLE outbox (
+    seq INTEGER PRIMARY KEY REFERENCES events (seq), event_id TEXT NOT NULL, partner_id TEXT NOT NULL,
+    type TEXT NOT NULL, created_at TEXT NOT NULL, ordering_key TEXT, key_seq INTEGER
+  ) STRICT;
+`;
+/** The schema version OUTBOX_BEFORE_CURSOR goes back to. */
+const VERSION_BEFORE_CURSOR = 12;
+
 /**
  * Back to partners with one key each, and nothing since (api_keys, consumers, expired_marks,
  * subscriptions' transport, filter, signature, ordering and transformation, ordering keys and lines), as a
  * file written before keys had records (version 3).
  */
 const PARTNERS_WITH_ONE_KEY = `
+  ${OUTBOX_BEFORE_CURSOR}
   ALTER TABLE subscriptions DROP COLUMN transformation;
   DROP TABLE line_heads;
   DROP TABLE line_entries;
@@ -304,6 +316,7 @@ describe('openDatabase', () => {
     const db = openDatabase(path);
     // That version's queue table: message ids and receipt handles unique.
     db.exec(`
+      ${OUTBOX_BEFORE_CURSOR}
       DROP TABLE queue_messages;
       CREATE TABLE queue_messages (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, message_id TEXT NOT NULL UNIQUE,
@@ -319,7 +332,7 @@ describe('openDatabase', () => {
           first_received_at, receipt_handle)
         VALUES (42, 'work', 'm-42', '{"n":2}', 1, 9999999999999, 1, 1, 'old-handle');
       DELETE FROM queue_messages WHERE seq = 42;
-      PRAGMA user_version = ${SCHEMA_VERSION - 1};
+      PRAGMA user_version = ${VERSION_BEFORE_CURSOR - 1};
     `);
     db.close();
 
@@ -336,6 +349,53 @@ describe('openDatabase', () => {
     expect(received.map((r) => r.messageId)[0]).toBe('m-41');
     expect(await queue.deleteBatch(received.map((r) => r.receiptHandle))).toBe(2);
     expect(queue.stats()).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
+    closeDatabase(migrated);
+  });
+
+  it('migrates the outbox of the version before to the stream cursor: what the router had not taken comes next', async () => {
+    const path = join(tmp.dir, 'local.db');
+    const db = openDatabase(path);
+    const partnerId = makePartner().id;
+    const log = new SqliteEventLog(db);
+    const events = [];
+    for (let i = 0; i < 3; i++) events.push((await log.append(newEvent(partnerId))).event);
+    // The router had taken the first event; the other two were still in the outbox.
+    db.exec(`
+      ${OUTBOX_BEFORE_CURSOR}
+      INSERT INTO outbox (seq, event_id, partner_id, type, created_at)
+        SELECT seq, id, partner_id, type, created_at FROM events WHERE seq > 1;
+      PRAGMA user_version = ${VERSION_BEFORE_CURSOR};
+    `);
+    closeDatabase(db);
+
+    const migrated = openDatabase(path);
+    const outbox = new SqliteOutbox(migrated);
+
+    expect(pragma(migrated, 'user_version')).toBe(SCHEMA_VERSION);
+    expect(outbox.peek(10).map((e) => e.ref.id)).toEqual([events[1]?.id, events[2]?.id]);
+    const { event } = await new SqliteEventLog(migrated).append(newEvent(partnerId));
+    expect(outbox.peek(10).map((e) => e.ref.id)).toEqual([events[1]?.id, events[2]?.id, event.id]);
+    closeDatabase(migrated);
+  });
+
+  it('migrates an empty outbox to a cursor after the last event ever stored, though it was deleted', async () => {
+    const path = join(tmp.dir, 'local.db');
+    const db = openDatabase(path);
+    const partnerId = makePartner().id;
+    const log = new SqliteEventLog(db);
+    const first = (await log.append(newEvent(partnerId))).event;
+    const last = (await log.append(newEvent(partnerId))).event;
+    db.exec(`${OUTBOX_BEFORE_CURSOR} PRAGMA user_version = ${VERSION_BEFORE_CURSOR};`);
+    db.prepare('DELETE FROM events WHERE id = ?').run(last.id);
+    closeDatabase(db);
+
+    const migrated = openDatabase(path);
+    const outbox = new SqliteOutbox(migrated);
+
+    expect(outbox.peek(10)).toEqual([]);
+    const { event } = await new SqliteEventLog(migrated).append(newEvent(partnerId));
+    expect(outbox.peek(10).map((e) => e.ref.id)).toEqual([event.id]);
+    expect(event.id).not.toBe(first.id);
     closeDatabase(migrated);
   });
 
@@ -435,7 +495,7 @@ describe('transaction', () => {
   });
 });
 
-describe('SqliteOutbox', () => {
+describe('SqliteOutbox (the events table read from a cursor)', () => {
   let db: SqliteDatabase;
   let log: SqliteEventLog;
   let outbox: SqliteOutbox;
@@ -452,7 +512,7 @@ describe('SqliteOutbox', () => {
   });
 
   describe('append', () => {
-    it('writes one outbox entry referencing the event', async () => {
+    it('puts the event in the stream, referenced by its commit sequence', async () => {
       const { event } = await log.append(newEvent(partnerId));
 
       expect(outbox.peek(10)).toEqual([
@@ -463,14 +523,29 @@ describe('SqliteOutbox', () => {
       ]);
     });
 
-    it('writes no second entry for a repeated idempotency key', async () => {
+    it('carries an ordering key and its place', async () => {
+      const { event } = await log.append(newEvent(partnerId, { orderingKey: 'order-7' }));
+
+      expect(outbox.peek(10).map((e) => e.ref)).toEqual([
+        {
+          id: event.id,
+          partnerId,
+          type: event.type,
+          createdAt: event.createdAt,
+          orderingKey: 'order-7',
+          keySeq: 1,
+        },
+      ]);
+    });
+
+    it('puts no second entry for a repeated idempotency key', async () => {
       await log.append(newEvent(partnerId, { idempotencyKey: 'k' }));
       await log.append(newEvent(partnerId, { idempotencyKey: 'k' }));
 
       expect(outbox.peek(10)).toHaveLength(1);
     });
 
-    it('writes no entry when the event cannot be stored', async () => {
+    it('puts nothing when the event cannot be stored', async () => {
       db.exec(`CREATE TEMP TRIGGER refuse BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'refused'); END`);
 
       await expect(log.append(newEvent(partnerId))).rejects.toThrow('refused');
@@ -479,23 +554,43 @@ describe('SqliteOutbox', () => {
   });
 
   describe('peek', () => {
-    it('returns entries oldest first, up to the limit, without removing them', async () => {
+    it('returns entries oldest first, up to the limit, without taking them', async () => {
       const events = [];
       for (let i = 0; i < 3; i++) events.push((await log.append(newEvent(partnerId))).event);
 
       expect(outbox.peek(2).map((e) => e.ref.id)).toEqual([events[0]?.id, events[1]?.id]);
       expect(outbox.peek(10)).toHaveLength(3);
     });
+
+    it('passes over an event deleted before it was taken (the retention)', async () => {
+      const events = [];
+      for (let i = 0; i < 3; i++) events.push((await log.append(newEvent(partnerId))).event);
+      db.prepare('DELETE FROM events WHERE id = ?').run(events[1]?.id ?? '');
+
+      expect(outbox.peek(10).map((e) => e.ref.id)).toEqual([events[0]?.id, events[2]?.id]);
+    });
   });
 
-  describe('remove', () => {
-    it('removes exactly the given entries and ignores ones already gone', async () => {
+  describe('advancePast', () => {
+    it('takes the entries up to the given one; later ones stay, and so do events appended after', async () => {
       for (let i = 0; i < 3; i++) await log.append(newEvent(partnerId));
-      const [first, second, third] = outbox.peek(10);
+      const [, second, third] = outbox.peek(10);
 
-      outbox.remove([first?.seq ?? -1, third?.seq ?? -1, 999_999]);
+      outbox.advancePast(second?.seq ?? -1);
+      expect(outbox.peek(10)).toEqual([third]);
 
-      expect(outbox.peek(10)).toEqual([second]);
+      const { event } = await log.append(newEvent(partnerId));
+      expect(outbox.peek(10).map((e) => e.ref.id)).toEqual([third?.ref.id, event.id]);
+    });
+
+    it('never moves the cursor back', async () => {
+      for (let i = 0; i < 3; i++) await log.append(newEvent(partnerId));
+      const [first, , third] = outbox.peek(10);
+
+      outbox.advancePast(third?.seq ?? -1);
+      outbox.advancePast(first?.seq ?? -1);
+
+      expect(outbox.peek(10)).toEqual([]);
     });
 
     it('is undone with the transaction it ran in', async () => {
@@ -504,7 +599,7 @@ describe('SqliteOutbox', () => {
 
       expect(() =>
         transaction(db, () => {
-          outbox.remove(entries.map((e) => e.seq));
+          outbox.advancePast(entries[0]?.seq ?? -1);
           throw new Error('queue send failed');
         }),
       ).toThrow();

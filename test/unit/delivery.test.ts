@@ -439,7 +439,6 @@ describe('deliver', () => {
 
     it('drops the message of an expired event without sending, and ends the delivery skipped', async () => {
       await setUp([]);
-      db.prepare('DELETE FROM outbox').run();
       db.prepare('DELETE FROM events WHERE id = ?').run(message.eventId);
       expect(await deliver(deps, tryOf(1))).toEqual({ kind: 'done', reason: 'gone' });
       expect(deps.sender.requests).toHaveLength(0);

@@ -116,16 +116,16 @@ describe('the local router', () => {
     expect(t.logged).toEqual([expect.stringContaining(bad.id)]);
   });
 
-  it('leaves the entries in the outbox when they cannot be removed, and takes them again', async () => {
+  it('leaves the events to take when the stream cursor cannot be moved, and takes them again', async () => {
     const t = await setUp();
     const partnerId = newId('ptr');
     await t.subscribe(partnerId);
     const event = await t.publish(partnerId);
-    // The database refuses the removal: a write of the outbox fails.
+    // The database refuses the move: a write of the cursor fails.
     t.db.exec(
-      `CREATE TRIGGER refuse BEFORE DELETE ON outbox BEGIN SELECT RAISE(ABORT, 'outbox is read-only'); END`,
+      `CREATE TRIGGER refuse BEFORE UPDATE ON stream_cursor BEGIN SELECT RAISE(ABORT, 'cursor is read-only'); END`,
     );
-    await expect(t.router.routeBatch()).rejects.toThrow(/outbox is read-only/);
+    await expect(t.router.routeBatch()).rejects.toThrow(/cursor is read-only/);
     expect(t.outbox.peek(10).map((e) => e.ref.id)).toEqual([event.id]);
 
     t.db.exec('DROP TRIGGER refuse');
@@ -136,7 +136,7 @@ describe('the local router', () => {
     expect(new Set(t.sent.map((m) => m.body.deliveryId)).size).toBe(1);
   });
 
-  it('removes an entry only once its fan-out is through: a run that dies before leaves it to the next', async () => {
+  it('moves past an event only once its fan-out is through: a run that dies before leaves it to the next', async () => {
     const t = await setUp();
     const partnerId = newId('ptr');
     await t.subscribe(partnerId);

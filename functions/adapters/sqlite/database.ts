@@ -17,8 +17,7 @@ export type SqliteDatabase = DatabaseSync;
  *
  * The stores do not reference each other with foreign keys (a delivery's event, a
  * subscription's partner): the DynamoDB adapters cannot enforce them either, and the contract
- * suite must pass on both. Foreign keys hold only inside one store (attempts → deliveries,
- * outbox → events).
+ * suite must pass on both. Foreign keys hold only inside one store (attempts → deliveries).
  */
 const MIGRATIONS: readonly string[] = [
   `
@@ -349,6 +348,22 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX queue_messages_by_queue ON queue_messages (queue, visible_at);
   CREATE INDEX queue_messages_by_group ON queue_messages (queue, group_id, visible_at);
   `,
+  `
+  -- The local stream is the events table itself, read in seq order (commit order) from where
+  -- the router got to: no outbox row to write with every event and delete after it. The cursor
+  -- starts before the oldest event the router had not taken (one it took out of order and
+  -- was behind would be fanned out again: fan-out finds the deliveries it made), or after the
+  -- last event ever stored.
+  CREATE TABLE stream_cursor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL
+  ) STRICT;
+  INSERT INTO stream_cursor (id, seq) VALUES (1, coalesce(
+    (SELECT min(seq) - 1 FROM outbox),
+    (SELECT seq FROM sqlite_sequence WHERE name = 'events'),
+    0));
+  DROP TABLE outbox;
+  `,
 ];
 
 /** The database's file name in the local runtime's data directory. */
@@ -430,7 +445,7 @@ function control(
 /**
  * Runs `fn` in a transaction: committed when it returns, rolled back when it throws. Inside
  * another transaction it runs in a savepoint, so adapters can use it freely and callers can
- * still group several adapters' writes (an outbox removal and a queue send) into one.
+ * still group several adapters' writes (the stream cursor's move and a queue send) into one.
  *
  * Synchronous on purpose: node:sqlite is synchronous, and an `await` inside `fn` would let
  * other code's statements on this connection run inside the transaction.

@@ -221,7 +221,7 @@ export class SqliteEventLog implements EventLog {
              CASE WHEN ?7 IS NULL THEN NULL ELSE 1 + COALESCE(
                (SELECT key_seq FROM ordering_keys WHERE partner_id = ?2 AND ordering_key = ?7), 0) END)
            ON CONFLICT (partner_id, idempotency_key) DO NOTHING
-           RETURNING seq, key_seq`,
+           RETURNING key_seq`,
       ).get(
         event.id,
         event.partnerId,
@@ -258,19 +258,6 @@ export class SqliteEventLog implements EventLog {
              ON CONFLICT (partner_id, ordering_key) DO UPDATE SET key_seq = excluded.key_seq`,
         ).run(stored.partnerId, stored.orderingKey, stored.keySeq);
       }
-      prepared(
-        db,
-        `INSERT INTO outbox (seq, event_id, partner_id, type, created_at, ordering_key, key_seq)
-           VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      ).run(
-        readInteger(inserted, 'seq'),
-        stored.id,
-        stored.partnerId,
-        stored.type,
-        stored.createdAt,
-        stored.orderingKey ?? null,
-        stored.keySeq ?? null,
-      );
       return { event: stored, created: true };
     });
     return { result, chars: payload.length };
@@ -298,7 +285,7 @@ export class SqliteEventLog implements EventLog {
 
   /**
    * Deletes the events with these seqs, their idempotency keys with them (a key whose event is
-   * gone can be used again), and their outbox rows if the router has not taken them yet.
+   * gone can be used again).
    * Returns how many events were deleted. Synchronous, like `expired`.
    */
   deleteEvents(seqs: readonly number[]): number {
@@ -314,7 +301,6 @@ export class SqliteEventLog implements EventLog {
          ON CONFLICT (partner_id) DO UPDATE SET seq = excluded.seq, event_id = excluded.event_id
            WHERE excluded.seq > expired_marks.seq`,
     ).run(list);
-    prepared(this.#db, 'DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))').run(list);
     const result = prepared(this.#db, 'DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?))').run(
       list,
     );

@@ -1,7 +1,10 @@
 /**
- * The local stream: the outbox rows SqliteEventLog.append writes in the event's transaction.
- * The router reads them oldest first and removes each once its event is fanned out (or in the
- * fan-out queue), so an event is fanned out at least once however the process stops.
+ * The local stream: the events table itself, read in seq order from a cursor kept in the same
+ * database. An event's seq is given inside the write lock and SQLite has one writer at a time,
+ * so seq order is commit order: every event committed after the cursor is after it in seq. The
+ * router reads the events after the cursor and moves it past them once they are fanned out (or
+ * in the fan-out queue), so an event is fanned out at least once however the process stops,
+ * and appending an event writes nothing but the event.
  */
 import type { EventRef } from '../../core/model.ts';
 import {
@@ -14,7 +17,7 @@ import {
 } from './database.ts';
 
 export interface OutboxEntry {
-  /** The event's commit sequence: removal key, and the stream's order. */
+  /** The event's commit sequence: the stream's order, and what the cursor moves past. */
   seq: number;
   ref: EventRef;
 }
@@ -26,11 +29,15 @@ export class SqliteOutbox {
     this.#db = db;
   }
 
-  /** Up to `limit` entries, oldest first. Synchronous so it can run inside transaction(). */
+  /**
+   * Up to `limit` of the events after the cursor, oldest first. Synchronous so it can run
+   * inside transaction().
+   */
   peek(limit: number): OutboxEntry[] {
     return prepared(
       this.#db,
-      `SELECT seq, event_id, partner_id, type, created_at, ordering_key, key_seq FROM outbox
+      `SELECT seq, id, partner_id, type, created_at, ordering_key, key_seq FROM events
+         WHERE seq > (SELECT seq FROM stream_cursor WHERE id = 1)
          ORDER BY seq LIMIT ?`,
     )
       .all(limit)
@@ -40,7 +47,7 @@ export class SqliteOutbox {
         return {
           seq: readInteger(row, 'seq'),
           ref: {
-            id: readText(row, 'event_id'),
+            id: readText(row, 'id'),
             partnerId: readText(row, 'partner_id'),
             type: readText(row, 'type'),
             createdAt: readText(row, 'created_at'),
@@ -50,11 +57,8 @@ export class SqliteOutbox {
       });
   }
 
-  /** Removes the entries; seqs that are already gone are ignored. */
-  remove(seqs: number[]): void {
-    if (seqs.length === 0) return;
-    prepared(this.#db, 'DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))').run(
-      JSON.stringify(seqs),
-    );
+  /** Moves the cursor past `seq`: the events up to it are taken. It never moves back. */
+  advancePast(seq: number): void {
+    prepared(this.#db, 'UPDATE stream_cursor SET seq = ? WHERE id = 1 AND seq < ?').run(seq, seq);
   }
 }
