@@ -68,12 +68,14 @@ export class OutboxRouter {
     if (entries.length === 0) return 0;
     const failed = await this.#fanOut(entries);
     // One write, all or nothing: the failed events are queued as the cursor passes them.
+    const last = entries[entries.length - 1]?.seq ?? 0;
     await write(this.#db, () => {
       this.#fanout.sendNow(
         failed.map((entry) => ({ body: entry.ref, delaySeconds: this.#options.retryDelaySeconds })),
       );
-      this.#outbox.advancePast(entries[entries.length - 1]?.seq ?? 0);
+      this.#outbox.advancePast(last);
     });
+    this.#outbox.passed(last);
     return entries.length;
   }
 

@@ -258,17 +258,19 @@ async function openStores(config: LocalConfig, dataDir: string, clock: Clock, lo
   // than after the visibility timeout.
   const released = queues.fanout.releaseInFlight() + queues.delivery.releaseInFlight();
   if (released > 0) log(`released ${released} message(s) the last run had in flight`);
+  // Fan-out and the dispatcher read each event soon after it is published.
+  const eventLog = new SqliteEventLog(db, { remember: { ...REMEMBERED_EVENTS, clock } });
   return {
     db,
     checkpointer,
-    // Fan-out and the dispatcher read each event soon after it is published.
-    eventLog: new SqliteEventLog(db, { remember: { ...REMEMBERED_EVENTS, clock } }),
+    eventLog,
     partners: new SqlitePartnerStore(db),
     consumers: new SqliteConsumerStore(db),
     subscriptions,
     deliveries: new SqliteDeliveryStore(db, { remember: { ...REMEMBERED_DELIVERIES, clock } }),
     lines: new SqliteOrderedLines(db),
-    outbox: new SqliteOutbox(db),
+    // The stream keeps the events the runtime appends until the router takes them.
+    outbox: new SqliteOutbox(db, { follow: eventLog }),
     queues,
     async close() {
       await checkpointer.stop();

@@ -13,7 +13,7 @@ import {
 import { SqliteDeliveryStore } from '../../functions/adapters/sqlite/deliveries.ts';
 import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
 import { SqliteOrderedLines } from '../../functions/adapters/sqlite/ordered-lines.ts';
-import { SqliteOutbox } from '../../functions/adapters/sqlite/outbox.ts';
+import { type OutboxEntry, SqliteOutbox } from '../../functions/adapters/sqlite/outbox.ts';
 import { SqlitePartnerStore } from '../../functions/adapters/sqlite/partners.ts';
 import { SqliteQueue } from '../../functions/adapters/sqlite/queues.ts';
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
@@ -495,7 +495,10 @@ describe('transaction', () => {
   });
 });
 
-describe('SqliteOutbox (the events table read from a cursor)', () => {
+describe.each([
+  { name: 'reading the table', follow: false },
+  { name: 'following the event log', follow: true },
+])('SqliteOutbox (the events table read from a cursor), $name', ({ follow }) => {
   let db: SqliteDatabase;
   let log: SqliteEventLog;
   let outbox: SqliteOutbox;
@@ -504,7 +507,9 @@ describe('SqliteOutbox (the events table read from a cursor)', () => {
   beforeEach(() => {
     db = openDatabase(':memory:');
     log = new SqliteEventLog(db);
-    outbox = new SqliteOutbox(db);
+    outbox = new SqliteOutbox(db, follow ? { follow: log } : {});
+    // Caught up before anything is appended, as the runtime's router is.
+    expect(outbox.peek(10)).toEqual([]);
   });
 
   afterEach(() => {
@@ -561,14 +566,6 @@ describe('SqliteOutbox (the events table read from a cursor)', () => {
       expect(outbox.peek(2).map((e) => e.ref.id)).toEqual([events[0]?.id, events[1]?.id]);
       expect(outbox.peek(10)).toHaveLength(3);
     });
-
-    it('passes over an event deleted before it was taken (the retention)', async () => {
-      const events = [];
-      for (let i = 0; i < 3; i++) events.push((await log.append(newEvent(partnerId))).event);
-      db.prepare('DELETE FROM events WHERE id = ?').run(events[1]?.id ?? '');
-
-      expect(outbox.peek(10).map((e) => e.ref.id)).toEqual([events[0]?.id, events[2]?.id]);
-    });
   });
 
   describe('advancePast', () => {
@@ -577,6 +574,7 @@ describe('SqliteOutbox (the events table read from a cursor)', () => {
       const [, second, third] = outbox.peek(10);
 
       outbox.advancePast(second?.seq ?? -1);
+      outbox.passed(second?.seq ?? -1);
       expect(outbox.peek(10)).toEqual([third]);
 
       const { event } = await log.append(newEvent(partnerId));
@@ -588,7 +586,9 @@ describe('SqliteOutbox (the events table read from a cursor)', () => {
       const [first, , third] = outbox.peek(10);
 
       outbox.advancePast(third?.seq ?? -1);
+      outbox.passed(third?.seq ?? -1);
       outbox.advancePast(first?.seq ?? -1);
+      outbox.passed(first?.seq ?? -1);
 
       expect(outbox.peek(10)).toEqual([]);
     });
@@ -606,6 +606,110 @@ describe('SqliteOutbox (the events table read from a cursor)', () => {
 
       expect(outbox.peek(10)).toEqual(entries);
     });
+  });
+});
+
+describe('SqliteOutbox reading the table alone', () => {
+  it('passes over an event deleted before it was taken (the retention)', async () => {
+    const db = openDatabase(':memory:');
+    const log = new SqliteEventLog(db);
+    const outbox = new SqliteOutbox(db);
+    const events = [];
+    for (let i = 0; i < 3; i++) events.push((await log.append(newEvent(makePartner().id))).event);
+    db.prepare('DELETE FROM events WHERE id = ?').run(events[1]?.id ?? '');
+
+    expect(outbox.peek(10).map((e) => e.ref.id)).toEqual([events[0]?.id, events[2]?.id]);
+    db.close();
+  });
+});
+
+describe('SqliteOutbox following its event log', () => {
+  let db: SqliteDatabase;
+  let log: SqliteEventLog;
+  let outbox: SqliteOutbox;
+  const partnerId = makePartner().id;
+
+  beforeEach(() => {
+    db = openDatabase(':memory:');
+    log = new SqliteEventLog(db);
+    outbox = new SqliteOutbox(db, { follow: log });
+  });
+
+  afterEach(() => {
+    db.close();
+  });
+
+  it('gives the events appended since it caught up from memory, without reading the table', async () => {
+    expect(outbox.peek(10)).toEqual([]);
+    const { event } = await log.append(newEvent(partnerId));
+    // Gone from the table (as the retention would), still in memory: the read was not the table's.
+    db.prepare('DELETE FROM events WHERE id = ?').run(event.id);
+
+    expect(outbox.peek(10).map((e) => e.ref.id)).toEqual([event.id]);
+  });
+
+  it('reads the table until it has caught up, then follows', async () => {
+    const before = [];
+    for (let i = 0; i < 3; i++) before.push((await log.append(newEvent(partnerId))).event);
+
+    expect(outbox.peek(2).map((e) => e.ref.id)).toEqual([before[0]?.id, before[1]?.id]);
+    outbox.advancePast(outbox.peek(2)[1]?.seq ?? -1);
+    expect(outbox.peek(2).map((e) => e.ref.id)).toEqual([before[2]?.id]);
+    const { event } = await log.append(newEvent(partnerId));
+    expect(outbox.peek(10).map((e) => e.ref.id)).toEqual([before[2]?.id, event.id]);
+  });
+
+  it('keeps what the router took until its write has committed (passed)', async () => {
+    expect(outbox.peek(10)).toEqual([]);
+    const first = (await log.append(newEvent(partnerId))).event;
+    const second = (await log.append(newEvent(partnerId))).event;
+    const [taken] = outbox.peek(1);
+
+    outbox.advancePast(taken?.seq ?? -1);
+    expect(outbox.peek(10).map((e) => e.ref.id)).toEqual([first.id, second.id]);
+    outbox.passed(taken?.seq ?? -1);
+    expect(outbox.peek(10).map((e) => e.ref.id)).toEqual([second.id]);
+  });
+
+  it('finds an event another writer appended between two of its own, in commit order', async () => {
+    const elsewhere = new SqliteEventLog(db);
+    expect(outbox.peek(10)).toEqual([]);
+    const first = (await log.append(newEvent(partnerId))).event;
+    const foreign = (await elsewhere.append(newEvent(partnerId))).event;
+    const last = (await log.append(newEvent(partnerId))).event;
+
+    expect(outbox.peek(10).map((e) => e.ref.id)).toEqual([first.id, foreign.id, last.id]);
+  });
+
+  it('finds an event another writer appended after its own once those are passed', async () => {
+    const elsewhere = new SqliteEventLog(db);
+    expect(outbox.peek(10)).toEqual([]);
+    const own = (await log.append(newEvent(partnerId))).event;
+    const foreign = (await elsewhere.append(newEvent(partnerId))).event;
+
+    const [first] = outbox.peek(10);
+    expect(first?.ref.id).toBe(own.id);
+    outbox.advancePast(first?.seq ?? -1);
+    outbox.passed(first?.seq ?? -1);
+    expect(outbox.peek(10).map((e) => e.ref.id)).toEqual([foreign.id]);
+  });
+
+  it('does not give twice an event it read from the table before its append was told', async () => {
+    db.close();
+    db = openDatabase(':memory:');
+    log = new SqliteEventLog(db);
+    // Told before the stream is: it reads the stream after the commit, before the stream hears.
+    let readFirst: OutboxEntry[] = [];
+    log.onAppend(() => {
+      readFirst = outbox.peek(10);
+    });
+    outbox = new SqliteOutbox(db, { follow: log });
+    expect(outbox.peek(10)).toEqual([]);
+
+    const { event } = await log.append(newEvent(partnerId));
+
+    expect(readFirst.map((e) => e.ref.id)).toEqual([event.id]);
+    expect(outbox.peek(10).map((e) => e.ref.id)).toEqual([event.id]);
   });
 });
 

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../functions/adapters/sqlite/database.ts';
 import { SqliteDeliveryStore } from '../../functions/adapters/sqlite/deliveries.ts';
 import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
@@ -26,12 +26,21 @@ class FailingSubscriptions extends SqliteSubscriptionStore {
   }
 }
 
+/** How the router's stream reads the events: the table alone, or also its log's appends (the runtime's). */
+const MODES = [
+  { name: 'reading the table', follow: false },
+  { name: 'following the event log', follow: true },
+];
+let follow = false;
+
 async function setUp(options: { failFor?: (partnerId: string) => boolean } = {}) {
   const db = openDatabase(':memory:');
   const events = new SqliteEventLog(db);
   const subscriptions = new FailingSubscriptions(db, testCipher());
   if (options.failFor) subscriptions.failFor = options.failFor;
-  const outbox = new SqliteOutbox(db);
+  const outbox = new SqliteOutbox(db, follow ? { follow: events } : {});
+  // Caught up before the first publish, as a runtime's router is: what follows comes from memory.
+  if (follow) outbox.peek(1);
   const clock = { now: () => NOW };
   const fanout = new SqliteQueue<EventRef>(db, { name: 'fanout', visibilityTimeoutSeconds: 30, clock });
   const sent: OutgoingMessage<DeliveryMessage>[] = [];
@@ -76,7 +85,11 @@ async function setUp(options: { failFor?: (partnerId: string) => boolean } = {})
   return { db, deps, router, outbox, fanout, sent, sends: () => sends, logged, subscribe, publish };
 }
 
-describe('the local router', () => {
+describe.each(MODES)('the local router, its stream $name', (mode) => {
+  beforeEach(() => {
+    follow = mode.follow;
+  });
+
   it('fans each event out as it takes it, a batch at a time, its deliveries queued in one send', async () => {
     const t = await setUp();
     const partnerId = newId('ptr');

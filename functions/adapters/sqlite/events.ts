@@ -52,6 +52,12 @@ export interface EventLogOptions {
   remember?: RecentlyWrittenOptions;
 }
 
+/** An event this instance stored, with its seq: its place in the stream (see SqliteOutbox). */
+export interface AppendedEvent {
+  seq: number;
+  event: Event;
+}
+
 export class SqliteEventLog implements EventLog {
   readonly #db: SqliteDatabase;
   /** The events appended last, by id, weighed by their payloads' length (see EventLogOptions.remember). */
@@ -59,7 +65,7 @@ export class SqliteEventLog implements EventLog {
   /** Per partner, the pollers waiting for its next event (see waitForEvents). */
   readonly #waiting = new Map<string, Set<() => void>>();
   /** Told of every event this instance stores (see onAppend). */
-  readonly #appendListeners = new Set<(partnerId: string) => void>();
+  readonly #appendListeners = new Set<(appended: AppendedEvent) => void>();
 
   constructor(db: SqliteDatabase, options: EventLogOptions = {}) {
     this.#db = db;
@@ -68,21 +74,21 @@ export class SqliteEventLog implements EventLog {
 
   /** The new event's id is a ULID of its `createdAt`, minted before the write lock is taken. */
   async append(draft: NewEvent): Promise<AppendResult> {
-    const { result, chars } = await this.#append(draft);
+    const { result, chars, seq } = await this.#append(draft);
     if (result.created) {
       this.#recent?.keep(result.event.id, result.event, chars);
       // Committed: whoever waits for the partner's next event lists again now.
       for (const wake of [...(this.#waiting.get(draft.partnerId) ?? [])]) wake();
-      for (const listener of this.#appendListeners) listener(draft.partnerId);
+      for (const listener of this.#appendListeners) listener({ seq, event: result.event });
     }
     return result;
   }
 
   /**
-   * Calls `listener` after each event this instance stores is committed (the local runtime's
-   * router wakes on it); returns what stops it.
+   * Calls `listener` after each event this instance stores is committed, in commit order (the
+   * local runtime's router wakes on it, and its stream follows it); returns what stops it.
    */
-  onAppend(listener: (partnerId: string) => void): () => void {
+  onAppend(listener: (appended: AppendedEvent) => void): () => void {
     this.#appendListeners.add(listener);
     return () => this.#appendListeners.delete(listener);
   }
@@ -206,13 +212,13 @@ export class SqliteEventLog implements EventLog {
     return row !== undefined;
   }
 
-  /** The append, and the length of the event's payload as stored. */
-  async #append(draft: NewEvent): Promise<{ result: AppendResult; chars: number }> {
+  /** The append, the length of the event's payload as stored, and its seq (0 when not stored). */
+  async #append(draft: NewEvent): Promise<{ result: AppendResult; chars: number; seq: number }> {
     const db = this.#db;
     const { keySeq: _unplaced, ...fields } = draft;
     const event: Event = { ...fields, id: newId('evt', Date.parse(draft.createdAt)) };
     const payload = JSON.stringify(event.payload);
-    const result = await write(db, (): AppendResult => {
+    const { result, seq } = await write(db, (): { result: AppendResult; seq: number } => {
       // With an ordering key, the event takes the key's next place as it is inserted, and the
       // key's counter moves to it in the same transaction: a key's places have no gaps.
       const inserted = prepared(
@@ -221,7 +227,7 @@ export class SqliteEventLog implements EventLog {
              CASE WHEN ?7 IS NULL THEN NULL ELSE 1 + COALESCE(
                (SELECT key_seq FROM ordering_keys WHERE partner_id = ?2 AND ordering_key = ?7), 0) END)
            ON CONFLICT (partner_id, idempotency_key) DO NOTHING
-           RETURNING key_seq`,
+           RETURNING seq, key_seq`,
       ).get(
         event.id,
         event.partnerId,
@@ -238,7 +244,7 @@ export class SqliteEventLog implements EventLog {
           `SELECT ${COLUMNS} FROM events WHERE partner_id = ? AND idempotency_key = ?`,
         ).get(event.partnerId, event.idempotencyKey ?? null);
         if (first === undefined) throw new Error(`event ${event.id} neither inserted nor found`);
-        return { event: toEvent(first), created: false };
+        return { result: { event: toEvent(first), created: false }, seq: 0 };
       }
       // As stored: the payload is the one just serialised, so it is not read back and parsed.
       const stored: Event = withoutUndefined({
@@ -258,9 +264,9 @@ export class SqliteEventLog implements EventLog {
              ON CONFLICT (partner_id, ordering_key) DO UPDATE SET key_seq = excluded.key_seq`,
         ).run(stored.partnerId, stored.orderingKey, stored.keySeq);
       }
-      return { event: stored, created: true };
+      return { result: { event: stored, created: true }, seq: readInteger(inserted, 'seq') };
     });
-    return { result, chars: payload.length };
+    return { result, chars: payload.length, seq };
   }
 
   async get(partnerId: string, eventId: string): Promise<Event | undefined> {

@@ -5,16 +5,22 @@
  * router reads the events after the cursor and moves it past them once they are fanned out (or
  * in the fan-out queue), so an event is fanned out at least once however the process stops,
  * and appending an event writes nothing but the event.
+ *
+ * Following the event log that appends them (the local runtime's one writer), the stream also
+ * keeps in memory the events after the cursor, told of each as its append commits, and reads
+ * the table only when it has none there, or cannot be sure it has them all.
  */
-import type { EventRef } from '../../core/model.ts';
+import type { Event, EventRef } from '../../core/model.ts';
 import {
   prepared,
+  type Row,
   readInteger,
   readOptionalInteger,
   readOptionalText,
   readText,
   type SqliteDatabase,
 } from './database.ts';
+import type { AppendedEvent, SqliteEventLog } from './events.ts';
 
 export interface OutboxEntry {
   /** The event's commit sequence: the stream's order, and what the cursor moves past. */
@@ -22,11 +28,32 @@ export interface OutboxEntry {
   ref: EventRef;
 }
 
+/** Events kept in memory at most; past this the stream reads the table until it has caught up. */
+const MAX_FOLLOWED = 10_000;
+
+export interface OutboxOptions {
+  /** The event log whose appends the stream keeps in memory (see above). */
+  follow?: Pick<SqliteEventLog, 'onAppend'>;
+}
+
 export class SqliteOutbox {
   readonly #db: SqliteDatabase;
+  readonly #following: boolean;
+  /**
+   * Whether #tail holds every event after the cursor: since a read of the table that found
+   * them all, every append told has been the one after the last (none was missed, none came
+   * from elsewhere).
+   */
+  #whole = false;
+  /** The events after the cursor, oldest first, while #whole. */
+  #tail: OutboxEntry[] = [];
+  /** The highest seq known: read from the table, or told. */
+  #last = 0;
 
-  constructor(db: SqliteDatabase) {
+  constructor(db: SqliteDatabase, options: OutboxOptions = {}) {
     this.#db = db;
+    this.#following = options.follow !== undefined;
+    options.follow?.onAppend((appended) => this.#appended(appended));
   }
 
   /**
@@ -34,31 +61,76 @@ export class SqliteOutbox {
    * inside transaction().
    */
   peek(limit: number): OutboxEntry[] {
-    return prepared(
+    if (this.#whole && this.#tail.length > 0) return this.#tail.slice(0, limit);
+    const cursor = prepared(this.#db, 'SELECT seq FROM stream_cursor WHERE id = 1').get();
+    const after = cursor === undefined ? 0 : readInteger(cursor, 'seq');
+    const entries = prepared(
       this.#db,
       `SELECT seq, id, partner_id, type, created_at, ordering_key, key_seq FROM events
-         WHERE seq > (SELECT seq FROM stream_cursor WHERE id = 1)
-         ORDER BY seq LIMIT ?`,
+         WHERE seq > ? ORDER BY seq LIMIT ?`,
     )
-      .all(limit)
-      .map((row) => {
-        const orderingKey = readOptionalText(row, 'ordering_key');
-        const keySeq = readOptionalInteger(row, 'key_seq');
-        return {
-          seq: readInteger(row, 'seq'),
-          ref: {
-            id: readText(row, 'id'),
-            partnerId: readText(row, 'partner_id'),
-            type: readText(row, 'type'),
-            createdAt: readText(row, 'created_at'),
-            ...(orderingKey === undefined || keySeq === undefined ? {} : { orderingKey, keySeq }),
-          },
-        };
-      });
+      .all(after, limit)
+      .map(toEntry);
+    // Fewer than asked: these are all of them, and what is appended from now on is told.
+    this.#whole = this.#following && entries.length < limit;
+    this.#tail = this.#whole ? [...entries] : [];
+    this.#last = Math.max(this.#last, after, entries.at(-1)?.seq ?? 0);
+    return entries;
   }
 
-  /** Moves the cursor past `seq`: the events up to it are taken. It never moves back. */
+  /**
+   * Moves the cursor past `seq`: the events up to it are taken. It never moves back. Runs
+   * inside the caller's write; `passed` says when that write has committed.
+   */
   advancePast(seq: number): void {
     prepared(this.#db, 'UPDATE stream_cursor SET seq = ? WHERE id = 1 AND seq < ?').run(seq, seq);
   }
+
+  /** The write that moved the cursor past `seq` has committed: those events leave memory too. */
+  passed(seq: number): void {
+    const rest = this.#tail.findIndex((entry) => entry.seq > seq);
+    this.#tail = rest === -1 ? [] : this.#tail.slice(rest);
+  }
+
+  #appended({ seq, event }: AppendedEvent): void {
+    // Read from the table already (committed before a read that found it).
+    if (seq <= this.#last) return;
+    // Not the one after the last known: one was missed, or came from elsewhere. Read the table.
+    if (!this.#whole || seq !== this.#last + 1 || this.#tail.length >= MAX_FOLLOWED) {
+      this.#whole = false;
+      this.#tail = [];
+      return;
+    }
+    this.#last = seq;
+    this.#tail.push({ seq, ref: refOf(event) });
+  }
+}
+
+function refOf(
+  event: Pick<Event, 'id' | 'partnerId' | 'type' | 'createdAt' | 'orderingKey' | 'keySeq'>,
+): EventRef {
+  const { id, partnerId, type, createdAt, orderingKey, keySeq } = event;
+  return {
+    id,
+    partnerId,
+    type,
+    createdAt,
+    ...(orderingKey === undefined || keySeq === undefined ? {} : { orderingKey, keySeq }),
+  };
+}
+
+function toEntry(row: Row): OutboxEntry {
+  const orderingKey = readOptionalText(row, 'ordering_key');
+  const keySeq = readOptionalInteger(row, 'key_seq');
+  return {
+    seq: readInteger(row, 'seq'),
+    ref: refOf({
+      id: readText(row, 'id'),
+      partnerId: readText(row, 'partner_id'),
+      type: readText(row, 'type'),
+      createdAt: readText(row, 'created_at'),
+      ...(orderingKey === undefined ? {} : { orderingKey }),
+      ...(keySeq === undefined ? {} : { keySeq }),
+    }),
+  };
 }
