@@ -8,9 +8,11 @@
  *
  * Following the event log that appends them (the local runtime's one writer), the stream also
  * keeps in memory the events after the cursor, told of each as its append commits, and reads
- * the table only when it has none there, or cannot be sure it has them all.
+ * the table only when it cannot be sure it has them all, or has had none for a second.
  */
 import type { Event, EventRef } from '../../core/model.ts';
+import type { Clock } from '../../core/ports.ts';
+import { systemClock } from '../clock.ts';
 import {
   prepared,
   type Row,
@@ -30,15 +32,24 @@ export interface OutboxEntry {
 
 /** Events kept in memory at most; past this the stream reads the table until it has caught up. */
 const MAX_FOLLOWED = 10_000;
+/**
+ * With none in memory, how long the stream trusts that there are none, before it reads the
+ * table again (for an event of another writer, which it is not told of): the local runtime's
+ * router looks this often when idle.
+ */
+const TRUST_EMPTY_MS = 1_000;
 
 export interface OutboxOptions {
   /** The event log whose appends the stream keeps in memory (see above). */
   follow?: Pick<SqliteEventLog, 'onAppend'>;
+  /** For TRUST_EMPTY_MS. @default systemClock */
+  clock?: Clock;
 }
 
 export class SqliteOutbox {
   readonly #db: SqliteDatabase;
   readonly #following: boolean;
+  readonly #clock: Clock;
   /**
    * Whether #tail holds every event after the cursor: since a read of the table that found
    * them all, every append told has been the one after the last (none was missed, none came
@@ -49,10 +60,13 @@ export class SqliteOutbox {
   #tail: OutboxEntry[] = [];
   /** The highest seq known: read from the table, or told. */
   #last = 0;
+  /** When the table was last read (epoch ms). */
+  #readAt = Number.NEGATIVE_INFINITY;
 
   constructor(db: SqliteDatabase, options: OutboxOptions = {}) {
     this.#db = db;
     this.#following = options.follow !== undefined;
+    this.#clock = options.clock ?? systemClock;
     options.follow?.onAppend((appended) => this.#appended(appended));
   }
 
@@ -61,7 +75,11 @@ export class SqliteOutbox {
    * inside transaction().
    */
   peek(limit: number): OutboxEntry[] {
-    if (this.#whole && this.#tail.length > 0) return this.#tail.slice(0, limit);
+    const now = this.#clock.now().getTime();
+    if (this.#whole && (this.#tail.length > 0 || now - this.#readAt < TRUST_EMPTY_MS)) {
+      return this.#tail.slice(0, limit);
+    }
+    this.#readAt = now;
     const cursor = prepared(this.#db, 'SELECT seq FROM stream_cursor WHERE id = 1').get();
     const after = cursor === undefined ? 0 : readInteger(cursor, 'seq');
     const entries = prepared(
