@@ -23,8 +23,8 @@ const passive = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
 const restart = db.prepare('PRAGMA wal_checkpoint(RESTART)');
 const RESTART_AFTER_PAGES = 4096;
 
-/** Failed checkpoints in a row after which the thread gives up (five seconds' worth at 200 ms). */
-const GIVE_UP_AFTER_FAILURES = 25;
+/** Failed checkpoints in a row after which the thread gives up (two seconds' worth at 200 ms). */
+const GIVE_UP_AFTER_FAILURES = 10;
 let failures = 0;
 
 function run(): void {

@@ -384,7 +384,7 @@ describe('openDatabase', () => {
     const db = openDatabase(path);
     const partnerId = makePartner().id;
     const log = new SqliteEventLog(db);
-    const first = (await log.append(newEvent(partnerId))).event;
+    await log.append(newEvent(partnerId));
     const last = (await log.append(newEvent(partnerId))).event;
     db.exec(`${OUTBOX_BEFORE_CURSOR} PRAGMA user_version = ${VERSION_BEFORE_CURSOR};`);
     db.prepare('DELETE FROM events WHERE id = ?').run(last.id);
@@ -396,7 +396,24 @@ describe('openDatabase', () => {
     expect(outbox.peek(10)).toEqual([]);
     const { event } = await new SqliteEventLog(migrated).append(newEvent(partnerId));
     expect(outbox.peek(10).map((e) => e.ref.id)).toEqual([event.id]);
-    expect(event.id).not.toBe(first.id);
+    closeDatabase(migrated);
+  });
+
+  it('migrates an empty outbox to a cursor after the last event stored when the sequence table has lost its row', async () => {
+    const path = join(tmp.dir, 'local.db');
+    const db = openDatabase(path);
+    const log = new SqliteEventLog(db);
+    for (let i = 0; i < 2; i++) await log.append(newEvent(makePartner().id));
+    db.exec(`
+      ${OUTBOX_BEFORE_CURSOR}
+      DELETE FROM sqlite_sequence WHERE name = 'events';
+      PRAGMA user_version = ${VERSION_BEFORE_CURSOR};
+    `);
+    closeDatabase(db);
+
+    const migrated = openDatabase(path);
+
+    expect(new SqliteOutbox(migrated).peek(10)).toEqual([]);
     closeDatabase(migrated);
   });
 
@@ -513,6 +530,9 @@ describe.each([
     expect(outbox.peek(10)).toEqual([]);
   });
 
+  /** Where the cursor stands in the table, whatever the stream keeps in memory. */
+  const cursor = () => db.prepare('SELECT seq FROM stream_cursor WHERE id = 1').get()?.seq;
+
   afterEach(() => {
     db.close();
   });
@@ -577,6 +597,7 @@ describe.each([
       outbox.advancePast(second?.seq ?? -1);
       outbox.passed(second?.seq ?? -1);
       expect(outbox.peek(10)).toEqual([third]);
+      expect(cursor()).toBe(second?.seq);
 
       const { event } = await log.append(newEvent(partnerId));
       expect(outbox.peek(10).map((e) => e.ref.id)).toEqual([third?.ref.id, event.id]);
@@ -592,6 +613,7 @@ describe.each([
       outbox.passed(first?.seq ?? -1);
 
       expect(outbox.peek(10)).toEqual([]);
+      expect(cursor()).toBe(third?.seq);
     });
 
     it('is undone with the transaction it ran in', async () => {
@@ -606,6 +628,7 @@ describe.each([
       ).toThrow();
 
       expect(outbox.peek(10)).toEqual(entries);
+      expect(cursor()).toBe(0);
     });
   });
 });
@@ -672,6 +695,17 @@ describe('SqliteOutbox following its event log', () => {
     expect(outbox.peek(10).map((e) => e.ref.id)).toEqual([first.id, second.id]);
     outbox.passed(taken?.seq ?? -1);
     expect(outbox.peek(10).map((e) => e.ref.id)).toEqual([second.id]);
+  });
+
+  it('keeps following past an append whose idempotency key was used (it takes a seq, and stores nothing)', async () => {
+    expect(outbox.peek(10)).toEqual([]);
+    const first = (await log.append(newEvent(partnerId, { idempotencyKey: 'k' }))).event;
+    expect((await log.append(newEvent(partnerId, { idempotencyKey: 'k' }))).created).toBe(false);
+    const next = (await log.append(newEvent(partnerId))).event;
+    // Gone from the table, still in memory: the stream did not go back to the table.
+    db.prepare('DELETE FROM events WHERE id = ?').run(next.id);
+
+    expect(outbox.peek(10).map((e) => e.ref.id)).toEqual([first.id, next.id]);
   });
 
   it('finds an event another writer appended between two of its own, in commit order', async () => {

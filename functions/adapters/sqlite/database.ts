@@ -361,6 +361,7 @@ const MIGRATIONS: readonly string[] = [
   INSERT INTO stream_cursor (id, seq) VALUES (1, coalesce(
     (SELECT min(seq) - 1 FROM outbox),
     (SELECT seq FROM sqlite_sequence WHERE name = 'events'),
+    (SELECT max(seq) FROM events),
     0));
   DROP TABLE outbox;
   `,
@@ -395,7 +396,8 @@ export function openDatabase(path: string): SqliteDatabase {
     // Group commit runs each write in a savepoint (see write), and a savepoint keeps the
     // pages it changes in a sub-journal. Past 64 KiB SQLite moves a sub-journal to a temporary
     // file, and every page after that is a write to the disk: a fan-out to a few subscriptions
-    // gets there. In memory a page costs a copy alone.
+    // gets there. In memory a page costs a copy alone. (A VACUUM, which copies the whole
+    // file, sets FILE for its time: see the runtime.)
     db.exec('PRAGMA temp_store = MEMORY');
     migrate(db);
   } catch (error) {

@@ -12,7 +12,6 @@
  */
 import type { Event, EventRef } from '../../core/model.ts';
 import type { Clock } from '../../core/ports.ts';
-import { systemClock } from '../clock.ts';
 import {
   prepared,
   type Row,
@@ -42,7 +41,7 @@ const TRUST_EMPTY_MS = 1_000;
 export interface OutboxOptions {
   /** The event log whose appends the stream keeps in memory (see above). */
   follow?: Pick<SqliteEventLog, 'onAppend'>;
-  /** For TRUST_EMPTY_MS. @default systemClock */
+  /** For TRUST_EMPTY_MS. @default a monotonic clock: a step of the system's changes nothing */
   clock?: Clock;
 }
 
@@ -66,7 +65,7 @@ export class SqliteOutbox {
   constructor(db: SqliteDatabase, options: OutboxOptions = {}) {
     this.#db = db;
     this.#following = options.follow !== undefined;
-    this.#clock = options.clock ?? systemClock;
+    this.#clock = options.clock ?? MONOTONIC;
     options.follow?.onAppend((appended) => this.#appended(appended));
   }
 
@@ -110,11 +109,27 @@ export class SqliteOutbox {
     this.#tail = rest === -1 ? [] : this.#tail.slice(rest);
   }
 
+  /** Whether the table holds an event after the last known and before `seq`. */
+  #anyBefore(seq: number): boolean {
+    return (
+      prepared(this.#db, 'SELECT 1 AS found FROM events WHERE seq > ? AND seq < ? LIMIT 1').get(
+        this.#last,
+        seq,
+      ) !== undefined
+    );
+  }
+
   #appended({ seq, event }: AppendedEvent): void {
     // Read from the table already (committed before a read that found it).
     if (seq <= this.#last) return;
-    // Not the one after the last known: one was missed, or came from elsewhere. Read the table.
-    if (!this.#whole || seq !== this.#last + 1 || this.#tail.length >= MAX_FOLLOWED) {
+    // Not the one after the last known: an event in between was missed, or came from
+    // another writer (then the table is read), or there is none (an append whose idempotency
+    // key had been used takes a seq too, and stores nothing).
+    if (
+      !this.#whole ||
+      this.#tail.length >= MAX_FOLLOWED ||
+      (seq !== this.#last + 1 && this.#anyBefore(seq))
+    ) {
       this.#whole = false;
       this.#tail = [];
       return;
@@ -123,6 +138,9 @@ export class SqliteOutbox {
     this.#tail.push({ seq, ref: refOf(event) });
   }
 }
+
+/** A clock that never goes back, for how long the stream has had none in memory. */
+const MONOTONIC: Clock = { now: () => new Date(performance.timeOrigin + performance.now()) };
 
 function refOf(
   event: Pick<Event, 'id' | 'partnerId' | 'type' | 'createdAt' | 'orderingKey' | 'keySeq'>,
