@@ -647,6 +647,23 @@ describe('SqliteOutbox reading the table alone', () => {
   });
 });
 
+describe('SqliteOutbox following its event log, its database closed', () => {
+  it('never reports failed an append that committed, though it cannot read the table any more', async () => {
+    const db = openDatabase(':memory:');
+    const log = new SqliteEventLog(db);
+    const outbox = new SqliteOutbox(db, { follow: log });
+    const partnerId = makePartner().id;
+    expect(outbox.peek(10)).toEqual([]);
+    await log.append(newEvent(partnerId, { idempotencyKey: 'k' }));
+    await log.append(newEvent(partnerId, { idempotencyKey: 'k' })); // takes a seq: the next has a gap
+
+    const pending = log.append(newEvent(partnerId));
+    closeDatabase(db); // commits the append, then closes before it settles
+
+    await expect(pending).resolves.toMatchObject({ created: true });
+  });
+});
+
 describe('SqliteOutbox following its event log', () => {
   let db: SqliteDatabase;
   let log: SqliteEventLog;

@@ -109,14 +109,18 @@ export class SqliteOutbox {
     this.#tail = rest === -1 ? [] : this.#tail.slice(rest);
   }
 
-  /** Whether the table holds an event after the last known and before `seq`. */
+  /**
+   * Whether the table holds an event after the last known and before `seq`; true when it cannot
+   * be read (a database closed while the append was settling): then the next peek reads it.
+   * Never throws, so an append that committed is never reported failed for it.
+   */
   #anyBefore(seq: number): boolean {
-    return (
-      prepared(this.#db, 'SELECT 1 AS found FROM events WHERE seq > ? AND seq < ? LIMIT 1').get(
-        this.#last,
-        seq,
-      ) !== undefined
-    );
+    try {
+      const found = prepared(this.#db, 'SELECT 1 AS found FROM events WHERE seq > ? AND seq < ? LIMIT 1');
+      return found.get(this.#last, seq) !== undefined;
+    } catch {
+      return true;
+    }
   }
 
   #appended({ seq, event }: AppendedEvent): void {
