@@ -27,6 +27,7 @@ import {
   DATABASE_FILE,
   openDatabase,
   type SqliteDatabase,
+  vacuum,
 } from '../functions/adapters/sqlite/database.ts';
 import { SqliteDeliveryStore } from '../functions/adapters/sqlite/deliveries.ts';
 import { SqliteEventLog } from '../functions/adapters/sqlite/events.ts';
@@ -249,10 +250,7 @@ async function openStores(config: LocalConfig, dataDir: string, clock: Clock, lo
     log(`sealed the signing secrets of ${await subscriptions.resealAll()} subscription(s)`);
     // The old rows' bytes stay in free pages and the WAL until rewritten: rebuild the file and
     // empty the WAL, so no copy of the database holds them.
-    // The copy VACUUM builds goes to a temporary file, not to memory (see openDatabase).
-    db.exec('PRAGMA temp_store = FILE');
-    db.exec('VACUUM');
-    db.exec('PRAGMA temp_store = MEMORY');
+    vacuum(db);
     db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
   }
   const checkpointer = startCheckpointer(db, databasePath(dataDir), { log });

@@ -9,6 +9,7 @@ import {
   SCHEMA_VERSION,
   type SqliteDatabase,
   transaction,
+  vacuum,
 } from '../../functions/adapters/sqlite/database.ts';
 import { SqliteDeliveryStore } from '../../functions/adapters/sqlite/deliveries.ts';
 import { SqliteEventLog } from '../../functions/adapters/sqlite/events.ts';
@@ -17,6 +18,7 @@ import { type OutboxEntry, SqliteOutbox } from '../../functions/adapters/sqlite/
 import { SqlitePartnerStore } from '../../functions/adapters/sqlite/partners.ts';
 import { SqliteQueue } from '../../functions/adapters/sqlite/queues.ts';
 import { SqliteSubscriptionStore } from '../../functions/adapters/sqlite/subscriptions.ts';
+import type { Event } from '../../functions/core/model.ts';
 import { apiKeyIdOf } from '../../functions/core/partners.ts';
 import { testCipher } from '../support/cipher.ts';
 import { consumerStoreContract } from './consumer-store.contract.ts';
@@ -353,21 +355,30 @@ describe('openDatabase', () => {
     closeDatabase(migrated);
   });
 
-  it('migrates the outbox of the version before to the stream cursor: what the router had not taken comes next', async () => {
+  /**
+   * A file of the version before the stream cursor: `count` events of one partner appended,
+   * then the outbox table back in place of the cursor, then `sql` (the outbox's rows, say).
+   * Closed; the caller opens it again to migrate it.
+   */
+  async function fileBeforeCursor(count: number, sql: (events: Event[]) => string = () => '') {
     const path = join(tmp.dir, 'local.db');
     const db = openDatabase(path);
     const partnerId = makePartner().id;
     const log = new SqliteEventLog(db);
-    const events = [];
-    for (let i = 0; i < 3; i++) events.push((await log.append(newEvent(partnerId))).event);
-    // The router had taken the first event; the other two were still in the outbox.
-    db.exec(`
-      ${OUTBOX_BEFORE_CURSOR}
-      INSERT INTO outbox (seq, event_id, partner_id, type, created_at)
-        SELECT seq, id, partner_id, type, created_at FROM events WHERE seq > 1;
-      PRAGMA user_version = ${VERSION_BEFORE_CURSOR};
-    `);
+    const events: Event[] = [];
+    for (let i = 0; i < count; i++) events.push((await log.append(newEvent(partnerId))).event);
+    db.exec(`${OUTBOX_BEFORE_CURSOR} ${sql(events)} PRAGMA user_version = ${VERSION_BEFORE_CURSOR};`);
     closeDatabase(db);
+    return { path, partnerId, events };
+  }
+
+  it('migrates the outbox of the version before to the stream cursor: what the router had not taken comes next', async () => {
+    // The router had taken the first event; the other two were still in the outbox.
+    const { path, partnerId, events } = await fileBeforeCursor(
+      3,
+      () => `INSERT INTO outbox (seq, event_id, partner_id, type, created_at)
+        SELECT seq, id, partner_id, type, created_at FROM events WHERE seq > 1;`,
+    );
 
     const migrated = openDatabase(path);
     const outbox = new SqliteOutbox(migrated);
@@ -380,15 +391,10 @@ describe('openDatabase', () => {
   });
 
   it('migrates an empty outbox to a cursor after the last event ever stored, though it was deleted', async () => {
-    const path = join(tmp.dir, 'local.db');
-    const db = openDatabase(path);
-    const partnerId = makePartner().id;
-    const log = new SqliteEventLog(db);
-    await log.append(newEvent(partnerId));
-    const last = (await log.append(newEvent(partnerId))).event;
-    db.exec(`${OUTBOX_BEFORE_CURSOR} PRAGMA user_version = ${VERSION_BEFORE_CURSOR};`);
-    db.prepare('DELETE FROM events WHERE id = ?').run(last.id);
-    closeDatabase(db);
+    const { path, partnerId } = await fileBeforeCursor(
+      2,
+      (events) => `DELETE FROM events WHERE id = '${events[1]?.id}';`,
+    );
 
     const migrated = openDatabase(path);
     const outbox = new SqliteOutbox(migrated);
@@ -400,21 +406,24 @@ describe('openDatabase', () => {
   });
 
   it('migrates an empty outbox to a cursor after the last event stored when the sequence table has lost its row', async () => {
-    const path = join(tmp.dir, 'local.db');
-    const db = openDatabase(path);
-    const log = new SqliteEventLog(db);
-    for (let i = 0; i < 2; i++) await log.append(newEvent(makePartner().id));
-    db.exec(`
-      ${OUTBOX_BEFORE_CURSOR}
-      DELETE FROM sqlite_sequence WHERE name = 'events';
-      PRAGMA user_version = ${VERSION_BEFORE_CURSOR};
-    `);
-    closeDatabase(db);
+    const { path } = await fileBeforeCursor(2, () => "DELETE FROM sqlite_sequence WHERE name = 'events';");
 
     const migrated = openDatabase(path);
 
     expect(new SqliteOutbox(migrated).peek(10)).toEqual([]);
     closeDatabase(migrated);
+  });
+
+  it('vacuums the file with its temporary storage on disk, and keeps it in memory after', async () => {
+    const path = join(tmp.dir, 'local.db');
+    const db = openDatabase(path);
+    const { event } = await new SqliteEventLog(db).append(newEvent(makePartner().id));
+
+    vacuum(db);
+
+    expect(pragma(db, 'temp_store')).toBe(2);
+    expect(await new SqliteEventLog(db).get(event.partnerId, event.id)).toEqual(event);
+    closeDatabase(db);
   });
 
   it('refuses a file migrated by newer code', () => {
@@ -675,7 +684,7 @@ describe('SqliteOutbox following its event log', () => {
     db = openDatabase(':memory:');
     log = new SqliteEventLog(db);
     clock = new ManualClock();
-    outbox = new SqliteOutbox(db, { follow: log, clock });
+    outbox = new SqliteOutbox(db, { follow: log, now: () => clock.now().getTime() });
   });
 
   afterEach(() => {
@@ -760,7 +769,7 @@ describe('SqliteOutbox following its event log', () => {
     log.onAppend(() => {
       readFirst = outbox.peek(10);
     });
-    outbox = new SqliteOutbox(db, { follow: log, clock });
+    outbox = new SqliteOutbox(db, { follow: log, now: () => clock.now().getTime() });
     expect(outbox.peek(10)).toEqual([]);
     clock.advance(1); // the next look reads the table
 

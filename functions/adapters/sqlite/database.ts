@@ -396,8 +396,8 @@ export function openDatabase(path: string): SqliteDatabase {
     // Group commit runs each write in a savepoint (see write), and a savepoint keeps the
     // pages it changes in a sub-journal. Past 64 KiB SQLite moves a sub-journal to a temporary
     // file, and every page after that is a write to the disk: a fan-out to a few subscriptions
-    // gets there. In memory a page costs a copy alone. (A VACUUM, which copies the whole
-    // file, sets FILE for its time: see the runtime.)
+    // gets there. In memory a page costs a copy alone. (`vacuum`, which copies the whole
+    // file, sets FILE for its time.)
     db.exec('PRAGMA temp_store = MEMORY');
     migrate(db);
   } catch (error) {
@@ -576,6 +576,19 @@ export function flushWrites(db: SqliteDatabase): void {
     if (outcome?.ok) w.resolve(outcome.value);
     else w.reject(asStorageFault(outcome?.value));
   });
+}
+
+/**
+ * Rebuilds the file (VACUUM). Its copy of the whole database goes to a temporary file, not to
+ * memory as the connection's other temporary storage does (see openDatabase).
+ */
+export function vacuum(db: SqliteDatabase): void {
+  db.exec('PRAGMA temp_store = FILE');
+  try {
+    db.exec('VACUUM');
+  } finally {
+    db.exec('PRAGMA temp_store = MEMORY');
+  }
 }
 
 /** Commits the writes still waiting, then closes the database. */

@@ -86,7 +86,8 @@ export class SqliteEventLog implements EventLog {
 
   /**
    * Calls `listener` after each event this instance stores is committed, in commit order (the
-   * local runtime's router wakes on it, and its stream follows it); returns what stops it.
+   * local runtime's router wakes on it, and its stream follows it); returns what stops it. A
+   * listener must not throw: the append it hears of is stored, whatever the listener meets.
    */
   onAppend(listener: (appended: AppendedEvent) => void): () => void {
     this.#appendListeners.add(listener);

@@ -11,7 +11,6 @@
  * the table only when it cannot be sure it has them all, or has had none for a second.
  */
 import type { Event, EventRef } from '../../core/model.ts';
-import type { Clock } from '../../core/ports.ts';
 import {
   prepared,
   type Row,
@@ -41,14 +40,17 @@ const TRUST_EMPTY_MS = 1_000;
 export interface OutboxOptions {
   /** The event log whose appends the stream keeps in memory (see above). */
   follow?: Pick<SqliteEventLog, 'onAppend'>;
-  /** For TRUST_EMPTY_MS. @default a monotonic clock: a step of the system's changes nothing */
-  clock?: Clock;
+  /**
+   * Milliseconds for TRUST_EMPTY_MS, from any origin. @default performance.now, which never
+   * goes back: a step of the system clock changes nothing
+   */
+  now?: () => number;
 }
 
 export class SqliteOutbox {
   readonly #db: SqliteDatabase;
   readonly #following: boolean;
-  readonly #clock: Clock;
+  readonly #now: () => number;
   /**
    * Whether #tail holds every event after the cursor: since a read of the table that found
    * them all, every append told has been the one after the last (none was missed, none came
@@ -59,13 +61,13 @@ export class SqliteOutbox {
   #tail: OutboxEntry[] = [];
   /** The highest seq known: read from the table, or told. */
   #last = 0;
-  /** When the table was last read (epoch ms). */
+  /** When the table was last read (by #now). */
   #readAt = Number.NEGATIVE_INFINITY;
 
   constructor(db: SqliteDatabase, options: OutboxOptions = {}) {
     this.#db = db;
     this.#following = options.follow !== undefined;
-    this.#clock = options.clock ?? MONOTONIC;
+    this.#now = options.now ?? (() => performance.now());
     options.follow?.onAppend((appended) => this.#appended(appended));
   }
 
@@ -74,7 +76,7 @@ export class SqliteOutbox {
    * inside transaction().
    */
   peek(limit: number): OutboxEntry[] {
-    const now = this.#clock.now().getTime();
+    const now = this.#now();
     if (this.#whole && (this.#tail.length > 0 || now - this.#readAt < TRUST_EMPTY_MS)) {
       return this.#tail.slice(0, limit);
     }
@@ -143,9 +145,6 @@ export class SqliteOutbox {
   }
 }
 
-/** A clock that never goes back, for how long the stream has had none in memory. */
-const MONOTONIC: Clock = { now: () => new Date(performance.timeOrigin + performance.now()) };
-
 function refOf(
   event: Pick<Event, 'id' | 'partnerId' | 'type' | 'createdAt' | 'orderingKey' | 'keySeq'>,
 ): EventRef {
@@ -160,8 +159,6 @@ function refOf(
 }
 
 function toEntry(row: Row): OutboxEntry {
-  const orderingKey = readOptionalText(row, 'ordering_key');
-  const keySeq = readOptionalInteger(row, 'key_seq');
   return {
     seq: readInteger(row, 'seq'),
     ref: refOf({
@@ -169,8 +166,8 @@ function toEntry(row: Row): OutboxEntry {
       partnerId: readText(row, 'partner_id'),
       type: readText(row, 'type'),
       createdAt: readText(row, 'created_at'),
-      ...(orderingKey === undefined ? {} : { orderingKey }),
-      ...(keySeq === undefined ? {} : { keySeq }),
+      orderingKey: readOptionalText(row, 'ordering_key'),
+      keySeq: readOptionalInteger(row, 'key_seq'),
     }),
   };
 }
