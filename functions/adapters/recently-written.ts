@@ -16,9 +16,34 @@ export interface RecentlyWrittenOptions {
   clock: Clock;
 }
 
+interface Entry<V> {
+  readonly key: string;
+  /** Let go of once the entry is gone, so that the queue holds only its key. */
+  value: V | undefined;
+  readonly weight: number;
+  readonly at: number;
+  /** Forgotten, or gone for the limit or its time: only the queue still holds it. */
+  gone: boolean;
+}
+
+/**
+ * Forgotten entries the queue may hold before it is rebuilt without them, at the least; past
+ * that, once they outnumber the live ones.
+ */
+const COMPACT_AFTER = 1024;
+
 export class RecentlyWritten<V> {
   readonly #options: RecentlyWrittenOptions;
-  readonly #entries = new Map<string, { value: V; weight: number; at: number }>();
+  readonly #entries = new Map<string, Entry<V>>();
+  /**
+   * Every entry kept, oldest first, from `#head` on: the next to go when the weight is over the
+   * limit, or when its time is up. (Taking the oldest from the Map instead walks past every
+   * entry deleted at its front, which once the store is full costs more than the write it
+   * follows.) A forgotten entry stays until it reaches the front or the queue is rebuilt.
+   */
+  #order: Entry<V>[] = [];
+  #head = 0;
+  #forgotten = 0;
   #weight = 0;
 
   constructor(options: RecentlyWrittenOptions) {
@@ -27,16 +52,24 @@ export class RecentlyWritten<V> {
 
   /** Keeps `value` under `key` (one heavier than the whole limit is not kept). */
   keep(key: string, value: V, weight = 1): void {
-    const { limit, clock } = this.#options;
+    const { limit, forMs, clock } = this.#options;
     this.forget(key);
     if (weight > limit) return;
-    this.#entries.set(key, { value: deepFrozen(value), weight, at: clock.now().getTime() });
+    const now = clock.now().getTime();
+    const entry: Entry<V> = { key, value: deepFrozen(value), weight, at: now, gone: false };
+    this.#entries.set(key, entry);
+    this.#order.push(entry);
     this.#weight += weight;
-    for (const [oldest, entry] of this.#entries) {
-      if (this.#weight <= limit) break;
-      this.#entries.delete(oldest);
-      this.#weight -= entry.weight;
+    // The oldest go while over the limit, and those past their time (nothing answers for them).
+    while (this.#head < this.#order.length) {
+      const oldest = this.#order[this.#head] as Entry<V>;
+      const live = !oldest.gone;
+      if (live && this.#weight <= limit && now - oldest.at <= forMs) break;
+      this.#head += 1;
+      if (live) this.#drop(oldest);
+      else this.#forgotten -= 1;
     }
+    this.#compact();
   }
 
   /** The value kept under `key`, unless it was kept longer ago than `forMs`. */
@@ -51,12 +84,42 @@ export class RecentlyWritten<V> {
   forget(key: string): void {
     const entry = this.#entries.get(key);
     if (entry === undefined) return;
-    this.#entries.delete(key);
-    this.#weight -= entry.weight;
+    this.#drop(entry);
+    this.#forgotten += 1;
+    this.#compact();
   }
 
   clear(): void {
     this.#entries.clear();
+    this.#order = [];
+    this.#head = 0;
+    this.#forgotten = 0;
     this.#weight = 0;
+  }
+
+  /** How many entries the queue holds, forgotten ones included (for the tests of its bound). */
+  get queued(): number {
+    return this.#order.length - this.#head;
+  }
+
+  #drop(entry: Entry<V>): void {
+    this.#entries.delete(entry.key);
+    entry.gone = true;
+    entry.value = undefined;
+    this.#weight -= entry.weight;
+  }
+
+  /** Rebuilds the queue without its forgotten entries once they outnumber the live ones. */
+  #compact(): void {
+    const queued = this.#order.length - this.#head;
+    if (this.#head >= COMPACT_AFTER && this.#head * 2 >= this.#order.length) {
+      this.#order = this.#order.slice(this.#head);
+      this.#head = 0;
+    }
+    if (this.#forgotten >= COMPACT_AFTER && this.#forgotten * 2 >= queued) {
+      this.#order = this.#order.slice(this.#head).filter((entry) => !entry.gone);
+      this.#head = 0;
+      this.#forgotten = 0;
+    }
   }
 }

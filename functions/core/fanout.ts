@@ -26,8 +26,11 @@ import { subscriptionWants } from './subscriptions.ts';
  * index and reads one by its id alone.
  */
 export function eventTag(eventId: string): string {
-  return hashTag(eventId);
+  // Fan-out asks for the tag of one event once per subscription, in a row.
+  if (eventId !== lastTagged.eventId) lastTagged = { eventId, tag: hashTag(eventId) };
+  return lastTagged.tag;
 }
+let lastTagged = { eventId: '', tag: '' };
 
 const ULID_CHARS = 26;
 

@@ -2,7 +2,7 @@
  * Prefixed ULIDs (https://github.com/ulid/spec): 48 bits of milliseconds then 80 random bits,
  * in Crockford base32, so ids sort by creation time as plain strings.
  */
-import { createHash, randomBytes, randomFillSync } from 'node:crypto';
+import { hash, randomBytes, randomFillSync } from 'node:crypto';
 import type { IdPrefix } from './model.ts';
 
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -130,7 +130,7 @@ export function newId(prefix: IdPrefix, time?: number): string {
 export function derivedId(prefix: IdPrefix, time: number, key: string): string {
   checkTime(time);
   const digits = new Uint8Array(RANDOM_CHARS);
-  toDigits(createHash('sha256').update(key).digest().subarray(0, RANDOM_BYTES), digits);
+  toDigits(hash('sha256', key, 'buffer').subarray(0, RANDOM_BYTES), digits);
   return `${prefix}_${encodeNumber(time, TIME_CHARS)}${digitText(digits)}`;
 }
 
@@ -170,7 +170,7 @@ export const TAG_CHARS = 6;
 /** TAG_CHARS characters (30 bits) of SHA-256 over `text`, in the ULID alphabet. */
 export function hashTag(text: string): string {
   // The first TAG_CHARS * 5 bits of the digest, most significant first (30 of its first 32).
-  const digest = createHash('sha256').update(text).digest();
+  const digest = hash('sha256', text, 'buffer');
   return encodeNumber(digest.readUInt32BE(0) >>> (32 - TAG_CHARS * 5), TAG_CHARS);
 }
 
