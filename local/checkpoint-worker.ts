@@ -17,10 +17,9 @@ const { path, intervalMs } = workerData as CheckpointWorkerData;
 const db = new DatabaseSync(path, { timeout: 100 });
 // PASSIVE copies what it can without waiting for, or blocking, the writer and the readers.
 const passive = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
-// The log starts over only at the first commit after a checkpoint copied it to its end, and under
-// steady writes one passive checkpoint seldom does. Past this many pages (16 MiB) the thread
-// tries a few more passes in a row (below), and if commits still keep ahead, a RESTART makes it,
-// holding the writer back while it copies the few pages the passive checkpoints left.
+// Under steady writes a passive checkpoint never catches the log's end, and the log only starts
+// over once it has; past this many pages (16 MiB) a RESTART makes it, holding the writer back
+// only while it copies the few pages the passive checkpoints left.
 const restart = db.prepare('PRAGMA wal_checkpoint(RESTART)');
 const RESTART_AFTER_PAGES = 4096;
 
@@ -28,25 +27,10 @@ const RESTART_AFTER_PAGES = 4096;
 const GIVE_UP_AFTER_FAILURES = 10;
 let failures = 0;
 
-/**
- * Passes a long log gets before a RESTART: each copies only the frames committed during the one
- * before, so one of them usually finds no commit came in meanwhile and copies the log to its end.
- * The next commit then starts the log over by itself, and the writer was never held back.
- */
-const CATCH_UP_PASSES = 4;
-
-/** Pages of the log a checkpoint left uncopied (0 when it copied to the end). */
-function behind(result: Record<string, unknown> | undefined): number {
-  const log = Number(result?.log ?? 0);
-  const copied = Number(result?.checkpointed ?? 0);
-  return log > RESTART_AFTER_PAGES && copied < log ? log - copied : 0;
-}
-
 function run(): void {
   try {
-    let result = passive.get();
-    for (let pass = 0; pass < CATCH_UP_PASSES && behind(result) > 0; pass++) result = passive.get();
-    if (behind(result) > 0) restart.get();
+    const result = passive.get();
+    if (typeof result?.log === 'number' && result.log > RESTART_AFTER_PAGES) restart.get();
     failures = 0;
   } catch (error) {
     // Retried at the next tick. The first failure of a run is told; a run that goes on ends

@@ -78,7 +78,7 @@ describe('the WAL checkpointer thread', () => {
     expect(logged).toEqual([]);
   });
 
-  it('starts the log over under steady writes', async () => {
+  it('starts the log over under steady writes, which passive checkpoints alone never do', async () => {
     const checkpointer = startCheckpointer(db, path, { intervalMs: 5, log });
     await checkpointer.ready;
     const before = logGeneration(path);
@@ -88,8 +88,8 @@ describe('the WAL checkpointer thread', () => {
     await writePages(db, 3000, { pauses: false });
 
     // On a busy machine the thread may get its turn only as the writes end. The log starts over
-    // at the first write after a checkpoint copied it to its end (by its catch-up passes or, if
-    // commits keep ahead of them, a RESTART), so the writes go on, a few at a time, until it has.
+    // at the first write after a RESTART (which no number of passive checkpoints would do), so
+    // the writes go on, a few at a time, until it has.
     await eventually(async () => {
       if (logGeneration(path) - before >= 1) return true;
       await writePages(db, 5, { pauses: false });
