@@ -18,22 +18,21 @@ export interface RecentlyWrittenOptions {
 
 interface Entry<V> {
   readonly key: string;
-  /** Let go of once the entry is gone, so that the queue holds only its key. */
+  /** Let go of once the entry is dropped, so that the queue holds only its key. */
   value: V | undefined;
   readonly weight: number;
   readonly at: number;
-  /** Forgotten, or gone for the limit or its time: only the queue still holds it. */
-  gone: boolean;
 }
 
 /**
- * Forgotten entries the queue may hold before it is rebuilt without them, at the least; past
- * that, once they outnumber the live ones.
+ * Dropped entries the queue may hold before it is rebuilt without them, at the least; past
+ * that, once they are half of it.
  */
 const COMPACT_AFTER = 1024;
 
 export class RecentlyWritten<V> {
   readonly #options: RecentlyWrittenOptions;
+  /** The live entries: an entry of the queue is live while it is the one kept under its key. */
   readonly #entries = new Map<string, Entry<V>>();
   /**
    * Every entry kept, oldest first, from `#head` on: the next to go when the weight is over the
@@ -43,7 +42,6 @@ export class RecentlyWritten<V> {
    */
   #order: Entry<V>[] = [];
   #head = 0;
-  #forgotten = 0;
   #weight = 0;
 
   constructor(options: RecentlyWrittenOptions) {
@@ -56,18 +54,17 @@ export class RecentlyWritten<V> {
     this.forget(key);
     if (weight > limit) return;
     const now = clock.now().getTime();
-    const entry: Entry<V> = { key, value: deepFrozen(value), weight, at: now, gone: false };
+    const entry: Entry<V> = { key, value: deepFrozen(value), weight, at: now };
     this.#entries.set(key, entry);
     this.#order.push(entry);
     this.#weight += weight;
     // The oldest go while over the limit, and those past their time (nothing answers for them).
     while (this.#head < this.#order.length) {
       const oldest = this.#order[this.#head] as Entry<V>;
-      const live = !oldest.gone;
+      const live = this.#entries.get(oldest.key) === oldest;
       if (live && this.#weight <= limit && now - oldest.at <= forMs) break;
       this.#head += 1;
       if (live) this.#drop(oldest);
-      else this.#forgotten -= 1;
     }
     this.#compact();
   }
@@ -85,7 +82,6 @@ export class RecentlyWritten<V> {
     const entry = this.#entries.get(key);
     if (entry === undefined) return;
     this.#drop(entry);
-    this.#forgotten += 1;
     this.#compact();
   }
 
@@ -93,7 +89,6 @@ export class RecentlyWritten<V> {
     this.#entries.clear();
     this.#order = [];
     this.#head = 0;
-    this.#forgotten = 0;
     this.#weight = 0;
   }
 
@@ -104,22 +99,15 @@ export class RecentlyWritten<V> {
 
   #drop(entry: Entry<V>): void {
     this.#entries.delete(entry.key);
-    entry.gone = true;
     entry.value = undefined;
     this.#weight -= entry.weight;
   }
 
-  /** Rebuilds the queue without its forgotten entries once they outnumber the live ones. */
+  /** Rebuilds the queue with its live entries alone once the dropped ones are half of it. */
   #compact(): void {
-    const queued = this.#order.length - this.#head;
-    if (this.#head >= COMPACT_AFTER && this.#head * 2 >= this.#order.length) {
-      this.#order = this.#order.slice(this.#head);
-      this.#head = 0;
-    }
-    if (this.#forgotten >= COMPACT_AFTER && this.#forgotten * 2 >= queued) {
-      this.#order = this.#order.slice(this.#head).filter((entry) => !entry.gone);
-      this.#head = 0;
-      this.#forgotten = 0;
-    }
+    const dropped = this.#order.length - this.#entries.size;
+    if (dropped < COMPACT_AFTER || dropped * 2 < this.#order.length) return;
+    this.#order = this.#order.filter((entry) => this.#entries.get(entry.key) === entry);
+    this.#head = 0;
   }
 }

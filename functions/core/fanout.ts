@@ -26,11 +26,8 @@ import { subscriptionWants } from './subscriptions.ts';
  * index and reads one by its id alone.
  */
 export function eventTag(eventId: string): string {
-  // Fan-out asks for the tag of one event once per subscription, in a row.
-  if (eventId !== lastTagged.eventId) lastTagged = { eventId, tag: hashTag(eventId) };
-  return lastTagged.tag;
+  return hashTag(eventId);
 }
-let lastTagged = { eventId: '', tag: '' };
 
 const ULID_CHARS = 26;
 
@@ -47,7 +44,12 @@ export function eventTagOf(deliveryId: string): string | undefined {
  * sending a second callback. It ends with the event's tag.
  */
 export function fanoutDeliveryId(eventId: string, subscriptionId: string): string {
-  return derivedId('dlv', idTime(eventId), `${eventId}/${subscriptionId}`) + eventTag(eventId);
+  return fanoutIdOf(eventId, idTime(eventId), eventTag(eventId), subscriptionId);
+}
+
+/** fanoutDeliveryId, given the event's time and tag. */
+function fanoutIdOf(eventId: string, eventTime: number, tag: string, subscriptionId: string): string {
+  return derivedId('dlv', eventTime, `${eventId}/${subscriptionId}`) + tag;
 }
 
 /** A delivery of the event to the subscription, not tried yet. */
@@ -57,12 +59,28 @@ export function newDelivery(
   origin: DeliveryOrigin,
   now: Date,
 ): Delivery {
-  return {
+  return newDeliveries(event, [subscriptionId], origin, now)[0] as Delivery;
+}
+
+/**
+ * The deliveries of the event to each subscription, not tried yet: what is the event's alone
+ * (its tag, its time, the time now) is worked out once, not once per subscription.
+ */
+export function newDeliveries(
+  event: Pick<EventRef, 'id' | 'partnerId' | 'type'>,
+  subscriptionIds: readonly string[],
+  origin: DeliveryOrigin,
+  now: Date,
+): Delivery[] {
+  const tag = eventTag(event.id);
+  const eventTime = origin === 'fanout' ? idTime(event.id) : 0;
+  const at = now.toISOString();
+  return subscriptionIds.map((subscriptionId) => ({
     // Only fan-out is one per pair; a partner's redelivery, replay or test is a new delivery.
     id:
       origin === 'fanout'
-        ? fanoutDeliveryId(event.id, subscriptionId)
-        : newId('dlv', now.getTime()) + eventTag(event.id),
+        ? fanoutIdOf(event.id, eventTime, tag, subscriptionId)
+        : newId('dlv', now.getTime()) + tag,
     eventId: event.id,
     subscriptionId,
     partnerId: event.partnerId,
@@ -70,9 +88,9 @@ export function newDelivery(
     origin,
     status: 'pending',
     attempts: 0,
-    createdAt: now.toISOString(),
-    updatedAt: now.toISOString(),
-  };
+    createdAt: at,
+    updatedAt: at,
+  }));
 }
 
 /** The lane of a subscription's deliveries: the slow one while it is failing. */
@@ -196,9 +214,12 @@ async function fanOut(deps: FanOutDeps, ref: EventRef, keyed: 'first' | 'copy' |
   const lanes = new Map(subscriptions.map((sub) => [sub.id, laneOf(sub)]));
   // A copy of a keyed event fanned out already makes no ordered delivery: one made the first
   // time is in its line, and a subscription ordered since has its key's order from then on.
-  const wanted = subscriptions
-    .filter((sub) => keyed !== 'copy' || !ordered.has(sub.id))
-    .map((sub) => newDelivery(ref, sub.id, 'fanout', now));
+  const wanted = newDeliveries(
+    ref,
+    subscriptions.filter((sub) => keyed !== 'copy' || !ordered.has(sub.id)).map((sub) => sub.id),
+    'fanout',
+    now,
+  );
   const atFirstTry =
     typeof deps.storeAtFirstTry === 'function' ? deps.storeAtFirstTry(ref) : (deps.storeAtFirstTry ?? false);
   // An ordered delivery is stored here: its line names it, and it may wait its turn long.
