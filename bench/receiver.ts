@@ -9,7 +9,8 @@
  * A receipt counts once per `webhook-id`, only when verified, and only on a path of the current
  * run; a late callback of an earlier run (a retry) is verified and answered 204 but not
  * counted, so it neither inflates this run nor triggers more retries. Nothing goes over IPC
- * per callback: the runner asks for the tally (and waits for a count) when it needs it.
+ * per callback: the runner asks for the tally (and waits for a count) when it needs it. Its
+ * CPU (`cpu`, all its threads) is what receiving and verifying took.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -168,4 +169,5 @@ serve({
   },
   tally: () => tally(false),
   latencies: () => latencies,
+  cpu: (): { user: number; system: number } => process.cpuUsage(),
 });
