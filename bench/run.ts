@@ -60,7 +60,12 @@ const PLAN = {
   ceiling: { warmup: 1_000, count: 10_000, connections: 64, inFlight: [16, 64] },
   handler: { count: 4_000, batchSize: 10, concurrency: DEFAULT_SETTINGS.dispatcherMaxConcurrency },
   publishConcurrency: 16,
-  warmupEvents: 2_000,
+  /**
+   * 16,000 callbacks on one subscription: after 2,000, a runtime's next 8,000 still took 25-50%
+   * more CPU each than its later ones (its main thread about a fifth more, V8's compiler threads
+   * three times as much); after 16,000 the next pass is within a tenth of the later ones.
+   */
+  warmupEvents: 16_000,
   /**
    * Passes of each throughput run on its runtime; the best is reported (the highest rate, the
    * least CPU), as a machine shared with other work slows some passes down.
@@ -304,9 +309,9 @@ type MeasuredRun = Awaited<ReturnType<typeof measuredRun>>;
 let warmups = 0;
 
 /**
- * Runs a couple of thousand callbacks through a fresh runtime first, so that no figure pays for
- * the JIT's first compiles (a fresh runtime spends about twice the CPU per callback on its
- * first thousands of callbacks that it does once warm).
+ * Runs PLAN.warmupEvents callbacks through a fresh runtime first, so that no figure pays for
+ * the JIT's compiles (a fresh runtime spends about twice the CPU per callback on its first
+ * thousands of callbacks that it does once warm, and keeps compiling for thousands more).
  */
 async function warmUp(d: RunningDispatcher, receiver: Child, origin: string): Promise<void> {
   const warm = await partnerWith(d.api, 'warmup', [`${origin}/warmup/${++warmups}`]);
