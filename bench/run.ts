@@ -63,9 +63,10 @@ const PLAN = {
   handler: { count: 4_000, batchSize: 10, concurrency: DEFAULT_SETTINGS.dispatcherMaxConcurrency },
   publishConcurrency: 16,
   /**
-   * 16,000 callbacks on one subscription: after 2,000, a runtime's next 8,000 still took 25-50%
-   * more CPU each than its later ones (its main thread about a fifth more, V8's compiler threads
-   * three times as much); after 16,000 the next pass is within a tenth of the later ones.
+   * 16,000 callbacks, to as many subscriptions as the runs that follow (see warmUp): after
+   * 2,000, a runtime's next 8,000 still took 25-50% more CPU each than its later ones (its main
+   * thread about a fifth more, V8's compiler threads three times as much); after 16,000 the
+   * next pass is within a tenth of the later ones.
    */
   warmupEvents: 16_000,
   /**
@@ -313,11 +314,21 @@ let warmups = 0;
 /**
  * Runs PLAN.warmupEvents callbacks through a fresh runtime first, so that no figure pays for
  * the JIT's compiles (a fresh runtime spends about twice the CPU per callback on its first
- * thousands of callbacks that it does once warm, and keeps compiling for thousands more).
+ * thousands of callbacks that it does once warm, and keeps compiling for thousands more). They
+ * go to a partner of their own with as many subscriptions as the runs that follow, so that
+ * what is compiled is what those runs do.
  */
-async function warmUp(d: RunningDispatcher, receiver: Child, origin: string): Promise<void> {
-  const warm = await partnerWith(d.api, 'warmup', [`${origin}/warmup/${++warmups}`]);
-  await endToEnd(d.api, receiver, warm.partnerId, warm.secrets, PLAN.warmupEvents, PLAN.warmupEvents, 20_000);
+async function warmUp(
+  d: RunningDispatcher,
+  receiver: Child,
+  origin: string,
+  subscriptions: number,
+): Promise<void> {
+  const run = ++warmups;
+  const urls = Array.from({ length: subscriptions }, (_, i) => `${origin}/warmup/${run}/s${i}`);
+  const warm = await partnerWith(d.api, 'warmup', urls);
+  const events = Math.ceil(PLAN.warmupEvents / subscriptions);
+  await endToEnd(d.api, receiver, warm.partnerId, warm.secrets, events, events * subscriptions, 20_000);
   await drain(d);
 }
 
@@ -423,7 +434,7 @@ async function measureThroughput(receiver: Child, info: ReceiverInfo, dataDir: s
       );
       const p = await partnerWith(d.api, `throughput-${run.subscriptions}`, urls);
       const idle = await d.child.call<DispatcherMemory>('memory');
-      await warmUp(d, receiver, info.healthyOrigin);
+      await warmUp(d, receiver, info.healthyOrigin, run.subscriptions);
       await d.child.call('resetPeak');
       const expected = run.events * run.subscriptions;
       progress(
@@ -497,7 +508,7 @@ async function measureComparison(receiver: Child, info: ReceiverInfo, dataDir: s
             (_, i) => `${info.healthyOrigin}/c${side}${round}-${run.subscriptions}/s${i}`,
           );
           const p = await partnerWith(d.api, `compare-${run.subscriptions}`, urls);
-          await warmUp(d, receiver, info.healthyOrigin);
+          await warmUp(d, receiver, info.healthyOrigin, run.subscriptions);
           const figures = await measuredRun(d, receiver, p, run.events, run.events * run.subscriptions);
           runs.push({
             side,
@@ -618,7 +629,7 @@ async function measureLatency(receiver: Child, info: ReceiverInfo, dataDir: stri
   const d = await startDispatcher(dataDir);
   try {
     const p = await partnerWith(d.api, 'latency', [`${info.healthyOrigin}/latency/s0`]);
-    await warmUp(d, receiver, info.healthyOrigin);
+    await warmUp(d, receiver, info.healthyOrigin, 1);
     const low = PLAN.latency.belowSaturation;
     progress(`  ${low.rate} events/s for ${low.durationMs} ms`);
     const belowSaturation = await latencyAt(d, receiver, p, low.rate, low.durationMs);
@@ -651,7 +662,7 @@ async function measureIsolation(receiver: Child, info: ReceiverInfo, dataDir: st
     });
     try {
       const p = await partnerWith(d.api, name, urls);
-      await warmUp(d, receiver, info.healthyOrigin);
+      await warmUp(d, receiver, info.healthyOrigin, healthy);
       const healthySecrets = Object.fromEntries(
         Object.entries(p.secrets).filter(([path]) => !path.includes('/hang')),
       );
