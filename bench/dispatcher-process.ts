@@ -99,7 +99,7 @@ serve({
     return null;
   },
   /** CPU time of the whole process (every thread), microseconds, user and system. */
-  cpu: (): { user: number; system: number } => process.cpuUsage(),
+  cpu: (): NodeJS.CpuUsage => process.cpuUsage(),
   queues: () => ({
     fanout: dispatcher.queues.fanout.stats(),
     delivery: dispatcher.queues.delivery.stats(),

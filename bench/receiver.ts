@@ -169,5 +169,5 @@ serve({
   },
   tally: () => tally(false),
   latencies: () => latencies,
-  cpu: (): { user: number; system: number } => process.cpuUsage(),
+  cpu: (): NodeJS.CpuUsage => process.cpuUsage(),
 });

@@ -260,14 +260,14 @@ async function drain(d: RunningDispatcher, limitMs = 10_000): Promise<boolean> {
   return false;
 }
 
-/** CPU-seconds per 1,000 callbacks, from two process.cpuUsage() readings (null with none received). */
-function cpuPerThousandOf(
-  before: { user: number; system: number },
-  after: { user: number; system: number },
-  callbacks: number,
-): number | null {
-  const cpuSeconds = (after.user + after.system - before.user - before.system) / 1e6;
-  return callbacks > 0 ? (cpuSeconds / callbacks) * 1000 : null;
+/** CPU-seconds between two process.cpuUsage() readings (user and system). */
+function cpuSecondsBetween(before: NodeJS.CpuUsage, after: NodeJS.CpuUsage): number {
+  return (after.user + after.system - before.user - before.system) / 1e6;
+}
+
+/** CPU-seconds per 1,000 callbacks between two readings (null with none received). */
+function cpuPerThousandOf(before: NodeJS.CpuUsage, after: NodeJS.CpuUsage, callbacks: number): number | null {
+  return callbacks > 0 ? (cpuSecondsBetween(before, after) / callbacks) * 1000 : null;
 }
 
 /**
@@ -283,8 +283,8 @@ async function measuredRun(
   events: number,
   expected: number,
 ) {
-  type Cpu = { user: number; system: number };
-  const [before, receiverBefore] = await Promise.all([d.child.call<Cpu>('cpu'), receiver.call<Cpu>('cpu')]);
+  const cpu = (child: Child) => child.call<NodeJS.CpuUsage>('cpu');
+  const [before, receiverBefore] = await Promise.all([cpu(d.child), cpu(receiver)]);
   const publisherBefore = process.cpuUsage();
   const figures = await endToEnd(
     d.api,
@@ -296,11 +296,11 @@ async function measuredRun(
     PLAN.runLimitMs,
   );
   const publisherAfter = process.cpuUsage();
-  const [after, receiverAfter] = await Promise.all([d.child.call<Cpu>('cpu'), receiver.call<Cpu>('cpu')]);
+  const [after, receiverAfter] = await Promise.all([cpu(d.child), cpu(receiver)]);
   const verified = figures.tally.verified;
   return {
     ...figures,
-    cpuSeconds: (after.user + after.system - before.user - before.system) / 1e6,
+    cpuSeconds: cpuSecondsBetween(before, after),
     cpuPerThousand: cpuPerThousandOf(before, after, verified),
     publisherCpuPerThousand: cpuPerThousandOf(publisherBefore, publisherAfter, verified),
     receiverCpuPerThousand: cpuPerThousandOf(receiverBefore, receiverAfter, verified),

@@ -226,7 +226,8 @@ async function fanOut(deps: FanOutDeps, ref: EventRef, keyed: 'first' | 'copy' |
   const unstored = atFirstTry
     ? wanted.filter((d) => lanes.get(d.subscriptionId) === 'main' && !ordered.has(d.subscriptionId))
     : [];
-  const toStore = wanted.filter((d) => !unstored.includes(d));
+  const leftUnstored = new Set(unstored);
+  const toStore = wanted.filter((d) => !leftUnstored.has(d));
   const stored = toStore.length === 0 ? [] : await deps.deliveries.createForEvent(toStore);
   const untried = stored.filter((d) => d.status === 'pending' && d.attempts === 0);
   const queued = untried.filter((d) => !ordered.has(d.subscriptionId));
