@@ -17,10 +17,12 @@ import { join } from 'node:path';
 import { systemClock } from '../functions/adapters/clock.ts';
 import { closeDatabase, openDatabase, type SqliteDatabase } from '../functions/adapters/sqlite/database.ts';
 import { SqliteDeliveryStore } from '../functions/adapters/sqlite/deliveries.ts';
-import { SqliteQueue } from '../functions/adapters/sqlite/queues.ts';
-import { newDeliveries } from '../functions/core/fanout.ts';
+import type { SqliteQueue } from '../functions/adapters/sqlite/queues.ts';
+import { DELIVERY_TIMEOUT_MS } from '../functions/config.ts';
+import { newDeliveries, queuedDelivery } from '../functions/core/fanout.ts';
 import { newId } from '../functions/core/ids.ts';
 import type { DeliveryMessage } from '../functions/core/model.ts';
+import { openLocalQueues, REMEMBERED_DELIVERIES } from '../local/runtime.ts';
 
 const EVENTS = 2_000;
 const ROUNDS = 3;
@@ -41,12 +43,11 @@ interface Store {
 function openStore(dir: string, name: string, subscriptions: number, scattered: boolean): Store {
   const db = openDatabase(join(dir, `${name}.db`));
   if (!scattered) db.exec('DROP INDEX deliveries_by_subscription; DROP INDEX queue_messages_by_group');
-  // As the runtime's store remembers them (local/runtime.ts).
-  const remember = { limit: 10_000, forMs: 10_000, clock: systemClock };
+  // The runtime's delivery store and delivery queue, as local/runtime.ts opens them.
   return {
     db,
-    deliveries: new SqliteDeliveryStore(db, { remember }),
-    queue: new SqliteQueue<DeliveryMessage>(db, { name: 'delivery', visibilityTimeoutSeconds: 30 }),
+    deliveries: new SqliteDeliveryStore(db, { remember: { ...REMEMBERED_DELIVERIES, clock: systemClock } }),
+    queue: openLocalQueues(db, { deliveryTimeoutMs: DELIVERY_TIMEOUT_MS.default }).delivery,
     subscriptionIds: Array.from({ length: subscriptions }, () => newId('sub')),
   };
 }
@@ -57,19 +58,7 @@ async function fanOut(store: Store, partnerId: string): Promise<void> {
   const event = { id: newId('evt', now.getTime()), partnerId, type: 'order.created' };
   const made = newDeliveries(event, store.subscriptionIds, 'fanout', now);
   const stored = await store.deliveries.createForEvent(made);
-  await store.queue.send(
-    stored.map((d) => ({
-      body: {
-        deliveryId: d.id,
-        eventId: d.eventId,
-        subscriptionId: d.subscriptionId,
-        partnerId,
-        attempt: 1,
-        step: 0,
-      },
-      groupId: d.subscriptionId,
-    })),
-  );
+  await store.queue.send(stored.map((d) => queuedDelivery(d)));
 }
 
 /** CPU microseconds per event of `events` fan-outs, `perCommit` events to a commit. */

@@ -186,7 +186,7 @@ export function openLocalQueues(
 const REMEMBERED_EVENTS = { limit: 8 * 1024 * 1024, forMs: 10_000 };
 
 /** The deliveries fan-out stored last, kept in memory for their first tries: how many, how long. */
-const REMEMBERED_DELIVERIES = { limit: 10_000, forMs: 10_000 };
+export const REMEMBERED_DELIVERIES = { limit: 10_000, forMs: 10_000 };
 
 /** Where the local runtime keeps its database. */
 export function databasePath(dataDir: string): string {
